@@ -1,0 +1,23 @@
+//! Sett's domain model: ids, artifacts, claims, events, the `sett.yml` model and the pure claim
+//! state machine. This crate does no I/O: no Redis, no files, no clock, no processes.
+//!
+//! Layout:
+//! - [`ids`]: parse-don't-validate newtypes for every identifier that crosses a boundary.
+//! - [`artifact`]: immutable artifacts and their structural types.
+//! - [`claim`]: the claim record, bids, grants and statuses.
+//! - [`machine`]: the claim state machine (`state + input → new state + effects`).
+//! - [`event`]: the audit-ledger event model shared by the store, the orchestrator and `watch`.
+//! - [`config`]: the `sett.yml` model, parsed with serde-saphyr and validated.
+//! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
+
+pub mod artifact;
+pub mod claim;
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod machine;
+pub mod tool;
+
+pub use artifact::{Artifact, StructuralType};
+pub use claim::{BidType, Claim, ClaimStatus, ClaimType, Phase};
+pub use ids::{AgentName, ArtifactId, ClaimId, IdError, InstanceName, ShortId};

@@ -1,0 +1,447 @@
+//! The claim state machine as pure functions: `step(claim, input, policy)` returns the new claim
+//! and the effects the orchestrator must carry out, or `None` when the input changes nothing.
+//! Time comes in as `now_ms`; nothing here reads a clock or touches Redis.
+//!
+//! Invariants kept by every transition:
+//! - a final status (`complete`, `terminated`, `dormant`) never changes again;
+//! - `revision` grows by exactly one per transition (the store's compare-and-set key);
+//! - each grant gets a fresh `seq`, so a re-delivered grant is recognisable;
+//! - persisted agent lists are sorted (they come from `BTreeMap`s or are sorted explicitly).
+
+use std::collections::BTreeMap;
+
+use crate::artifact::{Artifact, StructuralType};
+use crate::claim::{AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, OpenQuestion, Phase};
+use crate::config::OnQuestionTimeout;
+use crate::ids::{AgentName, ArtifactId, ClaimId};
+
+/// What the state machine needs to know about one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPolicy {
+    pub timeout_ms: i64,
+    /// `None`: this agent's questions never time out.
+    pub question_timeout_ms: Option<i64>,
+    /// Grants run in a worker process launched by the orchestrator (controller mode).
+    pub via_worker: bool,
+}
+
+/// The configuration the state machine applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub agents: BTreeMap<AgentName, AgentPolicy>,
+    /// 0 = unlimited.
+    pub max_review_iterations: u32,
+    pub bid_timeout_ms: i64,
+    pub on_question_timeout: OnQuestionTimeout,
+}
+
+/// Something that happened to a claim.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// The bid hash changed; consensus is reached once every configured agent has bid.
+    Bids { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
+    /// Time passed: apply any deadline that is due. `bids` is the current bid hash.
+    Tick { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
+    /// An artifact produced for this claim (its `claim_id` is the claim, or it derives from the
+    /// claim's artifact): a Review, a Standard output, a Question, a Failure or a Terminal.
+    Output { artifact: &'a Artifact, now_ms: i64 },
+    /// A question of this claim was answered (by a human, or by the orchestrator on timeout).
+    Answer { question: ArtifactId, answer: ArtifactId, now_ms: i64 },
+    /// The worker executing grant `seq` started.
+    WorkerLaunched { agent: &'a AgentName, seq: u64, now_ms: i64 },
+    /// The worker executing grant `seq` exited.
+    WorkerExited { agent: &'a AgentName, seq: u64, success: bool, now_ms: i64 },
+}
+
+/// What the orchestrator must do after persisting a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Hand grant `seq` to `agent` (a grant event, or a worker launch when `via_worker`).
+    Grant { agent: AgentName, claim_type: ClaimType, seq: u64, via_worker: bool },
+    /// Write a Failure artifact with id `artifact_id` deriving from the claim's artifact.
+    Fail { artifact_id: ArtifactId, failure_type: String, reason: String },
+    /// Create this rework claim (it already carries its grant; emit `grants` after creating it).
+    CreateClaim { claim: Box<Claim>, grants: Vec<Effect> },
+    QuestionOpened { question: ArtifactId, agent: AgentName },
+    QuestionClosed { question: ArtifactId },
+    /// The question timed out under `on_question_timeout: continue`: answer it as the
+    /// orchestrator with `timed_out: true`.
+    AutoAnswer { question: ArtifactId },
+    /// Agents that did not bid in time (logged and counted).
+    BidsMissing { agents: Vec<AgentName> },
+}
+
+/// A claim's next state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub claim: Claim,
+    pub effects: Vec<Effect>,
+}
+
+/// A new claim for a Standard artifact, waiting for bids.
+pub fn new_claim(id: ClaimId, artifact: &Artifact, policy: &Policy, now_ms: i64) -> Claim {
+    Claim {
+        id,
+        artifact_id: artifact.id,
+        status: ClaimStatus::PendingConsensus,
+        revision: 1,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+        target_producer: artifact.produced_by_role.clone(),
+        target_version: artifact.version,
+        rework_of: None,
+        bid_deadline_ms: Some(now_ms + policy.bid_timeout_ms),
+        missing_bids: Vec::new(),
+        granted_review_agents: Vec::new(),
+        granted_parallel_agents: Vec::new(),
+        granted_exclusive_agent: None,
+        assigned_agent: None,
+        additional_context_ids: Vec::new(),
+        grants: BTreeMap::new(),
+        received: BTreeMap::new(),
+        rejections: Vec::new(),
+        grant_seq: 0,
+        question_id: None,
+        open_questions: BTreeMap::new(),
+        answered_questions: Vec::new(),
+        resume_status: None,
+        termination_reason: None,
+        outcome_artifact: None,
+    }
+}
+
+/// Applies `input` to `claim`. `None` means the input is irrelevant or already applied (inputs
+/// are redelivered after restarts, so this is the normal idempotent answer).
+pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transition> {
+    if claim.status.is_final() {
+        return None;
+    }
+    let mut next = claim.clone();
+    let mut effects = Vec::new();
+    let now_ms = match input {
+        Input::Bids { bids, now_ms } => {
+            if claim.status != ClaimStatus::PendingConsensus {
+                return None;
+            }
+            let all_in = policy.agents.keys().all(|a| bids.contains_key(a));
+            if !all_in {
+                return None;
+            }
+            consensus(&mut next, bids, policy, now_ms, &mut effects);
+            now_ms
+        }
+        Input::Tick { bids, now_ms } => {
+            tick(&mut next, bids, policy, now_ms, &mut effects);
+            now_ms
+        }
+        Input::Output { artifact, now_ms } => {
+            output(&mut next, artifact, policy, now_ms, &mut effects);
+            now_ms
+        }
+        Input::Answer { question, answer, now_ms } => {
+            let Some(open) = next.open_questions.remove(&question) else {
+                return None;
+            };
+            next.answered_questions.push(AnsweredQuestion { agent: open.agent.clone(), question, answer });
+            effects.push(Effect::QuestionClosed { question });
+            if next.open_questions.is_empty() {
+                next.status = next.resume_status.take().unwrap_or(ClaimStatus::Terminated);
+            }
+            grant(&mut next, &open.agent, ClaimType::Resume, policy, now_ms, &mut effects);
+            now_ms
+        }
+        Input::WorkerLaunched { agent, seq, now_ms } => {
+            let timeout = policy.agents.get(agent)?.timeout_ms;
+            let g = next.grants.get_mut(agent)?;
+            if g.seq != seq || g.deadline_ms.is_some() || next.received.contains_key(agent) {
+                return None;
+            }
+            g.deadline_ms = Some(now_ms + timeout);
+            now_ms
+        }
+        Input::WorkerExited { agent, seq, success, now_ms } => {
+            let g = next.grants.get(agent)?;
+            let waiting = next.open_questions.values().any(|q| &q.agent == agent);
+            if success || g.seq != seq || next.received.contains_key(agent) || waiting {
+                return None;
+            }
+            terminate(
+                &mut next,
+                "WorkerFailure",
+                format!("the worker for agent {agent} exited with an error before producing output"),
+                &mut effects,
+            );
+            now_ms
+        }
+    };
+    if next == *claim {
+        return None;
+    }
+    next.revision = claim.revision + 1;
+    next.updated_at_ms = now_ms;
+    Some(Transition { claim: next, effects })
+}
+
+fn consensus(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    // Bids from agents that are not configured are ignored; missing bids count as `ignore`.
+    let known = |b: BidType| -> Vec<AgentName> {
+        policy.agents.keys().filter(|a| bids.get(*a) == Some(&b)).cloned().collect()
+    };
+    let missing: Vec<AgentName> = policy.agents.keys().filter(|a| !bids.contains_key(*a)).cloned().collect();
+    if !missing.is_empty() {
+        effects.push(Effect::BidsMissing { agents: missing.clone() });
+    }
+    c.missing_bids = missing;
+    c.bid_deadline_ms = None;
+    c.granted_review_agents = known(BidType::Review);
+    c.granted_parallel_agents = known(BidType::Claim);
+    c.granted_exclusive_agent = known(BidType::Exclusive).into_iter().next();
+    match first_phase_from(c, None) {
+        Some(phase) => start_phase(c, phase, policy, now_ms, effects),
+        None => c.status = ClaimStatus::Dormant,
+    }
+}
+
+/// The next non-empty phase after `after` (review → parallel → exclusive).
+fn first_phase_from(c: &Claim, after: Option<Phase>) -> Option<Phase> {
+    let order = [Phase::Review, Phase::Parallel, Phase::Exclusive];
+    let start = match after {
+        None => 0,
+        Some(p) => order.iter().position(|x| *x == p).map_or(order.len(), |i| i + 1),
+    };
+    order[start..].iter().copied().find(|p| !phase_agents(c, *p).is_empty())
+}
+
+fn phase_agents(c: &Claim, phase: Phase) -> Vec<AgentName> {
+    match phase {
+        Phase::Review => c.granted_review_agents.clone(),
+        Phase::Parallel => c.granted_parallel_agents.clone(),
+        Phase::Exclusive => c.granted_exclusive_agent.iter().cloned().collect(),
+        Phase::Assignment => c.assigned_agent.iter().cloned().collect(),
+    }
+}
+
+fn start_phase(c: &mut Claim, phase: Phase, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    c.status = phase.status();
+    c.grants.clear();
+    c.received.clear();
+    for agent in phase_agents(c, phase) {
+        grant(c, &agent, phase.claim_type(), policy, now_ms, effects);
+    }
+}
+
+fn grant(c: &mut Claim, agent: &AgentName, claim_type: ClaimType, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    let (timeout_ms, via_worker) = policy
+        .agents
+        .get(agent)
+        .map_or((0, false), |p| (p.timeout_ms, p.via_worker));
+    c.grant_seq += 1;
+    let seq = c.grant_seq;
+    c.grants.insert(agent.clone(), Grant {
+        claim_type,
+        seq,
+        granted_at_ms: now_ms,
+        // A worker's clock starts when it is launched (it may wait in the queue first).
+        deadline_ms: (!via_worker).then_some(now_ms + timeout_ms),
+        via_worker,
+    });
+    effects.push(Effect::Grant { agent: agent.clone(), claim_type, seq, via_worker });
+}
+
+fn terminate(c: &mut Claim, failure_type: &str, reason: String, effects: &mut Vec<Effect>) {
+    let artifact_id = ArtifactId::derived(&c.id, "failure");
+    for q in std::mem::take(&mut c.open_questions).into_keys() {
+        effects.push(Effect::QuestionClosed { question: q });
+    }
+    c.status = ClaimStatus::Terminated;
+    c.outcome_artifact = Some(artifact_id);
+    c.termination_reason = Some(reason.clone());
+    effects.push(Effect::Fail { artifact_id, failure_type: failure_type.to_owned(), reason });
+}
+
+fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    if c.status == ClaimStatus::PendingConsensus {
+        if c.bid_deadline_ms.is_some_and(|d| d <= now_ms) {
+            consensus(c, bids, policy, now_ms, effects);
+        }
+        return;
+    }
+    let due_questions: Vec<ArtifactId> = c
+        .open_questions
+        .iter()
+        .filter(|(_, q)| q.deadline_ms.is_some_and(|d| d <= now_ms))
+        .map(|(id, _)| *id)
+        .collect();
+    if let Some(first) = due_questions.first() {
+        match policy.on_question_timeout {
+            OnQuestionTimeout::Fail => {
+                let agent = c.open_questions[first].agent.clone();
+                terminate(c, "QuestionTimeout", format!("question {first} from agent {agent} was not answered in time"), effects);
+                return;
+            }
+            OnQuestionTimeout::Continue => {
+                for q in due_questions {
+                    if let Some(open) = c.open_questions.get_mut(&q) {
+                        open.deadline_ms = None;
+                    }
+                    effects.push(Effect::AutoAnswer { question: q });
+                }
+            }
+        }
+    }
+    let waiting: Vec<&AgentName> = c.open_questions.values().map(|q| &q.agent).collect();
+    let overdue = c
+        .grants
+        .iter()
+        .filter(|(a, _)| !c.received.contains_key(*a) && !waiting.contains(a))
+        .find(|(_, g)| g.deadline_ms.is_some_and(|d| d <= now_ms))
+        .map(|(a, _)| a.clone());
+    if let Some(agent) = overdue {
+        let timeout = policy.agents.get(&agent).map_or(0, |p| p.timeout_ms);
+        terminate(c, "ExecutionTimeout", format!("agent {agent} produced no output within its timeout of {} ms", timeout), effects);
+    }
+}
+
+fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    let Some(agent) = artifact.producing_agent() else { return };
+    let Some(grant) = c.grants.get(&agent) else { return };
+    if c.received.contains_key(&agent) || c.status == ClaimStatus::PendingConsensus {
+        return;
+    }
+    let asking = c.open_questions.values().any(|q| q.agent == agent);
+    let _ = grant;
+    match artifact.structural_type {
+        StructuralType::Question => {
+            if asking {
+                return;
+            }
+            if c.status != ClaimStatus::PendingAnswer {
+                c.resume_status = Some(c.status);
+                c.status = ClaimStatus::PendingAnswer;
+            }
+            let deadline_ms = policy
+                .agents
+                .get(&agent)
+                .and_then(|p| p.question_timeout_ms)
+                .map(|t| now_ms + t);
+            c.open_questions.insert(artifact.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms, deadline_ms });
+            c.question_id = Some(artifact.id);
+            if let Some(g) = c.grants.get_mut(&agent) {
+                g.deadline_ms = None;
+            }
+            effects.push(Effect::QuestionOpened { question: artifact.id, agent });
+        }
+        StructuralType::Answer => {}
+        StructuralType::Failure => {
+            for q in std::mem::take(&mut c.open_questions).into_keys() {
+                effects.push(Effect::QuestionClosed { question: q });
+            }
+            c.received.insert(agent.clone(), artifact.id);
+            c.status = ClaimStatus::Terminated;
+            c.outcome_artifact = Some(artifact.id);
+            c.termination_reason = Some(format!(
+                "agent {agent} reported a failure ({}: artifact {})",
+                artifact.artifact_type, artifact.id
+            ));
+        }
+        StructuralType::Terminal => {
+            for q in std::mem::take(&mut c.open_questions).into_keys() {
+                effects.push(Effect::QuestionClosed { question: q });
+            }
+            c.received.insert(agent, artifact.id);
+            c.status = ClaimStatus::Complete;
+            c.outcome_artifact = Some(artifact.id);
+        }
+        StructuralType::Standard | StructuralType::Review => {
+            if asking {
+                // The agent answered its own question by producing output; keep the question
+                // open for the record but accept the work.
+                return;
+            }
+            c.received.insert(agent, artifact.id);
+            let phase = c.status.phase().or(c.resume_status.and_then(ClaimStatus::phase));
+            if phase == Some(Phase::Review) && !artifact.is_approval() {
+                c.rejections.push(artifact.id);
+            }
+            if c.status == ClaimStatus::PendingAnswer {
+                return; // the phase completes once the remaining questions are answered
+            }
+            if c.grants.keys().all(|a| c.received.contains_key(a)) {
+                complete_phase(c, policy, now_ms, effects);
+            }
+        }
+    }
+}
+
+fn complete_phase(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    let Some(phase) = c.status.phase() else { return };
+    match phase {
+        Phase::Assignment | Phase::Exclusive => c.status = ClaimStatus::Complete,
+        Phase::Review if !c.rejections.is_empty() => feedback(c, policy, now_ms, effects),
+        Phase::Review | Phase::Parallel => match first_phase_from(c, Some(phase)) {
+            Some(next) => start_phase(c, next, policy, now_ms, effects),
+            None => c.status = ClaimStatus::Complete,
+        },
+    }
+}
+
+fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    let reviews: Vec<String> = c.rejections.iter().map(ToString::to_string).collect();
+    let reviews = reviews.join(", ");
+    let Ok(producer) = AgentName::parse(&c.target_producer) else {
+        terminate(c, "GoalRejected", format!(
+            "review rejected artifact {} produced by '{}', which no agent can rework (reviews: {reviews})",
+            c.artifact_id, c.target_producer
+        ), effects);
+        return;
+    };
+    if !policy.agents.contains_key(&producer) {
+        terminate(c, "MissingAgentConfiguration", format!(
+            "review rejected artifact {} but its producer {producer} is not configured (reviews: {reviews})",
+            c.artifact_id
+        ), effects);
+        return;
+    }
+    let max = policy.max_review_iterations;
+    if max > 0 && c.target_version.saturating_sub(1) >= max {
+        terminate(c, "MaxIterationsExceeded", format!(
+            "artifact {} was rejected at version {} and max_review_iterations is {max} (reviews: {reviews})",
+            c.artifact_id, c.target_version
+        ), effects);
+        return;
+    }
+    c.status = ClaimStatus::Terminated;
+    c.termination_reason = Some(format!("rejected by review; rework assigned to {producer} (reviews: {reviews})"));
+    let mut rework = Claim {
+        id: ClaimId::derived(&c.id, "rework"),
+        revision: 1,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+        status: ClaimStatus::PendingAssignment,
+        rework_of: Some(c.id),
+        bid_deadline_ms: None,
+        missing_bids: Vec::new(),
+        granted_review_agents: Vec::new(),
+        granted_parallel_agents: Vec::new(),
+        granted_exclusive_agent: None,
+        assigned_agent: Some(producer.clone()),
+        additional_context_ids: c.rejections.clone(),
+        grants: BTreeMap::new(),
+        received: BTreeMap::new(),
+        rejections: Vec::new(),
+        grant_seq: 0,
+        question_id: None,
+        open_questions: BTreeMap::new(),
+        answered_questions: Vec::new(),
+        resume_status: None,
+        termination_reason: None,
+        outcome_artifact: None,
+        ..c.clone()
+    };
+    let mut grants = Vec::new();
+    grant(&mut rework, &producer, ClaimType::Rework, policy, now_ms, &mut grants);
+    effects.push(Effect::CreateClaim { claim: Box::new(rework), grants });
+}
+
+#[cfg(test)]
+mod tests;

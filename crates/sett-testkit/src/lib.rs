@@ -1,0 +1,1 @@
+//! sett-testkit
