@@ -1,1 +1,236 @@
-//! sett-store
+//! The Redis blackboard: the only crate that knows key names. It offers typed, atomic operations
+//! (Lua scripts kept as files under `lua/`), the durable event stream, the instance lock, the
+//! instance registry and scan-based deletion. It knows nothing about processes, HTTP or the CLI.
+//!
+//! Layout:
+//! - [`keys`]: every key template (`sett:{<instance>}:…`).
+//! - [`codec`]: hash encoding of artifacts and claims.
+//! - [`Redis`]: one connection (with reconnect policy and command timeouts) shared by instances.
+//! - [`Store`]: one instance's operations, split over `artifacts`, `claims`, `events`, `lock`,
+//!   `questions`, `workers`, `scan` and `registry`.
+
+pub mod codec;
+pub mod keys;
+
+mod artifacts;
+mod claims;
+mod events;
+mod lock;
+mod questions;
+mod registry;
+mod scan;
+mod scripts;
+mod workers;
+
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::config::ReconnectPolicy;
+use sett_core::InstanceName;
+
+pub use artifacts::{AnswerRecord, CreateOutcome};
+pub use claims::WriteOutcome;
+pub use events::{EventReader, GroupRead};
+pub use keys::Keys;
+pub use lock::{LockHolder, LockPurpose};
+pub use registry::{InstanceRecord, InstanceStatus};
+pub use scan::{Dump, FamilyCounts};
+pub use workers::{WorkerOffer, WorkerRecord};
+
+/// Everything that can go wrong talking to the blackboard.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot reach Redis at {url}: {source} (is redis-server running? check --redis-url / SETT_REDIS_URL)")]
+    Connect { url: String, source: fred::error::Error },
+    #[error("Redis command failed: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("corrupt record in Redis: {0}")]
+    Decode(String),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL), or
+    /// `redis-cluster://` / `redis-sentinel://`.
+    pub url: String,
+    /// Per-command timeout; a command that takes longer fails instead of hanging.
+    pub command_timeout: Duration,
+    /// Unknown hash fields are errors (tests) instead of warnings (production).
+    pub strict_decoding: bool,
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), command_timeout: Duration::from_secs(10), strict_decoding: false }
+    }
+}
+
+/// A Redis connection shared by every instance it serves. Cheap to clone.
+#[derive(Clone)]
+pub struct Redis {
+    client: Client,
+    options: RedisOptions,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the URL: it may carry a password.
+        f.debug_struct("Redis").field("url", &redact_url(&self.options.url)).finish()
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            if creds.contains(':') {
+                format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+            } else {
+                format!("{}***{}", &url[..s + 3], &url[at..])
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn builder(options: &RedisOptions, command_timeout: Duration) -> Result<Builder> {
+    let config = Config::from_url(&options.url).map_err(|source| StoreError::Connect {
+        url: redact_url(&options.url),
+        source,
+    })?;
+    let mut b = Builder::from_config(config);
+    // fred never reconnects without a policy: retry forever, 100 ms doubling up to 2 s.
+    b.set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+    b.with_connection_config(|c| {
+        c.connection_timeout = Duration::from_secs(5);
+        c.internal_command_timeout = Duration::from_secs(5);
+        c.max_command_attempts = 3;
+    });
+    b.with_performance_config(|p| {
+        p.default_command_timeout = command_timeout;
+    });
+    Ok(b)
+}
+
+impl Redis {
+    /// Connects and verifies the server answers.
+    pub async fn connect(options: RedisOptions) -> Result<Self> {
+        let client = builder(&options, options.command_timeout)?.build().map_err(|source| StoreError::Connect {
+            url: redact_url(&options.url),
+            source,
+        })?;
+        client.init().await.map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
+        Ok(Self { client, options })
+    }
+
+    /// A second, dedicated connection for blocking reads (a blocked connection serves nobody
+    /// else), without a command timeout: callers bound each blocking call themselves.
+    pub(crate) async fn dedicated(&self) -> Result<Client> {
+        let client = builder(&self.options, Duration::ZERO)?.build()?;
+        client
+            .init()
+            .await
+            .map_err(|source| StoreError::Connect { url: redact_url(&self.options.url), source })?;
+        Ok(client)
+    }
+
+    pub fn options(&self) -> &RedisOptions {
+        &self.options
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The store for one instance.
+    pub fn instance(&self, name: &InstanceName) -> Store {
+        Store { redis: self.clone(), instance: name.clone(), keys: Keys::new(name) }
+    }
+
+    /// PINGs Redis within `bound`; returns the round-trip time.
+    pub async fn ping(&self, bound: Duration) -> Result<Duration> {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(bound, self.client.ping::<String>(None)).await {
+            Ok(Ok(_)) => Ok(started.elapsed()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Timeout(bound)),
+        }
+    }
+
+    /// Registers a callback for every reconnection (for metrics and logs).
+    pub fn on_reconnect<F>(&self, f: F)
+    where
+        F: Fn() + Send + 'static,
+    {
+        let mut rx = self.client.reconnect_rx();
+        tokio::spawn(async move {
+            while rx.recv().await.is_ok() {
+                f();
+            }
+        });
+    }
+
+    pub async fn quit(&self) {
+        let _ = self.client.quit().await;
+    }
+}
+
+/// One instance's view of the blackboard. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    redis: Redis,
+    instance: InstanceName,
+    keys: Keys,
+}
+
+impl Store {
+    pub fn instance(&self) -> &InstanceName {
+        &self.instance
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    fn client(&self) -> &Client {
+        self.redis.client()
+    }
+
+    fn strict(&self) -> bool {
+        self.redis.options.strict_decoding
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("redis://u:secret@h:6379/0"), "redis://u:***@h:6379/0");
+        assert_eq!(redact_url("rediss://:secret@h"), "rediss://:***@h");
+        assert_eq!(redact_url("redis://token@h"), "redis://***@h");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+    }
+}

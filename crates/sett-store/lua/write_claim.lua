@@ -1,0 +1,51 @@
+-- Creates a claim, or applies one compare-and-set transition to it, atomically with its
+-- deadline, its open-question index entries and its ledger events.
+-- KEYS[1] claim hash   KEYS[2] deadlines zset   KEYS[3] events stream
+-- KEYS[4] open questions zset   KEYS[5] claim-by-artifact hash   KEYS[6] claims index zset
+-- ARGV[1] claim id
+-- ARGV[2] expected revision ("0" = create: the claim must not exist)
+-- ARGV[3] next deadline in ms, or "" for none
+-- ARGV[4] now (ms)
+-- ARGV[5] events: JSON list of [kind, data-json]
+-- ARGV[6] open-question ops: JSON list of ["add", id, score] / ["rem", id]
+-- ARGV[7] artifact id to index this claim under (create only), or ""
+-- ARGV[8..] field, value pairs (the full record: the hash is replaced)
+-- Returns {"ok"} | {"exists", other_claim_id} | {"conflict", current_revision}
+if ARGV[2] == '0' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    return {'exists', ARGV[1]}
+  end
+  if ARGV[7] ~= '' then
+    if redis.call('HSETNX', KEYS[5], ARGV[7], ARGV[1]) == 0 then
+      return {'exists', redis.call('HGET', KEYS[5], ARGV[7])}
+    end
+  end
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+else
+  local current = redis.call('HGET', KEYS[1], 'revision')
+  if current ~= ARGV[2] then
+    return {'conflict', current or ''}
+  end
+  redis.call('DEL', KEYS[1])
+end
+local fields = {}
+for i = 8, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+for _, op in ipairs(cjson.decode(ARGV[6])) do
+  if op[1] == 'add' then
+    redis.call('ZADD', KEYS[4], op[3], op[2])
+  else
+    redis.call('ZREM', KEYS[4], op[2])
+  end
+end
+for _, ev in ipairs(cjson.decode(ARGV[5])) do
+  redis.call('XADD', KEYS[3], '*', 'kind', ev[1], 'ts', ARGV[4], 'data', ev[2])
+end
+return {'ok'}

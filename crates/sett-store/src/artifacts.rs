@@ -1,0 +1,183 @@
+//! Artifacts: atomic creation (hash + thread + index + event), reads, listing, short-id lookup.
+
+use std::collections::HashMap;
+
+use fred::prelude::*;
+use fred::types::scan::Scanner;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sett_core::{Artifact, ArtifactId, ShortId};
+
+use crate::codec::{decode_artifact, encode_artifact};
+use crate::scripts::CREATE_ARTIFACT;
+use crate::{Result, Store, StoreError};
+
+/// Who answered a question, and when (stored in `questions:answers`, closing it for good).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerRecord {
+    pub answer_id: ArtifactId,
+    pub answered_by: String,
+    pub answered_at_ms: i64,
+    #[serde(default)]
+    pub timed_out: bool,
+}
+
+/// The result of an artifact write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Written; the ledger event id.
+    Created { event_id: String },
+    /// An artifact with this id exists (artifacts are immutable).
+    IdExists,
+    /// This thread already has an artifact at this version.
+    VersionTaken { existing: ArtifactId },
+    /// The question was answered before.
+    AlreadyAnswered(AnswerRecord),
+}
+
+fn event_data(a: &Artifact) -> String {
+    serde_json::json!({
+        "artifact_id": a.id,
+        "logical_id": a.logical_id,
+        "version": a.version,
+        "structural_type": a.structural_type,
+        "type": a.artifact_type,
+        "produced_by_role": a.produced_by_role,
+        "claim_id": a.claim_id,
+        "source_artifacts": a.source_artifacts,
+        "summary": a.summary,
+    })
+    .to_string()
+}
+
+impl Store {
+    /// Writes a new artifact atomically with its thread entry and its `artifact_created` event.
+    pub async fn create_artifact(&self, a: &Artifact) -> Result<CreateOutcome> {
+        self.write_artifact(a, None).await
+    }
+
+    /// Writes an Answer and closes its question in the same atomic step; a question can be
+    /// answered once.
+    pub async fn create_answer(&self, a: &Artifact, question: &ArtifactId, record: &AnswerRecord) -> Result<CreateOutcome> {
+        self.write_artifact(a, Some((question, record))).await
+    }
+
+    async fn write_artifact(&self, a: &Artifact, answer: Option<(&ArtifactId, &AnswerRecord)>) -> Result<CreateOutcome> {
+        a.validate().map_err(|e| StoreError::Conflict(format!("invalid artifact: {e}")))?;
+        let k = &self.keys;
+        let keys = vec![
+            k.artifact(&a.id),
+            k.thread(&a.logical_id),
+            k.events(),
+            k.artifacts_index(),
+            k.question_answers(),
+            k.open_questions(),
+        ];
+        let (qid, record, answered_event) = match answer {
+            Some((q, r)) => (
+                q.to_string(),
+                serde_json::to_string(r).expect("serializable"),
+                serde_json::json!({
+                    "question_id": q, "answer_id": r.answer_id, "answered_by": r.answered_by, "timed_out": r.timed_out,
+                    "artifact_id": q,
+                })
+                .to_string(),
+            ),
+            None => (String::new(), String::new(), String::new()),
+        };
+        let mut args = vec![
+            a.id.to_string(),
+            a.version.to_string(),
+            a.created_at_ms.to_string(),
+            event_data(a),
+            qid,
+            record,
+            answered_event,
+        ];
+        for (f, v) in encode_artifact(a) {
+            args.push(f);
+            args.push(v);
+        }
+        let reply: Vec<String> = CREATE_ARTIFACT.evalsha_with_reload(self.client(), keys, args).await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(CreateOutcome::Created { event_id: reply.get(1).cloned().unwrap_or_default() }),
+            Some("exists") => Ok(CreateOutcome::IdExists),
+            Some("version_taken") => Ok(CreateOutcome::VersionTaken {
+                existing: ArtifactId::parse(reply.get(1).map_or("", String::as_str))
+                    .map_err(|e| StoreError::Decode(e.to_string()))?,
+            }),
+            Some("answered") => {
+                let rec = serde_json::from_str(reply.get(1).map_or("", String::as_str))
+                    .map_err(|e| StoreError::Decode(format!("answer record: {e}")))?;
+                Ok(CreateOutcome::AlreadyAnswered(rec))
+            }
+            other => Err(StoreError::Decode(format!("unexpected create_artifact reply {other:?}"))),
+        }
+    }
+
+    pub async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<Artifact>> {
+        let fields: HashMap<String, String> = self.client().hgetall(self.keys.artifact(id)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        decode_artifact(fields, self.strict()).map(Some)
+    }
+
+    pub async fn artifact_exists(&self, id: &ArtifactId) -> Result<bool> {
+        Ok(self.client().exists::<u32, _>(self.keys.artifact(id)).await? == 1)
+    }
+
+    /// The highest version of a logical thread.
+    pub async fn latest_in_thread(&self, logical_id: &ArtifactId) -> Result<Option<Artifact>> {
+        let ids: Vec<String> = self.client().zrange(self.keys.thread(logical_id), -1, -1, None, false, None, false).await?;
+        match ids.first() {
+            None => Ok(None),
+            Some(id) => {
+                let id = ArtifactId::parse(id).map_err(|e| StoreError::Decode(e.to_string()))?;
+                self.get_artifact(&id).await
+            }
+        }
+    }
+
+    /// Every version of a thread, oldest first.
+    pub async fn thread_versions(&self, logical_id: &ArtifactId) -> Result<Vec<ArtifactId>> {
+        let ids: Vec<String> = self.client().zrange(self.keys.thread(logical_id), 0, -1, None, false, None, false).await?;
+        ids.iter().map(|s| ArtifactId::parse(s).map_err(|e| StoreError::Decode(e.to_string()))).collect()
+    }
+
+    pub async fn artifact_count(&self) -> Result<u64> {
+        Ok(self.client().zcard(self.keys.artifacts_index()).await?)
+    }
+
+    /// A page of artifact ids in creation order (`start` is a rank, 0 = oldest).
+    pub async fn artifact_ids(&self, start: i64, count: i64) -> Result<Vec<ArtifactId>> {
+        let ids: Vec<String> = self
+            .client()
+            .zrange(self.keys.artifacts_index(), start, start + count - 1, None, false, None, false)
+            .await?;
+        ids.iter().map(|s| ArtifactId::parse(s).map_err(|e| StoreError::Decode(e.to_string()))).collect()
+    }
+
+    /// Artifacts whose id starts with `prefix` (at most `limit`).
+    pub async fn artifacts_by_prefix(&self, prefix: &ShortId, limit: usize) -> Result<Vec<ArtifactId>> {
+        let pattern = self.keys.artifact_prefix_pattern(&prefix.hyphenated_prefix());
+        let mut found = Vec::new();
+        let mut pages = self.client().scan(pattern, Some(1000), None);
+        while let Some(mut page) = pages.try_next().await? {
+            for key in page.take_results().unwrap_or_default() {
+                let Some(key) = key.as_str() else { continue };
+                if let Some(id) = key.rsplit(':').next().and_then(|s| ArtifactId::parse(s).ok()) {
+                    found.push(id);
+                }
+            }
+            if found.len() >= limit {
+                page.cancel();
+                break;
+            }
+            page.next();
+        }
+        found.sort();
+        found.truncate(limit);
+        Ok(found)
+    }
+}

@@ -1,0 +1,174 @@
+//! Claims: idempotent creation, compare-and-set transitions, bids, grant executions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use fred::prelude::*;
+use sett_core::event::EventKind;
+use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId, ClaimStatus};
+
+use crate::codec::{decode_claim, encode_claim};
+use crate::scripts::{SUBMIT_BID, WRITE_CLAIM};
+use crate::{Result, Store, StoreError};
+
+/// The result of a claim write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    /// Create refused: the claim (or the artifact's claim) exists already.
+    Exists(String),
+    /// Compare-and-set refused: the stored revision is not the expected one.
+    Conflict { current: String },
+}
+
+/// A change to the open-question index, applied with a claim write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuestionOp {
+    Open { question: ArtifactId, asked_at_ms: i64 },
+    Close { question: ArtifactId },
+}
+
+impl Store {
+    /// Writes `claim`: creates it when `expected_revision` is `None` (refused if it exists, or
+    /// when `index_artifact` is set and that artifact already has a claim), otherwise replaces
+    /// the record only if the stored revision equals `expected_revision`. The claim's next
+    /// deadline, the question-index changes and `events` are applied in the same atomic step.
+    pub async fn write_claim(
+        &self,
+        claim: &Claim,
+        expected_revision: Option<u64>,
+        index_artifact: bool,
+        question_ops: &[QuestionOp],
+        events: &[(EventKind, serde_json::Value)],
+        now_ms: i64,
+    ) -> Result<WriteOutcome> {
+        let k = &self.keys;
+        let keys = vec![
+            k.claim(&claim.id),
+            k.deadlines(),
+            k.events(),
+            k.open_questions(),
+            k.claim_by_artifact(),
+            k.claims_index(),
+        ];
+        let events_json: Vec<serde_json::Value> =
+            events.iter().map(|(kind, data)| serde_json::json!([kind.as_str(), data.to_string()])).collect();
+        let ops: Vec<serde_json::Value> = question_ops
+            .iter()
+            .map(|op| match op {
+                QuestionOp::Open { question, asked_at_ms } => serde_json::json!(["add", question, asked_at_ms]),
+                QuestionOp::Close { question } => serde_json::json!(["rem", question]),
+            })
+            .collect();
+        let mut args = vec![
+            claim.id.to_string(),
+            expected_revision.map_or_else(|| "0".to_owned(), |r| r.to_string()),
+            claim.next_deadline_ms().map(|d| d.to_string()).unwrap_or_default(),
+            now_ms.to_string(),
+            serde_json::Value::Array(events_json).to_string(),
+            serde_json::Value::Array(ops).to_string(),
+            if index_artifact && expected_revision.is_none() { claim.artifact_id.to_string() } else { String::new() },
+        ];
+        for (f, v) in encode_claim(claim) {
+            args.push(f);
+            args.push(v);
+        }
+        let reply: Vec<String> = WRITE_CLAIM.evalsha_with_reload(self.client(), keys, args).await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(WriteOutcome::Written),
+            Some("exists") => Ok(WriteOutcome::Exists(reply.get(1).cloned().unwrap_or_default())),
+            Some("conflict") => Ok(WriteOutcome::Conflict { current: reply.get(1).cloned().unwrap_or_default() }),
+            other => Err(StoreError::Decode(format!("unexpected write_claim reply {other:?}"))),
+        }
+    }
+
+    pub async fn get_claim(&self, id: &ClaimId) -> Result<Option<Claim>> {
+        let fields: HashMap<String, String> = self.client().hgetall(self.keys.claim(id)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        decode_claim(fields, self.strict()).map(Some)
+    }
+
+    /// The claim created for an artifact (not its rework claims).
+    pub async fn claim_for_artifact(&self, artifact: &ArtifactId) -> Result<Option<ClaimId>> {
+        let id: Option<String> = self.client().hget(self.keys.claim_by_artifact(), artifact.to_string()).await?;
+        id.map(|s| ClaimId::parse(&s).map_err(|e| StoreError::Decode(e.to_string()))).transpose()
+    }
+
+    /// Every claim id, oldest first.
+    pub async fn claim_ids(&self) -> Result<Vec<ClaimId>> {
+        let ids: Vec<String> = self.client().zrange(self.keys.claims_index(), 0, -1, None, false, None, false).await?;
+        ids.iter().map(|s| ClaimId::parse(s).map_err(|e| StoreError::Decode(e.to_string()))).collect()
+    }
+
+    /// Every claim, oldest first (fetched in pipelined batches).
+    pub async fn all_claims(&self) -> Result<Vec<Claim>> {
+        let ids = self.claim_ids().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(200) {
+            let futs = chunk.iter().map(|id| self.get_claim(id));
+            for c in futures::future::try_join_all(futs).await?.into_iter().flatten() {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims whose status is not final.
+    pub async fn active_claims(&self) -> Result<Vec<Claim>> {
+        Ok(self.all_claims().await?.into_iter().filter(|c| !c.status.is_final()).collect())
+    }
+
+    /// Claims whose next deadline is at or before `now_ms`.
+    pub async fn due_claims(&self, now_ms: i64) -> Result<Vec<ClaimId>> {
+        let ids: Vec<String> = self
+            .client()
+            .zrangebyscore(self.keys.deadlines(), "-inf", now_ms as f64, false, None)
+            .await?;
+        ids.iter().map(|s| ClaimId::parse(s).map_err(|e| StoreError::Decode(e.to_string()))).collect()
+    }
+
+    /// The earliest pending deadline, if any.
+    pub async fn next_deadline(&self) -> Result<Option<i64>> {
+        let first: Vec<(String, f64)> =
+            self.client().zrange(self.keys.deadlines(), 0, 0, None, false, None, true).await?;
+        Ok(first.first().map(|(_, s)| *s as i64))
+    }
+
+    /// Records `agent`'s bid once, with its `bid_submitted` event. Returns false when the agent
+    /// had already bid (or the claim does not exist).
+    pub async fn submit_bid(&self, claim: &ClaimId, agent: &AgentName, bid: BidType, now_ms: i64) -> Result<bool> {
+        let keys = vec![self.keys.claim(claim), self.keys.bids(claim), self.keys.events()];
+        let data = serde_json::json!({"claim_id": claim, "agent": agent, "bid": bid}).to_string();
+        let args = vec![agent.to_string(), bid.to_string(), now_ms.to_string(), data];
+        let reply: Vec<String> = SUBMIT_BID.evalsha_with_reload(self.client(), keys, args).await?;
+        Ok(reply.first().map(String::as_str) == Some("ok"))
+    }
+
+    pub async fn bids(&self, claim: &ClaimId) -> Result<BTreeMap<AgentName, BidType>> {
+        let raw: HashMap<String, String> = self.client().hgetall(self.keys.bids(claim)).await?;
+        let mut out = BTreeMap::new();
+        for (agent, bid) in raw {
+            // An unparseable entry cannot come from a cub; skip it rather than fail the claim.
+            if let (Ok(a), Ok(b)) = (AgentName::parse(&agent), bid.parse::<BidType>()) {
+                out.insert(a, b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes grant `(claim, seq)` for execution, once: false when someone already took it (a
+    /// redelivered grant, or a second cub of the same agent).
+    pub async fn take_grant(&self, claim: &ClaimId, seq: u64, record: &serde_json::Value) -> Result<bool> {
+        Ok(self.client().hsetnx(self.keys.executions(), format!("{claim}:{seq}"), record.to_string()).await?)
+    }
+
+    /// Counts claims by status.
+    pub async fn claim_status_counts(&self) -> Result<BTreeMap<ClaimStatus, u64>> {
+        let mut out = BTreeMap::new();
+        for c in self.all_claims().await? {
+            *out.entry(c.status).or_default() += 1;
+        }
+        Ok(out)
+    }
+}

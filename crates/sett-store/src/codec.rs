@@ -1,0 +1,153 @@
+//! Hash encoding of artifacts and claims (SPEC §3): scalars as plain strings, lists and objects
+//! as JSON, empty lists as `[]`, booleans `true`/`false`, times as integer milliseconds, absent
+//! optional fields omitted. Unknown fields are an error in strict mode (tests) and a warning
+//! otherwise, so an older binary can read a newer record.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sett_core::{Artifact, Claim};
+
+use crate::StoreError;
+
+/// Fields stored verbatim (everything else is JSON text: numbers, booleans, lists, objects).
+const ARTIFACT_STRING_FIELDS: &[&str] =
+    &["id", "logical_id", "structural_type", "type", "payload", "produced_by_role", "claim_id", "summary", "answered_by"];
+const ARTIFACT_FIELDS: &[&str] = &[
+    "id", "logical_id", "version", "structural_type", "type", "payload", "source_artifacts", "produced_by_role",
+    "claim_id", "created_at_ms", "summary", "answered_by", "timed_out",
+];
+const CLAIM_STRING_FIELDS: &[&str] = &[
+    "id", "artifact_id", "status", "target_producer", "rework_of", "granted_exclusive_agent", "assigned_agent",
+    "question_id", "resume_status", "termination_reason", "outcome_artifact",
+];
+const CLAIM_FIELDS: &[&str] = &[
+    "id", "artifact_id", "status", "revision", "created_at_ms", "updated_at_ms", "target_producer", "target_version",
+    "rework_of", "bid_deadline_ms", "missing_bids", "granted_review_agents", "granted_parallel_agents",
+    "granted_exclusive_agent", "assigned_agent", "additional_context_ids", "grants", "received", "rejections",
+    "grant_seq", "question_id", "open_questions", "answered_questions", "resume_status", "termination_reason",
+    "outcome_artifact",
+];
+
+fn encode<T: Serialize>(value: &T, string_fields: &[&str]) -> Vec<(String, String)> {
+    let Value::Object(map) = serde_json::to_value(value).expect("domain types serialize") else {
+        unreachable!("domain types are structs")
+    };
+    map.into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) if string_fields.contains(&k.as_str()) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect()
+}
+
+fn decode<T: DeserializeOwned>(
+    what: &str,
+    fields: HashMap<String, String>,
+    string_fields: &[&str],
+    known: &[&str],
+    strict: bool,
+) -> Result<T, StoreError> {
+    let mut map = Map::new();
+    for (k, v) in fields {
+        if !known.contains(&k.as_str()) {
+            if strict {
+                return Err(StoreError::Decode(format!("{what}: unknown field '{k}'")));
+            }
+            tracing::warn!(record = what, field = %k, "ignoring unknown hash field");
+            continue;
+        }
+        let value = if string_fields.contains(&k.as_str()) {
+            Value::String(v)
+        } else {
+            serde_json::from_str(&v)
+                .map_err(|e| StoreError::Decode(format!("{what}: field '{k}' is not valid JSON ({e}): {v:?}")))?
+        };
+        map.insert(k, value);
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| StoreError::Decode(format!("{what}: {e}")))
+}
+
+pub fn encode_artifact(a: &Artifact) -> Vec<(String, String)> {
+    encode(a, ARTIFACT_STRING_FIELDS)
+}
+
+pub fn decode_artifact(fields: HashMap<String, String>, strict: bool) -> Result<Artifact, StoreError> {
+    decode("artifact", fields, ARTIFACT_STRING_FIELDS, ARTIFACT_FIELDS, strict)
+}
+
+pub fn encode_claim(c: &Claim) -> Vec<(String, String)> {
+    encode(c, CLAIM_STRING_FIELDS)
+}
+
+pub fn decode_claim(fields: HashMap<String, String>, strict: bool) -> Result<Claim, StoreError> {
+    decode("claim", fields, CLAIM_STRING_FIELDS, CLAIM_FIELDS, strict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sett_core::StructuralType;
+    use sett_core::machine::{AgentPolicy, Policy, new_claim};
+
+    fn round_trip_artifact(a: &Artifact) {
+        let fields: HashMap<_, _> = encode_artifact(a).into_iter().collect();
+        assert_eq!(&decode_artifact(fields, true).unwrap(), a);
+    }
+
+    #[test]
+    fn encodes_lists_and_booleans_plainly() {
+        let a = Artifact::new_root(StructuralType::Standard, "T", "{\"k\":1}", "user", 5);
+        let fields: HashMap<_, _> = encode_artifact(&a).into_iter().collect();
+        assert_eq!(fields["source_artifacts"], "[]");
+        assert_eq!(fields["timed_out"], "false");
+        assert_eq!(fields["payload"], "{\"k\":1}");
+        assert_eq!(fields["created_at_ms"], "5");
+        assert!(!fields.contains_key("claim_id"));
+        round_trip_artifact(&a);
+        let mut extra = fields.clone();
+        extra.insert("bogus".into(), "1".into());
+        assert!(decode_artifact(extra.clone(), true).is_err());
+        assert!(decode_artifact(extra, false).is_ok());
+    }
+
+    #[test]
+    fn claims_round_trip() {
+        let p = Policy {
+            agents: [(sett_core::AgentName::parse("A").unwrap(), AgentPolicy { timeout_ms: 1, question_timeout_ms: None, via_worker: false })].into(),
+            max_review_iterations: 3,
+            bid_timeout_ms: 10,
+            on_question_timeout: Default::default(),
+        };
+        let a = Artifact::new_root(StructuralType::Standard, "T", "x", "user", 5);
+        let c = new_claim(sett_core::ClaimId::new_v7(), &a, &p, 7);
+        let fields: HashMap<_, _> = encode_claim(&c).into_iter().collect();
+        assert_eq!(fields["status"], "pending_consensus");
+        assert_eq!(fields["granted_review_agents"], "[]");
+        assert_eq!(decode_claim(fields, true).unwrap(), c);
+    }
+
+    proptest! {
+        #[test]
+        fn artifact_encoding_round_trips(
+            payload in "\\PC*", ty in "[A-Za-z]{1,12}", role in "\\PC{1,20}", summary in proptest::option::of("\\PC*"),
+            version in 1u32..1000, ts in 0i64..i64::MAX, timed_out: bool, nsrc in 0usize..4,
+        ) {
+            let mut a = Artifact::new_root(StructuralType::Review, ty, payload, role, ts);
+            a.version = version;
+            a.summary = summary;
+            a.timed_out = timed_out;
+            a.source_artifacts = (0..nsrc).map(|_| sett_core::ArtifactId::new_v7()).collect();
+            a.claim_id = (nsrc % 2 == 1).then(sett_core::ClaimId::new_v7);
+            let fields: HashMap<_, _> = encode_artifact(&a).into_iter().collect();
+            prop_assert_eq!(decode_artifact(fields, true).unwrap(), a);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The durable event stream (the audit ledger): range reads for replay, blocking reads for
+//! followers, and consumer groups so a daemon that restarts receives every event it missed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fred::prelude::*;
+use sett_core::event::{Event, EventKind};
+
+use crate::{Result, Store, StoreError};
+
+fn decode_event(id: String, fields: HashMap<String, String>) -> Result<Event> {
+    let kind = fields
+        .get("kind")
+        .ok_or_else(|| StoreError::Decode(format!("event {id}: no kind")))?
+        .parse::<EventKind>()
+        .map_err(StoreError::Decode)?;
+    let ts_ms = fields.get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let data = fields
+        .get("data")
+        .map(|d| serde_json::from_str(d))
+        .transpose()
+        .map_err(|e| StoreError::Decode(format!("event {id}: {e}")))?
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Event { id, kind, ts_ms, data })
+}
+
+type Entries = Vec<(String, HashMap<String, String>)>;
+
+fn decode_all(entries: Entries) -> Result<Vec<Event>> {
+    entries.into_iter().map(|(id, f)| decode_event(id, f)).collect()
+}
+
+impl Store {
+    /// Appends one event (for events not tied to an atomic write).
+    pub async fn append_event(&self, kind: EventKind, data: &serde_json::Value, ts_ms: i64) -> Result<String> {
+        let id: String = self
+            .client()
+            .xadd(
+                self.keys.events(),
+                false,
+                None,
+                "*",
+                vec![("kind", kind.as_str().to_owned()), ("ts", ts_ms.to_string()), ("data", data.to_string())],
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Up to `count` events strictly after `after` (`None` = from the beginning).
+    pub async fn events_after(&self, after: Option<&str>, count: u64) -> Result<Vec<Event>> {
+        let start = match after {
+            None => "-".to_owned(),
+            Some(id) => format!("({id}"),
+        };
+        let entries: Entries = self.client().xrange_values(self.keys.events(), start, "+", Some(count)).await?;
+        decode_all(entries)
+    }
+
+    /// The id of the newest event, if any.
+    pub async fn last_event_id(&self) -> Result<Option<String>> {
+        let entries: Entries = self.client().xrevrange_values(self.keys.events(), "+", "-", Some(1)).await?;
+        Ok(entries.into_iter().next().map(|(id, _)| id))
+    }
+
+    pub async fn event_count(&self) -> Result<u64> {
+        Ok(self.client().xlen(self.keys.events()).await?)
+    }
+
+    /// A reader on its own connection, for blocking reads.
+    pub async fn event_reader(&self) -> Result<EventReader> {
+        Ok(EventReader { client: self.redis.dedicated().await?, key: self.keys.events() })
+    }
+}
+
+/// Which part of a consumer group's stream to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupRead {
+    /// Entries delivered to this consumer earlier but never acknowledged (after a crash).
+    Pending,
+    /// Entries never delivered to the group.
+    New,
+}
+
+/// Blocking reads of the event stream on a dedicated connection.
+pub struct EventReader {
+    client: Client,
+    key: String,
+}
+
+impl std::fmt::Debug for EventReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReader").field("key", &self.key).finish()
+    }
+}
+
+impl EventReader {
+    /// Creates consumer group `group` if missing. A new group starts at the beginning of the
+    /// stream, so a component that joins late still sees all history.
+    pub async fn ensure_group(&self, group: &str) -> Result<()> {
+        match self.client.xgroup_create::<(), _, _, _>(&self.key, group, "0", true).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads up to `count` events for `consumer` of `group`, blocking up to `block` for new ones.
+    pub async fn read_group(&self, group: &str, consumer: &str, which: GroupRead, count: u64, block: Duration) -> Result<Vec<Event>> {
+        let (id, block_ms) = match which {
+            GroupRead::Pending => ("0", None),
+            GroupRead::New => (">", Some(block.as_millis() as u64)),
+        };
+        let call = self.client.xreadgroup_map::<String, String, String, String, _, _, _, _>(
+            group, consumer, Some(count), block_ms, false, &self.key, id,
+        );
+        let reply = bounded(call, block).await?;
+        decode_all(reply.into_values().flatten().collect())
+    }
+
+    pub async fn ack(&self, group: &str, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: u64 = self.client.xack(&self.key, group, ids.to_vec()).await?;
+        Ok(())
+    }
+
+    /// Events strictly after `after` (`"0"` = from the start, `"$"` = only new), blocking up to
+    /// `block` when there are none.
+    pub async fn read_after(&self, after: &str, count: u64, block: Duration) -> Result<Vec<Event>> {
+        let call = self.client.xread_map::<String, String, String, String, _, _>(
+            Some(count),
+            Some(block.as_millis() as u64),
+            &self.key,
+            after,
+        );
+        let reply = bounded(call, block).await?;
+        decode_all(reply.into_values().flatten().collect())
+    }
+
+    pub async fn quit(&self) {
+        let _ = self.client.quit().await;
+    }
+}
+
+/// A blocking call may not outlive its block time by much: a half-dead connection must not
+/// hang a follower forever.
+async fn bounded<T>(call: impl std::future::Future<Output = Result<T, fred::error::Error>>, block: Duration) -> Result<T> {
+    let limit = block + Duration::from_secs(5);
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(StoreError::Timeout(limit)),
+    }
+}

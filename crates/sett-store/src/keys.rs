@@ -1,0 +1,152 @@
+//! Every Redis key name Sett uses, and nothing else. The instance name is wrapped in literal
+//! braces (`sett:{<instance>}:`) so it is the Redis Cluster hash tag: all keys of one instance
+//! share a slot (Lua and MULTI work on a cluster), while instances spread across shards.
+//!
+//! Instance keys (all under the prefix, so scan-delete finds every one of them):
+//! | key | type | content |
+//! |---|---|---|
+//! | `artifact:<id>` | hash | artifact fields |
+//! | `claim:<id>` | hash | claim fields |
+//! | `claim:<id>:bids` | hash | agent → bid |
+//! | `thread:<logical_id>` | zset | artifact id scored by version |
+//! | `lock` | string (TTL) | JSON lock holder |
+//! | `events` | stream | the audit ledger; consumer groups `orchestrator` and `cub:<agent>` |
+//! | `index:artifacts` | zset | artifact id scored by creation time |
+//! | `index:claims` | zset | claim id scored by creation time |
+//! | `index:claim_by_artifact` | hash | artifact id → its (first) claim id |
+//! | `index:deadlines` | zset | claim id scored by its next deadline |
+//! | `questions:open` | zset | open question id scored by the time it was asked |
+//! | `questions:answers` | hash | question id → JSON answer record (closes it for good) |
+//! | `executions` | hash | `<claim>:<seq>` → JSON record of the cub run that took a grant |
+//! | `components` | hash | component name → JSON health record (pid, address, heartbeat) |
+//! | `workers:<agent>:queue` | list | FIFO of grants waiting for a worker slot |
+//! | `workers:<agent>:running` | hash | grant → JSON worker record |
+//!
+//! Global keys: `sett:instances`, `sett:instance_counter`, `sett:audit`.
+
+use sett_core::{AgentName, ArtifactId, ClaimId, InstanceName};
+
+pub const INSTANCES: &str = "sett:instances";
+pub const INSTANCE_COUNTER: &str = "sett:instance_counter";
+pub const AUDIT: &str = "sett:audit";
+
+/// The key families destroy reports, in display order.
+pub const FAMILIES: &[&str] = &[
+    "artifact", "claim", "bids", "thread", "events", "index", "questions", "executions", "components", "workers",
+    "lock",
+];
+
+/// Key builder for one instance.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(instance: &InstanceName) -> Self {
+        Self { prefix: format!("sett:{{{}}}:", instance.as_str()) }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The SCAN pattern matching every key of this instance and nothing else. The instance name
+    /// is validated (no glob characters), and escaped anyway as defence in depth.
+    pub fn scan_pattern(&self) -> String {
+        format!("{}*", escape_glob(&self.prefix))
+    }
+
+    pub fn artifact(&self, id: &ArtifactId) -> String {
+        format!("{}artifact:{id}", self.prefix)
+    }
+    /// SCAN pattern for artifacts whose id starts with `hyphenated_prefix` (hex and '-' only).
+    pub fn artifact_prefix_pattern(&self, hyphenated_prefix: &str) -> String {
+        format!("{}artifact:{}*", escape_glob(&self.prefix), escape_glob(hyphenated_prefix))
+    }
+    pub fn claim(&self, id: &ClaimId) -> String {
+        format!("{}claim:{id}", self.prefix)
+    }
+    pub fn bids(&self, id: &ClaimId) -> String {
+        format!("{}claim:{id}:bids", self.prefix)
+    }
+    pub fn thread(&self, logical_id: &ArtifactId) -> String {
+        format!("{}thread:{logical_id}", self.prefix)
+    }
+    pub fn lock(&self) -> String {
+        format!("{}lock", self.prefix)
+    }
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+    pub fn artifacts_index(&self) -> String {
+        format!("{}index:artifacts", self.prefix)
+    }
+    pub fn claims_index(&self) -> String {
+        format!("{}index:claims", self.prefix)
+    }
+    pub fn claim_by_artifact(&self) -> String {
+        format!("{}index:claim_by_artifact", self.prefix)
+    }
+    pub fn deadlines(&self) -> String {
+        format!("{}index:deadlines", self.prefix)
+    }
+    pub fn open_questions(&self) -> String {
+        format!("{}questions:open", self.prefix)
+    }
+    pub fn question_answers(&self) -> String {
+        format!("{}questions:answers", self.prefix)
+    }
+    pub fn executions(&self) -> String {
+        format!("{}executions", self.prefix)
+    }
+    pub fn components(&self) -> String {
+        format!("{}components", self.prefix)
+    }
+    pub fn worker_queue(&self, agent: &AgentName) -> String {
+        format!("{}workers:{agent}:queue", self.prefix)
+    }
+    pub fn workers_running(&self, agent: &AgentName) -> String {
+        format!("{}workers:{agent}:running", self.prefix)
+    }
+
+    /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.
+    pub fn family_of<'k>(&self, key: &'k str) -> &'k str {
+        let rest = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
+        let head = rest.split(':').next().unwrap_or(rest);
+        if head == "claim" && rest.ends_with(":bids") {
+            "bids"
+        } else {
+            head
+        }
+    }
+}
+
+/// Escapes the characters SCAN MATCH treats specially.
+pub fn escape_glob(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_use_the_hash_tag() {
+        let k = Keys::new(&InstanceName::parse("myproject").unwrap());
+        assert_eq!(k.lock(), "sett:{myproject}:lock");
+        assert_eq!(k.scan_pattern(), "sett:{myproject}:*");
+        let c = ClaimId::parse("0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
+        assert_eq!(k.family_of(&k.bids(&c)), "bids");
+        assert_eq!(k.family_of(&k.claim(&c)), "claim");
+        assert_eq!(k.family_of(&k.open_questions()), "questions");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}

@@ -1,0 +1,21 @@
+//! The Lua scripts, loaded from `lua/*.lua` at compile time. Each opens with its KEYS/ARGV
+//! contract; `evalsha_with_reload` recovers from NOSCRIPT after a Redis restart or failover.
+
+use std::sync::LazyLock;
+
+use fred::types::scripts::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::from_lua(include_str!(concat!("../lua/", $file))));
+    };
+}
+
+script!(CREATE_ARTIFACT, "create_artifact.lua");
+script!(WRITE_CLAIM, "write_claim.lua");
+script!(SUBMIT_BID, "submit_bid.lua");
+script!(LOCK_RENEW, "lock_renew.lua");
+script!(LOCK_RELEASE, "lock_release.lua");
+script!(WORKER_OFFER, "worker_offer.lua");
+script!(WORKER_RELEASE, "worker_release.lua");

@@ -1,0 +1,69 @@
+//! Worker slots for controller agents: at most `max_concurrent` running per agent, the rest in a
+//! durable FIFO. Offer and release are atomic, so two exits can never launch one grant twice.
+
+use std::collections::HashMap;
+
+use fred::prelude::*;
+use serde::{Deserialize, Serialize};
+use sett_core::AgentName;
+
+use crate::scripts::{WORKER_OFFER, WORKER_RELEASE};
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerOffer {
+    /// A slot was taken: launch the worker now.
+    Launch,
+    /// Every slot is busy (or others wait): the grant waits in the FIFO.
+    Queued,
+    /// This grant already holds a slot.
+    AlreadyRunning,
+}
+
+/// What `workers:<agent>:running` records for a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WorkerRecord {
+    pub run_id: String,
+    pub pid: Option<u32>,
+    pub container: Option<String>,
+    pub launched_at_ms: i64,
+}
+
+impl Store {
+    pub async fn offer_worker(&self, agent: &AgentName, max: u32, grant: &str, record: &WorkerRecord) -> Result<WorkerOffer> {
+        let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
+        let args = vec![max.to_string(), grant.to_owned(), serde_json::to_string(record).expect("serializable")];
+        let reply: String = WORKER_OFFER.evalsha_with_reload(self.client(), keys, args).await?;
+        match reply.as_str() {
+            "launch" => Ok(WorkerOffer::Launch),
+            "queued" => Ok(WorkerOffer::Queued),
+            "running" => Ok(WorkerOffer::AlreadyRunning),
+            other => Err(StoreError::Decode(format!("unexpected worker_offer reply {other}"))),
+        }
+    }
+
+    /// Frees `grant`'s slot (if given) and returns the queued grants that now hold slots.
+    pub async fn release_worker(&self, agent: &AgentName, max: u32, grant: Option<&str>, record: &WorkerRecord) -> Result<Vec<String>> {
+        let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
+        let args = vec![max.to_string(), grant.unwrap_or("").to_owned(), serde_json::to_string(record).expect("serializable")];
+        Ok(WORKER_RELEASE.evalsha_with_reload(self.client(), keys, args).await?)
+    }
+
+    /// Updates the record of a running slot (e.g. with the launched pid).
+    pub async fn update_worker(&self, agent: &AgentName, grant: &str, record: &WorkerRecord) -> Result<()> {
+        let _: () = self
+            .client()
+            .hset(self.keys.workers_running(agent), (grant, serde_json::to_string(record).expect("serializable")))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn running_workers(&self, agent: &AgentName) -> Result<HashMap<String, WorkerRecord>> {
+        let raw: HashMap<String, String> = self.client().hgetall(self.keys.workers_running(agent)).await?;
+        Ok(raw.into_iter().map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect())
+    }
+
+    pub async fn queued_workers(&self, agent: &AgentName) -> Result<Vec<String>> {
+        Ok(self.client().lrange(self.keys.worker_queue(agent), 0, -1).await?)
+    }
+}
