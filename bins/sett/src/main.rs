@@ -1,1 +1,39 @@
-fn main() {}
+//! `sett`: the operator CLI. Thin by design: parse arguments, resolve the instance and Redis,
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! call the libraries, print. Results go to stdout, errors to stderr with the next step to take.
+//! Exit codes: 0 ok, 1 error, 2 usage error or wait timeout.
+
+mod cli;
+mod cmd;
+mod ctx;
+mod output;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            // `sett list | head` closes the pipe early: that is success, not an error.
+            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("Error: {err:#}");
+            match err.downcast_ref::<ctx::UsageError>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::from(1),
+            }
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod config;
 pub mod event;
 pub mod ids;
 pub mod machine;
+pub mod metrics;
 pub mod tool;
 
 pub use artifact::{Artifact, StructuralType};

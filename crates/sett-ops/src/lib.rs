@@ -1,1 +1,6 @@
-//! sett-ops
+//! Operations support shared by the daemons and the CLI: telemetry (bunyan JSON logs), the
+//! health / readiness / metrics HTTP server, the instance destroyer and status aggregation.
+//! This crate never prints; it logs through tracing and returns data.
+
+pub mod health;
+pub mod telemetry;

@@ -1,0 +1,257 @@
+//! The command-line grammar (clap derive). Values are parsed here; meaning is given in `cmd`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "sett", version, about = "Orchestrate teams of AI agents through a Redis blackboard", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Redis URL (redis://, rediss:// for TLS, user:password@ for ACL users). Default: the
+    /// workspace's managed Redis started by `sett up`.
+    #[arg(long, env = "SETT_REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Instance name. Default: the instance registered for this workspace.
+    #[arg(short = 'n', long = "name", env = "SETT_INSTANCE", global = true)]
+    pub name: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
+    pub output: OutputFormat,
+    /// Print only what scripts need.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Disable colours (also honoured: NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Log format for diagnostics on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 30s, 5m, 1h)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create sett.yml and an example agent in this directory (a git repository).
+    Init(InitArgs),
+    /// Start the orchestrator and the agents' cubs.
+    Up(UpArgs),
+    /// Stop everything gracefully; data is kept.
+    Down(DownArgs),
+    /// List instances.
+    List,
+    /// Start a workflow: write a GoalDefined artifact.
+    Forage(ForageArgs),
+    /// Replay the audit trail, then follow it live.
+    Watch(WatchArgs),
+    /// List artifacts, or show one.
+    Hoard(HoardArgs),
+    /// List open questions from agents.
+    Questions(QuestionsArgs),
+    /// Answer an agent's question.
+    Answer(AnswerArgs),
+    /// Show the health of an instance.
+    Status(StatusArgs),
+    /// List claims.
+    Claims(ClaimsArgs),
+    /// Show a component's logs.
+    Logs(LogsArgs),
+    /// Permanently delete all data of a stopped instance.
+    Destroy(DestroyArgs),
+    /// Write every key of an instance as JSON lines.
+    Export(ExportArgs),
+    /// Restore an instance from `sett export` output.
+    Import(ImportArgs),
+    /// Print version information.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing sett.yml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Start even when the workspace has uncommitted changes or the name is registered to
+    /// another workspace.
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for every component to become ready.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Grace period for running tools before they are killed.
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ForageArgs {
+    /// The goal, in words.
+    #[arg(long)]
+    pub goal: String,
+    /// Stream the workflow until it ends.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: give up after this long (exit 2).
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only events after this point: a duration ago (10m), an RFC 3339 time, or an event id.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events about artifacts of this type.
+    #[arg(long = "type")]
+    pub artifact_type: Option<String>,
+    /// Only events involving this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Stop when a workflow ends (a Terminal or Failure artifact).
+    #[arg(long)]
+    pub exit_on_completion: bool,
+    /// Give up after this long (exit 2).
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct HoardArgs {
+    /// An artifact id or short id (at least 6 hex characters).
+    pub id: Option<String>,
+    /// Only artifacts of this type.
+    #[arg(long = "type")]
+    pub artifact_type: Option<String>,
+    /// Only artifacts produced by this agent or role.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only artifacts of this structural type.
+    #[arg(long)]
+    pub structural_type: Option<String>,
+    /// Only artifacts created after this point (a duration ago or an RFC 3339 time).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuestionsArgs {
+    /// Block until at least one question is open, print it and exit.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (exit 2).
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// The question's id or short id.
+    pub question: String,
+    /// The answer text; `-` reads it from stdin.
+    pub text: Option<String>,
+    /// Read the answer from a file.
+    #[arg(long, conflicts_with = "text")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+#[derive(Debug, Args)]
+pub struct ClaimsArgs {
+    /// Only claims with this status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only claims that are past a deadline or pending for longer than --stuck-after.
+    #[arg(long)]
+    pub stuck: bool,
+    /// What "stuck" means for a pending claim with no deadline.
+    #[arg(long, value_parser = duration, default_value = "10m")]
+    pub stuck_after: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// `orchestrator` or an agent name.
+    pub component: String,
+    /// Keep following new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show only the last N lines.
+    #[arg(long)]
+    pub lines: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Skip the confirmation prompt (for scripts).
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a full export to FILE before deleting anything.
+    #[arg(long)]
+    pub backup: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export file (`-` for stdin).
+    pub file: PathBuf,
+    /// Import even if the instance already has data (existing keys are replaced).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

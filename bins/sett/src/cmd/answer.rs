@@ -1,0 +1,13 @@
+//! `sett answer`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[allow(unused_imports)]
+use crate::cli::*;
+use crate::ctx::Ctx;
+
+pub(crate) async fn run(_ctx: &Ctx, _args: AnswerArgs) -> Result<ExitCode> {
+    anyhow::bail!("'sett answer' is not implemented yet")
+}

@@ -1,0 +1,13 @@
+//! `sett destroy`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[allow(unused_imports)]
+use crate::cli::*;
+use crate::ctx::Ctx;
+
+pub(crate) async fn run(_ctx: &Ctx, _args: DestroyArgs) -> Result<ExitCode> {
+    anyhow::bail!("'sett destroy' is not implemented yet")
+}

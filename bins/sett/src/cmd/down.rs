@@ -1,0 +1,13 @@
+//! `sett down`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[allow(unused_imports)]
+use crate::cli::*;
+use crate::ctx::Ctx;
+
+pub(crate) async fn run(_ctx: &Ctx, _args: DownArgs) -> Result<ExitCode> {
+    anyhow::bail!("'sett down' is not implemented yet")
+}

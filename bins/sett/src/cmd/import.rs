@@ -1,0 +1,13 @@
+//! `sett import`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[allow(unused_imports)]
+use crate::cli::*;
+use crate::ctx::Ctx;
+
+pub(crate) async fn run(_ctx: &Ctx, _args: ImportArgs) -> Result<ExitCode> {
+    anyhow::bail!("'sett import' is not implemented yet")
+}

@@ -1,0 +1,13 @@
+//! `sett init`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[allow(unused_imports)]
+use crate::cli::*;
+use crate::ctx::Ctx;
+
+pub(crate) async fn run(_ctx: &Ctx, _args: InitArgs) -> Result<ExitCode> {
+    anyhow::bail!("'sett init' is not implemented yet")
+}

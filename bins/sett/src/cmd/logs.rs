@@ -1,0 +1,13 @@
+//! `sett logs`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[allow(unused_imports)]
+use crate::cli::*;
+use crate::ctx::Ctx;
+
+pub(crate) async fn run(_ctx: &Ctx, _args: LogsArgs) -> Result<ExitCode> {
+    anyhow::bail!("'sett logs' is not implemented yet")
+}

@@ -1,0 +1,49 @@
+//! One module per command; `run` dispatches.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::ctx::Ctx;
+
+mod answer;
+mod claims;
+mod destroy;
+mod down;
+mod export;
+mod forage;
+mod hoard;
+mod import;
+mod init;
+mod list;
+mod logs;
+mod questions;
+mod status;
+mod up;
+mod watch;
+
+pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx::new(cli.global)?;
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, a).await,
+        Command::Up(a) => up::run(&ctx, a).await,
+        Command::Down(a) => down::run(&ctx, a).await,
+        Command::List => list::run(&ctx).await,
+        Command::Forage(a) => forage::run(&ctx, a).await,
+        Command::Watch(a) => watch::run(&ctx, a).await,
+        Command::Hoard(a) => hoard::run(&ctx, a).await,
+        Command::Questions(a) => questions::run(&ctx, a).await,
+        Command::Answer(a) => answer::run(&ctx, a).await,
+        Command::Status(a) => status::run(&ctx, a).await,
+        Command::Claims(a) => claims::run(&ctx, a).await,
+        Command::Logs(a) => logs::run(&ctx, a).await,
+        Command::Destroy(a) => destroy::run(&ctx, a).await,
+        Command::Export(a) => export::run(&ctx, a).await,
+        Command::Import(a) => import::run(&ctx, a).await,
+        Command::Version => {
+            crate::output::line(&format!("sett {}", env!("CARGO_PKG_VERSION")))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! `sett questions`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[allow(unused_imports)]
+use crate::cli::*;
+use crate::ctx::Ctx;
+
+pub(crate) async fn run(_ctx: &Ctx, _args: QuestionsArgs) -> Result<ExitCode> {
+    anyhow::bail!("'sett questions' is not implemented yet")
+}

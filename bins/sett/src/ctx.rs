@@ -1,0 +1,117 @@
+//! What every command needs: the resolved Redis connection, the instance, the workspace and the
+//! output settings. Resolution errors say which flag or command fixes them.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use sett_core::InstanceName;
+use sett_store::{Redis, RedisOptions, Store};
+
+use crate::cli::{Global, OutputFormat};
+use crate::workspace::Workspace;
+
+/// A usage error: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Returns a usage error (exit code 2) with `msg`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+#[derive(Debug)]
+pub struct Ctx {
+    pub global: Global,
+    pub workspace: Workspace,
+}
+
+impl Ctx {
+    pub fn new(global: Global) -> Result<Self> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        Ok(Self { global, workspace: Workspace::discover(&cwd) })
+    }
+
+    pub fn output(&self) -> OutputFormat {
+        self.global.output
+    }
+
+    /// The Redis URL: `--redis-url` / `SETT_REDIS_URL`, else the workspace's managed Redis.
+    pub fn redis_url(&self) -> Option<String> {
+        self.global.redis_url.clone().or_else(|| self.workspace.managed_redis_url())
+    }
+
+    /// Connects to Redis, or explains how to point Sett at one.
+    pub async fn redis(&self) -> Result<Redis> {
+        let Some(url) = self.redis_url() else {
+            anyhow::bail!(
+                "no Redis configured for {}: run 'sett up' here (it starts a managed redis-server), or pass --redis-url / set SETT_REDIS_URL",
+                self.workspace.root.display()
+            );
+        };
+        Redis::connect(RedisOptions::new(url)).await.map_err(anyhow::Error::from)
+    }
+
+    /// The explicit `--name`, validated.
+    pub fn explicit_name(&self) -> Result<Option<InstanceName>> {
+        self.global
+            .name
+            .as_deref()
+            .map(|n| InstanceName::parse(n).map_err(|e| usage(e.to_string())))
+            .transpose()
+    }
+
+    /// The instance: `--name`, else the one instance registered for this workspace.
+    pub async fn instance_name(&self, redis: &Redis) -> Result<InstanceName> {
+        if let Some(n) = self.explicit_name()? {
+            return Ok(n);
+        }
+        let root = self.workspace.root.display().to_string();
+        let matching: Vec<InstanceName> = redis
+            .instances()
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.workspace == root)
+            .map(|(n, _)| n)
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(usage(format!(
+                "no instance is registered for {root}: pass --name NAME (see 'sett list'), or run 'sett up' here first"
+            ))),
+            many => Err(usage(format!(
+                "several instances use {root} ({}): pass --name NAME",
+                many.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// Connects and resolves the instance in one step.
+    pub async fn store(&self) -> Result<Store> {
+        let redis = self.redis().await?;
+        let name = self.instance_name(&redis).await?;
+        Ok(redis.instance(&name))
+    }
+
+    /// The operator's identity for audit records: `$SETT_OPERATOR`, else the OS user.
+    pub fn operator(&self) -> String {
+        std::env::var("SETT_OPERATOR")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+            .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    pub fn sett_dir(&self) -> PathBuf {
+        self.workspace.sett_dir()
+    }
+}

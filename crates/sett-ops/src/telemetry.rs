@@ -1,0 +1,73 @@
+//! Logging and metrics initialisation for the daemons: JSON lines (bunyan) on stdout, filtered by
+//! `SETT_LOG` (or `RUST_LOG`), and a Prometheus recorder whose histograms are kept bounded by a
+//! periodic upkeep task.
+
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("invalid log filter in SETT_LOG/RUST_LOG: {0}")]
+    Filter(String),
+    #[error("logging is already initialised: {0}")]
+    Init(String),
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(String),
+}
+
+fn filter() -> Result<EnvFilter, TelemetryError> {
+    let raw = std::env::var("SETT_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_owned());
+    // Keep dependencies quiet unless asked for explicitly.
+    let raw = if raw.contains('=') || raw.contains(',') { raw } else { format!("{raw},fred=warn,hyper=warn") };
+    EnvFilter::try_new(&raw).map_err(|e| TelemetryError::Filter(e.to_string()))
+}
+
+/// Installs JSON logging on stdout for a daemon. `component` becomes the bunyan `name`; every
+/// line also carries the fields of the spans it is in (instance, claim, artifact…).
+pub fn init_json_logs(component: &str) -> Result<(), TelemetryError> {
+    Registry::default()
+        .with(filter()?)
+        .with(JsonStorageLayer)
+        .with(BunyanFormattingLayer::new(component.to_owned(), std::io::stdout))
+        .try_init()
+        .map_err(|e| TelemetryError::Init(e.to_string()))
+}
+
+/// Installs human-readable logging on stderr (the operator CLI).
+pub fn init_text_logs(default_level: &str) -> Result<(), TelemetryError> {
+    let f = std::env::var("SETT_LOG")
+        .ok()
+        .map(|s| EnvFilter::try_new(s).map_err(|e| TelemetryError::Filter(e.to_string())))
+        .transpose()?
+        .unwrap_or_else(|| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(f)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init()
+        .map_err(|e| TelemetryError::Init(e.to_string()))
+}
+
+/// Installs the global Prometheus recorder and spawns its upkeep task (histograms otherwise grow
+/// without bound). Call once per process, inside a tokio runtime.
+pub fn install_metrics() -> Result<PrometheusHandle, TelemetryError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0])
+        .map_err(|e| TelemetryError::Metrics(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
