@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use fred::prelude::*;
+use fred::types::Value;
 use sett_core::event::{Event, EventKind};
 
 use crate::{Result, Store, StoreError};
@@ -26,6 +27,15 @@ fn decode_event(id: String, fields: HashMap<String, String>) -> Result<Event> {
 }
 
 type Entries = Vec<(String, HashMap<String, String>)>;
+
+/// A blocking read that timed out answers nil; anything else is a stream → entries map.
+fn decode_reply(reply: Value) -> Result<Vec<Event>> {
+    if reply.is_null() {
+        return Ok(Vec::new());
+    }
+    let map: fred::types::streams::XReadResponse<String, String, String, String> = reply.into_xread_response()?;
+    decode_all(map.into_values().flatten().collect())
+}
 
 fn decode_all(entries: Entries) -> Result<Vec<Event>> {
     entries.into_iter().map(|(id, f)| decode_event(id, f)).collect()
@@ -111,11 +121,8 @@ impl EventReader {
             GroupRead::Pending => ("0", None),
             GroupRead::New => (">", Some(block.as_millis() as u64)),
         };
-        let call = self.client.xreadgroup_map::<String, String, String, String, _, _, _, _>(
-            group, consumer, Some(count), block_ms, false, &self.key, id,
-        );
-        let reply = bounded(call, block).await?;
-        decode_all(reply.into_values().flatten().collect())
+        let call = self.client.xreadgroup::<Value, _, _, _, _>(group, consumer, Some(count), block_ms, false, &self.key, id);
+        decode_reply(bounded(call, block).await?)
     }
 
     pub async fn ack(&self, group: &str, ids: &[String]) -> Result<()> {
@@ -129,14 +136,8 @@ impl EventReader {
     /// Events strictly after `after` (`"0"` = from the start, `"$"` = only new), blocking up to
     /// `block` when there are none.
     pub async fn read_after(&self, after: &str, count: u64, block: Duration) -> Result<Vec<Event>> {
-        let call = self.client.xread_map::<String, String, String, String, _, _>(
-            Some(count),
-            Some(block.as_millis() as u64),
-            &self.key,
-            after,
-        );
-        let reply = bounded(call, block).await?;
-        decode_all(reply.into_values().flatten().collect())
+        let call = self.client.xread::<Value, _, _>(Some(count), Some(block.as_millis() as u64), &self.key, after);
+        decode_reply(bounded(call, block).await?)
     }
 
     pub async fn quit(&self) {

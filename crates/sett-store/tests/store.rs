@@ -1,0 +1,273 @@
+//! Store tests against a real Redis: atomic artifact writes, claim compare-and-set under
+//! contention, the lock, scan-delete isolation and durable event consumption.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sett_core::event::EventKind;
+use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, InstanceName, StructuralType};
+use sett_store::{CreateOutcome, GroupRead, LockHolder, LockPurpose, Store, WriteOutcome, now_ms};
+
+fn policy() -> Policy {
+    Policy {
+        agents: [(AgentName::parse("A").unwrap(), AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false })].into(),
+        max_review_iterations: 3,
+        bid_timeout_ms: 1000,
+        on_question_timeout: Default::default(),
+    }
+}
+
+fn full_artifact() -> Artifact {
+    let mut a = Artifact::new_root(StructuralType::Answer, "Answer", "multi\nline \"payload\" {}", "human:alice", now_ms());
+    a.source_artifacts = vec![ArtifactId::new_v7()];
+    a.claim_id = Some(ClaimId::new_v7());
+    a.summary = Some("a summary".into());
+    a.answered_by = Some("alice".into());
+    a.timed_out = true;
+    a
+}
+
+#[tokio::test]
+async fn artifacts_round_trip_and_are_immutable() {
+    let store = sett_testkit::store().await;
+    let a = full_artifact();
+    assert!(matches!(store.create_artifact(&a).await.unwrap(), CreateOutcome::Created { .. }));
+    assert_eq!(store.get_artifact(&a.id).await.unwrap().unwrap(), a);
+    // The same id again is refused, whatever the content.
+    let mut twin = a.clone();
+    twin.payload = "changed".into();
+    assert_eq!(store.create_artifact(&twin).await.unwrap(), CreateOutcome::IdExists);
+    assert_eq!(store.get_artifact(&a.id).await.unwrap().unwrap().payload, a.payload);
+    // A second artifact at the same thread version is refused too.
+    let mut same_version = a.clone();
+    same_version.id = ArtifactId::new_v7();
+    assert_eq!(store.create_artifact(&same_version).await.unwrap(), CreateOutcome::VersionTaken { existing: a.id });
+    // The write appended exactly one event, atomically with the hash and the thread entry.
+    let events = store.events_after(None, 100).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::ArtifactCreated);
+    assert_eq!(events[0].field("artifact_id"), Some(a.id.to_string().as_str()));
+    assert_eq!(store.latest_in_thread(&a.logical_id).await.unwrap().unwrap().id, a.id);
+}
+
+#[tokio::test]
+async fn claims_round_trip_every_field() {
+    let store = sett_testkit::store().await;
+    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
+    let mut c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    c.granted_review_agents = vec![AgentName::parse("A").unwrap()];
+    c.termination_reason = Some("because".into());
+    c.additional_context_ids = vec![ArtifactId::new_v7()];
+    assert_eq!(store.write_claim(&c, None, true, &[], &[], 5).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), c);
+    assert_eq!(store.claim_for_artifact(&a.id).await.unwrap(), Some(c.id));
+    // A second claim for the same artifact is refused (idempotent creation).
+    let other = new_claim(ClaimId::new_v7(), &a, &policy(), 6);
+    assert_eq!(store.write_claim(&other, None, true, &[], &[], 6).await.unwrap(), WriteOutcome::Exists(c.id.to_string()));
+    assert_eq!(store.due_claims(i64::MAX).await.unwrap(), vec![c.id]);
+}
+
+#[tokio::test]
+async fn twenty_racing_transitions_apply_exactly_once() {
+    let store = sett_testkit::store().await;
+    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
+    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
+    let c = Arc::new(c);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, c) = (store.clone(), c.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut next = (*c).clone();
+            next.status = ClaimStatus::Dormant;
+            next.revision = c.revision + 1;
+            next.termination_reason = Some(format!("task {i}"));
+            let events = [(EventKind::ClaimDormant, serde_json::json!({"claim_id": c.id, "task": i}))];
+            store.write_claim(&next, Some(c.revision), false, &[], &events, 6).await.unwrap()
+        }));
+    }
+    let mut written = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            WriteOutcome::Written => written += 1,
+            WriteOutcome::Conflict { current } => assert_eq!(current, "2"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(written, 1);
+    let events = store.events_after(None, 100).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == EventKind::ClaimDormant).count(), 1);
+    assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap().revision, 2);
+}
+
+#[tokio::test]
+async fn bids_are_recorded_once() {
+    let store = sett_testkit::store().await;
+    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
+    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    let agent = AgentName::parse("A").unwrap();
+    assert!(!store.submit_bid(&c.id, &agent, BidType::Review, 1).await.unwrap(), "no claim yet");
+    store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
+    assert!(store.submit_bid(&c.id, &agent, BidType::Review, 1).await.unwrap());
+    assert!(!store.submit_bid(&c.id, &agent, BidType::Exclusive, 2).await.unwrap());
+    assert_eq!(store.bids(&c.id).await.unwrap().get(&agent), Some(&BidType::Review));
+    assert!(store.take_grant(&c.id, 1, &serde_json::json!({})).await.unwrap());
+    assert!(!store.take_grant(&c.id, 1, &serde_json::json!({})).await.unwrap());
+}
+
+fn holder(run_id: &str) -> LockHolder {
+    LockHolder { run_id: run_id.into(), host: "h".into(), pid: 1, started_at: now_ms(), purpose: LockPurpose::Run }
+}
+
+#[tokio::test]
+async fn the_lock_is_owned_by_its_run_id_and_expires() {
+    let store = sett_testkit::store().await;
+    assert_eq!(store.acquire_lock(&holder("r1"), 300).await.unwrap(), Ok(()));
+    let refused = store.acquire_lock(&holder("r2"), 300).await.unwrap().unwrap_err();
+    assert_eq!(refused.run_id, "r1");
+    assert!(!store.renew_lock("r2", 10_000).await.unwrap());
+    assert!(!store.release_lock("r2").await.unwrap());
+    assert!(store.renew_lock("r1", 300).await.unwrap());
+    // Not renewed: it expires by itself (Redis TTL; wait on the key, bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.lock_holder().await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "lock did not expire");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!store.renew_lock("r1", 300).await.unwrap());
+    assert_eq!(store.acquire_lock(&holder("r2"), 10_000).await.unwrap(), Ok(()));
+    assert!(store.release_lock("r2").await.unwrap());
+    assert_eq!(store.lock_holder().await.unwrap(), None);
+}
+
+async fn seed(store: &Store) {
+    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
+    store.create_artifact(&a).await.unwrap();
+    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
+    store.submit_bid(&c.id, &AgentName::parse("A").unwrap(), BidType::Claim, 6).await.unwrap();
+    store.acquire_lock(&holder("x"), 60_000).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn scan_delete_touches_only_its_instance() {
+    let redis = sett_testkit::redis().await;
+    let base = sett_testkit::instance_name();
+    let name = |suffix: &str| InstanceName::parse(&format!("{}{suffix}", base.as_str())).unwrap();
+    let target = redis.instance(&base);
+    let neighbours = [name("-1"), name("b"), name("-b")];
+    seed(&target).await;
+    for n in &neighbours {
+        seed(&redis.instance(n)).await;
+    }
+    let counter_before = redis.next_instance_number().await.unwrap();
+    redis.append_audit(&serde_json::json!({"test": base.as_str()})).await.unwrap();
+
+    let counts = target.scan_instance(false, |_| {}).await.unwrap();
+    assert_eq!(counts["artifact"], 1);
+    assert_eq!(counts["claim"], 1);
+    assert_eq!(counts["bids"], 1);
+    assert_eq!(counts["thread"], 1);
+    assert_eq!(counts["lock"], 1);
+    let deleted = target.scan_instance(true, |_| {}).await.unwrap();
+    assert_eq!(deleted, counts);
+    assert!(target.scan_instance(false, |_| {}).await.unwrap().is_empty(), "every key of the instance is gone");
+    for n in &neighbours {
+        let left = redis.instance(n).scan_instance(false, |_| {}).await.unwrap();
+        assert_eq!(left, counts, "neighbour {n} was touched");
+    }
+    assert_eq!(redis.next_instance_number().await.unwrap(), counter_before + 1);
+    assert!(redis.audit_records().await.unwrap().iter().any(|(_, r)| r["test"] == base.as_str()));
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_receives_every_event_exactly_once() {
+    let store = sett_testkit::store().await;
+    let group = "g";
+    let reader = store.event_reader().await.unwrap();
+    reader.ensure_group(group).await.unwrap();
+    for i in 0..10 {
+        store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    // First run: reads 4, acknowledges only 3, then "crashes".
+    let first = reader.read_group(group, "c1", GroupRead::New, 4, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(first.len(), 4);
+    reader.ack(group, &first[..3].iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
+    seen.extend(first[..3].iter().map(|e| e.data["n"].as_i64().unwrap()));
+    drop(reader);
+    for i in 10..15 {
+        store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
+    }
+    // Restart: pending first (the unacknowledged one), then everything new.
+    let reader = store.event_reader().await.unwrap();
+    reader.ensure_group(group).await.unwrap();
+    loop {
+        let batch = reader.read_group(group, "c1", GroupRead::Pending, 100, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        reader.ack(group, &batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
+        seen.extend(batch.iter().map(|e| e.data["n"].as_i64().unwrap()));
+    }
+    loop {
+        let batch = reader.read_group(group, "c1", GroupRead::New, 100, Duration::from_millis(50)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        reader.ack(group, &batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
+        seen.extend(batch.iter().map(|e| e.data["n"].as_i64().unwrap()));
+    }
+    assert_eq!(seen, (0..15).collect::<Vec<_>>());
+    let unique: BTreeSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 15);
+}
+
+#[tokio::test]
+async fn blocking_reads_wake_on_new_events() {
+    let store = sett_testkit::store().await;
+    store.append_event(EventKind::InstanceStarted, &serde_json::json!({}), 0).await.unwrap();
+    // Follow from the newest id seen, so an event appended before the read blocks is not lost.
+    let cursor = store.last_event_id().await.unwrap().unwrap();
+    let reader = store.event_reader().await.unwrap();
+    let writer = store.clone();
+    let wait = tokio::spawn(async move { reader.read_after(&cursor, 10, Duration::from_secs(5)).await.unwrap() });
+    writer.append_event(EventKind::InstanceStopped, &serde_json::json!({}), 1).await.unwrap();
+    let got = wait.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, EventKind::InstanceStopped);
+}
+
+#[tokio::test]
+async fn export_restore_is_exact() {
+    let redis = sett_testkit::redis().await;
+    let src = redis.instance(&sett_testkit::instance_name());
+    seed(&src).await;
+    let reader = src.event_reader().await.unwrap();
+    reader.ensure_group("orchestrator").await.unwrap();
+    let mut dumps = Vec::new();
+    src.export(|d| {
+        dumps.push(d);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    src.scan_instance(true, |_| {}).await.unwrap();
+    for d in &dumps {
+        src.restore(d).await.unwrap();
+    }
+    let mut again = Vec::new();
+    src.export(|d| {
+        again.push(d);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // TTLs tick down between the exports; compare everything else exactly.
+    let strip = |v: &mut Vec<sett_store::Dump>| v.iter_mut().for_each(|d| d.ttl_ms = d.ttl_ms.map(|_| 0));
+    strip(&mut dumps);
+    strip(&mut again);
+    assert_eq!(dumps, again);
+}
