@@ -1,1 +1,60 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in plain Rust (see matklad's cargo-xtask write-up).
+//!
+//! - `ci`: everything CI checks (fmt, clippy with warnings denied, the whole test suite against a
+//!   real Redis, cargo-deny when installed).
+//! - `demo`: build Sett and run a real multi-agent workflow in a temporary git repository, with
+//!   a human-in-the-loop answer, then show the audit trail.
+//! - `bench`: the benchmarks recorded in `docs/benchmarks.md`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// In a binary every `pub` is crate-visible anyway.
+#![allow(unreachable_pub)]
+
+mod bench;
+mod ci;
+mod demo;
+mod redis;
+#[cfg(test)]
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run every check CI runs.
+    Ci(ci::CiArgs),
+    /// Run a real workflow end to end and show its audit trail.
+    Demo(demo::DemoArgs),
+    /// Run the benchmarks and write bench-results/*.json.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Ci(a) => ci::run(a),
+        Task::Demo(a) => demo::run(a),
+        Task::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_owned()
+}

@@ -1,7 +1,9 @@
 //! `sett`: the operator CLI. Thin by design: parse arguments, resolve the instance and Redis,
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 //! call the libraries, print. Results go to stdout, errors to stderr with the next step to take.
 //! Exit codes: 0 ok, 1 error, 2 usage error or wait timeout.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// In a binary every `pub` is crate-visible anyway.
+#![allow(unreachable_pub)]
 
 mod cli;
 mod cmd;

@@ -1,0 +1,143 @@
+//! `cargo xtask demo`: Sett's main job on its embedded defaults. Builds the binaries, creates a
+//! temporary git repository with the example agents (`examples/`), starts an instance (with a
+//! managed `redis-server` unless `SETT_REDIS_URL` is set), forages a goal, answers the agent's
+//! question as the operator, waits for the workflow to finish and prints its audit trail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The goal to give the agents.
+    #[arg(long, default_value = "Build a tiny to-do list service")]
+    goal: String,
+    /// Keep the instance running and the workspace after the demo.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+struct Sett {
+    bin: PathBuf,
+    workspace: PathBuf,
+    name: String,
+}
+
+impl Sett {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args).args(["--name", &self.name]).current_dir(&self.workspace).env("SETT_OPERATOR", "demo-operator");
+        c
+    }
+
+    /// Runs a command with its output shown, failing on a non-zero exit.
+    fn show(&self, title: &str, args: &[&str]) -> Result<()> {
+        println!("\n$ sett {}", args.join(" "));
+        let _ = title;
+        let status = self.cmd(args).status().with_context(|| format!("cannot run sett {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("`sett {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    }
+
+    fn capture(&self, args: &[&str]) -> Result<(i32, String)> {
+        let out = self.cmd(args).stderr(Stdio::inherit()).output()?;
+        Ok((out.status.code().unwrap_or(1), String::from_utf8_lossy(&out.stdout).into_owned()))
+    }
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let root = crate::project_root();
+    let status = Command::new(env!("CARGO")).args(["build", "--bins", "--locked"]).current_dir(&root).status()?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    let bin_dir = root.join("target").join("debug");
+    let workspace = std::env::temp_dir().join(format!("sett-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&workspace)?;
+    let git = |a: &[&str]| -> Result<()> {
+        let s = Command::new("git").args(a).current_dir(&workspace).stdout(Stdio::null()).status()?;
+        if !s.success() {
+            bail!("git {} failed", a.join(" "));
+        }
+        Ok(())
+    };
+    git(&["init", "-q", "-b", "main"])?;
+    git(&["config", "user.name", "Sett Demo"])?;
+    git(&["config", "user.email", "demo@sett.invalid"])?;
+    copy_dir(&root.join("examples").join("agents"), &workspace.join("agents"))?;
+    std::fs::copy(root.join("examples").join("sett.yml"), workspace.join("sett.yml"))?;
+    std::fs::write(workspace.join(".gitignore"), ".sett/\n")?;
+    git(&["add", "."])?;
+    git(&["commit", "-q", "-m", "Sett demo workspace"])?;
+
+    let sett = Sett { bin: bin_dir.join("sett"), workspace: workspace.clone(), name: format!("demo-{}", std::process::id()) };
+    println!("Sett demo workspace: {}", workspace.display());
+    sett.show("start", &["up"])?;
+
+    let result = drive(&sett, &args.goal);
+
+    if !args.keep {
+        let _ = sett.show("stop", &["down"]);
+    }
+    result?;
+    println!("\nDemo complete. Workspace: {}", workspace.display());
+    if args.keep {
+        println!("The instance is still running: cd {} && sett status", workspace.display());
+    }
+    Ok(())
+}
+
+fn drive(sett: &Sett, goal: &str) -> Result<()> {
+    println!("\n$ sett forage --goal {goal:?} --watch");
+    let mut forage = sett
+        .cmd(&["forage", "--goal", goal, "--watch", "--timeout", "300s"])
+        .spawn()
+        .context("cannot run sett forage")?;
+    // Play the human operator: answer every question the agents ask until the workflow ends.
+    let started = Instant::now();
+    let outcome = loop {
+        if let Some(status) = forage.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(320) {
+            let _ = forage.kill();
+            bail!("the workflow did not finish within 320 s");
+        }
+        let (code, out) = sett.capture(&["questions", "--wait", "--timeout", "2s", "-o", "json"])?;
+        if code != 0 {
+            continue; // no question yet (exit 2 on timeout)
+        }
+        let open: serde_json::Value = serde_json::from_str(&out).context("questions -o json output")?;
+        for q in open.as_array().cloned().unwrap_or_default() {
+            let id = q["id"].as_str().or_else(|| q["question_id"].as_str()).unwrap_or_default().to_owned();
+            let text = q["question"].as_str().or_else(|| q["text"].as_str()).unwrap_or_default().to_owned();
+            println!("\nAn agent asks: {text}");
+            sett.show("answer", &["answer", &id, "Use SQLite, keep it simple."])?;
+        }
+    };
+    if !outcome.success() {
+        bail!("the workflow did not reach a Terminal artifact ({outcome})");
+    }
+    sett.show("artifacts", &["hoard"])?;
+    sett.show("audit trail", &["watch", "--exit-on-completion"])?;
+    sett.show("status", &["status"])?;
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Tidy checks run as tests: every Rust module opens with a `//!` doc line, no test is hidden
+//! with `#[ignore]`, no trailing whitespace, and libraries do not print.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if p.is_dir() {
+            if !matches!(name, "target" | ".git" | ".sett" | "fuzz") {
+                rust_files(&p, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn sources() -> Vec<(PathBuf, String)> {
+    let root = crate::project_root();
+    let mut files = Vec::new();
+    for d in ["crates", "bins", "xtask", "tests"] {
+        rust_files(&root.join(d), &mut files);
+    }
+    files.sort();
+    files.into_iter().map(|p| {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        (p, text)
+    }).collect()
+}
+
+#[test]
+fn every_module_has_a_doc_line() {
+    let missing: Vec<String> = sources()
+        .into_iter()
+        .filter(|(_, t)| !t.trim_start().starts_with("//!"))
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "modules without a leading `//!` line: {missing:#?}");
+}
+
+#[test]
+fn no_ignored_tests() {
+    let marker = ["#[", "ignore"].concat();
+    let bad: Vec<String> = sources()
+        .into_iter()
+        .filter(|(_, t)| t.contains(&marker))
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert!(bad.is_empty(), "tests must not be ignored: {bad:#?}");
+}
+
+#[test]
+fn no_trailing_whitespace() {
+    let mut bad = Vec::new();
+    for (p, t) in sources() {
+        for (i, line) in t.lines().enumerate() {
+            if line.ends_with(' ') || line.ends_with('\t') {
+                bad.push(format!("{}:{}", p.display(), i + 1));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "trailing whitespace: {bad:#?}");
+}
+
+#[test]
+fn libraries_do_not_print() {
+    let root = crate::project_root().join("crates");
+    let macros = ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("];
+    let mut bad = Vec::new();
+    for (p, t) in sources() {
+        if !p.starts_with(&root) || p.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        for m in macros {
+            if t.contains(m) {
+                bad.push(format!("{} uses {m}", p.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "library crates must log through tracing, not print: {bad:#?}");
+}
