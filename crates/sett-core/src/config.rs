@@ -489,6 +489,27 @@ agents:
         assert!(e.to_string().starts_with("sett.yml: at 'agents.Coder.role'"), "{e}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics_on_arbitrary_text(s in "\\PC*") {
+            let _ = SettConfig::parse("fuzz.yml", &s);
+        }
+
+        #[test]
+        fn parser_never_panics_on_yaml_shaped_text(
+            keys in proptest::collection::vec("[a-z_]{1,12}", 0..6),
+            vals in proptest::collection::vec("[A-Za-z0-9 :\\[\\]{}\"*-]{0,16}", 0..6),
+        ) {
+            let mut text = String::from("version: \"1.0\"\nagents:\n  A:\n    command: [x]\n");
+            for (k, v) in keys.iter().zip(vals.iter()) {
+                text.push_str(&format!("    {k}: {v}\n"));
+            }
+            if let Err(e) = SettConfig::parse("fuzz.yml", &text) {
+                proptest::prop_assert!(!e.message.is_empty() && !e.fix.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn bad_values_are_explained() {
         let e = SettConfig::parse("x.yml", &GOOD.replace("bid_timeout: 5s", "bid_timeout: soon")).unwrap_err();
