@@ -29,7 +29,7 @@ use fred::types::config::ReconnectPolicy;
 use sett_core::InstanceName;
 
 pub use artifacts::{AnswerRecord, CreateOutcome};
-pub use claims::WriteOutcome;
+pub use claims::{QuestionOp, WriteOutcome};
 pub use events::{EventReader, GroupRead};
 pub use keys::Keys;
 pub use lock::{LockHolder, LockPurpose};
