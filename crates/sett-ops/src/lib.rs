@@ -4,3 +4,9 @@
 
 pub mod health;
 pub mod telemetry;
+
+pub mod feed;
+pub mod resolve;
+pub mod status;
+pub mod transfer;
+pub mod workflow;

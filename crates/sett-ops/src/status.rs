@@ -1,0 +1,426 @@
+//! Status aggregation for `sett status`, `sett list` and `sett claims --stuck`: the lock holder,
+//! each registered component's heartbeat and `/healthz`, claims by status, open questions and
+//! stuck claims. Returns data; the CLI prints it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use sett_core::{Claim, ClaimStatus};
+use sett_store::{LockHolder, LockPurpose, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A component whose last heartbeat is older than this is considered dead.
+pub const HEARTBEAT_STALE_MS: i64 = 15_000;
+/// How long `/healthz` may take before it counts as failed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1_500);
+
+/// An instance's overall state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// The lock is held and every registered component is alive.
+    Running,
+    /// The lock is held but a component is stale or unhealthy.
+    Degraded,
+    /// Nobody holds the lock.
+    Stopped,
+    /// `sett destroy` holds the lock.
+    Destroying,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Degraded => "degraded",
+            Self::Stopped => "stopped",
+            Self::Destroying => "destroying",
+        }
+    }
+}
+
+/// One registered component (`orchestrator`, `cub:<agent>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentHealth {
+    pub name: String,
+    pub pid: Option<u64>,
+    pub addr: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub heartbeat_age_ms: Option<i64>,
+    /// The HTTP status of `/healthz`, when it answered.
+    pub healthz_status: Option<u16>,
+    pub healthy: bool,
+    /// What is wrong, when not healthy.
+    pub problem: Option<String>,
+}
+
+/// The lock holder and how long it has held the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockInfo {
+    pub run_id: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at_ms: i64,
+    pub age_ms: i64,
+    pub ttl_ms: Option<i64>,
+    pub purpose: LockPurpose,
+}
+
+impl LockInfo {
+    fn new(h: LockHolder, ttl_ms: Option<i64>, now_ms: i64) -> Self {
+        Self {
+            age_ms: now_ms - h.started_at,
+            run_id: h.run_id,
+            host: h.host,
+            pid: h.pid,
+            started_at_ms: h.started_at,
+            ttl_ms,
+            purpose: h.purpose,
+        }
+    }
+}
+
+/// A claim that needs attention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StuckClaim {
+    pub claim_id: String,
+    pub artifact_id: String,
+    pub status: ClaimStatus,
+    pub age_ms: i64,
+    pub overdue_ms: Option<i64>,
+}
+
+/// Everything `sett status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    pub instance: String,
+    pub health: Health,
+    pub lock: Option<LockInfo>,
+    pub components: Vec<ComponentHealth>,
+    pub claims_by_status: BTreeMap<String, u64>,
+    pub open_questions: u64,
+    pub stuck_claims: u64,
+    pub oldest_stuck_claim: Option<StuckClaim>,
+}
+
+/// GETs `http://<addr>/healthz` with a bound; returns the HTTP status code.
+pub async fn probe_healthz(addr: &str, timeout: Duration) -> Result<u16, String> {
+    let attempt = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send to {addr}: {e}"))?;
+        let mut head = vec![0u8; 64];
+        let mut n = 0;
+        // The status line is all that matters; read until it is complete.
+        while n < head.len() && !head[..n].contains(&b'\n') {
+            let got = s
+                .read(&mut head[n..])
+                .await
+                .map_err(|e| format!("cannot read from {addr}: {e}"))?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        parse_status_line(&head[..n]).ok_or_else(|| format!("{addr} did not answer HTTP"))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("{addr} did not answer /healthz within {timeout:?}")),
+    }
+}
+
+fn parse_status_line(head: &[u8]) -> Option<u16> {
+    let line = std::str::from_utf8(head).ok()?.lines().next()?;
+    let mut parts = line.split_whitespace();
+    parts.next().filter(|v| v.starts_with("HTTP/"))?;
+    parts.next()?.parse().ok()
+}
+
+/// Judges one component record `{pid, addr, started_at_ms, heartbeat_ms}`: stale heartbeat or a
+/// failing `/healthz` make it unhealthy. Probes only when the heartbeat is fresh.
+pub async fn component_health(
+    name: &str,
+    record: &serde_json::Value,
+    now_ms: i64,
+    timeout: Duration,
+) -> ComponentHealth {
+    let int = |f: &str| record.get(f).and_then(serde_json::Value::as_i64);
+    let addr = record
+        .get("addr")
+        .and_then(|v| v.as_str())
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned);
+    let heartbeat_age_ms = int("heartbeat_ms").map(|h| now_ms - h);
+    let mut c = ComponentHealth {
+        name: name.to_owned(),
+        pid: record.get("pid").and_then(serde_json::Value::as_u64),
+        addr: addr.clone(),
+        started_at_ms: int("started_at_ms"),
+        heartbeat_age_ms,
+        healthz_status: None,
+        healthy: false,
+        problem: None,
+    };
+    match heartbeat_age_ms {
+        None => c.problem = Some("no heartbeat recorded".into()),
+        Some(age) if age > HEARTBEAT_STALE_MS => {
+            c.problem = Some(format!("last heartbeat {}s ago", age / 1000))
+        }
+        Some(_) => match addr {
+            None => c.healthy = true,
+            Some(a) => match probe_healthz(&a, timeout).await {
+                Ok(200) => {
+                    c.healthz_status = Some(200);
+                    c.healthy = true;
+                }
+                Ok(code) => {
+                    c.healthz_status = Some(code);
+                    c.problem = Some(format!("/healthz answered {code}"));
+                }
+                Err(e) => c.problem = Some(e),
+            },
+        },
+    }
+    c
+}
+
+/// Every registered component's health, probed concurrently, sorted by name.
+pub async fn components_health(
+    store: &Store,
+    now_ms: i64,
+    timeout: Duration,
+) -> sett_store::Result<Vec<ComponentHealth>> {
+    let records = store.components().await?;
+    let probes = records
+        .iter()
+        .map(|(name, rec)| component_health(name, rec, now_ms, timeout));
+    Ok(futures::future::join_all(probes).await)
+}
+
+/// The overall state from the lock and the components.
+pub fn overall(lock: Option<&LockInfo>, components: &[ComponentHealth]) -> Health {
+    match lock {
+        None => Health::Stopped,
+        Some(l) if l.purpose == LockPurpose::Destroy => Health::Destroying,
+        Some(_) if components.iter().any(|c| !c.healthy) => Health::Degraded,
+        Some(_) => Health::Running,
+    }
+}
+
+/// The lock holder (with age and TTL), if any.
+pub async fn lock_info(store: &Store, now_ms: i64) -> sett_store::Result<Option<LockInfo>> {
+    let Some(holder) = store.lock_holder().await? else {
+        return Ok(None);
+    };
+    let ttl = store.lock_ttl_ms().await?;
+    Ok(Some(LockInfo::new(holder, ttl, now_ms)))
+}
+
+/// The instance's state: lock, then components only when running.
+pub async fn instance_health(
+    store: &Store,
+    now_ms: i64,
+    timeout: Duration,
+) -> sett_store::Result<(Health, Option<LockInfo>, Vec<ComponentHealth>)> {
+    let lock = lock_info(store, now_ms).await?;
+    let components = if lock.is_some() {
+        components_health(store, now_ms, timeout).await?
+    } else {
+        Vec::new()
+    };
+    Ok((overall(lock.as_ref(), &components), lock, components))
+}
+
+/// A non-final claim is stuck when a deadline has passed, or, having no deadline, when it has
+/// not changed for longer than `stuck_after_ms`. Returns how long it is overdue.
+pub fn stuck_for(claim: &Claim, now_ms: i64, stuck_after_ms: i64) -> Option<i64> {
+    if claim.status.is_final() {
+        return None;
+    }
+    match claim.next_deadline_ms() {
+        Some(d) if d < now_ms => Some(now_ms - d),
+        Some(_) => None,
+        None => {
+            let idle = now_ms - claim.updated_at_ms.max(claim.created_at_ms);
+            (idle > stuck_after_ms).then_some(idle - stuck_after_ms)
+        }
+    }
+}
+
+/// Builds the full report.
+pub async fn instance_status(
+    store: &Store,
+    now_ms: i64,
+    stuck_after: Duration,
+    timeout: Duration,
+) -> sett_store::Result<StatusReport> {
+    let (health, lock, components) = instance_health(store, now_ms, timeout).await?;
+    let claims = store.all_claims().await?;
+    let mut claims_by_status = BTreeMap::new();
+    for c in &claims {
+        *claims_by_status
+            .entry(c.status.as_str().to_owned())
+            .or_default() += 1;
+    }
+    let stuck_after_ms = i64::try_from(stuck_after.as_millis()).unwrap_or(i64::MAX);
+    let stuck: Vec<(&Claim, i64)> = claims
+        .iter()
+        .filter_map(|c| stuck_for(c, now_ms, stuck_after_ms).map(|o| (c, o)))
+        .collect();
+    let oldest_stuck_claim = stuck
+        .iter()
+        .min_by_key(|(c, _)| (c.created_at_ms, c.id))
+        .map(|(c, overdue)| StuckClaim {
+            claim_id: c.id.to_string(),
+            artifact_id: c.artifact_id.to_string(),
+            status: c.status,
+            age_ms: now_ms - c.created_at_ms,
+            overdue_ms: Some(*overdue),
+        });
+    Ok(StatusReport {
+        instance: store.instance().to_string(),
+        health,
+        lock,
+        components,
+        claims_by_status,
+        open_questions: store.open_question_count().await?,
+        stuck_claims: stuck.len() as u64,
+        oldest_stuck_claim,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sett_core::machine::{Policy, new_claim};
+    use sett_core::{Artifact, ClaimId, StructuralType};
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            parse_status_line(b"HTTP/1.1 503 Service Unavailable\r\n"),
+            Some(503)
+        );
+        assert_eq!(
+            parse_status_line(b"HTTP/1.1 200 OK\r\ncontent-type: x"),
+            Some(200)
+        );
+        assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(parse_status_line(b""), None);
+    }
+
+    #[tokio::test]
+    async fn stale_and_missing_heartbeats_are_unhealthy() {
+        let now = 100_000;
+        let fresh = serde_json::json!({"pid": 7, "started_at_ms": 1, "heartbeat_ms": now - 1000});
+        let c = component_health("orchestrator", &fresh, now, PROBE_TIMEOUT).await;
+        assert!(c.healthy, "{c:?}");
+        let stale = serde_json::json!({"pid": 7, "heartbeat_ms": now - 20_000});
+        let c = component_health("orchestrator", &stale, now, PROBE_TIMEOUT).await;
+        assert!(!c.healthy);
+        assert_eq!(c.problem.as_deref(), Some("last heartbeat 20s ago"));
+        assert!(
+            !component_health("x", &serde_json::json!({}), now, PROBE_TIMEOUT)
+                .await
+                .healthy
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_healthz_address_is_unhealthy() {
+        // Bind then drop: nothing listens on that port any more.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let rec = serde_json::json!({"pid": 7, "addr": addr, "heartbeat_ms": 99_000});
+        let c = component_health("cub:A", &rec, 100_000, PROBE_TIMEOUT).await;
+        assert!(!c.healthy);
+        assert!(c.problem.unwrap().contains("cannot connect"));
+    }
+
+    #[tokio::test]
+    async fn a_live_healthz_is_probed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+        });
+        assert_eq!(probe_healthz(&addr, PROBE_TIMEOUT).await, Ok(503));
+    }
+
+    #[test]
+    fn overall_health() {
+        let lock = LockInfo::new(
+            LockHolder {
+                run_id: "r".into(),
+                host: "h".into(),
+                pid: 1,
+                started_at: 0,
+                purpose: LockPurpose::Run,
+            },
+            Some(10),
+            5,
+        );
+        let ok = ComponentHealth {
+            name: "o".into(),
+            pid: None,
+            addr: None,
+            started_at_ms: None,
+            heartbeat_age_ms: Some(1),
+            healthz_status: None,
+            healthy: true,
+            problem: None,
+        };
+        let bad = ComponentHealth {
+            healthy: false,
+            ..ok.clone()
+        };
+        assert_eq!(overall(None, &[]), Health::Stopped);
+        assert_eq!(
+            overall(Some(&lock), std::slice::from_ref(&ok)),
+            Health::Running
+        );
+        assert_eq!(overall(Some(&lock), &[ok, bad]), Health::Degraded);
+        let destroying = LockInfo {
+            purpose: LockPurpose::Destroy,
+            ..lock
+        };
+        assert_eq!(overall(Some(&destroying), &[]), Health::Destroying);
+    }
+
+    #[test]
+    fn stuck_claims() {
+        let p = Policy {
+            agents: Default::default(),
+            max_review_iterations: 3,
+            bid_timeout_ms: 1_000,
+            on_question_timeout: Default::default(),
+        };
+        let a = Artifact::new_root(StructuralType::Standard, "T", "x", "user", 0);
+        let c = new_claim(ClaimId::new_v7(), &a, &p, 0);
+        // Pending consensus with its bid deadline at 1000.
+        assert_eq!(stuck_for(&c, 500, 60_000), None);
+        assert_eq!(stuck_for(&c, 1_500, 60_000), Some(500));
+        let mut no_deadline = c.clone();
+        no_deadline.bid_deadline_ms = None;
+        assert_eq!(stuck_for(&no_deadline, 30_000, 60_000), None);
+        assert_eq!(stuck_for(&no_deadline, 61_000, 60_000), Some(1_000));
+        let mut done = c;
+        done.status = ClaimStatus::Complete;
+        assert_eq!(stuck_for(&done, 1_000_000, 1), None);
+    }
+}

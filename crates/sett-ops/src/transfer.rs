@@ -1,0 +1,124 @@
+//! `sett export` / `sett import`: an instance as JSON lines, one `sett_store::Dump` per key in
+//! sorted key order, and back. The round trip is exact (same keys, same values).
+
+use std::io::{BufRead, Write};
+
+use sett_store::{Dump, Store, StoreError};
+
+/// What can go wrong moving an instance in or out.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("line {line}: not an export record ({reason}); is this the output of 'sett export'?")]
+    Parse { line: usize, reason: String },
+    #[error(
+        "instance '{instance}' already has {keys} keys: import into an empty instance (pick another --name, or 'sett destroy --name {instance}' first), or pass --force to replace the keys the export contains"
+    )]
+    NotEmpty { instance: String, keys: u64 },
+    #[error(
+        "instance '{instance}' is running (its lock is held): run 'sett down --name {instance}' first"
+    )]
+    Running { instance: String },
+}
+
+/// Writes every key of `store` to `out` as JSON lines; returns the number of keys.
+pub async fn export_jsonl(store: &Store, out: &mut impl Write) -> Result<u64, TransferError> {
+    let mut io_err = None;
+    let n = store
+        .export(|d| {
+            let line = serde_json::to_string(&d).map_err(|e| StoreError::Decode(e.to_string()))?;
+            if let Err(e) = writeln!(out, "{line}") {
+                // Keep the I/O error (e.g. a closed pipe) to report it as such.
+                let msg = e.to_string();
+                io_err = Some(e);
+                return Err(StoreError::Conflict(msg));
+            }
+            Ok(())
+        })
+        .await;
+    if let Some(e) = io_err {
+        return Err(TransferError::Io(e));
+    }
+    let n = n?;
+    out.flush()?;
+    Ok(n)
+}
+
+/// Reads export lines (blank lines are skipped); a malformed line names its number.
+pub fn read_dumps(input: impl BufRead) -> Result<Vec<Dump>, TransferError> {
+    let mut out = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: Dump = serde_json::from_str(&line).map_err(|e| TransferError::Parse {
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// The result of an import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub restored: u64,
+    /// Keys deliberately not restored (the lock: it belongs to the run that was exported).
+    pub skipped: Vec<String>,
+}
+
+/// Restores `dumps` into `store`. Refused while the instance runs, and when it already has keys
+/// unless `force`.
+pub async fn import(
+    store: &Store,
+    dumps: &[Dump],
+    force: bool,
+) -> Result<ImportReport, TransferError> {
+    let instance = store.instance().to_string();
+    if store.lock_holder().await?.is_some() {
+        return Err(TransferError::Running { instance });
+    }
+    if !force {
+        let keys: u64 = store.scan_instance(false, |_| {}).await?.values().sum();
+        if keys > 0 {
+            return Err(TransferError::NotEmpty { instance, keys });
+        }
+    }
+    let mut report = ImportReport {
+        restored: 0,
+        skipped: Vec::new(),
+    };
+    for d in dumps {
+        if store
+            .keys()
+            .family_of(&format!("{}{}", store.keys().prefix(), d.key))
+            == "lock"
+        {
+            report.skipped.push(d.key.clone());
+            continue;
+        }
+        store.restore(d).await?;
+        report.restored += 1;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lines_and_names_bad_ones() {
+        let text = "{\"key\":\"lock\",\"type\":\"string\",\"ttl_ms\":5,\"value\":\"x\"}\n\n{\"key\":\"a\",\"type\":\"hash\",\"ttl_ms\":null,\"value\":{}}\n";
+        let d = read_dumps(text.as_bytes()).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].ttl_ms, Some(5));
+        let err = read_dumps("{\"key\":1}\nnope\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().starts_with("line 1:"), "{err}");
+    }
+}
