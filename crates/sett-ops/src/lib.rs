@@ -2,6 +2,7 @@
 //! health / readiness / metrics HTTP server, the instance destroyer and status aggregation.
 //! This crate never prints; it logs through tracing and returns data.
 
+pub mod destroy;
 pub mod health;
 pub mod telemetry;
 

@@ -1,13 +1,208 @@
-//! `sett destroy`.
+//! `sett destroy`: the seed's M4.3 UX (warning, "Type the instance name to confirm:", per-family
+//! counts, exact error messages) on top of `sett_ops::destroy`, which owns the lock, the audit
+//! record and the deletion.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use inquire::ui::{RenderConfig, Styled};
+use sett_ops::destroy::{self, Acquired, Destroyer, Operator, Plan, Report, thousands};
 
-#[allow(unused_imports)]
-use crate::cli::*;
-use crate::ctx::Ctx;
+use crate::cli::{DestroyArgs, LogFormat, OutputFormat};
+use crate::ctx::{Ctx, usage};
 
-pub(crate) async fn run(_ctx: &Ctx, _args: DestroyArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett destroy' is not implemented yet")
+pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
+    // The audit record is also logged (target `sett::audit`); make sure it reaches stderr even
+    // when nothing else installed a subscriber. An existing subscriber wins.
+    let _ = match ctx.global.log_format {
+        LogFormat::Text => sett_ops::telemetry::init_text_logs("warn,sett::audit=info"),
+        LogFormat::Json => sett_ops::telemetry::init_json_logs("sett"),
+    };
+    // Destroy never guesses the instance from the workspace: the operator names it.
+    let Some(name) = ctx.explicit_name()? else {
+        return Err(usage(
+            "sett destroy needs the instance name: pass --name NAME (see 'sett list')",
+        ));
+    };
+    let redis = ctx.redis().await?;
+    let store = redis.instance(&name);
+    let human = ctx.output() == OutputFormat::Table;
+
+    if args.dry_run {
+        let plan = destroy::plan(&store).await?;
+        match ctx.output() {
+            OutputFormat::Table => {
+                print_warning(name.as_str(), &plan)?;
+                crate::output::line("Dry run: nothing was deleted.")?;
+            }
+            OutputFormat::Json => crate::output::json(
+                &serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}),
+            )?,
+            OutputFormat::Jsonl => crate::output::jsonl(
+                &serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}),
+            )?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let destroyer = Destroyer::begin(&store, Operator::current(ctx.operator())).await?;
+    if let Acquired::TookOver(prev) = destroyer.acquired() {
+        eprintln!(
+            "Note: a previous destroy of '{name}' (pid {} on {}) died mid-way; taking over its lock and finishing the job",
+            prev.pid, prev.host
+        );
+    }
+    if !args.force {
+        if human {
+            print_warning(name.as_str(), destroyer.plan())?;
+        }
+        if let Err(e) = confirm(name.as_str()) {
+            destroyer.abort().await;
+            return Err(e);
+        }
+    }
+
+    if let Some(path) = &args.backup {
+        match destroyer.backup(path).await {
+            Ok(n) => {
+                if human && !args.force && !ctx.global.quiet {
+                    crate::output::line(&format!(
+                        "✓ Backed up {} keys to {}",
+                        thousands(n),
+                        path.display()
+                    ))?;
+                }
+            }
+            Err(e) => {
+                destroyer.abort().await;
+                return Err(e.into());
+            }
+        }
+    }
+
+    if human && !args.force {
+        crate::output::line(&format!("Destroying instance '{name}'..."))?;
+    }
+    let bar = progress_bar(destroyer.plan().total_keys(), ctx.global.quiet);
+    let report = destroyer
+        .execute(args.backup.as_deref(), |n| bar.set_position(n))
+        .await;
+    bar.finish_and_clear();
+    let report = report?;
+    match ctx.output() {
+        OutputFormat::Table => {
+            if !args.force {
+                print_report(&report)?;
+            }
+            crate::output::line(&format!("Instance '{name}' destroyed successfully"))?;
+        }
+        OutputFormat::Json => crate::output::json(&serde_json::to_value(&report)?)?,
+        OutputFormat::Jsonl => crate::output::jsonl(&serde_json::to_value(&report)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+fn print_warning(name: &str, plan: &Plan) -> Result<()> {
+    let out = crate::output::line;
+    out(&format!(
+        "WARNING: This will permanently delete ALL data for instance '{name}'"
+    ))?;
+    out("This includes:")?;
+    out(&format!(
+        "  - All artifacts and claims ({}, {})",
+        plural(plan.count("artifact"), "artifact", "artifacts"),
+        plural(plan.count("claim"), "claim", "claims")
+    ))?;
+    out(&format!(
+        "  - All thread history ({})",
+        plural(plan.count("thread"), "thread", "threads")
+    ))?;
+    out(&format!(
+        "  - All metadata ({}{})",
+        plural(plan.metadata_keys(), "key", "keys"),
+        if plan.registered {
+            " and the registry entry"
+        } else {
+            ""
+        }
+    ))?;
+    out("")?;
+    Ok(())
+}
+
+fn print_report(r: &Report) -> Result<()> {
+    let out = crate::output::line;
+    out(&format!(
+        "✓ Removed {}",
+        plural(r.count("artifact"), "artifact", "artifacts")
+    ))?;
+    out(&format!(
+        "✓ Removed {}",
+        plural(r.count("claim"), "claim", "claims")
+    ))?;
+    out(&format!(
+        "✓ Removed {}",
+        plural(r.count("thread"), "thread", "threads")
+    ))?;
+    let families: Vec<String> = r
+        .counts
+        .iter()
+        .filter(|(f, _)| !matches!(f.as_str(), "artifact" | "claim" | "thread"))
+        .map(|(f, n)| format!("{f}: {}", thousands(*n)))
+        .collect();
+    if families.is_empty() {
+        out("✓ Removed metadata")?;
+    } else {
+        out(&format!("✓ Removed metadata ({})", families.join(", ")))?;
+    }
+    Ok(())
+}
+
+/// Asks the operator to re-type the instance name. Never blocks without a terminal.
+fn confirm(name: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "refusing to destroy instance '{name}' without confirmation: stdin is not a terminal\nRun 'sett destroy --name {name} --force' to destroy it from a script"
+        );
+    }
+    let config = RenderConfig::default()
+        .with_prompt_prefix(Styled::new(""))
+        .with_answered_prompt_prefix(Styled::new(""));
+    let answer = inquire::Text::new("Type the instance name to confirm:")
+        .with_render_config(config)
+        .prompt();
+    match answer {
+        Ok(typed) if typed.trim() == name => Ok(()),
+        Ok(typed) => anyhow::bail!(
+            "'{}' does not match the instance name '{name}' - nothing was deleted\nRun 'sett destroy --name {name}' again and type the name exactly",
+            typed.trim()
+        ),
+        Err(
+            inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted,
+        ) => {
+            anyhow::bail!("destroy of instance '{name}' cancelled - nothing was deleted")
+        }
+        Err(e) => Err(e)
+            .context("cannot read the confirmation - nothing was deleted; use --force in scripts"),
+    }
+}
+
+/// A progress bar on stderr when it is a terminal (indicatif hides itself otherwise).
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} keys ({per_sec}, {eta})")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
