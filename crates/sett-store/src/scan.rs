@@ -202,3 +202,85 @@ impl Store {
         Ok(())
     }
 }
+
+/// Keys per UNLINK command: large enough to amortise round trips, small enough that Redis
+/// never blocks noticeably on one command.
+const UNLINK_BATCH: usize = 1_000;
+
+impl Store {
+    /// SCAN pages over this instance's keys. On a cluster every primary is scanned (not only the
+    /// node owning the instance's slot), so a key left on another node by an interrupted slot
+    /// migration is still found; on a single node this is a plain SCAN.
+    fn instance_pages(&self) -> futures::stream::BoxStream<'static, Result<fred::types::scan::ScanResult, fred::error::Error>> {
+        use futures::StreamExt;
+        let pattern = self.keys.scan_pattern();
+        if self.client().client_config().server.is_clustered() {
+            self.client().scan_cluster(pattern, Some(SCAN_COUNT), None).boxed()
+        } else {
+            self.client().scan(pattern, Some(SCAN_COUNT), None).boxed()
+        }
+    }
+
+    /// Counts this instance's keys per family, leaving out the instance lock (whoever holds it
+    /// — a destroy counts what it is about to delete, not its own lock).
+    pub async fn count_instance_keys(&self) -> Result<FamilyCounts> {
+        let lock = self.keys.lock();
+        let mut counts = FamilyCounts::new();
+        let mut pages = self.instance_pages();
+        while let Some(mut page) = pages.try_next().await? {
+            let keys = page.take_results().unwrap_or_default();
+            page.next();
+            for k in keys.iter().filter_map(|k| k.as_str()) {
+                if k != lock {
+                    *counts.entry(self.keys.family_of(k).to_owned()).or_default() += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Deletes every key of this instance **except its lock**, which the destroyer holds while
+    /// it works and releases last. SCAN pages stream into UNLINK batches grouped by hash slot
+    /// (with the instance hash tag that is always one slot, so a batch is valid on a cluster),
+    /// with a bounded number of batches in flight: memory stays flat whatever the key count.
+    /// `progress` gets the running number of keys deleted. Returns the counts per family.
+    pub async fn purge_instance_keys(&self, mut progress: impl FnMut(u64)) -> Result<FamilyCounts> {
+        let lock = self.keys.lock();
+        let mut counts = FamilyCounts::new();
+        let mut total = 0u64;
+        let mut inflight: JoinSet<Result<u64, fred::error::Error>> = JoinSet::new();
+        let mut pages = self.instance_pages();
+        while let Some(mut page) = pages.try_next().await? {
+            let keys = page.take_results().unwrap_or_default();
+            // Ask for the next page first so the scan and the deletes overlap.
+            page.next();
+            let mut by_slot: BTreeMap<u16, Vec<fred::types::Key>> = BTreeMap::new();
+            for k in keys {
+                let Some(s) = k.as_str() else { continue };
+                if s == lock {
+                    continue;
+                }
+                *counts.entry(self.keys.family_of(s).to_owned()).or_default() += 1;
+                by_slot.entry(fred::util::redis_keyslot(k.as_bytes())).or_default().push(k);
+            }
+            for (_, keys) in by_slot {
+                for chunk in keys.chunks(UNLINK_BATCH) {
+                    while inflight.len() >= MAX_UNLINKS_IN_FLIGHT {
+                        if let Some(r) = inflight.join_next().await {
+                            total += r.map_err(|e| StoreError::Conflict(format!("unlink task failed: {e}")))??;
+                            progress(total);
+                        }
+                    }
+                    let client = self.client().clone();
+                    let chunk = chunk.to_vec();
+                    inflight.spawn(async move { client.unlink::<u64, _>(chunk).await });
+                }
+            }
+        }
+        while let Some(r) = inflight.join_next().await {
+            total += r.map_err(|e| StoreError::Conflict(format!("unlink task failed: {e}")))??;
+            progress(total);
+        }
+        Ok(counts)
+    }
+}
