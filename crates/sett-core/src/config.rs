@@ -332,10 +332,10 @@ impl SettConfig {
                 return Err(err(&at("bidding_strategy"), "the agent has neither bidding_strategy nor bid_script".into(),
                     "add bidding_strategy: review|claim|exclusive|ignore (or a bid_script)"));
             }
-            if let Some(s) = &a.bid_script {
-                if s.is_empty() {
-                    return Err(err(&at("bid_script"), "must not be empty".into(), "give the script's argv or remove the key"));
-                }
+            if let Some(s) = &a.bid_script
+                && s.is_empty()
+            {
+                return Err(err(&at("bid_script"), "must not be empty".into(), "give the script's argv or remove the key"));
             }
             let mut environment = Vec::new();
             for (i, e) in a.environment.iter().enumerate() {

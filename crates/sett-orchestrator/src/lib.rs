@@ -1,1 +1,76 @@
-//! sett-orchestrator
+//! The orchestration engine: it drives the pure claim state machine (`sett_core::machine`)
+//! against the blackboard. It creates one claim per Standard artifact, gathers bids, runs the
+//! review → parallel → exclusive phases, the feedback loop, question waits and deadlines, and
+//! schedules controller workers. It never prints; it logs through `tracing`.
+//!
+//! Delivery is durable: the engine consumes the instance's event stream through the consumer
+//! group `orchestrator` (pending entries first after a restart) and acknowledges an event only
+//! after handling it. Every handler is idempotent. Every claim change is one compare-and-set
+//! write that also records the transition's follow-up effects in the outbox (see [`followup`]).
+//!
+//! Layout: [`engine`] (event handling and transitions), [`followup`] (outbox effects),
+//! [`ledger`] (events a transition writes), [`workers`] (controller worker scheduling),
+//! [`launcher`] (how workers are started: implemented by the runtime).
+
+pub mod followup;
+pub mod launcher;
+
+mod engine;
+mod ledger;
+mod workers;
+
+use std::time::Duration;
+
+use sett_core::InstanceName;
+use sett_core::config::SettConfig;
+use sett_store::LockHolder;
+
+pub use engine::Orchestrator;
+pub use launcher::{LaunchedWorker, NoWorkers, WorkerLauncher, WorkerRequest};
+
+/// Everything the engine needs to know about where and how it runs.
+pub struct Settings {
+    pub instance: InstanceName,
+    pub config: SettConfig,
+    /// Unique per orchestrator process start: the lock is compared on it.
+    pub run_id: String,
+    pub host: String,
+    pub pid: u32,
+    /// The lock's time to live; it is renewed every third of it.
+    pub lock_ttl: Duration,
+    /// The address of this process's health server, published in the components record.
+    pub health_addr: Option<String>,
+    /// How long workers get to finish when the orchestrator stops.
+    pub shutdown_grace: Duration,
+    /// Decides whether a lock held by someone else belongs to a process that is gone (e.g. on
+    /// this host, with a pid that no longer exists), so it can be taken over at once instead of
+    /// waiting for its TTL to lapse.
+    pub holder_is_gone: Box<dyn Fn(&LockHolder) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("instance", &self.instance)
+            .field("run_id", &self.run_id)
+            .field("host", &self.host)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the orchestrator stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error(
+        "instance '{instance}' is already running (orchestrator run {} on {} pid {}): stop it with 'sett down --name {instance}' first",
+        holder.run_id, holder.host, holder.pid
+    )]
+    AlreadyRunning { instance: InstanceName, holder: LockHolder },
+    #[error("instance '{instance}' is being destroyed (by {} pid {}): wait for 'sett destroy' to finish", holder.host, holder.pid)]
+    BeingDestroyed { instance: InstanceName, holder: LockHolder },
+    #[error("the instance lock of '{0}' was lost to another process; stopping so two orchestrators never run at once")]
+    LockLost(InstanceName),
+    #[error(transparent)]
+    Store(#[from] sett_store::StoreError),
+}

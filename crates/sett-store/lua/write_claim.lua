@@ -2,6 +2,7 @@
 -- deadline, its open-question index entries and its ledger events.
 -- KEYS[1] claim hash   KEYS[2] deadlines zset   KEYS[3] events stream
 -- KEYS[4] open questions zset   KEYS[5] claim-by-artifact hash   KEYS[6] claims index zset
+-- KEYS[7] outbox hash
 -- ARGV[1] claim id
 -- ARGV[2] expected revision ("0" = create: the claim must not exist)
 -- ARGV[3] next deadline in ms, or "" for none
@@ -9,7 +10,8 @@
 -- ARGV[5] events: JSON list of [kind, data-json]
 -- ARGV[6] open-question ops: JSON list of ["add", id, score] / ["rem", id]
 -- ARGV[7] artifact id to index this claim under (create only), or ""
--- ARGV[8..] field, value pairs (the full record: the hash is replaced)
+-- ARGV[8] outbox entry (JSON follow-up effects, stored under "<claim id>:<new revision>"), or ""
+-- ARGV[9..] field, value pairs (the full record: the hash is replaced)
 -- Returns {"ok"} | {"exists", other_claim_id} | {"conflict", current_revision}
 if ARGV[2] == '0' then
   if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -29,7 +31,7 @@ else
   redis.call('DEL', KEYS[1])
 end
 local fields = {}
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -37,6 +39,9 @@ if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[1])
 else
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[7], ARGV[1] .. ':' .. redis.call('HGET', KEYS[1], 'revision'), ARGV[8])
 end
 for _, op in ipairs(cjson.decode(ARGV[6])) do
   if op[1] == 'add' then

@@ -79,7 +79,7 @@ impl Store {
                 serde_json::to_string(r).expect("serializable"),
                 serde_json::json!({
                     "question_id": q, "answer_id": r.answer_id, "answered_by": r.answered_by, "timed_out": r.timed_out,
-                    "artifact_id": q,
+                    "artifact_id": q, "claim_id": a.claim_id,
                 })
                 .to_string(),
             ),

@@ -41,6 +41,23 @@ impl Store {
         events: &[(EventKind, serde_json::Value)],
         now_ms: i64,
     ) -> Result<WriteOutcome> {
+        self.write_claim_with_outbox(claim, expected_revision, index_artifact, question_ops, events, None, now_ms).await
+    }
+
+    /// [`Store::write_claim`], also recording `outbox` (the transition's follow-up effects, as
+    /// JSON) under `<claim>:<revision>` in the same atomic step, so a crash between the write
+    /// and carrying the effects out loses nothing: [`Store::outbox`] lists what is left to do.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write_claim_with_outbox(
+        &self,
+        claim: &Claim,
+        expected_revision: Option<u64>,
+        index_artifact: bool,
+        question_ops: &[QuestionOp],
+        events: &[(EventKind, serde_json::Value)],
+        outbox: Option<&serde_json::Value>,
+        now_ms: i64,
+    ) -> Result<WriteOutcome> {
         let k = &self.keys;
         let keys = vec![
             k.claim(&claim.id),
@@ -49,6 +66,7 @@ impl Store {
             k.open_questions(),
             k.claim_by_artifact(),
             k.claims_index(),
+            k.outbox(),
         ];
         let events_json: Vec<serde_json::Value> =
             events.iter().map(|(kind, data)| serde_json::json!([kind.as_str(), data.to_string()])).collect();
@@ -67,6 +85,7 @@ impl Store {
             serde_json::Value::Array(events_json).to_string(),
             serde_json::Value::Array(ops).to_string(),
             if index_artifact && expected_revision.is_none() { claim.artifact_id.to_string() } else { String::new() },
+            outbox.map(ToString::to_string).unwrap_or_default(),
         ];
         for (f, v) in encode_claim(claim) {
             args.push(f);
@@ -161,6 +180,43 @@ impl Store {
     /// redelivered grant, or a second cub of the same agent).
     pub async fn take_grant(&self, claim: &ClaimId, seq: u64, record: &serde_json::Value) -> Result<bool> {
         Ok(self.client().hsetnx(self.keys.executions(), format!("{claim}:{seq}"), record.to_string()).await?)
+    }
+
+    /// True when a cub or worker took grant `(claim, seq)` for execution.
+    pub async fn grant_taken(&self, claim: &ClaimId, seq: u64) -> Result<bool> {
+        Ok(self.client().hexists(self.keys.executions(), format!("{claim}:{seq}")).await?)
+    }
+
+    /// Follow-up effects recorded by claim writes and not yet carried out, as
+    /// (`<claim>:<revision>`, JSON) pairs.
+    pub async fn outbox(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        let raw: HashMap<String, String> = self.client().hgetall(self.keys.outbox()).await?;
+        let mut out: Vec<(String, serde_json::Value)> = raw
+            .into_iter()
+            .map(|(k, v)| Ok((k, serde_json::from_str(&v).map_err(|e| StoreError::Decode(format!("outbox: {e}")))?)))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Marks an outbox entry as carried out.
+    pub async fn outbox_done(&self, entry: &str) -> Result<()> {
+        let _: u64 = self.client().hdel(self.keys.outbox(), entry).await?;
+        Ok(())
+    }
+
+    /// Sets (or clears) a claim's entry in the deadline index. Used to repair an entry that no
+    /// longer matches the claim (e.g. the claim vanished), so the deadline loop never spins.
+    pub async fn set_claim_deadline(&self, claim: &ClaimId, deadline_ms: Option<i64>) -> Result<()> {
+        match deadline_ms {
+            Some(d) => {
+                let _: u64 = self.client().zadd(self.keys.deadlines(), None, None, false, false, (d as f64, claim.to_string())).await?;
+            }
+            None => {
+                let _: u64 = self.client().zrem(self.keys.deadlines(), claim.to_string()).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts claims by status.

@@ -21,6 +21,7 @@
 //! | `components` | hash | component name → JSON health record (pid, address, heartbeat) |
 //! | `workers:<agent>:queue` | list | FIFO of grants waiting for a worker slot |
 //! | `workers:<agent>:running` | hash | grant → JSON worker record |
+//! | `outbox` | hash | `<claim>:<revision>` → JSON follow-up effects of a transition, removed once carried out |
 //!
 //! Global keys: `sett:instances`, `sett:instance_counter`, `sett:audit`.
 
@@ -33,7 +34,7 @@ pub const AUDIT: &str = "sett:audit";
 /// The key families destroy reports, in display order.
 pub const FAMILIES: &[&str] = &[
     "artifact", "claim", "bids", "thread", "events", "index", "questions", "executions", "components", "workers",
-    "lock",
+    "outbox", "lock",
 ];
 
 /// Key builder for one instance.
@@ -108,6 +109,10 @@ impl Keys {
     }
     pub fn workers_running(&self, agent: &AgentName) -> String {
         format!("{}workers:{agent}:running", self.prefix)
+    }
+
+    pub fn outbox(&self) -> String {
+        format!("{}outbox", self.prefix)
     }
 
     /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.

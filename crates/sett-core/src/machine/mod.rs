@@ -139,9 +139,7 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             now_ms
         }
         Input::Answer { question, answer, now_ms } => {
-            let Some(open) = next.open_questions.remove(&question) else {
-                return None;
-            };
+            let open = next.open_questions.remove(&question)?;
             next.answered_questions.push(AnsweredQuestion { agent: open.agent.clone(), question, answer });
             effects.push(Effect::QuestionClosed { question });
             if next.open_questions.is_empty() {
