@@ -1,13 +1,138 @@
-//! `sett answer`.
+//! `sett answer`: answer an agent's question. The Answer artifact and the closing of the question
+//! are one atomic write, so of two concurrent answers exactly one wins; the other is told who
+//! answered and when.
 
+use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use sett_core::{Artifact, ArtifactId, StructuralType};
+use sett_ops::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
+use sett_store::{AnswerRecord, CreateOutcome, Store, now_ms};
 
-#[allow(unused_imports)]
-use crate::cli::*;
-use crate::ctx::Ctx;
+use super::hoard::ambiguous;
+use crate::cli::{AnswerArgs, OutputFormat};
+use crate::ctx::{Ctx, usage};
+use crate::output;
 
-pub(crate) async fn run(_ctx: &Ctx, _args: AnswerArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett answer' is not implemented yet")
+fn answer_text(args: &AnswerArgs) -> Result<String> {
+    let text = match (&args.text, &args.file) {
+        (Some(t), None) if t == "-" => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the answer from stdin")?;
+            s.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (Some(t), None) => t.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the answer from {}", f.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+        _ => {
+            return Err(usage(
+                "give the answer: sett answer <question> \"text\", or --file FILE, or - to read stdin",
+            ));
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(usage(
+            "the answer is empty: an agent cannot act on an empty answer",
+        ));
+    }
+    Ok(text)
+}
+
+/// Open questions first (cheap, and what the operator means), then every artifact.
+async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
+    let query = IdQuery::parse(raw).map_err(usage)?;
+    let open: Vec<ArtifactId> = store
+        .open_questions()
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let resolution = match resolve_among(&query, &open) {
+        Resolution::None => resolve_artifact(store, &query).await?,
+        found => found,
+    };
+    match resolution {
+        Resolution::One(id) => Ok(id),
+        Resolution::None => bail!(
+            "no question matches '{raw}' in instance '{}'\nList open questions with 'sett questions -n {}'",
+            store.instance(),
+            store.instance()
+        ),
+        Resolution::Ambiguous(ids) => bail!("{}", ambiguous(store, raw, &ids).await?),
+    }
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
+    IdQuery::parse(&args.question).map_err(usage)?;
+    let text = answer_text(&args)?;
+    let store = ctx.store().await?;
+    let qid = resolve_question(&store, &args.question).await?;
+    let Some(question) = store.get_artifact(&qid).await? else {
+        bail!(
+            "question {qid} disappeared while reading it (was instance '{}' destroyed?)",
+            store.instance()
+        );
+    };
+    if question.structural_type != StructuralType::Question {
+        bail!(
+            "artifact {} is a {} ({}), not a Question\nList open questions with 'sett questions -n {}'",
+            qid.short(),
+            question.structural_type,
+            question.artifact_type,
+            store.instance()
+        );
+    }
+    let operator = ctx.operator();
+    let now = now_ms();
+    let mut answer = Artifact::new_root(
+        StructuralType::Answer,
+        "Answer",
+        text,
+        format!("human:{operator}"),
+        now,
+    );
+    answer.source_artifacts = vec![qid];
+    answer.claim_id = question.claim_id;
+    answer.answered_by = Some(operator.clone());
+    let record = AnswerRecord {
+        answer_id: answer.id,
+        answered_by: operator.clone(),
+        answered_at_ms: now,
+        timed_out: false,
+    };
+    match store
+        .create_answer(&answer, &qid, &record)
+        .await
+        .context("writing the answer")?
+    {
+        CreateOutcome::Created { .. } => {}
+        CreateOutcome::AlreadyAnswered(r) => bail!(
+            "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {}'",
+            qid.short(),
+            r.answered_by,
+            output::rfc3339_ms(r.answered_at_ms),
+            r.answer_id.short(),
+            store.instance()
+        ),
+        other => bail!("the answer was not written ({other:?}); retry 'sett answer'"),
+    }
+    let summary = serde_json::json!({"id": answer.id, "question_id": qid, "claim_id": question.claim_id, "answered_by": operator});
+    match (ctx.global.quiet, ctx.output()) {
+        (true, _) => output::line(&answer.id.to_string())?,
+        (false, OutputFormat::Json) => output::json(&summary)?,
+        (false, OutputFormat::Jsonl) => output::jsonl(&summary)?,
+        (false, OutputFormat::Table) => {
+            output::line(&answer.id.to_string())?;
+            eprintln!(
+                "Answered question {} as {operator}; the waiting agent resumes.",
+                qid.short()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

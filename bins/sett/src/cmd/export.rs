@@ -1,13 +1,57 @@
-//! `sett export`.
+//! `sett export`: every key of an instance as JSON lines (one `sett_store::Dump` per key, sorted
+//! by key) on stdout or into a file; `sett import` restores it exactly.
 
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use sett_ops::transfer::export_jsonl;
 
-#[allow(unused_imports)]
-use crate::cli::*;
+use crate::cli::ExportArgs;
 use crate::ctx::Ctx;
 
-pub(crate) async fn run(_ctx: &Ctx, _args: ExportArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett export' is not implemented yet")
+pub(crate) async fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let n = match &args.file {
+        Some(path) => {
+            // Write next to the target and rename, so a failed export never leaves half a file
+            // where a good backup is expected.
+            let tmp = path.with_extension("partial");
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let mut out = BufWriter::new(file);
+            let n = export_jsonl(&store, &mut out)
+                .await
+                .with_context(|| format!("exporting instance '{}'", store.instance()))?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+            n
+        }
+        None => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            let n = export_jsonl(&store, &mut out)
+                .await
+                .with_context(|| format!("exporting instance '{}'", store.instance()))?;
+            out.flush()?;
+            n
+        }
+    };
+    if !ctx.global.quiet {
+        let target = args
+            .file
+            .as_ref()
+            .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+        eprintln!(
+            "Exported {n} keys of instance '{}' to {target}.",
+            store.instance()
+        );
+        if n == 0 {
+            eprintln!(
+                "Instance '{}' has no data: check --name (see 'sett list').",
+                store.instance()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,222 @@
-//! `sett hoard`.
+//! `sett hoard`: list artifacts oldest first (filters: type, agent, structural type, since), or
+//! print one artifact in full by id or short id.
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use sett_core::{Artifact, ArtifactId, StructuralType};
+use sett_ops::feed::excerpt;
+use sett_ops::resolve::{IdQuery, Resolution, Since, resolve_artifact};
+use sett_store::{Store, now_ms};
 
-#[allow(unused_imports)]
-use crate::cli::*;
-use crate::ctx::Ctx;
+use crate::cli::{HoardArgs, OutputFormat};
+use crate::ctx::{Ctx, usage};
+use crate::output;
 
-pub(crate) async fn run(_ctx: &Ctx, _args: HoardArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett hoard' is not implemented yet")
+/// Artifacts fetched per page (ids from the creation index, then the hashes concurrently).
+const PAGE: i64 = 500;
+
+/// Resolves an operator-typed id to one artifact id, or fails with the candidates / a hint.
+pub(crate) async fn resolve_one(store: &Store, raw: &str) -> Result<ArtifactId> {
+    let query = IdQuery::parse(raw).map_err(usage)?;
+    match resolve_artifact(store, &query).await? {
+        Resolution::One(id) => Ok(id),
+        Resolution::None => bail!(
+            "no artifact matches '{raw}' in instance '{}'\nList artifacts with 'sett hoard -n {}' (or check --name)",
+            store.instance(),
+            store.instance()
+        ),
+        Resolution::Ambiguous(ids) => bail!("{}", ambiguous(store, raw, &ids).await?),
+    }
+}
+
+/// The message for an id prefix that matches several artifacts.
+pub(crate) async fn ambiguous(store: &Store, raw: &str, ids: &[ArtifactId]) -> Result<String> {
+    let mut msg = format!(
+        "'{raw}' matches several artifacts in instance '{}':",
+        store.instance()
+    );
+    for id in ids {
+        let what = store
+            .get_artifact(id)
+            .await?
+            .map(|a| format!("{} ({})", a.artifact_type, a.structural_type));
+        msg.push_str(&format!("\n  {id}  {}", what.unwrap_or_default()));
+    }
+    msg.push_str("\nType more characters of the id.");
+    Ok(msg)
+}
+
+fn row(a: &Artifact, now: i64) -> Vec<String> {
+    let text = a
+        .summary
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&a.payload);
+    vec![
+        a.id.short(),
+        a.artifact_type.clone(),
+        a.structural_type.to_string(),
+        a.version.to_string(),
+        a.produced_by_role.clone(),
+        format!("{} ago", output::human_ms(now - a.created_at_ms)),
+        excerpt(text, 60),
+    ]
+}
+
+/// Every artifact, oldest first, fetched page by page.
+async fn all_artifacts(
+    store: &Store,
+    mut keep: impl FnMut(&Artifact) -> bool,
+) -> Result<Vec<Artifact>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let ids = store.artifact_ids(start, PAGE).await?;
+        let fetched =
+            futures::future::try_join_all(ids.iter().map(|id| store.get_artifact(id))).await?;
+        out.extend(fetched.into_iter().flatten().filter(|a| keep(a)));
+        if (ids.len() as i64) < PAGE {
+            return Ok(out);
+        }
+        start += PAGE;
+    }
+}
+
+async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
+    let id = resolve_one(store, raw).await?;
+    let Some(a) = store.get_artifact(&id).await? else {
+        bail!(
+            "artifact {id} disappeared while reading it (was instance '{}' destroyed?)",
+            store.instance()
+        );
+    };
+    match ctx.output() {
+        OutputFormat::Json => output::json(&serde_json::to_value(&a)?)?,
+        OutputFormat::Jsonl => output::jsonl(&serde_json::to_value(&a)?)?,
+        OutputFormat::Table => {
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            let mut lines = vec![
+                format!("id:               {}", a.id),
+                format!("type:             {}", a.artifact_type),
+                format!("structural type:  {}", a.structural_type),
+                format!("logical id:       {}", a.logical_id),
+                format!("version:          {}", a.version),
+                format!("produced by:      {}", a.produced_by_role),
+                format!(
+                    "claim:            {}",
+                    opt(a.claim_id.map(|c| c.to_string()))
+                ),
+                format!(
+                    "created:          {} ({} ago)",
+                    output::rfc3339_ms(a.created_at_ms),
+                    output::human_ms(now_ms() - a.created_at_ms)
+                ),
+                format!(
+                    "sources:          {}",
+                    if a.source_artifacts.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        a.source_artifacts
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            ];
+            if let Some(s) = &a.summary {
+                lines.push(format!("summary:          {s}"));
+            }
+            if let Some(by) = &a.answered_by {
+                lines.push(format!(
+                    "answered by:      {by}{}",
+                    if a.timed_out { " (timed out)" } else { "" }
+                ));
+            }
+            if a.structural_type == StructuralType::Question {
+                let state = match store.answer_record(&a.id).await? {
+                    Some(r) => format!(
+                        "answered by {} at {} ({})",
+                        r.answered_by,
+                        output::rfc3339_ms(r.answered_at_ms),
+                        r.answer_id
+                    ),
+                    None => "open".to_owned(),
+                };
+                lines.push(format!("question:         {state}"));
+            }
+            lines.push("payload:".to_owned());
+            lines.push(a.payload.clone());
+            output::line(&lines.join("\n"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
+    let structural = args
+        .structural_type
+        .as_deref()
+        .map(str::parse::<StructuralType>)
+        .transpose()
+        .map_err(|e| usage(e.to_string()))?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| Since::parse(s, now_ms()))
+        .transpose()
+        .map_err(usage)?;
+    if let Some(raw) = &args.id {
+        // Validate before connecting: a bad id is a usage error whatever the instance.
+        IdQuery::parse(raw).map_err(usage)?;
+        let store = ctx.store().await?;
+        return show_one(ctx, &store, raw).await;
+    }
+    let store = ctx.store().await?;
+    let min_time = since.as_ref().map(Since::min_time_ms);
+    let list = all_artifacts(&store, |a| {
+        args.artifact_type
+            .as_ref()
+            .is_none_or(|t| &a.artifact_type == t)
+            && args.agent.as_ref().is_none_or(|g| &a.produced_by_role == g)
+            && structural.is_none_or(|s| a.structural_type == s)
+            && min_time.is_none_or(|m| a.created_at_ms >= m)
+    })
+    .await?;
+    match ctx.output() {
+        OutputFormat::Json => output::json(&serde_json::to_value(&list)?)?,
+        OutputFormat::Jsonl => {
+            for a in &list {
+                output::jsonl(&serde_json::to_value(a)?)?;
+            }
+        }
+        OutputFormat::Table if ctx.global.quiet => {
+            for a in &list {
+                output::line(&a.id.to_string())?;
+            }
+        }
+        OutputFormat::Table if list.is_empty() => {
+            eprintln!(
+                "No artifacts match in instance '{}'. Start a workflow with 'sett forage --goal \"...\"'.",
+                store.instance()
+            );
+        }
+        OutputFormat::Table => {
+            let now = now_ms();
+            output::table(
+                &[
+                    "ID",
+                    "TYPE",
+                    "STRUCTURAL",
+                    "V",
+                    "PRODUCER",
+                    "AGE",
+                    "SUMMARY",
+                ],
+                list.iter().map(|a| row(a, now)).collect(),
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

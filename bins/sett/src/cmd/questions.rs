@@ -1,13 +1,194 @@
-//! `sett questions`.
+//! `sett questions`: the open questions, oldest first, read from the open-question index (cost
+//! independent of the number of artifacts). `--wait` blocks, push-driven on the event stream,
+//! until one is open.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sett_core::event::EventKind;
+use sett_ops::feed::excerpt;
+use sett_store::{Store, now_ms};
+use tokio::time::Instant;
 
-#[allow(unused_imports)]
-use crate::cli::*;
-use crate::ctx::Ctx;
+use crate::cli::{OutputFormat, QuestionsArgs};
+use crate::ctx::{Ctx, usage};
+use crate::output;
 
-pub(crate) async fn run(_ctx: &Ctx, _args: QuestionsArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett questions' is not implemented yet")
+/// Longest single blocking read while waiting.
+const MAX_BLOCK: Duration = Duration::from_secs(5);
+
+/// One open question as shown to operators and scripts.
+#[derive(Debug, Serialize)]
+struct OpenQuestion {
+    id: String,
+    short_id: String,
+    agent: String,
+    claim_id: Option<String>,
+    asked_at_ms: i64,
+    age_ms: i64,
+    deadline_ms: Option<i64>,
+    time_left_ms: Option<i64>,
+    text: String,
+}
+
+async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for (id, asked_at_ms) in store.open_questions().await? {
+        let artifact = store.get_artifact(&id).await?;
+        let claim_id = artifact.as_ref().and_then(|a| a.claim_id);
+        let claim = match claim_id {
+            Some(c) => store.get_claim(&c).await?,
+            None => None,
+        };
+        let deadline_ms = claim
+            .as_ref()
+            .and_then(|c| c.open_questions.get(&id))
+            .and_then(|q| q.deadline_ms);
+        let agent = artifact
+            .as_ref()
+            .map(|a| a.produced_by_role.clone())
+            .or_else(|| {
+                claim
+                    .as_ref()
+                    .and_then(|c| c.open_questions.get(&id))
+                    .map(|q| q.agent.to_string())
+            })
+            .unwrap_or_else(|| "?".into());
+        out.push(OpenQuestion {
+            id: id.to_string(),
+            short_id: id.short(),
+            agent,
+            claim_id: claim_id.map(|c| c.to_string()),
+            asked_at_ms,
+            age_ms: now - asked_at_ms,
+            deadline_ms,
+            time_left_ms: deadline_ms.map(|d| d - now),
+            text: artifact.map(|a| a.payload).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
+    match ctx.output() {
+        OutputFormat::Json => output::json(&serde_json::to_value(qs)?),
+        OutputFormat::Jsonl => {
+            for q in qs {
+                output::jsonl(&serde_json::to_value(q)?)?;
+            }
+            Ok(())
+        }
+        OutputFormat::Table if ctx.global.quiet => {
+            for q in qs {
+                output::line(&q.id)?;
+            }
+            Ok(())
+        }
+        OutputFormat::Table if qs.is_empty() => output::line(&format!(
+            "No open questions in instance '{}'.",
+            store.instance()
+        )),
+        OutputFormat::Table => {
+            let rows = qs
+                .iter()
+                .map(|q| {
+                    let left = match q.time_left_ms {
+                        None => "never expires".to_owned(),
+                        Some(l) if l < 0 => format!("overdue {}", output::human_ms(-l)),
+                        Some(l) => output::human_ms(l),
+                    };
+                    vec![
+                        q.short_id.clone(),
+                        q.agent.clone(),
+                        q.claim_id
+                            .as_deref()
+                            .map(|c| c[..8].to_owned())
+                            .unwrap_or_else(|| "-".into()),
+                        format!("{} ago", output::human_ms(q.age_ms)),
+                        left,
+                        excerpt(&q.text, 70),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ID", "AGENT", "CLAIM", "ASKED", "TIME LEFT", "QUESTION"],
+                rows,
+            )?;
+            eprintln!(
+                "Answer with: sett answer <ID> \"text\" -n {}",
+                store.instance()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Blocks until a question is open. The stream position is taken before the index is read,
+/// so a question asked between the two is seen by the blocking read.
+async fn wait_for_question(
+    store: &Store,
+    deadline: Option<Instant>,
+) -> Result<Option<Vec<OpenQuestion>>> {
+    let mut cursor = store
+        .last_event_id()
+        .await?
+        .unwrap_or_else(|| "0-0".to_owned());
+    let open = open_questions(store).await?;
+    if !open.is_empty() {
+        return Ok(Some(open));
+    }
+    let reader = store.event_reader().await?;
+    let found = loop {
+        let block = match deadline {
+            None => MAX_BLOCK,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break None;
+                }
+                left.min(MAX_BLOCK).max(Duration::from_millis(1))
+            }
+        };
+        let events = reader.read_after(&cursor, 100, block).await?;
+        let Some(last) = events.last() else { continue };
+        cursor.clone_from(&last.id);
+        if events.iter().any(|e| e.kind == EventKind::QuestionAsked) {
+            // It may have been answered already; then keep waiting.
+            let open = open_questions(store).await?;
+            if !open.is_empty() {
+                break Some(open);
+            }
+        }
+    };
+    reader.quit().await;
+    Ok(found)
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: QuestionsArgs) -> Result<ExitCode> {
+    if args.timeout.is_some() && !args.wait {
+        return Err(usage("--timeout only applies with --wait"));
+    }
+    let store = ctx.store().await?;
+    if !args.wait {
+        let qs = open_questions(&store)
+            .await
+            .with_context(|| format!("reading the open questions of '{}'", store.instance()))?;
+        print(ctx, &store, &qs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    match wait_for_question(&store, deadline).await? {
+        Some(qs) => {
+            print(ctx, &store, &qs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(super::watch::timed_out(
+            "a question",
+            args.timeout.unwrap_or_default(),
+            store.instance().as_str(),
+        )),
+    }
 }

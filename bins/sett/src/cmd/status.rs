@@ -1,13 +1,133 @@
-//! `sett status`.
+//! `sett status`: the health of one instance — lock holder, components (heartbeat and
+//! `/healthz`), claims by status, open questions, the oldest stuck claim. Exit code 0 when
+//! running and healthy, 1 when degraded, stopped or being destroyed (with the command to run).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
+use sett_ops::status::{Health, PROBE_TIMEOUT, StatusReport, instance_status};
+use sett_store::now_ms;
 
-#[allow(unused_imports)]
-use crate::cli::*;
+use crate::cli::{OutputFormat, StatusArgs};
 use crate::ctx::Ctx;
+use crate::output;
 
-pub(crate) async fn run(_ctx: &Ctx, _args: StatusArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett status' is not implemented yet")
+/// A pending claim with no deadline counts as stuck after this long.
+const STUCK_AFTER: Duration = Duration::from_secs(600);
+
+/// The `sett logs` argument for a registered component name (`cub:<agent>` → `<agent>`).
+fn logs_arg(component: &str) -> &str {
+    component.strip_prefix("cub:").unwrap_or(component)
+}
+
+/// What to do next, for an instance that is not healthy.
+fn advice(r: &StatusReport) -> Vec<String> {
+    let i = &r.instance;
+    match r.health {
+        Health::Running => Vec::new(),
+        Health::Stopped => vec![format!("Instance '{i}' is stopped: start it with 'sett up --name {i}'")],
+        Health::Destroying => vec![format!(
+            "Instance '{i}' is being destroyed; if that destroy was interrupted, finish it with 'sett destroy --name {i}'"
+        )],
+        Health::Degraded => r
+            .components
+            .iter()
+            .filter(|c| !c.healthy)
+            .map(|c| {
+                format!(
+                    "Component {} is unhealthy ({}): see 'sett logs {} -n {i}', then restart with 'sett down -n {i}' and 'sett up -n {i}'",
+                    c.name,
+                    c.problem.as_deref().unwrap_or("unknown problem"),
+                    logs_arg(&c.name)
+                )
+            })
+            .collect(),
+    }
+}
+
+fn render(r: &StatusReport) -> String {
+    let mut out = vec![
+        format!("Instance:   {}", r.instance),
+        format!("Status:     {}", r.health.as_str()),
+    ];
+    match &r.lock {
+        Some(l) => out.push(format!(
+            "Lock:       held by {} pid {} for {} (ttl {})",
+            l.host,
+            l.pid,
+            output::human_ms(l.age_ms),
+            l.ttl_ms
+                .map_or_else(|| "none".to_owned(), |t| format!("{}ms", t))
+        )),
+        None => out.push("Lock:       free (stopped)".into()),
+    }
+    if r.components.is_empty() {
+        out.push("Components: none registered".into());
+    } else {
+        out.push("Components:".into());
+        for c in &r.components {
+            let state = if c.healthy {
+                "ok".to_owned()
+            } else {
+                format!("UNHEALTHY: {}", c.problem.as_deref().unwrap_or("?"))
+            };
+            let beat = c.heartbeat_age_ms.map_or_else(
+                || "-".to_owned(),
+                |a| format!("{} ago", output::human_ms(a)),
+            );
+            out.push(format!(
+                "  {:<24} {:<10} pid {:<8} addr {:<22} heartbeat {beat}",
+                c.name,
+                state,
+                c.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                c.addr.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    if r.claims_by_status.is_empty() {
+        out.push("Claims:     none".into());
+    } else {
+        let parts: Vec<String> = r
+            .claims_by_status
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        out.push(format!("Claims:     {}", parts.join(", ")));
+    }
+    out.push(format!("Questions:  {} open", r.open_questions));
+    match &r.oldest_stuck_claim {
+        Some(s) => out.push(format!(
+            "Stuck:      {} claim(s); oldest {} ({}, {} old) — 'sett claims --stuck -n {}'",
+            r.stuck_claims,
+            &s.claim_id[..8],
+            s.status,
+            output::human_ms(s.age_ms),
+            r.instance
+        )),
+        None => out.push("Stuck:      none".into()),
+    }
+    out.join("\n")
+}
+
+pub(crate) async fn run(ctx: &Ctx, _args: StatusArgs) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let report = instance_status(&store, now_ms(), STUCK_AFTER, PROBE_TIMEOUT).await?;
+    match ctx.output() {
+        OutputFormat::Json => output::json(&serde_json::to_value(&report)?)?,
+        OutputFormat::Jsonl => output::jsonl(&serde_json::to_value(&report)?)?,
+        OutputFormat::Table => {
+            if !ctx.global.quiet {
+                output::line(&render(&report))?;
+            }
+            for a in advice(&report) {
+                eprintln!("{a}");
+            }
+        }
+    }
+    Ok(if report.health == Health::Running {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

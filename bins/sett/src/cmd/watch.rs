@@ -1,13 +1,245 @@
-//! `sett watch`.
+//! `sett watch`: replay the ledger (XRANGE from `--since`), then follow it live (XREAD from the
+//! last replayed id), so replay and live events form one sequence with no gap and no duplicate.
+//! Also the event-streaming driver `forage --watch` uses.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use sett_core::event::Event;
+use sett_core::{ArtifactId, ClaimId};
+use sett_ops::feed::{self, EventFilter, Missing};
+use sett_ops::resolve::Since;
+use sett_ops::workflow::{Outcome, Workflows};
+use sett_store::{Store, now_ms};
+use tokio::time::Instant;
 
-#[allow(unused_imports)]
-use crate::cli::*;
-use crate::ctx::Ctx;
+use crate::cli::{OutputFormat, WatchArgs};
+use crate::ctx::{Ctx, usage};
+use crate::output;
 
-pub(crate) async fn run(_ctx: &Ctx, _args: WatchArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett watch' is not implemented yet")
+/// Events per XRANGE page during replay.
+const PAGE: u64 = 500;
+/// Longest single blocking read; the loop re-checks its deadline between reads.
+const MAX_BLOCK: Duration = Duration::from_secs(5);
+
+/// What a stream consumer sees.
+pub(crate) enum Step<'e> {
+    Event(&'e Event),
+    /// Replay is done; what follows is live.
+    CaughtUp,
+}
+
+/// Feeds every event strictly after `after` to `handle` — history first, then live — until
+/// `handle` returns an exit code or `deadline` passes (returns `None`).
+pub(crate) async fn stream_events(
+    store: &Store,
+    after: String,
+    deadline: Option<Instant>,
+    mut handle: impl AsyncFnMut(Step<'_>) -> Result<Option<ExitCode>>,
+) -> Result<Option<ExitCode>> {
+    let mut cursor = after;
+    loop {
+        let page = store.events_after(Some(&cursor), PAGE).await?;
+        for e in &page {
+            cursor.clone_from(&e.id);
+            if let Some(code) = handle(Step::Event(e)).await? {
+                return Ok(Some(code));
+            }
+        }
+        if (page.len() as u64) < PAGE {
+            break;
+        }
+    }
+    if let Some(code) = handle(Step::CaughtUp).await? {
+        return Ok(Some(code));
+    }
+    let reader = store.event_reader().await?;
+    loop {
+        let block = match deadline {
+            None => MAX_BLOCK,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    reader.quit().await;
+                    return Ok(None);
+                }
+                // XREAD BLOCK 0 would block forever: always ask for at least 1 ms.
+                left.min(MAX_BLOCK).max(Duration::from_millis(1))
+            }
+        };
+        for e in reader.read_after(&cursor, PAGE, block).await? {
+            cursor.clone_from(&e.id);
+            if let Some(code) = handle(Step::Event(&e)).await? {
+                reader.quit().await;
+                return Ok(Some(code));
+            }
+        }
+    }
+}
+
+/// Prints one event in the chosen format.
+pub(crate) fn print_event(format: OutputFormat, e: &Event) -> Result<()> {
+    match format {
+        OutputFormat::Table => output::line(&format!(
+            "{} {}",
+            output::rfc3339_ms(e.ts_ms),
+            feed::event_line(e)
+        )),
+        OutputFormat::Json => output::json(&serde_json::to_value(e)?),
+        OutputFormat::Jsonl => output::jsonl(&serde_json::to_value(e)?),
+    }
+}
+
+/// Prints how a workflow ended; Terminal → 0, Failure → its reason on stderr and 1.
+pub(crate) async fn report_outcome(
+    ctx: &Ctx,
+    store: &Store,
+    outcome: &Outcome,
+) -> Result<ExitCode> {
+    match outcome {
+        Outcome::Terminal { artifact_id } => {
+            if !ctx.global.quiet && ctx.output() == OutputFormat::Table {
+                eprintln!(
+                    "Workflow complete: Terminal artifact {}",
+                    feed::short(artifact_id)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Failure {
+            artifact_id,
+            failure_type,
+        } => {
+            let reason = match ArtifactId::parse(artifact_id) {
+                Ok(id) => store
+                    .get_artifact(&id)
+                    .await?
+                    .map(|a| sett_ops::workflow::failure_reason(&a.payload)),
+                Err(_) => None,
+            };
+            eprintln!(
+                "Error: the workflow failed: {failure_type} ({}): {}\nInspect it with 'sett hoard {} -n {}' and 'sett claims -n {}'",
+                feed::short(artifact_id),
+                reason.unwrap_or_else(|| "no reason recorded".into()),
+                feed::short(artifact_id),
+                store.instance(),
+                store.instance(),
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The message and exit code for a wait that ran out of time.
+pub(crate) fn timed_out(what: &str, after: Duration, instance: &str) -> ExitCode {
+    eprintln!(
+        "Timed out after {} waiting for {what} in instance '{instance}' (exit code 2). Check 'sett status -n {instance}'.",
+        humantime::format_duration(after)
+    );
+    ExitCode::from(2)
+}
+
+/// Fills in what the filter needs about an event whose subject predates the replay.
+async fn teach(store: &Store, filter: &mut EventFilter, missing: Missing) -> Result<()> {
+    match missing {
+        Missing::ArtifactType(id) => {
+            let t = match ArtifactId::parse(&id) {
+                Ok(a) => store.get_artifact(&a).await?.map(|a| a.artifact_type),
+                Err(_) => None,
+            };
+            // Unknown (deleted, or not an artifact): remember as no type so it never matches.
+            filter.insert_type(&id, t.as_deref().unwrap_or(""));
+        }
+        Missing::ClaimArtifact(id) => {
+            let a = match ClaimId::parse(&id) {
+                Ok(c) => store
+                    .get_claim(&c)
+                    .await?
+                    .map(|c| c.artifact_id.to_string()),
+                Err(_) => None,
+            };
+            filter.insert_claim(&id, a.as_deref().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+async fn passes(store: &Store, filter: &mut EventFilter, e: &Event) -> Result<bool> {
+    // At most two look-ups: claim → artifact, then artifact → type.
+    for _ in 0..3 {
+        match filter.check(e) {
+            Ok(ok) => return Ok(ok),
+            Err(m) => teach(store, filter, m).await?,
+        }
+    }
+    Ok(false)
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
+    if args.timeout.is_some_and(|t| t.is_zero()) {
+        return Err(usage("--timeout must be more than 0 (e.g. 30s)"));
+    }
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| Since::parse(s, now_ms()))
+        .transpose()
+        .map_err(usage)?;
+    let store = ctx.store().await?;
+    let after = since.map_or_else(|| "0-0".to_owned(), |s| s.after_id());
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    let format = ctx.output();
+    let mut filter = EventFilter::new(args.artifact_type.clone(), args.agent.clone());
+    let mut flows = Workflows::new();
+    let mut caught_up = false;
+    let exit_on_completion = args.exit_on_completion;
+    let result = stream_events(&store, after, deadline, async |step| {
+        let e = match step {
+            Step::CaughtUp => {
+                caught_up = true;
+                // Everything replayed has already ended: nothing left to wait for.
+                return Ok(
+                    (exit_on_completion && flows.all_ended()).then(|| completion_code(&flows))
+                );
+            }
+            Step::Event(e) => e,
+        };
+        filter.learn(e);
+        let ended = flows.observe(e);
+        if filter.is_noop() || passes(&store, &mut filter, e).await? {
+            print_event(format, e)?;
+        }
+        if exit_on_completion && caught_up && ended.is_some() && flows.all_ended() {
+            if let Some(o) = &ended
+                && flows.len() <= 1
+            {
+                return report_outcome(ctx, &store, o).await.map(Some);
+            }
+            return Ok(Some(completion_code(&flows)));
+        }
+        Ok(None)
+    })
+    .await
+    .with_context(|| format!("watching instance '{}'", store.instance()))?;
+    match result {
+        Some(code) => Ok(code),
+        None => Ok(timed_out(
+            if exit_on_completion {
+                "the workflow to end"
+            } else {
+                "--timeout"
+            },
+            args.timeout.unwrap_or_default(),
+            store.instance().as_str(),
+        )),
+    }
+}
+
+fn completion_code(flows: &Workflows) -> ExitCode {
+    if flows.any_failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
