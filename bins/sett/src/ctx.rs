@@ -44,14 +44,27 @@ impl Ctx {
         self.global.output
     }
 
-    /// The Redis URL: `--redis-url` / `SETT_REDIS_URL`, else the workspace's managed Redis.
-    pub fn redis_url(&self) -> Option<String> {
-        self.global.redis_url.clone().or_else(|| self.workspace.managed_redis_url())
+    /// The workspace's managed Redis (used when no URL is configured).
+    pub fn managed_redis(&self) -> sett_runtime::ManagedRedis {
+        sett_runtime::ManagedRedis::new(self.workspace.managed_redis_file().parent().unwrap_or(&self.workspace.root))
+    }
+
+    /// The Redis URL to use, restarting the workspace's managed Redis (with its data) when it
+    /// was stopped by `sett down`.
+    pub async fn ensure_redis_url(&self) -> Result<Option<String>> {
+        if let Some(url) = self.global.redis_url.clone() {
+            return Ok(Some(url));
+        }
+        let managed = self.managed_redis();
+        if managed.exists() {
+            return Ok(Some(managed.ensure().await?));
+        }
+        Ok(None)
     }
 
     /// Connects to Redis, or explains how to point Sett at one.
     pub async fn redis(&self) -> Result<Redis> {
-        let Some(url) = self.redis_url() else {
+        let Some(url) = self.ensure_redis_url().await? else {
             anyhow::bail!(
                 "no Redis configured for {}: run 'sett up' here (it starts a managed redis-server), or pass --redis-url / set SETT_REDIS_URL",
                 self.workspace.root.display()

@@ -34,8 +34,4 @@ impl Workspace {
     pub fn managed_redis_file(&self) -> PathBuf {
         self.sett_dir().join("redis").join("url")
     }
-
-    pub fn managed_redis_url(&self) -> Option<String> {
-        std::fs::read_to_string(self.managed_redis_file()).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-    }
 }

@@ -107,11 +107,16 @@ pub struct StatusReport {
 
 /// GETs `http://<addr>/healthz` with a bound; returns the HTTP status code.
 pub async fn probe_healthz(addr: &str, timeout: Duration) -> Result<u16, String> {
+    probe(addr, "/healthz", timeout).await
+}
+
+/// GETs `http://<addr><path>` with a bound; returns the HTTP status code.
+pub async fn probe(addr: &str, path: &str, timeout: Duration) -> Result<u16, String> {
     let attempt = async {
         let mut s = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes())
             .await
             .map_err(|e| format!("cannot send to {addr}: {e}"))?;
@@ -132,7 +137,7 @@ pub async fn probe_healthz(addr: &str, timeout: Duration) -> Result<u16, String>
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(format!("{addr} did not answer /healthz within {timeout:?}")),
+        Err(_) => Err(format!("{addr} did not answer {path} within {timeout:?}")),
     }
 }
 

@@ -1,13 +1,227 @@
-//! `sett up`.
+//! `sett up`: validate sett.yml, pick the instance, start the orchestrator and one cub per agent
+//! (local runtime), wait until every component is ready, say where the logs are.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use sett_core::InstanceName;
+use sett_core::config::{RuntimeKind, SettConfig};
+use sett_runtime::{DaemonSpec, is_alive, spawn_daemon};
+use sett_store::{InstanceRecord, InstanceStatus, LockPurpose, Redis, RedisOptions, Store, now_ms};
 
-#[allow(unused_imports)]
-use crate::cli::*;
+use crate::cli::UpArgs;
 use crate::ctx::Ctx;
+use crate::output;
 
-pub(crate) async fn run(_ctx: &Ctx, _args: UpArgs) -> Result<ExitCode> {
-    anyhow::bail!("'sett up' is not implemented yet")
+/// Reads and validates the workspace's sett.yml, with the parser's own error (file, key, fix).
+pub(crate) fn load_config(ctx: &Ctx) -> Result<SettConfig> {
+    let path = ctx.workspace.config_path();
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("cannot read {}: run 'sett init' in your repository to create one", path.display())
+    })?;
+    Ok(SettConfig::parse(&path.display().to_string(), &text)?)
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
+    let config = load_config(ctx)?;
+    if config.runtime == RuntimeKind::Docker {
+        bail!("runtime: docker is not available in this build yet; set `runtime: local` in sett.yml");
+    }
+    let url = match ctx.ensure_redis_url().await? {
+        Some(url) => url,
+        None => ctx.managed_redis().ensure().await?,
+    };
+    let redis = Redis::connect(RedisOptions::new(url.clone())).await?;
+    let name = pick_instance(ctx, &redis, args.force).await?;
+    let store = redis.instance(&name);
+    refuse_if_running(&store, &name).await?;
+    register(ctx, &redis, &name, &url).await?;
+    // Records of a previous run would make readiness look satisfied before the new components
+    // report in.
+    for component in store.components().await?.into_keys() {
+        store.remove_component(&component).await?;
+    }
+
+    let bins = sett_runtime::bin_dir();
+    let log_dir = ctx.workspace.sett_dir().join("logs").join(name.as_str());
+    let config_path = ctx.workspace.config_path();
+    let env = BTreeMap::from([("SETT_REDIS_URL".to_owned(), url.clone())]);
+    let common = |component: &str| {
+        vec![
+            "--instance".to_owned(),
+            name.to_string(),
+            "--config".to_owned(),
+            config_path.display().to_string(),
+            "--workspace".to_owned(),
+            ctx.workspace.root.display().to_string(),
+            format!("--{component}"),
+        ]
+    };
+    let mut started: Vec<(String, u32)> = Vec::new();
+    let mut args_o = common("log-dir");
+    args_o.push(log_dir.display().to_string());
+    let pid = spawn_daemon(&DaemonSpec {
+        program: bins.join("sett-orchestrator"),
+        args: args_o,
+        env: env.clone(),
+        cwd: ctx.workspace.root.clone(),
+        log_file: ctx.workspace.log_path(name.as_str(), "orchestrator"),
+    })?;
+    started.push(("orchestrator".into(), pid));
+    for agent in config.agents.keys() {
+        let mut a = common("agent");
+        a.push(agent.to_string());
+        let pid = spawn_daemon(&DaemonSpec {
+            program: bins.join("sett-cub"),
+            args: a,
+            env: env.clone(),
+            cwd: ctx.workspace.root.clone(),
+            log_file: ctx.workspace.log_path(name.as_str(), agent.as_str()),
+        })?;
+        started.push((format!("cub:{agent}"), pid));
+    }
+
+    if let Err(e) = wait_ready(ctx, &store, &name, &started, args.timeout).await {
+        for (_, pid) in &started {
+            sett_runtime::terminate(*pid, Duration::from_secs(2));
+        }
+        return Err(e);
+    }
+    if ctx.global.quiet {
+        output::line(name.as_str())?;
+    } else {
+        output::line(&format!(
+            "Instance '{name}' is up: orchestrator and {} cub(s) ready ({}).",
+            config.agents.len(),
+            config.agents.keys().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+        ))?;
+        output::line(&format!("Redis: {}", sett_store::redact_url(&url)))?;
+        output::line(&format!("Logs:  {}", log_dir.display()))?;
+        output::line(&format!("Next:  sett forage --name {name} --goal \"...\" --watch"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--name`, else the instance registered for this workspace, else a new `default-N`.
+async fn pick_instance(ctx: &Ctx, redis: &Redis, force: bool) -> Result<InstanceName> {
+    let root = ctx.workspace.root.display().to_string();
+    if let Some(name) = ctx.explicit_name()? {
+        if let Some(rec) = redis.instance_record(&name).await?
+            && !rec.workspace.is_empty()
+            && rec.workspace != root
+            && !force
+        {
+            bail!(
+                "instance '{name}' belongs to workspace {}: run 'sett up' there, pick another --name, or pass --force to move it here",
+                rec.workspace
+            );
+        }
+        return Ok(name);
+    }
+    let mine: Vec<InstanceName> =
+        redis.instances().await?.into_iter().filter(|(_, r)| r.workspace == root).map(|(n, _)| n).collect();
+    match mine.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Ok(InstanceName::numbered_default(redis.next_instance_number().await?)),
+        many => Err(crate::ctx::usage(format!(
+            "several instances use {root} ({}): pass --name NAME",
+            many.iter().map(InstanceName::as_str).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+async fn refuse_if_running(store: &Store, name: &InstanceName) -> Result<()> {
+    let Some(holder) = store.lock_holder().await? else { return Ok(()) };
+    let local = holder.host == sett_runtime::host_name();
+    if local && !is_alive(holder.pid) {
+        // A crashed orchestrator: the new one takes the lock over at once.
+        return Ok(());
+    }
+    match holder.purpose {
+        LockPurpose::Destroy => bail!(
+            "instance '{name}' is being destroyed (by {} pid {}): wait for 'sett destroy' to finish",
+            holder.host,
+            holder.pid
+        ),
+        LockPurpose::Run => bail!(
+            "instance '{name}' is already running (orchestrator on {} pid {}): see 'sett status --name {name}', or stop it with 'sett down --name {name}'",
+            holder.host,
+            holder.pid
+        ),
+    }
+}
+
+async fn register(ctx: &Ctx, redis: &Redis, name: &InstanceName, url: &str) -> Result<()> {
+    let now = now_ms();
+    let previous = redis.instance_record(name).await?;
+    let rec = InstanceRecord {
+        run_id: previous.as_ref().map(|r| r.run_id.clone()).unwrap_or_default(),
+        workspace: ctx.workspace.root.display().to_string(),
+        runtime: "local".into(),
+        redis: sett_store::redact_url(url),
+        created_at: previous.as_ref().map_or(now, |r| r.created_at),
+        started_at: previous.as_ref().and_then(|r| r.started_at),
+        stopped_at: previous.as_ref().and_then(|r| r.stopped_at),
+        status: previous.map_or(InstanceStatus::Stopped, |r| r.status),
+    };
+    redis.put_instance_record(name, &rec).await?;
+    Ok(())
+}
+
+/// Waits until every started component has registered and answers `/readyz` with 200.
+async fn wait_ready(ctx: &Ctx, store: &Store, name: &InstanceName, started: &[(String, u32)], limit: Duration) -> Result<()> {
+    let until = Instant::now() + limit;
+    let mut pending: Vec<&(String, u32)> = started.iter().collect();
+    while !pending.is_empty() {
+        let components = store.components().await?;
+        let mut still = Vec::new();
+        for entry in pending {
+            let (component, pid) = entry;
+            if !is_alive(*pid) {
+                let log = log_of(ctx, name, component);
+                bail!(
+                    "{component} exited during startup; its log ({}) ends with:\n{}",
+                    log.display(),
+                    tail(&log, 15)
+                );
+            }
+            let addr = components.get(component).and_then(|c| c.get("addr")).and_then(|a| a.as_str());
+            let ready = match addr {
+                Some(addr) => sett_ops::status::probe(addr, "/readyz", Duration::from_secs(1)).await == Ok(200),
+                None => false,
+            };
+            if !ready {
+                still.push(entry);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() > until {
+            let names: Vec<&str> = pending.iter().map(|(c, _)| c.as_str()).collect();
+            bail!(
+                "not ready after {}: {}; see 'sett logs --name {name} {}'",
+                humantime::format_duration(limit),
+                names.join(", "),
+                names[0].trim_start_matches("cub:")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(())
+}
+
+fn log_of(ctx: &Ctx, name: &InstanceName, component: &str) -> std::path::PathBuf {
+    ctx.workspace.log_path(name.as_str(), component.trim_start_matches("cub:"))
+}
+
+/// The last `n` lines of a file, for startup errors.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
