@@ -1,1 +1,88 @@
-//! sett-cub
+//! The agent runtime ("cub"): bidding on claims, executing grants under the tool contract
+//! (SPEC §6), assembling a tool's context, and the event loop that ties them to the blackboard.
+//! It talks to the orchestrator and to other cubs only through the store.
+//!
+//! Layout:
+//! - [`process`]: running a program in its own process group (filtered env, caps, timeout, kill).
+//! - [`context`]: context-chain assembly (breadth-first over provenance, deterministic order).
+//! - [`bidding`]: one agent's bid on one claim (static strategy, bid script, self-output guard).
+//! - [`execute`]: executing one grant: the tool run and the one artifact it yields.
+//! - [`runtime`]: the daemon's event loop over consumer group `cub:<agent>`.
+
+pub mod bidding;
+pub mod context;
+pub mod execute;
+pub mod process;
+pub mod runtime;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use sett_core::config::AgentConfig;
+use sett_store::StoreError;
+
+pub use bidding::{bid_on_claim, decide_bid, guard_own_output, static_bid};
+pub use context::{ArtifactLookup, MAX_CONTEXT_DEPTH, context_chain, select_context};
+pub use execute::{ExecutionOutcome, execute_grant};
+pub use runtime::{Cub, RunOptions};
+
+/// What a cub needs to know about itself.
+#[derive(Clone)]
+pub struct CubSettings {
+    /// The agent's definition from `sett.yml`.
+    pub agent: AgentConfig,
+    /// The directory tools (and bid scripts, and `git`) run in.
+    pub workspace: PathBuf,
+    /// Handed to tools as `SETT_REDIS_URL` only when the agent has `expose_redis: true`.
+    pub redis_url: Option<String>,
+    /// True in a worker process (`--execute-claim`): the tool is `worker.command` when set.
+    pub worker_mode: bool,
+}
+
+impl CubSettings {
+    pub fn new(agent: AgentConfig, workspace: PathBuf) -> Self {
+        Self {
+            agent,
+            workspace,
+            redis_url: None,
+            worker_mode: false,
+        }
+    }
+
+    /// The argv of the tool this process runs for a grant.
+    pub fn tool_command(&self) -> &[String] {
+        match (&self.agent.worker, self.worker_mode) {
+            (Some(w), true) if !w.command.is_empty() => &w.command,
+            _ => &self.agent.command,
+        }
+    }
+}
+
+impl fmt::Debug for CubSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the Redis URL: it may carry a password.
+        f.debug_struct("CubSettings")
+            .field("agent", &self.agent.name)
+            .field("workspace", &self.workspace)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(sett_store::redact_url),
+            )
+            .field("worker_mode", &self.worker_mode)
+            .finish()
+    }
+}
+
+/// What can stop a cub or a grant execution.
+#[derive(Debug, thiserror::Error)]
+pub enum CubError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Even the Failure artifact reporting a failed run could not be written.
+    #[error("claim {claim}: cannot record the outcome of grant {seq}: {source}")]
+    Record {
+        claim: String,
+        seq: u64,
+        source: StoreError,
+    },
+}

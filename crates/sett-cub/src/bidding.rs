@@ -1,0 +1,190 @@
+//! One agent's bid on one claim (SPEC §5.8, §6): the `bid_script` when configured (falling back
+//! to the static strategy on any failure), else the static `bidding_strategy`, else `ignore`;
+//! then the self-output guard. A bid is recorded once per (claim, agent) by the store.
+
+use std::time::Duration;
+
+use sett_core::config::AgentConfig;
+use sett_core::tool::parse_bid;
+use sett_core::{Artifact, BidType, ClaimId, ClaimStatus};
+use sett_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::process::{self, Ended, EnvIdentity};
+use crate::{CubError, CubSettings};
+
+/// How long a bid script may run (SPEC §6).
+pub const BID_SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bid script prints one word; anything beyond this is not a bid.
+const BID_SCRIPT_CAP: usize = 64 * 1024;
+
+/// The static strategy's bid for an artifact type (`ignore` without a strategy).
+pub fn static_bid(agent: &AgentConfig, artifact_type: &str) -> BidType {
+    agent
+        .bidding_strategy
+        .as_ref()
+        .map_or(BidType::Ignore, |s| s.bid_for(artifact_type))
+}
+
+/// The loop guard: an agent does not bid `claim`/`exclusive` on its own output unless it is
+/// configured with `bid_on_own_output: true`.
+pub fn guard_own_output(agent: &AgentConfig, artifact: &Artifact, bid: BidType) -> BidType {
+    let own = artifact.produced_by_role == agent.name.as_str();
+    if own && !agent.bid_on_own_output && matches!(bid, BidType::Claim | BidType::Exclusive) {
+        BidType::Ignore
+    } else {
+        bid
+    }
+}
+
+/// Decides `cub`'s bid on `artifact` (the target of `claim`). Never fails: a broken bid script
+/// falls back to the static strategy. `kill` ends a running bid script (shutdown).
+pub async fn decide_bid(
+    cub: &CubSettings,
+    instance: &sett_core::InstanceName,
+    claim: &ClaimId,
+    artifact: &Artifact,
+    kill: &CancellationToken,
+) -> BidType {
+    let agent = &cub.agent;
+    let bid = match &agent.bid_script {
+        None => static_bid(agent, &artifact.artifact_type),
+        Some(argv) => match run_bid_script(cub, instance, claim, argv, artifact, kill).await {
+            Ok(bid) => bid,
+            Err(reason) => {
+                let fallback = static_bid(agent, &artifact.artifact_type);
+                tracing::warn!(%reason, fallback = %fallback, "the bid script failed; using the static bidding strategy");
+                fallback
+            }
+        },
+    };
+    guard_own_output(agent, artifact, bid)
+}
+
+async fn run_bid_script(
+    cub: &CubSettings,
+    instance: &sett_core::InstanceName,
+    claim: &ClaimId,
+    argv: &[String],
+    artifact: &Artifact,
+    kill: &CancellationToken,
+) -> Result<BidType, String> {
+    let env = process::tool_environment(
+        &EnvIdentity {
+            instance,
+            agent: &cub.agent,
+            workspace: &cub.workspace,
+            claim: Some((claim, None)),
+            redis_url: cub.redis_url.as_deref(),
+        },
+        |name| std::env::var(name).ok(),
+    );
+    let stdin =
+        serde_json::to_vec(artifact).map_err(|e| format!("cannot encode the artifact: {e}"))?;
+    let spec = process::RunSpec {
+        argv,
+        cwd: &cub.workspace,
+        env,
+        stdin,
+        timeout: BID_SCRIPT_TIMEOUT,
+        cap: BID_SCRIPT_CAP,
+    };
+    let result = process::run(spec, kill).await;
+    if !result.stderr.data.is_empty() {
+        tracing::info!(stderr = %result.stderr.tail(4096), "bid script stderr");
+    }
+    match result.ended {
+        Ended::Exited(Some(0)) => parse_bid(&result.stdout.text()),
+        Ended::Exited(code) => Err(format!(
+            "the bid script exited with {}",
+            process::describe_exit(code)
+        )),
+        Ended::TimedOut => Err(format!(
+            "the bid script did not answer within {BID_SCRIPT_TIMEOUT:?}"
+        )),
+        Ended::Killed => Err("the bid script was stopped (shutdown)".into()),
+        Ended::SpawnFailed(e) => Err(e),
+    }
+}
+
+/// Bids on `claim` once: nothing happens when the claim is unknown, no longer waiting for bids,
+/// or when this agent has bid already. Returns the bid submitted.
+pub async fn bid_on_claim(
+    store: &Store,
+    cub: &CubSettings,
+    claim: &ClaimId,
+    kill: &CancellationToken,
+) -> Result<Option<BidType>, CubError> {
+    let agent = &cub.agent.name;
+    let Some(record) = store.get_claim(claim).await? else {
+        tracing::warn!("the claim does not exist; not bidding");
+        return Ok(None);
+    };
+    if record.status != ClaimStatus::PendingConsensus {
+        tracing::debug!(status = %record.status, "the claim no longer waits for bids");
+        return Ok(None);
+    }
+    if store.bids(claim).await?.contains_key(agent) {
+        tracing::debug!("already bid on this claim");
+        return Ok(None);
+    }
+    let bid = match store.get_artifact(&record.artifact_id).await? {
+        Some(artifact) => decide_bid(cub, store.instance(), claim, &artifact, kill).await,
+        None => {
+            tracing::warn!(artifact_id = %record.artifact_id, "the claim's artifact does not exist; bidding ignore");
+            BidType::Ignore
+        }
+    };
+    if store
+        .submit_bid(claim, agent, bid, sett_store::now_ms())
+        .await?
+    {
+        tracing::info!(bid = %bid, "bid submitted");
+        Ok(Some(bid))
+    } else {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sett_core::config::SettConfig;
+
+    use super::*;
+
+    fn agent(yaml: &str) -> AgentConfig {
+        let text = format!("version: \"1.0\"\nagents:\n  Coder:\n    command: [x]\n{yaml}");
+        SettConfig::parse("t.yml", &text)
+            .unwrap()
+            .agents
+            .into_values()
+            .next()
+            .unwrap()
+    }
+
+    #[test]
+    fn static_bids_follow_target_types() {
+        let a = agent("    bidding_strategy: {type: exclusive, target_types: [\"Goal*\"]}\n");
+        assert_eq!(static_bid(&a, "GoalDefined"), BidType::Exclusive);
+        assert_eq!(static_bid(&a, "CodeCommit"), BidType::Ignore);
+        let a = agent("    bid_script: [x]\n");
+        assert_eq!(static_bid(&a, "GoalDefined"), BidType::Ignore);
+    }
+
+    #[test]
+    fn own_output_is_guarded() {
+        let a = agent("    bidding_strategy: claim\n");
+        let own = Artifact::new_root(sett_core::StructuralType::Standard, "T", "", "Coder", 1);
+        let other = Artifact::new_root(sett_core::StructuralType::Standard, "T", "", "Other", 1);
+        assert_eq!(guard_own_output(&a, &own, BidType::Claim), BidType::Ignore);
+        assert_eq!(
+            guard_own_output(&a, &own, BidType::Exclusive),
+            BidType::Ignore
+        );
+        assert_eq!(guard_own_output(&a, &own, BidType::Review), BidType::Review);
+        assert_eq!(guard_own_output(&a, &other, BidType::Claim), BidType::Claim);
+        let a = agent("    bidding_strategy: claim\n    bid_on_own_output: true\n");
+        assert_eq!(guard_own_output(&a, &own, BidType::Claim), BidType::Claim);
+    }
+}

@@ -1,0 +1,552 @@
+//! Executing one grant `(claim, seq)`: take it once, assemble the tool's stdin, run the tool
+//! under the contract's limits, and write exactly ONE artifact — the tool's output (or its
+//! Question), or a `ToolExecutionFailure`. The artifact id is derived from `(claim, seq)`, so a
+//! retry after a crash is refused as a duplicate instead of producing a twin. The daemon and the
+//! worker process (`sett-cub --execute-claim`) share this code.
+
+use std::time::{Duration, Instant};
+
+use sett_core::claim::Grant;
+use sett_core::metrics::{TOOL_EXECUTIONS, TOOL_SECONDS};
+use sett_core::tool::{
+    QuestionAnswer, ToolInput, ToolOutput, ToolOutputError, looks_like_commit_hash,
+    parse_tool_output,
+};
+use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
+use sett_store::{CreateOutcome, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::process::{self, Captured, Ended, EnvIdentity, OUTPUT_CAP};
+use crate::{CubError, CubSettings, context};
+
+/// The artifact type of every failed run.
+pub const FAILURE_TYPE: &str = "ToolExecutionFailure";
+
+/// How much of stdout/stderr a Failure artifact (and a log line) keeps.
+const TAIL: usize = 4 * 1024;
+
+/// How long `git cat-file` may take.
+const GIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a write that lost a version race is retried with the next version.
+const VERSION_ATTEMPTS: usize = 3;
+
+/// What became of a grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionOutcome {
+    /// Not executed: the claim is unknown or final, the grant is not this agent's current one,
+    /// or it was taken before (a redelivered grant, a restart, a second process).
+    Skipped { reason: String },
+    /// The tool succeeded; its artifact (any structural type but Failure, a Question included)
+    /// is written.
+    Produced {
+        artifact_id: ArtifactId,
+        structural_type: StructuralType,
+    },
+    /// The run failed; a `ToolExecutionFailure` artifact is written.
+    Failed {
+        artifact_id: ArtifactId,
+        reason: String,
+    },
+}
+
+impl ExecutionOutcome {
+    /// A worker process's exit code: 0 when the tool succeeded, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Produced { .. } => 0,
+            Self::Skipped { .. } | Self::Failed { .. } => 1,
+        }
+    }
+}
+
+/// Why a run failed, as written into the Failure artifact's payload.
+#[derive(Debug)]
+struct Failure {
+    reason: String,
+    exit_code: Option<i32>,
+    stdout_tail: String,
+    stderr_tail: String,
+    /// The `outcome` label of the executions metric.
+    outcome: &'static str,
+}
+
+impl Failure {
+    fn plain(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            exit_code: None,
+            stdout_tail: String::new(),
+            stderr_tail: String::new(),
+            outcome: "failure",
+        }
+    }
+
+    fn of_run(
+        reason: String,
+        exit_code: Option<i32>,
+        out: &Captured,
+        err: &Captured,
+        outcome: &'static str,
+    ) -> Self {
+        Self {
+            reason,
+            exit_code,
+            stdout_tail: out.tail(TAIL),
+            stderr_tail: err.tail(TAIL),
+            outcome,
+        }
+    }
+}
+
+/// Executes grant `(claim_id, seq)` for `cub`'s agent. `cancel` kills a running tool (shutdown
+/// after the grace period); the kill is reported as a Failure. Errors are returned only when
+/// the blackboard cannot be read before the grant is taken, or when not even a Failure can be
+/// written afterwards.
+pub async fn execute_grant(
+    store: &Store,
+    cub: &CubSettings,
+    claim_id: ClaimId,
+    seq: u64,
+    cancel: CancellationToken,
+) -> Result<ExecutionOutcome, CubError> {
+    let agent = &cub.agent.name;
+    let skip = |reason: &str| {
+        tracing::info!(%reason, "grant skipped");
+        Ok(ExecutionOutcome::Skipped {
+            reason: reason.to_owned(),
+        })
+    };
+    let Some(claim) = store.get_claim(&claim_id).await? else {
+        return skip("the claim does not exist");
+    };
+    if claim.status.is_final() {
+        return skip("the claim is final");
+    }
+    let Some(grant) = claim.grants.get(agent).cloned() else {
+        return skip("the claim has no grant for this agent");
+    };
+    if grant.seq != seq {
+        return skip("the grant was superseded");
+    }
+    let now = sett_store::now_ms();
+    let record = serde_json::json!({
+        "agent": agent, "pid": std::process::id(), "worker": cub.worker_mode, "taken_at_ms": now,
+    });
+    if !store.take_grant(&claim_id, seq, &record).await? {
+        return skip("the grant was taken before");
+    }
+    tracing::info!(claim_type = %grant.claim_type, "grant taken; running the tool");
+
+    let started = Instant::now();
+    let output_id = ArtifactId::derived(&claim_id, &format!("output:{seq}"));
+    let run = run_tool(store, cub, &claim, &grant, &cancel).await;
+    let outcome_label = match &run {
+        Ok(o) if o.structural_type == StructuralType::Question => "question",
+        Ok(_) => "success",
+        Err(f) => f.outcome,
+    };
+    metrics::counter!(TOOL_EXECUTIONS, "agent" => agent.to_string(), "outcome" => outcome_label)
+        .increment(1);
+    metrics::histogram!(TOOL_SECONDS, "agent" => agent.to_string())
+        .record(started.elapsed().as_secs_f64());
+
+    let failure = match run {
+        Ok(output) => match write_output(store, cub, &claim, &grant, output_id, output).await {
+            Ok(structural_type) => {
+                tracing::info!(artifact_id = %output_id, %structural_type, "tool output written");
+                return Ok(ExecutionOutcome::Produced {
+                    artifact_id: output_id,
+                    structural_type,
+                });
+            }
+            Err(e) => Failure::plain(format!("the tool's output could not be written: {e}")),
+        },
+        Err(f) => f,
+    };
+    tracing::warn!(reason = %failure.reason, exit_code = ?failure.exit_code, "tool execution failed");
+    let artifact = failure_artifact(cub, &claim, output_id, &failure);
+    match store.create_artifact(&artifact).await {
+        Ok(CreateOutcome::Created { .. } | CreateOutcome::IdExists) => {
+            Ok(ExecutionOutcome::Failed {
+                artifact_id: output_id,
+                reason: failure.reason,
+            })
+        }
+        Ok(other) => Err(CubError::Record {
+            claim: claim_id.to_string(),
+            seq,
+            source: StoreError::Conflict(format!("the Failure artifact was refused: {other:?}")),
+        }),
+        Err(source) => Err(CubError::Record {
+            claim: claim_id.to_string(),
+            seq,
+            source,
+        }),
+    }
+}
+
+/// Builds the input, runs the tool and validates what it printed.
+async fn run_tool(
+    store: &Store,
+    cub: &CubSettings,
+    claim: &Claim,
+    grant: &Grant,
+    cancel: &CancellationToken,
+) -> Result<ToolOutput, Failure> {
+    let input = tool_input(store, cub, claim, grant).await.map_err(|e| {
+        Failure::plain(format!(
+            "cannot assemble the tool's input from the blackboard: {e}"
+        ))
+    })?;
+    let stdin = serde_json::to_vec(&input)
+        .map_err(|e| Failure::plain(format!("cannot encode the tool's input: {e}")))?;
+    let env = process::tool_environment(
+        &EnvIdentity {
+            instance: store.instance(),
+            agent: &cub.agent,
+            workspace: &cub.workspace,
+            claim: Some((&claim.id, Some(grant.claim_type))),
+            redis_url: cub.redis_url.as_deref(),
+        },
+        |name| std::env::var(name).ok(),
+    );
+    let timeout = cub.agent.timeout;
+    let spec = process::RunSpec {
+        argv: cub.tool_command(),
+        cwd: &cub.workspace,
+        env: env.clone(),
+        stdin,
+        timeout,
+        cap: OUTPUT_CAP,
+    };
+    let r = process::run(spec, cancel).await;
+    tracing::info!(ended = ?r.ended, elapsed_ms = r.elapsed.as_millis() as u64, stdout_bytes = r.stdout.total, "tool finished");
+    if !r.stderr.data.is_empty() {
+        tracing::info!(stderr = %r.stderr.tail(TAIL), truncated = r.stderr.truncated(), "tool stderr");
+    }
+    let exit_code = match &r.ended {
+        Ended::Exited(code) => *code,
+        _ => None,
+    };
+    let fail =
+        |reason: String, outcome| Failure::of_run(reason, exit_code, &r.stdout, &r.stderr, outcome);
+    match &r.ended {
+        Ended::Exited(Some(0)) => {}
+        Ended::Exited(code) => {
+            return Err(fail(
+                format!("the tool exited with {}", process::describe_exit(*code)),
+                "failure",
+            ));
+        }
+        Ended::TimedOut => {
+            return Err(fail(
+                format!(
+                    "the tool did not finish within its timeout ({})",
+                    humanize(timeout)
+                ),
+                "timeout",
+            ));
+        }
+        Ended::Killed => {
+            return Err(fail(
+                "the tool was killed: the cub shut down and the grace period ended".into(),
+                "failure",
+            ));
+        }
+        Ended::SpawnFailed(e) => return Err(fail(e.clone(), "failure")),
+    }
+    if r.stdout.truncated() {
+        return Err(fail(
+            format!("the tool printed more than {OUTPUT_CAP} bytes on stdout"),
+            "invalid_output",
+        ));
+    }
+    let output =
+        parse_output(&r.stdout.text()).map_err(|e| fail(e.to_string(), "invalid_output"))?;
+    if output.artifact_type == "CodeCommit" {
+        verify_commit(cub, &output.payload, env, cancel)
+            .await
+            .map_err(|reason| fail(reason, "failure"))?;
+    }
+    Ok(output)
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+/// `parse_tool_output`, plus the one leniency of SPEC §8: a Question may leave out its
+/// `artifact_type` (it then is "Question").
+fn parse_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
+    match parse_tool_output(stdout) {
+        Err(ToolOutputError::MissingType) => {
+            let mut v: serde_json::Value = serde_json::from_str(stdout.trim())
+                .map_err(|e| ToolOutputError::NotJson(e.to_string()))?;
+            if v.get("structural_type").and_then(|s| s.as_str()) != Some("Question") {
+                return Err(ToolOutputError::MissingType);
+            }
+            v["artifact_type"] = serde_json::Value::String("Question".into());
+            parse_tool_output(&v.to_string())
+        }
+        other => other,
+    }
+}
+
+/// A `CodeCommit` must name a commit that exists in the workspace's repository.
+async fn verify_commit(
+    cub: &CubSettings,
+    payload: &str,
+    env: std::collections::BTreeMap<String, String>,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let hash = payload.trim();
+    if !looks_like_commit_hash(hash) {
+        return Err(format!(
+            "a CodeCommit payload must be a 40 or 64 character hex commit hash, got {:?}",
+            process::tail(hash.as_bytes(), 80)
+        ));
+    }
+    let argv = [
+        "git".to_owned(),
+        "cat-file".to_owned(),
+        "-e".to_owned(),
+        format!("{hash}^{{commit}}"),
+    ];
+    let spec = process::RunSpec {
+        argv: &argv,
+        cwd: &cub.workspace,
+        env,
+        stdin: Vec::new(),
+        timeout: GIT_TIMEOUT,
+        cap: TAIL,
+    };
+    let r = process::run(spec, cancel).await;
+    match r.ended {
+        Ended::Exited(Some(0)) => Ok(()),
+        Ended::Exited(_) => Err(format!(
+            "the CodeCommit {hash} does not exist in the workspace repository {} (git: {})",
+            cub.workspace.display(),
+            r.stderr.text().trim()
+        )),
+        Ended::TimedOut => Err(format!(
+            "git cat-file did not answer within {GIT_TIMEOUT:?}"
+        )),
+        Ended::Killed => Err("the commit check was stopped: the cub shut down".into()),
+        Ended::SpawnFailed(e) => Err(format!("cannot run git to check the CodeCommit: {e}")),
+    }
+}
+
+async fn load_target(store: &Store, claim: &Claim) -> Result<Artifact, StoreError> {
+    let id = claim.artifact_id;
+    let found = store.get_artifact(&id).await?;
+    found.ok_or_else(|| StoreError::Decode(format!("the claim's artifact {id} does not exist")))
+}
+
+/// The tool's stdin.
+async fn tool_input(
+    store: &Store,
+    cub: &CubSettings,
+    claim: &Claim,
+    grant: &Grant,
+) -> Result<ToolInput, StoreError> {
+    let target = load_target(store, claim).await?;
+    let context_chain = context::context_chain(store, &target).await?;
+    let mut additional_context = Vec::new();
+    for id in &claim.additional_context_ids {
+        match store.get_artifact(id).await? {
+            Some(a) => additional_context.push(a),
+            None => {
+                tracing::warn!(artifact_id = %id, "an additional-context artifact does not exist; leaving it out")
+            }
+        }
+    }
+    let mut answers = Vec::new();
+    for qa in claim
+        .answered_questions
+        .iter()
+        .filter(|qa| qa.agent == cub.agent.name)
+    {
+        match (
+            store.get_artifact(&qa.question).await?,
+            store.get_artifact(&qa.answer).await?,
+        ) {
+            (Some(question), Some(answer)) => answers.push(QuestionAnswer { question, answer }),
+            _ => {
+                tracing::warn!(question = %qa.question, answer = %qa.answer, "a question or its answer does not exist; leaving the pair out")
+            }
+        }
+    }
+    Ok(ToolInput {
+        claim_id: claim.id,
+        claim_type: grant.claim_type,
+        target_artifact: target,
+        context_chain,
+        additional_context,
+        answers,
+    })
+}
+
+/// True when a Standard output of this grant is the next version of the target's thread: a
+/// rework, or the resumption of one.
+fn continues_thread(claim: &Claim, grant: &Grant) -> bool {
+    match grant.claim_type {
+        ClaimType::Rework => true,
+        ClaimType::Resume => {
+            claim.status == ClaimStatus::PendingAssignment
+                || claim.resume_status == Some(ClaimStatus::PendingAssignment)
+        }
+        _ => false,
+    }
+}
+
+fn base_artifact(
+    cub: &CubSettings,
+    claim: &Claim,
+    id: ArtifactId,
+    structural_type: StructuralType,
+    artifact_type: String,
+    payload: String,
+) -> Artifact {
+    Artifact {
+        id,
+        logical_id: id,
+        version: 1,
+        structural_type,
+        artifact_type,
+        payload,
+        source_artifacts: vec![claim.artifact_id],
+        produced_by_role: cub.agent.name.to_string(),
+        claim_id: Some(claim.id),
+        created_at_ms: sett_store::now_ms(),
+        summary: None,
+        answered_by: None,
+        timed_out: false,
+    }
+}
+
+/// Writes the tool's artifact; an id that exists means a previous attempt wrote it.
+async fn write_output(
+    store: &Store,
+    cub: &CubSettings,
+    claim: &Claim,
+    grant: &Grant,
+    id: ArtifactId,
+    output: ToolOutput,
+) -> Result<StructuralType, StoreError> {
+    let payload = if output.artifact_type == "CodeCommit" {
+        output.payload.trim().to_owned()
+    } else {
+        output.payload
+    };
+    let mut a = base_artifact(
+        cub,
+        claim,
+        id,
+        output.structural_type,
+        output.artifact_type,
+        payload,
+    );
+    a.summary = output.summary;
+    let versioned = a.structural_type == StructuralType::Standard && continues_thread(claim, grant);
+    for _ in 0..VERSION_ATTEMPTS {
+        if versioned {
+            let target = load_target(store, claim).await?;
+            let latest = store
+                .latest_in_thread(&target.logical_id)
+                .await?
+                .map_or(target.version, |l| l.version);
+            a.logical_id = target.logical_id;
+            a.version = latest.max(target.version) + 1;
+        }
+        match store.create_artifact(&a).await? {
+            CreateOutcome::Created { .. } => return Ok(a.structural_type),
+            CreateOutcome::IdExists => {
+                tracing::info!(artifact_id = %id, "the output was written by an earlier attempt");
+                return Ok(a.structural_type);
+            }
+            CreateOutcome::VersionTaken { existing } if versioned => {
+                tracing::warn!(version = a.version, %existing, "the next version was taken meanwhile; retrying");
+            }
+            other => {
+                return Err(StoreError::Conflict(format!(
+                    "the artifact was refused: {other:?}"
+                )));
+            }
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "version {} of thread {} kept being taken",
+        a.version, a.logical_id
+    )))
+}
+
+fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failure) -> Artifact {
+    let payload = serde_json::json!({
+        "reason": f.reason,
+        "exit_code": f.exit_code,
+        "stdout_tail": f.stdout_tail,
+        "stderr_tail": f.stderr_tail,
+    });
+    let mut a = base_artifact(
+        cub,
+        claim,
+        id,
+        StructuralType::Failure,
+        FAILURE_TYPE.to_owned(),
+        payload.to_string(),
+    );
+    a.summary = Some(process::tail(f.reason.as_bytes(), 500));
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn questions_may_omit_their_type() {
+        let o = parse_output(r#"{"structural_type":"Question","artifact_payload":"Which DB?"}"#)
+            .unwrap();
+        assert_eq!(
+            (
+                o.structural_type,
+                o.artifact_type.as_str(),
+                o.payload.as_str()
+            ),
+            (StructuralType::Question, "Question", "Which DB?")
+        );
+        assert_eq!(
+            parse_output(r#"{"artifact_payload":"x"}"#),
+            Err(ToolOutputError::MissingType)
+        );
+        assert!(parse_output("not json").is_err());
+    }
+
+    #[test]
+    fn only_reworks_and_their_resumptions_continue_the_thread() {
+        let a = Artifact::new_root(StructuralType::Standard, "T", "", "user", 1);
+        let policy = sett_core::machine::Policy {
+            agents: Default::default(),
+            max_review_iterations: 3,
+            bid_timeout_ms: 1,
+            on_question_timeout: Default::default(),
+        };
+        let mut c = sett_core::machine::new_claim(ClaimId::new_v7(), &a, &policy, 1);
+        let grant = |claim_type| Grant {
+            claim_type,
+            seq: 1,
+            granted_at_ms: 1,
+            deadline_ms: None,
+            via_worker: false,
+        };
+        assert!(continues_thread(&c, &grant(ClaimType::Rework)));
+        assert!(!continues_thread(&c, &grant(ClaimType::Claim)));
+        assert!(!continues_thread(&c, &grant(ClaimType::Resume)));
+        c.status = ClaimStatus::PendingAssignment;
+        assert!(continues_thread(&c, &grant(ClaimType::Resume)));
+        c.status = ClaimStatus::PendingExclusive;
+        c.resume_status = Some(ClaimStatus::PendingAssignment);
+        assert!(continues_thread(&c, &grant(ClaimType::Resume)));
+    }
+}

@@ -1,0 +1,356 @@
+//! Running an agent's program (a tool or a bid script): its own process group, a filtered
+//! environment, stdin written then closed, stdout and stderr drained concurrently under a byte
+//! cap, a timeout and an external kill signal that both end the whole group.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
+use sett_core::config::{AgentConfig, EnvEntry};
+use sett_core::{ClaimId, ClaimType, InstanceName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// The stdout and stderr cap of a tool run (SPEC §6).
+pub const OUTPUT_CAP: usize = 10 * 1024 * 1024;
+
+/// After the program's group is gone, how long its pipes may stay open (held by a process that
+/// left the group) before reading stops.
+const DRAIN_BOUND: Duration = Duration::from_secs(2);
+
+/// Host variables every program gets when the host has them.
+const BASE_HOST_VARS: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR"];
+
+/// Who a program runs for: the identity put in its `SETT_*` variables.
+#[derive(Debug, Clone)]
+pub struct EnvIdentity<'a> {
+    pub instance: &'a InstanceName,
+    pub agent: &'a AgentConfig,
+    pub workspace: &'a Path,
+    pub claim: Option<(&'a ClaimId, Option<ClaimType>)>,
+    /// Passed as `SETT_REDIS_URL` only when the agent has `expose_redis: true`.
+    pub redis_url: Option<&'a str>,
+}
+
+/// The filtered environment of an agent's program: nothing from the host except `PATH`, `HOME`,
+/// `LANG`, `TMPDIR` and the agent's own `environment:` entries, plus the `SETT_*` identity. Redis
+/// credentials are withheld unless the agent is configured with `expose_redis: true`.
+/// `host` looks a variable up in the host environment (injected so tests control it).
+pub fn tool_environment(
+    id: &EnvIdentity<'_>,
+    host: impl Fn(&str) -> Option<String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for name in BASE_HOST_VARS {
+        if let Some(v) = host(name) {
+            env.insert((*name).to_owned(), v);
+        }
+    }
+    for entry in &id.agent.environment {
+        match entry {
+            EnvEntry::FromHost(name) => {
+                if let Some(v) = host(name) {
+                    env.insert(name.clone(), v);
+                }
+            }
+            EnvEntry::Set(name, value) => {
+                env.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    // Identity last, so an `environment:` entry cannot impersonate another agent or claim.
+    for name in [
+        "SETT_INSTANCE",
+        "SETT_AGENT",
+        "SETT_CLAIM_ID",
+        "SETT_CLAIM_TYPE",
+        "SETT_WORKSPACE",
+        "SETT_REDIS_URL",
+    ] {
+        env.remove(name);
+    }
+    env.insert("SETT_INSTANCE".into(), id.instance.to_string());
+    env.insert("SETT_AGENT".into(), id.agent.name.to_string());
+    env.insert("SETT_WORKSPACE".into(), id.workspace.display().to_string());
+    if let Some((claim, claim_type)) = id.claim {
+        env.insert("SETT_CLAIM_ID".into(), claim.to_string());
+        if let Some(t) = claim_type {
+            env.insert("SETT_CLAIM_TYPE".into(), t.to_string());
+        }
+    }
+    if let (true, Some(url)) = (id.agent.expose_redis, id.redis_url) {
+        env.insert("SETT_REDIS_URL".into(), url.to_owned());
+    }
+    env
+}
+
+/// A relative program path with a directory part (`./agents/run.sh`) is relative to the
+/// workspace, whatever the daemon's own working directory is; a bare name is looked up in PATH.
+pub(crate) fn resolve_program(program: &str, workspace: &Path) -> PathBuf {
+    let p = Path::new(program);
+    if p.is_relative() && p.components().count() > 1 {
+        workspace.join(p)
+    } else {
+        p.to_owned()
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSpec<'a> {
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub env: BTreeMap<String, String>,
+    pub stdin: Vec<u8>,
+    pub timeout: Duration,
+    pub cap: usize,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The program exited; `None` when a signal ended it.
+    Exited(Option<i32>),
+    /// The timeout passed; the group was killed.
+    TimedOut,
+    /// The kill token fired (shutdown after the grace period); the group was killed.
+    Killed,
+    /// The program could not be started.
+    SpawnFailed(String),
+}
+
+/// One captured stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Captured {
+    pub data: Vec<u8>,
+    /// Bytes the program wrote in total (more than `data.len()` when truncated).
+    pub total: u64,
+}
+
+impl Captured {
+    pub(crate) fn truncated(&self) -> bool {
+        self.total > self.data.len() as u64
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+
+    /// The last `max` bytes (at a character boundary), for failure reports.
+    pub(crate) fn tail(&self, max: usize) -> String {
+        tail(&self.data, max)
+    }
+}
+
+/// "status 3" or "a signal", for messages.
+pub(crate) fn describe_exit(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("status {c}"),
+        None => "a signal (killed)".to_owned(),
+    }
+}
+
+pub(crate) fn tail(data: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&data[data.len().saturating_sub(max)..]).into_owned();
+    // The byte cut may split a character; a lossy decode turns it into U+FFFD, which is fine
+    // for a report, but keep the result within `max` bytes.
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_owned()
+}
+
+#[derive(Debug)]
+pub(crate) struct RunResult {
+    pub ended: Ended,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub elapsed: Duration,
+}
+
+/// Kills the process group if the run is abandoned (its task dropped) before the program was
+/// reaped. `KillOnDrop` alone would only kill the group leader.
+struct GroupGuard {
+    child: Box<dyn ChildWrapper>,
+    reaped: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.start_kill();
+        }
+    }
+}
+
+async fn read_capped(mut from: impl AsyncRead + Unpin, cap: usize, into: Arc<Mutex<Captured>>) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                // Keep draining past the cap so the program never blocks on a full pipe.
+                let mut c = into.lock().unwrap_or_else(|e| e.into_inner());
+                let room = cap.saturating_sub(c.data.len());
+                c.data.extend_from_slice(&chunk[..n.min(room)]);
+                c.total += n as u64;
+            }
+        }
+    }
+}
+
+fn take(buf: &Arc<Mutex<Captured>>) -> Captured {
+    std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Runs `spec` to completion, timeout or kill. Never returns before the program is reaped.
+pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResult {
+    let started = Instant::now();
+    let Some(program) = spec.argv.first() else {
+        return RunResult {
+            ended: Ended::SpawnFailed("the command is empty".into()),
+            stdout: Captured::default(),
+            stderr: Captured::default(),
+            elapsed: started.elapsed(),
+        };
+    };
+    let mut cmd = tokio::process::Command::new(resolve_program(program, spec.cwd));
+    cmd.args(&spec.argv[1..])
+        .current_dir(spec.cwd)
+        .env_clear()
+        .envs(&spec.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut wrap = CommandWrap::from(cmd);
+    wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+    let child = match wrap.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return RunResult {
+                ended: Ended::SpawnFailed(format!(
+                    "cannot start {program:?} in {}: {e}",
+                    spec.cwd.display()
+                )),
+                stdout: Captured::default(),
+                stderr: Captured::default(),
+                elapsed: started.elapsed(),
+            };
+        }
+    };
+    let mut guard = GroupGuard {
+        child,
+        reaped: false,
+    };
+    let stdin = guard.child.stdin().take();
+    let stdout = guard.child.stdout().take();
+    let stderr = guard.child.stderr().take();
+    let out_buf = Arc::new(Mutex::new(Captured::default()));
+    let err_buf = Arc::new(Mutex::new(Captured::default()));
+    let cap = spec.cap;
+    let mut readers = tokio::task::JoinSet::new();
+    if let Some(s) = stdout {
+        readers.spawn(read_capped(s, cap, out_buf.clone()));
+    }
+    if let Some(s) = stderr {
+        readers.spawn(read_capped(s, cap, err_buf.clone()));
+    }
+    let input = spec.stdin;
+    // A program that never reads its stdin must not block us: write in the background and
+    // ignore a broken pipe.
+    let writer = tokio::spawn(async move {
+        if let Some(mut s) = stdin {
+            let _ = s.write_all(&input).await;
+            let _ = s.shutdown().await;
+        }
+    });
+
+    let waited = tokio::select! {
+        status = guard.child.wait() => Some(status),
+        () = tokio::time::sleep(spec.timeout) => None,
+        () = kill.cancelled() => None,
+    };
+    let ended = match waited {
+        Some(Ok(status)) => {
+            // The run is over, so nothing it started may outlive it (a background `sleep &`
+            // included). Done right after the leader is reaped: the group id stays reserved
+            // while any member lives, and the window in which it could be reused is tiny.
+            let _ = guard.child.start_kill();
+            Ended::Exited(status.code())
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "waiting for the program failed; killing its process group");
+            let _ = guard.child.start_kill();
+            let _ = guard.child.wait().await;
+            Ended::Exited(None)
+        }
+        None => {
+            let timed_out = !kill.is_cancelled();
+            let _ = guard.child.start_kill();
+            let _ = guard.child.wait().await;
+            if timed_out {
+                Ended::TimedOut
+            } else {
+                Ended::Killed
+            }
+        }
+    };
+    guard.reaped = true;
+    writer.abort();
+
+    // The pipes close when every process holding them is gone. The group is dead by now, but a
+    // process that left it (setsid) may still hold them: stop reading after a bound and keep
+    // what arrived.
+    let drained = tokio::time::timeout(DRAIN_BOUND, async {
+        while readers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "the program's output pipes stayed open after its process group ended; keeping the output read so far"
+        );
+        readers.abort_all();
+    }
+    RunResult {
+        ended,
+        stdout: take(&out_buf),
+        stderr: take(&err_buf),
+        elapsed: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_respect_char_boundaries() {
+        assert_eq!(tail(b"hello", 3), "llo");
+        assert_eq!(tail(b"hi", 10), "hi");
+        let s = "aé".repeat(10);
+        let t = tail(s.as_bytes(), 5);
+        assert!(t.len() <= 5, "{t:?}");
+    }
+
+    #[test]
+    fn programs_with_a_directory_resolve_against_the_workspace() {
+        let ws = Path::new("/ws");
+        assert_eq!(
+            resolve_program("./agents/run.sh", ws),
+            PathBuf::from("/ws/./agents/run.sh")
+        );
+        assert_eq!(
+            resolve_program("agents/run.sh", ws),
+            PathBuf::from("/ws/agents/run.sh")
+        );
+        assert_eq!(resolve_program("bash", ws), PathBuf::from("bash"));
+        assert_eq!(resolve_program("/bin/sh", ws), PathBuf::from("/bin/sh"));
+    }
+}

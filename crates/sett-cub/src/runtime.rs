@@ -1,0 +1,446 @@
+//! The cub daemon's event loop. It reads the instance event stream through consumer group
+//! `cub:<agent>` with a stable consumer name (the agent), so after a restart it first re-reads
+//! the entries it received but never acknowledged, then new ones. `claim_created` leads to one
+//! bid, `claim_granted` (to this agent, not via a worker) to one grant execution; both run in
+//! their own tasks, so bidding never waits for a tool. An event is acknowledged once handled;
+//! every handler is idempotent, so redelivery is harmless.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sett_core::event::{Event, EventKind};
+use sett_core::metrics::{EVENTS_HANDLED, REDIS_ERRORS};
+use sett_core::{AgentName, ClaimId};
+use sett_store::{EventReader, GroupRead, Store};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::{CubError, CubSettings, bidding, execute};
+
+/// How long one blocking read of new events waits.
+const READ_BLOCK: Duration = Duration::from_secs(5);
+/// Events read per call.
+const READ_COUNT: u64 = 100;
+/// The pending backlog is read in one go of at most this many entries per call.
+const PENDING_COUNT: u64 = 10_000;
+/// How often the component record's heartbeat is refreshed.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// Bid decisions running at once (a late cub may find thousands of claims in the history).
+const CONCURRENT_BIDS: usize = 8;
+/// Attempts of a handler whose store calls fail (Redis restarting).
+const HANDLER_ATTEMPTS: u32 = 3;
+/// After the grace period the tools are killed; writing their Failures may take this long.
+const AFTER_KILL_BOUND: Duration = Duration::from_secs(30);
+
+/// How a cub runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Cancelled on SIGTERM/SIGINT: stop taking events, let running tools finish.
+    pub shutdown: CancellationToken,
+    /// How long running tools may keep running after `shutdown`; then their process groups are
+    /// killed and Failures written.
+    pub grace: Duration,
+    /// Set while the cub is attached to its stream (what `/readyz` reports).
+    pub ready: Arc<AtomicBool>,
+    /// The health server's address, published in the component record.
+    pub health_addr: Option<SocketAddr>,
+}
+
+impl RunOptions {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self {
+            shutdown,
+            grace: Duration::from_secs(10),
+            ready: Arc::new(AtomicBool::new(false)),
+            health_addr: None,
+        }
+    }
+}
+
+/// One agent's runtime on one instance.
+#[derive(Debug, Clone)]
+pub struct Cub {
+    store: Store,
+    settings: Arc<CubSettings>,
+}
+
+/// What every handler task shares.
+struct Shared {
+    store: Store,
+    settings: Arc<CubSettings>,
+    acker: EventReader,
+    group: String,
+    /// Cancelled after the grace period: running tools and bid scripts are killed.
+    kill: CancellationToken,
+    bid_slots: Semaphore,
+}
+
+impl Cub {
+    pub fn new(store: Store, settings: CubSettings) -> Self {
+        Self {
+            store,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The consumer group, and the component record's name: `cub:<agent>`.
+    pub fn component_name(&self) -> String {
+        format!("cub:{}", self.settings.agent.name)
+    }
+
+    /// Runs until `options.shutdown` is cancelled and running work has finished (or was killed
+    /// after the grace period). Errors only when the stream cannot be attached at start.
+    pub async fn run(&self, options: RunOptions) -> Result<(), CubError> {
+        let span = tracing::info_span!("cub", instance = %self.store.instance(), agent = %self.settings.agent.name);
+        self.run_inner(options).instrument(span).await
+    }
+
+    async fn run_inner(&self, options: RunOptions) -> Result<(), CubError> {
+        let agent = self.settings.agent.name.clone();
+        let group = self.component_name();
+        let consumer = agent.to_string();
+        let reader = self.store.event_reader().await?;
+        // Acknowledgements travel on their own connection: the reader's is blocked in XREADGROUP.
+        let acker = self.store.event_reader().await?;
+        reader.ensure_group(&group).await?;
+
+        let started_at_ms = sett_store::now_ms();
+        // Registered before anything is handled, so whoever sees our work can also find us.
+        self.store
+            .put_component(
+                &group,
+                &component_record(&agent, options.health_addr, started_at_ms),
+            )
+            .await?;
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(
+            heartbeat(
+                self.store.clone(),
+                group.clone(),
+                agent.clone(),
+                options.health_addr,
+                started_at_ms,
+                heartbeat_stop.clone(),
+            )
+            .in_current_span(),
+        );
+
+        let shared = Arc::new(Shared {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            acker,
+            group: group.clone(),
+            kill: CancellationToken::new(),
+            bid_slots: Semaphore::new(CONCURRENT_BIDS),
+        });
+        let tracker = TaskTracker::new();
+
+        // The backlog: entries delivered to this consumer before a restart, never acknowledged.
+        // Handlers acknowledge asynchronously, so an entry already dispatched may be returned
+        // again; the backlog is done when a read brings nothing new.
+        let mut dispatched = HashSet::new();
+        while !options.shutdown.is_cancelled() {
+            let batch = reader
+                .read_group(
+                    &group,
+                    &consumer,
+                    GroupRead::Pending,
+                    PENDING_COUNT,
+                    Duration::ZERO,
+                )
+                .await?;
+            let fresh: Vec<Event> = batch
+                .into_iter()
+                .filter(|e| dispatched.insert(e.id.clone()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            tracing::info!(
+                count = fresh.len(),
+                "re-reading events received before a restart"
+            );
+            dispatch(&shared, &tracker, fresh).await;
+        }
+        drop(dispatched);
+        if !options.shutdown.is_cancelled() {
+            options.ready.store(true, Ordering::SeqCst);
+            tracing::info!("attached to the event stream");
+        }
+
+        // A shutdown during the backlog ends this loop at once (biased select).
+        loop {
+            let read = tokio::select! {
+                biased;
+                () = options.shutdown.cancelled() => break,
+                r = reader.read_group(&group, &consumer, GroupRead::New, READ_COUNT, READ_BLOCK) => r,
+            };
+            match read {
+                Ok(events) => {
+                    options.ready.store(true, Ordering::SeqCst);
+                    dispatch(&shared, &tracker, events).await;
+                }
+                Err(e) => {
+                    options.ready.store(false, Ordering::SeqCst);
+                    metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
+                    tracing::warn!(error = %e, "reading the event stream failed; retrying in 1 s");
+                    tokio::select! {
+                        () = options.shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    // The stream may have been deleted (and with it the group): recreate it.
+                    if let Err(e) = reader.ensure_group(&group).await {
+                        tracing::warn!(error = %e, "cannot recreate the consumer group yet");
+                    }
+                }
+            }
+        }
+        options.ready.store(false, Ordering::SeqCst);
+
+        tracker.close();
+        if !tracker.is_empty() {
+            tracing::info!(tasks = tracker.len(), grace = ?options.grace, "shutting down: waiting for running work");
+        }
+        if tokio::time::timeout(options.grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = tracker.len(),
+                "the grace period ended; killing running tools"
+            );
+            shared.kill.cancel();
+            if tokio::time::timeout(AFTER_KILL_BOUND, tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    tasks = tracker.len(),
+                    "work did not end after its tools were killed; exiting anyway"
+                );
+            }
+        }
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
+        if let Err(e) = self.store.remove_component(&group).await {
+            tracing::warn!(error = %e, "cannot remove the component record");
+        }
+        // The reader's connection may still sit in the XREADGROUP abandoned at shutdown (up to
+        // READ_BLOCK); QUIT would queue behind it, so close it in the background.
+        tokio::spawn(async move { reader.quit().await });
+        shared.acker.quit().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn heartbeat(
+    store: Store,
+    name: String,
+    agent: AgentName,
+    addr: Option<SocketAddr>,
+    started_at_ms: i64,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(e) = store
+            .put_component(&name, &component_record(&agent, addr, started_at_ms))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot refresh the component heartbeat");
+        }
+    }
+}
+
+/// The component record: `{pid, agent, addr, started_at_ms, heartbeat_ms}`.
+fn component_record(
+    agent: &AgentName,
+    addr: Option<SocketAddr>,
+    started_at_ms: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "pid": std::process::id(),
+        "agent": agent,
+        "addr": addr.map(|a| a.to_string()),
+        "started_at_ms": started_at_ms,
+        "heartbeat_ms": sett_store::now_ms(),
+    })
+}
+
+/// What an event asks of this cub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Work {
+    Bid(ClaimId),
+    Execute(ClaimId, u64),
+    Nothing,
+}
+
+fn classify(event: &Event, agent: &AgentName) -> Work {
+    let claim = || event.field("claim_id").and_then(|c| ClaimId::parse(c).ok());
+    match event.kind {
+        EventKind::ClaimCreated if event.field("status") == Some("pending_consensus") => {
+            claim().map_or(Work::Nothing, Work::Bid)
+        }
+        EventKind::ClaimGranted => {
+            let ours = event.field("agent") == Some(agent.as_str());
+            let via_worker = event
+                .data
+                .get("via_worker")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
+            let seq = event.data.get("seq").and_then(|s| {
+                s.as_u64()
+                    .or_else(|| s.as_str().and_then(|t| t.parse().ok()))
+            });
+            match (ours && !via_worker, claim(), seq) {
+                (true, Some(c), Some(seq)) => Work::Execute(c, seq),
+                _ => Work::Nothing,
+            }
+        }
+        _ => Work::Nothing,
+    }
+}
+
+/// Starts a task per event that needs work and acknowledges the others at once.
+async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event>) {
+    let agent = &shared.settings.agent.name;
+    let mut done = Vec::new();
+    for event in events {
+        metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind.as_str())
+            .increment(1);
+        match classify(&event, agent) {
+            Work::Nothing => done.push(event.id),
+            Work::Bid(claim) => {
+                let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = event.field("artifact_id").unwrap_or(""));
+                let shared = shared.clone();
+                tracker.spawn(
+                    async move {
+                        let Ok(_slot) = shared.bid_slots.acquire().await else { return };
+                        let outcome = with_retries(&shared.kill, || {
+                            bidding::bid_on_claim(&shared.store, &shared.settings, &claim, &shared.kill)
+                        })
+                        .await;
+                        match outcome {
+                            Ok(_) => ack(&shared, event.id).await,
+                            Err(e) => tracing::error!(error = %e, "bidding failed; the event stays pending until a restart"),
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Work::Execute(claim, seq) => {
+                let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = event.field("artifact_id").unwrap_or(""));
+                let shared = shared.clone();
+                tracker.spawn(
+                    async move {
+                        let outcome = with_retries(&shared.kill, || {
+                            execute::execute_grant(&shared.store, &shared.settings, claim, seq, shared.kill.child_token())
+                        })
+                        .await;
+                        match outcome {
+                            Ok(_) => ack(&shared, event.id).await,
+                            Err(e) => tracing::error!(error = %e, "executing the grant failed; the event stays pending until a restart"),
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+    }
+    if !done.is_empty()
+        && let Err(e) = shared.acker.ack(&shared.group, &done).await
+    {
+        tracing::warn!(error = %e, "cannot acknowledge events; they will be re-read after a restart");
+    }
+}
+
+async fn ack(shared: &Shared, id: String) {
+    if let Err(e) = shared.acker.ack(&shared.group, &[id]).await {
+        tracing::warn!(error = %e, "cannot acknowledge the event; it will be re-read after a restart");
+    }
+}
+
+/// Runs `f` again after a store error (Redis restarting), a few times, unless killed.
+async fn with_retries<T, F, Fut>(kill: &CancellationToken, mut f: F) -> Result<T, CubError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CubError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(CubError::Store(e)) if attempt < HANDLER_ATTEMPTS && !kill.is_cancelled() => {
+                tracing::warn!(error = %e, attempt, "the blackboard call failed; retrying");
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind, data: serde_json::Value) -> Event {
+        Event {
+            id: "1-0".into(),
+            kind,
+            ts_ms: 1,
+            data,
+        }
+    }
+
+    #[test]
+    fn events_are_classified() {
+        let me = AgentName::parse("Coder").unwrap();
+        let c = ClaimId::new_v7();
+        let created = |status: &str| {
+            event(
+                EventKind::ClaimCreated,
+                serde_json::json!({"claim_id": c, "status": status}),
+            )
+        };
+        assert_eq!(classify(&created("pending_consensus"), &me), Work::Bid(c));
+        assert_eq!(classify(&created("pending_assignment"), &me), Work::Nothing);
+        let granted = |agent: &str, via_worker: bool| {
+            event(
+                EventKind::ClaimGranted,
+                serde_json::json!({"claim_id": c, "agent": agent, "seq": 3, "via_worker": via_worker, "claim_type": "claim"}),
+            )
+        };
+        assert_eq!(classify(&granted("Coder", false), &me), Work::Execute(c, 3));
+        assert_eq!(classify(&granted("Coder", true), &me), Work::Nothing);
+        assert_eq!(classify(&granted("Other", false), &me), Work::Nothing);
+        assert_eq!(
+            classify(
+                &event(
+                    EventKind::ClaimGranted,
+                    serde_json::json!({"claim_id": "bad", "agent": "Coder", "seq": 1})
+                ),
+                &me
+            ),
+            Work::Nothing
+        );
+        assert_eq!(
+            classify(
+                &event(EventKind::ArtifactCreated, serde_json::json!({})),
+                &me
+            ),
+            Work::Nothing
+        );
+    }
+}
