@@ -1,1 +1,241 @@
-//! e2e
+//! End-to-end test support: a temporary git workspace with a `sett.yml` and agent scripts, the
+//! real `sett` binaries run against the real test Redis, and typed access to the blackboard for
+//! assertions. Each test uses its own random instance name and stops its daemons on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sett_core::event::{Event, EventKind};
+use sett_core::{Artifact, ArtifactId, Claim, InstanceName, StructuralType};
+use sett_store::{Redis, Store};
+
+/// Where the built binaries are: `$SETT_BIN_DIR`, else the target directory of this test.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SETT_BIN_DIR") {
+        return d.into();
+    }
+    // target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    assert!(
+        dir.join("sett").exists() && dir.join("sett-cub").exists() && dir.join("sett-orchestrator").exists(),
+        "the sett binaries are not built in {}: run `cargo build --bins` first (cargo xtask ci does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A temporary workspace (a git repository) holding one instance's configuration.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub name: InstanceName,
+    pub redis_url: String,
+    pub redis: Redis,
+    pub store: Store,
+    up: bool,
+}
+
+impl Env {
+    /// A git repository with `sett_yml` and the given executable scripts (path → text).
+    pub async fn new(sett_yml: &str, scripts: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = |args: &[&str]| {
+            let ok = Command::new("git").args(args).current_dir(dir.path()).stdout(Stdio::null()).status().expect("git").success();
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q", "-b", "main"]);
+        run(&["config", "user.name", "Sett Test"]);
+        run(&["config", "user.email", "test@sett.invalid"]);
+        std::fs::write(dir.path().join("sett.yml"), sett_yml).expect("write sett.yml");
+        std::fs::write(dir.path().join(".gitignore"), ".sett/\n").expect("write .gitignore");
+        for (path, text) in scripts {
+            write_script(&dir.path().join(path), text);
+        }
+        run(&["add", "."]);
+        run(&["commit", "-q", "-m", "test workspace"]);
+        let redis_url = sett_testkit::redis_url();
+        let redis = sett_testkit::redis_at(&redis_url).await;
+        let name = sett_testkit::instance_name();
+        let store = redis.instance(&name);
+        Self { dir, name, redis_url, redis, store, up: false }
+    }
+
+    /// A workspace with the demo team of `examples/`, with `ASK_QUESTION` set as given.
+    pub async fn examples(ask_question: bool) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").join("examples");
+        let mut yml = std::fs::read_to_string(root.join("sett.yml")).expect("examples/sett.yml");
+        if !ask_question {
+            yml = yml.replace("ASK_QUESTION=yes", "ASK_QUESTION=no");
+        }
+        let mut scripts = Vec::new();
+        for agent in ["writer", "reviewer", "checker", "publisher"] {
+            let text = std::fs::read_to_string(root.join("agents").join(agent).join("run.sh")).expect("example agent");
+            scripts.push((format!("agents/{agent}/run.sh"), text));
+        }
+        let refs: Vec<(&str, &str)> = scripts.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        Self::new(&yml, &refs).await
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `sett` command for this instance (`--name`, `--redis-url` and the operator are set).
+    pub fn sett(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin_dir().join("sett"));
+        c.args(args)
+            .env("SETT_INSTANCE", self.name.as_str())
+            .env("SETT_REDIS_URL", &self.redis_url)
+            .env("SETT_OPERATOR", "test-operator")
+            .env("SETT_BIN_DIR", bin_dir())
+            .env_remove("NO_COLOR")
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `sett args`, returning its output whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.sett(args).output().expect("run sett")
+    }
+
+    /// Runs `sett args` and fails the test (with its output) unless it exits 0. Returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "sett {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}\n{}", out.status, text(&out.stdout), text(&out.stderr), self.logs());
+        text(&out.stdout)
+    }
+
+    pub fn up(&mut self) {
+        self.ok(&["up", "--timeout", "60s"]);
+        self.up = true;
+    }
+
+    pub fn down(&mut self) {
+        self.ok(&["down", "--grace", "5s"]);
+        self.up = false;
+    }
+
+    /// Writes a goal and returns its artifact id.
+    pub fn forage(&self, goal: &str) -> ArtifactId {
+        let id = self.ok(&["forage", "--goal", goal, "-q"]);
+        ArtifactId::parse(id.trim()).unwrap_or_else(|e| panic!("forage printed {id:?}: {e}"))
+    }
+
+    /// Every component log of the instance, for failure messages.
+    pub fn logs(&self) -> String {
+        let dir = self.path().join(".sett").join("logs").join(self.name.as_str());
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let body = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let lines: Vec<&str> = body.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                out.push_str(&format!("--- {} (last 40 lines)\n{tail}\n", e.path().display()));
+            }
+        }
+        out
+    }
+
+    /// The pid of a running component (`orchestrator` or `cub:<agent>`).
+    pub async fn pid_of(&self, component: &str) -> Option<u32> {
+        let components = self.store.components().await.ok()?;
+        components.get(component)?.get("pid")?.as_u64().map(|p| p as u32)
+    }
+
+    /// Every event of the instance, oldest first.
+    pub async fn events(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.events_after(after.as_deref(), 1000).await.expect("events");
+            if page.is_empty() {
+                return out;
+            }
+            after = page.last().map(|e| e.id.clone());
+            out.extend(page);
+        }
+    }
+
+    pub async fn events_of(&self, kind: EventKind) -> Vec<Event> {
+        self.events().await.into_iter().filter(|e| e.kind == kind).collect()
+    }
+
+    /// Every artifact, oldest first.
+    pub async fn artifacts(&self) -> Vec<Artifact> {
+        let n = self.store.artifact_count().await.expect("count") as i64;
+        let ids = self.store.artifact_ids(0, n.max(1)).await.expect("ids");
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(self.store.get_artifact(&id).await.expect("get").expect("exists"));
+        }
+        out
+    }
+
+    pub async fn artifacts_of(&self, t: StructuralType) -> Vec<Artifact> {
+        self.artifacts().await.into_iter().filter(|a| a.structural_type == t).collect()
+    }
+
+    pub async fn claims(&self) -> Vec<Claim> {
+        self.store.all_claims().await.expect("claims")
+    }
+
+    /// Waits (driven by the event stream, bounded by `limit`) until `done` holds for the
+    /// instance's artifacts.
+    pub async fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&[Artifact]) -> bool) -> Vec<Artifact> {
+        let reader = self.store.event_reader().await.expect("reader");
+        let mut last = "0".to_owned();
+        let until = Instant::now() + limit;
+        loop {
+            let artifacts = self.artifacts().await;
+            if done(&artifacts) {
+                reader.quit().await;
+                return artifacts;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out after {limit:?} waiting for {what}; artifacts: {:#?}\n{}", summary(&artifacts), self.logs());
+            // Wake on the next event (or re-check after a bounded wait).
+            if let Ok(evs) = reader.read_after(&last, 1000, left.min(Duration::from_secs(1))).await
+                && let Some(e) = evs.last()
+            {
+                last = e.id.clone();
+            }
+        }
+    }
+
+    /// Waits until `n` Terminal artifacts exist.
+    pub async fn wait_terminals(&self, n: usize, limit: Duration) -> Vec<Artifact> {
+        self.wait_for(limit, &format!("{n} Terminal artifact(s)"), |a| {
+            a.iter().filter(|x| x.structural_type == StructuralType::Terminal).count() >= n
+        })
+        .await
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.up {
+            let _ = self.sett(&["down", "--grace", "2s"]).output();
+        }
+    }
+}
+
+/// One line per artifact, for failure messages.
+pub fn summary(artifacts: &[Artifact]) -> Vec<String> {
+    artifacts
+        .iter()
+        .map(|a| format!("{} v{} {} {} by {} claim={:?}: {}", a.id.short(), a.version, a.structural_type, a.artifact_type, a.produced_by_role, a.claim_id.map(|c| c.short()), a.payload.chars().take(120).collect::<String>()))
+        .collect()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}

@@ -37,12 +37,21 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     let redis = Redis::connect(RedisOptions::new(url.clone())).await?;
     let name = pick_instance(ctx, &redis, args.force).await?;
     let store = redis.instance(&name);
-    refuse_if_running(&store, &name).await?;
+    let running_orchestrator = refuse_if_running(&store, &name).await?;
     register(ctx, &redis, &name, &url).await?;
-    // Records of a previous run would make readiness look satisfied before the new components
-    // report in.
-    for component in store.components().await?.into_keys() {
-        store.remove_component(&component).await?;
+    // Components of a previous run that still run (e.g. cubs whose orchestrator crashed) are
+    // kept; records of the others would make readiness look satisfied too early.
+    let host = sett_runtime::host_name();
+    let mut alive: BTreeMap<String, u32> = BTreeMap::new();
+    for (component, rec) in store.components().await? {
+        let pid = rec.get("pid").and_then(serde_json::Value::as_u64).map(|p| p as u32);
+        let local = rec.get("host").and_then(|h| h.as_str()).is_none_or(|h| h == host);
+        match pid {
+            Some(pid) if local && is_alive(pid) && (component != "orchestrator" || running_orchestrator == Some(pid)) => {
+                alive.insert(component, pid);
+            }
+            _ => store.remove_component(&component).await?,
+        }
     }
 
     let bins = sett_runtime::bin_dir();
@@ -63,15 +72,25 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     let mut started: Vec<(String, u32)> = Vec::new();
     let mut args_o = common("log-dir");
     args_o.push(log_dir.display().to_string());
-    let pid = spawn_daemon(&DaemonSpec {
-        program: bins.join("sett-orchestrator"),
-        args: args_o,
-        env: env.clone(),
-        cwd: ctx.workspace.root.clone(),
-        log_file: ctx.workspace.log_path(name.as_str(), "orchestrator"),
-    })?;
-    started.push(("orchestrator".into(), pid));
+    match alive.get("orchestrator") {
+        Some(pid) => started.push(("orchestrator".into(), *pid)),
+        None => {
+            let pid = spawn_daemon(&DaemonSpec {
+                program: bins.join("sett-orchestrator"),
+                args: args_o,
+                env: env.clone(),
+                cwd: ctx.workspace.root.clone(),
+                log_file: ctx.workspace.log_path(name.as_str(), "orchestrator"),
+            })?;
+            started.push(("orchestrator".into(), pid));
+        }
+    }
     for agent in config.agents.keys() {
+        let component = format!("cub:{agent}");
+        if let Some(pid) = alive.get(&component) {
+            started.push((component, *pid));
+            continue;
+        }
         let mut a = common("agent");
         a.push(agent.to_string());
         let pid = spawn_daemon(&DaemonSpec {
@@ -85,7 +104,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     }
 
     if let Err(e) = wait_ready(ctx, &store, &name, &started, args.timeout).await {
-        for (_, pid) in &started {
+        for (_, pid) in started.iter().filter(|(c, _)| !alive.contains_key(c)) {
             sett_runtime::terminate(*pid, Duration::from_secs(2));
         }
         return Err(e);
@@ -93,6 +112,9 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     if ctx.global.quiet {
         output::line(name.as_str())?;
     } else {
+        if !alive.is_empty() {
+            output::line(&format!("Already running and kept: {}.", alive.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+        }
         output::line(&format!(
             "Instance '{name}' is up: orchestrator and {} cub(s) ready ({}).",
             config.agents.len(),
@@ -133,12 +155,14 @@ async fn pick_instance(ctx: &Ctx, redis: &Redis, force: bool) -> Result<Instance
     }
 }
 
-async fn refuse_if_running(store: &Store, name: &InstanceName) -> Result<()> {
-    let Some(holder) = store.lock_holder().await? else { return Ok(()) };
+/// Refuses to start an instance being destroyed or run from another host. Returns the pid of
+/// this host's live orchestrator, if one runs (then only missing cubs are started).
+async fn refuse_if_running(store: &Store, name: &InstanceName) -> Result<Option<u32>> {
+    let Some(holder) = store.lock_holder().await? else { return Ok(None) };
     let local = holder.host == sett_runtime::host_name();
     if local && !is_alive(holder.pid) {
-        // A crashed orchestrator: the new one takes the lock over at once.
-        return Ok(());
+        // A crashed orchestrator (or destroy): the new orchestrator takes the lock over at once.
+        return Ok(None);
     }
     match holder.purpose {
         LockPurpose::Destroy => bail!(
@@ -146,8 +170,9 @@ async fn refuse_if_running(store: &Store, name: &InstanceName) -> Result<()> {
             holder.host,
             holder.pid
         ),
+        LockPurpose::Run if local => Ok(Some(holder.pid)),
         LockPurpose::Run => bail!(
-            "instance '{name}' is already running (orchestrator on {} pid {}): see 'sett status --name {name}', or stop it with 'sett down --name {name}'",
+            "instance '{name}' is already running on host {} (pid {}): see 'sett status --name {name}', or stop it there with 'sett down --name {name}'",
             holder.host,
             holder.pid
         ),

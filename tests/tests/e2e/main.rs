@@ -1,0 +1,4 @@
+//! End-to-end tests: the real `sett`, `sett-orchestrator` and `sett-cub` binaries against a real
+//! Redis, in temporary git workspaces. One test binary (modules by area) so it links once.
+
+mod engine;
