@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use sett_core::event::{Event, EventKind};
 
-/// The first 8 characters of an id (its display form); other strings unchanged.
+/// An id's display form: the first 13 characters (`0190c2b4-7d3e`, the creation millisecond of a
+/// UUID v7, itself a valid short id); other strings unchanged. Eight characters are not enough:
+/// v7 ids created within the same minute share them.
 pub fn short(id: &str) -> &str {
     if id.len() == 36 && id.as_bytes()[8] == b'-' {
-        &id[..8]
+        &id[..13]
     } else {
         id
     }
@@ -367,7 +369,7 @@ mod tests {
         );
         assert_eq!(
             event_line(&e),
-            "artifact_created   0190c2b4 GoalDefined (Standard) v1 by user — a goal …"
+            "artifact_created   0190c2b4-7d3e GoalDefined (Standard) v1 by user — a goal …"
         );
         let e = ev(
             EventKind::ClaimTerminated,
@@ -375,18 +377,20 @@ mod tests {
         );
         assert_eq!(
             event_line(&e),
-            "claim_terminated   claim 0190c2b5 on 0190c2b4: review rejected"
+            "claim_terminated   claim 0190c2b5-0000 on 0190c2b4-7d3e: review rejected"
         );
         let e = ev(
             EventKind::ClaimGranted,
             json!({"claim_id": C, "agent": "Coder", "claim_type": "exclusive", "seq": 2, "via_worker": true}),
         );
-        assert!(event_line(&e).ends_with("claim 0190c2b5 → Coder (exclusive, seq 2, worker)"));
+        assert!(event_line(&e).ends_with("claim 0190c2b5-0000 → Coder (exclusive, seq 2, worker)"));
         let e = ev(
             EventKind::QuestionAnswered,
             json!({"question_id": A, "answered_by": "alice", "answer_id": C, "timed_out": false}),
         );
-        assert!(event_line(&e).ends_with("question 0190c2b4 answered by alice with 0190c2b5"));
+        assert!(
+            event_line(&e).ends_with("question 0190c2b4-7d3e answered by alice with 0190c2b5-0000")
+        );
     }
 
     #[test]
@@ -440,7 +444,7 @@ mod tests {
     #[test]
     fn excerpts_and_short_ids() {
         assert_eq!(excerpt("abcdef", 4), "abc…");
-        assert_eq!(short(A), "0190c2b4");
+        assert_eq!(short(A), "0190c2b4-7d3e");
         assert_eq!(short("user"), "user");
     }
 }

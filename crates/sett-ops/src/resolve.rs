@@ -80,6 +80,35 @@ pub async fn resolve_artifact(store: &Store, query: &IdQuery) -> sett_store::Res
     }
 }
 
+/// The shortest prefix (in simple hex, at least `min` characters) that tells each of `ids`
+/// apart from every other id of the set, git-style. UUID v7 ids begin with their creation time,
+/// so ids created within a minute share their first 8 characters: a fixed-width short id would
+/// be ambiguous exactly when it is needed.
+pub fn unique_prefixes<T>(ids: &[T], min: usize) -> std::collections::HashMap<T, String>
+where
+    T: Copy + Eq + Ord + std::hash::Hash + std::fmt::Display,
+{
+    let mut hex: Vec<(String, T)> = ids
+        .iter()
+        .map(|id| (id.to_string().replace('-', ""), *id))
+        .collect();
+    hex.sort();
+    hex.dedup();
+    let lcp = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let mut out = std::collections::HashMap::with_capacity(hex.len());
+    for i in 0..hex.len() {
+        let prev = if i > 0 {
+            lcp(&hex[i - 1].0, &hex[i].0)
+        } else {
+            0
+        };
+        let next = hex.get(i + 1).map_or(0, |n| lcp(&n.0, &hex[i].0));
+        let len = (prev.max(next) + 1).max(min).min(32);
+        out.insert(hex[i].1, hex[i].0[..len].to_owned());
+    }
+    out
+}
+
 /// A `--since` point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Since {
@@ -172,6 +201,21 @@ mod tests {
             Resolution::Ambiguous(vec![b, a])
         );
         assert_eq!(resolve_among(&q("ffffff"), &[a, b]), Resolution::None);
+    }
+
+    #[test]
+    fn unique_prefixes_tell_ids_apart() {
+        let a = ArtifactId::parse("0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
+        let b = ArtifactId::parse("0190c2b4-7d3f-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
+        let c = ArtifactId::parse("ffffffff-7d3f-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
+        let p = unique_prefixes(&[a, b, c, a], 8);
+        assert_eq!(p[&a], "0190c2b47d3e");
+        assert_eq!(p[&b], "0190c2b47d3f");
+        assert_eq!(p[&c], "ffffffff");
+        for (id, prefix) in &p {
+            let q = IdQuery::parse(prefix).unwrap();
+            assert_eq!(resolve_among(&q, &[a, b, c]), Resolution::One(*id));
+        }
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub async fn probe(addr: &str, path: &str, timeout: Duration) -> Result<u16, Str
         s.write_all(req.as_bytes())
             .await
             .map_err(|e| format!("cannot send to {addr}: {e}"))?;
-        let mut head = vec![0u8; 64];
+        let mut head = [0u8; 64];
         let mut n = 0;
         // The status line is all that matters; read until it is complete.
         while n < head.len() && !head[..n].contains(&b'\n') {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use sett_core::{Artifact, ArtifactId, StructuralType};
+use sett_ops::feed::short;
 use sett_ops::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
 use sett_store::{AnswerRecord, CreateOutcome, Store, now_ms};
 
@@ -14,6 +15,9 @@ use super::hoard::ambiguous;
 use crate::cli::{AnswerArgs, OutputFormat};
 use crate::ctx::{Ctx, usage};
 use crate::output;
+
+/// How many prefix matches are examined for Questions when a short id is ambiguous.
+const QUESTION_SCAN_LIMIT: usize = 1_000;
 
 fn answer_text(args: &AnswerArgs) -> Result<String> {
     let text = match (&args.text, &args.file) {
@@ -53,7 +57,13 @@ async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
         .map(|(id, _)| id)
         .collect();
     let resolution = match resolve_among(&query, &open) {
-        Resolution::None => resolve_artifact(store, &query).await?,
+        Resolution::None => match resolve_artifact(store, &query).await? {
+            // Only a Question can be answered: among several matches (ids created in the same
+            // minute share a prefix — e.g. a question answered a moment ago and its answer),
+            // the Questions are what the operator means.
+            Resolution::Ambiguous(_) => only_questions(store, &query).await?,
+            other => other,
+        },
         found => found,
     };
     match resolution {
@@ -65,6 +75,27 @@ async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
         ),
         Resolution::Ambiguous(ids) => bail!("{}", ambiguous(store, raw, &ids).await?),
     }
+}
+
+/// The Questions among every artifact matching `query`.
+async fn only_questions(store: &Store, query: &IdQuery) -> Result<Resolution> {
+    let IdQuery::Short(prefix) = query else {
+        return Ok(Resolution::None);
+    };
+    let mut questions = Vec::new();
+    for id in store
+        .artifacts_by_prefix(prefix, QUESTION_SCAN_LIMIT)
+        .await?
+    {
+        if store
+            .get_artifact(&id)
+            .await?
+            .is_some_and(|a| a.structural_type == StructuralType::Question)
+        {
+            questions.push(id);
+        }
+    }
+    Ok(resolve_among(query, &questions))
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
@@ -81,7 +112,7 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
     if question.structural_type != StructuralType::Question {
         bail!(
             "artifact {} is a {} ({}), not a Question\nList open questions with 'sett questions -n {}'",
-            qid.short(),
+            short(&qid.to_string()),
             question.structural_type,
             question.artifact_type,
             store.instance()
@@ -113,10 +144,10 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
         CreateOutcome::Created { .. } => {}
         CreateOutcome::AlreadyAnswered(r) => bail!(
             "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {}'",
-            qid.short(),
+            short(&qid.to_string()),
             r.answered_by,
             output::rfc3339_ms(r.answered_at_ms),
-            r.answer_id.short(),
+            short(&r.answer_id.to_string()),
             store.instance()
         ),
         other => bail!("the answer was not written ({other:?}); retry 'sett answer'"),
@@ -130,7 +161,7 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
             output::line(&answer.id.to_string())?;
             eprintln!(
                 "Answered question {} as {operator}; the waiting agent resumes.",
-                qid.short()
+                short(&qid.to_string())
             );
         }
     }

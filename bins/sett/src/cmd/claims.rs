@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use sett_core::{Claim, ClaimStatus};
+use sett_ops::resolve::unique_prefixes;
 use sett_ops::status::stuck_for;
 use sett_store::now_ms;
 
@@ -87,13 +88,18 @@ pub(crate) async fn run(ctx: &Ctx, args: ClaimsArgs) -> Result<ExitCode> {
             ))?;
         }
         OutputFormat::Table => {
+            let ids: Vec<_> = claims.iter().map(|(c, _)| c.id).collect();
+            let short = unique_prefixes(&ids, 8);
             let rows = claims
                 .iter()
                 .map(|(c, _)| {
                     let agents = granted_agents(c);
                     vec![
-                        c.id.short(),
-                        c.artifact_id.short(),
+                        short
+                            .get(&c.id)
+                            .cloned()
+                            .unwrap_or_else(|| c.id.to_string()),
+                        sett_ops::feed::short(&c.artifact_id.to_string()).to_owned(),
                         c.status.to_string(),
                         if agents.is_empty() {
                             "-".into()

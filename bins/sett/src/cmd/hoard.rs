@@ -1,12 +1,13 @@
 //! `sett hoard`: list artifacts oldest first (filters: type, agent, structural type, since), or
 //! print one artifact in full by id or short id.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use sett_core::{Artifact, ArtifactId, StructuralType};
 use sett_ops::feed::excerpt;
-use sett_ops::resolve::{IdQuery, Resolution, Since, resolve_artifact};
+use sett_ops::resolve::{IdQuery, Resolution, Since, resolve_artifact, unique_prefixes};
 use sett_store::{Store, now_ms};
 
 use crate::cli::{HoardArgs, OutputFormat};
@@ -47,14 +48,17 @@ pub(crate) async fn ambiguous(store: &Store, raw: &str, ids: &[ArtifactId]) -> R
     Ok(msg)
 }
 
-fn row(a: &Artifact, now: i64) -> Vec<String> {
+fn row(a: &Artifact, short: &HashMap<ArtifactId, String>, now: i64) -> Vec<String> {
     let text = a
         .summary
         .as_deref()
         .filter(|s| !s.is_empty())
         .unwrap_or(&a.payload);
     vec![
-        a.id.short(),
+        short
+            .get(&a.id)
+            .cloned()
+            .unwrap_or_else(|| a.id.to_string()),
         a.artifact_type.clone(),
         a.structural_type.to_string(),
         a.version.to_string(),
@@ -64,20 +68,24 @@ fn row(a: &Artifact, now: i64) -> Vec<String> {
     ]
 }
 
-/// Every artifact, oldest first, fetched page by page.
+/// The artifacts `keep` accepts, oldest first, fetched page by page; and every id seen (so short
+/// ids can be made unique across the whole instance, not just the rows shown).
 async fn all_artifacts(
     store: &Store,
     mut keep: impl FnMut(&Artifact) -> bool,
-) -> Result<Vec<Artifact>> {
+) -> Result<(Vec<Artifact>, Vec<ArtifactId>)> {
     let mut out = Vec::new();
+    let mut all = Vec::new();
     let mut start = 0;
     loop {
         let ids = store.artifact_ids(start, PAGE).await?;
         let fetched =
             futures::future::try_join_all(ids.iter().map(|id| store.get_artifact(id))).await?;
         out.extend(fetched.into_iter().flatten().filter(|a| keep(a)));
-        if (ids.len() as i64) < PAGE {
-            return Ok(out);
+        let done = (ids.len() as i64) < PAGE;
+        all.extend(ids);
+        if done {
+            return Ok((out, all));
         }
         start += PAGE;
     }
@@ -175,7 +183,7 @@ pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
     }
     let store = ctx.store().await?;
     let min_time = since.as_ref().map(Since::min_time_ms);
-    let list = all_artifacts(&store, |a| {
+    let (list, all_ids) = all_artifacts(&store, |a| {
         args.artifact_type
             .as_ref()
             .is_none_or(|t| &a.artifact_type == t)
@@ -204,6 +212,7 @@ pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
         }
         OutputFormat::Table => {
             let now = now_ms();
+            let short = unique_prefixes(&all_ids, 8);
             output::table(
                 &[
                     "ID",
@@ -214,7 +223,7 @@ pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
                     "AGE",
                     "SUMMARY",
                 ],
-                list.iter().map(|a| row(a, now)).collect(),
+                list.iter().map(|a| row(a, &short, now)).collect(),
             )?;
         }
     }

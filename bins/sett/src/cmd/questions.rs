@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use sett_core::event::EventKind;
-use sett_ops::feed::excerpt;
+use sett_ops::feed::{excerpt, short as short_display};
+use sett_ops::resolve::unique_prefixes;
 use sett_store::{Store, now_ms};
 use tokio::time::Instant;
 
@@ -36,7 +37,10 @@ struct OpenQuestion {
 async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
     let now = now_ms();
     let mut out = Vec::new();
-    for (id, asked_at_ms) in store.open_questions().await? {
+    let open = store.open_questions().await?;
+    // Unique among open questions: `sett answer` resolves among those first.
+    let short = unique_prefixes(&open.iter().map(|(id, _)| *id).collect::<Vec<_>>(), 8);
+    for (id, asked_at_ms) in open {
         let artifact = store.get_artifact(&id).await?;
         let claim_id = artifact.as_ref().and_then(|a| a.claim_id);
         let claim = match claim_id {
@@ -59,7 +63,7 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             .unwrap_or_else(|| "?".into());
         out.push(OpenQuestion {
             id: id.to_string(),
-            short_id: id.short(),
+            short_id: short.get(&id).cloned().unwrap_or_else(|| id.to_string()),
             agent,
             claim_id: claim_id.map(|c| c.to_string()),
             asked_at_ms,
@@ -105,7 +109,7 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
                         q.agent.clone(),
                         q.claim_id
                             .as_deref()
-                            .map(|c| c[..8].to_owned())
+                            .map(|c| short_display(c).to_owned())
                             .unwrap_or_else(|| "-".into()),
                         format!("{} ago", output::human_ms(q.age_ms)),
                         left,

@@ -100,7 +100,7 @@ fn render(r: &StatusReport) -> String {
         Some(s) => out.push(format!(
             "Stuck:      {} claim(s); oldest {} ({}, {} old) — 'sett claims --stuck -n {}'",
             r.stuck_claims,
-            &s.claim_id[..8],
+            sett_ops::feed::short(&s.claim_id),
             s.status,
             output::human_ms(s.age_ms),
             r.instance
