@@ -204,6 +204,25 @@ impl Env {
         }
     }
 
+    /// Waits (driven by the event stream) until `n` events satisfy `pred`; returns them.
+    pub async fn wait_events(&self, limit: Duration, what: &str, n: usize, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let reader = self.store.event_reader().await.expect("reader");
+        let mut seen = Vec::new();
+        let mut last = "0".to_owned();
+        let until = Instant::now() + limit;
+        while seen.len() < n {
+            let left = until.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out after {limit:?} waiting for {what} ({} of {n})\n{}", seen.len(), self.logs());
+            let evs = reader.read_after(&last, 1000, left.min(Duration::from_secs(1))).await.expect("read events");
+            if let Some(e) = evs.last() {
+                last = e.id.clone();
+            }
+            seen.extend(evs.into_iter().filter(|e| pred(e)));
+        }
+        reader.quit().await;
+        seen
+    }
+
     /// Waits until `n` Terminal artifacts exist.
     pub async fn wait_terminals(&self, n: usize, limit: Duration) -> Vec<Artifact> {
         self.wait_for(limit, &format!("{n} Terminal artifact(s)"), |a| {

@@ -2,3 +2,5 @@
 //! Redis, in temporary git workspaces. One test binary (modules by area) so it links once.
 
 mod engine;
+mod hitl;
+mod recovery;
