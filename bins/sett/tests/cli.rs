@@ -896,6 +896,14 @@ async fn watch_replays_then_follows_without_gap_or_duplicate() {
     assert_eq!(all.len(), 222);
     assert_eq!(seen, all, "every event exactly once, in ledger order");
 
+    // Every workflow in the history has ended: --exit-on-completion returns after the replay.
+    let o = run(
+        &store,
+        &["watch", "--exit-on-completion", "--timeout", "30s", "-q"],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", err(&o));
+
     // --since an event id replays strictly after it; --type filters; human lines are readable.
     let o = run(
         &store,

@@ -132,6 +132,8 @@ pub struct Workflows {
     /// Outcomes of Terminal/Failure artifacts no known workflow owns (their goal is older than
     /// the replayed window).
     orphan_outcomes: Vec<Outcome>,
+    /// The most recent outcome: what `watch --exit-on-completion` reports.
+    last: Option<Outcome>,
 }
 
 impl Workflows {
@@ -169,6 +171,9 @@ impl Workflows {
                 }
             }
         }
+        if ended.is_some() {
+            self.last.clone_from(&ended);
+        }
         ended
     }
 
@@ -178,13 +183,9 @@ impl Workflows {
         any && self.flows.values().all(|w| w.outcome.is_some())
     }
 
-    /// True when any ended workflow ended in a Failure.
-    pub fn any_failed(&self) -> bool {
-        self.flows
-            .values()
-            .filter_map(Workflow::outcome)
-            .chain(&self.orphan_outcomes)
-            .any(|o| matches!(o, Outcome::Failure { .. }))
+    /// How the most recently ended workflow ended.
+    pub fn last_outcome(&self) -> Option<&Outcome> {
+        self.last.as_ref()
     }
 
     pub fn len(&self) -> usize {
@@ -312,7 +313,7 @@ mod tests {
                 .is_some()
         );
         assert!(all.all_ended());
-        assert!(all.any_failed());
+        assert!(matches!(all.last_outcome(), Some(Outcome::Failure { .. })));
     }
 
     #[test]
@@ -323,7 +324,12 @@ mod tests {
                 .is_some()
         );
         assert!(all.all_ended());
-        assert!(!all.any_failed());
+        assert_eq!(
+            all.last_outcome(),
+            Some(&Outcome::Terminal {
+                artifact_id: "t".into()
+            })
+        );
     }
 
     #[test]

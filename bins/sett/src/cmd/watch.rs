@@ -199,9 +199,13 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
             Step::CaughtUp => {
                 caught_up = true;
                 // Everything replayed has already ended: nothing left to wait for.
-                return Ok(
-                    (exit_on_completion && flows.all_ended()).then(|| completion_code(&flows))
-                );
+                if exit_on_completion
+                    && flows.all_ended()
+                    && let Some(o) = flows.last_outcome()
+                {
+                    return report_outcome(ctx, &store, o).await.map(Some);
+                }
+                return Ok(None);
             }
             Step::Event(e) => e,
         };
@@ -210,13 +214,14 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
         if filter.is_noop() || passes(&store, &mut filter, e).await? {
             print_event(format, e)?;
         }
-        if exit_on_completion && caught_up && ended.is_some() && flows.all_ended() {
-            if let Some(o) = &ended
-                && flows.len() <= 1
-            {
-                return report_outcome(ctx, &store, o).await.map(Some);
-            }
-            return Ok(Some(completion_code(&flows)));
+        // Exit once the last workflow still running ends (live only: replayed endings were
+        // judged at the switch to live).
+        if exit_on_completion
+            && caught_up
+            && flows.all_ended()
+            && let Some(o) = &ended
+        {
+            return report_outcome(ctx, &store, o).await.map(Some);
         }
         Ok(None)
     })
@@ -233,13 +238,5 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
             args.timeout.unwrap_or_default(),
             store.instance().as_str(),
         )),
-    }
-}
-
-fn completion_code(flows: &Workflows) -> ExitCode {
-    if flows.any_failed() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
     }
 }
