@@ -363,6 +363,12 @@ impl Destroyer {
         Ok(written)
     }
 
+    /// Resolves when the background renewal finds the lock no longer ours.
+    pub async fn lock_lost(&self) {
+        let mut lost = self.lost.clone();
+        let _ = lost.wait_for(|l| *l).await;
+    }
+
     fn check_lock(&self) -> Result<()> {
         if *self.lost.borrow() {
             return Err(DestroyError::LockLost {

@@ -1,0 +1,268 @@
+//! The destroyer against a real Redis: a single node (lock lost mid-way, large instances) and a
+//! local 3-node Redis Cluster started from `redis-server --cluster-enabled yes` processes.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use sett_core::InstanceName;
+use sett_ops::destroy::{self, DestroyError, Destroyer, Operator};
+use sett_store::{InstanceRecord, InstanceStatus, Redis, now_ms};
+use sett_testkit::RedisServer;
+
+fn record() -> InstanceRecord {
+    InstanceRecord {
+        run_id: "r".into(),
+        workspace: "/tmp/ws".into(),
+        runtime: "local".into(),
+        redis: "redis://x".into(),
+        created_at: now_ms(),
+        started_at: None,
+        stopped_at: None,
+        status: InstanceStatus::Stopped,
+    }
+}
+
+/// Writes `n` artifact keys, one thread and the event stream of `name` through `client`.
+async fn populate(client: &Client, redis: &Redis, name: &InstanceName, n: usize) {
+    let p = format!("sett:{{{name}}}:");
+    let mut pending = Vec::new();
+    for i in 0..n {
+        pending.push(client.set::<(), _, _>(format!("{p}artifact:{i:08}"), "x", None, None, false));
+        if pending.len() == 500 {
+            futures::future::try_join_all(pending.drain(..))
+                .await
+                .unwrap();
+        }
+    }
+    futures::future::try_join_all(pending).await.unwrap();
+    let _: () = client
+        .zadd(format!("{p}thread:1"), None, None, false, false, (1.0, "a"))
+        .await
+        .unwrap();
+    let _: String = client
+        .xadd(format!("{p}events"), false, None, "*", ("kind", "x"))
+        .await
+        .unwrap();
+    redis.put_instance_record(name, &record()).await.unwrap();
+}
+
+#[tokio::test]
+async fn large_instance_is_deleted_with_the_counts_and_audit() {
+    let redis = sett_testkit::redis().await;
+    let url = sett_testkit::redis_url();
+    let client = Builder::from_config(Config::from_url(&url).unwrap())
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let name = sett_testkit::instance_name();
+    let neighbour = InstanceName::parse(&format!("{name}-1")).unwrap();
+    populate(&client, &redis, &name, 25_000).await;
+    populate(&client, &redis, &neighbour, 10).await;
+    let store = redis.instance(&name);
+
+    let d = Destroyer::begin(&store, Operator::current("tester"))
+        .await
+        .unwrap();
+    assert_eq!(d.plan().count("artifact"), 25_000);
+    assert_eq!(d.plan().total_keys(), 25_002);
+    assert!(d.plan().registered);
+    let mut last = 0;
+    let report = d.execute(None, |n| last = n).await.unwrap();
+    assert_eq!(last, 25_002, "progress reaches the total");
+    assert_eq!(report.count("artifact"), 25_000);
+    assert!(report.registry_entry_removed);
+    assert!(store.count_instance_keys().await.unwrap().is_empty());
+    assert!(
+        store.lock_holder().await.unwrap().is_none(),
+        "lock released"
+    );
+    assert_eq!(
+        redis
+            .instance(&neighbour)
+            .count_instance_keys()
+            .await
+            .unwrap()
+            .values()
+            .sum::<u64>(),
+        12
+    );
+    let audit = redis.audit_records().await.unwrap();
+    let (_, rec) = audit
+        .iter()
+        .find(|(_, r)| r["instance"] == name.as_str())
+        .unwrap();
+    assert_eq!(rec["operator"], "tester");
+    assert_eq!(rec["counts"]["artifact"], 25_000);
+    // Nothing left to destroy.
+    assert!(matches!(
+        destroy::plan(&store).await,
+        Err(DestroyError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_destroy_that_loses_its_lock_stops() {
+    let redis = sett_testkit::redis().await;
+    let store = redis.instance(&sett_testkit::instance_name());
+    redis
+        .put_instance_record(store.instance(), &record())
+        .await
+        .unwrap();
+    let d = Destroyer::begin(&store, Operator::current("tester"))
+        .await
+        .unwrap();
+    // Someone removed the lock (e.g. it lapsed while Redis was unreachable): the destroy must
+    // not go on without it. The renewer notices within one renewal period.
+    let holder = store.lock_holder().await.unwrap().unwrap();
+    assert!(store.release_lock(&holder.run_id).await.unwrap());
+    tokio::time::timeout(destroy::DESTROY_LOCK_TTL, d.lock_lost())
+        .await
+        .expect("the renewer notices the loss");
+    let err = d.execute(None, |_| {}).await.unwrap_err();
+    assert!(matches!(err, DestroyError::LockLost { .. }), "{err}");
+    assert!(
+        redis
+            .instance_record(store.instance())
+            .await
+            .unwrap()
+            .is_some(),
+        "nothing deleted"
+    );
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Three primaries, no replicas, on free ports (panics if the cluster does not form in 30 s).
+fn start_cluster(root: &std::path::Path) -> Vec<RedisServer> {
+    let nodes: Vec<RedisServer> = (0..3)
+        .map(|i| {
+            RedisServer::start(
+                &root.join(format!("node{i}")),
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ],
+            )
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
+    args.extend(addrs);
+    args.extend([
+        "--cluster-replicas".into(),
+        "0".into(),
+        "--cluster-yes".into(),
+    ]);
+    let out = Command::new("redis-cli")
+        .args(&args)
+        .output()
+        .expect("redis-cli --cluster create");
+    assert!(
+        out.status.success(),
+        "cluster create: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if nodes
+            .iter()
+            .all(|n| redis_cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            return nodes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the local Redis Cluster did not reach cluster_state:ok within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_on_a_redis_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = tokio::task::spawn_blocking({
+        let root = root.path().to_owned();
+        move || start_cluster(&root)
+    })
+    .await
+    .unwrap();
+    let url = format!(
+        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        nodes[0].port, nodes[1].port, nodes[2].port
+    );
+    let redis = sett_testkit::redis_at(&url).await;
+    let client = Builder::from_config(Config::from_url(&url).unwrap())
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+
+    // Several instances: their slots spread over the three nodes.
+    let name = sett_testkit::instance_name();
+    let neighbours: Vec<InstanceName> = ["-1", "b", "-b", "x2", "y3"]
+        .iter()
+        .map(|s| InstanceName::parse(&format!("{name}{s}")).unwrap())
+        .collect();
+    populate(&client, &redis, &name, 5_000).await;
+    for n in &neighbours {
+        populate(&client, &redis, n, 100).await;
+    }
+    let store = redis.instance(&name);
+    let d = Destroyer::begin(&store, Operator::current("tester"))
+        .await
+        .unwrap();
+    assert_eq!(d.plan().count("artifact"), 5_000);
+    let backup = root.path().join("backup.jsonl");
+    assert_eq!(d.backup(&backup).await.unwrap(), 5_002);
+    let report = d.execute(Some(&backup), |_| {}).await.unwrap();
+    assert_eq!(report.count("artifact"), 5_000);
+    assert!(report.registry_entry_removed);
+
+    // Nothing of the instance is left on any node; every neighbour is intact.
+    for n in &nodes {
+        let left = redis_cli(
+            n.port,
+            &["--scan", "--pattern", &format!("sett:{{{name}}}:*")],
+        );
+        assert!(left.trim().is_empty(), "node {} still has {left}", n.port);
+    }
+    for n in &neighbours {
+        assert_eq!(
+            redis
+                .instance(n)
+                .count_instance_keys()
+                .await
+                .unwrap()
+                .values()
+                .sum::<u64>(),
+            102
+        );
+        assert!(redis.instance_record(n).await.unwrap().is_some());
+    }
+    // The backup restores on the cluster too.
+    for line in std::fs::read_to_string(&backup).unwrap().lines() {
+        store
+            .restore(&serde_json::from_str(line).unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.count_instance_keys().await.unwrap().get("artifact"),
+        Some(&5_000)
+    );
+    let _ = client.quit().await;
+    redis.quit().await;
+    drop(nodes);
+}
