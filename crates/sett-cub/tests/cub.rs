@@ -2,283 +2,22 @@
 //! `claim_created` / `claim_granted` events directly, shaped exactly as the orchestrator writes
 //! them; the cub runtime runs in-process; tools and bid scripts are bash scripts in a tempdir.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sett_core::claim::{AnsweredQuestion, Grant};
-use sett_core::config::{AgentConfig, SettConfig};
-use sett_core::event::{Event, EventKind};
-use sett_core::machine::{Policy, new_claim};
+use sett_core::claim::AnsweredQuestion;
+use sett_core::event::EventKind;
+use sett_core::machine::new_claim;
 use sett_core::tool::ToolInput;
-use sett_core::{
-    AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, ClaimType,
-    StructuralType,
-};
-use sett_cub::{Cub, CubSettings, ExecutionOutcome, RunOptions, execute_grant};
-use sett_store::{CreateOutcome, GroupRead, Store, WriteOutcome, now_ms};
-use tokio::task::JoinHandle;
+use sett_core::{Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, ClaimType, StructuralType};
+use sett_cub::{ExecutionOutcome, execute_grant};
+use sett_store::{GroupRead, now_ms};
+use support::*;
 use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn name(s: &str) -> AgentName {
-    AgentName::parse(s).unwrap()
-}
-
-fn policy() -> Policy {
-    Policy {
-        agents: BTreeMap::new(),
-        max_review_iterations: 3,
-        bid_timeout_ms: 30_000,
-        on_question_timeout: Default::default(),
-    }
-}
-
-/// Parses a `sett.yml` whose `agents:` section is `agents_yaml` (indented by 2).
-fn agents(agents_yaml: &str) -> BTreeMap<AgentName, AgentConfig> {
-    let text = format!("version: \"1.0\"\nagents:\n{agents_yaml}");
-    SettConfig::parse("sett.yml", &text)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .agents
-}
-
-fn script(dir: &Path, file: &str, body: &str) -> String {
-    let path = dir.join(file);
-    std::fs::write(&path, format!("#!/usr/bin/env bash\nset -u\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
-}
-
-fn settings(agent: &AgentConfig, workspace: &Path) -> CubSettings {
-    CubSettings::new(agent.clone(), workspace.to_owned())
-}
-
-struct Running {
-    shutdown: CancellationToken,
-    handle: JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(WAIT, self.handle)
-            .await
-            .expect("the cub stops")
-            .expect("the cub task");
-    }
-}
-
-fn start(store: &Store, settings: CubSettings, grace: Duration) -> Running {
-    let shutdown = CancellationToken::new();
-    let mut options = RunOptions::new(shutdown.clone());
-    options.grace = grace;
-    let cub = Cub::new(store.clone(), settings);
-    let handle = tokio::spawn(async move { cub.run(options).await.expect("the cub runs") });
-    Running { shutdown, handle }
-}
-
-/// One cub per configured agent.
-fn start_all(
-    store: &Store,
-    cfg: &BTreeMap<AgentName, AgentConfig>,
-    workspace: &Path,
-) -> Vec<Running> {
-    cfg.values()
-        .map(|a| start(store, settings(a, workspace), Duration::from_secs(5)))
-        .collect()
-}
-
-async fn artifact(
-    store: &Store,
-    st: StructuralType,
-    ty: &str,
-    payload: &str,
-    by: &str,
-    sources: &[&Artifact],
-) -> Artifact {
-    let mut a = Artifact::new_root(st, ty, payload, by, now_ms());
-    a.source_artifacts = sources.iter().map(|s| s.id).collect();
-    store_artifact(store, &a).await;
-    a
-}
-
-/// A goal, as `sett forage` writes it.
-async fn new_goal(store: &Store, payload: &str) -> Artifact {
-    artifact(
-        store,
-        StructuralType::Standard,
-        "GoalDefined",
-        payload,
-        "user",
-        &[],
-    )
-    .await
-}
-
-async fn store_artifact(store: &Store, a: &Artifact) {
-    assert!(matches!(
-        store.create_artifact(a).await.unwrap(),
-        CreateOutcome::Created { .. }
-    ));
-}
-
-/// What the orchestrator does on a new Standard artifact: a claim waiting for bids.
-async fn create_claim(store: &Store, target: &Artifact) -> Claim {
-    let c = new_claim(ClaimId::new_v7(), target, &policy(), now_ms());
-    let event = json!({"claim_id": c.id, "artifact_id": c.artifact_id, "status": c.status, "rework_of": null});
-    let written = store
-        .write_claim(
-            &c,
-            None,
-            true,
-            &[],
-            &[(EventKind::ClaimCreated, event)],
-            now_ms(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(written, WriteOutcome::Written);
-    c
-}
-
-/// What the orchestrator does on a grant: the claim moves to `status` with `agent`'s grant and
-/// the `claim_granted` event.
-async fn grant(
-    store: &Store,
-    claim: &Claim,
-    status: ClaimStatus,
-    agent: &str,
-    claim_type: ClaimType,
-    via_worker: bool,
-) -> Claim {
-    let mut next = claim.clone();
-    next.status = status;
-    next.revision += 1;
-    next.grant_seq += 1;
-    let seq = next.grant_seq;
-    next.grants.clear();
-    next.grants.insert(
-        name(agent),
-        Grant {
-            claim_type,
-            seq,
-            granted_at_ms: now_ms(),
-            deadline_ms: Some(now_ms() + 600_000),
-            via_worker,
-        },
-    );
-    let event = json!({
-        "claim_id": next.id, "artifact_id": next.artifact_id, "agent": agent, "claim_type": claim_type,
-        "seq": seq, "via_worker": via_worker,
-    });
-    let written = store
-        .write_claim(
-            &next,
-            Some(claim.revision),
-            false,
-            &[],
-            &[(EventKind::ClaimGranted, event)],
-            now_ms(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(written, WriteOutcome::Written);
-    next
-}
-
-/// Re-delivers the latest `claim_granted` event of `claim` (the orchestrator may emit it again
-/// after a restart).
-async fn regrant_event(store: &Store, claim: &Claim, agent: &str) {
-    let g = &claim.grants[&name(agent)];
-    let event = json!({
-        "claim_id": claim.id, "artifact_id": claim.artifact_id, "agent": agent, "claim_type": g.claim_type,
-        "seq": g.seq, "via_worker": g.via_worker,
-    });
-    store
-        .append_event(EventKind::ClaimGranted, &event, now_ms())
-        .await
-        .unwrap();
-}
-
-/// Blocks (on the stream, no polling) until an event matching `pred` appears.
-async fn wait_for(store: &Store, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
-    let reader = store.event_reader().await.unwrap();
-    let started = Instant::now();
-    let mut after = "0".to_owned();
-    while started.elapsed() < WAIT {
-        for e in reader
-            .read_after(&after, 1000, Duration::from_secs(1))
-            .await
-            .unwrap()
-        {
-            if pred(&e) {
-                reader.quit().await;
-                return e;
-            }
-            after = e.id;
-        }
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn wait_for_bid(store: &Store, claim: &Claim, agent: &str) -> BidType {
-    let e = wait_for(store, &format!("{agent}'s bid"), |e| {
-        e.kind == EventKind::BidSubmitted
-            && e.field("claim_id") == Some(&claim.id.to_string())
-            && e.field("agent") == Some(agent)
-    })
-    .await;
-    e.field("bid").unwrap().parse().unwrap()
-}
-
-/// Waits for the one artifact a grant yields and returns it.
-async fn wait_for_output(store: &Store, claim: &Claim) -> Artifact {
-    let e = wait_for(store, "the grant's artifact", |e| {
-        e.kind == EventKind::ArtifactCreated && e.field("claim_id") == Some(&claim.id.to_string())
-    })
-    .await;
-    let id = ArtifactId::parse(e.field("artifact_id").unwrap()).unwrap();
-    store.get_artifact(&id).await.unwrap().unwrap()
-}
-
-async fn events_of(store: &Store, kind: EventKind, claim: &Claim) -> Vec<Event> {
-    let id = claim.id.to_string();
-    store
-        .events_after(None, 100_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == kind && e.field("claim_id") == Some(id.as_str()))
-        .collect()
-}
-
-fn oldest_first(mut v: Vec<Artifact>) -> Vec<Artifact> {
-    v.sort_by_key(|x| (x.created_at_ms, x.id));
-    v
-}
-
-fn lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-}
-
-/// True while `pid` is a live process (a zombie awaiting its reaper counts as dead).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
-            !matches!(state, Some('Z' | 'X'))
-        }
-    }
-}
-
-const OK_TOOL: &str = r#"echo run >> "$(dirname "$0")/runs"
-echo '{"artifact_type":"Code","artifact_payload":"done","summary":"did it"}'"#;
 
 #[tokio::test]
 async fn static_bids_with_target_types_and_the_self_output_guard() {
@@ -430,16 +169,7 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     ));
     let coder = &cfg[&name("Coder")];
     let goal = new_goal(&store, "g").await;
-    let claim = create_claim(&store, &goal).await;
-    let claim = grant(
-        &store,
-        &claim,
-        ClaimStatus::PendingExclusive,
-        "Coder",
-        ClaimType::Exclusive,
-        false,
-    )
-    .await;
+    let claim = exclusive_grant(&store, &goal, "Coder", false).await;
     regrant_event(&store, &claim, "Coder").await;
 
     // A cub received every event and crashed before acknowledging any of them.
@@ -493,16 +223,7 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     // The grant is delivered once more to a restarted cub; a second claim proves it is working.
     regrant_event(&store, &claim, "Coder").await;
     let other = new_goal(&store, "g2").await;
-    let other_claim = create_claim(&store, &other).await;
-    let other_claim = grant(
-        &store,
-        &other_claim,
-        ClaimStatus::PendingExclusive,
-        "Coder",
-        ClaimType::Exclusive,
-        false,
-    )
-    .await;
+    let other_claim = exclusive_grant(&store, &other, "Coder", false).await;
     let cub = start(&store, settings(coder, dir.path()), Duration::from_secs(5));
     wait_for_output(&store, &other_claim).await;
     cub.stop().await;
@@ -708,15 +429,6 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
     );
 }
 
-fn failure_payload(a: &Artifact) -> serde_json::Value {
-    assert_eq!(
-        (a.structural_type, a.artifact_type.as_str()),
-        (StructuralType::Failure, "ToolExecutionFailure"),
-        "{a:?}"
-    );
-    serde_json::from_str(&a.payload).unwrap()
-}
-
 #[tokio::test]
 async fn failing_tools_yield_tool_execution_failures_and_timeouts_kill_the_group() {
     let store = sett_testkit::store().await;
@@ -738,19 +450,7 @@ esac"#,
     let mut claims = Vec::new();
     for payload in ["exit", "garbage", "slow"] {
         let goal = new_goal(&store, payload).await;
-        let c = create_claim(&store, &goal).await;
-        claims.push((
-            grant(
-                &store,
-                &c,
-                ClaimStatus::PendingExclusive,
-                "Coder",
-                ClaimType::Exclusive,
-                false,
-            )
-            .await,
-            goal,
-        ));
+        claims.push((exclusive_grant(&store, &goal, "Coder", false).await, goal));
     }
     let cub = start(&store, settings(coder, dir.path()), Duration::from_secs(5));
 
@@ -851,26 +551,8 @@ jq -n --arg h "$h" '{artifact_type:"CodeCommit", artifact_payload:$h}'"#,
     let s = settings(&cfg[&name("Coder")], &ws);
     let real = new_goal(&store, "real").await;
     let fake = new_goal(&store, "fake").await;
-    let c_real = create_claim(&store, &real).await;
-    let c_real = grant(
-        &store,
-        &c_real,
-        ClaimStatus::PendingExclusive,
-        "Coder",
-        ClaimType::Exclusive,
-        false,
-    )
-    .await;
-    let c_fake = create_claim(&store, &fake).await;
-    let c_fake = grant(
-        &store,
-        &c_fake,
-        ClaimStatus::PendingExclusive,
-        "Coder",
-        ClaimType::Exclusive,
-        false,
-    )
-    .await;
+    let c_real = exclusive_grant(&store, &real, "Coder", false).await;
+    let c_fake = exclusive_grant(&store, &fake, "Coder", false).await;
 
     let outcome = execute_grant(&store, &s, c_real.id, 1, CancellationToken::new())
         .await
