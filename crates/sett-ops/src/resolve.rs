@@ -104,9 +104,25 @@ where
         };
         let next = hex.get(i + 1).map_or(0, |n| lcp(&n.0, &hex[i].0));
         let len = (prev.max(next) + 1).max(min).min(32);
-        out.insert(hex[i].1, hex[i].0[..len].to_owned());
+        out.insert(hex[i].1, display_prefix(&hex[i].1.to_string(), len));
     }
     out
+}
+
+/// The first `hex_len` hex digits of a canonical id, with its hyphens (`0190c2b4-7d3e`), so the
+/// short form reads like the start of the id it abbreviates.
+fn display_prefix(canonical: &str, hex_len: usize) -> String {
+    let mut seen = 0;
+    let end = canonical
+        .char_indices()
+        .find(|(_, c)| {
+            if *c != '-' {
+                seen += 1;
+            }
+            seen > hex_len
+        })
+        .map_or(canonical.len(), |(i, _)| i);
+    canonical[..end].trim_end_matches('-').to_owned()
 }
 
 /// A `--since` point.
@@ -209,8 +225,8 @@ mod tests {
         let b = ArtifactId::parse("0190c2b4-7d3f-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
         let c = ArtifactId::parse("ffffffff-7d3f-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
         let p = unique_prefixes(&[a, b, c, a], 8);
-        assert_eq!(p[&a], "0190c2b47d3e");
-        assert_eq!(p[&b], "0190c2b47d3f");
+        assert_eq!(p[&a], "0190c2b4-7d3e");
+        assert_eq!(p[&b], "0190c2b4-7d3f");
         assert_eq!(p[&c], "ffffffff");
         for (id, prefix) in &p {
             let q = IdQuery::parse(prefix).unwrap();

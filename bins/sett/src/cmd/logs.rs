@@ -13,21 +13,35 @@ use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use crate::cli::{LogsArgs, OutputFormat};
 use crate::ctx::Ctx;
 use crate::output;
+use crate::workspace::Workspace;
 
 /// How often `-f` looks for new data at the end of the file.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
-/// The instance: `--name`, else the registered one; without Redis, the only log directory.
-async fn instance(ctx: &Ctx) -> Result<String> {
+/// The instance and the workspace holding its logs: `--name` (its logs are in the workspace the
+/// registry records for it, wherever this command runs), else the instance registered for this
+/// workspace; without Redis, the only log directory of this workspace.
+async fn instance(ctx: &Ctx) -> Result<(String, Workspace)> {
+    let redis = ctx.redis().await;
     if let Some(n) = ctx.explicit_name()? {
-        return Ok(n.to_string());
+        let recorded = match &redis {
+            Ok(r) => r.instance_record(&n).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let ws = recorded
+            .map(|rec| Workspace {
+                root: PathBuf::from(rec.workspace),
+            })
+            .filter(|w| w.sett_dir().is_dir())
+            .unwrap_or_else(|| ctx.workspace.clone());
+        return Ok((n.to_string(), ws));
     }
-    let registered = match ctx.redis().await {
+    let registered = match redis {
         Ok(r) => ctx.instance_name(&r).await.map(|n| n.to_string()),
         Err(e) => Err(e),
     };
     match registered {
-        Ok(n) => Ok(n),
+        Ok(n) => Ok((n, ctx.workspace.clone())),
         Err(e) => {
             let dir = ctx.sett_dir().join("logs");
             let dirs: Vec<String> = std::fs::read_dir(&dir)
@@ -39,7 +53,7 @@ async fn instance(ctx: &Ctx) -> Result<String> {
                 })
                 .unwrap_or_default();
             match dirs.as_slice() {
-                [one] => Ok(one.clone()),
+                [one] => Ok((one.clone(), ctx.workspace.clone())),
                 _ => Err(e),
             }
         }
@@ -65,7 +79,7 @@ fn available(dir: &Path) -> Vec<String> {
 }
 
 /// `orchestrator`, an agent name, or a registered component name (`cub:<agent>`).
-fn locate(ctx: &Ctx, instance: &str, component: &str) -> Result<PathBuf> {
+fn locate(ws: &Workspace, instance: &str, component: &str) -> Result<PathBuf> {
     let bare = component.strip_prefix("cub:").unwrap_or(component);
     for candidate in [
         component.to_owned(),
@@ -73,13 +87,12 @@ fn locate(ctx: &Ctx, instance: &str, component: &str) -> Result<PathBuf> {
         format!("cub-{bare}"),
         format!("cub:{bare}"),
     ] {
-        let p = ctx.workspace.log_path(instance, &candidate);
+        let p = ws.log_path(instance, &candidate);
         if p.is_file() {
             return Ok(p);
         }
     }
-    let dir = ctx
-        .workspace
+    let dir = ws
         .log_path(instance, "x")
         .parent()
         .map(Path::to_path_buf)
@@ -106,8 +119,8 @@ fn emit(format: OutputFormat, raw: &str) -> Result<()> {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: LogsArgs) -> Result<ExitCode> {
-    let instance = instance(ctx).await?;
-    let path = locate(ctx, &instance, &args.component)?;
+    let (instance, ws) = instance(ctx).await?;
+    let path = locate(&ws, &instance, &args.component)?;
     let format = ctx.output();
     let file = tokio::fs::File::open(&path)
         .await

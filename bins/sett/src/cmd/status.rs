@@ -77,11 +77,11 @@ fn render(r: &StatusReport) -> String {
                 |a| format!("{} ago", output::human_ms(a)),
             );
             out.push(format!(
-                "  {:<24} {:<10} pid {:<8} addr {:<22} heartbeat {beat}",
+                "  {:<20} pid {:<8} addr {:<22} heartbeat {:<9} {state}",
                 c.name,
-                state,
                 c.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-                c.addr.as_deref().unwrap_or("-")
+                c.addr.as_deref().unwrap_or("-"),
+                beat
             ));
         }
     }

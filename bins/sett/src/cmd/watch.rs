@@ -233,7 +233,7 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
             if exit_on_completion {
                 "the workflow to end"
             } else {
-                "--timeout"
+                "new events (--timeout)"
             },
             args.timeout.unwrap_or_default(),
             store.instance().as_str(),
