@@ -211,7 +211,7 @@ async fn run_tool(
         },
         |name| std::env::var(name).ok(),
     );
-    let timeout = cub.agent.timeout;
+    let timeout = tool_timeout(cub.agent.timeout, grant.deadline_ms, sett_store::now_ms());
     let spec = process::RunSpec {
         argv: cub.tool_command(),
         cwd: &cub.workspace,
@@ -270,6 +270,19 @@ async fn run_tool(
             .map_err(|reason| fail(reason, "failure"))?;
     }
     Ok(output)
+}
+
+/// The tool's time limit: the agent's `timeout`, but ending a little before the grant's deadline
+/// (which the orchestrator counts from the grant, not from the tool's start), so that the cub's
+/// own report of the timeout — with the tool's output tails — arrives before the orchestrator
+/// gives up on the grant.
+fn tool_timeout(agent_timeout: Duration, deadline_ms: Option<i64>, now_ms: i64) -> Duration {
+    let Some(deadline_ms) = deadline_ms else {
+        return agent_timeout;
+    };
+    let margin = (agent_timeout / 4).min(Duration::from_millis(500));
+    let left = Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0));
+    agent_timeout.min(left.saturating_sub(margin))
 }
 
 fn humanize(d: Duration) -> String {
@@ -503,6 +516,22 @@ fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tool_ends_before_the_grants_deadline() {
+        let t = Duration::from_secs(2);
+        assert_eq!(tool_timeout(t, None, 0), t);
+        assert_eq!(
+            tool_timeout(t, Some(2_000), 0),
+            Duration::from_millis(1_500)
+        );
+        assert_eq!(tool_timeout(t, Some(60_000), 0), t);
+        assert_eq!(
+            tool_timeout(Duration::from_secs(600), Some(600_000), 100),
+            Duration::from_millis(599_400)
+        );
+        assert_eq!(tool_timeout(t, Some(100), 5_000), Duration::ZERO);
+    }
 
     #[test]
     fn questions_may_omit_their_type() {
