@@ -328,7 +328,136 @@ pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResul
 
 #[cfg(test)]
 mod tests {
+    use sett_core::config::SettConfig;
+
     use super::*;
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["bash".into(), "-c".into(), script.into()]
+    }
+
+    fn spec<'a>(
+        argv: &'a [String],
+        cwd: &'a Path,
+        stdin: Vec<u8>,
+        timeout: Duration,
+        cap: usize,
+    ) -> RunSpec<'a> {
+        let env = BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())]);
+        RunSpec {
+            argv,
+            cwd,
+            env,
+            stdin,
+            timeout,
+            cap,
+        }
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_but_drained_and_unread_stdin_never_blocks() {
+        let cwd = std::env::temp_dir();
+        let argv = sh("head -c 300000 /dev/zero; head -c 5000 /dev/zero >&2");
+        // 4 MiB of stdin the program never reads: the writer must not block the run.
+        let r = run(
+            spec(
+                &argv,
+                &cwd,
+                vec![b'x'; 4 << 20],
+                Duration::from_secs(20),
+                1000,
+            ),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(r.ended, Ended::Exited(Some(0)));
+        assert_eq!((r.stdout.data.len(), r.stdout.total), (1000, 300_000));
+        assert!(r.stdout.truncated());
+        assert_eq!((r.stderr.data.len(), r.stderr.total), (1000, 5000));
+    }
+
+    #[tokio::test]
+    async fn the_kill_token_and_spawn_errors_end_a_run() {
+        let cwd = std::env::temp_dir();
+        let argv = sh("echo before; sleep 100");
+        let kill = CancellationToken::new();
+        let killer = kill.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            killer.cancel();
+        });
+        let r = run(
+            spec(&argv, &cwd, Vec::new(), Duration::from_secs(60), 1000),
+            &kill,
+        )
+        .await;
+        assert_eq!(r.ended, Ended::Killed);
+        assert_eq!(r.stdout.text(), "before\n");
+        assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
+
+        let argv = vec!["/does/not/exist".to_owned()];
+        let r = run(
+            spec(&argv, &cwd, Vec::new(), Duration::from_secs(1), 10),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{:?}", r.ended);
+        let r = run(
+            spec(&[], &cwd, Vec::new(), Duration::from_secs(1), 10),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{:?}", r.ended);
+    }
+
+    #[test]
+    fn the_environment_is_filtered_and_the_identity_cannot_be_overridden() {
+        let yaml = "version: \"1.0\"\nagents:\n  Coder:\n    command: [x]\n    bidding_strategy: claim\n    environment: [\"API_KEY\", \"MODE=fast\", \"SETT_AGENT=Admin\"]\n";
+        let agent = SettConfig::parse("t.yml", yaml)
+            .unwrap()
+            .agents
+            .into_values()
+            .next()
+            .unwrap();
+        let mut exposed = agent.clone();
+        exposed.expose_redis = true;
+        let instance = InstanceName::parse("demo").unwrap();
+        let claim = ClaimId::new_v7();
+        let host = |name: &str| match name {
+            "PATH" => Some("/bin".to_owned()),
+            "API_KEY" => Some("k".to_owned()),
+            "SECRET" => Some("s".to_owned()),
+            _ => None,
+        };
+        let ws = Path::new("/ws");
+        let id = |agent| EnvIdentity {
+            instance: &instance,
+            agent,
+            workspace: ws,
+            claim: Some((&claim, Some(ClaimType::Rework))),
+            redis_url: Some("redis://:pw@h"),
+        };
+        let env = tool_environment(&id(&agent), host);
+        let expected = BTreeMap::from(
+            [
+                ("PATH", "/bin"),
+                ("API_KEY", "k"),
+                ("MODE", "fast"),
+                ("SETT_AGENT", "Coder"),
+                ("SETT_INSTANCE", "demo"),
+                ("SETT_WORKSPACE", "/ws"),
+                ("SETT_CLAIM_ID", &claim.to_string()),
+                ("SETT_CLAIM_TYPE", "rework"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(env, expected);
+        let env = tool_environment(&id(&exposed), host);
+        assert_eq!(
+            env.get("SETT_REDIS_URL").map(String::as_str),
+            Some("redis://:pw@h")
+        );
+    }
 
     #[test]
     fn tails_respect_char_boundaries() {

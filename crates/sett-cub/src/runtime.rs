@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sett_core::event::{Event, EventKind};
-use sett_core::metrics::{EVENTS_HANDLED, REDIS_ERRORS};
+use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
 use sett_core::{AgentName, ClaimId};
 use sett_store::{EventReader, GroupRead, Store};
 use tokio::sync::Semaphore;
@@ -318,6 +318,8 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
     let agent = &shared.settings.agent.name;
     let mut done = Vec::new();
     for event in events {
+        let lag_ms = (sett_store::now_ms() - event.ts_ms).max(0);
+        metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
         metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind.as_str())
             .increment(1);
         match classify(&event, agent) {
