@@ -78,6 +78,8 @@ struct Shared {
     /// Cancelled after the grace period: running tools and bid scripts are killed.
     kill: CancellationToken,
     bid_slots: Semaphore,
+    /// Cancelled on shutdown: bids not started yet are left for the next start.
+    stopping: CancellationToken,
 }
 
 impl Cub {
@@ -137,6 +139,7 @@ impl Cub {
             group: group.clone(),
             kill: CancellationToken::new(),
             bid_slots: Semaphore::new(CONCURRENT_BIDS),
+            stopping: options.shutdown.clone(),
         });
         let tracker = TaskTracker::new();
 
@@ -330,6 +333,10 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                 tracker.spawn(
                     async move {
                         let Ok(_slot) = shared.bid_slots.acquire().await else { return };
+                        if shared.stopping.is_cancelled() {
+                            // Unacknowledged: re-read from the pending list after a restart.
+                            return;
+                        }
                         let outcome = with_retries(&shared.kill, || {
                             bidding::bid_on_claim(&shared.store, &shared.settings, &claim, &shared.kill)
                         })
