@@ -347,6 +347,25 @@ async fn forage_watch_ends_with_the_workflow() {
     assert_eq!(code(&o), 1);
     assert!(err(&o).contains("the tool exited with 3"), "{}", err(&o));
 
+    // Nobody bids on the goal: its claim goes dormant and nothing can follow.
+    let (child, _, goal) = start_forage_watch(&store, "30s").await;
+    let claim = claim_on(&store, &goal).await;
+    let data = serde_json::json!({"claim_id": claim.id, "artifact_id": goal.id});
+    store
+        .append_event(EventKind::ClaimDormant, &data, now_ms())
+        .await
+        .unwrap();
+    let o = tokio::time::timeout(PROMPT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(
+        err(&o).contains("dormant") && err(&o).contains("no agent bid"),
+        "{}",
+        err(&o)
+    );
+
     // Nothing happens: the timeout exits 2.
     let o = run(
         &store,

@@ -1,5 +1,5 @@
 //! Workflow membership from the event stream: which artifacts and claims flow from one goal, and
-//! when a workflow ends (a Terminal or Failure artifact). Used by `sett forage --watch` and
+//! when a workflow ends (a Terminal or Failure artifact, or its goal's claim ending without one). Used by `sett forage --watch` and
 //! `sett watch --exit-on-completion`; pure bookkeeping over events, no I/O.
 
 use std::collections::{BTreeMap, HashSet};
@@ -16,6 +16,14 @@ pub enum Outcome {
     Failure {
         artifact_id: String,
         failure_type: String,
+    },
+    /// The goal's own claim ended without a Terminal or Failure (nobody bid: `dormant`; or it was
+    /// terminated, e.g. a reviewer rejected the goal). Nothing can follow: a goal is produced by
+    /// `user`, so no rework is ever assigned for it.
+    Stopped {
+        claim_id: String,
+        status: String,
+        reason: Option<String>,
     },
 }
 
@@ -116,6 +124,25 @@ impl Workflow {
                         .is_some_and(|r| self.claims.contains(r));
                 if belongs {
                     self.claims.insert(claim.to_owned());
+                }
+                belongs
+            }
+            EventKind::ClaimTerminated | EventKind::ClaimDormant => {
+                let belongs = self.concerns(e);
+                if belongs && self.outcome.is_none() && e.field("artifact_id") == Some(&self.goal) {
+                    self.outcome = Some(Outcome::Stopped {
+                        claim_id: e.field("claim_id").unwrap_or_default().to_owned(),
+                        status: if e.kind == EventKind::ClaimDormant {
+                            "dormant"
+                        } else {
+                            "terminated"
+                        }
+                        .to_owned(),
+                        reason: e
+                            .field("reason")
+                            .filter(|r| !r.is_empty())
+                            .map(str::to_owned),
+                    });
                 }
                 belongs
             }
@@ -275,6 +302,38 @@ mod tests {
             wf.outcome(),
             Some(&Outcome::Terminal {
                 artifact_id: "t".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_goal_claim_ending_stops_the_workflow() {
+        let mut wf = Workflow::new("g");
+        wf.observe(&ev(
+            EventKind::ClaimCreated,
+            json!({"claim_id": "c1", "artifact_id": "g"}),
+        ));
+        wf.observe(&artifact("o", "Standard", &["g"], Some("c1")));
+        wf.observe(&ev(
+            EventKind::ClaimCreated,
+            json!({"claim_id": "c2", "artifact_id": "o"}),
+        ));
+        // Another claim of the workflow terminating (a rework follows) ends nothing.
+        assert!(wf.observe(&ev(
+            EventKind::ClaimTerminated,
+            json!({"claim_id": "c2", "artifact_id": "o", "reason": "rejected"})
+        )));
+        assert!(wf.outcome().is_none());
+        assert!(wf.observe(&ev(
+            EventKind::ClaimDormant,
+            json!({"claim_id": "c1", "artifact_id": "g"})
+        )));
+        assert_eq!(
+            wf.outcome(),
+            Some(&Outcome::Stopped {
+                claim_id: "c1".into(),
+                status: "dormant".into(),
+                reason: None
             })
         );
     }

@@ -128,6 +128,29 @@ pub(crate) async fn report_outcome(
             );
             Ok(ExitCode::from(1))
         }
+        Outcome::Stopped {
+            claim_id,
+            status,
+            reason,
+        } => {
+            let i = store.instance();
+            let next = if status == "dormant" {
+                format!(
+                    "no agent bid on the goal: check the agents' bidding_strategy in sett.yml and 'sett status -n {i}'"
+                )
+            } else {
+                format!("inspect it with 'sett claims -n {i}' and 'sett watch -n {i}'")
+            };
+            eprintln!(
+                "Error: the workflow stopped: the goal's claim {} is {status}{}\n{next}",
+                feed::short(claim_id),
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default(),
+            );
+            Ok(ExitCode::from(1))
+        }
     }
 }
 
