@@ -738,6 +738,30 @@ async fn answers_from_a_file_and_stdin_and_refusals() {
         .unwrap();
     assert_eq!(a2.payload, "from stdin");
 
+    // A question whose claim ended unanswered (e.g. timed out) cannot be answered any more.
+    let (_, dead_claim, dead_q) = seed_question(&store, "Too late?").await;
+    let mut ended = store.get_claim(&dead_claim.id).await.unwrap().unwrap();
+    let rev = ended.revision;
+    ended.revision += 1;
+    ended.status = ClaimStatus::Terminated;
+    ended.termination_reason = Some("question timed out".into());
+    ended.open_questions.clear();
+    let close = [QuestionOp::Close {
+        question: dead_q.id,
+    }];
+    let w = store
+        .write_claim(&ended, Some(rev), false, &close, &[], now_ms())
+        .await;
+    assert_eq!(w.unwrap(), WriteOutcome::Written);
+    let o = run(&store, &["answer", &dead_q.id.to_string(), "late"]).await;
+    assert_eq!(code(&o), 1);
+    assert!(
+        err(&o).contains("can no longer be answered") && err(&o).contains("question timed out"),
+        "{}",
+        err(&o)
+    );
+    assert!(store.answer_record(&dead_q.id).await.unwrap().is_none());
+
     // Not a question; unknown id; no text at all.
     let o = run(&store, &["answer", &goal.id.to_string(), "x"]).await;
     assert_eq!(code(&o), 1);

@@ -118,6 +118,26 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
             store.instance()
         );
     }
+    // A question whose claim already ended unanswered (it timed out, or the claim failed) has
+    // nobody waiting for it: an answer would be recorded and never read.
+    if store.answer_record(&qid).await?.is_none()
+        && let Some(cid) = question.claim_id
+        && let Some(claim) = store.get_claim(&cid).await?
+        && claim.status.is_final()
+    {
+        bail!(
+            "question {} can no longer be answered: its claim {} is {}{}\nInspect it with 'sett claims -n {}'; start again with 'sett forage'",
+            short(&qid.to_string()),
+            short(&cid.to_string()),
+            claim.status,
+            claim
+                .termination_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            store.instance()
+        );
+    }
     let operator = ctx.operator();
     let now = now_ms();
     let mut answer = Artifact::new_root(
