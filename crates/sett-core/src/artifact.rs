@@ -52,7 +52,9 @@ impl fmt::Display for StructuralType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown structural type '{0}': expected one of Standard, Review, Question, Answer, Failure, Terminal")]
+#[error(
+    "unknown structural type '{0}': expected one of Standard, Review, Question, Answer, Failure, Terminal"
+)]
 pub struct UnknownStructuralType(pub String);
 
 impl FromStr for StructuralType {

@@ -18,7 +18,9 @@ pub enum IdError {
         "invalid agent name '{0}': use 1-63 letters, digits, '_' or '-', starting with a letter ('user' and 'orchestrator' are reserved)"
     )]
     AgentName(String),
-    #[error("invalid id '{0}': expected a canonical lower-case UUID such as 0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d")]
+    #[error(
+        "invalid id '{0}': expected a canonical lower-case UUID such as 0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"
+    )]
     Uuid(String),
     #[error("invalid short id '{0}': use at least 6 hexadecimal characters (a prefix of an id)")]
     ShortId(String),
@@ -90,7 +92,11 @@ fn parse_canonical_uuid(raw: &str) -> Result<Uuid, IdError> {
         && raw
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-');
-    let uuid = if canonical { Uuid::parse_str(raw).ok() } else { None };
+    let uuid = if canonical {
+        Uuid::parse_str(raw).ok()
+    } else {
+        None
+    };
     match uuid {
         Some(u) if u.hyphenated().to_string() == raw => Ok(u),
         _ => Err(IdError::Uuid(raw.to_owned())),
@@ -176,7 +182,11 @@ impl ShortId {
     pub const MIN_LEN: usize = 6;
 
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        let cleaned: String = raw.chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| *c != '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
         let ok = cleaned.len() >= Self::MIN_LEN
             && cleaned.len() <= 32
             && cleaned.bytes().all(|b| b.is_ascii_hexdigit());
@@ -250,7 +260,19 @@ mod tests {
         for ok in ["a", "myproject", "default-1", "a-b", "a1"] {
             assert!(InstanceName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "A", "1a", "a-", "a_b", "a*", "a?", "a[b]", "a{b}", "a:b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "A",
+            "1a",
+            "a-",
+            "a_b",
+            "a*",
+            "a?",
+            "a[b]",
+            "a{b}",
+            "a:b",
+            &"a".repeat(64),
+        ] {
             assert!(InstanceName::parse(bad).is_err(), "{bad}");
         }
     }
@@ -276,8 +298,14 @@ mod tests {
     #[test]
     fn derived_ids_are_stable() {
         let c = ClaimId::new_v7();
-        assert_eq!(ClaimId::derived(&c, "rework"), ClaimId::derived(&c, "rework"));
-        assert_ne!(ClaimId::derived(&c, "rework"), ClaimId::derived(&c, "other"));
+        assert_eq!(
+            ClaimId::derived(&c, "rework"),
+            ClaimId::derived(&c, "rework")
+        );
+        assert_ne!(
+            ClaimId::derived(&c, "rework"),
+            ClaimId::derived(&c, "other")
+        );
     }
 
     #[test]

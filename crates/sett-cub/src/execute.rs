@@ -51,11 +51,13 @@ pub enum ExecutionOutcome {
 }
 
 impl ExecutionOutcome {
-    /// A worker process's exit code: 0 when the tool succeeded, 1 otherwise.
+    /// A worker process's exit code: 1 when it wrote a Failure, else 0.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Produced { .. } => 0,
-            Self::Skipped { .. } | Self::Failed { .. } => 1,
+            // Skipped: another process holds the grant (or it is no longer current); that
+            // process reports the outcome, so this worker did nothing wrong.
+            Self::Produced { .. } | Self::Skipped { .. } => 0,
+            Self::Failed { .. } => 1,
         }
     }
 }

@@ -25,7 +25,10 @@ pub struct LaunchedWorker {
 
 impl std::fmt::Debug for LaunchedWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LaunchedWorker").field("pid", &self.pid).field("container", &self.container).finish()
+        f.debug_struct("LaunchedWorker")
+            .field("pid", &self.pid)
+            .field("container", &self.container)
+            .finish()
     }
 }
 
@@ -34,9 +37,10 @@ pub trait WorkerLauncher: Send + Sync + 'static {
     /// Starts a worker for `req`. An error is reported as a failed worker.
     fn launch(&self, req: WorkerRequest) -> BoxFuture<'static, Result<LaunchedWorker, String>>;
 
-    /// A worker recorded by an earlier orchestrator run: when it is still alive, a future that
+    /// The worker of `req` recorded by an earlier orchestrator run (its record may lack the pid
+    /// when that run stopped right after launching it): when it is still alive, a future that
     /// resolves when it exits (the engine adopts it); `None` when it is gone.
-    fn adopt(&self, record: &WorkerRecord) -> Option<BoxFuture<'static, ()>>;
+    fn adopt(&self, req: &WorkerRequest, record: &WorkerRecord) -> Option<BoxFuture<'static, ()>>;
 
     /// Asks every worker this launcher started to stop, killing those still running after
     /// `grace`.
@@ -49,10 +53,19 @@ pub struct NoWorkers;
 
 impl WorkerLauncher for NoWorkers {
     fn launch(&self, req: WorkerRequest) -> BoxFuture<'static, Result<LaunchedWorker, String>> {
-        Box::pin(async move { Err(format!("no worker launcher is configured for agent {}", req.agent)) })
+        Box::pin(async move {
+            Err(format!(
+                "no worker launcher is configured for agent {}",
+                req.agent
+            ))
+        })
     }
 
-    fn adopt(&self, _record: &WorkerRecord) -> Option<BoxFuture<'static, ()>> {
+    fn adopt(
+        &self,
+        _req: &WorkerRequest,
+        _record: &WorkerRecord,
+    ) -> Option<BoxFuture<'static, ()>> {
         None
     }
 

@@ -37,7 +37,10 @@ pub struct LocalWorkerLauncher {
 
 impl LocalWorkerLauncher {
     pub fn new(cmd: WorkerCommand) -> Self {
-        Self { cmd, running: Arc::default() }
+        Self {
+            cmd,
+            running: Arc::default(),
+        }
     }
 }
 
@@ -46,7 +49,8 @@ impl WorkerLauncher for LocalWorkerLauncher {
         let cmd = self.cmd.clone();
         let running = self.running.clone();
         Box::pin(async move {
-            std::fs::create_dir_all(&cmd.log_dir).map_err(|e| format!("cannot create {}: {e}", cmd.log_dir.display()))?;
+            std::fs::create_dir_all(&cmd.log_dir)
+                .map_err(|e| format!("cannot create {}: {e}", cmd.log_dir.display()))?;
             let log_path = cmd.log_dir.join(format!("{}-workers.log", req.agent));
             let log = OpenOptions::new()
                 .create(true)
@@ -54,14 +58,20 @@ impl WorkerLauncher for LocalWorkerLauncher {
                 .open(&log_path)
                 .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
             let err = log.try_clone().map_err(|e| e.to_string())?;
-            let env: BTreeMap<&str, String> = BTreeMap::from([("SETT_REDIS_URL", cmd.redis_url.clone())]);
+            let env: BTreeMap<&str, String> =
+                BTreeMap::from([("SETT_REDIS_URL", cmd.redis_url.clone())]);
             let mut child = tokio::process::Command::new(&cmd.cub_bin)
                 .args(["--instance", &cmd.instance, "--agent", req.agent.as_str()])
                 .arg("--config")
                 .arg(&cmd.config)
                 .arg("--workspace")
                 .arg(&cmd.workspace)
-                .args(["--execute-claim", &req.claim.to_string(), "--seq", &req.seq.to_string()])
+                .args([
+                    "--execute-claim",
+                    &req.claim.to_string(),
+                    "--seq",
+                    &req.seq.to_string(),
+                ])
                 .envs(env)
                 .current_dir(&cmd.workspace)
                 .stdin(Stdio::null())
@@ -82,12 +92,19 @@ impl WorkerLauncher for LocalWorkerLauncher {
                 }
                 ok
             });
-            Ok(LaunchedWorker { pid, container: None, exit })
+            Ok(LaunchedWorker {
+                pid,
+                container: None,
+                exit,
+            })
         })
     }
 
-    fn adopt(&self, record: &WorkerRecord) -> Option<BoxFuture<'static, ()>> {
-        let pid = record.pid.filter(|p| is_alive(*p))?;
+    fn adopt(&self, req: &WorkerRequest, record: &WorkerRecord) -> Option<BoxFuture<'static, ()>> {
+        let pid = record
+            .pid
+            .filter(|p| is_alive(*p))
+            .or_else(|| find_worker(&self.cmd.instance, req))?;
         Some(Box::pin(async move {
             // Not our child: its exit cannot be awaited, only observed.
             while is_alive(pid) {
@@ -97,7 +114,13 @@ impl WorkerLauncher for LocalWorkerLauncher {
     }
 
     fn shutdown(&self, grace: Duration) -> BoxFuture<'static, ()> {
-        let pids: Vec<u32> = self.running.lock().expect("not poisoned").keys().copied().collect();
+        let pids: Vec<u32> = self
+            .running
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .copied()
+            .collect();
         Box::pin(async move {
             for pid in &pids {
                 let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGTERM);
@@ -111,4 +134,37 @@ impl WorkerLauncher for LocalWorkerLauncher {
             }
         })
     }
+}
+
+/// Finds the live worker process of `req` by its command line (for a worker launched by an
+/// orchestrator that died before recording its pid).
+fn find_worker(instance: &str, req: &WorkerRequest) -> Option<u32> {
+    let claim = req.claim.to_string();
+    let seq = req.seq.to_string();
+    let wanted: [&[&str]; 3] = [
+        &["--instance", instance],
+        &["--execute-claim", &claim],
+        &["--seq", &seq],
+    ];
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&str> = raw
+            .split(|b| *b == 0)
+            .filter_map(|a| std::str::from_utf8(a).ok())
+            .collect();
+        let has = |pair: &[&str]| args.windows(2).any(|w| w == pair);
+        if wanted.iter().all(|pair| has(pair)) && is_alive(pid) {
+            return Some(pid);
+        }
+    }
+    None
 }

@@ -25,5 +25,8 @@ pub fn bin_dir() -> std::path::PathBuf {
 
 /// This machine's host name, for lock holders and audit records.
 pub fn host_name() -> String {
-    hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
 }

@@ -29,7 +29,10 @@ pub fn spawn_daemon(spec: &DaemonSpec) -> std::io::Result<u32> {
     if let Some(dir) = spec.log_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let log = OpenOptions::new().create(true).append(true).open(&spec.log_file)?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_file)?;
     let child = Command::new(&spec.program)
         .args(&spec.args)
         .envs(&spec.env)
@@ -39,7 +42,12 @@ pub fn spawn_daemon(spec: &DaemonSpec) -> std::io::Result<u32> {
         .stderr(log)
         .process_group(0)
         .spawn()
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {}: {e}", spec.program.display())))?;
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start {}: {e}", spec.program.display()),
+            )
+        })?;
     let pid = child.id();
     // Reap it in the background so it never lingers as a zombie while we run.
     std::thread::spawn(move || {
@@ -55,7 +63,9 @@ pub fn is_alive(pid: u32) -> bool {
         return nix::sys::signal::kill(Pid::from_raw(pid as i32), None).is_ok();
     };
     // The state follows the parenthesised command name, which may itself contain ") ".
-    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
     !matches!(state, Some('Z') | Some('X') | None)
 }
 
@@ -95,20 +105,39 @@ pub fn terminate(pid: u32, grace: Duration) -> bool {
 mod tests {
     use super::*;
 
+    /// Waits until the daemon's log shows it has set up its signal handling.
+    fn wait_for_line(log: &std::path::Path, line: &str) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(line)
+        {
+            assert!(Instant::now() < until, "the daemon never wrote {line:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn daemons_start_log_and_stop() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("logs").join("d.log");
         let spec = DaemonSpec {
             program: "/bin/sh".into(),
-            args: vec!["-c".into(), "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 0.05; done".into()],
+            args: vec![
+                "-c".into(),
+                "trap 'echo bye; exit 0' TERM; echo started; while :; do sleep 0.05; done".into(),
+            ],
             env: BTreeMap::new(),
             cwd: dir.path().to_owned(),
             log_file: log.clone(),
         };
         let pid = spawn_daemon(&spec).unwrap();
         assert!(is_alive(pid));
-        assert!(terminate(pid, Duration::from_secs(5)), "a daemon that handles SIGTERM stops within the grace period");
+        wait_for_line(&log, "started");
+        assert!(
+            terminate(pid, Duration::from_secs(5)),
+            "a daemon that handles SIGTERM stops within the grace period"
+        );
         assert!(!is_alive(pid));
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("started"), "{text}");
@@ -119,12 +148,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = DaemonSpec {
             program: "/bin/sh".into(),
-            args: vec!["-c".into(), "trap '' TERM; while :; do sleep 0.05; done".into()],
+            args: vec![
+                "-c".into(),
+                "trap '' TERM; echo started; while :; do sleep 0.05; done".into(),
+            ],
             env: BTreeMap::new(),
             cwd: dir.path().to_owned(),
             log_file: dir.path().join("d.log"),
         };
         let pid = spawn_daemon(&spec).unwrap();
+        wait_for_line(&dir.path().join("d.log"), "started");
         assert!(!terminate(pid, Duration::from_millis(300)));
         assert!(!is_alive(pid));
     }

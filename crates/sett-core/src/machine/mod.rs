@@ -11,9 +11,17 @@
 use std::collections::BTreeMap;
 
 use crate::artifact::{Artifact, StructuralType};
-use crate::claim::{AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, OpenQuestion, Phase};
+use crate::claim::{
+    AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, OpenQuestion, Phase,
+};
 use crate::config::OnQuestionTimeout;
 use crate::ids::{AgentName, ArtifactId, ClaimId};
+
+/// How long after an agent's `timeout` the orchestrator gives up on a grant. The cub enforces
+/// the timeout itself and reports a `ToolExecutionFailure` with the tool's output tails; the
+/// orchestrator's deadline only catches a cub that died or cannot reach Redis, so it must not
+/// race the cub's own report.
+pub const EXECUTION_GRACE_MS: i64 = 2_000;
 
 /// What the state machine needs to know about one agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,36 +47,76 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
     /// The bid hash changed; consensus is reached once every configured agent has bid.
-    Bids { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
+    Bids {
+        bids: &'a BTreeMap<AgentName, BidType>,
+        now_ms: i64,
+    },
     /// Time passed: apply any deadline that is due. `bids` is the current bid hash.
-    Tick { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
+    Tick {
+        bids: &'a BTreeMap<AgentName, BidType>,
+        now_ms: i64,
+    },
     /// An artifact produced for this claim (its `claim_id` is the claim, or it derives from the
     /// claim's artifact): a Review, a Standard output, a Question, a Failure or a Terminal.
     Output { artifact: &'a Artifact, now_ms: i64 },
     /// A question of this claim was answered (by a human, or by the orchestrator on timeout).
-    Answer { question: ArtifactId, answer: ArtifactId, now_ms: i64 },
+    Answer {
+        question: ArtifactId,
+        answer: ArtifactId,
+        now_ms: i64,
+    },
     /// The worker executing grant `seq` started.
-    WorkerLaunched { agent: &'a AgentName, seq: u64, now_ms: i64 },
+    WorkerLaunched {
+        agent: &'a AgentName,
+        seq: u64,
+        now_ms: i64,
+    },
     /// The worker executing grant `seq` exited.
-    WorkerExited { agent: &'a AgentName, seq: u64, success: bool, now_ms: i64 },
+    WorkerExited {
+        agent: &'a AgentName,
+        seq: u64,
+        success: bool,
+        now_ms: i64,
+    },
 }
 
 /// What the orchestrator must do after persisting a transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Hand grant `seq` to `agent` (a grant event, or a worker launch when `via_worker`).
-    Grant { agent: AgentName, claim_type: ClaimType, seq: u64, via_worker: bool },
+    Grant {
+        agent: AgentName,
+        claim_type: ClaimType,
+        seq: u64,
+        via_worker: bool,
+    },
     /// Write a Failure artifact with id `artifact_id` deriving from the claim's artifact.
-    Fail { artifact_id: ArtifactId, failure_type: String, reason: String },
+    Fail {
+        artifact_id: ArtifactId,
+        failure_type: String,
+        reason: String,
+    },
     /// Create this rework claim (it already carries its grant; emit `grants` after creating it).
-    CreateClaim { claim: Box<Claim>, grants: Vec<Effect> },
-    QuestionOpened { question: ArtifactId, agent: AgentName },
-    QuestionClosed { question: ArtifactId },
+    CreateClaim {
+        claim: Box<Claim>,
+        grants: Vec<Effect>,
+    },
+    QuestionOpened {
+        question: ArtifactId,
+        agent: AgentName,
+    },
+    QuestionClosed {
+        question: ArtifactId,
+    },
     /// The question timed out under `on_question_timeout: continue`: answer it as the
     /// orchestrator with `timed_out: true`.
-    AutoAnswer { question: ArtifactId },
+    AutoAnswer {
+        question: ArtifactId,
+    },
     /// Agents that did not bid in time (logged and counted).
-    BidsMissing { agents: Vec<AgentName> },
+    BidsMissing {
+        agents: Vec<AgentName>,
+    },
 }
 
 /// A claim's next state.
@@ -138,14 +186,29 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             output(&mut next, artifact, policy, now_ms, &mut effects);
             now_ms
         }
-        Input::Answer { question, answer, now_ms } => {
+        Input::Answer {
+            question,
+            answer,
+            now_ms,
+        } => {
             let open = next.open_questions.remove(&question)?;
-            next.answered_questions.push(AnsweredQuestion { agent: open.agent.clone(), question, answer });
+            next.answered_questions.push(AnsweredQuestion {
+                agent: open.agent.clone(),
+                question,
+                answer,
+            });
             effects.push(Effect::QuestionClosed { question });
             if next.open_questions.is_empty() {
                 next.status = next.resume_status.take().unwrap_or(ClaimStatus::Terminated);
             }
-            grant(&mut next, &open.agent, ClaimType::Resume, policy, now_ms, &mut effects);
+            grant(
+                &mut next,
+                &open.agent,
+                ClaimType::Resume,
+                policy,
+                now_ms,
+                &mut effects,
+            );
             now_ms
         }
         Input::WorkerLaunched { agent, seq, now_ms } => {
@@ -154,10 +217,15 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             if g.seq != seq || g.deadline_ms.is_some() || next.received.contains_key(agent) {
                 return None;
             }
-            g.deadline_ms = Some(now_ms + timeout);
+            g.deadline_ms = Some(now_ms + timeout + EXECUTION_GRACE_MS);
             now_ms
         }
-        Input::WorkerExited { agent, seq, success, now_ms } => {
+        Input::WorkerExited {
+            agent,
+            seq,
+            success,
+            now_ms,
+        } => {
             let g = next.grants.get(agent)?;
             let waiting = next.open_questions.values().any(|q| &q.agent == agent);
             if success || g.seq != seq || next.received.contains_key(agent) || waiting {
@@ -166,7 +234,9 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             terminate(
                 &mut next,
                 "WorkerFailure",
-                format!("the worker for agent {agent} exited with an error before producing output"),
+                format!(
+                    "the worker for agent {agent} exited with an error before producing output"
+                ),
                 &mut effects,
             );
             now_ms
@@ -177,17 +247,38 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
     }
     next.revision = claim.revision + 1;
     next.updated_at_ms = now_ms;
-    Some(Transition { claim: next, effects })
+    Some(Transition {
+        claim: next,
+        effects,
+    })
 }
 
-fn consensus(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+fn consensus(
+    c: &mut Claim,
+    bids: &BTreeMap<AgentName, BidType>,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
     // Bids from agents that are not configured are ignored; missing bids count as `ignore`.
     let known = |b: BidType| -> Vec<AgentName> {
-        policy.agents.keys().filter(|a| bids.get(*a) == Some(&b)).cloned().collect()
+        policy
+            .agents
+            .keys()
+            .filter(|a| bids.get(*a) == Some(&b))
+            .cloned()
+            .collect()
     };
-    let missing: Vec<AgentName> = policy.agents.keys().filter(|a| !bids.contains_key(*a)).cloned().collect();
+    let missing: Vec<AgentName> = policy
+        .agents
+        .keys()
+        .filter(|a| !bids.contains_key(*a))
+        .cloned()
+        .collect();
     if !missing.is_empty() {
-        effects.push(Effect::BidsMissing { agents: missing.clone() });
+        effects.push(Effect::BidsMissing {
+            agents: missing.clone(),
+        });
     }
     c.missing_bids = missing;
     c.bid_deadline_ms = None;
@@ -205,9 +296,15 @@ fn first_phase_from(c: &Claim, after: Option<Phase>) -> Option<Phase> {
     let order = [Phase::Review, Phase::Parallel, Phase::Exclusive];
     let start = match after {
         None => 0,
-        Some(p) => order.iter().position(|x| *x == p).map_or(order.len(), |i| i + 1),
+        Some(p) => order
+            .iter()
+            .position(|x| *x == p)
+            .map_or(order.len(), |i| i + 1),
     };
-    order[start..].iter().copied().find(|p| !phase_agents(c, *p).is_empty())
+    order[start..]
+        .iter()
+        .copied()
+        .find(|p| !phase_agents(c, *p).is_empty())
 }
 
 fn phase_agents(c: &Claim, phase: Phase) -> Vec<AgentName> {
@@ -219,7 +316,13 @@ fn phase_agents(c: &Claim, phase: Phase) -> Vec<AgentName> {
     }
 }
 
-fn start_phase(c: &mut Claim, phase: Phase, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+fn start_phase(
+    c: &mut Claim,
+    phase: Phase,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
     c.status = phase.status();
     c.grants.clear();
     c.received.clear();
@@ -228,22 +331,37 @@ fn start_phase(c: &mut Claim, phase: Phase, policy: &Policy, now_ms: i64, effect
     }
 }
 
-fn grant(c: &mut Claim, agent: &AgentName, claim_type: ClaimType, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+fn grant(
+    c: &mut Claim,
+    agent: &AgentName,
+    claim_type: ClaimType,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
     let (timeout_ms, via_worker) = policy
         .agents
         .get(agent)
         .map_or((0, false), |p| (p.timeout_ms, p.via_worker));
     c.grant_seq += 1;
     let seq = c.grant_seq;
-    c.grants.insert(agent.clone(), Grant {
+    c.grants.insert(
+        agent.clone(),
+        Grant {
+            claim_type,
+            seq,
+            granted_at_ms: now_ms,
+            // A worker's clock starts when it is launched (it may wait in the queue first).
+            deadline_ms: (!via_worker).then_some(now_ms + timeout_ms + EXECUTION_GRACE_MS),
+            via_worker,
+        },
+    );
+    effects.push(Effect::Grant {
+        agent: agent.clone(),
         claim_type,
         seq,
-        granted_at_ms: now_ms,
-        // A worker's clock starts when it is launched (it may wait in the queue first).
-        deadline_ms: (!via_worker).then_some(now_ms + timeout_ms),
         via_worker,
     });
-    effects.push(Effect::Grant { agent: agent.clone(), claim_type, seq, via_worker });
 }
 
 fn terminate(c: &mut Claim, failure_type: &str, reason: String, effects: &mut Vec<Effect>) {
@@ -254,10 +372,20 @@ fn terminate(c: &mut Claim, failure_type: &str, reason: String, effects: &mut Ve
     c.status = ClaimStatus::Terminated;
     c.outcome_artifact = Some(artifact_id);
     c.termination_reason = Some(reason.clone());
-    effects.push(Effect::Fail { artifact_id, failure_type: failure_type.to_owned(), reason });
+    effects.push(Effect::Fail {
+        artifact_id,
+        failure_type: failure_type.to_owned(),
+        reason,
+    });
 }
 
-fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+fn tick(
+    c: &mut Claim,
+    bids: &BTreeMap<AgentName, BidType>,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
     if c.status == ClaimStatus::PendingConsensus {
         if c.bid_deadline_ms.is_some_and(|d| d <= now_ms) {
             consensus(c, bids, policy, now_ms, effects);
@@ -274,7 +402,12 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
         match policy.on_question_timeout {
             OnQuestionTimeout::Fail => {
                 let agent = c.open_questions[first].agent.clone();
-                terminate(c, "QuestionTimeout", format!("question {first} from agent {agent} was not answered in time"), effects);
+                terminate(
+                    c,
+                    "QuestionTimeout",
+                    format!("question {first} from agent {agent} was not answered in time"),
+                    effects,
+                );
                 return;
             }
             OnQuestionTimeout::Continue => {
@@ -296,13 +429,31 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
         .map(|(a, _)| a.clone());
     if let Some(agent) = overdue {
         let timeout = policy.agents.get(&agent).map_or(0, |p| p.timeout_ms);
-        terminate(c, "ExecutionTimeout", format!("agent {agent} produced no output within its timeout of {} ms", timeout), effects);
+        terminate(
+            c,
+            "ExecutionTimeout",
+            format!(
+                "agent {agent} produced no output within its timeout of {} ms",
+                timeout
+            ),
+            effects,
+        );
     }
 }
 
-fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
-    let Some(agent) = artifact.producing_agent() else { return };
-    let Some(grant) = c.grants.get(&agent) else { return };
+fn output(
+    c: &mut Claim,
+    artifact: &Artifact,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
+    let Some(agent) = artifact.producing_agent() else {
+        return;
+    };
+    let Some(grant) = c.grants.get(&agent) else {
+        return;
+    };
     if c.received.contains_key(&agent) || c.status == ClaimStatus::PendingConsensus {
         return;
     }
@@ -322,12 +473,22 @@ fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effe
                 .get(&agent)
                 .and_then(|p| p.question_timeout_ms)
                 .map(|t| now_ms + t);
-            c.open_questions.insert(artifact.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms, deadline_ms });
+            c.open_questions.insert(
+                artifact.id,
+                OpenQuestion {
+                    agent: agent.clone(),
+                    asked_at_ms: now_ms,
+                    deadline_ms,
+                },
+            );
             c.question_id = Some(artifact.id);
             if let Some(g) = c.grants.get_mut(&agent) {
                 g.deadline_ms = None;
             }
-            effects.push(Effect::QuestionOpened { question: artifact.id, agent });
+            effects.push(Effect::QuestionOpened {
+                question: artifact.id,
+                agent,
+            });
         }
         StructuralType::Answer => {}
         StructuralType::Failure => {
@@ -357,7 +518,10 @@ fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effe
                 return;
             }
             c.received.insert(agent, artifact.id);
-            let phase = c.status.phase().or(c.resume_status.and_then(ClaimStatus::phase));
+            let phase = c
+                .status
+                .phase()
+                .or(c.resume_status.and_then(ClaimStatus::phase));
             if phase == Some(Phase::Review) && !artifact.is_approval() {
                 c.rejections.push(artifact.id);
             }
@@ -372,7 +536,9 @@ fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effe
 }
 
 fn complete_phase(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
-    let Some(phase) = c.status.phase() else { return };
+    let Some(phase) = c.status.phase() else {
+        return;
+    };
     match phase {
         Phase::Assignment | Phase::Exclusive => c.status = ClaimStatus::Complete,
         Phase::Review if !c.rejections.is_empty() => feedback(c, policy, now_ms, effects),
@@ -387,29 +553,46 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
     let reviews: Vec<String> = c.rejections.iter().map(ToString::to_string).collect();
     let reviews = reviews.join(", ");
     let Ok(producer) = AgentName::parse(&c.target_producer) else {
-        terminate(c, "GoalRejected", format!(
-            "review rejected artifact {} produced by '{}', which no agent can rework (reviews: {reviews})",
-            c.artifact_id, c.target_producer
-        ), effects);
+        terminate(
+            c,
+            "GoalRejected",
+            format!(
+                "review rejected artifact {} produced by '{}', which no agent can rework (reviews: {reviews})",
+                c.artifact_id, c.target_producer
+            ),
+            effects,
+        );
         return;
     };
     if !policy.agents.contains_key(&producer) {
-        terminate(c, "MissingAgentConfiguration", format!(
-            "review rejected artifact {} but its producer {producer} is not configured (reviews: {reviews})",
-            c.artifact_id
-        ), effects);
+        terminate(
+            c,
+            "MissingAgentConfiguration",
+            format!(
+                "review rejected artifact {} but its producer {producer} is not configured (reviews: {reviews})",
+                c.artifact_id
+            ),
+            effects,
+        );
         return;
     }
     let max = policy.max_review_iterations;
     if max > 0 && c.target_version.saturating_sub(1) >= max {
-        terminate(c, "MaxIterationsExceeded", format!(
-            "artifact {} was rejected at version {} and max_review_iterations is {max} (reviews: {reviews})",
-            c.artifact_id, c.target_version
-        ), effects);
+        terminate(
+            c,
+            "MaxIterationsExceeded",
+            format!(
+                "artifact {} was rejected at version {} and max_review_iterations is {max} (reviews: {reviews})",
+                c.artifact_id, c.target_version
+            ),
+            effects,
+        );
         return;
     }
     c.status = ClaimStatus::Terminated;
-    c.termination_reason = Some(format!("rejected by review; rework assigned to {producer} (reviews: {reviews})"));
+    c.termination_reason = Some(format!(
+        "rejected by review; rework assigned to {producer} (reviews: {reviews})"
+    ));
     let mut rework = Claim {
         id: ClaimId::derived(&c.id, "rework"),
         revision: 1,
@@ -437,8 +620,18 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
         ..c.clone()
     };
     let mut grants = Vec::new();
-    grant(&mut rework, &producer, ClaimType::Rework, policy, now_ms, &mut grants);
-    effects.push(Effect::CreateClaim { claim: Box::new(rework), grants });
+    grant(
+        &mut rework,
+        &producer,
+        ClaimType::Rework,
+        policy,
+        now_ms,
+        &mut grants,
+    );
+    effects.push(Effect::CreateClaim {
+        claim: Box::new(rework),
+        grants,
+    });
 }
 
 #[cfg(test)]
