@@ -57,9 +57,15 @@ impl Sett {
         Ok(())
     }
 
+    /// Runs a command quietly; its stderr is shown only when it failed for a reason other than
+    /// a wait timeout (exit code 2).
     fn capture(&self, args: &[&str]) -> Result<(i32, String)> {
-        let out = self.cmd(args).stderr(Stdio::inherit()).output()?;
-        Ok((out.status.code().unwrap_or(1), String::from_utf8_lossy(&out.stdout).into_owned()))
+        let out = self.cmd(args).stderr(Stdio::piped()).output()?;
+        let code = out.status.code().unwrap_or(1);
+        if code != 0 && code != 2 {
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok((code, String::from_utf8_lossy(&out.stdout).into_owned()))
     }
 }
 
