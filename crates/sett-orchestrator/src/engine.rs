@@ -447,7 +447,13 @@ impl Orchestrator {
         }))
         .await;
         let done: Vec<String> = results.into_iter().flatten().collect();
-        reader.ack(GROUP, &done).await?;
+        if let Err(e) = reader.ack(GROUP, &done).await {
+            // Handled but not acknowledged: they are re-read as pending and handled again, which
+            // is harmless (every handler is idempotent). Never stop over it.
+            metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
+            warn!(error = %e, "cannot acknowledge handled events; they will be re-read");
+            self.retry_pending.store(true, Ordering::SeqCst);
+        }
         Ok(())
     }
 
