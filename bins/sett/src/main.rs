@@ -8,6 +8,8 @@
 mod cli;
 mod cmd;
 mod ctx;
+#[cfg(test)]
+mod docs_check;
 mod output;
 mod workspace;
 
