@@ -259,6 +259,9 @@ impl AgentConfig {
     }
 }
 
+/// The longest duration sett.yml accepts (100 years), so deadlines never overflow.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     if raw == "0" {
@@ -309,7 +312,7 @@ impl SettConfig {
                    v: &Option<RawDuration>,
                    default: Duration|
          -> Result<Duration, ConfigError> {
-            match v {
+            let d = match v {
                 None => Ok(default),
                 Some(RawDuration::Seconds(n)) => Ok(Duration::from_secs(*n)),
                 Some(RawDuration::Text(s)) => parse_duration(s).map_err(|e| {
@@ -319,7 +322,17 @@ impl SettConfig {
                         "use a duration such as 30s, 10m or 24h",
                     )
                 }),
+            }?;
+            // Deadlines are `now_ms + duration` in i64 milliseconds: an absurd duration would
+            // overflow them (found by tests/fuzz.rs). 0 means "never" where that is allowed.
+            if d > MAX_DURATION {
+                return Err(err(
+                    key,
+                    format!("duration {} is longer than 100 years", humantime::format_duration(d)),
+                    "use a duration such as 30s, 10m or 24h (0 where it means never)",
+                ));
             }
+            Ok(d)
         };
         let orch = &raw.orchestrator;
         let question_timeout = dur(

@@ -1,0 +1,183 @@
+//! Property-based fuzzing of what sett-store decodes from outside: artifact and claim hashes
+//! (`codec::decode_artifact` / `decode_claim`, e.g. written by another version or by hand),
+//! events in the stream (any field values XADDed by anyone with write access), and `import`
+//! records (`Store::restore`). Nothing may panic; a rejection is a `StoreError::Decode` that
+//! names what is wrong; nothing is ever written outside the instance's prefix.
+
+use std::collections::HashMap;
+
+use fred::prelude::*;
+use proptest::prelude::*;
+use sett_store::codec::{decode_artifact, decode_claim};
+use sett_store::{Dump, StoreError};
+
+fn field_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        Just("[]".to_owned()),
+        Just("null".to_owned()),
+        Just("{}".to_owned()),
+        Just("-1".to_owned()),
+        Just("99999999999999999999999".to_owned()),
+        Just("0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d".to_owned()),
+        Just("[\"0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d\"]".to_owned()),
+        Just("Standard".to_owned()),
+        Just("pending_review".to_owned()),
+        Just("true".to_owned()),
+    ]
+}
+
+fn field_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "id",
+            "logical_id",
+            "version",
+            "structural_type",
+            "type",
+            "payload",
+            "source_artifacts",
+            "produced_by_role",
+            "claim_id",
+            "created_at_ms",
+            "summary",
+            "answered_by",
+            "timed_out",
+            "artifact_id",
+            "status",
+            "revision",
+            "updated_at_ms",
+            "grants",
+            "received",
+            "rejections",
+            "grant_seq",
+            "open_questions",
+            "bid_deadline_ms",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z_]{1,12}",
+    ]
+}
+
+fn check_decode(r: Result<impl std::fmt::Debug, StoreError>) {
+    if let Err(e) = r {
+        assert!(matches!(e, StoreError::Decode(_)), "not a decode error: {e:?}");
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn artifact_and_claim_hashes(fields in prop::collection::hash_map(field_name(), field_value(), 0..16), strict in any::<bool>()) {
+        check_decode(decode_artifact(fields.clone(), strict));
+        check_decode(decode_claim(fields, strict));
+    }
+
+    #[test]
+    fn artifact_hash_with_one_field_broken(name in field_name(), value in field_value()) {
+        let a = sett_core::Artifact::new_root(sett_core::StructuralType::Standard, "GoalDefined", "p", "user", 1);
+        let mut fields: HashMap<String, String> = sett_store::codec::encode_artifact(&a).into_iter().collect();
+        fields.insert(name, value);
+        check_decode(decode_artifact(fields, true));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// Arbitrary stream entries: reading them gives events or a decode error, never a panic.
+#[test]
+fn arbitrary_events_decode_or_fail_cleanly() {
+    let rt = runtime();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 64, ..ProptestConfig::default() });
+    let strategy = prop::collection::vec(
+        (
+            prop::option::of(prop_oneof![Just("artifact_created".to_owned()), any::<String>()]),
+            prop::option::of(field_value()),
+            prop::option::of(field_value()),
+        ),
+        1..4,
+    );
+    runner
+        .run(&strategy, |entries| {
+            rt.block_on(async {
+                let store = sett_testkit::store().await;
+                let raw = fred::clients::Client::new(
+                    fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
+                    None,
+                    None,
+                    None,
+                );
+                raw.init().await.unwrap();
+                for (kind, ts, data) in &entries {
+                    let mut f: Vec<(&str, String)> = Vec::new();
+                    if let Some(k) = kind {
+                        f.push(("kind", k.clone()));
+                    }
+                    if let Some(t) = ts {
+                        f.push(("ts", t.clone()));
+                    }
+                    if let Some(d) = data {
+                        f.push(("data", d.clone()));
+                    }
+                    if f.is_empty() {
+                        f.push(("x", String::new()));
+                    }
+                    let _: String = raw.xadd(store.keys().events(), false, None, "*", f).await.unwrap();
+                }
+                check_decode(store.events_after(None, 100).await);
+                let _ = raw.quit().await;
+            });
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Arbitrary import records: restored under the instance prefix or refused with a clear error.
+#[test]
+fn arbitrary_import_records_stay_inside_the_instance() {
+    let rt = runtime();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 128, ..ProptestConfig::default() });
+    let value = prop_oneof![
+        any::<String>().prop_map(serde_json::Value::String),
+        Just(serde_json::json!({"a": "b"})),
+        Just(serde_json::json!({"a": 1})),
+        Just(serde_json::json!([["m", 1.5]])),
+        Just(serde_json::json!(["x", "y"])),
+        Just(
+            serde_json::json!({"entries": [["1-1", {"k": "v"}]], "groups": [{"name": "g", "last_delivered_id": "0"}]})
+        ),
+        Just(serde_json::json!({"entries": [["bogus", {"k": "v"}]]})),
+        Just(serde_json::json!({"entries": [], "groups": [{"name": 3}]})),
+        Just(serde_json::Value::Null),
+    ];
+    let dump = (
+        prop_oneof![
+            Just("artifact:x".to_owned()),
+            Just("../sett:instances".to_owned()),
+            Just("}:evil".to_owned()),
+            any::<String>()
+        ],
+        prop::sample::select(vec!["string", "hash", "zset", "list", "set", "stream", "module"]),
+        prop::option::of(prop_oneof![Just(-5i64), Just(0), Just(60_000), any::<i64>()]),
+        value,
+    )
+        .prop_map(|(key, kind, ttl_ms, value)| Dump { key, kind: kind.to_owned(), ttl_ms, value });
+    runner
+        .run(&dump, |d| {
+            rt.block_on(async {
+                let store = sett_testkit::store().await;
+                if let Err(e) = store.restore(&d).await {
+                    assert!(!e.to_string().is_empty());
+                }
+                // Whatever happened, every key written is this instance's.
+                let counts = store.scan_instance(false, |_| {}).await.unwrap();
+                assert!(counts.values().sum::<u64>() <= 1, "{d:?} wrote {counts:?}");
+            });
+            Ok(())
+        })
+        .unwrap();
+}
