@@ -12,15 +12,10 @@ use expectrl::process::unix::WaitStatus;
 use expectrl::session::OsSession as Session;
 use expectrl::{Eof, Expect};
 use sett_core::InstanceName;
-use sett_store::{
-    Dump, InstanceRecord, InstanceStatus, LockHolder, LockPurpose, Redis, Store, now_ms,
-};
+use sett_store::{Dump, InstanceRecord, InstanceStatus, LockHolder, LockPurpose, Redis, Store, now_ms};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
 }
 
 fn sett() -> Command {
@@ -34,11 +29,7 @@ fn sett() -> Command {
 
 /// Runs `sett` with stdin closed (no terminal).
 fn run(args: &[&str]) -> Output {
-    sett()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sett")
+    sett().args(args).stdin(Stdio::null()).output().expect("run sett")
 }
 
 fn stderr(o: &Output) -> String {
@@ -77,27 +68,10 @@ async fn populate(redis: &Redis, name: &InstanceName) {
         let c = format!("{p}claim:0190c2b4-7d3e-7a1b-9c2d-10000000000{i}");
         redis_cli(&["HSET", &c, "status", "pending_review"]);
         redis_cli(&["HSET", &format!("{c}:bids"), "Reviewer", "review"]);
-        redis_cli(&[
-            "ZADD",
-            &format!("{p}thread:0190c2b4-7d3e-7a1b-9c2d-20000000000{i}"),
-            "1",
-            "a",
-        ]);
+        redis_cli(&["ZADD", &format!("{p}thread:0190c2b4-7d3e-7a1b-9c2d-20000000000{i}"), "1", "a"]);
     }
-    redis_cli(&[
-        "XADD",
-        &format!("{p}events"),
-        "*",
-        "kind",
-        "artifact_created",
-    ]);
-    redis_cli(&[
-        "XGROUP",
-        "CREATE",
-        &format!("{p}events"),
-        "orchestrator",
-        "0",
-    ]);
+    redis_cli(&["XADD", &format!("{p}events"), "*", "kind", "artifact_created"]);
+    redis_cli(&["XGROUP", "CREATE", &format!("{p}events"), "orchestrator", "0"]);
     redis_cli(&["ZADD", &format!("{p}index:artifacts"), "1", "x"]);
     redis_cli(&["ZADD", &format!("{p}index:deadlines"), "1", "x"]);
     redis_cli(&["HSET", &format!("{p}index:claim_by_artifact"), "a", "c"]);
@@ -126,11 +100,7 @@ const POPULATED_KEYS: usize = 19;
 
 fn keys_of(name: &InstanceName) -> Vec<String> {
     let out = redis_cli(&["--scan", "--pattern", &format!("sett:{{{name}}}:*")]);
-    let mut v: Vec<String> = out
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut v: Vec<String> = out.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
     v.sort();
     v
 }
@@ -180,29 +150,16 @@ fn typed_name_confirms_and_deletes_everything() {
     assert_eq!(keys_of(&name).len(), POPULATED_KEYS);
 
     let mut s = spawn_pty(&["destroy", "--name", name.as_str()]);
-    let before = s
-        .expect("Type the instance name to confirm:")
-        .expect("prompt");
+    let before = s.expect("Type the instance name to confirm:").expect("prompt");
     let warning = String::from_utf8_lossy(before.before()).into_owned();
     assert!(
-        warning.contains(&format!(
-            "WARNING: This will permanently delete ALL data for instance '{name}'"
-        )),
+        warning.contains(&format!("WARNING: This will permanently delete ALL data for instance '{name}'")),
         "{warning}"
     );
     assert!(warning.contains("This includes:"), "{warning}");
-    assert!(
-        warning.contains("  - All artifacts and claims (3 artifacts, 2 claims)"),
-        "{warning}"
-    );
-    assert!(
-        warning.contains("  - All thread history (2 threads)"),
-        "{warning}"
-    );
-    assert!(
-        warning.contains("  - All metadata (12 keys and the registry entry)"),
-        "{warning}"
-    );
+    assert!(warning.contains("  - All artifacts and claims (3 artifacts, 2 claims)"), "{warning}");
+    assert!(warning.contains("  - All thread history (2 threads)"), "{warning}");
+    assert!(warning.contains("  - All metadata (12 keys and the registry entry)"), "{warning}");
     s.send_line(name.as_str()).unwrap();
     let (out, code) = finish(s);
     assert_eq!(code, 0, "{out}");
@@ -217,17 +174,10 @@ fn typed_name_confirms_and_deletes_everything() {
         assert!(out.contains(&line), "missing {line:?} in {out}");
     }
     assert!(keys_of(&name).is_empty());
-    assert!(
-        rt.block_on(redis.instance_record(&name)).unwrap().is_none(),
-        "registry entry removed"
-    );
+    assert!(rt.block_on(redis.instance_record(&name)).unwrap().is_none(), "registry entry removed");
     // The audit record was written, with operator and host.
     let audits = rt.block_on(redis.audit_records()).unwrap();
-    let rec = audits
-        .iter()
-        .map(|(_, r)| r)
-        .find(|r| r["instance"] == name.as_str())
-        .expect("audit record");
+    let rec = audits.iter().map(|(_, r)| r).find(|r| r["instance"] == name.as_str()).expect("audit record");
     assert_eq!(rec["operator"], "test-operator");
     assert!(rec["host"].as_str().is_some_and(|h| !h.is_empty()));
     assert!(rec["ts"].as_i64().is_some_and(|t| t > 0));
@@ -244,8 +194,7 @@ fn wrong_name_deletes_nothing() {
     let before = keys_of(&name);
 
     let mut s = spawn_pty(&["destroy", "--name", name.as_str()]);
-    s.expect("Type the instance name to confirm:")
-        .expect("prompt");
+    s.expect("Type the instance name to confirm:").expect("prompt");
     s.send_line("not-the-name").unwrap();
     let (out, code) = finish(s);
     assert_eq!(code, 1, "{out}");
@@ -254,11 +203,7 @@ fn wrong_name_deletes_nothing() {
     assert_eq!(keys_of(&name), before);
     assert!(rt.block_on(redis.instance_record(&name)).unwrap().is_some());
     // The lock taken for the prompt was released.
-    assert!(
-        rt.block_on(redis.instance(&name).lock_holder())
-            .unwrap()
-            .is_none()
-    );
+    assert!(rt.block_on(redis.instance(&name).lock_holder()).unwrap().is_none());
 }
 
 #[test]
@@ -272,10 +217,7 @@ fn force_skips_the_prompt() {
     let (out, code) = finish(s);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("Type the instance name"), "{out}");
-    assert!(
-        out.contains(&format!("Instance '{name}' destroyed successfully")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("Instance '{name}' destroyed successfully")), "{out}");
     assert!(keys_of(&name).is_empty());
 
     // And from a script (no terminal): stdout is exactly the seed's line.
@@ -283,10 +225,7 @@ fn force_skips_the_prompt() {
     rt.block_on(populate(&redis, &name));
     let o = run(&["destroy", "--name", name.as_str(), "--force"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        stdout(&o),
-        format!("Instance '{name}' destroyed successfully\n")
-    );
+    assert_eq!(stdout(&o), format!("Instance '{name}' destroyed successfully\n"));
     assert!(keys_of(&name).is_empty());
 }
 
@@ -304,9 +243,7 @@ fn refuses_while_running() {
         started_at: now_ms(),
         purpose: LockPurpose::Run,
     };
-    rt.block_on(store.acquire_lock(&holder, 60_000))
-        .unwrap()
-        .unwrap();
+    rt.block_on(store.acquire_lock(&holder, 60_000)).unwrap().unwrap();
     let before = keys_of(&name);
     let expected = format!(
         "Error: Cannot destroy instance '{name}' - instance is still running\nRun 'sett down --name {name}' first\n"
@@ -323,18 +260,10 @@ fn refuses_while_running() {
     let s = spawn_pty(&["destroy", "--name", name.as_str()]);
     let (out, code) = finish(s);
     assert_eq!(code, 1);
-    assert!(
-        out.contains(&format!(
-            "Error: Cannot destroy instance '{name}' - instance is still running"
-        )),
-        "{out}"
-    );
+    assert!(out.contains(&format!("Error: Cannot destroy instance '{name}' - instance is still running")), "{out}");
     assert!(!out.contains("Type the instance name"), "{out}");
     assert_eq!(keys_of(&name), before);
-    assert_eq!(
-        rt.block_on(store.lock_holder()).unwrap().unwrap().run_id,
-        "run-1"
-    );
+    assert_eq!(rt.block_on(store.lock_holder()).unwrap().unwrap().run_id, "run-1");
 }
 
 #[test]
@@ -342,18 +271,11 @@ fn unknown_instance_is_not_found() {
     let name = sett_testkit::instance_name();
     let o = run(&["destroy", "--name", name.as_str(), "--force"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).starts_with(&format!("Error: Instance '{name}' not found\n")),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).starts_with(&format!("Error: Instance '{name}' not found\n")), "{}", stderr(&o));
     let s = spawn_pty(&["destroy", "--name", name.as_str()]);
     let (out, code) = finish(s);
     assert_eq!(code, 1);
-    assert!(
-        out.contains(&format!("Error: Instance '{name}' not found")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("Error: Instance '{name}' not found")), "{out}");
     // No lock was left behind by the attempt.
     assert!(keys_of(&name).is_empty());
 }
@@ -369,9 +291,8 @@ fn without_a_terminal_and_without_force_it_refuses_instead_of_hanging() {
     let o = run(&["destroy", "--name", name.as_str()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains(&format!(
-            "refusing to destroy instance '{name}' without confirmation: stdin is not a terminal"
-        )),
+        stderr(&o)
+            .contains(&format!("refusing to destroy instance '{name}' without confirmation: stdin is not a terminal")),
         "{}",
         stderr(&o)
     );
@@ -389,20 +310,10 @@ fn dry_run_counts_and_deletes_nothing() {
     let o = run(&["destroy", "--name", name.as_str(), "--dry-run"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(
-        out.contains("  - All artifacts and claims (3 artifacts, 2 claims)"),
-        "{out}"
-    );
+    assert!(out.contains("  - All artifacts and claims (3 artifacts, 2 claims)"), "{out}");
     assert!(out.contains("Dry run: nothing was deleted."), "{out}");
     assert_eq!(keys_of(&name), before);
-    let o = run(&[
-        "destroy",
-        "--name",
-        name.as_str(),
-        "--dry-run",
-        "-o",
-        "json",
-    ]);
+    let o = run(&["destroy", "--name", name.as_str(), "--dry-run", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["plan"]["counts"]["artifact"], 3);
     assert_eq!(v["plan"]["counts"]["bids"], 2);
@@ -421,32 +332,18 @@ fn backup_restores_the_instance_exactly() {
     assert_eq!(original.len(), POPULATED_KEYS);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("backup.jsonl");
-    let o = run(&[
-        "destroy",
-        "--name",
-        name.as_str(),
-        "--force",
-        "--backup",
-        file.to_str().unwrap(),
-    ]);
+    let o = run(&["destroy", "--name", name.as_str(), "--force", "--backup", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(keys_of(&name).is_empty());
     // The audit record names the backup file.
     let audits = rt.block_on(redis.audit_records()).unwrap();
-    let rec = audits
-        .iter()
-        .map(|(_, r)| r)
-        .find(|r| r["instance"] == name.as_str())
-        .unwrap();
+    let rec = audits.iter().map(|(_, r)| r).find(|r| r["instance"] == name.as_str()).unwrap();
     assert_eq!(rec["backup"], file.display().to_string());
 
     // Every line is one Dump (the `sett export` format); restoring them all gives the
     // instance back exactly.
     let text = std::fs::read_to_string(&file).unwrap();
-    let dumps: Vec<Dump> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dumps: Vec<Dump> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(dumps.len(), POPULATED_KEYS);
     for d in &dumps {
         rt.block_on(store.restore(d)).unwrap();
@@ -482,10 +379,8 @@ fn neighbours_and_global_keys_are_untouched() {
         m
     };
     let neighbours_before = snapshot(&rt);
-    let records_before: BTreeMap<_, _> = neighbours
-        .iter()
-        .map(|n| (n.clone(), rt.block_on(redis.instance_record(n)).unwrap()))
-        .collect();
+    let records_before: BTreeMap<_, _> =
+        neighbours.iter().map(|n| (n.clone(), rt.block_on(redis.instance_record(n)).unwrap())).collect();
     let audit_before = rt.block_on(redis.audit_records()).unwrap();
 
     let o = run(&["destroy", "--name", name.as_str(), "--force"]);
@@ -504,9 +399,7 @@ fn neighbours_and_global_keys_are_untouched() {
 }
 
 fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
 #[test]
@@ -524,9 +417,7 @@ fn a_live_destroy_lock_blocks_a_second_destroy_and_a_dead_one_is_taken_over() {
         started_at: now_ms(),
         purpose: LockPurpose::Destroy,
     };
-    rt.block_on(store.acquire_lock(&live, 60_000))
-        .unwrap()
-        .unwrap();
+    rt.block_on(store.acquire_lock(&live, 60_000)).unwrap().unwrap();
     let before = keys_of(&name);
     let o = run(&["destroy", "--name", name.as_str(), "--force"]);
     assert_eq!(o.status.code(), Some(1));
@@ -545,21 +436,11 @@ fn a_live_destroy_lock_blocks_a_second_destroy_and_a_dead_one_is_taken_over() {
     let mut child = Command::new("true").spawn().unwrap();
     let dead_pid = child.id();
     child.wait().unwrap();
-    let dead = LockHolder {
-        run_id: "destroy-dead".into(),
-        pid: dead_pid,
-        ..live
-    };
-    rt.block_on(store.acquire_lock(&dead, 60_000))
-        .unwrap()
-        .unwrap();
+    let dead = LockHolder { run_id: "destroy-dead".into(), pid: dead_pid, ..live };
+    rt.block_on(store.acquire_lock(&dead, 60_000)).unwrap().unwrap();
     let o = run(&["destroy", "--name", name.as_str(), "--force"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("taking over its lock"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("taking over its lock"), "{}", stderr(&o));
     assert!(keys_of(&name).is_empty(), "{:?}", keys_of(&name));
     assert!(rt.block_on(redis.instance_record(&name)).unwrap().is_none());
 }
@@ -610,27 +491,13 @@ fn backup_recovery_doc_commands_work() {
     rt.block_on(populate(&redis, &name));
     let store = redis.instance(&name);
     let original = rt.block_on(export(&store));
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/backup-recovery.md"
-    ))
-    .unwrap();
-    let commands: Vec<String> = doc
-        .lines()
-        .filter_map(|l| l.strip_prefix("$ "))
-        .map(|c| c.replace("myproject", name.as_str()))
-        .collect();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/backup-recovery.md")).unwrap();
+    let commands: Vec<String> =
+        doc.lines().filter_map(|l| l.strip_prefix("$ ")).map(|c| c.replace("myproject", name.as_str())).collect();
     assert!(commands.len() >= 8, "{commands:?}");
     let dir = tempfile::tempdir().unwrap();
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_sett"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_sett")).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut saw_audit_log = false;
     for c in &commands {
         let mut cmd = Command::new("sh");
@@ -641,13 +508,11 @@ fn backup_recovery_doc_commands_work() {
             .env("SETT_OPERATOR", "doc-operator")
             .env("NO_COLOR", "1")
             .env_remove("SETT_INSTANCE");
-        let interactive =
-            c.starts_with("sett destroy") && !c.contains("--force") && !c.contains("--dry-run");
+        let interactive = c.starts_with("sett destroy") && !c.contains("--force") && !c.contains("--dry-run");
         if interactive {
             let mut s = Session::spawn(cmd).expect("pty");
             s.set_expect_timeout(Some(Duration::from_secs(30)));
-            s.expect("Type the instance name to confirm:")
-                .unwrap_or_else(|e| panic!("{c}: {e}"));
+            s.expect("Type the instance name to confirm:").unwrap_or_else(|e| panic!("{c}: {e}"));
             s.send_line(name.as_str()).unwrap();
             let (out, code) = finish(s);
             assert_eq!(code, 0, "{c}: {out}");
@@ -663,10 +528,7 @@ fn backup_recovery_doc_commands_work() {
     // The last command destroyed the instance after the import had brought it back.
     assert!(keys_of(&name).is_empty());
     let backup = std::fs::read_to_string(dir.path().join(format!("{name}-final.jsonl"))).unwrap();
-    let dumps: Vec<Dump> = backup
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dumps: Vec<Dump> = backup.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(dumps, original, "import restored the instance exactly");
     // Leave the shared test server as it was.
     redis_cli(&["CONFIG", "SET", "appendonly", "no"]);

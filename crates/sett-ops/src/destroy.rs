@@ -28,10 +28,7 @@ pub enum DestroyError {
     #[error(
         "Cannot destroy instance '{instance}' - instance is still running\nRun 'sett down --name {instance}' first"
     )]
-    Running {
-        instance: String,
-        holder: LockHolder,
-    },
+    Running { instance: String, holder: LockHolder },
     /// No registry entry and no keys.
     #[error("Instance '{instance}' not found\nRun 'sett list' to see the registered instances")]
     NotFound { instance: String },
@@ -40,21 +37,14 @@ pub enum DestroyError {
         "Another destroy of instance '{instance}' is in progress (pid {} on {}, run {})\nWait for it to finish; if it died, its lock lapses within {}s and 'sett destroy --name {instance}' can be run again",
         holder.pid, holder.host, holder.run_id, ttl_ms.div_ceil(1000)
     )]
-    InProgress {
-        instance: String,
-        holder: LockHolder,
-        ttl_ms: u64,
-    },
+    InProgress { instance: String, holder: LockHolder, ttl_ms: u64 },
     /// The lock was lost while deleting (e.g. Redis was unreachable longer than the TTL).
     #[error(
         "lost the destroy lock of instance '{instance}' mid-way; nothing else was started on it by this command — run 'sett destroy --name {instance}' again to finish"
     )]
     LockLost { instance: String },
     #[error("cannot write the backup to {path}: {source} (choose a writable path with --backup)")]
-    Backup {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Backup { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -94,26 +84,17 @@ pub async fn plan(store: &Store) -> Result<Plan> {
     if let Some(holder) = store.lock_holder().await?
         && holder.purpose == LockPurpose::Run
     {
-        return Err(DestroyError::Running {
-            instance: store.instance().to_string(),
-            holder,
-        });
+        return Err(DestroyError::Running { instance: store.instance().to_string(), holder });
     }
     let plan = survey(store).await?;
     if !plan.exists() {
-        return Err(DestroyError::NotFound {
-            instance: store.instance().to_string(),
-        });
+        return Err(DestroyError::NotFound { instance: store.instance().to_string() });
     }
     Ok(plan)
 }
 
 async fn survey(store: &Store) -> Result<Plan> {
-    let registered = store
-        .redis()
-        .instance_record(store.instance())
-        .await?
-        .is_some();
+    let registered = store.redis().instance_record(store.instance()).await?.is_some();
     let counts = store.count_instance_keys().await?;
     Ok(Plan { counts, registered })
 }
@@ -130,20 +111,13 @@ pub struct Operator {
 impl Operator {
     /// This process on this host, acting for `name`.
     pub fn current(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            host: this_host(),
-            pid: std::process::id(),
-        }
+        Self { name: name.into(), host: this_host(), pid: std::process::id() }
     }
 }
 
 /// This machine's host name (`unknown` if it cannot be read).
 pub fn this_host() -> String {
-    hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_owned())
+    hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Whether `pid` names a live process on this host. Without /proc (non-Linux) we cannot tell,
@@ -208,10 +182,7 @@ impl Report {
         self.counts.get(family).copied().unwrap_or(0)
     }
     pub fn metadata_keys(&self) -> u64 {
-        self.counts.values().sum::<u64>()
-            - self.count("artifact")
-            - self.count("claim")
-            - self.count("thread")
+        self.counts.values().sum::<u64>() - self.count("artifact") - self.count("claim") - self.count("thread")
     }
 }
 
@@ -239,22 +210,13 @@ impl Destroyer {
         match store.acquire_lock(&holder, ttl).await? {
             Ok(()) => {}
             Err(current) if current.purpose == LockPurpose::Run => {
-                return Err(DestroyError::Running {
-                    instance,
-                    holder: current,
-                });
+                return Err(DestroyError::Running { instance, holder: current });
             }
             Err(current) => {
-                let dead_here = current.host == operator.host
-                    && current.pid != operator.pid
-                    && !pid_alive(current.pid);
+                let dead_here = current.host == operator.host && current.pid != operator.pid && !pid_alive(current.pid);
                 if !dead_here {
                     let ttl_ms = store.lock_ttl_ms().await?.unwrap_or(0).max(0) as u64;
-                    return Err(DestroyError::InProgress {
-                        instance,
-                        holder: current,
-                        ttl_ms,
-                    });
+                    return Err(DestroyError::InProgress { instance, holder: current, ttl_ms });
                 }
                 // Compare-and-delete on the dead holder's run id, then acquire normally: if
                 // someone else got in between, they win and we report them.
@@ -266,33 +228,18 @@ impl Destroyer {
                         acquired = Acquired::TookOver(current);
                     }
                     Err(other) if other.purpose == LockPurpose::Run => {
-                        return Err(DestroyError::Running {
-                            instance,
-                            holder: other,
-                        });
+                        return Err(DestroyError::Running { instance, holder: other });
                     }
                     Err(other) => {
                         let ttl_ms = store.lock_ttl_ms().await?.unwrap_or(0).max(0) as u64;
-                        return Err(DestroyError::InProgress {
-                            instance,
-                            holder: other,
-                            ttl_ms,
-                        });
+                        return Err(DestroyError::InProgress { instance, holder: other, ttl_ms });
                     }
                 }
             }
         }
         let (lost_tx, lost) = watch::channel(false);
         let renewer = tokio::spawn(renew(store.clone(), run_id.clone(), lost_tx));
-        let mut d = Self {
-            store: store.clone(),
-            operator,
-            run_id,
-            plan: Plan::default(),
-            acquired,
-            lost,
-            renewer,
-        };
+        let mut d = Self { store: store.clone(), operator, run_id, plan: Plan::default(), acquired, lost, renewer };
         match survey(store).await {
             Ok(plan) if plan.exists() => {
                 d.plan = plan;
@@ -300,9 +247,7 @@ impl Destroyer {
             }
             Ok(_) => {
                 d.abort().await;
-                Err(DestroyError::NotFound {
-                    instance: store.instance().to_string(),
-                })
+                Err(DestroyError::NotFound { instance: store.instance().to_string() })
             }
             Err(e) => {
                 d.abort().await;
@@ -323,14 +268,9 @@ impl Destroyer {
     /// `sett export`; the destroy lock itself is left out). Written to a temporary file, synced,
     /// then renamed, so `path` is either complete or absent. Returns the number of keys.
     pub async fn backup(&self, path: &Path) -> Result<u64> {
-        let err = |source| DestroyError::Backup {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = path.with_extension(format!(
-            "{}.partial",
-            path.extension().and_then(|e| e.to_str()).unwrap_or("jsonl")
-        ));
+        let err = |source| DestroyError::Backup { path: path.to_path_buf(), source };
+        let tmp =
+            path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("jsonl")));
         let file = std::fs::File::create(&tmp).map_err(err)?;
         let mut out = std::io::BufWriter::new(file);
         let mut io_error: Option<std::io::Error> = None;
@@ -342,8 +282,7 @@ impl Destroyer {
                     return Ok(());
                 }
                 written += 1;
-                let line =
-                    serde_json::to_string(&d).map_err(|e| StoreError::Decode(e.to_string()))?;
+                let line = serde_json::to_string(&d).map_err(|e| StoreError::Decode(e.to_string()))?;
                 if let Err(e) = writeln!(out, "{line}") {
                     io_error = Some(e);
                     return Err(StoreError::Conflict("backup write failed".into()));
@@ -371,9 +310,7 @@ impl Destroyer {
 
     fn check_lock(&self) -> Result<()> {
         if *self.lost.borrow() {
-            return Err(DestroyError::LockLost {
-                instance: self.store.instance().to_string(),
-            });
+            return Err(DestroyError::LockLost { instance: self.store.instance().to_string() });
         }
         Ok(())
     }
@@ -388,19 +325,10 @@ impl Destroyer {
         result
     }
 
-    async fn execute_inner(
-        &self,
-        backup: Option<&Path>,
-        progress: impl FnMut(u64),
-    ) -> Result<Report> {
+    async fn execute_inner(&self, backup: Option<&Path>, progress: impl FnMut(u64)) -> Result<Report> {
         self.check_lock()?;
         let instance = self.store.instance().to_string();
-        let backup = backup.map(|p| {
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.to_path_buf())
-                .display()
-                .to_string()
-        });
+        let backup = backup.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string());
         let record = AuditRecord {
             event: "instance_destroy",
             ts: now_ms(),
@@ -427,20 +355,10 @@ impl Destroyer {
             }
         };
         self.check_lock()?;
-        let registry_entry_removed = self
-            .store
-            .redis()
-            .remove_instance_record(self.store.instance())
-            .await?;
+        let registry_entry_removed = self.store.redis().remove_instance_record(self.store.instance()).await?;
         tracing::info!(target: "sett::audit", audit_id = %audit_id, instance = %instance,
             counts = %serde_json::to_string(&counts).unwrap_or_default(), registry_entry_removed, "instance destroyed");
-        Ok(Report {
-            instance,
-            counts,
-            registry_entry_removed,
-            audit_id,
-            backup,
-        })
+        Ok(Report { instance, counts, registry_entry_removed, audit_id, backup })
     }
 
     /// Releases the lock without deleting anything (confirmation refused, backup failed, …).
@@ -477,12 +395,7 @@ async fn renew(store: Store, run_id: String, lost: watch::Sender<bool>) {
 fn uuid_like() -> String {
     use std::sync::atomic::AtomicU64;
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{:x}-{:x}-{:x}",
-        now_ms(),
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{:x}-{:x}-{:x}", now_ms(), std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 /// `1234567` → `1,234,567`.

@@ -30,20 +30,12 @@ async fn populate(client: &Client, redis: &Redis, name: &InstanceName, n: usize)
     for i in 0..n {
         pending.push(client.set::<(), _, _>(format!("{p}artifact:{i:08}"), "x", None, None, false));
         if pending.len() == 500 {
-            futures::future::try_join_all(pending.drain(..))
-                .await
-                .unwrap();
+            futures::future::try_join_all(pending.drain(..)).await.unwrap();
         }
     }
     futures::future::try_join_all(pending).await.unwrap();
-    let _: () = client
-        .zadd(format!("{p}thread:1"), None, None, false, false, (1.0, "a"))
-        .await
-        .unwrap();
-    let _: String = client
-        .xadd(format!("{p}events"), false, None, "*", ("kind", "x"))
-        .await
-        .unwrap();
+    let _: () = client.zadd(format!("{p}thread:1"), None, None, false, false, (1.0, "a")).await.unwrap();
+    let _: String = client.xadd(format!("{p}events"), false, None, "*", ("kind", "x")).await.unwrap();
     redis.put_instance_record(name, &record()).await.unwrap();
 }
 
@@ -51,9 +43,7 @@ async fn populate(client: &Client, redis: &Redis, name: &InstanceName, n: usize)
 async fn large_instance_is_deleted_with_the_counts_and_audit() {
     let redis = sett_testkit::redis().await;
     let url = sett_testkit::redis_url();
-    let client = Builder::from_config(Config::from_url(&url).unwrap())
-        .build()
-        .unwrap();
+    let client = Builder::from_config(Config::from_url(&url).unwrap()).build().unwrap();
     client.init().await.unwrap();
     let name = sett_testkit::instance_name();
     let neighbour = InstanceName::parse(&format!("{name}-1")).unwrap();
@@ -61,9 +51,7 @@ async fn large_instance_is_deleted_with_the_counts_and_audit() {
     populate(&client, &redis, &neighbour, 10).await;
     let store = redis.instance(&name);
 
-    let d = Destroyer::begin(&store, Operator::current("tester"))
-        .await
-        .unwrap();
+    let d = Destroyer::begin(&store, Operator::current("tester")).await.unwrap();
     assert_eq!(d.plan().count("artifact"), 25_000);
     assert_eq!(d.plan().total_keys(), 25_002);
     assert!(d.plan().registered);
@@ -73,70 +61,34 @@ async fn large_instance_is_deleted_with_the_counts_and_audit() {
     assert_eq!(report.count("artifact"), 25_000);
     assert!(report.registry_entry_removed);
     assert!(store.count_instance_keys().await.unwrap().is_empty());
-    assert!(
-        store.lock_holder().await.unwrap().is_none(),
-        "lock released"
-    );
-    assert_eq!(
-        redis
-            .instance(&neighbour)
-            .count_instance_keys()
-            .await
-            .unwrap()
-            .values()
-            .sum::<u64>(),
-        12
-    );
+    assert!(store.lock_holder().await.unwrap().is_none(), "lock released");
+    assert_eq!(redis.instance(&neighbour).count_instance_keys().await.unwrap().values().sum::<u64>(), 12);
     let audit = redis.audit_records().await.unwrap();
-    let (_, rec) = audit
-        .iter()
-        .find(|(_, r)| r["instance"] == name.as_str())
-        .unwrap();
+    let (_, rec) = audit.iter().find(|(_, r)| r["instance"] == name.as_str()).unwrap();
     assert_eq!(rec["operator"], "tester");
     assert_eq!(rec["counts"]["artifact"], 25_000);
     // Nothing left to destroy.
-    assert!(matches!(
-        destroy::plan(&store).await,
-        Err(DestroyError::NotFound { .. })
-    ));
+    assert!(matches!(destroy::plan(&store).await, Err(DestroyError::NotFound { .. })));
 }
 
 #[tokio::test]
 async fn a_destroy_that_loses_its_lock_stops() {
     let redis = sett_testkit::redis().await;
     let store = redis.instance(&sett_testkit::instance_name());
-    redis
-        .put_instance_record(store.instance(), &record())
-        .await
-        .unwrap();
-    let d = Destroyer::begin(&store, Operator::current("tester"))
-        .await
-        .unwrap();
+    redis.put_instance_record(store.instance(), &record()).await.unwrap();
+    let d = Destroyer::begin(&store, Operator::current("tester")).await.unwrap();
     // Someone removed the lock (e.g. it lapsed while Redis was unreachable): the destroy must
     // not go on without it. The renewer notices within one renewal period.
     let holder = store.lock_holder().await.unwrap().unwrap();
     assert!(store.release_lock(&holder.run_id).await.unwrap());
-    tokio::time::timeout(destroy::DESTROY_LOCK_TTL, d.lock_lost())
-        .await
-        .expect("the renewer notices the loss");
+    tokio::time::timeout(destroy::DESTROY_LOCK_TTL, d.lock_lost()).await.expect("the renewer notices the loss");
     let err = d.execute(None, |_| {}).await.unwrap_err();
     assert!(matches!(err, DestroyError::LockLost { .. }), "{err}");
-    assert!(
-        redis
-            .instance_record(store.instance())
-            .await
-            .unwrap()
-            .is_some(),
-        "nothing deleted"
-    );
+    assert!(redis.instance_record(store.instance()).await.unwrap().is_some(), "nothing deleted");
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
+    let out = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -146,43 +98,19 @@ fn start_cluster(root: &std::path::Path) -> Vec<RedisServer> {
         .map(|i| {
             RedisServer::start(
                 &root.join(format!("node{i}")),
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ],
+                &["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"],
             )
         })
         .collect();
-    let addrs: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
     let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
     args.extend(addrs);
-    args.extend([
-        "--cluster-replicas".into(),
-        "0".into(),
-        "--cluster-yes".into(),
-    ]);
-    let out = Command::new("redis-cli")
-        .args(&args)
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(
-        out.status.success(),
-        "cluster create: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    args.extend(["--cluster-replicas".into(), "0".into(), "--cluster-yes".into()]);
+    let out = Command::new("redis-cli").args(&args).output().expect("redis-cli --cluster create");
+    assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
-        if nodes
-            .iter()
-            .all(|n| redis_cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-        {
+        if nodes.iter().all(|n| redis_cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")) {
             return nodes;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -204,25 +132,19 @@ async fn destroy_on_a_redis_cluster() {
         nodes[0].port, nodes[1].port, nodes[2].port
     );
     let redis = sett_testkit::redis_at(&url).await;
-    let client = Builder::from_config(Config::from_url(&url).unwrap())
-        .build()
-        .unwrap();
+    let client = Builder::from_config(Config::from_url(&url).unwrap()).build().unwrap();
     client.init().await.unwrap();
 
     // Several instances: their slots spread over the three nodes.
     let name = sett_testkit::instance_name();
-    let neighbours: Vec<InstanceName> = ["-1", "b", "-b", "x2", "y3"]
-        .iter()
-        .map(|s| InstanceName::parse(&format!("{name}{s}")).unwrap())
-        .collect();
+    let neighbours: Vec<InstanceName> =
+        ["-1", "b", "-b", "x2", "y3"].iter().map(|s| InstanceName::parse(&format!("{name}{s}")).unwrap()).collect();
     populate(&client, &redis, &name, 5_000).await;
     for n in &neighbours {
         populate(&client, &redis, n, 100).await;
     }
     let store = redis.instance(&name);
-    let d = Destroyer::begin(&store, Operator::current("tester"))
-        .await
-        .unwrap();
+    let d = Destroyer::begin(&store, Operator::current("tester")).await.unwrap();
     assert_eq!(d.plan().count("artifact"), 5_000);
     let backup = root.path().join("backup.jsonl");
     assert_eq!(d.backup(&backup).await.unwrap(), 5_002);
@@ -232,36 +154,18 @@ async fn destroy_on_a_redis_cluster() {
 
     // Nothing of the instance is left on any node; every neighbour is intact.
     for n in &nodes {
-        let left = redis_cli(
-            n.port,
-            &["--scan", "--pattern", &format!("sett:{{{name}}}:*")],
-        );
+        let left = redis_cli(n.port, &["--scan", "--pattern", &format!("sett:{{{name}}}:*")]);
         assert!(left.trim().is_empty(), "node {} still has {left}", n.port);
     }
     for n in &neighbours {
-        assert_eq!(
-            redis
-                .instance(n)
-                .count_instance_keys()
-                .await
-                .unwrap()
-                .values()
-                .sum::<u64>(),
-            102
-        );
+        assert_eq!(redis.instance(n).count_instance_keys().await.unwrap().values().sum::<u64>(), 102);
         assert!(redis.instance_record(n).await.unwrap().is_some());
     }
     // The backup restores on the cluster too.
     for line in std::fs::read_to_string(&backup).unwrap().lines() {
-        store
-            .restore(&serde_json::from_str(line).unwrap())
-            .await
-            .unwrap();
+        store.restore(&serde_json::from_str(line).unwrap()).await.unwrap();
     }
-    assert_eq!(
-        store.count_instance_keys().await.unwrap().get("artifact"),
-        Some(&5_000)
-    );
+    assert_eq!(store.count_instance_keys().await.unwrap().get("artifact"), Some(&5_000));
     let _ = client.quit().await;
     redis.quit().await;
     drop(nodes);

@@ -211,7 +211,9 @@ impl Store {
     /// SCAN pages over this instance's keys. On a cluster every primary is scanned (not only the
     /// node owning the instance's slot), so a key left on another node by an interrupted slot
     /// migration is still found; on a single node this is a plain SCAN.
-    fn instance_pages(&self) -> futures::stream::BoxStream<'static, Result<fred::types::scan::ScanResult, fred::error::Error>> {
+    fn instance_pages(
+        &self,
+    ) -> futures::stream::BoxStream<'static, Result<fred::types::scan::ScanResult, fred::error::Error>> {
         use futures::StreamExt;
         let pattern = self.keys.scan_pattern();
         if self.client().client_config().server.is_clustered() {

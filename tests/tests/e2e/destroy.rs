@@ -50,33 +50,15 @@ async fn destroy_after_a_full_workflow_leaves_nothing_and_spares_neighbours() {
     let original = export(&env.store).await;
     let families: std::collections::BTreeSet<String> = original
         .iter()
-        .map(|d| {
-            env.store
-                .keys()
-                .family_of(&format!("{}{}", env.store.keys().prefix(), d.key))
-                .to_owned()
-        })
+        .map(|d| env.store.keys().family_of(&format!("{}{}", env.store.keys().prefix(), d.key)).to_owned())
         .collect();
-    for f in [
-        "artifact",
-        "claim",
-        "bids",
-        "thread",
-        "events",
-        "index",
-        "questions",
-        "executions",
-    ] {
-        assert!(
-            families.contains(f),
-            "the workflow created {f} keys: {families:?}"
-        );
+    for f in ["artifact", "claim", "bids", "thread", "events", "index", "questions", "executions"] {
+        assert!(families.contains(f), "the workflow created {f} keys: {families:?}");
     }
-    let neighbours: Vec<InstanceName> =
-        [format!("{name}-1"), format!("{name}b"), format!("{name}-b")]
-            .iter()
-            .map(|n| InstanceName::parse(n).unwrap())
-            .collect();
+    let neighbours: Vec<InstanceName> = [format!("{name}-1"), format!("{name}b"), format!("{name}-b")]
+        .iter()
+        .map(|n| InstanceName::parse(n).unwrap())
+        .collect();
     for n in &neighbours {
         let s = env.redis.instance(n);
         for d in &original {
@@ -96,12 +78,7 @@ async fn destroy_after_a_full_workflow_leaves_nothing_and_spares_neighbours() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        report["counts"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap())
-            .sum::<u64>(),
+        report["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
         original.len() as u64
     );
     assert_eq!(report["registry_entry_removed"], true);
@@ -109,33 +86,15 @@ async fn destroy_after_a_full_workflow_leaves_nothing_and_spares_neighbours() {
     assert!(env.store.count_instance_keys().await.unwrap().is_empty());
     assert!(env.store.lock_holder().await.unwrap().is_none());
     let left = std::process::Command::new("redis-cli")
-        .args([
-            "-u",
-            &env.redis_url,
-            "--scan",
-            "--pattern",
-            &format!("sett:{{{name}}}:*"),
-        ])
+        .args(["-u", &env.redis_url, "--scan", "--pattern", &format!("sett:{{{name}}}:*")])
         .output()
         .unwrap();
-    assert_eq!(
-        text(&left.stdout).trim(),
-        "",
-        "a scan of sett:{{{name}}}:* finds nothing"
-    );
+    assert_eq!(text(&left.stdout).trim(), "", "a scan of sett:{{{name}}}:* finds nothing");
     assert!(env.redis.instance_record(&name).await.unwrap().is_none());
     for n in &neighbours {
-        assert_eq!(
-            export(&env.redis.instance(n)).await,
-            original,
-            "neighbour {n} untouched"
-        );
+        assert_eq!(export(&env.redis.instance(n)).await, original, "neighbour {n} untouched");
     }
     assert_eq!(counter(), counter_before, "sett:instance_counter untouched");
     let audit = env.redis.audit_records().await.unwrap();
-    assert!(
-        audit
-            .iter()
-            .any(|(_, r)| r["instance"] == name.as_str() && r["operator"] == "test-operator")
-    );
+    assert!(audit.iter().any(|(_, r)| r["instance"] == name.as_str() && r["operator"] == "test-operator"));
 }

@@ -22,9 +22,7 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     };
     // Destroy never guesses the instance from the workspace: the operator names it.
     let Some(name) = ctx.explicit_name()? else {
-        return Err(usage(
-            "sett destroy needs the instance name: pass --name NAME (see 'sett list')",
-        ));
+        return Err(usage("sett destroy needs the instance name: pass --name NAME (see 'sett list')"));
     };
     let redis = ctx.redis().await?;
     let store = redis.instance(&name);
@@ -37,12 +35,12 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
                 print_warning(name.as_str(), &plan)?;
                 crate::output::line("Dry run: nothing was deleted.")?;
             }
-            OutputFormat::Json => crate::output::json(
-                &serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}),
-            )?,
-            OutputFormat::Jsonl => crate::output::jsonl(
-                &serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}),
-            )?,
+            OutputFormat::Json => {
+                crate::output::json(&serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}))?
+            }
+            OutputFormat::Jsonl => {
+                crate::output::jsonl(&serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}))?
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -68,11 +66,7 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
         match destroyer.backup(path).await {
             Ok(n) => {
                 if human && !args.force && !ctx.global.quiet {
-                    crate::output::line(&format!(
-                        "✓ Backed up {} keys to {}",
-                        thousands(n),
-                        path.display()
-                    ))?;
+                    crate::output::line(&format!("✓ Backed up {} keys to {}", thousands(n), path.display()))?;
                 }
             }
             Err(e) => {
@@ -86,9 +80,7 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
         crate::output::line(&format!("Destroying instance '{name}'..."))?;
     }
     let bar = progress_bar(destroyer.plan().total_keys(), ctx.global.quiet);
-    let report = destroyer
-        .execute(args.backup.as_deref(), |n| bar.set_position(n))
-        .await;
+    let report = destroyer.execute(args.backup.as_deref(), |n| bar.set_position(n)).await;
     bar.finish_and_clear();
     let report = report?;
     match ctx.output() {
@@ -110,27 +102,18 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 fn print_warning(name: &str, plan: &Plan) -> Result<()> {
     let out = crate::output::line;
-    out(&format!(
-        "WARNING: This will permanently delete ALL data for instance '{name}'"
-    ))?;
+    out(&format!("WARNING: This will permanently delete ALL data for instance '{name}'"))?;
     out("This includes:")?;
     out(&format!(
         "  - All artifacts and claims ({}, {})",
         plural(plan.count("artifact"), "artifact", "artifacts"),
         plural(plan.count("claim"), "claim", "claims")
     ))?;
-    out(&format!(
-        "  - All thread history ({})",
-        plural(plan.count("thread"), "thread", "threads")
-    ))?;
+    out(&format!("  - All thread history ({})", plural(plan.count("thread"), "thread", "threads")))?;
     out(&format!(
         "  - All metadata ({}{})",
         plural(plan.metadata_keys(), "key", "keys"),
-        if plan.registered {
-            " and the registry entry"
-        } else {
-            ""
-        }
+        if plan.registered { " and the registry entry" } else { "" }
     ))?;
     out("")?;
     Ok(())
@@ -138,18 +121,9 @@ fn print_warning(name: &str, plan: &Plan) -> Result<()> {
 
 fn print_report(r: &Report) -> Result<()> {
     let out = crate::output::line;
-    out(&format!(
-        "✓ Removed {}",
-        plural(r.count("artifact"), "artifact", "artifacts")
-    ))?;
-    out(&format!(
-        "✓ Removed {}",
-        plural(r.count("claim"), "claim", "claims")
-    ))?;
-    out(&format!(
-        "✓ Removed {}",
-        plural(r.count("thread"), "thread", "threads")
-    ))?;
+    out(&format!("✓ Removed {}", plural(r.count("artifact"), "artifact", "artifacts")))?;
+    out(&format!("✓ Removed {}", plural(r.count("claim"), "claim", "claims")))?;
+    out(&format!("✓ Removed {}", plural(r.count("thread"), "thread", "threads")))?;
     let families: Vec<String> = r
         .counts
         .iter()
@@ -171,25 +145,19 @@ fn confirm(name: &str) -> Result<()> {
             "refusing to destroy instance '{name}' without confirmation: stdin is not a terminal\nRun 'sett destroy --name {name} --force' to destroy it from a script"
         );
     }
-    let config = RenderConfig::default()
-        .with_prompt_prefix(Styled::new(""))
-        .with_answered_prompt_prefix(Styled::new(""));
-    let answer = inquire::Text::new("Type the instance name to confirm:")
-        .with_render_config(config)
-        .prompt();
+    let config =
+        RenderConfig::default().with_prompt_prefix(Styled::new("")).with_answered_prompt_prefix(Styled::new(""));
+    let answer = inquire::Text::new("Type the instance name to confirm:").with_render_config(config).prompt();
     match answer {
         Ok(typed) if typed.trim() == name => Ok(()),
         Ok(typed) => anyhow::bail!(
             "'{}' does not match the instance name '{name}' - nothing was deleted\nRun 'sett destroy --name {name}' again and type the name exactly",
             typed.trim()
         ),
-        Err(
-            inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted,
-        ) => {
+        Err(inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted) => {
             anyhow::bail!("destroy of instance '{name}' cancelled - nothing was deleted")
         }
-        Err(e) => Err(e)
-            .context("cannot read the confirmation - nothing was deleted; use --force in scripts"),
+        Err(e) => Err(e).context("cannot read the confirmation - nothing was deleted; use --force in scripts"),
     }
 }
 
@@ -199,9 +167,7 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} keys ({per_sec}, {eta})")
-    {
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} keys ({per_sec}, {eta})") {
         bar.set_style(style);
     }
     bar
