@@ -22,6 +22,7 @@ pub fn run(args: CiArgs) -> Result<()> {
     }
     // End-to-end tests drive the real binaries: build them first.
     cmd!(sh, "cargo build --workspace --bins --locked").run()?;
+    crate::images::run(crate::images::ImagesArgs { release: false, force: false, no_build: true })?;
     let dir = std::env::temp_dir().join(format!("sett-ci-redis-{}", std::process::id()));
     let redis = TempRedis::start(&dir, &[])?;
     let url = redis.url();

@@ -12,6 +12,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod images;
 mod redis;
 #[cfg(test)]
 mod tidy;
@@ -36,6 +37,8 @@ enum Task {
     Demo(demo::DemoArgs),
     /// Run the benchmarks and write bench-results/*.json.
     Bench(bench::BenchArgs),
+    /// Build the container images of `runtime: docker` locally (no registry pull).
+    Images(images::ImagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Task::Ci(a) => ci::run(a),
         Task::Demo(a) => demo::run(a),
         Task::Bench(a) => bench::run(a),
+        Task::Images(a) => images::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
