@@ -45,6 +45,12 @@ pub struct Env {
 impl Env {
     /// A git repository with `sett_yml` and the given executable scripts (path → text).
     pub async fn new(sett_yml: &str, scripts: &[(&str, &str)]) -> Self {
+        Self::with_redis_url(&sett_testkit::redis_url(), sett_yml, scripts).await
+    }
+
+    /// Like [`Env::new`], against the Redis at `redis_url` (e.g. a `RedisServer` the test
+    /// stops and restarts).
+    pub async fn with_redis_url(redis_url: &str, sett_yml: &str, scripts: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = |args: &[&str]| {
             let ok = Command::new("git")
@@ -66,7 +72,7 @@ impl Env {
         }
         run(&["add", "."]);
         run(&["commit", "-q", "-m", "test workspace"]);
-        let redis_url = sett_testkit::redis_url();
+        let redis_url = redis_url.to_owned();
         let redis = sett_testkit::redis_at(&redis_url).await;
         let name = sett_testkit::instance_name();
         let store = redis.instance(&name);
@@ -82,6 +88,11 @@ impl Env {
 
     /// A workspace with the demo team of `examples/`, with `ASK_QUESTION` set as given.
     pub async fn examples(ask_question: bool) -> Self {
+        Self::examples_with_redis_url(&sett_testkit::redis_url(), ask_question).await
+    }
+
+    /// Like [`Env::examples`], against the Redis at `redis_url`.
+    pub async fn examples_with_redis_url(redis_url: &str, ask_question: bool) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("repo root")
@@ -100,7 +111,7 @@ impl Env {
             .iter()
             .map(|(p, t)| (p.as_str(), t.as_str()))
             .collect();
-        Self::new(&yml, &refs).await
+        Self::with_redis_url(redis_url, &yml, &refs).await
     }
 
     pub fn path(&self) -> &Path {
@@ -156,7 +167,17 @@ impl Env {
         ArtifactId::parse(id.trim()).unwrap_or_else(|e| panic!("forage printed {id:?}: {e}"))
     }
 
-    /// Every component log of the instance, for failure messages.
+    /// The directory of the instance's log files (`.sett/logs/<instance>`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.path().join(".sett").join("logs").join(self.name.as_str())
+    }
+
+    /// The `/healthz` address a running component (`orchestrator` or `cub:<agent>`) registered.
+    pub async fn addr_of(&self, component: &str) -> Option<String> {
+        let components = self.store.components().await.ok()?;
+        components.get(component)?.get("addr")?.as_str().map(str::to_owned)
+    }
+
     pub fn logs(&self) -> String {
         let dir = self
             .path()

@@ -99,7 +99,18 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     };
     let setup = configure(&args)?;
-    sett_ops::telemetry::init_json_logs("cub").context("cannot start logging")?;
+    // Every line names its instance and component (`cub:<agent>`, or `worker:<agent>` for a
+    // controller's worker), even outside the cub's spans.
+    let role = if setup.worker.is_some() { "worker" } else { "cub" };
+    let component = format!("{role}:{}", setup.settings.agent.name);
+    sett_ops::telemetry::init_json_logs_with(
+        "cub",
+        &[
+            ("instance", setup.instance.as_str()),
+            ("component", &component),
+        ],
+    )
+    .context("cannot start logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -81,7 +81,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<ExitCode> {
-    sett_ops::telemetry::init_json_logs("orchestrator")?;
+    // Every line names its instance and component, even outside the engine's spans.
+    sett_ops::telemetry::init_json_logs_with(
+        "orchestrator",
+        &[("instance", &args.instance), ("component", "orchestrator")],
+    )?;
     let metrics = sett_ops::telemetry::install_metrics()?;
     let instance = InstanceName::parse(&args.instance).context("--instance")?;
     let config_text = std::fs::read_to_string(&args.config).with_context(|| {

@@ -262,6 +262,7 @@ async fn heartbeat(
             .put_component(&name, &component_record(&agent, addr, started_at_ms))
             .await
         {
+            metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
             tracing::warn!(error = %e, "cannot refresh the component heartbeat");
         }
     }
@@ -391,6 +392,7 @@ where
     loop {
         match f().await {
             Err(CubError::Store(e)) if attempt < HANDLER_ATTEMPTS && !kill.is_cancelled() => {
+                metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
                 tracing::warn!(error = %e, attempt, "the blackboard call failed; retrying");
                 tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 attempt += 1;

@@ -2,6 +2,7 @@
 //! `SETT_LOG` (or `RUST_LOG`), and a Prometheus recorder whose histograms are kept bounded by a
 //! periodic upkeep task.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -30,12 +31,38 @@ fn filter() -> Result<EnvFilter, TelemetryError> {
 /// Installs JSON logging on stdout for a daemon. `component` becomes the bunyan `name`; every
 /// line also carries the fields of the spans it is in (instance, claim, artifact…).
 pub fn init_json_logs(component: &str) -> Result<(), TelemetryError> {
+    init_json_logs_with(component, &[])
+}
+
+/// Like [`init_json_logs`], and every line also carries `fields` (e.g. `instance` and
+/// `component`), including lines logged outside any span (spawned tasks, libraries, panics).
+/// Panics are logged as JSON too, so a daemon's output never mixes in plain text.
+pub fn init_json_logs_with(name: &str, fields: &[(&str, &str)]) -> Result<(), TelemetryError> {
+    let defaults: HashMap<String, serde_json::Value> =
+        fields.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
     Registry::default()
         .with(filter()?)
         .with(JsonStorageLayer)
-        .with(BunyanFormattingLayer::new(component.to_owned(), std::io::stdout))
+        .with(BunyanFormattingLayer::with_default_fields(name.to_owned(), std::io::stdout, defaults))
         .try_init()
-        .map_err(|e| TelemetryError::Init(e.to_string()))
+        .map_err(|e| TelemetryError::Init(e.to_string()))?;
+    log_panics();
+    Ok(())
+}
+
+/// Replaces the default panic hook (plain text on stderr) with an error record in the log.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
+        tracing::error!(panic = %payload, location = %location, thread = %thread, "panicked");
+    }));
 }
 
 /// Installs human-readable logging on stderr (the operator CLI).

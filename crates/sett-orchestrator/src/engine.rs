@@ -221,6 +221,8 @@ impl Orchestrator {
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop(stop.clone()));
         // Pending entries first: delivered to us before a crash, never acknowledged.
         self.drain_pending(&reader).await?;
+        // Exposed from the start (0 included), not only after the first question.
+        self.refresh_open_questions_gauge().await;
         self.ready.store(true, Ordering::SeqCst);
         info!(instance = %self.settings.instance, run_id = %self.settings.run_id, "orchestrator ready");
         let result = self.event_loop(&reader, &stop).await;

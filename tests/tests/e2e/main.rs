@@ -4,4 +4,5 @@
 mod destroy;
 mod engine;
 mod hitl;
+mod observability;
 mod recovery;
