@@ -16,6 +16,9 @@ pub(crate) async fn run(ctx: &Ctx, args: DownArgs) -> Result<ExitCode> {
     let redis = ctx.redis().await?;
     let name = ctx.instance_name(&redis).await?;
     let store = redis.instance(&name);
+    if redis.instance_record(&name).await?.is_some_and(|r| r.runtime == "docker") {
+        return down_docker(&redis, &name, args.grace).await;
+    }
     let host = sett_runtime::host_name();
     let components = store.components().await?;
     let holder = store.lock_holder().await?;
@@ -100,4 +103,34 @@ async fn stop_managed_redis_if_idle(ctx: &Ctx, redis: &sett_store::Redis) {
         redis.quit().await;
         managed.stop(Duration::from_secs(10));
     }
+}
+
+/// `sett down` of a docker instance: every container of the instance stopped (the grace period
+/// for running tools, then killed) and removed, the instance network removed, the lock released.
+async fn down_docker(redis: &sett_store::Redis, name: &sett_core::InstanceName, grace: Duration) -> Result<ExitCode> {
+    let store = redis.instance(name);
+    let rt = sett_docker::DockerRuntime::connect(name.as_str()).await?;
+    let running = rt.containers(None).await?.iter().filter(|c| c.running).count();
+    let forced = rt.down(grace + Duration::from_secs(5)).await?;
+    if let Some(h) = store.lock_holder().await? {
+        store.release_lock(&h.run_id).await?;
+    }
+    for c in store.components().await?.keys() {
+        store.remove_component(c).await?;
+    }
+    if let Some(mut rec) = redis.instance_record(name).await?
+        && rec.status != InstanceStatus::Stopped
+    {
+        rec.status = InstanceStatus::Stopped;
+        rec.stopped_at = Some(now_ms());
+        redis.put_instance_record(name, &rec).await?;
+    }
+    if !forced.is_empty() {
+        eprintln!("warning: {} did not stop within the grace period and were killed", forced.join(", "));
+    }
+    output::line(&format!(
+        "Instance '{name}' stopped ({running} container(s) removed, network {} removed); its data is kept. Start it again with 'sett up --name {name}'.",
+        sett_docker::network_name(name.as_str())
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }

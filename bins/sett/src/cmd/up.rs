@@ -28,7 +28,7 @@ pub(crate) fn load_config(ctx: &Ctx) -> Result<SettConfig> {
 pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     let config = load_config(ctx)?;
     if config.runtime == RuntimeKind::Docker {
-        bail!("runtime: docker is not available in this build yet; set `runtime: local` in sett.yml");
+        return up_docker(ctx, args, &config).await;
     }
     let url = match ctx.ensure_redis_url().await? {
         Some(url) => url,
@@ -38,7 +38,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     let name = pick_instance(ctx, &redis, args.force).await?;
     let store = redis.instance(&name);
     let running_orchestrator = refuse_if_running(&store, &name).await?;
-    register(ctx, &redis, &name, &url).await?;
+    register(ctx, &redis, &name, &url, "local").await?;
     // Components of a previous run that still run (e.g. cubs whose orchestrator crashed) are
     // kept; records of the others would make readiness look satisfied too early.
     let host = sett_runtime::host_name();
@@ -179,13 +179,13 @@ async fn refuse_if_running(store: &Store, name: &InstanceName) -> Result<Option<
     }
 }
 
-async fn register(ctx: &Ctx, redis: &Redis, name: &InstanceName, url: &str) -> Result<()> {
+async fn register(ctx: &Ctx, redis: &Redis, name: &InstanceName, url: &str, runtime: &str) -> Result<()> {
     let now = now_ms();
     let previous = redis.instance_record(name).await?;
     let rec = InstanceRecord {
         run_id: previous.as_ref().map(|r| r.run_id.clone()).unwrap_or_default(),
         workspace: ctx.workspace.root.display().to_string(),
-        runtime: "local".into(),
+        runtime: runtime.into(),
         redis: sett_store::redact_url(url),
         created_at: previous.as_ref().map_or(now, |r| r.created_at),
         started_at: previous.as_ref().and_then(|r| r.started_at),
@@ -249,4 +249,165 @@ fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `sett up` with `runtime: docker`: the instance network, the orchestrator container and one
+/// cub container per agent (running ones are kept), then the same readiness wait as locally.
+/// Redis is the configured URL; containers reach a loopback URL through the Docker host gateway.
+async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitCode> {
+    let Some(url) = ctx.ensure_redis_url().await? else {
+        bail!(
+            "runtime: docker needs a Redis the containers can reach: pass --redis-url or set SETT_REDIS_URL \
+             (a server listening beyond loopback, e.g. `docker run -d -p 6379:6379 sett-redis:dev` after `cargo xtask images`)"
+        );
+    };
+    let redis = Redis::connect(RedisOptions::new(url.clone())).await?;
+    let name = pick_instance(ctx, &redis, args.force).await?;
+    let store = redis.instance(&name);
+    let rt = sett_docker::DockerRuntime::connect(name.as_str()).await?;
+    let image = std::env::var("SETT_DOCKER_IMAGE").unwrap_or_else(|_| sett_docker::DEFAULT_IMAGE.to_owned());
+    rt.require_image(&image).await?;
+    let workspace = ctx.workspace.root.clone();
+    let log_dir = ctx.workspace.sett_dir().join("logs").join(name.as_str());
+    let socket = config.agents.values().any(|a| a.is_controller()).then(sett_docker::local_socket).flatten();
+    let spec = sett_docker::Spec {
+        instance: name.to_string(),
+        image,
+        workspace: workspace.clone(),
+        config: ctx.workspace.config_path(),
+        log_dir: log_dir.clone(),
+        user: std::env::var("SETT_DOCKER_USER").unwrap_or_else(|_| sett_docker::default_user(&workspace)),
+        redis_url: sett_docker::container_redis_url(&url),
+        socket: socket.as_ref().map(|(p, _)| p.clone()),
+        socket_gid: socket.map(|(_, g)| g),
+        rw_agents: sett_docker::rw_agents(config),
+    };
+    let orchestrator_host = spec.container_name("orchestrator");
+    if let Some(h) = store.lock_holder().await? {
+        match h.purpose {
+            LockPurpose::Destroy => bail!("instance '{name}' is being destroyed: wait for 'sett destroy' to finish"),
+            LockPurpose::Run if h.host != orchestrator_host && h.host != sett_runtime::host_name() => bail!(
+                "instance '{name}' is already running on host {} (pid {}): stop it there with 'sett down --name {name}'",
+                h.host,
+                h.pid
+            ),
+            LockPurpose::Run => {}
+        }
+    }
+    register(ctx, &redis, &name, &url, "docker").await?;
+    let containers = rt.containers(None).await?;
+    let alive: Vec<String> = containers
+        .iter()
+        .filter(|c| c.running && c.component != "worker")
+        .map(sett_docker::Component::registered_as)
+        .collect();
+    for component in store.components().await?.keys() {
+        if !alive.contains(component) {
+            store.remove_component(component).await?;
+        }
+    }
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    share_with_container_user(&log_dir, &spec.user);
+    rt.ensure_network().await?;
+    let mut started = Vec::new();
+    if !alive.iter().any(|c| c == "orchestrator") {
+        rt.start_orchestrator(&spec).await?;
+        started.push("orchestrator".to_owned());
+    }
+    for agent in config.agents.keys() {
+        let component = format!("cub:{agent}");
+        if !alive.contains(&component) {
+            rt.start_cub(&spec, agent.as_str()).await?;
+            started.push(component);
+        }
+    }
+    let all: Vec<String> = std::iter::once("orchestrator".to_owned())
+        .chain(config.agents.keys().map(|a| format!("cub:{a}")))
+        .collect();
+    if let Err(e) = wait_ready_docker(ctx, &store, &rt, &name, &all, args.timeout).await {
+        // Leave nothing half-started behind.
+        for c in rt.containers(None).await? {
+            if started.contains(&c.registered_as()) {
+                rt.remove(&c.id).await?;
+            }
+        }
+        return Err(e);
+    }
+    if ctx.global.quiet {
+        output::line(name.as_str())?;
+    } else {
+        let kept: Vec<&String> = all.iter().filter(|c| !started.contains(c)).collect();
+        if !kept.is_empty() {
+            output::line(&format!("Already running and kept: {}.", kept.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))?;
+        }
+        output::line(&format!(
+            "Instance '{name}' is up in Docker (network {}): orchestrator and {} cub container(s) ready.",
+            spec.network(),
+            config.agents.len()
+        ))?;
+        output::line(&format!("Redis: {} (containers: {})", sett_store::redact_url(&url), sett_store::redact_url(&spec.redis_url)))?;
+        output::line(&format!("Logs:  {}", log_dir.display()))?;
+        output::line(&format!("Next:  sett forage --name {name} --goal \"...\" --watch"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lets the containers' user write the log directory (when this CLI runs as root, it owns it).
+fn share_with_container_user(dir: &Path, user: &str) {
+    let mut ids = user.split(':').map(|p| p.parse::<u32>().ok());
+    let (Some(Some(uid)), gid) = (ids.next(), ids.next().flatten()) else { return };
+    let _ = std::os::unix::fs::chown(dir, Some(uid), gid);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::os::unix::fs::chown(e.path(), Some(uid), gid);
+        }
+    }
+}
+
+/// Waits until every component has registered and answers `/readyz`; a component whose
+/// container stopped fails at once with the end of its log.
+async fn wait_ready_docker(
+    ctx: &Ctx,
+    store: &Store,
+    rt: &sett_docker::DockerRuntime,
+    name: &InstanceName,
+    components: &[String],
+    limit: Duration,
+) -> Result<()> {
+    let until = Instant::now() + limit;
+    let mut pending: Vec<&String> = components.iter().collect();
+    while !pending.is_empty() {
+        let registered = store.components().await?;
+        let containers = rt.containers(None).await?;
+        let mut still = Vec::new();
+        for component in pending {
+            if !containers.iter().any(|c| c.running && &c.registered_as() == component) {
+                let log = log_of(ctx, name, component);
+                bail!("{component} exited during startup; its log ({}) ends with:\n{}", log.display(), tail(&log, 15));
+            }
+            let addr = registered.get(component).and_then(|c| c.get("addr")).and_then(|a| a.as_str());
+            let ready = match addr {
+                Some(addr) => sett_ops::status::probe(addr, "/readyz", Duration::from_secs(1)).await == Ok(200),
+                None => false,
+            };
+            if !ready {
+                still.push(component);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() > until {
+            let names: Vec<&str> = pending.iter().map(|c| c.as_str()).collect();
+            bail!(
+                "not ready after {}: {}; see 'sett logs --name {name} {}'",
+                humantime::format_duration(limit),
+                names.join(", "),
+                names[0].trim_start_matches("cub:")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
