@@ -54,6 +54,13 @@ async fn route(req: Request<Incoming>, state: HealthState) -> Result<Response<Fu
         return Ok(json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"error": "use GET"})));
     }
     Ok(match req.uri().path() {
+        "/healthz" if !state.redis.is_connected() => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "status": "unhealthy", "component": state.component, "instance": state.instance,
+                "redis": {"status": "unreachable", "error": "disconnected from Redis; reconnecting"},
+            }),
+        ),
         "/healthz" => match state.redis.ping(PING_BOUND).await {
             Ok(rtt) => json(StatusCode::OK, serde_json::json!({
                 "status": "ok", "component": state.component, "instance": state.instance,

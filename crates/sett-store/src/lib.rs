@@ -166,6 +166,12 @@ impl Redis {
         }
     }
 
+    /// Whether the connection is up right now (false while fred is reconnecting), so a health
+    /// check can answer at once instead of waiting for a PING that cannot succeed.
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+
     /// Registers a callback for every reconnection (for metrics and logs).
     pub fn on_reconnect<F>(&self, f: F)
     where
