@@ -356,7 +356,9 @@ impl Destroyer {
         };
         self.check_lock()?;
         let registry_entry_removed = self.store.redis().remove_instance_record(self.store.instance()).await?;
-        tracing::info!(target: "sett::audit", audit_id = %audit_id, instance = %instance,
+        // Debug only: the audit record above is the one that matters, and on a terminal an info
+        // line here would land in the middle of the progress bar.
+        tracing::debug!(target: "sett::audit", audit_id = %audit_id, instance = %instance,
             counts = %serde_json::to_string(&counts).unwrap_or_default(), registry_entry_removed, "instance destroyed");
         Ok(Report { instance, counts, registry_entry_removed, audit_id, backup })
     }

@@ -167,7 +167,7 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} keys ({per_sec}, {eta})") {
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} keys (eta {eta})") {
         bar.set_style(style);
     }
     bar
