@@ -13,6 +13,7 @@ const DOCS: &[(&str, &str)] = &[
     ("docs/architecture.md", include_str!("../../../docs/architecture.md")),
     ("docs/backup-recovery.md", include_str!("../../../docs/backup-recovery.md")),
     ("docs/deployment.md", include_str!("../../../docs/deployment.md")),
+    ("docs/metrics.md", include_str!("../../../docs/metrics.md")),
     ("docs/operations.md", include_str!("../../../docs/operations.md")),
     ("docs/security.md", include_str!("../../../docs/security.md")),
     ("docs/troubleshooting.md", include_str!("../../../docs/troubleshooting.md")),

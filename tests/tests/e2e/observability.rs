@@ -391,6 +391,9 @@ async fn observability_healthz_follows_redis_and_the_daemons_reconnect() {
         assert_eq!(body["redis"]["status"], "ok", "{body}");
         assert_eq!(body["component"], c);
         assert_eq!(body["instance"], env.name.as_str());
+        // The first connection is not a reconnection.
+        let samples = parse_prometheus(&metrics_text(&addr)).unwrap();
+        assert!(samples.iter().all(|x| x.name != m::REDIS_RECONNECTS), "{c}");
         addrs.push((c, addr));
     }
 
