@@ -1,0 +1,426 @@
+//! `runtime: docker` end to end: the engine workflow in containers, read-only and read-write
+//! workspace mounts, controller workers as ephemeral containers, a cub cut off the network
+//! mid-claim, the orchestrator container killed and started again. These tests need a Docker
+//! engine and the images of `cargo xtask images` (CI builds them first); without them they fail
+//! and say so. Redis is a `redis-server` of the test listening beyond loopback, which the
+//! containers reach through the Docker host gateway.
+
+use std::time::{Duration, Instant};
+
+use sett_core::event::EventKind;
+use sett_core::{ClaimStatus, StructuralType};
+use sett_docker::{Component, DockerRuntime};
+use sett_e2e::{Env, summary, text};
+use sett_testkit::RedisServer;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// An [`Env`] whose instance runs in Docker, against a Redis the containers can reach.
+struct DockerEnv {
+    env: Env,
+    rt: DockerRuntime,
+    // Dropped after `env` (whose drop runs `sett down`, which needs Redis).
+    _redis: RedisServer,
+    _redis_dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for DockerEnv {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
+impl std::ops::DerefMut for DockerEnv {
+    fn deref_mut(&mut self) -> &mut Env {
+        &mut self.env
+    }
+}
+
+/// Turns `env` (its sett.yml committed with `runtime: local` or none) into a docker instance.
+async fn dockerize(mut env: Env) -> DockerEnv {
+    let rt = match DockerRuntime::connect(env.name.as_str()).await {
+        Ok(rt) => rt,
+        Err(e) => panic!(
+            "the docker runtime tests need a Docker engine (and the images of `cargo xtask images`): {e}"
+        ),
+    };
+    if let Err(e) = rt.require_image(sett_docker::DEFAULT_IMAGE).await {
+        panic!("the docker runtime tests need the runtime image: {e}");
+    }
+    let redis_dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(
+        redis_dir.path(),
+        &["--bind", "0.0.0.0", "--protected-mode", "no"],
+    );
+    env.redis_url = redis.url();
+    env.redis = sett_testkit::redis_at(&env.redis_url).await;
+    env.store = env.redis.instance(&env.name);
+    let yml_path = env.path().join("sett.yml");
+    let yml = std::fs::read_to_string(&yml_path).expect("sett.yml");
+    let yml = if yml.contains("runtime: local") {
+        yml.replace("runtime: local", "runtime: docker")
+    } else {
+        yml.replace("version: \"1.0\"\n", "version: \"1.0\"\nruntime: docker\n")
+    };
+    assert!(yml.contains("runtime: docker"), "{yml}");
+    std::fs::write(&yml_path, yml).expect("write sett.yml");
+    git(&env, &["commit", "-q", "-am", "runtime: docker"]);
+    // The containers run as the workspace owner, or as uid 10001 when root owns it (tests
+    // running as root): give the workspace to that user, as an operator would.
+    if is_root() {
+        let ok = std::process::Command::new("chown")
+            .args(["-R", "10001:10001"])
+            .arg(env.path())
+            .status()
+            .expect("chown")
+            .success();
+        assert!(ok, "chown the workspace");
+    }
+    DockerEnv {
+        env,
+        rt,
+        _redis: redis,
+        _redis_dir: redis_dir,
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0")
+}
+
+/// Runs git in the workspace (which may belong to another user than the test).
+fn git(env: &Env, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "safe.directory=*"])
+        .args(args)
+        .current_dir(env.path())
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+impl DockerEnv {
+    async fn containers(&self) -> Vec<Component> {
+        self.rt.containers(None).await.expect("list containers")
+    }
+
+    async fn container_of(&self, component: &str) -> Component {
+        self.containers()
+            .await
+            .into_iter()
+            .find(|c| c.running && c.registered_as() == component)
+            .unwrap_or_else(|| panic!("no running container for {component}"))
+    }
+
+    /// After `down`: no container and no network of the instance is left.
+    async fn assert_nothing_left(&self) {
+        let left = self.containers().await;
+        assert!(
+            left.is_empty(),
+            "containers left after down: {:?}",
+            left.iter().map(|c| &c.name).collect::<Vec<_>>()
+        );
+        let nets = std::process::Command::new("docker")
+            .args(["network", "ls", "--format", "{{.Name}}"])
+            .output()
+            .expect("docker network ls");
+        let network = sett_docker::network_name(self.name.as_str());
+        assert!(
+            !text(&nets.stdout).lines().any(|n| n == network),
+            "network {network} left after down"
+        );
+    }
+
+    /// Waits until a claim granted to `agent` has started its tool (the tool touches `marker`).
+    async fn wait_marker(&self, marker: &str, limit: Duration) {
+        let path = self.path().join(marker);
+        let until = Instant::now() + limit;
+        while !path.exists() {
+            assert!(
+                Instant::now() < until,
+                "{marker} never appeared\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_workflow_reaches_terminal() {
+    let mut env = dockerize(Env::examples(false).await).await;
+    env.up();
+    let names: Vec<String> = env
+        .containers()
+        .await
+        .iter()
+        .map(|c| c.registered_as())
+        .collect();
+    for c in [
+        "orchestrator",
+        "cub:Writer",
+        "cub:Reviewer",
+        "cub:Checker",
+        "cub:Publisher",
+    ] {
+        assert!(names.iter().any(|n| n == c), "{c} runs in a container: {names:?}");
+    }
+    // The recorded health addresses are reachable from here.
+    let status = env.ok(&["status"]);
+    assert!(!status.contains("unreachable"), "{status}");
+    env.forage("Plan a small web service");
+    let artifacts = env.wait_terminals(1, 2 * MINUTE).await;
+    let terminal = artifacts
+        .iter()
+        .find(|a| a.structural_type == StructuralType::Terminal)
+        .unwrap();
+    assert_eq!(terminal.produced_by_role, "Publisher", "{:#?}", summary(&artifacts));
+    // The Writer (rw) committed in the workspace.
+    let commit = artifacts
+        .iter()
+        .find(|a| a.artifact_type == "CodeCommit")
+        .expect("a CodeCommit");
+    git(&env, &["cat-file", "-e", &format!("{}^{{commit}}", commit.payload.trim())]);
+    env.down();
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_read_only_agents_cannot_write_and_read_write_agents_commit() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Author:
+    command: ["./author.sh"]
+    bidding_strategy: {type: exclusive, target_types: ["GoalDefined"]}
+    workspace: {mode: rw}
+    timeout: 1m
+  Vandal:
+    command: ["./vandal.sh"]
+    bidding_strategy: {type: claim, target_types: ["CodeCommit"]}
+    workspace: {mode: ro}
+    timeout: 1m
+"#;
+    let author = r#"#!/usr/bin/env bash
+set -euo pipefail
+cat >/dev/null
+echo hello >AUTHORED.md
+git add AUTHORED.md >&2
+git commit -q -m "Author: hello" >&2
+jq -n --arg c "$(git rev-parse HEAD)" '{artifact_type: "CodeCommit", artifact_payload: $c, summary: "authored"}'
+"#;
+    let vandal = r#"#!/usr/bin/env bash
+set -euo pipefail
+cat >/dev/null
+echo defaced >AUTHORED.md
+jq -n '{structural_type: "Terminal", artifact_type: "Defaced", artifact_payload: "done"}'
+"#;
+    let mut env = dockerize(Env::new(yml, &[("author.sh", author), ("vandal.sh", vandal)]).await).await;
+    env.up();
+    env.forage("write and deface");
+    let artifacts = env
+        .wait_for(2 * MINUTE, "the Vandal's Failure", |a| {
+            a.iter()
+                .any(|x| x.structural_type == StructuralType::Failure && x.produced_by_role == "Vandal")
+        })
+        .await;
+    let failure = artifacts
+        .iter()
+        .find(|x| x.structural_type == StructuralType::Failure)
+        .unwrap();
+    assert_eq!(failure.artifact_type, "ToolExecutionFailure", "{:#?}", summary(&artifacts));
+    assert!(
+        failure.payload.contains("Read-only file system"),
+        "the write failed on the read-only mount: {}",
+        failure.payload
+    );
+    assert!(!artifacts.iter().any(|a| a.artifact_type == "Defaced"));
+    let commit = artifacts
+        .iter()
+        .find(|a| a.artifact_type == "CodeCommit")
+        .expect("the Author's CodeCommit");
+    assert_eq!(commit.produced_by_role, "Author");
+    assert_eq!(git(&env, &["rev-parse", "HEAD"]).trim(), commit.payload.trim());
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("AUTHORED.md")).unwrap(),
+        "hello\n",
+        "the read-only agent changed nothing"
+    );
+    env.down();
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_controller_workers_are_containers_within_max_concurrent_and_removed() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Boss:
+    command: ["./work.sh"]
+    bidding_strategy: exclusive
+    mode: controller
+    worker: {max_concurrent: 2}
+    timeout: 1m
+"#;
+    let work = r#"#!/usr/bin/env bash
+input=$(cat)
+sleep 1.5
+jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
+"#;
+    let mut env = dockerize(Env::new(yml, &[("work.sh", work)]).await).await;
+    env.up();
+    for i in 0..5 {
+        env.forage(&format!("goal {i}"));
+    }
+    // Observe the worker containers while the goals are worked on (an observation, not a
+    // synchronisation: the wait below is driven by the event stream).
+    let observer = {
+        let rt = env.rt.clone();
+        tokio::spawn(async move {
+            let mut peak = 0usize;
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..600 {
+                let workers: Vec<Component> = rt
+                    .containers(Some("worker"))
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| c.running)
+                    .collect();
+                peak = peak.max(workers.len());
+                for w in workers {
+                    assert_eq!(w.agent.as_deref(), Some("Boss"));
+                    assert!(w.claim.is_some(), "workers are labelled with their claim");
+                    seen.insert(w.id);
+                }
+                if seen.len() >= 5 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (peak, seen.len())
+        })
+    };
+    env.wait_terminals(5, 2 * MINUTE).await;
+    let (peak, seen) = observer.await.unwrap();
+    assert!(peak <= 2, "never more than max_concurrent worker containers at once (peak {peak})");
+    assert!(seen >= 2, "the workers ran as containers (saw {seen})");
+    let events = env.events().await;
+    let launched = events.iter().filter(|e| e.kind == EventKind::WorkerLaunched).count();
+    assert_eq!(launched, 5);
+    // Every worker container is removed once its work is done.
+    let until = Instant::now() + MINUTE;
+    loop {
+        let left = env.rt.containers(Some("worker")).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "worker containers left: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.down();
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_cub_cut_off_mid_claim_ends_at_the_deadline_then_works_again() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Sleeper:
+    command: ["./sleep.sh"]
+    bidding_strategy: exclusive
+    workspace: {mode: rw}
+    timeout: 4s
+"#;
+    // The first goal waits for the test to cut the cub off; later goals finish at once.
+    let sleep = r#"#!/usr/bin/env bash
+input=$(cat)
+goal=$(jq -r .target_artifact.payload <<<"$input")
+if [ "$goal" = "first" ]; then touch started; sleep 2; fi
+jq -n --arg g "$goal" '{structural_type: "Terminal", artifact_type: "Slept", artifact_payload: $g}'
+"#;
+    let mut env = dockerize(Env::new(yml, &[("sleep.sh", sleep)]).await).await;
+    env.up();
+    let cub = env.container_of("cub:Sleeper").await;
+    env.forage("first");
+    env.wait_marker("started", MINUTE).await;
+    env.rt.disconnect(&cub.id).await.expect("disconnect");
+    let ended = env
+        .wait_events(MINUTE, "the claim ended", 1, |e| {
+            matches!(e.kind, EventKind::ClaimTerminated | EventKind::ClaimCompleted)
+        })
+        .await;
+    assert_eq!(ended[0].kind, EventKind::ClaimTerminated, "the cut-off cub could not report: the deadline ended the claim");
+    let claim = &env.claims().await[0];
+    assert_eq!(claim.status, ClaimStatus::Terminated);
+    env.rt.connect_network(&cub.id).await.expect("reconnect");
+    env.forage("second");
+    let artifacts = env
+        .wait_for(2 * MINUTE, "the second goal done", |a| {
+            a.iter().any(|x| x.artifact_type == "Slept" && x.payload == "second")
+        })
+        .await;
+    assert!(artifacts.iter().any(|a| a.produced_by_role == "Sleeper"));
+    let second = env
+        .claims()
+        .await
+        .into_iter()
+        .filter(|c| c.status == ClaimStatus::Complete)
+        .count();
+    assert_eq!(second, 1, "the reconnected cub completed the second goal's claim");
+    env.down();
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_orchestrator_killed_and_started_again_completes_in_flight_work() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Boss:
+    command: ["./work.sh"]
+    bidding_strategy: exclusive
+    mode: controller
+    worker: {max_concurrent: 1}
+    workspace: {mode: rw}
+    timeout: 1m
+"#;
+    let work = r#"#!/usr/bin/env bash
+input=$(cat)
+touch "started-$(jq -r .target_artifact.payload <<<"$input")"
+sleep 3
+jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
+"#;
+    let mut env = dockerize(Env::new(yml, &[("work.sh", work)]).await).await;
+    env.up();
+    env.forage("a");
+    env.forage("b");
+    env.wait_marker("started-a", MINUTE).await;
+    let orchestrator = env.container_of("orchestrator").await;
+    env.rt.kill(&orchestrator.id).await.expect("kill the orchestrator container");
+    // The worker of "a" runs on, in its own container.
+    let workers = env.rt.containers(Some("worker")).await.unwrap();
+    assert!(workers.iter().any(|w| w.running), "the in-flight worker outlives the orchestrator");
+    let out = env.ok(&["up", "--timeout", "60s"]);
+    assert!(out.contains("Already running and kept"), "the cubs are kept: {out}");
+    let artifacts = env.wait_terminals(2, 2 * MINUTE).await;
+    let done: Vec<&str> = artifacts
+        .iter()
+        .filter(|a| a.artifact_type == "Done")
+        .map(|a| a.payload.as_str())
+        .collect();
+    assert_eq!(done.len(), 2, "{:#?}", summary(&artifacts));
+    assert!(
+        !artifacts.iter().any(|a| a.structural_type == StructuralType::Failure),
+        "{:#?}",
+        summary(&artifacts)
+    );
+    env.down();
+    env.assert_nothing_left().await;
+}
