@@ -150,7 +150,7 @@ impl Orchestrator {
         for _ in 0..3 {
             match self.store.acquire_lock(&holder, ttl).await? {
                 Ok(()) => return Ok(()),
-                Err(current) if (s.holder_is_gone)(&current) => {
+                Err(current) if current.purpose == LockPurpose::Run && (s.holder_is_gone)(&current) => {
                     warn!(
                         instance = %s.instance, previous_run = %current.run_id, previous_pid = current.pid,
                         "taking over the lock of an orchestrator that is gone"

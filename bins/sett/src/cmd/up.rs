@@ -161,7 +161,14 @@ async fn refuse_if_running(store: &Store, name: &InstanceName) -> Result<Option<
     let Some(holder) = store.lock_holder().await? else { return Ok(None) };
     let local = holder.host == sett_runtime::host_name();
     if local && !is_alive(holder.pid) {
-        // A crashed orchestrator (or destroy): the new orchestrator takes the lock over at once.
+        if holder.purpose == LockPurpose::Destroy {
+            // Starting a half-destroyed instance would run on partial data.
+            bail!(
+                "a 'sett destroy' of instance '{name}' was interrupted (pid {} is gone): run 'sett destroy --name {name}' again to finish it",
+                holder.pid
+            );
+        }
+        // A crashed orchestrator: the new orchestrator takes the lock over at once.
         return Ok(None);
     }
     match holder.purpose {
