@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use sett_core::claim::{ClaimStatus, OpenQuestion};
+use sett_core::event::{Event, EventKind};
 use sett_core::machine::{AgentPolicy, Policy, new_claim};
 use sett_core::{AgentName, Artifact, ClaimId, InstanceName, StructuralType};
-use sett_store::{Redis, RedisOptions, Store, now_ms};
+use sett_store::{EventReader, Redis, RedisOptions, Store, now_ms};
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -30,6 +31,31 @@ enum Scenario {
         #[arg(long)]
         questions: u64,
     },
+    /// One claim at a time on a running instance: artifact written → claim_created seen →
+    /// claim_granted seen → grant taken by the cub (its `executions` record) → claim final.
+    Latency {
+        #[arg(long, default_value_t = 200)]
+        count: u64,
+        #[arg(long, default_value = "BenchTask")]
+        artifact_type: String,
+    },
+    /// Writes `count` artifacts at once and waits until every claim is final: lifecycles/s.
+    Throughput {
+        #[arg(long, default_value_t = 2000)]
+        count: u64,
+        #[arg(long, default_value = "BenchTask")]
+        artifact_type: String,
+    },
+    /// One goal at a time: goal written → a Terminal artifact exists.
+    Workflow {
+        #[arg(long, default_value_t = 20)]
+        count: u64,
+    },
+    /// Opens one question (claim in `pending_answer`, index entry and `question_asked` event in
+    /// one atomic write, as the orchestrator does) and prints the wall-clock time of the write.
+    AskQuestion,
+    /// Prints the instance's component records (pids of the orchestrator and the cubs).
+    Components,
 }
 
 #[tokio::main]
@@ -39,6 +65,11 @@ async fn main() -> Result<()> {
     let store = redis.instance(&InstanceName::parse(&cli.instance)?);
     let out = match cli.scenario {
         Scenario::SeedArtifacts { artifacts, questions } => seed(&store, artifacts, questions).await?,
+        Scenario::Latency { count, artifact_type } => latency(&store, count, &artifact_type).await?,
+        Scenario::Throughput { count, artifact_type } => throughput(&store, count, &artifact_type).await?,
+        Scenario::Workflow { count } => workflow(&store, count).await?,
+        Scenario::AskQuestion => ask_question(&store).await?,
+        Scenario::Components => serde_json::to_value(store.components().await?)?,
     };
     println!("{out}");
     Ok(())
@@ -61,7 +92,8 @@ async fn seed(store: &Store, artifacts: u64, questions: u64) -> Result<serde_jso
     }
     let agent = AgentName::parse("Asker")?;
     let policy = Policy {
-        agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })].into(),
+        agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
+            .into(),
         max_review_iterations: 3,
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
@@ -70,14 +102,17 @@ async fn seed(store: &Store, artifacts: u64, questions: u64) -> Result<serde_jso
         let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "goal", "user", now_ms());
         store.create_artifact(&goal).await?;
         let mut claim = new_claim(ClaimId::new_v7(), &goal, &policy, now_ms());
-        let mut q = Artifact::new_root(StructuralType::Question, "Clarification", "Which database?", agent.as_str(), now_ms());
+        let mut q =
+            Artifact::new_root(StructuralType::Question, "Clarification", "Which database?", agent.as_str(), now_ms());
         q.claim_id = Some(claim.id);
         q.source_artifacts = vec![goal.id];
         store.create_artifact(&q).await?;
         claim.status = ClaimStatus::PendingAnswer;
         claim.resume_status = Some(ClaimStatus::PendingExclusive);
         claim.question_id = Some(q.id);
-        claim.open_questions.insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
+        claim
+            .open_questions
+            .insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
         let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
         store.write_claim(&claim, None, true, &ops, &[], now_ms()).await?;
     }
@@ -85,11 +120,207 @@ async fn seed(store: &Store, artifacts: u64, questions: u64) -> Result<serde_jso
         "seconds": started.elapsed().as_secs_f64(), "per_second": artifacts as f64 / started.elapsed().as_secs_f64().max(1e-9)}))
 }
 
-#[allow(dead_code)]
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+/// Wall-clock microseconds: comparable across the processes of one machine (the cub records
+/// `taken_at_us` on the same clock).
+fn wall_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Follows the event stream from its current end, as `sett watch` does; counts its reads so the
+/// xtask can subtract them from the server's command statistics.
+struct Follower {
+    reader: EventReader,
+    cursor: String,
+    reads: u64,
+}
+
+impl Follower {
+    async fn new(store: &Store) -> Result<Self> {
+        let cursor = store.last_event_id().await?.unwrap_or_else(|| "0-0".to_owned());
+        Ok(Self { reader: store.event_reader().await?, cursor, reads: 1 })
     }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx].as_secs_f64() * 1000.0
+
+    /// The next events (blocking up to 5 s) and the wall-clock time they arrived.
+    async fn next(&mut self) -> Result<(u64, Vec<Event>)> {
+        let events = self.reader.read_after(&self.cursor, 1000, Duration::from_secs(5)).await?;
+        self.reads += 1;
+        let at = wall_us();
+        if let Some(last) = events.last() {
+            self.cursor.clone_from(&last.id);
+        }
+        Ok((at, events))
+    }
+}
+
+fn seq_of(e: &Event) -> Option<u64> {
+    let v = e.data.get("seq")?;
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn ms(us: u64, from: u64) -> f64 {
+    us.saturating_sub(from) as f64 / 1000.0
+}
+
+fn summary(mut v: Vec<f64>) -> serde_json::Value {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| if v.is_empty() { 0.0 } else { v[((v.len() as f64 - 1.0) * q).round() as usize] };
+    serde_json::json!({"p50_ms": p(0.5), "p90_ms": p(0.9), "p99_ms": p(0.99), "max_ms": p(1.0), "n": v.len()})
+}
+
+const FINAL: [EventKind; 3] = [EventKind::ClaimCompleted, EventKind::ClaimTerminated, EventKind::ClaimDormant];
+
+async fn latency(store: &Store, count: u64, artifact_type: &str) -> Result<serde_json::Value> {
+    const WARMUP: u64 = 10;
+    let mut f = Follower::new(store).await?;
+    let (mut to_created, mut to_granted, mut to_taken, mut to_final, mut created_to_taken) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..count + WARMUP {
+        let a = Artifact::new_root(StructuralType::Standard, artifact_type, format!("task {i}"), "user", now_ms());
+        let claim = ClaimId::derived(&a.id, "claim");
+        let claim_s = claim.to_string();
+        let t0 = wall_us();
+        store.create_artifact(&a).await?;
+        let (mut created, mut granted, mut seq, mut done) = (None, None, None, None);
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while done.is_none() {
+            if Instant::now() > give_up {
+                anyhow::bail!("claim {claim} did not finish within 60 s");
+            }
+            let (at, events) = f.next().await?;
+            for e in events.iter().filter(|e| e.field("claim_id") == Some(claim_s.as_str())) {
+                match e.kind {
+                    EventKind::ClaimCreated => created = created.or(Some(at)),
+                    EventKind::ClaimGranted => {
+                        granted = granted.or(Some(at));
+                        seq = seq.or(seq_of(e));
+                    }
+                    k if FINAL.contains(&k) => {
+                        if k != EventKind::ClaimCompleted {
+                            anyhow::bail!("claim {claim} ended with {k}, not claim_completed: check the bench agents");
+                        }
+                        done = Some(at);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let seq = seq.ok_or_else(|| anyhow::anyhow!("claim {claim} completed without a grant"))?;
+        let record = store.execution_record(&claim, seq).await?.unwrap_or_default();
+        let taken = record.get("taken_at_us").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if i < WARMUP {
+            continue;
+        }
+        let (created, granted, done) = (created.unwrap_or(0), granted.unwrap_or(0), done.unwrap_or(0));
+        to_created.push(ms(created, t0));
+        to_granted.push(ms(granted, t0));
+        to_taken.push(ms(taken, t0));
+        to_final.push(ms(done, t0));
+        created_to_taken.push(ms(taken, created));
+    }
+    Ok(serde_json::json!({
+        "scenario": "latency", "claims": count, "warmup": WARMUP,
+        "artifact_to_claim_created": summary(to_created),
+        "artifact_to_claim_granted": summary(to_granted),
+        "artifact_to_grant_taken": summary(to_taken),
+        "claim_created_to_grant_taken": summary(created_to_taken),
+        "artifact_to_claim_completed": summary(to_final),
+    }))
+}
+
+async fn throughput(store: &Store, count: u64, artifact_type: &str) -> Result<serde_json::Value> {
+    use futures::StreamExt;
+    let mut f = Follower::new(store).await?;
+    let started = Instant::now();
+    let mut open = std::collections::HashSet::new();
+    let mut pending = futures::stream::FuturesUnordered::new();
+    for i in 0..count {
+        let a = Artifact::new_root(StructuralType::Standard, artifact_type, format!("task {i}"), "user", now_ms());
+        open.insert(ClaimId::derived(&a.id, "claim").to_string());
+        let s = store.clone();
+        pending.push(async move { s.create_artifact(&a).await });
+        if pending.len() >= 64 {
+            pending.next().await.transpose()?;
+        }
+    }
+    while let Some(r) = pending.next().await {
+        r?;
+    }
+    let written = started.elapsed().as_secs_f64();
+    let (mut completed, mut other) = (0u64, 0u64);
+    let give_up = Instant::now() + Duration::from_secs(600);
+    while !open.is_empty() {
+        if Instant::now() > give_up {
+            anyhow::bail!("{} claims still open after 600 s", open.len());
+        }
+        let (_, events) = f.next().await?;
+        for e in events.iter().filter(|e| FINAL.contains(&e.kind)) {
+            if e.field("claim_id").is_some_and(|c| open.remove(c)) {
+                if e.kind == EventKind::ClaimCompleted { completed += 1 } else { other += 1 }
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(serde_json::json!({
+        "scenario": "throughput", "claims": count, "completed": completed, "not_completed": other,
+        "seconds": secs, "write_seconds": written, "lifecycles_per_second": count as f64 / secs.max(1e-9),
+        // Commands this load generator sent besides the artifact writes (its stream reads).
+        "bench_reads": f.reads,
+    }))
+}
+
+async fn workflow(store: &Store, count: u64) -> Result<serde_json::Value> {
+    const WARMUP: u64 = 2;
+    let mut f = Follower::new(store).await?;
+    let mut total = Vec::new();
+    for i in 0..count + WARMUP {
+        let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", format!("goal {i}"), "user", now_ms());
+        let t0 = wall_us();
+        store.create_artifact(&goal).await?;
+        let give_up = Instant::now() + Duration::from_secs(60);
+        let done = 'wait: loop {
+            if Instant::now() > give_up {
+                anyhow::bail!("goal {} reached no Terminal within 60 s", goal.id);
+            }
+            let (at, events) = f.next().await?;
+            for e in &events {
+                match (e.kind, e.field("structural_type")) {
+                    (EventKind::ArtifactCreated, Some("Terminal")) => break 'wait at,
+                    (EventKind::ArtifactCreated, Some("Failure")) => anyhow::bail!("the workflow failed: {}", e.data),
+                    _ => {}
+                }
+            }
+        };
+        if i >= WARMUP {
+            total.push(ms(done, t0));
+        }
+    }
+    Ok(serde_json::json!({"scenario": "workflow", "goals": count, "goal_to_terminal": summary(total)}))
+}
+
+async fn ask_question(store: &Store) -> Result<serde_json::Value> {
+    let agent = AgentName::parse("Asker")?;
+    let policy = Policy {
+        agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
+            .into(),
+        max_review_iterations: 3,
+        bid_timeout_ms: 1000,
+        on_question_timeout: Default::default(),
+    };
+    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "goal", "user", now_ms());
+    store.create_artifact(&goal).await?;
+    let mut claim = new_claim(ClaimId::new_v7(), &goal, &policy, now_ms());
+    let mut q =
+        Artifact::new_root(StructuralType::Question, "Clarification", "Which database?", agent.as_str(), now_ms());
+    q.claim_id = Some(claim.id);
+    q.source_artifacts = vec![goal.id];
+    store.create_artifact(&q).await?;
+    claim.status = ClaimStatus::PendingAnswer;
+    claim.resume_status = Some(ClaimStatus::PendingExclusive);
+    claim.question_id = Some(q.id);
+    claim.open_questions.insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
+    let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
+    let event = serde_json::json!({"claim_id": claim.id.to_string(), "artifact_id": q.id.to_string(), "agent": agent.as_str(), "deadline_ms": null});
+    let t0 = wall_us();
+    store.write_claim(&claim, None, true, &ops, &[(EventKind::QuestionAsked, event)], now_ms()).await?;
+    Ok(serde_json::json!({"scenario": "ask-question", "written_at_us": t0}))
 }

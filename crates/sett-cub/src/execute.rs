@@ -134,6 +134,8 @@ pub async fn execute_grant(
     let now = sett_store::now_ms();
     let record = serde_json::json!({
         "agent": agent, "pid": std::process::id(), "worker": cub.worker_mode, "taken_at_ms": now,
+        // Microseconds, so benchmarks can time artifact → grant taken below the millisecond.
+        "taken_at_us": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
     });
     if !store.take_grant(&claim_id, seq, &record).await? {
         return skip("the grant was taken before");

@@ -178,8 +178,24 @@ impl Store {
 
     /// Takes grant `(claim, seq)` for execution, once: false when someone already took it (a
     /// redelivered grant, or a second cub of the same agent).
+    /// `record` must be unique to the caller's attempt (it carries pid and time): when the
+    /// client retried the HSETNX after a dropped connection, the first attempt may have taken the
+    /// grant already, and finding our own record means it is ours (found by fault injection).
     pub async fn take_grant(&self, claim: &ClaimId, seq: u64, record: &serde_json::Value) -> Result<bool> {
-        Ok(self.client().hsetnx(self.keys.executions(), format!("{claim}:{seq}"), record.to_string()).await?)
+        let field = format!("{claim}:{seq}");
+        let text = record.to_string();
+        if self.client().hsetnx(self.keys.executions(), &field, text.as_str()).await? {
+            return Ok(true);
+        }
+        let holder: Option<String> = self.client().hget(self.keys.executions(), &field).await?;
+        Ok(holder.as_deref() == Some(text.as_str()))
+    }
+
+    /// The record a cub or worker left when it took grant `(claim, seq)` (who, when), if taken.
+    /// Read by `cargo xtask bench` to time artifact → grant taken.
+    pub async fn execution_record(&self, claim: &ClaimId, seq: u64) -> Result<Option<serde_json::Value>> {
+        let raw: Option<String> = self.client().hget(self.keys.executions(), format!("{claim}:{seq}")).await?;
+        raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Decode(format!("execution record: {e}")))).transpose()
     }
 
     /// True when a cub or worker took grant `(claim, seq)` for execution.
