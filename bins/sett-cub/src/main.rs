@@ -198,7 +198,8 @@ fn config_dir(config: &Path) -> PathBuf {
 }
 
 async fn connect(setup: &Setup) -> anyhow::Result<Redis> {
-    let redis = Redis::connect(RedisOptions::new(setup.redis_url.clone())).await?;
+    // A cub or worker started during a short Redis outage or restart waits for it.
+    let redis = Redis::connect_retrying(RedisOptions::new(setup.redis_url.clone()), Duration::from_secs(30)).await?;
     redis.on_reconnect(|| {
         metrics::counter!(REDIS_RECONNECTS, "component" => "cub").increment(1);
         tracing::warn!("reconnected to Redis");

@@ -132,6 +132,26 @@ impl Redis {
         Ok(Self { client, options })
     }
 
+    /// Like [`Redis::connect`], retrying for up to `limit` while Redis is unreachable or still
+    /// loading its data (a restart), so a component started during a short outage (e.g. a
+    /// controller's worker) waits instead of failing its grant. Authentication and
+    /// configuration errors are returned at once.
+    pub async fn connect_retrying(options: RedisOptions, limit: Duration) -> Result<Self> {
+        let until = std::time::Instant::now() + limit;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match Self::connect(options.clone()).await {
+                Err(StoreError::Connect { source, .. })
+                    if is_transient(&source) && std::time::Instant::now() + pause < until =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// A second, dedicated connection for blocking reads (a blocked connection serves nobody
     /// else), without a command timeout: callers bound each blocking call themselves.
     pub(crate) async fn dedicated(&self) -> Result<Client> {
@@ -188,6 +208,14 @@ impl Redis {
     pub async fn quit(&self) {
         let _ = self.client.quit().await;
     }
+}
+
+/// Errors worth retrying a connection for: the server is down, restarting or loading.
+fn is_transient(e: &fred::error::Error) -> bool {
+    use fred::error::ErrorKind;
+    matches!(e.kind(), ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled)
+        || e.details().contains("LOADING")
+        || e.details().contains("Connection refused")
 }
 
 /// One instance's view of the blackboard. Cheap to clone.

@@ -113,8 +113,10 @@ async fn bids_are_recorded_once() {
     assert!(store.submit_bid(&c.id, &agent, BidType::Review, 1).await.unwrap());
     assert!(!store.submit_bid(&c.id, &agent, BidType::Exclusive, 2).await.unwrap());
     assert_eq!(store.bids(&c.id).await.unwrap().get(&agent), Some(&BidType::Review));
-    assert!(store.take_grant(&c.id, 1, &serde_json::json!({})).await.unwrap());
-    assert!(!store.take_grant(&c.id, 1, &serde_json::json!({})).await.unwrap());
+    assert!(store.take_grant(&c.id, 1, &serde_json::json!({"pid": 1})).await.unwrap());
+    assert!(!store.take_grant(&c.id, 1, &serde_json::json!({"pid": 2})).await.unwrap());
+    // A retried take by the same attempt (same record) finds it already its own.
+    assert!(store.take_grant(&c.id, 1, &serde_json::json!({"pid": 1})).await.unwrap());
 }
 
 fn holder(run_id: &str) -> LockHolder {

@@ -4,6 +4,7 @@
 mod destroy;
 mod docker;
 mod engine;
+mod faults;
 mod hitl;
 mod observability;
 mod recovery;
