@@ -200,6 +200,17 @@ impl Cub {
                     if let Err(e) = reader.ensure_group(&group).await {
                         tracing::warn!(error = %e, "cannot recreate the consumer group yet");
                     }
+                    // A read cut off by the network may have been served by Redis (its entries
+                    // are then pending for this consumer) without the reply reaching us: take the
+                    // pending entries again; handlers are idempotent.
+                    if let Ok(pending) = reader
+                        .read_group(&group, &consumer, GroupRead::Pending, PENDING_COUNT, Duration::ZERO)
+                        .await
+                        && !pending.is_empty()
+                    {
+                        tracing::info!(count = pending.len(), "re-reading events left pending by a failed read");
+                        dispatch(&shared, &tracker, pending).await;
+                    }
                 }
             }
         }

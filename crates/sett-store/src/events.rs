@@ -108,7 +108,10 @@ impl EventReader {
     /// Creates consumer group `group` if missing. A new group starts at the beginning of the
     /// stream, so a component that joins late still sees all history.
     pub async fn ensure_group(&self, group: &str) -> Result<()> {
-        match self.client.xgroup_create::<(), _, _, _>(&self.key, group, "0", true).await {
+        // Bounded: this connection has no command timeout (it serves blocking reads), and a
+        // caller recovering from a network cut must not hang here on a half-dead connection.
+        let call = self.client.xgroup_create::<(), _, _, _>(&self.key, group, "0", true);
+        match tokio::time::timeout(Duration::from_secs(5), call).await.map_err(|_| StoreError::Timeout(Duration::from_secs(5)))? {
             Ok(()) => Ok(()),
             Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
             Err(e) => Err(e.into()),

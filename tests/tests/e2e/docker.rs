@@ -367,13 +367,8 @@ jq -n --arg g "$goal" '{structural_type: "Terminal", artifact_type: "Slept", art
         })
         .await;
     assert!(artifacts.iter().any(|a| a.produced_by_role == "Sleeper"));
-    let second = env
-        .claims()
-        .await
-        .into_iter()
-        .filter(|c| c.status == ClaimStatus::Complete)
-        .count();
-    assert_eq!(second, 1, "the reconnected cub completed the second goal's claim");
+    env.wait_events(MINUTE, "the second claim completed", 1, |e| e.kind == EventKind::ClaimCompleted)
+        .await;
     env.down();
     env.assert_nothing_left().await;
 }
