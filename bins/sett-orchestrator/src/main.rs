@@ -32,6 +32,10 @@ struct Args {
     /// Redis URL (redis://, rediss://, user:password@ for ACL users).
     #[arg(long, env = "SETT_REDIS_URL", hide_env_values = true)]
     redis_url: String,
+    /// Redis URL given to controller workers (default: --redis-url), so workers can run as a
+    /// less privileged ACL user than the orchestrator (docs/security.md).
+    #[arg(long, env = "SETT_WORKER_REDIS_URL", hide_env_values = true)]
+    worker_redis_url: Option<String>,
     /// The instance's sett.yml.
     #[arg(long, env = "SETT_CONFIG", default_value = "sett.yml")]
     config: PathBuf,
@@ -127,7 +131,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             config: config_path.clone(),
             workspace: workspace.clone(),
             log_dir,
-            redis_url: args.redis_url.clone(),
+            redis_url: args.worker_redis_url.clone().unwrap_or_else(|| args.redis_url.clone()),
         }))
     } else {
         Arc::new(NoWorkers)

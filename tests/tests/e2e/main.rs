@@ -8,3 +8,4 @@ mod faults;
 mod hitl;
 mod observability;
 mod recovery;
+mod security;

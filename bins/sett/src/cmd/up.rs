@@ -57,7 +57,16 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     let bins = sett_runtime::bin_dir();
     let log_dir = ctx.workspace.sett_dir().join("logs").join(name.as_str());
     let config_path = ctx.workspace.config_path();
-    let env = BTreeMap::from([("SETT_REDIS_URL".to_owned(), url.clone())]);
+    // Per-component ACL users (docs/security.md): SETT_ORCHESTRATOR_REDIS_URL for the
+    // orchestrator, SETT_CUB_REDIS_URL for cubs and controller workers; each defaults to the
+    // URL `up` itself uses. Passed through the environment, never on a command line.
+    let component_url = |var: &str| std::env::var(var).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| url.clone());
+    let cub_url = component_url("SETT_CUB_REDIS_URL");
+    let env_o = BTreeMap::from([
+        ("SETT_REDIS_URL".to_owned(), component_url("SETT_ORCHESTRATOR_REDIS_URL")),
+        ("SETT_WORKER_REDIS_URL".to_owned(), cub_url.clone()),
+    ]);
+    let env = BTreeMap::from([("SETT_REDIS_URL".to_owned(), cub_url)]);
     let common = |component: &str| {
         vec![
             "--instance".to_owned(),
@@ -78,7 +87,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
             let pid = spawn_daemon(&DaemonSpec {
                 program: bins.join("sett-orchestrator"),
                 args: args_o,
-                env: env.clone(),
+                env: env_o,
                 cwd: ctx.workspace.root.clone(),
                 log_file: ctx.workspace.log_path(name.as_str(), "orchestrator"),
             })?;
