@@ -41,18 +41,13 @@ impl std::ops::DerefMut for DockerEnv {
 async fn dockerize(mut env: Env) -> DockerEnv {
     let rt = match DockerRuntime::connect(env.name.as_str()).await {
         Ok(rt) => rt,
-        Err(e) => panic!(
-            "the docker runtime tests need a Docker engine (and the images of `cargo xtask images`): {e}"
-        ),
+        Err(e) => panic!("the docker runtime tests need a Docker engine (and the images of `cargo xtask images`): {e}"),
     };
     if let Err(e) = rt.require_image(sett_docker::DEFAULT_IMAGE).await {
         panic!("the docker runtime tests need the runtime image: {e}");
     }
     let redis_dir = tempfile::tempdir().expect("tempdir");
-    let redis = RedisServer::start(
-        redis_dir.path(),
-        &["--bind", "0.0.0.0", "--protected-mode", "no"],
-    );
+    let redis = RedisServer::start(redis_dir.path(), &["--bind", "0.0.0.0", "--protected-mode", "no"]);
     env.redis_url = redis.url();
     env.redis = sett_testkit::redis_at(&env.redis_url).await;
     env.store = env.redis.instance(&env.name);
@@ -77,19 +72,11 @@ async fn dockerize(mut env: Env) -> DockerEnv {
             .success();
         assert!(ok, "chown the workspace");
     }
-    DockerEnv {
-        env,
-        rt,
-        _redis: redis,
-        _redis_dir: redis_dir,
-    }
+    DockerEnv { env, rt, _redis: redis, _redis_dir: redis_dir }
 }
 
 fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| text(&o.stdout).trim() == "0")
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| text(&o.stdout).trim() == "0")
 }
 
 /// Runs git in the workspace (which may belong to another user than the test).
@@ -120,20 +107,13 @@ impl DockerEnv {
     /// After `down`: no container and no network of the instance is left.
     async fn assert_nothing_left(&self) {
         let left = self.containers().await;
-        assert!(
-            left.is_empty(),
-            "containers left after down: {:?}",
-            left.iter().map(|c| &c.name).collect::<Vec<_>>()
-        );
+        assert!(left.is_empty(), "containers left after down: {:?}", left.iter().map(|c| &c.name).collect::<Vec<_>>());
         let nets = std::process::Command::new("docker")
             .args(["network", "ls", "--format", "{{.Name}}"])
             .output()
             .expect("docker network ls");
         let network = sett_docker::network_name(self.name.as_str());
-        assert!(
-            !text(&nets.stdout).lines().any(|n| n == network),
-            "network {network} left after down"
-        );
+        assert!(!text(&nets.stdout).lines().any(|n| n == network), "network {network} left after down");
     }
 
     /// Waits until a claim granted to `agent` has started its tool (the tool touches `marker`).
@@ -141,11 +121,7 @@ impl DockerEnv {
         let path = self.path().join(marker);
         let until = Instant::now() + limit;
         while !path.exists() {
-            assert!(
-                Instant::now() < until,
-                "{marker} never appeared\n{}",
-                self.logs()
-            );
+            assert!(Instant::now() < until, "{marker} never appeared\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -155,19 +131,8 @@ impl DockerEnv {
 async fn docker_engine_workflow_reaches_terminal() {
     let mut env = dockerize(Env::examples(false).await).await;
     env.up();
-    let names: Vec<String> = env
-        .containers()
-        .await
-        .iter()
-        .map(|c| c.registered_as())
-        .collect();
-    for c in [
-        "orchestrator",
-        "cub:Writer",
-        "cub:Reviewer",
-        "cub:Checker",
-        "cub:Publisher",
-    ] {
+    let names: Vec<String> = env.containers().await.iter().map(|c| c.registered_as()).collect();
+    for c in ["orchestrator", "cub:Writer", "cub:Reviewer", "cub:Checker", "cub:Publisher"] {
         assert!(names.iter().any(|n| n == c), "{c} runs in a container: {names:?}");
     }
     // The recorded health addresses are reachable from here.
@@ -175,16 +140,10 @@ async fn docker_engine_workflow_reaches_terminal() {
     assert!(!status.contains("unreachable"), "{status}");
     env.forage("Plan a small web service");
     let artifacts = env.wait_terminals(1, 2 * MINUTE).await;
-    let terminal = artifacts
-        .iter()
-        .find(|a| a.structural_type == StructuralType::Terminal)
-        .unwrap();
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
     assert_eq!(terminal.produced_by_role, "Publisher", "{:#?}", summary(&artifacts));
     // The Writer (rw) committed in the workspace.
-    let commit = artifacts
-        .iter()
-        .find(|a| a.artifact_type == "CodeCommit")
-        .expect("a CodeCommit");
+    let commit = artifacts.iter().find(|a| a.artifact_type == "CodeCommit").expect("a CodeCommit");
     git(&env, &["cat-file", "-e", &format!("{}^{{commit}}", commit.payload.trim())]);
     env.down();
     env.assert_nothing_left().await;
@@ -225,14 +184,10 @@ jq -n '{structural_type: "Terminal", artifact_type: "Defaced", artifact_payload:
     env.forage("write and deface");
     let artifacts = env
         .wait_for(2 * MINUTE, "the Vandal's Failure", |a| {
-            a.iter()
-                .any(|x| x.structural_type == StructuralType::Failure && x.produced_by_role == "Vandal")
+            a.iter().any(|x| x.structural_type == StructuralType::Failure && x.produced_by_role == "Vandal")
         })
         .await;
-    let failure = artifacts
-        .iter()
-        .find(|x| x.structural_type == StructuralType::Failure)
-        .unwrap();
+    let failure = artifacts.iter().find(|x| x.structural_type == StructuralType::Failure).unwrap();
     assert_eq!(failure.artifact_type, "ToolExecutionFailure", "{:#?}", summary(&artifacts));
     assert!(
         failure.payload.contains("Read-only file system"),
@@ -240,10 +195,7 @@ jq -n '{structural_type: "Terminal", artifact_type: "Defaced", artifact_payload:
         failure.payload
     );
     assert!(!artifacts.iter().any(|a| a.artifact_type == "Defaced"));
-    let commit = artifacts
-        .iter()
-        .find(|a| a.artifact_type == "CodeCommit")
-        .expect("the Author's CodeCommit");
+    let commit = artifacts.iter().find(|a| a.artifact_type == "CodeCommit").expect("the Author's CodeCommit");
     assert_eq!(commit.produced_by_role, "Author");
     assert_eq!(git(&env, &["rev-parse", "HEAD"]).trim(), commit.payload.trim());
     assert_eq!(
@@ -285,13 +237,8 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
             let mut peak = 0usize;
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..600 {
-                let workers: Vec<Component> = rt
-                    .containers(Some("worker"))
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|c| c.running)
-                    .collect();
+                let workers: Vec<Component> =
+                    rt.containers(Some("worker")).await.unwrap_or_default().into_iter().filter(|c| c.running).collect();
                 peak = peak.max(workers.len());
                 for w in workers {
                     assert_eq!(w.agent.as_deref(), Some("Boss"));
@@ -356,7 +303,11 @@ jq -n --arg g "$goal" '{structural_type: "Terminal", artifact_type: "Slept", art
             matches!(e.kind, EventKind::ClaimTerminated | EventKind::ClaimCompleted)
         })
         .await;
-    assert_eq!(ended[0].kind, EventKind::ClaimTerminated, "the cut-off cub could not report: the deadline ended the claim");
+    assert_eq!(
+        ended[0].kind,
+        EventKind::ClaimTerminated,
+        "the cut-off cub could not report: the deadline ended the claim"
+    );
     let claim = &env.claims().await[0];
     assert_eq!(claim.status, ClaimStatus::Terminated);
     env.rt.connect_network(&cub.id).await.expect("reconnect");
@@ -367,8 +318,7 @@ jq -n --arg g "$goal" '{structural_type: "Terminal", artifact_type: "Slept", art
         })
         .await;
     assert!(artifacts.iter().any(|a| a.produced_by_role == "Sleeper"));
-    env.wait_events(MINUTE, "the second claim completed", 1, |e| e.kind == EventKind::ClaimCompleted)
-        .await;
+    env.wait_events(MINUTE, "the second claim completed", 1, |e| e.kind == EventKind::ClaimCompleted).await;
     env.down();
     env.assert_nothing_left().await;
 }
@@ -405,17 +355,9 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     let out = env.ok(&["up", "--timeout", "60s"]);
     assert!(out.contains("Already running and kept"), "the cubs are kept: {out}");
     let artifacts = env.wait_terminals(2, 2 * MINUTE).await;
-    let done: Vec<&str> = artifacts
-        .iter()
-        .filter(|a| a.artifact_type == "Done")
-        .map(|a| a.payload.as_str())
-        .collect();
+    let done: Vec<&str> = artifacts.iter().filter(|a| a.artifact_type == "Done").map(|a| a.payload.as_str()).collect();
     assert_eq!(done.len(), 2, "{:#?}", summary(&artifacts));
-    assert!(
-        !artifacts.iter().any(|a| a.structural_type == StructuralType::Failure),
-        "{:#?}",
-        summary(&artifacts)
-    );
+    assert!(!artifacts.iter().any(|a| a.structural_type == StructuralType::Failure), "{:#?}", summary(&artifacts));
     env.down();
     env.assert_nothing_left().await;
 }
