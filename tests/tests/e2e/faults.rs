@@ -64,6 +64,8 @@ async fn goals(env: &Env, round: usize, n: usize) -> Vec<ArtifactId> {
 struct Outcomes {
     completed: usize,
     failed: usize,
+    /// Failure artifact types and how often each occurred.
+    failure_types: BTreeMap<String, usize>,
 }
 
 /// Waits until every goal has an outcome (a Terminal, or a Failure), then checks the invariants:
@@ -86,6 +88,7 @@ async fn settle(env: &Env, goals: &[ArtifactId], limit: Duration) -> Outcomes {
     let ids: BTreeSet<ArtifactId> = all.iter().map(|a| a.id).collect();
     assert_eq!(ids.len(), all.len(), "duplicate artifact ids");
     let mut per_goal: BTreeMap<ArtifactId, (usize, usize)> = BTreeMap::new();
+    let mut failure_types: BTreeMap<String, usize> = BTreeMap::new();
     for a in &all {
         let Some(g) = goal_of(a) else { continue };
         let e = per_goal.entry(g).or_default();
@@ -93,6 +96,7 @@ async fn settle(env: &Env, goals: &[ArtifactId], limit: Duration) -> Outcomes {
             StructuralType::Terminal => e.0 += 1,
             StructuralType::Failure => {
                 e.1 += 1;
+                *failure_types.entry(a.artifact_type.clone()).or_default() += 1;
                 let p: serde_json::Value = serde_json::from_str(&a.payload).unwrap_or(serde_json::Value::Null);
                 let reason = p.get("reason").and_then(|r| r.as_str()).unwrap_or(&a.payload);
                 assert!(!reason.trim().is_empty(), "a Failure without a reason: {a:?}");
@@ -100,7 +104,7 @@ async fn settle(env: &Env, goals: &[ArtifactId], limit: Duration) -> Outcomes {
             _ => {}
         }
     }
-    let mut out = Outcomes::default();
+    let mut out = Outcomes { failure_types, ..Outcomes::default() };
     for g in goals {
         let (t, f) = per_goal.get(g).copied().unwrap_or_default();
         assert!(t <= 1, "goal {g}: {t} Terminals\n{:#?}", summary(&all));
@@ -241,14 +245,22 @@ async fn orchestrator_and_cubs_killed_at_random_moments_then_up_again() {
     }
     let out = settle(&env, &all, Duration::from_secs(180)).await;
     figure(&format!(
-        "FAULTS component-kill: rounds={ROUNDS} kills={killed:?} goals={} completed={} failed={} lost=0 duplicated=0",
+        "FAULTS component-kill: rounds={ROUNDS} kills={killed:?} goals={} completed={} failed={} {:?} lost=0 duplicated=0",
         all.len(),
         out.completed,
-        out.failed
+        out.failed,
+        out.failure_types
     ));
-    // A goal may fail (a cub killed mid-run: its grant's deadline ends the claim, which says so),
-    // but most complete.
-    assert!(out.completed >= all.len() / 2, "completed {} of {}", out.completed, all.len());
+    // A goal may fail only because a cub or worker was killed mid-run (its grant's deadline ends
+    // the claim and the Failure says so); killing the orchestrator alone fails nothing.
+    for t in out.failure_types.keys() {
+        assert!(
+            t == "ExecutionTimeout" || t == "WorkerFailure",
+            "unexpected failure type {t}: {:?}",
+            out.failure_types
+        );
+    }
+    assert!(out.completed >= all.len() / 4, "completed {} of {}", out.completed, all.len());
     env.down();
 }
 
