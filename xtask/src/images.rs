@@ -274,9 +274,11 @@ impl Rootfs {
         let started = Instant::now();
         let hash = self.inputs_hash(changes)?;
         let current = Command::new("docker")
-            .args(["image", "inspect", "--format", "{{index .Config.Labels \"sett.inputs\"}}", tag])
+            .args(["image", "inspect", "--format", "{{.Id}} {{index .Config.Labels \"sett.inputs\"}}", tag])
             .output()?;
-        if !force && current.status.success() && String::from_utf8_lossy(&current.stdout).trim() == hash {
+        let current = String::from_utf8_lossy(&current.stdout).into_owned();
+        let (old_id, old_hash) = current.trim().split_once(' ').unwrap_or(("", ""));
+        if !force && old_hash == hash {
             println!("{tag}: up to date (inputs {})", &hash[..12]);
             return Ok(());
         }
@@ -337,6 +339,14 @@ impl Rootfs {
         c.arg(&tar).arg(tag).stdout(Stdio::null());
         ok(c.status()?, "docker import")?;
         let _ = std::fs::remove_file(&tar);
+        // The previous build of this tag is now untagged: remove it unless a container uses it.
+        if !old_id.is_empty() {
+            let _ = Command::new("docker")
+                .args(["image", "rm", old_id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let size = Command::new("docker").args(["image", "inspect", "--format", "{{.Size}}", tag]).output()?;
         let bytes: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(0);
         println!(
