@@ -86,8 +86,31 @@ impl std::fmt::Debug for Redis {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`, for messages and logs.
+/// `redis://user:secret@host` → `redis://user:***@host`, for messages and logs. Query
+/// parameters naming a password (e.g. `sentinelPassword=`) are masked too. When the URL is
+/// ambiguous (an `@` after the `?`, i.e. unencoded characters in a password) everything after
+/// the scheme is hidden: redaction may hide too much, never too little.
 pub fn redact_url(url: &str) -> String {
+    let Some((main, query)) = url.split_once('?') else {
+        return redact_userinfo(url);
+    };
+    if query.contains('@') {
+        return match url.find("://") {
+            Some(s) => format!("{}***", &url[..s + 3]),
+            None => "***".to_owned(),
+        };
+    }
+    let params: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", redact_userinfo(main), params.join("&"))
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s + 3 => {
             let creds = &url[s + 3..at];
