@@ -225,7 +225,16 @@ sleep 1.5
 jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
 "#;
     let mut env = dockerize(Env::new(yml, &[("work.sh", work)]).await).await;
+    // Leftover worker containers: one of this instance (an orchestrator crash left it behind)
+    // and one of another instance, which the cleanup must not touch.
+    let other = format!("{}-other", env.name);
+    let mine = leftover_worker(env.name.as_str());
+    let theirs = leftover_worker(&other);
     env.up();
+    let names: Vec<String> = docker_names();
+    assert!(!names.contains(&mine), "the instance's exited worker is cleaned up at start");
+    assert!(names.contains(&theirs), "another instance's worker is left alone");
+    docker(&["rm", "-f", &theirs]);
     for i in 0..5 {
         env.forage(&format!("goal {i}"));
     }
@@ -360,4 +369,31 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     assert!(!artifacts.iter().any(|a| a.structural_type == StructuralType::Failure), "{:#?}", summary(&artifacts));
     env.down();
     env.assert_nothing_left().await;
+}
+
+/// Creates (without starting) a worker container labelled for `instance`; returns its name.
+fn leftover_worker(instance: &str) -> String {
+    let name = format!("sett-{instance}-worker-leftover");
+    docker(&[
+        "create",
+        "--name",
+        &name,
+        "--label",
+        &format!("sett.instance={instance}"),
+        "--label",
+        "sett.component=worker",
+        sett_docker::DEFAULT_IMAGE,
+        "true",
+    ]);
+    name
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker").args(args).output().expect("docker");
+    assert!(out.status.success(), "docker {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn docker_names() -> Vec<String> {
+    docker(&["ps", "-a", "--format", "{{.Names}}"]).lines().map(str::to_owned).collect()
 }
