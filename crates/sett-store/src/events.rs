@@ -125,7 +125,28 @@ impl EventReader {
             GroupRead::New => (">", Some(block.as_millis() as u64)),
         };
         let call = self.client.xreadgroup::<Value, _, _, _, _>(group, consumer, Some(count), block_ms, false, &self.key, id);
-        decode_reply(bounded(call, block).await?)
+        let reply = bounded(call, block).await?;
+        if reply.is_null() {
+            return Ok(Vec::new());
+        }
+        // One malformed entry (written by anyone with XADD on the stream) must not fail the
+        // batch: the good entries would then never be handled, and a restart re-reading the
+        // pending entries would fail again, forever. It is logged, acknowledged and skipped; the
+        // ledger keeps it for `sett export`.
+        let map: fred::types::streams::XReadResponse<String, String, String, String> = reply.into_xread_response()?;
+        let mut events = Vec::new();
+        let mut bad = Vec::new();
+        for (entry_id, fields) in map.into_values().flatten() {
+            match decode_event(entry_id.clone(), fields) {
+                Ok(e) => events.push(e),
+                Err(e) => {
+                    tracing::warn!(event_id = %entry_id, error = %e, "skipping a malformed event in the stream");
+                    bad.push(entry_id);
+                }
+            }
+        }
+        self.ack(group, &bad).await?;
+        Ok(events)
     }
 
     pub async fn ack(&self, group: &str, ids: &[String]) -> Result<()> {

@@ -5,6 +5,7 @@
 //! names what is wrong; nothing is ever written outside the instance's prefix.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use fred::prelude::*;
 use proptest::prelude::*;
@@ -206,4 +207,36 @@ proptest! {
         let prefix = format!("{scheme}://");
         prop_assert!(r.starts_with(&prefix));
     }
+}
+
+/// A malformed entry between good ones: a consumer group gets the good ones, and the bad one is
+/// acknowledged so a restart (re-reading pending entries) does not trip on it again.
+#[test]
+fn a_malformed_event_does_not_block_a_consumer_group() {
+    runtime().block_on(async {
+        let store = sett_testkit::store().await;
+        let reader = store.event_reader().await.unwrap();
+        reader.ensure_group("g").await.unwrap();
+        let data = serde_json::json!({"x": 1});
+        store.append_event(sett_core::event::EventKind::InstanceStarted, &data, 1).await.unwrap();
+        let raw = fred::clients::Client::new(
+            fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
+            None,
+            None,
+            None,
+        );
+        raw.init().await.unwrap();
+        let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("kind", "bogus")]).await.unwrap();
+        let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("data", "{")]).await.unwrap();
+        store.append_event(sett_core::event::EventKind::InstanceStopped, &data, 2).await.unwrap();
+        let got =
+            reader.read_group("g", "c", sett_store::GroupRead::New, 10, Duration::from_millis(100)).await.unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();
+        reader.ack("g", &ids).await.unwrap();
+        let pending = reader.read_group("g", "c", sett_store::GroupRead::Pending, 10, Duration::ZERO).await.unwrap();
+        assert!(pending.is_empty(), "{pending:?}");
+        let _ = raw.quit().await;
+        reader.quit().await;
+    });
 }
