@@ -54,8 +54,8 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// How to connect.
-#[derive(Debug, Clone)]
+/// How to connect. `Debug` redacts the URL's password.
+#[derive(Clone)]
 pub struct RedisOptions {
     /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL), or
     /// `redis-cluster://` / `redis-sentinel://`.
@@ -64,6 +64,16 @@ pub struct RedisOptions {
     pub command_timeout: Duration,
     /// Unknown hash fields are errors (tests) instead of warnings (production).
     pub strict_decoding: bool,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &redact_url(&self.url))
+            .field("command_timeout", &self.command_timeout)
+            .field("strict_decoding", &self.strict_decoding)
+            .finish()
+    }
 }
 
 impl RedisOptions {

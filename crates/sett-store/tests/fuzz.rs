@@ -240,3 +240,10 @@ fn a_malformed_event_does_not_block_a_consumer_group() {
         reader.quit().await;
     });
 }
+
+#[test]
+fn debug_output_of_connection_settings_hides_the_password() {
+    let o = sett_store::RedisOptions::new("redis://user:hunter2-secret@localhost:6379");
+    let shown = format!("{o:?}");
+    assert!(!shown.contains("hunter2-secret") && shown.contains("user:***@"), "{shown}");
+}
