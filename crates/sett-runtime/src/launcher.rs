@@ -16,8 +16,9 @@ use sett_store::WorkerRecord;
 
 use crate::process::is_alive;
 
-/// How to start a worker: the `sett-cub` binary and what every worker gets.
-#[derive(Debug, Clone)]
+/// How to start a worker: the `sett-cub` binary and what every worker gets. `Debug` redacts
+/// the Redis password.
+#[derive(Clone)]
 pub struct WorkerCommand {
     pub cub_bin: PathBuf,
     pub instance: String,
@@ -26,6 +27,19 @@ pub struct WorkerCommand {
     pub log_dir: PathBuf,
     /// Passed through the environment (never on the command line, where `ps` shows it).
     pub redis_url: String,
+}
+
+impl std::fmt::Debug for WorkerCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerCommand")
+            .field("cub_bin", &self.cub_bin)
+            .field("instance", &self.instance)
+            .field("config", &self.config)
+            .field("workspace", &self.workspace)
+            .field("log_dir", &self.log_dir)
+            .field("redis_url", &sett_store::redact_url(&self.redis_url))
+            .finish()
+    }
 }
 
 /// Launches workers as child processes.
