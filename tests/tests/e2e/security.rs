@@ -112,6 +112,27 @@ jq -n '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: "d
 const REVIEW: &str =
     "#!/usr/bin/env bash\ncat >/dev/null\necho '{\"artifact_type\": \"Review\", \"artifact_payload\": {}}'\n";
 
+/// docs/security.md shows exactly the users this file tests (for an instance named `prod`).
+#[test]
+fn the_documented_acl_users_are_the_tested_ones() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/security.md")).unwrap();
+    for (user, _, rules) in acl_users("prod") {
+        let line = format!("ACL SETUSER {user} reset on >{} {rules}", placeholder(&user));
+        assert!(doc.contains(&line), "docs/security.md lacks:\n{line}");
+    }
+}
+
+/// The password placeholder the documentation shows for `user`.
+fn placeholder(user: &str) -> &'static str {
+    if user.ends_with("-orchestrator") {
+        "ORCHESTRATOR_SECRET"
+    } else if user.ends_with("-cub") {
+        "CUB_SECRET"
+    } else {
+        "OPERATOR_SECRET"
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn acl_users_run_a_workflow_isolated_and_no_password_leaks() {
     let data = tempfile::tempdir().unwrap();
@@ -224,7 +245,12 @@ async fn acl_users_run_a_workflow_isolated_and_no_password_leaks() {
         assert!(!sett_lines.iter().any(|l| l.contains(pass)), "a password is on a command line: {sett_lines:?}");
     }
 
+    let dump = admin(port, &["HGETALL", "sett:instances"]);
     ok(&["down", "--grace", "5s"]);
+    // The operator's user may also destroy (SCAN + UNLINK, the audit record).
+    ok(&["destroy", "--force"]);
+    assert_eq!(admin(port, &["EXISTS", &format!("sett:{{{i}}}:events")]).trim(), "0");
+    assert!(admin(port, &["XLEN", "sett:audit"]).trim() != "0");
 
     // No password in any log file, CLI output, or stored record.
     let mut paths = Vec::new();
@@ -238,7 +264,6 @@ async fn acl_users_run_a_workflow_isolated_and_no_password_leaks() {
             assert!(!body.contains(pass), "{} contains a password", p.display());
         }
     }
-    let dump = admin(port, &["HGETALL", "sett:instances"]);
     for out in outputs.iter().chain([&dump]) {
         for pass in [ADMIN_PASS, ORCH_PASS, CUB_PASS, OP_PASS] {
             assert!(!out.contains(pass), "output contains a password: {out}");
