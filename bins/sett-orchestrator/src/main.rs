@@ -6,15 +6,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use sett_core::InstanceName;
 use sett_core::config::SettConfig;
-use sett_orchestrator::{NoWorkers, Orchestrator, OrchestratorError, Settings, WorkerLauncher};
-use sett_runtime::{LocalWorkerLauncher, WorkerCommand};
+use sett_orchestrator::{Orchestrator, OrchestratorError, Settings};
+use sett_runtime::WorkerCommand;
 use sett_store::{Redis, RedisOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -117,12 +116,15 @@ async fn run(args: Args) -> Result<ExitCode> {
     let (listener, bound) = sett_ops::health::bind(args.health_addr)
         .await
         .context("cannot bind the health server")?;
-    let launcher: Arc<dyn WorkerLauncher> = if config.agents.values().any(|a| a.is_controller()) {
+    // Workers are containers when this orchestrator runs in the docker runtime (its spec in
+    // SETT_DOCKER_SPEC), child processes otherwise.
+    let has_controllers = config.agents.values().any(|a| a.is_controller());
+    let (launcher, in_docker) = sett_runtime::worker_launcher(has_controllers, || {
         let log_dir = args
             .log_dir
             .clone()
             .unwrap_or_else(|| workspace.join(".sett").join("logs").join(instance.as_str()));
-        Arc::new(LocalWorkerLauncher::new(WorkerCommand {
+        WorkerCommand {
             cub_bin: args
                 .cub_bin
                 .clone()
@@ -132,10 +134,9 @@ async fn run(args: Args) -> Result<ExitCode> {
             workspace: workspace.clone(),
             log_dir,
             redis_url: args.worker_redis_url.clone().unwrap_or_else(|| args.redis_url.clone()),
-        }))
-    } else {
-        Arc::new(NoWorkers)
-    };
+        }
+    })
+    .await?;
     let host = sett_runtime::host_name();
     let this_host = host.clone();
     let settings = Settings {
@@ -147,7 +148,9 @@ async fn run(args: Args) -> Result<ExitCode> {
         lock_ttl: args.lock_ttl,
         health_addr: Some(bound.to_string()),
         shutdown_grace: args.grace,
-        holder_is_gone: Box::new(move |h| h.host == this_host && !sett_runtime::is_alive(h.pid)),
+        // In Docker the orchestrator's host name is its container's (one per instance), so a
+        // holder with this host name is a dead predecessor even if its pid exists here.
+        holder_is_gone: Box::new(move |h| h.host == this_host && (in_docker || !sett_runtime::is_alive(h.pid))),
     };
     let orchestrator = Orchestrator::new(store, settings, launcher);
     let shutdown = CancellationToken::new();

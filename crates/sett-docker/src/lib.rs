@@ -474,13 +474,6 @@ pub fn spec_from_env() -> std::result::Result<Option<Spec>, serde_json::Error> {
     }
 }
 
-/// Whether the lock `holder` belongs to a dead predecessor of this orchestrator container: the
-/// orchestrator container has a stable host name and only one container can bear it, so a
-/// holder on this host name that is not this process is gone.
-pub fn holder_is_predecessor(holder_host: &str, this_host: &str) -> bool {
-    holder_host == this_host
-}
-
 /// Which agents get the workspace read-write, from the parsed configuration.
 pub fn rw_agents(config: &sett_core::config::SettConfig) -> Vec<String> {
     config

@@ -51,10 +51,7 @@ pub struct LocalWorkerLauncher {
 
 impl LocalWorkerLauncher {
     pub fn new(cmd: WorkerCommand) -> Self {
-        Self {
-            cmd,
-            running: Arc::default(),
-        }
+        Self { cmd, running: Arc::default() }
     }
 }
 
@@ -72,20 +69,14 @@ impl WorkerLauncher for LocalWorkerLauncher {
                 .open(&log_path)
                 .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
             let err = log.try_clone().map_err(|e| e.to_string())?;
-            let env: BTreeMap<&str, String> =
-                BTreeMap::from([("SETT_REDIS_URL", cmd.redis_url.clone())]);
+            let env: BTreeMap<&str, String> = BTreeMap::from([("SETT_REDIS_URL", cmd.redis_url.clone())]);
             let mut child = tokio::process::Command::new(&cmd.cub_bin)
                 .args(["--instance", &cmd.instance, "--agent", req.agent.as_str()])
                 .arg("--config")
                 .arg(&cmd.config)
                 .arg("--workspace")
                 .arg(&cmd.workspace)
-                .args([
-                    "--execute-claim",
-                    &req.claim.to_string(),
-                    "--seq",
-                    &req.seq.to_string(),
-                ])
+                .args(["--execute-claim", &req.claim.to_string(), "--seq", &req.seq.to_string()])
                 .envs(env)
                 .current_dir(&cmd.workspace)
                 .stdin(Stdio::null())
@@ -106,19 +97,12 @@ impl WorkerLauncher for LocalWorkerLauncher {
                 }
                 ok
             });
-            Ok(LaunchedWorker {
-                pid,
-                container: None,
-                exit,
-            })
+            Ok(LaunchedWorker { pid, container: None, exit })
         })
     }
 
     fn adopt(&self, req: &WorkerRequest, record: &WorkerRecord) -> Option<BoxFuture<'static, ()>> {
-        let pid = record
-            .pid
-            .filter(|p| is_alive(*p))
-            .or_else(|| find_worker(&self.cmd.instance, req))?;
+        let pid = record.pid.filter(|p| is_alive(*p)).or_else(|| find_worker(&self.cmd.instance, req))?;
         Some(Box::pin(async move {
             // Not our child: its exit cannot be awaited, only observed.
             while is_alive(pid) {
@@ -128,13 +112,7 @@ impl WorkerLauncher for LocalWorkerLauncher {
     }
 
     fn shutdown(&self, grace: Duration) -> BoxFuture<'static, ()> {
-        let pids: Vec<u32> = self
-            .running
-            .lock()
-            .expect("not poisoned")
-            .keys()
-            .copied()
-            .collect();
+        let pids: Vec<u32> = self.running.lock().expect("not poisoned").keys().copied().collect();
         Box::pin(async move {
             for pid in &pids {
                 let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGTERM);
@@ -155,26 +133,15 @@ impl WorkerLauncher for LocalWorkerLauncher {
 fn find_worker(instance: &str, req: &WorkerRequest) -> Option<u32> {
     let claim = req.claim.to_string();
     let seq = req.seq.to_string();
-    let wanted: [&[&str]; 3] = [
-        &["--instance", instance],
-        &["--execute-claim", &claim],
-        &["--seq", &seq],
-    ];
+    let wanted: [&[&str]; 3] = [&["--instance", instance], &["--execute-claim", &claim], &["--seq", &seq]];
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let args: Vec<&str> = raw
-            .split(|b| *b == 0)
-            .filter_map(|a| std::str::from_utf8(a).ok())
-            .collect();
+        let args: Vec<&str> = raw.split(|b| *b == 0).filter_map(|a| std::str::from_utf8(a).ok()).collect();
         let has = |pair: &[&str]| args.windows(2).any(|w| w == pair);
         if wanted.iter().all(|pair| has(pair)) && is_alive(pid) {
             return Some(pid);

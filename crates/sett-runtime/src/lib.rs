@@ -1,12 +1,15 @@
 //! The local runtime: Sett's components as processes on this machine. It starts detached
 //! daemons (orchestrator, cubs) with their logs in files, stops them gracefully, runs a managed
 //! `redis-server` for workspaces without a configured Redis, and launches controller workers for
-//! the orchestrator ([`LocalWorkerLauncher`]). It prints nothing.
+//! the orchestrator ([`LocalWorkerLauncher`]). [`Runtime`] puts the local and the docker runtime
+//! (`sett-docker`) behind one interface. It prints nothing.
 
+mod instance;
 mod launcher;
 mod process;
 mod redis;
 
+pub use instance::{Handle, Running, Runtime, RuntimeError, worker_launcher};
 pub use launcher::{LocalWorkerLauncher, WorkerCommand};
 pub use process::{DaemonSpec, is_alive, spawn_daemon, terminate, wait_gone};
 pub use redis::{ManagedRedis, RedisStartError};
@@ -25,8 +28,5 @@ pub fn bin_dir() -> std::path::PathBuf {
 
 /// This machine's host name, for lock holders and audit records.
 pub fn host_name() -> String {
-    hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_owned())
+    hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
 }

@@ -29,10 +29,7 @@ pub fn spawn_daemon(spec: &DaemonSpec) -> std::io::Result<u32> {
     if let Some(dir) = spec.log_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log_file)?;
+    let log = OpenOptions::new().create(true).append(true).open(&spec.log_file)?;
     let child = Command::new(&spec.program)
         .args(&spec.args)
         .envs(&spec.env)
@@ -42,12 +39,7 @@ pub fn spawn_daemon(spec: &DaemonSpec) -> std::io::Result<u32> {
         .stderr(log)
         .process_group(0)
         .spawn()
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot start {}: {e}", spec.program.display()),
-            )
-        })?;
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {}: {e}", spec.program.display())))?;
     let pid = child.id();
     // Reap it in the background so it never lingers as a zombie while we run.
     std::thread::spawn(move || {
@@ -63,9 +55,7 @@ pub fn is_alive(pid: u32) -> bool {
         return nix::sys::signal::kill(Pid::from_raw(pid as i32), None).is_ok();
     };
     // The state follows the parenthesised command name, which may itself contain ") ".
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
     !matches!(state, Some('Z') | Some('X') | None)
 }
 
@@ -108,10 +98,7 @@ mod tests {
     /// Waits until the daemon's log shows it has set up its signal handling.
     fn wait_for_line(log: &std::path::Path, line: &str) {
         let until = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .contains(line)
-        {
+        while !std::fs::read_to_string(log).unwrap_or_default().contains(line) {
             assert!(Instant::now() < until, "the daemon never wrote {line:?}");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -123,10 +110,7 @@ mod tests {
         let log = dir.path().join("logs").join("d.log");
         let spec = DaemonSpec {
             program: "/bin/sh".into(),
-            args: vec![
-                "-c".into(),
-                "trap 'echo bye; exit 0' TERM; echo started; while :; do sleep 0.05; done".into(),
-            ],
+            args: vec!["-c".into(), "trap 'echo bye; exit 0' TERM; echo started; while :; do sleep 0.05; done".into()],
             env: BTreeMap::new(),
             cwd: dir.path().to_owned(),
             log_file: log.clone(),
@@ -134,10 +118,7 @@ mod tests {
         let pid = spawn_daemon(&spec).unwrap();
         assert!(is_alive(pid));
         wait_for_line(&log, "started");
-        assert!(
-            terminate(pid, Duration::from_secs(5)),
-            "a daemon that handles SIGTERM stops within the grace period"
-        );
+        assert!(terminate(pid, Duration::from_secs(5)), "a daemon that handles SIGTERM stops within the grace period");
         assert!(!is_alive(pid));
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("started"), "{text}");
@@ -148,10 +129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = DaemonSpec {
             program: "/bin/sh".into(),
-            args: vec![
-                "-c".into(),
-                "trap '' TERM; echo started; while :; do sleep 0.05; done".into(),
-            ],
+            args: vec!["-c".into(), "trap '' TERM; echo started; while :; do sleep 0.05; done".into()],
             env: BTreeMap::new(),
             cwd: dir.path().to_owned(),
             log_file: dir.path().join("d.log"),

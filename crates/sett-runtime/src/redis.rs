@@ -52,16 +52,11 @@ impl ManagedRedis {
     }
 
     pub fn url(&self) -> Option<String> {
-        std::fs::read_to_string(self.url_file())
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
+        std::fs::read_to_string(self.url_file()).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
     }
 
     pub fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.pid_file())
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        std::fs::read_to_string(self.pid_file()).ok().and_then(|s| s.trim().parse().ok())
     }
 
     pub fn is_running(&self) -> bool {
@@ -82,11 +77,7 @@ impl ManagedRedis {
         std::fs::create_dir_all(&self.dir)?;
         let port = self
             .url()
-            .and_then(|u| {
-                u.rsplit(':')
-                    .next()
-                    .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
-            })
+            .and_then(|u| u.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse::<u16>().ok()))
             .filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
             .map_or_else(free_port, Ok)?;
         let spec = DaemonSpec {
@@ -126,10 +117,7 @@ impl ManagedRedis {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(RedisStartError::NotReady {
-            limit,
-            log: self.log_file().display().to_string(),
-        })
+        Err(RedisStartError::NotReady { limit, log: self.log_file().display().to_string() })
     }
 
     /// Stops the managed Redis (it writes its AOF on the way out); the data stays.
@@ -161,13 +149,10 @@ fn free_port() -> std::io::Result<u16> {
 /// The path of `program` on PATH.
 pub(crate) fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
