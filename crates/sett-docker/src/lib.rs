@@ -70,8 +70,12 @@ pub struct Spec {
     pub log_dir: PathBuf,
     /// `uid:gid` the containers run as (never root).
     pub user: String,
-    /// The Redis URL as seen from the containers.
+    /// The Redis URL of the orchestrator, as seen from the containers.
     pub redis_url: String,
+    /// The Redis URL of cubs and workers (a less privileged ACL user, docs/security.md);
+    /// `None`: `redis_url`.
+    #[serde(default)]
+    pub cub_redis_url: Option<String>,
     /// The Docker socket (host path) mounted into the orchestrator so it can launch workers;
     /// `None` when the configuration has no controller agents.
     pub socket: Option<PathBuf>,
@@ -90,6 +94,10 @@ impl Spec {
         format!("sett-{}-{}", self.instance, component.replace(':', "-"))
     }
 
+    fn cub_url(&self) -> &str {
+        self.cub_redis_url.as_deref().unwrap_or(&self.redis_url)
+    }
+
     fn labels(&self, component: &str, agent: Option<&str>) -> HashMap<String, String> {
         let mut l = HashMap::from([
             (LABEL_INSTANCE.to_owned(), self.instance.clone()),
@@ -101,10 +109,10 @@ impl Spec {
         l
     }
 
-    fn base_env(&self, log_file: &str) -> Vec<String> {
+    fn base_env(&self, log_file: &str, redis_url: &str) -> Vec<String> {
         vec![
             format!("SETT_INSTANCE={}", self.instance),
-            format!("SETT_REDIS_URL={}", self.redis_url),
+            format!("SETT_REDIS_URL={redis_url}"),
             format!("SETT_CONFIG={}", self.config.display()),
             format!("SETT_WORKSPACE={}", self.workspace.display()),
             format!("SETT_LOG_FILE={}", self.log_dir.join(log_file).display()),
@@ -158,7 +166,7 @@ impl Spec {
     }
 
     fn orchestrator_container(&self) -> ContainerCreateBody {
-        let mut env = self.base_env("orchestrator.log");
+        let mut env = self.base_env("orchestrator.log", &self.redis_url);
         env.push(format!("SETT_LOG_DIR={}", self.log_dir.display()));
         env.push(format!("{SPEC_ENV}={}", serde_json::to_string(self).expect("serializable")));
         let mut binds = self.binds(false);
@@ -179,7 +187,7 @@ impl Spec {
     }
 
     fn cub_container(&self, agent: &str) -> ContainerCreateBody {
-        let mut env = self.base_env(&format!("{agent}.log"));
+        let mut env = self.base_env(&format!("{agent}.log"), self.cub_url());
         env.push(format!("SETT_AGENT={agent}"));
         self.container(
             self.labels("cub", Some(agent)),
@@ -192,7 +200,7 @@ impl Spec {
     }
 
     fn worker_container(&self, agent: &str, claim: &str, seq: u64) -> ContainerCreateBody {
-        let mut env = self.base_env(&format!("{agent}-workers.log"));
+        let mut env = self.base_env(&format!("{agent}-workers.log"), self.cub_url());
         env.push(format!("SETT_AGENT={agent}"));
         let mut labels = self.labels("worker", Some(agent));
         labels.insert(LABEL_CLAIM.to_owned(), claim.to_owned());
@@ -513,6 +521,7 @@ mod tests {
             log_dir: "/ws/.sett/logs/i1".into(),
             user: "10001:10001".into(),
             redis_url: "redis://h:1".into(),
+            cub_redis_url: Some("redis://cub@h:1".into()),
             socket: None,
             socket_gid: None,
             rw_agents: vec!["Writer".into()],
@@ -525,5 +534,8 @@ mod tests {
         assert_eq!(labels[LABEL_CLAIM], "c1");
         assert_eq!(labels[LABEL_COMPONENT], "worker");
         assert_eq!(w.user.as_deref(), Some("10001:10001"));
+        assert!(w.env.unwrap().contains(&"SETT_REDIS_URL=redis://cub@h:1".to_owned()));
+        let o = spec.orchestrator_container().env.unwrap();
+        assert!(o.contains(&"SETT_REDIS_URL=redis://h:1".to_owned()));
     }
 }

@@ -286,6 +286,7 @@ async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitC
     let workspace = ctx.workspace.root.clone();
     let log_dir = ctx.workspace.sett_dir().join("logs").join(name.as_str());
     let socket = config.agents.values().any(|a| a.is_controller()).then(sett_docker::local_socket).flatten();
+    let component_url = |var: &str| std::env::var(var).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| url.clone());
     let spec = sett_docker::Spec {
         instance: name.to_string(),
         image,
@@ -293,7 +294,9 @@ async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitC
         config: ctx.workspace.config_path(),
         log_dir: log_dir.clone(),
         user: std::env::var("SETT_DOCKER_USER").unwrap_or_else(|_| sett_docker::default_user(&workspace)),
-        redis_url: sett_docker::container_redis_url(&url),
+        // Per-component ACL users as with the local runtime (docs/security.md).
+        redis_url: sett_docker::container_redis_url(&component_url("SETT_ORCHESTRATOR_REDIS_URL")),
+        cub_redis_url: Some(sett_docker::container_redis_url(&component_url("SETT_CUB_REDIS_URL"))),
         socket: socket.as_ref().map(|(p, _)| p.clone()),
         socket_gid: socket.map(|(_, g)| g),
         rw_agents: sett_docker::rw_agents(config),
