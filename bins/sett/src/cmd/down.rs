@@ -51,14 +51,14 @@ pub(crate) async fn run(ctx: &Ctx, args: DownArgs) -> Result<ExitCode> {
         eprintln!("warning: {} did not stop within the grace period and were killed", forced.join(", "));
     }
     let what = match runtime.kind() {
-        RuntimeKind::Docker => format!(
-            "{} container(s) and network {} removed",
-            running.len(),
-            sett_docker::network_name(name.as_str())
-        ),
+        RuntimeKind::Docker => {
+            format!("{} container(s) and network {} removed", running.len(), sett_docker::network_name(name.as_str()))
+        }
         RuntimeKind::Local => format!("{} component(s)", running.len()),
     };
-    output::line(&format!("Instance '{name}' stopped ({what}); its data is kept. Start it again with 'sett up --name {name}'."))?;
+    output::line(&format!(
+        "Instance '{name}' stopped ({what}); its data is kept. Start it again with 'sett up --name {name}'."
+    ))?;
     stop_managed_redis_if_idle(ctx, &redis).await;
     Ok(ExitCode::SUCCESS)
 }
@@ -80,4 +80,3 @@ async fn stop_managed_redis_if_idle(ctx: &Ctx, redis: &sett_store::Redis) {
         managed.stop(Duration::from_secs(10));
     }
 }
-

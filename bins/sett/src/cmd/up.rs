@@ -340,9 +340,8 @@ async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitC
             started.push(component);
         }
     }
-    let all: Vec<String> = std::iter::once("orchestrator".to_owned())
-        .chain(config.agents.keys().map(|a| format!("cub:{a}")))
-        .collect();
+    let all: Vec<String> =
+        std::iter::once("orchestrator".to_owned()).chain(config.agents.keys().map(|a| format!("cub:{a}"))).collect();
     if let Err(e) = wait_ready_docker(ctx, &store, &rt, &name, &all, args.timeout).await {
         // Leave nothing half-started behind.
         for c in rt.containers(None).await? {
@@ -357,14 +356,21 @@ async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitC
     } else {
         let kept: Vec<&String> = all.iter().filter(|c| !started.contains(c)).collect();
         if !kept.is_empty() {
-            output::line(&format!("Already running and kept: {}.", kept.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))?;
+            output::line(&format!(
+                "Already running and kept: {}.",
+                kept.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))?;
         }
         output::line(&format!(
             "Instance '{name}' is up in Docker (network {}): orchestrator and {} cub container(s) ready.",
             spec.network(),
             config.agents.len()
         ))?;
-        output::line(&format!("Redis: {} (containers: {})", sett_store::redact_url(&url), sett_store::redact_url(&spec.redis_url)))?;
+        output::line(&format!(
+            "Redis: {} (containers: {})",
+            sett_store::redact_url(&url),
+            sett_store::redact_url(&spec.redis_url)
+        ))?;
         output::line(&format!("Logs:  {}", log_dir.display()))?;
         output::line(&format!("Next:  sett forage --name {name} --goal \"...\" --watch"))?;
     }
