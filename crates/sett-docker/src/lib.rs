@@ -30,6 +30,8 @@ pub use launcher::DockerWorkerLauncher;
 
 /// The runtime image built by `cargo xtask images`.
 pub const DEFAULT_IMAGE: &str = "sett-runtime:dev";
+/// The Redis image built by `cargo xtask images`.
+pub const REDIS_IMAGE: &str = "sett-redis:dev";
 /// The environment variable carrying a [`Spec`] (JSON) into the orchestrator container.
 pub const SPEC_ENV: &str = "SETT_DOCKER_SPEC";
 /// The host name containers use to reach the Docker host (mapped to the bridge gateway).

@@ -2,8 +2,9 @@
 //! workspace mounts, controller workers as ephemeral containers, a cub cut off the network
 //! mid-claim, the orchestrator container killed and started again. These tests need a Docker
 //! engine and the images of `cargo xtask images` (CI builds them first); without them they fail
-//! and say so. Redis is a `redis-server` of the test listening beyond loopback, which the
-//! containers reach through the Docker host gateway.
+//! and say so. Redis is a container of the locally built `sett-redis:dev` image with its port
+//! published on the host: the test reaches it on loopback, the instance's containers through the
+//! Docker host gateway (the loopback URL rewritten by the runtime).
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,6 @@ use sett_core::event::EventKind;
 use sett_core::{ClaimStatus, StructuralType};
 use sett_docker::{Component, DockerRuntime};
 use sett_e2e::{Env, summary, text};
-use sett_testkit::RedisServer;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -20,8 +20,43 @@ struct DockerEnv {
     env: Env,
     rt: DockerRuntime,
     // Dropped after `env` (whose drop runs `sett down`, which needs Redis).
-    _redis: RedisServer,
-    _redis_dir: tempfile::TempDir,
+    _redis: RedisContainer,
+}
+
+/// A `sett-redis:dev` container, removed on drop.
+struct RedisContainer {
+    id: String,
+    url: String,
+}
+
+impl RedisContainer {
+    fn start() -> Self {
+        let id = docker(&["run", "-d", "--label", "sett.test=redis", "-p", "6379", sett_docker::REDIS_IMAGE])
+            .trim()
+            .to_owned();
+        let port = docker(&["port", &id, "6379/tcp"]);
+        let port = port.lines().next().and_then(|l| l.rsplit(':').next()).expect("published port").trim().to_owned();
+        // Ready when the server says so (followed on its log, bounded by the container's exit).
+        let mut follow = std::process::Command::new("docker")
+            .args(["logs", "-f", &id])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker logs");
+        let out = std::io::BufReader::new(follow.stdout.take().expect("piped"));
+        let ready =
+            std::io::BufRead::lines(out).map_while(Result::ok).any(|l| l.contains("Ready to accept connections"));
+        let _ = follow.kill();
+        let _ = follow.wait();
+        assert!(ready, "the {} container never became ready", sett_docker::REDIS_IMAGE);
+        Self { id, url: format!("redis://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for RedisContainer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["rm", "-f", &self.id]).output();
+    }
 }
 
 impl std::ops::Deref for DockerEnv {
@@ -46,9 +81,11 @@ async fn dockerize(mut env: Env) -> DockerEnv {
     if let Err(e) = rt.require_image(sett_docker::DEFAULT_IMAGE).await {
         panic!("the docker runtime tests need the runtime image: {e}");
     }
-    let redis_dir = tempfile::tempdir().expect("tempdir");
-    let redis = RedisServer::start(redis_dir.path(), &["--bind", "0.0.0.0", "--protected-mode", "no"]);
-    env.redis_url = redis.url();
+    if let Err(e) = rt.require_image(sett_docker::REDIS_IMAGE).await {
+        panic!("the docker runtime tests need the Redis image: {e}");
+    }
+    let redis = RedisContainer::start();
+    env.redis_url = redis.url.clone();
     env.redis = sett_testkit::redis_at(&env.redis_url).await;
     env.store = env.redis.instance(&env.name);
     let yml_path = env.path().join("sett.yml");
@@ -72,7 +109,7 @@ async fn dockerize(mut env: Env) -> DockerEnv {
             .success();
         assert!(ok, "chown the workspace");
     }
-    DockerEnv { env, rt, _redis: redis, _redis_dir: redis_dir }
+    DockerEnv { env, rt, _redis: redis }
 }
 
 fn is_root() -> bool {
