@@ -60,7 +60,7 @@ pub type Result<T> = std::result::Result<T, DockerError>;
 /// Everything needed to run one instance's containers. The host paths are mounted at the same
 /// paths inside the containers, so paths in logs, records and the config mean the same on both
 /// sides.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Spec {
     pub instance: String,
     pub image: String,
@@ -85,6 +85,21 @@ pub struct Spec {
     pub socket_gid: Option<u32>,
     /// Agents whose workspace is mounted read-write (the others get it read-only).
     pub rw_agents: Vec<String>,
+}
+
+impl std::fmt::Debug for Spec {
+    // Redis URLs may carry ACL passwords: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("instance", &self.instance)
+            .field("image", &self.image)
+            .field("workspace", &self.workspace)
+            .field("user", &self.user)
+            .field("redis_url", &sett_store::redact_url(&self.redis_url))
+            .field("cub_redis_url", &self.cub_redis_url.as_deref().map(sett_store::redact_url))
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Spec {
@@ -539,5 +554,7 @@ mod tests {
         assert!(w.env.unwrap().contains(&"SETT_REDIS_URL=redis://cub@h:1".to_owned()));
         let o = spec.orchestrator_container().env.unwrap();
         assert!(o.contains(&"SETT_REDIS_URL=redis://h:1".to_owned()));
+        let secret = Spec { redis_url: "redis://u:hunter2@h:1".into(), ..spec.clone() };
+        assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }
