@@ -163,7 +163,10 @@ fn rand_below(max: u64) -> u64 {
 async fn redis_killed_and_restarted_mid_workload_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start(data.path(), &["--appendonly", "yes", "--appendfsync", "always"]);
-    let mut env = Env::with_redis_url(&redis.url(), TEAM, &[("review.sh", REVIEW), ("finish.sh", FINISH)]).await;
+    // Agent timeouts well above the outages: an output delayed past its grant's deadline by an
+    // outage can still race the deadline's Failure (docs/security.md, finding 17).
+    let team = TEAM.replace("timeout: 8s", "timeout: 30s");
+    let mut env = Env::with_redis_url(&redis.url(), &team, &[("review.sh", REVIEW), ("finish.sh", FINISH)]).await;
     env.up();
     let components = ["orchestrator", "cub:Reviewer", "cub:Finisher", "cub:Boss"];
     let mut pids = Vec::new();
