@@ -153,31 +153,38 @@ impl Store {
         let key = format!("{}{}", self.keys.prefix(), d.key);
         let c = self.client();
         let bad = |what: &str| StoreError::Decode(format!("import of {}: malformed {what}", d.key));
-        let _: u64 = c.del(&key).await?;
+        // Each branch checks the record before deleting the key it replaces, so a malformed
+        // record never removes a key it cannot restore.
         match d.kind.as_str() {
             "string" => {
-                let _: () = c.set(&key, d.value.as_str().ok_or_else(|| bad("string"))?, None, None, false).await?;
+                let v = d.value.as_str().ok_or_else(|| bad("string"))?;
+                let _: u64 = c.del(&key).await?;
+                let _: () = c.set(&key, v, None, None, false).await?;
             }
             "hash" => {
                 let m: BTreeMap<String, String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("hash"))?;
+                let _: u64 = c.del(&key).await?;
                 if !m.is_empty() {
                     let _: () = c.hset(&key, m.into_iter().collect::<Vec<_>>()).await?;
                 }
             }
             "zset" => {
                 let rows: Vec<(String, f64)> = serde_json::from_value(d.value.clone()).map_err(|_| bad("zset"))?;
+                let _: u64 = c.del(&key).await?;
                 if !rows.is_empty() {
                     let _: () = c.zadd(&key, None, None, false, false, rows.into_iter().map(|(m, s)| (s, m)).collect::<Vec<_>>()).await?;
                 }
             }
             "list" => {
                 let items: Vec<String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("list"))?;
+                let _: u64 = c.del(&key).await?;
                 if !items.is_empty() {
                     let _: () = c.rpush(&key, items).await?;
                 }
             }
             "set" => {
                 let items: Vec<String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("set"))?;
+                let _: u64 = c.del(&key).await?;
                 if !items.is_empty() {
                     let _: () = c.sadd(&key, items).await?;
                 }
@@ -185,12 +192,16 @@ impl Store {
             "stream" => {
                 let entries: Vec<(String, BTreeMap<String, String>)> =
                     serde_json::from_value(d.value["entries"].clone()).map_err(|_| bad("stream entries"))?;
+                let groups = d.value["groups"].as_array().cloned().unwrap_or_default();
+                let groups: Vec<(&str, &str)> = groups
+                    .iter()
+                    .map(|g| Ok((g["name"].as_str().ok_or_else(|| bad("group"))?, g["last_delivered_id"].as_str().unwrap_or("0"))))
+                    .collect::<Result<_>>()?;
+                let _: u64 = c.del(&key).await?;
                 for (id, fields) in entries {
                     let _: String = c.xadd(&key, false, None, id, fields.into_iter().collect::<Vec<_>>()).await?;
                 }
-                for g in d.value["groups"].as_array().cloned().unwrap_or_default() {
-                    let name = g["name"].as_str().ok_or_else(|| bad("group"))?;
-                    let last = g["last_delivered_id"].as_str().unwrap_or("0");
+                for (name, last) in groups {
                     let _: () = c.xgroup_create(&key, name, last, true).await?;
                 }
             }

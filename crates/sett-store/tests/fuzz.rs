@@ -247,3 +247,34 @@ fn debug_output_of_connection_settings_hides_the_password() {
     let shown = format!("{o:?}");
     assert!(!shown.contains("hunter2-secret") && shown.contains("user:***@"), "{shown}");
 }
+
+/// A malformed import record leaves the key it would replace untouched.
+#[test]
+fn a_malformed_import_record_deletes_nothing() {
+    runtime().block_on(async {
+        let store = sett_testkit::store().await;
+        let good = Dump { key: "k".into(), kind: "string".into(), ttl_ms: None, value: serde_json::json!("kept") };
+        store.restore(&good).await.unwrap();
+        for (kind, value) in [
+            ("string", serde_json::json!(1)),
+            ("hash", serde_json::json!([1])),
+            ("zset", serde_json::json!({"a": 1})),
+            ("list", serde_json::json!({"a": 1})),
+            ("set", serde_json::json!(null)),
+            ("stream", serde_json::json!({"entries": [], "groups": [{"name": 3}]})),
+            ("module", serde_json::json!("x")),
+        ] {
+            let bad = Dump { key: "k".into(), kind: kind.into(), ttl_ms: None, value };
+            assert!(store.restore(&bad).await.is_err(), "{kind}");
+            let mut exported = Vec::new();
+            store
+                .export(|d| {
+                    exported.push(d);
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(exported, vec![good.clone()], "{kind} removed the key");
+        }
+    });
+}
