@@ -200,9 +200,28 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// No-op agents: `/usr/bin/printf` prints a fixed Terminal output (no shell, no interpreter),
-/// so a lifecycle costs one process spawn and nothing else on the agent's side.
-const NOOP_TERMINAL: &str = r#"["/usr/bin/printf", "%s", '{"artifact_type":"Done","artifact_payload":"ok","summary":"done","structural_type":"Terminal"}']"#;
+/// No-op agents: `sett-noop` (bench/noop/noop.rs, a static executable) prints the output JSON
+/// given as its argument, so a lifecycle costs one exec and nothing else on the agent's side.
+const NOOP_TERMINAL: &str =
+    r#"["NOOPBIN", '{"artifact_type":"Done","artifact_payload":"ok","summary":"done","structural_type":"Terminal"}']"#;
+
+/// Compiles the no-op agent into `target/bench/sett-noop` (static, optimised, stripped).
+fn noop_agent(root: &std::path::Path) -> Result<PathBuf> {
+    let out = root.join("target").join("bench").join("sett-noop");
+    std::fs::create_dir_all(root.join("target").join("bench"))?;
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let status = Command::new(rustc)
+        .args(["--edition", "2024", "-C", "opt-level=3", "-C", "panic=abort", "-C", "strip=symbols"])
+        .args(["-C", "target-feature=+crt-static", "-o"])
+        .arg(&out)
+        .arg(root.join("bench").join("noop").join("noop.rs"))
+        .status()
+        .context("rustc")?;
+    if !status.success() {
+        bail!("cannot compile bench/noop/noop.rs");
+    }
+    Ok(out)
+}
 
 /// Three agents bid on every `BenchTask` claim (consensus), all `exclusive`: the smallest name
 /// wins and completes the claim with a Terminal output.
@@ -233,7 +252,7 @@ orchestrator:
   bid_timeout: 10s
 agents:
   Checker:
-    command: ["/usr/bin/printf", "%s", '{"artifact_type":"CheckReport","artifact_payload":"ok","summary":"checked"}']
+    command: ["NOOPBIN", '{"artifact_type":"CheckReport","artifact_payload":"ok","summary":"checked"}']
     bidding_strategy: {type: claim, target_types: ["GoalDefined"]}
     timeout: 1m
   Publisher:
@@ -241,7 +260,7 @@ agents:
     bidding_strategy: {type: exclusive, target_types: ["GoalDefined"]}
     timeout: 1m
   Reviewer:
-    command: ["/usr/bin/printf", "%s", '{"artifact_type":"Review","artifact_payload":{},"summary":"approved"}']
+    command: ["NOOPBIN", '{"artifact_type":"Review","artifact_payload":{},"summary":"approved"}']
     bidding_strategy: {type: review, target_types: ["GoalDefined"]}
     timeout: 1m
 "#;
@@ -251,7 +270,9 @@ fn workspace(root: &std::path::Path, name: &str, yml: &str) -> Result<PathBuf> {
     let dir = root.join("target").join("bench").join(format!("ws-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("sett.yml"), yml.replace("NOOP", NOOP_TERMINAL))?;
+    let noop = noop_agent(root)?;
+    let yml = yml.replace("command: NOOP", &format!("command: {NOOP_TERMINAL}"));
+    std::fs::write(dir.join("sett.yml"), yml.replace("NOOPBIN", &noop.display().to_string()))?;
     std::fs::write(dir.join(".gitignore"), ".sett/\n")?;
     for args in [
         &["init", "-q", "-b", "main"][..],
@@ -340,15 +361,17 @@ fn throughput(b: &Bench, name: &str, count: u64) -> Result<Value> {
         last_by = by.into_iter().map(|(k, v)| (k, json!(v.as_u64().unwrap_or(0) as f64 / count as f64))).collect();
         runs.push(r);
     }
+    let (round_trips, in_scripts) = command_split(b, name, count.min(1000))?;
     let baseline = redis_baseline(b)?;
     let set_rate = baseline["set"].as_f64().unwrap_or(0.0);
     let lps = median(rates.clone());
     let cmds = median(per.clone());
     let ceiling = set_rate / cmds.max(1e-9);
+    let ceiling_rt = set_rate / round_trips.max(1e-9);
     Ok(json!({
         "claims_per_run": count,
         "agents_bidding": 3,
-        "no_op_agent": "/usr/bin/printf '%s' '<Terminal output JSON>' (no shell)",
+        "no_op_agent": "target/bench/sett-noop '<Terminal output JSON>' (static, prints its argument)",
         "lifecycles_per_second": lps,
         "lifecycles_per_second_runs": rates,
         "redis_commands_per_lifecycle": cmds,
@@ -357,7 +380,50 @@ fn throughput(b: &Bench, name: &str, count: u64) -> Result<Value> {
         "redis_set_ops_per_second": set_rate,
         "redis_bound_ceiling_lifecycles_per_second": ceiling,
         "fraction_of_ceiling": lps / ceiling.max(1e-9),
+        "client_round_trips_per_lifecycle": round_trips,
+        "in_script_commands_per_lifecycle": in_scripts,
+        "redis_bound_ceiling_by_round_trips": ceiling_rt,
+        "fraction_of_ceiling_by_round_trips": lps / ceiling_rt.max(1e-9),
     }))
+}
+
+/// Splits a lifecycle's commands into client round trips and commands run inside Lua scripts
+/// (which `INFO commandstats` counts alike), from `MONITOR` over one more run of `count` claims.
+fn command_split(b: &Bench, name: &str, count: u64) -> Result<(f64, f64)> {
+    let log = std::env::temp_dir().join(format!("sett-bench-monitor-{}.txt", std::process::id()));
+    let mut monitor = Command::new("redis-cli")
+        .args(["-p", &b.redis.port.to_string(), "monitor"])
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(Stdio::null())
+        .spawn()?;
+    let started = Instant::now();
+    while !b.redis_cli(&["CLIENT", "LIST"])?.contains("cmd=monitor") {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = monitor.kill();
+            bail!("redis-cli monitor did not attach");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = b.bench_bin(name, &["throughput", "--count", &count.to_string()]);
+    // Let the monitor drain what the server already sent.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let r = r?;
+    let text = std::fs::read_to_string(&log)?;
+    let _ = std::fs::remove_file(&log);
+    let (mut client, mut script) = (0u64, 0u64);
+    for line in text.lines() {
+        // `<time> [<db> lua] "CMD" ...` inside a script, `<time> [<db> <addr>] "CMD" ...` otherwise.
+        match line.split_once(" [").and_then(|(_, rest)| rest.split_once(']')) {
+            Some((origin, _)) if origin.ends_with(" lua") => script += 1,
+            Some(_) => client += 1,
+            None => {}
+        }
+    }
+    // The load generator's stream reads and the CLIENT LIST probes are not part of a lifecycle.
+    let client = client.saturating_sub(r["bench_reads"].as_u64().unwrap_or(0) + 1);
+    Ok((client as f64 / count as f64, script as f64 / count as f64))
 }
 
 fn proc_cpu_ticks(pid: u64) -> Result<u64> {

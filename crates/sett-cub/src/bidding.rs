@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sett_core::config::AgentConfig;
 use sett_core::tool::parse_bid;
-use sett_core::{Artifact, BidType, ClaimId, ClaimStatus};
+use sett_core::{Artifact, ArtifactId, BidType, ClaimId, ClaimStatus};
 use sett_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -116,8 +116,39 @@ pub async fn bid_on_claim(
     claim: &ClaimId,
     kill: &CancellationToken,
 ) -> Result<Option<BidType>, CubError> {
+    bid_on_claim_of(store, cub, claim, None, kill).await
+}
+
+/// [`bid_on_claim`] with the claim's artifact id as announced by its `claim_created` event: the
+/// claim and its artifact are then read in one pipelined round trip (the artifact is read again
+/// if the claim names another one).
+pub async fn bid_on_claim_of(
+    store: &Store,
+    cub: &CubSettings,
+    claim: &ClaimId,
+    artifact_hint: Option<ArtifactId>,
+    kill: &CancellationToken,
+) -> Result<Option<BidType>, CubError> {
     let agent = &cub.agent.name;
-    let Some(record) = store.get_claim(claim).await? else {
+    // Reading the bids is worth it only to avoid running a bid script again on a redelivered
+    // event; a static decision is cheaper than the read, and the store keeps one bid per agent.
+    let check_bids = cub.agent.bid_script.is_some();
+    let artifact_read = async {
+        match artifact_hint {
+            Some(id) => store.get_artifact(&id).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let bids_read = async {
+        if check_bids {
+            store.bids(claim).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (record, prefetched, bids) =
+        tokio::try_join!(store.get_claim(claim), artifact_read, bids_read)?;
+    let Some(record) = record else {
         tracing::warn!("the claim does not exist; not bidding");
         return Ok(None);
     };
@@ -125,11 +156,15 @@ pub async fn bid_on_claim(
         tracing::debug!(status = %record.status, "the claim no longer waits for bids");
         return Ok(None);
     }
-    if store.bids(claim).await?.contains_key(agent) {
+    if bids.is_some_and(|b| b.contains_key(agent)) {
         tracing::debug!("already bid on this claim");
         return Ok(None);
     }
-    let bid = match store.get_artifact(&record.artifact_id).await? {
+    let artifact = match prefetched {
+        Some(a) if artifact_hint == Some(record.artifact_id) => a,
+        _ => store.get_artifact(&record.artifact_id).await?,
+    };
+    let bid = match artifact {
         Some(artifact) => decide_bid(cub, store.instance(), claim, &artifact, kill).await,
         None => {
             tracing::warn!(artifact_id = %record.artifact_id, "the claim's artifact does not exist; bidding ignore");

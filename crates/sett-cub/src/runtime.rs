@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sett_core::event::{Event, EventKind};
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
-use sett_core::{AgentName, ClaimId};
+use sett_core::{AgentName, ArtifactId, ClaimId};
 use sett_store::{EventReader, GroupRead, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -341,6 +341,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
             Work::Nothing => done.push(event.id),
             Work::Bid(claim) => {
                 let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = event.field("artifact_id").unwrap_or(""));
+                let artifact_hint = event.field("artifact_id").and_then(|a| ArtifactId::parse(a).ok());
                 let shared = shared.clone();
                 tracker.spawn(
                     async move {
@@ -350,7 +351,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                             return;
                         }
                         let outcome = with_retries(&shared.kill, || {
-                            bidding::bid_on_claim(&shared.store, &shared.settings, &claim, &shared.kill)
+                            bidding::bid_on_claim_of(&shared.store, &shared.settings, &claim, artifact_hint, &shared.kill)
                         })
                         .await;
                         match outcome {

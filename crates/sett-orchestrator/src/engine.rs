@@ -428,13 +428,22 @@ impl Orchestrator {
         }
         let results = join_all(groups.into_values().map(|group| async move {
             let mut done = Vec::with_capacity(group.len());
-            for ev in group {
-                let lag = (now_ms() - event_time_ms(&ev)).max(0) as f64 / 1000.0;
+            for (i, ev) in group.iter().enumerate() {
+                let lag = (now_ms() - event_time_ms(ev)).max(0) as f64 / 1000.0;
                 metrics::histogram!(m::EVENT_LAG_SECONDS, "component" => "orchestrator").record(lag);
-                match self.handle(&ev).await {
+                // A bid followed by another bid on the same claim needs no handling of its own:
+                // the later one reads every bid recorded so far. If the later one fails, it
+                // stays pending and its retry still covers this one.
+                if ev.kind == EventKind::BidSubmitted
+                    && group.get(i + 1).is_some_and(|next| next.kind == EventKind::BidSubmitted)
+                {
+                    done.push(ev.id.clone());
+                    continue;
+                }
+                match self.handle(ev).await {
                     Ok(()) => {
                         metrics::counter!(m::EVENTS_HANDLED, "component" => "orchestrator", "kind" => ev.kind.as_str()).increment(1);
-                        done.push(ev.id);
+                        done.push(ev.id.clone());
                     }
                     Err(e) => {
                         metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
@@ -586,8 +595,17 @@ impl Orchestrator {
         id: &ClaimId,
         trigger: Trigger,
     ) -> Result<Option<Claim>, StoreError> {
+        let wants_bids = matches!(trigger, Trigger::Bids | Trigger::Tick);
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(claim) = self.store.get_claim(id).await? else {
+            // Bids are read together with the claim (one pipelined round trip on the shared
+            // connection) and only used while the claim waits for them.
+            let (claim, bids) = if wants_bids {
+                let (claim, bids) = tokio::try_join!(self.store.get_claim(id), self.store.bids(id))?;
+                (claim, bids)
+            } else {
+                (self.store.get_claim(id).await?, BTreeMap::new())
+            };
+            let Some(claim) = claim else {
                 debug!(claim_id = %id, "no such claim");
                 return Ok(None);
             };
@@ -595,10 +613,8 @@ impl Orchestrator {
                 return Ok(None);
             }
             let now = now_ms();
-            let bids = if matches!(trigger, Trigger::Bids | Trigger::Tick)
-                && claim.status == ClaimStatus::PendingConsensus
-            {
-                self.store.bids(id).await?
+            let bids = if claim.status == ClaimStatus::PendingConsensus {
+                bids
             } else {
                 BTreeMap::new()
             };
@@ -945,6 +961,7 @@ impl Orchestrator {
 
     async fn tick_due(&self, now: i64) -> Result<(), StoreError> {
         for id in self.store.due_claims(now).await? {
+            self.take_unhandled_outputs(&id, now).await?;
             if self.apply(&id, Trigger::Tick).await?.is_none() {
                 // Nothing was due after all (the index is stale): repair it so we never spin.
                 let next = self
@@ -954,6 +971,27 @@ impl Orchestrator {
                     .and_then(|c| c.next_deadline_ms());
                 let repaired = next.map(|d| d.max(now + 1_000));
                 self.store.set_claim_deadline(&id, repaired).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Before an execution deadline fails a claim, applies any output its overdue grants already
+    /// wrote whose event has not been handled yet (after an outage or a restart the backlog can
+    /// trail the deadline). Without this a goal could end with both a Terminal and a Failure.
+    async fn take_unhandled_outputs(&self, id: &ClaimId, now: i64) -> Result<(), StoreError> {
+        let Some(claim) = self.store.get_claim(id).await? else { return Ok(()) };
+        let overdue: Vec<u64> = claim
+            .grants
+            .iter()
+            .filter(|(agent, g)| !claim.received.contains_key(*agent) && g.deadline_ms.is_some_and(|d| d <= now))
+            .map(|(_, g)| g.seq)
+            .collect();
+        for seq in overdue {
+            // The executor's deterministic output id (see sett-cub's execute module).
+            let output = ArtifactId::derived(id, &format!("output:{seq}"));
+            if let Some(artifact) = self.store.get_artifact(&output).await? {
+                self.apply(id, Trigger::Output(Box::new(artifact))).await?;
             }
         }
         Ok(())
