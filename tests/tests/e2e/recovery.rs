@@ -127,3 +127,40 @@ fn rand_ms(round: usize, max: u64) -> u64 {
         uuid::Uuid::new_v4().as_u128() as u64 ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     seed % max
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_written_before_its_deadline_wins_over_the_deadline_after_a_restart() {
+    // The tool finishes while the orchestrator is down; when it comes back the grant's deadline
+    // has passed too. The output, written in time, must complete the claim: no Failure.
+    let yml = r#"
+version: "1.0"
+agents:
+  Slow:
+    command: ["./slow.sh"]
+    bidding_strategy: exclusive
+    timeout: 2s
+"#;
+    let slow = "#!/usr/bin/env bash\ncat >/dev/null\ntouch started\nsleep 1\necho '{\"structural_type\": \"Terminal\", \"artifact_type\": \"Done\", \"artifact_payload\": \"ok\"}'\n";
+    let mut env = Env::new(yml, &[("slow.sh", slow)]).await;
+    env.up();
+    let orchestrator = env.pid_of("orchestrator").await.expect("the orchestrator runs");
+    env.forage("finish while nobody watches");
+    env.wait_events(Duration::from_secs(30), "the grant", 1, |e| e.kind == EventKind::ClaimGranted).await;
+    let _ = std::process::Command::new("kill").args(["-9", &orchestrator.to_string()]).status();
+    env.wait_for(Duration::from_secs(30), "the Terminal written by the cub", |a| {
+        a.iter().any(|x| x.structural_type == StructuralType::Terminal)
+    })
+    .await;
+    // Past the grant's deadline (timeout 2 s + 2 s grace) while the orchestrator is down.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    env.up();
+    let claim_done = env
+        .wait_events(Duration::from_secs(30), "the claim to finish", 1, |e| {
+            matches!(e.kind, EventKind::ClaimCompleted | EventKind::ClaimTerminated)
+        })
+        .await;
+    assert_eq!(claim_done[0].kind, EventKind::ClaimCompleted, "{:?}", claim_done[0]);
+    let artifacts = env.artifacts().await;
+    assert_eq!(artifacts.iter().filter(|a| a.structural_type == StructuralType::Failure).count(), 0, "{:#?}", summary(&artifacts));
+    env.down();
+}
