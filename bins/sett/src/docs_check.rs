@@ -9,12 +9,15 @@ use crate::cli::Cli;
 
 const DOCS: &[(&str, &str)] = &[
     ("README.md", include_str!("../../../README.md")),
+    ("docker/README.md", include_str!("../../../docker/README.md")),
     ("docs/agents.md", include_str!("../../../docs/agents.md")),
     ("docs/architecture.md", include_str!("../../../docs/architecture.md")),
+    ("docs/benchmarks.md", include_str!("../../../docs/benchmarks.md")),
     ("docs/backup-recovery.md", include_str!("../../../docs/backup-recovery.md")),
     ("docs/deployment.md", include_str!("../../../docs/deployment.md")),
     ("docs/metrics.md", include_str!("../../../docs/metrics.md")),
     ("docs/operations.md", include_str!("../../../docs/operations.md")),
+    ("docs/reliability.md", include_str!("../../../docs/reliability.md")),
     ("docs/security.md", include_str!("../../../docs/security.md")),
     ("docs/troubleshooting.md", include_str!("../../../docs/troubleshooting.md")),
 ];
