@@ -1,7 +1,8 @@
 //! `sett-noop`: the benchmark's no-op agent. Writes its first argument (the tool output JSON) to
 //! stdout and exits; it never reads stdin. It has no libc and no runtime: only the `write` and
-//! `exit` system calls, so a tool run costs one exec. (A glibc program spends ~0.5 ms of CPU in
-//! its start-up on virtual machines where `cpuid` traps; that would measure the agent, not Sett.)
+//! `exit` system calls, so a tool run costs one exec. (On the benchmark VM a glibc program such as
+//! `/bin/true` costs ~0.6 ms of CPU per run in its start-up, this one ~0.09 ms: that would
+//! measure the agent, not Sett.)
 //! `cargo xtask bench` compiles it with plain `rustc` for x86-64 Linux.
 #![no_std]
 #![no_main]

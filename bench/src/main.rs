@@ -90,31 +90,8 @@ async fn seed(store: &Store, artifacts: u64, questions: u64) -> Result<serde_jso
     while let Some(r) = pending.next().await {
         r?;
     }
-    let agent = AgentName::parse("Asker")?;
-    let policy = Policy {
-        agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
-            .into(),
-        max_review_iterations: 3,
-        bid_timeout_ms: 1000,
-        on_question_timeout: Default::default(),
-    };
     for _ in 0..questions {
-        let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "goal", "user", now_ms());
-        store.create_artifact(&goal).await?;
-        let mut claim = new_claim(ClaimId::new_v7(), &goal, &policy, now_ms());
-        let mut q =
-            Artifact::new_root(StructuralType::Question, "Clarification", "Which database?", agent.as_str(), now_ms());
-        q.claim_id = Some(claim.id);
-        q.source_artifacts = vec![goal.id];
-        store.create_artifact(&q).await?;
-        claim.status = ClaimStatus::PendingAnswer;
-        claim.resume_status = Some(ClaimStatus::PendingExclusive);
-        claim.question_id = Some(q.id);
-        claim
-            .open_questions
-            .insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
-        let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
-        store.write_claim(&claim, None, true, &ops, &[], now_ms()).await?;
+        open_question(store, false).await?;
     }
     Ok(serde_json::json!({"scenario": "seed", "artifacts": artifacts, "questions": questions,
         "seconds": started.elapsed().as_secs_f64(), "per_second": artifacts as f64 / started.elapsed().as_secs_f64().max(1e-9)}))
@@ -298,6 +275,14 @@ async fn workflow(store: &Store, count: u64) -> Result<serde_json::Value> {
 }
 
 async fn ask_question(store: &Store) -> Result<serde_json::Value> {
+    let t0 = open_question(store, true).await?;
+    Ok(serde_json::json!({"scenario": "ask-question", "written_at_us": t0}))
+}
+
+/// Opens one question as the orchestrator would: a goal, its claim in `pending_answer` and the
+/// Question, the claim and the open-question index written in one atomic step (with its
+/// `question_asked` event when `announce`). Returns the wall-clock time of that write.
+async fn open_question(store: &Store, announce: bool) -> Result<u64> {
     let agent = AgentName::parse("Asker")?;
     let policy = Policy {
         agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
@@ -320,7 +305,8 @@ async fn ask_question(store: &Store) -> Result<serde_json::Value> {
     claim.open_questions.insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
     let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
     let event = serde_json::json!({"claim_id": claim.id.to_string(), "artifact_id": q.id.to_string(), "agent": agent.as_str(), "deadline_ms": null});
+    let events = if announce { vec![(EventKind::QuestionAsked, event)] } else { Vec::new() };
     let t0 = wall_us();
-    store.write_claim(&claim, None, true, &ops, &[(EventKind::QuestionAsked, event)], now_ms()).await?;
-    Ok(serde_json::json!({"scenario": "ask-question", "written_at_us": t0}))
+    store.write_claim(&claim, None, true, &ops, &events, now_ms()).await?;
+    Ok(t0)
 }
