@@ -77,7 +77,10 @@ struct Shared {
     group: String,
     /// Cancelled after the grace period: running tools and bid scripts are killed.
     kill: CancellationToken,
-    bid_slots: Semaphore,
+    /// Taken before a bid task is spawned: the event loop stops reading while every slot is
+    /// busy, so a burst of claims waits in Redis instead of as thousands of parked tasks (whose
+    /// memory the allocator would keep after the burst).
+    bid_slots: Arc<Semaphore>,
     /// Cancelled on shutdown: bids not started yet are left for the next start.
     stopping: CancellationToken,
 }
@@ -138,7 +141,7 @@ impl Cub {
             acker,
             group: group.clone(),
             kill: CancellationToken::new(),
-            bid_slots: Semaphore::new(CONCURRENT_BIDS),
+            bid_slots: Arc::new(Semaphore::new(CONCURRENT_BIDS)),
             stopping: options.shutdown.clone(),
         });
         let tracker = TaskTracker::new();
@@ -343,9 +346,10 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                 let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = event.field("artifact_id").unwrap_or(""));
                 let artifact_hint = event.field("artifact_id").and_then(|a| ArtifactId::parse(a).ok());
                 let shared = shared.clone();
+                let Ok(slot) = shared.bid_slots.clone().acquire_owned().await else { continue };
                 tracker.spawn(
                     async move {
-                        let Ok(_slot) = shared.bid_slots.acquire().await else { return };
+                        let _slot = slot;
                         if shared.stopping.is_cancelled() {
                             // Unacknowledged: re-read from the pending list after a restart.
                             return;
