@@ -17,15 +17,9 @@ pub fn bin_dir() -> PathBuf {
     }
     // target/<profile>/deps/<test binary>
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
     assert!(
-        dir.join("sett").exists()
-            && dir.join("sett-cub").exists()
-            && dir.join("sett-orchestrator").exists(),
+        dir.join("sett").exists() && dir.join("sett-cub").exists() && dir.join("sett-orchestrator").exists(),
         "the sett binaries are not built in {}: run `cargo build --bins` first (cargo xtask ci does)",
         dir.display()
     );
@@ -76,14 +70,7 @@ impl Env {
         let redis = sett_testkit::redis_at(&redis_url).await;
         let name = sett_testkit::instance_name();
         let store = redis.instance(&name);
-        Self {
-            dir,
-            name,
-            redis_url,
-            redis,
-            store,
-            up: false,
-        }
+        Self { dir, name, redis_url, redis, store, up: false }
     }
 
     /// A workspace with the demo team of `examples/`, with `ASK_QUESTION` set as given.
@@ -93,24 +80,17 @@ impl Env {
 
     /// Like [`Env::examples`], against the Redis at `redis_url`.
     pub async fn examples_with_redis_url(redis_url: &str, ask_question: bool) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("repo root")
-            .join("examples");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").join("examples");
         let mut yml = std::fs::read_to_string(root.join("sett.yml")).expect("examples/sett.yml");
         if !ask_question {
             yml = yml.replace("ASK_QUESTION=yes", "ASK_QUESTION=no");
         }
         let mut scripts = Vec::new();
         for agent in ["writer", "reviewer", "checker", "publisher"] {
-            let text = std::fs::read_to_string(root.join("agents").join(agent).join("run.sh"))
-                .expect("example agent");
+            let text = std::fs::read_to_string(root.join("agents").join(agent).join("run.sh")).expect("example agent");
             scripts.push((format!("agents/{agent}/run.sh"), text));
         }
-        let refs: Vec<(&str, &str)> = scripts
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_str()))
-            .collect();
+        let refs: Vec<(&str, &str)> = scripts.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
         Self::with_redis_url(redis_url, &yml, &refs).await
     }
 
@@ -179,21 +159,14 @@ impl Env {
     }
 
     pub fn logs(&self) -> String {
-        let dir = self
-            .path()
-            .join(".sett")
-            .join("logs")
-            .join(self.name.as_str());
+        let dir = self.path().join(".sett").join("logs").join(self.name.as_str());
         let mut out = String::new();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let body = std::fs::read_to_string(e.path()).unwrap_or_default();
                 let lines: Vec<&str> = body.lines().collect();
                 let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-                out.push_str(&format!(
-                    "--- {} (last 40 lines)\n{tail}\n",
-                    e.path().display()
-                ));
+                out.push_str(&format!("--- {} (last 40 lines)\n{tail}\n", e.path().display()));
             }
         }
         out
@@ -202,11 +175,7 @@ impl Env {
     /// The pid of a running component (`orchestrator` or `cub:<agent>`).
     pub async fn pid_of(&self, component: &str) -> Option<u32> {
         let components = self.store.components().await.ok()?;
-        components
-            .get(component)?
-            .get("pid")?
-            .as_u64()
-            .map(|p| p as u32)
+        components.get(component)?.get("pid")?.as_u64().map(|p| p as u32)
     }
 
     /// Every event of the instance, oldest first.
@@ -214,11 +183,7 @@ impl Env {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
-                .events_after(after.as_deref(), 1000)
-                .await
-                .expect("events");
+            let page = self.store.events_after(after.as_deref(), 1000).await.expect("events");
             if page.is_empty() {
                 return out;
             }
@@ -228,11 +193,7 @@ impl Env {
     }
 
     pub async fn events_of(&self, kind: EventKind) -> Vec<Event> {
-        self.events()
-            .await
-            .into_iter()
-            .filter(|e| e.kind == kind)
-            .collect()
+        self.events().await.into_iter().filter(|e| e.kind == kind).collect()
     }
 
     /// Every artifact, oldest first.
@@ -241,23 +202,13 @@ impl Env {
         let ids = self.store.artifact_ids(0, n.max(1)).await.expect("ids");
         let mut out = Vec::new();
         for id in ids {
-            out.push(
-                self.store
-                    .get_artifact(&id)
-                    .await
-                    .expect("get")
-                    .expect("exists"),
-            );
+            out.push(self.store.get_artifact(&id).await.expect("get").expect("exists"));
         }
         out
     }
 
     pub async fn artifacts_of(&self, t: StructuralType) -> Vec<Artifact> {
-        self.artifacts()
-            .await
-            .into_iter()
-            .filter(|a| a.structural_type == t)
-            .collect()
+        self.artifacts().await.into_iter().filter(|a| a.structural_type == t).collect()
     }
 
     pub async fn claims(&self) -> Vec<Claim> {
@@ -266,37 +217,20 @@ impl Env {
 
     /// Waits (driven by the event stream, bounded by `limit`) until `done` holds for the
     /// instance's artifacts, which it gathers incrementally from `artifact_created` events.
-    pub async fn wait_for(
-        &self,
-        limit: Duration,
-        what: &str,
-        done: impl Fn(&[Artifact]) -> bool,
-    ) -> Vec<Artifact> {
+    pub async fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&[Artifact]) -> bool) -> Vec<Artifact> {
         let reader = self.store.event_reader().await.expect("reader");
         let mut last = "0".to_owned();
         let mut artifacts = Vec::new();
         let until = Instant::now() + limit;
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            let evs = reader
-                .read_after(&last, 1000, left.min(Duration::from_millis(500)))
-                .await
-                .expect("read events");
+            let evs = reader.read_after(&last, 1000, left.min(Duration::from_millis(500))).await.expect("read events");
             if let Some(e) = evs.last() {
                 last = e.id.clone();
             }
             for e in evs.iter().filter(|e| e.kind == EventKind::ArtifactCreated) {
-                let id = e
-                    .field("artifact_id")
-                    .and_then(|i| ArtifactId::parse(i).ok())
-                    .expect("artifact id");
-                artifacts.push(
-                    self.store
-                        .get_artifact(&id)
-                        .await
-                        .expect("get")
-                        .expect("exists"),
-                );
+                let id = e.field("artifact_id").and_then(|i| ArtifactId::parse(i).ok()).expect("artifact id");
+                artifacts.push(self.store.get_artifact(&id).await.expect("get").expect("exists"));
             }
             if done(&artifacts) {
                 reader.quit().await;
@@ -332,10 +266,7 @@ impl Env {
                 seen.len(),
                 self.logs()
             );
-            let evs = reader
-                .read_after(&last, 1000, left.min(Duration::from_secs(1)))
-                .await
-                .expect("read events");
+            let evs = reader.read_after(&last, 1000, left.min(Duration::from_secs(1))).await.expect("read events");
             if let Some(e) = evs.last() {
                 last = e.id.clone();
             }
@@ -348,10 +279,7 @@ impl Env {
     /// Waits until `n` Terminal artifacts exist.
     pub async fn wait_terminals(&self, n: usize, limit: Duration) -> Vec<Artifact> {
         self.wait_for(limit, &format!("{n} Terminal artifact(s)"), |a| {
-            a.iter()
-                .filter(|x| x.structural_type == StructuralType::Terminal)
-                .count()
-                >= n
+            a.iter().filter(|x| x.structural_type == StructuralType::Terminal).count() >= n
         })
         .await
     }

@@ -33,7 +33,9 @@ pub fn run(args: CiArgs) -> Result<()> {
         // The advisory database cannot be fetched offline; bans, licences and sources can be checked.
         cmd!(sh, "cargo deny --all-features check bans licenses sources").run()?;
     } else {
-        eprintln!("xtask: cargo-deny is not installed; skipping `cargo deny check` (install: cargo install --locked cargo-deny)");
+        eprintln!(
+            "xtask: cargo-deny is not installed; skipping `cargo deny check` (install: cargo install --locked cargo-deny)"
+        );
     }
     Ok(())
 }

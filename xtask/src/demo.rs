@@ -94,7 +94,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     git(&["add", "."])?;
     git(&["commit", "-q", "-m", "Sett demo workspace"])?;
 
-    let sett = Sett { bin: bin_dir.join("sett"), workspace: workspace.clone(), name: format!("demo-{}", std::process::id()) };
+    let sett =
+        Sett { bin: bin_dir.join("sett"), workspace: workspace.clone(), name: format!("demo-{}", std::process::id()) };
     println!("Sett demo workspace: {}", workspace.display());
     sett.show("start", &["up"])?;
 

@@ -35,7 +35,7 @@ enum Task {
     Ci(ci::CiArgs),
     /// Run a real workflow end to end and show its audit trail.
     Demo(demo::DemoArgs),
-    /// Run the benchmarks and write bench-results/*.json.
+    /// Run the benchmarks; `--record` writes target/bench/results.json and docs/benchmarks.json.
     Bench(bench::BenchArgs),
     /// Build the container images of `runtime: docker` locally (no registry pull).
     Images(images::ImagesArgs),

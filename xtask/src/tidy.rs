@@ -25,10 +25,13 @@ fn sources() -> Vec<(PathBuf, String)> {
         rust_files(&root.join(d), &mut files);
     }
     files.sort();
-    files.into_iter().map(|p| {
-        let text = std::fs::read_to_string(&p).unwrap_or_default();
-        (p, text)
-    }).collect()
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            (p, text)
+        })
+        .collect()
 }
 
 #[test]
@@ -44,11 +47,8 @@ fn every_module_has_a_doc_line() {
 #[test]
 fn no_ignored_tests() {
     let marker = ["#[", "ignore"].concat();
-    let bad: Vec<String> = sources()
-        .into_iter()
-        .filter(|(_, t)| t.contains(&marker))
-        .map(|(p, _)| p.display().to_string())
-        .collect();
+    let bad: Vec<String> =
+        sources().into_iter().filter(|(_, t)| t.contains(&marker)).map(|(p, _)| p.display().to_string()).collect();
     assert!(bad.is_empty(), "tests must not be ignored: {bad:#?}");
 }
 

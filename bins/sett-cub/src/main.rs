@@ -34,12 +34,7 @@ struct Args {
     #[arg(long, env = "SETT_AGENT")]
     agent: String,
     /// Redis URL (`redis://`, `rediss://`, with optional `user:password@`).
-    #[arg(
-        long,
-        env = "SETT_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "SETT_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
     redis_url: String,
     /// Path to sett.yml; the agent's definition is read from it.
     #[arg(long, env = "SETT_CONFIG", default_value = "sett.yml")]
@@ -105,18 +100,13 @@ fn run() -> anyhow::Result<ExitCode> {
     let component = format!("{role}:{}", setup.settings.agent.name);
     sett_ops::telemetry::init_json_logs_with(
         "cub",
-        &[
-            ("instance", setup.instance.as_str()),
-            ("component", &component),
-        ],
+        &[("instance", setup.instance.as_str()), ("component", &component)],
     )
     .context("cannot start logging")?;
     // One thread: a cub waits on Redis and on its tools' pipes; a single-threaded runtime
     // avoids cross-thread wake-ups on every round trip (lower latency, near-zero idle cost).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let span = tracing::info_span!("sett-cub", instance = %setup.instance, agent = %setup.settings.agent.name);
     let code = runtime.block_on(
         async {
@@ -138,15 +128,11 @@ fn run() -> anyhow::Result<ExitCode> {
 
 /// Reads and checks everything the operator configured.
 fn configure(args: &Args) -> anyhow::Result<Setup> {
-    let instance = InstanceName::parse(&args.instance)
-        .with_context(|| format!("invalid --instance {:?}", args.instance))?;
-    let agent_name = AgentName::parse(&args.agent)
-        .with_context(|| format!("invalid --agent {:?}", args.agent))?;
+    let instance =
+        InstanceName::parse(&args.instance).with_context(|| format!("invalid --instance {:?}", args.instance))?;
+    let agent_name = AgentName::parse(&args.agent).with_context(|| format!("invalid --agent {:?}", args.agent))?;
     let text = std::fs::read_to_string(&args.config).with_context(|| {
-        format!(
-            "cannot read the configuration {} (pass --config or set SETT_CONFIG)",
-            args.config.display()
-        )
+        format!("cannot read the configuration {} (pass --config or set SETT_CONFIG)", args.config.display())
     })?;
     let config = SettConfig::parse(&args.config.display().to_string(), &text)?;
     let Some(agent) = config.agents.get(&agent_name).cloned() else {
@@ -162,21 +148,13 @@ fn configure(args: &Args) -> anyhow::Result<Setup> {
         None => config_dir(&args.config),
     };
     let workspace = workspace.canonicalize().with_context(|| {
-        format!(
-            "the workspace {} does not exist (pass --workspace or set SETT_WORKSPACE)",
-            workspace.display()
-        )
+        format!("the workspace {} does not exist (pass --workspace or set SETT_WORKSPACE)", workspace.display())
     })?;
-    anyhow::ensure!(
-        workspace.is_dir(),
-        "the workspace {} is not a directory",
-        workspace.display()
-    );
+    anyhow::ensure!(workspace.is_dir(), "the workspace {} is not a directory", workspace.display());
     let worker = match (&args.execute_claim, args.seq) {
         (Some(c), Some(seq)) => {
-            let claim = ClaimId::parse(c).with_context(|| {
-                format!("invalid --execute-claim {c:?}: expected a claim id (UUID)")
-            })?;
+            let claim = ClaimId::parse(c)
+                .with_context(|| format!("invalid --execute-claim {c:?}: expected a claim id (UUID)"))?;
             Some((claim, seq))
         }
         _ => None,
@@ -184,12 +162,7 @@ fn configure(args: &Args) -> anyhow::Result<Setup> {
     let mut settings = CubSettings::new(agent, workspace);
     settings.redis_url = Some(args.redis_url.clone());
     settings.worker_mode = worker.is_some();
-    Ok(Setup {
-        instance,
-        settings,
-        redis_url: args.redis_url.clone(),
-        worker,
-    })
+    Ok(Setup { instance, settings, redis_url: args.redis_url.clone(), worker })
 }
 
 fn config_dir(config: &Path) -> PathBuf {
@@ -230,12 +203,9 @@ async fn daemon(setup: &Setup, args: &Args) -> anyhow::Result<ExitCode> {
     tracing::info!(redis = %redact_url(&setup.redis_url), workspace = %setup.settings.workspace.display(), "starting");
     let redis = connect(setup).await?;
     let store = redis.instance(&setup.instance);
-    let (listener, addr) = health::bind(args.health_addr).await.with_context(|| {
-        format!(
-            "cannot listen on {} (change --health-addr / SETT_HEALTH_ADDR)",
-            args.health_addr
-        )
-    })?;
+    let (listener, addr) = health::bind(args.health_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (change --health-addr / SETT_HEALTH_ADDR)", args.health_addr))?;
     let ready = Arc::new(AtomicBool::new(false));
     let http_stop = CancellationToken::new();
     let state = HealthState {
@@ -269,22 +239,12 @@ async fn daemon(setup: &Setup, args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn worker(
-    setup: &Setup,
-    claim: ClaimId,
-    seq: u64,
-    grace: Duration,
-) -> anyhow::Result<ExitCode> {
+async fn worker(setup: &Setup, claim: ClaimId, seq: u64, grace: Duration) -> anyhow::Result<ExitCode> {
     let span = tracing::info_span!("worker", claim_id = %claim, seq);
     execute_one(setup, claim, seq, grace).instrument(span).await
 }
 
-async fn execute_one(
-    setup: &Setup,
-    claim: ClaimId,
-    seq: u64,
-    grace: Duration,
-) -> anyhow::Result<ExitCode> {
+async fn execute_one(setup: &Setup, claim: ClaimId, seq: u64, grace: Duration) -> anyhow::Result<ExitCode> {
     tracing::info!(redis = %redact_url(&setup.redis_url), workspace = %setup.settings.workspace.display(), "executing one grant");
     let redis = connect(setup).await?;
     let store = redis.instance(&setup.instance);

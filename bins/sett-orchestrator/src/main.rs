@@ -19,11 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "sett-orchestrator",
-    version,
-    about = "Sett's orchestration daemon for one instance"
-)]
+#[command(name = "sett-orchestrator", version, about = "Sett's orchestration daemon for one instance")]
 struct Args {
     /// Instance name.
     #[arg(long, env = "SETT_INSTANCE")]
@@ -62,10 +58,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // One thread: the engine is bound by Redis round trips, not CPU; a single-threaded runtime
     // avoids cross-thread wake-ups on every round trip (lower latency, near-zero idle cost).
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             #[allow(clippy::print_stderr)]
@@ -92,12 +85,8 @@ async fn run(args: Args) -> Result<ExitCode> {
     )?;
     let metrics = sett_ops::telemetry::install_metrics()?;
     let instance = InstanceName::parse(&args.instance).context("--instance")?;
-    let config_text = std::fs::read_to_string(&args.config).with_context(|| {
-        format!(
-            "cannot read {}: run 'sett init' to create one",
-            args.config.display()
-        )
-    })?;
+    let config_text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read {}: run 'sett init' to create one", args.config.display()))?;
     let config = SettConfig::parse(&args.config.display().to_string(), &config_text)?;
     let config_path = std::fs::canonicalize(&args.config).unwrap_or(args.config.clone());
     let workspace = args
@@ -108,28 +97,20 @@ async fn run(args: Args) -> Result<ExitCode> {
     let redis = Redis::connect(RedisOptions::new(args.redis_url.clone())).await?;
     let reconnects = redis.clone();
     reconnects.on_reconnect(|| {
-        metrics::counter!(sett_core::metrics::REDIS_RECONNECTS, "component" => "orchestrator")
-            .increment(1);
+        metrics::counter!(sett_core::metrics::REDIS_RECONNECTS, "component" => "orchestrator").increment(1);
         info!("reconnected to Redis");
     });
     let store = redis.instance(&instance);
 
-    let (listener, bound) = sett_ops::health::bind(args.health_addr)
-        .await
-        .context("cannot bind the health server")?;
+    let (listener, bound) = sett_ops::health::bind(args.health_addr).await.context("cannot bind the health server")?;
     // Workers are containers when this orchestrator runs in the docker runtime (its spec in
     // SETT_DOCKER_SPEC), child processes otherwise.
     let has_controllers = config.agents.values().any(|a| a.is_controller());
     let (launcher, in_docker) = sett_runtime::worker_launcher(has_controllers, || {
-        let log_dir = args
-            .log_dir
-            .clone()
-            .unwrap_or_else(|| workspace.join(".sett").join("logs").join(instance.as_str()));
+        let log_dir =
+            args.log_dir.clone().unwrap_or_else(|| workspace.join(".sett").join("logs").join(instance.as_str()));
         WorkerCommand {
-            cub_bin: args
-                .cub_bin
-                .clone()
-                .unwrap_or_else(|| sett_runtime::bin_dir().join("sett-cub")),
+            cub_bin: args.cub_bin.clone().unwrap_or_else(|| sett_runtime::bin_dir().join("sett-cub")),
             instance: instance.to_string(),
             config: config_path.clone(),
             workspace: workspace.clone(),
@@ -170,10 +151,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     let _ = server.await;
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(
-            e @ (OrchestratorError::AlreadyRunning { .. }
-            | OrchestratorError::BeingDestroyed { .. }),
-        ) => {
+        Err(e @ (OrchestratorError::AlreadyRunning { .. } | OrchestratorError::BeingDestroyed { .. })) => {
             error!(error = %e, "cannot start");
             Ok(ExitCode::from(3))
         }
@@ -184,10 +162,7 @@ async fn run(args: Args) -> Result<ExitCode> {
 /// Cancels `shutdown` on SIGTERM or SIGINT.
 async fn signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return;
     };
     tokio::select! {

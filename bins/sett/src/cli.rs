@@ -6,7 +6,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "sett", version, about = "Orchestrate teams of AI agents through a Redis blackboard", propagate_version = true)]
+#[command(
+    name = "sett",
+    version,
+    about = "Orchestrate teams of AI agents through a Redis blackboard",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

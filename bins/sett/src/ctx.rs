@@ -14,7 +14,6 @@ use crate::workspace::Workspace;
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
-
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -75,11 +74,7 @@ impl Ctx {
 
     /// The explicit `--name`, validated.
     pub fn explicit_name(&self) -> Result<Option<InstanceName>> {
-        self.global
-            .name
-            .as_deref()
-            .map(|n| InstanceName::parse(n).map_err(|e| usage(e.to_string())))
-            .transpose()
+        self.global.name.as_deref().map(|n| InstanceName::parse(n).map_err(|e| usage(e.to_string()))).transpose()
     }
 
     /// The instance: `--name`, else the one instance registered for this workspace.
@@ -88,13 +83,8 @@ impl Ctx {
             return Ok(n);
         }
         let root = self.workspace.root.display().to_string();
-        let matching: Vec<InstanceName> = redis
-            .instances()
-            .await?
-            .into_iter()
-            .filter(|(_, r)| r.workspace == root)
-            .map(|(n, _)| n)
-            .collect();
+        let matching: Vec<InstanceName> =
+            redis.instances().await?.into_iter().filter(|(_, r)| r.workspace == root).map(|(n, _)| n).collect();
         match matching.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(usage(format!(

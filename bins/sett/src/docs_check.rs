@@ -83,7 +83,8 @@ fn every_documented_sett_command_parses() {
 
 #[test]
 fn extraction_finds_commands_in_shell_blocks_only() {
-    let md = "text sett up\n```sh\nsett up   # start\ncd x && sett forage --goal \"a b\"\n```\n```yaml\nsett: no\n```\n";
+    let md =
+        "text sett up\n```sh\nsett up   # start\ncd x && sett forage --goal \"a b\"\n```\n```yaml\nsett: no\n```\n";
     let found: Vec<String> = commands(md).into_iter().map(|(_, c)| c).collect();
     assert_eq!(found, ["sett up   # start", "sett forage --goal \"a b\""]);
     assert_eq!(words("sett up   # start").unwrap(), ["sett", "up"]);

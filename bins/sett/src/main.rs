@@ -30,7 +30,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // `sett list | head` closes the pipe early: that is success, not an error.
-            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if err
+                .chain()
+                .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("Error: {err:#}");

@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 use sett_core::event::EventKind;
 use sett_core::machine::{AgentPolicy, Policy, new_claim};
 use sett_core::{AgentName, Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
-use sett_store::{
-    InstanceRecord, InstanceStatus, LockHolder, LockPurpose, QuestionOp, Store, WriteOutcome,
-    now_ms,
-};
+use sett_store::{InstanceRecord, InstanceStatus, LockHolder, LockPurpose, QuestionOp, Store, WriteOutcome, now_ms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -58,31 +55,19 @@ fn code(o: &Output) -> i32 {
 }
 
 fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out(o), err(o)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out(o), err(o)))
 }
 
 /// The `id` of every object of a JSON array on stdout.
 fn ids_of(o: &Output) -> Vec<String> {
     let v = json(o);
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_owned())
-        .collect()
+    v.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
 }
 
 fn policy() -> Policy {
     Policy {
-        agents: [(
-            agent("Coder"),
-            AgentPolicy {
-                timeout_ms: 60_000,
-                question_timeout_ms: None,
-                via_worker: false,
-            },
-        )]
-        .into(),
+        agents: [(agent("Coder"), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
+            .into(),
         max_review_iterations: 3,
         bid_timeout_ms: 30_000,
         on_question_timeout: Default::default(),
@@ -94,19 +79,10 @@ fn agent(n: &str) -> AgentName {
 }
 
 async fn put(store: &Store, a: &Artifact) {
-    assert!(matches!(
-        store.create_artifact(a).await.unwrap(),
-        sett_store::CreateOutcome::Created { .. }
-    ));
+    assert!(matches!(store.create_artifact(a).await.unwrap(), sett_store::CreateOutcome::Created { .. }));
 }
 
-fn derived(
-    st: StructuralType,
-    ty: &str,
-    by: &str,
-    source: &Artifact,
-    claim: Option<ClaimId>,
-) -> Artifact {
+fn derived(st: StructuralType, ty: &str, by: &str, source: &Artifact, claim: Option<ClaimId>) -> Artifact {
     let mut a = Artifact::new_root(st, ty, format!("{ty} payload"), by, now_ms());
     a.source_artifacts = vec![source.id];
     a.claim_id = claim;
@@ -124,17 +100,7 @@ async fn new_goal(store: &Store, ty: &str, payload: &str) -> Artifact {
 async fn claim_on(store: &Store, on: &Artifact) -> Claim {
     let c = new_claim(ClaimId::new_v7(), on, &policy(), now_ms());
     let ev = serde_json::json!({"claim_id": c.id, "artifact_id": on.id, "status": c.status, "rework_of": null});
-    let w = store
-        .write_claim(
-            &c,
-            None,
-            true,
-            &[],
-            &[(EventKind::ClaimCreated, ev)],
-            now_ms(),
-        )
-        .await
-        .unwrap();
+    let w = store.write_claim(&c, None, true, &[], &[(EventKind::ClaimCreated, ev)], now_ms()).await.unwrap();
     assert_eq!(w, WriteOutcome::Written);
     c
 }
@@ -143,18 +109,8 @@ async fn claim_on(store: &Store, on: &Artifact) -> Claim {
 /// the claim moves to pending_answer with the question in its open set, the index entry and the
 /// `question_asked` event in one write.
 async fn ask(store: &Store, claim: &Claim, text: &str, deadline_ms: Option<i64>) -> Artifact {
-    let target = store
-        .get_artifact(&claim.artifact_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut q = derived(
-        StructuralType::Question,
-        "Question",
-        "Coder",
-        &target,
-        Some(claim.id),
-    );
+    let target = store.get_artifact(&claim.artifact_id).await.unwrap().unwrap();
+    let mut q = derived(StructuralType::Question, "Question", "Coder", &target, Some(claim.id));
     q.payload = text.to_owned();
     put(store, &q).await;
     let current = store.get_claim(&claim.id).await.unwrap().unwrap();
@@ -163,24 +119,16 @@ async fn ask(store: &Store, claim: &Claim, text: &str, deadline_ms: Option<i64>)
     next.resume_status = Some(current.status);
     next.status = ClaimStatus::PendingAnswer;
     next.question_id = Some(q.id);
-    next.open_questions.insert(
-        q.id,
-        sett_core::claim::OpenQuestion {
-            agent: agent("Coder"),
-            asked_at_ms: now_ms(),
-            deadline_ms,
-        },
-    );
-    let ev = serde_json::json!({"claim_id": claim.id, "artifact_id": q.id, "agent": "Coder", "deadline_ms": deadline_ms});
+    next.open_questions
+        .insert(q.id, sett_core::claim::OpenQuestion { agent: agent("Coder"), asked_at_ms: now_ms(), deadline_ms });
+    let ev =
+        serde_json::json!({"claim_id": claim.id, "artifact_id": q.id, "agent": "Coder", "deadline_ms": deadline_ms});
     let w = store
         .write_claim(
             &next,
             Some(current.revision),
             false,
-            &[QuestionOp::Open {
-                question: q.id,
-                asked_at_ms: now_ms(),
-            }],
+            &[QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }],
             &[(EventKind::QuestionAsked, ev)],
             now_ms(),
         )
@@ -223,11 +171,7 @@ async fn read_until(child: &mut Child, lines: &mut Vec<String>, pred: impl Fn(&s
         }
     })
     .await;
-    assert_eq!(
-        found,
-        Ok(true),
-        "never saw the expected line; got {lines:?}"
-    );
+    assert_eq!(found, Ok(true), "never saw the expected line; got {lines:?}");
 }
 
 // ---------------------------------------------------------------- forage
@@ -238,30 +182,15 @@ async fn forage_prints_the_id_of_a_stored_goal() {
     let o = run(&store, &["forage", "--goal", "write a haiku", "-q"]).await;
     assert_eq!(code(&o), 0, "{}", err(&o));
     let id = ArtifactId::parse(out(&o).trim()).expect("forage -q prints only the id");
-    let a = store
-        .get_artifact(&id)
-        .await
-        .unwrap()
-        .expect("the goal exists");
-    assert_eq!(
-        (a.structural_type, a.artifact_type.as_str()),
-        (StructuralType::Standard, "GoalDefined")
-    );
-    assert_eq!(
-        (a.produced_by_role.as_str(), a.payload.as_str()),
-        ("user", "write a haiku")
-    );
+    let a = store.get_artifact(&id).await.unwrap().expect("the goal exists");
+    assert_eq!((a.structural_type, a.artifact_type.as_str()), (StructuralType::Standard, "GoalDefined"));
+    assert_eq!((a.produced_by_role.as_str(), a.payload.as_str()), ("user", "write a haiku"));
     assert!(a.source_artifacts.is_empty());
 
     let o = run(&store, &["forage", "--goal", "another", "-o", "json"]).await;
     assert_eq!(code(&o), 0);
     let v = json(&o);
-    assert!(
-        store
-            .artifact_exists(&ArtifactId::parse(v["id"].as_str().unwrap()).unwrap())
-            .await
-            .unwrap()
-    );
+    assert!(store.artifact_exists(&ArtifactId::parse(v["id"].as_str().unwrap()).unwrap()).await.unwrap());
 
     let o = run(&store, &["forage", "--goal", "  "]).await;
     assert_eq!(code(&o), 2, "an empty goal is a usage error");
@@ -270,27 +199,12 @@ async fn forage_prints_the_id_of_a_stored_goal() {
 
 /// Starts `forage --watch` and returns the child and the goal it wrote.
 async fn start_forage_watch(store: &Store, timeout: &str) -> (Child, Vec<String>, Artifact) {
-    let mut child = sett(store)
-        .args([
-            "forage",
-            "--goal",
-            "g",
-            "--watch",
-            "--timeout",
-            timeout,
-            "-o",
-            "jsonl",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child =
+        sett(store).args(["forage", "--goal", "g", "--watch", "--timeout", timeout, "-o", "jsonl"]).spawn().unwrap();
     let mut lines = Vec::new();
     read_until(&mut child, &mut lines, |l| l.contains("\"event_id\"")).await;
     let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
-    let goal = store
-        .get_artifact(&ArtifactId::parse(v["id"].as_str().unwrap()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let goal = store.get_artifact(&ArtifactId::parse(v["id"].as_str().unwrap()).unwrap()).await.unwrap().unwrap();
     (child, lines, goal)
 }
 
@@ -301,49 +215,21 @@ async fn forage_watch_ends_with_the_workflow() {
     let (child, _, goal) = start_forage_watch(&store, "30s").await;
     let claim = claim_on(&store, &goal).await;
     let unrelated = new_goal(&store, "Noise", "n").await;
-    let code_art = derived(
-        StructuralType::Standard,
-        "Code",
-        "Coder",
-        &goal,
-        Some(claim.id),
-    );
+    let code_art = derived(StructuralType::Standard, "Code", "Coder", &goal, Some(claim.id));
     put(&store, &code_art).await;
-    put(
-        &store,
-        &derived(StructuralType::Terminal, "Done", "Coder", &code_art, None),
-    )
-    .await;
-    let o = tokio::time::timeout(PROMPT, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    put(&store, &derived(StructuralType::Terminal, "Done", "Coder", &code_art, None)).await;
+    let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.unwrap().unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
     let text = out(&o);
-    assert!(
-        text.contains(&claim.id.to_string()) && text.contains(&code_art.id.to_string()),
-        "{text}"
-    );
-    assert!(
-        !text.contains(&unrelated.id.to_string()),
-        "events of another workflow leaked: {text}"
-    );
+    assert!(text.contains(&claim.id.to_string()) && text.contains(&code_art.id.to_string()), "{text}");
+    assert!(!text.contains(&unrelated.id.to_string()), "events of another workflow leaked: {text}");
 
     // Failure: exit 1 with its reason.
     let (child, _, goal) = start_forage_watch(&store, "30s").await;
-    let mut f = derived(
-        StructuralType::Failure,
-        "ToolExecutionFailure",
-        "Coder",
-        &goal,
-        None,
-    );
+    let mut f = derived(StructuralType::Failure, "ToolExecutionFailure", "Coder", &goal, None);
     f.payload = r#"{"reason":"the tool exited with 3","exit_code":3}"#.into();
     put(&store, &f).await;
-    let o = tokio::time::timeout(PROMPT, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.unwrap().unwrap();
     assert_eq!(code(&o), 1);
     assert!(err(&o).contains("the tool exited with 3"), "{}", err(&o));
 
@@ -351,27 +237,13 @@ async fn forage_watch_ends_with_the_workflow() {
     let (child, _, goal) = start_forage_watch(&store, "30s").await;
     let claim = claim_on(&store, &goal).await;
     let data = serde_json::json!({"claim_id": claim.id, "artifact_id": goal.id});
-    store
-        .append_event(EventKind::ClaimDormant, &data, now_ms())
-        .await
-        .unwrap();
-    let o = tokio::time::timeout(PROMPT, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    store.append_event(EventKind::ClaimDormant, &data, now_ms()).await.unwrap();
+    let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.unwrap().unwrap();
     assert_eq!(code(&o), 1);
-    assert!(
-        err(&o).contains("dormant") && err(&o).contains("no agent bid"),
-        "{}",
-        err(&o)
-    );
+    assert!(err(&o).contains("dormant") && err(&o).contains("no agent bid"), "{}", err(&o));
 
     // Nothing happens: the timeout exits 2.
-    let o = run(
-        &store,
-        &["forage", "--goal", "g", "--watch", "--timeout", "1s"],
-    )
-    .await;
+    let o = run(&store, &["forage", "--goal", "g", "--watch", "--timeout", "1s"]).await;
     assert_eq!(code(&o), 2, "{}", err(&o));
     assert!(err(&o).contains("Timed out"));
 }
@@ -406,39 +278,18 @@ async fn hoard_lists_filters_and_resolves_short_ids() {
 
     let o = run(&store, &["hoard", "-o", "json"]).await;
     assert_eq!(code(&o), 0, "{}", err(&o));
+    assert_eq!(ids(&o), [goal.id, code_a.id, review.id].map(|i| i.to_string()), "oldest first");
+    assert_eq!(ids(&run(&store, &["hoard", "-o", "json", "--type", "Code"]).await), [code_a.id.to_string()]);
+    assert_eq!(ids(&run(&store, &["hoard", "-o", "json", "--agent", "Reviewer"]).await), [review.id.to_string()]);
     assert_eq!(
-        ids(&o),
-        [goal.id, code_a.id, review.id].map(|i| i.to_string()),
-        "oldest first"
-    );
-    assert_eq!(
-        ids(&run(&store, &["hoard", "-o", "json", "--type", "Code"]).await),
-        [code_a.id.to_string()]
-    );
-    assert_eq!(
-        ids(&run(&store, &["hoard", "-o", "json", "--agent", "Reviewer"]).await),
-        [review.id.to_string()]
-    );
-    assert_eq!(
-        ids(&run(
-            &store,
-            &["hoard", "-o", "json", "--structural-type", "Review"]
-        )
-        .await),
+        ids(&run(&store, &["hoard", "-o", "json", "--structural-type", "Review"]).await),
         [review.id.to_string()]
     );
     let o = run(&store, &["hoard", "-o", "jsonl"]).await;
     assert_eq!(out(&o).lines().count(), 3);
     let o = run(&store, &["hoard"]).await;
-    assert!(
-        out(&o).contains("GoalDefined") && out(&o).contains("Reviewer"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(
-        code(&run(&store, &["hoard", "--structural-type", "standard"]).await),
-        2
-    );
+    assert!(out(&o).contains("GoalDefined") && out(&o).contains("Reviewer"), "{}", out(&o));
+    assert_eq!(code(&run(&store, &["hoard", "--structural-type", "standard"]).await), 2);
 
     // One artifact by short id, full id.
     let short = review.id.short();
@@ -446,28 +297,17 @@ async fn hoard_lists_filters_and_resolves_short_ids() {
     assert_eq!(code(&o), 0, "{}", err(&o));
     assert_eq!(json(&o)["id"], review.id.to_string());
     let o = run(&store, &["hoard", &goal.id.to_string()]).await;
-    assert!(
-        out(&o).contains("payload:") && out(&o).contains("goal"),
-        "{}",
-        out(&o)
-    );
+    assert!(out(&o).contains("payload:") && out(&o).contains("goal"), "{}", out(&o));
 
     // Ambiguous: both seeded ids start with 0190c2b47d3e.
     let o = run(&store, &["hoard", "0190c2b4-7d3e"]).await;
     assert_eq!(code(&o), 1);
-    assert!(
-        err(&o).contains(&goal.id.to_string()) && err(&o).contains(&code_a.id.to_string()),
-        "{}",
-        err(&o)
-    );
+    assert!(err(&o).contains(&goal.id.to_string()) && err(&o).contains(&code_a.id.to_string()), "{}", err(&o));
     // Unknown.
     let o = run(&store, &["hoard", "ffffffff"]).await;
     assert_eq!(code(&o), 1);
     assert!(
-        err(&o).contains(&format!(
-            "Error: no artifact matches 'ffffffff' in instance '{}'",
-            store.instance()
-        )),
+        err(&o).contains(&format!("Error: no artifact matches 'ffffffff' in instance '{}'", store.instance())),
         "{}",
         err(&o)
     );
@@ -499,29 +339,15 @@ async fn questions_lists_open_questions_oldest_first() {
     let short = rows[0]["short_id"].as_str().unwrap();
     let short_hex = short.replace('-', "");
     let hex = |id: &ArtifactId| id.as_uuid().simple().to_string();
-    assert!(
-        short.len() >= 8
-            && hex(&q1.id).starts_with(&short_hex)
-            && !hex(&q2.id).starts_with(&short_hex),
-        "{short}"
-    );
+    assert!(short.len() >= 8 && hex(&q1.id).starts_with(&short_hex) && !hex(&q2.id).starts_with(&short_hex), "{short}");
     assert_eq!(rows[0]["agent"], "Coder");
     assert_eq!(rows[0]["claim_id"], claim.id.to_string());
     assert_eq!(rows[0]["text"], "Which database?");
     let left = rows[0]["time_left_ms"].as_i64().unwrap();
     assert!(left > 3_500_000 && left <= 3_600_000, "{left}");
     let o = run(&store, &["questions"]).await;
-    assert!(
-        out(&o).contains("Which database?") && out(&o).contains(short),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(
-        out(&run(&store, &["questions", "-o", "jsonl"]).await)
-            .lines()
-            .count(),
-        2
-    );
+    assert!(out(&o).contains("Which database?") && out(&o).contains(short), "{}", out(&o));
+    assert_eq!(out(&run(&store, &["questions", "-o", "jsonl"]).await).lines().count(), 2);
 }
 
 /// True when some client of the Redis at `url` is blocked in XREAD.
@@ -531,9 +357,7 @@ async fn someone_blocks_in_xread(url: &str) -> bool {
         .output()
         .await
         .expect("redis-cli (package redis-tools)");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.contains("cmd=xread") && l.contains("flags=b"))
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| l.contains("cmd=xread") && l.contains("flags=b"))
 }
 
 #[tokio::test]
@@ -543,11 +367,7 @@ async fn questions_wait_is_woken_by_a_new_question() {
     let server = sett_testkit::RedisServer::start(dir.path(), &[]);
     let redis = sett_testkit::redis_at(&server.url()).await;
     let store = redis.instance(&sett_testkit::instance_name());
-    put(
-        &store,
-        &Artifact::new_root(StructuralType::Standard, "Noise", "n", "user", now_ms()),
-    )
-    .await;
+    put(&store, &Artifact::new_root(StructuralType::Standard, "Noise", "n", "user", now_ms())).await;
 
     let child = sett_at(&server.url(), Some(&store))
         .args(["questions", "--wait", "--timeout", "60s", "-o", "json"])
@@ -560,30 +380,16 @@ async fn questions_wait_is_woken_by_a_new_question() {
         }
     })
     .await;
-    assert!(
-        blocked.is_ok(),
-        "sett questions --wait never blocked on the event stream"
-    );
+    assert!(blocked.is_ok(), "sett questions --wait never blocked on the event stream");
     let (_, _, q) = seed_question(&store, "Proceed?").await;
     let asked = Instant::now();
-    let o = tokio::time::timeout(PROMPT, child.wait_with_output())
-        .await
-        .expect("woken promptly")
-        .unwrap();
+    let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.expect("woken promptly").unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert!(
-        asked.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        asked.elapsed()
-    );
+    assert!(asked.elapsed() < Duration::from_secs(5), "took {:?}", asked.elapsed());
     assert_eq!(json(&o)[0]["id"], q.id.to_string());
 
     // Already open: returns at once.
-    let o = sett_at(&server.url(), Some(&store))
-        .args(["questions", "--wait", "-q"])
-        .output()
-        .await
-        .unwrap();
+    let o = sett_at(&server.url(), Some(&store)).args(["questions", "--wait", "-q"]).output().await.unwrap();
     assert_eq!((code(&o), out(&o).trim().to_owned()), (0, q.id.to_string()));
 }
 
@@ -596,11 +402,7 @@ async fn questions_wait_times_out_with_exit_code_2() {
     assert!(err(&o).contains("Timed out"), "{}", err(&o));
     assert!(out(&o).is_empty());
     assert!(started.elapsed() < PROMPT);
-    assert_eq!(
-        code(&run(&store, &["questions", "--timeout", "1s"]).await),
-        2,
-        "--timeout needs --wait"
-    );
+    assert_eq!(code(&run(&store, &["questions", "--timeout", "1s"]).await), 2, "--timeout needs --wait");
 }
 
 // ---------------------------------------------------------------- answer
@@ -611,11 +413,7 @@ async fn concurrent_answers_one_wins_the_other_is_told_who() {
     let (_, claim, q) = seed_question(&store, "Ship it?").await;
     let short = q.id.short();
     let spawn = |who: &str| {
-        sett(&store)
-            .env("SETT_OPERATOR", who)
-            .args(["answer", &short, &format!("yes from {who}")])
-            .spawn()
-            .unwrap()
+        sett(&store).env("SETT_OPERATOR", who).args(["answer", &short, &format!("yes from {who}")]).spawn().unwrap()
     };
     let (alice, bob) = (spawn("alice"), spawn("bob"));
     let (a, b) = tokio::join!(alice.wait_with_output(), bob.wait_with_output());
@@ -623,18 +421,12 @@ async fn concurrent_answers_one_wins_the_other_is_told_who() {
     let (winner, loser, who) = match (code(&a), code(&b)) {
         (0, 1) => (a, b, "alice"),
         (1, 0) => (b, a, "bob"),
-        other => panic!(
-            "expected exactly one success, got {other:?}: {} / {}",
-            err(&a),
-            err(&b)
-        ),
+        other => panic!("expected exactly one success, got {other:?}: {} / {}", err(&a), err(&b)),
     };
     let answer_id = ArtifactId::parse(out(&winner).trim()).unwrap();
     let shown = &q.id.to_string()[..13];
     assert!(
-        err(&loser).contains(&format!(
-            "Error: question {shown} was already answered by {who} at "
-        )),
+        err(&loser).contains(&format!("Error: question {shown} was already answered by {who} at ")),
         "{}",
         err(&loser)
     );
@@ -648,10 +440,7 @@ async fn concurrent_answers_one_wins_the_other_is_told_who() {
     assert_eq!(answer.claim_id, Some(claim.id));
     assert_eq!(answer.produced_by_role, format!("human:{who}"));
     assert_eq!(answer.answered_by.as_deref(), Some(who));
-    assert!(
-        store.open_questions().await.unwrap().is_empty(),
-        "the answer closed the question"
-    );
+    assert!(store.open_questions().await.unwrap().is_empty(), "the answer closed the question");
     let answered: Vec<_> = store
         .events_after(None, 1000)
         .await
@@ -671,22 +460,9 @@ async fn answers_from_a_file_and_stdin_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("answer.txt");
     std::fs::write(&file, "from a file\nsecond line\n").unwrap();
-    let o = run(
-        &store,
-        &[
-            "answer",
-            &q1.id.to_string(),
-            "--file",
-            file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let o = run(&store, &["answer", &q1.id.to_string(), "--file", file.to_str().unwrap()]).await;
     assert_eq!(code(&o), 0, "{}", err(&o));
-    let a1 = store
-        .get_artifact(&ArtifactId::parse(out(&o).trim()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let a1 = store.get_artifact(&ArtifactId::parse(out(&o).trim()).unwrap()).await.unwrap().unwrap();
     assert_eq!(a1.payload, "from a file\nsecond line");
     assert_eq!(a1.answered_by.as_deref(), Some("test-operator"));
 
@@ -700,42 +476,19 @@ async fn answers_from_a_file_and_stdin_and_refusals() {
     let (_, _, q3) = seed_question(&store, "Three?").await;
     let o = run(&store, &["answer", &q2.id.short(), "x"]).await;
     assert_eq!(code(&o), 1);
-    assert!(
-        err(&o).contains(&q2.id.to_string()) && err(&o).contains(&q3.id.to_string()),
-        "{}",
-        err(&o)
-    );
+    assert!(err(&o).contains(&q2.id.to_string()) && err(&o).contains(&q3.id.to_string()), "{}", err(&o));
     // The short ids `sett questions` shows are unambiguous.
     let shown = json(&run(&store, &["questions", "-o", "json"]).await);
-    let q2_short = shown
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == q2.id.to_string())
-        .unwrap()["short_id"]
+    let q2_short = shown.as_array().unwrap().iter().find(|r| r["id"] == q2.id.to_string()).unwrap()["short_id"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(q2_short.len() >= 8);
-    let mut child = sett(&store)
-        .args(["answer", &q2_short, "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from stdin\n")
-        .await
-        .unwrap();
+    let mut child = sett(&store).args(["answer", &q2_short, "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"from stdin\n").await.unwrap();
     let o = child.wait_with_output().await.unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
-    let a2 = store
-        .get_artifact(&ArtifactId::parse(out(&o).trim()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let a2 = store.get_artifact(&ArtifactId::parse(out(&o).trim()).unwrap()).await.unwrap().unwrap();
     assert_eq!(a2.payload, "from stdin");
 
     // A question whose claim ended unanswered (e.g. timed out) cannot be answered any more.
@@ -746,20 +499,12 @@ async fn answers_from_a_file_and_stdin_and_refusals() {
     ended.status = ClaimStatus::Terminated;
     ended.termination_reason = Some("question timed out".into());
     ended.open_questions.clear();
-    let close = [QuestionOp::Close {
-        question: dead_q.id,
-    }];
-    let w = store
-        .write_claim(&ended, Some(rev), false, &close, &[], now_ms())
-        .await;
+    let close = [QuestionOp::Close { question: dead_q.id }];
+    let w = store.write_claim(&ended, Some(rev), false, &close, &[], now_ms()).await;
     assert_eq!(w.unwrap(), WriteOutcome::Written);
     let o = run(&store, &["answer", &dead_q.id.to_string(), "late"]).await;
     assert_eq!(code(&o), 1);
-    assert!(
-        err(&o).contains("can no longer be answered") && err(&o).contains("question timed out"),
-        "{}",
-        err(&o)
-    );
+    assert!(err(&o).contains("can no longer be answered") && err(&o).contains("question timed out"), "{}", err(&o));
     assert!(store.answer_record(&dead_q.id).await.unwrap().is_none());
 
     // Not a question; unknown id; no text at all.
@@ -768,11 +513,7 @@ async fn answers_from_a_file_and_stdin_and_refusals() {
     assert!(err(&o).contains("not a Question"), "{}", err(&o));
     let o = run(&store, &["answer", "abcdef12", "x"]).await;
     assert_eq!(code(&o), 1);
-    assert!(
-        err(&o).contains("no question matches 'abcdef12'"),
-        "{}",
-        err(&o)
-    );
+    assert!(err(&o).contains("no question matches 'abcdef12'"), "{}", err(&o));
     assert_eq!(code(&run(&store, &["answer", &q1.id.short()]).await), 2);
 }
 
@@ -782,37 +523,10 @@ async fn answers_from_a_file_and_stdin_and_refusals() {
 async fn export_import_round_trip_is_exact() {
     let store = sett_testkit::store().await;
     let (goal, claim, q) = seed_question(&store, "Backup?").await;
-    put(
-        &store,
-        &derived(
-            StructuralType::Standard,
-            "Code",
-            "Coder",
-            &goal,
-            Some(claim.id),
-        ),
-    )
-    .await;
-    store
-        .submit_bid(
-            &claim.id,
-            &agent("Coder"),
-            sett_core::BidType::Exclusive,
-            now_ms(),
-        )
-        .await
-        .unwrap();
-    store
-        .event_reader()
-        .await
-        .unwrap()
-        .ensure_group("orchestrator")
-        .await
-        .unwrap();
-    assert_eq!(
-        code(&run(&store, &["answer", &q.id.short(), "yes"]).await),
-        0
-    );
+    put(&store, &derived(StructuralType::Standard, "Code", "Coder", &goal, Some(claim.id))).await;
+    store.submit_bid(&claim.id, &agent("Coder"), sett_core::BidType::Exclusive, now_ms()).await.unwrap();
+    store.event_reader().await.unwrap().ensure_group("orchestrator").await.unwrap();
+    assert_eq!(code(&run(&store, &["answer", &q.id.short(), "yes"]).await), 0);
 
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.jsonl");
@@ -821,59 +535,29 @@ async fn export_import_round_trip_is_exact() {
     assert_eq!(code(&o), 0, "{}", err(&o));
     let hoard_before = out(&run(&store, &["hoard", "-o", "json"]).await);
     let stdout_export = out(&run(&store, &["export"]).await);
-    assert_eq!(
-        stdout_export,
-        std::fs::read_to_string(&first).unwrap(),
-        "stdout and --file exports agree"
-    );
+    assert_eq!(stdout_export, std::fs::read_to_string(&first).unwrap(), "stdout and --file exports agree");
 
     // Importing over existing data needs --force.
     let o = run(&store, &["import", first.to_str().unwrap()]).await;
     assert_eq!(code(&o), 1);
-    assert!(
-        err(&o).contains("already has") && err(&o).contains("--force"),
-        "{}",
-        err(&o)
-    );
+    assert!(err(&o).contains("already has") && err(&o).contains("--force"), "{}", err(&o));
 
     store.scan_instance(true, |_| {}).await.unwrap();
     assert_eq!(store.artifact_count().await.unwrap(), 0);
-    let mut child = sett(&store)
-        .args(["import", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(std::fs::read(&first).unwrap().as_slice())
-        .await
-        .unwrap();
+    let mut child = sett(&store).args(["import", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(std::fs::read(&first).unwrap().as_slice()).await.unwrap();
     let o = child.wait_with_output().await.unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
 
-    assert_eq!(
-        code(&run(&store, &["export", "--file", second.to_str().unwrap()]).await),
-        0
-    );
+    assert_eq!(code(&run(&store, &["export", "--file", second.to_str().unwrap()]).await), 0);
     let a = std::fs::read_to_string(&first).unwrap();
     let b = std::fs::read_to_string(&second).unwrap();
-    assert!(
-        a.lines().count() >= 10,
-        "the export covers every family: {a}"
-    );
+    assert!(a.lines().count() >= 10, "the export covers every family: {a}");
     assert_eq!(a, b, "export → delete → import → export is identical");
-    assert_eq!(
-        out(&run(&store, &["hoard", "-o", "json"]).await),
-        hoard_before
-    );
+    assert_eq!(out(&run(&store, &["hoard", "-o", "json"]).await), hoard_before);
 
     // --force replaces over existing data; a bad file names its line.
-    assert_eq!(
-        code(&run(&store, &["import", "--force", first.to_str().unwrap()]).await),
-        0
-    );
+    assert_eq!(code(&run(&store, &["import", "--force", first.to_str().unwrap()]).await), 0);
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"key\":\"x\"}\n").unwrap();
     let o = run(&store, &["import", "--force", bad.to_str().unwrap()]).await;
@@ -893,17 +577,8 @@ async fn watch_replays_then_follows_without_gap_or_duplicate() {
         put(&store, &a).await;
         last = a;
     }
-    let mut child = sett(&store)
-        .args([
-            "watch",
-            "-o",
-            "jsonl",
-            "--exit-on-completion",
-            "--timeout",
-            "60s",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child =
+        sett(&store).args(["watch", "-o", "jsonl", "--exit-on-completion", "--timeout", "60s"]).spawn().unwrap();
     // Write while it replays and while it switches to following, then end the workflow.
     let mut lines = Vec::new();
     read_until(&mut child, &mut lines, |_| true).await;
@@ -912,92 +587,39 @@ async fn watch_replays_then_follows_without_gap_or_duplicate() {
         put(&store, &a).await;
         last = a;
     }
-    put(
-        &store,
-        &derived(StructuralType::Terminal, "Done", "Coder", &last, None),
-    )
-    .await;
-    let o = tokio::time::timeout(PROMPT, child.wait_with_output())
-        .await
-        .expect("watch exits on completion")
-        .unwrap();
+    put(&store, &derived(StructuralType::Terminal, "Done", "Coder", &last, None)).await;
+    let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.expect("watch exits on completion").unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
     lines.extend(out(&o).lines().map(str::to_owned));
     let seen: Vec<String> = lines
         .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
         .collect();
-    let all: Vec<String> = store
-        .events_after(None, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let all: Vec<String> = store.events_after(None, 10_000).await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(all.len(), 222);
     assert_eq!(seen, all, "every event exactly once, in ledger order");
 
     // Every workflow in the history has ended: --exit-on-completion returns after the replay.
-    let o = run(
-        &store,
-        &["watch", "--exit-on-completion", "--timeout", "30s", "-q"],
-    )
-    .await;
+    let o = run(&store, &["watch", "--exit-on-completion", "--timeout", "30s", "-q"]).await;
     assert_eq!(code(&o), 0, "{}", err(&o));
 
     // --since an event id replays strictly after it; --type filters; human lines are readable.
-    let o = run(
-        &store,
-        &[
-            "watch",
-            "--since",
-            &all[219],
-            "-o",
-            "jsonl",
-            "--timeout",
-            "1s",
-        ],
-    )
-    .await;
+    let o = run(&store, &["watch", "--since", &all[219], "-o", "jsonl", "--timeout", "1s"]).await;
     assert_eq!(code(&o), 2, "ends by timeout");
     let since: Vec<String> = out(&o)
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(since, all[220..].to_vec());
-    let o = run(
-        &store,
-        &["watch", "--type", "Done", "-o", "jsonl", "--timeout", "1s"],
-    )
-    .await;
+    let o = run(&store, &["watch", "--type", "Done", "-o", "jsonl", "--timeout", "1s"]).await;
     assert_eq!(out(&o).lines().count(), 1, "{}", out(&o));
     let o = run(&store, &["watch", "--since", "1h", "--timeout", "1s"]).await;
     assert!(
-        out(&o).contains("artifact_created")
-            && out(&o).contains("GoalDefined (Standard) v1 by user"),
+        out(&o).contains("artifact_created") && out(&o).contains("GoalDefined (Standard) v1 by user"),
         "{}",
         out(&o)
     );
-    assert_eq!(
-        code(
-            &run(
-                &store,
-                &["watch", "--since", "last tuesday", "--timeout", "1s"]
-            )
-            .await
-        ),
-        2
-    );
+    assert_eq!(code(&run(&store, &["watch", "--since", "last tuesday", "--timeout", "1s"]).await), 2);
 }
 
 // ---------------------------------------------------------------- list / status / claims / logs
@@ -1032,10 +654,7 @@ async fn list_reports_states_and_survives_a_closed_pipe() {
     let redis = sett_testkit::redis_at(&server.url()).await;
     let names: Vec<_> = (0..3).map(|_| sett_testkit::instance_name()).collect();
     for n in &names {
-        redis
-            .put_instance_record(n, &record("/work/ws"))
-            .await
-            .unwrap();
+        redis.put_instance_record(n, &record("/work/ws")).await.unwrap();
     }
     // names[1] runs; names[2] runs with a dead orchestrator.
     for n in &names[1..] {
@@ -1044,25 +663,14 @@ async fn list_reports_states_and_survives_a_closed_pipe() {
     }
     let degraded = redis.instance(&names[2]);
     degraded
-        .put_component(
-            "orchestrator",
-            &serde_json::json!({"pid": 1, "heartbeat_ms": now_ms() - 60_000}),
-        )
+        .put_component("orchestrator", &serde_json::json!({"pid": 1, "heartbeat_ms": now_ms() - 60_000}))
         .await
         .unwrap();
-    let o = sett_at(&server.url(), None)
-        .args(["list", "-o", "json"])
-        .output()
-        .await
-        .unwrap();
+    let o = sett_at(&server.url(), None).args(["list", "-o", "json"]).output().await.unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
     let v = json(&o);
     let status_of = |n: &sett_core::InstanceName| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == n.as_str())
-            .map(|r| r["status"].as_str().unwrap().to_owned())
+        v.as_array().unwrap().iter().find(|r| r["name"] == n.as_str()).map(|r| r["status"].as_str().unwrap().to_owned())
     };
     assert_eq!(status_of(&names[0]).as_deref(), Some("stopped"));
     assert_eq!(status_of(&names[1]).as_deref(), Some("running"));
@@ -1071,10 +679,7 @@ async fn list_reports_states_and_survives_a_closed_pipe() {
     // Enough rows that the output overflows the pipe after `head` has gone.
     for _ in 0..1500 {
         redis
-            .put_instance_record(
-                &sett_testkit::instance_name(),
-                &record("/a/rather/long/workspace/path/for/width"),
-            )
+            .put_instance_record(&sett_testkit::instance_name(), &record("/a/rather/long/workspace/path/for/width"))
             .await
             .unwrap();
     }
@@ -1083,17 +688,9 @@ async fn list_reports_states_and_survives_a_closed_pipe() {
         env!("CARGO_BIN_EXE_sett"),
         server.url()
     );
-    let o = tokio::process::Command::new("bash")
-        .args(["-c", &script])
-        .output()
-        .await
-        .unwrap();
+    let o = tokio::process::Command::new("bash").args(["-c", &script]).output().await.unwrap();
     assert_eq!(code(&o), 0, "sett list | head must succeed: {}", err(&o));
-    assert!(
-        !err(&o).contains("panicked") && !err(&o).contains("Error"),
-        "{}",
-        err(&o)
-    );
+    assert!(!err(&o).contains("panicked") && !err(&o).contains("Error"), "{}", err(&o));
     assert_eq!(out(&o).lines().count(), 1);
 }
 
@@ -1102,18 +699,9 @@ async fn status_exit_codes_follow_health() {
     let store = sett_testkit::store().await;
     let o = run(&store, &["status"]).await;
     assert_eq!(code(&o), 1);
-    assert!(
-        out(&o).contains("stopped") && err(&o).contains("sett up --name"),
-        "{} / {}",
-        out(&o),
-        err(&o)
-    );
+    assert!(out(&o).contains("stopped") && err(&o).contains("sett up --name"), "{} / {}", out(&o), err(&o));
 
-    store
-        .acquire_lock(&holder(), 60_000)
-        .await
-        .unwrap()
-        .unwrap();
+    store.acquire_lock(&holder(), 60_000).await.unwrap().unwrap();
     store
         .put_component(
             "orchestrator",
@@ -1131,16 +719,9 @@ async fn status_exit_codes_follow_health() {
     assert_eq!(v["claims_by_status"]["pending_answer"], 1);
 
     // A cub whose /healthz does not answer: degraded, and the next step names its logs.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     store
-        .put_component(
-            "cub:Coder",
-            &serde_json::json!({"pid": 8, "addr": dead, "heartbeat_ms": now_ms()}),
-        )
+        .put_component("cub:Coder", &serde_json::json!({"pid": 8, "addr": dead, "heartbeat_ms": now_ms()}))
         .await
         .unwrap();
     let o = run(&store, &["status"]).await;
@@ -1156,38 +737,17 @@ async fn claims_filter_by_status_and_stuck() {
     let fresh = claim_on(&store, &goal).await;
     // A claim whose bid deadline passed long ago.
     let old_goal = new_goal(&store, "GoalDefined", "old").await;
-    let old = new_claim(
-        ClaimId::new_v7(),
-        &old_goal,
-        &policy(),
-        now_ms() - 3_600_000,
-    );
-    store
-        .write_claim(&old, None, true, &[], &[], now_ms())
-        .await
-        .unwrap();
+    let old = new_claim(ClaimId::new_v7(), &old_goal, &policy(), now_ms() - 3_600_000);
+    store.write_claim(&old, None, true, &[], &[], now_ms()).await.unwrap();
     let ids = |o: &Output| ids_of(o).into_iter().collect::<BTreeSet<String>>();
     let o = run(&store, &["claims", "-o", "json"]).await;
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert_eq!(
-        ids(&o),
-        BTreeSet::from([fresh.id.to_string(), old.id.to_string()])
-    );
-    assert_eq!(
-        ids(&run(&store, &["claims", "--stuck", "-o", "json"]).await),
-        BTreeSet::from([old.id.to_string()])
-    );
+    assert_eq!(ids(&o), BTreeSet::from([fresh.id.to_string(), old.id.to_string()]));
+    assert_eq!(ids(&run(&store, &["claims", "--stuck", "-o", "json"]).await), BTreeSet::from([old.id.to_string()]));
     assert!(ids(&run(&store, &["claims", "--status", "complete", "-o", "json"]).await).is_empty());
-    assert_eq!(
-        code(&run(&store, &["claims", "--status", "nonsense"]).await),
-        2
-    );
+    assert_eq!(code(&run(&store, &["claims", "--status", "nonsense"]).await), 2);
     let o = run(&store, &["claims"]).await;
-    assert!(
-        out(&o).contains("pending_consensus") && out(&o).contains("overdue"),
-        "{}",
-        out(&o)
-    );
+    assert!(out(&o).contains("pending_consensus") && out(&o).contains("overdue"), "{}", out(&o));
 }
 
 #[tokio::test]
@@ -1202,11 +762,8 @@ async fn logs_render_bunyan_lines_and_name_the_available_components() {
             r#"{{"v":0,"name":"sett","msg":"{msg}","level":30,"hostname":"h","pid":1,"time":"2026-01-01T00:00:00Z","claim_id":"c1"}}"#
         )
     };
-    std::fs::write(
-        dir.join("orchestrator.log"),
-        format!("{}\n{}\n{}\n", line("one"), line("two"), line("three")),
-    )
-    .unwrap();
+    std::fs::write(dir.join("orchestrator.log"), format!("{}\n{}\n{}\n", line("one"), line("two"), line("three")))
+        .unwrap();
     std::fs::write(dir.join("Coder.log"), "plain line\n").unwrap();
     let logs = |args: &[&str]| {
         let mut c = sett(&store);
@@ -1215,33 +772,20 @@ async fn logs_render_bunyan_lines_and_name_the_available_components() {
     };
     let o = logs(&["orchestrator"]).output().await.unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert_eq!(
-        out(&o).lines().next(),
-        Some("2026-01-01T00:00:00Z INFO  one claim_id=c1")
-    );
-    let o = logs(&["orchestrator", "--lines", "1", "-o", "jsonl"])
-        .output()
-        .await
-        .unwrap();
+    assert_eq!(out(&o).lines().next(), Some("2026-01-01T00:00:00Z INFO  one claim_id=c1"));
+    let o = logs(&["orchestrator", "--lines", "1", "-o", "jsonl"]).output().await.unwrap();
     assert_eq!(out(&o).trim(), line("three"));
     let o = logs(&["cub:Coder"]).output().await.unwrap();
     assert_eq!(out(&o).trim(), "plain line");
     let o = logs(&["Nobody"]).output().await.unwrap();
     assert_eq!(code(&o), 1);
-    assert!(
-        err(&o).contains("Available: Coder, orchestrator"),
-        "{}",
-        err(&o)
-    );
+    assert!(err(&o).contains("Available: Coder, orchestrator"), "{}", err(&o));
 
     // -f prints lines appended later.
     let mut child = logs(&["Coder", "-f"]).spawn().unwrap();
     let mut seen = Vec::new();
     read_until(&mut child, &mut seen, |l| l == "plain line").await;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("Coder.log"))
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(dir.join("Coder.log")).unwrap();
     std::io::Write::write_all(&mut f, b"appended\n").unwrap();
     read_until(&mut child, &mut seen, |l| l == "appended").await;
     child.kill().await.unwrap();

@@ -19,14 +19,8 @@ pub enum StructuralType {
 }
 
 impl StructuralType {
-    pub const ALL: [StructuralType; 6] = [
-        Self::Standard,
-        Self::Review,
-        Self::Question,
-        Self::Answer,
-        Self::Failure,
-        Self::Terminal,
-    ];
+    pub const ALL: [StructuralType; 6] =
+        [Self::Standard, Self::Review, Self::Question, Self::Answer, Self::Failure, Self::Terminal];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,18 +46,13 @@ impl fmt::Display for StructuralType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown structural type '{0}': expected one of Standard, Review, Question, Answer, Failure, Terminal"
-)]
+#[error("unknown structural type '{0}': expected one of Standard, Review, Question, Answer, Failure, Terminal")]
 pub struct UnknownStructuralType(pub String);
 
 impl FromStr for StructuralType {
     type Err = UnknownStructuralType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownStructuralType(s.to_owned()))
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownStructuralType(s.to_owned()))
     }
 }
 

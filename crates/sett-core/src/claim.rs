@@ -216,21 +216,13 @@ impl Claim {
             .filter(|(agent, _)| !self.open_questions.values().any(|q| &q.agent == *agent))
             .filter_map(|(_, g)| g.deadline_ms);
         let questions = self.open_questions.values().filter_map(|q| q.deadline_ms);
-        let bids = if self.status == ClaimStatus::PendingConsensus {
-            self.bid_deadline_ms
-        } else {
-            None
-        };
+        let bids = if self.status == ClaimStatus::PendingConsensus { self.bid_deadline_ms } else { None };
         grants.chain(questions).chain(bids).min()
     }
 
     /// The agents granted in the current phase that have not produced their output yet.
     pub fn outstanding_agents(&self) -> Vec<AgentName> {
-        self.grants
-            .keys()
-            .filter(|a| !self.received.contains_key(*a))
-            .cloned()
-            .collect()
+        self.grants.keys().filter(|a| !self.received.contains_key(*a)).cloned().collect()
     }
 }
 

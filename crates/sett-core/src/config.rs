@@ -30,11 +30,7 @@ impl fmt::Display for ConfigError {
         if self.key_path.is_empty() {
             write!(f, "{}: {} (fix: {})", self.file, self.message, self.fix)
         } else {
-            write!(
-                f,
-                "{}: at '{}': {} (fix: {})",
-                self.file, self.key_path, self.message, self.fix
-            )
+            write!(f, "{}: at '{}': {} (fix: {})", self.file, self.key_path, self.message, self.fix)
         }
     }
 }
@@ -204,11 +200,7 @@ impl BiddingStrategy {
             }
             Some(b.build()?)
         };
-        Ok(Self {
-            bid,
-            target_types,
-            matcher,
-        })
+        Ok(Self { bid, target_types, matcher })
     }
 
     /// The bid for an artifact of `artifact_type`: the strategy's bid when the filter matches,
@@ -281,13 +273,8 @@ impl SettConfig {
         };
         // Two steps: YAML syntax (with line and column) first, then the shape, through
         // serde_path_to_error so an unknown or mistyped key is reported with its full path.
-        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
-            err(
-                "",
-                format!("invalid YAML: {e}"),
-                "correct the YAML syntax at the position shown",
-            )
-        })?;
+        let value: serde_json::Value = serde_saphyr::from_str(text)
+            .map_err(|e| err("", format!("invalid YAML: {e}"), "correct the YAML syntax at the position shown"))?;
         let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
@@ -302,25 +289,14 @@ impl SettConfig {
         })?;
 
         if raw.version != "1.0" {
-            return Err(err(
-                "version",
-                format!("unsupported version '{}'", raw.version),
-                "set version: \"1.0\"",
-            ));
+            return Err(err("version", format!("unsupported version '{}'", raw.version), "set version: \"1.0\""));
         }
-        let dur = |key: &str,
-                   v: &Option<RawDuration>,
-                   default: Duration|
-         -> Result<Duration, ConfigError> {
+        let dur = |key: &str, v: &Option<RawDuration>, default: Duration| -> Result<Duration, ConfigError> {
             let d = match v {
                 None => Ok(default),
                 Some(RawDuration::Seconds(n)) => Ok(Duration::from_secs(*n)),
                 Some(RawDuration::Text(s)) => parse_duration(s).map_err(|e| {
-                    err(
-                        key,
-                        format!("invalid duration '{s}': {e}"),
-                        "use a duration such as 30s, 10m or 24h",
-                    )
+                    err(key, format!("invalid duration '{s}': {e}"), "use a duration such as 30s, 10m or 24h")
                 }),
             }?;
             // Deadlines are `now_ms + duration` in i64 milliseconds: an absurd duration would
@@ -335,16 +311,8 @@ impl SettConfig {
             Ok(d)
         };
         let orch = &raw.orchestrator;
-        let question_timeout = dur(
-            "orchestrator.question_timeout",
-            &orch.question_timeout,
-            DEFAULT_QUESTION_TIMEOUT,
-        )?;
-        let bid_timeout = dur(
-            "orchestrator.bid_timeout",
-            &orch.bid_timeout,
-            DEFAULT_BID_TIMEOUT,
-        )?;
+        let question_timeout = dur("orchestrator.question_timeout", &orch.question_timeout, DEFAULT_QUESTION_TIMEOUT)?;
+        let bid_timeout = dur("orchestrator.bid_timeout", &orch.bid_timeout, DEFAULT_BID_TIMEOUT)?;
         if bid_timeout.is_zero() {
             return Err(err(
                 "orchestrator.bid_timeout",
@@ -353,20 +321,14 @@ impl SettConfig {
             ));
         }
         let orchestrator = OrchestratorConfig {
-            max_review_iterations: orch
-                .max_review_iterations
-                .unwrap_or(DEFAULT_MAX_REVIEW_ITERATIONS),
+            max_review_iterations: orch.max_review_iterations.unwrap_or(DEFAULT_MAX_REVIEW_ITERATIONS),
             bid_timeout,
             question_timeout: (!question_timeout.is_zero()).then_some(question_timeout),
             on_question_timeout: orch.on_question_timeout,
             image: orch.image.clone(),
         };
         if raw.agents.is_empty() {
-            return Err(err(
-                "agents",
-                "at least one agent is required".into(),
-                "add an agent under agents:",
-            ));
+            return Err(err("agents", "at least one agent is required".into(), "add an agent under agents:"));
         }
         let mut agents = BTreeMap::new();
         for (name, a) in raw.agents {
@@ -382,18 +344,14 @@ impl SettConfig {
             }
             let bidding_strategy = match a.bidding_strategy {
                 None => None,
-                Some(RawStrategy::Plain(b)) => {
-                    Some(BiddingStrategy::new(b, Vec::new()).expect("no globs"))
-                }
-                Some(RawStrategy::Detailed(d)) => {
-                    Some(BiddingStrategy::new(d.bid, d.target_types).map_err(|e| {
-                        err(
-                            &at("bidding_strategy.target_types"),
-                            format!("invalid glob: {e}"),
-                            "use glob patterns such as \"Goal*\"",
-                        )
-                    })?)
-                }
+                Some(RawStrategy::Plain(b)) => Some(BiddingStrategy::new(b, Vec::new()).expect("no globs")),
+                Some(RawStrategy::Detailed(d)) => Some(BiddingStrategy::new(d.bid, d.target_types).map_err(|e| {
+                    err(
+                        &at("bidding_strategy.target_types"),
+                        format!("invalid glob: {e}"),
+                        "use glob patterns such as \"Goal*\"",
+                    )
+                })?),
             };
             if bidding_strategy.is_none() && a.bid_script.is_none() {
                 return Err(err(
@@ -434,30 +392,18 @@ impl SettConfig {
             }
             let timeout = dur(&at("timeout"), &a.timeout, DEFAULT_AGENT_TIMEOUT)?;
             if timeout.is_zero() {
-                return Err(err(
-                    &at("timeout"),
-                    "must be greater than zero".into(),
-                    "use a duration such as 10m",
-                ));
+                return Err(err(&at("timeout"), "must be greater than zero".into(), "use a duration such as 10m"));
             }
             let question_timeout = match &a.question_timeout {
                 None => None,
                 Some(_) => {
-                    let d = dur(
-                        &at("question_timeout"),
-                        &a.question_timeout,
-                        DEFAULT_QUESTION_TIMEOUT,
-                    )?;
+                    let d = dur(&at("question_timeout"), &a.question_timeout, DEFAULT_QUESTION_TIMEOUT)?;
                     Some((!d.is_zero()).then_some(d))
                 }
             };
             let worker = match (a.mode, a.worker) {
                 (Some(AgentMode::Controller), w) => {
-                    let w = w.unwrap_or(RawWorker {
-                        max_concurrent: None,
-                        command: None,
-                        image: None,
-                    });
+                    let w = w.unwrap_or(RawWorker { max_concurrent: None, command: None, image: None });
                     let max_concurrent = w.max_concurrent.unwrap_or(1);
                     if max_concurrent == 0 {
                         return Err(err(
@@ -468,10 +414,7 @@ impl SettConfig {
                     }
                     Some(WorkerConfig {
                         max_concurrent,
-                        command: w
-                            .command
-                            .filter(|c| !c.is_empty())
-                            .unwrap_or_else(|| a.command.clone()),
+                        command: w.command.filter(|c| !c.is_empty()).unwrap_or_else(|| a.command.clone()),
                         image: w.image.or_else(|| a.image.clone()),
                     })
                 }
@@ -484,10 +427,7 @@ impl SettConfig {
                 }
                 (None, None) => None,
             };
-            if raw.runtime == RuntimeKind::Docker
-                && a.image.is_none()
-                && raw.orchestrator.image.is_none()
-            {
+            if raw.runtime == RuntimeKind::Docker && a.image.is_none() && raw.orchestrator.image.is_none() {
                 // The docker runtime falls back to Sett's runtime image; nothing to reject.
             }
             agents.insert(
@@ -508,12 +448,7 @@ impl SettConfig {
                 },
             );
         }
-        Ok(Self {
-            version: raw.version,
-            runtime: raw.runtime,
-            orchestrator,
-            agents,
-        })
+        Ok(Self { version: raw.version, runtime: raw.runtime, orchestrator, agents })
     }
 
     /// The question timeout for `agent`: its own override, else the orchestrator's.
@@ -535,9 +470,7 @@ impl SettConfig {
                         a.name.clone(),
                         crate::machine::AgentPolicy {
                             timeout_ms: a.timeout.as_millis() as i64,
-                            question_timeout_ms: self
-                                .question_timeout_for(&a.name)
-                                .map(|d| d.as_millis() as i64),
+                            question_timeout_ms: self.question_timeout_for(&a.name).map(|d| d.as_millis() as i64),
                             via_worker: a.is_controller(),
                         },
                     )
@@ -586,23 +519,14 @@ agents:
         assert_eq!(c.orchestrator.question_timeout, None);
         let coder = &c.agents[&AgentName::parse("Coder").unwrap()];
         assert_eq!(coder.workspace_mode, WorkspaceMode::Rw);
-        assert_eq!(
-            coder.environment[1],
-            EnvEntry::Set("MODE".into(), "fast".into())
-        );
+        assert_eq!(coder.environment[1], EnvEntry::Set("MODE".into(), "fast".into()));
         let s = coder.bidding_strategy.as_ref().unwrap();
         assert_eq!(s.bid_for("GoalDefined"), BidType::Exclusive);
         assert_eq!(s.bid_for("CodeCommit"), BidType::Ignore);
-        assert_eq!(
-            c.question_timeout_for(&coder.name),
-            Some(Duration::from_secs(10))
-        );
+        assert_eq!(c.question_timeout_for(&coder.name), Some(Duration::from_secs(10)));
         let builder = &c.agents[&AgentName::parse("Builder").unwrap()];
         assert_eq!(builder.worker.as_ref().unwrap().max_concurrent, 2);
-        assert_eq!(
-            builder.worker.as_ref().unwrap().command,
-            vec!["./build.sh".to_owned()]
-        );
+        assert_eq!(builder.worker.as_ref().unwrap().command, vec!["./build.sh".to_owned()]);
     }
 
     #[test]
@@ -611,11 +535,7 @@ agents:
         let e = SettConfig::parse("sett.yml", &text).unwrap_err();
         assert_eq!(e.key_path, "agents.Coder.role");
         assert!(e.message.contains("unknown field `role`"), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("sett.yml: at 'agents.Coder.role'"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("sett.yml: at 'agents.Coder.role'"), "{e}");
     }
 
     proptest::proptest! {
@@ -641,17 +561,10 @@ agents:
 
     #[test]
     fn bad_values_are_explained() {
-        let e = SettConfig::parse(
-            "x.yml",
-            &GOOD.replace("bid_timeout: 5s", "bid_timeout: soon"),
-        )
-        .unwrap_err();
+        let e = SettConfig::parse("x.yml", &GOOD.replace("bid_timeout: 5s", "bid_timeout: soon")).unwrap_err();
         assert_eq!(e.key_path, "orchestrator.bid_timeout");
-        let e = SettConfig::parse(
-            "x.yml",
-            &GOOD.replace("bidding_strategy: review", "bidding_strategy: maybe"),
-        )
-        .unwrap_err();
+        let e = SettConfig::parse("x.yml", &GOOD.replace("bidding_strategy: review", "bidding_strategy: maybe"))
+            .unwrap_err();
         assert!(e.key_path.starts_with("agents.Reviewer"), "{e}");
         let e = SettConfig::parse("x.yml", "version: \"1.0\"\nagents: {}\n").unwrap_err();
         assert_eq!(e.key_path, "agents");

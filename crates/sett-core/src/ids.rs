@@ -18,9 +18,7 @@ pub enum IdError {
         "invalid agent name '{0}': use 1-63 letters, digits, '_' or '-', starting with a letter ('user' and 'orchestrator' are reserved)"
     )]
     AgentName(String),
-    #[error(
-        "invalid id '{0}': expected a canonical lower-case UUID such as 0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"
-    )]
+    #[error("invalid id '{0}': expected a canonical lower-case UUID such as 0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d")]
     Uuid(String),
     #[error("invalid short id '{0}': use at least 6 hexadecimal characters (a prefix of an id)")]
     ShortId(String),
@@ -38,14 +36,8 @@ impl InstanceName {
             && bytes.len() <= 63
             && bytes[0].is_ascii_lowercase()
             && bytes[bytes.len() - 1] != b'-'
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(IdError::InstanceName(raw.to_owned()))
-        }
+            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+        if ok { Ok(Self(raw.to_owned())) } else { Err(IdError::InstanceName(raw.to_owned())) }
     }
 
     /// The name given to the `n`-th unnamed instance.
@@ -70,14 +62,8 @@ impl AgentName {
             && !bytes.is_empty()
             && bytes.len() <= 63
             && bytes[0].is_ascii_alphabetic()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(IdError::AgentName(raw.to_owned()))
-        }
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+        if ok { Ok(Self(raw.to_owned())) } else { Err(IdError::AgentName(raw.to_owned())) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -88,15 +74,9 @@ impl AgentName {
 fn parse_canonical_uuid(raw: &str) -> Result<Uuid, IdError> {
     // Only the canonical hyphenated lower-case form is accepted, so one id has one spelling and
     // string comparison, sorting and key names agree.
-    let canonical = raw.len() == 36
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-');
-    let uuid = if canonical {
-        Uuid::parse_str(raw).ok()
-    } else {
-        None
-    };
+    let canonical =
+        raw.len() == 36 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-');
+    let uuid = if canonical { Uuid::parse_str(raw).ok() } else { None };
     match uuid {
         Some(u) if u.hyphenated().to_string() == raw => Ok(u),
         _ => Err(IdError::Uuid(raw.to_owned())),
@@ -182,19 +162,10 @@ impl ShortId {
     pub const MIN_LEN: usize = 6;
 
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        let cleaned: String = raw
-            .chars()
-            .filter(|c| *c != '-')
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let ok = cleaned.len() >= Self::MIN_LEN
-            && cleaned.len() <= 32
-            && cleaned.bytes().all(|b| b.is_ascii_hexdigit());
-        if ok {
-            Ok(Self(cleaned))
-        } else {
-            Err(IdError::ShortId(raw.to_owned()))
-        }
+        let cleaned: String = raw.chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
+        let ok =
+            cleaned.len() >= Self::MIN_LEN && cleaned.len() <= 32 && cleaned.bytes().all(|b| b.is_ascii_hexdigit());
+        if ok { Ok(Self(cleaned)) } else { Err(IdError::ShortId(raw.to_owned())) }
     }
 
     /// The prefix in simple (hyphen-less) hex form.
@@ -260,19 +231,7 @@ mod tests {
         for ok in ["a", "myproject", "default-1", "a-b", "a1"] {
             assert!(InstanceName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "A",
-            "1a",
-            "a-",
-            "a_b",
-            "a*",
-            "a?",
-            "a[b]",
-            "a{b}",
-            "a:b",
-            &"a".repeat(64),
-        ] {
+        for bad in ["", "A", "1a", "a-", "a_b", "a*", "a?", "a[b]", "a{b}", "a:b", &"a".repeat(64)] {
             assert!(InstanceName::parse(bad).is_err(), "{bad}");
         }
     }
@@ -298,14 +257,8 @@ mod tests {
     #[test]
     fn derived_ids_are_stable() {
         let c = ClaimId::new_v7();
-        assert_eq!(
-            ClaimId::derived(&c, "rework"),
-            ClaimId::derived(&c, "rework")
-        );
-        assert_ne!(
-            ClaimId::derived(&c, "rework"),
-            ClaimId::derived(&c, "other")
-        );
+        assert_eq!(ClaimId::derived(&c, "rework"), ClaimId::derived(&c, "rework"));
+        assert_ne!(ClaimId::derived(&c, "rework"), ClaimId::derived(&c, "other"));
     }
 
     #[test]

@@ -64,20 +64,14 @@ pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
     if text.is_empty() {
         return Err(ToolOutputError::Empty);
     }
-    let raw: RawOutput =
-        serde_json::from_str(text).map_err(|e| ToolOutputError::NotJson(e.to_string()))?;
-    let artifact_type = raw
-        .artifact_type
-        .filter(|t| !t.trim().is_empty())
-        .ok_or(ToolOutputError::MissingType)?;
+    let raw: RawOutput = serde_json::from_str(text).map_err(|e| ToolOutputError::NotJson(e.to_string()))?;
+    let artifact_type = raw.artifact_type.filter(|t| !t.trim().is_empty()).ok_or(ToolOutputError::MissingType)?;
     let structural_type = match raw.structural_type.as_deref() {
         None | Some("") if artifact_type == "Review" => StructuralType::Review,
         None | Some("") => StructuralType::Standard,
         Some(s) => s
             .parse()
-            .map_err(|e: crate::artifact::UnknownStructuralType| {
-                ToolOutputError::BadStructuralType(e.to_string())
-            })?,
+            .map_err(|e: crate::artifact::UnknownStructuralType| ToolOutputError::BadStructuralType(e.to_string()))?,
     };
     if structural_type == StructuralType::Answer {
         return Err(ToolOutputError::AnswerNotAllowed);
@@ -88,22 +82,14 @@ pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
         Some(serde_json::Value::String(s)) => s,
         Some(other) => other.to_string(),
     };
-    Ok(ToolOutput {
-        structural_type,
-        artifact_type,
-        payload,
-        summary: raw.summary.filter(|s| !s.is_empty()),
-    })
+    Ok(ToolOutput { structural_type, artifact_type, payload, summary: raw.summary.filter(|s| !s.is_empty()) })
 }
 
 /// Parses a bid script's stdout: one bid word, surrounding whitespace ignored.
 pub fn parse_bid(stdout: &str) -> Result<BidType, String> {
     let word = stdout.trim();
-    word.parse::<BidType>().map_err(|_| {
-        format!(
-            "the bid script printed {word:?}; it must print one of review, claim, exclusive, ignore"
-        )
-    })
+    word.parse::<BidType>()
+        .map_err(|_| format!("the bid script printed {word:?}; it must print one of review, claim, exclusive, ignore"))
 }
 
 /// True when `payload` names a git commit: 40 (SHA-1) or 64 (SHA-256) hex characters.
@@ -119,30 +105,22 @@ mod tests {
 
     #[test]
     fn outputs() {
-        let o = parse_tool_output(
-            r#"{"artifact_type":"CodeCommit","artifact_payload":"abc","summary":"done"}"#,
-        )
-        .unwrap();
+        let o =
+            parse_tool_output(r#"{"artifact_type":"CodeCommit","artifact_payload":"abc","summary":"done"}"#).unwrap();
         assert_eq!(o.structural_type, StructuralType::Standard);
         assert_eq!(o.summary.as_deref(), Some("done"));
         let o = parse_tool_output(r#"{"artifact_type":"Review","artifact_payload":{}}"#).unwrap();
         assert_eq!(o.structural_type, StructuralType::Review);
         assert_eq!(o.payload, "{}");
-        let o = parse_tool_output(r#" {"artifact_type":"Clarify","artifact_payload":"Which?","structural_type":"Question"} "#).unwrap();
+        let o = parse_tool_output(
+            r#" {"artifact_type":"Clarify","artifact_payload":"Which?","structural_type":"Question"} "#,
+        )
+        .unwrap();
         assert_eq!(o.structural_type, StructuralType::Question);
         assert_eq!(parse_tool_output(""), Err(ToolOutputError::Empty));
-        assert!(matches!(
-            parse_tool_output("nope"),
-            Err(ToolOutputError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_tool_output("{} {}"),
-            Err(ToolOutputError::NotJson(_))
-        ));
-        assert_eq!(
-            parse_tool_output(r#"{"artifact_payload":"x"}"#),
-            Err(ToolOutputError::MissingType)
-        );
+        assert!(matches!(parse_tool_output("nope"), Err(ToolOutputError::NotJson(_))));
+        assert!(matches!(parse_tool_output("{} {}"), Err(ToolOutputError::NotJson(_))));
+        assert_eq!(parse_tool_output(r#"{"artifact_payload":"x"}"#), Err(ToolOutputError::MissingType));
         assert!(matches!(
             parse_tool_output(r#"{"artifact_type":"x","structural_type":"Nope"}"#),
             Err(ToolOutputError::BadStructuralType(_))

@@ -21,10 +21,7 @@ const BID_SCRIPT_CAP: usize = 64 * 1024;
 
 /// The static strategy's bid for an artifact type (`ignore` without a strategy).
 pub fn static_bid(agent: &AgentConfig, artifact_type: &str) -> BidType {
-    agent
-        .bidding_strategy
-        .as_ref()
-        .map_or(BidType::Ignore, |s| s.bid_for(artifact_type))
+    agent.bidding_strategy.as_ref().map_or(BidType::Ignore, |s| s.bid_for(artifact_type))
 }
 
 /// The loop guard: an agent does not bid `claim`/`exclusive` on its own output unless it is
@@ -80,29 +77,17 @@ async fn run_bid_script(
         },
         |name| std::env::var(name).ok(),
     );
-    let stdin =
-        serde_json::to_vec(artifact).map_err(|e| format!("cannot encode the artifact: {e}"))?;
-    let spec = process::RunSpec {
-        argv,
-        cwd: &cub.workspace,
-        env,
-        stdin,
-        timeout: BID_SCRIPT_TIMEOUT,
-        cap: BID_SCRIPT_CAP,
-    };
+    let stdin = serde_json::to_vec(artifact).map_err(|e| format!("cannot encode the artifact: {e}"))?;
+    let spec =
+        process::RunSpec { argv, cwd: &cub.workspace, env, stdin, timeout: BID_SCRIPT_TIMEOUT, cap: BID_SCRIPT_CAP };
     let result = process::run(spec, kill).await;
     if !result.stderr.data.is_empty() {
         tracing::info!(stderr = %result.stderr.tail(4096), "bid script stderr");
     }
     match result.ended {
         Ended::Exited(Some(0)) => parse_bid(&result.stdout.text()),
-        Ended::Exited(code) => Err(format!(
-            "the bid script exited with {}",
-            process::describe_exit(code)
-        )),
-        Ended::TimedOut => Err(format!(
-            "the bid script did not answer within {BID_SCRIPT_TIMEOUT:?}"
-        )),
+        Ended::Exited(code) => Err(format!("the bid script exited with {}", process::describe_exit(code))),
+        Ended::TimedOut => Err(format!("the bid script did not answer within {BID_SCRIPT_TIMEOUT:?}")),
         Ended::Killed => Err("the bid script was stopped (shutdown)".into()),
         Ended::SpawnFailed(e) => Err(e),
     }
@@ -139,15 +124,8 @@ pub async fn bid_on_claim_of(
             None => Ok(None),
         }
     };
-    let bids_read = async {
-        if check_bids {
-            store.bids(claim).await.map(Some)
-        } else {
-            Ok(None)
-        }
-    };
-    let (record, prefetched, bids) =
-        tokio::try_join!(store.get_claim(claim), artifact_read, bids_read)?;
+    let bids_read = async { if check_bids { store.bids(claim).await.map(Some) } else { Ok(None) } };
+    let (record, prefetched, bids) = tokio::try_join!(store.get_claim(claim), artifact_read, bids_read)?;
     let Some(record) = record else {
         tracing::warn!("the claim does not exist; not bidding");
         return Ok(None);
@@ -171,10 +149,7 @@ pub async fn bid_on_claim_of(
             BidType::Ignore
         }
     };
-    if store
-        .submit_bid(claim, agent, bid, sett_store::now_ms())
-        .await?
-    {
+    if store.submit_bid(claim, agent, bid, sett_store::now_ms()).await? {
         tracing::info!(bid = %bid, "bid submitted");
         Ok(Some(bid))
     } else {
@@ -190,12 +165,7 @@ mod tests {
 
     fn agent(yaml: &str) -> AgentConfig {
         let text = format!("version: \"1.0\"\nagents:\n  Coder:\n    command: [x]\n{yaml}");
-        SettConfig::parse("t.yml", &text)
-            .unwrap()
-            .agents
-            .into_values()
-            .next()
-            .unwrap()
+        SettConfig::parse("t.yml", &text).unwrap().agents.into_values().next().unwrap()
     }
 
     #[test]
@@ -213,10 +183,7 @@ mod tests {
         let own = Artifact::new_root(sett_core::StructuralType::Standard, "T", "", "Coder", 1);
         let other = Artifact::new_root(sett_core::StructuralType::Standard, "T", "", "Other", 1);
         assert_eq!(guard_own_output(&a, &own, BidType::Claim), BidType::Ignore);
-        assert_eq!(
-            guard_own_output(&a, &own, BidType::Exclusive),
-            BidType::Ignore
-        );
+        assert_eq!(guard_own_output(&a, &own, BidType::Exclusive), BidType::Ignore);
         assert_eq!(guard_own_output(&a, &own, BidType::Review), BidType::Review);
         assert_eq!(guard_own_output(&a, &other, BidType::Claim), BidType::Claim);
         let a = agent("    bidding_strategy: claim\n    bid_on_own_output: true\n");

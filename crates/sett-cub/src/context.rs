@@ -15,29 +15,17 @@ pub const MAX_CONTEXT_DEPTH: usize = 10;
 
 /// Where the walk reads artifacts from (the store, or a map in tests).
 pub trait ArtifactLookup {
-    fn artifact(
-        &self,
-        id: &ArtifactId,
-    ) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send;
+    fn artifact(&self, id: &ArtifactId) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send;
     /// The highest version of logical thread `logical_id`.
-    fn latest(
-        &self,
-        logical_id: &ArtifactId,
-    ) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send;
+    fn latest(&self, logical_id: &ArtifactId) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send;
 }
 
 impl ArtifactLookup for Store {
-    fn artifact(
-        &self,
-        id: &ArtifactId,
-    ) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send {
+    fn artifact(&self, id: &ArtifactId) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send {
         self.get_artifact(id)
     }
 
-    fn latest(
-        &self,
-        logical_id: &ArtifactId,
-    ) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send {
+    fn latest(&self, logical_id: &ArtifactId) -> impl Future<Output = Result<Option<Artifact>, StoreError>> + Send {
         self.latest_in_thread(logical_id)
     }
 }
@@ -50,8 +38,7 @@ pub async fn context_chain<L: ArtifactLookup + Sync>(
     let mut visited: HashSet<ArtifactId> = HashSet::from([target.id]);
     // Logical id → the latest version of that thread (looked up once per thread).
     let mut latest: BTreeMap<ArtifactId, Artifact> = BTreeMap::new();
-    let mut frontier: VecDeque<(ArtifactId, usize)> =
-        target.source_artifacts.iter().map(|id| (*id, 1)).collect();
+    let mut frontier: VecDeque<(ArtifactId, usize)> = target.source_artifacts.iter().map(|id| (*id, 1)).collect();
     while let Some((id, depth)) = frontier.pop_front() {
         if !visited.insert(id) {
             continue;
@@ -62,22 +49,13 @@ pub async fn context_chain<L: ArtifactLookup + Sync>(
         };
         let newest = match latest.get(&found.logical_id) {
             Some(a) => a.clone(),
-            None => lookup
-                .latest(&found.logical_id)
-                .await?
-                .unwrap_or_else(|| found.clone()),
+            None => lookup.latest(&found.logical_id).await?.unwrap_or_else(|| found.clone()),
         };
         if depth < MAX_CONTEXT_DEPTH {
             // Follow the provenance of the version reached and of the thread's latest version:
             // a rework's sources are its previous version, whose sources lead further back.
-            let next = found
-                .source_artifacts
-                .iter()
-                .chain(newest.source_artifacts.iter());
-            frontier.extend(
-                next.filter(|s| !visited.contains(*s))
-                    .map(|s| (*s, depth + 1)),
-            );
+            let next = found.source_artifacts.iter().chain(newest.source_artifacts.iter());
+            frontier.extend(next.filter(|s| !visited.contains(*s)).map(|s| (*s, depth + 1)));
         }
         latest.insert(found.logical_id, newest);
     }
@@ -86,17 +64,11 @@ pub async fn context_chain<L: ArtifactLookup + Sync>(
 
 /// Keeps Standard/Answer/Review artifacts outside the target's thread, one per logical thread
 /// (the highest version), ordered oldest first by `(created_at_ms, id)`.
-pub fn select_context(
-    target: &Artifact,
-    candidates: impl IntoIterator<Item = Artifact>,
-) -> Vec<Artifact> {
+pub fn select_context(target: &Artifact, candidates: impl IntoIterator<Item = Artifact>) -> Vec<Artifact> {
     let mut by_thread: BTreeMap<ArtifactId, Artifact> = BTreeMap::new();
     for a in candidates {
         if a.logical_id == target.logical_id
-            || !matches!(
-                a.structural_type,
-                StructuralType::Standard | StructuralType::Answer | StructuralType::Review
-            )
+            || !matches!(a.structural_type, StructuralType::Standard | StructuralType::Answer | StructuralType::Review)
         {
             continue;
         }
@@ -135,12 +107,7 @@ mod tests {
         }
 
         async fn latest(&self, logical_id: &ArtifactId) -> Result<Option<Artifact>, StoreError> {
-            Ok(self
-                .by_id
-                .values()
-                .filter(|a| &a.logical_id == logical_id)
-                .max_by_key(|a| a.version)
-                .cloned())
+            Ok(self.by_id.values().filter(|a| &a.logical_id == logical_id).max_by_key(|a| a.version).cloned())
         }
     }
 
@@ -172,9 +139,7 @@ mod tests {
         let failure = art(StructuralType::Failure, 31, &[&goal]);
         let code = art(StructuralType::Standard, 40, &[&design, &answer, &failure]);
         let code2 = next_version(&code, 60, &[&code]);
-        for a in [
-            &goal, &design, &design2, &question, &answer, &failure, &code, &code2,
-        ] {
+        for a in [&goal, &design, &design2, &question, &answer, &failure, &code, &code2] {
             m.add(a);
         }
         // The target is code v2: its thread (code v1) is left out, design is replaced by v2,
@@ -212,10 +177,7 @@ mod tests {
         m.add(&a);
         m.add(&b);
         let target = art(StructuralType::Standard, 3, &[&a, &b]);
-        assert_eq!(
-            ids(&context_chain(&m, &target).await.unwrap()),
-            vec![a.id, b.id]
-        );
+        assert_eq!(ids(&context_chain(&m, &target).await.unwrap()), vec![a.id, b.id]);
     }
 
     #[test]

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use sett_core::claim::Grant;
 use sett_core::metrics::{TOOL_EXECUTIONS, TOOL_SECONDS};
 use sett_core::tool::{
-    QuestionAnswer, ToolInput, ToolOutput, ToolOutputError, looks_like_commit_hash,
-    parse_tool_output,
+    QuestionAnswer, ToolInput, ToolOutput, ToolOutputError, looks_like_commit_hash, parse_tool_output,
 };
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
 use sett_store::{CreateOutcome, Store, StoreError};
@@ -39,15 +38,9 @@ pub enum ExecutionOutcome {
     Skipped { reason: String },
     /// The tool succeeded; its artifact (any structural type but Failure, a Question included)
     /// is written.
-    Produced {
-        artifact_id: ArtifactId,
-        structural_type: StructuralType,
-    },
+    Produced { artifact_id: ArtifactId, structural_type: StructuralType },
     /// The run failed; a `ToolExecutionFailure` artifact is written.
-    Failed {
-        artifact_id: ArtifactId,
-        reason: String,
-    },
+    Failed { artifact_id: ArtifactId, reason: String },
 }
 
 impl ExecutionOutcome {
@@ -84,20 +77,8 @@ impl Failure {
         }
     }
 
-    fn of_run(
-        reason: String,
-        exit_code: Option<i32>,
-        out: &Captured,
-        err: &Captured,
-        outcome: &'static str,
-    ) -> Self {
-        Self {
-            reason,
-            exit_code,
-            stdout_tail: out.tail(TAIL),
-            stderr_tail: err.tail(TAIL),
-            outcome,
-        }
+    fn of_run(reason: String, exit_code: Option<i32>, out: &Captured, err: &Captured, outcome: &'static str) -> Self {
+        Self { reason, exit_code, stdout_tail: out.tail(TAIL), stderr_tail: err.tail(TAIL), outcome }
     }
 }
 
@@ -115,9 +96,7 @@ pub async fn execute_grant(
     let agent = &cub.agent.name;
     let skip = |reason: &str| {
         tracing::info!(%reason, "grant skipped");
-        Ok(ExecutionOutcome::Skipped {
-            reason: reason.to_owned(),
-        })
+        Ok(ExecutionOutcome::Skipped { reason: reason.to_owned() })
     };
     let Some(claim) = store.get_claim(&claim_id).await? else {
         return skip("the claim does not exist");
@@ -150,19 +129,14 @@ pub async fn execute_grant(
         Ok(_) => "success",
         Err(f) => f.outcome,
     };
-    metrics::counter!(TOOL_EXECUTIONS, "agent" => agent.to_string(), "outcome" => outcome_label)
-        .increment(1);
-    metrics::histogram!(TOOL_SECONDS, "agent" => agent.to_string())
-        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(TOOL_EXECUTIONS, "agent" => agent.to_string(), "outcome" => outcome_label).increment(1);
+    metrics::histogram!(TOOL_SECONDS, "agent" => agent.to_string()).record(started.elapsed().as_secs_f64());
 
     let failure = match run {
         Ok(output) => match write_output(store, cub, &claim, &grant, output_id, output).await {
             Ok(structural_type) => {
                 tracing::info!(artifact_id = %output_id, %structural_type, "tool output written");
-                return Ok(ExecutionOutcome::Produced {
-                    artifact_id: output_id,
-                    structural_type,
-                });
+                return Ok(ExecutionOutcome::Produced { artifact_id: output_id, structural_type });
             }
             Err(e) => Failure::plain(format!("the tool's output could not be written: {e}")),
         },
@@ -172,21 +146,14 @@ pub async fn execute_grant(
     let artifact = failure_artifact(cub, &claim, output_id, &failure);
     match store.create_artifact(&artifact).await {
         Ok(CreateOutcome::Created { .. } | CreateOutcome::IdExists) => {
-            Ok(ExecutionOutcome::Failed {
-                artifact_id: output_id,
-                reason: failure.reason,
-            })
+            Ok(ExecutionOutcome::Failed { artifact_id: output_id, reason: failure.reason })
         }
         Ok(other) => Err(CubError::Record {
             claim: claim_id.to_string(),
             seq,
             source: StoreError::Conflict(format!("the Failure artifact was refused: {other:?}")),
         }),
-        Err(source) => Err(CubError::Record {
-            claim: claim_id.to_string(),
-            seq,
-            source,
-        }),
+        Err(source) => Err(CubError::Record { claim: claim_id.to_string(), seq, source }),
     }
 }
 
@@ -198,13 +165,11 @@ async fn run_tool(
     grant: &Grant,
     cancel: &CancellationToken,
 ) -> Result<ToolOutput, Failure> {
-    let input = tool_input(store, cub, claim, grant).await.map_err(|e| {
-        Failure::plain(format!(
-            "cannot assemble the tool's input from the blackboard: {e}"
-        ))
-    })?;
-    let stdin = serde_json::to_vec(&input)
-        .map_err(|e| Failure::plain(format!("cannot encode the tool's input: {e}")))?;
+    let input = tool_input(store, cub, claim, grant)
+        .await
+        .map_err(|e| Failure::plain(format!("cannot assemble the tool's input from the blackboard: {e}")))?;
+    let stdin =
+        serde_json::to_vec(&input).map_err(|e| Failure::plain(format!("cannot encode the tool's input: {e}")))?;
     let env = process::tool_environment(
         &EnvIdentity {
             instance: store.instance(),
@@ -233,45 +198,26 @@ async fn run_tool(
         Ended::Exited(code) => *code,
         _ => None,
     };
-    let fail =
-        |reason: String, outcome| Failure::of_run(reason, exit_code, &r.stdout, &r.stderr, outcome);
+    let fail = |reason: String, outcome| Failure::of_run(reason, exit_code, &r.stdout, &r.stderr, outcome);
     match &r.ended {
         Ended::Exited(Some(0)) => {}
         Ended::Exited(code) => {
-            return Err(fail(
-                format!("the tool exited with {}", process::describe_exit(*code)),
-                "failure",
-            ));
+            return Err(fail(format!("the tool exited with {}", process::describe_exit(*code)), "failure"));
         }
         Ended::TimedOut => {
-            return Err(fail(
-                format!(
-                    "the tool did not finish within its timeout ({})",
-                    humanize(timeout)
-                ),
-                "timeout",
-            ));
+            return Err(fail(format!("the tool did not finish within its timeout ({})", humanize(timeout)), "timeout"));
         }
         Ended::Killed => {
-            return Err(fail(
-                "the tool was killed: the cub shut down and the grace period ended".into(),
-                "failure",
-            ));
+            return Err(fail("the tool was killed: the cub shut down and the grace period ended".into(), "failure"));
         }
         Ended::SpawnFailed(e) => return Err(fail(e.clone(), "failure")),
     }
     if r.stdout.truncated() {
-        return Err(fail(
-            format!("the tool printed more than {OUTPUT_CAP} bytes on stdout"),
-            "invalid_output",
-        ));
+        return Err(fail(format!("the tool printed more than {OUTPUT_CAP} bytes on stdout"), "invalid_output"));
     }
-    let output =
-        parse_output(&r.stdout.text()).map_err(|e| fail(e.to_string(), "invalid_output"))?;
+    let output = parse_output(&r.stdout.text()).map_err(|e| fail(e.to_string(), "invalid_output"))?;
     if output.artifact_type == "CodeCommit" {
-        verify_commit(cub, &output.payload, env, cancel)
-            .await
-            .map_err(|reason| fail(reason, "failure"))?;
+        verify_commit(cub, &output.payload, env, cancel).await.map_err(|reason| fail(reason, "failure"))?;
     }
     Ok(output)
 }
@@ -298,8 +244,8 @@ fn humanize(d: Duration) -> String {
 fn parse_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
     match parse_tool_output(stdout) {
         Err(ToolOutputError::MissingType) => {
-            let mut v: serde_json::Value = serde_json::from_str(stdout.trim())
-                .map_err(|e| ToolOutputError::NotJson(e.to_string()))?;
+            let mut v: serde_json::Value =
+                serde_json::from_str(stdout.trim()).map_err(|e| ToolOutputError::NotJson(e.to_string()))?;
             if v.get("structural_type").and_then(|s| s.as_str()) != Some("Question") {
                 return Err(ToolOutputError::MissingType);
             }
@@ -324,20 +270,9 @@ async fn verify_commit(
             process::tail(hash.as_bytes(), 80)
         ));
     }
-    let argv = [
-        "git".to_owned(),
-        "cat-file".to_owned(),
-        "-e".to_owned(),
-        format!("{hash}^{{commit}}"),
-    ];
-    let spec = process::RunSpec {
-        argv: &argv,
-        cwd: &cub.workspace,
-        env,
-        stdin: Vec::new(),
-        timeout: GIT_TIMEOUT,
-        cap: TAIL,
-    };
+    let argv = ["git".to_owned(), "cat-file".to_owned(), "-e".to_owned(), format!("{hash}^{{commit}}")];
+    let spec =
+        process::RunSpec { argv: &argv, cwd: &cub.workspace, env, stdin: Vec::new(), timeout: GIT_TIMEOUT, cap: TAIL };
     let r = process::run(spec, cancel).await;
     match r.ended {
         Ended::Exited(Some(0)) => Ok(()),
@@ -346,9 +281,7 @@ async fn verify_commit(
             cub.workspace.display(),
             r.stderr.text().trim()
         )),
-        Ended::TimedOut => Err(format!(
-            "git cat-file did not answer within {GIT_TIMEOUT:?}"
-        )),
+        Ended::TimedOut => Err(format!("git cat-file did not answer within {GIT_TIMEOUT:?}")),
         Ended::Killed => Err("the commit check was stopped: the cub shut down".into()),
         Ended::SpawnFailed(e) => Err(format!("cannot run git to check the CodeCommit: {e}")),
     }
@@ -361,12 +294,7 @@ async fn load_target(store: &Store, claim: &Claim) -> Result<Artifact, StoreErro
 }
 
 /// The tool's stdin.
-async fn tool_input(
-    store: &Store,
-    cub: &CubSettings,
-    claim: &Claim,
-    grant: &Grant,
-) -> Result<ToolInput, StoreError> {
+async fn tool_input(store: &Store, cub: &CubSettings, claim: &Claim, grant: &Grant) -> Result<ToolInput, StoreError> {
     let target = load_target(store, claim).await?;
     let context_chain = context::context_chain(store, &target).await?;
     let mut additional_context = Vec::new();
@@ -379,15 +307,8 @@ async fn tool_input(
         }
     }
     let mut answers = Vec::new();
-    for qa in claim
-        .answered_questions
-        .iter()
-        .filter(|qa| qa.agent == cub.agent.name)
-    {
-        match (
-            store.get_artifact(&qa.question).await?,
-            store.get_artifact(&qa.answer).await?,
-        ) {
+    for qa in claim.answered_questions.iter().filter(|qa| qa.agent == cub.agent.name) {
+        match (store.get_artifact(&qa.question).await?, store.get_artifact(&qa.answer).await?) {
             (Some(question), Some(answer)) => answers.push(QuestionAnswer { question, answer }),
             _ => {
                 tracing::warn!(question = %qa.question, answer = %qa.answer, "a question or its answer does not exist; leaving the pair out")
@@ -451,28 +372,14 @@ async fn write_output(
     id: ArtifactId,
     output: ToolOutput,
 ) -> Result<StructuralType, StoreError> {
-    let payload = if output.artifact_type == "CodeCommit" {
-        output.payload.trim().to_owned()
-    } else {
-        output.payload
-    };
-    let mut a = base_artifact(
-        cub,
-        claim,
-        id,
-        output.structural_type,
-        output.artifact_type,
-        payload,
-    );
+    let payload = if output.artifact_type == "CodeCommit" { output.payload.trim().to_owned() } else { output.payload };
+    let mut a = base_artifact(cub, claim, id, output.structural_type, output.artifact_type, payload);
     a.summary = output.summary;
     let versioned = a.structural_type == StructuralType::Standard && continues_thread(claim, grant);
     for _ in 0..VERSION_ATTEMPTS {
         if versioned {
             let target = load_target(store, claim).await?;
-            let latest = store
-                .latest_in_thread(&target.logical_id)
-                .await?
-                .map_or(target.version, |l| l.version);
+            let latest = store.latest_in_thread(&target.logical_id).await?.map_or(target.version, |l| l.version);
             a.logical_id = target.logical_id;
             a.version = latest.max(target.version) + 1;
         }
@@ -486,16 +393,11 @@ async fn write_output(
                 tracing::warn!(version = a.version, %existing, "the next version was taken meanwhile; retrying");
             }
             other => {
-                return Err(StoreError::Conflict(format!(
-                    "the artifact was refused: {other:?}"
-                )));
+                return Err(StoreError::Conflict(format!("the artifact was refused: {other:?}")));
             }
         }
     }
-    Err(StoreError::Conflict(format!(
-        "version {} of thread {} kept being taken",
-        a.version, a.logical_id
-    )))
+    Err(StoreError::Conflict(format!("version {} of thread {} kept being taken", a.version, a.logical_id)))
 }
 
 fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failure) -> Artifact {
@@ -505,14 +407,7 @@ fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failur
         "stdout_tail": f.stdout_tail,
         "stderr_tail": f.stderr_tail,
     });
-    let mut a = base_artifact(
-        cub,
-        claim,
-        id,
-        StructuralType::Failure,
-        FAILURE_TYPE.to_owned(),
-        payload.to_string(),
-    );
+    let mut a = base_artifact(cub, claim, id, StructuralType::Failure, FAILURE_TYPE.to_owned(), payload.to_string());
     a.summary = Some(process::tail(f.reason.as_bytes(), 500));
     a
 }
@@ -525,34 +420,20 @@ mod tests {
     fn the_tool_ends_before_the_grants_deadline() {
         let t = Duration::from_secs(2);
         assert_eq!(tool_timeout(t, None, 0), t);
-        assert_eq!(
-            tool_timeout(t, Some(2_000), 0),
-            Duration::from_millis(1_500)
-        );
+        assert_eq!(tool_timeout(t, Some(2_000), 0), Duration::from_millis(1_500));
         assert_eq!(tool_timeout(t, Some(60_000), 0), t);
-        assert_eq!(
-            tool_timeout(Duration::from_secs(600), Some(600_000), 100),
-            Duration::from_millis(599_400)
-        );
+        assert_eq!(tool_timeout(Duration::from_secs(600), Some(600_000), 100), Duration::from_millis(599_400));
         assert_eq!(tool_timeout(t, Some(100), 5_000), Duration::ZERO);
     }
 
     #[test]
     fn questions_may_omit_their_type() {
-        let o = parse_output(r#"{"structural_type":"Question","artifact_payload":"Which DB?"}"#)
-            .unwrap();
+        let o = parse_output(r#"{"structural_type":"Question","artifact_payload":"Which DB?"}"#).unwrap();
         assert_eq!(
-            (
-                o.structural_type,
-                o.artifact_type.as_str(),
-                o.payload.as_str()
-            ),
+            (o.structural_type, o.artifact_type.as_str(), o.payload.as_str()),
             (StructuralType::Question, "Question", "Which DB?")
         );
-        assert_eq!(
-            parse_output(r#"{"artifact_payload":"x"}"#),
-            Err(ToolOutputError::MissingType)
-        );
+        assert_eq!(parse_output(r#"{"artifact_payload":"x"}"#), Err(ToolOutputError::MissingType));
         assert!(parse_output("not json").is_err());
     }
 
@@ -566,13 +447,7 @@ mod tests {
             on_question_timeout: Default::default(),
         };
         let mut c = sett_core::machine::new_claim(ClaimId::new_v7(), &a, &policy, 1);
-        let grant = |claim_type| Grant {
-            claim_type,
-            seq: 1,
-            granted_at_ms: 1,
-            deadline_ms: None,
-            via_worker: false,
-        };
+        let grant = |claim_type| Grant { claim_type, seq: 1, granted_at_ms: 1, deadline_ms: None, via_worker: false };
         assert!(continues_thread(&c, &grant(ClaimType::Rework)));
         assert!(!continues_thread(&c, &grant(ClaimType::Claim)));
         assert!(!continues_thread(&c, &grant(ClaimType::Resume)));

@@ -41,12 +41,7 @@ pub struct CubSettings {
 
 impl CubSettings {
     pub fn new(agent: AgentConfig, workspace: PathBuf) -> Self {
-        Self {
-            agent,
-            workspace,
-            redis_url: None,
-            worker_mode: false,
-        }
+        Self { agent, workspace, redis_url: None, worker_mode: false }
     }
 
     /// The argv of the tool this process runs for a grant.
@@ -64,10 +59,7 @@ impl fmt::Debug for CubSettings {
         f.debug_struct("CubSettings")
             .field("agent", &self.agent.name)
             .field("workspace", &self.workspace)
-            .field(
-                "redis_url",
-                &self.redis_url.as_deref().map(sett_store::redact_url),
-            )
+            .field("redis_url", &self.redis_url.as_deref().map(sett_store::redact_url))
             .field("worker_mode", &self.worker_mode)
             .finish()
     }
@@ -80,9 +72,5 @@ pub enum CubError {
     Store(#[from] StoreError),
     /// Even the Failure artifact reporting a failed run could not be written.
     #[error("claim {claim}: cannot record the outcome of grant {seq}: {source}")]
-    Record {
-        claim: String,
-        seq: u64,
-        source: StoreError,
-    },
+    Record { claim: String, seq: u64, source: StoreError },
 }

@@ -39,10 +39,7 @@ pub struct EnvIdentity<'a> {
 /// `LANG`, `TMPDIR` and the agent's own `environment:` entries, plus the `SETT_*` identity. Redis
 /// credentials are withheld unless the agent is configured with `expose_redis: true`.
 /// `host` looks a variable up in the host environment (injected so tests control it).
-pub fn tool_environment(
-    id: &EnvIdentity<'_>,
-    host: impl Fn(&str) -> Option<String>,
-) -> BTreeMap<String, String> {
+pub fn tool_environment(id: &EnvIdentity<'_>, host: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for name in BASE_HOST_VARS {
         if let Some(v) = host(name) {
@@ -62,14 +59,8 @@ pub fn tool_environment(
         }
     }
     // Identity last, so an `environment:` entry cannot impersonate another agent or claim.
-    for name in [
-        "SETT_INSTANCE",
-        "SETT_AGENT",
-        "SETT_CLAIM_ID",
-        "SETT_CLAIM_TYPE",
-        "SETT_WORKSPACE",
-        "SETT_REDIS_URL",
-    ] {
+    for name in ["SETT_INSTANCE", "SETT_AGENT", "SETT_CLAIM_ID", "SETT_CLAIM_TYPE", "SETT_WORKSPACE", "SETT_REDIS_URL"]
+    {
         env.remove(name);
     }
     env.insert("SETT_INSTANCE".into(), id.instance.to_string());
@@ -91,11 +82,7 @@ pub fn tool_environment(
 /// workspace, whatever the daemon's own working directory is; a bare name is looked up in PATH.
 pub(crate) fn resolve_program(program: &str, workspace: &Path) -> PathBuf {
     let p = Path::new(program);
-    if p.is_relative() && p.components().count() > 1 {
-        workspace.join(p)
-    } else {
-        p.to_owned()
-    }
+    if p.is_relative() && p.components().count() > 1 { workspace.join(p) } else { p.to_owned() }
 }
 
 /// What to run.
@@ -235,20 +222,14 @@ pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResul
         Ok(c) => c,
         Err(e) => {
             return RunResult {
-                ended: Ended::SpawnFailed(format!(
-                    "cannot start {program:?} in {}: {e}",
-                    spec.cwd.display()
-                )),
+                ended: Ended::SpawnFailed(format!("cannot start {program:?} in {}: {e}", spec.cwd.display())),
                 stdout: Captured::default(),
                 stderr: Captured::default(),
                 elapsed: started.elapsed(),
             };
         }
     };
-    let mut guard = GroupGuard {
-        child,
-        reaped: false,
-    };
+    let mut guard = GroupGuard { child, reaped: false };
     let stdin = guard.child.stdin().take();
     let stdout = guard.child.stdout().take();
     let stderr = guard.child.stderr().take();
@@ -295,11 +276,7 @@ pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResul
             let timed_out = !kill.is_cancelled();
             let _ = guard.child.start_kill();
             let _ = guard.child.wait().await;
-            if timed_out {
-                Ended::TimedOut
-            } else {
-                Ended::Killed
-            }
+            if timed_out { Ended::TimedOut } else { Ended::Killed }
         }
     };
     guard.reaped = true;
@@ -308,22 +285,14 @@ pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResul
     // The pipes close when every process holding them is gone. The group is dead by now, but a
     // process that left it (setsid) may still hold them: stop reading after a bound and keep
     // what arrived.
-    let drained = tokio::time::timeout(DRAIN_BOUND, async {
-        while readers.join_next().await.is_some() {}
-    })
-    .await;
+    let drained = tokio::time::timeout(DRAIN_BOUND, async { while readers.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(
             "the program's output pipes stayed open after its process group ended; keeping the output read so far"
         );
         readers.abort_all();
     }
-    RunResult {
-        ended,
-        stdout: take(&out_buf),
-        stderr: take(&err_buf),
-        elapsed: started.elapsed(),
-    }
+    RunResult { ended, stdout: take(&out_buf), stderr: take(&err_buf), elapsed: started.elapsed() }
 }
 
 #[cfg(test)]
@@ -336,22 +305,9 @@ mod tests {
         vec!["bash".into(), "-c".into(), script.into()]
     }
 
-    fn spec<'a>(
-        argv: &'a [String],
-        cwd: &'a Path,
-        stdin: Vec<u8>,
-        timeout: Duration,
-        cap: usize,
-    ) -> RunSpec<'a> {
+    fn spec<'a>(argv: &'a [String], cwd: &'a Path, stdin: Vec<u8>, timeout: Duration, cap: usize) -> RunSpec<'a> {
         let env = BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())]);
-        RunSpec {
-            argv,
-            cwd,
-            env,
-            stdin,
-            timeout,
-            cap,
-        }
+        RunSpec { argv, cwd, env, stdin, timeout, cap }
     }
 
     #[tokio::test]
@@ -359,17 +315,8 @@ mod tests {
         let cwd = std::env::temp_dir();
         let argv = sh("head -c 300000 /dev/zero; head -c 5000 /dev/zero >&2");
         // 4 MiB of stdin the program never reads: the writer must not block the run.
-        let r = run(
-            spec(
-                &argv,
-                &cwd,
-                vec![b'x'; 4 << 20],
-                Duration::from_secs(20),
-                1000,
-            ),
-            &CancellationToken::new(),
-        )
-        .await;
+        let r =
+            run(spec(&argv, &cwd, vec![b'x'; 4 << 20], Duration::from_secs(20), 1000), &CancellationToken::new()).await;
         assert_eq!(r.ended, Ended::Exited(Some(0)));
         assert_eq!((r.stdout.data.len(), r.stdout.total), (1000, 300_000));
         assert!(r.stdout.truncated());
@@ -386,39 +333,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             killer.cancel();
         });
-        let r = run(
-            spec(&argv, &cwd, Vec::new(), Duration::from_secs(60), 1000),
-            &kill,
-        )
-        .await;
+        let r = run(spec(&argv, &cwd, Vec::new(), Duration::from_secs(60), 1000), &kill).await;
         assert_eq!(r.ended, Ended::Killed);
         assert_eq!(r.stdout.text(), "before\n");
         assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
 
         let argv = vec!["/does/not/exist".to_owned()];
-        let r = run(
-            spec(&argv, &cwd, Vec::new(), Duration::from_secs(1), 10),
-            &CancellationToken::new(),
-        )
-        .await;
+        let r = run(spec(&argv, &cwd, Vec::new(), Duration::from_secs(1), 10), &CancellationToken::new()).await;
         assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{:?}", r.ended);
-        let r = run(
-            spec(&[], &cwd, Vec::new(), Duration::from_secs(1), 10),
-            &CancellationToken::new(),
-        )
-        .await;
+        let r = run(spec(&[], &cwd, Vec::new(), Duration::from_secs(1), 10), &CancellationToken::new()).await;
         assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{:?}", r.ended);
     }
 
     #[test]
     fn the_environment_is_filtered_and_the_identity_cannot_be_overridden() {
         let yaml = "version: \"1.0\"\nagents:\n  Coder:\n    command: [x]\n    bidding_strategy: claim\n    environment: [\"API_KEY\", \"MODE=fast\", \"SETT_AGENT=Admin\"]\n";
-        let agent = SettConfig::parse("t.yml", yaml)
-            .unwrap()
-            .agents
-            .into_values()
-            .next()
-            .unwrap();
+        let agent = SettConfig::parse("t.yml", yaml).unwrap().agents.into_values().next().unwrap();
         let mut exposed = agent.clone();
         exposed.expose_redis = true;
         let instance = InstanceName::parse("demo").unwrap();
@@ -453,10 +383,7 @@ mod tests {
         );
         assert_eq!(env, expected);
         let env = tool_environment(&id(&exposed), host);
-        assert_eq!(
-            env.get("SETT_REDIS_URL").map(String::as_str),
-            Some("redis://:pw@h")
-        );
+        assert_eq!(env.get("SETT_REDIS_URL").map(String::as_str), Some("redis://:pw@h"));
     }
 
     #[test]
@@ -471,14 +398,8 @@ mod tests {
     #[test]
     fn programs_with_a_directory_resolve_against_the_workspace() {
         let ws = Path::new("/ws");
-        assert_eq!(
-            resolve_program("./agents/run.sh", ws),
-            PathBuf::from("/ws/./agents/run.sh")
-        );
-        assert_eq!(
-            resolve_program("agents/run.sh", ws),
-            PathBuf::from("/ws/agents/run.sh")
-        );
+        assert_eq!(resolve_program("./agents/run.sh", ws), PathBuf::from("/ws/./agents/run.sh"));
+        assert_eq!(resolve_program("agents/run.sh", ws), PathBuf::from("/ws/agents/run.sh"));
         assert_eq!(resolve_program("bash", ws), PathBuf::from("bash"));
         assert_eq!(resolve_program("/bin/sh", ws), PathBuf::from("/bin/sh"));
     }

@@ -53,12 +53,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn new(shutdown: CancellationToken) -> Self {
-        Self {
-            shutdown,
-            grace: Duration::from_secs(10),
-            ready: Arc::new(AtomicBool::new(false)),
-            health_addr: None,
-        }
+        Self { shutdown, grace: Duration::from_secs(10), ready: Arc::new(AtomicBool::new(false)), health_addr: None }
     }
 }
 
@@ -87,10 +82,7 @@ struct Shared {
 
 impl Cub {
     pub fn new(store: Store, settings: CubSettings) -> Self {
-        Self {
-            store,
-            settings: Arc::new(settings),
-        }
+        Self { store, settings: Arc::new(settings) }
     }
 
     /// The consumer group, and the component record's name: `cub:<agent>`.
@@ -116,12 +108,7 @@ impl Cub {
 
         let started_at_ms = sett_store::now_ms();
         // Registered before anything is handled, so whoever sees our work can also find us.
-        self.store
-            .put_component(
-                &group,
-                &component_record(&agent, options.health_addr, started_at_ms),
-            )
-            .await?;
+        self.store.put_component(&group, &component_record(&agent, options.health_addr, started_at_ms)).await?;
         let heartbeat_stop = CancellationToken::new();
         let heartbeat = tokio::spawn(
             heartbeat(
@@ -151,26 +138,12 @@ impl Cub {
         // again; the backlog is done when a read brings nothing new.
         let mut dispatched = HashSet::new();
         while !options.shutdown.is_cancelled() {
-            let batch = reader
-                .read_group(
-                    &group,
-                    &consumer,
-                    GroupRead::Pending,
-                    PENDING_COUNT,
-                    Duration::ZERO,
-                )
-                .await?;
-            let fresh: Vec<Event> = batch
-                .into_iter()
-                .filter(|e| dispatched.insert(e.id.clone()))
-                .collect();
+            let batch = reader.read_group(&group, &consumer, GroupRead::Pending, PENDING_COUNT, Duration::ZERO).await?;
+            let fresh: Vec<Event> = batch.into_iter().filter(|e| dispatched.insert(e.id.clone())).collect();
             if fresh.is_empty() {
                 break;
             }
-            tracing::info!(
-                count = fresh.len(),
-                "re-reading events received before a restart"
-            );
+            tracing::info!(count = fresh.len(), "re-reading events received before a restart");
             dispatch(&shared, &tracker, fresh).await;
         }
         drop(dispatched);
@@ -206,9 +179,8 @@ impl Cub {
                     // A read cut off by the network may have been served by Redis (its entries
                     // are then pending for this consumer) without the reply reaching us: take the
                     // pending entries again; handlers are idempotent.
-                    if let Ok(pending) = reader
-                        .read_group(&group, &consumer, GroupRead::Pending, PENDING_COUNT, Duration::ZERO)
-                        .await
+                    if let Ok(pending) =
+                        reader.read_group(&group, &consumer, GroupRead::Pending, PENDING_COUNT, Duration::ZERO).await
                         && !pending.is_empty()
                     {
                         tracing::info!(count = pending.len(), "re-reading events left pending by a failed read");
@@ -223,23 +195,11 @@ impl Cub {
         if !tracker.is_empty() {
             tracing::info!(tasks = tracker.len(), grace = ?options.grace, "shutting down: waiting for running work");
         }
-        if tokio::time::timeout(options.grace, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                tasks = tracker.len(),
-                "the grace period ended; killing running tools"
-            );
+        if tokio::time::timeout(options.grace, tracker.wait()).await.is_err() {
+            tracing::warn!(tasks = tracker.len(), "the grace period ended; killing running tools");
             shared.kill.cancel();
-            if tokio::time::timeout(AFTER_KILL_BOUND, tracker.wait())
-                .await
-                .is_err()
-            {
-                tracing::error!(
-                    tasks = tracker.len(),
-                    "work did not end after its tools were killed; exiting anyway"
-                );
+            if tokio::time::timeout(AFTER_KILL_BOUND, tracker.wait()).await.is_err() {
+                tracing::error!(tasks = tracker.len(), "work did not end after its tools were killed; exiting anyway");
             }
         }
         heartbeat_stop.cancel();
@@ -272,10 +232,7 @@ async fn heartbeat(
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        if let Err(e) = store
-            .put_component(&name, &component_record(&agent, addr, started_at_ms))
-            .await
-        {
+        if let Err(e) = store.put_component(&name, &component_record(&agent, addr, started_at_ms)).await {
             metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
             tracing::warn!(error = %e, "cannot refresh the component heartbeat");
         }
@@ -283,11 +240,7 @@ async fn heartbeat(
 }
 
 /// The component record: `{pid, agent, addr, started_at_ms, heartbeat_ms}`.
-fn component_record(
-    agent: &AgentName,
-    addr: Option<SocketAddr>,
-    started_at_ms: i64,
-) -> serde_json::Value {
+fn component_record(agent: &AgentName, addr: Option<SocketAddr>, started_at_ms: i64) -> serde_json::Value {
     serde_json::json!({
         "pid": std::process::id(),
         "agent": agent,
@@ -313,15 +266,9 @@ fn classify(event: &Event, agent: &AgentName) -> Work {
         }
         EventKind::ClaimGranted => {
             let ours = event.field("agent") == Some(agent.as_str());
-            let via_worker = event
-                .data
-                .get("via_worker")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
-            let seq = event.data.get("seq").and_then(|s| {
-                s.as_u64()
-                    .or_else(|| s.as_str().and_then(|t| t.parse().ok()))
-            });
+            let via_worker = event.data.get("via_worker").and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let seq =
+                event.data.get("seq").and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|t| t.parse().ok())));
             match (ours && !via_worker, claim(), seq) {
                 (true, Some(c), Some(seq)) => Work::Execute(c, seq),
                 _ => Work::Nothing,
@@ -338,8 +285,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
     for event in events {
         let lag_ms = (sett_store::now_ms() - event.ts_ms).max(0);
         metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
-        metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind.as_str())
-            .increment(1);
+        metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind.as_str()).increment(1);
         match classify(&event, agent) {
             Work::Nothing => done.push(event.id),
             Work::Bid(claim) => {
@@ -355,12 +301,20 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                             return;
                         }
                         let outcome = with_retries(&shared.kill, || {
-                            bidding::bid_on_claim_of(&shared.store, &shared.settings, &claim, artifact_hint, &shared.kill)
+                            bidding::bid_on_claim_of(
+                                &shared.store,
+                                &shared.settings,
+                                &claim,
+                                artifact_hint,
+                                &shared.kill,
+                            )
                         })
                         .await;
                         match outcome {
                             Ok(_) => ack(&shared, event.id).await,
-                            Err(e) => tracing::error!(error = %e, "bidding failed; the event stays pending until a restart"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "bidding failed; the event stays pending until a restart")
+                            }
                         }
                     }
                     .instrument(span),
@@ -423,24 +377,15 @@ mod tests {
     use super::*;
 
     fn event(kind: EventKind, data: serde_json::Value) -> Event {
-        Event {
-            id: "1-0".into(),
-            kind,
-            ts_ms: 1,
-            data,
-        }
+        Event { id: "1-0".into(), kind, ts_ms: 1, data }
     }
 
     #[test]
     fn events_are_classified() {
         let me = AgentName::parse("Coder").unwrap();
         let c = ClaimId::new_v7();
-        let created = |status: &str| {
-            event(
-                EventKind::ClaimCreated,
-                serde_json::json!({"claim_id": c, "status": status}),
-            )
-        };
+        let created =
+            |status: &str| event(EventKind::ClaimCreated, serde_json::json!({"claim_id": c, "status": status}));
         assert_eq!(classify(&created("pending_consensus"), &me), Work::Bid(c));
         assert_eq!(classify(&created("pending_assignment"), &me), Work::Nothing);
         let granted = |agent: &str, via_worker: bool| {
@@ -454,20 +399,11 @@ mod tests {
         assert_eq!(classify(&granted("Other", false), &me), Work::Nothing);
         assert_eq!(
             classify(
-                &event(
-                    EventKind::ClaimGranted,
-                    serde_json::json!({"claim_id": "bad", "agent": "Coder", "seq": 1})
-                ),
+                &event(EventKind::ClaimGranted, serde_json::json!({"claim_id": "bad", "agent": "Coder", "seq": 1})),
                 &me
             ),
             Work::Nothing
         );
-        assert_eq!(
-            classify(
-                &event(EventKind::ArtifactCreated, serde_json::json!({})),
-                &me
-            ),
-            Work::Nothing
-        );
+        assert_eq!(classify(&event(EventKind::ArtifactCreated, serde_json::json!({})), &me), Work::Nothing);
     }
 }

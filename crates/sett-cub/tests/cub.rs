@@ -30,29 +30,10 @@ async fn static_bids_with_target_types_and_the_self_output_guard() {
          \x20 Looper:\n    command: [x]\n    bidding_strategy: claim\n    bid_on_own_output: true\n",
     );
     let goal = new_goal(&store, "build it").await;
-    let code = artifact(
-        &store,
-        StructuralType::Standard,
-        "CodeCommit",
-        "abc",
-        "Tester",
-        &[&goal],
-    )
-    .await;
-    let loop_out = artifact(
-        &store,
-        StructuralType::Standard,
-        "Notes",
-        "n",
-        "Looper",
-        &[],
-    )
-    .await;
-    let (c_goal, c_code, c_loop) = (
-        create_claim(&store, &goal).await,
-        create_claim(&store, &code).await,
-        create_claim(&store, &loop_out).await,
-    );
+    let code = artifact(&store, StructuralType::Standard, "CodeCommit", "abc", "Tester", &[&goal]).await;
+    let loop_out = artifact(&store, StructuralType::Standard, "Notes", "n", "Looper", &[]).await;
+    let (c_goal, c_code, c_loop) =
+        (create_claim(&store, &goal).await, create_claim(&store, &code).await, create_claim(&store, &loop_out).await);
 
     let cubs = start_all(&store, &cfg, dir.path());
     let expect = [
@@ -70,29 +51,17 @@ async fn static_bids_with_target_types_and_the_self_output_guard() {
         (&c_loop, "Looper", BidType::Claim),
     ];
     for (claim, agent, bid) in expect {
-        assert_eq!(
-            wait_for_bid(&store, claim, agent).await,
-            bid,
-            "{agent} on {}",
-            claim.id
-        );
+        assert_eq!(wait_for_bid(&store, claim, agent).await, bid, "{agent} on {}", claim.id);
     }
     // The claim_created event delivered again: no second bid.
-    let again = json!({"claim_id": c_goal.id, "artifact_id": goal.id, "status": "pending_consensus", "rework_of": null});
-    store
-        .append_event(EventKind::ClaimCreated, &again, now_ms())
-        .await
-        .unwrap();
+    let again =
+        json!({"claim_id": c_goal.id, "artifact_id": goal.id, "status": "pending_consensus", "rework_of": null});
+    store.append_event(EventKind::ClaimCreated, &again, now_ms()).await.unwrap();
     for c in cubs {
         c.stop().await;
     }
     for c in [&c_goal, &c_code, &c_loop] {
-        assert_eq!(
-            events_of(&store, EventKind::BidSubmitted, c).await.len(),
-            4,
-            "one bid per agent on {}",
-            c.id
-        );
+        assert_eq!(events_of(&store, EventKind::BidSubmitted, c).await.len(), 4, "one bid per agent on {}", c.id);
         assert_eq!(store.bids(&c.id).await.unwrap().len(), 4);
     }
     // The cubs deregistered on their clean shutdown.
@@ -119,41 +88,18 @@ if [ "$t" = "GoalDefined" ]; then echo exclusive; else echo review; fi"#,
     ));
     let goal = new_goal(&store, "g").await;
     let other = artifact(&store, StructuralType::Standard, "Doc", "d", "user", &[]).await;
-    let own = artifact(
-        &store,
-        StructuralType::Standard,
-        "GoalDefined",
-        "g2",
-        "Smart",
-        &[],
-    )
-    .await;
-    let (c_goal, c_other, c_own) = (
-        create_claim(&store, &goal).await,
-        create_claim(&store, &other).await,
-        create_claim(&store, &own).await,
-    );
+    let own = artifact(&store, StructuralType::Standard, "GoalDefined", "g2", "Smart", &[]).await;
+    let (c_goal, c_other, c_own) =
+        (create_claim(&store, &goal).await, create_claim(&store, &other).await, create_claim(&store, &own).await);
 
     let cubs = start_all(&store, &cfg, dir.path());
-    assert_eq!(
-        wait_for_bid(&store, &c_goal, "Smart").await,
-        BidType::Exclusive
-    );
-    assert_eq!(
-        wait_for_bid(&store, &c_other, "Smart").await,
-        BidType::Review
-    );
+    assert_eq!(wait_for_bid(&store, &c_goal, "Smart").await, BidType::Exclusive);
+    assert_eq!(wait_for_bid(&store, &c_other, "Smart").await, BidType::Review);
     // The script says exclusive, but the artifact is Smart's own output.
     assert_eq!(wait_for_bid(&store, &c_own, "Smart").await, BidType::Ignore);
     // A failing script falls back to the static strategy, or to ignore without one.
-    assert_eq!(
-        wait_for_bid(&store, &c_goal, "Broken").await,
-        BidType::Review
-    );
-    assert_eq!(
-        wait_for_bid(&store, &c_goal, "Chatty").await,
-        BidType::Ignore
-    );
+    assert_eq!(wait_for_bid(&store, &c_goal, "Broken").await, BidType::Review);
+    assert_eq!(wait_for_bid(&store, &c_goal, "Chatty").await, BidType::Ignore);
     for c in cubs {
         c.stop().await;
     }
@@ -164,9 +110,7 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     let store = sett_testkit::store().await;
     let dir = tempfile::tempdir().unwrap();
     let tool = script(dir.path(), "tool.sh", OK_TOOL);
-    let cfg = agents(&format!(
-        "  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"
-    ));
+    let cfg = agents(&format!("  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"));
     let coder = &cfg[&name("Coder")];
     let goal = new_goal(&store, "g").await;
     let claim = exclusive_grant(&store, &goal, "Coder", false).await;
@@ -175,16 +119,8 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     // A cub received every event and crashed before acknowledging any of them.
     let reader = store.event_reader().await.unwrap();
     reader.ensure_group("cub:Coder").await.unwrap();
-    let received = reader
-        .read_group(
-            "cub:Coder",
-            "Coder",
-            GroupRead::New,
-            1000,
-            Duration::from_millis(10),
-        )
-        .await
-        .unwrap();
+    let received =
+        reader.read_group("cub:Coder", "Coder", GroupRead::New, 1000, Duration::from_millis(10)).await.unwrap();
     assert!(received.iter().any(|e| e.kind == EventKind::ClaimGranted));
 
     // The restarted cub re-reads them from its pending list and runs the tool once.
@@ -192,11 +128,7 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     let out = wait_for_output(&store, &claim).await;
     assert_eq!(out.id, ArtifactId::derived(&claim.id, "output:1"));
     assert_eq!(
-        (
-            out.structural_type,
-            out.artifact_type.as_str(),
-            out.payload.as_str()
-        ),
+        (out.structural_type, out.artifact_type.as_str(), out.payload.as_str()),
         (StructuralType::Standard, "Code", "done")
     );
     assert_eq!(out.summary.as_deref(), Some("did it"));
@@ -207,17 +139,7 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     cub.stop().await;
     // Everything handled was acknowledged.
     assert!(
-        reader
-            .read_group(
-                "cub:Coder",
-                "Coder",
-                GroupRead::Pending,
-                1000,
-                Duration::ZERO
-            )
-            .await
-            .unwrap()
-            .is_empty()
+        reader.read_group("cub:Coder", "Coder", GroupRead::Pending, 1000, Duration::ZERO).await.unwrap().is_empty()
     );
 
     // The grant is delivered once more to a restarted cub; a second claim proves it is working.
@@ -228,26 +150,11 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     wait_for_output(&store, &other_claim).await;
     cub.stop().await;
     assert_eq!(lines(&dir.path().join("runs")), 2, "one run per grant");
-    assert_eq!(
-        events_of(&store, EventKind::ArtifactCreated, &claim)
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(events_of(&store, EventKind::ArtifactCreated, &claim).await.len(), 1);
     // Executing the same grant directly is refused as well.
-    let again = execute_grant(
-        &store,
-        &settings(coder, dir.path()),
-        claim.id,
-        1,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        matches!(again, ExecutionOutcome::Skipped { .. }),
-        "{again:?}"
-    );
+    let again =
+        execute_grant(&store, &settings(coder, dir.path()), claim.id, 1, CancellationToken::new()).await.unwrap();
+    assert!(matches!(again, ExecutionOutcome::Skipped { .. }), "{again:?}");
     reader.quit().await;
 }
 
@@ -266,104 +173,28 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
     ));
     let coder = &cfg[&name("Coder")];
     let goal = new_goal(&store, "g").await;
-    let design = artifact(
-        &store,
-        StructuralType::Standard,
-        "Design",
-        "d1",
-        "Designer",
-        &[&goal],
-    )
-    .await;
-    let mut design2 = Artifact::new_root(
-        StructuralType::Standard,
-        "Design",
-        "d2",
-        "Designer",
-        now_ms(),
-    );
+    let design = artifact(&store, StructuralType::Standard, "Design", "d1", "Designer", &[&goal]).await;
+    let mut design2 = Artifact::new_root(StructuralType::Standard, "Design", "d2", "Designer", now_ms());
     design2.logical_id = design.logical_id;
     design2.version = 2;
     design2.source_artifacts = vec![design.id];
     store_artifact(&store, &design2).await;
-    let failure = artifact(
-        &store,
-        StructuralType::Failure,
-        "ToolExecutionFailure",
-        "{}",
-        "Tester",
-        &[&goal],
-    )
-    .await;
-    let target = artifact(
-        &store,
-        StructuralType::Standard,
-        "CodeCommit",
-        "c",
-        "Builder",
-        &[&design, &failure],
-    )
-    .await;
-    let review = artifact(
-        &store,
-        StructuralType::Review,
-        "Review",
-        r#"{"fix":"x"}"#,
-        "Reviewer",
-        &[&target],
-    )
-    .await;
-    let question = artifact(
-        &store,
-        StructuralType::Question,
-        "Question",
-        "which?",
-        "Coder",
-        &[&target],
-    )
-    .await;
-    let mut answer = Artifact::new_root(
-        StructuralType::Answer,
-        "Answer",
-        "that one",
-        "human:op",
-        now_ms(),
-    );
+    let failure = artifact(&store, StructuralType::Failure, "ToolExecutionFailure", "{}", "Tester", &[&goal]).await;
+    let target = artifact(&store, StructuralType::Standard, "CodeCommit", "c", "Builder", &[&design, &failure]).await;
+    let review = artifact(&store, StructuralType::Review, "Review", r#"{"fix":"x"}"#, "Reviewer", &[&target]).await;
+    let question = artifact(&store, StructuralType::Question, "Question", "which?", "Coder", &[&target]).await;
+    let mut answer = Artifact::new_root(StructuralType::Answer, "Answer", "that one", "human:op", now_ms());
     answer.source_artifacts = vec![question.id];
     store_artifact(&store, &answer).await;
-    let other_q = artifact(
-        &store,
-        StructuralType::Question,
-        "Question",
-        "mine",
-        "Tester",
-        &[&target],
-    )
-    .await;
+    let other_q = artifact(&store, StructuralType::Question, "Question", "mine", "Tester", &[&target]).await;
 
     let mut claim = create_claim(&store, &target).await;
     claim.additional_context_ids = vec![review.id];
     claim.answered_questions = vec![
-        AnsweredQuestion {
-            agent: name("Tester"),
-            question: other_q.id,
-            answer: answer.id,
-        },
-        AnsweredQuestion {
-            agent: name("Coder"),
-            question: question.id,
-            answer: answer.id,
-        },
+        AnsweredQuestion { agent: name("Tester"), question: other_q.id, answer: answer.id },
+        AnsweredQuestion { agent: name("Coder"), question: question.id, answer: answer.id },
     ];
-    let claim = grant(
-        &store,
-        &claim,
-        ClaimStatus::PendingExclusive,
-        "Coder",
-        ClaimType::Resume,
-        false,
-    )
-    .await;
+    let claim = grant(&store, &claim, ClaimStatus::PendingExclusive, "Coder", ClaimType::Resume, false).await;
     let mut s = settings(coder, dir.path());
     s.redis_url = Some("redis://:secret@localhost:1".into());
     let cub = start(&store, s, Duration::from_secs(5));
@@ -374,14 +205,8 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
     assert_eq!((out.logical_id, out.version), (out.id, 1));
 
     let raw: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stdin.json")).unwrap())
-            .unwrap();
-    let keys: Vec<&str> = raw
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stdin.json")).unwrap()).unwrap();
+    let keys: Vec<&str> = raw.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys.len(), 6, "{keys:?}");
     let input: ToolInput = serde_json::from_value(raw).unwrap();
     let expected = ToolInput {
@@ -391,10 +216,7 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
         // The goal and the design's latest version, oldest first; the Failure is left out.
         context_chain: oldest_first(vec![goal.clone(), design2.clone()]),
         additional_context: vec![review.clone()],
-        answers: vec![sett_core::tool::QuestionAnswer {
-            question: question.clone(),
-            answer: answer.clone(),
-        }],
+        answers: vec![sett_core::tool::QuestionAnswer { question: question.clone(), answer: answer.clone() }],
     };
     assert_eq!(input, expected);
 
@@ -404,29 +226,14 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
         .collect();
     assert_eq!(env.get("SETT_CLAIM_ID"), Some(&claim.id.to_string()));
-    assert_eq!(
-        env.get("SETT_CLAIM_TYPE").map(String::as_str),
-        Some("resume")
-    );
+    assert_eq!(env.get("SETT_CLAIM_TYPE").map(String::as_str), Some("resume"));
     assert_eq!(env.get("SETT_AGENT").map(String::as_str), Some("Coder"));
-    assert_eq!(
-        env.get("SETT_INSTANCE").map(String::as_str),
-        Some(store.instance().as_str())
-    );
+    assert_eq!(env.get("SETT_INSTANCE").map(String::as_str), Some(store.instance().as_str()));
     assert_eq!(env.get("MODE").map(String::as_str), Some("fast"));
-    assert!(
-        !env.contains_key("SETT_REDIS_URL"),
-        "no Redis credentials without expose_redis"
-    );
-    assert!(
-        !env.contains_key("SETT_TEST_REDIS_URL") && !env.contains_key("CARGO"),
-        "host variables are filtered"
-    );
+    assert!(!env.contains_key("SETT_REDIS_URL"), "no Redis credentials without expose_redis");
+    assert!(!env.contains_key("SETT_TEST_REDIS_URL") && !env.contains_key("CARGO"), "host variables are filtered");
     let pwd = std::fs::read_to_string(dir.path().join("pwd.txt")).unwrap();
-    assert_eq!(
-        Path::new(pwd.trim()).canonicalize().unwrap(),
-        dir.path().canonicalize().unwrap()
-    );
+    assert_eq!(Path::new(pwd.trim()).canonicalize().unwrap(), dir.path().canonicalize().unwrap());
 }
 
 #[tokio::test]
@@ -443,9 +250,8 @@ case "$(jq -r .target_artifact.payload)" in
   slow) sleep 1000 & echo $! > "$d/bg.pid"; echo "started" >&2; sleep 1000 ;;
 esac"#,
     );
-    let cfg = agents(&format!(
-        "  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n    timeout: 2s\n"
-    ));
+    let cfg =
+        agents(&format!("  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n    timeout: 2s\n"));
     let coder = &cfg[&name("Coder")];
     let mut claims = Vec::new();
     for payload in ["exit", "garbage", "slow"] {
@@ -458,11 +264,7 @@ esac"#,
     let f = wait_for_output(&store, c).await;
     assert_eq!(
         (f.claim_id, &f.source_artifacts, f.id),
-        (
-            Some(c.id),
-            &vec![goal.id],
-            ArtifactId::derived(&c.id, "output:1")
-        )
+        (Some(c.id), &vec![goal.id], ArtifactId::derived(&c.id, "output:1"))
     );
     let p = failure_payload(&f);
     assert_eq!(p["exit_code"], 3);
@@ -475,13 +277,7 @@ esac"#,
     let p = failure_payload(&f);
     assert_eq!(f.claim_id, Some(c.id));
     assert_eq!(p["exit_code"], 0);
-    assert!(
-        p["reason"]
-            .as_str()
-            .unwrap()
-            .contains("not one JSON object"),
-        "{p}"
-    );
+    assert!(p["reason"].as_str().unwrap().contains("not one JSON object"), "{p}");
 
     let (c, _) = &claims[2];
     let f = wait_for_output(&store, c).await;
@@ -490,43 +286,25 @@ esac"#,
     assert!(p["reason"].as_str().unwrap().contains("timeout"), "{p}");
     assert!(p["exit_code"].is_null());
     assert_eq!(p["stderr_tail"], "started\n");
-    let bg: u32 = std::fs::read_to_string(dir.path().join("bg.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let bg: u32 = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap().trim().parse().unwrap();
     // SIGKILL was sent to the whole group before the Failure was written; give the kernel a
     // moment to deliver it.
     let started = Instant::now();
     while alive(bg) && started.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        !alive(bg),
-        "the background sleep {bg} outlived the timed-out tool"
-    );
+    assert!(!alive(bg), "the background sleep {bg} outlived the timed-out tool");
     cub.stop().await;
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "-c",
-            "commit.gpgsign=false",
-        ])
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
         .args(args)
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -545,47 +323,26 @@ async fn code_commits_must_name_an_existing_commit() {
         r#"if [ "$(jq -r .target_artifact.payload)" = "real" ]; then h=$(git rev-parse HEAD); else h=0123456789abcdef0123456789abcdef01234567; fi
 jq -n --arg h "$h" '{artifact_type:"CodeCommit", artifact_payload:$h}'"#,
     );
-    let cfg = agents(&format!(
-        "  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"
-    ));
+    let cfg = agents(&format!("  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"));
     let s = settings(&cfg[&name("Coder")], &ws);
     let real = new_goal(&store, "real").await;
     let fake = new_goal(&store, "fake").await;
     let c_real = exclusive_grant(&store, &real, "Coder", false).await;
     let c_fake = exclusive_grant(&store, &fake, "Coder", false).await;
 
-    let outcome = execute_grant(&store, &s, c_real.id, 1, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = execute_grant(&store, &s, c_real.id, 1, CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code(), 0, "{outcome:?}");
-    let out = store
-        .get_artifact(&ArtifactId::derived(&c_real.id, "output:1"))
-        .await
-        .unwrap()
-        .unwrap();
+    let out = store.get_artifact(&ArtifactId::derived(&c_real.id, "output:1")).await.unwrap().unwrap();
     assert_eq!(
-        (
-            out.structural_type,
-            out.artifact_type.as_str(),
-            out.payload.as_str()
-        ),
+        (out.structural_type, out.artifact_type.as_str(), out.payload.as_str()),
         (StructuralType::Standard, "CodeCommit", head.as_str())
     );
 
-    let outcome = execute_grant(&store, &s, c_fake.id, 1, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = execute_grant(&store, &s, c_fake.id, 1, CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code(), 1, "{outcome:?}");
-    let f = store
-        .get_artifact(&ArtifactId::derived(&c_fake.id, "output:1"))
-        .await
-        .unwrap()
-        .unwrap();
+    let f = store.get_artifact(&ArtifactId::derived(&c_fake.id, "output:1")).await.unwrap().unwrap();
     let p = failure_payload(&f);
-    assert!(
-        p["reason"].as_str().unwrap().contains("does not exist"),
-        "{p}"
-    );
+    assert!(p["reason"].as_str().unwrap().contains("does not exist"), "{p}");
 }
 
 #[tokio::test]
@@ -593,78 +350,26 @@ async fn rework_output_is_the_next_version_of_the_thread() {
     let store = sett_testkit::store().await;
     let dir = tempfile::tempdir().unwrap();
     let tool = script(dir.path(), "tool.sh", OK_TOOL);
-    let cfg = agents(&format!(
-        "  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"
-    ));
+    let cfg = agents(&format!("  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"));
     let goal = new_goal(&store, "g").await;
-    let v1 = artifact(
-        &store,
-        StructuralType::Standard,
-        "Code",
-        "v1",
-        "Coder",
-        &[&goal],
-    )
-    .await;
-    let review = artifact(
-        &store,
-        StructuralType::Review,
-        "Review",
-        r#"{"fix":"it"}"#,
-        "Reviewer",
-        &[&v1],
-    )
-    .await;
+    let v1 = artifact(&store, StructuralType::Standard, "Code", "v1", "Coder", &[&goal]).await;
+    let review = artifact(&store, StructuralType::Review, "Review", r#"{"fix":"it"}"#, "Reviewer", &[&v1]).await;
     let mut rework = new_claim(ClaimId::new_v7(), &v1, &policy(), now_ms());
     rework.status = ClaimStatus::PendingAssignment;
     rework.assigned_agent = Some(name("Coder"));
     rework.additional_context_ids = vec![review.id];
     let event = json!({"claim_id": rework.id, "artifact_id": v1.id, "status": "pending_assignment", "rework_of": ClaimId::new_v7(), "agent": "Coder"});
-    store
-        .write_claim(
-            &rework,
-            None,
-            false,
-            &[],
-            &[(EventKind::ClaimCreated, event)],
-            now_ms(),
-        )
-        .await
-        .unwrap();
-    let rework = grant(
-        &store,
-        &rework,
-        ClaimStatus::PendingAssignment,
-        "Coder",
-        ClaimType::Rework,
-        false,
-    )
-    .await;
+    store.write_claim(&rework, None, false, &[], &[(EventKind::ClaimCreated, event)], now_ms()).await.unwrap();
+    let rework = grant(&store, &rework, ClaimStatus::PendingAssignment, "Coder", ClaimType::Rework, false).await;
 
-    let cub = start(
-        &store,
-        settings(&cfg[&name("Coder")], dir.path()),
-        Duration::from_secs(5),
-    );
+    let cub = start(&store, settings(&cfg[&name("Coder")], dir.path()), Duration::from_secs(5));
     let out = wait_for_output(&store, &rework).await;
     cub.stop().await;
     assert_eq!((out.logical_id, out.version), (v1.logical_id, 2));
     assert_eq!(out.source_artifacts, vec![v1.id]);
-    assert_eq!(
-        store
-            .latest_in_thread(&v1.logical_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        out.id
-    );
+    assert_eq!(store.latest_in_thread(&v1.logical_id).await.unwrap().unwrap().id, out.id);
     // The cub did not bid on the rework claim (it is not waiting for bids).
-    assert!(
-        events_of(&store, EventKind::BidSubmitted, &rework)
-            .await
-            .is_empty()
-    );
+    assert!(events_of(&store, EventKind::BidSubmitted, &rework).await.is_empty());
 }
 
 #[tokio::test]
@@ -676,25 +381,11 @@ async fn the_context_chain_from_the_store_is_deterministic() {
     let mut tied = Artifact::new_root(StructuralType::Review, "Review", "{}", "Z", a.created_at_ms);
     tied.source_artifacts = vec![goal.id];
     store_artifact(&store, &tied).await;
-    let target = artifact(
-        &store,
-        StructuralType::Standard,
-        "C",
-        "c",
-        "W",
-        &[&b, &tied, &a],
-    )
-    .await;
+    let target = artifact(&store, StructuralType::Standard, "C", "c", "W", &[&b, &tied, &a]).await;
     let chain = sett_cub::context_chain(&store, &target).await.unwrap();
-    assert_eq!(
-        chain,
-        oldest_first(vec![goal.clone(), a.clone(), b.clone(), tied.clone()])
-    );
+    assert_eq!(chain, oldest_first(vec![goal.clone(), a.clone(), b.clone(), tied.clone()]));
     for _ in 0..3 {
-        assert_eq!(
-            sett_cub::context_chain(&store, &target).await.unwrap(),
-            chain
-        );
+        assert_eq!(sett_cub::context_chain(&store, &target).await.unwrap(), chain);
     }
 }
 
@@ -702,11 +393,8 @@ async fn the_context_chain_from_the_store_is_deterministic() {
 async fn controller_grants_run_only_in_worker_mode_with_the_worker_command() {
     let store = sett_testkit::store().await;
     let dir = tempfile::tempdir().unwrap();
-    let daemon_tool = script(
-        dir.path(),
-        "daemon.sh",
-        r#"echo daemon >> "$(dirname "$0")/runs"; echo '{"artifact_type":"X"}'"#,
-    );
+    let daemon_tool =
+        script(dir.path(), "daemon.sh", r#"echo daemon >> "$(dirname "$0")/runs"; echo '{"artifact_type":"X"}'"#);
     let worker_tool = script(
         dir.path(),
         "worker.sh",
@@ -719,24 +407,9 @@ async fn controller_grants_run_only_in_worker_mode_with_the_worker_command() {
     let goal = new_goal(&store, "g").await;
     let claim = create_claim(&store, &goal).await;
     // Controllers bid like everyone else.
-    let cub = start(
-        &store,
-        settings(builder, dir.path()),
-        Duration::from_secs(5),
-    );
-    assert_eq!(
-        wait_for_bid(&store, &claim, "Builder").await,
-        BidType::Exclusive
-    );
-    let claim = grant(
-        &store,
-        &claim,
-        ClaimStatus::PendingExclusive,
-        "Builder",
-        ClaimType::Exclusive,
-        true,
-    )
-    .await;
+    let cub = start(&store, settings(builder, dir.path()), Duration::from_secs(5));
+    assert_eq!(wait_for_bid(&store, &claim, "Builder").await, BidType::Exclusive);
+    let claim = grant(&store, &claim, ClaimStatus::PendingExclusive, "Builder", ClaimType::Exclusive, true).await;
     // A later claim shows the daemon went past the worker grant without running it.
     let next = new_goal(&store, "g2").await;
     let next_claim = create_claim(&store, &next).await;
@@ -746,36 +419,18 @@ async fn controller_grants_run_only_in_worker_mode_with_the_worker_command() {
 
     let mut worker = settings(builder, dir.path());
     worker.worker_mode = true;
-    let outcome = execute_grant(&store, &worker, claim.id, 1, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = execute_grant(&store, &worker, claim.id, 1, CancellationToken::new()).await.unwrap();
     let id = ArtifactId::derived(&claim.id, "output:1");
-    assert_eq!(
-        outcome,
-        ExecutionOutcome::Produced {
-            artifact_id: id,
-            structural_type: StructuralType::Question
-        }
-    );
+    assert_eq!(outcome, ExecutionOutcome::Produced { artifact_id: id, structural_type: StructuralType::Question });
     assert_eq!(outcome.exit_code(), 0);
     let q = store.get_artifact(&id).await.unwrap().unwrap();
-    assert_eq!(
-        (q.artifact_type.as_str(), q.payload.as_str(), q.claim_id),
-        ("Clarify", "Which DB?", Some(claim.id))
-    );
+    assert_eq!((q.artifact_type.as_str(), q.payload.as_str(), q.claim_id), ("Clarify", "Which DB?", Some(claim.id)));
     assert_eq!(q.source_artifacts, vec![goal.id]);
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("runs")).unwrap(),
-        "worker\n"
-    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("runs")).unwrap(), "worker\n");
     // A stale seq, or the same grant again, is not executed.
-    let stale = execute_grant(&store, &worker, claim.id, 7, CancellationToken::new())
-        .await
-        .unwrap();
+    let stale = execute_grant(&store, &worker, claim.id, 7, CancellationToken::new()).await.unwrap();
     assert!(matches!(stale, ExecutionOutcome::Skipped { .. }) && stale.exit_code() == 0);
-    let again = execute_grant(&store, &worker, claim.id, 1, CancellationToken::new())
-        .await
-        .unwrap();
+    let again = execute_grant(&store, &worker, claim.id, 1, CancellationToken::new()).await.unwrap();
     assert!(matches!(again, ExecutionOutcome::Skipped { .. }));
 }
 
@@ -791,18 +446,12 @@ async fn shutdown_waits_for_the_grace_period_then_kills_and_reports() {
   *) echo $$ > "$d/stuck.pid"; sleep 1000 ;;
 esac"#,
     );
-    let cfg = agents(&format!(
-        "  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"
-    ));
+    let cfg = agents(&format!("  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"));
     let quick = new_goal(&store, "quick").await;
     let stuck = new_goal(&store, "stuck").await;
     let c_quick = create_claim(&store, &quick).await;
     let c_stuck = create_claim(&store, &stuck).await;
-    let cub = start(
-        &store,
-        settings(&cfg[&name("Coder")], dir.path()),
-        Duration::from_secs(2),
-    );
+    let cub = start(&store, settings(&cfg[&name("Coder")], dir.path()), Duration::from_secs(2));
     let registered = wait_for_bid(&store, &c_stuck, "Coder").await;
     assert_eq!(registered, BidType::Exclusive);
     let components = store.components().await.unwrap();
@@ -811,24 +460,8 @@ esac"#,
     assert_eq!(record["pid"], std::process::id());
     assert!(record["heartbeat_ms"].as_i64().unwrap() >= record["started_at_ms"].as_i64().unwrap());
 
-    let c_stuck = grant(
-        &store,
-        &c_stuck,
-        ClaimStatus::PendingExclusive,
-        "Coder",
-        ClaimType::Exclusive,
-        false,
-    )
-    .await;
-    let c_quick = grant(
-        &store,
-        &c_quick,
-        ClaimStatus::PendingExclusive,
-        "Coder",
-        ClaimType::Exclusive,
-        false,
-    )
-    .await;
+    let c_stuck = grant(&store, &c_stuck, ClaimStatus::PendingExclusive, "Coder", ClaimType::Exclusive, false).await;
+    let c_quick = grant(&store, &c_quick, ClaimStatus::PendingExclusive, "Coder", ClaimType::Exclusive, false).await;
     // Shut down while both tools run (their start is visible only in the files they write).
     let started = Instant::now();
     while !(dir.path().join("stuck.pid").exists() && dir.path().join("quick.started").exists())
@@ -839,34 +472,14 @@ esac"#,
     let shutdown_at = Instant::now();
     cub.stop().await;
     let took = shutdown_at.elapsed();
-    assert!(
-        took >= Duration::from_secs(2),
-        "the grace period was not granted: {took:?}"
-    );
+    assert!(took >= Duration::from_secs(2), "the grace period was not granted: {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     // The quick tool finished within the grace period; the stuck one was killed and reported.
-    let q = store
-        .get_artifact(&ArtifactId::derived(&c_quick.id, "output:1"))
-        .await
-        .unwrap()
-        .unwrap();
+    let q = store.get_artifact(&ArtifactId::derived(&c_quick.id, "output:1")).await.unwrap().unwrap();
     assert_eq!(q.artifact_type, "Quick");
-    let f = store
-        .get_artifact(&ArtifactId::derived(&c_stuck.id, "output:1"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        failure_payload(&f)["reason"]
-            .as_str()
-            .unwrap()
-            .contains("shut down")
-    );
-    let pid: u32 = std::fs::read_to_string(dir.path().join("stuck.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let f = store.get_artifact(&ArtifactId::derived(&c_stuck.id, "output:1")).await.unwrap().unwrap();
+    assert!(failure_payload(&f)["reason"].as_str().unwrap().contains("shut down"));
+    let pid: u32 = std::fs::read_to_string(dir.path().join("stuck.pid")).unwrap().trim().parse().unwrap();
     assert!(!alive(pid));
     assert!(store.components().await.unwrap().is_empty());
 }

@@ -10,11 +10,7 @@ use sett_core::event::{Event, EventKind};
 /// UUID v7, itself a valid short id); other strings unchanged. Eight characters are not enough:
 /// v7 ids created within the same minute share them.
 pub fn short(id: &str) -> &str {
-    if id.len() == 36 && id.as_bytes()[8] == b'-' {
-        &id[..13]
-    } else {
-        id
-    }
+    if id.len() == 36 && id.as_bytes()[8] == b'-' { &id[..13] } else { id }
 }
 
 fn s<'e>(e: &'e Event, f: &str) -> &'e str {
@@ -29,12 +25,7 @@ fn list(e: &Event, f: &str) -> Vec<String> {
     e.data
         .get(f)
         .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str())
-                .map(|v| short(v).to_owned())
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str()).map(|v| short(v).to_owned()).collect())
         .unwrap_or_default()
 }
 
@@ -67,12 +58,7 @@ pub fn event_line(e: &Event) -> String {
             out
         }
         EventKind::ClaimCreated => {
-            let mut out = format!(
-                "claim {} on {} {}",
-                sh(e, "claim_id"),
-                sh(e, "artifact_id"),
-                s(e, "status")
-            );
+            let mut out = format!("claim {} on {} {}", sh(e, "claim_id"), sh(e, "artifact_id"), s(e, "status"));
             if let Some(r) = e.field("rework_of") {
                 out.push_str(&format!(" rework of {}", short(r)));
             }
@@ -81,23 +67,10 @@ pub fn event_line(e: &Event) -> String {
             }
             out
         }
-        EventKind::BidSubmitted => format!(
-            "claim {} {} bids {}",
-            sh(e, "claim_id"),
-            s(e, "agent"),
-            s(e, "bid")
-        ),
-        EventKind::BidsMissing => format!(
-            "claim {} no bid from {}",
-            sh(e, "claim_id"),
-            list(e, "agents").join(", ")
-        ),
+        EventKind::BidSubmitted => format!("claim {} {} bids {}", sh(e, "claim_id"), s(e, "agent"), s(e, "bid")),
+        EventKind::BidsMissing => format!("claim {} no bid from {}", sh(e, "claim_id"), list(e, "agents").join(", ")),
         EventKind::ClaimGranted => {
-            let worker = if e.data.get("via_worker").and_then(|v| v.as_bool()) == Some(true) {
-                ", worker"
-            } else {
-                ""
-            };
+            let worker = if e.data.get("via_worker").and_then(|v| v.as_bool()) == Some(true) { ", worker" } else { "" };
             format!(
                 "claim {} → {} ({}, seq {}{worker})",
                 sh(e, "claim_id"),
@@ -107,12 +80,7 @@ pub fn event_line(e: &Event) -> String {
             )
         }
         EventKind::ClaimUpdated => {
-            format!(
-                "claim {} {} → {}",
-                sh(e, "claim_id"),
-                s(e, "previous_status"),
-                s(e, "status")
-            )
+            format!("claim {} {} → {}", sh(e, "claim_id"), s(e, "previous_status"), s(e, "status"))
         }
         EventKind::ClaimCompleted | EventKind::ClaimTerminated | EventKind::ClaimDormant => {
             let mut out = format!("claim {} on {}", sh(e, "claim_id"), sh(e, "artifact_id"));
@@ -125,19 +93,11 @@ pub fn event_line(e: &Event) -> String {
             out
         }
         EventKind::QuestionAsked => {
-            format!(
-                "question {} by {} on claim {}",
-                sh(e, "artifact_id"),
-                s(e, "agent"),
-                sh(e, "claim_id")
-            )
+            format!("question {} by {} on claim {}", sh(e, "artifact_id"), s(e, "agent"), sh(e, "claim_id"))
         }
         EventKind::QuestionAnswered => {
-            let timed_out = if e.data.get("timed_out").and_then(|v| v.as_bool()) == Some(true) {
-                " (timed out)"
-            } else {
-                ""
-            };
+            let timed_out =
+                if e.data.get("timed_out").and_then(|v| v.as_bool()) == Some(true) { " (timed out)" } else { "" };
             format!(
                 "question {} answered by {} with {}{timed_out}",
                 sh(e, "question_id"),
@@ -154,12 +114,7 @@ pub fn event_line(e: &Event) -> String {
             )
         }
         EventKind::WorkerLaunched | EventKind::WorkerExited => {
-            let mut out = format!(
-                "claim {} {} seq {}",
-                sh(e, "claim_id"),
-                s(e, "agent"),
-                num(e, "seq").unwrap_or(0)
-            );
+            let mut out = format!("claim {} {} seq {}", sh(e, "claim_id"), s(e, "agent"), num(e, "seq").unwrap_or(0));
             if let Some(p) = num(e, "pid") {
                 out.push_str(&format!(" pid {p}"));
             }
@@ -180,13 +135,7 @@ pub fn excerpt(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("").trim();
     let multi = text.trim().lines().nth(1).is_some();
     if first.chars().count() > max {
-        format!(
-            "{}…",
-            first
-                .chars()
-                .take(max.saturating_sub(1))
-                .collect::<String>()
-        )
+        format!("{}…", first.chars().take(max.saturating_sub(1)).collect::<String>())
     } else if multi {
         format!("{first} …")
     } else {
@@ -215,11 +164,7 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn new(artifact_type: Option<String>, agent: Option<String>) -> Self {
-        Self {
-            artifact_type,
-            agent,
-            ..Self::default()
-        }
+        Self { artifact_type, agent, ..Self::default() }
     }
 
     pub fn is_noop(&self) -> bool {
@@ -248,36 +193,26 @@ impl EventFilter {
     }
 
     pub fn insert_claim(&mut self, claim: &str, artifact: &str) {
-        self.claim_artifact
-            .insert(claim.to_owned(), artifact.to_owned());
+        self.claim_artifact.insert(claim.to_owned(), artifact.to_owned());
     }
 
     fn subject(&self, e: &Event) -> Result<String, Missing> {
         if e.kind == EventKind::QuestionAnswered {
-            return e
-                .field("question_id")
-                .map(str::to_owned)
-                .ok_or(Missing::ArtifactType(String::new()));
+            return e.field("question_id").map(str::to_owned).ok_or(Missing::ArtifactType(String::new()));
         }
         if let Some(a) = e.field("artifact_id") {
             return Ok(a.to_owned());
         }
-        let claim = e
-            .field("claim_id")
-            .ok_or(Missing::ArtifactType(String::new()))?;
-        self.claim_artifact
-            .get(claim)
-            .cloned()
-            .ok_or_else(|| Missing::ClaimArtifact(claim.to_owned()))
+        let claim = e.field("claim_id").ok_or(Missing::ArtifactType(String::new()))?;
+        self.claim_artifact.get(claim).cloned().ok_or_else(|| Missing::ClaimArtifact(claim.to_owned()))
     }
 
     /// Whether `e` passes; `Err` names what must be looked up first. Events with no artifact
     /// at all (instance start/stop) never match a `--type` filter.
     pub fn check(&self, e: &Event) -> Result<bool, Missing> {
         if let Some(agent) = &self.agent {
-            let direct = ["agent", "produced_by_role", "answered_by"]
-                .iter()
-                .any(|f| e.field(f) == Some(agent.as_str()));
+            let direct =
+                ["agent", "produced_by_role", "answered_by"].iter().any(|f| e.field(f) == Some(agent.as_str()));
             let listed = e
                 .data
                 .get("agents")
@@ -318,9 +253,7 @@ fn level_name(v: &serde_json::Value) -> String {
 }
 
 /// Bunyan bookkeeping fields that add nothing on a human line.
-const LOG_NOISE: &[&str] = &[
-    "v", "name", "msg", "time", "level", "hostname", "pid", "target", "line", "file",
-];
+const LOG_NOISE: &[&str] = &["v", "name", "msg", "time", "level", "hostname", "pid", "target", "line", "file"];
 
 /// One human line for a bunyan JSON log line: `time LEVEL msg key=value …`. Anything that is not
 /// a JSON object is returned unchanged.
@@ -353,12 +286,7 @@ mod tests {
     const C: &str = "0190c2b5-0000-7a1b-9c2d-3e4f5a6b7c8d";
 
     fn ev(kind: EventKind, data: serde_json::Value) -> Event {
-        Event {
-            id: "1-0".into(),
-            kind,
-            ts_ms: 0,
-            data,
-        }
+        Event { id: "1-0".into(), kind, ts_ms: 0, data }
     }
 
     #[test]
@@ -367,18 +295,9 @@ mod tests {
             EventKind::ArtifactCreated,
             json!({"artifact_id": A, "type": "GoalDefined", "structural_type": "Standard", "version": 1, "produced_by_role": "user", "source_artifacts": [], "summary": "a goal\nmore"}),
         );
-        assert_eq!(
-            event_line(&e),
-            "artifact_created   0190c2b4-7d3e GoalDefined (Standard) v1 by user — a goal …"
-        );
-        let e = ev(
-            EventKind::ClaimTerminated,
-            json!({"claim_id": C, "artifact_id": A, "reason": "review rejected"}),
-        );
-        assert_eq!(
-            event_line(&e),
-            "claim_terminated   claim 0190c2b5-0000 on 0190c2b4-7d3e: review rejected"
-        );
+        assert_eq!(event_line(&e), "artifact_created   0190c2b4-7d3e GoalDefined (Standard) v1 by user — a goal …");
+        let e = ev(EventKind::ClaimTerminated, json!({"claim_id": C, "artifact_id": A, "reason": "review rejected"}));
+        assert_eq!(event_line(&e), "claim_terminated   claim 0190c2b5-0000 on 0190c2b4-7d3e: review rejected");
         let e = ev(
             EventKind::ClaimGranted,
             json!({"claim_id": C, "agent": "Coder", "claim_type": "exclusive", "seq": 2, "via_worker": true}),
@@ -388,25 +307,15 @@ mod tests {
             EventKind::QuestionAnswered,
             json!({"question_id": A, "answered_by": "alice", "answer_id": C, "timed_out": false}),
         );
-        assert!(
-            event_line(&e).ends_with("question 0190c2b4-7d3e answered by alice with 0190c2b5-0000")
-        );
+        assert!(event_line(&e).ends_with("question 0190c2b4-7d3e answered by alice with 0190c2b5-0000"));
     }
 
     #[test]
     fn filters_by_agent_and_type() {
-        let created = ev(
-            EventKind::ArtifactCreated,
-            json!({"artifact_id": A, "type": "Code", "produced_by_role": "Coder"}),
-        );
-        let claim = ev(
-            EventKind::ClaimCreated,
-            json!({"claim_id": C, "artifact_id": A}),
-        );
-        let bid = ev(
-            EventKind::BidSubmitted,
-            json!({"claim_id": C, "agent": "Rev", "bid": "review"}),
-        );
+        let created =
+            ev(EventKind::ArtifactCreated, json!({"artifact_id": A, "type": "Code", "produced_by_role": "Coder"}));
+        let claim = ev(EventKind::ClaimCreated, json!({"claim_id": C, "artifact_id": A}));
+        let bid = ev(EventKind::BidSubmitted, json!({"claim_id": C, "agent": "Rev", "bid": "review"}));
         let mut f = EventFilter::new(Some("Code".into()), None);
         assert_eq!(f.check(&bid), Err(Missing::ClaimArtifact(C.into())));
         assert_eq!(f.check(&claim), Err(Missing::ArtifactType(A.into())));
@@ -422,10 +331,7 @@ mod tests {
         let by_agent = EventFilter::new(None, Some("Rev".into()));
         assert_eq!(by_agent.check(&bid), Ok(true));
         assert_eq!(by_agent.check(&created), Ok(false));
-        let missing = ev(
-            EventKind::BidsMissing,
-            json!({"claim_id": C, "agents": ["Rev"]}),
-        );
+        let missing = ev(EventKind::BidsMissing, json!({"claim_id": C, "agents": ["Rev"]}));
         assert_eq!(by_agent.check(&missing), Ok(true));
         assert!(EventFilter::default().is_noop());
     }
@@ -433,10 +339,7 @@ mod tests {
     #[test]
     fn log_lines() {
         let raw = r#"{"v":0,"name":"sett","msg":"claim granted","level":30,"hostname":"h","pid":1,"time":"2026-01-01T00:00:00Z","claim_id":"c1","seq":2}"#;
-        assert_eq!(
-            log_line(raw),
-            "2026-01-01T00:00:00Z INFO  claim granted claim_id=c1 seq=2"
-        );
+        assert_eq!(log_line(raw), "2026-01-01T00:00:00Z INFO  claim granted claim_id=c1 seq=2");
         assert_eq!(log_line("not json"), "not json");
         assert!(log_line(r#"{"level":50,"msg":"x"}"#).contains("ERROR x"));
     }

@@ -62,14 +62,20 @@ async fn route(req: Request<Incoming>, state: HealthState) -> Result<Response<Fu
             }),
         ),
         "/healthz" => match state.redis.ping(PING_BOUND).await {
-            Ok(rtt) => json(StatusCode::OK, serde_json::json!({
-                "status": "ok", "component": state.component, "instance": state.instance,
-                "redis": {"status": "ok", "latency_ms": rtt.as_secs_f64() * 1000.0},
-            })),
-            Err(e) => json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({
-                "status": "unhealthy", "component": state.component, "instance": state.instance,
-                "redis": {"status": "unreachable", "error": e.to_string()},
-            })),
+            Ok(rtt) => json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "status": "ok", "component": state.component, "instance": state.instance,
+                    "redis": {"status": "ok", "latency_ms": rtt.as_secs_f64() * 1000.0},
+                }),
+            ),
+            Err(e) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({
+                    "status": "unhealthy", "component": state.component, "instance": state.instance,
+                    "redis": {"status": "unreachable", "error": e.to_string()},
+                }),
+            ),
         },
         "/readyz" => {
             let ready = state.ready.load(Ordering::SeqCst);
@@ -85,7 +91,10 @@ async fn route(req: Request<Incoming>, state: HealthState) -> Result<Response<Fu
                 .expect("static response"),
             None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "metrics are not enabled"})),
         },
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found", "paths": ["/healthz", "/readyz", "/metrics"]})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not found", "paths": ["/healthz", "/readyz", "/metrics"]}),
+        ),
     })
 }
 

@@ -21,9 +21,7 @@ impl IdQuery {
         if let Ok(id) = ArtifactId::parse(raw) {
             return Ok(Self::Full(id));
         }
-        ShortId::parse(raw)
-            .map(Self::Short)
-            .map_err(|e| e.to_string())
+        ShortId::parse(raw).map(Self::Short).map_err(|e| e.to_string())
     }
 
     pub fn matches(&self, id: &ArtifactId) -> bool {
@@ -69,14 +67,8 @@ fn from_candidates(mut found: Vec<ArtifactId>) -> Resolution {
 /// bounded SCAN on the validated prefix for a short id).
 pub async fn resolve_artifact(store: &Store, query: &IdQuery) -> sett_store::Result<Resolution> {
     match query {
-        IdQuery::Full(id) => Ok(if store.artifact_exists(id).await? {
-            Resolution::One(*id)
-        } else {
-            Resolution::None
-        }),
-        IdQuery::Short(s) => Ok(from_candidates(
-            store.artifacts_by_prefix(s, CANDIDATE_LIMIT + 1).await?,
-        )),
+        IdQuery::Full(id) => Ok(if store.artifact_exists(id).await? { Resolution::One(*id) } else { Resolution::None }),
+        IdQuery::Short(s) => Ok(from_candidates(store.artifacts_by_prefix(s, CANDIDATE_LIMIT + 1).await?)),
     }
 }
 
@@ -88,20 +80,13 @@ pub fn unique_prefixes<T>(ids: &[T], min: usize) -> std::collections::HashMap<T,
 where
     T: Copy + Eq + Ord + std::hash::Hash + std::fmt::Display,
 {
-    let mut hex: Vec<(String, T)> = ids
-        .iter()
-        .map(|id| (id.to_string().replace('-', ""), *id))
-        .collect();
+    let mut hex: Vec<(String, T)> = ids.iter().map(|id| (id.to_string().replace('-', ""), *id)).collect();
     hex.sort();
     hex.dedup();
     let lcp = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
     let mut out = std::collections::HashMap::with_capacity(hex.len());
     for i in 0..hex.len() {
-        let prev = if i > 0 {
-            lcp(&hex[i - 1].0, &hex[i].0)
-        } else {
-            0
-        };
+        let prev = if i > 0 { lcp(&hex[i - 1].0, &hex[i].0) } else { 0 };
         let next = hex.get(i + 1).map_or(0, |n| lcp(&n.0, &hex[i].0));
         let len = (prev.max(next) + 1).max(min).min(32);
         out.insert(hex[i].1, display_prefix(&hex[i].1.to_string(), len));
@@ -142,15 +127,10 @@ impl Since {
             return Ok(Self::EventId(raw.to_owned()));
         }
         if let Ok(d) = humantime::parse_duration(raw) {
-            return Ok(Self::TimeMs(
-                now_ms - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
-            ));
+            return Ok(Self::TimeMs(now_ms - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)));
         }
         if let Ok(t) = humantime::parse_rfc3339_weak(raw) {
-            let ms = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .as_millis();
+            let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
             return Ok(Self::TimeMs(i64::try_from(ms).unwrap_or(i64::MAX)));
         }
         Err(format!(
@@ -171,11 +151,7 @@ impl Since {
     /// For artifacts: the earliest creation time included.
     pub fn min_time_ms(&self) -> i64 {
         match self {
-            Self::EventId(id) => id
-                .split('-')
-                .next()
-                .and_then(|m| m.parse().ok())
-                .unwrap_or(0),
+            Self::EventId(id) => id.split('-').next().and_then(|m| m.parse().ok()).unwrap_or(0),
             Self::TimeMs(ms) => *ms,
         }
     }
@@ -212,10 +188,7 @@ mod tests {
         let b = ArtifactId::parse("0190c2b4-0000-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
         let q = |s: &str| IdQuery::parse(s).unwrap();
         assert_eq!(resolve_among(&q("0190c2b47d"), &[a, b]), Resolution::One(a));
-        assert_eq!(
-            resolve_among(&q("0190c2"), &[a, b, a]),
-            Resolution::Ambiguous(vec![b, a])
-        );
+        assert_eq!(resolve_among(&q("0190c2"), &[a, b, a]), Resolution::Ambiguous(vec![b, a]));
         assert_eq!(resolve_among(&q("ffffff"), &[a, b]), Resolution::None);
     }
 
@@ -237,18 +210,9 @@ mod tests {
     #[test]
     fn since_points() {
         let now = 1_700_000_000_000;
-        assert_eq!(
-            Since::parse("10m", now).unwrap(),
-            Since::TimeMs(now - 600_000)
-        );
-        assert_eq!(
-            Since::parse("1700000000000-3", now).unwrap(),
-            Since::EventId("1700000000000-3".into())
-        );
-        assert_eq!(
-            Since::parse("2023-11-14T22:13:20Z", now).unwrap(),
-            Since::TimeMs(1_700_000_000_000)
-        );
+        assert_eq!(Since::parse("10m", now).unwrap(), Since::TimeMs(now - 600_000));
+        assert_eq!(Since::parse("1700000000000-3", now).unwrap(), Since::EventId("1700000000000-3".into()));
+        assert_eq!(Since::parse("2023-11-14T22:13:20Z", now).unwrap(), Since::TimeMs(1_700_000_000_000));
         assert!(Since::parse("yesterday-ish", now).is_err());
         assert_eq!(Since::TimeMs(5).after_id(), format!("4-{}", u64::MAX));
         assert_eq!(Since::EventId("7-1".into()).min_time_ms(), 7);

@@ -113,21 +113,14 @@ pub async fn probe_healthz(addr: &str, timeout: Duration) -> Result<u16, String>
 /// GETs `http://<addr><path>` with a bound; returns the HTTP status code.
 pub async fn probe(addr: &str, path: &str, timeout: Duration) -> Result<u16, String> {
     let attempt = async {
-        let mut s = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let mut s = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| format!("cannot send to {addr}: {e}"))?;
+        s.write_all(req.as_bytes()).await.map_err(|e| format!("cannot send to {addr}: {e}"))?;
         let mut head = [0u8; 64];
         let mut n = 0;
         // The status line is all that matters; read until it is complete.
         while n < head.len() && !head[..n].contains(&b'\n') {
-            let got = s
-                .read(&mut head[n..])
-                .await
-                .map_err(|e| format!("cannot read from {addr}: {e}"))?;
+            let got = s.read(&mut head[n..]).await.map_err(|e| format!("cannot read from {addr}: {e}"))?;
             if got == 0 {
                 break;
             }
@@ -157,11 +150,7 @@ pub async fn component_health(
     timeout: Duration,
 ) -> ComponentHealth {
     let int = |f: &str| record.get(f).and_then(serde_json::Value::as_i64);
-    let addr = record
-        .get("addr")
-        .and_then(|v| v.as_str())
-        .filter(|a| !a.is_empty())
-        .map(str::to_owned);
+    let addr = record.get("addr").and_then(|v| v.as_str()).filter(|a| !a.is_empty()).map(str::to_owned);
     let heartbeat_age_ms = int("heartbeat_ms").map(|h| now_ms - h);
     let mut c = ComponentHealth {
         name: name.to_owned(),
@@ -175,9 +164,7 @@ pub async fn component_health(
     };
     match heartbeat_age_ms {
         None => c.problem = Some("no heartbeat recorded".into()),
-        Some(age) if age > HEARTBEAT_STALE_MS => {
-            c.problem = Some(format!("last heartbeat {}s ago", age / 1000))
-        }
+        Some(age) if age > HEARTBEAT_STALE_MS => c.problem = Some(format!("last heartbeat {}s ago", age / 1000)),
         Some(_) => match addr {
             None => c.healthy = true,
             Some(a) => match probe_healthz(&a, timeout).await {
@@ -203,9 +190,7 @@ pub async fn components_health(
     timeout: Duration,
 ) -> sett_store::Result<Vec<ComponentHealth>> {
     let records = store.components().await?;
-    let probes = records
-        .iter()
-        .map(|(name, rec)| component_health(name, rec, now_ms, timeout));
+    let probes = records.iter().map(|(name, rec)| component_health(name, rec, now_ms, timeout));
     Ok(futures::future::join_all(probes).await)
 }
 
@@ -235,11 +220,7 @@ pub async fn instance_health(
     timeout: Duration,
 ) -> sett_store::Result<(Health, Option<LockInfo>, Vec<ComponentHealth>)> {
     let lock = lock_info(store, now_ms).await?;
-    let components = if lock.is_some() {
-        components_health(store, now_ms, timeout).await?
-    } else {
-        Vec::new()
-    };
+    let components = if lock.is_some() { components_health(store, now_ms, timeout).await? } else { Vec::new() };
     Ok((overall(lock.as_ref(), &components), lock, components))
 }
 
@@ -270,25 +251,18 @@ pub async fn instance_status(
     let claims = store.all_claims().await?;
     let mut claims_by_status = BTreeMap::new();
     for c in &claims {
-        *claims_by_status
-            .entry(c.status.as_str().to_owned())
-            .or_default() += 1;
+        *claims_by_status.entry(c.status.as_str().to_owned()).or_default() += 1;
     }
     let stuck_after_ms = i64::try_from(stuck_after.as_millis()).unwrap_or(i64::MAX);
-    let stuck: Vec<(&Claim, i64)> = claims
-        .iter()
-        .filter_map(|c| stuck_for(c, now_ms, stuck_after_ms).map(|o| (c, o)))
-        .collect();
-    let oldest_stuck_claim = stuck
-        .iter()
-        .min_by_key(|(c, _)| (c.created_at_ms, c.id))
-        .map(|(c, overdue)| StuckClaim {
-            claim_id: c.id.to_string(),
-            artifact_id: c.artifact_id.to_string(),
-            status: c.status,
-            age_ms: now_ms - c.created_at_ms,
-            overdue_ms: Some(*overdue),
-        });
+    let stuck: Vec<(&Claim, i64)> =
+        claims.iter().filter_map(|c| stuck_for(c, now_ms, stuck_after_ms).map(|o| (c, o))).collect();
+    let oldest_stuck_claim = stuck.iter().min_by_key(|(c, _)| (c.created_at_ms, c.id)).map(|(c, overdue)| StuckClaim {
+        claim_id: c.id.to_string(),
+        artifact_id: c.artifact_id.to_string(),
+        status: c.status,
+        age_ms: now_ms - c.created_at_ms,
+        overdue_ms: Some(*overdue),
+    });
     Ok(StatusReport {
         instance: store.instance().to_string(),
         health,
@@ -309,14 +283,8 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        assert_eq!(
-            parse_status_line(b"HTTP/1.1 503 Service Unavailable\r\n"),
-            Some(503)
-        );
-        assert_eq!(
-            parse_status_line(b"HTTP/1.1 200 OK\r\ncontent-type: x"),
-            Some(200)
-        );
+        assert_eq!(parse_status_line(b"HTTP/1.1 503 Service Unavailable\r\n"), Some(503));
+        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r\ncontent-type: x"), Some(200));
         assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(parse_status_line(b""), None);
     }
@@ -331,21 +299,13 @@ mod tests {
         let c = component_health("orchestrator", &stale, now, PROBE_TIMEOUT).await;
         assert!(!c.healthy);
         assert_eq!(c.problem.as_deref(), Some("last heartbeat 20s ago"));
-        assert!(
-            !component_health("x", &serde_json::json!({}), now, PROBE_TIMEOUT)
-                .await
-                .healthy
-        );
+        assert!(!component_health("x", &serde_json::json!({}), now, PROBE_TIMEOUT).await.healthy);
     }
 
     #[tokio::test]
     async fn a_dead_healthz_address_is_unhealthy() {
         // Bind then drop: nothing listens on that port any more.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
         let rec = serde_json::json!({"pid": 7, "addr": addr, "heartbeat_ms": 99_000});
         let c = component_health("cub:A", &rec, 100_000, PROBE_TIMEOUT).await;
         assert!(!c.healthy);
@@ -360,9 +320,7 @@ mod tests {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 256];
             let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
-                .await
-                .unwrap();
+            s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await.unwrap();
         });
         assert_eq!(probe_healthz(&addr, PROBE_TIMEOUT).await, Ok(503));
     }
@@ -370,13 +328,7 @@ mod tests {
     #[test]
     fn overall_health() {
         let lock = LockInfo::new(
-            LockHolder {
-                run_id: "r".into(),
-                host: "h".into(),
-                pid: 1,
-                started_at: 0,
-                purpose: LockPurpose::Run,
-            },
+            LockHolder { run_id: "r".into(), host: "h".into(), pid: 1, started_at: 0, purpose: LockPurpose::Run },
             Some(10),
             5,
         );
@@ -390,20 +342,11 @@ mod tests {
             healthy: true,
             problem: None,
         };
-        let bad = ComponentHealth {
-            healthy: false,
-            ..ok.clone()
-        };
+        let bad = ComponentHealth { healthy: false, ..ok.clone() };
         assert_eq!(overall(None, &[]), Health::Stopped);
-        assert_eq!(
-            overall(Some(&lock), std::slice::from_ref(&ok)),
-            Health::Running
-        );
+        assert_eq!(overall(Some(&lock), std::slice::from_ref(&ok)), Health::Running);
         assert_eq!(overall(Some(&lock), &[ok, bad]), Health::Degraded);
-        let destroying = LockInfo {
-            purpose: LockPurpose::Destroy,
-            ..lock
-        };
+        let destroying = LockInfo { purpose: LockPurpose::Destroy, ..lock };
         assert_eq!(overall(Some(&destroying), &[]), Health::Destroying);
     }
 

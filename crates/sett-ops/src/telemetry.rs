@@ -84,7 +84,10 @@ pub fn init_text_logs(default_level: &str) -> Result<(), TelemetryError> {
 /// without bound). Call once per process, inside a tokio runtime.
 pub fn install_metrics() -> Result<PrometheusHandle, TelemetryError> {
     let handle = PrometheusBuilder::new()
-        .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0])
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            3600.0,
+        ])
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?
         .install_recorder()
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?;

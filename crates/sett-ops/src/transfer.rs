@@ -18,9 +18,7 @@ pub enum TransferError {
         "instance '{instance}' already has {keys} keys: import into an empty instance (pick another --name, or 'sett destroy --name {instance}' first), or pass --force to replace the keys the export contains"
     )]
     NotEmpty { instance: String, keys: u64 },
-    #[error(
-        "instance '{instance}' is running (its lock is held): run 'sett down --name {instance}' first"
-    )]
+    #[error("instance '{instance}' is running (its lock is held): run 'sett down --name {instance}' first")]
     Running { instance: String },
 }
 
@@ -55,10 +53,8 @@ pub fn read_dumps(input: impl BufRead) -> Result<Vec<Dump>, TransferError> {
         if line.trim().is_empty() {
             continue;
         }
-        let d: Dump = serde_json::from_str(&line).map_err(|e| TransferError::Parse {
-            line: i + 1,
-            reason: e.to_string(),
-        })?;
+        let d: Dump =
+            serde_json::from_str(&line).map_err(|e| TransferError::Parse { line: i + 1, reason: e.to_string() })?;
         out.push(d);
     }
     Ok(out)
@@ -74,11 +70,7 @@ pub struct ImportReport {
 
 /// Restores `dumps` into `store`. Refused while the instance runs, and when it already has keys
 /// unless `force`.
-pub async fn import(
-    store: &Store,
-    dumps: &[Dump],
-    force: bool,
-) -> Result<ImportReport, TransferError> {
+pub async fn import(store: &Store, dumps: &[Dump], force: bool) -> Result<ImportReport, TransferError> {
     let instance = store.instance().to_string();
     if store.lock_holder().await?.is_some() {
         return Err(TransferError::Running { instance });
@@ -89,16 +81,9 @@ pub async fn import(
             return Err(TransferError::NotEmpty { instance, keys });
         }
     }
-    let mut report = ImportReport {
-        restored: 0,
-        skipped: Vec::new(),
-    };
+    let mut report = ImportReport { restored: 0, skipped: Vec::new() };
     for d in dumps {
-        if store
-            .keys()
-            .family_of(&format!("{}{}", store.keys().prefix(), d.key))
-            == "lock"
-        {
+        if store.keys().family_of(&format!("{}{}", store.keys().prefix(), d.key)) == "lock" {
             report.skipped.push(d.key.clone());
             continue;
         }

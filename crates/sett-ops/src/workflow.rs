@@ -13,18 +13,11 @@ pub enum Outcome {
     /// A Terminal artifact: the workflow is complete.
     Terminal { artifact_id: String },
     /// A Failure artifact; fetch it to show the reason (see [`failure_reason`]).
-    Failure {
-        artifact_id: String,
-        failure_type: String,
-    },
+    Failure { artifact_id: String, failure_type: String },
     /// The goal's own claim ended without a Terminal or Failure (nobody bid: `dormant`; or it was
     /// terminated, e.g. a reviewer rejected the goal). Nothing can follow: a goal is produced by
     /// `user`, so no rework is ever assigned for it.
-    Stopped {
-        claim_id: String,
-        status: String,
-        reason: Option<String>,
-    },
+    Stopped { claim_id: String, status: String, reason: Option<String> },
 }
 
 /// Every artifact and claim of one workflow, grown event by event.
@@ -41,23 +34,13 @@ pub struct Workflow {
 }
 
 fn strs<'e>(e: &'e Event, field: &str) -> impl Iterator<Item = &'e str> {
-    e.data
-        .get(field)
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
+    e.data.get(field).and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str())
 }
 
 impl Workflow {
     pub fn new(goal: impl Into<String>) -> Self {
         let goal = goal.into();
-        Self {
-            artifacts: HashSet::from([goal.clone()]),
-            goal,
-            claims: HashSet::new(),
-            outcome: None,
-        }
+        Self { artifacts: HashSet::from([goal.clone()]), goal, claims: HashSet::new(), outcome: None }
     }
 
     pub fn goal(&self) -> &str {
@@ -74,10 +57,7 @@ impl Workflow {
 
     /// Whether `e` concerns this workflow, as far as the events seen so far tell.
     pub fn concerns(&self, e: &Event) -> bool {
-        let by = |f: &str| {
-            e.field(f)
-                .is_some_and(|v| self.artifacts.contains(v) || self.claims.contains(v))
-        };
+        let by = |f: &str| e.field(f).is_some_and(|v| self.artifacts.contains(v) || self.claims.contains(v));
         by("artifact_id") || by("claim_id") || by("question_id") || by("answer_id")
     }
 
@@ -97,13 +77,9 @@ impl Workflow {
                 }
                 self.artifacts.insert(id.to_owned());
                 if self.outcome.is_none() {
-                    let st = e
-                        .field("structural_type")
-                        .and_then(|s| s.parse::<StructuralType>().ok());
+                    let st = e.field("structural_type").and_then(|s| s.parse::<StructuralType>().ok());
                     self.outcome = match st {
-                        Some(StructuralType::Terminal) => Some(Outcome::Terminal {
-                            artifact_id: id.to_owned(),
-                        }),
+                        Some(StructuralType::Terminal) => Some(Outcome::Terminal { artifact_id: id.to_owned() }),
                         Some(StructuralType::Failure) => Some(Outcome::Failure {
                             artifact_id: id.to_owned(),
                             failure_type: e.field("type").unwrap_or("Failure").to_owned(),
@@ -118,10 +94,8 @@ impl Workflow {
                     return false;
                 };
                 let belongs = self.claims.contains(claim)
-                    || e.field("artifact_id")
-                        .is_some_and(|a| self.artifacts.contains(a))
-                    || e.field("rework_of")
-                        .is_some_and(|r| self.claims.contains(r));
+                    || e.field("artifact_id").is_some_and(|a| self.artifacts.contains(a))
+                    || e.field("rework_of").is_some_and(|r| self.claims.contains(r));
                 if belongs {
                     self.claims.insert(claim.to_owned());
                 }
@@ -132,16 +106,8 @@ impl Workflow {
                 if belongs && self.outcome.is_none() && e.field("artifact_id") == Some(&self.goal) {
                     self.outcome = Some(Outcome::Stopped {
                         claim_id: e.field("claim_id").unwrap_or_default().to_owned(),
-                        status: if e.kind == EventKind::ClaimDormant {
-                            "dormant"
-                        } else {
-                            "terminated"
-                        }
-                        .to_owned(),
-                        reason: e
-                            .field("reason")
-                            .filter(|r| !r.is_empty())
-                            .map(str::to_owned),
+                        status: if e.kind == EventKind::ClaimDormant { "dormant" } else { "terminated" }.to_owned(),
+                        reason: e.field("reason").filter(|r| !r.is_empty()).map(str::to_owned),
                     });
                 }
                 belongs
@@ -242,12 +208,7 @@ mod tests {
     use serde_json::json;
 
     fn ev(kind: EventKind, data: serde_json::Value) -> Event {
-        Event {
-            id: "1-0".into(),
-            kind,
-            ts_ms: 0,
-            data,
-        }
+        Event { id: "1-0".into(), kind, ts_ms: 0, data }
     }
 
     fn artifact(id: &str, st: &str, sources: &[&str], claim: Option<&str>) -> Event {
@@ -262,79 +223,43 @@ mod tests {
         let mut wf = Workflow::new("g");
         assert!(wf.observe(&artifact("g", "Standard", &[], None)));
         assert!(!wf.observe(&artifact("other", "Standard", &[], None)));
-        assert!(wf.observe(&ev(
-            EventKind::ClaimCreated,
-            json!({"claim_id": "c1", "artifact_id": "g"})
-        )));
-        assert!(!wf.observe(&ev(
-            EventKind::ClaimCreated,
-            json!({"claim_id": "cx", "artifact_id": "other"})
-        )));
-        assert!(wf.observe(&ev(
-            EventKind::BidSubmitted,
-            json!({"claim_id": "c1", "agent": "A"})
-        )));
-        assert!(!wf.observe(&ev(
-            EventKind::BidSubmitted,
-            json!({"claim_id": "cx", "agent": "A"})
-        )));
+        assert!(wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c1", "artifact_id": "g"}))));
+        assert!(!wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "cx", "artifact_id": "other"}))));
+        assert!(wf.observe(&ev(EventKind::BidSubmitted, json!({"claim_id": "c1", "agent": "A"}))));
+        assert!(!wf.observe(&ev(EventKind::BidSubmitted, json!({"claim_id": "cx", "agent": "A"}))));
         // Output tied to the claim only by claim_id.
         assert!(wf.observe(&artifact("o1", "Standard", &[], Some("c1"))));
         // A rework claim of a member claim, on an artifact not yet known.
-        assert!(wf.observe(&ev(
-            EventKind::ClaimCreated,
-            json!({"claim_id": "c2", "artifact_id": "zz", "rework_of": "c1"})
-        )));
+        assert!(
+            wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c2", "artifact_id": "zz", "rework_of": "c1"})))
+        );
         assert!(wf.observe(&artifact("o2", "Standard", &[], Some("c2"))));
         assert!(wf.outcome().is_none());
         assert!(!wf.observe(&artifact("t-other", "Terminal", &["other"], None)));
         assert!(wf.outcome().is_none());
         assert!(wf.observe(&artifact("t", "Terminal", &["o2"], None)));
-        assert_eq!(
-            wf.outcome(),
-            Some(&Outcome::Terminal {
-                artifact_id: "t".into()
-            })
-        );
+        assert_eq!(wf.outcome(), Some(&Outcome::Terminal { artifact_id: "t".into() }));
         // The first outcome sticks.
         wf.observe(&artifact("f", "Failure", &["o2"], None));
-        assert_eq!(
-            wf.outcome(),
-            Some(&Outcome::Terminal {
-                artifact_id: "t".into()
-            })
-        );
+        assert_eq!(wf.outcome(), Some(&Outcome::Terminal { artifact_id: "t".into() }));
     }
 
     #[test]
     fn the_goal_claim_ending_stops_the_workflow() {
         let mut wf = Workflow::new("g");
-        wf.observe(&ev(
-            EventKind::ClaimCreated,
-            json!({"claim_id": "c1", "artifact_id": "g"}),
-        ));
+        wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c1", "artifact_id": "g"})));
         wf.observe(&artifact("o", "Standard", &["g"], Some("c1")));
-        wf.observe(&ev(
-            EventKind::ClaimCreated,
-            json!({"claim_id": "c2", "artifact_id": "o"}),
-        ));
+        wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c2", "artifact_id": "o"})));
         // Another claim of the workflow terminating (a rework follows) ends nothing.
         assert!(wf.observe(&ev(
             EventKind::ClaimTerminated,
             json!({"claim_id": "c2", "artifact_id": "o", "reason": "rejected"})
         )));
         assert!(wf.outcome().is_none());
-        assert!(wf.observe(&ev(
-            EventKind::ClaimDormant,
-            json!({"claim_id": "c1", "artifact_id": "g"})
-        )));
+        assert!(wf.observe(&ev(EventKind::ClaimDormant, json!({"claim_id": "c1", "artifact_id": "g"}))));
         assert_eq!(
             wf.outcome(),
-            Some(&Outcome::Stopped {
-                claim_id: "c1".into(),
-                status: "dormant".into(),
-                reason: None
-            })
+            Some(&Outcome::Stopped { claim_id: "c1".into(), status: "dormant".into(), reason: None })
         );
     }
 
@@ -346,10 +271,7 @@ mod tests {
         assert!(wf.observe(&e));
         assert_eq!(
             wf.outcome(),
-            Some(&Outcome::Failure {
-                artifact_id: "f".into(),
-                failure_type: "MaxIterationsExceeded".into()
-            })
+            Some(&Outcome::Failure { artifact_id: "f".into(), failure_type: "MaxIterationsExceeded".into() })
         );
     }
 
@@ -362,15 +284,10 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(
             all.observe(&artifact("t1", "Terminal", &["g1"], None)),
-            Some(Outcome::Terminal {
-                artifact_id: "t1".into()
-            })
+            Some(Outcome::Terminal { artifact_id: "t1".into() })
         );
         assert!(!all.all_ended());
-        assert!(
-            all.observe(&artifact("f2", "Failure", &["g2"], None))
-                .is_some()
-        );
+        assert!(all.observe(&artifact("f2", "Failure", &["g2"], None)).is_some());
         assert!(all.all_ended());
         assert!(matches!(all.last_outcome(), Some(Outcome::Failure { .. })));
     }
@@ -378,25 +295,14 @@ mod tests {
     #[test]
     fn an_outcome_without_a_known_goal_still_counts() {
         let mut all = Workflows::new();
-        assert!(
-            all.observe(&artifact("t", "Terminal", &["unknown"], None))
-                .is_some()
-        );
+        assert!(all.observe(&artifact("t", "Terminal", &["unknown"], None)).is_some());
         assert!(all.all_ended());
-        assert_eq!(
-            all.last_outcome(),
-            Some(&Outcome::Terminal {
-                artifact_id: "t".into()
-            })
-        );
+        assert_eq!(all.last_outcome(), Some(&Outcome::Terminal { artifact_id: "t".into() }));
     }
 
     #[test]
     fn failure_reasons() {
-        assert_eq!(
-            failure_reason(r#"{"reason":"tool exited 3","exit_code":3}"#),
-            "tool exited 3"
-        );
+        assert_eq!(failure_reason(r#"{"reason":"tool exited 3","exit_code":3}"#), "tool exited 3");
         assert_eq!(failure_reason(" plain text "), "plain text");
         assert_eq!(failure_reason(r#"{"x":1}"#), r#"{"x":1}"#);
     }

@@ -9,13 +9,10 @@ use futures::future::join_all;
 use serde_json::json;
 use sett_core::event::{Event, EventKind};
 use sett_core::machine::{Effect, Input, Policy, Transition, new_claim, step};
-use sett_core::{
-    AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, StructuralType,
-    metrics as m,
-};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, StructuralType, metrics as m};
 use sett_store::{
-    AnswerRecord, CreateOutcome, EventReader, GroupRead, InstanceRecord, InstanceStatus,
-    LockHolder, LockPurpose, Store, StoreError, WriteOutcome, now_ms,
+    AnswerRecord, CreateOutcome, EventReader, GroupRead, InstanceRecord, InstanceStatus, LockHolder, LockPurpose,
+    Store, StoreError, WriteOutcome, now_ms,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -44,19 +41,9 @@ pub(crate) enum Trigger {
     Bids,
     Tick,
     Output(Box<Artifact>),
-    Answer {
-        question: ArtifactId,
-        answer: ArtifactId,
-    },
-    WorkerLaunched {
-        agent: AgentName,
-        seq: u64,
-    },
-    WorkerExited {
-        agent: AgentName,
-        seq: u64,
-        success: bool,
-    },
+    Answer { question: ArtifactId, answer: ArtifactId },
+    WorkerLaunched { agent: AgentName, seq: u64 },
+    WorkerExited { agent: AgentName, seq: u64, success: bool },
 }
 
 /// The running orchestrator of one instance.
@@ -77,9 +64,7 @@ pub struct Orchestrator {
 
 impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Orchestrator")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("Orchestrator").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -111,10 +96,7 @@ impl Orchestrator {
 
     /// Runs until `shutdown` is cancelled (then stops gracefully and releases the lock) or the
     /// lock is lost.
-    pub async fn run(
-        self: Arc<Self>,
-        shutdown: CancellationToken,
-    ) -> Result<(), OrchestratorError> {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), OrchestratorError> {
         self.acquire_lock().await?;
         let stop = shutdown.child_token();
         let lock_lost = Arc::new(AtomicBool::new(false));
@@ -125,11 +107,7 @@ impl Orchestrator {
         self.ready.store(false, Ordering::SeqCst);
         self.tasks.close();
         self.launcher.shutdown(self.settings.shutdown_grace).await;
-        let _ = tokio::time::timeout(
-            self.settings.shutdown_grace + Duration::from_secs(5),
-            self.tasks.wait(),
-        )
-        .await;
+        let _ = tokio::time::timeout(self.settings.shutdown_grace + Duration::from_secs(5), self.tasks.wait()).await;
         self.stopped().await;
         if lock_lost.load(Ordering::SeqCst) {
             return Err(OrchestratorError::LockLost(self.settings.instance.clone()));
@@ -158,16 +136,10 @@ impl Orchestrator {
                     self.store.release_lock(&current.run_id).await?;
                 }
                 Err(current) if current.purpose == LockPurpose::Destroy => {
-                    return Err(OrchestratorError::BeingDestroyed {
-                        instance: s.instance.clone(),
-                        holder: current,
-                    });
+                    return Err(OrchestratorError::BeingDestroyed { instance: s.instance.clone(), holder: current });
                 }
                 Err(current) => {
-                    return Err(OrchestratorError::AlreadyRunning {
-                        instance: s.instance.clone(),
-                        holder: current,
-                    });
+                    return Err(OrchestratorError::AlreadyRunning { instance: s.instance.clone(), holder: current });
                 }
             }
         }
@@ -182,11 +154,7 @@ impl Orchestrator {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            match self
-                .store
-                .renew_lock(&self.settings.run_id, ttl.as_millis() as u64)
-                .await
-            {
+            match self.store.renew_lock(&self.settings.run_id, ttl.as_millis() as u64).await {
                 Ok(true) => {}
                 Ok(false) => {
                     // Expired (e.g. Redis was unreachable for longer than the TTL): take it back
@@ -237,19 +205,16 @@ impl Orchestrator {
         let s = &self.settings;
         let redis = self.store.redis();
         let now = now_ms();
-        let mut rec = redis
-            .instance_record(&s.instance)
-            .await?
-            .unwrap_or(InstanceRecord {
-                run_id: String::new(),
-                workspace: String::new(),
-                runtime: s.config.runtime.as_str().to_owned(),
-                redis: sett_store::redact_url(&redis.options().url),
-                created_at: now,
-                started_at: None,
-                stopped_at: None,
-                status: InstanceStatus::Stopped,
-            });
+        let mut rec = redis.instance_record(&s.instance).await?.unwrap_or(InstanceRecord {
+            run_id: String::new(),
+            workspace: String::new(),
+            runtime: s.config.runtime.as_str().to_owned(),
+            redis: sett_store::redact_url(&redis.options().url),
+            created_at: now,
+            started_at: None,
+            stopped_at: None,
+            status: InstanceStatus::Stopped,
+        });
         rec.run_id = s.run_id.clone();
         rec.status = InstanceStatus::Running;
         rec.started_at = Some(now);
@@ -257,11 +222,7 @@ impl Orchestrator {
         redis.put_instance_record(&s.instance, &rec).await?;
         self.publish_component(now).await?;
         self.store
-            .append_event(
-                EventKind::InstanceStarted,
-                &json!({"run_id": s.run_id, "host": s.host, "pid": s.pid}),
-                now,
-            )
+            .append_event(EventKind::InstanceStarted, &json!({"run_id": s.run_id, "host": s.host, "pid": s.pid}), now)
             .await?;
         Ok(())
     }
@@ -295,14 +256,7 @@ impl Orchestrator {
     async fn stopped(&self) {
         let s = &self.settings;
         let now = now_ms();
-        let _ = self
-            .store
-            .append_event(
-                EventKind::InstanceStopped,
-                &json!({"run_id": s.run_id}),
-                now,
-            )
-            .await;
+        let _ = self.store.append_event(EventKind::InstanceStopped, &json!({"run_id": s.run_id}), now).await;
         let _ = self.store.remove_component("orchestrator").await;
         let redis = self.store.redis();
         if let Ok(Some(mut rec)) = redis.instance_record(&s.instance).await
@@ -324,10 +278,7 @@ impl Orchestrator {
     async fn recover(self: &Arc<Self>) -> Result<(), OrchestratorError> {
         let outbox = self.store.outbox().await?;
         if !outbox.is_empty() {
-            info!(
-                entries = outbox.len(),
-                "carrying out follow-ups recorded before a restart"
-            );
+            info!(entries = outbox.len(), "carrying out follow-ups recorded before a restart");
         }
         for (entry, value) in outbox {
             let Some(claim) = entry.split(':').next().and_then(|c| ClaimId::parse(c).ok()) else {
@@ -349,9 +300,7 @@ impl Orchestrator {
 
     async fn drain_pending(&self, reader: &EventReader) -> Result<(), OrchestratorError> {
         loop {
-            let events = reader
-                .read_group(GROUP, CONSUMER, GroupRead::Pending, BATCH, BLOCK)
-                .await?;
+            let events = reader.read_group(GROUP, CONSUMER, GroupRead::Pending, BATCH, BLOCK).await?;
             if events.is_empty() {
                 return Ok(());
             }
@@ -364,11 +313,7 @@ impl Orchestrator {
         }
     }
 
-    async fn event_loop(
-        &self,
-        reader: &EventReader,
-        stop: &CancellationToken,
-    ) -> Result<(), OrchestratorError> {
+    async fn event_loop(&self, reader: &EventReader, stop: &CancellationToken) -> Result<(), OrchestratorError> {
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
             if self.retry_pending.swap(false, Ordering::SeqCst) {
@@ -411,11 +356,7 @@ impl Orchestrator {
 
     /// Handles a batch: events about the same claim in order, different claims concurrently.
     /// Acknowledges the events that were handled.
-    async fn handle_batch(
-        &self,
-        reader: &EventReader,
-        events: Vec<Event>,
-    ) -> Result<(), OrchestratorError> {
+    async fn handle_batch(&self, reader: &EventReader, events: Vec<Event>) -> Result<(), OrchestratorError> {
         let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         for ev in events {
             let key = ev
@@ -483,14 +424,12 @@ impl Orchestrator {
                 self.apply(&claim, Trigger::Bids).await.map(drop)
             }
             EventKind::QuestionAnswered => {
-                let (Some(question), Some(answer)) = (
-                    parse_artifact(ev.field("question_id")),
-                    parse_artifact(ev.field("answer_id")),
-                ) else {
+                let (Some(question), Some(answer)) =
+                    (parse_artifact(ev.field("question_id")), parse_artifact(ev.field("answer_id")))
+                else {
                     return Ok(());
                 };
-                self.on_answer(question, answer, parse_claim(ev.field("claim_id")))
-                    .await
+                self.on_answer(question, answer, parse_claim(ev.field("claim_id"))).await
             }
             _ => Ok(()),
         }
@@ -501,8 +440,7 @@ impl Orchestrator {
             warn!(artifact_id = %id, "artifact_created names an artifact that does not exist; ignoring");
             return Ok(());
         };
-        metrics::counter!(m::ARTIFACTS_CREATED, "structural_type" => a.structural_type.as_str())
-            .increment(1);
+        metrics::counter!(m::ARTIFACTS_CREATED, "structural_type" => a.structural_type.as_str()).increment(1);
         // Route it as an output first: a rework output completes its claim before its own review.
         let targets: Vec<ClaimId> = match a.claim_id {
             Some(c) => vec![c],
@@ -518,8 +456,7 @@ impl Orchestrator {
             None => Vec::new(),
         };
         for claim in targets {
-            self.apply(&claim, Trigger::Output(Box::new(a.clone())))
-                .await?;
+            self.apply(&claim, Trigger::Output(Box::new(a.clone()))).await?;
         }
         if a.structural_type.creates_claim() {
             self.create_claim(&a).await?;
@@ -529,14 +466,7 @@ impl Orchestrator {
         {
             // Answered before we saw the question (e.g. by its full id): unblock now.
             if let Some(claim) = a.claim_id {
-                self.apply(
-                    &claim,
-                    Trigger::Answer {
-                        question: a.id,
-                        answer: rec.answer_id,
-                    },
-                )
-                .await?;
+                self.apply(&claim, Trigger::Answer { question: a.id, answer: rec.answer_id }).await?;
             }
         }
         Ok(())
@@ -546,11 +476,7 @@ impl Orchestrator {
         let now = now_ms();
         let claim = new_claim(ClaimId::derived(&a.id, "claim"), a, &self.policy, now);
         let events = [ledger::claim_created(&claim)];
-        match self
-            .store
-            .write_claim(&claim, None, true, &[], &events, now)
-            .await?
-        {
+        match self.store.write_claim(&claim, None, true, &[], &events, now).await? {
             WriteOutcome::Written => {
                 metrics::counter!(m::CLAIMS_CREATED, "kind" => "initial").increment(1);
                 info!(claim_id = %claim.id, artifact_id = %a.id, artifact_type = %a.artifact_type, "claim created");
@@ -570,17 +496,10 @@ impl Orchestrator {
     ) -> Result<(), StoreError> {
         let claim = match claim {
             Some(c) => Some(c),
-            None => self
-                .store
-                .get_artifact(&question)
-                .await?
-                .and_then(|q| q.claim_id),
+            None => self.store.get_artifact(&question).await?.and_then(|q| q.claim_id),
         };
         match claim {
-            Some(c) => self
-                .apply(&c, Trigger::Answer { question, answer })
-                .await
-                .map(drop),
+            Some(c) => self.apply(&c, Trigger::Answer { question, answer }).await.map(drop),
             None => {
                 warn!(question_id = %question, "an answer names a question without a claim; ignoring");
                 Ok(())
@@ -590,11 +509,7 @@ impl Orchestrator {
 
     /// Applies `trigger` to a claim with compare-and-set, retrying on a lost race, then carries
     /// out the follow-ups. Returns the new claim when a transition was written.
-    pub(crate) async fn apply(
-        &self,
-        id: &ClaimId,
-        trigger: Trigger,
-    ) -> Result<Option<Claim>, StoreError> {
+    pub(crate) async fn apply(&self, id: &ClaimId, trigger: Trigger) -> Result<Option<Claim>, StoreError> {
         let wants_bids = matches!(trigger, Trigger::Bids | Trigger::Tick);
         for _ in 0..MAX_CAS_ATTEMPTS {
             // Bids are read together with the claim (one pipelined round trip on the shared
@@ -613,68 +528,29 @@ impl Orchestrator {
                 return Ok(None);
             }
             let now = now_ms();
-            let bids = if claim.status == ClaimStatus::PendingConsensus {
-                bids
-            } else {
-                BTreeMap::new()
-            };
+            let bids = if claim.status == ClaimStatus::PendingConsensus { bids } else { BTreeMap::new() };
             let input = match &trigger {
-                Trigger::Bids => Input::Bids {
-                    bids: &bids,
-                    now_ms: now,
-                },
-                Trigger::Tick => Input::Tick {
-                    bids: &bids,
-                    now_ms: now,
-                },
-                Trigger::Output(a) => Input::Output {
-                    artifact: a,
-                    now_ms: now,
-                },
-                Trigger::Answer { question, answer } => Input::Answer {
-                    question: *question,
-                    answer: *answer,
-                    now_ms: now,
-                },
-                Trigger::WorkerLaunched { agent, seq } => Input::WorkerLaunched {
-                    agent,
-                    seq: *seq,
-                    now_ms: now,
-                },
-                Trigger::WorkerExited {
-                    agent,
-                    seq,
-                    success,
-                } => Input::WorkerExited {
-                    agent,
-                    seq: *seq,
-                    success: *success,
-                    now_ms: now,
-                },
+                Trigger::Bids => Input::Bids { bids: &bids, now_ms: now },
+                Trigger::Tick => Input::Tick { bids: &bids, now_ms: now },
+                Trigger::Output(a) => Input::Output { artifact: a, now_ms: now },
+                Trigger::Answer { question, answer } => {
+                    Input::Answer { question: *question, answer: *answer, now_ms: now }
+                }
+                Trigger::WorkerLaunched { agent, seq } => Input::WorkerLaunched { agent, seq: *seq, now_ms: now },
+                Trigger::WorkerExited { agent, seq, success } => {
+                    Input::WorkerExited { agent, seq: *seq, success: *success, now_ms: now }
+                }
             };
             let Some(t) = step(&claim, input, &self.policy) else {
                 return Ok(None);
             };
-            let (events, ops) = ledger::transition_records(
-                &claim,
-                &t.claim,
-                &t.effects,
-                self.policy.on_question_timeout,
-            );
+            let (events, ops) =
+                ledger::transition_records(&claim, &t.claim, &t.effects, self.policy.on_question_timeout);
             let follow = follow_ups(&t.effects);
-            let outbox =
-                (!follow.is_empty()).then(|| serde_json::to_value(&follow).expect("serialisable"));
+            let outbox = (!follow.is_empty()).then(|| serde_json::to_value(&follow).expect("serialisable"));
             let written = self
                 .store
-                .write_claim_with_outbox(
-                    &t.claim,
-                    Some(claim.revision),
-                    false,
-                    &ops,
-                    &events,
-                    outbox.as_ref(),
-                    now,
-                )
+                .write_claim_with_outbox(&t.claim, Some(claim.revision), false, &ops, &events, outbox.as_ref(), now)
                 .await?;
             match written {
                 WriteOutcome::Written => {
@@ -693,16 +569,12 @@ impl Orchestrator {
                 }
                 WriteOutcome::Conflict { .. } => continue,
                 WriteOutcome::Exists(other) => {
-                    return Err(StoreError::Conflict(format!(
-                        "unexpected 'exists' ({other}) on a claim transition"
-                    )));
+                    return Err(StoreError::Conflict(format!("unexpected 'exists' ({other}) on a claim transition")));
                 }
             }
         }
         warn!(claim_id = %id, "a transition kept losing compare-and-set races; giving up for now");
-        Err(StoreError::Conflict(format!(
-            "claim {id} kept changing during a transition"
-        )))
+        Err(StoreError::Conflict(format!("claim {id} kept changing during a transition")))
     }
 
     async fn refresh_open_questions_gauge(&self) {
@@ -712,18 +584,9 @@ impl Orchestrator {
     }
 
     /// Logs and metrics of a written transition.
-    fn observe(
-        &self,
-        old: &Claim,
-        t: &Transition,
-        bids: &BTreeMap<AgentName, BidType>,
-        trigger: &Trigger,
-        now: i64,
-    ) {
+    fn observe(&self, old: &Claim, t: &Transition, bids: &BTreeMap<AgentName, BidType>, trigger: &Trigger, now: i64) {
         let new = &t.claim;
-        if old.status == ClaimStatus::PendingConsensus
-            && new.status != ClaimStatus::PendingConsensus
-        {
+        if old.status == ClaimStatus::PendingConsensus && new.status != ClaimStatus::PendingConsensus {
             for agent in self.policy.agents.keys() {
                 let bid = bids.get(agent).copied().unwrap_or(BidType::Ignore);
                 if new.missing_bids.contains(agent) {
@@ -737,17 +600,11 @@ impl Orchestrator {
             && old.status != new.status
             && let Some(start) = old.grants.values().map(|g| g.granted_at_ms).min()
         {
-            metrics::histogram!(m::CLAIM_PHASE_SECONDS, "phase" => phase.as_str())
-                .record(secs(now - start));
+            metrics::histogram!(m::CLAIM_PHASE_SECONDS, "phase" => phase.as_str()).record(secs(now - start));
         }
         for e in &t.effects {
             match e {
-                Effect::Grant {
-                    agent,
-                    claim_type,
-                    seq,
-                    via_worker,
-                } => {
+                Effect::Grant { agent, claim_type, seq, via_worker } => {
                     metrics::counter!(m::GRANTS, "claim_type" => claim_type.as_str()).increment(1);
                     info!(claim_id = %new.id, artifact_id = %new.artifact_id, agent = %agent, claim_type = %claim_type, seq, via_worker, "granted");
                 }
@@ -763,11 +620,7 @@ impl Orchestrator {
                     metrics::counter!(m::QUESTION_TIMEOUTS, "policy" => "continue").increment(1);
                     warn!(claim_id = %new.id, question_id = %question, "question timed out; continuing without an answer");
                 }
-                Effect::Fail {
-                    failure_type,
-                    reason,
-                    ..
-                } => {
+                Effect::Fail { failure_type, reason, .. } => {
                     if failure_type == "QuestionTimeout" {
                         metrics::counter!(m::QUESTION_TIMEOUTS, "policy" => "fail").increment(1);
                     }
@@ -820,11 +673,7 @@ impl Orchestrator {
     async fn follow_up(&self, claim_id: &ClaimId, f: &FollowUp) -> Result<(), StoreError> {
         let now = now_ms();
         match f {
-            FollowUp::Fail {
-                artifact_id,
-                failure_type,
-                reason,
-            } => {
+            FollowUp::Fail { artifact_id, failure_type, reason } => {
                 let Some(claim) = self.store.get_claim(claim_id).await? else {
                     return Ok(());
                 };
@@ -834,7 +683,8 @@ impl Orchestrator {
                     version: 1,
                     structural_type: StructuralType::Failure,
                     artifact_type: failure_type.clone(),
-                    payload: json!({"reason": reason, "claim_id": claim.id, "artifact_id": claim.artifact_id}).to_string(),
+                    payload: json!({"reason": reason, "claim_id": claim.id, "artifact_id": claim.artifact_id})
+                        .to_string(),
                     source_artifacts: vec![claim.artifact_id],
                     produced_by_role: "orchestrator".into(),
                     claim_id: Some(claim.id),
@@ -845,9 +695,7 @@ impl Orchestrator {
                 };
                 match self.store.create_artifact(&failure).await? {
                     CreateOutcome::Created { .. } | CreateOutcome::IdExists => Ok(()),
-                    other => Err(StoreError::Conflict(format!(
-                        "cannot write the Failure artifact: {other:?}"
-                    ))),
+                    other => Err(StoreError::Conflict(format!("cannot write the Failure artifact: {other:?}"))),
                 }
             }
             FollowUp::CreateClaim { claim, grants } => {
@@ -856,23 +704,15 @@ impl Orchestrator {
                 let launches: Vec<FollowUp> = grants
                     .iter()
                     .filter(|g| g.via_worker)
-                    .map(|g| FollowUp::LaunchWorker {
-                        agent: g.agent.clone(),
-                        seq: g.seq,
-                    })
+                    .map(|g| FollowUp::LaunchWorker { agent: g.agent.clone(), seq: g.seq })
                     .collect();
-                let outbox = (!launches.is_empty())
-                    .then(|| serde_json::to_value(&launches).expect("serialisable"));
-                match self
-                    .store
-                    .write_claim_with_outbox(claim, None, false, &[], &events, outbox.as_ref(), now)
-                    .await?
+                let outbox = (!launches.is_empty()).then(|| serde_json::to_value(&launches).expect("serialisable"));
+                match self.store.write_claim_with_outbox(claim, None, false, &[], &events, outbox.as_ref(), now).await?
                 {
                     WriteOutcome::Written => {
                         metrics::counter!(m::CLAIMS_CREATED, "kind" => "rework").increment(1);
                         for g in grants {
-                            metrics::counter!(m::GRANTS, "claim_type" => g.claim_type.as_str())
-                                .increment(1);
+                            metrics::counter!(m::GRANTS, "claim_type" => g.claim_type.as_str()).increment(1);
                         }
                         info!(claim_id = %claim.id, rework_of = %claim_id, agent = ?claim.assigned_agent.as_ref().map(AgentName::as_str), "rework claim created");
                         self.wake.notify_one();
@@ -883,10 +723,9 @@ impl Orchestrator {
                         Ok(())
                     }
                     WriteOutcome::Exists(_) => Ok(()),
-                    WriteOutcome::Conflict { current } => Err(StoreError::Conflict(format!(
-                        "rework claim {} conflicts (revision {current})",
-                        claim.id
-                    ))),
+                    WriteOutcome::Conflict { current } => {
+                        Err(StoreError::Conflict(format!("rework claim {} conflicts (revision {current})", claim.id)))
+                    }
                 }
             }
             FollowUp::AutoAnswer { question } => {
@@ -900,7 +739,8 @@ impl Orchestrator {
                     version: 1,
                     structural_type: StructuralType::Answer,
                     artifact_type: "Answer".into(),
-                    payload: "No answer arrived before the question timed out; continue with your best judgement.".into(),
+                    payload: "No answer arrived before the question timed out; continue with your best judgement."
+                        .into(),
                     source_artifacts: vec![q.id],
                     produced_by_role: "orchestrator".into(),
                     claim_id: q.claim_id,
@@ -916,17 +756,13 @@ impl Orchestrator {
                     timed_out: true,
                 };
                 match self.store.create_answer(&answer, question, &record).await? {
-                    CreateOutcome::Created { .. }
-                    | CreateOutcome::IdExists
-                    | CreateOutcome::AlreadyAnswered(_) => Ok(()),
-                    other => Err(StoreError::Conflict(format!(
-                        "cannot write the timeout answer: {other:?}"
-                    ))),
+                    CreateOutcome::Created { .. } | CreateOutcome::IdExists | CreateOutcome::AlreadyAnswered(_) => {
+                        Ok(())
+                    }
+                    other => Err(StoreError::Conflict(format!("cannot write the timeout answer: {other:?}"))),
                 }
             }
-            FollowUp::LaunchWorker { agent, seq } => {
-                self.offer_worker(*claim_id, agent, *seq).await
-            }
+            FollowUp::LaunchWorker { agent, seq } => self.offer_worker(*claim_id, agent, *seq).await,
         }
     }
 
@@ -964,11 +800,7 @@ impl Orchestrator {
             self.take_unhandled_outputs(&id, now).await?;
             if self.apply(&id, Trigger::Tick).await?.is_none() {
                 // Nothing was due after all (the index is stale): repair it so we never spin.
-                let next = self
-                    .store
-                    .get_claim(&id)
-                    .await?
-                    .and_then(|c| c.next_deadline_ms());
+                let next = self.store.get_claim(&id).await?.and_then(|c| c.next_deadline_ms());
                 let repaired = next.map(|d| d.max(now + 1_000));
                 self.store.set_claim_deadline(&id, repaired).await?;
             }
@@ -1012,9 +844,5 @@ fn parse_claim(s: Option<&str>) -> Option<ClaimId> {
 
 /// The time an event was written: its stream id's millisecond part.
 fn event_time_ms(ev: &Event) -> i64 {
-    ev.id
-        .split('-')
-        .next()
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or(ev.ts_ms)
+    ev.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(ev.ts_ms)
 }

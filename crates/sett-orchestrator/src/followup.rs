@@ -12,16 +12,9 @@ use sett_core::{AgentName, ArtifactId, Claim, ClaimType};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum FollowUp {
     /// Write the Failure artifact that ended the claim.
-    Fail {
-        artifact_id: ArtifactId,
-        failure_type: String,
-        reason: String,
-    },
+    Fail { artifact_id: ArtifactId, failure_type: String, reason: String },
     /// Create a rework claim (its grant events are written with it).
-    CreateClaim {
-        claim: Box<Claim>,
-        grants: Vec<GrantSpec>,
-    },
+    CreateClaim { claim: Box<Claim>, grants: Vec<GrantSpec> },
     /// Answer a timed-out question as the orchestrator (`on_question_timeout: continue`).
     AutoAnswer { question: ArtifactId },
     /// Offer a controller grant to the agent's worker pool.
@@ -40,17 +33,9 @@ pub struct GrantSpec {
 impl GrantSpec {
     pub(crate) fn from_effect(e: &Effect) -> Option<Self> {
         match e {
-            Effect::Grant {
-                agent,
-                claim_type,
-                seq,
-                via_worker,
-            } => Some(Self {
-                agent: agent.clone(),
-                claim_type: *claim_type,
-                seq: *seq,
-                via_worker: *via_worker,
-            }),
+            Effect::Grant { agent, claim_type, seq, via_worker } => {
+                Some(Self { agent: agent.clone(), claim_type: *claim_type, seq: *seq, via_worker: *via_worker })
+            }
             _ => None,
         }
     }
@@ -62,11 +47,7 @@ pub(crate) fn follow_ups(effects: &[Effect]) -> Vec<FollowUp> {
     let mut out = Vec::new();
     for e in effects {
         match e {
-            Effect::Fail {
-                artifact_id,
-                failure_type,
-                reason,
-            } => out.push(FollowUp::Fail {
+            Effect::Fail { artifact_id, failure_type, reason } => out.push(FollowUp::Fail {
                 artifact_id: *artifact_id,
                 failure_type: failure_type.clone(),
                 reason: reason.clone(),
@@ -75,19 +56,9 @@ pub(crate) fn follow_ups(effects: &[Effect]) -> Vec<FollowUp> {
                 claim: claim.clone(),
                 grants: grants.iter().filter_map(GrantSpec::from_effect).collect(),
             }),
-            Effect::AutoAnswer { question } => out.push(FollowUp::AutoAnswer {
-                question: *question,
-            }),
-            Effect::Grant {
-                agent,
-                seq,
-                via_worker: true,
-                ..
-            } => {
-                out.push(FollowUp::LaunchWorker {
-                    agent: agent.clone(),
-                    seq: *seq,
-                });
+            Effect::AutoAnswer { question } => out.push(FollowUp::AutoAnswer { question: *question }),
+            Effect::Grant { agent, seq, via_worker: true, .. } => {
+                out.push(FollowUp::LaunchWorker { agent: agent.clone(), seq: *seq });
             }
             Effect::Grant { .. }
             | Effect::QuestionOpened { .. }
@@ -106,21 +77,9 @@ mod tests {
     fn follow_ups_round_trip_through_json() {
         let agent = AgentName::parse("Coder").unwrap();
         let effects = vec![
-            Effect::Grant {
-                agent: agent.clone(),
-                claim_type: ClaimType::Exclusive,
-                seq: 1,
-                via_worker: false,
-            },
-            Effect::Grant {
-                agent: agent.clone(),
-                claim_type: ClaimType::Claim,
-                seq: 2,
-                via_worker: true,
-            },
-            Effect::AutoAnswer {
-                question: ArtifactId::new_v7(),
-            },
+            Effect::Grant { agent: agent.clone(), claim_type: ClaimType::Exclusive, seq: 1, via_worker: false },
+            Effect::Grant { agent: agent.clone(), claim_type: ClaimType::Claim, seq: 2, via_worker: true },
+            Effect::AutoAnswer { question: ArtifactId::new_v7() },
         ];
         let f = follow_ups(&effects);
         assert_eq!(f.len(), 2, "a grant to a cub needs no follow-up");

@@ -25,10 +25,7 @@ pub struct LaunchedWorker {
 
 impl std::fmt::Debug for LaunchedWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LaunchedWorker")
-            .field("pid", &self.pid)
-            .field("container", &self.container)
-            .finish()
+        f.debug_struct("LaunchedWorker").field("pid", &self.pid).field("container", &self.container).finish()
     }
 }
 
@@ -53,19 +50,10 @@ pub struct NoWorkers;
 
 impl WorkerLauncher for NoWorkers {
     fn launch(&self, req: WorkerRequest) -> BoxFuture<'static, Result<LaunchedWorker, String>> {
-        Box::pin(async move {
-            Err(format!(
-                "no worker launcher is configured for agent {}",
-                req.agent
-            ))
-        })
+        Box::pin(async move { Err(format!("no worker launcher is configured for agent {}", req.agent)) })
     }
 
-    fn adopt(
-        &self,
-        _req: &WorkerRequest,
-        _record: &WorkerRecord,
-    ) -> Option<BoxFuture<'static, ()>> {
+    fn adopt(&self, _req: &WorkerRequest, _record: &WorkerRecord) -> Option<BoxFuture<'static, ()>> {
         None
     }
 

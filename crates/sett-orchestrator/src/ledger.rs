@@ -59,10 +59,7 @@ pub(crate) fn transition_records(
             Effect::QuestionOpened { question, agent } => {
                 let open = new.open_questions.get(question);
                 let asked_at_ms = open.map_or(new.updated_at_ms, |q| q.asked_at_ms);
-                ops.push(QuestionOp::Open {
-                    question: *question,
-                    asked_at_ms,
-                });
+                ops.push(QuestionOp::Open { question: *question, asked_at_ms });
                 events.push((
                     EventKind::QuestionAsked,
                     json!({
@@ -74,13 +71,14 @@ pub(crate) fn transition_records(
                     }),
                 ));
             }
-            Effect::QuestionClosed { question } => ops.push(QuestionOp::Close {
-                question: *question,
-            }),
+            Effect::QuestionClosed { question } => ops.push(QuestionOp::Close { question: *question }),
             Effect::AutoAnswer { question } => {
-                events.push((EventKind::QuestionTimedOut, json!({
-                    "claim_id": new.id, "artifact_id": question, "question_id": question, "policy": "continue",
-                })));
+                events.push((
+                    EventKind::QuestionTimedOut,
+                    json!({
+                        "claim_id": new.id, "artifact_id": question, "question_id": question, "policy": "continue",
+                    }),
+                ));
             }
             Effect::Fail { failure_type, .. } if failure_type == "QuestionTimeout" => {
                 if let Some(q) = old.open_questions.keys().next() {
@@ -88,9 +86,12 @@ pub(crate) fn transition_records(
                         OnQuestionTimeout::Fail => "fail",
                         OnQuestionTimeout::Continue => "continue",
                     };
-                    events.push((EventKind::QuestionTimedOut, json!({
-                        "claim_id": new.id, "artifact_id": q, "question_id": q, "policy": policy,
-                    })));
+                    events.push((
+                        EventKind::QuestionTimedOut,
+                        json!({
+                            "claim_id": new.id, "artifact_id": q, "question_id": q, "policy": policy,
+                        }),
+                    ));
                 }
             }
             Effect::Grant { .. } => {
@@ -148,11 +149,7 @@ mod tests {
         let policy = Policy {
             agents: BTreeMap::from([(
                 coder.clone(),
-                AgentPolicy {
-                    timeout_ms: 1000,
-                    question_timeout_ms: None,
-                    via_worker: false,
-                },
+                AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false },
             )]),
             max_review_iterations: 3,
             bid_timeout_ms: 1000,
@@ -161,22 +158,10 @@ mod tests {
         let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "g", "user", 1);
         let claim = new_claim(ClaimId::new_v7(), &goal, &policy, 1);
         let bids = BTreeMap::from([(coder, BidType::Exclusive)]);
-        let t = step(
-            &claim,
-            Input::Bids {
-                bids: &bids,
-                now_ms: 2,
-            },
-            &policy,
-        )
-        .unwrap();
-        let (events, ops) =
-            transition_records(&claim, &t.claim, &t.effects, policy.on_question_timeout);
+        let t = step(&claim, Input::Bids { bids: &bids, now_ms: 2 }, &policy).unwrap();
+        let (events, ops) = transition_records(&claim, &t.claim, &t.effects, policy.on_question_timeout);
         let kinds: Vec<EventKind> = events.iter().map(|(k, _)| *k).collect();
-        assert_eq!(
-            kinds,
-            vec![EventKind::ClaimGranted, EventKind::ClaimUpdated]
-        );
+        assert_eq!(kinds, vec![EventKind::ClaimGranted, EventKind::ClaimUpdated]);
         assert_eq!(events[0].1["claim_type"], "exclusive");
         assert_eq!(events[1].1["status"], "pending_exclusive");
         assert!(ops.is_empty());

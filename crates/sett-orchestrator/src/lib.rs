@@ -66,18 +66,10 @@ pub enum OrchestratorError {
         "instance '{instance}' is already running (orchestrator run {} on {} pid {}): stop it with 'sett down --name {instance}' first",
         holder.run_id, holder.host, holder.pid
     )]
-    AlreadyRunning {
-        instance: InstanceName,
-        holder: LockHolder,
-    },
+    AlreadyRunning { instance: InstanceName, holder: LockHolder },
     #[error("instance '{instance}' is being destroyed (by {} pid {}): wait for 'sett destroy' to finish", holder.host, holder.pid)]
-    BeingDestroyed {
-        instance: InstanceName,
-        holder: LockHolder,
-    },
-    #[error(
-        "the instance lock of '{0}' was lost to another process; stopping so two orchestrators never run at once"
-    )]
+    BeingDestroyed { instance: InstanceName, holder: LockHolder },
+    #[error("the instance lock of '{0}' was lost to another process; stopping so two orchestrators never run at once")]
     LockLost(InstanceName),
     #[error(transparent)]
     Store(#[from] sett_store::StoreError),

@@ -30,38 +30,19 @@ fn parse_grant_key(key: &str) -> Option<(ClaimId, u64)> {
 
 impl Orchestrator {
     fn max_concurrent(&self, agent: &AgentName) -> u32 {
-        self.settings
-            .config
-            .agents
-            .get(agent)
-            .and_then(|a| a.worker.as_ref())
-            .map_or(1, |w| w.max_concurrent.max(1))
+        self.settings.config.agents.get(agent).and_then(|a| a.worker.as_ref()).map_or(1, |w| w.max_concurrent.max(1))
     }
 
     fn worker_record(&self) -> WorkerRecord {
-        WorkerRecord {
-            run_id: self.settings.run_id.clone(),
-            pid: None,
-            container: None,
-            launched_at_ms: now_ms(),
-        }
+        WorkerRecord { run_id: self.settings.run_id.clone(), pid: None, container: None, launched_at_ms: now_ms() }
     }
 
     /// Offers grant `(claim, seq)` to `agent`'s pool: launches it when a slot is free, else it
     /// waits in the FIFO.
-    pub(crate) async fn offer_worker(
-        &self,
-        claim: ClaimId,
-        agent: &AgentName,
-        seq: u64,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn offer_worker(&self, claim: ClaimId, agent: &AgentName, seq: u64) -> Result<(), StoreError> {
         let max = self.max_concurrent(agent);
         let key = grant_key(&claim, seq);
-        match self
-            .store
-            .offer_worker(agent, max, &key, &self.worker_record())
-            .await?
-        {
+        match self.store.offer_worker(agent, max, &key, &self.worker_record()).await? {
             WorkerOffer::Launch => self.spawn_worker(agent.clone(), claim, seq),
             WorkerOffer::Queued => {
                 info!(claim_id = %claim, agent = %agent, seq, "all worker slots busy; grant queued")
@@ -77,8 +58,7 @@ impl Orchestrator {
         let Some(this) = self.arc() else { return };
         self.tasks.spawn(async move {
             this.run_worker(&agent, claim, seq).await;
-            this.release_slot(&agent, Some(&grant_key(&claim, seq)))
-                .await;
+            this.release_slot(&agent, Some(&grant_key(&claim, seq))).await;
         });
     }
 
@@ -91,11 +71,7 @@ impl Orchestrator {
                 return;
             }
         }
-        let req = WorkerRequest {
-            agent: agent.clone(),
-            claim,
-            seq,
-        };
+        let req = WorkerRequest { agent: agent.clone(), claim, seq };
         let launched = self.launcher.launch(req).await;
         let worker = match launched {
             Ok(w) => w,
@@ -107,11 +83,7 @@ impl Orchestrator {
             }
         };
         metrics::counter!(m::WORKER_LAUNCHES, "agent" => agent.to_string()).increment(1);
-        let record = WorkerRecord {
-            pid: worker.pid,
-            container: worker.container.clone(),
-            ..self.worker_record()
-        };
+        let record = WorkerRecord { pid: worker.pid, container: worker.container.clone(), ..self.worker_record() };
         let key = grant_key(&claim, seq);
         if let Err(e) = self.store.update_worker(agent, &key, &record).await {
             warn!(claim_id = %claim, error = %e, "cannot record the worker's pid");
@@ -125,34 +97,17 @@ impl Orchestrator {
             )
             .await;
         info!(claim_id = %claim, agent = %agent, seq, pid = ?worker.pid, "worker launched");
-        if let Err(e) = self
-            .apply(
-                &claim,
-                Trigger::WorkerLaunched {
-                    agent: agent.clone(),
-                    seq,
-                },
-            )
-            .await
-        {
+        if let Err(e) = self.apply(&claim, Trigger::WorkerLaunched { agent: agent.clone(), seq }).await {
             warn!(claim_id = %claim, error = %e, "cannot start the worker's deadline");
         }
         let success = worker.exit.await;
         if !success {
             metrics::counter!(m::WORKER_FAILURES, "agent" => agent.to_string()).increment(1);
         }
-        self.worker_exited(agent, claim, seq, success, worker.pid)
-            .await;
+        self.worker_exited(agent, claim, seq, success, worker.pid).await;
     }
 
-    async fn worker_exited(
-        &self,
-        agent: &AgentName,
-        claim: ClaimId,
-        seq: u64,
-        success: bool,
-        pid: Option<u32>,
-    ) {
+    async fn worker_exited(&self, agent: &AgentName, claim: ClaimId, seq: u64, success: bool, pid: Option<u32>) {
         let _ = self
             .store
             .append_event(
@@ -162,17 +117,7 @@ impl Orchestrator {
             )
             .await;
         info!(claim_id = %claim, agent = %agent, seq, success, "worker exited");
-        if let Err(e) = self
-            .apply(
-                &claim,
-                Trigger::WorkerExited {
-                    agent: agent.clone(),
-                    seq,
-                    success,
-                },
-            )
-            .await
-        {
+        if let Err(e) = self.apply(&claim, Trigger::WorkerExited { agent: agent.clone(), seq, success }).await {
             warn!(claim_id = %claim, error = %e, "cannot record the worker's exit; the claim's deadline still applies");
         }
     }
@@ -180,11 +125,7 @@ impl Orchestrator {
     /// Frees `grant`'s slot (if any) and launches the queued grants that now hold slots.
     async fn release_slot(&self, agent: &AgentName, grant: Option<&str>) {
         let max = self.max_concurrent(agent);
-        match self
-            .store
-            .release_worker(agent, max, grant, &self.worker_record())
-            .await
-        {
+        match self.store.release_worker(agent, max, grant, &self.worker_record()).await {
             Ok(next) => {
                 for key in next {
                     match parse_grant_key(&key) {
@@ -200,30 +141,17 @@ impl Orchestrator {
     }
 
     /// True when the claim still waits for `agent`'s output under grant `seq`.
-    async fn grant_is_current(
-        &self,
-        claim: &ClaimId,
-        agent: &AgentName,
-        seq: u64,
-    ) -> Result<bool, StoreError> {
+    async fn grant_is_current(&self, claim: &ClaimId, agent: &AgentName, seq: u64) -> Result<bool, StoreError> {
         let Some(c) = self.store.get_claim(claim).await? else {
             return Ok(false);
         };
-        Ok(!c.status.is_final()
-            && c.grants.get(agent).is_some_and(|g| g.seq == seq)
-            && !c.received.contains_key(agent))
+        Ok(!c.status.is_final() && c.grants.get(agent).is_some_and(|g| g.seq == seq) && !c.received.contains_key(agent))
     }
 
     /// After a restart: adopt live workers of the previous run, judge dead ones, drain queues.
     pub(crate) async fn recover_workers(&self) -> Result<(), StoreError> {
-        let controllers: Vec<AgentName> = self
-            .settings
-            .config
-            .agents
-            .values()
-            .filter(|a| a.is_controller())
-            .map(|a| a.name.clone())
-            .collect();
+        let controllers: Vec<AgentName> =
+            self.settings.config.agents.values().filter(|a| a.is_controller()).map(|a| a.name.clone()).collect();
         for agent in controllers {
             for (key, record) in self.store.running_workers(&agent).await? {
                 let Some((claim, seq)) = parse_grant_key(&key) else {
@@ -237,24 +165,11 @@ impl Orchestrator {
                     self.release_slot(&agent, Some(&key)).await;
                     continue;
                 }
-                let req = WorkerRequest {
-                    agent: agent.clone(),
-                    claim,
-                    seq,
-                };
+                let req = WorkerRequest { agent: agent.clone(), claim, seq };
                 if let Some(exit) = self.launcher.adopt(&req, &record) {
                     info!(claim_id = %claim, agent = %agent, seq, pid = ?record.pid, "adopting a running worker");
                     // The previous run may have died before starting the grant's clock.
-                    if let Err(e) = self
-                        .apply(
-                            &claim,
-                            Trigger::WorkerLaunched {
-                                agent: agent.clone(),
-                                seq,
-                            },
-                        )
-                        .await
-                    {
+                    if let Err(e) = self.apply(&claim, Trigger::WorkerLaunched { agent: agent.clone(), seq }).await {
                         warn!(claim_id = %claim, error = %e, "cannot start an adopted worker's deadline");
                     }
                     let Some(this) = self.arc() else { continue };
@@ -263,21 +178,15 @@ impl Orchestrator {
                         exit.await;
                         // Not our child, so its exit status is unknown; a worker writes its output
                         // (or its Failure) before it exits, so the artifact tells.
-                        let produced = this
-                            .store
-                            .artifact_exists(&output_id(&claim, seq))
-                            .await
-                            .unwrap_or(true);
-                        this.worker_exited(&agent, claim, seq, produced, record.pid)
-                            .await;
+                        let produced = this.store.artifact_exists(&output_id(&claim, seq)).await.unwrap_or(true);
+                        this.worker_exited(&agent, claim, seq, produced, record.pid).await;
                         this.release_slot(&agent, Some(&key)).await;
                     });
                 } else if self.store.grant_taken(&claim, seq).await? {
                     let produced = self.store.artifact_exists(&output_id(&claim, seq)).await?;
                     info!(claim_id = %claim, agent = %agent, seq, produced, "a worker of the previous run is gone");
                     if !produced {
-                        self.worker_exited(&agent, claim, seq, false, record.pid)
-                            .await;
+                        self.worker_exited(&agent, claim, seq, false, record.pid).await;
                     }
                     self.release_slot(&agent, Some(&key)).await;
                 } else {

@@ -58,11 +58,20 @@ impl Store {
 
     /// Writes an Answer and closes its question in the same atomic step; a question can be
     /// answered once.
-    pub async fn create_answer(&self, a: &Artifact, question: &ArtifactId, record: &AnswerRecord) -> Result<CreateOutcome> {
+    pub async fn create_answer(
+        &self,
+        a: &Artifact,
+        question: &ArtifactId,
+        record: &AnswerRecord,
+    ) -> Result<CreateOutcome> {
         self.write_artifact(a, Some((question, record))).await
     }
 
-    async fn write_artifact(&self, a: &Artifact, answer: Option<(&ArtifactId, &AnswerRecord)>) -> Result<CreateOutcome> {
+    async fn write_artifact(
+        &self,
+        a: &Artifact,
+        answer: Option<(&ArtifactId, &AnswerRecord)>,
+    ) -> Result<CreateOutcome> {
         a.validate().map_err(|e| StoreError::Conflict(format!("invalid artifact: {e}")))?;
         let k = &self.keys;
         let keys = vec![
@@ -129,7 +138,8 @@ impl Store {
 
     /// The highest version of a logical thread.
     pub async fn latest_in_thread(&self, logical_id: &ArtifactId) -> Result<Option<Artifact>> {
-        let ids: Vec<String> = self.client().zrange(self.keys.thread(logical_id), -1, -1, None, false, None, false).await?;
+        let ids: Vec<String> =
+            self.client().zrange(self.keys.thread(logical_id), -1, -1, None, false, None, false).await?;
         match ids.first() {
             None => Ok(None),
             Some(id) => {
@@ -141,7 +151,8 @@ impl Store {
 
     /// Every version of a thread, oldest first.
     pub async fn thread_versions(&self, logical_id: &ArtifactId) -> Result<Vec<ArtifactId>> {
-        let ids: Vec<String> = self.client().zrange(self.keys.thread(logical_id), 0, -1, None, false, None, false).await?;
+        let ids: Vec<String> =
+            self.client().zrange(self.keys.thread(logical_id), 0, -1, None, false, None, false).await?;
         ids.iter().map(|s| ArtifactId::parse(s).map_err(|e| StoreError::Decode(e.to_string()))).collect()
     }
 

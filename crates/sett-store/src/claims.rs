@@ -17,7 +17,9 @@ pub enum WriteOutcome {
     /// Create refused: the claim (or the artifact's claim) exists already.
     Exists(String),
     /// Compare-and-set refused: the stored revision is not the expected one.
-    Conflict { current: String },
+    Conflict {
+        current: String,
+    },
 }
 
 /// A change to the open-question index, applied with a claim write.
@@ -140,10 +142,8 @@ impl Store {
 
     /// Claims whose next deadline is at or before `now_ms`.
     pub async fn due_claims(&self, now_ms: i64) -> Result<Vec<ClaimId>> {
-        let ids: Vec<String> = self
-            .client()
-            .zrangebyscore(self.keys.deadlines(), "-inf", now_ms as f64, false, None)
-            .await?;
+        let ids: Vec<String> =
+            self.client().zrangebyscore(self.keys.deadlines(), "-inf", now_ms as f64, false, None).await?;
         ids.iter().map(|s| ClaimId::parse(s).map_err(|e| StoreError::Decode(e.to_string()))).collect()
     }
 
@@ -195,7 +195,8 @@ impl Store {
     /// Read by `cargo xtask bench` to time artifact → grant taken.
     pub async fn execution_record(&self, claim: &ClaimId, seq: u64) -> Result<Option<serde_json::Value>> {
         let raw: Option<String> = self.client().hget(self.keys.executions(), format!("{claim}:{seq}")).await?;
-        raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Decode(format!("execution record: {e}")))).transpose()
+        raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Decode(format!("execution record: {e}"))))
+            .transpose()
     }
 
     /// True when a cub or worker took grant `(claim, seq)` for execution.
@@ -226,7 +227,10 @@ impl Store {
     pub async fn set_claim_deadline(&self, claim: &ClaimId, deadline_ms: Option<i64>) -> Result<()> {
         match deadline_ms {
             Some(d) => {
-                let _: u64 = self.client().zadd(self.keys.deadlines(), None, None, false, false, (d as f64, claim.to_string())).await?;
+                let _: u64 = self
+                    .client()
+                    .zadd(self.keys.deadlines(), None, None, false, false, (d as f64, claim.to_string()))
+                    .await?;
             }
             None => {
                 let _: u64 = self.client().zrem(self.keys.deadlines(), claim.to_string()).await?;

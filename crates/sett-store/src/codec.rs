@@ -13,21 +13,71 @@ use sett_core::{Artifact, Claim};
 use crate::StoreError;
 
 /// Fields stored verbatim (everything else is JSON text: numbers, booleans, lists, objects).
-const ARTIFACT_STRING_FIELDS: &[&str] =
-    &["id", "logical_id", "structural_type", "type", "payload", "produced_by_role", "claim_id", "summary", "answered_by"];
+const ARTIFACT_STRING_FIELDS: &[&str] = &[
+    "id",
+    "logical_id",
+    "structural_type",
+    "type",
+    "payload",
+    "produced_by_role",
+    "claim_id",
+    "summary",
+    "answered_by",
+];
 const ARTIFACT_FIELDS: &[&str] = &[
-    "id", "logical_id", "version", "structural_type", "type", "payload", "source_artifacts", "produced_by_role",
-    "claim_id", "created_at_ms", "summary", "answered_by", "timed_out",
+    "id",
+    "logical_id",
+    "version",
+    "structural_type",
+    "type",
+    "payload",
+    "source_artifacts",
+    "produced_by_role",
+    "claim_id",
+    "created_at_ms",
+    "summary",
+    "answered_by",
+    "timed_out",
 ];
 const CLAIM_STRING_FIELDS: &[&str] = &[
-    "id", "artifact_id", "status", "target_producer", "rework_of", "granted_exclusive_agent", "assigned_agent",
-    "question_id", "resume_status", "termination_reason", "outcome_artifact",
+    "id",
+    "artifact_id",
+    "status",
+    "target_producer",
+    "rework_of",
+    "granted_exclusive_agent",
+    "assigned_agent",
+    "question_id",
+    "resume_status",
+    "termination_reason",
+    "outcome_artifact",
 ];
 const CLAIM_FIELDS: &[&str] = &[
-    "id", "artifact_id", "status", "revision", "created_at_ms", "updated_at_ms", "target_producer", "target_version",
-    "rework_of", "bid_deadline_ms", "missing_bids", "granted_review_agents", "granted_parallel_agents",
-    "granted_exclusive_agent", "assigned_agent", "additional_context_ids", "grants", "received", "rejections",
-    "grant_seq", "question_id", "open_questions", "answered_questions", "resume_status", "termination_reason",
+    "id",
+    "artifact_id",
+    "status",
+    "revision",
+    "created_at_ms",
+    "updated_at_ms",
+    "target_producer",
+    "target_version",
+    "rework_of",
+    "bid_deadline_ms",
+    "missing_bids",
+    "granted_review_agents",
+    "granted_parallel_agents",
+    "granted_exclusive_agent",
+    "assigned_agent",
+    "additional_context_ids",
+    "grants",
+    "received",
+    "rejections",
+    "grant_seq",
+    "question_id",
+    "open_questions",
+    "answered_questions",
+    "resume_status",
+    "termination_reason",
     "outcome_artifact",
 ];
 
@@ -121,7 +171,11 @@ mod tests {
     #[test]
     fn claims_round_trip() {
         let p = Policy {
-            agents: [(sett_core::AgentName::parse("A").unwrap(), AgentPolicy { timeout_ms: 1, question_timeout_ms: None, via_worker: false })].into(),
+            agents: [(
+                sett_core::AgentName::parse("A").unwrap(),
+                AgentPolicy { timeout_ms: 1, question_timeout_ms: None, via_worker: false },
+            )]
+            .into(),
             max_review_iterations: 3,
             bid_timeout_ms: 10,
             on_question_timeout: Default::default(),

@@ -125,7 +125,10 @@ impl EventReader {
         // Bounded: this connection has no command timeout (it serves blocking reads), and a
         // caller recovering from a network cut must not hang here on a half-dead connection.
         let call = self.client.xgroup_create::<(), _, _, _>(&self.key, group, "0", true);
-        match tokio::time::timeout(Duration::from_secs(5), call).await.map_err(|_| StoreError::Timeout(Duration::from_secs(5)))? {
+        match tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .map_err(|_| StoreError::Timeout(Duration::from_secs(5)))?
+        {
             Ok(()) => Ok(()),
             Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
             Err(e) => Err(e.into()),
@@ -133,9 +136,17 @@ impl EventReader {
     }
 
     /// Reads up to `count` events for `consumer` of `group`, blocking up to `block` for new ones.
-    pub async fn read_group(&self, group: &str, consumer: &str, which: GroupRead, count: u64, block: Duration) -> Result<Vec<Event>> {
+    pub async fn read_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        which: GroupRead,
+        count: u64,
+        block: Duration,
+    ) -> Result<Vec<Event>> {
         if which == GroupRead::New && self.reconnected.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let pending = self.read_group_once(group, consumer, GroupRead::Pending, count.max(1000), Duration::ZERO).await?;
+            let pending =
+                self.read_group_once(group, consumer, GroupRead::Pending, count.max(1000), Duration::ZERO).await?;
             if !pending.is_empty() {
                 tracing::info!(count = pending.len(), "reconnected: re-reading the events pending for this consumer");
                 return Ok(pending);
@@ -156,7 +167,8 @@ impl EventReader {
             GroupRead::Pending => ("0", None),
             GroupRead::New => (">", Some(block.as_millis() as u64)),
         };
-        let call = self.client.xreadgroup::<Value, _, _, _, _>(group, consumer, Some(count), block_ms, false, &self.key, id);
+        let call =
+            self.client.xreadgroup::<Value, _, _, _, _>(group, consumer, Some(count), block_ms, false, &self.key, id);
         let reply = bounded(call, block).await?;
         if reply.is_null() {
             return Ok(Vec::new());
@@ -203,7 +215,10 @@ impl EventReader {
 
 /// A blocking call may not outlive its block time by much: a half-dead connection must not
 /// hang a follower forever.
-async fn bounded<T>(call: impl std::future::Future<Output = Result<T, fred::error::Error>>, block: Duration) -> Result<T> {
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, fred::error::Error>>,
+    block: Duration,
+) -> Result<T> {
     let limit = block + Duration::from_secs(5);
     match tokio::time::timeout(limit, call).await {
         Ok(r) => Ok(r?),

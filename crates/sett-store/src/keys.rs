@@ -33,8 +33,18 @@ pub const AUDIT: &str = "sett:audit";
 
 /// The key families destroy reports, in display order.
 pub const FAMILIES: &[&str] = &[
-    "artifact", "claim", "bids", "thread", "events", "index", "questions", "executions", "components", "workers",
-    "outbox", "lock",
+    "artifact",
+    "claim",
+    "bids",
+    "thread",
+    "events",
+    "index",
+    "questions",
+    "executions",
+    "components",
+    "workers",
+    "outbox",
+    "lock",
 ];
 
 /// Key builder for one instance.
@@ -119,11 +129,7 @@ impl Keys {
     pub fn family_of<'k>(&self, key: &'k str) -> &'k str {
         let rest = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
         let head = rest.split(':').next().unwrap_or(rest);
-        if head == "claim" && rest.ends_with(":bids") {
-            "bids"
-        } else {
-            head
-        }
+        if head == "claim" && rest.ends_with(":bids") { "bids" } else { head }
     }
 }
 

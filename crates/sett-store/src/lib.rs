@@ -136,10 +136,8 @@ fn redact_userinfo(url: &str) -> String {
 }
 
 fn builder(options: &RedisOptions, command_timeout: Duration) -> Result<Builder> {
-    let config = Config::from_url(&options.url).map_err(|source| StoreError::Connect {
-        url: redact_url(&options.url),
-        source,
-    })?;
+    let config = Config::from_url(&options.url)
+        .map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
     let mut b = Builder::from_config(config);
     // fred never reconnects without a policy: retry forever, 100 ms doubling up to 2 s.
     b.set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
@@ -157,10 +155,9 @@ fn builder(options: &RedisOptions, command_timeout: Duration) -> Result<Builder>
 impl Redis {
     /// Connects and verifies the server answers.
     pub async fn connect(options: RedisOptions) -> Result<Self> {
-        let client = builder(&options, options.command_timeout)?.build().map_err(|source| StoreError::Connect {
-            url: redact_url(&options.url),
-            source,
-        })?;
+        let client = builder(&options, options.command_timeout)?
+            .build()
+            .map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
         client.init().await.map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
         Ok(Self { client, options })
     }
@@ -189,10 +186,7 @@ impl Redis {
     /// else), without a command timeout: callers bound each blocking call themselves.
     pub(crate) async fn dedicated(&self) -> Result<Client> {
         let client = builder(&self.options, Duration::ZERO)?.build()?;
-        client
-            .init()
-            .await
-            .map_err(|source| StoreError::Connect { url: redact_url(&self.options.url), source })?;
+        client.init().await.map_err(|source| StoreError::Connect { url: redact_url(&self.options.url), source })?;
         Ok(client)
     }
 
@@ -283,10 +277,7 @@ impl Store {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

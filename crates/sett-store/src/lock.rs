@@ -66,9 +66,8 @@ impl Store {
 
     /// Releases the lock if `run_id` holds it.
     pub async fn release_lock(&self, run_id: &str) -> Result<bool> {
-        let n: i64 = LOCK_RELEASE
-            .evalsha_with_reload(self.client(), vec![self.keys.lock()], vec![run_id.to_owned()])
-            .await?;
+        let n: i64 =
+            LOCK_RELEASE.evalsha_with_reload(self.client(), vec![self.keys.lock()], vec![run_id.to_owned()]).await?;
         Ok(n == 1)
     }
 

@@ -15,7 +15,9 @@ impl Store {
         let rows: Vec<(String, f64)> =
             self.client().zrange(self.keys.open_questions(), 0, -1, None, false, None, true).await?;
         rows.into_iter()
-            .map(|(id, score)| Ok((ArtifactId::parse(&id).map_err(|e| StoreError::Decode(e.to_string()))?, score as i64)))
+            .map(|(id, score)| {
+                Ok((ArtifactId::parse(&id).map_err(|e| StoreError::Decode(e.to_string()))?, score as i64))
+            })
             .collect()
     }
 

@@ -7,7 +7,7 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use sett_core::InstanceName;
 
-use crate::keys::{AUDIT, INSTANCES, INSTANCE_COUNTER};
+use crate::keys::{AUDIT, INSTANCE_COUNTER, INSTANCES};
 use crate::{Redis, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,11 +46,13 @@ impl Redis {
 
     pub async fn instance_record(&self, name: &InstanceName) -> Result<Option<InstanceRecord>> {
         let raw: Option<String> = self.client().hget(INSTANCES, name.as_str()).await?;
-        raw.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Decode(format!("instance {name}: {e}")))).transpose()
+        raw.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Decode(format!("instance {name}: {e}"))))
+            .transpose()
     }
 
     pub async fn put_instance_record(&self, name: &InstanceName, rec: &InstanceRecord) -> Result<()> {
-        let _: () = self.client().hset(INSTANCES, (name.as_str(), serde_json::to_string(rec).expect("serializable"))).await?;
+        let _: () =
+            self.client().hset(INSTANCES, (name.as_str(), serde_json::to_string(rec).expect("serializable"))).await?;
         Ok(())
     }
 
@@ -72,7 +74,8 @@ impl Redis {
 
     /// Every audit record, oldest first.
     pub async fn audit_records(&self) -> Result<Vec<(String, serde_json::Value)>> {
-        let entries: Vec<(String, HashMap<String, String>)> = self.client().xrange_values(AUDIT, "-", "+", None).await?;
+        let entries: Vec<(String, HashMap<String, String>)> =
+            self.client().xrange_values(AUDIT, "-", "+", None).await?;
         Ok(entries
             .into_iter()
             .map(|(id, f)| {
@@ -97,9 +100,6 @@ impl Store {
 
     pub async fn components(&self) -> Result<BTreeMap<String, serde_json::Value>> {
         let raw: HashMap<String, String> = self.client().hgetall(self.keys.components()).await?;
-        Ok(raw
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or(serde_json::Value::Null)))
-            .collect())
+        Ok(raw.into_iter().map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or(serde_json::Value::Null))).collect())
     }
 }

@@ -172,7 +172,9 @@ impl Store {
                 let rows: Vec<(String, f64)> = serde_json::from_value(d.value.clone()).map_err(|_| bad("zset"))?;
                 let _: u64 = c.del(&key).await?;
                 if !rows.is_empty() {
-                    let _: () = c.zadd(&key, None, None, false, false, rows.into_iter().map(|(m, s)| (s, m)).collect::<Vec<_>>()).await?;
+                    let _: () = c
+                        .zadd(&key, None, None, false, false, rows.into_iter().map(|(m, s)| (s, m)).collect::<Vec<_>>())
+                        .await?;
                 }
             }
             "list" => {
@@ -195,7 +197,12 @@ impl Store {
                 let groups = d.value["groups"].as_array().cloned().unwrap_or_default();
                 let groups: Vec<(&str, &str)> = groups
                     .iter()
-                    .map(|g| Ok((g["name"].as_str().ok_or_else(|| bad("group"))?, g["last_delivered_id"].as_str().unwrap_or("0"))))
+                    .map(|g| {
+                        Ok((
+                            g["name"].as_str().ok_or_else(|| bad("group"))?,
+                            g["last_delivered_id"].as_str().unwrap_or("0"),
+                        ))
+                    })
                     .collect::<Result<_>>()?;
                 let _: u64 = c.del(&key).await?;
                 for (id, fields) in entries {

@@ -30,7 +30,13 @@ pub struct WorkerRecord {
 }
 
 impl Store {
-    pub async fn offer_worker(&self, agent: &AgentName, max: u32, grant: &str, record: &WorkerRecord) -> Result<WorkerOffer> {
+    pub async fn offer_worker(
+        &self,
+        agent: &AgentName,
+        max: u32,
+        grant: &str,
+        record: &WorkerRecord,
+    ) -> Result<WorkerOffer> {
         let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
         let args = vec![max.to_string(), grant.to_owned(), serde_json::to_string(record).expect("serializable")];
         let reply: String = WORKER_OFFER.evalsha_with_reload(self.client(), keys, args).await?;
@@ -43,9 +49,16 @@ impl Store {
     }
 
     /// Frees `grant`'s slot (if given) and returns the queued grants that now hold slots.
-    pub async fn release_worker(&self, agent: &AgentName, max: u32, grant: Option<&str>, record: &WorkerRecord) -> Result<Vec<String>> {
+    pub async fn release_worker(
+        &self,
+        agent: &AgentName,
+        max: u32,
+        grant: Option<&str>,
+        record: &WorkerRecord,
+    ) -> Result<Vec<String>> {
         let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
-        let args = vec![max.to_string(), grant.unwrap_or("").to_owned(), serde_json::to_string(record).expect("serializable")];
+        let args =
+            vec![max.to_string(), grant.unwrap_or("").to_owned(), serde_json::to_string(record).expect("serializable")];
         Ok(WORKER_RELEASE.evalsha_with_reload(self.client(), keys, args).await?)
     }
 

@@ -12,7 +12,11 @@ use sett_store::{CreateOutcome, GroupRead, LockHolder, LockPurpose, Store, Write
 
 fn policy() -> Policy {
     Policy {
-        agents: [(AgentName::parse("A").unwrap(), AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false })].into(),
+        agents: [(
+            AgentName::parse("A").unwrap(),
+            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false },
+        )]
+        .into(),
         max_review_iterations: 3,
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
@@ -20,7 +24,8 @@ fn policy() -> Policy {
 }
 
 fn full_artifact() -> Artifact {
-    let mut a = Artifact::new_root(StructuralType::Answer, "Answer", "multi\nline \"payload\" {}", "human:alice", now_ms());
+    let mut a =
+        Artifact::new_root(StructuralType::Answer, "Answer", "multi\nline \"payload\" {}", "human:alice", now_ms());
     a.source_artifacts = vec![ArtifactId::new_v7()];
     a.claim_id = Some(ClaimId::new_v7());
     a.summary = Some("a summary".into());
@@ -65,7 +70,10 @@ async fn claims_round_trip_every_field() {
     assert_eq!(store.claim_for_artifact(&a.id).await.unwrap(), Some(c.id));
     // A second claim for the same artifact is refused (idempotent creation).
     let other = new_claim(ClaimId::new_v7(), &a, &policy(), 6);
-    assert_eq!(store.write_claim(&other, None, true, &[], &[], 6).await.unwrap(), WriteOutcome::Exists(c.id.to_string()));
+    assert_eq!(
+        store.write_claim(&other, None, true, &[], &[], 6).await.unwrap(),
+        WriteOutcome::Exists(c.id.to_string())
+    );
     assert_eq!(store.due_claims(i64::MAX).await.unwrap(), vec![c.id]);
 }
 

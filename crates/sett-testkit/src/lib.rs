@@ -41,7 +41,8 @@ impl RedisServer {
     /// Starts `redis-server` on a free port with its data in `dir` and `extra` arguments.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         let port = free_port();
-        let mut s = Self { port, dir: dir.to_owned(), child: None, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut s =
+            Self { port, dir: dir.to_owned(), child: None, extra: extra.iter().map(|s| s.to_string()).collect() };
         s.restart();
         s
     }
@@ -70,7 +71,9 @@ impl RedisServer {
         }
         // Wait until the port is closed so a restart can bind it.
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && started.elapsed() < Duration::from_secs(5) {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && started.elapsed() < Duration::from_secs(5)
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -15,61 +15,24 @@ async fn init_up_forage_reaches_terminal_and_the_trail_is_complete() {
     env.ok(&["init", "--force"]);
     assert!(env.path().join("agents/scribe/run.sh").exists());
     env.up();
-    let out = env.ok(&[
-        "forage",
-        "--goal",
-        "Write down our first goal",
-        "--watch",
-        "--timeout",
-        "60s",
-    ]);
+    let out = env.ok(&["forage", "--goal", "Write down our first goal", "--watch", "--timeout", "60s"]);
     assert!(!out.is_empty());
     let artifacts = env.wait_terminals(1, MINUTE).await;
-    let terminal = artifacts
-        .iter()
-        .find(|a| a.structural_type == StructuralType::Terminal)
-        .unwrap();
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
     assert_eq!(terminal.produced_by_role, "Scribe");
     // The tool's commit is real.
-    let log = std::process::Command::new("git")
-        .args(["log", "--format=%H"])
-        .current_dir(env.path())
-        .output()
-        .unwrap();
-    assert!(
-        text(&log.stdout).contains(terminal.payload.trim()),
-        "{}",
-        terminal.payload
-    );
+    let log = std::process::Command::new("git").args(["log", "--format=%H"]).current_dir(env.path()).output().unwrap();
+    assert!(text(&log.stdout).contains(terminal.payload.trim()), "{}", terminal.payload);
 
     // hoard shows both artifacts; the trail has every step in order.
     let hoard: serde_json::Value = serde_json::from_str(&env.ok(&["hoard", "-o", "json"])).unwrap();
     assert_eq!(hoard.as_array().map(Vec::len), Some(2), "{hoard}");
-    let trail = env.ok(&[
-        "watch",
-        "--since",
-        "1h",
-        "--exit-on-completion",
-        "-o",
-        "jsonl",
-        "--timeout",
-        "10s",
-    ]);
+    let trail = env.ok(&["watch", "--since", "1h", "--exit-on-completion", "-o", "jsonl", "--timeout", "10s"]);
     let kinds: Vec<String> = trail
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap_or("").to_owned())
         .collect();
-    let pos = |k: &str| {
-        kinds
-            .iter()
-            .position(|x| x == k)
-            .unwrap_or_else(|| panic!("{k} missing from {kinds:?}"))
-    };
+    let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or_else(|| panic!("{k} missing from {kinds:?}"));
     assert!(pos("artifact_created") < pos("claim_created"));
     assert!(pos("claim_created") < pos("bid_submitted"));
     assert!(pos("bid_submitted") < pos("claim_granted"));
@@ -81,106 +44,39 @@ async fn init_up_forage_reaches_terminal_and_the_trail_is_complete() {
 async fn rejection_rework_approval_parallel_exclusive_terminal() {
     let mut env = Env::examples(false).await;
     env.up();
-    let out = env.run(&[
-        "forage",
-        "--goal",
-        "Build a to-do service",
-        "--watch",
-        "--timeout",
-        "90s",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr),
-        env.logs()
-    );
+    let out = env.run(&["forage", "--goal", "Build a to-do service", "--watch", "--timeout", "90s"]);
+    assert!(out.status.success(), "{}\n{}\n{}", text(&out.stdout), text(&out.stderr), env.logs());
     let artifacts = env.wait_terminals(1, MINUTE).await;
-    let commits: Vec<_> = artifacts
-        .iter()
-        .filter(|a| a.artifact_type == "CodeCommit")
-        .collect();
+    let commits: Vec<_> = artifacts.iter().filter(|a| a.artifact_type == "CodeCommit").collect();
     assert_eq!(commits.len(), 2, "{:#?}", summary(&artifacts));
-    assert_eq!(
-        commits[0].logical_id, commits[1].logical_id,
-        "the rework is a new version of the same thread"
-    );
+    assert_eq!(commits[0].logical_id, commits[1].logical_id, "the rework is a new version of the same thread");
     assert_eq!((commits[0].version, commits[1].version), (1, 2));
-    let reviews: Vec<_> = artifacts
-        .iter()
-        .filter(|a| a.structural_type == StructuralType::Review)
-        .collect();
+    let reviews: Vec<_> = artifacts.iter().filter(|a| a.structural_type == StructuralType::Review).collect();
     assert_eq!(reviews.len(), 2);
     assert!(!reviews[0].is_approval() && reviews[1].is_approval());
-    assert!(
-        artifacts.iter().any(|a| a.artifact_type == "CheckReport"),
-        "the parallel phase ran"
-    );
-    let terminal = artifacts
-        .iter()
-        .find(|a| a.structural_type == StructuralType::Terminal)
-        .unwrap();
+    assert!(artifacts.iter().any(|a| a.artifact_type == "CheckReport"), "the parallel phase ran");
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
     assert_eq!(terminal.produced_by_role, "Publisher");
     assert_eq!(terminal.source_artifacts, vec![commits[1].id]);
 
     // The rework claim went straight to the Writer with the rejecting review as context, and
     // the review reached the tool (it quotes the feedback in PLAN.md).
     let claims = env.claims().await;
-    let rework = claims
-        .iter()
-        .find(|c| c.rework_of.is_some())
-        .expect("a rework claim");
-    assert_eq!(
-        rework.assigned_agent.as_ref().map(|a| a.as_str()),
-        Some("Writer")
-    );
+    let rework = claims.iter().find(|c| c.rework_of.is_some()).expect("a rework claim");
+    assert_eq!(rework.assigned_agent.as_ref().map(|a| a.as_str()), Some("Writer"));
     assert_eq!(rework.additional_context_ids, vec![reviews[0].id]);
     assert_eq!(rework.status, ClaimStatus::Complete);
     let plan = std::fs::read_to_string(env.path().join("PLAN.md")).unwrap();
     assert!(plan.contains("add a usage section"), "{plan}");
-    let rejected = claims
-        .iter()
-        .find(|c| c.artifact_id == commits[0].id)
-        .unwrap();
+    let rejected = claims.iter().find(|c| c.artifact_id == commits[0].id).unwrap();
     assert_eq!(rejected.status, ClaimStatus::Terminated);
-    assert!(
-        rejected
-            .termination_reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("rework"),
-        "{rejected:?}"
-    );
+    assert!(rejected.termination_reason.as_deref().unwrap_or("").contains("rework"), "{rejected:?}");
     // The approved commit went through review → parallel → exclusive, the last one in a worker.
-    let approved = claims
-        .iter()
-        .find(|c| c.artifact_id == commits[1].id)
-        .unwrap();
+    let approved = claims.iter().find(|c| c.artifact_id == commits[1].id).unwrap();
     assert_eq!(approved.status, ClaimStatus::Complete);
-    assert_eq!(
-        approved
-            .granted_review_agents
-            .iter()
-            .map(|a| a.as_str())
-            .collect::<Vec<_>>(),
-        ["Reviewer"]
-    );
-    assert_eq!(
-        approved
-            .granted_parallel_agents
-            .iter()
-            .map(|a| a.as_str())
-            .collect::<Vec<_>>(),
-        ["Checker"]
-    );
-    assert_eq!(
-        approved
-            .granted_exclusive_agent
-            .as_ref()
-            .map(|a| a.as_str()),
-        Some("Publisher")
-    );
+    assert_eq!(approved.granted_review_agents.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["Reviewer"]);
+    assert_eq!(approved.granted_parallel_agents.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["Checker"]);
+    assert_eq!(approved.granted_exclusive_agent.as_ref().map(|a| a.as_str()), Some("Publisher"));
     assert_eq!(env.events_of(EventKind::WorkerLaunched).await.len(), 1);
     env.down();
 }
@@ -213,51 +109,20 @@ agents:
     command: ["./critic.sh"]
     bidding_strategy: {type: review, target_types: ["CodeCommit"]}
 "#;
-    let mut env = Env::new(
-        yml,
-        &[("coder.sh", COMMITTER), ("critic.sh", ALWAYS_REJECT)],
-    )
-    .await;
+    let mut env = Env::new(yml, &[("coder.sh", COMMITTER), ("critic.sh", ALWAYS_REJECT)]).await;
     env.up();
-    let out = env.run(&[
-        "forage",
-        "--goal",
-        "Impossible",
-        "--watch",
-        "--timeout",
-        "60s",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a workflow ending in a Failure exits 1: {}",
-        text(&out.stdout)
-    );
+    let out = env.run(&["forage", "--goal", "Impossible", "--watch", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(1), "a workflow ending in a Failure exits 1: {}", text(&out.stdout));
     let artifacts = env
         .wait_for(MINUTE, "a MaxIterationsExceeded failure", |a| {
             a.iter().any(|x| x.artifact_type == "MaxIterationsExceeded")
         })
         .await;
-    let commits = artifacts
-        .iter()
-        .filter(|a| a.artifact_type == "CodeCommit")
-        .count();
-    assert_eq!(
-        commits,
-        2,
-        "one original and one rework: {:#?}",
-        summary(&artifacts)
-    );
-    let failure = artifacts
-        .iter()
-        .find(|a| a.artifact_type == "MaxIterationsExceeded")
-        .unwrap();
+    let commits = artifacts.iter().filter(|a| a.artifact_type == "CodeCommit").count();
+    assert_eq!(commits, 2, "one original and one rework: {:#?}", summary(&artifacts));
+    let failure = artifacts.iter().find(|a| a.artifact_type == "MaxIterationsExceeded").unwrap();
     assert_eq!(failure.structural_type, StructuralType::Failure);
-    assert!(
-        failure.payload.contains("max_review_iterations is 1"),
-        "{}",
-        failure.payload
-    );
+    assert!(failure.payload.contains("max_review_iterations is 1"), "{}", failure.payload);
     env.down();
 }
 
@@ -286,34 +151,15 @@ agents:
     let started = std::time::Instant::now();
     env.forage("Proceed without Silent");
     env.wait_terminals(1, MINUTE).await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(1900),
-        "the orchestrator waited for the bid deadline"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(1900), "the orchestrator waited for the bid deadline");
     let missing = env.events_of(EventKind::BidsMissing).await;
     assert_eq!(missing.len(), 1);
     assert_eq!(missing[0].data["agents"], serde_json::json!(["Silent"]));
     let claim = &env.claims().await[0];
-    assert_eq!(
-        claim
-            .missing_bids
-            .iter()
-            .map(|a| a.as_str())
-            .collect::<Vec<_>>(),
-        ["Silent"]
-    );
-    let log = std::fs::read_to_string(
-        env.path()
-            .join(".sett/logs")
-            .join(env.name.as_str())
-            .join("orchestrator.log"),
-    )
-    .unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("did not bid") && l.contains("Silent")),
-        "the missing bid is logged"
-    );
+    assert_eq!(claim.missing_bids.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["Silent"]);
+    let log = std::fs::read_to_string(env.path().join(".sett/logs").join(env.name.as_str()).join("orchestrator.log"))
+        .unwrap();
+    assert!(log.lines().any(|l| l.contains("did not bid") && l.contains("Silent")), "the missing bid is logged");
 }
 
 const FLAKY: &str = r#"#!/usr/bin/env bash
@@ -339,13 +185,7 @@ agents:
     env.up();
     for goal in ["exit", "json", "slow"] {
         let out = env.run(&["forage", "--goal", goal, "--watch", "--timeout", "30s"]);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{goal}: {}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(1), "{goal}: {}\n{}", text(&out.stdout), text(&out.stderr));
     }
     let failures = env.artifacts_of(StructuralType::Failure).await;
     assert_eq!(failures.len(), 3, "{:#?}", summary(&failures));
@@ -357,12 +197,7 @@ agents:
             assert!(payload.get(key).is_some(), "{key} missing from {payload}");
         }
     }
-    assert!(
-        failures
-            .iter()
-            .any(|f| f.payload.contains("something broke")),
-        "stderr tail is kept"
-    );
+    assert!(failures.iter().any(|f| f.payload.contains("something broke")), "stderr tail is kept");
     for c in env.claims().await {
         assert_eq!(c.status, ClaimStatus::Terminated, "{c:?}");
     }
@@ -404,10 +239,7 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
             _ => {}
         }
     }
-    assert!(
-        peak <= 2,
-        "never more than max_concurrent workers at once (peak {peak})"
-    );
+    assert!(peak <= 2, "never more than max_concurrent workers at once (peak {peak})");
     assert_eq!(peak, 2, "the pool is used");
     assert_eq!(launch_order.len(), 6);
     // FIFO: workers start in the order the grants were made.
@@ -445,34 +277,20 @@ agents:
     let marker = env.path().join("started");
     let until = std::time::Instant::now() + Duration::from_secs(30);
     while !marker.exists() {
-        assert!(
-            std::time::Instant::now() < until,
-            "the tool never started\n{}",
-            env.logs()
-        );
+        assert!(std::time::Instant::now() < until, "the tool never started\n{}", env.logs());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     nix_kill(cub);
     let artifacts = env
-        .wait_for(
-            Duration::from_secs(20),
-            "an ExecutionTimeout failure",
-            |a| a.iter().any(|x| x.artifact_type == "ExecutionTimeout"),
-        )
+        .wait_for(Duration::from_secs(20), "an ExecutionTimeout failure", |a| {
+            a.iter().any(|x| x.artifact_type == "ExecutionTimeout")
+        })
         .await;
-    assert_eq!(
-        artifacts
-            .iter()
-            .filter(|a| a.structural_type == StructuralType::Failure)
-            .count(),
-        1
-    );
+    assert_eq!(artifacts.iter().filter(|a| a.structural_type == StructuralType::Failure).count(), 1);
     let claim = &env.claims().await[0];
     assert_eq!(claim.status, ClaimStatus::Terminated);
 }
 
 fn nix_kill(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status();
+    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
 }

@@ -39,11 +39,7 @@ agents:
 
 fn questions_json(env: &Env) -> Vec<serde_json::Value> {
     let out = env.ok(&["questions", "-o", "json"]);
-    serde_json::from_str::<serde_json::Value>(&out)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,12 +53,7 @@ async fn ask_list_answer_resume_terminal() {
     assert_eq!(q["agent"], "Asker");
     assert_eq!(q["text"], "Which port should the service listen on?");
     let qid = q["id"].as_str().unwrap().to_owned();
-    let claim = env
-        .claims()
-        .await
-        .into_iter()
-        .find(|c| c.artifact_id == goal)
-        .unwrap();
+    let claim = env.claims().await.into_iter().find(|c| c.artifact_id == goal).unwrap();
     assert_eq!(claim.status, ClaimStatus::PendingAnswer);
     assert_eq!(claim.question_id.map(|q| q.to_string()), Some(qid.clone()));
 
@@ -70,65 +61,31 @@ async fn ask_list_answer_resume_terminal() {
     let short = q["short_id"].as_str().unwrap().to_owned();
     env.ok(&["answer", &short, "8080"]);
     let artifacts = env.wait_terminals(1, MINUTE).await;
-    let terminal = artifacts
-        .iter()
-        .find(|a| a.structural_type == StructuralType::Terminal)
-        .unwrap();
-    assert_eq!(
-        terminal.payload, "8080",
-        "the resumed agent used the answer"
-    );
-    let answer = artifacts
-        .iter()
-        .find(|a| a.structural_type == StructuralType::Answer)
-        .unwrap();
-    assert_eq!(
-        answer
-            .source_artifacts
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
-        vec![qid.clone()]
-    );
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
+    assert_eq!(terminal.payload, "8080", "the resumed agent used the answer");
+    let answer = artifacts.iter().find(|a| a.structural_type == StructuralType::Answer).unwrap();
+    assert_eq!(answer.source_artifacts.iter().map(ToString::to_string).collect::<Vec<_>>(), vec![qid.clone()]);
     assert_eq!(answer.answered_by.as_deref(), Some("test-operator"));
     assert_eq!(answer.produced_by_role, "human:test-operator");
     // The same agent was granted again with claim_type resume and the pair in `answers`.
-    let resumed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.path().join("stdin-resume-Asker.json")).unwrap(),
-    )
-    .unwrap();
+    let resumed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("stdin-resume-Asker.json")).unwrap()).unwrap();
     assert_eq!(resumed["answers"][0]["question"]["id"], qid.as_str());
     assert_eq!(resumed["answers"][0]["answer"]["payload"], "8080");
     let grants = env.events_of(EventKind::ClaimGranted).await;
     assert_eq!(
         grants
             .iter()
-            .map(|g| (
-                g.field("agent").unwrap().to_owned(),
-                g.field("claim_type").unwrap().to_owned()
-            ))
+            .map(|g| (g.field("agent").unwrap().to_owned(), g.field("claim_type").unwrap().to_owned()))
             .collect::<Vec<_>>(),
-        vec![
-            ("Asker".to_owned(), "exclusive".to_owned()),
-            ("Asker".to_owned(), "resume".to_owned())
-        ]
+        vec![("Asker".to_owned(), "exclusive".to_owned()), ("Asker".to_owned(), "resume".to_owned())]
     );
     assert_eq!(env.events_of(EventKind::QuestionAsked).await.len(), 1);
     assert_eq!(env.events_of(EventKind::QuestionAnswered).await.len(), 1);
     assert!(questions_json(&env).is_empty(), "no open question is left");
     // watch shows the question and the answer.
-    let trail = env.ok(&[
-        "watch",
-        "--since",
-        "1h",
-        "--exit-on-completion",
-        "--timeout",
-        "10s",
-    ]);
-    assert!(
-        trail.contains("question_asked") && trail.contains("question_answered"),
-        "{trail}"
-    );
+    let trail = env.ok(&["watch", "--since", "1h", "--exit-on-completion", "--timeout", "10s"]);
+    assert!(trail.contains("question_asked") && trail.contains("question_answered"), "{trail}");
     env.down();
 }
 
@@ -138,47 +95,17 @@ async fn two_concurrent_answers_one_wins_the_other_says_who_answered() {
     env.up();
     env.forage("Race");
     let out = env.ok(&["questions", "--wait", "--timeout", "30s", "-o", "json"]);
-    let qid = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let a = env
-        .sett(&["answer", &qid, "first"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = env
-        .sett(&["answer", &qid, "second"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let qid = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["id"].as_str().unwrap().to_owned();
+    let a = env.sett(&["answer", &qid, "first"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let b = env.sett(&["answer", &qid, "second"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let wins = [&a, &b].iter().filter(|o| o.status.success()).count();
-    assert_eq!(
-        wins,
-        1,
-        "a: {} {}\nb: {} {}",
-        text(&a.stdout),
-        text(&a.stderr),
-        text(&b.stdout),
-        text(&b.stderr)
-    );
+    assert_eq!(wins, 1, "a: {} {}\nb: {} {}", text(&a.stdout), text(&a.stderr), text(&b.stdout), text(&b.stderr));
     let loser = if a.status.success() { &b } else { &a };
     let err = text(&loser.stderr);
-    assert!(
-        err.contains("already answered") && err.contains("test-operator"),
-        "{err}"
-    );
+    assert!(err.contains("already answered") && err.contains("test-operator"), "{err}");
     let artifacts = env.wait_terminals(1, MINUTE).await;
-    assert_eq!(
-        artifacts
-            .iter()
-            .filter(|a| a.structural_type == StructuralType::Answer)
-            .count(),
-        1
-    );
+    assert_eq!(artifacts.iter().filter(|a| a.structural_type == StructuralType::Answer).count(), 1);
     env.down();
 }
 
@@ -186,11 +113,8 @@ async fn two_concurrent_answers_one_wins_the_other_says_who_answered() {
 async fn questions_wait_returns_promptly_once_a_question_is_asked() {
     let mut env = Env::new(&asker_yml(""), &[("asker.sh", ASKER)]).await;
     env.up();
-    let waiter = env
-        .sett(&["questions", "--wait", "--timeout", "60s", "-o", "json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiter =
+        env.sett(&["questions", "--wait", "--timeout", "60s", "-o", "json"]).stdout(Stdio::piped()).spawn().unwrap();
     // Give the waiter time to block first (its own startup is not what is measured).
     tokio::time::sleep(Duration::from_millis(300)).await;
     env.forage("Wake me");
@@ -199,11 +123,7 @@ async fn questions_wait_returns_promptly_once_a_question_is_asked() {
     assert!(out.status.success());
     let listed: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
     let asked = listed[0]["asked_at_ms"].as_i64().unwrap();
-    assert!(
-        finished - asked < 3_000,
-        "questions --wait returned {} ms after the question was asked",
-        finished - asked
-    );
+    assert!(finished - asked < 3_000, "questions --wait returned {} ms after the question was asked", finished - asked);
 
     // With no question open, --timeout ends the wait with exit code 2.
     env.ok(&["answer", listed[0]["id"].as_str().unwrap(), "9090"]);
@@ -217,52 +137,33 @@ async fn questions_wait_returns_promptly_once_a_question_is_asked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unanswered_question_fails_the_claim_with_question_timeout() {
-    let mut env = Env::new(
-        &asker_yml(", question_timeout: 2s, on_question_timeout: fail"),
-        &[("asker.sh", ASKER)],
-    )
-    .await;
+    let mut env =
+        Env::new(&asker_yml(", question_timeout: 2s, on_question_timeout: fail"), &[("asker.sh", ASKER)]).await;
     env.up();
     env.forage("Nobody answers");
     let artifacts = env
-        .wait_for(MINUTE, "a QuestionTimeout failure", |a| {
-            a.iter().any(|x| x.artifact_type == "QuestionTimeout")
-        })
+        .wait_for(MINUTE, "a QuestionTimeout failure", |a| a.iter().any(|x| x.artifact_type == "QuestionTimeout"))
         .await;
-    let failure = artifacts
-        .iter()
-        .find(|a| a.artifact_type == "QuestionTimeout")
-        .unwrap();
+    let failure = artifacts.iter().find(|a| a.artifact_type == "QuestionTimeout").unwrap();
     assert_eq!(failure.structural_type, StructuralType::Failure);
     assert_eq!(env.claims().await[0].status, ClaimStatus::Terminated);
     let timed_out = env.events_of(EventKind::QuestionTimedOut).await;
     assert_eq!(timed_out.len(), 1);
     assert_eq!(timed_out[0].data["policy"], "fail");
-    assert!(
-        questions_json(&env).is_empty(),
-        "the timed-out question is closed"
-    );
+    assert!(questions_json(&env).is_empty(), "the timed-out question is closed");
     env.down();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_continue_a_timed_out_question_resumes_the_agent() {
-    let mut env = Env::new(
-        &asker_yml(", question_timeout: 2s, on_question_timeout: continue"),
-        &[("asker.sh", ASKER)],
-    )
-    .await;
+    let mut env =
+        Env::new(&asker_yml(", question_timeout: 2s, on_question_timeout: continue"), &[("asker.sh", ASKER)]).await;
     env.up();
     env.forage("Nobody answers, carry on");
     env.wait_terminals(1, MINUTE).await;
-    let resumed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.path().join("stdin-resume-Asker.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        resumed["answers"][0]["answer"]["timed_out"], true,
-        "{resumed}"
-    );
+    let resumed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("stdin-resume-Asker.json")).unwrap()).unwrap();
+    assert_eq!(resumed["answers"][0]["answer"]["timed_out"], true, "{resumed}");
     let timed_out = env.events_of(EventKind::QuestionTimedOut).await;
     assert_eq!(timed_out[0].data["policy"], "continue");
     env.down();
@@ -288,57 +189,30 @@ agents:
     env.up();
     env.forage("Answer me later");
     let out = env.ok(&["questions", "--wait", "--timeout", "30s", "-o", "json"]);
-    let qid = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let qid = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["id"].as_str().unwrap().to_owned();
     // An "Urgent" root artifact for Hasty, written directly (forage only writes goals).
-    let urgent = sett_core::Artifact::new_root(
-        StructuralType::Standard,
-        "Urgent",
-        "now!",
-        "user",
-        sett_store::now_ms(),
-    );
+    let urgent =
+        sett_core::Artifact::new_root(StructuralType::Standard, "Urgent", "now!", "user", sett_store::now_ms());
     env.store.create_artifact(&urgent).await.unwrap();
     env.wait_for(MINUTE, "Hasty's question", |a| {
-        a.iter()
-            .filter(|x| x.structural_type == StructuralType::Question)
-            .count()
-            == 2
+        a.iter().filter(|x| x.structural_type == StructuralType::Question).count() == 2
     })
     .await;
     // Wait for the orchestrator to register Hasty's question, then crash it.
-    env.wait_events(MINUTE, "two question_asked events", 2, |e| {
-        e.kind == EventKind::QuestionAsked
-    })
-    .await;
+    env.wait_events(MINUTE, "two question_asked events", 2, |e| e.kind == EventKind::QuestionAsked).await;
     let orchestrator = env.pid_of("orchestrator").await.unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &orchestrator.to_string()])
-        .status();
-    assert!(sett_runtime::wait_gone(
-        orchestrator,
-        Duration::from_secs(5)
-    ));
+    let _ = std::process::Command::new("kill").args(["-9", &orchestrator.to_string()]).status();
+    assert!(sett_runtime::wait_gone(orchestrator, Duration::from_secs(5)));
     env.ok(&["answer", &qid, "4040"]);
     tokio::time::sleep(Duration::from_secs(4)).await; // let Hasty's 3 s deadline pass while down
     env.up();
     let artifacts = env
-        .wait_for(
-            MINUTE,
-            "the answered claim's Terminal and Hasty's QuestionTimeout",
-            |a| {
-                a.iter()
-                    .any(|x| x.structural_type == StructuralType::Terminal)
-                    && a.iter().any(|x| x.artifact_type == "QuestionTimeout")
-            },
-        )
+        .wait_for(MINUTE, "the answered claim's Terminal and Hasty's QuestionTimeout", |a| {
+            a.iter().any(|x| x.structural_type == StructuralType::Terminal)
+                && a.iter().any(|x| x.artifact_type == "QuestionTimeout")
+        })
         .await;
-    let terminal = artifacts
-        .iter()
-        .find(|a| a.structural_type == StructuralType::Terminal)
-        .unwrap();
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
     assert_eq!(terminal.payload, "4040", "{:#?}", summary(&artifacts));
     env.down();
 }
@@ -363,39 +237,20 @@ fi
     let mut env = Env::new(&yml, &[("ask.sh", ask)]).await;
     env.up();
     let goal = env.forage("Everyone asks");
-    env.wait_events(MINUTE, "20 question_asked events", 20, |e| {
-        e.kind == EventKind::QuestionAsked
-    })
-    .await;
+    env.wait_events(MINUTE, "20 question_asked events", 20, |e| e.kind == EventKind::QuestionAsked).await;
     let open = questions_json(&env);
     assert_eq!(open.len(), 20);
-    let claim = env
-        .claims()
-        .await
-        .into_iter()
-        .find(|c| c.artifact_id == goal)
-        .unwrap();
+    let claim = env.claims().await.into_iter().find(|c| c.artifact_id == goal).unwrap();
     assert_eq!(claim.status, ClaimStatus::PendingAnswer);
     // Answer in reverse order of asking.
     for q in open.iter().rev() {
         let agent = q["agent"].as_str().unwrap();
-        env.ok(&[
-            "answer",
-            q["id"].as_str().unwrap(),
-            &format!("answer for {agent}"),
-        ]);
+        env.ok(&["answer", q["id"].as_str().unwrap(), &format!("answer for {agent}")]);
     }
-    let artifacts = env
-        .wait_for(MINUTE, "20 results", |a| {
-            a.iter().filter(|x| x.artifact_type == "Result").count() == 20
-        })
-        .await;
+    let artifacts =
+        env.wait_for(MINUTE, "20 results", |a| a.iter().filter(|x| x.artifact_type == "Result").count() == 20).await;
     for r in artifacts.iter().filter(|a| a.artifact_type == "Result") {
-        assert_eq!(
-            r.payload,
-            format!("answer for {}", r.produced_by_role),
-            "each agent got its own answer"
-        );
+        assert_eq!(r.payload, format!("answer for {}", r.produced_by_role), "each agent got its own answer");
     }
     let goal_id = goal.to_string();
     env.wait_events(MINUTE, "the goal's claim to complete", 1, |e| {

@@ -50,11 +50,7 @@ agents:
     for round in 0..ROUNDS {
         // Half the goals go to a cub (Finisher), half to controller workers (Boss).
         for i in 0..GOALS {
-            let kind = if i % 2 == 0 {
-                "GoalDefined"
-            } else {
-                "Delegated"
-            };
+            let kind = if i % 2 == 0 { "GoalDefined" } else { "Delegated" };
             let a = sett_core::Artifact::new_root(
                 StructuralType::Standard,
                 kind,
@@ -67,27 +63,16 @@ agents:
         expected += GOALS;
         let delay = rand_ms(round, 400);
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        let pid = env
-            .pid_of("orchestrator")
-            .await
-            .expect("the orchestrator runs");
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
+        let pid = env.pid_of("orchestrator").await.expect("the orchestrator runs");
+        let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
         assert!(sett_runtime::wait_gone(pid, Duration::from_secs(5)));
         env.up();
     }
     let artifacts = env.wait_terminals(expected, Duration::from_secs(240)).await;
-    let terminals = artifacts
-        .iter()
-        .filter(|a| a.structural_type == StructuralType::Terminal)
-        .count();
+    let terminals = artifacts.iter().filter(|a| a.structural_type == StructuralType::Terminal).count();
     assert_eq!(terminals, expected, "exactly one Terminal per goal");
     assert_eq!(
-        artifacts
-            .iter()
-            .filter(|a| a.structural_type == StructuralType::Failure)
-            .count(),
+        artifacts.iter().filter(|a| a.structural_type == StructuralType::Failure).count(),
         0,
         "{:#?}",
         summary(&artifacts)
@@ -109,10 +94,7 @@ agents:
     let runs = std::fs::read_to_string(env.path().join("runs.log")).unwrap();
     let mut seen = BTreeSet::new();
     for line in runs.lines() {
-        assert!(
-            seen.insert(line.to_owned()),
-            "a tool ran twice for one grant: {line}"
-        );
+        assert!(seen.insert(line.to_owned()), "a tool ran twice for one grant: {line}");
     }
     assert_eq!(seen.len(), grants.len(), "every grant ran exactly once");
     for c in env.claims().await {
@@ -123,8 +105,7 @@ agents:
 
 /// A pseudo-random delay below `max` ms, different per round and per run.
 fn rand_ms(round: usize, max: u64) -> u64 {
-    let seed =
-        uuid::Uuid::new_v4().as_u128() as u64 ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let seed = uuid::Uuid::new_v4().as_u128() as u64 ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     seed % max
 }
 
@@ -161,6 +142,11 @@ agents:
         .await;
     assert_eq!(claim_done[0].kind, EventKind::ClaimCompleted, "{:?}", claim_done[0]);
     let artifacts = env.artifacts().await;
-    assert_eq!(artifacts.iter().filter(|a| a.structural_type == StructuralType::Failure).count(), 0, "{:#?}", summary(&artifacts));
+    assert_eq!(
+        artifacts.iter().filter(|a| a.structural_type == StructuralType::Failure).count(),
+        0,
+        "{:#?}",
+        summary(&artifacts)
+    );
     env.down();
 }

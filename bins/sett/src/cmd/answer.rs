@@ -23,9 +23,7 @@ fn answer_text(args: &AnswerArgs) -> Result<String> {
     let text = match (&args.text, &args.file) {
         (Some(t), None) if t == "-" => {
             let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the answer from stdin")?;
+            std::io::stdin().read_to_string(&mut s).context("reading the answer from stdin")?;
             s.trim_end_matches(['\n', '\r']).to_owned()
         }
         (Some(t), None) => t.clone(),
@@ -34,15 +32,11 @@ fn answer_text(args: &AnswerArgs) -> Result<String> {
             .trim_end_matches(['\n', '\r'])
             .to_owned(),
         _ => {
-            return Err(usage(
-                "give the answer: sett answer <question> \"text\", or --file FILE, or - to read stdin",
-            ));
+            return Err(usage("give the answer: sett answer <question> \"text\", or --file FILE, or - to read stdin"));
         }
     };
     if text.trim().is_empty() {
-        return Err(usage(
-            "the answer is empty: an agent cannot act on an empty answer",
-        ));
+        return Err(usage("the answer is empty: an agent cannot act on an empty answer"));
     }
     Ok(text)
 }
@@ -50,12 +44,7 @@ fn answer_text(args: &AnswerArgs) -> Result<String> {
 /// Open questions first (cheap, and what the operator means), then every artifact.
 async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
     let query = IdQuery::parse(raw).map_err(usage)?;
-    let open: Vec<ArtifactId> = store
-        .open_questions()
-        .await?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let open: Vec<ArtifactId> = store.open_questions().await?.into_iter().map(|(id, _)| id).collect();
     let resolution = match resolve_among(&query, &open) {
         Resolution::None => match resolve_artifact(store, &query).await? {
             // Only a Question can be answered: among several matches (ids created in the same
@@ -83,15 +72,8 @@ async fn only_questions(store: &Store, query: &IdQuery) -> Result<Resolution> {
         return Ok(Resolution::None);
     };
     let mut questions = Vec::new();
-    for id in store
-        .artifacts_by_prefix(prefix, QUESTION_SCAN_LIMIT)
-        .await?
-    {
-        if store
-            .get_artifact(&id)
-            .await?
-            .is_some_and(|a| a.structural_type == StructuralType::Question)
-        {
+    for id in store.artifacts_by_prefix(prefix, QUESTION_SCAN_LIMIT).await? {
+        if store.get_artifact(&id).await?.is_some_and(|a| a.structural_type == StructuralType::Question) {
             questions.push(id);
         }
     }
@@ -104,10 +86,7 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
     let qid = resolve_question(&store, &args.question).await?;
     let Some(question) = store.get_artifact(&qid).await? else {
-        bail!(
-            "question {qid} disappeared while reading it (was instance '{}' destroyed?)",
-            store.instance()
-        );
+        bail!("question {qid} disappeared while reading it (was instance '{}' destroyed?)", store.instance());
     };
     if question.structural_type != StructuralType::Question {
         bail!(
@@ -130,37 +109,19 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
             short(&qid.to_string()),
             short(&cid.to_string()),
             claim.status,
-            claim
-                .termination_reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default(),
+            claim.termination_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
             store.instance()
         );
     }
     let operator = ctx.operator();
     let now = now_ms();
-    let mut answer = Artifact::new_root(
-        StructuralType::Answer,
-        "Answer",
-        text,
-        format!("human:{operator}"),
-        now,
-    );
+    let mut answer = Artifact::new_root(StructuralType::Answer, "Answer", text, format!("human:{operator}"), now);
     answer.source_artifacts = vec![qid];
     answer.claim_id = question.claim_id;
     answer.answered_by = Some(operator.clone());
-    let record = AnswerRecord {
-        answer_id: answer.id,
-        answered_by: operator.clone(),
-        answered_at_ms: now,
-        timed_out: false,
-    };
-    match store
-        .create_answer(&answer, &qid, &record)
-        .await
-        .context("writing the answer")?
-    {
+    let record =
+        AnswerRecord { answer_id: answer.id, answered_by: operator.clone(), answered_at_ms: now, timed_out: false };
+    match store.create_answer(&answer, &qid, &record).await.context("writing the answer")? {
         CreateOutcome::Created { .. } => {}
         CreateOutcome::AlreadyAnswered(r) => bail!(
             "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {}'",
@@ -179,10 +140,7 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
         (false, OutputFormat::Jsonl) => output::jsonl(&summary)?,
         (false, OutputFormat::Table) => {
             output::line(&answer.id.to_string())?;
-            eprintln!(
-                "Answered question {} as {operator}; the waiting agent resumes.",
-                short(&qid.to_string())
-            );
+            eprintln!("Answered question {} as {operator}; the waiting agent resumes.", short(&qid.to_string()));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -40,12 +40,7 @@ fn deadline_text(next: Option<i64>, now: i64) -> String {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: ClaimsArgs) -> Result<ExitCode> {
-    let status = args
-        .status
-        .as_deref()
-        .map(str::parse::<ClaimStatus>)
-        .transpose()
-        .map_err(usage)?;
+    let status = args.status.as_deref().map(str::parse::<ClaimStatus>).transpose().map_err(usage)?;
     let stuck_after_ms = i64::try_from(args.stuck_after.as_millis()).unwrap_or(i64::MAX);
     let store = ctx.store().await?;
     let now = now_ms();
@@ -57,9 +52,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ClaimsArgs) -> Result<ExitCode> {
             let stuck = stuck_for(&c, now, stuck_after_ms);
             (c, stuck)
         })
-        .filter(|(c, stuck)| {
-            status.is_none_or(|s| c.status == s) && (!args.stuck || stuck.is_some())
-        })
+        .filter(|(c, stuck)| status.is_none_or(|s| c.status == s) && (!args.stuck || stuck.is_some()))
         .collect();
     let as_json = |(c, stuck): &(Claim, Option<i64>)| -> Result<serde_json::Value> {
         let mut v = serde_json::to_value(c)?;
@@ -68,9 +61,9 @@ pub(crate) async fn run(ctx: &Ctx, args: ClaimsArgs) -> Result<ExitCode> {
         Ok(v)
     };
     match ctx.output() {
-        OutputFormat::Json => output::json(&serde_json::Value::Array(
-            claims.iter().map(as_json).collect::<Result<_>>()?,
-        ))?,
+        OutputFormat::Json => {
+            output::json(&serde_json::Value::Array(claims.iter().map(as_json).collect::<Result<_>>()?))?
+        }
         OutputFormat::Jsonl => {
             for c in &claims {
                 output::jsonl(&as_json(c)?)?;
@@ -82,10 +75,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ClaimsArgs) -> Result<ExitCode> {
             }
         }
         OutputFormat::Table if claims.is_empty() => {
-            output::line(&format!(
-                "No claims match in instance '{}'.",
-                store.instance()
-            ))?;
+            output::line(&format!("No claims match in instance '{}'.", store.instance()))?;
         }
         OutputFormat::Table => {
             let ids: Vec<_> = claims.iter().map(|(c, _)| c.id).collect();
@@ -95,38 +85,17 @@ pub(crate) async fn run(ctx: &Ctx, args: ClaimsArgs) -> Result<ExitCode> {
                 .map(|(c, _)| {
                     let agents = granted_agents(c);
                     vec![
-                        short
-                            .get(&c.id)
-                            .cloned()
-                            .unwrap_or_else(|| c.id.to_string()),
+                        short.get(&c.id).cloned().unwrap_or_else(|| c.id.to_string()),
                         sett_ops::feed::short(&c.artifact_id.to_string()).to_owned(),
                         c.status.to_string(),
-                        if agents.is_empty() {
-                            "-".into()
-                        } else {
-                            agents.join(",")
-                        },
+                        if agents.is_empty() { "-".into() } else { agents.join(",") },
                         output::human_ms(now - c.created_at_ms),
                         deadline_text(c.next_deadline_ms(), now),
-                        c.termination_reason
-                            .as_deref()
-                            .map(|r| sett_ops::feed::excerpt(r, 60))
-                            .unwrap_or_default(),
+                        c.termination_reason.as_deref().map(|r| sett_ops::feed::excerpt(r, 60)).unwrap_or_default(),
                     ]
                 })
                 .collect();
-            output::table(
-                &[
-                    "ID",
-                    "ARTIFACT",
-                    "STATUS",
-                    "AGENTS",
-                    "AGE",
-                    "NEXT DEADLINE",
-                    "REASON",
-                ],
-                rows,
-            )?;
+            output::table(&["ID", "ARTIFACT", "STATUS", "AGENTS", "AGE", "NEXT DEADLINE", "REASON"], rows)?;
         }
     }
     Ok(ExitCode::SUCCESS)

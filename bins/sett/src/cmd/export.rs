@@ -17,8 +17,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
             // Write next to the target and rename, so a failed export never leaves half a file
             // where a good backup is expected.
             let tmp = path.with_extension("partial");
-            let file = std::fs::File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
             let mut out = BufWriter::new(file);
             let n = export_jsonl(&store, &mut out)
                 .await
@@ -38,19 +37,10 @@ pub(crate) async fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
         }
     };
     if !ctx.global.quiet {
-        let target = args
-            .file
-            .as_ref()
-            .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
-        eprintln!(
-            "Exported {n} keys of instance '{}' to {target}.",
-            store.instance()
-        );
+        let target = args.file.as_ref().map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+        eprintln!("Exported {n} keys of instance '{}' to {target}.", store.instance());
         if n == 0 {
-            eprintln!(
-                "Instance '{}' has no data: check --name (see 'sett list').",
-                store.instance()
-            );
+            eprintln!("Instance '{}' has no data: check --name (see 'sett list').", store.instance());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -17,9 +17,7 @@ use crate::output;
 
 pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     if args.goal.trim().is_empty() {
-        return Err(usage(
-            "the goal is empty: pass --goal \"what the agents should achieve\"",
-        ));
+        return Err(usage("the goal is empty: pass --goal \"what the agents should achieve\""));
     }
     if args.timeout.is_some() && !args.watch {
         return Err(usage("--timeout only applies with --watch"));
@@ -27,22 +25,9 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
     let instance = store.instance().clone();
     // The position before the goal, so --watch shows the goal's own event too.
-    let start = store
-        .last_event_id()
-        .await?
-        .unwrap_or_else(|| "0-0".to_owned());
-    let goal = Artifact::new_root(
-        StructuralType::Standard,
-        "GoalDefined",
-        args.goal.clone(),
-        "user",
-        now_ms(),
-    );
-    let event_id = match store
-        .create_artifact(&goal)
-        .await
-        .context("writing the goal")?
-    {
+    let start = store.last_event_id().await?.unwrap_or_else(|| "0-0".to_owned());
+    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", args.goal.clone(), "user", now_ms());
+    let event_id = match store.create_artifact(&goal).await.context("writing the goal")? {
         CreateOutcome::Created { event_id } => event_id,
         other => bail!("the goal was not written ({other:?}); retry 'sett forage'"),
     };
@@ -84,11 +69,5 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     })
     .await
     .with_context(|| format!("watching the workflow of goal {}", goal.id))?;
-    Ok(result.unwrap_or_else(|| {
-        timed_out(
-            "the workflow to end",
-            args.timeout.unwrap_or_default(),
-            instance.as_str(),
-        )
-    }))
+    Ok(result.unwrap_or_else(|| timed_out("the workflow to end", args.timeout.unwrap_or_default(), instance.as_str())))
 }

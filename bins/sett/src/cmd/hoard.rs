@@ -33,15 +33,9 @@ pub(crate) async fn resolve_one(store: &Store, raw: &str) -> Result<ArtifactId> 
 
 /// The message for an id prefix that matches several artifacts.
 pub(crate) async fn ambiguous(store: &Store, raw: &str, ids: &[ArtifactId]) -> Result<String> {
-    let mut msg = format!(
-        "'{raw}' matches several artifacts in instance '{}':",
-        store.instance()
-    );
+    let mut msg = format!("'{raw}' matches several artifacts in instance '{}':", store.instance());
     for id in ids {
-        let what = store
-            .get_artifact(id)
-            .await?
-            .map(|a| format!("{} ({})", a.artifact_type, a.structural_type));
+        let what = store.get_artifact(id).await?.map(|a| format!("{} ({})", a.artifact_type, a.structural_type));
         msg.push_str(&format!("\n  {id}  {}", what.unwrap_or_default()));
     }
     msg.push_str("\nType more characters of the id.");
@@ -49,16 +43,9 @@ pub(crate) async fn ambiguous(store: &Store, raw: &str, ids: &[ArtifactId]) -> R
 }
 
 fn row(a: &Artifact, short: &HashMap<ArtifactId, String>, now: i64) -> Vec<String> {
-    let text = a
-        .summary
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&a.payload);
+    let text = a.summary.as_deref().filter(|s| !s.is_empty()).unwrap_or(&a.payload);
     vec![
-        short
-            .get(&a.id)
-            .cloned()
-            .unwrap_or_else(|| a.id.to_string()),
+        short.get(&a.id).cloned().unwrap_or_else(|| a.id.to_string()),
         a.artifact_type.clone(),
         a.structural_type.to_string(),
         a.version.to_string(),
@@ -79,8 +66,7 @@ async fn all_artifacts(
     let mut start = 0;
     loop {
         let ids = store.artifact_ids(start, PAGE).await?;
-        let fetched =
-            futures::future::try_join_all(ids.iter().map(|id| store.get_artifact(id))).await?;
+        let fetched = futures::future::try_join_all(ids.iter().map(|id| store.get_artifact(id))).await?;
         out.extend(fetched.into_iter().flatten().filter(|a| keep(a)));
         let done = (ids.len() as i64) < PAGE;
         all.extend(ids);
@@ -94,10 +80,7 @@ async fn all_artifacts(
 async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
     let id = resolve_one(store, raw).await?;
     let Some(a) = store.get_artifact(&id).await? else {
-        bail!(
-            "artifact {id} disappeared while reading it (was instance '{}' destroyed?)",
-            store.instance()
-        );
+        bail!("artifact {id} disappeared while reading it (was instance '{}' destroyed?)", store.instance());
     };
     match ctx.output() {
         OutputFormat::Json => output::json(&serde_json::to_value(&a)?)?,
@@ -111,10 +94,7 @@ async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
                 format!("logical id:       {}", a.logical_id),
                 format!("version:          {}", a.version),
                 format!("produced by:      {}", a.produced_by_role),
-                format!(
-                    "claim:            {}",
-                    opt(a.claim_id.map(|c| c.to_string()))
-                ),
+                format!("claim:            {}", opt(a.claim_id.map(|c| c.to_string()))),
                 format!(
                     "created:          {} ({} ago)",
                     output::rfc3339_ms(a.created_at_ms),
@@ -125,11 +105,7 @@ async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
                     if a.source_artifacts.is_empty() {
                         "-".to_owned()
                     } else {
-                        a.source_artifacts
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        a.source_artifacts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                     }
                 ),
             ];
@@ -137,10 +113,7 @@ async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
                 lines.push(format!("summary:          {s}"));
             }
             if let Some(by) = &a.answered_by {
-                lines.push(format!(
-                    "answered by:      {by}{}",
-                    if a.timed_out { " (timed out)" } else { "" }
-                ));
+                lines.push(format!("answered by:      {by}{}", if a.timed_out { " (timed out)" } else { "" }));
             }
             if a.structural_type == StructuralType::Question {
                 let state = match store.answer_record(&a.id).await? {
@@ -169,12 +142,7 @@ pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
         .map(str::parse::<StructuralType>)
         .transpose()
         .map_err(|e| usage(e.to_string()))?;
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| Since::parse(s, now_ms()))
-        .transpose()
-        .map_err(usage)?;
+    let since = args.since.as_deref().map(|s| Since::parse(s, now_ms())).transpose().map_err(usage)?;
     if let Some(raw) = &args.id {
         // Validate before connecting: a bad id is a usage error whatever the instance.
         IdQuery::parse(raw).map_err(usage)?;
@@ -184,9 +152,7 @@ pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
     let min_time = since.as_ref().map(Since::min_time_ms);
     let (list, all_ids) = all_artifacts(&store, |a| {
-        args.artifact_type
-            .as_ref()
-            .is_none_or(|t| &a.artifact_type == t)
+        args.artifact_type.as_ref().is_none_or(|t| &a.artifact_type == t)
             && args.agent.as_ref().is_none_or(|g| &a.produced_by_role == g)
             && structural.is_none_or(|s| a.structural_type == s)
             && min_time.is_none_or(|m| a.created_at_ms >= m)
@@ -214,15 +180,7 @@ pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
             let now = now_ms();
             let short = unique_prefixes(&all_ids, 8);
             output::table(
-                &[
-                    "ID",
-                    "TYPE",
-                    "STRUCTURAL",
-                    "V",
-                    "PRODUCER",
-                    "AGE",
-                    "SUMMARY",
-                ],
+                &["ID", "TYPE", "STRUCTURAL", "V", "PRODUCER", "AGE", "SUMMARY"],
                 list.iter().map(|a| row(a, &short, now)).collect(),
             )?;
         }

@@ -19,10 +19,7 @@ pub(crate) async fn run(ctx: &Ctx, args: InitArgs) -> Result<ExitCode> {
         bail!("{} exists already: edit it, or pass --force to overwrite it with the example", config.display());
     }
     if !root.join(".git").exists() {
-        bail!(
-            "{} is not a git repository: agents record their work as commits; run 'git init' first",
-            root.display()
-        );
+        bail!("{} is not a git repository: agents record their work as commits; run 'git init' first", root.display());
     }
     // The generated file must parse: a template that does not is a bug caught by tests.
     sett_core::config::SettConfig::parse("sett.yml", SETT_YML).context("the built-in sett.yml template is invalid")?;

@@ -31,8 +31,7 @@ struct Row {
 }
 
 async fn judge(redis: &Redis, name: InstanceName, rec: InstanceRecord, now: i64) -> Result<Row> {
-    let (status, _, components) =
-        instance_health(&redis.instance(&name), now, PROBE_TIMEOUT).await?;
+    let (status, _, components) = instance_health(&redis.instance(&name), now, PROBE_TIMEOUT).await?;
     Ok(Row {
         name: name.to_string(),
         status,
@@ -41,11 +40,7 @@ async fn judge(redis: &Redis, name: InstanceName, rec: InstanceRecord, now: i64)
         redis: rec.redis,
         created_at_ms: rec.created_at,
         started_at_ms: rec.started_at,
-        unhealthy: components
-            .into_iter()
-            .filter(|c| !c.healthy)
-            .map(|c| c.name)
-            .collect(),
+        unhealthy: components.into_iter().filter(|c| !c.healthy).map(|c| c.name).collect(),
     })
 }
 
@@ -72,9 +67,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<ExitCode> {
             }
         }
         OutputFormat::Table if rows.is_empty() => {
-            output::line(
-                "No instances. Create one with 'sett init' and 'sett up' in a git repository.",
-            )?;
+            output::line("No instances. Create one with 'sett init' and 'sett up' in a git repository.")?;
         }
         OutputFormat::Table => {
             let table = rows

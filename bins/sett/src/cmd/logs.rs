@@ -29,9 +29,7 @@ async fn instance(ctx: &Ctx) -> Result<(String, Workspace)> {
             Err(_) => None,
         };
         let ws = recorded
-            .map(|rec| Workspace {
-                root: PathBuf::from(rec.workspace),
-            })
+            .map(|rec| Workspace { root: PathBuf::from(rec.workspace) })
             .filter(|w| w.sett_dir().is_dir())
             .unwrap_or_else(|| ctx.workspace.clone());
         return Ok((n.to_string(), ws));
@@ -65,12 +63,7 @@ fn available(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .filter_map(|d| {
-                    d.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".log"))
-                        .map(str::to_owned)
-                })
+                .filter_map(|d| d.file_name().to_str().and_then(|n| n.strip_suffix(".log")).map(str::to_owned))
                 .collect()
         })
         .unwrap_or_default();
@@ -81,22 +74,13 @@ fn available(dir: &Path) -> Vec<String> {
 /// `orchestrator`, an agent name, or a registered component name (`cub:<agent>`).
 fn locate(ws: &Workspace, instance: &str, component: &str) -> Result<PathBuf> {
     let bare = component.strip_prefix("cub:").unwrap_or(component);
-    for candidate in [
-        component.to_owned(),
-        bare.to_owned(),
-        format!("cub-{bare}"),
-        format!("cub:{bare}"),
-    ] {
+    for candidate in [component.to_owned(), bare.to_owned(), format!("cub-{bare}"), format!("cub:{bare}")] {
         let p = ws.log_path(instance, &candidate);
         if p.is_file() {
             return Ok(p);
         }
     }
-    let dir = ws
-        .log_path(instance, "x")
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let dir = ws.log_path(instance, "x").parent().map(Path::to_path_buf).unwrap_or_default();
     let names = available(&dir);
     if names.is_empty() {
         bail!(
@@ -122,9 +106,7 @@ pub(crate) async fn run(ctx: &Ctx, args: LogsArgs) -> Result<ExitCode> {
     let (instance, ws) = instance(ctx).await?;
     let path = locate(&ws, &instance, &args.component)?;
     let format = ctx.output();
-    let file = tokio::fs::File::open(&path)
-        .await
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let file = tokio::fs::File::open(&path).await.with_context(|| format!("cannot open {}", path.display()))?;
     let mut reader = BufReader::new(file);
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut line = String::new();
@@ -162,10 +144,7 @@ pub(crate) async fn run(ctx: &Ctx, args: LogsArgs) -> Result<ExitCode> {
         let n = reader.read_line(&mut line).await?;
         if n == 0 {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
-            let len = tokio::fs::metadata(&path)
-                .await
-                .map(|m| m.len())
-                .unwrap_or(pos);
+            let len = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(pos);
             if len < pos {
                 reader.seek(std::io::SeekFrom::Start(0)).await?;
                 pos = 0;

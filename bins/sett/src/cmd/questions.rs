@@ -47,19 +47,11 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             Some(c) => store.get_claim(&c).await?,
             None => None,
         };
-        let deadline_ms = claim
-            .as_ref()
-            .and_then(|c| c.open_questions.get(&id))
-            .and_then(|q| q.deadline_ms);
+        let deadline_ms = claim.as_ref().and_then(|c| c.open_questions.get(&id)).and_then(|q| q.deadline_ms);
         let agent = artifact
             .as_ref()
             .map(|a| a.produced_by_role.clone())
-            .or_else(|| {
-                claim
-                    .as_ref()
-                    .and_then(|c| c.open_questions.get(&id))
-                    .map(|q| q.agent.to_string())
-            })
+            .or_else(|| claim.as_ref().and_then(|c| c.open_questions.get(&id)).map(|q| q.agent.to_string()))
             .unwrap_or_else(|| "?".into());
         out.push(OpenQuestion {
             id: id.to_string(),
@@ -91,10 +83,9 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
             }
             Ok(())
         }
-        OutputFormat::Table if qs.is_empty() => output::line(&format!(
-            "No open questions in instance '{}'.",
-            store.instance()
-        )),
+        OutputFormat::Table if qs.is_empty() => {
+            output::line(&format!("No open questions in instance '{}'.", store.instance()))
+        }
         OutputFormat::Table => {
             let rows = qs
                 .iter()
@@ -107,24 +98,15 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
                     vec![
                         q.short_id.clone(),
                         q.agent.clone(),
-                        q.claim_id
-                            .as_deref()
-                            .map(|c| short_display(c).to_owned())
-                            .unwrap_or_else(|| "-".into()),
+                        q.claim_id.as_deref().map(|c| short_display(c).to_owned()).unwrap_or_else(|| "-".into()),
                         format!("{} ago", output::human_ms(q.age_ms)),
                         left,
                         excerpt(&q.text, 70),
                     ]
                 })
                 .collect();
-            output::table(
-                &["ID", "AGENT", "CLAIM", "ASKED", "TIME LEFT", "QUESTION"],
-                rows,
-            )?;
-            eprintln!(
-                "Answer with: sett answer <ID> \"text\" -n {}",
-                store.instance()
-            );
+            output::table(&["ID", "AGENT", "CLAIM", "ASKED", "TIME LEFT", "QUESTION"], rows)?;
+            eprintln!("Answer with: sett answer <ID> \"text\" -n {}", store.instance());
             Ok(())
         }
     }
@@ -132,14 +114,8 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
 
 /// Blocks until a question is open. The stream position is taken before the index is read,
 /// so a question asked between the two is seen by the blocking read.
-async fn wait_for_question(
-    store: &Store,
-    deadline: Option<Instant>,
-) -> Result<Option<Vec<OpenQuestion>>> {
-    let mut cursor = store
-        .last_event_id()
-        .await?
-        .unwrap_or_else(|| "0-0".to_owned());
+async fn wait_for_question(store: &Store, deadline: Option<Instant>) -> Result<Option<Vec<OpenQuestion>>> {
+    let mut cursor = store.last_event_id().await?.unwrap_or_else(|| "0-0".to_owned());
     let open = open_questions(store).await?;
     if !open.is_empty() {
         return Ok(Some(open));
@@ -189,10 +165,6 @@ pub(crate) async fn run(ctx: &Ctx, args: QuestionsArgs) -> Result<ExitCode> {
             print(ctx, &store, &qs)?;
             Ok(ExitCode::SUCCESS)
         }
-        None => Ok(super::watch::timed_out(
-            "a question",
-            args.timeout.unwrap_or_default(),
-            store.instance().as_str(),
-        )),
+        None => Ok(super::watch::timed_out("a question", args.timeout.unwrap_or_default(), store.instance().as_str())),
     }
 }

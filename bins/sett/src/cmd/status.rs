@@ -47,18 +47,14 @@ fn advice(r: &StatusReport) -> Vec<String> {
 }
 
 fn render(r: &StatusReport) -> String {
-    let mut out = vec![
-        format!("Instance:   {}", r.instance),
-        format!("Status:     {}", r.health.as_str()),
-    ];
+    let mut out = vec![format!("Instance:   {}", r.instance), format!("Status:     {}", r.health.as_str())];
     match &r.lock {
         Some(l) => out.push(format!(
             "Lock:       held by {} pid {} for {} (ttl {})",
             l.host,
             l.pid,
             output::human_ms(l.age_ms),
-            l.ttl_ms
-                .map_or_else(|| "none".to_owned(), |t| format!("{}ms", t))
+            l.ttl_ms.map_or_else(|| "none".to_owned(), |t| format!("{}ms", t))
         )),
         None => out.push("Lock:       free (stopped)".into()),
     }
@@ -67,15 +63,9 @@ fn render(r: &StatusReport) -> String {
     } else {
         out.push("Components:".into());
         for c in &r.components {
-            let state = if c.healthy {
-                "ok".to_owned()
-            } else {
-                format!("UNHEALTHY: {}", c.problem.as_deref().unwrap_or("?"))
-            };
-            let beat = c.heartbeat_age_ms.map_or_else(
-                || "-".to_owned(),
-                |a| format!("{} ago", output::human_ms(a)),
-            );
+            let state =
+                if c.healthy { "ok".to_owned() } else { format!("UNHEALTHY: {}", c.problem.as_deref().unwrap_or("?")) };
+            let beat = c.heartbeat_age_ms.map_or_else(|| "-".to_owned(), |a| format!("{} ago", output::human_ms(a)));
             out.push(format!(
                 "  {:<20} pid {:<8} addr {:<22} heartbeat {:<9} {state}",
                 c.name,
@@ -88,11 +78,7 @@ fn render(r: &StatusReport) -> String {
     if r.claims_by_status.is_empty() {
         out.push("Claims:     none".into());
     } else {
-        let parts: Vec<String> = r
-            .claims_by_status
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect();
+        let parts: Vec<String> = r.claims_by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
         out.push(format!("Claims:     {}", parts.join(", ")));
     }
     out.push(format!("Questions:  {} open", r.open_questions));
@@ -125,9 +111,5 @@ pub(crate) async fn run(ctx: &Ctx, _args: StatusArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if report.health == Health::Running {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if report.health == Health::Running { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -19,9 +19,8 @@ use crate::output;
 /// Reads and validates the workspace's sett.yml, with the parser's own error (file, key, fix).
 pub(crate) fn load_config(ctx: &Ctx) -> Result<SettConfig> {
     let path = ctx.workspace.config_path();
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!("cannot read {}: run 'sett init' in your repository to create one", path.display())
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}: run 'sett init' in your repository to create one", path.display()))?;
     Ok(SettConfig::parse(&path.display().to_string(), &text)?)
 }
 
@@ -47,7 +46,9 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
         let pid = rec.get("pid").and_then(serde_json::Value::as_u64).map(|p| p as u32);
         let local = rec.get("host").and_then(|h| h.as_str()).is_none_or(|h| h == host);
         match pid {
-            Some(pid) if local && is_alive(pid) && (component != "orchestrator" || running_orchestrator == Some(pid)) => {
+            Some(pid)
+                if local && is_alive(pid) && (component != "orchestrator" || running_orchestrator == Some(pid)) =>
+            {
                 alive.insert(component, pid);
             }
             _ => store.remove_component(&component).await?,
@@ -122,7 +123,10 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
         output::line(name.as_str())?;
     } else {
         if !alive.is_empty() {
-            output::line(&format!("Already running and kept: {}.", alive.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+            output::line(&format!(
+                "Already running and kept: {}.",
+                alive.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))?;
         }
         output::line(&format!(
             "Instance '{name}' is up: orchestrator and {} cub(s) ready ({}).",
@@ -213,7 +217,13 @@ async fn register(ctx: &Ctx, redis: &Redis, name: &InstanceName, url: &str, runt
 }
 
 /// Waits until every started component has registered and answers `/readyz` with 200.
-async fn wait_ready(ctx: &Ctx, store: &Store, name: &InstanceName, started: &[(String, u32)], limit: Duration) -> Result<()> {
+async fn wait_ready(
+    ctx: &Ctx,
+    store: &Store,
+    name: &InstanceName,
+    started: &[(String, u32)],
+    limit: Duration,
+) -> Result<()> {
     let until = Instant::now() + limit;
     let mut pending: Vec<&(String, u32)> = started.iter().collect();
     while !pending.is_empty() {
@@ -223,11 +233,7 @@ async fn wait_ready(ctx: &Ctx, store: &Store, name: &InstanceName, started: &[(S
             let (component, pid) = entry;
             if !is_alive(*pid) {
                 let log = log_of(ctx, name, component);
-                bail!(
-                    "{component} exited during startup; its log ({}) ends with:\n{}",
-                    log.display(),
-                    tail(&log, 15)
-                );
+                bail!("{component} exited during startup; its log ({}) ends with:\n{}", log.display(), tail(&log, 15));
             }
             let addr = components.get(component).and_then(|c| c.get("addr")).and_then(|a| a.as_str());
             let ready = match addr {

@@ -81,41 +81,24 @@ pub(crate) async fn stream_events(
 /// Prints one event in the chosen format.
 pub(crate) fn print_event(format: OutputFormat, e: &Event) -> Result<()> {
     match format {
-        OutputFormat::Table => output::line(&format!(
-            "{} {}",
-            output::rfc3339_ms(e.ts_ms),
-            feed::event_line(e)
-        )),
+        OutputFormat::Table => output::line(&format!("{} {}", output::rfc3339_ms(e.ts_ms), feed::event_line(e))),
         OutputFormat::Json => output::json(&serde_json::to_value(e)?),
         OutputFormat::Jsonl => output::jsonl(&serde_json::to_value(e)?),
     }
 }
 
 /// Prints how a workflow ended; Terminal → 0, Failure → its reason on stderr and 1.
-pub(crate) async fn report_outcome(
-    ctx: &Ctx,
-    store: &Store,
-    outcome: &Outcome,
-) -> Result<ExitCode> {
+pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) -> Result<ExitCode> {
     match outcome {
         Outcome::Terminal { artifact_id } => {
             if !ctx.global.quiet && ctx.output() == OutputFormat::Table {
-                eprintln!(
-                    "Workflow complete: Terminal artifact {}",
-                    feed::short(artifact_id)
-                );
+                eprintln!("Workflow complete: Terminal artifact {}", feed::short(artifact_id));
             }
             Ok(ExitCode::SUCCESS)
         }
-        Outcome::Failure {
-            artifact_id,
-            failure_type,
-        } => {
+        Outcome::Failure { artifact_id, failure_type } => {
             let reason = match ArtifactId::parse(artifact_id) {
-                Ok(id) => store
-                    .get_artifact(&id)
-                    .await?
-                    .map(|a| sett_ops::workflow::failure_reason(&a.payload)),
+                Ok(id) => store.get_artifact(&id).await?.map(|a| sett_ops::workflow::failure_reason(&a.payload)),
                 Err(_) => None,
             };
             eprintln!(
@@ -128,11 +111,7 @@ pub(crate) async fn report_outcome(
             );
             Ok(ExitCode::from(1))
         }
-        Outcome::Stopped {
-            claim_id,
-            status,
-            reason,
-        } => {
+        Outcome::Stopped { claim_id, status, reason } => {
             let i = store.instance();
             let next = if status == "dormant" {
                 format!(
@@ -144,10 +123,7 @@ pub(crate) async fn report_outcome(
             eprintln!(
                 "Error: the workflow stopped: the goal's claim {} is {status}{}\n{next}",
                 feed::short(claim_id),
-                reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default(),
+                reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
             );
             Ok(ExitCode::from(1))
         }
@@ -176,10 +152,7 @@ async fn teach(store: &Store, filter: &mut EventFilter, missing: Missing) -> Res
         }
         Missing::ClaimArtifact(id) => {
             let a = match ClaimId::parse(&id) {
-                Ok(c) => store
-                    .get_claim(&c)
-                    .await?
-                    .map(|c| c.artifact_id.to_string()),
+                Ok(c) => store.get_claim(&c).await?.map(|c| c.artifact_id.to_string()),
                 Err(_) => None,
             };
             filter.insert_claim(&id, a.as_deref().unwrap_or(""));
@@ -203,12 +176,7 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
     if args.timeout.is_some_and(|t| t.is_zero()) {
         return Err(usage("--timeout must be more than 0 (e.g. 30s)"));
     }
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| Since::parse(s, now_ms()))
-        .transpose()
-        .map_err(usage)?;
+    let since = args.since.as_deref().map(|s| Since::parse(s, now_ms())).transpose().map_err(usage)?;
     let store = ctx.store().await?;
     let after = since.map_or_else(|| "0-0".to_owned(), |s| s.after_id());
     let deadline = args.timeout.map(|t| Instant::now() + t);
@@ -253,11 +221,7 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
     match result {
         Some(code) => Ok(code),
         None => Ok(timed_out(
-            if exit_on_completion {
-                "the workflow to end"
-            } else {
-                "new events (--timeout)"
-            },
+            if exit_on_completion { "the workflow to end" } else { "new events (--timeout)" },
             args.timeout.unwrap_or_default(),
             store.instance().as_str(),
         )),

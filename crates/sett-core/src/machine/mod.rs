@@ -11,9 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::artifact::{Artifact, StructuralType};
-use crate::claim::{
-    AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, OpenQuestion, Phase,
-};
+use crate::claim::{AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, OpenQuestion, Phase};
 use crate::config::OnQuestionTimeout;
 use crate::ids::{AgentName, ArtifactId, ClaimId};
 
@@ -47,37 +45,18 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
     /// The bid hash changed; consensus is reached once every configured agent has bid.
-    Bids {
-        bids: &'a BTreeMap<AgentName, BidType>,
-        now_ms: i64,
-    },
+    Bids { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
     /// Time passed: apply any deadline that is due. `bids` is the current bid hash.
-    Tick {
-        bids: &'a BTreeMap<AgentName, BidType>,
-        now_ms: i64,
-    },
+    Tick { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
     /// An artifact produced for this claim (its `claim_id` is the claim, or it derives from the
     /// claim's artifact): a Review, a Standard output, a Question, a Failure or a Terminal.
     Output { artifact: &'a Artifact, now_ms: i64 },
     /// A question of this claim was answered (by a human, or by the orchestrator on timeout).
-    Answer {
-        question: ArtifactId,
-        answer: ArtifactId,
-        now_ms: i64,
-    },
+    Answer { question: ArtifactId, answer: ArtifactId, now_ms: i64 },
     /// The worker executing grant `seq` started.
-    WorkerLaunched {
-        agent: &'a AgentName,
-        seq: u64,
-        now_ms: i64,
-    },
+    WorkerLaunched { agent: &'a AgentName, seq: u64, now_ms: i64 },
     /// The worker executing grant `seq` exited.
-    WorkerExited {
-        agent: &'a AgentName,
-        seq: u64,
-        success: bool,
-        now_ms: i64,
-    },
+    WorkerExited { agent: &'a AgentName, seq: u64, success: bool, now_ms: i64 },
 }
 
 /// What the orchestrator must do after persisting a transition.
@@ -186,29 +165,14 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             output(&mut next, artifact, policy, now_ms, &mut effects);
             now_ms
         }
-        Input::Answer {
-            question,
-            answer,
-            now_ms,
-        } => {
+        Input::Answer { question, answer, now_ms } => {
             let open = next.open_questions.remove(&question)?;
-            next.answered_questions.push(AnsweredQuestion {
-                agent: open.agent.clone(),
-                question,
-                answer,
-            });
+            next.answered_questions.push(AnsweredQuestion { agent: open.agent.clone(), question, answer });
             effects.push(Effect::QuestionClosed { question });
             if next.open_questions.is_empty() {
                 next.status = next.resume_status.take().unwrap_or(ClaimStatus::Terminated);
             }
-            grant(
-                &mut next,
-                &open.agent,
-                ClaimType::Resume,
-                policy,
-                now_ms,
-                &mut effects,
-            );
+            grant(&mut next, &open.agent, ClaimType::Resume, policy, now_ms, &mut effects);
             now_ms
         }
         Input::WorkerLaunched { agent, seq, now_ms } => {
@@ -220,12 +184,7 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             g.deadline_ms = Some(now_ms + timeout + EXECUTION_GRACE_MS);
             now_ms
         }
-        Input::WorkerExited {
-            agent,
-            seq,
-            success,
-            now_ms,
-        } => {
+        Input::WorkerExited { agent, seq, success, now_ms } => {
             let g = next.grants.get(agent)?;
             let waiting = next.open_questions.values().any(|q| &q.agent == agent);
             if success || g.seq != seq || next.received.contains_key(agent) || waiting {
@@ -234,9 +193,7 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             terminate(
                 &mut next,
                 "WorkerFailure",
-                format!(
-                    "the worker for agent {agent} exited with an error before producing output"
-                ),
+                format!("the worker for agent {agent} exited with an error before producing output"),
                 &mut effects,
             );
             now_ms
@@ -247,10 +204,7 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
     }
     next.revision = claim.revision + 1;
     next.updated_at_ms = now_ms;
-    Some(Transition {
-        claim: next,
-        effects,
-    })
+    Some(Transition { claim: next, effects })
 }
 
 fn consensus(
@@ -261,24 +215,11 @@ fn consensus(
     effects: &mut Vec<Effect>,
 ) {
     // Bids from agents that are not configured are ignored; missing bids count as `ignore`.
-    let known = |b: BidType| -> Vec<AgentName> {
-        policy
-            .agents
-            .keys()
-            .filter(|a| bids.get(*a) == Some(&b))
-            .cloned()
-            .collect()
-    };
-    let missing: Vec<AgentName> = policy
-        .agents
-        .keys()
-        .filter(|a| !bids.contains_key(*a))
-        .cloned()
-        .collect();
+    let known =
+        |b: BidType| -> Vec<AgentName> { policy.agents.keys().filter(|a| bids.get(*a) == Some(&b)).cloned().collect() };
+    let missing: Vec<AgentName> = policy.agents.keys().filter(|a| !bids.contains_key(*a)).cloned().collect();
     if !missing.is_empty() {
-        effects.push(Effect::BidsMissing {
-            agents: missing.clone(),
-        });
+        effects.push(Effect::BidsMissing { agents: missing.clone() });
     }
     c.missing_bids = missing;
     c.bid_deadline_ms = None;
@@ -296,15 +237,9 @@ fn first_phase_from(c: &Claim, after: Option<Phase>) -> Option<Phase> {
     let order = [Phase::Review, Phase::Parallel, Phase::Exclusive];
     let start = match after {
         None => 0,
-        Some(p) => order
-            .iter()
-            .position(|x| *x == p)
-            .map_or(order.len(), |i| i + 1),
+        Some(p) => order.iter().position(|x| *x == p).map_or(order.len(), |i| i + 1),
     };
-    order[start..]
-        .iter()
-        .copied()
-        .find(|p| !phase_agents(c, *p).is_empty())
+    order[start..].iter().copied().find(|p| !phase_agents(c, *p).is_empty())
 }
 
 fn phase_agents(c: &Claim, phase: Phase) -> Vec<AgentName> {
@@ -316,13 +251,7 @@ fn phase_agents(c: &Claim, phase: Phase) -> Vec<AgentName> {
     }
 }
 
-fn start_phase(
-    c: &mut Claim,
-    phase: Phase,
-    policy: &Policy,
-    now_ms: i64,
-    effects: &mut Vec<Effect>,
-) {
+fn start_phase(c: &mut Claim, phase: Phase, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
     c.status = phase.status();
     c.grants.clear();
     c.received.clear();
@@ -339,10 +268,7 @@ fn grant(
     now_ms: i64,
     effects: &mut Vec<Effect>,
 ) {
-    let (timeout_ms, via_worker) = policy
-        .agents
-        .get(agent)
-        .map_or((0, false), |p| (p.timeout_ms, p.via_worker));
+    let (timeout_ms, via_worker) = policy.agents.get(agent).map_or((0, false), |p| (p.timeout_ms, p.via_worker));
     c.grant_seq += 1;
     let seq = c.grant_seq;
     c.grants.insert(
@@ -356,12 +282,7 @@ fn grant(
             via_worker,
         },
     );
-    effects.push(Effect::Grant {
-        agent: agent.clone(),
-        claim_type,
-        seq,
-        via_worker,
-    });
+    effects.push(Effect::Grant { agent: agent.clone(), claim_type, seq, via_worker });
 }
 
 fn terminate(c: &mut Claim, failure_type: &str, reason: String, effects: &mut Vec<Effect>) {
@@ -372,20 +293,10 @@ fn terminate(c: &mut Claim, failure_type: &str, reason: String, effects: &mut Ve
     c.status = ClaimStatus::Terminated;
     c.outcome_artifact = Some(artifact_id);
     c.termination_reason = Some(reason.clone());
-    effects.push(Effect::Fail {
-        artifact_id,
-        failure_type: failure_type.to_owned(),
-        reason,
-    });
+    effects.push(Effect::Fail { artifact_id, failure_type: failure_type.to_owned(), reason });
 }
 
-fn tick(
-    c: &mut Claim,
-    bids: &BTreeMap<AgentName, BidType>,
-    policy: &Policy,
-    now_ms: i64,
-    effects: &mut Vec<Effect>,
-) {
+fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
     if c.status == ClaimStatus::PendingConsensus {
         if c.bid_deadline_ms.is_some_and(|d| d <= now_ms) {
             consensus(c, bids, policy, now_ms, effects);
@@ -432,22 +343,13 @@ fn tick(
         terminate(
             c,
             "ExecutionTimeout",
-            format!(
-                "agent {agent} produced no output within its timeout of {} ms",
-                timeout
-            ),
+            format!("agent {agent} produced no output within its timeout of {} ms", timeout),
             effects,
         );
     }
 }
 
-fn output(
-    c: &mut Claim,
-    artifact: &Artifact,
-    policy: &Policy,
-    now_ms: i64,
-    effects: &mut Vec<Effect>,
-) {
+fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
     let Some(agent) = artifact.producing_agent() else {
         return;
     };
@@ -468,27 +370,14 @@ fn output(
                 c.resume_status = Some(c.status);
                 c.status = ClaimStatus::PendingAnswer;
             }
-            let deadline_ms = policy
-                .agents
-                .get(&agent)
-                .and_then(|p| p.question_timeout_ms)
-                .map(|t| now_ms + t);
-            c.open_questions.insert(
-                artifact.id,
-                OpenQuestion {
-                    agent: agent.clone(),
-                    asked_at_ms: now_ms,
-                    deadline_ms,
-                },
-            );
+            let deadline_ms = policy.agents.get(&agent).and_then(|p| p.question_timeout_ms).map(|t| now_ms + t);
+            c.open_questions
+                .insert(artifact.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms, deadline_ms });
             c.question_id = Some(artifact.id);
             if let Some(g) = c.grants.get_mut(&agent) {
                 g.deadline_ms = None;
             }
-            effects.push(Effect::QuestionOpened {
-                question: artifact.id,
-                agent,
-            });
+            effects.push(Effect::QuestionOpened { question: artifact.id, agent });
         }
         StructuralType::Answer => {}
         StructuralType::Failure => {
@@ -518,10 +407,7 @@ fn output(
                 return;
             }
             c.received.insert(agent, artifact.id);
-            let phase = c
-                .status
-                .phase()
-                .or(c.resume_status.and_then(ClaimStatus::phase));
+            let phase = c.status.phase().or(c.resume_status.and_then(ClaimStatus::phase));
             if phase == Some(Phase::Review) && !artifact.is_approval() {
                 c.rejections.push(artifact.id);
             }
@@ -590,9 +476,7 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
         return;
     }
     c.status = ClaimStatus::Terminated;
-    c.termination_reason = Some(format!(
-        "rejected by review; rework assigned to {producer} (reviews: {reviews})"
-    ));
+    c.termination_reason = Some(format!("rejected by review; rework assigned to {producer} (reviews: {reviews})"));
     let mut rework = Claim {
         id: ClaimId::derived(&c.id, "rework"),
         revision: 1,
@@ -620,18 +504,8 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
         ..c.clone()
     };
     let mut grants = Vec::new();
-    grant(
-        &mut rework,
-        &producer,
-        ClaimType::Rework,
-        policy,
-        now_ms,
-        &mut grants,
-    );
-    effects.push(Effect::CreateClaim {
-        claim: Box::new(rework),
-        grants,
-    });
+    grant(&mut rework, &producer, ClaimType::Rework, policy, now_ms, &mut grants);
+    effects.push(Effect::CreateClaim { claim: Box::new(rework), grants });
 }
 
 #[cfg(test)]

@@ -15,16 +15,7 @@ fn policy(names: &[&str]) -> Policy {
     Policy {
         agents: names
             .iter()
-            .map(|n| {
-                (
-                    agent(n),
-                    AgentPolicy {
-                        timeout_ms: 1_000,
-                        question_timeout_ms: Some(5_000),
-                        via_worker: false,
-                    },
-                )
-            })
+            .map(|n| (agent(n), AgentPolicy { timeout_ms: 1_000, question_timeout_ms: Some(5_000), via_worker: false }))
             .collect(),
         max_review_iterations: 2,
         bid_timeout_ms: 100,
@@ -33,27 +24,11 @@ fn policy(names: &[&str]) -> Policy {
 }
 
 fn goal() -> Artifact {
-    Artifact::new_root(
-        StructuralType::Standard,
-        "GoalDefined",
-        "build it",
-        "user",
-        0,
-    )
+    Artifact::new_root(StructuralType::Standard, "GoalDefined", "build it", "user", 0)
 }
 
 fn out(from: &str, st: StructuralType, payload: &str, claim: &Claim) -> Artifact {
-    let mut a = Artifact::new_root(
-        st,
-        if st == StructuralType::Review {
-            "Review"
-        } else {
-            "Work"
-        },
-        payload,
-        from,
-        0,
-    );
+    let mut a = Artifact::new_root(st, if st == StructuralType::Review { "Review" } else { "Work" }, payload, from, 0);
     a.claim_id = Some(claim.id);
     a.source_artifacts = vec![claim.artifact_id];
     a
@@ -74,119 +49,38 @@ fn full_three_phase_workflow() {
     let p = policy(&["Coder", "Linter", "Reviewer"]);
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
     let b = bids(&[("Reviewer", BidType::Review), ("Linter", BidType::Claim)]);
-    assert!(
-        step(
-            &c,
-            Input::Bids {
-                bids: &b,
-                now_ms: 1
-            },
-            &p
-        )
-        .is_none(),
-        "waits for every agent"
-    );
-    let b = bids(&[
-        ("Reviewer", BidType::Review),
-        ("Linter", BidType::Claim),
-        ("Coder", BidType::Exclusive),
-    ]);
-    let t = apply(
-        &c,
-        Input::Bids {
-            bids: &b,
-            now_ms: 1,
-        },
-        &p,
-    );
+    assert!(step(&c, Input::Bids { bids: &b, now_ms: 1 }, &p).is_none(), "waits for every agent");
+    let b = bids(&[("Reviewer", BidType::Review), ("Linter", BidType::Claim), ("Coder", BidType::Exclusive)]);
+    let t = apply(&c, Input::Bids { bids: &b, now_ms: 1 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingReview);
-    assert!(matches!(
-        &t.effects[..],
-        [Effect::Grant {
-            claim_type: ClaimType::Review,
-            seq: 1,
-            ..
-        }]
-    ));
+    assert!(matches!(&t.effects[..], [Effect::Grant { claim_type: ClaimType::Review, seq: 1, .. }]));
     let c = t.claim;
-    let t = apply(
-        &c,
-        Input::Output {
-            artifact: &out("Reviewer", StructuralType::Review, "{}", &c),
-            now_ms: 2,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Output { artifact: &out("Reviewer", StructuralType::Review, "{}", &c), now_ms: 2 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingParallel);
     let c = t.claim;
     // An output from an agent not granted in this phase is ignored.
     assert!(
-        step(
-            &c,
-            Input::Output {
-                artifact: &out("Coder", StructuralType::Standard, "x", &c),
-                now_ms: 3
-            },
-            &p
-        )
-        .is_none()
+        step(&c, Input::Output { artifact: &out("Coder", StructuralType::Standard, "x", &c), now_ms: 3 }, &p).is_none()
     );
-    let t = apply(
-        &c,
-        Input::Output {
-            artifact: &out("Linter", StructuralType::Standard, "ok", &c),
-            now_ms: 3,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Output { artifact: &out("Linter", StructuralType::Standard, "ok", &c), now_ms: 3 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
     assert_eq!(t.claim.granted_exclusive_agent, Some(agent("Coder")));
     let c = t.claim;
     let o = out("Coder", StructuralType::Standard, "abc", &c);
-    let t = apply(
-        &c,
-        Input::Output {
-            artifact: &o,
-            now_ms: 4,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Output { artifact: &o, now_ms: 4 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::Complete);
     // Redelivery is a no-op.
-    assert!(
-        step(
-            &t.claim,
-            Input::Output {
-                artifact: &o,
-                now_ms: 5
-            },
-            &p
-        )
-        .is_none()
-    );
+    assert!(step(&t.claim, Input::Output { artifact: &o, now_ms: 5 }, &p).is_none());
 }
 
 #[test]
 fn exclusive_winner_is_smallest_name_and_no_bids_is_dormant() {
     let p = policy(&["B", "A"]);
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
-    let t = apply(
-        &c,
-        Input::Bids {
-            bids: &bids(&[("A", BidType::Exclusive), ("B", BidType::Exclusive)]),
-            now_ms: 1,
-        },
-        &p,
-    );
+    let t =
+        apply(&c, Input::Bids { bids: &bids(&[("A", BidType::Exclusive), ("B", BidType::Exclusive)]), now_ms: 1 }, &p);
     assert_eq!(t.claim.granted_exclusive_agent, Some(agent("A")));
-    let t = apply(
-        &c,
-        Input::Bids {
-            bids: &bids(&[("A", BidType::Ignore), ("B", BidType::Ignore)]),
-            now_ms: 1,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Bids { bids: &bids(&[("A", BidType::Ignore), ("B", BidType::Ignore)]), now_ms: 1 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::Dormant);
 }
 
@@ -195,30 +89,11 @@ fn bid_timeout_counts_missing_as_ignore() {
     let p = policy(&["A", "Silent"]);
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
     let b = bids(&[("A", BidType::Exclusive)]);
-    assert!(
-        step(
-            &c,
-            Input::Tick {
-                bids: &b,
-                now_ms: 50
-            },
-            &p
-        )
-        .is_none()
-    );
-    let t = apply(
-        &c,
-        Input::Tick {
-            bids: &b,
-            now_ms: 100,
-        },
-        &p,
-    );
+    assert!(step(&c, Input::Tick { bids: &b, now_ms: 50 }, &p).is_none());
+    let t = apply(&c, Input::Tick { bids: &b, now_ms: 100 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
     assert_eq!(t.claim.missing_bids, vec![agent("Silent")]);
-    assert!(t.effects.contains(&Effect::BidsMissing {
-        agents: vec![agent("Silent")]
-    }));
+    assert!(t.effects.contains(&Effect::BidsMissing { agents: vec![agent("Silent")] }));
 }
 
 #[test]
@@ -229,39 +104,16 @@ fn rejection_creates_rework_then_hits_the_limit() {
     for version in 1..=3u32 {
         art.version = version;
         let c = new_claim(ClaimId::new_v7(), &art, &p, 0);
-        let c = apply(
-            &c,
-            Input::Bids {
-                bids: &b,
-                now_ms: 1,
-            },
-            &p,
-        )
-        .claim;
+        let c = apply(&c, Input::Bids { bids: &b, now_ms: 1 }, &p).claim;
         let review = out("Reviewer", StructuralType::Review, r#"{"fix":"tests"}"#, &c);
-        let t = apply(
-            &c,
-            Input::Output {
-                artifact: &review,
-                now_ms: 2,
-            },
-            &p,
-        );
+        let t = apply(&c, Input::Output { artifact: &review, now_ms: 2 }, &p);
         assert_eq!(t.claim.status, ClaimStatus::Terminated);
         if version <= 2 {
-            let Some(Effect::CreateClaim { claim, grants }) = t.effects.first() else {
-                panic!("{:?}", t.effects)
-            };
+            let Some(Effect::CreateClaim { claim, grants }) = t.effects.first() else { panic!("{:?}", t.effects) };
             assert_eq!(claim.status, ClaimStatus::PendingAssignment);
             assert_eq!(claim.assigned_agent, Some(agent("Coder")));
             assert_eq!(claim.additional_context_ids, vec![review.id]);
-            assert!(matches!(
-                &grants[..],
-                [Effect::Grant {
-                    claim_type: ClaimType::Rework,
-                    ..
-                }]
-            ));
+            assert!(matches!(&grants[..], [Effect::Grant { claim_type: ClaimType::Rework, .. }]));
             assert_eq!(claim.id, ClaimId::derived(&c.id, "rework"));
         } else {
             assert!(
@@ -275,64 +127,24 @@ fn rejection_creates_rework_then_hits_the_limit() {
 fn rejecting_the_goal_fails_clearly() {
     let p = policy(&["Reviewer"]);
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
-    let c = apply(
-        &c,
-        Input::Bids {
-            bids: &bids(&[("Reviewer", BidType::Review)]),
-            now_ms: 1,
-        },
-        &p,
-    )
-    .claim;
-    let t = apply(
-        &c,
-        Input::Output {
-            artifact: &out("Reviewer", StructuralType::Review, "no", &c),
-            now_ms: 2,
-        },
-        &p,
-    );
-    assert!(
-        matches!(&t.effects[..], [Effect::Fail { failure_type, .. }] if failure_type == "GoalRejected")
-    );
+    let c = apply(&c, Input::Bids { bids: &bids(&[("Reviewer", BidType::Review)]), now_ms: 1 }, &p).claim;
+    let t = apply(&c, Input::Output { artifact: &out("Reviewer", StructuralType::Review, "no", &c), now_ms: 2 }, &p);
+    assert!(matches!(&t.effects[..], [Effect::Fail { failure_type, .. }] if failure_type == "GoalRejected"));
 }
 
 #[test]
 fn question_blocks_and_answer_resumes_the_same_agent() {
     let p = policy(&["Coder"]);
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
-    let c = apply(
-        &c,
-        Input::Bids {
-            bids: &bids(&[("Coder", BidType::Exclusive)]),
-            now_ms: 1,
-        },
-        &p,
-    )
-    .claim;
+    let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 1 }, &p).claim;
     let q = out("Coder", StructuralType::Question, "Which DB?", &c);
-    let t = apply(
-        &c,
-        Input::Output {
-            artifact: &q,
-            now_ms: 10,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Output { artifact: &q, now_ms: 10 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingAnswer);
     assert_eq!(t.claim.question_id, Some(q.id));
     assert_eq!(t.claim.next_deadline_ms(), Some(5_010));
     let c = t.claim;
     let answer = ArtifactId::new_v7();
-    let t = apply(
-        &c,
-        Input::Answer {
-            question: q.id,
-            answer,
-            now_ms: 20,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Answer { question: q.id, answer, now_ms: 20 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
     assert!(t.effects.contains(&Effect::Grant {
         agent: agent("Coder"),
@@ -341,161 +153,51 @@ fn question_blocks_and_answer_resumes_the_same_agent() {
         via_worker: false
     }));
     assert_eq!(t.claim.answered_questions[0].answer, answer);
-    assert!(
-        step(
-            &t.claim,
-            Input::Answer {
-                question: q.id,
-                answer,
-                now_ms: 21
-            },
-            &p
-        )
-        .is_none()
-    );
+    assert!(step(&t.claim, Input::Answer { question: q.id, answer, now_ms: 21 }, &p).is_none());
 }
 
 #[test]
 fn question_timeout_fail_and_continue() {
     let mut p = policy(&["Coder"]);
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
-    let c = apply(
-        &c,
-        Input::Bids {
-            bids: &bids(&[("Coder", BidType::Exclusive)]),
-            now_ms: 0,
-        },
-        &p,
-    )
-    .claim;
+    let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
     let q = out("Coder", StructuralType::Question, "?", &c);
-    let c = apply(
-        &c,
-        Input::Output {
-            artifact: &q,
-            now_ms: 0,
-        },
-        &p,
-    )
-    .claim;
+    let c = apply(&c, Input::Output { artifact: &q, now_ms: 0 }, &p).claim;
     let none = BTreeMap::new();
-    assert!(
-        step(
-            &c,
-            Input::Tick {
-                bids: &none,
-                now_ms: 4_999
-            },
-            &p
-        )
-        .is_none()
-    );
-    let t = apply(
-        &c,
-        Input::Tick {
-            bids: &none,
-            now_ms: 5_000,
-        },
-        &p,
-    );
+    assert!(step(&c, Input::Tick { bids: &none, now_ms: 4_999 }, &p).is_none());
+    let t = apply(&c, Input::Tick { bids: &none, now_ms: 5_000 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
-    assert!(t.effects.iter().any(
-        |e| matches!(e, Effect::Fail { failure_type, .. } if failure_type == "QuestionTimeout")
-    ));
     assert!(
-        t.effects
-            .contains(&Effect::QuestionClosed { question: q.id })
+        t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type, .. } if failure_type == "QuestionTimeout"))
     );
+    assert!(t.effects.contains(&Effect::QuestionClosed { question: q.id }));
 
     p.on_question_timeout = OnQuestionTimeout::Continue;
-    let t = apply(
-        &c,
-        Input::Tick {
-            bids: &none,
-            now_ms: 5_000,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Tick { bids: &none, now_ms: 5_000 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingAnswer);
     assert_eq!(t.effects, vec![Effect::AutoAnswer { question: q.id }]);
-    assert!(
-        step(
-            &t.claim,
-            Input::Tick {
-                bids: &none,
-                now_ms: 9_000
-            },
-            &p
-        )
-        .is_none(),
-        "auto-answers once"
-    );
+    assert!(step(&t.claim, Input::Tick { bids: &none, now_ms: 9_000 }, &p).is_none(), "auto-answers once");
 }
 
 #[test]
 fn execution_timeout_and_failure_terminate() {
     let p = policy(&["Coder"]);
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
-    let c = apply(
-        &c,
-        Input::Bids {
-            bids: &bids(&[("Coder", BidType::Exclusive)]),
-            now_ms: 0,
-        },
-        &p,
-    )
-    .claim;
+    let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
     let none = BTreeMap::new();
     assert!(
-        step(
-            &c,
-            Input::Tick {
-                bids: &none,
-                now_ms: 1_000
-            },
-            &p
-        )
-        .is_none(),
+        step(&c, Input::Tick { bids: &none, now_ms: 1_000 }, &p).is_none(),
         "the cub reports its own timeout first"
     );
-    let t = apply(
-        &c,
-        Input::Tick {
-            bids: &none,
-            now_ms: 1_000 + EXECUTION_GRACE_MS,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Tick { bids: &none, now_ms: 1_000 + EXECUTION_GRACE_MS }, &p);
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
-    assert_eq!(
-        t.claim.outcome_artifact,
-        Some(ArtifactId::derived(&c.id, "failure"))
-    );
+    assert_eq!(t.claim.outcome_artifact, Some(ArtifactId::derived(&c.id, "failure")));
     let f = out("Coder", StructuralType::Failure, "{}", &c);
-    let t = apply(
-        &c,
-        Input::Output {
-            artifact: &f,
-            now_ms: 5,
-        },
-        &p,
-    );
+    let t = apply(&c, Input::Output { artifact: &f, now_ms: 5 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
     assert_eq!(t.claim.outcome_artifact, Some(f.id));
     let term = out("Coder", StructuralType::Terminal, "done", &c);
-    assert_eq!(
-        apply(
-            &c,
-            Input::Output {
-                artifact: &term,
-                now_ms: 5
-            },
-            &p
-        )
-        .claim
-        .status,
-        ClaimStatus::Complete
-    );
+    assert_eq!(apply(&c, Input::Output { artifact: &term, now_ms: 5 }, &p).claim.status, ClaimStatus::Complete);
 }
 
 #[test]
@@ -503,54 +205,16 @@ fn worker_grants_start_their_clock_at_launch() {
     let mut p = policy(&["Builder"]);
     p.agents.get_mut(&agent("Builder")).unwrap().via_worker = true;
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
-    let c = apply(
-        &c,
-        Input::Bids {
-            bids: &bids(&[("Builder", BidType::Exclusive)]),
-            now_ms: 0,
-        },
-        &p,
-    )
-    .claim;
+    let c = apply(&c, Input::Bids { bids: &bids(&[("Builder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
     assert_eq!(c.next_deadline_ms(), None);
     let b = agent("Builder");
-    let c = apply(
-        &c,
-        Input::WorkerLaunched {
-            agent: &b,
-            seq: 1,
-            now_ms: 50,
-        },
-        &p,
-    )
-    .claim;
+    let c = apply(&c, Input::WorkerLaunched { agent: &b, seq: 1, now_ms: 50 }, &p).claim;
     assert_eq!(c.next_deadline_ms(), Some(1_050 + EXECUTION_GRACE_MS));
+    assert!(step(&c, Input::WorkerExited { agent: &b, seq: 1, success: true, now_ms: 60 }, &p).is_none());
+    let t = apply(&c, Input::WorkerExited { agent: &b, seq: 1, success: false, now_ms: 60 }, &p);
     assert!(
-        step(
-            &c,
-            Input::WorkerExited {
-                agent: &b,
-                seq: 1,
-                success: true,
-                now_ms: 60
-            },
-            &p
-        )
-        .is_none()
+        t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type, .. } if failure_type == "WorkerFailure"))
     );
-    let t = apply(
-        &c,
-        Input::WorkerExited {
-            agent: &b,
-            seq: 1,
-            success: false,
-            now_ms: 60,
-        },
-        &p,
-    );
-    assert!(t.effects.iter().any(
-        |e| matches!(e, Effect::Fail { failure_type, .. } if failure_type == "WorkerFailure")
-    ));
 }
 
 fn arb_input() -> impl Strategy<Value = (u8, u8, u8, i64)> {

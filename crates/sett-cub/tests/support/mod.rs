@@ -13,10 +13,7 @@ use sett_core::claim::Grant;
 use sett_core::config::{AgentConfig, SettConfig};
 use sett_core::event::{Event, EventKind};
 use sett_core::machine::{Policy, new_claim};
-use sett_core::{
-    AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, ClaimType,
-    StructuralType,
-};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
 use sett_cub::{Cub, CubSettings, RunOptions};
 use sett_store::{CreateOutcome, Store, WriteOutcome, now_ms};
 use tokio::task::JoinHandle;
@@ -40,9 +37,7 @@ pub fn policy() -> Policy {
 /// Parses a `sett.yml` whose `agents:` section is `agents_yaml` (indented by 2).
 pub fn agents(agents_yaml: &str) -> BTreeMap<AgentName, AgentConfig> {
     let text = format!("version: \"1.0\"\nagents:\n{agents_yaml}");
-    SettConfig::parse("sett.yml", &text)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .agents
+    SettConfig::parse("sett.yml", &text).unwrap_or_else(|e| panic!("{e}")).agents
 }
 
 pub fn script(dir: &Path, file: &str, body: &str) -> String {
@@ -64,10 +59,7 @@ pub struct Running {
 impl Running {
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(WAIT, self.handle)
-            .await
-            .expect("the cub stops")
-            .expect("the cub task");
+        tokio::time::timeout(WAIT, self.handle).await.expect("the cub stops").expect("the cub task");
     }
 }
 
@@ -81,14 +73,8 @@ pub fn start(store: &Store, settings: CubSettings, grace: Duration) -> Running {
 }
 
 /// One cub per configured agent.
-pub fn start_all(
-    store: &Store,
-    cfg: &BTreeMap<AgentName, AgentConfig>,
-    workspace: &Path,
-) -> Vec<Running> {
-    cfg.values()
-        .map(|a| start(store, settings(a, workspace), Duration::from_secs(5)))
-        .collect()
+pub fn start_all(store: &Store, cfg: &BTreeMap<AgentName, AgentConfig>, workspace: &Path) -> Vec<Running> {
+    cfg.values().map(|a| start(store, settings(a, workspace), Duration::from_secs(5))).collect()
 }
 
 pub async fn artifact(
@@ -107,39 +93,18 @@ pub async fn artifact(
 
 /// A goal, as `sett forage` writes it.
 pub async fn new_goal(store: &Store, payload: &str) -> Artifact {
-    artifact(
-        store,
-        StructuralType::Standard,
-        "GoalDefined",
-        payload,
-        "user",
-        &[],
-    )
-    .await
+    artifact(store, StructuralType::Standard, "GoalDefined", payload, "user", &[]).await
 }
 
 pub async fn store_artifact(store: &Store, a: &Artifact) {
-    assert!(matches!(
-        store.create_artifact(a).await.unwrap(),
-        CreateOutcome::Created { .. }
-    ));
+    assert!(matches!(store.create_artifact(a).await.unwrap(), CreateOutcome::Created { .. }));
 }
 
 /// What the orchestrator does on a new Standard artifact: a claim waiting for bids.
 pub async fn create_claim(store: &Store, target: &Artifact) -> Claim {
     let c = new_claim(ClaimId::new_v7(), target, &policy(), now_ms());
     let event = json!({"claim_id": c.id, "artifact_id": c.artifact_id, "status": c.status, "rework_of": null});
-    let written = store
-        .write_claim(
-            &c,
-            None,
-            true,
-            &[],
-            &[(EventKind::ClaimCreated, event)],
-            now_ms(),
-        )
-        .await
-        .unwrap();
+    let written = store.write_claim(&c, None, true, &[], &[(EventKind::ClaimCreated, event)], now_ms()).await.unwrap();
     assert_eq!(written, WriteOutcome::Written);
     c
 }
@@ -162,27 +127,14 @@ pub async fn grant(
     next.grants.clear();
     next.grants.insert(
         name(agent),
-        Grant {
-            claim_type,
-            seq,
-            granted_at_ms: now_ms(),
-            deadline_ms: Some(now_ms() + 600_000),
-            via_worker,
-        },
+        Grant { claim_type, seq, granted_at_ms: now_ms(), deadline_ms: Some(now_ms() + 600_000), via_worker },
     );
     let event = json!({
         "claim_id": next.id, "artifact_id": next.artifact_id, "agent": agent, "claim_type": claim_type,
         "seq": seq, "via_worker": via_worker,
     });
     let written = store
-        .write_claim(
-            &next,
-            Some(claim.revision),
-            false,
-            &[],
-            &[(EventKind::ClaimGranted, event)],
-            now_ms(),
-        )
+        .write_claim(&next, Some(claim.revision), false, &[], &[(EventKind::ClaimGranted, event)], now_ms())
         .await
         .unwrap();
     assert_eq!(written, WriteOutcome::Written);
@@ -190,22 +142,9 @@ pub async fn grant(
 }
 
 /// A claim on `target` granted exclusively to `agent` (the common case).
-pub async fn exclusive_grant(
-    store: &Store,
-    target: &Artifact,
-    agent: &str,
-    via_worker: bool,
-) -> Claim {
+pub async fn exclusive_grant(store: &Store, target: &Artifact, agent: &str, via_worker: bool) -> Claim {
     let claim = create_claim(store, target).await;
-    grant(
-        store,
-        &claim,
-        ClaimStatus::PendingExclusive,
-        agent,
-        ClaimType::Exclusive,
-        via_worker,
-    )
-    .await
+    grant(store, &claim, ClaimStatus::PendingExclusive, agent, ClaimType::Exclusive, via_worker).await
 }
 
 /// Re-delivers the latest `claim_granted` event of `claim` (the orchestrator may emit it again
@@ -216,10 +155,7 @@ pub async fn regrant_event(store: &Store, claim: &Claim, agent: &str) {
         "claim_id": claim.id, "artifact_id": claim.artifact_id, "agent": agent, "claim_type": g.claim_type,
         "seq": g.seq, "via_worker": g.via_worker,
     });
-    store
-        .append_event(EventKind::ClaimGranted, &event, now_ms())
-        .await
-        .unwrap();
+    store.append_event(EventKind::ClaimGranted, &event, now_ms()).await.unwrap();
 }
 
 /// Blocks (on the stream, no polling) until an event matching `pred` appears.
@@ -228,11 +164,7 @@ pub async fn wait_for(store: &Store, what: &str, pred: impl Fn(&Event) -> bool) 
     let started = Instant::now();
     let mut after = "0".to_owned();
     while started.elapsed() < WAIT {
-        for e in reader
-            .read_after(&after, 1000, Duration::from_secs(1))
-            .await
-            .unwrap()
-        {
+        for e in reader.read_after(&after, 1000, Duration::from_secs(1)).await.unwrap() {
             if pred(&e) {
                 reader.quit().await;
                 return e;
@@ -280,9 +212,7 @@ pub fn oldest_first(mut v: Vec<Artifact>) -> Vec<Artifact> {
 }
 
 pub fn lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
 
 /// True while `pid` is a live process (a zombie awaiting its reaper counts as dead).
