@@ -1,5 +1,5 @@
 //! Tidy checks run as tests: every Rust module opens with a `//!` doc line, no test is hidden
-//! with `#[ignore]`, no trailing whitespace, and libraries do not print.
+//! with the `ignore` attribute, no trailing whitespace, and libraries do not print.
 
 use std::path::{Path, PathBuf};
 

@@ -104,7 +104,22 @@ impl Cub {
         let reader = self.store.event_reader().await?;
         // Acknowledgements travel on their own connection: the reader's is blocked in XREADGROUP.
         let acker = self.store.event_reader().await?;
-        reader.ensure_group(&group).await?;
+        // Attach, retrying while Redis does not answer (down, loading, or writes paused): a cub
+        // waits for its blackboard instead of dying; it reports ready only once attached.
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match reader.ensure_group(&group).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot attach to the event stream yet; retrying");
+                    tokio::select! {
+                        () = options.shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
 
         let started_at_ms = sett_store::now_ms();
         // Registered before anything is handled, so whoever sees our work can also find us.

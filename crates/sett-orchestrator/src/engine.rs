@@ -183,7 +183,16 @@ impl Orchestrator {
     async fn serve(self: Arc<Self>, stop: CancellationToken) -> Result<(), OrchestratorError> {
         self.started().await?;
         let reader = self.store.event_reader().await?;
-        reader.ensure_group(GROUP).await?;
+        // Attach, retrying while Redis does not answer in time (loading, writes paused).
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = reader.ensure_group(GROUP).await {
+            warn!(error = %e, "cannot attach to the event stream yet; retrying");
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
         self.recover().await?;
         let deadlines = tokio::spawn(self.clone().deadline_loop(stop.clone()));
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop(stop.clone()));
