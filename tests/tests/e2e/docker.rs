@@ -2,8 +2,8 @@
 //! workspace mounts, controller workers as ephemeral containers, a cub cut off the network
 //! mid-claim, the orchestrator container killed and started again. These tests need a Docker
 //! engine and the images of `cargo xtask images` (CI builds them first); without them they fail
-//! and say so. Redis is a container of the locally built `sett-redis:dev` image with its port
-//! published on the host: the test reaches it on loopback, the instance's containers through the
+//! and say so. Redis is a container of the locally built `sett-redis:dev` image, started with
+//! testcontainers-modules, with its port published on the host: the test reaches it on loopback, the instance's containers through the
 //! Docker host gateway (the loopback URL rewritten by the runtime).
 
 use std::time::{Duration, Instant};
@@ -12,6 +12,8 @@ use sett_core::event::EventKind;
 use sett_core::{ClaimStatus, StructuralType};
 use sett_docker::{Component, DockerRuntime};
 use sett_e2e::{Env, summary, text};
+use testcontainers_modules::redis::{REDIS_PORT, Redis};
+use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt, runners::AsyncRunner};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -23,39 +25,25 @@ struct DockerEnv {
     _redis: RedisContainer,
 }
 
-/// A `sett-redis:dev` container, removed on drop.
+/// A `sett-redis:dev` container started with testcontainers (the locally built image: a tag
+/// present locally is never pulled), removed on drop.
 struct RedisContainer {
-    id: String,
+    _node: ContainerAsync<Redis>,
     url: String,
 }
 
 impl RedisContainer {
-    fn start() -> Self {
-        let id = docker(&["run", "-d", "--label", "sett.test=redis", "-p", "6379", sett_docker::REDIS_IMAGE])
-            .trim()
-            .to_owned();
-        let port = docker(&["port", &id, "6379/tcp"]);
-        let port = port.lines().next().and_then(|l| l.rsplit(':').next()).expect("published port").trim().to_owned();
-        // Ready when the server says so (followed on its log, bounded by the container's exit).
-        let mut follow = std::process::Command::new("docker")
-            .args(["logs", "-f", &id])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker logs");
-        let out = std::io::BufReader::new(follow.stdout.take().expect("piped"));
-        let ready =
-            std::io::BufRead::lines(out).map_while(Result::ok).any(|l| l.contains("Ready to accept connections"));
-        let _ = follow.kill();
-        let _ = follow.wait();
-        assert!(ready, "the {} container never became ready", sett_docker::REDIS_IMAGE);
-        Self { id, url: format!("redis://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for RedisContainer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker").args(["rm", "-f", &self.id]).output();
+    async fn start() -> Self {
+        let (name, tag) = sett_docker::REDIS_IMAGE.split_once(':').expect("image:tag");
+        let node = Redis::default()
+            .with_name(name)
+            .with_tag(tag)
+            .with_label("sett.test", "redis")
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("cannot start a {} container: {e}", sett_docker::REDIS_IMAGE));
+        let port = node.get_host_port_ipv4(REDIS_PORT).await.expect("published Redis port");
+        Self { _node: node, url: format!("redis://127.0.0.1:{port}") }
     }
 }
 
@@ -84,7 +72,7 @@ async fn dockerize(mut env: Env) -> DockerEnv {
     if let Err(e) = rt.require_image(sett_docker::REDIS_IMAGE).await {
         panic!("the docker runtime tests need the Redis image: {e}");
     }
-    let redis = RedisContainer::start();
+    let redis = RedisContainer::start().await;
     env.redis_url = redis.url.clone();
     env.redis = sett_testkit::redis_at(&env.redis_url).await;
     env.store = env.redis.instance(&env.name);
