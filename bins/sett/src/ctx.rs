@@ -104,14 +104,10 @@ impl Ctx {
         Ok(redis.instance(&name))
     }
 
-    /// The operator's identity for audit records: `$SETT_OPERATOR`, else the OS user.
+    /// The operator's identity for audit records: `$SETT_OPERATOR`, else the effective uid's
+    /// account in the password database, else `uid:<n>` (see [`sett_ops::operator`]).
     pub fn operator(&self) -> String {
-        std::env::var("SETT_OPERATOR")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-            .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unknown".to_owned())
+        sett_ops::operator::current()
     }
 
     pub fn sett_dir(&self) -> PathBuf {

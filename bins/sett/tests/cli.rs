@@ -622,6 +622,47 @@ async fn watch_replays_then_follows_without_gap_or_duplicate() {
     assert_eq!(code(&run(&store, &["watch", "--since", "last tuesday", "--timeout", "1s"]).await), 2);
 }
 
+/// Writes a raw entry that is not a valid event (as anyone with `XADD` on the stream could).
+fn xadd_raw(store: &Store, fields: &[&str]) {
+    let o = std::process::Command::new("redis-cli")
+        .args(["-u", &sett_testkit::redis_url(), "XADD", &store.keys().events(), "*"])
+        .args(fields)
+        .output()
+        .expect("redis-cli (package redis-tools)");
+    assert!(o.status.success(), "{o:?}");
+}
+
+/// Security finding 14: a malformed ledger entry — in the replay and live — is reported on
+/// stderr and skipped; `sett watch` goes on and still ends with the workflow.
+#[tokio::test]
+async fn watch_skips_a_malformed_entry_with_a_warning() {
+    let store = sett_testkit::store().await;
+    let goal = new_goal(&store, "GoalDefined", "g").await;
+    xadd_raw(&store, &["kind", "bogus_kind"]);
+    let a = derived(StructuralType::Standard, "Code", "Coder", &goal, None);
+    put(&store, &a).await;
+    let mut child =
+        sett(&store).args(["watch", "-o", "jsonl", "--exit-on-completion", "--timeout", "60s"]).spawn().unwrap();
+    let mut lines = Vec::new();
+    // Both replayed events arrive: the bad entry between them did not stop the replay.
+    read_until(&mut child, &mut lines, |l| l.contains(&a.id.to_string())).await;
+    xadd_raw(&store, &["kind", "artifact_created", "data", "{not json"]);
+    put(&store, &derived(StructuralType::Terminal, "Done", "Coder", &a, None)).await;
+    let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.expect("watch exits on completion").unwrap();
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    lines.extend(out(&o).lines().map(str::to_owned));
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["artifact_created"; 3], "{lines:?}");
+    let stderr = err(&o);
+    let warnings: Vec<&str> =
+        stderr.lines().filter(|l| l.starts_with("Warning: skipping malformed ledger entry")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(warnings[0].contains("bogus_kind"), "{}", warnings[0]);
+}
+
 // ---------------------------------------------------------------- list / status / claims / logs
 
 fn record(workspace: &str) -> InstanceRecord {
@@ -789,4 +830,29 @@ async fn logs_render_bunyan_lines_and_name_the_available_components() {
     std::io::Write::write_all(&mut f, b"appended\n").unwrap();
     read_until(&mut child, &mut seen, |l| l == "appended").await;
     child.kill().await.unwrap();
+}
+
+/// Without `SETT_OPERATOR` the answer records the effective uid's account from the password
+/// database — not `$USER` (here set to a decoy, as a container or `sudo -E` may leave it), and
+/// never `unknown` when `USER`/`LOGNAME` are unset (cron, systemd).
+#[tokio::test]
+async fn answer_records_the_password_database_account_without_sett_operator() {
+    let store = sett_testkit::store().await;
+    let expected = sett_ops::operator::resolve(None);
+    assert_ne!(expected, "unknown");
+    for (i, user) in [Some("decoy-user"), None].into_iter().enumerate() {
+        let (_, _, q) = seed_question(&store, &format!("Who {i}?")).await;
+        let mut c = sett(&store);
+        c.env_remove("SETT_OPERATOR").env_remove("LOGNAME");
+        match user {
+            Some(u) => c.env("USER", u),
+            None => c.env_remove("USER"),
+        };
+        let o = c.args(["answer", &q.id.to_string(), "yes"]).output().await.unwrap();
+        assert_eq!(code(&o), 0, "{}", err(&o));
+        let rec = store.answer_record(&q.id).await.unwrap().unwrap();
+        assert_eq!(rec.answered_by, expected, "USER={user:?}");
+        let answer = store.get_artifact(&rec.answer_id).await.unwrap().unwrap();
+        assert_eq!(answer.produced_by_role, format!("human:{expected}"));
+    }
 }

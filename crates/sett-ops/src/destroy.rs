@@ -102,7 +102,7 @@ async fn survey(store: &Store) -> Result<Plan> {
 /// Who is destroying, for the lock and the audit record.
 #[derive(Debug, Clone)]
 pub struct Operator {
-    /// `$SETT_OPERATOR` or the OS user.
+    /// From [`crate::operator::current`]: `$SETT_OPERATOR`, the OS account, or `uid:<n>`.
     pub name: String,
     pub host: String,
     pub pid: u32,

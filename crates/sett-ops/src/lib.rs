@@ -4,6 +4,7 @@
 
 pub mod destroy;
 pub mod health;
+pub mod operator;
 pub mod telemetry;
 
 pub mod feed;

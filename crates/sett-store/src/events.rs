@@ -41,6 +41,32 @@ fn decode_all(entries: Entries) -> Result<Vec<Event>> {
     entries.into_iter().map(|(id, f)| decode_event(id, f)).collect()
 }
 
+/// A ledger entry that is not a valid event (written by anyone with `XADD` on the stream, or by
+/// a newer Sett): its stream id, so a reader can step past it, and why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedEvent {
+    pub id: String,
+    pub error: String,
+}
+
+/// One entry of the ledger as read by a follower that must not stop at a bad entry.
+pub type LedgerEntry = std::result::Result<Event, MalformedEvent>;
+
+fn decode_lenient(entries: Entries) -> Vec<LedgerEntry> {
+    entries
+        .into_iter()
+        .map(|(id, f)| decode_event(id.clone(), f).map_err(|e| MalformedEvent { id, error: e.to_string() }))
+        .collect()
+}
+
+fn decode_reply_lenient(reply: Value) -> Result<Vec<LedgerEntry>> {
+    if reply.is_null() {
+        return Ok(Vec::new());
+    }
+    let map: fred::types::streams::XReadResponse<String, String, String, String> = reply.into_xread_response()?;
+    Ok(decode_lenient(map.into_values().flatten().collect()))
+}
+
 impl Store {
     /// Appends one event (for events not tied to an atomic write).
     pub async fn append_event(&self, kind: EventKind, data: &serde_json::Value, ts_ms: i64) -> Result<String> {
@@ -65,6 +91,18 @@ impl Store {
         };
         let entries: Entries = self.client().xrange_values(self.keys.events(), start, "+", Some(count)).await?;
         decode_all(entries)
+    }
+
+    /// Like [`Store::events_after`], but a malformed entry comes back as a [`MalformedEvent`]
+    /// in its place instead of failing the whole page (followers such as `sett watch` report it
+    /// and go on).
+    pub async fn entries_after(&self, after: Option<&str>, count: u64) -> Result<Vec<LedgerEntry>> {
+        let start = match after {
+            None => "-".to_owned(),
+            Some(id) => format!("({id}"),
+        };
+        let entries: Entries = self.client().xrange_values(self.keys.events(), start, "+", Some(count)).await?;
+        Ok(decode_lenient(entries))
     }
 
     /// The id of the newest event, if any.
@@ -206,6 +244,13 @@ impl EventReader {
     pub async fn read_after(&self, after: &str, count: u64, block: Duration) -> Result<Vec<Event>> {
         let call = self.client.xread::<Value, _, _>(Some(count), Some(block.as_millis() as u64), &self.key, after);
         decode_reply(bounded(call, block).await?)
+    }
+
+    /// Like [`EventReader::read_after`], but a malformed entry comes back as a
+    /// [`MalformedEvent`] in its place instead of failing the read.
+    pub async fn read_entries_after(&self, after: &str, count: u64, block: Duration) -> Result<Vec<LedgerEntry>> {
+        let call = self.client.xread::<Value, _, _>(Some(count), Some(block.as_millis() as u64), &self.key, after);
+        decode_reply_lenient(bounded(call, block).await?)
     }
 
     pub async fn quit(&self) {

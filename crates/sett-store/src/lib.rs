@@ -30,7 +30,7 @@ use sett_core::InstanceName;
 
 pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use claims::{QuestionOp, WriteOutcome};
-pub use events::{EventReader, GroupRead};
+pub use events::{EventReader, GroupRead, LedgerEntry, MalformedEvent};
 pub use keys::Keys;
 pub use lock::{LockHolder, LockPurpose};
 pub use registry::{InstanceRecord, InstanceStatus};

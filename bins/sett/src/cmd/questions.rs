@@ -132,10 +132,11 @@ async fn wait_for_question(store: &Store, deadline: Option<Instant>) -> Result<O
                 left.min(MAX_BLOCK).max(Duration::from_millis(1))
             }
         };
-        let events = reader.read_after(&cursor, 100, block).await?;
-        let Some(last) = events.last() else { continue };
-        cursor.clone_from(&last.id);
-        if events.iter().any(|e| e.kind == EventKind::QuestionAsked) {
+        // A malformed ledger entry is stepped over: it cannot be the question being waited for.
+        let entries = reader.read_entries_after(&cursor, 100, block).await?;
+        let Some(last) = entries.last() else { continue };
+        cursor = last.as_ref().map_or_else(|bad| bad.id.clone(), |e| e.id.clone());
+        if entries.iter().flatten().any(|e| e.kind == EventKind::QuestionAsked) {
             // It may have been answered already; then keep waiting.
             let open = open_questions(store).await?;
             if !open.is_empty() {

@@ -11,7 +11,7 @@ use sett_core::{ArtifactId, ClaimId};
 use sett_ops::feed::{self, EventFilter, Missing};
 use sett_ops::resolve::Since;
 use sett_ops::workflow::{Outcome, Workflows};
-use sett_store::{Store, now_ms};
+use sett_store::{LedgerEntry, Store, now_ms};
 use tokio::time::Instant;
 
 use crate::cli::{OutputFormat, WatchArgs};
@@ -40,9 +40,9 @@ pub(crate) async fn stream_events(
 ) -> Result<Option<ExitCode>> {
     let mut cursor = after;
     loop {
-        let page = store.events_after(Some(&cursor), PAGE).await?;
-        for e in &page {
-            cursor.clone_from(&e.id);
+        let page = store.entries_after(Some(&cursor), PAGE).await?;
+        for entry in &page {
+            let Some(e) = usable(store, &mut cursor, entry) else { continue };
             if let Some(code) = handle(Step::Event(e)).await? {
                 return Ok(Some(code));
             }
@@ -68,12 +68,36 @@ pub(crate) async fn stream_events(
                 left.min(MAX_BLOCK).max(Duration::from_millis(1))
             }
         };
-        for e in reader.read_after(&cursor, PAGE, block).await? {
-            cursor.clone_from(&e.id);
-            if let Some(code) = handle(Step::Event(&e)).await? {
+        for entry in reader.read_entries_after(&cursor, PAGE, block).await? {
+            let Some(e) = usable(store, &mut cursor, &entry) else { continue };
+            if let Some(code) = handle(Step::Event(e)).await? {
                 reader.quit().await;
                 return Ok(Some(code));
             }
+        }
+    }
+}
+
+/// Moves `cursor` past `entry` and returns its event; a malformed entry (anyone with `XADD` on
+/// the stream can write one) is reported on stderr and skipped, so one bad entry never stops a
+/// follower (security finding 14). The entry stays in the ledger; `sett export` keeps it.
+fn usable<'e>(store: &Store, cursor: &mut String, entry: &'e LedgerEntry) -> Option<&'e Event> {
+    match entry {
+        Ok(e) => {
+            cursor.clone_from(&e.id);
+            Some(e)
+        }
+        Err(bad) => {
+            cursor.clone_from(&bad.id);
+            eprintln!(
+                "Warning: skipping malformed ledger entry {} in instance '{}': {}. It stays in the ledger; \
+                 inspect it with 'redis-cli XRANGE' or 'sett export -n {}'.",
+                bad.id,
+                store.instance(),
+                bad.error,
+                store.instance()
+            );
+            None
         }
     }
 }
