@@ -1,14 +1,11 @@
 //! The destroyer against a real Redis: a single node (lock lost mid-way, large instances) and a
-//! local 3-node Redis Cluster started from `redis-server --cluster-enabled yes` processes.
-
-use std::process::Command;
-use std::time::{Duration, Instant};
+//! local 3-node Redis Cluster from sett-testkit.
 
 use fred::prelude::*;
 use sett_core::InstanceName;
 use sett_ops::destroy::{self, DestroyError, Destroyer, Operator};
 use sett_store::{InstanceRecord, InstanceStatus, Redis, now_ms};
-use sett_testkit::RedisServer;
+use sett_testkit::RedisCluster;
 
 fn record() -> InstanceRecord {
     InstanceRecord {
@@ -87,50 +84,16 @@ async fn a_destroy_that_loses_its_lock_stops() {
     assert!(redis.instance_record(store.instance()).await.unwrap().is_some(), "nothing deleted");
 }
 
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Three primaries, no replicas, on free ports (panics if the cluster does not form in 30 s).
-fn start_cluster(root: &std::path::Path) -> Vec<RedisServer> {
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|i| {
-            RedisServer::start(
-                &root.join(format!("node{i}")),
-                &["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"],
-            )
-        })
-        .collect();
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-    let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
-    args.extend(addrs);
-    args.extend(["--cluster-replicas".into(), "0".into(), "--cluster-yes".into()]);
-    let out = Command::new("redis-cli").args(&args).output().expect("redis-cli --cluster create");
-    assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if nodes.iter().all(|n| redis_cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")) {
-            return nodes;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the local Redis Cluster did not reach cluster_state:ok within 30 s");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn destroy_on_a_redis_cluster() {
     let root = tempfile::tempdir().unwrap();
-    let nodes = tokio::task::spawn_blocking({
+    let cluster = tokio::task::spawn_blocking({
         let root = root.path().to_owned();
-        move || start_cluster(&root)
+        move || RedisCluster::start(&root, 3, 0)
     })
     .await
     .unwrap();
-    let url = format!(
-        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
-        nodes[0].port, nodes[1].port, nodes[2].port
-    );
+    let url = cluster.url();
     let redis = sett_testkit::redis_at(&url).await;
     let client = Builder::from_config(Config::from_url(&url).unwrap()).build().unwrap();
     client.init().await.unwrap();
@@ -153,8 +116,8 @@ async fn destroy_on_a_redis_cluster() {
     assert!(report.registry_entry_removed);
 
     // Nothing of the instance is left on any node; every neighbour is intact.
-    for n in &nodes {
-        let left = redis_cli(n.port, &["--scan", "--pattern", &format!("sett:{{{name}}}:*")]);
+    for n in &cluster.nodes {
+        let left = n.cli(&["--scan", "--pattern", &format!("sett:{{{name}}}:*")]);
         assert!(left.trim().is_empty(), "node {} still has {left}", n.port);
     }
     for n in &neighbours {
@@ -168,5 +131,5 @@ async fn destroy_on_a_redis_cluster() {
     assert_eq!(store.count_instance_keys().await.unwrap().get("artifact"), Some(&5_000));
     let _ = client.quit().await;
     redis.quit().await;
-    drop(nodes);
+    drop(cluster);
 }

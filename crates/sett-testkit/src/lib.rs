@@ -1,6 +1,8 @@
 //! Test support for a real Redis: `SETT_TEST_REDIS_URL` when set, otherwise a `redis-server`
 //! from PATH started on a free port for this test process (and stopped when the process exits).
 //! Every test gets its own random instance name, so tests never see each other's keys.
+//! [`RedisCluster`] and [`SentinelSet`] start whole topologies (cluster, sentinel) from
+//! `redis-server` processes for the scale-out and failover tests.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -54,7 +56,7 @@ impl RedisServer {
     /// Starts the server again on the same port and data directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        let child = watched_redis(self.port, &self.dir, &self.extra);
+        let child = watched_redis(self.port, &self.dir, &self.extra, None);
         assert!(
             wait_for_port(self.port, Duration::from_secs(10)),
             "redis-server did not start on port {} (is the redis-server package installed?)",
@@ -79,6 +81,299 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Starts a sentinel (`redis-server <conf> --sentinel`) on a free port whose configuration
+    /// file `dir/sentinel.conf` holds `conf` (sentinels rewrite it, so it must be writable).
+    pub fn start_sentinel(dir: &Path, conf: &str) -> Self {
+        let port = free_port();
+        std::fs::create_dir_all(dir).expect("create sentinel dir");
+        let file = dir.join("sentinel.conf");
+        std::fs::write(&file, format!("port {port}\n{conf}")).expect("write sentinel.conf");
+        let child = watched_redis(port, dir, &["--sentinel".to_owned()], Some(&file));
+        assert!(wait_for_port(port, Duration::from_secs(10)), "redis-server --sentinel did not start on port {port}");
+        Self { port, dir: dir.to_owned(), child: Some(child), extra: vec!["--sentinel".to_owned()] }
+    }
+
+    /// Whether the process is running (not stopped by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// `redis-cli -p <port> args…`, its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.port, args)
+    }
+}
+
+/// `redis-cli -p <port> args…`, its standard output (empty when the server does not answer).
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli (Debian package redis-tools)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `cond` every 50 ms for up to `limit` (external processes converging: cluster gossip,
+/// sentinel elections; there is no event to await from outside them).
+pub fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Settings every cluster node gets: cluster mode, AOF (so a killed node restarts with its
+/// data and rejoins as a replica), and a 2 s node timeout so a failover takes seconds.
+const CLUSTER_NODE_ARGS: &[&str] = &[
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    "nodes.conf",
+    "--cluster-node-timeout",
+    "2000",
+    "--appendonly",
+    "yes",
+    // Replicas take over even if they lost touch with their primary a while ago (a test kills
+    // primaries on purpose), and a shard without a primary does not stop the others.
+    "--cluster-replica-validity-factor",
+    "0",
+    "--cluster-require-full-coverage",
+    "no",
+];
+
+/// A Redis Cluster of `redis-server` processes on free ports, owned by a test.
+#[derive(Debug)]
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    pub root: PathBuf,
+}
+
+impl RedisCluster {
+    /// `primaries` primaries with `replicas` replicas each (`redis-cli --cluster create`);
+    /// panics unless every node reports `cluster_state:ok` within 30 s.
+    pub fn start(root: &Path, primaries: usize, replicas: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
+            .map(|i| RedisServer::start(&root.join(format!("node{i}")), CLUSTER_NODE_ARGS))
+            .collect();
+        let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
+        args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        args.extend(["--cluster-replicas".into(), replicas.to_string(), "--cluster-yes".into()]);
+        let out = Command::new("redis-cli").args(&args).output().expect("redis-cli --cluster create");
+        assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        let cluster = Self { nodes, root: root.to_owned() };
+        let expected = primaries * (1 + replicas);
+        assert!(
+            poll_until(Duration::from_secs(30), || cluster.nodes.iter().all(|n| {
+                let info = n.cli(&["CLUSTER", "INFO"]);
+                info.contains("cluster_state:ok") && info.contains(&format!("cluster_known_nodes:{expected}"))
+            }) && cluster.replicas_in_sync()),
+            "the local Redis Cluster did not reach cluster_state:ok within 30 s"
+        );
+        cluster
+    }
+
+    /// `redis-cluster://` URL naming every node as a seed.
+    pub fn url(&self) -> String {
+        let mut nodes = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port));
+        let first = nodes.next().expect("a node");
+        let rest: Vec<String> = nodes.map(|n| format!("node={n}")).collect();
+        if rest.is_empty() {
+            format!("redis-cluster://{first}")
+        } else {
+            format!("redis-cluster://{first}?{}", rest.join("&"))
+        }
+    }
+
+    /// A running node to ask about the cluster.
+    fn any(&self) -> &RedisServer {
+        self.nodes.iter().find(|n| n.is_running()).expect("a running cluster node")
+    }
+
+    /// The hash slot of `key`.
+    pub fn keyslot(&self, key: &str) -> u16 {
+        self.any().cli(&["CLUSTER", "KEYSLOT", key]).trim().parse().expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// The index in `nodes` of the primary serving `slot`, as a running node sees it.
+    pub fn primary_of_slot(&self, slot: u16) -> Option<usize> {
+        let node = self.nodes.iter().find(|n| n.is_running())?;
+        for line in node.cli(&["CLUSTER", "NODES"]).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+                continue;
+            }
+            let serves = f[8..].iter().any(|r| match r.split_once('-') {
+                Some((a, b)) => a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b),
+                None => r.parse::<u16>().is_ok_and(|s| s == slot),
+            });
+            if serves {
+                let port: u16 = f[1].split(['@', ':']).nth(1).and_then(|p| p.parse().ok())?;
+                return self.nodes.iter().position(|n| n.port == port);
+            }
+        }
+        None
+    }
+
+    /// Indices of the nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running() && self.nodes[i].cli(&["ROLE"]).starts_with("master"))
+            .collect()
+    }
+
+    /// Whether every running replica is connected to its primary with the link up.
+    pub fn replicas_in_sync(&self) -> bool {
+        self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+            let info = n.cli(&["INFO", "replication"]);
+            !info.contains("role:slave") || info.contains("master_link_status:up")
+        })
+    }
+
+    /// SIGKILLs node `i`, waits until another node serves its slots (a replica promoted),
+    /// restarts it (it rejoins as a replica of the new primary, from its AOF) and waits until
+    /// the cluster is healthy again. Returns the index of the promoted node for `slot`.
+    pub fn fail_over_by_kill(&mut self, i: usize, slot: u16) -> usize {
+        self.nodes[i].stop();
+        let mut promoted = None;
+        assert!(
+            poll_until(Duration::from_secs(30), || {
+                promoted = self.primary_of_slot(slot).filter(|&p| p != i);
+                promoted.is_some()
+            }),
+            "no replica took over slot {slot} within 30 s of killing its primary"
+        );
+        self.nodes[i].restart();
+        assert!(
+            poll_until(Duration::from_secs(30), || self.healthy()),
+            "the cluster did not heal within 30 s after the killed node restarted"
+        );
+        promoted.expect("promoted")
+    }
+
+    /// Every node answers, `cluster_state:ok`, every replica in sync.
+    pub fn healthy(&self) -> bool {
+        self.nodes.iter().all(|n| n.is_running() && n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            && self.replicas_in_sync()
+    }
+
+    /// The sum over all nodes of `errorstat_<kind>` in INFO errorstats (e.g. `CROSSSLOT`), so a
+    /// test proves an error never happened on any path.
+    pub fn error_count(&self, kind: &str) -> u64 {
+        let prefix = format!("errorstat_{kind}:count=");
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .flat_map(|n| n.cli(&["INFO", "errorstats"]).lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter_map(|l| {
+                l.strip_prefix(&prefix).and_then(|c| c.split(',').next()).and_then(|c| c.trim().parse::<u64>().ok())
+            })
+            .sum()
+    }
+}
+
+/// A Sentinel deployment: one primary, one replica, three sentinels watching service
+/// [`SentinelSet::SERVICE`] (quorum 2, a primary is down after 2 s).
+#[derive(Debug)]
+pub struct SentinelSet {
+    /// `[primary, replica]` as started; after a failover the roles are swapped.
+    pub servers: Vec<RedisServer>,
+    pub sentinels: Vec<RedisServer>,
+}
+
+impl SentinelSet {
+    pub const SERVICE: &'static str = "settmaster";
+
+    pub fn start(root: &Path) -> Self {
+        let primary = RedisServer::start(&root.join("primary"), &["--appendonly", "yes"]);
+        let replica_of = primary.port.to_string();
+        let replica = RedisServer::start(
+            &root.join("replica"),
+            &["--appendonly", "yes", "--replicaof", "127.0.0.1", &replica_of],
+        );
+        let conf = format!(
+            "sentinel monitor {s} 127.0.0.1 {p} 2\nsentinel down-after-milliseconds {s} 2000\nsentinel failover-timeout {s} 10000\nsentinel parallel-syncs {s} 1\n",
+            s = Self::SERVICE,
+            p = primary.port
+        );
+        let sentinels: Vec<RedisServer> =
+            (0..3).map(|i| RedisServer::start_sentinel(&root.join(format!("sentinel{i}")), &conf)).collect();
+        let set = Self { servers: vec![primary, replica], sentinels };
+        assert!(
+            poll_until(Duration::from_secs(30), || {
+                set.replicas_in_sync()
+                    && set.sentinels.iter().all(|s| {
+                        let info = s.cli(&["SENTINEL", "MASTER", Self::SERVICE]);
+                        let lines: Vec<&str> = info.lines().collect();
+                        let field =
+                            |k: &str| lines.iter().position(|l| *l == k).and_then(|i| lines.get(i + 1)).copied();
+                        field("num-slaves") == Some("1") && field("num-other-sentinels") == Some("2")
+                    })
+            }),
+            "the sentinels did not see the primary, its replica and each other within 30 s"
+        );
+        set
+    }
+
+    /// `redis-sentinel://` URL naming all three sentinels.
+    pub fn url(&self) -> String {
+        let others: Vec<String> = self.sentinels[1..].iter().map(|s| format!("&node=127.0.0.1:{}", s.port)).collect();
+        format!(
+            "redis-sentinel://127.0.0.1:{}?sentinelServiceName={}{}",
+            self.sentinels[0].port,
+            Self::SERVICE,
+            others.concat()
+        )
+    }
+
+    /// Index in `servers` of the primary the sentinels name now.
+    pub fn primary(&self) -> Option<usize> {
+        let s = self.sentinels.iter().find(|s| s.is_running())?;
+        let out = s.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE]);
+        let port: u16 = out.lines().nth(1)?.trim().parse().ok()?;
+        self.servers.iter().position(|n| n.port == port)
+    }
+
+    fn replicas_in_sync(&self) -> bool {
+        self.servers.iter().filter(|n| n.is_running()).all(|n| {
+            let info = n.cli(&["INFO", "replication"]);
+            !info.contains("role:slave") || info.contains("master_link_status:up")
+        })
+    }
+
+    /// SIGKILLs the current primary, waits for the sentinels to promote the replica, restarts
+    /// the old primary (the sentinels turn it into a replica) and waits until it is in sync.
+    pub fn fail_over_by_kill(&mut self) -> usize {
+        let old = self.primary().expect("the sentinels name a primary");
+        self.servers[old].stop();
+        let mut promoted = None;
+        assert!(
+            poll_until(Duration::from_secs(30), || {
+                promoted = self.primary().filter(|&p| p != old);
+                promoted.is_some()
+            }),
+            "the sentinels did not promote the replica within 30 s"
+        );
+        let new = promoted.expect("promoted");
+        self.servers[old].restart();
+        assert!(
+            poll_until(Duration::from_secs(30), || {
+                self.servers[old].cli(&["ROLE"]).starts_with("slave")
+                    && self.servers[new].cli(&["INFO", "replication"]).contains("connected_slaves:1")
+                    && self.replicas_in_sync()
+            }),
+            "the old primary did not rejoin as a replica within 30 s"
+        );
+        new
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
@@ -87,9 +382,11 @@ impl Drop for RedisServer {
 
 /// Runs redis-server in the foreground of a child process so killing the child kills Redis.
 /// `exec` replaces the shell; a background watchdog kills it if this test process dies first.
-fn watched_redis(port: u16, dir: &Path, extra: &[String]) -> Child {
+/// `config_file`, when given, comes first (sentinels need a writable configuration file).
+fn watched_redis(port: u16, dir: &Path, extra: &[String], config_file: Option<&Path>) -> Child {
     std::fs::create_dir_all(dir).expect("create redis dir");
-    let mut args = vec![
+    let mut args: Vec<String> = config_file.iter().map(|f| f.display().to_string()).collect();
+    args.extend([
         "--port".to_owned(),
         port.to_string(),
         "--bind".to_owned(),
@@ -100,7 +397,7 @@ fn watched_redis(port: u16, dir: &Path, extra: &[String]) -> Child {
         String::new(),
         "--appendonly".to_owned(),
         "no".to_owned(),
-    ];
+    ]);
     args.extend(extra.iter().cloned());
     let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
     let script = format!(
