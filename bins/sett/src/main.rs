@@ -26,7 +26,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(cmd::run(cli)) {
+    // Whatever a command left in the shared stdout buffer is written before it reports.
+    let result = runtime.block_on(cmd::run(cli)).and_then(|code| output::flush().map(|()| code));
+    if result.is_err() {
+        let _ = output::flush();
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             // `sett list | head` closes the pipe early: that is success, not an error.

@@ -13,6 +13,40 @@ pub fn line(s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Stdout behind one large buffer, for commands that print many lines in a burst (`watch`
+/// replay, `hoard`): a write per line would cost a system call each. Callers [`flush`] before
+/// they wait (for Redis or for a live event) so a reader never sees a line late.
+static BUFFERED: std::sync::LazyLock<std::sync::Mutex<std::io::BufWriter<std::io::Stdout>>> =
+    std::sync::LazyLock::new(|| std::sync::Mutex::new(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())));
+
+/// Writes one line through the shared buffer (see [`flush`]).
+pub fn buffered_line(s: &str) -> Result<()> {
+    let mut out = BUFFERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    out.write_all(s.as_bytes())?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// A `Write` into the shared buffer, for serializers that stream.
+pub struct Buffered;
+
+impl Write for Buffered {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        BUFFERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        BUFFERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).flush()
+    }
+}
+
+/// Writes what [`buffered_line`] holds to stdout.
+pub fn flush() -> Result<()> {
+    BUFFERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).flush()?;
+    Ok(())
+}
+
 pub fn json(v: &serde_json::Value) -> Result<()> {
     line(&serde_json::to_string_pretty(v)?)
 }

@@ -1,8 +1,10 @@
 //! The instance destroyer (`sett destroy`, SPEC §10): refuses while the instance runs, holds the
 //! instance lock with the `destroy` purpose while it works (so `sett up` cannot start mid-way),
-//! writes an optional full export, appends the audit record to `sett:audit` *before* deleting,
-//! deletes every `sett:{<instance>}:*` key in streamed batches, removes the registry entry and
-//! releases the lock last. An interrupted destroy can simply be run again.
+//! writes an optional full export, appends an audit "intent" record to `sett:audit` *before*
+//! deleting, deletes every `sett:{<instance>}:*` key in streamed batches — counting them per
+//! family as it goes, in the same pass — appends the completion record with those counts,
+//! removes the registry entry and releases the lock last. An interrupted destroy can simply be
+//! run again (its intent record without a completion record shows where it stopped).
 //!
 //! The lock key is the one instance key the purge skips: deleting it mid-way would let `sett up`
 //! start on a half-deleted instance. It goes when the lock is released, after the registry entry.
@@ -57,6 +59,10 @@ pub type Result<T, E = DestroyError> = std::result::Result<T, E>;
 pub struct Plan {
     pub counts: FamilyCounts,
     pub registered: bool,
+    /// Whether `counts` were counted before the destroy (a confirmation shows them; `--force`
+    /// skips that pass and counts while deleting).
+    #[serde(skip)]
+    pub counted: bool,
 }
 
 impl Plan {
@@ -75,6 +81,11 @@ impl Plan {
 
     fn exists(&self) -> bool {
         self.registered || self.total_keys() > 0
+    }
+
+    /// The counts when they were taken before the destroy.
+    fn counts_before(&self) -> Option<&FamilyCounts> {
+        self.counted.then_some(&self.counts)
     }
 }
 
@@ -96,7 +107,15 @@ pub async fn plan(store: &Store) -> Result<Plan> {
 async fn survey(store: &Store) -> Result<Plan> {
     let registered = store.redis().instance_record(store.instance()).await?.is_some();
     let counts = store.count_instance_keys().await?;
-    Ok(Plan { counts, registered })
+    Ok(Plan { counts, registered, counted: true })
+}
+
+/// What a destroy that counts while it deletes knows beforehand: the registry entry, and
+/// whether there is anything at all (the registry entry, else the first key a scan finds).
+async fn glance(store: &Store) -> Result<(Plan, bool)> {
+    let registered = store.redis().instance_record(store.instance()).await?.is_some();
+    let exists = registered || store.has_instance_keys().await?;
+    Ok((Plan { counts: FamilyCounts::new(), registered, counted: false }, exists))
 }
 
 /// Who is destroying, for the lock and the audit record.
@@ -150,20 +169,31 @@ pub struct Destroyer {
     renewer: JoinHandle<()>,
 }
 
-/// The audit record written to `sett:audit` before anything is deleted.
+/// The audit records a destroy appends to `sett:audit`: `phase: "intent"` before anything is
+/// deleted, `phase: "complete"` after the keys and the registry entry are gone. Both carry the
+/// same `run_id`; an intent without a completion is a destroy that stopped part way.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditRecord {
     pub event: &'static str,
+    pub phase: &'static str,
     pub ts: i64,
     pub operator: String,
     pub host: String,
     pub instance: String,
-    pub counts: FamilyCounts,
-    pub total_keys: u64,
+    /// Intent: the counts taken before the destroy, when it counted first (a confirmed
+    /// destroy, which showed them), else null. Completion: the keys deleted, per family.
+    pub counts: Option<FamilyCounts>,
+    pub total_keys: Option<u64>,
     pub registered: bool,
     /// The backup file (absolute path), if one was written.
     pub backup: Option<String>,
     pub run_id: String,
+    /// Completion only: the intent record's id in `sett:audit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent_id: Option<String>,
+    /// Completion only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_entry_removed: Option<bool>,
 }
 
 /// What was deleted.
@@ -196,6 +226,17 @@ impl Destroyer {
     /// another host is taken over when its TTL lapses (the key expires and the acquisition
     /// succeeds), so an interrupted destroy can always be run again.
     pub async fn begin(store: &Store, operator: Operator) -> Result<Self> {
+        Self::start(store, operator, true).await
+    }
+
+    /// Like [`Destroyer::begin`], without counting first (`--force`: nobody reads the counts
+    /// before the deletion, which then counts as it deletes, in the one pass). `plan()` has no
+    /// counts; the [`Report`] and the completion audit record have them.
+    pub async fn begin_uncounted(store: &Store, operator: Operator) -> Result<Self> {
+        Self::start(store, operator, false).await
+    }
+
+    async fn start(store: &Store, operator: Operator, count: bool) -> Result<Self> {
         let run_id = format!("destroy-{}", uuid_like());
         let holder = LockHolder {
             run_id: run_id.clone(),
@@ -240,8 +281,16 @@ impl Destroyer {
         let (lost_tx, lost) = watch::channel(false);
         let renewer = tokio::spawn(renew(store.clone(), run_id.clone(), lost_tx));
         let mut d = Self { store: store.clone(), operator, run_id, plan: Plan::default(), acquired, lost, renewer };
-        match survey(store).await {
-            Ok(plan) if plan.exists() => {
+        let surveyed = if count {
+            survey(store).await.map(|p| {
+                let exists = p.exists();
+                (p, exists)
+            })
+        } else {
+            glance(store).await
+        };
+        match surveyed {
+            Ok((plan, true)) => {
                 d.plan = plan;
                 Ok(d)
             }
@@ -329,17 +378,21 @@ impl Destroyer {
         self.check_lock()?;
         let instance = self.store.instance().to_string();
         let backup = backup.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string());
+        let before = self.plan.counts_before();
         let record = AuditRecord {
             event: "instance_destroy",
+            phase: "intent",
             ts: now_ms(),
             operator: self.operator.name.clone(),
             host: self.operator.host.clone(),
             instance: instance.clone(),
-            counts: self.plan.counts.clone(),
-            total_keys: self.plan.total_keys(),
+            counts: before.cloned(),
+            total_keys: before.map(|c| c.values().sum()),
             registered: self.plan.registered,
             backup: backup.clone(),
             run_id: self.run_id.clone(),
+            intent_id: None,
+            registry_entry_removed: None,
         };
         let json = serde_json::to_value(&record).expect("serializable");
         let audit_id = self.store.redis().append_audit(&json).await?;
@@ -356,10 +409,20 @@ impl Destroyer {
         };
         self.check_lock()?;
         let registry_entry_removed = self.store.redis().remove_instance_record(self.store.instance()).await?;
-        // Debug only: the audit record above is the one that matters, and on a terminal an info
-        // line here would land in the middle of the progress bar.
-        tracing::debug!(target: "sett::audit", audit_id = %audit_id, instance = %instance,
-            counts = %serde_json::to_string(&counts).unwrap_or_default(), registry_entry_removed, "instance destroyed");
+        let done = AuditRecord {
+            phase: "complete",
+            ts: now_ms(),
+            total_keys: Some(counts.values().sum()),
+            counts: Some(counts.clone()),
+            intent_id: Some(audit_id.clone()),
+            registry_entry_removed: Some(registry_entry_removed),
+            ..record
+        };
+        let json = serde_json::to_value(&done).expect("serializable");
+        let completion_id = self.store.redis().append_audit(&json).await?;
+        // Debug only: the intent record logged above is the one that matters, and on a terminal
+        // an info line here would land in the middle of the progress bar.
+        tracing::debug!(target: "sett::audit", audit_id = %completion_id, audit = %json, "instance {instance} destroyed");
         Ok(Report { instance, counts, registry_entry_removed, audit_id, backup })
     }
 

@@ -45,9 +45,13 @@ pub async fn export_jsonl(store: &Store, out: &mut impl Write) -> Result<u64, Tr
     Ok(n)
 }
 
-/// Reads export lines (blank lines are skipped); a malformed line names its number.
-pub fn read_dumps(input: impl BufRead) -> Result<Vec<Dump>, TransferError> {
-    let mut out = Vec::new();
+/// Calls `each` with every record of an export, one line at a time (blank lines are skipped);
+/// a malformed line names its number. Memory holds one line whatever the size of the export.
+pub fn for_each_dump(
+    input: impl BufRead,
+    mut each: impl FnMut(Dump) -> Result<(), TransferError>,
+) -> Result<u64, TransferError> {
+    let mut n = 0;
     for (i, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
@@ -55,9 +59,26 @@ pub fn read_dumps(input: impl BufRead) -> Result<Vec<Dump>, TransferError> {
         }
         let d: Dump =
             serde_json::from_str(&line).map_err(|e| TransferError::Parse { line: i + 1, reason: e.to_string() })?;
-        out.push(d);
+        each(d)?;
+        n += 1;
     }
+    Ok(n)
+}
+
+/// Reads export lines (blank lines are skipped); a malformed line names its number.
+pub fn read_dumps(input: impl BufRead) -> Result<Vec<Dump>, TransferError> {
+    let mut out = Vec::new();
+    for_each_dump(input, |d| {
+        out.push(d);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Checks that every line of an export is a record, without keeping any: the pass before an
+/// import writes anything, so a bad line never leaves half an instance.
+pub fn check_dumps(input: impl BufRead) -> Result<u64, TransferError> {
+    for_each_dump(input, |_| Ok(()))
 }
 
 /// The result of an import.
@@ -68,28 +89,50 @@ pub struct ImportReport {
     pub skipped: Vec<String>,
 }
 
-/// Restores `dumps` into `store`. Refused while the instance runs, and when it already has keys
-/// unless `force`.
-pub async fn import(store: &Store, dumps: &[Dump], force: bool) -> Result<ImportReport, TransferError> {
+/// Records restored per pipelined round trip.
+const IMPORT_BATCH: usize = 500;
+
+/// Restores the export read from `input` into `store`, [`IMPORT_BATCH`] records per round trip,
+/// holding one batch in memory at a time. Refused while the instance runs, and when it already
+/// has keys unless `force`. Check the input with [`check_dumps`] first: a malformed line found
+/// here stops the import part way.
+pub async fn import_stream(store: &Store, input: impl BufRead, force: bool) -> Result<ImportReport, TransferError> {
     let instance = store.instance().to_string();
     if store.lock_holder().await?.is_some() {
         return Err(TransferError::Running { instance });
     }
     if !force {
-        let keys: u64 = store.scan_instance(false, |_| {}).await?.values().sum();
+        let keys: u64 = store.count_instance_keys().await?.values().sum();
         if keys > 0 {
             return Err(TransferError::NotEmpty { instance, keys });
         }
     }
     let mut report = ImportReport { restored: 0, skipped: Vec::new() };
-    for d in dumps {
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let mut last_key: Option<String> = None;
+    for (i, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: Dump =
+            serde_json::from_str(&line).map_err(|e| TransferError::Parse { line: i + 1, reason: e.to_string() })?;
         if store.keys().family_of(&format!("{}{}", store.keys().prefix(), d.key)) == "lock" {
             report.skipped.push(d.key.clone());
             continue;
         }
-        store.restore(d).await?;
-        report.restored += 1;
+        // A key exported in several records (a large sorted set, list or stream) counts once.
+        if last_key.as_deref() != Some(d.key.as_str()) {
+            report.restored += 1;
+            last_key = Some(d.key.clone());
+        }
+        batch.push(d);
+        if batch.len() >= IMPORT_BATCH {
+            store.restore_batch(&batch).await?;
+            batch.clear();
+        }
     }
+    store.restore_batch(&batch).await?;
     Ok(report)
 }
 

@@ -2,7 +2,7 @@
 //! when a workflow ends (a Terminal or Failure artifact, or its goal's claim ending without one). Used by `sett forage --watch` and
 //! `sett watch --exit-on-completion`; pure bookkeeping over events, no I/O.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sett_core::StructuralType;
 use sett_core::event::{Event, EventKind};
@@ -122,6 +122,12 @@ impl Workflow {
 #[derive(Debug, Clone, Default)]
 pub struct Workflows {
     flows: BTreeMap<String, Workflow>,
+    /// Which workflows (by goal) each known artifact or claim id belongs to, so an event is
+    /// offered only to the workflows it can concern: offering it to every workflow made a
+    /// replay of many goals quadratic.
+    owners: HashMap<String, Vec<String>>,
+    /// Workflows without an outcome yet.
+    open: usize,
     /// Outcomes of Terminal/Failure artifacts no known workflow owns (their goal is older than
     /// the replayed window).
     orphan_outcomes: Vec<Outcome>,
@@ -134,16 +140,50 @@ impl Workflows {
         Self::default()
     }
 
+    /// The goals of the workflows `e` may concern: the owners of every id it names (the fields
+    /// [`Workflow::observe`] judges membership by).
+    fn candidates(&self, e: &Event) -> Vec<String> {
+        let mut goals: Vec<String> = ["artifact_id", "claim_id", "question_id", "answer_id", "rework_of"]
+            .iter()
+            .filter_map(|f| e.field(f))
+            .chain(strs(e, "source_artifacts"))
+            .filter_map(|id| self.owners.get(id))
+            .flatten()
+            .cloned()
+            .collect();
+        goals.sort_unstable();
+        goals.dedup();
+        goals
+    }
+
+    fn own(&mut self, id: &str, goal: &str) {
+        let owners = self.owners.entry(id.to_owned()).or_default();
+        if !owners.iter().any(|g| g == goal) {
+            owners.push(goal.to_owned());
+        }
+    }
+
     /// Feeds one event. Returns the outcome it produced, if it ended a workflow.
     pub fn observe(&mut self, e: &Event) -> Option<Outcome> {
         let mut ended = None;
         let mut owned = false;
-        for wf in self.flows.values_mut() {
+        for goal in self.candidates(e) {
+            let Some(wf) = self.flows.get_mut(&goal) else { continue };
             let before = wf.outcome.is_some();
             if wf.observe(e) {
                 owned = true;
                 if !before && let Some(o) = wf.outcome() {
                     ended = Some(o.clone());
+                    self.open -= 1;
+                }
+                // What the event added to the workflow (see `Workflow::observe`).
+                let added = match e.kind {
+                    EventKind::ArtifactCreated => e.field("artifact_id"),
+                    EventKind::ClaimCreated => e.field("claim_id"),
+                    _ => None,
+                };
+                if let Some(id) = added {
+                    self.own(id, &goal);
                 }
             }
         }
@@ -154,7 +194,11 @@ impl Workflows {
             if let (true, Some(id)) = (is_root, e.field("artifact_id")) {
                 let mut wf = Workflow::new(id);
                 wf.observe(e);
+                if wf.outcome.is_none() {
+                    self.open += 1;
+                }
                 self.flows.insert(id.to_owned(), wf);
+                self.own(id, id);
             } else {
                 let mut probe = Workflow::new(e.field("artifact_id").unwrap_or_default());
                 probe.observe(e);
@@ -173,7 +217,7 @@ impl Workflows {
     /// True when at least one workflow was seen and every known one has ended.
     pub fn all_ended(&self) -> bool {
         let any = !self.flows.is_empty() || !self.orphan_outcomes.is_empty();
-        any && self.flows.values().all(|w| w.outcome.is_some())
+        any && self.open == 0
     }
 
     /// How the most recently ended workflow ended.

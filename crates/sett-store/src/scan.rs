@@ -20,6 +20,16 @@ use crate::{Result, Store, StoreError};
 pub type FamilyCounts = BTreeMap<String, u64>;
 
 const SCAN_COUNT: u32 = 2_000;
+
+/// One more key of `family` (no allocation once the family is known: a destroy counts millions).
+fn count_family(counts: &mut FamilyCounts, family: &str) {
+    match counts.get_mut(family) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(family.to_owned(), 1);
+        }
+    }
+}
 const MAX_UNLINKS_IN_FLIGHT: usize = 4;
 
 impl Store {
@@ -75,56 +85,245 @@ fn as_string(v: &Value) -> String {
     v.as_string().unwrap_or_default()
 }
 
-impl Store {
-    /// Calls `sink` with every key of this instance, in sorted key order (so two exports of the
-    /// same data are identical).
-    pub async fn export(&self, mut sink: impl FnMut(Dump) -> Result<()>) -> Result<u64> {
-        let mut names: Vec<String> = Vec::new();
-        let mut pages = self.client().scan(self.keys.scan_pattern(), Some(SCAN_COUNT), None);
+/// Keys whose type, TTL and small values are read in one pipelined burst during an export.
+const EXPORT_BATCH: usize = 500;
+/// Members / entries per record of a sorted set, list or stream: a large one (the artifacts
+/// index, the event stream) becomes several consecutive records, so neither the export nor the
+/// import ever holds it whole.
+const CHUNK: usize = 1_000;
+/// Key names sorted in memory at a time; more are sorted in runs on disk and merged.
+const SORT_RUN: usize = 50_000;
+
+/// Every key name of an instance in sorted order, without duplicates, with memory bounded by
+/// [`SORT_RUN`] names whatever the number of keys: SCAN pages are sorted in runs written to
+/// anonymous temporary files (length-prefixed, as names may hold any byte) and merged.
+struct SortedNames {
+    runs: Vec<std::io::BufReader<std::fs::File>>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Vec<u8>, usize)>>,
+    /// The names of a single run, when everything fitted in memory.
+    memory: std::vec::IntoIter<Vec<u8>>,
+    last: Option<Vec<u8>>,
+}
+
+fn io_err(e: std::io::Error) -> StoreError {
+    StoreError::Conflict(format!("export: temporary file for sorting key names: {e} (check the space in $TMPDIR)"))
+}
+
+fn read_name(r: &mut impl std::io::Read) -> Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    }
+    let mut name = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut name).map_err(io_err)?;
+    Ok(Some(name))
+}
+
+/// Collects names into sorted runs of at most `run` names, spilling each full run to disk.
+struct Sorter {
+    run: usize,
+    batch: Vec<Vec<u8>>,
+    files: Vec<std::fs::File>,
+}
+
+impl Sorter {
+    fn new(run: usize) -> Self {
+        Self { run, batch: Vec::new(), files: Vec::new() }
+    }
+
+    fn push(&mut self, name: Vec<u8>) -> Result<()> {
+        self.batch.push(name);
+        if self.batch.len() >= self.run {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> Result<()> {
+        use std::io::{Seek, Write};
+        self.batch.sort_unstable();
+        self.batch.dedup();
+        let mut f = std::io::BufWriter::new(tempfile::tempfile().map_err(io_err)?);
+        for n in self.batch.drain(..) {
+            f.write_all(&(n.len() as u32).to_le_bytes()).map_err(io_err)?;
+            f.write_all(&n).map_err(io_err)?;
+        }
+        let mut f = f.into_inner().map_err(|e| io_err(e.into_error()))?;
+        f.rewind().map_err(io_err)?;
+        self.files.push(f);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<SortedNames> {
+        if self.files.is_empty() {
+            self.batch.sort_unstable();
+            self.batch.dedup();
+            return Ok(SortedNames {
+                runs: Vec::new(),
+                heap: Default::default(),
+                memory: self.batch.into_iter(),
+                last: None,
+            });
+        }
+        if !self.batch.is_empty() {
+            self.spill()?;
+        }
+        let mut runs: Vec<_> = self.files.into_iter().map(std::io::BufReader::new).collect();
+        let mut heap = std::collections::BinaryHeap::new();
+        for (i, r) in runs.iter_mut().enumerate() {
+            if let Some(n) = read_name(r)? {
+                heap.push(std::cmp::Reverse((n, i)));
+            }
+        }
+        Ok(SortedNames { runs, heap, memory: Vec::new().into_iter(), last: None })
+    }
+}
+
+impl SortedNames {
+    async fn collect(
+        pages: &mut (impl futures::Stream<Item = Result<fred::types::scan::ScanResult, fred::error::Error>> + Unpin),
+    ) -> Result<Self> {
+        let mut sorter = Sorter::new(SORT_RUN);
         while let Some(mut page) = pages.try_next().await? {
             for k in page.take_results().unwrap_or_default() {
-                if let Some(s) = k.as_str() {
-                    names.push(s.to_owned());
-                }
+                sorter.push(k.as_bytes().to_vec())?;
             }
             page.next();
         }
-        names.sort();
-        names.dedup();
-        let mut n = 0;
-        for key in names {
-            if let Some(d) = self.dump_key(&key).await? {
-                sink(d)?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        sorter.finish()
     }
 
-    async fn dump_key(&self, key: &str) -> Result<Option<Dump>> {
+    fn next_name(&mut self) -> Result<Option<Vec<u8>>> {
+        loop {
+            let next = if self.runs.is_empty() {
+                self.memory.next()
+            } else {
+                let Some(std::cmp::Reverse((n, i))) = self.heap.pop() else { return Ok(None) };
+                if let Some(more) = read_name(&mut self.runs[i])? {
+                    self.heap.push(std::cmp::Reverse((more, i)));
+                }
+                Some(n)
+            };
+            let Some(n) = next else { return Ok(None) };
+            // SCAN may return a key twice; runs are deduplicated each on their own.
+            if self.last.as_ref() != Some(&n) {
+                self.last = Some(n.clone());
+                return Ok(Some(n));
+            }
+        }
+    }
+}
+
+/// What an export reads of one key before its value.
+struct Head {
+    key: String,
+    kind: String,
+    ttl_ms: Option<i64>,
+}
+
+impl Store {
+    /// Calls `sink` with every key of this instance, in sorted key order (so two exports of the
+    /// same data are identical). Streams: memory stays flat whatever the number of keys — names
+    /// are sorted in runs on disk, values are read [`EXPORT_BATCH`] keys at a time in pipelined
+    /// bursts, and a large sorted set, list or stream is cut into records of [`CHUNK`] items
+    /// (the later ones marked `"continues": true`), which [`Store::restore`] appends.
+    pub async fn export(&self, mut sink: impl FnMut(Dump) -> Result<()>) -> Result<u64> {
+        let mut pages = self.client().scan(self.keys.scan_pattern(), Some(SCAN_COUNT), None);
+        let mut names = SortedNames::collect(&mut pages).await?;
+        let mut n = 0;
+        loop {
+            let mut batch = Vec::with_capacity(EXPORT_BATCH);
+            while batch.len() < EXPORT_BATCH {
+                match names.next_name()? {
+                    Some(name) => batch.push(String::from_utf8_lossy(&name).into_owned()),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                return Ok(n);
+            }
+            let heads = futures::future::try_join_all(batch.into_iter().map(|k| self.head(k))).await?;
+            let values = futures::future::try_join_all(heads.iter().map(|h| self.small_value(h))).await?;
+            for (h, value) in heads.into_iter().zip(values) {
+                if h.kind == "none" {
+                    continue;
+                }
+                n += 1;
+                match value {
+                    Some(value) => sink(self.dump(&h, value))?,
+                    None => self.dump_chunked(&h, &mut sink).await?,
+                }
+            }
+        }
+    }
+
+    async fn head(&self, key: String) -> Result<Head> {
         let c = self.client();
-        let kind: String = c.r#type(key).await?;
-        let value = match kind.as_str() {
-            "none" => return Ok(None),
+        let (kind, ttl): (String, i64) = futures::future::try_join(c.r#type(&key), c.pttl(&key)).await?;
+        Ok(Head { key, kind, ttl_ms: (ttl >= 0).then_some(ttl) })
+    }
+
+    fn dump(&self, h: &Head, value: serde_json::Value) -> Dump {
+        let rel = h.key.strip_prefix(self.keys.prefix()).unwrap_or(&h.key).to_owned();
+        Dump { key: rel, kind: h.kind.clone(), ttl_ms: h.ttl_ms, value }
+    }
+
+    /// The whole value of a string, hash or set; `None` for the types exported in chunks.
+    async fn small_value(&self, h: &Head) -> Result<Option<serde_json::Value>> {
+        let c = self.client();
+        let key = &h.key;
+        Ok(Some(match h.kind.as_str() {
+            "none" | "zset" | "list" | "stream" => return Ok(None),
             "string" => serde_json::Value::String(c.get::<String, _>(key).await?),
             "hash" => {
                 let m: HashMap<String, String> = c.hgetall(key).await?;
                 serde_json::to_value(m.into_iter().collect::<BTreeMap<_, _>>()).expect("map")
             }
-            "zset" => {
-                let rows: Vec<(String, f64)> = c.zrange(key, 0, -1, None, false, None, true).await?;
-                serde_json::to_value(rows).expect("rows")
-            }
-            "list" => serde_json::to_value(c.lrange::<Vec<String>, _>(key, 0, -1).await?).expect("list"),
             "set" => {
                 let mut m: Vec<String> = c.smembers(key).await?;
                 m.sort();
                 serde_json::to_value(m).expect("set")
             }
+            other => return Err(StoreError::Decode(format!("key {key} has unsupported type {other}"))),
+        }))
+    }
+
+    /// A sorted set, list or stream as records of at most [`CHUNK`] items, in order. The first
+    /// record has the layout of an unchunked one (a small key exports as before); the later ones
+    /// carry `"continues": true` (a list's or sorted set's items then under `"items"`).
+    async fn dump_chunked(&self, h: &Head, sink: &mut impl FnMut(Dump) -> Result<()>) -> Result<()> {
+        let c = self.client();
+        let key = &h.key;
+        match h.kind.as_str() {
+            "zset" | "list" => {
+                let mut start = 0i64;
+                loop {
+                    let stop = start + CHUNK as i64 - 1;
+                    let (items, len) = if h.kind == "zset" {
+                        let rows: Vec<(String, f64)> = c.zrange(key, start, stop, None, false, None, true).await?;
+                        let len = rows.len();
+                        (serde_json::to_value(rows).expect("rows"), len)
+                    } else {
+                        let items: Vec<String> = c.lrange(key, start, stop).await?;
+                        let len = items.len();
+                        (serde_json::to_value(items).expect("list"), len)
+                    };
+                    let first = start == 0;
+                    // An empty key does not exist, so only a later chunk can be empty.
+                    if len == 0 && !first {
+                        return Ok(());
+                    }
+                    let value = if first { items } else { serde_json::json!({"items": items, "continues": true}) };
+                    sink(self.dump(h, value))?;
+                    if len < CHUNK {
+                        return Ok(());
+                    }
+                    start += CHUNK as i64;
+                }
+            }
             "stream" => {
-                let entries: Vec<(String, HashMap<String, String>)> = c.xrange_values(key, "-", "+", None).await?;
-                let entries: Vec<(String, BTreeMap<String, String>)> =
-                    entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())).collect();
                 let groups: Vec<HashMap<String, Value>> = c.xinfo_groups(key).await?;
                 let mut groups: Vec<serde_json::Value> = groups
                     .iter()
@@ -136,59 +335,109 @@ impl Store {
                     })
                     .collect();
                 groups.sort_by_key(|g| g["name"].as_str().unwrap_or_default().to_owned());
-                serde_json::json!({"entries": entries, "groups": groups})
+                let mut after: Option<String> = None;
+                loop {
+                    let first = after.is_none();
+                    let start = after.as_ref().map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+                    let entries: Vec<(String, HashMap<String, String>)> =
+                        c.xrange_values(key, start, "+", Some(CHUNK as u64)).await?;
+                    let len = entries.len();
+                    if len == 0 && !first {
+                        // The previous record was full and the last: its groups follow alone.
+                        let g = std::mem::take(&mut groups);
+                        let value = serde_json::json!({"entries": [], "groups": g, "continues": true});
+                        return sink(self.dump(h, value));
+                    }
+                    after = entries.last().map(|(id, _)| id.clone());
+                    let entries: Vec<(String, BTreeMap<String, String>)> =
+                        entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())).collect();
+                    // Groups go with the last record, once every entry is restored.
+                    let last = len < CHUNK;
+                    let g = if last { std::mem::take(&mut groups) } else { Vec::new() };
+                    let mut value = serde_json::json!({"entries": entries, "groups": g});
+                    if !first {
+                        value["continues"] = serde_json::Value::Bool(true);
+                    }
+                    sink(self.dump(h, value))?;
+                    if last {
+                        return Ok(());
+                    }
+                }
             }
-            other => return Err(StoreError::Decode(format!("key {key} has unsupported type {other}"))),
-        };
-        let ttl: i64 = c.pttl(key).await?;
-        let rel = key.strip_prefix(self.keys.prefix()).unwrap_or(key).to_owned();
-        Ok(Some(Dump { key: rel, kind, ttl_ms: (ttl >= 0).then_some(ttl), value }))
+            other => Err(StoreError::Decode(format!("key {key} has unsupported type {other}"))),
+        }
     }
 
-    /// Writes one exported key back (replacing any key of that name).
+    /// Writes one exported record back (see [`Store::restore_batch`]).
     pub async fn restore(&self, d: &Dump) -> Result<()> {
+        self.restore_batch(std::slice::from_ref(d)).await
+    }
+
+    /// Writes exported records back in one pipelined round trip, in order. A record replaces
+    /// any key of that name, except a record marked `"continues": true` (the next chunk of a
+    /// large sorted set, list or stream), which appends to what the records before it wrote.
+    /// Every record is checked before anything is sent, so a malformed one never removes a key
+    /// it cannot restore.
+    pub async fn restore_batch(&self, dumps: &[Dump]) -> Result<()> {
+        if dumps.is_empty() {
+            return Ok(());
+        }
+        let c = self.client();
+        let p = c.pipeline();
+        for d in dumps {
+            self.queue_restore(&p, d).await?;
+        }
+        let _: Vec<Value> = p.all().await?;
+        Ok(())
+    }
+
+    async fn queue_restore(&self, p: &fred::clients::Pipeline<Client>, d: &Dump) -> Result<()> {
         if d.key.contains(['*', '?', '[', ']', '{', '}']) {
             return Err(StoreError::Decode(format!("refusing to import key name {:?}", d.key)));
         }
         let key = format!("{}{}", self.keys.prefix(), d.key);
-        let c = self.client();
         let bad = |what: &str| StoreError::Decode(format!("import of {}: malformed {what}", d.key));
-        // Each branch checks the record before deleting the key it replaces, so a malformed
-        // record never removes a key it cannot restore.
+        let continues = d.value.get("continues").and_then(serde_json::Value::as_bool) == Some(true);
+        // A continuation record of a list or sorted set holds its items under "items".
+        let items = if continues && d.kind != "stream" { &d.value["items"] } else { &d.value };
         match d.kind.as_str() {
             "string" => {
                 let v = d.value.as_str().ok_or_else(|| bad("string"))?;
-                let _: u64 = c.del(&key).await?;
-                let _: () = c.set(&key, v, None, None, false).await?;
+                let _: () = p.del(&key).await?;
+                let _: () = p.set(&key, v, None, None, false).await?;
             }
             "hash" => {
                 let m: BTreeMap<String, String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("hash"))?;
-                let _: u64 = c.del(&key).await?;
+                let _: () = p.del(&key).await?;
                 if !m.is_empty() {
-                    let _: () = c.hset(&key, m.into_iter().collect::<Vec<_>>()).await?;
+                    let _: () = p.hset(&key, m.into_iter().collect::<Vec<_>>()).await?;
                 }
             }
             "zset" => {
-                let rows: Vec<(String, f64)> = serde_json::from_value(d.value.clone()).map_err(|_| bad("zset"))?;
-                let _: u64 = c.del(&key).await?;
+                let rows: Vec<(String, f64)> = serde_json::from_value(items.clone()).map_err(|_| bad("zset"))?;
+                if !continues {
+                    let _: () = p.del(&key).await?;
+                }
                 if !rows.is_empty() {
-                    let _: () = c
+                    let _: () = p
                         .zadd(&key, None, None, false, false, rows.into_iter().map(|(m, s)| (s, m)).collect::<Vec<_>>())
                         .await?;
                 }
             }
             "list" => {
-                let items: Vec<String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("list"))?;
-                let _: u64 = c.del(&key).await?;
+                let items: Vec<String> = serde_json::from_value(items.clone()).map_err(|_| bad("list"))?;
+                if !continues {
+                    let _: () = p.del(&key).await?;
+                }
                 if !items.is_empty() {
-                    let _: () = c.rpush(&key, items).await?;
+                    let _: () = p.rpush(&key, items).await?;
                 }
             }
             "set" => {
                 let items: Vec<String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("set"))?;
-                let _: u64 = c.del(&key).await?;
+                let _: () = p.del(&key).await?;
                 if !items.is_empty() {
-                    let _: () = c.sadd(&key, items).await?;
+                    let _: () = p.sadd(&key, items).await?;
                 }
             }
             "stream" => {
@@ -204,18 +453,20 @@ impl Store {
                         ))
                     })
                     .collect::<Result<_>>()?;
-                let _: u64 = c.del(&key).await?;
+                if !continues {
+                    let _: () = p.del(&key).await?;
+                }
                 for (id, fields) in entries {
-                    let _: String = c.xadd(&key, false, None, id, fields.into_iter().collect::<Vec<_>>()).await?;
+                    let _: () = p.xadd(&key, false, None, id, fields.into_iter().collect::<Vec<_>>()).await?;
                 }
                 for (name, last) in groups {
-                    let _: () = c.xgroup_create(&key, name, last, true).await?;
+                    let _: () = p.xgroup_create(&key, name, last, true).await?;
                 }
             }
             other => return Err(StoreError::Decode(format!("import of {}: unsupported type {other}", d.key))),
         }
         if let Some(ttl) = d.ttl_ms {
-            let _: bool = c.pexpire(&key, ttl.max(1), None).await?;
+            let _: () = p.pexpire(&key, ttl.max(1), None).await?;
         }
         Ok(())
     }
@@ -252,11 +503,24 @@ impl Store {
             page.next();
             for k in keys.iter().filter_map(|k| k.as_str()) {
                 if k != lock {
-                    *counts.entry(self.keys.family_of(k).to_owned()).or_default() += 1;
+                    count_family(&mut counts, self.keys.family_of(k));
                 }
             }
         }
         Ok(counts)
+    }
+
+    /// Whether this instance has any key besides its lock; stops at the first one found.
+    pub async fn has_instance_keys(&self) -> Result<bool> {
+        let lock = self.keys.lock();
+        let mut pages = self.instance_pages();
+        while let Some(mut page) = pages.try_next().await? {
+            if page.take_results().unwrap_or_default().iter().filter_map(|k| k.as_str()).any(|k| k != lock) {
+                return Ok(true);
+            }
+            page.next();
+        }
+        Ok(false)
     }
 
     /// Deletes every key of this instance **except its lock**, which the destroyer holds while
@@ -280,7 +544,7 @@ impl Store {
                 if s == lock {
                     continue;
                 }
-                *counts.entry(self.keys.family_of(s).to_owned()).or_default() += 1;
+                count_family(&mut counts, self.keys.family_of(s));
                 by_slot.entry(fred::util::redis_keyslot(k.as_bytes())).or_default().push(k);
             }
             for (_, keys) in by_slot {
@@ -302,5 +566,32 @@ impl Store {
             progress(total);
         }
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_out_sorted_and_unique_through_runs_on_disk() {
+        let names = ["k:5", "k:1", "k:3", "k:1", "k:9", "k:2", "k:3", "k:0", "k:\n7"];
+        let mut want: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+        want.sort();
+        want.dedup();
+        for run in [2, 3, 100] {
+            let mut sorter = Sorter::new(run);
+            for n in names {
+                sorter.push(n.as_bytes().to_vec()).unwrap();
+            }
+            let spilled = !sorter.files.is_empty();
+            assert_eq!(spilled, run < names.len(), "run {run}");
+            let mut sorted = sorter.finish().unwrap();
+            let mut got = Vec::new();
+            while let Some(n) = sorted.next_name().unwrap() {
+                got.push(n);
+            }
+            assert_eq!(got, want, "run {run}");
+        }
     }
 }

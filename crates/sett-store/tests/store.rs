@@ -281,3 +281,44 @@ async fn export_restore_is_exact() {
     strip(&mut again);
     assert_eq!(dumps, again);
 }
+
+#[tokio::test]
+async fn large_keys_export_in_chunks_and_restore_exactly() {
+    let redis = sett_testkit::redis().await;
+    let src = redis.instance(&sett_testkit::instance_name());
+    // 2,500 artifacts: the creation index (a sorted set) and the event stream each span three
+    // records of at most 1,000 items.
+    for i in 0..2_500 {
+        let a = Artifact::new_root(StructuralType::Standard, "Bulk", format!("p{i}"), "user", 1_000 + i);
+        src.create_artifact(&a).await.unwrap();
+    }
+    let reader = src.event_reader().await.unwrap();
+    reader.ensure_group("orchestrator").await.unwrap();
+    let mut dumps = Vec::new();
+    src.export(|d| {
+        dumps.push(d);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let records = |key: &str| dumps.iter().filter(|d| d.key == key).count();
+    assert_eq!(records("events"), 3);
+    assert_eq!(records("index:artifacts"), 3, "{:?}", dumps.iter().map(|d| &d.key).collect::<BTreeSet<_>>());
+    let names: Vec<&String> = dumps.iter().map(|d| &d.key).collect();
+    assert!(names.windows(2).all(|w| w[0] <= w[1]), "sorted by key");
+    src.scan_instance(true, |_| {}).await.unwrap();
+    // Restored in batches, as `sett import` does.
+    for batch in dumps.chunks(7) {
+        src.restore_batch(batch).await.unwrap();
+    }
+    assert_eq!(src.artifact_count().await.unwrap(), 2_500);
+    assert_eq!(src.event_count().await.unwrap(), 2_500);
+    let mut again = Vec::new();
+    src.export(|d| {
+        again.push(d);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(dumps, again);
+}

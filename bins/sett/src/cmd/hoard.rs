@@ -16,6 +16,10 @@ use crate::output;
 
 /// Artifacts fetched per page (ids from the creation index, then the hashes concurrently).
 const PAGE: i64 = 500;
+/// Up to this many artifacts in the instance, the table is sized to its contents and shows
+/// short ids; above it rows are streamed in fixed-width columns as they are read (a sized table
+/// would hold the whole hoard in memory before printing its first line).
+const TABLE_MAX: i64 = 2_000;
 
 /// Resolves an operator-typed id to one artifact id, or fails with the candidates / a hint.
 pub(crate) async fn resolve_one(store: &Store, raw: &str) -> Result<ArtifactId> {
@@ -55,26 +59,47 @@ fn row(a: &Artifact, short: &HashMap<ArtifactId, String>, now: i64) -> Vec<Strin
     ]
 }
 
-/// The artifacts `keep` accepts, oldest first, fetched page by page; and every id seen (so short
-/// ids can be made unique across the whole instance, not just the rows shown).
-async fn all_artifacts(
-    store: &Store,
-    mut keep: impl FnMut(&Artifact) -> bool,
-) -> Result<(Vec<Artifact>, Vec<ArtifactId>)> {
-    let mut out = Vec::new();
-    let mut all = Vec::new();
+/// One page of artifacts in creation order (`start` is a rank): the ids from the creation index,
+/// then every hash in one pipelined burst (the client pipelines concurrent commands). Returns the
+/// ids read (to know whether more follow) and the artifacts still present.
+async fn page(store: &Store, start: i64) -> Result<(Vec<ArtifactId>, Vec<Artifact>)> {
+    let ids = store.artifact_ids(start, PAGE).await?;
+    let fetched = futures::future::try_join_all(ids.iter().map(|id| store.get_artifact(id))).await?;
+    Ok((ids, fetched.into_iter().flatten().collect()))
+}
+
+/// Calls `each` with every artifact, oldest first, page by page: memory holds one page whatever
+/// the size of the hoard, and the first rows are out before the last page is read.
+async fn each_artifact(store: &Store, mut each: impl FnMut(Artifact) -> Result<()>) -> Result<()> {
     let mut start = 0;
     loop {
-        let ids = store.artifact_ids(start, PAGE).await?;
-        let fetched = futures::future::try_join_all(ids.iter().map(|id| store.get_artifact(id))).await?;
-        out.extend(fetched.into_iter().flatten().filter(|a| keep(a)));
-        let done = (ids.len() as i64) < PAGE;
-        all.extend(ids);
-        if done {
-            return Ok((out, all));
+        let (ids, artifacts) = page(store, start).await?;
+        for a in artifacts {
+            each(a)?;
+        }
+        // Rows reach a reader (`hoard | head`) page by page, never all at the end.
+        output::flush()?;
+        if (ids.len() as i64) < PAGE {
+            return Ok(());
         }
         start += PAGE;
     }
+}
+
+/// A fixed-width row for hoards too large for a sized table: the full id (a short id is only
+/// unique against every other id, which a streamed listing has not read yet).
+fn stream_row(a: &Artifact, now: i64) -> String {
+    let text = a.summary.as_deref().filter(|s| !s.is_empty()).unwrap_or(&a.payload);
+    format!(
+        "{:<36}  {:<20}  {:<10}  {:>3}  {:<14}  {:>10}  {}",
+        a.id,
+        a.artifact_type,
+        a.structural_type.to_string(),
+        a.version,
+        a.produced_by_role,
+        format!("{} ago", output::human_ms(now - a.created_at_ms)),
+        excerpt(text, 60)
+    )
 }
 
 async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
@@ -151,39 +176,99 @@ pub(crate) async fn run(ctx: &Ctx, args: HoardArgs) -> Result<ExitCode> {
     }
     let store = ctx.store().await?;
     let min_time = since.as_ref().map(Since::min_time_ms);
-    let (list, all_ids) = all_artifacts(&store, |a| {
+    let keep = |a: &Artifact| {
         args.artifact_type.as_ref().is_none_or(|t| &a.artifact_type == t)
             && args.agent.as_ref().is_none_or(|g| &a.produced_by_role == g)
             && structural.is_none_or(|s| a.structural_type == s)
             && min_time.is_none_or(|m| a.created_at_ms >= m)
-    })
-    .await?;
+    };
+    let mut shown = 0u64;
     match ctx.output() {
-        OutputFormat::Json => output::json(&serde_json::to_value(&list)?)?,
+        OutputFormat::Json => {
+            // One JSON array written element by element, exactly as a whole-array pretty print
+            // would lay it out.
+            use serde::ser::{SerializeSeq, Serializer};
+            let mut ser = serde_json::Serializer::pretty(output::Buffered);
+            let mut seq = ser.serialize_seq(None)?;
+            each_artifact(&store, |a| {
+                if keep(&a) {
+                    seq.serialize_element(&serde_json::to_value(&a)?)?;
+                }
+                Ok(())
+            })
+            .await?;
+            seq.end()?;
+            output::buffered_line("")?;
+        }
         OutputFormat::Jsonl => {
-            for a in &list {
-                output::jsonl(&serde_json::to_value(a)?)?;
-            }
+            each_artifact(&store, |a| {
+                if keep(&a) {
+                    output::buffered_line(&serde_json::to_value(&a)?.to_string())?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         OutputFormat::Table if ctx.global.quiet => {
-            for a in &list {
-                output::line(&a.id.to_string())?;
-            }
+            each_artifact(&store, |a| {
+                if keep(&a) {
+                    output::buffered_line(&a.id.to_string())?;
+                }
+                Ok(())
+            })
+            .await?;
         }
-        OutputFormat::Table if list.is_empty() => {
-            eprintln!(
-                "No artifacts match in instance '{}'. Start a workflow with 'sett forage --goal \"...\"'.",
-                store.instance()
-            );
+        OutputFormat::Table if store.artifact_count().await? <= TABLE_MAX as u64 => {
+            // Small enough for a table sized to its contents, with short ids unique across the
+            // whole instance.
+            let mut list = Vec::new();
+            let mut all_ids = Vec::new();
+            let mut start = 0;
+            loop {
+                let (ids, artifacts) = page(&store, start).await?;
+                list.extend(artifacts.into_iter().filter(|a| keep(a)));
+                let done = (ids.len() as i64) < PAGE;
+                all_ids.extend(ids);
+                if done {
+                    break;
+                }
+                start += PAGE;
+            }
+            shown = list.len() as u64;
+            if !list.is_empty() {
+                let now = now_ms();
+                let short = unique_prefixes(&all_ids, 8);
+                output::table(
+                    &["ID", "TYPE", "STRUCTURAL", "V", "PRODUCER", "AGE", "SUMMARY"],
+                    list.iter().map(|a| row(a, &short, now)).collect(),
+                )?;
+            }
         }
         OutputFormat::Table => {
             let now = now_ms();
-            let short = unique_prefixes(&all_ids, 8);
-            output::table(
-                &["ID", "TYPE", "STRUCTURAL", "V", "PRODUCER", "AGE", "SUMMARY"],
-                list.iter().map(|a| row(a, &short, now)).collect(),
-            )?;
+            let mut header = false;
+            each_artifact(&store, |a| {
+                if !keep(&a) {
+                    return Ok(());
+                }
+                if !header {
+                    header = true;
+                    output::buffered_line(&format!(
+                        "{:<36}  {:<20}  {:<10}  {:>3}  {:<14}  {:>10}  SUMMARY",
+                        "ID", "TYPE", "STRUCTURAL", "V", "PRODUCER", "AGE"
+                    ))?;
+                }
+                shown += 1;
+                output::buffered_line(&stream_row(&a, now))
+            })
+            .await?;
         }
+    }
+    if ctx.output() == OutputFormat::Table && !ctx.global.quiet && shown == 0 {
+        eprintln!(
+            "No artifacts match in instance '{}'. Start a workflow with 'sett forage --goal \"...\"'.",
+            store.instance()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

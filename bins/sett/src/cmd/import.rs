@@ -1,25 +1,35 @@
 //! `sett import FILE|-`: restore `sett export` output into an instance. Refuses a running
 //! instance, and one that already has data unless `--force`.
 
-use std::io::BufReader;
+use std::io::{BufReader, Seek};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sett_ops::transfer::{import, read_dumps};
+use sett_ops::transfer::{check_dumps, import_stream};
 
 use crate::cli::ImportArgs;
 use crate::ctx::Ctx;
 
 pub(crate) async fn run(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
     let from_stdin = args.file.as_os_str() == "-";
-    let dumps = if from_stdin {
-        read_dumps(BufReader::new(std::io::stdin().lock())).context("reading the export from stdin")?
+    // Two passes over the export — check every line, then restore — so a bad line never leaves
+    // half an instance, with one line in memory at a time; stdin is first copied to an
+    // anonymous temporary file to be read twice.
+    let (mut file, what) = if from_stdin {
+        let mut spool = tempfile::tempfile()
+            .context("cannot create a temporary file for the export read from stdin (check $TMPDIR)")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool).context("reading the export from stdin")?;
+        (spool, "the export read from stdin".to_owned())
     } else {
         let f = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
-        read_dumps(BufReader::new(f)).with_context(|| format!("reading {}", args.file.display()))?
+        (f, args.file.display().to_string())
     };
+    file.rewind()?;
+    check_dumps(BufReader::new(&file)).with_context(|| format!("reading {what}"))?;
+    file.rewind()?;
     let store = ctx.store().await?;
-    let report = import(&store, &dumps, args.force).await?;
+    let report =
+        import_stream(&store, BufReader::new(&file), args.force).await.with_context(|| format!("importing {what}"))?;
     if !ctx.global.quiet {
         eprintln!("Imported {} keys into instance '{}'.", report.restored, store.instance());
         if !report.skipped.is_empty() {

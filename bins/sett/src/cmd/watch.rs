@@ -18,8 +18,9 @@ use crate::cli::{OutputFormat, WatchArgs};
 use crate::ctx::{Ctx, usage};
 use crate::output;
 
-/// Events per XRANGE page during replay.
-const PAGE: u64 = 500;
+/// Events per XRANGE page during replay (and per live read): large pages keep the replay to one
+/// round trip per thousands of events.
+const PAGE: u64 = 2_000;
 /// Longest single blocking read; the loop re-checks its deadline between reads.
 const MAX_BLOCK: Duration = Duration::from_secs(5);
 
@@ -44,6 +45,7 @@ pub(crate) async fn stream_events(
         for entry in &page {
             let Some(e) = usable(store, &mut cursor, entry) else { continue };
             if let Some(code) = handle(Step::Event(e)).await? {
+                output::flush()?;
                 return Ok(Some(code));
             }
         }
@@ -51,7 +53,9 @@ pub(crate) async fn stream_events(
             break;
         }
     }
+    output::flush()?;
     if let Some(code) = handle(Step::CaughtUp).await? {
+        output::flush()?;
         return Ok(Some(code));
     }
     let reader = store.event_reader().await?;
@@ -61,6 +65,7 @@ pub(crate) async fn stream_events(
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    output::flush()?;
                     reader.quit().await;
                     return Ok(None);
                 }
@@ -71,10 +76,13 @@ pub(crate) async fn stream_events(
         for entry in reader.read_entries_after(&cursor, PAGE, block).await? {
             let Some(e) = usable(store, &mut cursor, &entry) else { continue };
             if let Some(code) = handle(Step::Event(e)).await? {
+                output::flush()?;
                 reader.quit().await;
                 return Ok(Some(code));
             }
         }
+        // Live events are shown as they arrive: flush before blocking again.
+        output::flush()?;
     }
 }
 
@@ -89,6 +97,8 @@ fn usable<'e>(store: &Store, cursor: &mut String, entry: &'e LedgerEntry) -> Opt
         }
         Err(bad) => {
             cursor.clone_from(&bad.id);
+            // The lines printed before it come first.
+            let _ = output::flush();
             eprintln!(
                 "Warning: skipping malformed ledger entry {} in instance '{}': {}. It stays in the ledger; \
                  inspect it with 'redis-cli XRANGE' or 'sett export -n {}'.",
@@ -102,17 +112,23 @@ fn usable<'e>(store: &Store, cursor: &mut String, entry: &'e LedgerEntry) -> Opt
     }
 }
 
-/// Prints one event in the chosen format.
+/// Prints one event in the chosen format, through the shared stdout buffer ([`stream_events`]
+/// flushes it after each page and before every wait).
 pub(crate) fn print_event(format: OutputFormat, e: &Event) -> Result<()> {
     match format {
-        OutputFormat::Table => output::line(&format!("{} {}", output::rfc3339_ms(e.ts_ms), feed::event_line(e))),
-        OutputFormat::Json => output::json(&serde_json::to_value(e)?),
-        OutputFormat::Jsonl => output::jsonl(&serde_json::to_value(e)?),
+        OutputFormat::Table => {
+            output::buffered_line(&format!("{} {}", output::rfc3339_ms(e.ts_ms), feed::event_line(e)))
+        }
+        // Through a `Value` (sorted keys), as every other JSON the CLI prints.
+        OutputFormat::Json => output::buffered_line(&serde_json::to_string_pretty(&serde_json::to_value(e)?)?),
+        OutputFormat::Jsonl => output::buffered_line(&serde_json::to_value(e)?.to_string()),
     }
 }
 
 /// Prints how a workflow ended; Terminal → 0, Failure → its reason on stderr and 1.
 pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) -> Result<ExitCode> {
+    // What was printed before the outcome comes first.
+    output::flush()?;
     match outcome {
         Outcome::Terminal { artifact_id } => {
             if !ctx.global.quiet && ctx.output() == OutputFormat::Table {
@@ -224,8 +240,12 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
             }
             Step::Event(e) => e,
         };
-        filter.learn(e);
-        let ended = flows.observe(e);
+        // Bookkeeping only when it is used: a plain replay keeps no per-event state, so its memory
+        // and its cost per event do not grow with the history.
+        let ended = if exit_on_completion { flows.observe(e) } else { None };
+        if !filter.is_noop() {
+            filter.learn(e);
+        }
         if filter.is_noop() || passes(&store, &mut filter, e).await? {
             print_event(format, e)?;
         }
