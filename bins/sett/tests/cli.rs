@@ -319,6 +319,41 @@ async fn hoard_lists_filters_and_resolves_short_ids() {
     }
 }
 
+#[tokio::test]
+async fn large_hoards_stream_in_fixed_columns_with_full_ids() {
+    let store = sett_testkit::store().await;
+    // More than the largest sized table (2,000): rows are streamed as they are read.
+    let t = now_ms() - 60_000;
+    let mut ids = Vec::new();
+    for chunk in (0..2_100).collect::<Vec<i64>>().chunks(100) {
+        let batch: Vec<Artifact> = chunk
+            .iter()
+            .map(|i| {
+                let ty = if i % 2 == 0 { "Even" } else { "Odd" };
+                Artifact::new_root(StructuralType::Standard, ty, format!("payload {i}"), "user", t + i)
+            })
+            .collect();
+        futures::future::join_all(batch.iter().map(|a| put(&store, a))).await;
+        ids.extend(batch.iter().map(|a| a.id.to_string()));
+    }
+    let o = run(&store, &["hoard"]).await;
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("ID ") && lines[0].ends_with("SUMMARY"), "{}", lines[0]);
+    let shown: Vec<&str> = lines[1..].iter().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(shown, ids, "every artifact, oldest first, by full id");
+    assert!(lines[1].contains("Even") && lines[1].contains("payload 0"), "{}", lines[1]);
+    // Filters apply while streaming; JSON is one array, exactly as a whole-array print.
+    let o = run(&store, &["hoard", "--type", "Odd", "-o", "json"]).await;
+    let v = json(&o);
+    let odd: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(ids_of(&o), odd);
+    assert_eq!(out(&o), format!("{}\n", serde_json::to_string_pretty(&v).unwrap()));
+    let o = run(&store, &["hoard", "-o", "jsonl"]).await;
+    assert_eq!(out(&o).lines().count(), 2_100);
+}
+
 // ---------------------------------------------------------------- questions
 
 #[tokio::test]

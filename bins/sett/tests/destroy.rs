@@ -335,10 +335,24 @@ fn backup_restores_the_instance_exactly() {
     let o = run(&["destroy", "--name", name.as_str(), "--force", "--backup", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(keys_of(&name).is_empty());
-    // The audit record names the backup file.
+    // The audit record names the backup file. With --force nothing is counted beforehand: the
+    // intent record comes first without counts, then the completion record with the counts the
+    // one pass took while deleting.
     let audits = rt.block_on(redis.audit_records()).unwrap();
-    let rec = audits.iter().map(|(_, r)| r).find(|r| r["instance"] == name.as_str()).unwrap();
-    assert_eq!(rec["backup"], file.display().to_string());
+    let recs: Vec<&serde_json::Value> =
+        audits.iter().map(|(_, r)| r).filter(|r| r["instance"] == name.as_str()).collect();
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let (intent, done) = (recs[0], recs[1]);
+    assert_eq!(intent["backup"], file.display().to_string());
+    assert_eq!(intent["phase"], "intent");
+    assert_eq!(intent["counts"], serde_json::Value::Null);
+    assert_eq!(done["phase"], "complete");
+    assert_eq!(done["run_id"], intent["run_id"]);
+    assert_eq!(done["backup"], intent["backup"]);
+    assert_eq!(done["counts"]["artifact"], 3);
+    assert_eq!(done["total_keys"], POPULATED_KEYS);
+    assert_eq!(done["registry_entry_removed"], true);
+    assert!(audits.iter().any(|(id, _)| done["intent_id"] == id.as_str()), "completion names its intent");
 
     // Every line is one Dump (the `sett export` format); restoring them all gives the
     // instance back exactly.

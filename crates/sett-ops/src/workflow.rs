@@ -337,6 +337,28 @@ mod tests {
     }
 
     #[test]
+    fn many_goals_each_end_on_their_own() {
+        let mut all = Workflows::new();
+        for g in 0..5_000 {
+            assert_eq!(all.observe(&artifact(&format!("g{g}"), "Standard", &[], None)), None);
+        }
+        let claim = ev(EventKind::ClaimCreated, json!({"claim_id": "c7", "artifact_id": "g7"}));
+        assert_eq!(all.observe(&claim), None);
+        // Output tied to goal 7 only through its claim, then the Terminal built on it.
+        assert_eq!(all.observe(&artifact("o7", "Standard", &[], Some("c7"))), None);
+        assert_eq!(
+            all.observe(&artifact("t7", "Terminal", &["o7"], None)),
+            Some(Outcome::Terminal { artifact_id: "t7".into() })
+        );
+        assert!(!all.all_ended());
+        for g in (0..5_000).filter(|g| *g != 7) {
+            let ended = all.observe(&artifact(&format!("f{g}"), "Failure", &[&format!("g{g}")], None));
+            assert!(ended.is_some(), "goal {g}");
+        }
+        assert!(all.all_ended());
+    }
+
+    #[test]
     fn an_outcome_without_a_known_goal_still_counts() {
         let mut all = Workflows::new();
         assert!(all.observe(&artifact("t", "Terminal", &["unknown"], None)).is_some());
