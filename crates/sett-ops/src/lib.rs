@@ -1,7 +1,8 @@
-//! Operations support shared by the daemons and the CLI: telemetry (bunyan JSON logs), the
+//! Operations support shared by the daemons and the CLI: the daemon shell, telemetry (bunyan JSON logs), the
 //! health / readiness / metrics HTTP server, the instance destroyer and status aggregation.
 //! This crate never prints; it logs through tracing and returns data.
 
+pub mod daemon;
 pub mod destroy;
 pub mod health;
 pub mod operator;
