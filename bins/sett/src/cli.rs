@@ -94,6 +94,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Restore an instance from `sett export` output.
     Import(ImportArgs),
+    /// Serve the web console (read + answer only) and its JSON API.
+    Console(ConsoleArgs),
     /// Print version information.
     Version,
 }
@@ -196,6 +198,26 @@ pub struct AnswerArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Address to listen on. Loopback by default: for remote use put a TLS reverse proxy in
+    /// front (see docs/console.md). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub addr: std::net::SocketAddr,
+    /// Show only this instance (repeatable). Default: `--name` when given, else every instance
+    /// registered in the Redis.
+    #[arg(long = "instance", value_name = "NAME")]
+    pub instances: Vec<String>,
+    /// A tokens file: one `<token> <operator name>` per line, so several people answer under
+    /// their own names. Without it, one token ($SETT_CONSOLE_TOKEN, else a random one).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// The name answers are recorded under with the single token. Default: $SETT_OPERATOR,
+    /// else the OS user.
+    #[arg(long, value_name = "NAME", conflicts_with = "users")]
+    pub operator: Option<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct ClaimsArgs {

@@ -8,6 +8,7 @@ pub mod health;
 pub mod operator;
 pub mod telemetry;
 
+pub mod answer;
 pub mod feed;
 pub mod resolve;
 pub mod status;

@@ -132,6 +132,24 @@ impl Store {
         decode_artifact(fields, self.strict()).map(Some)
     }
 
+    /// Several artifacts at once (concurrent reads, which the client pipelines), in the order
+    /// asked; missing ones are skipped.
+    pub async fn get_artifacts(&self, ids: &[ArtifactId]) -> Result<Vec<Artifact>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let futs = chunk.iter().map(|id| self.get_artifact(id));
+            out.extend(futures::future::try_join_all(futs).await?.into_iter().flatten());
+        }
+        Ok(out)
+    }
+
+    /// Every artifact of the instance, oldest first.
+    pub async fn all_artifacts(&self) -> Result<Vec<Artifact>> {
+        let n = self.artifact_count().await?;
+        let ids = self.artifact_ids(0, n.max(1) as i64).await?;
+        self.get_artifacts(&ids).await
+    }
+
     pub async fn artifact_exists(&self, id: &ArtifactId) -> Result<bool> {
         Ok(self.client().exists::<u32, _>(self.keys.artifact(id)).await? == 1)
     }

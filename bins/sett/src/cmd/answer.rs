@@ -1,15 +1,16 @@
-//! `sett answer`: answer an agent's question. The Answer artifact and the closing of the question
-//! are one atomic write, so of two concurrent answers exactly one wins; the other is told who
-//! answered and when.
+//! `sett answer`: answer an agent's question. Resolves the (short) id, then writes through
+//! `sett_ops::answer`, the code the web console uses too: of two concurrent answers exactly one
+//! wins; the other is told who answered and when.
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use sett_core::{Artifact, ArtifactId, StructuralType};
+use sett_core::{ArtifactId, StructuralType};
+use sett_ops::answer::{AnswerError, answer_question};
 use sett_ops::feed::short;
 use sett_ops::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
-use sett_store::{AnswerRecord, CreateOutcome, Store, now_ms};
+use sett_store::Store;
 
 use super::hoard::ambiguous;
 use crate::cli::{AnswerArgs, OutputFormat};
@@ -85,61 +86,37 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
     let text = answer_text(&args)?;
     let store = ctx.store().await?;
     let qid = resolve_question(&store, &args.question).await?;
-    let Some(question) = store.get_artifact(&qid).await? else {
-        bail!("question {qid} disappeared while reading it (was instance '{}' destroyed?)", store.instance());
-    };
-    if question.structural_type != StructuralType::Question {
-        bail!(
-            "artifact {} is a {} ({}), not a Question\nList open questions with 'sett questions -n {}'",
-            short(&qid.to_string()),
-            question.structural_type,
-            question.artifact_type,
-            store.instance()
-        );
-    }
-    // A question whose claim already ended unanswered (it timed out, or the claim failed) has
-    // nobody waiting for it: an answer would be recorded and never read.
-    if store.answer_record(&qid).await?.is_none()
-        && let Some(cid) = question.claim_id
-        && let Some(claim) = store.get_claim(&cid).await?
-        && claim.status.is_final()
-    {
-        bail!(
-            "question {} can no longer be answered: its claim {} is {}{}\nInspect it with 'sett claims -n {}'; start again with 'sett forage'",
-            short(&qid.to_string()),
-            short(&cid.to_string()),
-            claim.status,
-            claim.termination_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
-            store.instance()
-        );
-    }
     let operator = ctx.operator();
-    let now = now_ms();
-    let mut answer = Artifact::new_root(StructuralType::Answer, "Answer", text, format!("human:{operator}"), now);
-    answer.source_artifacts = vec![qid];
-    answer.claim_id = question.claim_id;
-    answer.answered_by = Some(operator.clone());
-    let record =
-        AnswerRecord { answer_id: answer.id, answered_by: operator.clone(), answered_at_ms: now, timed_out: false };
-    match store.create_answer(&answer, &qid, &record).await.context("writing the answer")? {
-        CreateOutcome::Created { .. } => {}
-        CreateOutcome::AlreadyAnswered(r) => bail!(
-            "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {}'",
-            short(&qid.to_string()),
+    let instance = store.instance();
+    let answered = match answer_question(&store, &qid, &text, &operator).await {
+        Ok(a) => a,
+        Err(AnswerError::Empty) => return Err(usage(AnswerError::Empty.to_string())),
+        Err(e @ AnswerError::NotFound(..)) => {
+            bail!("{e} (was instance '{instance}' destroyed?)\nList open questions with 'sett questions -n {instance}'")
+        }
+        Err(e @ AnswerError::NotAQuestion { .. }) => {
+            bail!("{e}\nList open questions with 'sett questions -n {instance}'")
+        }
+        Err(e @ AnswerError::Closed { .. }) => {
+            bail!("{e}\nInspect it with 'sett claims -n {instance}'; start again with 'sett forage'")
+        }
+        Err(AnswerError::AlreadyAnswered { question, record: r }) => bail!(
+            "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {instance}'",
+            short(&question.to_string()),
             r.answered_by,
             output::rfc3339_ms(r.answered_at_ms),
             short(&r.answer_id.to_string()),
-            store.instance()
         ),
-        other => bail!("the answer was not written ({other:?}); retry 'sett answer'"),
-    }
-    let summary = serde_json::json!({"id": answer.id, "question_id": qid, "claim_id": question.claim_id, "answered_by": operator});
+        Err(AnswerError::Store(e)) => return Err(anyhow::Error::from(e).context("writing the answer")),
+        Err(e) => bail!("{e} 'sett answer'"),
+    };
+    let summary = serde_json::json!({"id": answered.id, "question_id": qid, "claim_id": answered.claim_id, "answered_by": operator});
     match (ctx.global.quiet, ctx.output()) {
-        (true, _) => output::line(&answer.id.to_string())?,
+        (true, _) => output::line(&answered.id.to_string())?,
         (false, OutputFormat::Json) => output::json(&summary)?,
         (false, OutputFormat::Jsonl) => output::jsonl(&summary)?,
         (false, OutputFormat::Table) => {
-            output::line(&answer.id.to_string())?;
+            output::line(&answered.id.to_string())?;
             eprintln!("Answered question {} as {operator}; the waiting agent resumes.", short(&qid.to_string()));
         }
     }

@@ -9,6 +9,7 @@ use crate::ctx::Ctx;
 
 mod answer;
 mod claims;
+mod console;
 mod destroy;
 mod down;
 mod export;
@@ -41,6 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Destroy(a) => destroy::run(&ctx, a).await,
         Command::Export(a) => export::run(&ctx, a).await,
         Command::Import(a) => import::run(&ctx, a).await,
+        Command::Console(a) => console::run(&ctx, a).await,
         Command::Version => {
             crate::output::line(&format!("sett {}", env!("CARGO_PKG_VERSION")))?;
             Ok(ExitCode::SUCCESS)

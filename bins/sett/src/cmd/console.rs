@@ -1,0 +1,76 @@
+//! `sett console`: serves the web console until Ctrl-C / SIGTERM. Prints its URL with
+//! `?token=` on stdout (the way Jupyter does); everything else is in `sett_console`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use sett_console::{Config, Users, random_token};
+use sett_core::InstanceName;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{ConsoleArgs, LogFormat};
+use crate::ctx::{Ctx, usage};
+use crate::output;
+
+pub(crate) async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<ExitCode> {
+    let _ = match ctx.global.log_format {
+        LogFormat::Text => sett_ops::telemetry::init_text_logs("warn"),
+        LogFormat::Json => sett_ops::telemetry::init_json_logs("sett-console"),
+    };
+    let mut names = Vec::new();
+    for raw in &args.instances {
+        names.push(InstanceName::parse(raw).map_err(|e| usage(format!("--instance: {e}")))?);
+    }
+    if names.is_empty()
+        && let Some(n) = ctx.explicit_name()?
+    {
+        names.push(n);
+    }
+    let (users, token) = match &args.users {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the users file {}", path.display()))?;
+            let users = Users::parse(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            (users, None)
+        }
+        None => {
+            let token = std::env::var("SETT_CONSOLE_TOKEN").ok().filter(|t| !t.is_empty()).unwrap_or_else(random_token);
+            if token.len() < sett_console::auth::MIN_TOKEN_LEN {
+                return Err(usage(format!(
+                    "SETT_CONSOLE_TOKEN is shorter than {} characters; use e.g. 'openssl rand -hex 32'",
+                    sett_console::auth::MIN_TOKEN_LEN
+                )));
+            }
+            let operator = args.operator.clone().filter(|o| !o.trim().is_empty()).unwrap_or_else(|| ctx.operator());
+            (Users::single(token.clone(), operator), Some(token))
+        }
+    };
+    let redis = ctx.redis().await?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| {
+        format!("cannot listen on {}: pick another with --addr (port 0 = any free port)", args.addr)
+    })?;
+    let addr = listener.local_addr()?;
+    match &token {
+        Some(t) => output::line(&format!("http://{addr}/?token={t}"))?,
+        None => output::line(&format!(
+            "http://{addr}/?token=<your token from {}>",
+            args.users.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        ))?,
+    }
+    if !ctx.global.quiet {
+        eprintln!("Sett console on http://{addr}/ (read + answer only). Stop with Ctrl-C.");
+    }
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        stop.cancel();
+    });
+    let instances = (!names.is_empty()).then_some(names);
+    sett_console::serve(listener, redis, Config { instances, users }, shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}

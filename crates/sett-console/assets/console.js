@@ -1,0 +1,112 @@
+// Sett console: live updates over server-sent events and the answer forms. Only
+// server-rendered HTML is inserted; anything else is set as textContent.
+(function () {
+  "use strict";
+  var csrf = (document.querySelector('meta[name="sett-csrf"]') || {}).content || "";
+  var live = window.settLive = { events: 0, last: {}, refreshes: 0, connected: 0 };
+
+  function setState(on) {
+    var el = document.getElementById("live-state");
+    if (el) { el.className = on ? "live-on" : "live-off"; }
+  }
+
+  // Re-render <main> from the server, keeping what the operator is typing.
+  var pending = null;
+  function refresh() {
+    if (pending) { return; }
+    pending = setTimeout(function () {
+      pending = null;
+      fetch(location.href, { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) { return null; }
+        return r.text();
+      }).then(function (text) {
+        if (text === null) { return; }
+        var doc = new DOMParser().parseFromString(text, "text/html");
+        var next = doc.getElementById("main");
+        var main = document.getElementById("main");
+        if (!next || !main) { return; }
+        var typed = {};
+        var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("form.answer");
+        main.querySelectorAll("form.answer").forEach(function (f) {
+          typed[f.dataset.questionId] = f.querySelector("textarea").value;
+        });
+        var done = {};
+        main.querySelectorAll("[data-answered-now]").forEach(function (el) { done[el.dataset.questionId] = el; });
+        main.replaceChildren.apply(main, Array.prototype.map.call(next.childNodes, function (n) { return document.importNode(n, true); }));
+        main.querySelectorAll("form.answer").forEach(function (f) {
+          var id = f.dataset.questionId;
+          if (typed[id]) { f.querySelector("textarea").value = typed[id]; }
+          if (focused && focused.dataset.questionId === id) { f.querySelector("textarea").focus(); }
+        });
+        document.title = doc.title;
+        live.refreshes++;
+        wire();
+      }).catch(function () {});
+    }, 120);
+  }
+
+  function follow() {
+    var main = document.getElementById("main");
+    if (!main || !window.EventSource) { return; }
+    (main.dataset.live || "").split(" ").filter(Boolean).forEach(function (pair) {
+      var i = pair.indexOf("=");
+      var name = pair.slice(0, i), after = pair.slice(i + 1);
+      var es = new EventSource("/api/v1/instances/" + encodeURIComponent(name) + "/events?after=" + encodeURIComponent(after));
+      es.onopen = function () { live.connected++; setState(true); };
+      es.onerror = function () { setState(false); };
+      es.onmessage = function (m) {
+        live.events++;
+        live.last[name] = m.lastEventId;
+        live.lastReceivedAt = Date.now();
+        try { live.lastEvent = JSON.parse(m.data); } catch (e) { live.lastEvent = null; }
+        refresh();
+      };
+    });
+  }
+
+  function answered(form, text, cls) {
+    var out = form.querySelector("output.result");
+    out.className = "result " + cls;
+    out.textContent = text;
+  }
+
+  function wire() {
+    document.querySelectorAll("form.answer:not([data-wired])").forEach(function (form) {
+      form.dataset.wired = "1";
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var text = form.querySelector("textarea").value;
+        var button = form.querySelector("button");
+        button.disabled = true;
+        var url = "/api/v1/instances/" + encodeURIComponent(form.dataset.instance) + "/questions/" +
+          encodeURIComponent(form.dataset.questionId) + "/answer";
+        fetch(url, {
+          method: "POST", credentials: "same-origin",
+          headers: { "content-type": "application/json", "x-sett-csrf": csrf },
+          body: JSON.stringify({ answer: text })
+        }).then(function (r) {
+          return r.json().then(function (body) { return { status: r.status, body: body }; });
+        }).then(function (res) {
+          var card = form.closest("[data-question-id]");
+          if (res.status === 200) {
+            var p = document.createElement("p");
+            p.className = "answered-now";
+            p.dataset.answeredNow = "1";
+            p.textContent = "Answered as " + res.body.answered_by + " (answer " + res.body.answer_id + "); the agent resumes.";
+            if (card) { card.dataset.state = "answered"; }
+            form.replaceWith(p);
+          } else {
+            button.disabled = false;
+            answered(form, res.body.error || ("the console answered " + res.status), "bad");
+            if (res.status === 409 && card) { card.dataset.state = "answered"; }
+          }
+        }).catch(function (e) {
+          button.disabled = false;
+          answered(form, "the console did not answer: " + e, "bad");
+        });
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { wire(); follow(); });
+})();

@@ -1,0 +1,421 @@
+//! What the pages and the API show, read from the blackboard: workflows (grouped from artifacts
+//! and claims), open questions with their context chain, recently answered questions, one
+//! artifact. Returns data; `html` and `api` present it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
+use sett_ops::feed::{excerpt, short};
+use sett_store::{AnswerRecord, Store, now_ms};
+
+/// How far a question's context chain is followed back towards its goal.
+const CHAIN_DEPTH: usize = 12;
+/// How many answered questions the inbox lists.
+pub const RECENTLY_ANSWERED: usize = 20;
+
+/// A workflow's state, as the workflows table shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowState {
+    Running,
+    WaitingForHuman,
+    Complete,
+    Failed,
+}
+
+impl WorkflowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::WaitingForHuman => "waiting for a human",
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn css(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::WaitingForHuman => "waiting",
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One goal and everything that flows from it.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub goal: Artifact,
+    /// Oldest first; the goal is first.
+    pub artifacts: Vec<Artifact>,
+    /// Oldest first.
+    pub claims: Vec<Claim>,
+    pub state: WorkflowState,
+    pub agents: BTreeSet<String>,
+    pub updated_at_ms: i64,
+}
+
+fn is_root(a: &Artifact) -> bool {
+    a.source_artifacts.is_empty() && a.claim_id.is_none() && a.structural_type == StructuralType::Standard
+}
+
+/// Groups artifacts and claims into workflows. Membership is the one `sett watch` follows: the
+/// goal belongs; an artifact belongs when one of its sources or its claim belongs; a claim
+/// belongs when its artifact or the claim it reworks belongs. Newest goal first.
+pub fn group(artifacts: Vec<Artifact>, claims: Vec<Claim>, open_questions: &HashSet<ArtifactId>) -> Vec<Workflow> {
+    let mut art_goal: HashMap<ArtifactId, ArtifactId> = HashMap::new();
+    let mut claim_goal: HashMap<ClaimId, ArtifactId> = HashMap::new();
+    // Creation order settles nearly everything in one pass; repeat for the rare late link.
+    loop {
+        let mut changed = false;
+        for a in &artifacts {
+            if art_goal.contains_key(&a.id) {
+                continue;
+            }
+            let goal = if is_root(a) {
+                Some(a.id)
+            } else {
+                a.source_artifacts
+                    .iter()
+                    .find_map(|s| art_goal.get(s).copied())
+                    .or_else(|| a.claim_id.and_then(|c| claim_goal.get(&c).copied()))
+            };
+            if let Some(g) = goal {
+                art_goal.insert(a.id, g);
+                changed = true;
+            }
+        }
+        for c in &claims {
+            if claim_goal.contains_key(&c.id) {
+                continue;
+            }
+            let goal =
+                art_goal.get(&c.artifact_id).copied().or_else(|| c.rework_of.and_then(|r| claim_goal.get(&r).copied()));
+            if let Some(g) = goal {
+                claim_goal.insert(c.id, g);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut flows: HashMap<ArtifactId, (Vec<Artifact>, Vec<Claim>)> = HashMap::new();
+    for a in artifacts {
+        if let Some(g) = art_goal.get(&a.id) {
+            flows.entry(*g).or_default().0.push(a);
+        }
+    }
+    for c in claims {
+        if let Some(g) = claim_goal.get(&c.id) {
+            flows.entry(*g).or_default().1.push(c);
+        }
+    }
+    let mut out: Vec<Workflow> = flows
+        .into_iter()
+        .filter_map(|(goal_id, (mut artifacts, mut claims))| {
+            artifacts.sort_by_key(|a| (a.id != goal_id, a.created_at_ms, a.id));
+            claims.sort_by_key(|c| (c.created_at_ms, c.id));
+            let goal = artifacts.first().filter(|a| a.id == goal_id)?.clone();
+            let state = state_of(&goal, &artifacts, &claims, open_questions);
+            let mut agents = BTreeSet::new();
+            for a in &artifacts {
+                if let Some(agent) = a.producing_agent() {
+                    agents.insert(agent.to_string());
+                }
+            }
+            for c in &claims {
+                agents.extend(c.grants.keys().map(ToString::to_string));
+            }
+            let updated_at_ms = artifacts
+                .iter()
+                .map(|a| a.created_at_ms)
+                .chain(claims.iter().map(|c| c.updated_at_ms))
+                .max()
+                .unwrap_or(goal.created_at_ms);
+            Some(Workflow { goal, artifacts, claims, state, agents, updated_at_ms })
+        })
+        .collect();
+    out.sort_by_key(|w| std::cmp::Reverse((w.goal.created_at_ms, w.goal.id)));
+    out
+}
+
+fn state_of(goal: &Artifact, artifacts: &[Artifact], claims: &[Claim], open: &HashSet<ArtifactId>) -> WorkflowState {
+    if artifacts.iter().any(|a| a.structural_type == StructuralType::Terminal) {
+        return WorkflowState::Complete;
+    }
+    let goal_claim_stopped = claims.iter().any(|c| {
+        c.artifact_id == goal.id
+            && c.rework_of.is_none()
+            && matches!(c.status, ClaimStatus::Terminated | ClaimStatus::Dormant)
+    });
+    if goal_claim_stopped || artifacts.iter().any(|a| a.structural_type == StructuralType::Failure) {
+        return WorkflowState::Failed;
+    }
+    if artifacts.iter().any(|a| open.contains(&a.id)) {
+        return WorkflowState::WaitingForHuman;
+    }
+    WorkflowState::Running
+}
+
+/// Every workflow of an instance (reads every artifact and claim).
+pub async fn workflows(store: &Store) -> sett_store::Result<Vec<Workflow>> {
+    let (artifacts, claims, open) =
+        tokio::try_join!(store.all_artifacts(), store.all_claims(), store.open_questions())?;
+    let open: HashSet<ArtifactId> = open.into_iter().map(|(id, _)| id).collect();
+    Ok(group(artifacts, claims, &open))
+}
+
+/// One step of a question's context chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub id: String,
+    pub short_id: String,
+    pub structural_type: StructuralType,
+    #[serde(rename = "type")]
+    pub artifact_type: String,
+    pub produced_by: String,
+    pub excerpt: String,
+}
+
+impl Link {
+    fn of(a: &Artifact) -> Self {
+        Self {
+            id: a.id.to_string(),
+            short_id: short(&a.id.to_string()).to_owned(),
+            structural_type: a.structural_type,
+            artifact_type: a.artifact_type.clone(),
+            produced_by: a.produced_by_role.clone(),
+            excerpt: excerpt(&a.payload, 160),
+        }
+    }
+}
+
+/// One open question, as the inbox and `GET …/questions` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Question {
+    pub instance: String,
+    pub id: String,
+    pub short_id: String,
+    pub agent: String,
+    pub claim_id: Option<String>,
+    pub asked_at_ms: i64,
+    pub age_ms: i64,
+    pub deadline_ms: Option<i64>,
+    pub time_left_ms: Option<i64>,
+    pub text: String,
+    /// The workflow's goal, when the chain reaches it.
+    pub goal: Option<Link>,
+    /// What the question was asked about, nearest first, up to the goal.
+    pub context: Vec<Link>,
+}
+
+/// The artifact a question (or any artifact) was produced from: its first source, else the
+/// artifact of its claim.
+fn parent(a: &Artifact, claims: &HashMap<ClaimId, Claim>) -> Option<ArtifactId> {
+    a.source_artifacts
+        .first()
+        .copied()
+        .or_else(|| a.claim_id.and_then(|c| claims.get(&c)).map(|c| c.artifact_id).filter(|p| *p != a.id))
+}
+
+/// The open questions of an instance, oldest first, with their context chains. Reads level by
+/// level (one pipelined batch per step back), so the cost grows with the chain depth, not
+/// with the number of questions times the depth.
+pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> {
+    let now = now_ms();
+    let open = store.open_questions().await?;
+    let ids: Vec<ArtifactId> = open.iter().map(|(id, _)| *id).collect();
+    let mut cache: HashMap<ArtifactId, Artifact> =
+        store.get_artifacts(&ids).await?.into_iter().map(|a| (a.id, a)).collect();
+    let claim_ids: BTreeSet<ClaimId> = cache.values().filter_map(|a| a.claim_id).collect();
+    let claim_ids: Vec<ClaimId> = claim_ids.into_iter().collect();
+    let mut claims: HashMap<ClaimId, Claim> = HashMap::new();
+    for chunk in claim_ids.chunks(500) {
+        let got = futures::future::try_join_all(chunk.iter().map(|c| store.get_claim(c))).await?;
+        claims.extend(got.into_iter().flatten().map(|c| (c.id, c)));
+    }
+    let mut chains: Vec<Vec<ArtifactId>> = ids.iter().map(|id| vec![*id]).collect();
+    for _ in 0..CHAIN_DEPTH {
+        let mut wanted = BTreeSet::new();
+        for chain in &chains {
+            let last = chain.last().and_then(|id| cache.get(id));
+            if let Some(p) = last.and_then(|a| parent(a, &claims))
+                && !cache.contains_key(&p)
+            {
+                wanted.insert(p);
+            }
+        }
+        let wanted: Vec<ArtifactId> = wanted.into_iter().collect();
+        for a in store.get_artifacts(&wanted).await? {
+            cache.insert(a.id, a);
+        }
+        let mut grew = false;
+        for chain in &mut chains {
+            let Some(last) = chain.last().and_then(|id| cache.get(id)) else { continue };
+            if let Some(p) = parent(last, &claims)
+                && cache.contains_key(&p)
+                && !chain.contains(&p)
+            {
+                chain.push(p);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let short_ids = sett_ops::resolve::unique_prefixes(&ids, 8);
+    let mut out = Vec::with_capacity(open.len());
+    for ((id, asked_at_ms), chain) in open.into_iter().zip(chains) {
+        let artifact = cache.get(&id);
+        let claim = artifact.and_then(|a| a.claim_id).and_then(|c| claims.get(&c));
+        let oq = claim.and_then(|c| c.open_questions.get(&id));
+        let deadline_ms = oq.and_then(|q| q.deadline_ms);
+        let agent = artifact
+            .map(|a| a.produced_by_role.clone())
+            .or_else(|| oq.map(|q| q.agent.to_string()))
+            .unwrap_or_else(|| "?".into());
+        let links: Vec<Link> = chain.iter().skip(1).filter_map(|p| cache.get(p)).map(Link::of).collect();
+        let goal = chain.last().and_then(|g| cache.get(g)).filter(|g| is_root(g)).map(Link::of);
+        out.push(Question {
+            instance: store.instance().to_string(),
+            id: id.to_string(),
+            short_id: short_ids.get(&id).cloned().unwrap_or_else(|| id.to_string()),
+            agent,
+            claim_id: artifact.and_then(|a| a.claim_id).map(|c| c.to_string()),
+            asked_at_ms,
+            age_ms: now - asked_at_ms,
+            deadline_ms,
+            time_left_ms: deadline_ms.map(|d| d - now),
+            text: artifact.map(|a| a.payload.clone()).unwrap_or_default(),
+            goal,
+            context: links,
+        });
+    }
+    Ok(out)
+}
+
+/// A question that has been answered, for the inbox's "recently answered" list.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnsweredQuestion {
+    pub instance: String,
+    pub id: String,
+    pub short_id: String,
+    pub text: String,
+    pub agent: String,
+    pub record: AnswerRecord,
+    pub answer: String,
+}
+
+/// The `limit` most recently answered questions, newest first.
+pub async fn recently_answered(store: &Store, limit: usize) -> sett_store::Result<Vec<AnsweredQuestion>> {
+    let mut records = store.answer_records().await?;
+    records.sort_by_key(|(_, r)| std::cmp::Reverse(r.answered_at_ms));
+    records.truncate(limit);
+    let mut ids = Vec::new();
+    for (q, r) in &records {
+        ids.push(*q);
+        ids.push(r.answer_id);
+    }
+    let got: HashMap<ArtifactId, Artifact> = store.get_artifacts(&ids).await?.into_iter().map(|a| (a.id, a)).collect();
+    Ok(records
+        .into_iter()
+        .map(|(q, record)| {
+            let question = got.get(&q);
+            AnsweredQuestion {
+                instance: store.instance().to_string(),
+                id: q.to_string(),
+                short_id: short(&q.to_string()).to_owned(),
+                text: question.map(|a| a.payload.clone()).unwrap_or_default(),
+                agent: question.map(|a| a.produced_by_role.clone()).unwrap_or_default(),
+                answer: got.get(&record.answer_id).map(|a| a.payload.clone()).unwrap_or_default(),
+                record,
+            }
+        })
+        .collect())
+}
+
+/// One artifact with what surrounds it: its claim, the claim's artifact, the answer record of
+/// a question.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactView {
+    pub artifact: Artifact,
+    pub claim: Option<Claim>,
+    pub answer: Option<AnswerRecord>,
+    pub open_question: bool,
+}
+
+pub async fn artifact(store: &Store, id: &ArtifactId) -> sett_store::Result<Option<ArtifactView>> {
+    let Some(artifact) = store.get_artifact(id).await? else {
+        return Ok(None);
+    };
+    let claim = match artifact.claim_id {
+        Some(c) => store.get_claim(&c).await?,
+        None => None,
+    };
+    let (answer, open_question) = if artifact.structural_type == StructuralType::Question {
+        let rec = store.answer_record(id).await?;
+        let open = rec.is_none() && store.open_questions().await?.iter().any(|(q, _)| q == id);
+        (rec, open)
+    } else {
+        (None, false)
+    };
+    Ok(Some(ArtifactView { artifact, claim, answer, open_question }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sett_core::machine::{Policy, new_claim};
+
+    fn policy() -> Policy {
+        Policy {
+            agents: Default::default(),
+            max_review_iterations: 3,
+            bid_timeout_ms: 1_000,
+            on_question_timeout: Default::default(),
+        }
+    }
+
+    fn child(st: StructuralType, sources: &[&Artifact], claim: Option<ClaimId>, at: i64) -> Artifact {
+        let mut a = Artifact::new_root(st, "T", "x", "Writer", at);
+        a.source_artifacts = sources.iter().map(|s| s.id).collect();
+        a.claim_id = claim;
+        a
+    }
+
+    #[test]
+    fn grouping_follows_sources_and_claims() {
+        let g1 = Artifact::new_root(StructuralType::Standard, "Goal", "one", "user", 1);
+        let g2 = Artifact::new_root(StructuralType::Standard, "Goal", "two", "user", 2);
+        let c1 = new_claim(ClaimId::new_v7(), &g1, &policy(), 3);
+        let draft = child(StructuralType::Standard, &[&g1], Some(c1.id), 4);
+        // A question tied to the goal only by its claim.
+        let q = child(StructuralType::Question, &[], Some(c1.id), 5);
+        let mut rework = new_claim(ClaimId::new_v7(), &draft, &policy(), 6);
+        rework.rework_of = Some(c1.id);
+        let term = child(StructuralType::Terminal, &[&draft], Some(rework.id), 7);
+        let open = HashSet::from([q.id]);
+        let flows = group(
+            vec![g1.clone(), g2.clone(), draft.clone(), q.clone(), term.clone()],
+            vec![c1.clone(), rework],
+            &open,
+        );
+        assert_eq!(flows.len(), 2);
+        assert_eq!(flows[0].goal.id, g2.id, "newest goal first");
+        assert_eq!(flows[0].state, WorkflowState::Running);
+        let f1 = &flows[1];
+        assert_eq!(f1.artifacts.iter().map(|a| a.id).collect::<Vec<_>>(), vec![g1.id, draft.id, q.id, term.id]);
+        assert_eq!(f1.claims.len(), 2);
+        assert_eq!(f1.state, WorkflowState::Complete);
+        assert!(f1.agents.contains("Writer"));
+        let waiting = group(vec![g1.clone(), q.clone()], vec![c1.clone()], &open);
+        assert_eq!(waiting[0].state, WorkflowState::WaitingForHuman);
+        let mut dormant = c1;
+        dormant.status = ClaimStatus::Dormant;
+        assert_eq!(group(vec![g1], vec![dormant], &HashSet::new())[0].state, WorkflowState::Failed);
+    }
+}

@@ -1,0 +1,181 @@
+//! The provenance graph of a workflow as SVG, laid out here (no external `dot`): longest-path
+//! layering (an artifact sits one column right of its furthest source), then one barycentre
+//! pass ordering each column by where its sources sit. Every node carries `data-artifact-id`
+//! and links to the artifact's page. All text is escaped.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use sett_core::{Artifact, ArtifactId, Claim, ClaimId};
+use sett_ops::feed::{excerpt, short};
+
+use crate::html::esc;
+
+const NODE_W: i64 = 168;
+const NODE_H: i64 = 40;
+const COL_GAP: i64 = 64;
+const ROW_GAP: i64 = 14;
+const MARGIN: i64 = 12;
+
+/// Why an edge exists: a listed source, or only the claim the artifact was produced under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeKind {
+    Source,
+    Claim,
+}
+
+/// A laid-out graph: each node's column and row, and the edges.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub pos: HashMap<ArtifactId, (usize, usize)>,
+    pub edges: Vec<(ArtifactId, ArtifactId, EdgeKind)>,
+    pub columns: usize,
+    pub rows: usize,
+}
+
+/// Lays out `artifacts` (oldest first). Sources outside the set are ignored; an artifact with
+/// no source inside the set hangs off its claim's artifact.
+pub fn layout(artifacts: &[Artifact], claims: &[Claim]) -> Layout {
+    let members: HashSet<ArtifactId> = artifacts.iter().map(|a| a.id).collect();
+    let claim_art: HashMap<ClaimId, ArtifactId> = claims.iter().map(|c| (c.id, c.artifact_id)).collect();
+    let mut edges = Vec::new();
+    let mut parents: HashMap<ArtifactId, Vec<ArtifactId>> = HashMap::new();
+    for a in artifacts {
+        let mut ps: Vec<ArtifactId> = a.source_artifacts.iter().copied().filter(|s| members.contains(s)).collect();
+        let kind = if ps.is_empty() {
+            if let Some(p) = a.claim_id.and_then(|c| claim_art.get(&c)).filter(|p| **p != a.id && members.contains(p)) {
+                ps.push(*p);
+            }
+            EdgeKind::Claim
+        } else {
+            EdgeKind::Source
+        };
+        for p in &ps {
+            edges.push((*p, a.id, kind));
+        }
+        parents.insert(a.id, ps);
+    }
+    // Longest-path layering in creation order: sources are older than what they produce.
+    let mut layer: HashMap<ArtifactId, usize> = HashMap::new();
+    for a in artifacts {
+        let l = parents[&a.id].iter().filter_map(|p| layer.get(p)).map(|l| l + 1).max().unwrap_or(0);
+        layer.insert(a.id, l);
+    }
+    let columns = layer.values().max().map_or(0, |m| m + 1);
+    let mut cols: Vec<Vec<ArtifactId>> = vec![Vec::new(); columns];
+    for a in artifacts {
+        cols[layer[&a.id]].push(a.id);
+    }
+    let mut pos: HashMap<ArtifactId, (usize, usize)> = HashMap::new();
+    for (c, col) in cols.iter_mut().enumerate() {
+        if c > 0 {
+            // Barycentre of the sources' rows; the stable sort keeps creation order for ties.
+            let key = |id: &ArtifactId| -> f64 {
+                let rows: Vec<usize> = parents[id].iter().filter_map(|p| pos.get(p)).map(|(_, r)| *r).collect();
+                if rows.is_empty() { f64::MAX } else { rows.iter().sum::<usize>() as f64 / rows.len() as f64 }
+            };
+            let mut keyed: Vec<(f64, ArtifactId)> = col.iter().map(|id| (key(id), *id)).collect();
+            keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+            *col = keyed.into_iter().map(|(_, id)| id).collect();
+        }
+        for (r, id) in col.iter().enumerate() {
+            pos.insert(*id, (c, r));
+        }
+    }
+    let rows = cols.iter().map(Vec::len).max().unwrap_or(0);
+    Layout { pos, edges, columns, rows }
+}
+
+fn xy(col: usize, row: usize) -> (i64, i64) {
+    (MARGIN + col as i64 * (NODE_W + COL_GAP), MARGIN + row as i64 * (NODE_H + ROW_GAP))
+}
+
+/// The SVG of a workflow's provenance graph. `open` marks questions still waiting for a human;
+/// `href` gives each node's link.
+pub fn svg(
+    artifacts: &[Artifact],
+    claims: &[Claim],
+    open: &HashSet<ArtifactId>,
+    href: impl Fn(&ArtifactId) -> String,
+) -> String {
+    let l = layout(artifacts, claims);
+    let width = 2 * MARGIN + l.columns.max(1) as i64 * (NODE_W + COL_GAP) - COL_GAP;
+    let height = 2 * MARGIN + l.rows.max(1) as i64 * (NODE_H + ROW_GAP) - ROW_GAP;
+    let mut out = String::with_capacity(artifacts.len() * 420 + 256);
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="graph" id="graph" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="provenance graph of {} artifacts">"#,
+        artifacts.len()
+    );
+    out.push_str(r#"<g class="edges">"#);
+    for (from, to, kind) in &l.edges {
+        let (Some(&(fc, fr)), Some(&(tc, tr))) = (l.pos.get(from), l.pos.get(to)) else { continue };
+        let (x1, y1) = xy(fc, fr);
+        let (x2, y2) = xy(tc, tr);
+        let (x1, y1, x2, y2) = (x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2);
+        let mid = (x1 + x2) / 2;
+        let class = if *kind == EdgeKind::Claim { "edge claim" } else { "edge" };
+        let _ = write!(out, r#"<path class="{class}" d="M{x1} {y1}C{mid} {y1} {mid} {y2} {x2} {y2}"/>"#);
+    }
+    out.push_str("</g>");
+    for a in artifacts {
+        let Some(&(c, r)) = l.pos.get(&a.id) else { continue };
+        let (x, y) = xy(c, r);
+        let id = a.id.to_string();
+        let open_class = if open.contains(&a.id) { " open" } else { "" };
+        let _ = write!(
+            out,
+            r#"<a href="{}" class="node st-{}{open_class}" data-artifact-id="{id}"><title>{} {} v{} by {}&#10;{}</title><rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6"/><text x="{}" y="{}" class="t1">{}</text><text x="{}" y="{}" class="t2">{} · {} · v{}</text></a>"#,
+            esc(&href(&a.id)),
+            a.structural_type,
+            esc(&a.artifact_type),
+            a.structural_type,
+            a.version,
+            esc(&a.produced_by_role),
+            esc(&excerpt(&a.payload, 200)),
+            x + 8,
+            y + 16,
+            esc(&clip(&a.artifact_type, 22)),
+            x + 8,
+            y + 32,
+            a.structural_type,
+            short(&id),
+            a.version,
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_owned() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sett_core::StructuralType;
+
+    #[test]
+    fn layers_follow_sources_and_every_node_is_drawn() {
+        let g = Artifact::new_root(StructuralType::Standard, "Goal", "<script>alert(1)</script>", "user", 1);
+        let mut d = Artifact::new_root(StructuralType::Standard, "Draft\"><img src=x>", "x", "Writer", 2);
+        d.source_artifacts = vec![g.id];
+        let mut r = Artifact::new_root(StructuralType::Review, "Review", "ok", "Reviewer", 3);
+        r.source_artifacts = vec![d.id];
+        let mut t = Artifact::new_root(StructuralType::Terminal, "Done", "x", "Writer", 4);
+        t.source_artifacts = vec![g.id, r.id];
+        let all = [g.clone(), d.clone(), r.clone(), t.clone()];
+        let l = layout(&all, &[]);
+        assert_eq!(l.pos[&g.id].0, 0);
+        assert_eq!(l.pos[&d.id].0, 1);
+        assert_eq!(l.pos[&r.id].0, 2);
+        assert_eq!(l.pos[&t.id].0, 3, "longest path: after the review, not beside the draft");
+        assert_eq!(l.edges.len(), 4);
+        let svg = svg(&all, &[], &HashSet::new(), |id| format!("/a/{id}"));
+        for a in &all {
+            assert!(svg.contains(&format!(r#"data-artifact-id="{}""#, a.id)));
+        }
+        assert!(!svg.contains("<script>") && !svg.contains("<img"), "agent text is escaped: {svg}");
+    }
+}

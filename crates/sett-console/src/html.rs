@@ -1,0 +1,461 @@
+//! Server-rendered pages. Every string that came from an agent, a tool or Redis goes through
+//! [`esc`] (a question is untrusted input: `<script>` in it must show as text); the small
+//! script in `assets/console.js` only inserts server-rendered HTML or sets `textContent`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+
+use sett_core::{ArtifactId, BidType, Claim, StructuralType};
+use sett_ops::feed::{excerpt, short};
+use sett_ops::status::StatusReport;
+
+use crate::data::{AnsweredQuestion, ArtifactView, Question, Workflow};
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Milliseconds as a short duration (`42s`, `3m 5s`, `2h 10m`, `1d 3h`).
+pub fn human_ms(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub fn time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn ago(now: i64, ms: i64) -> String {
+    format!(r#"<time datetime="{}" title="{}">{} ago</time>"#, time(ms), time(ms), human_ms(now - ms))
+}
+
+/// Who is looking, and what the page needs to post and follow.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    pub user: String,
+    /// The session's CSRF token (absent for Bearer requests, which need none).
+    pub csrf: Option<String>,
+    pub now_ms: i64,
+}
+
+/// Which instance streams a page follows, each from the last event id it was rendered at.
+pub type Live = Vec<(String, String)>;
+
+/// The page frame: navigation, the read + answer only notice, and the live-update hooks.
+pub fn page(title: &str, ctx: &PageCtx, live: &Live, body: &str) -> String {
+    let live_attr: Vec<String> = live.iter().map(|(i, after)| format!("{i}={after}")).collect();
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="sett-csrf" content="{csrf}">
+<title>{title} · Sett console</title>
+<link rel="stylesheet" href="/assets/console.css">
+<script src="/assets/console.js" defer></script>
+</head><body>
+<header><a class="brand" href="/">Sett</a><nav><a href="/">Instances</a><a href="/questions">Questions</a></nav>
+<span class="who">answering as <b id="user">{user}</b> <span id="live-state" class="live-off" title="live updates">●</span></span></header>
+<p class="notice" id="notice">Read + answer only: destroy, down and import are not available from the console; use the <code>sett</code> CLI for those.</p>
+<main id="main" data-live="{live}">
+{body}
+</main>
+</body></html>
+"#,
+        csrf = esc(ctx.csrf.as_deref().unwrap_or("")),
+        title = esc(title),
+        user = esc(&ctx.user),
+        live = esc(&live_attr.join(" ")),
+    )
+}
+
+/// A page that says what is wrong and what to do.
+pub fn message(title: &str, text: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{t} · Sett console</title><link rel="stylesheet" href="/assets/console.css"></head>
+<body><main id="main"><h1>{t}</h1><p>{x}</p></main></body></html>
+"#,
+        t = esc(title),
+        x = esc(text)
+    )
+}
+
+fn health_class(h: &str) -> &'static str {
+    match h {
+        "running" => "ok",
+        "degraded" => "warn",
+        _ => "off",
+    }
+}
+
+/// The instances page.
+pub fn instances(reports: &[Result<StatusReport, String>], names: &[String]) -> String {
+    let mut out = String::from("<h1>Instances</h1>\n");
+    if names.is_empty() {
+        out.push_str("<p>No instance is registered in this Redis. Start one with <code>sett up</code>.</p>");
+        return out;
+    }
+    out.push_str(r#"<table class="instances"><thead><tr><th>Instance</th><th>Status</th><th>Components</th><th>Claims</th><th>Open questions</th></tr></thead><tbody>"#);
+    for (name, r) in names.iter().zip(reports) {
+        let n = esc(name);
+        match r {
+            Err(e) => {
+                let _ = write!(
+                    out,
+                    r#"<tr data-instance="{n}"><td><a href="/instances/{n}">{n}</a></td><td colspan="4" class="err">{}</td></tr>"#,
+                    esc(e)
+                );
+            }
+            Ok(s) => {
+                let comps: Vec<String> = s
+                    .components
+                    .iter()
+                    .map(|c| {
+                        let (cls, tip) = if c.healthy {
+                            ("ok", "healthy".to_owned())
+                        } else {
+                            ("bad", c.problem.clone().unwrap_or_default())
+                        };
+                        format!(r#"<span class="comp {cls}" title="{}">{}</span>"#, esc(&tip), esc(&c.name))
+                    })
+                    .collect();
+                let claims: Vec<String> = s.claims_by_status.iter().map(|(k, v)| format!("{} {v}", esc(k))).collect();
+                let q = if s.open_questions > 0 {
+                    format!(r#"<a href="/questions#{n}" class="badge">{}</a>"#, s.open_questions)
+                } else {
+                    "0".into()
+                };
+                let _ = write!(
+                    out,
+                    r#"<tr data-instance="{n}"><td><a href="/instances/{n}">{n}</a></td><td><span class="health {}">{}</span></td><td>{}</td><td>{}</td><td>{q}</td></tr>"#,
+                    health_class(s.health.as_str()),
+                    s.health.as_str(),
+                    if comps.is_empty() { "—".into() } else { comps.join(" ") },
+                    if claims.is_empty() { "—".into() } else { claims.join(", ") },
+                );
+            }
+        }
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The workflows of one instance.
+pub fn workflows(instance: &str, flows: &[Workflow], now: i64) -> String {
+    let i = esc(instance);
+    let mut out = format!("<h1>Workflows of {i}</h1>\n");
+    if flows.is_empty() {
+        let _ = write!(out, "<p>No workflow yet. Start one with <code>sett forage --goal \"…\" -n {i}</code>.</p>");
+        return out;
+    }
+    out.push_str(r#"<table class="workflows"><thead><tr><th>Goal</th><th>State</th><th>Age</th><th>Last change</th><th>Artifacts</th><th>Agents</th></tr></thead><tbody>"#);
+    for w in flows {
+        let id = w.goal.id.to_string();
+        let _ = write!(
+            out,
+            r#"<tr data-goal-id="{id}"><td><a href="/instances/{i}/workflows/{id}">{}</a> <span class="id">{}</span></td><td><span class="state {}">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(&excerpt(&w.goal.payload, 90)),
+            short(&id),
+            w.state.css(),
+            w.state.as_str(),
+            human_ms(now - w.goal.created_at_ms),
+            ago(now, w.updated_at_ms),
+            w.artifacts.len(),
+            esc(&w.agents.iter().cloned().collect::<Vec<_>>().join(", ")),
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// A workflow's detail: the provenance graph and the claim timeline beside it.
+pub fn workflow(
+    instance: &str,
+    w: &Workflow,
+    svg: &str,
+    bids: &BTreeMap<sett_core::ClaimId, BTreeMap<sett_core::AgentName, BidType>>,
+    now: i64,
+) -> String {
+    let i = esc(instance);
+    let mut out = format!(
+        r#"<h1>Workflow <span class="id">{}</span> <span class="state {}">{}</span></h1>
+<p class="goal">{}</p>
+<p class="legend"><span class="st-Standard">Standard</span> <span class="st-Review">Review</span> <span class="st-Question">Question</span> <span class="st-Answer">Answer</span> <span class="st-Failure">Failure</span> <span class="st-Terminal">Terminal</span> · {} artifacts, {} claims · <a href="/instances/{i}">all workflows</a></p>
+<div class="detail"><section class="graph-wrap" aria-label="provenance graph">{svg}</section>
+<section class="timeline"><h2>Claim timeline</h2><ol>"#,
+        short(&w.goal.id.to_string()),
+        w.state.css(),
+        w.state.as_str(),
+        esc(&w.goal.payload),
+        w.artifacts.len(),
+        w.claims.len(),
+    );
+    for c in &w.claims {
+        timeline_entry(&mut out, instance, c, bids.get(&c.id), now);
+    }
+    out.push_str("</ol></section></div>");
+    out
+}
+
+fn timeline_entry(
+    out: &mut String,
+    instance: &str,
+    c: &Claim,
+    bids: Option<&BTreeMap<sett_core::AgentName, BidType>>,
+    now: i64,
+) {
+    let i = esc(instance);
+    let cid = c.id.to_string();
+    let aid = c.artifact_id.to_string();
+    let _ = write!(
+        out,
+        r#"<li class="claim" data-claim-id="{cid}"><div class="head"><b>claim {}</b> on <a href="/instances/{i}/artifacts/{aid}">{}</a> <span class="cstatus s-{}">{}</span></div><ul>"#,
+        short(&cid),
+        short(&aid),
+        c.status.as_str(),
+        c.status.as_str()
+    );
+    let _ = write!(
+        out,
+        "<li>{} created{}</li>",
+        ago(now, c.created_at_ms),
+        match c.rework_of {
+            Some(r) => format!(" (rework of {})", short(&r.to_string())),
+            None => String::new(),
+        }
+    );
+    if let Some(bids) = bids.filter(|b| !b.is_empty()) {
+        let list: Vec<String> = bids.iter().map(|(a, b)| format!("{} {}", esc(a.as_str()), b.as_str())).collect();
+        let _ = write!(out, "<li>bids: {}</li>", list.join(", "));
+    }
+    if !c.missing_bids.is_empty() {
+        let list: Vec<String> = c.missing_bids.iter().map(|a| esc(a.as_str())).collect();
+        let _ = write!(out, "<li>no bid from {}</li>", list.join(", "));
+    }
+    let mut grants: Vec<_> = c.grants.iter().collect();
+    grants.sort_by_key(|(_, g)| g.seq);
+    for (agent, g) in grants {
+        let _ = write!(
+            out,
+            "<li>{} granted to <b>{}</b> ({}, seq {}{})</li>",
+            ago(now, g.granted_at_ms),
+            esc(agent.as_str()),
+            g.claim_type.as_str(),
+            g.seq,
+            if g.via_worker { ", worker" } else { "" }
+        );
+    }
+    for q in c.open_questions.keys() {
+        let _ = write!(
+            out,
+            r#"<li class="waiting">waiting for an answer to <a href="/questions#q-{q}">{}</a></li>"#,
+            short(&q.to_string())
+        );
+    }
+    if c.status.is_final() {
+        let _ = write!(
+            out,
+            "<li>{} {}{}</li>",
+            ago(now, c.updated_at_ms),
+            c.status.as_str(),
+            c.termination_reason.as_deref().map(|r| format!(": {}", esc(&excerpt(r, 200)))).unwrap_or_default()
+        );
+    }
+    out.push_str("</ul></li>");
+}
+
+/// One artifact: payload, producer, claim, timestamps.
+pub fn artifact(instance: &str, v: &ArtifactView) -> String {
+    let i = esc(instance);
+    let a = &v.artifact;
+    let id = a.id.to_string();
+    let mut out = format!(
+        r#"<h1>{} <span class="st st-{}">{}</span></h1>
+<dl class="props" data-artifact-id="{id}">
+<dt>Id</dt><dd><code>{id}</code></dd>
+<dt>Version</dt><dd>{} (thread <code>{}</code>)</dd>
+<dt>Produced by</dt><dd>{}</dd>
+<dt>Created</dt><dd>{}</dd>"#,
+        esc(&a.artifact_type),
+        a.structural_type,
+        a.structural_type,
+        a.version,
+        a.logical_id,
+        esc(&a.produced_by_role),
+        time(a.created_at_ms),
+    );
+    if let Some(s) = &a.summary {
+        let _ = write!(out, "<dt>Summary</dt><dd>{}</dd>", esc(s));
+    }
+    if let Some(c) = &v.claim {
+        let _ = write!(
+            out,
+            r#"<dt>Claim</dt><dd><code>{}</code> on <a href="/instances/{i}/artifacts/{}">{}</a>: {}</dd>"#,
+            c.id,
+            c.artifact_id,
+            short(&c.artifact_id.to_string()),
+            c.status.as_str()
+        );
+    }
+    if !a.source_artifacts.is_empty() {
+        let links: Vec<String> = a
+            .source_artifacts
+            .iter()
+            .map(|s| format!(r#"<a href="/instances/{i}/artifacts/{s}">{}</a>"#, short(&s.to_string())))
+            .collect();
+        let _ = write!(out, "<dt>Sources</dt><dd>{}</dd>", links.join(" "));
+    }
+    if let Some(by) = &a.answered_by {
+        let _ =
+            write!(out, "<dt>Answered by</dt><dd>{}{}</dd>", esc(by), if a.timed_out { " (timed out)" } else { "" });
+    }
+    if let Some(r) = &v.answer {
+        let _ = write!(
+            out,
+            r#"<dt>Answer</dt><dd><a href="/instances/{i}/artifacts/{}">{}</a> by {} at {}</dd>"#,
+            r.answer_id,
+            short(&r.answer_id.to_string()),
+            esc(&r.answered_by),
+            time(r.answered_at_ms)
+        );
+    }
+    let _ = write!(out, r#"</dl><h2>Payload</h2><pre class="payload">{}</pre>"#, esc(&a.payload));
+    if v.open_question {
+        let _ = write!(out, "{}", answer_form(instance, &id));
+    }
+    out
+}
+
+fn answer_form(instance: &str, qid: &str) -> String {
+    format!(
+        r#"<form class="answer" data-instance="{}" data-question-id="{qid}"><label>Your answer<textarea name="answer" required maxlength="65536" rows="3"></textarea></label><button type="submit">Answer</button><output class="result"></output></form>"#,
+        esc(instance)
+    )
+}
+
+/// The questions inbox across instances.
+pub fn inbox(open: &[Question], answered: &[AnsweredQuestion], errors: &[String], now: i64) -> String {
+    let mut out = format!("<h1>Questions <span class=\"count\" id=\"open-count\">{}</span></h1>\n", open.len());
+    for e in errors {
+        let _ = write!(out, r#"<p class="err">{}</p>"#, esc(e));
+    }
+    if open.is_empty() {
+        out.push_str(r#"<p class="empty">No agent is waiting for an answer.</p>"#);
+    }
+    out.push_str(r#"<div class="questions">"#);
+    for q in open {
+        let i = esc(&q.instance);
+        let left = match q.time_left_ms {
+            None => "never times out".to_owned(),
+            Some(l) if l < 0 => format!("overdue by {}", human_ms(-l)),
+            Some(l) => format!("{} left", human_ms(l)),
+        };
+        let _ = write!(
+            out,
+            r#"<article class="question" id="q-{id}" data-question-id="{id}" data-instance="{i}" data-state="open">
+<div class="meta"><b>{agent}</b> asked {asked} · <span class="left">{left}</span> · <a href="/instances/{i}">{i}</a> · <a href="/instances/{i}/artifacts/{id}" class="id">{sid}</a></div>
+<pre class="text">{text}</pre>"#,
+            id = esc(&q.id),
+            agent = esc(&q.agent),
+            asked = ago(now, q.asked_at_ms),
+            sid = esc(&q.short_id),
+            text = esc(&q.text),
+        );
+        if let Some(g) = &q.goal {
+            let _ = write!(
+                out,
+                r#"<div class="goal">Goal: <a href="/instances/{i}/workflows/{}">{}</a></div>"#,
+                esc(&g.id),
+                esc(&g.excerpt)
+            );
+        }
+        if !q.context.is_empty() {
+            out.push_str(r#"<details class="chain"><summary>Context chain</summary><ol>"#);
+            for l in &q.context {
+                let _ = write!(
+                    out,
+                    r#"<li><a href="/instances/{i}/artifacts/{}">{}</a> <span class="st-{}">{}</span> {} by {}: {}</li>"#,
+                    esc(&l.id),
+                    esc(&l.short_id),
+                    l.structural_type,
+                    l.structural_type,
+                    esc(&l.artifact_type),
+                    esc(&l.produced_by),
+                    esc(&l.excerpt)
+                );
+            }
+            out.push_str("</ol></details>");
+        }
+        out.push_str(&answer_form(&q.instance, &q.id));
+        out.push_str("</article>\n");
+    }
+    out.push_str("</div>");
+    if !answered.is_empty() {
+        out.push_str(r#"<h2>Recently answered</h2><div class="answered">"#);
+        for a in answered {
+            let i = esc(&a.instance);
+            let _ = write!(
+                out,
+                r#"<article class="question done" data-question-id="{id}" data-instance="{i}" data-state="answered"><div class="meta"><b>{agent}</b> · <a href="/instances/{i}/artifacts/{id}" class="id">{sid}</a> · answered by <b class="by">{by}</b> {when}{to}</div><pre class="text">{text}</pre><pre class="answer-text">{answer}</pre></article>"#,
+                id = esc(&a.id),
+                agent = esc(&a.agent),
+                sid = esc(&a.short_id),
+                by = esc(&a.record.answered_by),
+                when = ago(now, a.record.answered_at_ms),
+                to = if a.record.timed_out { " (timed out)" } else { "" },
+                text = esc(&excerpt(&a.text, 300)),
+                answer = esc(&excerpt(&a.answer, 300)),
+            );
+        }
+        out.push_str("</div>");
+    }
+    out
+}
+
+/// Open question ids as a set, for marking graph nodes.
+pub fn open_set(qs: &[(ArtifactId, i64)]) -> HashSet<ArtifactId> {
+    qs.iter().map(|(id, _)| *id).collect()
+}
+
+/// A structural type's CSS class.
+pub fn st_class(st: StructuralType) -> String {
+    format!("st-{st}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(esc(r#"<script>alert(1)</script>"#), "&lt;script&gt;alert(1)&lt;/script&gt;");
+        assert_eq!(esc(r#""><img src=x onerror=alert(1)>"#), "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;");
+        assert_eq!(esc("a & 'b'"), "a &amp; &#39;b&#39;");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_ms(5_000), "5s");
+        assert_eq!(human_ms(185_000), "3m 5s");
+        assert_eq!(human_ms(-4), "0s");
+        assert!(time(0).starts_with("1970-01-01T00:00:00"));
+    }
+}

@@ -1,0 +1,652 @@
+//! The HTTP server: authentication (Bearer, session cookie, one-time `?token=` exchange), CSRF
+//! checks on POST, the pages, the JSON API under `/api/v1/` and the SSE event streams. Every
+//! response carries a strict Content-Security-Policy and a `server-timing` header.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use sett_core::{ArtifactId, InstanceName};
+use sett_ops::answer::{AnswerError, answer_question};
+use sett_store::{Redis, Store, now_ms};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{CSRF_HEADER, SESSION_COOKIE, Session, Sessions, Users, cookie, ct_eq};
+use crate::html::{self, PageCtx};
+use crate::live::{Hubs, feed, parse_id};
+use crate::{Config, data, graph};
+
+/// The largest answer accepted, in bytes.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The largest request body read (an answer plus its JSON quoting).
+const MAX_BODY_BYTES: usize = 4 * MAX_ANSWER_BYTES;
+/// How long a component's `/healthz` may take on the instances page.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+/// A claim untouched this long counts as stuck (as `sett status` does).
+const STUCK_AFTER: Duration = Duration::from_secs(600);
+/// Claims whose bids the timeline shows (the most recent ones).
+const TIMELINE_BIDS: usize = 200;
+
+const CSS: &str = include_str!("../assets/console.css");
+const JS: &str = include_str!("../assets/console.js");
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+                   form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn respond(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder().status(status).header(header::CONTENT_TYPE, ctype).body(full(body)).expect("static response")
+}
+
+fn json_resp(status: StatusCode, v: serde_json::Value) -> Response<Body> {
+    respond(status, "application/json", v.to_string())
+}
+
+fn html_resp(status: StatusCode, page: String) -> Response<Body> {
+    respond(status, "text/html; charset=utf-8", page)
+}
+
+/// An error as JSON for the API, as a page otherwise.
+fn error(api: bool, status: StatusCode, msg: &str) -> Response<Body> {
+    if api {
+        json_resp(status, json!({"error": msg}))
+    } else {
+        let title = status.canonical_reason().unwrap_or("Error");
+        html_resp(status, html::message(title, msg))
+    }
+}
+
+fn store_error(api: bool, e: &sett_store::StoreError) -> Response<Body> {
+    error(
+        api,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("cannot read the blackboard: {e}; check that Redis is reachable, then reload"),
+    )
+}
+
+/// State shared by every connection.
+pub(crate) struct App {
+    pub redis: Redis,
+    pub instances: Option<Vec<InstanceName>>,
+    pub users: Users,
+    pub sessions: Sessions,
+    pub hubs: Hubs,
+    pub shutdown: CancellationToken,
+}
+
+impl App {
+    pub(crate) fn new(redis: Redis, config: Config, shutdown: CancellationToken) -> Self {
+        Self {
+            hubs: Hubs::new(redis.clone(), shutdown.clone()),
+            redis,
+            instances: config.instances,
+            users: config.users,
+            sessions: Sessions::default(),
+            shutdown,
+        }
+    }
+
+    /// The instances shown: those named at start, else every one registered.
+    async fn instance_names(&self) -> sett_store::Result<Vec<InstanceName>> {
+        match &self.instances {
+            Some(list) => Ok(list.clone()),
+            None => Ok(self.redis.instances().await?.into_keys().collect()),
+        }
+    }
+
+    /// The store of instance `raw` when it is one this console shows.
+    async fn store(&self, raw: &str) -> sett_store::Result<Option<Store>> {
+        let Ok(name) = InstanceName::parse(raw) else { return Ok(None) };
+        let known = match &self.instances {
+            Some(list) => list.contains(&name),
+            None => self.redis.instance_record(&name).await?.is_some(),
+        };
+        Ok(known.then(|| self.redis.instance(&name)))
+    }
+
+    /// Where each instance's stream is now, for a page's live updates.
+    async fn live(&self, stores: &[Store]) -> html::Live {
+        let ids = futures::future::join_all(stores.iter().map(|s| s.last_event_id())).await;
+        stores
+            .iter()
+            .zip(ids)
+            .map(|(s, id)| (s.instance().to_string(), id.ok().flatten().unwrap_or_else(|| "0-0".into())))
+            .collect()
+    }
+}
+
+/// Who is asking.
+enum Auth {
+    Bearer(String),
+    Session(Session),
+    /// A valid `?token=`: exchange it for a session cookie.
+    Exchange(String),
+    None,
+}
+
+fn authenticate(req: &Request<Incoming>, query: &HashMap<String, String>, app: &App) -> Auth {
+    if let Some(v) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return match v.strip_prefix("Bearer ").and_then(|t| app.users.lookup(t.trim())) {
+            Some(user) => Auth::Bearer(user.to_owned()),
+            None => Auth::None,
+        };
+    }
+    if let Some(t) = query.get("token") {
+        return match app.users.lookup(t) {
+            Some(user) => Auth::Exchange(user.to_owned()),
+            None => Auth::None,
+        };
+    }
+    let session = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| cookie(h, SESSION_COOKIE))
+        .and_then(|id| app.sessions.get(id));
+    match session {
+        Some(s) => Auth::Session(s),
+        None => Auth::None,
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Serves one request, timing it.
+pub(crate) async fn handle(req: Request<Incoming>, app: Arc<App>) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let mut resp = route(req, &app).await;
+    let h = resp.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0)) {
+        h.insert("server-timing", v);
+    }
+    Ok(resp)
+}
+
+async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let api = path.starts_with("/api/");
+    if let Some(asset) = path.strip_prefix("/assets/") {
+        let (ctype, body) = match asset {
+            "console.css" => ("text/css; charset=utf-8", CSS),
+            "console.js" => ("text/javascript; charset=utf-8", JS),
+            _ => return error(false, StatusCode::NOT_FOUND, "no such asset"),
+        };
+        let mut r = respond(StatusCode::OK, ctype, body);
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+        return r;
+    }
+    let query = parse_query(req.uri().query());
+    let (user, csrf) = match authenticate(&req, &query, app) {
+        Auth::Bearer(u) => (u, None),
+        Auth::Session(s) => (s.user, Some(s.csrf)),
+        Auth::Exchange(user) => {
+            if req.method() != Method::GET {
+                return error(
+                    api,
+                    StatusCode::FORBIDDEN,
+                    "a token in the URL only opens a session (GET); POST with the session cookie and the CSRF header, or with 'Authorization: Bearer'",
+                );
+            }
+            // The token leaves the address bar (and the history) at once; the cookie carries on.
+            let rest: Vec<String> =
+                query.iter().filter(|(k, _)| k.as_str() != "token").map(|(k, v)| format!("{k}={v}")).collect();
+            let mut location = if path.starts_with("//") { "/".to_owned() } else { path.clone() };
+            if !rest.is_empty() {
+                location = format!("{location}?{}", rest.join("&"));
+            }
+            let sid = app.sessions.open(&user);
+            return Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header(header::LOCATION, location)
+                .header(header::SET_COOKIE, format!("{SESSION_COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/"))
+                .body(full(""))
+                .expect("static response");
+        }
+        Auth::None => {
+            let mut r = error(
+                api,
+                StatusCode::UNAUTHORIZED,
+                "a valid token is needed: open the URL 'sett console' printed (it ends with ?token=…), or send 'Authorization: Bearer <token>'",
+            );
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    };
+    if req.method() == Method::POST
+        && let Some(expected) = &csrf
+    {
+        // A cookie rides along with any request the browser makes, even one another site
+        // triggers: only our own pages know the CSRF token to put in this header.
+        let proof = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let cross_origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|o| o.split_once("://").map(|(_, h)| h) != Some(host));
+        if cross_origin || !ct_eq(proof.as_bytes(), expected.as_bytes()) {
+            return error(
+                api,
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF proof: POST from the console's own pages (they send the x-sett-csrf header), or use 'Authorization: Bearer' from scripts",
+            );
+        }
+    }
+    let ctx = PageCtx { user, csrf, now_ms: now_ms() };
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+    match (method, segs.as_slice()) {
+        (Method::GET, []) => instances_page(app, &ctx).await,
+        (Method::GET, ["questions"]) => inbox_page(app, &ctx).await,
+        (Method::GET, ["instances", name]) => workflows_page(app, &ctx, name).await,
+        (Method::GET, ["instances", name, "workflows", goal]) => workflow_page(app, &ctx, name, goal).await,
+        (Method::GET, ["instances", name, "artifacts", id]) => artifact_page(app, &ctx, name, id).await,
+        (Method::GET, ["api", "v1", "instances"]) => api_instances(app).await,
+        (Method::GET, ["api", "v1", "questions"]) => api_all_questions(app).await,
+        (Method::GET, ["api", "v1", "instances", name, "questions"]) => api_questions(app, name).await,
+        (Method::GET, ["api", "v1", "instances", name, "workflows"]) => api_workflows(app, name).await,
+        (Method::GET, ["api", "v1", "instances", name, "artifacts", id]) => api_artifact(app, name, id).await,
+        (Method::GET, ["api", "v1", "instances", name, "events"]) => api_events(app, &req, &query, name).await,
+        (Method::POST, ["api", "v1", "instances", name, "questions", id, "answer"]) => {
+            let (name, id) = (name.to_string(), id.to_string());
+            api_answer(app, &ctx, req, &name, &id).await
+        }
+        (Method::GET, _) => {
+            error(api, StatusCode::NOT_FOUND, "no such page; start from / or see docs/console.md for the API")
+        }
+        _ => error(
+            api,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the console is read + answer only: only GET, and POST …/answer, are served",
+        ),
+    }
+}
+
+macro_rules! tryr {
+    ($api:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return store_error($api, &e),
+        }
+    };
+}
+
+async fn known(app: &App, api: bool, name: &str) -> Result<Store, Response<Body>> {
+    match app.store(name).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(error(
+            api,
+            StatusCode::NOT_FOUND,
+            &format!("no instance '{name}' here; the instances are listed at / (GET /api/v1/instances)"),
+        )),
+        Err(e) => Err(store_error(api, &e)),
+    }
+}
+
+async fn statuses(app: &App) -> sett_store::Result<(Vec<String>, Vec<Result<sett_ops::status::StatusReport, String>>)> {
+    let names = app.instance_names().await?;
+    let now = now_ms();
+    let reports = futures::future::join_all(names.iter().map(|n| {
+        let store = app.redis.instance(n);
+        async move {
+            sett_ops::status::instance_status(&store, now, STUCK_AFTER, PROBE_TIMEOUT).await.map_err(|e| e.to_string())
+        }
+    }))
+    .await;
+    Ok((names.iter().map(|n| n.to_string()).collect(), reports))
+}
+
+async fn instances_page(app: &App, ctx: &PageCtx) -> Response<Body> {
+    let (names, reports) = tryr!(false, statuses(app).await);
+    let stores: Vec<Store> =
+        names.iter().filter_map(|n| InstanceName::parse(n).ok()).map(|n| app.redis.instance(&n)).collect();
+    let live = app.live(&stores).await;
+    html_resp(StatusCode::OK, html::page("Instances", ctx, &live, &html::instances(&reports, &names)))
+}
+
+async fn api_instances(app: &App) -> Response<Body> {
+    let (names, reports) = tryr!(true, statuses(app).await);
+    let list: Vec<serde_json::Value> = names
+        .iter()
+        .zip(reports)
+        .map(|(n, r)| match r {
+            Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+            Err(e) => json!({"instance": n, "error": e}),
+        })
+        .collect();
+    json_resp(StatusCode::OK, json!(list))
+}
+
+/// Open and recently answered questions across every instance shown.
+async fn all_questions(
+    app: &App,
+) -> sett_store::Result<(Vec<Store>, Vec<data::Question>, Vec<data::AnsweredQuestion>, Vec<String>)> {
+    let stores: Vec<Store> = app.instance_names().await?.iter().map(|n| app.redis.instance(n)).collect();
+    let got = futures::future::join_all(stores.iter().map(|s| async move {
+        tokio::try_join!(data::open_questions(s), data::recently_answered(s, data::RECENTLY_ANSWERED))
+    }))
+    .await;
+    let (mut open, mut answered, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, r) in stores.iter().zip(got) {
+        match r {
+            Ok((o, a)) => {
+                open.extend(o);
+                answered.extend(a);
+            }
+            Err(e) => errors.push(format!("instance {}: {e}", s.instance())),
+        }
+    }
+    open.sort_by_key(|q| q.asked_at_ms);
+    answered.sort_by_key(|a| std::cmp::Reverse(a.record.answered_at_ms));
+    answered.truncate(data::RECENTLY_ANSWERED);
+    Ok((stores, open, answered, errors))
+}
+
+async fn inbox_page(app: &App, ctx: &PageCtx) -> Response<Body> {
+    let (stores, open, answered, errors) = tryr!(false, all_questions(app).await);
+    let live = app.live(&stores).await;
+    let title = if open.is_empty() { "Questions".to_owned() } else { format!("({}) Questions", open.len()) };
+    html_resp(StatusCode::OK, html::page(&title, ctx, &live, &html::inbox(&open, &answered, &errors, ctx.now_ms)))
+}
+
+async fn api_all_questions(app: &App) -> Response<Body> {
+    let (_, open, _, _) = tryr!(true, all_questions(app).await);
+    json_resp(StatusCode::OK, json!(open))
+}
+
+async fn api_questions(app: &App, name: &str) -> Response<Body> {
+    let store = match known(app, true, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let qs = tryr!(true, data::open_questions(&store).await);
+    json_resp(StatusCode::OK, json!(qs))
+}
+
+async fn workflows_page(app: &App, ctx: &PageCtx, name: &str) -> Response<Body> {
+    let store = match known(app, false, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let live = app.live(std::slice::from_ref(&store)).await;
+    let flows = tryr!(false, data::workflows(&store).await);
+    html_resp(StatusCode::OK, html::page(name, ctx, &live, &html::workflows(name, &flows, ctx.now_ms)))
+}
+
+async fn api_workflows(app: &App, name: &str) -> Response<Body> {
+    let store = match known(app, true, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let flows = tryr!(true, data::workflows(&store).await);
+    let list: Vec<serde_json::Value> = flows
+        .iter()
+        .map(|w| {
+            json!({
+                "goal_id": w.goal.id, "goal": w.goal.payload, "state": w.state, "created_at_ms": w.goal.created_at_ms,
+                "updated_at_ms": w.updated_at_ms, "agents": w.agents, "artifacts": w.artifacts.len(), "claims": w.claims.len(),
+            })
+        })
+        .collect();
+    json_resp(StatusCode::OK, json!(list))
+}
+
+async fn workflow_page(app: &App, ctx: &PageCtx, name: &str, goal: &str) -> Response<Body> {
+    let store = match known(app, false, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(goal) = ArtifactId::parse(goal) else {
+        return error(false, StatusCode::BAD_REQUEST, "a workflow is named by its goal's full artifact id");
+    };
+    let live = app.live(std::slice::from_ref(&store)).await;
+    let (flows, open) = tryr!(false, tokio::try_join!(data::workflows(&store), store.open_questions()));
+    let Some(w) = flows.into_iter().find(|w| w.goal.id == goal) else {
+        return error(
+            false,
+            StatusCode::NOT_FOUND,
+            &format!("no workflow with goal {goal} in '{name}'; see /instances/{name}"),
+        );
+    };
+    let open = html::open_set(&open);
+    let svg = graph::svg(&w.artifacts, &w.claims, &open, |id| format!("/instances/{name}/artifacts/{id}"));
+    let recent: Vec<_> = w.claims.iter().rev().take(TIMELINE_BIDS).map(|c| c.id).collect();
+    let got = tryr!(false, futures::future::try_join_all(recent.iter().map(|c| store.bids(c))).await);
+    let bids: BTreeMap<_, _> = recent.into_iter().zip(got).collect();
+    let title = format!("Workflow {}", sett_ops::feed::short(&goal.to_string()));
+    html_resp(StatusCode::OK, html::page(&title, ctx, &live, &html::workflow(name, &w, &svg, &bids, ctx.now_ms)))
+}
+
+async fn artifact_page(app: &App, ctx: &PageCtx, name: &str, id: &str) -> Response<Body> {
+    let store = match known(app, false, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(id) = ArtifactId::parse(id) else {
+        return error(false, StatusCode::BAD_REQUEST, "an artifact is named by its full id");
+    };
+    let live = app.live(std::slice::from_ref(&store)).await;
+    match tryr!(false, data::artifact(&store, &id).await) {
+        Some(v) => html_resp(
+            StatusCode::OK,
+            html::page(
+                &format!("{} {}", v.artifact.artifact_type, sett_ops::feed::short(&id.to_string())),
+                ctx,
+                &live,
+                &html::artifact(name, &v),
+            ),
+        ),
+        None => error(false, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
+    }
+}
+
+async fn api_artifact(app: &App, name: &str, id: &str) -> Response<Body> {
+    let store = match known(app, true, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(id) = ArtifactId::parse(id) else {
+        return error(true, StatusCode::BAD_REQUEST, "an artifact is named by its full id (a UUID)");
+    };
+    match tryr!(true, data::artifact(&store, &id).await) {
+        Some(v) => json_resp(StatusCode::OK, json!(v)),
+        None => error(true, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
+    }
+}
+
+async fn api_events(app: &App, req: &Request<Incoming>, query: &HashMap<String, String>, name: &str) -> Response<Body> {
+    let store = match known(app, true, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // A reconnecting EventSource sends the last id it saw; a page passes where it was rendered.
+    let resume = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let after = match resume.or_else(|| query.get("after").cloned()) {
+        Some(a) if parse_id(&a).is_some() => a,
+        Some(_) => {
+            return error(
+                true,
+                StatusCode::BAD_REQUEST,
+                "'after' / Last-Event-ID must be a stream id like 1700000000000-0",
+            );
+        }
+        None => tryr!(true, store.last_event_id().await).unwrap_or_else(|| "0-0".into()),
+    };
+    let rx = tryr!(true, app.hubs.subscribe(store.instance()).await);
+    let (tx, out) = tokio::sync::mpsc::channel::<Bytes>(256);
+    tokio::spawn(feed(store, rx, after, tx, app.shutdown.clone()));
+    let stream = futures::stream::unfold(out, |mut out| async move {
+        out.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), out))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-accel-buffering", "no")
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .expect("static response")
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    answer: String,
+}
+
+async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str, id: &str) -> Response<Body> {
+    let store = match known(app, true, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(qid) = ArtifactId::parse(id) else {
+        return error(
+            true,
+            StatusCode::BAD_REQUEST,
+            "name the question by its full id (the 'id' field of GET …/questions)",
+        );
+    };
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error(
+                true,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request is over {MAX_BODY_BYTES} bytes; answers are limited to {MAX_ANSWER_BYTES} bytes"),
+            );
+        }
+    };
+    let parsed: AnswerBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(true, StatusCode::BAD_REQUEST, &format!("the body must be JSON {{\"answer\": \"…\"}}: {e}"));
+        }
+    };
+    if parsed.answer.len() > MAX_ANSWER_BYTES {
+        return error(
+            true,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the answer is {} bytes; answers are limited to {MAX_ANSWER_BYTES} bytes (64 KiB): shorten it, or put long material in the repository and point the agent at it",
+                parsed.answer.len()
+            ),
+        );
+    }
+    match answer_question(&store, &qid, &parsed.answer, &ctx.user).await {
+        Ok(a) => json_resp(
+            StatusCode::OK,
+            json!({"id": a.id, "answer_id": a.id, "question_id": a.question_id, "claim_id": a.claim_id, "answered_by": a.answered_by}),
+        ),
+        Err(AnswerError::Empty) => {
+            error(true, StatusCode::BAD_REQUEST, "the answer is empty: an agent cannot act on an empty answer")
+        }
+        Err(e @ (AnswerError::NotFound(..) | AnswerError::NotAQuestion { .. })) => error(
+            true,
+            StatusCode::NOT_FOUND,
+            &format!("{e}; list open questions with GET /api/v1/instances/{name}/questions"),
+        ),
+        Err(AnswerError::AlreadyAnswered { record, .. }) => json_resp(
+            StatusCode::CONFLICT,
+            json!({
+                "error": format!("already answered by {} at {}", record.answered_by, html::time(record.answered_at_ms)),
+                "answered_by": record.answered_by, "answered_at_ms": record.answered_at_ms,
+                "answered_at": html::time(record.answered_at_ms), "answer_id": record.answer_id, "timed_out": record.timed_out,
+            }),
+        ),
+        Err(e @ AnswerError::Closed { .. }) => json_resp(StatusCode::CONFLICT, json!({"error": e.to_string()})),
+        Err(AnswerError::Store(e)) => store_error(true, &e),
+        Err(e) => error(true, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Accepts connections until `shutdown` is cancelled, then lets open requests finish (bounded;
+/// event streams end with the shutdown).
+pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let app = app.clone();
+                let conn = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(move |r| handle(r, app.clone())));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        let q = parse_query(Some("token=ab%2Fc&after=1-0&x"));
+        assert_eq!(q["token"], "ab/c");
+        assert_eq!(q["after"], "1-0");
+        assert_eq!(q["x"], "");
+        assert_eq!(percent_decode("a+b%41%"), "a bA%");
+    }
+}
