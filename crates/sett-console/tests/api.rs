@@ -1,0 +1,342 @@
+//! The console's HTTP API against a real Redis: access control (401 without or with a wrong
+//! token, 403 for a cookie POST without the CSRF proof), answering (one winner among
+//! concurrent answers, the loser told who answered; 400/404/413), escaping of agent text, the
+//! workflow graph, and live events resumed from the last event id.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sett_console::{Config, Users};
+use sett_core::claim::OpenQuestion;
+use sett_core::event::EventKind;
+use sett_core::machine::{Policy, new_claim};
+use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
+use sett_store::{QuestionOp, Store, now_ms};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+const ADA: &str = "ada-token-0123456789abcdef";
+const BOB: &str = "bob-token-0123456789abcdef";
+const XSS: &str = r#"Port? <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
+
+struct Resp {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Resp { status, headers, body: body.to_owned() }
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+/// A goal, its claim waiting for an answer, and the open question (as the orchestrator
+/// writes them).
+async fn ask(store: &Store, text: &str) -> (Artifact, Artifact) {
+    let now = now_ms();
+    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "Build a service", "user", now);
+    store.create_artifact(&goal).await.unwrap();
+    let policy = Policy {
+        agents: Default::default(),
+        max_review_iterations: 3,
+        bid_timeout_ms: 1_000,
+        on_question_timeout: Default::default(),
+    };
+    let mut claim = new_claim(ClaimId::new_v7(), &goal, &policy, now);
+    let mut q = Artifact::new_root(StructuralType::Question, "Clarification", text, "Asker", now);
+    q.source_artifacts = vec![goal.id];
+    q.claim_id = Some(claim.id);
+    store.create_artifact(&q).await.unwrap();
+    claim.status = ClaimStatus::PendingAnswer;
+    claim.question_id = Some(q.id);
+    claim.open_questions.insert(
+        q.id,
+        OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms: Some(now + 600_000) },
+    );
+    let ops = [QuestionOp::Open { question: q.id, asked_at_ms: now }];
+    store.write_claim(&claim, None, true, &ops, &[], now).await.unwrap();
+    (goal, q)
+}
+
+struct Console {
+    addr: String,
+    store: Store,
+    stop: CancellationToken,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn console() -> Console {
+    let redis = sett_testkit::redis().await;
+    let name = sett_testkit::instance_name();
+    let store = redis.instance(&name);
+    let users = Users::parse(&format!("{ADA} Ada Lovelace\n{BOB} bob\n")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = CancellationToken::new();
+    let config = Config { instances: Some(vec![name]), users };
+    tokio::spawn(sett_console::serve(listener, redis, config, stop.clone()));
+    Console { addr, store, stop }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_data_without_a_valid_token() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    for path in ["/", "/questions", "/api/v1/instances", &format!("/api/v1/instances/{i}/questions")] {
+        let r = http(&c.addr, "GET", path, &[], "").await;
+        assert_eq!(r.status, 401, "{path} without a token");
+        assert!(!r.body.contains(&i), "a 401 carries no data");
+        let r = http(&c.addr, "GET", path, &[("Authorization", &bearer("wrong-token-0123456789"))], "").await;
+        assert_eq!(r.status, 401, "{path} with a wrong token");
+        let r = http(&c.addr, "GET", &format!("{path}?token=wrong-token-0123456789"), &[], "").await;
+        assert_eq!(r.status, 401, "{path} with a wrong token in the URL");
+        let r = http(&c.addr, "GET", path, &[("Cookie", "sett_session=forged")], "").await;
+        assert_eq!(r.status, 401, "{path} with a forged session");
+    }
+    let r = http(&c.addr, "GET", "/api/v1/instances", &[("Authorization", &bearer(ADA))], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()[0]["instance"], i.as_str());
+    assert!(r.headers["content-security-policy"].contains("script-src 'self'"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cookie_post_needs_the_csrf_proof() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (_, q) = ask(&c.store, "Which port?").await;
+    // The token in the URL is exchanged for an HttpOnly, SameSite=Strict cookie and removed.
+    let r = http(&c.addr, "GET", &format!("/questions?token={BOB}"), &[], "").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.headers["location"], "/questions");
+    let set = &r.headers["set-cookie"];
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = http(&c.addr, "GET", "/questions", &[("Cookie", &cookie)], "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&q.id.to_string()));
+    let csrf = page.body.split(r#"<meta name="sett-csrf" content=""#).nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(csrf.len(), 64);
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    let body = r#"{"answer": "8080"}"#;
+    let json = ("Content-Type", "application/json");
+    let r = http(&c.addr, "POST", &url, &[("Cookie", &cookie), json], body).await;
+    assert_eq!(r.status, 403, "no CSRF proof: {}", r.body);
+    let r = http(&c.addr, "POST", &url, &[("Cookie", &cookie), json, ("X-Sett-CSRF", &"0".repeat(64))], body).await;
+    assert_eq!(r.status, 403, "a wrong CSRF proof");
+    let r = http(
+        &c.addr,
+        "POST",
+        &url,
+        &[("Cookie", &cookie), json, ("X-Sett-CSRF", csrf), ("Origin", "http://evil.example")],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 403, "another site's page");
+    assert!(c.store.answer_record(&q.id).await.unwrap().is_none(), "nothing was written");
+    let r = http(&c.addr, "POST", &url, &[("Cookie", &cookie), json, ("X-Sett-CSRF", csrf)], body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["answered_by"], "bob");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_answers_one_wins_and_the_loser_learns_who() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (_, q) = ask(&c.store, "Which port?").await;
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    let (ada, bob) = (bearer(ADA), bearer(BOB));
+    let (ha, hb) = ([("Authorization", ada.as_str())], [("Authorization", bob.as_str())]);
+    let (a, b) = tokio::join!(
+        http(&c.addr, "POST", &url, &ha, r#"{"answer": "8080"}"#),
+        http(&c.addr, "POST", &url, &hb, r#"{"answer": "9090"}"#),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
+    let (won, lost) = if a.status == 200 { (&a, &b) } else { (&b, &a) };
+    let winner = won.json()["answered_by"].as_str().unwrap().to_owned();
+    assert_eq!(lost.json()["answered_by"], winner.as_str(), "the loser is told who answered");
+    assert!(lost.json()["answered_at"].as_str().is_some());
+    let answer_id = ArtifactId::parse(won.json()["answer_id"].as_str().unwrap()).unwrap();
+    let answer = c.store.get_artifact(&answer_id).await.unwrap().unwrap();
+    assert_eq!(answer.answered_by.as_deref(), Some(winner.as_str()));
+    assert_eq!(answer.produced_by_role, format!("human:{winner}"));
+    assert_eq!(answer.source_artifacts, vec![q.id]);
+    assert_eq!(answer.claim_id, q.claim_id);
+    // And the same for a third attempt, sequentially.
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &ada)], r#"{"answer": "late"}"#).await;
+    assert_eq!(r.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_answers_are_refused_with_a_reason() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (goal, q) = ask(&c.store, "Which port?").await;
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    let r = http(&c.addr, "POST", &url, &h, "not json").await;
+    assert_eq!(r.status, 400);
+    let r = http(&c.addr, "POST", &url, &h, r#"{"answer": "   "}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("empty"));
+    let big = format!(r#"{{"answer": "{}"}}"#, "x".repeat(sett_console::MAX_ANSWER_BYTES + 1));
+    let r = http(&c.addr, "POST", &url, &h, &big).await;
+    assert_eq!(r.status, 413);
+    assert!(r.json()["error"].as_str().unwrap().contains("limited to 65536 bytes"), "{}", r.body);
+    let r = http(
+        &c.addr,
+        "POST",
+        &format!("/api/v1/instances/{i}/questions/{}/answer", ArtifactId::new_v7()),
+        &h,
+        r#"{"answer": "x"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r =
+        http(&c.addr, "POST", &format!("/api/v1/instances/{i}/questions/{}/answer", goal.id), &h, r#"{"answer": "x"}"#)
+            .await;
+    assert_eq!(r.status, 404, "the goal is not a question");
+    let r =
+        http(&c.addr, "POST", &format!("/api/v1/instances/{i}/questions/nope/answer"), &h, r#"{"answer": "x"}"#).await;
+    assert_eq!(r.status, 400);
+    let r = http(
+        &c.addr,
+        "POST",
+        &format!("/api/v1/instances/zz-unknown/questions/{}/answer", q.id),
+        &h,
+        r#"{"answer": "x"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = http(&c.addr, "DELETE", "/api/v1/instances", &h, "").await;
+    assert_eq!(r.status, 405, "read + answer only");
+    assert!(c.store.answer_record(&q.id).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_text_is_escaped_and_every_artifact_is_in_the_graph() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (goal, q) = ask(&c.store, XSS).await;
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let listed = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions"), &h, "").await.json();
+    assert_eq!(listed[0]["text"], XSS, "the API returns the text as written");
+    assert_eq!(listed[0]["agent"], "Asker");
+    assert_eq!(listed[0]["goal"]["id"], goal.id.to_string().as_str());
+    assert!(listed[0]["time_left_ms"].as_i64().unwrap() > 0);
+    for path in [
+        "/questions".to_owned(),
+        format!("/instances/{i}/artifacts/{}", q.id),
+        format!("/instances/{i}/workflows/{}", goal.id),
+    ] {
+        let page = http(&c.addr, "GET", &path, &h, "").await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.body.contains("<script>alert") && !page.body.contains("<img"), "{path} escapes agent text");
+        assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path} shows it as text");
+    }
+    let page = http(&c.addr, "GET", &format!("/instances/{i}/workflows/{}", goal.id), &h, "").await;
+    for a in [goal.id, q.id] {
+        assert!(page.body.contains(&format!(r#"data-artifact-id="{a}""#)), "node {a} in the SVG");
+    }
+    assert!(page.body.contains("Claim timeline") && page.body.contains("pending_answer"));
+    let wf = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/workflows"), &h, "").await.json();
+    assert_eq!(wf[0]["state"], "waiting_for_human");
+    let art = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/artifacts/{}", q.id), &h, "").await.json();
+    assert_eq!(art["artifact"]["payload"], XSS);
+    assert_eq!(art["open_question"], true);
+}
+
+type Lines = tokio::io::Lines<BufReader<TcpStream>>;
+
+/// Opens an SSE stream; returns once the console has subscribed (its `: connected` comment).
+async fn sse_open(addr: &str, path: &str, headers: &[(&str, &str)]) -> Lines {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let wait = async { while lines.next_line().await.unwrap().expect("the stream stays open") != ": connected" {} };
+    tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the stream opens");
+    lines
+}
+
+/// Reads SSE `id:` lines until `n` events arrived.
+async fn sse_ids(lines: &mut Lines, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let read = async {
+        while ids.len() < n {
+            let line = lines.next_line().await.unwrap().expect("the stream stays open");
+            if let Some(id) = line.strip_prefix("id: ") {
+                ids.push(id.to_owned());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await.expect("events arrive");
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_live_and_resume_from_the_last_id() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let event = |n: i32| {
+        let store = c.store.clone();
+        async move { store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": n}), now_ms()).await.unwrap() }
+    };
+    let first = event(1).await;
+    let missed = event(2).await;
+    // Connected after event 2: it is replayed from Redis, then 3 and 4 arrive live.
+    let mut lines = sse_open(&c.addr, &format!("/api/v1/instances/{i}/events?after={first}"), &h).await;
+    let live = vec![event(3).await, event(4).await];
+    let got = sse_ids(&mut lines, 3).await;
+    assert_eq!(got, [vec![missed.clone()], live.clone()].concat(), "in order, none twice");
+    // A reconnecting browser sends Last-Event-ID: only what came after it is replayed.
+    let resume = [("Authorization", auth.as_str()), ("Last-Event-ID", missed.as_str())];
+    let mut lines = sse_open(&c.addr, &format!("/api/v1/instances/{i}/events"), &resume).await;
+    assert_eq!(sse_ids(&mut lines, 2).await, live);
+    let r = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/events?after=nonsense"), &h, "").await;
+    assert_eq!(r.status, 400);
+}
