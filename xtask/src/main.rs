@@ -5,6 +5,7 @@
 //! - `demo`: build Sett and run a real multi-agent workflow in a temporary git repository, with
 //!   a human-in-the-loop answer, then show the audit trail.
 //! - `bench`: the benchmarks recorded in `docs/benchmarks.md`.
+//! - `man`: man pages for `sett` and its subcommands (target/man).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 // In a binary every `pub` is crate-visible anyway.
 #![allow(unreachable_pub)]
@@ -13,6 +14,7 @@ mod bench;
 mod ci;
 mod demo;
 mod images;
+mod man;
 mod redis;
 #[cfg(test)]
 mod tidy;
@@ -39,6 +41,8 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Build the container images of `runtime: docker` locally (no registry pull).
     Images(images::ImagesArgs),
+    /// Write man pages for sett and its subcommands (default: target/man).
+    Man(man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Task::Demo(a) => demo::run(a),
         Task::Bench(a) => bench::run(a),
         Task::Images(a) => images::run(a),
+        Task::Man(a) => man::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

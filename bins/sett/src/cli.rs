@@ -98,6 +98,42 @@ pub enum Command {
     Console(ConsoleArgs),
     /// Print version information.
     Version,
+    /// Check sett.yml, or print its JSON Schema.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    Completions(CompletionsArgs),
+    /// Write man pages for sett and its subcommands (used by `cargo xtask man`).
+    #[command(hide = true)]
+    ManPages(ManPagesArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a sett.yml and print every error with its line and the fix (exit 1 if any).
+    Check(ConfigCheckArgs),
+    /// Print the JSON Schema of sett.yml (for editors; committed as docs/sett.schema.json).
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The file to check. Default: the workspace's sett.yml.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManPagesArgs {
+    /// The directory to write `sett.1` and `sett-<command>.1` into.
+    #[arg(long)]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ const DOCS: &[(&str, &str)] = &[
     ("docs/agents.md", include_str!("../../../docs/agents.md")),
     ("docs/architecture.md", include_str!("../../../docs/architecture.md")),
     ("docs/benchmarks.md", include_str!("../../../docs/benchmarks.md")),
+    ("docs/configuration.md", include_str!("../../../docs/configuration.md")),
     ("docs/backup-recovery.md", include_str!("../../../docs/backup-recovery.md")),
     ("docs/deployment.md", include_str!("../../../docs/deployment.md")),
     ("docs/metrics.md", include_str!("../../../docs/metrics.md")),

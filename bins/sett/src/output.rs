@@ -47,6 +47,14 @@ pub fn flush() -> Result<()> {
     Ok(())
 }
 
+/// Writes bytes to stdout as they are (generated scripts).
+pub fn raw(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
+
 pub fn json(v: &serde_json::Value) -> Result<()> {
     line(&serde_json::to_string_pretty(v)?)
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::claim::BidType;
@@ -37,7 +38,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Where the orchestrator and cubs run: `local` (processes on this machine) or `docker`
+/// (containers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeKind {
     #[default]
@@ -54,109 +57,170 @@ impl RuntimeKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+/// What happens when a question's `question_timeout` expires: `fail` the claim, or `continue`
+/// with a timed-out answer.
 pub enum OnQuestionTimeout {
     #[default]
     Fail,
     Continue,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+/// How the agent's tool sees the workspace: `ro` (read-only) or `rw` (read-write).
 pub enum WorkspaceMode {
     #[default]
     Ro,
     Rw,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+/// `controller`: each grant runs in a short-lived worker process.
 pub enum AgentMode {
     Controller,
 }
 
 // ---- raw (as written) ----
+//
+// These types are also the source of the JSON Schema (`sett config schema`,
+// docs/sett.schema.json): their doc comments become the schema's descriptions, and
+// `extend("default" = …)` records defaults applied in `SettConfig::parse`.
 
 /// A duration as written: `30s`, `10m`, `24h`, or a bare number of seconds (`0` = never).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum RawDuration {
+    /// A number of seconds.
     Seconds(u64),
+    /// A duration such as `30s`, `10m`, `24h` or `1h 30m`.
     Text(String),
 }
 
-#[derive(Debug, Deserialize)]
+/// A Sett configuration file (`sett.yml`).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "sett.yml")]
 struct RawConfig {
+    /// The configuration format version; must be "1.0".
+    #[schemars(extend("enum" = ["1.0"]))]
     version: String,
+    /// Where the orchestrator and cubs run.
     #[serde(default)]
     runtime: RuntimeKind,
+    /// Settings of the orchestrator (consensus, reviews, questions).
     #[serde(default)]
     orchestrator: RawOrchestrator,
+    /// The team: one entry per agent, keyed by the agent's name.
+    #[schemars(extend("minProperties" = 1))]
     agents: BTreeMap<String, RawAgent>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Settings of the orchestrator.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawOrchestrator {
+    /// Rework rounds allowed after review rejections before the claim is terminated.
+    #[schemars(extend("default" = 3))]
     max_review_iterations: Option<u32>,
+    /// How long cubs have to bid on a claim; an agent that has not bid by then counts as `ignore`. Must be more than 0.
+    #[schemars(extend("default" = "30s"))]
     bid_timeout: Option<RawDuration>,
+    /// How long a question waits for `sett answer` (0 = forever).
+    #[schemars(extend("default" = "24h"))]
     question_timeout: Option<RawDuration>,
+    /// What happens when a question times out.
     #[serde(default)]
     on_question_timeout: OnQuestionTimeout,
+    /// Container image of the orchestrator and the default image of the agents (docker runtime).
     image: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// How an agent bids: a bid type for every artifact, or a bid type for the artifact types that match `target_types`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum RawStrategy {
+    /// The same bid for every artifact: `review`, `claim`, `exclusive` or `ignore`.
     Plain(BidType),
+    /// A bid for the artifact types matching `target_types` (and `ignore` for the rest).
     Detailed(RawStrategyDetailed),
 }
 
-#[derive(Debug, Deserialize)]
+/// A bid type for matching artifact types.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawStrategyDetailed {
+    /// The bid for matching artifacts.
     #[serde(rename = "type")]
     bid: BidType,
+    /// Glob patterns of artifact types (e.g. `Goal*`); empty = every type.
     #[serde(default)]
     target_types: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// How the agent's tool sees the workspace.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawWorkspace {
+    /// `ro` (read-only) or `rw` (read-write).
     #[serde(default)]
     mode: WorkspaceMode,
 }
 
-#[derive(Debug, Deserialize)]
+/// Worker processes of a `mode: controller` agent.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawWorker {
+    /// Workers running at once for this agent (at least 1).
+    #[schemars(extend("default" = 1), range(min = 1))]
     max_concurrent: Option<u32>,
+    /// The worker's argv (default: the agent's `command`).
     command: Option<Vec<String>>,
+    /// The worker's container image (default: the agent's `image`; docker runtime).
     image: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One agent: its tool, how it bids, and its limits.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawAgent {
+    /// The tool's argv, run once per grant (relative paths are relative to the workspace).
+    #[schemars(length(min = 1))]
     command: Vec<String>,
+    /// The agent's container image (docker runtime; default: the orchestrator's `image`, else Sett's runtime image).
     image: Option<String>,
+    /// How the agent bids; required unless `bid_script` is given.
     bidding_strategy: Option<RawStrategy>,
+    /// An argv run to decide each bid (prints review, claim, exclusive or ignore).
     bid_script: Option<Vec<String>>,
+    /// How the tool sees the workspace.
     workspace: Option<RawWorkspace>,
+    /// Environment of the tool: `NAME` copies the host's value, `NAME=value` sets it.
     #[serde(default)]
     environment: Vec<String>,
+    /// How long one tool run may take. Must be more than 0.
+    #[schemars(extend("default" = "10m"))]
     timeout: Option<RawDuration>,
+    /// This agent's question timeout (0 = forever; default: the orchestrator's `question_timeout`).
     question_timeout: Option<RawDuration>,
+    /// `controller`: run each grant in a worker process.
     mode: Option<AgentMode>,
+    /// Worker settings (needs `mode: controller`).
     worker: Option<RawWorker>,
+    /// Whether the agent bids on artifacts it produced itself.
     #[serde(default)]
     bid_on_own_output: bool,
+    /// Whether the tool gets the Redis URL (`SETT_REDIS_URL`) in its environment.
     #[serde(default)]
     expose_redis: bool,
+}
+
+/// The JSON Schema of `sett.yml` (draft 2020-12), generated from the types above. Written by
+/// `sett config schema` and committed as `docs/sett.schema.json`.
+pub fn json_schema() -> serde_json::Value {
+    schemars::schema_for!(RawConfig).to_value()
 }
 
 // ---- validated ----
@@ -254,6 +318,122 @@ impl AgentConfig {
 /// The longest duration sett.yml accepts (100 years), so deadlines never overflow.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// One error of `sett config check`: the error and the 1-based line of the key it names
+/// (or of its nearest enclosing key written in block style).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub line: Option<usize>,
+    pub error: ConfigError,
+}
+
+/// Splits `agents.Coder.environment[1]` into `agents`, `Coder`, `environment`, `[1]`.
+fn path_segments(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        match part.find('[') {
+            Some(i) => {
+                if i > 0 {
+                    out.push(part[..i].to_owned());
+                }
+                out.extend(part[i..].split_inclusive(']').map(str::to_owned));
+            }
+            None => out.push(part.to_owned()),
+        }
+    }
+    out
+}
+
+/// Whether the key at `path` is `inner` or encloses it (`""` encloses everything).
+fn encloses(path: &str, inner: &str) -> bool {
+    path.is_empty() || inner == path || inner.starts_with(&format!("{path}.")) || inner.starts_with(&format!("{path}["))
+}
+
+/// `agents.Coder.environment[1]` → `agents.Coder.environment` → `agents.Coder` → … → `""`.
+fn parent_path(path: &str) -> String {
+    match path.rfind(['.', '[']) {
+        Some(i) => path[..i].to_owned(),
+        None => String::new(),
+    }
+}
+
+/// Removes the value at `path` from `value`; false when there is nothing there to remove.
+fn remove_path(value: &mut serde_json::Value, path: &str) -> bool {
+    let segs = path_segments(path);
+    let Some((last, parents)) = segs.split_last() else { return false };
+    let mut cur = value;
+    for seg in parents {
+        let next = match seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            Some(i) => i.parse::<usize>().ok().and_then(|i| cur.get_mut(i)),
+            None => cur.get_mut(seg.as_str()),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    match last.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        Some(i) => match (cur.as_array_mut(), i.parse::<usize>()) {
+            (Some(a), Ok(i)) if i < a.len() => {
+                a.remove(i);
+                true
+            }
+            _ => false,
+        },
+        None => cur.as_object_mut().is_some_and(|o| o.remove(last.as_str()).is_some()),
+    }
+}
+
+/// The line of `path` in block-style YAML `text`: that of the longest prefix of the path
+/// written as a `key:` line (flow-style values such as `{type: x}` point at their key).
+fn key_line(text: &str, path: &str) -> Option<usize> {
+    let want: Vec<String> = path_segments(path).into_iter().filter(|s| !s.starts_with('[')).collect();
+    if want.is_empty() {
+        return None;
+    }
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut best: Option<(usize, usize)> = None;
+    for (n, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            continue;
+        }
+        let indent = raw.len() - trimmed.len();
+        let Some((key, _)) = trimmed.split_once(':') else { continue };
+        let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+        if key.is_empty() || key.contains(' ') || key.contains('{') {
+            continue;
+        }
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key.to_owned()));
+        let depth = stack.len();
+        if depth <= want.len()
+            && stack.iter().zip(&want).all(|((_, k), w)| k == w)
+            && best.is_none_or(|(d, _)| depth > d)
+        {
+            best = Some((depth, n + 1));
+        }
+    }
+    best.map(|(_, line)| line)
+}
+
+/// The line in a YAML syntax error message (`… at line 3, column 5`), if it names one.
+fn yaml_error_line(message: &str) -> Option<usize> {
+    let at = message.find("line ")?;
+    message[at + 5..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// YAML syntax only: `text` as a JSON value, or the error with its line and column.
+fn yaml_value(file: &str, text: &str) -> Result<serde_json::Value, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        key_path: String::new(),
+        message: format!("invalid YAML: {e}"),
+        fix: "correct the YAML syntax at the position shown".to_owned(),
+    })
+}
+
 fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     if raw == "0" {
@@ -265,21 +445,25 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
 impl SettConfig {
     /// Parses and validates `text`; `file` names the source in error messages.
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        // Two steps: YAML syntax (with line and column) first, then the shape, through
+        // serde_path_to_error so an unknown or mistyped key is reported with its full path.
+        let value = yaml_value(file, text)?;
+        Self::from_value(file, value)
+    }
+
+    /// The second step of [`SettConfig::parse`]: shape and meaning of the parsed YAML.
+    fn from_value(file: &str, value: serde_json::Value) -> Result<Self, ConfigError> {
         let err = |key_path: &str, message: String, fix: &str| ConfigError {
             file: file.to_owned(),
             key_path: key_path.to_owned(),
             message,
             fix: fix.to_owned(),
         };
-        // Two steps: YAML syntax (with line and column) first, then the shape, through
-        // serde_path_to_error so an unknown or mistyped key is reported with its full path.
-        let value: serde_json::Value = serde_saphyr::from_str(text)
-            .map_err(|e| err("", format!("invalid YAML: {e}"), "correct the YAML syntax at the position shown"))?;
         let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             let fix = if inner.contains("unknown field") {
-                "remove the key or correct its spelling (see the sett.yml reference in docs/agents.md)"
+                "remove the key or correct its spelling (see docs/configuration.md)"
             } else if inner.contains("missing field") {
                 "add the missing key"
             } else {
@@ -451,6 +635,43 @@ impl SettConfig {
         Ok(Self { version: raw.version, runtime: raw.runtime, orchestrator, agents })
     }
 
+    /// Every error in `text`, each with the line of the key it is about (`sett config check`),
+    /// in the order found. Empty when the file is valid. After an error the offending key is
+    /// set aside and the rest checked again, so independent mistakes are all reported; errors
+    /// that only follow from a key set aside (a required key now missing) are not.
+    pub fn check(file: &str, text: &str) -> Vec<ConfigIssue> {
+        let mut value = match yaml_value(file, text) {
+            Ok(v) => v,
+            Err(e) => {
+                let line = yaml_error_line(&e.message);
+                return vec![ConfigIssue { line, error: e }];
+            }
+        };
+        let mut issues = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        // Each round removes one key, so the loop ends; the bound is for safety only.
+        for _ in 0..500 {
+            let Err(e) = Self::from_value(file, value.clone()) else { break };
+            let mut path = e.key_path.clone();
+            let consequence = removed.iter().any(|r| encloses(&path, r));
+            if !consequence {
+                issues.push(ConfigIssue { line: key_line(text, &path), error: e });
+            }
+            // Set the key aside; if it is gone already (the error follows from an earlier
+            // removal), set aside what encloses it.
+            while !path.is_empty() && !remove_path(&mut value, &path) {
+                path = parent_path(&path);
+            }
+            if path.is_empty() {
+                break;
+            }
+            removed.push(path);
+        }
+        // In file order, as an editor shows them.
+        issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
+        issues
+    }
+
     /// The question timeout for `agent`: its own override, else the orchestrator's.
     pub fn question_timeout_for(&self, agent: &AgentName) -> Option<Duration> {
         match self.agents.get(agent).and_then(|a| a.question_timeout) {
@@ -572,5 +793,41 @@ agents:
         assert!(e.message.contains("invalid YAML"), "{e}");
         let e = SettConfig::parse("x.yml", &GOOD.replace("Reviewer:", "user:")).unwrap_err();
         assert_eq!(e.key_path, "agents.user");
+    }
+
+    #[test]
+    fn check_reports_every_independent_error_with_its_line() {
+        let text = "version: \"1.0\"\norchestrator:\n  bid_timeout: soon\n  colour: blue\nagents:\n  Coder:\n    command: [\"./run.sh\"]\n    bidding_strategy: maybe\n    timeout: 1m\n    role: coder\n  Reviewer:\n    bidding_strategy: review\n";
+        let issues = SettConfig::check("sett.yml", text);
+        let got: Vec<(Option<usize>, &str)> = issues.iter().map(|i| (i.line, i.error.key_path.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(3), "orchestrator.bid_timeout"),
+                (Some(4), "orchestrator.colour"),
+                (Some(8), "agents.Coder.bidding_strategy"),
+                (Some(10), "agents.Coder.role"),
+                (Some(11), "agents.Reviewer"),
+            ],
+            "{issues:#?}"
+        );
+        assert!(issues.iter().all(|i| !i.error.fix.is_empty()));
+        assert!(SettConfig::check("sett.yml", GOOD).is_empty());
+        let syntax = SettConfig::check("x.yml", "version: \"1.0\"\nagents:\n  A: [\n");
+        assert_eq!(syntax.len(), 1);
+        assert!(syntax[0].line.is_some(), "{syntax:?}");
+    }
+
+    #[test]
+    fn the_schema_describes_every_key_and_rejects_unknown_ones() {
+        let schema = json_schema();
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["required"], serde_json::json!(["version", "agents"]));
+        let text = schema.to_string();
+        for key in
+            ["bid_timeout", "on_question_timeout", "bidding_strategy", "target_types", "max_concurrent", "expose_redis"]
+        {
+            assert!(text.contains(&format!("\"{key}\"")), "{key} missing from the schema");
+        }
     }
 }

@@ -41,3 +41,121 @@ pub const REDIS_RECONNECTS: &str = "sett_redis_reconnects_total";
 pub const EVENT_LAG_SECONDS: &str = "sett_event_lag_seconds";
 /// Counter, labels `component`, `kind`: events handled.
 pub const EVENTS_HANDLED: &str = "sett_events_handled_total";
+/// Gauge, label `component` (`orchestrator` | `cub`): 1 while `/readyz` answers 200, else 0.
+pub const READY: &str = "sett_ready";
+/// Counter: times the orchestrator lost the instance lock to another process (it then exits).
+pub const LOCK_LOST: &str = "sett_lock_lost_total";
+/// Gauge (Unix seconds): when the oldest open question was asked (0 when none is open).
+pub const OLDEST_OPEN_QUESTION: &str = "sett_open_question_oldest_timestamp_seconds";
+/// Gauge (Unix seconds): the earliest claim deadline not yet applied (0 when there is none).
+pub const NEXT_CLAIM_DEADLINE: &str = "sett_claim_deadline_next_timestamp_seconds";
+
+/// What kind of Prometheus metric a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric of the contract: its name, kind and `# HELP` text (the meaning column of
+/// `docs/metrics.md` without markdown; a test keeps the two equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+/// Every metric of the contract. Daemons describe them all at start-up so `/metrics` carries
+/// HELP text for each (`promtool check metrics` requires it). A new metric goes here, with
+/// its meaning, and in the table of `docs/metrics.md`.
+pub const ALL: &[Metric] = &[
+    Metric {
+        name: ARTIFACTS_CREATED,
+        kind: Kind::Counter,
+        help: "Artifacts created on the blackboard, counted when the orchestrator handles their artifact_created event (goals, tool outputs, reviews, failures, questions, answers).",
+    },
+    Metric {
+        name: CLAIMS_CREATED,
+        kind: Kind::Counter,
+        help: "Claims created: one per claim-creating artifact, plus rework claims after a rejecting review.",
+    },
+    Metric { name: CLAIMS_FINISHED, kind: Kind::Counter, help: "Claims reaching a final status." },
+    Metric {
+        name: CLAIM_PHASE_SECONDS,
+        kind: Kind::Histogram,
+        help: "Time from the first grant of a phase to the claim leaving that phase.",
+    },
+    Metric { name: CLAIM_SECONDS, kind: Kind::Histogram, help: "End-to-end claim latency: creation to final status." },
+    Metric {
+        name: BIDS,
+        kind: Kind::Counter,
+        help: "Bids counted when consensus is reached (one per agent and claim; an agent that did not bid in time is counted in sett_bids_missing_total instead).",
+    },
+    Metric {
+        name: BIDS_MISSING,
+        kind: Kind::Counter,
+        help: "Agents that had not bid when bid_timeout expired (treated as ignore).",
+    },
+    Metric { name: GRANTS, kind: Kind::Counter, help: "Grants issued (including grants to controller workers)." },
+    Metric { name: TOOL_EXECUTIONS, kind: Kind::Counter, help: "Tool runs by the cub of agent, by how they ended." },
+    Metric { name: TOOL_SECONDS, kind: Kind::Histogram, help: "Tool run duration (process start to exit)." },
+    Metric {
+        name: OPEN_QUESTIONS,
+        kind: Kind::Gauge,
+        help: "Questions waiting for sett answer, from the open-question index (set when the orchestrator becomes ready, refreshed when a question opens or closes).",
+    },
+    Metric {
+        name: QUESTION_ANSWER_SECONDS,
+        kind: Kind::Histogram,
+        help: "Question asked → answer applied to its claim.",
+    },
+    Metric {
+        name: QUESTION_TIMEOUTS,
+        kind: Kind::Counter,
+        help: "Questions whose question_timeout expired, by the on_question_timeout policy applied.",
+    },
+    Metric { name: WORKER_LAUNCHES, kind: Kind::Counter, help: "Worker processes launched for controller agents." },
+    Metric {
+        name: WORKER_FAILURES,
+        kind: Kind::Counter,
+        help: "Workers that could not be launched or exited non-zero.",
+    },
+    Metric {
+        name: REDIS_ERRORS,
+        kind: Kind::Counter,
+        help: "Redis calls that failed (event reads, lock renewals, heartbeats, handler calls retried).",
+    },
+    Metric {
+        name: REDIS_RECONNECTS,
+        kind: Kind::Counter,
+        help: "Reconnections of the daemon's Redis connection after it was lost.",
+    },
+    Metric {
+        name: EVENT_LAG_SECONDS,
+        kind: Kind::Histogram,
+        help: "Event written to the ledger → event handled by this daemon.",
+    },
+    Metric { name: EVENTS_HANDLED, kind: Kind::Counter, help: "Ledger events handled by this daemon." },
+    Metric {
+        name: READY,
+        kind: Kind::Gauge,
+        help: "1 while the daemon is ready (its /readyz answers 200), else 0; set when /metrics is scraped.",
+    },
+    Metric {
+        name: LOCK_LOST,
+        kind: Kind::Counter,
+        help: "Times the orchestrator lost the instance lock to another process; it stops right after, so alert on it together with orchestrator down.",
+    },
+    Metric {
+        name: OLDEST_OPEN_QUESTION,
+        kind: Kind::Gauge,
+        help: "Unix time at which the oldest open question was asked (0 when none is open); time() minus it is how long a human has kept an agent waiting.",
+    },
+    Metric {
+        name: NEXT_CLAIM_DEADLINE,
+        kind: Kind::Gauge,
+        help: "Unix time of the earliest claim deadline not yet applied (0 when none); far in the past means claims are stuck past their deadline.",
+    },
+];

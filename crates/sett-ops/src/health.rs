@@ -85,10 +85,16 @@ async fn route(req: Request<Incoming>, state: HealthState) -> Result<Response<Fu
             )
         }
         "/metrics" => match &state.metrics {
-            Some(h) => Response::builder()
-                .header("content-type", "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(h.render())))
-                .expect("static response"),
+            Some(h) => {
+                // Readiness as a metric, so alert rules need no HTTP prober.
+                let kind = if state.component.starts_with("cub") { "cub" } else { "orchestrator" };
+                let ready = if state.ready.load(Ordering::SeqCst) { 1.0 } else { 0.0 };
+                metrics::gauge!(sett_core::metrics::READY, "component" => kind).set(ready);
+                Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(h.render())))
+                    .expect("static response")
+            }
             None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "metrics are not enabled"})),
         },
         _ => json(

@@ -80,6 +80,20 @@ pub fn init_text_logs(default_level: &str) -> Result<(), TelemetryError> {
         .map_err(|e| TelemetryError::Init(e.to_string()))
 }
 
+/// Gives each metric its `# HELP` text (and type) on `/metrics`. Call after the recorder is
+/// installed; [`install_metrics`] does it for the contract in `sett_core::metrics::ALL`, and a
+/// component with metrics of its own passes its own table.
+pub fn describe(all: &[sett_core::metrics::Metric]) {
+    use sett_core::metrics::Kind;
+    for m in all {
+        match m.kind {
+            Kind::Counter => metrics::describe_counter!(m.name, m.help),
+            Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
+            Kind::Histogram => metrics::describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
 /// Installs the global Prometheus recorder and spawns its upkeep task (histograms otherwise grow
 /// without bound). Call once per process, inside a tokio runtime.
 pub fn install_metrics() -> Result<PrometheusHandle, TelemetryError> {
@@ -91,6 +105,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, TelemetryError> {
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?
         .install_recorder()
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
+    describe(sett_core::metrics::ALL);
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(5));

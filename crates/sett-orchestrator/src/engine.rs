@@ -165,6 +165,7 @@ impl Orchestrator {
                         }
                         Err(e) => {
                             error!(instance = %self.settings.instance, error = %e, "lost the instance lock; stopping");
+                            metrics::counter!(m::LOCK_LOST).increment(1);
                             lost.store(true, Ordering::SeqCst);
                             stop.cancel();
                             return;
@@ -590,6 +591,9 @@ impl Orchestrator {
         if let Ok(n) = self.store.open_question_count().await {
             metrics::gauge!(m::OPEN_QUESTIONS).set(n as f64);
         }
+        if let Ok(oldest) = self.store.oldest_open_question_ms().await {
+            metrics::gauge!(m::OLDEST_OPEN_QUESTION).set(oldest.map_or(0.0, |ms| ms as f64 / 1000.0));
+        }
     }
 
     /// Logs and metrics of a written transition.
@@ -779,7 +783,11 @@ impl Orchestrator {
     async fn deadline_loop(self: Arc<Self>, stop: CancellationToken) {
         loop {
             let now = now_ms();
-            let sleep = match self.store.next_deadline().await {
+            let next = self.store.next_deadline().await;
+            if let Ok(d) = &next {
+                metrics::gauge!(m::NEXT_CLAIM_DEADLINE).set(d.map_or(0.0, |ms| ms as f64 / 1000.0));
+            }
+            let sleep = match next {
                 Ok(Some(d)) if d <= now => {
                     if let Err(e) = self.tick_due(now).await {
                         warn!(error = %e, "applying deadlines failed; retrying");

@@ -21,6 +21,13 @@ impl Store {
             .collect()
     }
 
+    /// When the oldest open question was asked (ms), if any is open.
+    pub async fn oldest_open_question_ms(&self) -> Result<Option<i64>> {
+        let first: Vec<(String, f64)> =
+            self.client().zrange(self.keys.open_questions(), 0, 0, None, false, None, true).await?;
+        Ok(first.first().map(|(_, s)| *s as i64))
+    }
+
     pub async fn open_question_count(&self) -> Result<u64> {
         Ok(self.client().zcard(self.keys.open_questions()).await?)
     }

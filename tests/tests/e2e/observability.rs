@@ -95,6 +95,37 @@ fn metrics_text(addr: &str) -> String {
     body
 }
 
+/// Lints a live `/metrics` with Prometheus' own `promtool check metrics` (Debian package
+/// `prometheus`): it must exit 0 and report nothing (no missing HELP, no unit or suffix
+/// warnings). Also checks that every family has a HELP line from `sett_core::metrics::ALL`.
+fn promtool_check_metrics(addr: &str, who: &str) {
+    let body = metrics_text(addr);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`; .ci/run installs it)");
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics on {who}'s /metrics: {said}\n{body}"
+    );
+    let families: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert!(!families.is_empty(), "{who}: {body}");
+    for f in families {
+        let help = m::ALL
+            .iter()
+            .find(|x| x.name == f)
+            .unwrap_or_else(|| panic!("{who} exposes {f}, not in sett_core::metrics::ALL"))
+            .help;
+        assert!(body.contains(&format!("# HELP {f} {help}\n")), "{who}: no HELP for {f}");
+    }
+}
+
 type Labels = BTreeMap<String, String>;
 
 /// One sample of the Prometheus text format.
@@ -575,6 +606,7 @@ async fn observability_metrics_logs_and_export_after_the_demo_workflow() {
         finished == claims.len() as u64 && created == artifacts.len() as u64
     });
     assert!(settled, "{}", metrics_text(&orch));
+    promtool_check_metrics(&orch, "the orchestrator");
     let s = parse_prometheus(&metrics_text(&orch)).unwrap();
 
     // Artifacts by structural type: the goal, two commits and the check report; two reviews;
@@ -617,6 +649,7 @@ async fn observability_metrics_logs_and_export_after_the_demo_workflow() {
     // process; the orchestrator counts that as a worker launch).
     for (agent, runs) in [("Writer", 2), ("Reviewer", 2), ("Checker", 1), ("Publisher", 0)] {
         let addr = env.addr_of(&format!("cub:{agent}")).await.expect("cub addr");
+        promtool_check_metrics(&addr, &format!("cub:{agent}"));
         let s = parse_prometheus(&metrics_text(&addr)).unwrap();
         let runs_metric: BTreeMap<(String, String), u64> = s
             .iter()
@@ -782,8 +815,9 @@ async fn observability_status_claims_stuck_and_logs_follow_on_a_real_instance() 
     assert!(text(&out.stderr).contains("sett up"), "{}", text(&out.stderr));
 }
 
-/// Every metric name of `sett_core::metrics` is documented in docs/metrics.md (read from the
-/// source, so a new constant cannot be added without its documentation).
+/// Every metric of `sett_core::metrics` is in `ALL` (read from the source, so a new constant
+/// cannot be added without its HELP text) and documented in docs/metrics.md, whose meaning
+/// column is the HELP text (markdown backticks aside).
 #[test]
 fn observability_every_metric_is_documented() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -792,11 +826,27 @@ fn observability_every_metric_is_documented() {
     let names: Vec<&str> = source
         .lines()
         .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter(|l| l.contains(": &str ="))
         .filter_map(|l| l.split('"').nth(1))
         .collect();
     assert!(names.len() >= 19, "{names:?}");
     assert!(names.contains(&m::OPEN_QUESTIONS));
-    for n in names {
-        assert!(doc.contains(&format!("`{n}`")), "docs/metrics.md does not document `{n}`");
+    for n in &names {
+        assert!(
+            m::ALL.iter().any(|x| x.name == *n),
+            "{n} is not in sett_core::metrics::ALL: add it there with its kind and HELP text (the meaning from docs/metrics.md)"
+        );
+    }
+    for x in m::ALL {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", x.name)))
+            .unwrap_or_else(|| panic!("docs/metrics.md has no table row for `{}`", x.name));
+        let meaning = row.trim_end_matches('|').rsplit(" | ").next().unwrap().trim().replace('`', "");
+        assert_eq!(
+            meaning, x.help,
+            "the Meaning of `{}` in docs/metrics.md and its HELP text in sett_core::metrics::ALL differ: make them the same",
+            x.name
+        );
     }
 }

@@ -23,7 +23,10 @@ pub(crate) async fn run(ctx: &Ctx, args: InitArgs) -> Result<ExitCode> {
     }
     // The generated file must parse: a template that does not is a bug caught by tests.
     sett_core::config::SettConfig::parse("sett.yml", SETT_YML).context("the built-in sett.yml template is invalid")?;
-    std::fs::write(&config, SETT_YML).with_context(|| format!("cannot write {}", config.display()))?;
+    // The modeline points editors (YAML language server) at the schema of this Sett version.
+    let text = format!("{}\n{SETT_YML}", super::config::SCHEMA_MODELINE);
+    std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+    super::config::write_schema(root)?;
     let agent = root.join("agents").join("scribe").join("run.sh");
     write_executable(&agent, SCRIBE)?;
     ignore_sett_dir(root)?;

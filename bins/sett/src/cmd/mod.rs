@@ -10,6 +10,7 @@ use crate::ctx::Ctx;
 mod answer;
 mod claims;
 mod console;
+mod config;
 mod destroy;
 mod down;
 mod export;
@@ -25,6 +26,12 @@ mod up;
 mod watch;
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
+    // Commands that need no workspace or Redis.
+    match &cli.command {
+        Command::Completions(a) => return config::completions(a.shell),
+        Command::ManPages(a) => return config::man_pages(&a.dir),
+        _ => {}
+    }
     let ctx = Ctx::new(cli.global)?;
     match cli.command {
         Command::Init(a) => init::run(&ctx, a).await,
@@ -43,6 +50,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => export::run(&ctx, a).await,
         Command::Import(a) => import::run(&ctx, a).await,
         Command::Console(a) => console::run(&ctx, a).await,
+        Command::Config(c) => config::run(&ctx, c),
+        Command::Completions(_) | Command::ManPages(_) => unreachable!("handled before the context"),
         Command::Version => {
             crate::output::line(&format!("sett {}", env!("CARGO_PKG_VERSION")))?;
             Ok(ExitCode::SUCCESS)
