@@ -9,8 +9,8 @@ use crate::ctx::Ctx;
 
 mod answer;
 mod claims;
-mod console;
 mod config;
+mod console;
 mod destroy;
 mod down;
 mod export;
