@@ -9,6 +9,7 @@
 //! to its log file under the workspace's `.sett/logs/<instance>/` (bind-mounted read-write even
 //! for read-only agents), so `sett status` and `sett logs` work as with the local runtime.
 
+mod access;
 mod launcher;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use bollard::query_parameters::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use access::{check_workspace_access, numeric_user};
 pub use launcher::DockerWorkerLauncher;
 
 /// The runtime image built by `cargo xtask images`.
@@ -461,6 +463,27 @@ impl DockerRuntime {
         };
         self.docker.connect_network(&network_name(&self.instance), req).await?;
         Ok(())
+    }
+
+    /// How a stopped container ended: its exit code and the last `lines` of its own output
+    /// (stdout and stderr, as `docker logs` shows them) — what is left to read when the daemon
+    /// died before it wrote its log file.
+    pub async fn exit_report(&self, container: &str, lines: usize) -> Result<(Option<i64>, String)> {
+        let code = self.docker.inspect_container(container, None).await?.state.and_then(|s| s.exit_code);
+        let opts = bollard::query_parameters::LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(container, Some(opts));
+        let mut out = String::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            match chunk {
+                Ok(c) => out.push_str(&String::from_utf8_lossy(&c.into_bytes())),
+                Err(_) => break,
+            }
+        }
+        Ok((code, out))
     }
 
     /// Kills a container at once (SIGKILL), as a crash would.

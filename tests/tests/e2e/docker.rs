@@ -422,3 +422,46 @@ fn docker(args: &[&str]) -> String {
 fn docker_names() -> Vec<String> {
     docker(&["ps", "-a", "--format", "{{.Names}}"]).lines().map(str::to_owned).collect()
 }
+
+/// A workspace the containers' user cannot read: `sett up` refuses before starting anything,
+/// naming the path, the uid and the fix (a container would otherwise die at start with an
+/// empty log).
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_up_refuses_a_workspace_the_container_user_cannot_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = dockerize(Env::examples(false).await).await;
+    let ws = env.path().to_owned();
+    let before = std::fs::metadata(&ws).unwrap().permissions();
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Containers run as a user that is neither the owner nor in its group.
+    let out = env.sett(&["up", "--timeout", "30s"]).env("SETT_DOCKER_USER", "4242:4242").output().unwrap();
+    std::fs::set_permissions(&ws, before).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("uid 4242") && err.contains(&ws.display().to_string()), "{err}");
+    assert!(err.contains("chown -R 4242:4242") && err.contains("SETT_DOCKER_USER"), "{err}");
+    assert!(env.containers().await.is_empty(), "nothing was started");
+}
+
+/// A daemon that dies before writing its log (here: an image whose entry point is not Sett's,
+/// so nothing ever opens the log file): `sett up` shows the container's own output and exit code.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_up_shows_the_container_output_when_a_daemon_dies_before_its_log() {
+    let env = dockerize(
+        Env::new(
+            "version: \"1.0\"\nagents:\n  Scribe:\n    command: [\"./run.sh\"]\n    bidding_strategy: exclusive\n",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    let out =
+        env.sett(&["up", "--timeout", "30s"]).env("SETT_DOCKER_IMAGE", sett_docker::REDIS_IMAGE).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("exited during startup (exit code 1) before writing its log"), "{err}");
+    // redis-server's own complaint about its argument, as `docker logs` shows it.
+    assert!(err.contains("Fatal error, can't open config file") && err.contains("sett-orchestrator"), "{err}");
+    // Nothing half-started is left behind.
+    assert!(env.containers().await.iter().all(|c| !c.running), "{:?}", env.containers().await);
+}

@@ -277,6 +277,12 @@ fn tail(path: &Path, n: usize) -> String {
 /// cub container per agent (running ones are kept), then the same readiness wait as locally.
 /// Redis is the configured URL; containers reach a loopback URL through the Docker host gateway.
 async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitCode> {
+    // Before anything starts: a container whose user cannot read its workspace dies at once.
+    let workspace = ctx.workspace.root.clone();
+    let user = std::env::var("SETT_DOCKER_USER").unwrap_or_else(|_| sett_docker::default_user(&workspace));
+    let write = !sett_docker::rw_agents(config).is_empty();
+    sett_docker::check_workspace_access(&workspace, &ctx.workspace.config_path(), &user, write)
+        .map_err(|e| anyhow::anyhow!("cannot start instance containers: {e}"))?;
     let Some(url) = ctx.ensure_redis_url().await? else {
         bail!(
             "runtime: docker needs a Redis the containers can reach: pass --redis-url or set SETT_REDIS_URL \
@@ -289,7 +295,6 @@ async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitC
     let rt = sett_docker::DockerRuntime::connect(name.as_str()).await?;
     let image = std::env::var("SETT_DOCKER_IMAGE").unwrap_or_else(|_| sett_docker::DEFAULT_IMAGE.to_owned());
     rt.require_image(&image).await?;
-    let workspace = ctx.workspace.root.clone();
     let log_dir = ctx.workspace.sett_dir().join("logs").join(name.as_str());
     let socket = config.agents.values().any(|a| a.is_controller()).then(sett_docker::local_socket).flatten();
     let component_url = |var: &str| std::env::var(var).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| url.clone());
@@ -299,7 +304,7 @@ async fn up_docker(ctx: &Ctx, args: UpArgs, config: &SettConfig) -> Result<ExitC
         workspace: workspace.clone(),
         config: ctx.workspace.config_path(),
         log_dir: log_dir.clone(),
-        user: std::env::var("SETT_DOCKER_USER").unwrap_or_else(|_| sett_docker::default_user(&workspace)),
+        user,
         // Per-component ACL users as with the local runtime (docs/security.md).
         redis_url: sett_docker::container_redis_url(&component_url("SETT_ORCHESTRATOR_REDIS_URL")),
         cub_redis_url: Some(sett_docker::container_redis_url(&component_url("SETT_CUB_REDIS_URL"))),
@@ -414,7 +419,22 @@ async fn wait_ready_docker(
         for component in pending {
             if !containers.iter().any(|c| c.running && &c.registered_as() == component) {
                 let log = log_of(ctx, name, component);
-                bail!("{component} exited during startup; its log ({}) ends with:\n{}", log.display(), tail(&log, 15));
+                let logged = tail(&log, 15);
+                if !logged.trim().is_empty() {
+                    bail!("{component} exited during startup; its log ({}) ends with:\n{logged}", log.display());
+                }
+                // It died before writing its log: what the container itself printed is all there is.
+                let stopped = containers.iter().find(|c| &c.registered_as() == component);
+                let (code, output) = match stopped {
+                    Some(c) => rt.exit_report(&c.id, 30).await.unwrap_or((None, String::new())),
+                    None => (None, String::new()),
+                };
+                bail!(
+                    "{component} exited during startup (exit code {}) before writing its log ({}); the container's own output:\n{}",
+                    code.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+                    log.display(),
+                    if output.trim().is_empty() { "(nothing)".to_owned() } else { output.trim_end().to_owned() }
+                );
             }
             let addr = registered.get(component).and_then(|c| c.get("addr")).and_then(|a| a.as_str());
             let ready = match addr {
