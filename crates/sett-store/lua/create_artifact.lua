@@ -1,15 +1,34 @@
 -- Creates an immutable artifact: hash + thread entry + index entry + ledger event, atomically.
 -- Optionally closes a question in the same step (an Answer): a second answer is refused.
+-- Refuses an artifact whose sources are missing or whose sources' hashes are not the ones its
+-- own hash was computed over (the writer computed it; see docs/architecture.md, "Ledger").
 -- KEYS[1] artifact hash      KEYS[2] thread zset        KEYS[3] events stream
 -- KEYS[4] artifacts index    KEYS[5] question answers   KEYS[6] open questions zset
+-- KEYS[7] ledger head hash   KEYS[8..] source artifact hashes, in source order
 -- ARGV[1] artifact id        ARGV[2] version            ARGV[3] created_at_ms
 -- ARGV[4] artifact_created event data (JSON)
 -- ARGV[5] question id this artifact answers, or ""     ARGV[6] answer record (JSON) or ""
 -- ARGV[7] question_answered event data (JSON) or ""
--- ARGV[8..] field, value pairs
+-- ARGV[8] artifact_created content digest   ARGV[9] question_answered content digest or ""
+-- ARGV[10] JSON list of the sources' hashes the writer used ("-" = a source without a hash)
+-- ARGV[11..] field, value pairs
 -- Returns {"ok", event_id} | {"exists"} | {"version_taken", other_id} | {"answered", record}
+--       | {"source_missing", index} | {"source_changed", index}   (index is 1-based)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
+end
+local expected = cjson.decode(ARGV[10])
+for i = 8, #KEYS do
+  local h = redis.call('HGET', KEYS[i], 'hash')
+  if not h then
+    if redis.call('EXISTS', KEYS[i]) == 0 then
+      return {'source_missing', tostring(i - 7)}
+    end
+    h = '-'
+  end
+  if h ~= expected[i - 7] then
+    return {'source_changed', tostring(i - 7)}
+  end
 end
 local taken = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2], 'LIMIT', 0, 1)
 if #taken > 0 then
@@ -24,14 +43,14 @@ if ARGV[5] ~= '' then
   redis.call('ZREM', KEYS[6], ARGV[5])
 end
 local fields = {}
-for i = 8, #ARGV do
+for i = 11, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-local id = redis.call('XADD', KEYS[3], '*', 'kind', 'artifact_created', 'ts', ARGV[3], 'data', ARGV[4])
+local id = ledger_append(KEYS[3], KEYS[7], 'artifact_created', ARGV[3], ARGV[4], ARGV[8])
 if ARGV[5] ~= '' then
-  id = redis.call('XADD', KEYS[3], '*', 'kind', 'question_answered', 'ts', ARGV[3], 'data', ARGV[7])
+  id = ledger_append(KEYS[3], KEYS[7], 'question_answered', ARGV[3], ARGV[7], ARGV[9])
 end
 return {'ok', id}

@@ -2,12 +2,13 @@
 -- deadline, its open-question index entries and its ledger events.
 -- KEYS[1] claim hash   KEYS[2] deadlines zset   KEYS[3] events stream
 -- KEYS[4] open questions zset   KEYS[5] claim-by-artifact hash   KEYS[6] claims index zset
--- KEYS[7] outbox hash
+-- KEYS[7] outbox hash   KEYS[8] ledger head hash
 -- ARGV[1] claim id
 -- ARGV[2] expected revision ("0" = create: the claim must not exist)
 -- ARGV[3] next deadline in ms, or "" for none
 -- ARGV[4] now (ms)
--- ARGV[5] events: JSON list of [kind, data-json]
+-- ARGV[5] events: JSON list of [kind, data-json, content digest, claim binding] (at least one:
+--         the last one's id is recorded in the claim's `event` field)
 -- ARGV[6] open-question ops: JSON list of ["add", id, score] / ["rem", id]
 -- ARGV[7] artifact id to index this claim under (create only), or ""
 -- ARGV[8] outbox entry (JSON follow-up effects, stored under "<claim id>:<new revision>"), or ""
@@ -50,7 +51,11 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     redis.call('ZREM', KEYS[4], op[2])
   end
 end
+local last
 for _, ev in ipairs(cjson.decode(ARGV[5])) do
-  redis.call('XADD', KEYS[3], '*', 'kind', ev[1], 'ts', ARGV[4], 'data', ev[2])
+  last = ledger_append(KEYS[3], KEYS[8], ev[1], ARGV[4], ev[2], ev[3], ev[4])
+end
+if last then
+  redis.call('HSET', KEYS[1], 'event', last)
 end
 return {'ok'}

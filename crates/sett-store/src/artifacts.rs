@@ -6,6 +6,8 @@ use fred::prelude::*;
 use fred::types::scan::Scanner;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use sett_core::event::EventKind;
+use sett_core::ledger;
 use sett_core::{Artifact, ArtifactId, ShortId};
 
 use crate::codec::{decode_artifact, encode_artifact};
@@ -35,7 +37,7 @@ pub enum CreateOutcome {
     AlreadyAnswered(AnswerRecord),
 }
 
-fn event_data(a: &Artifact) -> String {
+fn event_data(a: &Artifact, hash: &str) -> String {
     serde_json::json!({
         "artifact_id": a.id,
         "logical_id": a.logical_id,
@@ -46,6 +48,7 @@ fn event_data(a: &Artifact) -> String {
         "claim_id": a.claim_id,
         "source_artifacts": a.source_artifacts,
         "summary": a.summary,
+        "hash": hash,
     })
     .to_string()
 }
@@ -74,14 +77,25 @@ impl Store {
     ) -> Result<CreateOutcome> {
         a.validate().map_err(|e| StoreError::Conflict(format!("invalid artifact: {e}")))?;
         let k = &self.keys;
-        let keys = vec![
+        let mut keys = vec![
             k.artifact(&a.id),
             k.thread(&a.logical_id),
             k.events(),
             k.artifacts_index(),
             k.question_answers(),
             k.open_questions(),
+            k.ledger(),
         ];
+        // The Merkle link: this artifact's hash covers its sources' hashes, which the Lua checks
+        // are still the stored ones (and that every source exists) in the same atomic step.
+        let source_hashes = self.source_hashes(&a.source_artifacts).await?;
+        keys.extend(a.source_artifacts.iter().map(|s| k.artifact(s)));
+        let fields = encode_artifact(a);
+        let hash = {
+            let refs: Vec<&str> = source_hashes.iter().map(String::as_str).collect();
+            ledger::artifact_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())), &refs)
+        };
+        let ts = a.created_at_ms.to_string();
         let (qid, record, answered_event) = match answer {
             Some((q, r)) => (
                 q.to_string(),
@@ -94,19 +108,31 @@ impl Store {
             ),
             None => (String::new(), String::new(), String::new()),
         };
+        let created = event_data(a, &hash);
+        let created_digest = ledger::event_digest(EventKind::ArtifactCreated.as_str(), &ts, &created, None);
+        let answered_digest = if answered_event.is_empty() {
+            String::new()
+        } else {
+            ledger::event_digest(EventKind::QuestionAnswered.as_str(), &ts, &answered_event, None)
+        };
         let mut args = vec![
             a.id.to_string(),
             a.version.to_string(),
-            a.created_at_ms.to_string(),
-            event_data(a),
+            ts,
+            created,
             qid,
             record,
             answered_event,
+            created_digest,
+            answered_digest,
+            serde_json::to_string(&source_hashes).expect("strings"),
         ];
-        for (f, v) in encode_artifact(a) {
+        for (f, v) in fields {
             args.push(f);
             args.push(v);
         }
+        args.push("hash".to_owned());
+        args.push(hash);
         let reply: Vec<String> = CREATE_ARTIFACT.evalsha_with_reload(self.client(), keys, args).await?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(CreateOutcome::Created { event_id: reply.get(1).cloned().unwrap_or_default() }),
@@ -120,8 +146,38 @@ impl Store {
                     .map_err(|e| StoreError::Decode(format!("answer record: {e}")))?;
                 Ok(CreateOutcome::AlreadyAnswered(rec))
             }
+            Some(what @ ("source_missing" | "source_changed")) => {
+                let i: usize = reply.get(1).and_then(|i| i.parse().ok()).unwrap_or(1);
+                let source = a.source_artifacts.get(i.saturating_sub(1)).map(ToString::to_string).unwrap_or_default();
+                Err(StoreError::Conflict(if what == "source_missing" {
+                    format!(
+                        "artifact {} refused: its source artifact {source} does not exist (write the sources first)",
+                        a.id
+                    )
+                } else {
+                    format!(
+                        "artifact {} refused: source artifact {source} changed while it was written; retry, and run 'sett verify' if it happens again",
+                        a.id
+                    )
+                }))
+            }
             other => Err(StoreError::Decode(format!("unexpected create_artifact reply {other:?}"))),
         }
+    }
+
+    /// The stored hashes of `sources` (one pipelined round trip; none when there are no
+    /// sources). A source without a hash (written before the ledger) gives
+    /// [`ledger::UNHASHED_SOURCE`]; a missing source gives it too and the Lua refuses the write.
+    async fn source_hashes(&self, sources: &[ArtifactId]) -> Result<Vec<String>> {
+        if sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipe = self.client().pipeline();
+        for s in sources {
+            let _: () = pipe.hget(self.keys.artifact(s), "hash").await?;
+        }
+        let hashes: Vec<Option<String>> = pipe.all().await?;
+        Ok(hashes.into_iter().map(|h| h.unwrap_or_else(|| ledger::UNHASHED_SOURCE.to_owned())).collect())
     }
 
     pub async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<Artifact>> {
@@ -148,6 +204,12 @@ impl Store {
         let n = self.artifact_count().await?;
         let ids = self.artifact_ids(0, n.max(1) as i64).await?;
         self.get_artifacts(&ids).await
+    }
+
+    /// An artifact's stored fields exactly as written (for `sett verify`), if it exists.
+    pub async fn raw_artifact(&self, id: &ArtifactId) -> Result<Option<HashMap<String, String>>> {
+        let fields: HashMap<String, String> = self.client().hgetall(self.keys.artifact(id)).await?;
+        Ok((!fields.is_empty()).then_some(fields))
     }
 
     pub async fn artifact_exists(&self, id: &ArtifactId) -> Result<bool> {

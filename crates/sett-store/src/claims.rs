@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use fred::prelude::*;
 use sett_core::event::EventKind;
+use sett_core::ledger;
 use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId, ClaimStatus};
 
 use crate::codec::{decode_claim, encode_claim};
@@ -69,9 +70,36 @@ impl Store {
             k.claim_by_artifact(),
             k.claims_index(),
             k.outbox(),
+            k.ledger(),
         ];
-        let events_json: Vec<serde_json::Value> =
-            events.iter().map(|(kind, data)| serde_json::json!([kind.as_str(), data.to_string()])).collect();
+        let fields = encode_claim(claim);
+        // Every write leaves an event naming the record it wrote (the claim's revision and
+        // hash), so `sett verify` can tell a transition from a tampered record.
+        let binding = format!(
+            "{}:{}:{}",
+            claim.id,
+            claim.revision,
+            ledger::claim_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        );
+        let ts = now_ms.to_string();
+        let synthesized;
+        let events = if events.is_empty() {
+            synthesized = [(
+                EventKind::ClaimUpdated,
+                serde_json::json!({"claim_id": claim.id, "status": claim.status, "revision": claim.revision}),
+            )];
+            &synthesized[..]
+        } else {
+            events
+        };
+        let events_json: Vec<serde_json::Value> = events
+            .iter()
+            .map(|(kind, data)| {
+                let data = data.to_string();
+                let digest = ledger::event_digest(kind.as_str(), &ts, &data, Some(&binding));
+                serde_json::json!([kind.as_str(), data, digest, binding])
+            })
+            .collect();
         let ops: Vec<serde_json::Value> = question_ops
             .iter()
             .map(|op| match op {
@@ -83,13 +111,13 @@ impl Store {
             claim.id.to_string(),
             expected_revision.map_or_else(|| "0".to_owned(), |r| r.to_string()),
             claim.next_deadline_ms().map(|d| d.to_string()).unwrap_or_default(),
-            now_ms.to_string(),
+            ts,
             serde_json::Value::Array(events_json).to_string(),
             serde_json::Value::Array(ops).to_string(),
             if index_artifact && expected_revision.is_none() { claim.artifact_id.to_string() } else { String::new() },
             outbox.map(ToString::to_string).unwrap_or_default(),
         ];
-        for (f, v) in encode_claim(claim) {
+        for (f, v) in fields {
             args.push(f);
             args.push(v);
         }
@@ -157,9 +185,11 @@ impl Store {
     /// Records `agent`'s bid once, with its `bid_submitted` event. Returns false when the agent
     /// had already bid (or the claim does not exist).
     pub async fn submit_bid(&self, claim: &ClaimId, agent: &AgentName, bid: BidType, now_ms: i64) -> Result<bool> {
-        let keys = vec![self.keys.claim(claim), self.keys.bids(claim), self.keys.events()];
+        let keys = vec![self.keys.claim(claim), self.keys.bids(claim), self.keys.events(), self.keys.ledger()];
         let data = serde_json::json!({"claim_id": claim, "agent": agent, "bid": bid}).to_string();
-        let args = vec![agent.to_string(), bid.to_string(), now_ms.to_string(), data];
+        let ts = now_ms.to_string();
+        let digest = ledger::event_digest(EventKind::BidSubmitted.as_str(), &ts, &data, None);
+        let args = vec![agent.to_string(), bid.to_string(), ts, data, digest];
         let reply: Vec<String> = SUBMIT_BID.evalsha_with_reload(self.client(), keys, args).await?;
         Ok(reply.first().map(String::as_str) == Some("ok"))
     }

@@ -23,6 +23,7 @@ const ARTIFACT_STRING_FIELDS: &[&str] = &[
     "claim_id",
     "summary",
     "answered_by",
+    "hash",
 ];
 const ARTIFACT_FIELDS: &[&str] = &[
     "id",
@@ -38,6 +39,8 @@ const ARTIFACT_FIELDS: &[&str] = &[
     "summary",
     "answered_by",
     "timed_out",
+    // The ledger hash (sett_core::ledger::artifact_hash); not part of the domain type.
+    "hash",
 ];
 const CLAIM_STRING_FIELDS: &[&str] = &[
     "id",
@@ -51,6 +54,8 @@ const CLAIM_STRING_FIELDS: &[&str] = &[
     "resume_status",
     "termination_reason",
     "outcome_artifact",
+    // The id of the ledger event the last write appended; not part of the domain type.
+    "event",
 ];
 const CLAIM_FIELDS: &[&str] = &[
     "id",
@@ -79,6 +84,7 @@ const CLAIM_FIELDS: &[&str] = &[
     "resume_status",
     "termination_reason",
     "outcome_artifact",
+    "event",
 ];
 
 fn encode<T: Serialize>(value: &T, string_fields: &[&str]) -> Vec<(String, String)> {

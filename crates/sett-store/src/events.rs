@@ -7,7 +7,9 @@ use std::time::Duration;
 use fred::prelude::*;
 use fred::types::Value;
 use sett_core::event::{Event, EventKind};
+use sett_core::ledger;
 
+use crate::scripts::APPEND_EVENT;
 use crate::{Result, Store, StoreError};
 
 fn decode_event(id: String, fields: HashMap<String, String>) -> Result<Event> {
@@ -68,19 +70,49 @@ fn decode_reply_lenient(reply: Value) -> Result<Vec<LedgerEntry>> {
 }
 
 impl Store {
-    /// Appends one event (for events not tied to an atomic write).
+    /// Appends one event (for events not tied to an atomic write), extending the ledger chain.
     pub async fn append_event(&self, kind: EventKind, data: &serde_json::Value, ts_ms: i64) -> Result<String> {
-        let id: String = self
-            .client()
-            .xadd(
-                self.keys.events(),
-                false,
-                None,
-                "*",
-                vec![("kind", kind.as_str().to_owned()), ("ts", ts_ms.to_string()), ("data", data.to_string())],
+        let (ts, data) = (ts_ms.to_string(), data.to_string());
+        let digest = ledger::event_digest(kind.as_str(), &ts, &data, None);
+        let id: String = APPEND_EVENT
+            .evalsha_with_reload(
+                self.client(),
+                vec![self.keys.events(), self.keys.ledger()],
+                vec![kind.as_str().to_owned(), ts, data, digest],
             )
             .await?;
         Ok(id)
+    }
+
+    /// The ledger chain's head (the newest chained event's `seq` and `hash`), one HMGET; `None`
+    /// before the first chained event.
+    pub async fn ledger_head(&self) -> Result<Option<ledger::Head>> {
+        let (seq, hash): (Option<u64>, Option<String>) =
+            self.client().hmget(self.keys.ledger(), vec!["seq", "hash"]).await?;
+        Ok(match (seq, hash) {
+            (Some(seq), Some(hash)) => Some(ledger::Head { seq, hash }),
+            _ => None,
+        })
+    }
+
+    /// Up to `count` raw stream entries (every field as stored) strictly after `after`
+    /// (`None` = from the beginning): what `sett verify` recomputes the chain from.
+    pub async fn raw_events_after(
+        &self,
+        after: Option<&str>,
+        count: u64,
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let start = match after {
+            None => "-".to_owned(),
+            Some(id) => format!("({id}"),
+        };
+        Ok(self.client().xrange_values(self.keys.events(), start, "+", Some(count)).await?)
+    }
+
+    /// One raw stream entry by id, if it exists.
+    pub async fn raw_event(&self, id: &str) -> Result<Option<HashMap<String, String>>> {
+        let entries: Entries = self.client().xrange_values(self.keys.events(), id, id, Some(1)).await?;
+        Ok(entries.into_iter().next().map(|(_, f)| f))
     }
 
     /// Up to `count` events strictly after `after` (`None` = from the beginning).

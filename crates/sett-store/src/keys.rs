@@ -10,7 +10,8 @@
 //! | `claim:<id>:bids` | hash | agent → bid |
 //! | `thread:<logical_id>` | zset | artifact id scored by version |
 //! | `lock` | string (TTL) | JSON lock holder |
-//! | `events` | stream | the audit ledger; consumer groups `orchestrator` and `cub:<agent>` |
+//! | `events` | stream | the audit ledger; consumer groups `orchestrator` and `cub:<agent>`; entries carry `seq`, `prev`, `hash` (the chain) |
+//! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends) |
 //! | `index:artifacts` | zset | artifact id scored by creation time |
 //! | `index:claims` | zset | claim id scored by creation time |
 //! | `index:claim_by_artifact` | hash | artifact id → its (first) claim id |
@@ -44,6 +45,7 @@ pub const FAMILIES: &[&str] = &[
     "components",
     "workers",
     "outbox",
+    "ledger",
     "lock",
 ];
 
@@ -89,6 +91,9 @@ impl Keys {
     }
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)
+    }
+    pub fn ledger(&self) -> String {
+        format!("{}ledger", self.prefix)
     }
     pub fn artifacts_index(&self) -> String {
         format!("{}index:artifacts", self.prefix)

@@ -1,5 +1,7 @@
 //! The Lua scripts, loaded from `lua/*.lua` at compile time. Each opens with its KEYS/ARGV
 //! contract; `evalsha_with_reload` recovers from NOSCRIPT after a Redis restart or failover.
+//! Every script that appends to an event stream has `lua/ledger_chain.lua` prepended and appends
+//! only through its `ledger_append`, so the hash chain is extended in the same atomic call.
 
 use std::sync::LazyLock;
 
@@ -10,11 +12,17 @@ macro_rules! script {
         pub(crate) static $name: LazyLock<Script> =
             LazyLock::new(|| Script::from_lua(include_str!(concat!("../lua/", $file))));
     };
+    ($name:ident, $file:literal, chained) => {
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::from_lua(concat!(include_str!("../lua/ledger_chain.lua"), include_str!(concat!("../lua/", $file))))
+        });
+    };
 }
 
-script!(CREATE_ARTIFACT, "create_artifact.lua");
-script!(WRITE_CLAIM, "write_claim.lua");
-script!(SUBMIT_BID, "submit_bid.lua");
+script!(CREATE_ARTIFACT, "create_artifact.lua", chained);
+script!(WRITE_CLAIM, "write_claim.lua", chained);
+script!(SUBMIT_BID, "submit_bid.lua", chained);
+script!(APPEND_EVENT, "append_event.lua", chained);
 script!(LOCK_RENEW, "lock_renew.lua");
 script!(LOCK_RELEASE, "lock_release.lua");
 script!(WORKER_OFFER, "worker_offer.lua");

@@ -38,6 +38,11 @@ fn full_artifact() -> Artifact {
 async fn artifacts_round_trip_and_are_immutable() {
     let store = sett_testkit::store().await;
     let a = full_artifact();
+    // Its source must exist first (the store refuses an artifact whose sources are missing).
+    let mut question = Artifact::new_root(StructuralType::Question, "Question", "?", "A", now_ms());
+    question.id = a.source_artifacts[0];
+    question.logical_id = question.id;
+    assert!(matches!(store.create_artifact(&question).await.unwrap(), CreateOutcome::Created { .. }));
     assert!(matches!(store.create_artifact(&a).await.unwrap(), CreateOutcome::Created { .. }));
     assert_eq!(store.get_artifact(&a.id).await.unwrap().unwrap(), a);
     // The same id again is refused, whatever the content.
@@ -49,11 +54,11 @@ async fn artifacts_round_trip_and_are_immutable() {
     let mut same_version = a.clone();
     same_version.id = ArtifactId::new_v7();
     assert_eq!(store.create_artifact(&same_version).await.unwrap(), CreateOutcome::VersionTaken { existing: a.id });
-    // The write appended exactly one event, atomically with the hash and the thread entry.
+    // Each write appended exactly one event, atomically with the hash and the thread entry.
     let events = store.events_after(None, 100).await.unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, EventKind::ArtifactCreated);
-    assert_eq!(events[0].field("artifact_id"), Some(a.id.to_string().as_str()));
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].kind, EventKind::ArtifactCreated);
+    assert_eq!(events[1].field("artifact_id"), Some(a.id.to_string().as_str()));
     assert_eq!(store.latest_in_thread(&a.logical_id).await.unwrap().unwrap().id, a.id);
 }
 
