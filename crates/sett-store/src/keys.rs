@@ -77,6 +77,14 @@ impl Keys {
     pub fn artifact_prefix_pattern(&self, hyphenated_prefix: &str) -> String {
         format!("{}artifact:{}*", escape_glob(&self.prefix), escape_glob(hyphenated_prefix))
     }
+    /// An artifact key from an id as stored (verify reads ids out of possibly tampered records).
+    pub fn artifact_raw(&self, id: &str) -> String {
+        format!("{}artifact:{id}", self.prefix)
+    }
+    /// A claim key from an id as stored.
+    pub fn claim_raw(&self, id: &str) -> String {
+        format!("{}claim:{id}", self.prefix)
+    }
     pub fn claim(&self, id: &ClaimId) -> String {
         format!("{}claim:{id}", self.prefix)
     }
