@@ -96,6 +96,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Serve the web console (read + answer only) and its JSON API.
     Console(ConsoleArgs),
+    /// Check the tamper-evident ledger (artifact hashes, event chain); print its head.
+    Verify(VerifyArgs),
     /// Print version information.
     Version,
     /// Check sett.yml, or print its JSON Schema.
@@ -307,6 +309,21 @@ pub struct ImportArgs {
     /// Import even if the instance already has data (existing keys are replaced).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Verify an export file (`sett export --file`) offline, without Redis.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// A head recorded earlier (`<seq>:<hash>`, as printed by `sett verify`): it must still be
+    /// in the chain, which detects a wholesale rewrite.
+    #[arg(long, value_parser = parse_head)]
+    pub head: Option<sett_core::ledger::Head>,
+}
+
+fn parse_head(s: &str) -> Result<sett_core::ledger::Head, String> {
+    s.parse()
 }
 
 #[cfg(test)]

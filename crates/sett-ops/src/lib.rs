@@ -13,4 +13,5 @@ pub mod feed;
 pub mod resolve;
 pub mod status;
 pub mod transfer;
+pub mod verify;
 pub mod workflow;

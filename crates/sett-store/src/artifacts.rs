@@ -48,6 +48,8 @@ fn event_data(a: &Artifact, hash: &str) -> String {
         "claim_id": a.claim_id,
         "source_artifacts": a.source_artifacts,
         "summary": a.summary,
+        "answered_by": a.answered_by,
+        "timed_out": a.timed_out,
         "hash": hash,
     })
     .to_string()

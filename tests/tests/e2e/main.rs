@@ -8,6 +8,7 @@ mod docker;
 mod engine;
 mod faults;
 mod hitl;
+mod ledger;
 mod observability;
 mod recovery;
 mod security;

@@ -21,7 +21,7 @@ const OP_PASS: &str = "op-Secr3t-0per8";
 /// without the administrative ones (CLIENT KILL/LIST/PAUSE…).
 const CONNECTION: &str = "-@all +@connection -@admin -@dangerous";
 /// Exactly the data commands sett-store issues, scripts included.
-const DATA: &str = "+get +set +del +exists +pexpire +pttl +type +hget +hgetall +hset +hdel +hsetnx +hexists \
+const DATA: &str = "+get +set +del +exists +pexpire +pttl +type +hget +hgetall +hmget +hkeys +hset +hdel +hsetnx +hexists \
      +hlen +llen +lpop +lpos +info +zadd +zrange +zrangebyscore +zrem +zcard +xadd +xgroup|create +xreadgroup +xread +xack +xrange +xrevrange \
      +xlen +xinfo|groups +lrange +rpush +smembers +sadd +evalsha +eval +script|load";
 

@@ -23,6 +23,7 @@ mod logs;
 mod questions;
 mod status;
 mod up;
+mod verify;
 mod watch;
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
@@ -52,6 +53,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Console(a) => console::run(&ctx, a).await,
         Command::Config(c) => config::run(&ctx, c),
         Command::Completions(_) | Command::ManPages(_) => unreachable!("handled before the context"),
+        Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Version => {
             crate::output::line(&format!("sett {}", env!("CARGO_PKG_VERSION")))?;
             Ok(ExitCode::SUCCESS)

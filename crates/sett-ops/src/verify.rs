@@ -1,0 +1,740 @@
+//! `sett verify`: recomputes every artifact hash and the whole event chain of an instance (from
+//! Redis, or offline from an export file), checks that every artifact has its
+//! `artifact_created` event, every answer its `question_answered` and every claim record the
+//! event of its last transition, and names the **first** broken record. The canonical encodings
+//! are in `sett_core::ledger` and docs/architecture.md ("Ledger").
+//!
+//! Streamed: events are read in pages of [`PAGE`] and each page's artifacts, sources and answer
+//! records are fetched in one pipelined batch, so memory stays flat whatever the size (the
+//! extra lookups that find an *inserted* record run only once a count says one exists).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::BufRead;
+
+use serde::Serialize;
+use sett_core::ledger::{self, ARTIFACT_HASHED_FIELDS, GENESIS, Head, UNHASHED_SOURCE};
+use sett_store::{Dump, SourceState, Store, StoreError};
+
+/// Events per page (one XRANGE and one pipelined batch of lookups each).
+pub const PAGE: usize = 1_000;
+
+type Fields = HashMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    File(String),
+}
+
+/// The first broken record and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Breach {
+    /// e.g. `event 1733000000000-0 (seq 17)`, `artifact <id>`, `claim <id>`, `ledger head`.
+    pub record: String,
+    pub problem: String,
+}
+
+/// What was verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The chain's last event (`None` when nothing is chained yet).
+    pub head: Option<Head>,
+    /// Chained events verified.
+    pub events: u64,
+    /// Events written before the ledger existed (not verifiable): the chain starts after them.
+    pub unverified_events: u64,
+    pub artifacts: u64,
+    pub unverified_artifacts: u64,
+    pub answers: u64,
+    pub claims: u64,
+    pub unverified_claims: u64,
+    /// Whether a head recorded earlier (`--head`) was found in the chain.
+    pub recorded_head_matches: Option<bool>,
+}
+
+impl Report {
+    /// "unverified before event N": the seq of the first chained event, when earlier events
+    /// exist that predate the ledger.
+    pub fn unverified_before(&self) -> Option<u64> {
+        (self.unverified_events > 0).then_some(self.unverified_events + 1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub report: Report,
+    /// `None` when intact.
+    pub breach: Option<Breach>,
+}
+
+impl Outcome {
+    pub fn intact(&self) -> bool {
+        self.breach.is_none()
+    }
+}
+
+/// Where the records come from: Redis, or an export file.
+#[allow(async_fn_in_trait)]
+pub trait LedgerSource {
+    async fn events_after(&mut self, after: Option<&str>, count: usize) -> Result<Vec<(String, Fields)>, VerifyError>;
+    async fn artifacts(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError>;
+    async fn source_states(&mut self, ids: &[String]) -> Result<Vec<SourceState>, VerifyError>;
+    async fn answer_records(&mut self, question_ids: &[String]) -> Result<Vec<Option<String>>, VerifyError>;
+    async fn head(&mut self) -> Result<Option<Head>, VerifyError>;
+    async fn claim_ids(&mut self, start: usize, count: usize) -> Result<Vec<String>, VerifyError>;
+    async fn claims(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError>;
+    async fn events_by_id(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError>;
+    async fn artifact_count(&mut self) -> Result<u64, VerifyError>;
+    async fn artifact_ids(&mut self) -> Result<Vec<String>, VerifyError>;
+    async fn answer_count(&mut self) -> Result<u64, VerifyError>;
+    async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError>;
+}
+
+impl LedgerSource for Store {
+    async fn events_after(&mut self, after: Option<&str>, count: usize) -> Result<Vec<(String, Fields)>, VerifyError> {
+        Ok(self.raw_events_after(after, count as u64).await?)
+    }
+    async fn artifacts(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
+        Ok(self.raw_artifacts(ids).await?)
+    }
+    async fn source_states(&mut self, ids: &[String]) -> Result<Vec<SourceState>, VerifyError> {
+        Ok(self.artifact_hash_states(ids).await?)
+    }
+    async fn answer_records(&mut self, question_ids: &[String]) -> Result<Vec<Option<String>>, VerifyError> {
+        Ok(self.raw_answer_records(question_ids).await?)
+    }
+    async fn head(&mut self) -> Result<Option<Head>, VerifyError> {
+        Ok(self.ledger_head().await?)
+    }
+    async fn claim_ids(&mut self, start: usize, count: usize) -> Result<Vec<String>, VerifyError> {
+        Ok(self.claim_id_page(start as i64, count as i64).await?)
+    }
+    async fn claims(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
+        Ok(self.raw_claims(ids).await?)
+    }
+    async fn events_by_id(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
+        Ok(self.raw_events_by_id(ids).await?)
+    }
+    async fn artifact_count(&mut self) -> Result<u64, VerifyError> {
+        Ok(self.count_instance_keys().await?.get("artifact").copied().unwrap_or(0))
+    }
+    async fn artifact_ids(&mut self) -> Result<Vec<String>, VerifyError> {
+        Ok(self.scan_artifact_ids().await?)
+    }
+    async fn answer_count(&mut self) -> Result<u64, VerifyError> {
+        Ok(self.answer_record_count().await?)
+    }
+    async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError> {
+        Ok(Store::answered_question_ids(self).await?)
+    }
+}
+
+/// An export file (`sett export` JSON lines) loaded for offline verification.
+#[derive(Debug, Default)]
+pub struct ExportLedger {
+    events: Vec<(String, Fields)>,
+    artifacts: HashMap<String, Fields>,
+    answers: HashMap<String, String>,
+    claims: HashMap<String, Fields>,
+    /// The claims index (id, creation time), in index order.
+    claim_index: Vec<(String, i64)>,
+    /// Stream entry id → position in `events`.
+    event_pos: HashMap<String, usize>,
+    head: Option<Head>,
+}
+
+impl ExportLedger {
+    /// Reads an export. A line that is not an export record names its number.
+    pub fn read(input: impl BufRead) -> Result<Self, VerifyError> {
+        let mut me = Self::default();
+        for (i, line) in input.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let d: Dump = serde_json::from_str(&line).map_err(|e| {
+                VerifyError::File(format!("line {}: not an export record ({e}); is this the output of 'sett export'?", i + 1))
+            })?;
+            me.add(d, i + 1)?;
+        }
+        me.claim_index.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        me.event_pos = me.events.iter().enumerate().map(|(i, (id, _))| (id.clone(), i)).collect();
+        Ok(me)
+    }
+
+    fn add(&mut self, d: Dump, line: usize) -> Result<(), VerifyError> {
+        let bad = |what: &str| VerifyError::File(format!("line {line}: key '{}' is not a valid {what}", d.key));
+        let hash = |v: &serde_json::Value| -> Result<Fields, VerifyError> {
+            serde_json::from_value::<BTreeMap<String, String>>(v.clone()).map(|m| m.into_iter().collect()).map_err(|_| bad("hash"))
+        };
+        if let Some(id) = d.key.strip_prefix("artifact:") {
+            self.artifacts.insert(id.to_owned(), hash(&d.value)?);
+        } else if let Some(id) = d.key.strip_prefix("claim:").filter(|r| !r.ends_with(":bids")) {
+            self.claims.insert(id.to_owned(), hash(&d.value)?);
+        } else if d.key == "events" {
+            let entries: Vec<(String, BTreeMap<String, String>)> =
+                serde_json::from_value(d.value["entries"].clone()).map_err(|_| bad("stream"))?;
+            self.events = entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())).collect();
+        } else if d.key == "questions:answers" {
+            self.answers = hash(&d.value)?;
+        } else if d.key == "index:claims" {
+            let rows: Vec<(String, f64)> = serde_json::from_value(d.value.clone()).map_err(|_| bad("zset"))?;
+            self.claim_index = rows.into_iter().map(|(m, s)| (m, s as i64)).collect();
+        } else if d.key == "ledger" {
+            let f = hash(&d.value)?;
+            if let (Some(seq), Some(h)) = (f.get("seq").and_then(|s| s.parse().ok()), f.get("hash")) {
+                self.head = Some(Head { seq, hash: h.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LedgerSource for ExportLedger {
+    async fn events_after(&mut self, after: Option<&str>, count: usize) -> Result<Vec<(String, Fields)>, VerifyError> {
+        let start = match after {
+            None => 0,
+            Some(a) => self.event_pos.get(a).map_or(self.events.len(), |i| i + 1),
+        };
+        Ok(self.events.iter().skip(start).take(count).cloned().collect())
+    }
+    async fn artifacts(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
+        Ok(ids.iter().map(|id| self.artifacts.get(id).cloned()).collect())
+    }
+    async fn source_states(&mut self, ids: &[String]) -> Result<Vec<SourceState>, VerifyError> {
+        Ok(ids
+            .iter()
+            .map(|id| match self.artifacts.get(id) {
+                None => SourceState::Missing,
+                Some(f) => f.get("hash").map_or(SourceState::Unhashed, |h| SourceState::Hash(h.clone())),
+            })
+            .collect())
+    }
+    async fn answer_records(&mut self, question_ids: &[String]) -> Result<Vec<Option<String>>, VerifyError> {
+        Ok(question_ids.iter().map(|q| self.answers.get(q).cloned()).collect())
+    }
+    async fn head(&mut self) -> Result<Option<Head>, VerifyError> {
+        Ok(self.head.clone())
+    }
+    async fn claim_ids(&mut self, start: usize, count: usize) -> Result<Vec<String>, VerifyError> {
+        Ok(self.claim_index.iter().skip(start).take(count).map(|(id, _)| id.clone()).collect())
+    }
+    async fn claims(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
+        Ok(ids.iter().map(|id| self.claims.get(id).cloned()).collect())
+    }
+    async fn events_by_id(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
+        Ok(ids.iter().map(|id| self.event_pos.get(id).map(|&i| self.events[i].1.clone())).collect())
+    }
+    async fn artifact_count(&mut self) -> Result<u64, VerifyError> {
+        Ok(self.artifacts.len() as u64)
+    }
+    async fn artifact_ids(&mut self) -> Result<Vec<String>, VerifyError> {
+        Ok(self.artifacts.keys().cloned().collect())
+    }
+    async fn answer_count(&mut self) -> Result<u64, VerifyError> {
+        Ok(self.answers.len() as u64)
+    }
+    async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError> {
+        Ok(self.answers.keys().cloned().collect())
+    }
+}
+
+/// The chain walk's state.
+#[derive(Debug)]
+struct Chain {
+    started: bool,
+    seq: u64,
+    prev: String,
+    legacy: u64,
+}
+
+fn event_record(id: &str, f: &Fields) -> String {
+    match f.get("seq") {
+        Some(s) => format!("event {id} (seq {s})"),
+        None => format!("event {id}"),
+    }
+}
+
+fn breach(record: impl Into<String>, problem: impl Into<String>) -> Breach {
+    Breach { record: record.into(), problem: problem.into() }
+}
+
+impl Chain {
+    /// Checks one entry; `Ok(false)` for an entry written before the ledger.
+    fn step(&mut self, id: &str, f: &Fields, recorded: Option<&Head>) -> Result<bool, Breach> {
+        let rec = || event_record(id, f);
+        let Some(hash) = f.get("hash") else {
+            if self.started {
+                return Err(breach(
+                    rec(),
+                    "not chained (no seq/prev/hash): an event was inserted without going through Sett's store, or its chain fields were removed",
+                ));
+            }
+            self.legacy += 1;
+            return Ok(false);
+        };
+        let seq: u64 = f
+            .get("seq")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| breach(rec(), "its seq is missing or not a number: the event was edited"))?;
+        let prev = f.get("prev").ok_or_else(|| breach(rec(), "its prev is missing: the event was edited"))?;
+        if !self.started {
+            self.started = true;
+            let first = self.legacy + 1;
+            if seq > first || (seq == first && prev != GENESIS && self.legacy == 0) {
+                return Err(breach(
+                    rec(),
+                    format!(
+                        "the stream was truncated: it is the first chained event but has seq {seq} (expected {first}); {} earlier event(s) were removed (XTRIM/XDEL)",
+                        seq.saturating_sub(first).max(1)
+                    ),
+                ));
+            }
+            if seq < first {
+                return Err(breach(
+                    rec(),
+                    format!("seq {seq} where {first} was expected: unchained events were inserted before it"),
+                ));
+            }
+            if prev != GENESIS {
+                return Err(breach(rec(), "the first chained event's prev is not 64 zeros: the chain was edited"));
+            }
+        } else {
+            let expected = self.seq + 1;
+            if seq > expected {
+                let missing = if seq == expected + 1 {
+                    format!("the event with seq {expected} is missing")
+                } else {
+                    format!("the events with seq {expected}..{} are missing", seq - 1)
+                };
+                return Err(breach(rec(), format!("{missing} before it (deleted, e.g. XDEL)")));
+            }
+            if seq < expected {
+                return Err(breach(
+                    rec(),
+                    format!("seq {seq} where {expected} was expected: an event was inserted or the stream reordered"),
+                ));
+            }
+            if *prev != self.prev {
+                return Err(breach(
+                    rec(),
+                    "its prev is not the hash of the event before it: an earlier event was replaced or the chain edited",
+                ));
+            }
+        }
+        let (Some(kind), Some(ts), Some(data)) = (f.get("kind"), f.get("ts"), f.get("data")) else {
+            return Err(breach(rec(), "its kind, ts or data field is missing: the event was edited"));
+        };
+        let digest = ledger::event_digest(kind, ts, data, f.get("claim").map(String::as_str));
+        let link = ledger::chain_link(prev, &digest, seq)
+            .ok_or_else(|| breach(rec(), "its prev is not a 64-digit hex hash: the event was edited"))?;
+        if link != *hash {
+            return Err(breach(
+                rec(),
+                "content changed: its kind, ts, data or claim no longer match its hash",
+            ));
+        }
+        if let Some(r) = recorded
+            && r.seq == seq
+            && r.hash != *hash
+        {
+            return Err(breach(
+                rec(),
+                format!(
+                    "head mismatch: the head recorded earlier is {r} but the chain now has {seq}:{hash} here: the chain was rewritten"
+                ),
+            ));
+        }
+        self.seq = seq;
+        self.prev = hash.clone();
+        Ok(true)
+    }
+}
+
+/// An event data field as the stored string it describes (`None` when null or absent).
+fn as_stored(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Event-data fields that copy an artifact field: telling which one changed.
+const EVENT_COPIES: &[&str] = &[
+    "logical_id",
+    "version",
+    "structural_type",
+    "type",
+    "produced_by_role",
+    "claim_id",
+    "source_artifacts",
+    "summary",
+    "answered_by",
+    "timed_out",
+];
+
+/// Checks one artifact against its `artifact_created` event (data `ev`, timestamp `ts`).
+fn check_artifact(
+    id: &str,
+    f: &Fields,
+    ev: &serde_json::Value,
+    ts: &str,
+    sources: &HashMap<String, SourceState>,
+) -> Result<(), Breach> {
+    let rec = format!("artifact {id}");
+    if let Some(extra) = f.keys().find(|k| *k != "hash" && !ARTIFACT_HASHED_FIELDS.contains(&k.as_str())) {
+        return Err(breach(rec, format!("unexpected field '{extra}' (added after it was written)")));
+    }
+    let Some(stored) = f.get("hash") else {
+        return Err(breach(rec, "its hash field was removed"));
+    };
+    for name in EVENT_COPIES {
+        let in_ledger = as_stored(ev.get(*name));
+        // Older writers did not copy answered_by/timed_out into the event: compare when present.
+        if ev.get(*name).is_none() && matches!(*name, "answered_by" | "timed_out") {
+            continue;
+        }
+        if in_ledger.as_deref() != f.get(*name).map(String::as_str) {
+            return Err(breach(
+                rec,
+                format!(
+                    "{name} changed (the ledger has {}, the record has {})",
+                    in_ledger.as_deref().unwrap_or("none"),
+                    f.get(*name).map_or("none", String::as_str)
+                ),
+            ));
+        }
+    }
+    if f.get("created_at_ms").map(String::as_str) != Some(ts) {
+        return Err(breach(rec, "created_at_ms changed (it no longer matches its event's time)"));
+    }
+    if as_stored(ev.get("hash")).as_deref() != Some(stored.as_str()) {
+        return Err(breach(rec, "its hash field was changed (it differs from the hash in its artifact_created event)"));
+    }
+    let source_ids: Vec<String> = f
+        .get("source_artifacts")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| breach(rec.clone(), "source_artifacts is not a JSON list of ids"))?;
+    let mut hashes = Vec::with_capacity(source_ids.len());
+    for s in &source_ids {
+        match sources.get(s) {
+            Some(SourceState::Hash(h)) => hashes.push(h.as_str()),
+            Some(SourceState::Unhashed) => hashes.push(UNHASHED_SOURCE),
+            Some(SourceState::Missing) | None => {
+                return Err(breach(rec, format!("source artifact {s} is missing (deleted)")));
+            }
+        }
+    }
+    let fields = f.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    if ledger::artifact_hash(fields, &hashes) != *stored {
+        return Err(breach(
+            rec,
+            "payload changed, or a source's hash changed: its fields and sources no longer match its hash",
+        ));
+    }
+    Ok(())
+}
+
+fn check_answer(question: &str, record: Option<&String>, ev: &serde_json::Value) -> Result<(), Breach> {
+    let rec = format!("answer to question {question}");
+    let Some(record) = record else {
+        return Err(breach(rec, "its answer record is missing (deleted from questions:answers)"));
+    };
+    let r: serde_json::Value =
+        serde_json::from_str(record).map_err(|_| breach(rec.clone(), "its answer record is not JSON"))?;
+    for name in ["answer_id", "answered_by", "timed_out"] {
+        let stored = r.get(name).cloned().unwrap_or(serde_json::Value::Bool(false));
+        let logged = ev.get(name).cloned().unwrap_or(serde_json::Value::Bool(false));
+        if stored != logged {
+            return Err(breach(rec, format!("{name} changed (the ledger has {logged}, the record has {stored})")));
+        }
+    }
+    Ok(())
+}
+
+/// Counts of the records the chain accounts for.
+#[derive(Debug, Default)]
+struct Seen {
+    created: u64,
+    legacy_created: u64,
+    answered: u64,
+    legacy_answered: u64,
+}
+
+/// Checks the contents a page of chained events refers to; the earliest breach (by position).
+async fn check_page(
+    src: &mut impl LedgerSource,
+    page: &[(String, Fields)],
+    chained: &[bool],
+    seen: &mut Seen,
+) -> Result<Option<(usize, Breach)>, VerifyError> {
+    let mut created: Vec<(usize, String, serde_json::Value)> = Vec::new();
+    let mut answered: Vec<(usize, String, serde_json::Value)> = Vec::new();
+    for (i, ((id, f), chained)) in page.iter().zip(chained).enumerate() {
+        let kind = f.get("kind").map(String::as_str);
+        if !matches!(kind, Some("artifact_created" | "question_answered")) {
+            continue;
+        }
+        let data: serde_json::Value = f.get("data").and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+        if !chained {
+            if kind == Some("artifact_created") {
+                seen.legacy_created += 1;
+            } else {
+                seen.legacy_answered += 1;
+            }
+            continue;
+        }
+        let key = if kind == Some("artifact_created") { "artifact_id" } else { "question_id" };
+        let Some(target) = data.get(key).and_then(|v| v.as_str()).map(str::to_owned) else {
+            return Ok(Some((i, breach(event_record(id, f), format!("its data has no {key}")))));
+        };
+        if kind == Some("artifact_created") {
+            seen.created += 1;
+            created.push((i, target, data));
+        } else {
+            seen.answered += 1;
+            answered.push((i, target, data));
+        }
+    }
+    let mut found: Vec<(usize, Breach)> = Vec::new();
+    let ids: Vec<String> = created.iter().map(|(_, id, _)| id.clone()).collect();
+    let records = src.artifacts(&ids).await?;
+    let mut source_ids: Vec<String> = records
+        .iter()
+        .flatten()
+        .filter_map(|f| f.get("source_artifacts").and_then(|s| serde_json::from_str::<Vec<String>>(s).ok()))
+        .flatten()
+        .collect();
+    source_ids.sort();
+    source_ids.dedup();
+    let states = src.source_states(&source_ids).await?;
+    let sources: HashMap<String, SourceState> = source_ids.into_iter().zip(states).collect();
+    for ((i, id, data), record) in created.iter().zip(&records) {
+        let (eid, ef) = &page[*i];
+        let r = match record {
+            None => Err(breach(
+                format!("artifact {id}"),
+                format!("missing (deleted): its artifact_created {} is in the ledger", event_record(eid, ef)),
+            )),
+            Some(f) => check_artifact(id, f, data, ef.get("ts").map_or("", String::as_str), &sources),
+        };
+        if let Err(b) = r {
+            found.push((*i, b));
+            break;
+        }
+    }
+    let qids: Vec<String> = answered.iter().map(|(_, q, _)| q.clone()).collect();
+    let records = src.answer_records(&qids).await?;
+    for ((i, q, data), record) in answered.iter().zip(&records) {
+        if let Err(b) = check_answer(q, record.as_ref(), data) {
+            found.push((*i, b));
+            break;
+        }
+    }
+    Ok(found.into_iter().min_by_key(|(i, _)| *i))
+}
+
+/// Verifies everything `src` holds; `recorded` is a head recorded earlier (`--head`).
+pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Result<Outcome, VerifyError> {
+    let mut report = Report::default();
+    let mut chain = Chain { started: false, seq: 0, prev: GENESIS.to_owned(), legacy: 0 };
+    let mut seen = Seen::default();
+    let mut after: Option<String> = None;
+    let broken = |mut report: Report, chain: &Chain, b: Breach| {
+        report.unverified_events = chain.legacy;
+        report.head = chain.started.then(|| Head { seq: chain.seq, hash: chain.prev.clone() });
+        Ok(Outcome { report, breach: Some(b) })
+    };
+    loop {
+        let page = src.events_after(after.as_deref(), PAGE).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        let mut chained = Vec::with_capacity(page.len());
+        let mut chain_breach = None;
+        for (i, (id, f)) in page.iter().enumerate() {
+            match chain.step(id, f, recorded) {
+                Ok(c) => {
+                    chained.push(c);
+                    report.events += u64::from(c);
+                }
+                Err(b) => {
+                    chain_breach = Some((i, b));
+                    break;
+                }
+            }
+        }
+        let upto = chain_breach.as_ref().map_or(page.len(), |(i, _)| *i);
+        if let Some((_, b)) = check_page(src, &page[..upto], &chained[..upto], &mut seen).await? {
+            return broken(report, &chain, b);
+        }
+        if let Some((_, b)) = chain_breach {
+            return broken(report, &chain, b);
+        }
+    }
+    report.unverified_events = chain.legacy;
+    report.artifacts = seen.created;
+    report.unverified_artifacts = seen.legacy_created;
+    report.answers = seen.answered;
+    report.head = chain.started.then(|| Head { seq: chain.seq, hash: chain.prev.clone() });
+
+    // The head record: the newest events cannot be removed without it telling.
+    let stored_head = src.head().await?;
+    match (&report.head, &stored_head) {
+        (None, None) => {}
+        (Some(h), None) => {
+            return broken(report.clone(), &chain, breach("ledger head", format!("missing (deleted): the chain ends at {h}")));
+        }
+        (None, Some(s)) => {
+            return broken(
+                report.clone(),
+                &chain,
+                breach("event stream", format!("no chained event, but the head says seq {}: every event was removed", s.seq)),
+            );
+        }
+        (Some(h), Some(s)) if s.seq > h.seq => {
+            return broken(
+                report.clone(),
+                &chain,
+                breach(
+                    "event stream end",
+                    format!(
+                        "the chain ends at seq {} but the head says seq {}: the newest event(s) were removed",
+                        h.seq, s.seq
+                    ),
+                ),
+            );
+        }
+        (Some(h), Some(s)) if s != h => {
+            return broken(
+                report.clone(),
+                &chain,
+                breach("ledger head", format!("it says {s} but the chain ends at {h}: the head record was edited")),
+            );
+        }
+        _ => {}
+    }
+    if let Some(r) = recorded {
+        let beyond = report.head.as_ref().is_none_or(|h| r.seq > h.seq);
+        if beyond || r.seq <= chain.legacy {
+            return broken(
+                report.clone(),
+                &chain,
+                breach(
+                    "recorded head",
+                    format!(
+                        "{r} is not in the chain (it ends at {}): events were removed or the chain was rewritten",
+                        report.head.as_ref().map_or_else(|| "nothing".to_owned(), ToString::to_string)
+                    ),
+                ),
+            );
+        }
+        report.recorded_head_matches = Some(true);
+    }
+
+    // Records without their event (inserted): found by count, then located.
+    let artifacts = src.artifact_count().await?;
+    if artifacts > seen.created + seen.legacy_created {
+        let known = created_ids(src, "artifact_created", "artifact_id").await?;
+        let mut ids = src.artifact_ids().await?;
+        ids.sort();
+        if let Some(extra) = ids.into_iter().find(|id| !known.contains(id)) {
+            return broken(
+                report,
+                &chain,
+                breach(format!("artifact {extra}"), "has no artifact_created event in the ledger (inserted)"),
+            );
+        }
+    }
+    let answers = src.answer_count().await?;
+    if answers > seen.answered + seen.legacy_answered {
+        let known = created_ids(src, "question_answered", "question_id").await?;
+        let mut ids = src.answered_question_ids().await?;
+        ids.sort();
+        if let Some(extra) = ids.into_iter().find(|id| !known.contains(id)) {
+            return broken(
+                report,
+                &chain,
+                breach(format!("answer to question {extra}"), "has no question_answered event in the ledger (inserted)"),
+            );
+        }
+    }
+
+    // Claims: each record must be the one its last transition's event names.
+    let mut start = 0;
+    loop {
+        let ids = src.claim_ids(start, PAGE).await?;
+        if ids.is_empty() {
+            break;
+        }
+        start += ids.len();
+        let records = src.claims(&ids).await?;
+        let event_ids: Vec<String> =
+            records.iter().map(|r| r.as_ref().and_then(|f| f.get(ledger::CLAIM_EVENT_FIELD)).cloned().unwrap_or_default()).collect();
+        let wanted: Vec<String> = event_ids.iter().filter(|e| !e.is_empty()).cloned().collect();
+        let mut events: HashMap<String, Option<Fields>> = wanted.iter().cloned().zip(src.events_by_id(&wanted).await?).collect();
+        for ((id, record), eid) in ids.iter().zip(&records).zip(&event_ids) {
+            let rec = format!("claim {id}");
+            let Some(f) = record else {
+                return broken(report, &chain, breach(rec, "in the claims index but its record is missing (deleted)"));
+            };
+            if eid.is_empty() {
+                if chain.legacy > 0 {
+                    report.unverified_claims += 1;
+                    continue;
+                }
+                return broken(report, &chain, breach(rec, "has no ledger event (written outside Sett's store, or its event field removed)"));
+            }
+            let Some(Some(ev)) = events.remove(eid) else {
+                return broken(report, &chain, breach(rec, format!("the event of its last transition ({eid}) is missing (deleted)")));
+            };
+            let fields = f.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let expected = format!(
+                "{id}:{}:{}",
+                f.get("revision").map_or("", String::as_str),
+                ledger::claim_hash(fields)
+            );
+            if ev.get("claim") != Some(&expected) {
+                let logged_rev = ev.get("claim").and_then(|c| c.split(':').nth(1)).unwrap_or("?");
+                let problem = if Some(logged_rev) != f.get("revision").map(String::as_str) {
+                    format!(
+                        "revision changed (its last event has revision {logged_rev}, the record has {})",
+                        f.get("revision").map_or("none", String::as_str)
+                    )
+                } else {
+                    "changed since its last transition: the record no longer matches the ledger".to_owned()
+                };
+                return broken(report, &chain, breach(rec, problem));
+            }
+            report.claims += 1;
+        }
+    }
+    Ok(Outcome { report, breach: None })
+}
+
+/// Every `key` of the chained events of `kind` (only used once a count says a record was
+/// inserted, so the set is built only then).
+async fn created_ids(src: &mut impl LedgerSource, kind: &str, key: &str) -> Result<HashSet<String>, VerifyError> {
+    let mut out = HashSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = src.events_after(after.as_deref(), PAGE).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (_, f) in &page {
+            if f.get("kind").map(String::as_str) == Some(kind)
+                && let Some(id) = f
+                    .get("data")
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                    .and_then(|d| d.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+            {
+                out.insert(id);
+            }
+        }
+    }
+    Ok(out)
+}
