@@ -133,7 +133,9 @@ impl LedgerSource for Store {
     }
 }
 
-/// An export file (`sett export` JSON lines) loaded for offline verification.
+/// An export file (`sett export` JSON lines, large keys in several records) loaded for
+/// offline verification: held in memory (the export's sorted key order puts artifacts before
+/// the stream they are checked against), so it needs memory in proportion to the file.
 #[derive(Debug, Default)]
 pub struct ExportLedger {
     events: Vec<(String, Fields)>,
@@ -157,7 +159,10 @@ impl ExportLedger {
                 continue;
             }
             let d: Dump = serde_json::from_str(&line).map_err(|e| {
-                VerifyError::File(format!("line {}: not an export record ({e}); is this the output of 'sett export'?", i + 1))
+                VerifyError::File(format!(
+                    "line {}: not an export record ({e}); is this the output of 'sett export'?",
+                    i + 1
+                ))
             })?;
             me.add(d, i + 1)?;
         }
@@ -169,7 +174,9 @@ impl ExportLedger {
     fn add(&mut self, d: Dump, line: usize) -> Result<(), VerifyError> {
         let bad = |what: &str| VerifyError::File(format!("line {line}: key '{}' is not a valid {what}", d.key));
         let hash = |v: &serde_json::Value| -> Result<Fields, VerifyError> {
-            serde_json::from_value::<BTreeMap<String, String>>(v.clone()).map(|m| m.into_iter().collect()).map_err(|_| bad("hash"))
+            serde_json::from_value::<BTreeMap<String, String>>(v.clone())
+                .map(|m| m.into_iter().collect())
+                .map_err(|_| bad("hash"))
         };
         if let Some(id) = d.key.strip_prefix("artifact:") {
             self.artifacts.insert(id.to_owned(), hash(&d.value)?);
@@ -178,12 +185,15 @@ impl ExportLedger {
         } else if d.key == "events" {
             let entries: Vec<(String, BTreeMap<String, String>)> =
                 serde_json::from_value(d.value["entries"].clone()).map_err(|_| bad("stream"))?;
-            self.events = entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())).collect();
+            // A large stream is exported as several records; later ones continue it.
+            self.events.extend(entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())));
         } else if d.key == "questions:answers" {
             self.answers = hash(&d.value)?;
         } else if d.key == "index:claims" {
-            let rows: Vec<(String, f64)> = serde_json::from_value(d.value.clone()).map_err(|_| bad("zset"))?;
-            self.claim_index = rows.into_iter().map(|(m, s)| (m, s as i64)).collect();
+            let continues = d.value.get("continues").and_then(serde_json::Value::as_bool) == Some(true);
+            let items = if continues { &d.value["items"] } else { &d.value };
+            let rows: Vec<(String, f64)> = serde_json::from_value(items.clone()).map_err(|_| bad("zset"))?;
+            self.claim_index.extend(rows.into_iter().map(|(m, s)| (m, s as i64)));
         } else if d.key == "ledger" {
             let f = hash(&d.value)?;
             if let (Some(seq), Some(h)) = (f.get("seq").and_then(|s| s.parse().ok()), f.get("hash")) {
@@ -333,10 +343,7 @@ impl Chain {
         let link = ledger::chain_link(prev, &digest, seq)
             .ok_or_else(|| breach(rec(), "its prev is not a 64-digit hex hash: the event was edited"))?;
         if link != *hash {
-            return Err(breach(
-                rec(),
-                "content changed: its kind, ts, data or claim no longer match its hash",
-            ));
+            return Err(breach(rec(), "content changed: its kind, ts, data or claim no longer match its hash"));
         }
         if let Some(r) = recorded
             && r.seq == seq
@@ -587,13 +594,20 @@ pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Res
     match (&report.head, &stored_head) {
         (None, None) => {}
         (Some(h), None) => {
-            return broken(report.clone(), &chain, breach("ledger head", format!("missing (deleted): the chain ends at {h}")));
+            return broken(
+                report.clone(),
+                &chain,
+                breach("ledger head", format!("missing (deleted): the chain ends at {h}")),
+            );
         }
         (None, Some(s)) => {
             return broken(
                 report.clone(),
                 &chain,
-                breach("event stream", format!("no chained event, but the head says seq {}: every event was removed", s.seq)),
+                breach(
+                    "event stream",
+                    format!("no chained event, but the head says seq {}: every event was removed", s.seq),
+                ),
             );
         }
         (Some(h), Some(s)) if s.seq > h.seq => {
@@ -659,7 +673,10 @@ pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Res
             return broken(
                 report,
                 &chain,
-                breach(format!("answer to question {extra}"), "has no question_answered event in the ledger (inserted)"),
+                breach(
+                    format!("answer to question {extra}"),
+                    "has no question_answered event in the ledger (inserted)",
+                ),
             );
         }
     }
@@ -673,10 +690,13 @@ pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Res
         }
         start += ids.len();
         let records = src.claims(&ids).await?;
-        let event_ids: Vec<String> =
-            records.iter().map(|r| r.as_ref().and_then(|f| f.get(ledger::CLAIM_EVENT_FIELD)).cloned().unwrap_or_default()).collect();
+        let event_ids: Vec<String> = records
+            .iter()
+            .map(|r| r.as_ref().and_then(|f| f.get(ledger::CLAIM_EVENT_FIELD)).cloned().unwrap_or_default())
+            .collect();
         let wanted: Vec<String> = event_ids.iter().filter(|e| !e.is_empty()).cloned().collect();
-        let mut events: HashMap<String, Option<Fields>> = wanted.iter().cloned().zip(src.events_by_id(&wanted).await?).collect();
+        let mut events: HashMap<String, Option<Fields>> =
+            wanted.iter().cloned().zip(src.events_by_id(&wanted).await?).collect();
         for ((id, record), eid) in ids.iter().zip(&records).zip(&event_ids) {
             let rec = format!("claim {id}");
             let Some(f) = record else {
@@ -687,17 +707,22 @@ pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Res
                     report.unverified_claims += 1;
                     continue;
                 }
-                return broken(report, &chain, breach(rec, "has no ledger event (written outside Sett's store, or its event field removed)"));
+                return broken(
+                    report,
+                    &chain,
+                    breach(rec, "has no ledger event (written outside Sett's store, or its event field removed)"),
+                );
             }
             let Some(Some(ev)) = events.remove(eid) else {
-                return broken(report, &chain, breach(rec, format!("the event of its last transition ({eid}) is missing (deleted)")));
+                return broken(
+                    report,
+                    &chain,
+                    breach(rec, format!("the event of its last transition ({eid}) is missing (deleted)")),
+                );
             };
             let fields = f.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            let expected = format!(
-                "{id}:{}:{}",
-                f.get("revision").map_or("", String::as_str),
-                ledger::claim_hash(fields)
-            );
+            let expected =
+                format!("{id}:{}:{}", f.get("revision").map_or("", String::as_str), ledger::claim_hash(fields));
             if ev.get("claim") != Some(&expected) {
                 let logged_rev = ev.get("claim").and_then(|c| c.split(':').nth(1)).unwrap_or("?");
                 let problem = if Some(logged_rev) != f.get("revision").map(String::as_str) {

@@ -27,8 +27,9 @@ fn verify(env: &Env, extra: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec!["verify", "-o", "json"];
     args.extend_from_slice(extra);
     let out = env.run(&args);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("verify {extra:?} printed no JSON ({e}): {}\n{}", text(&out.stdout), text(&out.stderr)));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("verify {extra:?} printed no JSON ({e}): {}\n{}", text(&out.stdout), text(&out.stderr))
+    });
     (out.status.code().unwrap_or(-1), v)
 }
 
@@ -37,7 +38,10 @@ fn assert_broken(env: &Env, extra: &[&str], record: &str, problem: &str) {
     assert_eq!(code, 1, "{extra:?}: expected a break, got {v:#}");
     let b = &v["breach"];
     assert!(b["record"].as_str().unwrap_or("").contains(record), "{extra:?}: wrong record, expected {record}: {v:#}");
-    assert!(b["problem"].as_str().unwrap_or("").contains(problem), "{extra:?}: wrong problem, expected {problem}: {v:#}");
+    assert!(
+        b["problem"].as_str().unwrap_or("").contains(problem),
+        "{extra:?}: wrong problem, expected {problem}: {v:#}"
+    );
 }
 
 /// A fresh instance holding a copy of the workflow; returns its name.
@@ -91,7 +95,10 @@ async fn every_tampering_is_caught_and_the_untouched_workflow_verifies() {
     // A payload byte changed.
     let n = fresh_copy(&env, &export);
     assert_eq!(verify(&env, &["-n", &n]).0, 0, "an imported copy verifies");
-    redis_cli(&env, &["HSET", &key(&n, &format!("artifact:{}", commit.id)), "payload", &format!("{}x", commit.payload)]);
+    redis_cli(
+        &env,
+        &["HSET", &key(&n, &format!("artifact:{}", commit.id)), "payload", &format!("{}x", commit.payload)],
+    );
     assert_broken(&env, &["-n", &n], &format!("artifact {}", commit.id), "payload changed");
 
     // An artifact deleted.
@@ -127,7 +134,8 @@ async fn every_tampering_is_caught_and_the_untouched_workflow_verifies() {
 
     // An event inserted.
     let n = fresh_copy(&env, &export);
-    let inserted = redis_cli(&env, &["XADD", &key(&n, "events"), "*", "kind", "artifact_created", "ts", "1", "data", "{}"]);
+    let inserted =
+        redis_cli(&env, &["XADD", &key(&n, "events"), "*", "kind", "artifact_created", "ts", "1", "data", "{}"]);
     assert_broken(&env, &["-n", &n], &format!("event {}", inserted.trim()), "not chained");
 
     // The stream truncated (XTRIM).

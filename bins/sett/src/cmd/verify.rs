@@ -57,14 +57,14 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
     let (what, outcome) = match &file {
         Some(path) => {
             let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let mut src = ExportLedger::read(BufReader::new(f)).with_context(|| format!("reading {}", path.display()))?;
+            let mut src =
+                ExportLedger::read(BufReader::new(f)).with_context(|| format!("reading {}", path.display()))?;
             (format!("export {}", path.display()), verify(&mut src, head.as_ref()).await?)
         }
         None => {
             let mut store = ctx.store().await?;
             let what = format!("instance '{}'", store.instance());
-            let outcome =
-                verify(&mut store, head.as_ref()).await.with_context(|| format!("verifying {what}"))?;
+            let outcome = verify(&mut store, head.as_ref()).await.with_context(|| format!("verifying {what}"))?;
             (what, outcome)
         }
     };
