@@ -3,6 +3,7 @@
 
 mod cluster;
 mod deploy;
+mod console;
 mod destroy;
 mod docker;
 mod engine;
