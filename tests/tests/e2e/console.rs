@@ -29,18 +29,14 @@ else
 fi
 "#;
 
-fn asker_yml() -> String {
-    format!(
-        r#"
+const ASKER_YML: &str = r#"
 version: "1.0"
-orchestrator: {{bid_timeout: 10s}}
+orchestrator: {bid_timeout: 10s}
 agents:
   Asker:
     command: ["./asker.sh"]
     bidding_strategy: exclusive
-"#
-    )
-}
+"#;
 
 fn asker_script() -> String {
     assert!(!XSS.contains('\''), "the question is single-quoted in the script");
@@ -134,7 +130,7 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answer_from_the_browser_inbox_and_the_agent_resumes() {
-    let mut env = Env::new(&asker_yml(), &[("asker.sh", &asker_script())]).await;
+    let mut env = Env::new(ASKER_YML, &[("asker.sh", &asker_script())]).await;
     env.up();
     let goal = env.forage("Build a service");
     let out = env.ok(&["questions", "--wait", "--timeout", "30s", "-o", "json"]);

@@ -2,8 +2,8 @@
 //! Redis, in temporary git workspaces. One test binary (modules by area) so it links once.
 
 mod cluster;
-mod deploy;
 mod console;
+mod deploy;
 mod destroy;
 mod docker;
 mod engine;
