@@ -1,5 +1,6 @@
 //! Tidy checks run as tests: every Rust module opens with a `//!` doc line, no test is hidden
-//! with the `ignore` attribute, no trailing whitespace, and libraries do not print.
+//! with the `ignore` attribute, no trailing whitespace, libraries do not print, only sett-store
+//! spells key names, and every crate has a row in the code map of docs/architecture.md.
 
 use std::path::{Path, PathBuf};
 
@@ -81,4 +82,62 @@ fn libraries_do_not_print() {
         }
     }
     assert!(bad.is_empty(), "library crates must log through tracing, not print: {bad:#?}");
+}
+
+/// The code of a library or binary (not its tests): the files under `crates/*/src` and
+/// `bins/*/src`, comment lines removed (comments may name keys to explain them).
+fn product_code() -> Vec<(PathBuf, String)> {
+    let root = crate::project_root();
+    sources()
+        .into_iter()
+        .filter(|(p, _)| {
+            let rel = p.strip_prefix(&root).unwrap_or(p);
+            let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+            let top = parts.next().unwrap_or_default();
+            let _crate = parts.next();
+            matches!(top.as_str(), "crates" | "bins") && parts.next().as_deref() == Some("src")
+        })
+        .map(|(p, t)| {
+            let code: Vec<&str> = t.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+            (p, code.join("\n"))
+        })
+        .collect()
+}
+
+#[test]
+fn only_sett_store_knows_key_names() {
+    let store = crate::project_root().join("crates").join("sett-store");
+    let keys = ["\"sett:{", "sett:instances", "sett:audit", "sett:instance_counter", "{{{instance}}}"];
+    let mut bad = Vec::new();
+    for (p, code) in product_code() {
+        if p.starts_with(&store) {
+            continue;
+        }
+        for k in keys {
+            if code.contains(k) {
+                bad.push(format!("{} spells the key {k}: call sett-store's typed API (keys.rs) instead", p.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "key names outside sett-store: {bad:#?}");
+}
+
+#[test]
+fn every_crate_is_in_the_code_map() {
+    let root = crate::project_root();
+    let map = std::fs::read_to_string(root.join("docs").join("architecture.md")).unwrap_or_default();
+    let mut missing = Vec::new();
+    for dir in ["crates", "bins"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        for e in entries.flatten() {
+            if e.path().join("Cargo.toml").is_file() {
+                let name = format!("`{dir}/{}`", e.file_name().to_string_lossy());
+                if !map.contains(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+    }
+    missing.sort();
+    assert!(missing.is_empty(), "add a row to the code map of docs/architecture.md for: {missing:?}");
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use sett_core::{AgentName, ClaimId, InstanceName};
 use sett_cub::{Cub, CubSettings, RunOptions, execute_grant};
-use sett_ops::daemon::{Daemon, DaemonArgs, Identity, fail_before_logging, run_daemon};
+use sett_ops::daemon::{Daemon, DaemonArgs, Identity, run_daemon};
 use sett_store::redact_url;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -82,6 +82,7 @@ fn main() -> ExitCode {
         }
         .instrument(span)
     })
+    .unwrap_or_else(|e| fail_before_logging("sett-cub", &format!("cannot start logging: {e}")))
 }
 
 /// Reads and checks everything the operator configured.
@@ -159,4 +160,12 @@ async fn execute_one(daemon: &Daemon, setup: &Setup, claim: ClaimId, seq: u64) -
     let outcome = outcome?;
     tracing::info!(?outcome, "worker done");
     Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// Tells a failure that happened before logging could start (bad flags or configuration, or
+/// logging itself): stderr is the one place it can always be told.
+#[allow(clippy::print_stderr)]
+fn fail_before_logging(binary: &str, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("{binary}: {error:#}");
+    ExitCode::from(sett_ops::daemon::EXIT_FAILED)
 }

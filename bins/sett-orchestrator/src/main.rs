@@ -12,7 +12,7 @@ use anyhow::Result;
 use clap::Parser;
 use sett_core::InstanceName;
 use sett_core::config::SettConfig;
-use sett_ops::daemon::{Daemon, DaemonArgs, EXIT_REFUSED, Identity, fail_before_logging, run_daemon};
+use sett_ops::daemon::{Daemon, DaemonArgs, EXIT_REFUSED, Identity, run_daemon};
 use sett_orchestrator::{Orchestrator, OrchestratorError, Settings};
 use sett_runtime::WorkerCommand;
 use tracing::{error, info};
@@ -55,6 +55,7 @@ fn main() -> ExitCode {
     let identity =
         Identity { service: "orchestrator", component: "orchestrator".into(), instance: setup.instance.to_string() };
     run_daemon(identity, |daemon| run(daemon, setup))
+        .unwrap_or_else(|e| fail_before_logging("sett-orchestrator", &format!("cannot start logging: {e}")))
 }
 
 /// Reads and checks everything the operator configured.
@@ -120,4 +121,12 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Tells a failure that happened before logging could start (bad flags or configuration, or
+/// logging itself): stderr is the one place it can always be told.
+#[allow(clippy::print_stderr)]
+fn fail_before_logging(binary: &str, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("{binary}: {error:#}");
+    ExitCode::from(sett_ops::daemon::EXIT_FAILED)
 }

@@ -15,6 +15,7 @@ const DOCS: &[(&str, &str)] = &[
     ("docs/benchmarks.md", include_str!("../../../docs/benchmarks.md")),
     ("docs/configuration.md", include_str!("../../../docs/configuration.md")),
     ("docs/backup-recovery.md", include_str!("../../../docs/backup-recovery.md")),
+    ("docs/design.md", include_str!("../../../docs/design.md")),
     ("docs/deployment.md", include_str!("../../../docs/deployment.md")),
     ("docs/metrics.md", include_str!("../../../docs/metrics.md")),
     ("docs/operations.md", include_str!("../../../docs/operations.md")),

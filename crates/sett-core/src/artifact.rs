@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ArtifactId, ClaimId};
 
-/// What the orchestrator does with an artifact (SPEC §4).
+/// What the orchestrator does with an artifact (design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum StructuralType {
     Standard,

@@ -44,7 +44,7 @@ macro_rules! str_enum {
 }
 
 str_enum!(
-    /// A claim's status (SPEC §5).
+    /// A claim's status (design.md §4).
     ClaimStatus {
         PendingConsensus => "pending_consensus",
         PendingReview => "pending_review",

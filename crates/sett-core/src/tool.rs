@@ -1,4 +1,4 @@
-//! The tool contract (SPEC §6): the JSON a tool receives on stdin, the JSON it must print on
+//! The tool contract (design.md §5): the JSON a tool receives on stdin, the JSON it must print on
 //! stdout, and the one-word answer of a bid script. These parsers take outside input and never
 //! panic; every rejection says what was expected.
 

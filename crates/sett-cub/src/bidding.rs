@@ -1,4 +1,4 @@
-//! One agent's bid on one claim (SPEC §5.8, §6): the `bid_script` when configured (falling back
+//! One agent's bid on one claim (design.md §5): the `bid_script` when configured (falling back
 //! to the static strategy on any failure), else the static `bidding_strategy`, else `ignore`;
 //! then the self-output guard. A bid is recorded once per (claim, agent) by the store.
 
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::process::{self, Ended, EnvIdentity};
 use crate::{CubError, CubSettings};
 
-/// How long a bid script may run (SPEC §6).
+/// How long a bid script may run (design.md §5).
 pub const BID_SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bid script prints one word; anything beyond this is not a bid.

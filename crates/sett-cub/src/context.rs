@@ -1,4 +1,4 @@
-//! Context-chain assembly (SPEC §6): breadth-first over the target's `source_artifacts` (depth
+//! Context-chain assembly (design.md §5): breadth-first over the target's `source_artifacts` (depth
 //! ≤ 10), each artifact replaced by the latest version of its thread, de-duplicated by logical
 //! id, only Standard/Answer/Review kept, the target's own thread left out, ordered oldest first
 //! by `(created_at_ms, id)`. The walk is generic over [`ArtifactLookup`] so it is unit-tested

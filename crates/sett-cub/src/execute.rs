@@ -239,7 +239,7 @@ fn humanize(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
 }
 
-/// `parse_tool_output`, plus the one leniency of SPEC §8: a Question may leave out its
+/// `parse_tool_output`, plus the one leniency of design.md §7: a Question may leave out its
 /// `artifact_type` (it then is "Question").
 fn parse_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
     match parse_tool_output(stdout) {

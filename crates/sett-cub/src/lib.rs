@@ -1,5 +1,5 @@
 //! The agent runtime ("cub"): bidding on claims, executing grants under the tool contract
-//! (SPEC §6), assembling a tool's context, and the event loop that ties them to the blackboard.
+//! (design.md §5), assembling a tool's context, and the event loop that ties them to the blackboard.
 //! It talks to the orchestrator and to other cubs only through the store.
 //!
 //! Layout:

@@ -14,7 +14,7 @@ use sett_core::{ClaimId, ClaimType, InstanceName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-/// The stdout and stderr cap of a tool run (SPEC §6).
+/// The stdout and stderr cap of a tool run (design.md §5).
 pub const OUTPUT_CAP: usize = 10 * 1024 * 1024;
 
 /// After the program's group is gone, how long its pipes may stay open (held by a process that

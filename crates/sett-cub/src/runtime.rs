@@ -377,7 +377,10 @@ where
     loop {
         match f().await {
             Err(CubError::Store(e)) if attempt < HANDLER_ATTEMPTS && !kill.is_cancelled() => {
-                metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
+                // A refused write or a bad record is no Redis error.
+                if e.is_redis() {
+                    metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
+                }
                 tracing::warn!(error = %e, attempt, "the blackboard call failed; retrying");
                 tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 attempt += 1;

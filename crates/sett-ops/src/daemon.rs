@@ -110,30 +110,20 @@ pub struct Identity {
     pub instance: String,
 }
 
-/// Tells a failure that happened before logging could start (bad flags or configuration): stderr
-/// is the one place it can always be told. Returns the failure exit code.
-pub fn fail_before_logging(binary: &str, error: &anyhow::Error) -> ExitCode {
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("{binary}: {error:#}");
-    }
-    ExitCode::from(EXIT_FAILED)
-}
-
-/// Runs a daemon: JSON logging first (so nothing is logged before a logger exists; if logging
-/// cannot start, stderr says so), then `body` on a single-threaded runtime. An error of `body` is logged and exits 1.
-pub fn run_daemon<F, Fut>(identity: Identity, body: F) -> ExitCode
+/// Runs a daemon: JSON logging first (so nothing is logged before a logger exists), then `body`
+/// on a single-threaded runtime. An error of `body` is logged and exits 1. `Err` only when
+/// logging could not start: nothing could be logged, so the binary tells it on stderr (this
+/// library never prints).
+pub fn run_daemon<F, Fut>(identity: Identity, body: F) -> Result<ExitCode, crate::telemetry::TelemetryError>
 where
     F: FnOnce(Daemon) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
     // Every line names its instance and component, even outside the daemon's own spans.
-    if let Err(e) = crate::telemetry::init_json_logs_with(
+    crate::telemetry::init_json_logs_with(
         identity.service,
         &[("instance", &identity.instance), ("component", &identity.component)],
-    ) {
-        return fail_before_logging(identity.service, &anyhow::Error::new(e).context("cannot start logging"));
-    }
+    )?;
     // One thread: a daemon waits on Redis round trips and on its tools' pipes, not on CPU; a
     // single-threaded runtime avoids cross-thread wake-ups on every round trip (lower latency,
     // near-zero idle cost).
@@ -141,7 +131,7 @@ where
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::from(EXIT_FAILED);
+            return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
     let service = identity.service;
@@ -154,7 +144,7 @@ where
     });
     // Child processes are already reaped; do not wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    code
+    Ok(code)
 }
 
 /// The shell's services, handed to a daemon's body by [`run_daemon`].

@@ -1,4 +1,4 @@
-//! The instance destroyer (`sett destroy`, SPEC §10): refuses while the instance runs, holds the
+//! The instance destroyer (`sett destroy`, design.md §9): refuses while the instance runs, holds the
 //! instance lock with the `destroy` purpose while it works (so `sett up` cannot start mid-way),
 //! writes an optional full export, appends an audit "intent" record to `sett:audit` *before*
 //! deleting, deletes every `sett:{<instance>}:*` key in streamed batches — counting them per

@@ -21,6 +21,12 @@ pub enum RuntimeError {
     Spec(#[from] serde_json::Error),
     #[error("instance '{instance}' runs on host {host} (pid {pid}): run 'sett down --name {instance}' there")]
     OtherHost { instance: String, host: String, pid: u32 },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("cannot start instance containers: {0}")]
+    Access(String),
+    #[error("a Docker launch was given to the local runtime (a bug in the caller)")]
+    Mismatch,
 }
 
 /// How the runtime knows a running component.

@@ -2,17 +2,19 @@
 //! daemons (orchestrator, cubs) with their logs in files, stops them gracefully, runs a managed
 //! `redis-server` for workspaces without a configured Redis, and launches controller workers for
 //! the orchestrator ([`LocalWorkerLauncher`]). [`Runtime`] puts the local and the docker runtime
-//! (`sett-docker`) behind one interface. It prints nothing.
+//! (`sett-docker`) behind one interface: find, start, judge and stop an instance's components. It prints nothing.
 
 mod instance;
 mod launcher;
 mod process;
 mod redis;
+mod start;
 
 pub use instance::{Handle, Running, Runtime, RuntimeError, worker_launcher};
 pub use launcher::{LocalWorkerLauncher, WorkerCommand};
 pub use process::{DaemonSpec, is_alive, spawn_daemon, terminate, wait_gone};
 pub use redis::{ManagedRedis, RedisStartError};
+pub use start::{Component, Launch, LocalLaunch, StartRefused, check_workspace_access, docker_user};
 
 /// Where the Sett binaries live: `$SETT_BIN_DIR`, else the directory of the running executable
 /// (the binaries are built and installed side by side).

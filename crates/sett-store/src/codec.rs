@@ -1,4 +1,4 @@
-//! Hash encoding of artifacts and claims (SPEC §3): scalars as plain strings, lists and objects
+//! Hash encoding of artifacts and claims (design.md §2): scalars as plain strings, lists and objects
 //! as JSON, empty lists as `[]`, booleans `true`/`false`, times as integer milliseconds, absent
 //! optional fields omitted. Unknown fields are an error in strict mode (tests) and a warning
 //! otherwise, so an older binary can read a newer record.

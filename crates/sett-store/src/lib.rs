@@ -54,6 +54,15 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// Whether Redis itself failed (unreachable, an error reply, no answer in time), as opposed
+    /// to a refused write or a record that does not decode: what `sett_redis_errors_total`
+    /// counts.
+    pub fn is_redis(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::Redis(_) | Self::Timeout(_))
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// How to connect. `Debug` redacts the URL's password.

@@ -56,6 +56,71 @@ impl Redis {
         Ok(())
     }
 
+    /// `sett up`: registers the instance for a workspace, runtime and Redis (password
+    /// redacted), keeping its run id, times and status.
+    pub async fn register_instance(
+        &self,
+        name: &InstanceName,
+        workspace: &str,
+        runtime: &str,
+        redis_url: &str,
+        now: i64,
+    ) -> Result<()> {
+        let previous = self.instance_record(name).await?;
+        let rec = InstanceRecord {
+            run_id: previous.as_ref().map(|r| r.run_id.clone()).unwrap_or_default(),
+            workspace: workspace.to_owned(),
+            runtime: runtime.to_owned(),
+            redis: crate::redact_url(redis_url),
+            created_at: previous.as_ref().map_or(now, |r| r.created_at),
+            started_at: previous.as_ref().and_then(|r| r.started_at),
+            stopped_at: previous.as_ref().and_then(|r| r.stopped_at),
+            status: previous.map_or(InstanceStatus::Stopped, |r| r.status),
+        };
+        self.put_instance_record(name, &rec).await
+    }
+
+    /// The orchestrator of run `run_id` took the instance over: it is running. An instance
+    /// started without `sett up` gets a record of its own (`runtime` as configured).
+    pub async fn mark_instance_running(
+        &self,
+        name: &InstanceName,
+        runtime: &str,
+        run_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut rec = self.instance_record(name).await?.unwrap_or(InstanceRecord {
+            run_id: String::new(),
+            workspace: String::new(),
+            runtime: runtime.to_owned(),
+            redis: crate::redact_url(&self.options().url),
+            created_at: now,
+            started_at: None,
+            stopped_at: None,
+            status: InstanceStatus::Stopped,
+        });
+        rec.run_id = run_id.to_owned();
+        rec.status = InstanceStatus::Running;
+        rec.started_at = Some(now);
+        rec.stopped_at = None;
+        self.put_instance_record(name, &rec).await
+    }
+
+    /// The instance stopped. With `run_id`, only if that run is the registered one (an
+    /// orchestrator stopping must not mark a successor's run stopped); without, whatever ran
+    /// (`sett down` after killing a component that could not say so itself).
+    pub async fn mark_instance_stopped(&self, name: &InstanceName, run_id: Option<&str>, now: i64) -> Result<()> {
+        if let Some(mut rec) = self.instance_record(name).await?
+            && run_id.is_none_or(|id| rec.run_id == id)
+            && (run_id.is_some() || rec.status != InstanceStatus::Stopped)
+        {
+            rec.status = InstanceStatus::Stopped;
+            rec.stopped_at = Some(now);
+            self.put_instance_record(name, &rec).await?;
+        }
+        Ok(())
+    }
+
     pub async fn remove_instance_record(&self, name: &InstanceName) -> Result<bool> {
         let n: u64 = self.client().hdel(INSTANCES, name.as_str()).await?;
         Ok(n == 1)

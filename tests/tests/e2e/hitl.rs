@@ -111,12 +111,19 @@ async fn two_concurrent_answers_one_wins_the_other_says_who_answered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn questions_wait_returns_promptly_once_a_question_is_asked() {
-    let mut env = Env::new(&asker_yml(""), &[("asker.sh", ASKER)]).await;
+    // A Redis of its own, so "a client is blocked in XREAD" can only be this waiter.
+    let data = tempfile::tempdir().unwrap();
+    let server = sett_testkit::RedisServer::start(data.path(), &[]);
+    let mut env = Env::with_redis_url(&server.url(), &asker_yml(""), &[("asker.sh", ASKER)]).await;
     env.up();
     let waiter =
         env.sett(&["questions", "--wait", "--timeout", "60s", "-o", "json"]).stdout(Stdio::piped()).spawn().unwrap();
-    // Give the waiter time to block first (its own startup is not what is measured).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The waiter blocks first (its own startup is not what is measured): Redis says when.
+    let until = Instant::now() + MINUTE;
+    while !someone_blocks_in_xread(&env.redis_url).await {
+        assert!(Instant::now() < until, "`sett questions --wait` never blocked in XREAD");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     env.forage("Wake me");
     let out = waiter.wait_with_output().unwrap();
     let finished = sett_store::now_ms();
@@ -258,4 +265,15 @@ fi
     })
     .await;
     env.down();
+}
+
+/// Whether a client of the Redis at `url` is blocked in XREAD (`sett questions --wait`; the
+/// daemons block in XREADGROUP instead).
+async fn someone_blocks_in_xread(url: &str) -> bool {
+    let out = tokio::process::Command::new("redis-cli")
+        .args(["-u", url, "CLIENT", "LIST"])
+        .output()
+        .await
+        .expect("redis-cli (package redis-tools)");
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| l.contains("cmd=xread ") && l.contains("flags=b"))
 }

@@ -1,4 +1,4 @@
-//! Observability end to end (SPEC §9, issue 5): `/healthz` follows Redis and the daemons
+//! Observability end to end (design.md §8, issue 5): `/healthz` follows Redis and the daemons
 //! reconnect on their own, `/readyz` follows attachment and the lock, `/metrics` counts a known
 //! workflow exactly and is valid Prometheus text, daemon logs are JSON lines with ids, and the
 //! debugging commands (`status`, `claims --stuck`, `logs -f`, `export`/`import`) work against

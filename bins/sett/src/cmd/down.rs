@@ -40,13 +40,7 @@ pub(crate) async fn run(ctx: &Ctx, args: DownArgs) -> Result<ExitCode> {
     for c in components.keys() {
         store.remove_component(c).await?;
     }
-    if let Some(mut rec) = redis.instance_record(&name).await?
-        && rec.status != InstanceStatus::Stopped
-    {
-        rec.status = InstanceStatus::Stopped;
-        rec.stopped_at = Some(now_ms());
-        redis.put_instance_record(&name, &rec).await?;
-    }
+    redis.mark_instance_stopped(&name, None, now_ms()).await?;
     if !forced.is_empty() {
         eprintln!("warning: {} did not stop within the grace period and were killed", forced.join(", "));
     }

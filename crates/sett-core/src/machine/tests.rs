@@ -1,4 +1,4 @@
-//! State-machine tests: the workflows of SPEC §5 and §8 step by step, plus property tests over
+//! State-machine tests: the workflows of design.md §4 and §7 step by step, plus property tests over
 //! random input sequences.
 
 use std::collections::BTreeMap;
