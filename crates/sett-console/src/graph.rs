@@ -11,7 +11,7 @@ use sett_ops::feed::{excerpt, short};
 
 use crate::html::esc;
 
-const NODE_W: i64 = 168;
+const NODE_W: i64 = 184;
 const NODE_H: i64 = 40;
 const COL_GAP: i64 = 64;
 const ROW_GAP: i64 = 14;

@@ -2,6 +2,7 @@
 //! Redis, in temporary git workspaces. One test binary (modules by area) so it links once.
 
 mod cluster;
+mod console;
 mod deploy;
 mod destroy;
 mod docker;

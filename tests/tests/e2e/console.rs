@@ -1,0 +1,237 @@
+//! The web console in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! driven over WebDriver): answer a question from the inbox and watch the agent resume; agent
+//! text that tries to inject markup stays text in the DOM; every artifact of a workflow is a
+//! node of its SVG graph. Screenshots go to `target/console-screenshots/` (and to `docs/img/`
+//! with `SETT_UPDATE_SCREENSHOTS=1`, which is how docs/console.md's are made).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use sett_core::StructuralType;
+use sett_e2e::Env;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const TOKEN: &str = "e2e-console-token-0123456789abcdef";
+const XSS: &str = r#"Which port? <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
+
+/// Asks once (the question text is hostile markup), then ends with the answer as payload.
+const ASKER: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+input=$(cat)
+if [ "$(jq '.answers | length' <<<"$input")" = "0" ]; then
+  jq -n --arg q 'QUESTION_TEXT' '{structural_type: "Question", artifact_type: "Clarification", artifact_payload: $q}'
+else
+  jq -n --arg a "$(jq -r '.answers[-1].answer.payload' <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $a}'
+fi
+"#;
+
+const ASKER_YML: &str = r#"
+version: "1.0"
+orchestrator: {bid_timeout: 10s}
+agents:
+  Asker:
+    command: ["./asker.sh"]
+    bidding_strategy: exclusive
+"#;
+
+fn asker_script() -> String {
+    assert!(!XSS.contains('\''), "the question is single-quoted in the script");
+    ASKER.replace("QUESTION_TEXT", XSS)
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sett console` on a free port, answering as `Ada Console`; returns it and its printed URL.
+fn start_console(env: &Env) -> (Proc, String) {
+    let mut child = env
+        .sett(&["console", "--addr", "127.0.0.1:0", "--operator", "Ada Console"])
+        .env("SETT_CONSOLE_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sett console");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the console prints its URL");
+    let url = line.trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with(&format!("/?token={TOKEN}")), "{url}");
+    (Proc(child), url)
+}
+
+/// chromedriver and a headless Chromium session.
+struct Browser {
+    client: Client,
+    _driver: Proc,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let mut driver = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (apt-get install chromium chromium-driver; .ci/run does)");
+        // chromedriver announces its port once it listens.
+        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
+        let mut port = None;
+        for line in lines.by_ref() {
+            let line = line.expect("chromedriver output");
+            if let Some(p) = line.split("started successfully on port ").nth(1) {
+                port = Some(p.trim().trim_end_matches('.').to_owned());
+                break;
+            }
+        }
+        let port = port.expect("chromedriver reports its port");
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"]}),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        Self { client, _driver: Proc(driver) }
+    }
+
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Saves a screenshot as `<name>.png`.
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let mut dirs = vec![root.join("target/console-screenshots")];
+        if std::env::var_os("SETT_UPDATE_SCREENSHOTS").is_some() {
+            dirs.push(root.join("docs/img"));
+        }
+        for d in dirs {
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(PathBuf::from(&d).join(format!("{name}.png")), &png).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answer_from_the_browser_inbox_and_the_agent_resumes() {
+    let mut env = Env::new(ASKER_YML, &[("asker.sh", &asker_script())]).await;
+    env.up();
+    let goal = env.forage("Build a service");
+    let out = env.ok(&["questions", "--wait", "--timeout", "30s", "-o", "json"]);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let qid = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["text"], XSS);
+    let (_console, url) = start_console(&env);
+    let base = url.split("/?token=").next().unwrap().to_owned();
+    let b = Browser::start().await;
+
+    // The token opens a session and leaves the address bar.
+    b.client.goto(&url).await.unwrap();
+    assert_eq!(b.client.current_url().await.unwrap().as_str(), format!("{base}/"));
+    b.client.wait().for_element(Locator::Css(&format!(r#"tr[data-instance="{}"]"#, env.name))).await.unwrap();
+    let notice = b.client.find(Locator::Id("notice")).await.unwrap().text().await.unwrap();
+    assert!(notice.contains("Read + answer only"), "{notice}");
+    b.shot("console-instances").await;
+
+    b.client.goto(&format!("{base}/questions")).await.unwrap();
+    let card = format!(r#"article[data-question-id="{qid}"]"#);
+    b.client.wait().for_element(Locator::Css(&card)).await.unwrap();
+    // The hostile question is text: no element was created from it.
+    let dom = b
+        .js(&format!(
+            r#"const card = document.querySelector('{card}');
+               return [document.querySelectorAll('main script').length, document.querySelectorAll('img').length,
+                       card.querySelector('pre.text').textContent];"#,
+            card = card.replace('\'', "\\'")
+        ))
+        .await;
+    assert_eq!(dom, serde_json::json!([0, 0, XSS]), "agent text renders as text");
+    // Live updates are connected (server-sent events).
+    b.client.wait().for_element(Locator::Css("#live-state.live-on")).await.expect("the page follows the event stream");
+    b.shot("console-inbox").await;
+
+    let textarea = b.client.find(Locator::Css(&format!("{card} textarea"))).await.unwrap();
+    textarea.send_keys("8080").await.unwrap();
+    b.client.find(Locator::Css(&format!("{card} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css(&format!(r#"[data-question-id="{qid}"][data-state="answered"]"#)))
+        .await
+        .expect("the question is marked answered");
+
+    let artifacts = env.wait_terminals(1, MINUTE).await;
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
+    assert_eq!(terminal.payload, "8080", "the agent resumed with the browser's answer");
+    let answer = artifacts.iter().find(|a| a.structural_type == StructuralType::Answer).unwrap();
+    assert_eq!(answer.answered_by.as_deref(), Some("Ada Console"));
+    assert_eq!(answer.produced_by_role, "human:Ada Console");
+    assert_eq!(answer.source_artifacts.iter().map(ToString::to_string).collect::<Vec<_>>(), vec![qid.clone()]);
+
+    // Without a reload, the inbox follows: the question is listed as answered by the console user.
+    let done = format!(r#"article.done[data-question-id="{qid}"] .by"#);
+    let by = b.client.wait().for_element(Locator::Css(&done)).await.expect("the page updated live");
+    assert_eq!(by.text().await.unwrap(), "Ada Console");
+    assert_eq!(b.js("return window.settLive.refreshes > 0 && window.settLive.events > 0;").await, true);
+    b.shot("console-answered").await;
+
+    // The workflow page draws every artifact, including the question and its answer.
+    b.client.goto(&format!("{base}/instances/{}/workflows/{goal}", env.name)).await.unwrap();
+    b.client.wait().for_element(Locator::Css("svg#graph")).await.unwrap();
+    let drawn = svg_ids(&b).await;
+    let all: BTreeSet<String> = env.artifacts().await.iter().map(|a| a.id.to_string()).collect();
+    assert_eq!(drawn, all);
+    b.client.clone().close().await.unwrap();
+}
+
+async fn svg_ids(b: &Browser) -> BTreeSet<String> {
+    let ids = b.js("return Array.from(document.querySelectorAll('svg#graph [data-artifact-id]')).map(n => n.dataset.artifactId);").await;
+    ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workflow_page_draws_every_artifact_of_the_demo_pipeline() {
+    let mut env = Env::examples(false).await;
+    env.up();
+    let goal = env.forage("Write a haiku about provenance");
+    env.wait_terminals(1, 2 * MINUTE).await;
+    let (_console, url) = start_console(&env);
+    let base = url.split("/?token=").next().unwrap().to_owned();
+    let b = Browser::start().await;
+    b.client.goto(&url).await.unwrap();
+    b.client.goto(&format!("{base}/instances/{}", env.name)).await.unwrap();
+    let row = b.client.wait().for_element(Locator::Css(&format!(r#"tr[data-goal-id="{goal}"]"#))).await.unwrap();
+    assert!(row.text().await.unwrap().contains("complete"));
+    b.shot("console-workflows").await;
+    b.client.goto(&format!("{base}/instances/{}/workflows/{goal}", env.name)).await.unwrap();
+    b.client.wait().for_element(Locator::Css("svg#graph")).await.unwrap();
+    let drawn = svg_ids(&b).await;
+    let all: BTreeSet<String> = env.artifacts().await.iter().map(|a| a.id.to_string()).collect();
+    assert!(all.len() >= 4, "the demo pipeline makes several artifacts: {all:?}");
+    assert_eq!(drawn, all, "every artifact of the workflow is a node");
+    let timeline = b.client.find(Locator::Css(".timeline")).await.unwrap().text().await.unwrap();
+    assert!(timeline.contains("granted to"), "{timeline}");
+    b.shot("console-workflow").await;
+    // A node opens its artifact.
+    let first = drawn.iter().next().unwrap().clone();
+    b.client.goto(&format!("{base}/instances/{}/artifacts/{first}", env.name)).await.unwrap();
+    let props = b.client.wait().for_element(Locator::Css(&format!(r#"dl[data-artifact-id="{first}"]"#))).await.unwrap();
+    assert!(props.text().await.unwrap().contains("Produced by"));
+    b.shot("console-artifact").await;
+    b.client.clone().close().await.unwrap();
+}
