@@ -14,6 +14,7 @@ const DOCS: &[(&str, &str)] = &[
     ("docs/architecture.md", include_str!("../../../docs/architecture.md")),
     ("docs/benchmarks.md", include_str!("../../../docs/benchmarks.md")),
     ("docs/configuration.md", include_str!("../../../docs/configuration.md")),
+    ("docs/console.md", include_str!("../../../docs/console.md")),
     ("docs/backup-recovery.md", include_str!("../../../docs/backup-recovery.md")),
     ("docs/design.md", include_str!("../../../docs/design.md")),
     ("docs/deployment.md", include_str!("../../../docs/deployment.md")),
