@@ -56,6 +56,29 @@ enum Scenario {
     AskQuestion,
     /// Prints the instance's component records (pids of the orchestrator and the cubs).
     Components,
+    /// One workflow of `artifacts` artifacts (a tree from one goal), `questions` of them open
+    /// questions each on its own claim, as the orchestrator writes them. Prints the goal id.
+    SeedWorkflow {
+        #[arg(long)]
+        artifacts: u64,
+        #[arg(long)]
+        questions: u64,
+    },
+    /// Against a running `sett console`: the server time (its `server-timing` header) of the
+    /// inbox and of the workflow page of `goal`, and the delay from an event written to the
+    /// ledger to its arrival on an SSE connection.
+    Console {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        goal: String,
+        #[arg(long, default_value_t = 5)]
+        runs: u64,
+        #[arg(long, default_value_t = 200)]
+        events: u64,
+    },
 }
 
 #[tokio::main]
@@ -70,6 +93,10 @@ async fn main() -> Result<()> {
         Scenario::Workflow { count } => workflow(&store, count).await?,
         Scenario::AskQuestion => ask_question(&store).await?,
         Scenario::Components => serde_json::to_value(store.components().await?)?,
+        Scenario::SeedWorkflow { artifacts, questions } => seed_workflow(&store, artifacts, questions).await?,
+        Scenario::Console { addr, token, goal, runs, events } => {
+            console(&store, &addr, &token, &goal, runs, events).await?
+        }
     };
     println!("{out}");
     Ok(())
@@ -309,4 +336,135 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
     let t0 = wall_us();
     store.write_claim(&claim, None, true, &ops, &events, now_ms()).await?;
     Ok(t0)
+}
+
+async fn seed_workflow(store: &Store, artifacts: u64, questions: u64) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "a large workflow", "user", now_ms());
+    store.create_artifact(&goal).await?;
+    let standard = artifacts.saturating_sub(1 + questions).max(questions);
+    // A tree: artifact i comes from artifact i/3, so the graph has many layers and wide ones.
+    let mut ids = vec![goal.id];
+    let mut all = Vec::new();
+    for i in 1..=standard {
+        let mut a =
+            Artifact::new_root(StructuralType::Standard, "CodeCommit", format!("commit {i}"), "Writer", now_ms());
+        a.source_artifacts = vec![ids[(i / 3) as usize]];
+        ids.push(a.id);
+        all.push(a);
+    }
+    // In order: an artifact's sources must be written (and hashed) before it.
+    for a in all {
+        store.create_artifact(&a).await?;
+    }
+    let agent = AgentName::parse("Asker")?;
+    let policy = Policy {
+        agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
+            .into(),
+        max_review_iterations: 3,
+        bid_timeout_ms: 1000,
+        on_question_timeout: Default::default(),
+    };
+    for k in 0..questions {
+        let target = &ids[1 + k as usize];
+        let mut on = Artifact::new_root(StructuralType::Standard, "CodeCommit", "x", "Writer", now_ms());
+        on.id = *target;
+        let mut claim = new_claim(ClaimId::new_v7(), &on, &policy, now_ms());
+        let mut q =
+            Artifact::new_root(StructuralType::Question, "Clarification", format!("Question {k}?"), "Asker", now_ms());
+        q.claim_id = Some(claim.id);
+        q.source_artifacts = vec![*target];
+        store.create_artifact(&q).await?;
+        claim.status = ClaimStatus::PendingAnswer;
+        claim.resume_status = Some(ClaimStatus::PendingExclusive);
+        claim.question_id = Some(q.id);
+        claim
+            .open_questions
+            .insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
+        let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
+        store.write_claim(&claim, None, true, &ops, &[], now_ms()).await?;
+    }
+    Ok(
+        serde_json::json!({"scenario": "seed-workflow", "goal": goal.id.to_string(), "artifacts": store.artifact_count().await?,
+        "questions": questions, "seconds": started.elapsed().as_secs_f64()}),
+    )
+}
+
+/// One GET on its own connection; returns the status, the server's time in ms and the body size.
+async fn get(addr: &str, path: &str, token: &str) -> Result<(u16, f64, usize)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let dur = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("server-timing: app;dur="))
+        .and_then(|d| d.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    Ok((status, dur, raw.len()))
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn console(
+    store: &Store,
+    addr: &str,
+    token: &str,
+    goal: &str,
+    runs: u64,
+    events: u64,
+) -> Result<serde_json::Value> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let instance = store.instance().to_string();
+    let page = |path: String| async move {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..runs.max(1) {
+            let (status, ms, n) = get(addr, &path, token).await?;
+            anyhow::ensure!(status == 200, "GET {path} answered {status}");
+            times.push(ms);
+            bytes = n;
+        }
+        Ok::<_, anyhow::Error>((pct(&mut times, 0.5), bytes))
+    };
+    // The first request warms nothing on the server (no cache); every run reads Redis afresh.
+    let (inbox_ms, inbox_bytes) = page("/questions".to_owned()).await?;
+    let (graph_ms, graph_bytes) = page(format!("/instances/{instance}/workflows/{goal}")).await?;
+    // SSE: one connection, events written one at a time, each timed until its `id:` line.
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!(
+        "GET /api/v1/instances/{instance}/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut lines = tokio::io::BufReader::new(s).lines();
+    while lines.next_line().await?.ok_or_else(|| anyhow::anyhow!("the SSE stream closed"))? != ": connected" {}
+    let mut delays = Vec::new();
+    for n in 0..events {
+        let t0 = Instant::now();
+        let id = store.append_event(EventKind::InstanceStarted, &serde_json::json!({"bench": n}), now_ms()).await?;
+        loop {
+            let line = lines.next_line().await?.ok_or_else(|| anyhow::anyhow!("the SSE stream closed"))?;
+            if line.strip_prefix("id: ") == Some(id.as_str()) {
+                break;
+            }
+        }
+        delays.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let p50 = pct(&mut delays, 0.5);
+    let p99 = pct(&mut delays, 0.99);
+    Ok(serde_json::json!({
+        "scenario": "console",
+        "inbox_server_ms_p50": inbox_ms, "inbox_bytes": inbox_bytes,
+        "workflow_graph_server_ms_p50": graph_ms, "workflow_graph_bytes": graph_bytes,
+        "sse_event_delivery_ms_p50": p50, "sse_event_delivery_ms_p99": p99, "sse_events": events, "runs": runs,
+    }))
 }

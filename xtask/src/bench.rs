@@ -146,6 +146,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         q["wait_wakeup"] = question_wakeup(&b, if args.quick { 10 } else { 30 })?;
         results.insert("questions".into(), q);
     }
+    if wanted("console") {
+        results.insert("console".into(), console(&b, args.quick)?);
+    }
     let quick = args.quick;
     let engine_ws = workspace(&root, "engine", ENGINE_YML)?;
     if wanted("up") {
@@ -644,4 +647,44 @@ fn questions(b: &Bench) -> Result<Value> {
         "ratio": big_ms / small_ms.max(1e-9),
         "command": "cargo xtask bench --only questions",
     }))
+}
+
+/// `sett console` over one workflow of 10,000 artifacts with 1,000 open questions: the server
+/// time of the inbox and of the workflow graph page, an event written → received on an SSE
+/// connection, and the console's resident memory idle (before any page) and after the pages.
+fn console(b: &Bench, quick: bool) -> Result<Value> {
+    let name = "bench-console";
+    let seed = b.bench_bin(name, &["seed-workflow", "--artifacts", "10000", "--questions", "1000"])?;
+    let goal = seed["goal"].as_str().context("seed-workflow prints the goal")?.to_owned();
+    let token = "bench-console-token-0123456789abcdef";
+    let mut child = b
+        .sett(&["console", "--addr", "127.0.0.1:0", "--instance", name])
+        .env("SETT_CONSOLE_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
+    let addr = line.trim().trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+    let pid = u64::from(child.id());
+    // Idle: started, nothing asked of it yet.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss_kib = proc_rss_kib(pid);
+    let runs = if quick { "3" } else { "5" };
+    let events = if quick { "50" } else { "200" };
+    let r = b.bench_bin(
+        name,
+        &["console", "--addr", &addr, "--token", token, "--goal", &goal, "--runs", runs, "--events", events],
+    );
+    let after_rss_kib = proc_rss_kib(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = b.redis_cli(&["FLUSHALL"]);
+    let mut r = r?;
+    r["artifacts"] = seed["artifacts"].clone();
+    r["open_questions"] = seed["questions"].clone();
+    r["idle_rss_mib"] = json!(idle_rss_kib as f64 / 1024.0);
+    r["rss_after_pages_mib"] = json!(after_rss_kib as f64 / 1024.0);
+    r["command"] = json!("cargo xtask bench --only console");
+    Ok(r)
 }
