@@ -172,6 +172,17 @@ impl Env {
         out
     }
 
+    /// Every line of every log file of the instance (for counting messages).
+    pub fn logs_all(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.log_dir()) {
+            for e in entries.flatten() {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+
     /// The pid of a running component (`orchestrator` or `cub:<agent>`).
     pub async fn pid_of(&self, component: &str) -> Option<u32> {
         let components = self.store.components().await.ok()?;

@@ -72,7 +72,7 @@ fn configure(args: Args) -> Result<Setup> {
 
 async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     let Setup { args, instance, config, config_path, workspace } = setup;
-    let redis = daemon.connect(&args.daemon.redis_url).await?;
+    let redis = daemon.connect(&args.daemon.redis_url).await?.with_durability(config.redis.durability);
     let store = redis.instance(&instance);
     // Workers are containers when this orchestrator runs in the docker runtime (its spec in
     // SETT_DOCKER_SPEC), child processes otherwise.

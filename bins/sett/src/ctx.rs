@@ -69,7 +69,20 @@ impl Ctx {
                 self.workspace.root.display()
             );
         };
-        Redis::connect(RedisOptions::new(url)).await.map_err(anyhow::Error::from)
+        let redis = Redis::connect(RedisOptions::new(url)).await?;
+        Ok(redis.with_durability(self.durability()))
+    }
+
+    /// `redis.durability` of the workspace's `sett.yml` (`fast` when there is none, or it does
+    /// not parse: the commands that need the configuration report that themselves), so an
+    /// operator's writes (`forage`, `answer`) are confirmed like the daemons' writes.
+    pub fn durability(&self) -> sett_core::config::Durability {
+        let path = self.workspace.config_path();
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| sett_core::config::SettConfig::parse(&path.display().to_string(), &text).ok())
+            .map(|c| c.redis.durability)
+            .unwrap_or_default()
     }
 
     /// The explicit `--name`, validated.

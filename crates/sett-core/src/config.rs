@@ -57,6 +57,39 @@ impl RuntimeKind {
     }
 }
 
+/// How sure a write must be before Sett acts on it or reports it (`redis.durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledged by the primary: the fastest; a failover can lose the last writes
+    /// (Redis replicates asynchronously). See docs/deployment.md for what is lost and how the
+    /// orchestrator reconciles.
+    #[default]
+    Fast,
+    /// Also confirmed by at least one replica (`WAIT 1`) before anyone acts on it; a write that
+    /// cannot be confirmed is retried or fails, never assumed.
+    Replicated,
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fast => "fast",
+            Self::Replicated => "replicated",
+        }
+    }
+}
+
+/// The `redis:` section of `sett.yml` (the URL itself comes from `--redis-url`/`SETT_REDIS_URL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `fast` (acknowledged by the primary) or `replicated` (also confirmed by a replica with
+    /// `WAIT 1` before anyone acts on it). See docs/deployment.md.
+    #[serde(default)]
+    pub durability: Durability,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 /// What happens when a question's `question_timeout` expires: `fail` the claim, or `continue`
@@ -113,6 +146,9 @@ struct RawConfig {
     /// Settings of the orchestrator (consensus, reviews, questions).
     #[serde(default)]
     orchestrator: RawOrchestrator,
+    /// How Sett uses Redis (durability of writes); the URL comes from `--redis-url`.
+    #[serde(default)]
+    redis: RedisConfig,
     /// The team: one entry per agent, keyed by the agent's name.
     #[schemars(extend("minProperties" = 1))]
     agents: BTreeMap<String, RawAgent>,
@@ -231,6 +267,7 @@ pub struct SettConfig {
     pub version: String,
     pub runtime: RuntimeKind,
     pub orchestrator: OrchestratorConfig,
+    pub redis: RedisConfig,
     pub agents: BTreeMap<AgentName, AgentConfig>,
 }
 
@@ -632,7 +669,7 @@ impl SettConfig {
                 },
             );
         }
-        Ok(Self { version: raw.version, runtime: raw.runtime, orchestrator, agents })
+        Ok(Self { version: raw.version, runtime: raw.runtime, orchestrator, redis: raw.redis, agents })
     }
 
     /// Every error in `text`, each with the line of the key it is about (`sett config check`),
@@ -757,6 +794,18 @@ agents:
         assert_eq!(e.key_path, "agents.Coder.role");
         assert!(e.message.contains("unknown field `role`"), "{e}");
         assert!(e.to_string().starts_with("sett.yml: at 'agents.Coder.role'"), "{e}");
+    }
+
+    #[test]
+    fn redis_durability_defaults_to_fast_and_rejects_unknown_values() {
+        assert_eq!(SettConfig::parse("sett.yml", GOOD).unwrap().redis.durability, Durability::Fast);
+        let text = GOOD.replace("agents:\n", "redis: {durability: replicated}\nagents:\n");
+        assert_eq!(SettConfig::parse("sett.yml", &text).unwrap().redis.durability, Durability::Replicated);
+        let e = SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", "redis: {durability: safe}\nagents:\n"))
+            .unwrap_err();
+        assert!(e.key_path.starts_with("redis.durability"), "{e}");
+        let e = SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", "redis: {url: x}\nagents:\n")).unwrap_err();
+        assert_eq!(e.key_path, "redis.url", "{e}");
     }
 
     proptest::proptest! {

@@ -135,7 +135,18 @@ impl Store {
         }
         args.push("hash".to_owned());
         args.push(hash);
-        let reply: Vec<String> = CREATE_ARTIFACT.evalsha_with_reload(self.client(), keys, args).await?;
+        // Made again after a failover, a write that survived answers "exists": callers already
+        // read that as done (same id: it is this very artifact).
+        let (reply, rewritten): (Vec<String>, _) = self
+            .durable(|| async {
+                Ok(CREATE_ARTIFACT.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?)
+            })
+            .await?;
+        if rewritten && reply.first().map(String::as_str) == Some("exists") && answer.is_none() {
+            // Our first write survived the failover: it is this very artifact, created by us
+            // (its event id is not known any more).
+            return Ok(CreateOutcome::Created { event_id: String::new() });
+        }
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(CreateOutcome::Created { event_id: reply.get(1).cloned().unwrap_or_default() }),
             Some("exists") => Ok(CreateOutcome::IdExists),

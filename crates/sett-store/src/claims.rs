@@ -121,7 +121,16 @@ impl Store {
             args.push(f);
             args.push(v);
         }
-        let reply: Vec<String> = WRITE_CLAIM.evalsha_with_reload(self.client(), keys, args).await?;
+        let (reply, rewritten): (Vec<String>, bool) = self
+            .durable(|| async { Ok(WRITE_CLAIM.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?) })
+            .await?;
+        if rewritten && reply.first().map(String::as_str) != Some("ok") {
+            // The first write survived the failover: the stored claim is ours, not a rival's.
+            let stored = self.get_claim(&claim.id).await?;
+            if stored.as_ref().map(encode_claim) == Some(encode_claim(claim)) {
+                return Ok(WriteOutcome::Written);
+            }
+        }
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(WriteOutcome::Written),
             Some("exists") => Ok(WriteOutcome::Exists(reply.get(1).cloned().unwrap_or_default())),
@@ -190,7 +199,13 @@ impl Store {
         let ts = now_ms.to_string();
         let digest = ledger::event_digest(EventKind::BidSubmitted.as_str(), &ts, &data, None);
         let args = vec![agent.to_string(), bid.to_string(), ts, data, digest];
-        let reply: Vec<String> = SUBMIT_BID.evalsha_with_reload(self.client(), keys, args).await?;
+        let (reply, rewritten): (Vec<String>, bool) = self
+            .durable(|| async { Ok(SUBMIT_BID.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?) })
+            .await?;
+        if rewritten && reply.first().map(String::as_str) != Some("ok") {
+            // Our first bid survived the failover.
+            return Ok(self.bids(claim).await?.get(agent) == Some(&bid));
+        }
         Ok(reply.first().map(String::as_str) == Some("ok"))
     }
 
@@ -214,11 +229,17 @@ impl Store {
     pub async fn take_grant(&self, claim: &ClaimId, seq: u64, record: &serde_json::Value) -> Result<bool> {
         let field = format!("{claim}:{seq}");
         let text = record.to_string();
-        if self.client().hsetnx(self.keys.executions(), &field, text.as_str()).await? {
-            return Ok(true);
-        }
-        let holder: Option<String> = self.client().hget(self.keys.executions(), &field).await?;
-        Ok(holder.as_deref() == Some(text.as_str()))
+        // Made again after a failover, the HSETNX finds our own record: still ours.
+        let (ours, _) = self
+            .durable(|| async {
+                if self.client().hsetnx(self.keys.executions(), &field, text.as_str()).await? {
+                    return Ok(true);
+                }
+                let holder: Option<String> = self.client().hget(self.keys.executions(), &field).await?;
+                Ok(holder.as_deref() == Some(text.as_str()))
+            })
+            .await?;
+        Ok(ours)
     }
 
     /// The record a cub or worker left when it took grant `(claim, seq)` (who, when), if taken.
@@ -255,6 +276,7 @@ impl Store {
     /// Sets (or clears) a claim's entry in the deadline index. Used to repair an entry that no
     /// longer matches the claim (e.g. the claim vanished), so the deadline loop never spins.
     pub async fn set_claim_deadline(&self, claim: &ClaimId, deadline_ms: Option<i64>) -> Result<()> {
+        let epoch = self.write_epoch();
         match deadline_ms {
             Some(d) => {
                 let _: u64 = self
@@ -266,7 +288,7 @@ impl Store {
                 let _: u64 = self.client().zrem(self.keys.deadlines(), claim.to_string()).await?;
             }
         }
-        Ok(())
+        self.confirm(epoch).await
     }
 
     /// Counts claims by status.

@@ -72,6 +72,7 @@ fn decode_reply_lenient(reply: Value) -> Result<Vec<LedgerEntry>> {
 impl Store {
     /// Appends one event (for events not tied to an atomic write), extending the ledger chain.
     pub async fn append_event(&self, kind: EventKind, data: &serde_json::Value, ts_ms: i64) -> Result<String> {
+        let epoch = self.write_epoch();
         let (ts, data) = (ts_ms.to_string(), data.to_string());
         let digest = ledger::event_digest(kind.as_str(), &ts, &data, None);
         let id: String = APPEND_EVENT
@@ -81,6 +82,7 @@ impl Store {
                 vec![kind.as_str().to_owned(), ts, data, digest],
             )
             .await?;
+        self.confirm(epoch).await?;
         Ok(id)
     }
 

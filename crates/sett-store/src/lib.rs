@@ -14,6 +14,7 @@ pub mod keys;
 
 mod artifacts;
 mod claims;
+mod durability;
 mod events;
 mod ledger;
 mod lock;
@@ -52,6 +53,12 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("{0}")]
     Conflict(String),
+    /// `durability: replicated` could not confirm a write on a replica; it may or may not
+    /// survive a failover, so the caller retries (writes are idempotent) or reports it.
+    #[error(
+        "write not confirmed by a replica: {0} (durability: replicated needs a connected replica; check the primary's INFO replication, or set redis.durability: fast)"
+    )]
+    Unconfirmed(String),
 }
 
 impl StoreError {
@@ -98,6 +105,9 @@ impl RedisOptions {
 pub struct Redis {
     client: Client,
     options: RedisOptions,
+    durability: sett_core::config::Durability,
+    /// Reconnections so far (see `durability.rs`: a `WAIT` after a reconnect proves nothing).
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -170,7 +180,25 @@ impl Redis {
             .build()
             .map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
         client.init().await.map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
-        Ok(Self { client, options })
+        let epoch = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut rx = client.reconnect_rx();
+        let counter = epoch.clone();
+        tokio::spawn(async move {
+            while rx.recv().await.is_ok() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        Ok(Self { client, options, durability: Default::default(), epoch })
+    }
+
+    /// The same connection with `redis.durability` from `sett.yml` applied to every store.
+    pub fn with_durability(mut self, durability: sett_core::config::Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    pub fn durability(&self) -> sett_core::config::Durability {
+        self.durability
     }
 
     /// Like [`Redis::connect`], retrying for up to `limit` while Redis is unreachable or still

@@ -39,7 +39,9 @@ impl Store {
     ) -> Result<WorkerOffer> {
         let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
         let args = vec![max.to_string(), grant.to_owned(), serde_json::to_string(record).expect("serializable")];
+        let epoch = self.write_epoch();
         let reply: String = WORKER_OFFER.evalsha_with_reload(self.client(), keys, args).await?;
+        self.confirm(epoch).await?;
         match reply.as_str() {
             "launch" => Ok(WorkerOffer::Launch),
             "queued" => Ok(WorkerOffer::Queued),
@@ -59,16 +61,20 @@ impl Store {
         let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
         let args =
             vec![max.to_string(), grant.unwrap_or("").to_owned(), serde_json::to_string(record).expect("serializable")];
-        Ok(WORKER_RELEASE.evalsha_with_reload(self.client(), keys, args).await?)
+        let epoch = self.write_epoch();
+        let started: Vec<String> = WORKER_RELEASE.evalsha_with_reload(self.client(), keys, args).await?;
+        self.confirm(epoch).await?;
+        Ok(started)
     }
 
     /// Updates the record of a running slot (e.g. with the launched pid).
     pub async fn update_worker(&self, agent: &AgentName, grant: &str, record: &WorkerRecord) -> Result<()> {
+        let epoch = self.write_epoch();
         let _: () = self
             .client()
             .hset(self.keys.workers_running(agent), (grant, serde_json::to_string(record).expect("serializable")))
             .await?;
-        Ok(())
+        self.confirm(epoch).await
     }
 
     pub async fn running_workers(&self, agent: &AgentName) -> Result<HashMap<String, WorkerRecord>> {

@@ -83,3 +83,330 @@ async fn every_command_through_sentinel() {
     pipeline_and_every_command(&mut env).await;
     env.redis.quit().await;
 }
+
+/// Records every run (one line per claim) and ends the goal's workflow at once.
+const RECORDER: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+input=$(cat)
+echo "$(jq -r .claim_id <<<"$input")" >>runs.log
+# Hold the output until the test lets go (it does so as it kills the primary), so the outputs
+# are written while the failover happens; give up waiting after 50 s.
+for _ in $(seq 500); do [ -e go ] && break; sleep 0.1; done
+jq -n --arg p "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $p}'
+"#;
+
+const GOALS: usize = 50;
+
+fn failover_yml(durability: &str) -> String {
+    format!(
+        r#"
+version: "1.0"
+redis: {{durability: {durability}}}
+orchestrator: {{bid_timeout: 30s}}
+agents:
+  Recorder:
+    command: ["./recorder.sh"]
+    bidding_strategy: exclusive
+    timeout: 60s
+"#
+    )
+}
+
+/// Where the instance lives: a cluster (kill the primary of its slot) or a Sentinel set.
+enum Topology {
+    Cluster(RedisCluster),
+    Sentinel(SentinelSet),
+}
+
+impl Topology {
+    fn url(&self) -> String {
+        match self {
+            Self::Cluster(c) => c.url(),
+            Self::Sentinel(s) => s.url(),
+        }
+    }
+
+    /// SIGKILLs the primary holding `instance`'s keys and waits until its replica serves them
+    /// and the killed node is back as a replica.
+    async fn kill_primary_of(self, instance: &str) -> Self {
+        tokio::task::spawn_blocking({
+            let prefix = format!("sett:{{{instance}}}:");
+            move || match self {
+                Self::Cluster(mut c) => {
+                    let slot = c.keyslot(&prefix);
+                    let primary = c.primary_of_slot(slot).expect("a primary serves the instance's slot");
+                    let promoted = c.fail_over_by_kill(primary, slot);
+                    assert_ne!(promoted, primary);
+                    Self::Cluster(c)
+                }
+                Self::Sentinel(mut s) => {
+                    s.fail_over_by_kill();
+                    Self::Sentinel(s)
+                }
+            }
+        })
+        .await
+        .expect("failover")
+    }
+}
+
+/// What one failover run measured (a soak run prints one line per run).
+#[derive(Debug, Default, serde::Serialize)]
+struct FailoverFigures {
+    topology: &'static str,
+    durability: &'static str,
+    goals: usize,
+    terminals: usize,
+    goals_lost: usize,
+    goals_without_terminal: usize,
+    duplicate_runs: usize,
+    claims_open: usize,
+    unconfirmed_errors_logged: usize,
+    seconds: f64,
+}
+
+/// 50 goals in flight, the primary holding the instance SIGKILLed and its replica promoted.
+/// `replicated`: every goal reaches exactly one Terminal, each tool ran once per grant, no
+/// artifact is duplicated and no claim is left open. `fast`: what was lost is measured and
+/// nothing waits forever (every claim that exists ends).
+async fn failover_run(topology: Topology, durability: &'static str) -> FailoverFigures {
+    let started = std::time::Instant::now();
+    let name = match &topology {
+        Topology::Cluster(_) => "cluster",
+        Topology::Sentinel(_) => "sentinel",
+    };
+    let mut env = Env::with_redis_url(&topology.url(), &failover_yml(durability), &[("recorder.sh", RECORDER)]).await;
+    env.up();
+    // Goals arrive from four operators at once while the first ones already run.
+    let goals: Vec<sett_core::ArtifactId> = std::thread::scope(|s| {
+        let env = &env;
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                s.spawn(move || (t..GOALS).step_by(4).map(|i| env.forage(&format!("goal {i}"))).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("forage thread")).collect()
+    });
+    let runs = env.path().join("runs.log");
+    let ran = |p: &std::path::Path| std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0);
+    let until = std::time::Instant::now() + MINUTE;
+    while ran(&runs) < 10 {
+        assert!(std::time::Instant::now() < until, "no tool ran within a minute\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every goal is in flight (no tool has finished); they finish as the primary dies.
+    std::fs::write(env.path().join("go"), "").unwrap();
+    let topology = topology.kill_primary_of(env.name.as_str()).await;
+
+    let mut figures = FailoverFigures { topology: name, durability, goals: GOALS, ..Default::default() };
+    if durability == "replicated" {
+        let artifacts = env.wait_terminals(GOALS, 3 * MINUTE).await;
+        check_nothing_lost(&env, &goals, &artifacts, &std::fs::read_to_string(&runs).unwrap()).await;
+        figures.terminals = GOALS;
+    } else {
+        // Nothing waits forever: within the agent timeout plus slack every claim has ended
+        // (a claim whose tool output vanished fails at its deadline).
+        let until = std::time::Instant::now() + 2 * MINUTE;
+        loop {
+            let claims = env.claims().await;
+            let open = claims.iter().filter(|c| !c.status.is_final()).count();
+            if open == 0 && !claims.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{open} claim(s) still open 2 minutes after the failover: something waits forever\n{}",
+                env.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let artifacts = env.artifacts().await;
+        let existing: std::collections::HashSet<_> = artifacts.iter().map(|a| a.id).collect();
+        figures.goals_lost = goals.iter().filter(|g| !existing.contains(g)).count();
+        let terminals: Vec<_> = artifacts.iter().filter(|a| a.structural_type == StructuralType::Terminal).collect();
+        figures.terminals = terminals.len();
+        figures.goals_without_terminal =
+            goals.iter().filter(|g| !terminals.iter().any(|t| t.source_artifacts.contains(g))).count();
+        let log = std::fs::read_to_string(&runs).unwrap_or_default();
+        let mut per_claim = std::collections::HashMap::<&str, usize>::new();
+        for l in log.lines() {
+            *per_claim.entry(l).or_default() += 1;
+        }
+        figures.duplicate_runs = per_claim.values().map(|n| n - 1).sum();
+    }
+    figures.claims_open = env.claims().await.iter().filter(|c| !c.status.is_final()).count();
+    figures.unconfirmed_errors_logged = env.logs_all().matches("not confirmed by a replica").count();
+    figures.seconds = started.elapsed().as_secs_f64();
+    env.down();
+    env.redis.quit().await;
+    drop(topology);
+    figures
+}
+
+async fn check_nothing_lost(env: &Env, goals: &[sett_core::ArtifactId], artifacts: &[sett_core::Artifact], runs: &str) {
+    let all = env.artifacts().await;
+    assert_eq!(all.len(), 2 * GOALS, "one goal and one Terminal each: {:#?}", summary(&all));
+    for g in goals {
+        let n = artifacts
+            .iter()
+            .filter(|a| a.structural_type == StructuralType::Terminal && a.source_artifacts.contains(g))
+            .count();
+        assert_eq!(n, 1, "goal {g} has {n} Terminals");
+    }
+    let ids: std::collections::HashSet<_> = all.iter().map(|a| (a.logical_id, a.version)).collect();
+    assert_eq!(ids.len(), all.len(), "an artifact was duplicated");
+    let claims = env.claims().await;
+    assert_eq!(claims.len(), GOALS);
+    for c in &claims {
+        assert!(c.status.is_final(), "claim {} left {:?}", c.id, c.status);
+        let ran = runs.lines().filter(|l| *l == c.id.to_string()).count();
+        assert_eq!(ran, 1, "the tool ran {ran} times for claim {} (one grant)", c.id);
+    }
+}
+
+/// How many times each failover test runs: `SETT_SOAK` (a soak run), else once. With
+/// `SETT_SOAK_REPORT=<file>` every run's figures are appended to that file as a JSON line.
+fn soak_rounds() -> usize {
+    std::env::var("SETT_SOAK").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
+fn report(f: &FailoverFigures) {
+    if let Ok(path) = std::env::var("SETT_SOAK_REPORT") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("soak report file");
+        writeln!(file, "{}", serde_json::to_string(f).unwrap()).expect("write soak report");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_failover_with_replicated_durability_loses_nothing() {
+    for _ in 0..soak_rounds() {
+        let root = tempfile::tempdir().unwrap();
+        let f = failover_run(Topology::Cluster(cluster(root.path(), 3).await), "replicated").await;
+        report(&f);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_failover_with_fast_durability_ends_every_claim() {
+    for _ in 0..soak_rounds() {
+        let root = tempfile::tempdir().unwrap();
+        let f = failover_run(Topology::Cluster(cluster(root.path(), 3).await), "fast").await;
+        report(&f);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sentinel_failover_with_replicated_durability_loses_nothing() {
+    for _ in 0..soak_rounds() {
+        let root = tempfile::tempdir().unwrap();
+        let f = failover_run(Topology::Sentinel(sentinels(root.path()).await), "replicated").await;
+        report(&f);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sentinel_failover_with_fast_durability_ends_every_claim() {
+    for _ in 0..soak_rounds() {
+        let root = tempfile::tempdir().unwrap();
+        let f = failover_run(Topology::Sentinel(sentinels(root.path()).await), "fast").await;
+        report(&f);
+    }
+}
+
+/// 300 instances on a 3-shard cluster: their slots spread over every shard, `sett list` and
+/// `sett status` answer for each, and destroying one leaves the other 299 intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_hundred_instances_spread_over_the_shards() {
+    const N: usize = 300;
+    let root = tempfile::tempdir().unwrap();
+    let cluster = cluster(root.path(), 3).await;
+    let url = cluster.url();
+    let redis = sett_testkit::redis_at(&url).await;
+    let base = sett_testkit::instance_name();
+    let names: Vec<sett_core::InstanceName> =
+        (0..N).map(|i| sett_core::InstanceName::parse(&format!("{base}-{i}")).unwrap()).collect();
+    let record = sett_store::InstanceRecord {
+        run_id: "r".into(),
+        workspace: root.path().display().to_string(),
+        runtime: "local".into(),
+        redis: "redis-cluster://x".into(),
+        created_at: sett_store::now_ms(),
+        started_at: None,
+        stopped_at: Some(sett_store::now_ms()),
+        status: sett_store::InstanceStatus::Stopped,
+    };
+    let writes = names.iter().cloned().map(|n| {
+        let redis = redis.clone();
+        let record = record.clone();
+        async move {
+            redis.put_instance_record(&n, &record).await.unwrap();
+            let goal = sett_core::Artifact::new_root(
+                StructuralType::Standard,
+                "GoalDefined",
+                format!("goal of {n}"),
+                "user",
+                sett_store::now_ms(),
+            );
+            redis.instance(&n).create_artifact(&goal).await.unwrap();
+        }
+    });
+    futures_join_all(writes).await;
+
+    // Slots over shards: every primary holds a fair share of the instances.
+    let mut per_primary = std::collections::BTreeMap::<usize, usize>::new();
+    for n in &names {
+        let slot = cluster.keyslot(&format!("sett:{{{n}}}:"));
+        *per_primary.entry(cluster.primary_of_slot(slot).expect("slot served")).or_default() += 1;
+    }
+    eprintln!("CLUSTER 300 instances per primary (node index: count): {per_primary:?}");
+    assert_eq!(per_primary.len(), 3, "instances on every shard: {per_primary:?}");
+    assert!(per_primary.values().all(|&c| c >= N / 6), "a shard holds too few: {per_primary:?}");
+
+    let sett = |args: &[&str]| {
+        std::process::Command::new(sett_e2e::bin_dir().join("sett"))
+            .args(args)
+            .env("SETT_REDIS_URL", &url)
+            .env("SETT_OPERATOR", "test-operator")
+            .current_dir(root.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let list = sett(&["list", "-o", "json"]);
+    let list_time = started.elapsed();
+    assert!(list.status.success(), "{}", sett_e2e::text(&list.stderr));
+    let listed = sett_e2e::text(&list.stdout);
+    assert!(names.iter().all(|n| listed.contains(&format!("\"{n}\""))), "sett list misses instances");
+    let mut status_times = Vec::new();
+    for n in names.iter().step_by(30) {
+        let started = std::time::Instant::now();
+        let out = sett(&["status", "--name", n.as_str()]);
+        status_times.push(started.elapsed());
+        assert!(sett_e2e::text(&out.stdout).contains("stopped"), "{}", sett_e2e::text(&out.stdout));
+    }
+    eprintln!("CLUSTER sett list ({N} instances): {list_time:?}; sett status per instance: {status_times:?}");
+
+    // Destroy one: the other 299 keep their record and their keys.
+    let victim = &names[N / 2];
+    let out = sett(&["destroy", "--force", "--name", victim.as_str()]);
+    assert!(out.status.success(), "{}", sett_e2e::text(&out.stderr));
+    assert!(redis.instance_record(victim).await.unwrap().is_none());
+    assert!(redis.instance(victim).count_instance_keys().await.unwrap().is_empty());
+    let instances = redis.instances().await.unwrap();
+    for n in names.iter().filter(|n| *n != victim) {
+        assert!(instances.contains_key(n), "{n} lost its record");
+        assert_eq!(redis.instance(n).artifact_count().await.unwrap(), 1, "{n} lost its goal");
+    }
+    assert_eq!(cluster.error_count("CROSSSLOT"), 0);
+    redis.quit().await;
+}
+
+/// Runs every future concurrently (no extra dependency for a test helper).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(futs: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    for h in handles {
+        h.await.expect("task");
+    }
+}

@@ -30,7 +30,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     // Before anything starts: a container whose user cannot read its workspace dies at once.
     sett_runtime::check_workspace_access(&config, &ctx.workspace.root, &ctx.workspace.config_path())?;
     let url = resolve_redis(ctx, config.runtime).await?;
-    let redis = Redis::connect(RedisOptions::new(url.clone())).await?;
+    let redis = Redis::connect(RedisOptions::new(url.clone())).await?.with_durability(ctx.durability());
     let name = pick_instance(ctx, &redis, args.force).await?;
     let store = redis.instance(&name);
     let runtime = Runtime::connect(config.runtime, name.as_str()).await?;
