@@ -271,6 +271,7 @@ fn soak_rounds() -> usize {
 }
 
 fn report(f: &FailoverFigures) {
+    figure(&format!("FAILOVER {}", serde_json::to_string(f).unwrap()));
     if let Ok(path) = std::env::var("SETT_SOAK_REPORT") {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("soak report file");
@@ -359,7 +360,7 @@ async fn three_hundred_instances_spread_over_the_shards() {
         let slot = cluster.keyslot(&format!("sett:{{{n}}}:"));
         *per_primary.entry(cluster.primary_of_slot(slot).expect("slot served")).or_default() += 1;
     }
-    eprintln!("CLUSTER 300 instances per primary (node index: count): {per_primary:?}");
+    figure(&format!("CLUSTER 300 instances per primary (node index: count): {per_primary:?}"));
     assert_eq!(per_primary.len(), 3, "instances on every shard: {per_primary:?}");
     assert!(per_primary.values().all(|&c| c >= N / 6), "a shard holds too few: {per_primary:?}");
 
@@ -386,7 +387,7 @@ async fn three_hundred_instances_spread_over_the_shards() {
         status_times.push(started.elapsed());
         assert!(sett_e2e::text(&out.stdout).contains("stopped"), "{}", sett_e2e::text(&out.stdout));
     }
-    eprintln!("CLUSTER sett list ({N} instances): {list_time:?}; sett status per instance: {status_times:?}");
+    figure(&format!("CLUSTER sett list ({N} instances): {list_time:?}; sett status per instance: {status_times:?}"));
 
     // Destroy one: the other 299 keep their record and their keys.
     let victim = &names[N / 2];
@@ -409,4 +410,10 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     for h in handles {
         h.await.expect("task");
     }
+}
+
+/// Prints one line of figures (kept by `--no-capture` runs for docs/reliability.md).
+#[allow(clippy::print_stdout)]
+fn figure(line: &str) {
+    println!("{line}");
 }
