@@ -188,6 +188,9 @@ pub struct AuditRecord {
     /// The backup file (absolute path), if one was written.
     pub backup: Option<String>,
     pub run_id: String,
+    /// The ledger head (`<seq>:<hash>`) of the data being destroyed (an anchor: an export
+    /// taken before can still be verified against it with `sett verify --file --head`).
+    pub ledger_head: Option<String>,
     /// Completion only: the intent record's id in `sett:audit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intent_id: Option<String>,
@@ -391,6 +394,7 @@ impl Destroyer {
             registered: self.plan.registered,
             backup: backup.clone(),
             run_id: self.run_id.clone(),
+            ledger_head: self.store.ledger_head().await?.map(|h| h.to_string()),
             intent_id: None,
             registry_entry_removed: None,
         };

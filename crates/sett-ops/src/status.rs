@@ -103,6 +103,8 @@ pub struct StatusReport {
     pub open_questions: u64,
     pub stuck_claims: u64,
     pub oldest_stuck_claim: Option<StuckClaim>,
+    /// The ledger head (`<seq>:<hash>`), `None` before the first chained event.
+    pub ledger_head: Option<String>,
 }
 
 /// GETs `http://<addr>/healthz` with a bound; returns the HTTP status code.
@@ -270,6 +272,7 @@ pub async fn instance_status(
         components,
         claims_by_status,
         open_questions: store.open_question_count().await?,
+        ledger_head: store.ledger_head().await?.map(|h| h.to_string()),
         stuck_claims: stuck.len() as u64,
         oldest_stuck_claim,
     })

@@ -763,3 +763,20 @@ async fn created_ids(src: &mut impl LedgerSource, kind: &str, key: &str) -> Resu
     }
     Ok(out)
 }
+
+/// Records the instance's ledger head in the global audit stream `sett:audit` (an anchor:
+/// `{"event": "ledger_anchor", "instance", "head", "reason", "ts"}`) and returns it; `None`
+/// (and nothing written) before the first chained event. Written by `sett down`, `sett export`
+/// and, with `ledger.anchor_every`, periodically by the orchestrator.
+pub async fn anchor(store: &Store, reason: &str) -> Result<Option<Head>, VerifyError> {
+    let Some(head) = store.ledger_head().await? else { return Ok(None) };
+    let record = serde_json::json!({
+        "event": "ledger_anchor",
+        "instance": store.instance().as_str(),
+        "head": head.to_string(),
+        "reason": reason,
+        "ts": sett_store::now_ms(),
+    });
+    store.redis().append_audit(&record).await?;
+    Ok(Some(head))
+}

@@ -79,6 +79,19 @@ async fn every_tampering_is_caught_and_the_untouched_workflow_verifies() {
     let (code, v) = verify(&env, &[]);
     assert_eq!(code, 0, "{v:#}");
     let head = v["head"].as_str().unwrap().to_owned();
+    // Anchors: `sett down` recorded that head in sett:audit, and `sett status` shows it.
+    let anchors: Vec<_> = env
+        .redis
+        .audit_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| r["event"] == "ledger_anchor" && r["instance"] == env.name.as_str())
+        .collect();
+    assert_eq!(anchors.last().map(|(_, r)| r["head"].clone()), Some(serde_json::json!(head)), "{anchors:?}");
+    assert_eq!(anchors.last().unwrap().1["reason"], "down");
+    let status: serde_json::Value = serde_json::from_slice(&env.run(&["status", "-o", "json"]).stdout).unwrap();
+    assert_eq!(status["ledger_head"], head.as_str(), "{status:#}");
     assert_eq!(Some(head.clone()), env.store.ledger_head().await.unwrap().map(|h| h.to_string()));
     assert!(v["report"]["artifacts"].as_u64().unwrap() >= 8, "{v:#}");
     assert!(v["report"]["claims"].as_u64().unwrap() >= 3, "{v:#}");
@@ -88,7 +101,9 @@ async fn every_tampering_is_caught_and_the_untouched_workflow_verifies() {
     assert_eq!(verify(&env, &["--head", &head]).0, 0);
 
     let export = env.path().join("base.jsonl");
-    env.ok(&["export", "--file", export.to_str().unwrap()]);
+    let out = env.run(&["export", "--file", export.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains(&format!("Ledger head: {head}")), "{}", text(&out.stderr));
     assert_eq!(verify(&env, &["--file", export.to_str().unwrap()]).0, 0, "the export verifies offline");
     let key = |name: &str, rest: &str| format!("sett:{{{name}}}:{rest}");
 

@@ -53,6 +53,14 @@ pub(crate) async fn run(ctx: &Ctx, args: DownArgs) -> Result<ExitCode> {
     output::line(&format!(
         "Instance '{name}' stopped ({what}); its data is kept. Start it again with 'sett up --name {name}'."
     ))?;
+    // An anchor: the head as the run left it, in the audit stream and for the operator to keep.
+    match sett_ops::verify::anchor(&store, "down").await {
+        Ok(Some(head)) => output::line(&format!(
+            "Ledger head: {head} (recorded in sett:audit; 'sett verify --head {head}' checks it later)"
+        ))?,
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: could not record the ledger head: {e}"),
+    }
     stop_managed_redis_if_idle(ctx, &redis).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -36,7 +36,14 @@ pub(crate) async fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
             n
         }
     };
+    // An anchor: the head of the data exported (verify the file later with --file --head).
+    let head = sett_ops::verify::anchor(&store, "export").await.context("recording the ledger head")?;
     if !ctx.global.quiet {
+        if let Some(h) = &head {
+            eprintln!(
+                "Ledger head: {h} (recorded in sett:audit; check the file with 'sett verify --file <file> --head {h}')."
+            );
+        }
         let target = args.file.as_ref().map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
         eprintln!("Exported {n} keys of instance '{}' to {target}.", store.instance());
         if n == 0 {

@@ -93,6 +93,10 @@ fn render(r: &StatusReport) -> String {
         )),
         None => out.push("Stuck:      none".into()),
     }
+    match &r.ledger_head {
+        Some(h) => out.push(format!("Ledger:     head {h} (check it with 'sett verify -n {}')", r.instance)),
+        None => out.push("Ledger:     no chained event yet".into()),
+    }
     out.join("\n")
 }
 
