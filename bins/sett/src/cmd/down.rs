@@ -56,7 +56,7 @@ pub(crate) async fn run(ctx: &Ctx, args: DownArgs) -> Result<ExitCode> {
     // An anchor: the head as the run left it, in the audit stream and for the operator to keep.
     match sett_ops::verify::anchor(&store, "down").await {
         Ok(Some(head)) => output::line(&format!(
-            "Ledger head: {head} (recorded in sett:audit; 'sett verify --head {head}' checks it later)"
+            "Ledger head: {head} (recorded in the audit stream; 'sett verify --head {head}' checks it later)"
         ))?,
         Ok(None) => {}
         Err(e) => eprintln!("warning: could not record the ledger head: {e}"),

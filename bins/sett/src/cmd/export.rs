@@ -41,7 +41,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     if !ctx.global.quiet {
         if let Some(h) = &head {
             eprintln!(
-                "Ledger head: {h} (recorded in sett:audit; check the file with 'sett verify --file <file> --head {h}')."
+                "Ledger head: {h} (recorded in the audit stream; check the file with 'sett verify --file <file> --head {h}')."
             );
         }
         let target = args.file.as_ref().map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
