@@ -79,6 +79,15 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         events: u64,
     },
+    /// One question at a time on a running instance whose agent asks on its first run: goal
+    /// written → `question_asked` seen → the answer written as `sett answer` writes it → the
+    /// agent resumed (the cub's `taken_at_us` for the resume grant).
+    Resume {
+        #[arg(long, default_value_t = 50)]
+        count: u64,
+        #[arg(long, default_value = "BenchAsk")]
+        artifact_type: String,
+    },
 }
 
 #[tokio::main]
@@ -97,6 +106,8 @@ async fn main() -> Result<()> {
         Scenario::Console { addr, token, goal, runs, events } => {
             console(&store, &addr, &token, &goal, runs, events).await?
         }
+
+        Scenario::Resume { count, artifact_type } => resume(&store, count, &artifact_type).await?,
     };
     println!("{out}");
     Ok(())
@@ -467,4 +478,63 @@ async fn console(
         "workflow_graph_server_ms_p50": graph_ms, "workflow_graph_bytes": graph_bytes,
         "sse_event_delivery_ms_p50": p50, "sse_event_delivery_ms_p99": p99, "sse_events": events, "runs": runs,
     }))
+}
+
+async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_json::Value> {
+    const WARMUP: u64 = 3;
+    let mut f = Follower::new(store).await?;
+    let mut to_resumed = Vec::new();
+    for i in 0..count + WARMUP {
+        let goal = Artifact::new_root(StructuralType::Standard, artifact_type, format!("ask {i}"), "user", now_ms());
+        let claim = ClaimId::derived(&goal.id, "claim");
+        let claim_s = claim.to_string();
+        store.create_artifact(&goal).await?;
+        // Wait for the question, answer it, then wait for the claim to complete.
+        let (mut t0, mut resume_seq, mut done) = (None, None, false);
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while !done {
+            if Instant::now() > give_up {
+                anyhow::bail!("claim {claim} did not finish within 60 s");
+            }
+            let (_, events) = f.next().await?;
+            for e in events.iter().filter(|e| e.field("claim_id") == Some(claim_s.as_str())) {
+                match e.kind {
+                    EventKind::QuestionAsked if t0.is_none() => {
+                        let qid = sett_core::ArtifactId::parse(e.field("artifact_id").unwrap_or_default())?;
+                        let now = now_ms();
+                        let mut answer =
+                            Artifact::new_root(StructuralType::Answer, "Answer", "Postgres", "human:bench", now);
+                        answer.source_artifacts = vec![qid];
+                        answer.claim_id = Some(claim);
+                        answer.answered_by = Some("bench".into());
+                        let record = sett_store::AnswerRecord {
+                            answer_id: answer.id,
+                            answered_by: "bench".into(),
+                            answered_at_ms: now,
+                            timed_out: false,
+                        };
+                        t0 = Some(wall_us());
+                        store.create_answer(&answer, &qid, &record).await?;
+                    }
+                    EventKind::ClaimGranted if t0.is_some() => resume_seq = resume_seq.or(seq_of(e)),
+                    k if FINAL.contains(&k) => {
+                        if k != EventKind::ClaimCompleted {
+                            anyhow::bail!("claim {claim} ended with {k}: check the bench agent");
+                        }
+                        done = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (Some(t0), Some(seq)) = (t0, resume_seq) else {
+            anyhow::bail!("claim {claim} completed without a question and a resume grant");
+        };
+        let record = store.execution_record(&claim, seq).await?.unwrap_or_default();
+        let taken = record.get("taken_at_us").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if i >= WARMUP {
+            to_resumed.push(ms(taken, t0));
+        }
+    }
+    Ok(serde_json::json!({"scenario": "resume", "questions": count, "answer_to_agent_resumed": summary(to_resumed)}))
 }

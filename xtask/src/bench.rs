@@ -141,6 +141,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if wanted("destroy") {
         results.insert("destroy".into(), destroy(&b, args.destroy_keys)?);
     }
+    if wanted("stream") {
+        let sizes: Vec<u64> = if args.quick { vec![10_000, 100_000] } else { vec![100_000, 1_000_000] };
+        results.insert("stream".into(), crate::bench_stream::stream(&b, &sizes)?);
+    }
+    if wanted("peers") {
+        results.insert("peers".into(), crate::bench_peers::peers(&b, args.quick)?);
+    }
     if wanted("questions") {
         let mut q = questions(&b)?;
         q["wait_wakeup"] = question_wakeup(&b, if args.quick { 10 } else { 30 })?;
@@ -213,6 +220,11 @@ const NOOP_TERMINAL: &str =
 /// where it cannot be built (not x86-64 Linux), `/usr/bin/printf %s` does the same job at the
 /// cost of a libc start-up.
 fn noop_agent(root: &std::path::Path) -> Result<String> {
+    Ok(noop_argv(root)?.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "))
+}
+
+/// The no-op agent's argv (see [`noop_agent`]).
+pub(crate) fn noop_argv(root: &std::path::Path) -> Result<Vec<String>> {
     let out = root.join("target").join("bench").join("sett-noop");
     std::fs::create_dir_all(root.join("target").join("bench"))?;
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
@@ -225,10 +237,10 @@ fn noop_agent(root: &std::path::Path) -> Result<String> {
         .status()
         .is_ok_and(|s| s.success());
     if built {
-        Ok(format!("{:?}", out.display().to_string()))
+        Ok(vec![out.display().to_string()])
     } else {
         eprintln!("xtask: cannot build bench/noop/noop.rs here; the no-op agent is /usr/bin/printf");
-        Ok(r#""/usr/bin/printf", "%s""#.to_owned())
+        Ok(vec!["/usr/bin/printf".to_owned(), "%s".to_owned()])
     }
 }
 
@@ -275,7 +287,7 @@ agents:
 "#;
 
 /// A git repository under `target/bench/` holding `sett.yml`.
-fn workspace(root: &std::path::Path, name: &str, yml: &str) -> Result<PathBuf> {
+pub(crate) fn workspace(root: &std::path::Path, name: &str, yml: &str) -> Result<PathBuf> {
     let dir = root.join("target").join("bench").join(format!("ws-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -296,7 +308,7 @@ fn workspace(root: &std::path::Path, name: &str, yml: &str) -> Result<PathBuf> {
 }
 
 /// Runs `sett <args> --name <name>` in `ws`; returns the exit code and stderr.
-fn sett_in(b: &Bench, ws: &std::path::Path, name: &str, args: &[&str]) -> Result<(i32, String)> {
+pub(crate) fn sett_in(b: &Bench, ws: &std::path::Path, name: &str, args: &[&str]) -> Result<(i32, String)> {
     let out = b
         .sett(args)
         .args(["--name", name])

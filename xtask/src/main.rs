@@ -11,6 +11,8 @@
 #![allow(unreachable_pub)]
 
 mod bench;
+mod bench_peers;
+mod bench_stream;
 mod ci;
 mod demo;
 mod images;
