@@ -111,8 +111,14 @@ pub(crate) fn peers(b: &Bench, quick: bool) -> Result<Value> {
         Ok(json!({"worker": "prefork, concurrency 2, acks_late", "tasks_per_second": median(runs.clone()),
             "tasks_per_second_runs": runs, "tasks_per_run": tp_n, "dispatch": lat}))
     })();
-    // The worker and its pool processes form one process group.
-    let _ = Command::new("kill").args(["-TERM", &format!("-{}", worker.id())]).status();
+    // A warm shutdown of the main process stops its pool; whatever is left of the process group
+    // after 10 s is killed.
+    let _ = Command::new("kill").args(["-TERM", &worker.id().to_string()]).status();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while worker.try_wait()?.is_none() && std::time::Instant::now() < give_up {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", worker.id())]).status();
     let _ = worker.wait();
     let celery = celery?;
 
