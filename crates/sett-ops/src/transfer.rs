@@ -91,6 +91,21 @@ pub struct ImportReport {
 
 /// Records restored per pipelined round trip.
 const IMPORT_BATCH: usize = 500;
+/// Items (stream entries, members, fields) restored per pipelined round trip.
+const IMPORT_ITEMS: usize = 2_000;
+
+/// How many items a record writes (stream entries, list or sorted-set items, hash fields).
+fn record_items(d: &Dump) -> usize {
+    let v = &d.value;
+    let len = |x: &serde_json::Value| x.as_array().map_or(0, Vec::len);
+    match v {
+        serde_json::Value::Array(a) => a.len(),
+        serde_json::Value::Object(m) if m.contains_key("entries") => len(&v["entries"]),
+        serde_json::Value::Object(m) if m.contains_key("items") => len(&v["items"]),
+        serde_json::Value::Object(m) => m.len(),
+        _ => 1,
+    }
+}
 
 /// Restores the export read from `input` into `store`, [`IMPORT_BATCH`] records per round trip,
 /// holding one batch in memory at a time. Refused while the instance runs, and when it already
@@ -110,6 +125,7 @@ pub async fn import_stream(store: &Store, input: impl BufRead, force: bool) -> R
     let mut report = ImportReport { restored: 0, skipped: Vec::new() };
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let mut last_key: Option<String> = None;
+    let mut weight = 0usize;
     for (i, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
@@ -126,10 +142,15 @@ pub async fn import_stream(store: &Store, input: impl BufRead, force: bool) -> R
             report.restored += 1;
             last_key = Some(d.key.clone());
         }
+        // A chunk of a large stream or sorted set is up to 1,000 commands on its own: the batch
+        // is bounded by the items it writes, not only by records, so one pipelined round trip
+        // stays well inside the command timeout.
+        weight += 1 + record_items(&d);
         batch.push(d);
-        if batch.len() >= IMPORT_BATCH {
+        if batch.len() >= IMPORT_BATCH || weight >= IMPORT_ITEMS {
             store.restore_batch(&batch).await?;
             batch.clear();
+            weight = 0;
         }
     }
     store.restore_batch(&batch).await?;
