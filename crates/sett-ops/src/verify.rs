@@ -196,9 +196,13 @@ impl ExportLedger {
             self.claim_index.extend(rows.into_iter().map(|(m, s)| (m, s as i64)));
         } else if d.key == "ledger" {
             let f = hash(&d.value)?;
-            if let (Some(seq), Some(h)) = (f.get("seq").and_then(|s| s.parse().ok()), f.get("hash")) {
-                self.head = Some(Head { seq, hash: h.clone() });
-            }
+            // A non-canonical seq ("05") is kept unparseable so it shows as an edited head.
+            let seq = f.get("seq").and_then(|s| s.parse::<u64>().ok().filter(|n| n.to_string() == *s));
+            self.head = match (seq, f.get("hash")) {
+                (Some(seq), Some(h)) => Some(Head { seq, hash: h.clone() }),
+                (_, Some(h)) => Some(Head { seq: u64::MAX, hash: h.clone() }),
+                _ => None,
+            };
         }
         Ok(())
     }
@@ -287,9 +291,10 @@ impl Chain {
             self.legacy += 1;
             return Ok(false);
         };
+        // Canonical decimal only: "05" would hash like "5" and hide an edit.
         let seq: u64 = f
             .get("seq")
-            .and_then(|s| s.parse().ok())
+            .and_then(|s| s.parse().ok().filter(|n: &u64| n.to_string() == *s))
             .ok_or_else(|| breach(rec(), "its seq is missing or not a number: the event was edited"))?;
         let prev = f.get("prev").ok_or_else(|| breach(rec(), "its prev is missing: the event was edited"))?;
         if !self.started {

@@ -1,0 +1,150 @@
+//! Property: for random workflows written through the real store (artifacts whose sources form
+//! a random DAG, a question and its answer, claims created and transitioned, plain events), an
+//! export verifies intact, and **any** single-field change of any ledger record — an artifact
+//! field, a claim field, any field of any stream entry, an answer record, the head — is caught.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sett_core::event::EventKind;
+use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::{AgentName, Artifact, ClaimId, StructuralType};
+use sett_ops::transfer::export_jsonl;
+use sett_ops::verify::{ExportLedger, verify};
+use sett_store::{AnswerRecord, Dump};
+
+fn policy() -> Policy {
+    Policy {
+        agents: [(
+            AgentName::parse("A").unwrap(),
+            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false },
+        )]
+        .into(),
+        max_review_iterations: 3,
+        bid_timeout_ms: 1000,
+        on_question_timeout: Default::default(),
+    }
+}
+
+/// Writes a random workflow; returns its export records.
+async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) -> Vec<Dump> {
+    let store = sett_testkit::store().await;
+    let mut written: Vec<Artifact> = Vec::new();
+    for (i, (srcs, payload)) in sources.iter().zip(payloads).enumerate() {
+        let mut a = Artifact::new_root(StructuralType::Standard, "Doc", payload.clone(), "A", 1_000 + i as i64);
+        a.source_artifacts = srcs.iter().filter_map(|s| written.get(s % written.len().max(1))).map(|s| s.id).collect();
+        a.source_artifacts.dedup();
+        a.summary = (i % 2 == 0).then(|| format!("summary {i}"));
+        store.create_artifact(&a).await.unwrap();
+        written.push(a);
+    }
+    let mut q = Artifact::new_root(StructuralType::Question, "Q", "which port?", "A", 5_000);
+    q.source_artifacts = vec![written[0].id];
+    store.create_artifact(&q).await.unwrap();
+    let mut answer = Artifact::new_root(StructuralType::Answer, "Answer", "8080", "human:op", 5_001);
+    answer.source_artifacts = vec![q.id];
+    answer.answered_by = Some("op".into());
+    let record =
+        AnswerRecord { answer_id: answer.id, answered_by: "op".into(), answered_at_ms: 5_001, timed_out: false };
+    store.create_answer(&answer, &q.id, &record).await.unwrap();
+    for a in written.iter().take(claims) {
+        let c = new_claim(ClaimId::new_v7(), a, &policy(), 6_000);
+        let ev = serde_json::json!({"claim_id": c.id, "artifact_id": a.id});
+        store.write_claim(&c, None, true, &[], &[(EventKind::ClaimCreated, ev)], 6_000).await.unwrap();
+        store.submit_bid(&c.id, &AgentName::parse("A").unwrap(), sett_core::BidType::Exclusive, 6_001).await.unwrap();
+        let mut next = c.clone();
+        next.revision += 1;
+        next.updated_at_ms = 6_002;
+        // A transition without events of its own: the store still binds it to one.
+        store.write_claim(&next, Some(c.revision), false, &[], &[], 6_002).await.unwrap();
+    }
+    store.append_event(EventKind::InstanceStopped, &serde_json::json!({"run_id": "r"}), 7_000).await.unwrap();
+    let mut out = Vec::new();
+    export_jsonl(&store, &mut out).await.unwrap();
+    String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Every (record, field) of the ledger in `dumps`, as a path the mutation can follow.
+#[derive(Debug, Clone)]
+enum Site {
+    Hash { dump: usize, field: String },
+    Entry { dump: usize, entry: usize, field: String },
+}
+
+fn sites(dumps: &[Dump]) -> Vec<Site> {
+    let mut out = Vec::new();
+    for (i, d) in dumps.iter().enumerate() {
+        let ledger_hash = d.key.starts_with("artifact:")
+            || (d.key.starts_with("claim:") && !d.key.ends_with(":bids"))
+            || d.key == "questions:answers"
+            || d.key == "ledger";
+        if d.kind == "hash" && ledger_hash {
+            for field in d.value.as_object().unwrap().keys() {
+                // The head's entry id is informational (not checked): seq and hash are.
+                if !(d.key == "ledger" && field == "id") {
+                    out.push(Site::Hash { dump: i, field: field.clone() });
+                }
+            }
+        }
+        if d.key == "events" {
+            for (e, entry) in d.value["entries"].as_array().unwrap().iter().enumerate() {
+                for field in entry[1].as_object().unwrap().keys() {
+                    out.push(Site::Entry { dump: i, entry: e, field: field.clone() });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn mutate(dumps: &mut [Dump], site: &Site, how: u8) {
+    let change = |v: &mut serde_json::Value| {
+        let s = v.as_str().unwrap().to_owned();
+        *v = serde_json::Value::String(match how % 3 {
+            0 => format!("{s}x"),
+            1 if !s.is_empty() => s[..s.len() - 1].to_owned(),
+            _ => format!("0{s}"),
+        });
+    };
+    match site {
+        Site::Hash { dump, field } => change(&mut dumps[*dump].value[field.as_str()]),
+        Site::Entry { dump, entry, field } => change(&mut dumps[*dump].value["entries"][*entry][1][field.as_str()]),
+    }
+}
+
+async fn verify_dumps(dumps: &[Dump]) -> sett_ops::verify::Outcome {
+    let text: String = dumps.iter().map(|d| serde_json::to_string(d).unwrap() + "\n").collect();
+    let mut src = ExportLedger::read(text.as_bytes()).unwrap();
+    verify(&mut src, None).await.unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn any_single_field_mutation_of_a_ledger_record_is_detected(
+        sources in proptest::collection::vec(proptest::collection::vec(0usize..8, 0..3), 1..6),
+        payload_seed in "\\PC{0,12}",
+        claims in 0usize..3,
+        pick in any::<prop::sample::Index>(),
+        how in any::<u8>(),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let payloads: Vec<String> = (0..sources.len()).map(|i| format!("{payload_seed}{i}")).collect();
+            let dumps = workflow(&sources, &payloads, claims).await;
+            let intact = verify_dumps(&dumps).await;
+            assert!(intact.intact(), "the untouched workflow must verify: {:?}", intact.breach);
+            let all = sites(&dumps);
+            let site = pick.get(&all).clone();
+            let mut changed = dumps.clone();
+            mutate(&mut changed, &site, how);
+            let before: BTreeMap<_, _> = dumps.iter().map(|d| (d.key.clone(), d.value.clone())).collect();
+            let after: BTreeMap<_, _> = changed.iter().map(|d| (d.key.clone(), d.value.clone())).collect();
+            if before == after {
+                return; // the mutation was a no-op (removing the last char of "" cannot happen, but stay honest)
+            }
+            let outcome = verify_dumps(&changed).await;
+            assert!(!outcome.intact(), "mutating {site:?} ({how}) went unnoticed");
+        });
+    }
+}
