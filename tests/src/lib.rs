@@ -2,6 +2,8 @@
 //! real `sett` binaries run against the real test Redis, and typed access to the blackboard for
 //! assertions. Each test uses its own random instance name and stops its daemons on drop.
 
+pub mod receiver;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -184,6 +184,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = sett_in(&b, &engine_ws, name, &["down"]);
         r?;
     }
+    if wanted("notify") {
+        let samples = if quick { 10 } else { 30 };
+        results.insert("notify".into(), crate::bench_notify::notify_latency(&b, &root, samples)?);
+    }
     if wanted("workflow") {
         let ws = workspace(&root, "pipeline", PIPELINE_YML)?;
         let name = "bench-pipeline";
@@ -320,7 +324,7 @@ pub(crate) fn sett_in(b: &Bench, ws: &std::path::Path, name: &str, args: &[&str]
     Ok((out.status.code().unwrap_or(1), String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
-fn wall_us() -> u64 {
+pub(crate) fn wall_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 

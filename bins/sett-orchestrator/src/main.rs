@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use sett_core::InstanceName;
 use sett_core::config::SettConfig;
@@ -62,6 +62,8 @@ fn main() -> ExitCode {
 fn configure(args: Args) -> Result<Setup> {
     let instance = args.daemon.instance_name()?;
     let config = args.daemon.load_config()?;
+    // A webhook secret taken from the environment must be there before anything starts.
+    sett_notify::check_secrets(&config.notifications, |var| std::env::var(var).ok())?;
     let config_path = args.daemon.config_path();
     let workspace = match &args.daemon.workspace {
         Some(w) => w.clone(),
@@ -107,11 +109,20 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
         // holder with this host name is a dead predecessor even if its pid exists here.
         holder_is_gone: Box::new(move |h| h.host == this_host && (in_docker || !sett_runtime::is_alive(h.pid))),
     };
-    let orchestrator = Orchestrator::new(store, settings, launcher);
+    let notifications = settings.config.notifications.clone();
+    let orchestrator = Orchestrator::new(store.clone(), settings, launcher);
     let health = listener.serve(&redis, orchestrator.ready_flag());
     info!(instance = %instance, health_addr = %health.addr(), redis = %sett_store::redact_url(&args.daemon.redis_url), "orchestrator starting");
     let signals = daemon.stop_signal();
+    // The notifier stops with the engine, whatever stopped the engine (a signal, a lost lock).
+    let stop = signals.token().child_token();
+    let notifier = start_notifier(store, notifications, orchestrator.ready_flag(), stop.clone()).await?;
     let result = orchestrator.run(signals.token()).await;
+    stop.cancel();
+    if let Some(n) = notifier {
+        // An attempt in flight is finished and recorded (bounded by its own timeout).
+        let _ = tokio::time::timeout(Duration::from_secs(15), n).await;
+    }
     health.stop().await;
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -129,4 +140,20 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
 fn fail_before_logging(binary: &str, error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("{binary}: {error:#}");
     ExitCode::from(sett_ops::daemon::EXIT_FAILED)
+}
+
+/// Webhook notifications (`notifications:` in sett.yml): the consumer group is made before the
+/// engine writes anything, and delivery starts once the engine holds the instance lock.
+async fn start_notifier(
+    store: sett_store::Store,
+    config: sett_core::config::NotificationsConfig,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    if !config.is_enabled() {
+        return Ok(None);
+    }
+    let notifier = sett_notify::Notifier::new(store, &config, |var| std::env::var(var).ok())?;
+    notifier.prepare().await.context("cannot attach the notifier to the event stream")?;
+    Ok(Some(tokio::spawn(notifier.run_when_ready(ready, stop))))
 }

@@ -19,6 +19,7 @@ const DOCS: &[(&str, &str)] = &[
     ("docs/design.md", include_str!("../../../docs/design.md")),
     ("docs/deployment.md", include_str!("../../../docs/deployment.md")),
     ("docs/metrics.md", include_str!("../../../docs/metrics.md")),
+    ("docs/notifications.md", include_str!("../../../docs/notifications.md")),
     ("docs/operations.md", include_str!("../../../docs/operations.md")),
     ("docs/reliability.md", include_str!("../../../docs/reliability.md")),
     ("docs/security.md", include_str!("../../../docs/security.md")),

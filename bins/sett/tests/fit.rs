@@ -82,6 +82,10 @@ fn key_paths(schema: &serde_json::Value) -> BTreeMap<String, Option<serde_json::
         if let Some(values) = node.get("additionalProperties").filter(|v| v.is_object()) {
             walk(root, values, &format!("{prefix}.<name>"), out, depth + 1);
         }
+        // List items (`notifications.webhooks[].url`).
+        if let Some(items) = node.get("items").filter(|v| v.is_object()) {
+            walk(root, items, &format!("{prefix}[]"), out, depth + 1);
+        }
     }
     let mut out = BTreeMap::new();
     walk(schema, schema, "", &mut out, 0);

@@ -152,6 +152,41 @@ struct RawConfig {
     /// The team: one entry per agent, keyed by the agent's name.
     #[schemars(extend("minProperties" = 1))]
     agents: BTreeMap<String, RawAgent>,
+    /// Webhooks told when an agent asks a question or a workflow ends (docs/notifications.md).
+    notifications: Option<RawNotifications>,
+}
+
+/// Webhook notifications.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    /// Base URL of `sett console` (e.g. https://sett.example.com), so notifications link to it.
+    #[schemars(extend("pattern" = "^https?://"))]
+    console_url: Option<String>,
+    /// The webhooks to post to.
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
+}
+
+/// One webhook.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    /// Identifies the webhook in Redis, metrics, logs and `sett status` (default: webhook-<n>).
+    #[schemars(extend("pattern" = "^[A-Za-z0-9_-]{1,64}$"))]
+    name: Option<String>,
+    /// The receiver's http:// or https:// URL.
+    #[schemars(extend("pattern" = "^https?://"))]
+    url: String,
+    /// The events posted to this webhook (default: all).
+    events: Option<Vec<NotifyEvent>>,
+    /// HMAC-SHA256 secret signing each request (prefer secret_env).
+    secret: Option<String>,
+    /// The orchestrator's environment variable holding the secret.
+    secret_env: Option<String>,
+    /// The body: Sett's JSON document, or Slack's {"text": ...}.
+    #[serde(default)]
+    format: WebhookFormat,
 }
 
 /// Settings of the orchestrator.
@@ -269,6 +304,183 @@ pub struct SettConfig {
     pub orchestrator: OrchestratorConfig,
     pub redis: RedisConfig,
     pub agents: BTreeMap<AgentName, AgentConfig>,
+    /// The `notifications:` section; empty when absent.
+    pub notifications: NotificationsConfig,
+}
+
+/// What a webhook can be told about (`notifications.webhooks[].events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    QuestionAsked,
+    QuestionTimedOut,
+    WorkflowCompleted,
+    WorkflowFailed,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 4] =
+        [Self::QuestionAsked, Self::QuestionTimedOut, Self::WorkflowCompleted, Self::WorkflowFailed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QuestionAsked => "question_asked",
+            Self::QuestionTimedOut => "question_timed_out",
+            Self::WorkflowCompleted => "workflow_completed",
+            Self::WorkflowFailed => "workflow_failed",
+        }
+    }
+}
+
+impl fmt::Display for NotifyEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body a webhook receives: Sett's JSON document, or Slack's `{"text": ...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Json,
+    Slack,
+}
+
+/// Where a webhook's HMAC secret comes from. `Debug` never shows a literal secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WebhookSecret {
+    /// Written in sett.yml (`secret:`).
+    Literal(String),
+    /// Read from this environment variable of the orchestrator when it starts (`secret_env:`).
+    Env(String),
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Literal(_) => f.write_str("Literal(***)"),
+            Self::Env(name) => write!(f, "Env({name})"),
+        }
+    }
+}
+
+/// One webhook. `name` identifies it in Redis, metrics, logs and `sett status`: the `name:`
+/// key, or `webhook-<n>` (its 1-based position) when absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<NotifyEvent>,
+    pub secret: Option<WebhookSecret>,
+    pub format: WebhookFormat,
+}
+
+impl WebhookConfig {
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.events.contains(&event)
+    }
+}
+
+/// The validated `notifications:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NotificationsConfig {
+    /// The console's base URL (e.g. `https://sett.example.com`), so a question notification can
+    /// link to the question.
+    pub console_url: Option<String>,
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl NotificationsConfig {
+    pub fn is_enabled(&self) -> bool {
+        !self.webhooks.is_empty()
+    }
+}
+
+/// `http(s)://host…` with a non-empty host and no whitespace.
+fn is_http_url(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !url.chars().any(char::is_whitespace)
+    })
+}
+
+fn parse_notifications(
+    raw: Option<RawNotifications>,
+    err: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<NotificationsConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(NotificationsConfig::default());
+    };
+    if let Some(u) = &raw.console_url
+        && !is_http_url(u)
+    {
+        return Err(err(
+            "notifications.console_url",
+            format!("'{u}' is not an http(s) URL"),
+            "give the console's base URL, e.g. https://sett.example.com",
+        ));
+    }
+    let mut webhooks: Vec<WebhookConfig> = Vec::new();
+    for (i, w) in raw.webhooks.into_iter().enumerate() {
+        let at = |k: &str| format!("notifications.webhooks[{i}].{k}");
+        let name = w.name.unwrap_or_else(|| format!("webhook-{}", i + 1));
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(err(
+                &at("name"),
+                format!("invalid webhook name '{name}'"),
+                "use 1 to 64 letters, digits, '-' or '_'",
+            ));
+        }
+        if webhooks.iter().any(|o| o.name == name) {
+            return Err(err(
+                &at("name"),
+                format!("webhook name '{name}' is used twice"),
+                "give each webhook its own name",
+            ));
+        }
+        if !is_http_url(&w.url) {
+            return Err(err(
+                &at("url"),
+                format!("'{}' is not an http(s) URL", w.url),
+                "give the receiver's URL, e.g. https://hooks.example.com/sett",
+            ));
+        }
+        let mut events = w.events.unwrap_or_else(|| NotifyEvent::ALL.to_vec());
+        events.sort();
+        events.dedup();
+        if events.is_empty() {
+            return Err(err(
+                &at("events"),
+                "no events".into(),
+                "list at least one of question_asked, question_timed_out, workflow_completed, workflow_failed (or remove the key for all)",
+            ));
+        }
+        let secret = match (w.secret, w.secret_env) {
+            (Some(_), Some(_)) => {
+                return Err(err(&at("secret"), "both secret and secret_env are set".into(), "keep one of them"));
+            }
+            (Some(s), None) if s.is_empty() => {
+                return Err(err(&at("secret"), "the secret is empty".into(), "give a secret or remove the key"));
+            }
+            (Some(s), None) => Some(WebhookSecret::Literal(s)),
+            (None, Some(e)) if e.is_empty() => {
+                return Err(err(
+                    &at("secret_env"),
+                    "the variable name is empty".into(),
+                    "name an environment variable",
+                ));
+            }
+            (None, Some(e)) => Some(WebhookSecret::Env(e)),
+            (None, None) => None,
+        };
+        webhooks.push(WebhookConfig { name, url: w.url, events, secret, format: w.format });
+    }
+    Ok(NotificationsConfig { console_url: raw.console_url.map(|u| u.trim_end_matches('/').to_owned()), webhooks })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -669,7 +881,8 @@ impl SettConfig {
                 },
             );
         }
-        Ok(Self { version: raw.version, runtime: raw.runtime, orchestrator, redis: raw.redis, agents })
+        let notifications = parse_notifications(raw.notifications, &err)?;
+        Ok(Self { version: raw.version, runtime: raw.runtime, orchestrator, redis: raw.redis, agents, notifications })
     }
 
     /// Every error in `text`, each with the line of the key it is about (`sett config check`),
@@ -827,6 +1040,36 @@ agents:
                 proptest::prop_assert!(!e.message.is_empty() && !e.fix.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn notifications_are_parsed_and_checked() {
+        let text = format!(
+            "{GOOD}notifications:\n  console_url: https://sett.example.com/\n  webhooks:\n    - url: http://127.0.0.1:9/hook\n      secret_env: HOOK_SECRET\n    - name: chat\n      url: https://hooks.slack.com/services/x\n      events: [question_asked]\n      format: slack\n      secret: s3cret\n"
+        );
+        let c = SettConfig::parse("sett.yml", &text).unwrap();
+        let n = &c.notifications;
+        assert_eq!(n.console_url.as_deref(), Some("https://sett.example.com"));
+        assert_eq!(n.webhooks[0].name, "webhook-1");
+        assert_eq!(n.webhooks[0].events, NotifyEvent::ALL.to_vec());
+        assert_eq!(n.webhooks[0].secret, Some(WebhookSecret::Env("HOOK_SECRET".into())));
+        assert_eq!(n.webhooks[1].format, WebhookFormat::Slack);
+        assert!(n.webhooks[1].wants(NotifyEvent::QuestionAsked) && !n.webhooks[1].wants(NotifyEvent::WorkflowFailed));
+        assert!(!format!("{:?}", n.webhooks[1]).contains("s3cret"), "Debug must not show the secret");
+        assert!(!SettConfig::parse("sett.yml", GOOD).unwrap().notifications.is_enabled());
+
+        let bad = |yml: &str| SettConfig::parse("sett.yml", &format!("{GOOD}notifications:\n{yml}")).unwrap_err();
+        assert_eq!(bad("  webhooks:\n    - url: ftp://x\n").key_path, "notifications.webhooks[0].url");
+        assert!(bad("  webhooks:\n    - url: http://x\n      events: [lunch]\n").key_path.starts_with("notifications"));
+        assert_eq!(
+            bad("  webhooks:\n    - {name: a, url: http://x}\n    - {name: a, url: http://y}\n").key_path,
+            "notifications.webhooks[1].name"
+        );
+        assert_eq!(
+            bad("  webhooks:\n    - {url: http://x, secret: a, secret_env: B}\n").key_path,
+            "notifications.webhooks[0].secret"
+        );
+        assert_eq!(bad("  hooks: []\n").key_path, "notifications.hooks");
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub const OLDEST_OPEN_QUESTION: &str = "sett_open_question_oldest_timestamp_seco
 /// Gauge (Unix seconds): the earliest claim deadline not yet applied (0 when there is none).
 pub const NEXT_CLAIM_DEADLINE: &str = "sett_claim_deadline_next_timestamp_seconds";
 
+/// Counter, labels `webhook`, `event`: notifications queued for delivery (one per webhook).
+pub const NOTIFICATIONS_QUEUED: &str = "sett_notifications_queued_total";
+/// Counter, labels `webhook`, `event`, `outcome` (`delivered` | `failed` | `given_up`): webhook
+/// delivery attempts.
+pub const NOTIFICATION_ATTEMPTS: &str = "sett_notification_attempts_total";
+/// Histogram (seconds), label `webhook`: ledger event written → the endpoint answered 2xx.
+pub const NOTIFICATION_DELIVERY_SECONDS: &str = "sett_notification_delivery_seconds";
+/// Gauge, label `webhook`: notifications waiting for a (next) attempt.
+pub const NOTIFICATIONS_PENDING: &str = "sett_notifications_pending";
 /// What kind of Prometheus metric a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -157,5 +166,25 @@ pub const ALL: &[Metric] = &[
         name: NEXT_CLAIM_DEADLINE,
         kind: Kind::Gauge,
         help: "Unix time of the earliest claim deadline not yet applied (0 when none); far in the past means claims are stuck past their deadline.",
+    },
+    Metric {
+        name: NOTIFICATIONS_QUEUED,
+        kind: Kind::Counter,
+        help: "Webhook notifications queued in Redis for delivery, one per webhook and event (docs/notifications.md).",
+    },
+    Metric {
+        name: NOTIFICATION_ATTEMPTS,
+        kind: Kind::Counter,
+        help: "Webhook delivery attempts by outcome: delivered = the endpoint answered 2xx; failed = any other answer, no answer within 10 s, or no connection (retried with backoff); given_up = the last attempt of a delivery that failed for 24 h.",
+    },
+    Metric {
+        name: NOTIFICATION_DELIVERY_SECONDS,
+        kind: Kind::Histogram,
+        help: "Ledger event written → the webhook endpoint answered 2xx (including any retries).",
+    },
+    Metric {
+        name: NOTIFICATIONS_PENDING,
+        kind: Kind::Gauge,
+        help: "Webhook notifications waiting for their first or next delivery attempt.",
     },
 ];

@@ -105,6 +105,44 @@ pub struct StatusReport {
     pub oldest_stuck_claim: Option<StuckClaim>,
     /// The ledger head (`<seq>:<hash>`), `None` before the first chained event.
     pub ledger_head: Option<String>,
+    /// Webhook endpoints that were attempted at least once, by name.
+    pub webhooks: Vec<WebhookHealth>,
+}
+
+/// One notification webhook as `sett status` shows it (from the notifier's records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookHealth {
+    pub name: String,
+    /// True when its last attempt failed.
+    pub failing: bool,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub last_success_ms: Option<i64>,
+    pub last_attempt_ms: Option<i64>,
+    /// Notifications waiting for a (next) attempt.
+    pub pending: u64,
+    pub delivered: u64,
+    pub given_up: u64,
+}
+
+/// Every webhook the notifier has attempted, sorted by name.
+pub async fn webhooks_health(store: &Store) -> sett_store::Result<Vec<WebhookHealth>> {
+    let mut out = Vec::new();
+    for (name, st) in store.notify_endpoints().await? {
+        out.push(WebhookHealth {
+            pending: store.notify_pending(&name).await?,
+            failing: st.consecutive_failures > 0,
+            last_error: st.last_error,
+            consecutive_failures: st.consecutive_failures,
+            last_success_ms: st.last_success_ms,
+            last_attempt_ms: st.last_attempt_ms,
+            delivered: st.delivered,
+            given_up: st.given_up,
+            name,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// GETs `http://<addr>/healthz` with a bound; returns the HTTP status code.
@@ -275,6 +313,7 @@ pub async fn instance_status(
         ledger_head: store.ledger_head().await?.map(|h| h.to_string()),
         stuck_claims: stuck.len() as u64,
         oldest_stuck_claim,
+        webhooks: webhooks_health(store).await?,
     })
 }
 

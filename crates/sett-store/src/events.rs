@@ -194,9 +194,15 @@ impl EventReader {
     /// Creates consumer group `group` if missing. A new group starts at the beginning of the
     /// stream, so a component that joins late still sees all history.
     pub async fn ensure_group(&self, group: &str) -> Result<()> {
+        self.ensure_group_at(group, "0").await
+    }
+
+    /// Creates consumer group `group` if missing, starting after entry `start` (`"$"`: only
+    /// events written from now on, for a consumer that must not act on history).
+    pub async fn ensure_group_at(&self, group: &str, start: &str) -> Result<()> {
         // Bounded: this connection has no command timeout (it serves blocking reads), and a
         // caller recovering from a network cut must not hang here on a half-dead connection.
-        let call = self.client.xgroup_create::<(), _, _, _>(&self.key, group, "0", true);
+        let call = self.client.xgroup_create::<(), _, _, _>(&self.key, group, start, true);
         match tokio::time::timeout(Duration::from_secs(5), call)
             .await
             .map_err(|_| StoreError::Timeout(Duration::from_secs(5)))?

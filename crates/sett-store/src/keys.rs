@@ -10,7 +10,7 @@
 //! | `claim:<id>:bids` | hash | agent → bid |
 //! | `thread:<logical_id>` | zset | artifact id scored by version |
 //! | `lock` | string (TTL) | JSON lock holder |
-//! | `events` | stream | the audit ledger; consumer groups `orchestrator` and `cub:<agent>`; entries carry `seq`, `prev`, `hash` (the chain) |
+//! | `events` | stream | the audit ledger; consumer groups `orchestrator`, `cub:<agent>` and `notifier`; entries carry `seq`, `prev`, `hash` (the chain) |
 //! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends) |
 //! | `index:artifacts` | zset | artifact id scored by creation time |
 //! | `index:claims` | zset | claim id scored by creation time |
@@ -23,6 +23,10 @@
 //! | `workers:<agent>:queue` | list | FIFO of grants waiting for a worker slot |
 //! | `workers:<agent>:running` | hash | grant → JSON worker record |
 //! | `outbox` | hash | `<claim>:<revision>` → JSON follow-up effects of a transition, removed once carried out |
+//! | `notify:deliveries` | hash | `<event id>:<webhook>` → JSON notification delivery record |
+//! | `notify:queue:<webhook>` | zset | undelivered delivery id scored by its next attempt time |
+//! | `notify:webhooks` | hash | webhook name → JSON endpoint state (last success, last error) |
+//! | `notify:workflows` | hash | goal artifact id → the outcome artifact already notified |
 //!
 //! Global keys: `sett:instances`, `sett:instance_counter`, `sett:audit`.
 
@@ -46,6 +50,7 @@ pub const FAMILIES: &[&str] = &[
     "workers",
     "outbox",
     "ledger",
+    "notify",
     "lock",
 ];
 
@@ -138,6 +143,20 @@ impl Keys {
         format!("{}outbox", self.prefix)
     }
 
+    pub fn notify_deliveries(&self) -> String {
+        format!("{}notify:deliveries", self.prefix)
+    }
+    /// `webhook` is a validated webhook name (letters, digits, `-`, `_`).
+    pub fn notify_queue(&self, webhook: &str) -> String {
+        format!("{}notify:queue:{webhook}", self.prefix)
+    }
+    pub fn notify_webhooks(&self) -> String {
+        format!("{}notify:webhooks", self.prefix)
+    }
+    pub fn notify_workflows(&self) -> String {
+        format!("{}notify:workflows", self.prefix)
+    }
+
     /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.
     pub fn family_of<'k>(&self, key: &'k str) -> &'k str {
         let rest = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
@@ -171,6 +190,8 @@ mod tests {
         assert_eq!(k.family_of(&k.bids(&c)), "bids");
         assert_eq!(k.family_of(&k.claim(&c)), "claim");
         assert_eq!(k.family_of(&k.open_questions()), "questions");
+        assert_eq!(k.notify_queue("ops"), "sett:{myproject}:notify:queue:ops");
+        assert_eq!(k.family_of(&k.notify_queue("ops")), "notify");
         assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

@@ -7,7 +7,7 @@
 //! - [`codec`]: hash encoding of artifacts and claims.
 //! - [`Redis`]: one connection (with reconnect policy and command timeouts) shared by instances.
 //! - [`Store`]: one instance's operations, split over `artifacts`, `claims`, `events`, `lock`,
-//!   `questions`, `workers`, `scan` and `registry`.
+//!   `questions`, `workers`, `notify`, `scan` and `registry`.
 
 pub mod codec;
 pub mod keys;
@@ -18,6 +18,7 @@ mod durability;
 mod events;
 mod ledger;
 mod lock;
+mod notify;
 mod questions;
 mod registry;
 mod scan;
@@ -36,6 +37,7 @@ pub use events::{EventReader, GroupRead, LedgerEntry, MalformedEvent};
 pub use keys::Keys;
 pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};
+pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use registry::{InstanceRecord, InstanceStatus};
 pub use scan::{Dump, FamilyCounts};
 pub use workers::{WorkerOffer, WorkerRecord};

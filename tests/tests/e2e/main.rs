@@ -10,6 +10,7 @@ mod engine;
 mod faults;
 mod hitl;
 mod ledger;
+mod notify;
 mod observability;
 mod recovery;
 mod security;

@@ -21,8 +21,21 @@ fn logs_arg(component: &str) -> &str {
     component.strip_prefix("cub:").unwrap_or(component)
 }
 
-/// What to do next, for an instance that is not healthy.
+/// What to do next, for an instance that is not healthy or has a failing webhook.
 fn advice(r: &StatusReport) -> Vec<String> {
+    let i = &r.instance;
+    let hooks = r.webhooks.iter().filter(|w| w.failing).map(|w| {
+        format!(
+            "Webhook {} is failing ({} notification(s) waiting, retried with backoff for 24 h): check the receiver and its URL in sett.yml; 'sett logs orchestrator -n {i}' shows each attempt",
+            w.name, w.pending
+        )
+    });
+    let mut out: Vec<String> = hooks.collect();
+    out.extend(health_advice(r));
+    out
+}
+
+fn health_advice(r: &StatusReport) -> Vec<String> {
     let i = &r.instance;
     match r.health {
         Health::Running => Vec::new(),
@@ -96,6 +109,24 @@ fn render(r: &StatusReport) -> String {
     match &r.ledger_head {
         Some(h) => out.push(format!("Ledger:     head {h} (check it with 'sett verify -n {}')", r.instance)),
         None => out.push("Ledger:     no chained event yet".into()),
+    }
+    if !r.webhooks.is_empty() {
+        out.push("Webhooks:".into());
+        for w in &r.webhooks {
+            let state = if w.failing {
+                format!(
+                    "FAILING ({} attempt(s) in a row): {}",
+                    w.consecutive_failures,
+                    w.last_error.as_deref().unwrap_or("?")
+                )
+            } else {
+                "ok".to_owned()
+            };
+            out.push(format!(
+                "  {:<20} delivered {:<6} pending {:<5} given up {:<4} {state}",
+                w.name, w.delivered, w.pending, w.given_up
+            ));
+        }
     }
     out.join("\n")
 }

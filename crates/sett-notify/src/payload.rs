@@ -1,0 +1,276 @@
+//! What a webhook receives: one [`Notification`] rendered as Sett's JSON document or as a Slack
+//! message (`{"text": ...}`). Pure functions of the gathered facts; the body is rendered once,
+//! when the notification is queued, so every retry sends the same bytes.
+
+use serde_json::{Value, json};
+use sett_core::config::{NotifyEvent, WebhookFormat};
+
+/// Longest question text or goal excerpt put in a notification (characters); longer text is cut
+/// with an ellipsis and `text_truncated: true` (the full text is one `sett questions` away).
+pub const MAX_TEXT_CHARS: usize = 4_000;
+
+/// An open question, as a notification tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionFacts {
+    pub id: String,
+    /// Unique among the open questions when it was asked (what `sett questions` shows).
+    pub short_id: String,
+    pub text: String,
+    pub agent: String,
+    pub claim_id: Option<String>,
+    pub asked_at_ms: i64,
+    pub deadline_ms: Option<i64>,
+}
+
+/// A workflow that ended with a Terminal or a Failure artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowFacts {
+    pub goal_id: String,
+    pub goal_type: String,
+    pub goal_text: String,
+    pub outcome_id: String,
+    pub outcome_type: String,
+    /// For failures: the Failure's reason.
+    pub reason: Option<String>,
+}
+
+/// One notification about one ledger event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    QuestionAsked(QuestionFacts),
+    QuestionTimedOut { question: QuestionFacts, policy: String },
+    WorkflowCompleted(WorkflowFacts),
+    WorkflowFailed(WorkflowFacts),
+}
+
+/// Where a notification comes from and where it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub instance: &'a str,
+    pub event_id: &'a str,
+    pub event_ts_ms: i64,
+    pub delivery_id: &'a str,
+    pub console_url: Option<&'a str>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn cut(text: &str) -> (String, bool) {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((at, _)) => (format!("{}…", &text[..at]), true),
+        None => (text.to_owned(), false),
+    }
+}
+
+/// The exact command that answers `question_id` (the instance name and id need no quoting).
+pub fn answer_command(instance: &str, question_id: &str) -> String {
+    format!("sett answer --name {instance} {question_id} \"<your answer>\"")
+}
+
+/// The console page of a question.
+pub fn question_link(console: &str, instance: &str, question_id: &str) -> String {
+    format!("{console}/instances/{instance}/questions/{question_id}")
+}
+
+/// The console page of a workflow (identified by its goal).
+pub fn workflow_link(console: &str, instance: &str, goal_id: &str) -> String {
+    format!("{console}/instances/{instance}/workflows/{goal_id}")
+}
+
+impl Notification {
+    pub fn event(&self) -> NotifyEvent {
+        match self {
+            Self::QuestionAsked(_) => NotifyEvent::QuestionAsked,
+            Self::QuestionTimedOut { .. } => NotifyEvent::QuestionTimedOut,
+            Self::WorkflowCompleted(_) => NotifyEvent::WorkflowCompleted,
+            Self::WorkflowFailed(_) => NotifyEvent::WorkflowFailed,
+        }
+    }
+
+    /// The body for `format`.
+    pub fn render(&self, env: &Envelope<'_>, format: WebhookFormat) -> String {
+        match format {
+            WebhookFormat::Json => self.json(env).to_string(),
+            WebhookFormat::Slack => json!({ "text": self.slack_text(env) }).to_string(),
+        }
+    }
+
+    fn question_json(q: &QuestionFacts, env: &Envelope<'_>) -> Value {
+        let (text, truncated) = cut(&q.text);
+        json!({
+            "id": q.id,
+            "short_id": q.short_id,
+            "text": text,
+            "text_truncated": truncated,
+            "agent": q.agent,
+            "claim_id": q.claim_id,
+            "asked_at": rfc3339(q.asked_at_ms),
+            "asked_at_ms": q.asked_at_ms,
+            "deadline": q.deadline_ms.map(rfc3339),
+            "deadline_ms": q.deadline_ms,
+            "console_url": env.console_url.map(|c| question_link(c, env.instance, &q.id)),
+            "answer_command": answer_command(env.instance, &q.id),
+        })
+    }
+
+    fn workflow_json(w: &WorkflowFacts, env: &Envelope<'_>) -> Value {
+        let (goal, truncated) = cut(&w.goal_text);
+        json!({
+            "goal_id": w.goal_id,
+            "goal_type": w.goal_type,
+            "goal": goal,
+            "goal_truncated": truncated,
+            "outcome_artifact_id": w.outcome_id,
+            "outcome_type": w.outcome_type,
+            "reason": w.reason,
+            "console_url": env.console_url.map(|c| workflow_link(c, env.instance, &w.goal_id)),
+        })
+    }
+
+    /// Sett's JSON document.
+    pub fn json(&self, env: &Envelope<'_>) -> Value {
+        let mut doc = json!({
+            "event": self.event().as_str(),
+            "delivery_id": env.delivery_id,
+            "event_id": env.event_id,
+            "instance": env.instance,
+            "occurred_at": rfc3339(env.event_ts_ms),
+        });
+        let obj = doc.as_object_mut().expect("an object");
+        match self {
+            Self::QuestionAsked(q) => {
+                obj.insert("question".into(), Self::question_json(q, env));
+            }
+            Self::QuestionTimedOut { question, policy } => {
+                obj.insert("question".into(), Self::question_json(question, env));
+                obj.insert("policy".into(), json!(policy));
+            }
+            Self::WorkflowCompleted(w) | Self::WorkflowFailed(w) => {
+                obj.insert("workflow".into(), Self::workflow_json(w, env));
+            }
+        }
+        doc
+    }
+
+    /// The Slack message text (mrkdwn). Agent-written text is escaped, so it cannot ping
+    /// channels or forge links.
+    pub fn slack_text(&self, env: &Envelope<'_>) -> String {
+        let i = slack_escape(env.instance);
+        let mut lines = Vec::new();
+        match self {
+            Self::QuestionAsked(q) => {
+                lines.push(format!("*{}* asks a question in instance `{i}` ({}):", slack_escape(&q.agent), q.short_id));
+                lines.push(quote(&cut(&q.text).0));
+                if let Some(d) = q.deadline_ms {
+                    lines.push(format!("Deadline: {}", rfc3339(d)));
+                }
+                lines.push(format!("Answer: `{}`", answer_command(env.instance, &q.id)));
+                if let Some(c) = env.console_url {
+                    lines.push(format!("<{}|Open in the console>", question_link(c, env.instance, &q.id)));
+                }
+            }
+            Self::QuestionTimedOut { question: q, policy } => {
+                lines.push(format!(
+                    "Question {} of *{}* in instance `{i}` timed out unanswered (policy: {}):",
+                    q.short_id,
+                    slack_escape(&q.agent),
+                    slack_escape(policy)
+                ));
+                lines.push(quote(&cut(&q.text).0));
+            }
+            Self::WorkflowCompleted(w) => {
+                lines.push(format!("Workflow completed in instance `{i}` ({}):", slack_escape(&w.outcome_type)));
+                lines.push(quote(&cut(&w.goal_text).0));
+            }
+            Self::WorkflowFailed(w) => {
+                lines.push(format!("Workflow FAILED in instance `{i}` ({}):", slack_escape(&w.outcome_type)));
+                lines.push(quote(&cut(&w.goal_text).0));
+                if let Some(r) = &w.reason {
+                    lines.push(format!("Reason: {}", slack_escape(r)));
+                }
+            }
+        }
+        if let (Self::WorkflowCompleted(w) | Self::WorkflowFailed(w), Some(c)) = (self, env.console_url) {
+            lines.push(format!("<{}|Open in the console>", workflow_link(c, env.instance, &w.goal_id)));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Slack's three control characters.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn quote(s: &str) -> String {
+    slack_escape(s).lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question() -> QuestionFacts {
+        QuestionFacts {
+            id: "0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d".into(),
+            short_id: "0190c2b4".into(),
+            text: "Which port? <!channel>".into(),
+            agent: "Writer".into(),
+            claim_id: Some("c".into()),
+            asked_at_ms: 1_700_000_000_000,
+            deadline_ms: Some(1_700_003_600_000),
+        }
+    }
+
+    fn env(console: Option<&str>) -> Envelope<'_> {
+        Envelope {
+            instance: "demo",
+            event_id: "1-0",
+            event_ts_ms: 1_700_000_000_000,
+            delivery_id: "1-0:ops",
+            console_url: console,
+        }
+    }
+
+    #[test]
+    fn a_question_carries_everything_needed_to_answer_it() {
+        let doc = Notification::QuestionAsked(question()).json(&env(Some("https://c.example")));
+        assert_eq!(doc["event"], "question_asked");
+        assert_eq!(doc["instance"], "demo");
+        assert_eq!(doc["question"]["short_id"], "0190c2b4");
+        assert_eq!(doc["question"]["agent"], "Writer");
+        assert_eq!(doc["question"]["deadline"], "2023-11-14T23:13:20.000Z");
+        assert_eq!(
+            doc["question"]["answer_command"],
+            "sett answer --name demo 0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d \"<your answer>\""
+        );
+        assert_eq!(
+            doc["question"]["console_url"],
+            "https://c.example/instances/demo/questions/0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"
+        );
+        let plain = Notification::QuestionAsked(question()).json(&env(None));
+        assert!(plain["question"]["console_url"].is_null());
+    }
+
+    #[test]
+    fn slack_gets_text_with_agent_text_escaped() {
+        let body = Notification::QuestionAsked(question()).render(&env(None), WebhookFormat::Slack);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let text = v["text"].as_str().unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1, "{body}");
+        assert!(text.contains("> Which port? &lt;!channel&gt;"), "{text}");
+        assert!(text.contains("sett answer --name demo 0190c2b4-"), "{text}");
+    }
+
+    #[test]
+    fn long_text_is_cut() {
+        let mut q = question();
+        q.text = "x".repeat(MAX_TEXT_CHARS + 10);
+        let doc = Notification::QuestionAsked(q).json(&env(None));
+        assert_eq!(doc["question"]["text_truncated"], true);
+        assert_eq!(doc["question"]["text"].as_str().unwrap().chars().count(), MAX_TEXT_CHARS + 1);
+    }
+}
