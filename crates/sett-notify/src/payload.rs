@@ -70,9 +70,10 @@ pub fn answer_command(instance: &str, question_id: &str) -> String {
     format!("sett answer --name {instance} {question_id} \"<your answer>\"")
 }
 
-/// The console page of a question.
-pub fn question_link(console: &str, instance: &str, question_id: &str) -> String {
-    format!("{console}/instances/{instance}/questions/{question_id}")
+/// The console's questions inbox, scrolled to the question and its answer form (the inbox spans
+/// every instance, so the instance is not part of the link).
+pub fn question_link(console: &str, _instance: &str, question_id: &str) -> String {
+    format!("{console}/questions#q-{question_id}")
 }
 
 /// The console page of a workflow (identified by its goal).
@@ -249,7 +250,7 @@ mod tests {
         );
         assert_eq!(
             doc["question"]["console_url"],
-            "https://c.example/instances/demo/questions/0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"
+            "https://c.example/questions#q-0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"
         );
         let plain = Notification::QuestionAsked(question()).json(&env(None));
         assert!(plain["question"]["console_url"].is_null());
