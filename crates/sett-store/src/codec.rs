@@ -153,6 +153,15 @@ mod tests {
     use sett_core::StructuralType;
     use sett_core::machine::{AgentPolicy, Policy, new_claim};
 
+    /// A stored artifact field that the ledger hash does not cover could be edited in Redis without
+    /// `sett verify` noticing: the stored fields are exactly the hashed ones plus the hash itself.
+    #[test]
+    fn every_stored_artifact_field_is_covered_by_the_ledger_hash() {
+        let (hash, stored) = ARTIFACT_FIELDS.split_last().unwrap();
+        assert_eq!(*hash, "hash");
+        assert_eq!(stored, sett_core::ledger::ARTIFACT_HASHED_FIELDS);
+    }
+
     fn round_trip_artifact(a: &Artifact) {
         let fields: HashMap<_, _> = encode_artifact(a).into_iter().collect();
         assert_eq!(&decode_artifact(fields, true).unwrap(), a);
