@@ -12,10 +12,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use sett_core::{ArtifactId, InstanceName};
 use sett_ops::answer::{AnswerError, answer_question};
@@ -614,27 +611,7 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
 /// Accepts connections until `shutdown` is cancelled, then lets open requests finish (bounded;
 /// event streams end with the shutdown).
 pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of file descriptors or similar: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let app = app.clone();
-                let conn = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(move |r| handle(r, app.clone())));
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-            () = shutdown.cancelled() => break,
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+    sett_ops::health::serve_http(listener, shutdown, move |r| handle(r, app.clone())).await;
 }
 
 #[cfg(test)]

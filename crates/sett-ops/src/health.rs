@@ -113,6 +113,19 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 
 /// Serves until `shutdown` is cancelled, then lets open connections finish (bounded).
 pub async fn serve(listener: TcpListener, state: HealthState, shutdown: CancellationToken) {
+    serve_http(listener, shutdown, move |r| route(r, state.clone())).await;
+}
+
+/// The HTTP/1 accept loop shared by Sett's servers (health/metrics, console): one task per
+/// connection, until `shutdown` is cancelled; then open requests get 2 s to finish.
+pub async fn serve_http<H, Fut, B>(listener: TcpListener, shutdown: CancellationToken, handler: H)
+where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -122,9 +135,8 @@ pub async fn serve(listener: TcpListener, state: HealthState, shutdown: Cancella
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                let state = state.clone();
-                let conn = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(move |r| route(r, state.clone())));
+                let handler = handler.clone();
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handler));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
