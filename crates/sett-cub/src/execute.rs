@@ -30,6 +30,14 @@ const GIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a write that lost a version race is retried with the next version.
 const VERSION_ATTEMPTS: usize = 3;
 
+/// How long blackboard calls are retried while Redis fails (a failover, a restart) before the
+/// grant is taken. Afterwards they are retried until the grant's deadline: giving up on a taken
+/// grant loses it (nobody else may run it), so the cub waits out the failover instead.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The longest pause between two attempts of a failing blackboard call.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
 /// What became of a grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutionOutcome {
@@ -98,7 +106,8 @@ pub async fn execute_grant(
         tracing::info!(%reason, "grant skipped");
         Ok(ExecutionOutcome::Skipped { reason: reason.to_owned() })
     };
-    let Some(claim) = store.get_claim(&claim_id).await? else {
+    let before_take = Instant::now() + PATIENCE;
+    let Some(claim) = patiently(before_take, &cancel, || store.get_claim(&claim_id)).await? else {
         return skip("the claim does not exist");
     };
     if claim.status.is_final() {
@@ -116,14 +125,18 @@ pub async fn execute_grant(
         // Microseconds, so benchmarks can time artifact → grant taken below the millisecond.
         "taken_at_us": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
     });
-    if !store.take_grant(&claim_id, seq, &record).await? {
+    // The same record on every attempt: an attempt whose reply was lost (the HSETNX took
+    // effect, the connection dropped) is recognised as ours instead of "taken before", which
+    // would leave the grant to nobody (found by the cluster failover soak).
+    let until = grant_patience(grant.deadline_ms, now);
+    if !patiently(until, &cancel, || store.take_grant(&claim_id, seq, &record)).await? {
         return skip("the grant was taken before");
     }
     tracing::info!(claim_type = %grant.claim_type, "grant taken; running the tool");
 
     let started = Instant::now();
     let output_id = ArtifactId::derived(&claim_id, &format!("output:{seq}"));
-    let run = run_tool(store, cub, &claim, &grant, &cancel).await;
+    let run = run_tool(store, cub, &claim, &grant, until, &cancel).await;
     let outcome_label = match &run {
         Ok(o) if o.structural_type == StructuralType::Question => "question",
         Ok(_) => "success",
@@ -133,18 +146,22 @@ pub async fn execute_grant(
     metrics::histogram!(TOOL_SECONDS, "agent" => agent.to_string()).record(started.elapsed().as_secs_f64());
 
     let failure = match run {
-        Ok(output) => match write_output(store, cub, &claim, &grant, output_id, output).await {
-            Ok(structural_type) => {
-                tracing::info!(artifact_id = %output_id, %structural_type, "tool output written");
-                return Ok(ExecutionOutcome::Produced { artifact_id: output_id, structural_type });
+        Ok(output) => {
+            match patiently(until, &cancel, || write_output(store, cub, &claim, &grant, output_id, output.clone()))
+                .await
+            {
+                Ok(structural_type) => {
+                    tracing::info!(artifact_id = %output_id, %structural_type, "tool output written");
+                    return Ok(ExecutionOutcome::Produced { artifact_id: output_id, structural_type });
+                }
+                Err(e) => Failure::plain(format!("the tool's output could not be written: {e}")),
             }
-            Err(e) => Failure::plain(format!("the tool's output could not be written: {e}")),
-        },
+        }
         Err(f) => f,
     };
     tracing::warn!(reason = %failure.reason, exit_code = ?failure.exit_code, "tool execution failed");
     let artifact = failure_artifact(cub, &claim, output_id, &failure);
-    match store.create_artifact(&artifact).await {
+    match patiently(until, &cancel, || store.create_artifact(&artifact)).await {
         Ok(CreateOutcome::Created { .. } | CreateOutcome::IdExists) => {
             Ok(ExecutionOutcome::Failed { artifact_id: output_id, reason: failure.reason })
         }
@@ -157,15 +174,47 @@ pub async fn execute_grant(
     }
 }
 
+/// Until when calls for a taken grant are retried: its deadline (the orchestrator fails the claim
+/// then), or [`PATIENCE`] from `now_ms` when that is later or there is no deadline.
+fn grant_patience(deadline_ms: Option<i64>, now_ms: i64) -> Instant {
+    let left = deadline_ms.map_or(0, |d| u64::try_from(d - now_ms).unwrap_or(0));
+    Instant::now() + Duration::from_millis(left).max(PATIENCE)
+}
+
+/// Runs `call` again while it fails transiently (Redis unreachable or failing over, a write not
+/// confirmed by a replica) until `until` or until `cancel`; every call passed here is
+/// idempotent (reads, the grant take with one record, writes under deterministic ids).
+async fn patiently<T, F, Fut>(until: Instant, cancel: &CancellationToken, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(e) if e.is_transient() && Instant::now() + backoff < until && !cancel.is_cancelled() => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "a blackboard call failed; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => return Err(e),
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Builds the input, runs the tool and validates what it printed.
 async fn run_tool(
     store: &Store,
     cub: &CubSettings,
     claim: &Claim,
     grant: &Grant,
+    until: Instant,
     cancel: &CancellationToken,
 ) -> Result<ToolOutput, Failure> {
-    let input = tool_input(store, cub, claim, grant)
+    let input = patiently(until, cancel, || tool_input(store, cub, claim, grant))
         .await
         .map_err(|e| Failure::plain(format!("cannot assemble the tool's input from the blackboard: {e}")))?;
     let stdin =
@@ -424,6 +473,47 @@ mod tests {
         assert_eq!(tool_timeout(t, Some(60_000), 0), t);
         assert_eq!(tool_timeout(Duration::from_secs(600), Some(600_000), 100), Duration::from_millis(599_400));
         assert_eq!(tool_timeout(t, Some(100), 5_000), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_the_limit_and_others_are_not() {
+        let cancel = CancellationToken::new();
+        let calls = std::cell::Cell::new(0);
+        // Redis fails over for a while: the call goes through once it is back.
+        let until = Instant::now() + Duration::from_secs(30);
+        let r = patiently(until, &cancel, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { if n < 4 { Err(StoreError::Timeout(Duration::from_secs(1))) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 4);
+        // An unconfirmed write is transient too; a refused one is not retried.
+        calls.set(0);
+        let r: Result<(), _> = patiently(until, &cancel, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                Err(if n == 1 { StoreError::Unconfirmed("failover".into()) } else { StoreError::Conflict("no".into()) })
+            }
+        })
+        .await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))) && calls.get() == 2, "{r:?}");
+        // Past the limit the last error is returned.
+        let soon = Instant::now() + Duration::from_secs(1);
+        let r: Result<(), _> =
+            patiently(soon, &cancel, || async { Err(StoreError::Timeout(Duration::from_secs(1))) }).await;
+        assert!(matches!(r, Err(StoreError::Timeout(_))));
+    }
+
+    #[test]
+    fn a_taken_grant_is_retried_until_its_deadline_and_at_least_the_patience() {
+        let now = Instant::now();
+        let far = grant_patience(Some(120_000), 0);
+        assert!(far >= now + Duration::from_secs(119), "until the deadline");
+        let near = grant_patience(Some(1_000), 0);
+        assert!(near >= now + PATIENCE && near < now + PATIENCE + Duration::from_secs(1), "at least the patience");
+        assert!(grant_patience(None, 0) >= now + PATIENCE);
     }
 
     #[test]

@@ -32,8 +32,13 @@ const PENDING_COUNT: u64 = 10_000;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Bid decisions running at once (a late cub may find thousands of claims in the history).
 const CONCURRENT_BIDS: usize = 8;
-/// Attempts of a handler whose store calls fail (Redis restarting).
+/// Attempts of a handler whose store calls fail for a reason that will not pass by itself.
 const HANDLER_ATTEMPTS: u32 = 3;
+/// How long a handler is retried while Redis is unreachable or failing over. Longer than any
+/// failover (a cluster's node timeout plus its election, or Sentinel's down-after plus its
+/// election): a bid given up on leaves the claim without it (dormant), and a grant event given
+/// up on stays pending until the cub restarts.
+const HANDLER_PATIENCE: Duration = Duration::from_secs(60);
 /// After the grace period the tools are killed; writing their Failures may take this long.
 const AFTER_KILL_BOUND: Duration = Duration::from_secs(30);
 
@@ -367,22 +372,34 @@ async fn ack(shared: &Shared, id: String) {
     }
 }
 
-/// Runs `f` again after a store error (Redis restarting), a few times, unless killed.
+/// Runs `f` again after a store error: while Redis is unreachable or failing over, for up to
+/// [`HANDLER_PATIENCE`]; otherwise a few times. Not once killed. Every handler is idempotent.
 async fn with_retries<T, F, Fut>(kill: &CancellationToken, mut f: F) -> Result<T, CubError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, CubError>>,
 {
+    let until = tokio::time::Instant::now() + HANDLER_PATIENCE;
     let mut attempt = 1;
     loop {
         match f().await {
-            Err(CubError::Store(e)) if attempt < HANDLER_ATTEMPTS && !kill.is_cancelled() => {
+            Err(CubError::Store(e))
+                if !kill.is_cancelled()
+                    && if e.is_transient() {
+                        tokio::time::Instant::now() < until
+                    } else {
+                        attempt < HANDLER_ATTEMPTS
+                    } =>
+            {
                 // A refused write or a bad record is no Redis error.
                 if e.is_redis() {
                     metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
                 }
                 tracing::warn!(error = %e, attempt, "the blackboard call failed; retrying");
-                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                tokio::select! {
+                    () = kill.cancelled() => return Err(CubError::Store(e)),
+                    () = tokio::time::sleep(Duration::from_secs(u64::from(attempt.min(5)))) => {}
+                }
                 attempt += 1;
             }
             other => return other,

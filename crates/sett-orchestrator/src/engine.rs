@@ -58,6 +58,9 @@ pub struct Orchestrator {
     pub(crate) tasks: TaskTracker,
     /// Set when a handler failed: the next read re-reads this consumer's pending entries.
     retry_pending: AtomicBool,
+    /// Set when follow-ups were left in the outbox after their retries (Redis failing over):
+    /// the deadline loop carries them out again instead of leaving them to the next start.
+    outbox_left: AtomicBool,
     /// Lets background tasks (workers) hold the engine.
     pub(crate) me: Weak<Self>,
 }
@@ -81,6 +84,7 @@ impl Orchestrator {
             wake: Notify::new(),
             tasks: TaskTracker::new(),
             retry_pending: AtomicBool::new(false),
+            outbox_left: AtomicBool::new(false),
         })
     }
 
@@ -270,6 +274,14 @@ impl Orchestrator {
         if !outbox.is_empty() {
             info!(entries = outbox.len(), "carrying out follow-ups recorded before a restart");
         }
+        self.carry_out_all(outbox).await?;
+        self.recover_workers().await?;
+        Ok(())
+    }
+
+    /// Carries out every given outbox entry (all of them are idempotent, so an entry another
+    /// task is carrying out at the same moment is harmless).
+    async fn carry_out_all(&self, outbox: Vec<(String, serde_json::Value)>) -> Result<(), StoreError> {
         for (entry, value) in outbox {
             let Some(claim) = entry.split(':').next().and_then(|c| ClaimId::parse(c).ok()) else {
                 warn!(entry, "ignoring a malformed outbox entry");
@@ -284,7 +296,6 @@ impl Orchestrator {
                 }
             }
         }
-        self.recover_workers().await?;
         Ok(())
     }
 
@@ -660,7 +671,8 @@ impl Orchestrator {
             }
             attempt += 1;
             if attempt >= 5 {
-                error!(claim_id = %claim, entry, "follow-ups keep failing; they stay in the outbox and run at the next start");
+                error!(claim_id = %claim, entry, "follow-ups keep failing; they stay in the outbox and are retried shortly");
+                self.outbox_left.store(true, Ordering::SeqCst);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
@@ -766,6 +778,16 @@ impl Orchestrator {
     /// Applies due deadlines; sleeps until the next one or until a write wakes it.
     async fn deadline_loop(self: Arc<Self>, stop: CancellationToken) {
         loop {
+            if self.outbox_left.swap(false, Ordering::SeqCst) {
+                let outbox = self.store.outbox().await;
+                if let Err(e) = match outbox {
+                    Ok(entries) => self.carry_out_all(entries).await,
+                    Err(e) => Err(e),
+                } {
+                    warn!(error = %e, "cannot carry out the follow-ups left in the outbox yet; retrying");
+                    self.outbox_left.store(true, Ordering::SeqCst);
+                }
+            }
             let now = now_ms();
             let next = self.store.next_deadline().await;
             if let Ok(d) = &next {

@@ -70,6 +70,13 @@ impl StoreError {
     pub fn is_redis(&self) -> bool {
         matches!(self, Self::Connect { .. } | Self::Redis(_) | Self::Timeout(_))
     }
+
+    /// Whether the same call may succeed later (Redis unreachable, failing over, or a write a
+    /// replica has not confirmed yet), as opposed to a refused write or a corrupt record: what a
+    /// caller whose calls are idempotent retries instead of giving up on its work.
+    pub fn is_transient(&self) -> bool {
+        self.is_redis() || matches!(self, Self::Unconfirmed(_))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -183,11 +190,25 @@ impl Redis {
             .map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
         client.init().await.map_err(|source| StoreError::Connect { url: redact_url(&options.url), source })?;
         let epoch = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut rx = client.reconnect_rx();
+        // Any event after which a `WAIT` may be answered by another connection or node than the
+        // one the write went to moves the epoch: a reconnection, a lost connection, and a change
+        // of the cluster's slot map (the slot's primary changed: fred routes the keyless `WAIT`
+        // to the new one, which never saw the write, without reconnecting anything).
+        let (mut reconnects, mut errors, mut changes) =
+            (client.reconnect_rx(), client.error_rx(), client.cluster_change_rx());
         let counter = epoch.clone();
         tokio::spawn(async move {
-            while rx.recv().await.is_ok() {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let bump = || counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            loop {
+                let open = tokio::select! {
+                    r = reconnects.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
+                    r = errors.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
+                    r = changes.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
+                };
+                if !open {
+                    return;
+                }
+                bump();
             }
         });
         Ok(Self { client, options, durability: Default::default(), epoch })
