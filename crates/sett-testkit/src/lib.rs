@@ -37,14 +37,21 @@ pub struct RedisServer {
     pub dir: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// `(user, password)` the test's own `redis-cli` calls log in with (ACL-protected nodes).
+    pub auth: Option<(String, String)>,
 }
 
 impl RedisServer {
     /// Starts `redis-server` on a free port with its data in `dir` and `extra` arguments.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         let port = free_port();
-        let mut s =
-            Self { port, dir: dir.to_owned(), child: None, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut s = Self {
+            port,
+            dir: dir.to_owned(),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            auth: None,
+        };
         s.restart();
         s
     }
@@ -91,7 +98,7 @@ impl RedisServer {
         std::fs::write(&file, format!("port {port}\n{conf}")).expect("write sentinel.conf");
         let child = watched_redis(port, dir, &["--sentinel".to_owned()], Some(&file));
         assert!(wait_for_port(port, Duration::from_secs(10)), "redis-server --sentinel did not start on port {port}");
-        Self { port, dir: dir.to_owned(), child: Some(child), extra: vec!["--sentinel".to_owned()] }
+        Self { port, dir: dir.to_owned(), child: Some(child), extra: vec!["--sentinel".to_owned()], auth: None }
     }
 
     /// Whether the process is running (not stopped by the test).
@@ -101,13 +108,23 @@ impl RedisServer {
 
     /// `redis-cli -p <port> args…`, its standard output.
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
+        redis_cli_as(self.port, self.auth.as_ref(), args)
     }
 }
 
 /// `redis-cli -p <port> args…`, its standard output (empty when the server does not answer).
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
+    redis_cli_as(port, None, args)
+}
+
+/// [`redis_cli`] logged in as `auth` (`(user, password)`), when given.
+pub fn redis_cli_as(port: u16, auth: Option<&(String, String)>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    if let Some((user, password)) = auth {
+        // The password travels in the environment, not on the command line (and no warning).
+        cmd.args(["--user", user]).env("REDISCLI_AUTH", password);
+    }
+    let out = cmd
         .args(["-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::null())
@@ -153,21 +170,52 @@ const CLUSTER_NODE_ARGS: &[&str] = &[
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     pub root: PathBuf,
+    /// `(user, password)` every node requires, when started with [`RedisCluster::start_with_acl`].
+    pub auth: Option<(String, String)>,
 }
 
 impl RedisCluster {
     /// `primaries` primaries with `replicas` replicas each (`redis-cli --cluster create`);
     /// panics unless every node reports `cluster_state:ok` within 30 s.
     pub fn start(root: &Path, primaries: usize, replicas: usize) -> Self {
+        Self::start_as(root, primaries, replicas, None)
+    }
+
+    /// Like [`RedisCluster::start`], but every node requires `user`/`password`: the ACL user
+    /// `user on >password ~* &* +@all` exists, the `default` user is off (an anonymous client
+    /// gets NOAUTH), and replicas log in to their primary as that user.
+    pub fn start_with_acl(root: &Path, primaries: usize, replicas: usize, user: &str, password: &str) -> Self {
+        Self::start_as(root, primaries, replicas, Some((user.to_owned(), password.to_owned())))
+    }
+
+    fn start_as(root: &Path, primaries: usize, replicas: usize, auth: Option<(String, String)>) -> Self {
+        let mut node_args: Vec<String> = CLUSTER_NODE_ARGS.iter().map(|s| (*s).to_owned()).collect();
+        if let Some((user, password)) = &auth {
+            for a in ["--user", user, "on", &format!(">{password}"), "~*", "&*", "+@all"] {
+                node_args.push(a.to_owned());
+            }
+            for a in ["--user", "default", "off", "--masteruser", user, "--masterauth", password] {
+                node_args.push(a.to_owned());
+            }
+        }
+        let node_args: Vec<&str> = node_args.iter().map(String::as_str).collect();
         let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
-            .map(|i| RedisServer::start(&root.join(format!("node{i}")), CLUSTER_NODE_ARGS))
+            .map(|i| {
+                let mut n = RedisServer::start(&root.join(format!("node{i}")), &node_args);
+                n.auth = auth.clone();
+                n
+            })
             .collect();
         let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
         args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
         args.extend(["--cluster-replicas".into(), replicas.to_string(), "--cluster-yes".into()]);
-        let out = Command::new("redis-cli").args(&args).output().expect("redis-cli --cluster create");
+        let mut create = Command::new("redis-cli");
+        if let Some((user, password)) = &auth {
+            create.args(["--user", user]).env("REDISCLI_AUTH", password);
+        }
+        let out = create.args(&args).output().expect("redis-cli --cluster create");
         assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
-        let cluster = Self { nodes, root: root.to_owned() };
+        let cluster = Self { nodes, root: root.to_owned(), auth };
         let expected = primaries * (1 + replicas);
         assert!(
             poll_until(Duration::from_secs(30), || cluster.nodes.iter().all(|n| {
@@ -179,15 +227,17 @@ impl RedisCluster {
         cluster
     }
 
-    /// `redis-cluster://` URL naming every node as a seed.
+    /// `redis-cluster://` URL naming every node as a seed (with `user:password@` when the
+    /// nodes require a login).
     pub fn url(&self) -> String {
         let mut nodes = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port));
         let first = nodes.next().expect("a node");
+        let login = self.auth.as_ref().map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
         let rest: Vec<String> = nodes.map(|n| format!("node={n}")).collect();
         if rest.is_empty() {
-            format!("redis-cluster://{first}")
+            format!("redis-cluster://{login}{first}")
         } else {
-            format!("redis-cluster://{first}?{}", rest.join("&"))
+            format!("redis-cluster://{login}{first}?{}", rest.join("&"))
         }
     }
 

@@ -75,6 +75,31 @@ async fn every_command_on_a_redis_cluster_without_crossslot() {
     env.redis.quit().await;
 }
 
+/// ACLs on a cluster: every node requires the user `sett` (the `default` user is off, so an
+/// anonymous client is refused, and replicas log in to their primaries as `sett`), and every
+/// command works through `redis-cluster://sett:<password>@…`; the password is in no log.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_on_a_redis_cluster_that_requires_a_login() {
+    const PASSWORD: &str = "s3cret-cluster-pw";
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_owned();
+    let cluster = tokio::task::spawn_blocking(move || RedisCluster::start_with_acl(&dir, 3, 1, "sett", PASSWORD))
+        .await
+        .expect("cluster start");
+    for node in &cluster.nodes {
+        let anonymous = sett_testkit::redis_cli(node.port, &["SET", "sett:probe", "1"]);
+        assert!(anonymous.contains("NOAUTH"), "node {} served an anonymous client: {anonymous}", node.port);
+    }
+    let url = cluster.url();
+    assert!(url.starts_with(&format!("redis-cluster://sett:{PASSWORD}@")), "{url}");
+    let mut env = Env::examples_with_redis_url(&url, true).await;
+    pipeline_and_every_command(&mut env).await;
+    assert_eq!(cluster.error_count("CROSSSLOT"), 0, "a command spanned two hash slots");
+    assert_eq!(cluster.error_count("WRONGPASS"), 0, "a component logged in with the wrong password");
+    assert!(!env.logs_all().contains(PASSWORD), "the cluster password is in a component log");
+    env.redis.quit().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_command_through_sentinel() {
     let root = tempfile::tempdir().unwrap();
@@ -200,7 +225,9 @@ async fn failover_run(topology: Topology, durability: &'static str) -> FailoverF
 
     let mut figures = FailoverFigures { topology: name, durability, goals: GOALS, ..Default::default() };
     if durability == "replicated" {
+        let watchdog = tokio::spawn(explain_if_stuck(env.store.clone(), goals.clone(), env.log_dir(), 3 * MINUTE));
         let artifacts = env.wait_terminals(GOALS, 3 * MINUTE).await;
+        watchdog.abort();
         check_nothing_lost(&env, &goals, &artifacts, &std::fs::read_to_string(&runs).unwrap()).await;
         figures.terminals = GOALS;
     } else {
@@ -241,6 +268,58 @@ async fn failover_run(topology: Topology, durability: &'static str) -> FailoverF
     env.redis.quit().await;
     drop(topology);
     figures
+}
+
+/// Shortly before `limit` runs out (the test is about to fail), prints what became of every goal
+/// that has no Terminal yet (its claim's status, grants, executions) and keeps the component logs
+/// under `$SETT_SOAK_REPORT.logs/` when a soak report is written: a soak failure is rare, and the
+/// temporary workspace is gone by the time anyone looks.
+async fn explain_if_stuck(
+    store: sett_store::Store,
+    goals: Vec<sett_core::ArtifactId>,
+    logs: std::path::PathBuf,
+    limit: Duration,
+) {
+    tokio::time::sleep(limit.saturating_sub(Duration::from_secs(5))).await;
+    let artifacts = store.all_artifacts().await.unwrap_or_default();
+    let mut lines = Vec::new();
+    for g in &goals {
+        if artifacts.iter().any(|a| a.structural_type == StructuralType::Terminal && a.source_artifacts.contains(g)) {
+            continue;
+        }
+        let claim = match store.claim_for_artifact(g).await {
+            Ok(Some(c)) => store.get_claim(&c).await.ok().flatten(),
+            _ => None,
+        };
+        let outputs: Vec<String> = artifacts
+            .iter()
+            .filter(|a| a.source_artifacts.contains(g))
+            .map(|a| {
+                format!("{} {} {}", a.structural_type, a.artifact_type, a.payload.chars().take(200).collect::<String>())
+            })
+            .collect();
+        lines.push(format!(
+            "goal {g}: claim {:?} status {:?} bids {:?} missing {:?} grants {:?} received {:?}; outputs {outputs:?}",
+            claim.as_ref().map(|c| c.id),
+            claim.as_ref().map(|c| c.status),
+            match &claim {
+                Some(c) => store.bids(&c.id).await.ok(),
+                None => None,
+            },
+            claim.as_ref().map(|c| c.missing_bids.clone()),
+            claim.as_ref().map(|c| c.grants.clone()),
+            claim.as_ref().map(|c| c.received.keys().cloned().collect::<Vec<_>>()),
+        ));
+    }
+    if let Ok(report) = std::env::var("SETT_SOAK_REPORT") {
+        let keep = std::path::PathBuf::from(format!("{report}.logs")).join(store.instance().as_str());
+        let _ = std::fs::create_dir_all(&keep);
+        for e in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
+            let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+        }
+        lines.push(format!("component logs kept in {}", keep.display()));
+    }
+    figure(&format!("STUCK goals without a Terminal:\n{}", lines.join("\n")));
 }
 
 async fn check_nothing_lost(env: &Env, goals: &[sett_core::ArtifactId], artifacts: &[sett_core::Artifact], runs: &str) {
