@@ -35,7 +35,8 @@ pub struct BenchArgs {
 
 pub(crate) struct Bench {
     pub bin: PathBuf,
-    pub redis: TempRedis,
+    /// Shared so a scenario can run a second set of binaries against the same server.
+    pub redis: std::rc::Rc<TempRedis>,
     pub runs: usize,
 }
 
@@ -110,6 +111,10 @@ impl Bench {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let root = crate::project_root();
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    // The ledger scenario's baseline binaries are built first, so the normal build below leaves
+    // target/release as users get it.
+    let unchained = if wanted("ledger") { Some(crate::bench_ledger::build_unchained(&root)?) } else { None };
     let status = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -131,8 +136,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("sett-bench-redis-{}", std::process::id()));
     let redis = TempRedis::start(&dir, &["--enable-debug-command", "yes"])?;
-    let b = Bench { bin: root.join("target").join("release"), redis, runs: args.runs.max(1) };
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    let b = Bench { bin: root.join("target").join("release"), redis: std::rc::Rc::new(redis), runs: args.runs.max(1) };
 
     let mut results = serde_json::Map::new();
     results.insert("machine".into(), machine(&b)?);
@@ -183,6 +187,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let r = run();
         let _ = sett_in(&b, &engine_ws, name, &["down"]);
         r?;
+    }
+    if let Some(unchained) = unchained {
+        let engine_ws = workspace(&root, "ledger", ENGINE_YML)?;
+        results.insert("ledger".into(), crate::bench_ledger::chain_cost(&b, &unchained, &engine_ws, quick)?);
     }
     if wanted("notify") {
         let samples = if quick { 10 } else { 30 };
@@ -348,7 +356,7 @@ fn up_to_ready(b: &Bench, ws: &std::path::Path) -> Result<Value> {
 }
 
 /// Sum of `calls=` over `INFO commandstats`, and the per-command counts.
-fn command_stats(b: &Bench) -> Result<(u64, serde_json::Map<String, Value>)> {
+pub(crate) fn command_stats(b: &Bench) -> Result<(u64, serde_json::Map<String, Value>)> {
     let text = b.redis_cli(&["INFO", "commandstats"])?;
     let mut total = 0;
     let mut by = serde_json::Map::new();
@@ -365,7 +373,7 @@ fn command_stats(b: &Bench) -> Result<(u64, serde_json::Map<String, Value>)> {
 /// Lifecycles/s with `count` claims written at once, and Redis commands per lifecycle from the
 /// server's own statistics (reset before each run). The ceiling is redis-benchmark's SET rate
 /// divided by the commands one lifecycle costs.
-fn throughput(b: &Bench, name: &str, count: u64) -> Result<Value> {
+pub(crate) fn throughput(b: &Bench, name: &str, count: u64) -> Result<Value> {
     let mut rates = Vec::new();
     let mut per = Vec::new();
     let mut last_by = serde_json::Map::new();
@@ -563,7 +571,7 @@ fn machine(b: &Bench) -> Result<Value> {
 /// Redis's own ceiling on this machine: `redis-benchmark` for SET and HSET, 50 clients, no
 /// pipelining; the median of `runs` runs per command. Only its own keys are removed afterwards,
 /// so it can run next to a live instance.
-fn redis_baseline(b: &Bench) -> Result<Value> {
+pub(crate) fn redis_baseline(b: &Bench) -> Result<Value> {
     let mut all: std::collections::BTreeMap<String, Vec<f64>> = std::collections::BTreeMap::new();
     for _ in 0..b.runs {
         let out = Command::new("redis-benchmark")

@@ -6,8 +6,15 @@
 
 use sha2::{Digest, Sha256};
 
-/// The `prev` of the first chained event.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The `prev` of the first chained event (40 zeros: the width of a link hash).
+pub const GENESIS: &str = "0000000000000000000000000000000000000000";
+
+/// The `prev` of the first event of a chain written by the first ledger version (links were
+/// SHA-256, 64 hex digits); still accepted by verify for instances chained then.
+pub const GENESIS_V1: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Domain tag of a chain link (version 2: SHA-1 computed by the appending Lua script).
+const LINK_TAG: &str = "sett-link-v2";
 
 /// Domain tags: a hash of one kind of record can never be replayed as another's.
 const ARTIFACT_TAG: &[u8] = b"sett-artifact-v1\n";
@@ -127,15 +134,40 @@ pub fn event_digest(kind: &str, ts: &str, data: &str, claim: Option<&str>) -> St
     hex(&h.finalize())
 }
 
-/// An event's `hash`: SHA-256 over `prev` (32 bytes) ‖ content digest (32 bytes) ‖ `seq`
-/// (8 bytes, big-endian): 72 bytes, computed by the Lua that appends the event. `None` when a
-/// hash is not 64 lowercase hex digits.
+/// An event's `hash` (its chain link): SHA-1 over the ASCII text
+/// `sett-link-v2\n<prev>\n<digest>\n<seq>` — `prev` and the content digest as the stored
+/// lowercase hex, `seq` in decimal — computed by the Lua that appends the event with Redis's
+/// native `redis.sha1hex`, so the link costs about a microsecond of the single-threaded server
+/// (a SHA-256 written in Lua cost ~130 µs per event; docs/security.md weighs the choice).
+/// Links of the first ledger version (64 hex digits) are recomputed with [`chain_link_v1`]; a
+/// v2 link may follow a v1 one. `None` when `prev` or `digest` is not a hash of either width.
 pub fn chain_link(prev: &str, digest: &str, seq: u64) -> Option<String> {
+    if !is_link_hash(prev) || !is_hash(digest) {
+        return None;
+    }
+    let mut h = sha1_smol::Sha1::new();
+    h.update(format!("{LINK_TAG}\n{prev}\n{digest}\n{seq}").as_bytes());
+    Some(h.digest().to_string())
+}
+
+/// A chain link of the first ledger version: SHA-256 over `prev` (32 bytes) ‖ content digest
+/// (32 bytes) ‖ `seq` (8 bytes, big-endian).
+pub fn chain_link_v1(prev: &str, digest: &str, seq: u64) -> Option<String> {
     let mut h = Sha256::new();
     h.update(unhex(prev)?);
     h.update(unhex(digest)?);
     h.update(seq.to_be_bytes());
     Some(hex(&h.finalize()))
+}
+
+/// Whether `s` is a chain link hash: 40 lowercase hex digits (v2) or 64 (v1).
+pub fn is_link_hash(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Recomputes the stored link `hash` of an event by the rule of its version (its width).
+pub fn recompute_link(prev: &str, digest: &str, seq: u64, stored_hash: &str) -> Option<String> {
+    if stored_hash.len() == 64 { chain_link_v1(prev, digest, seq) } else { chain_link(prev, digest, seq) }
 }
 
 /// A point of the chain: the `seq` of an event and its `hash`. Printed and parsed as
@@ -155,11 +187,11 @@ impl std::fmt::Display for Head {
 impl std::str::FromStr for Head {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("'{s}' is not a ledger head: expected <seq>:<64 hex digits>, as printed by 'sett verify'");
+        let bad = || format!("'{s}' is not a ledger head: expected <seq>:<40 hex digits>, as printed by 'sett verify'");
         let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
         let seq = seq.parse().map_err(|_| bad())?;
         let hash = hash.to_ascii_lowercase();
-        if !is_hash(&hash) {
+        if !is_link_hash(&hash) {
             return Err(bad());
         }
         Ok(Self { seq, hash })
@@ -203,5 +235,22 @@ mod tests {
         assert!("42".parse::<Head>().is_err());
         assert!("x:00".parse::<Head>().is_err());
         assert!(chain_link(GENESIS, "zz", 1).is_none());
+        assert!(format!("7:{GENESIS_V1}").parse::<Head>().is_ok());
+    }
+
+    #[test]
+    fn link_is_sha1_of_the_documented_text() {
+        // The same value as `printf 'sett-link-v2\n<prev>\n<digest>\n1' | sha1sum`.
+        let digest = hex(&Sha256::digest(b"x"));
+        let link = chain_link(GENESIS, &digest, 1).unwrap();
+        let mut h = sha1_smol::Sha1::new();
+        h.update(format!("sett-link-v2\n{GENESIS}\n{digest}\n1").as_bytes());
+        assert_eq!(link, h.digest().to_string());
+        assert_eq!(link.len(), 40);
+        // A v2 link may follow a v1 one; the rule is chosen by the stored hash's width.
+        let v1 = chain_link_v1(GENESIS_V1, &digest, 1).unwrap();
+        assert_eq!(recompute_link(GENESIS_V1, &digest, 1, &v1), Some(v1.clone()));
+        assert!(chain_link(&v1, &digest, 2).is_some());
+        assert_ne!(chain_link(GENESIS, &digest, 2), Some(link));
     }
 }

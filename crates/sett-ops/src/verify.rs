@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 
 use serde::Serialize;
-use sett_core::ledger::{self, ARTIFACT_HASHED_FIELDS, GENESIS, Head, UNHASHED_SOURCE};
+use sett_core::ledger::{self, ARTIFACT_HASHED_FIELDS, GENESIS, GENESIS_V1, Head, UNHASHED_SOURCE};
 use sett_store::{Dump, SourceState, Store, StoreError};
 
 /// Events per page (one XRANGE and one pipelined batch of lookups each).
@@ -277,6 +277,12 @@ fn breach(record: impl Into<String>, problem: impl Into<String>) -> Breach {
     Breach { record: record.into(), problem: problem.into() }
 }
 
+/// The `prev` of a chain's first event: 40 zeros, or 64 for a chain begun by the first ledger
+/// version.
+fn is_genesis(prev: &str) -> bool {
+    prev == GENESIS || prev == GENESIS_V1
+}
+
 impl Chain {
     /// Checks one entry; `Ok(false)` for an entry written before the ledger.
     fn step(&mut self, id: &str, f: &Fields, recorded: Option<&Head>) -> Result<bool, Breach> {
@@ -300,7 +306,7 @@ impl Chain {
         if !self.started {
             self.started = true;
             let first = self.legacy + 1;
-            if seq > first || (seq == first && prev != GENESIS && self.legacy == 0) {
+            if seq > first || (seq == first && !is_genesis(prev) && self.legacy == 0) {
                 return Err(breach(
                     rec(),
                     format!(
@@ -315,8 +321,8 @@ impl Chain {
                     format!("seq {seq} where {first} was expected: unchained events were inserted before it"),
                 ));
             }
-            if prev != GENESIS {
-                return Err(breach(rec(), "the first chained event's prev is not 64 zeros: the chain was edited"));
+            if !is_genesis(prev) {
+                return Err(breach(rec(), "the first chained event's prev is not all zeros: the chain was edited"));
             }
         } else {
             let expected = self.seq + 1;
@@ -345,8 +351,8 @@ impl Chain {
             return Err(breach(rec(), "its kind, ts or data field is missing: the event was edited"));
         };
         let digest = ledger::event_digest(kind, ts, data, f.get("claim").map(String::as_str));
-        let link = ledger::chain_link(prev, &digest, seq)
-            .ok_or_else(|| breach(rec(), "its prev is not a 64-digit hex hash: the event was edited"))?;
+        let link = ledger::recompute_link(prev, &digest, seq, hash)
+            .ok_or_else(|| breach(rec(), "its prev is not a 40-digit hex hash: the event was edited"))?;
         if link != *hash {
             return Err(breach(rec(), "content changed: its kind, ts, data or claim no longer match its hash"));
         }

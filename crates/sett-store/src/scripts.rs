@@ -7,15 +7,29 @@ use std::sync::LazyLock;
 
 use fred::types::scripts::Script;
 
+#[cfg(not(feature = "bench-unchained-ledger"))]
+macro_rules! ledger_prelude {
+    () => {
+        include_str!("../lua/ledger_chain.lua")
+    };
+}
+
+/// The benchmark baseline's prelude (see the feature in Cargo.toml): no chain.
+#[cfg(feature = "bench-unchained-ledger")]
+macro_rules! ledger_prelude {
+    () => {
+        include_str!("../lua/ledger_unchained.lua")
+    };
+}
+
 macro_rules! script {
     ($name:ident, $file:literal) => {
         pub(crate) static $name: LazyLock<Script> =
             LazyLock::new(|| Script::from_lua(include_str!(concat!("../lua/", $file))));
     };
     ($name:ident, $file:literal, chained) => {
-        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::from_lua(concat!(include_str!("../lua/ledger_chain.lua"), include_str!(concat!("../lua/", $file))))
-        });
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::from_lua(concat!(ledger_prelude!(), include_str!(concat!("../lua/", $file)))));
     };
 }
 
