@@ -18,6 +18,10 @@ struct Cli {
     redis_url: String,
     #[arg(long)]
     instance: String,
+    /// `redis.durability` of the load generator's own writes (`fast` or `replicated`), as
+    /// `sett forage` would write them under that setting.
+    #[arg(long, default_value = "fast")]
+    durability: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -93,7 +97,8 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let redis = Redis::connect(RedisOptions::new(&cli.redis_url)).await?;
+    let durability: sett_core::config::Durability = serde_json::from_value(serde_json::json!(cli.durability))?;
+    let redis = Redis::connect(RedisOptions::new(&cli.redis_url)).await?.with_durability(durability);
     let store = redis.instance(&InstanceName::parse(&cli.instance)?);
     let out = match cli.scenario {
         Scenario::SeedArtifacts { artifacts, questions } => seed(&store, artifacts, questions).await?,

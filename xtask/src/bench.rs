@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Also write the results to `docs/benchmarks.json` (the committed copy).
     #[arg(long)]
     record: bool,
+    /// Use the dev-profile binaries (a smoke test of the scenarios; the figures mean nothing).
+    #[arg(long, conflicts_with = "record")]
+    dev: bool,
 }
 
 pub(crate) struct Bench {
@@ -115,28 +118,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // The ledger scenario's baseline binaries are built first, so the normal build below leaves
     // target/release as users get it.
     let unchained = if wanted("ledger") { Some(crate::bench_ledger::build_unchained(&root)?) } else { None };
+    let profile: &[&str] = if args.dev { &[] } else { &["--release"] };
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "sett",
-            "-p",
-            "sett-orchestrator-bin",
-            "-p",
-            "sett-cub-bin",
-            "-p",
-            "sett-bench",
-        ])
+        .arg("build")
+        .args(profile)
+        .args(["--locked", "-p", "sett", "-p", "sett-orchestrator-bin", "-p", "sett-cub-bin", "-p", "sett-bench"])
         .current_dir(&root)
         .status()?;
     if !status.success() {
-        bail!("release build failed");
+        bail!("the build of the benchmarked binaries failed");
     }
     let dir = std::env::temp_dir().join(format!("sett-bench-redis-{}", std::process::id()));
     let redis = TempRedis::start(&dir, &["--enable-debug-command", "yes"])?;
-    let b = Bench { bin: root.join("target").join("release"), redis: std::rc::Rc::new(redis), runs: args.runs.max(1) };
+    let b = Bench {
+        bin: root.join("target").join(if args.dev { "debug" } else { "release" }),
+        redis: std::rc::Rc::new(redis),
+        runs: args.runs.max(1),
+    };
 
     let mut results = serde_json::Map::new();
     results.insert("machine".into(), machine(&b)?);
@@ -159,6 +157,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if wanted("console") {
         results.insert("console".into(), console(&b, args.quick)?);
+    }
+    if wanted("cluster") {
+        results.insert("cluster".into(), crate::bench_cluster::cluster(&b, &root, args.quick)?);
     }
     let quick = args.quick;
     let engine_ws = workspace(&root, "engine", ENGINE_YML)?;
@@ -258,7 +259,7 @@ pub(crate) fn noop_argv(root: &std::path::Path) -> Result<Vec<String>> {
 
 /// Three agents bid on every `BenchTask` claim (consensus), all `exclusive`: the smallest name
 /// wins and completes the claim with a Terminal output.
-const ENGINE_YML: &str = r#"version: "1.0"
+pub(crate) const ENGINE_YML: &str = r#"version: "1.0"
 runtime: local
 orchestrator:
   bid_timeout: 10s

@@ -1,4 +1,5 @@
-//! A throwaway `redis-server` for CI runs and benchmarks, killed on drop.
+//! A throwaway `redis-server` (or a whole Redis Cluster of them) for CI runs and benchmarks,
+//! killed on drop.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -43,4 +44,78 @@ impl Drop for TempRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A Redis Cluster of `primaries` primaries with one replica each, every node with AOF and a 2 s
+/// node timeout, as the end-to-end tests start it (sett-testkit is for tests only).
+pub struct TempCluster {
+    pub nodes: Vec<TempRedis>,
+}
+
+impl TempCluster {
+    pub fn start(dir: &Path, primaries: usize) -> Result<Self> {
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+            "--appendonly",
+            "yes",
+        ];
+        let nodes = (0..primaries * 2)
+            .map(|i| TempRedis::start(&dir.join(format!("node{i}")), &args))
+            .collect::<Result<Vec<_>>>()?;
+        let mut create = Command::new("redis-cli");
+        create.args(["--cluster", "create"]);
+        create.args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        let out =
+            create.args(["--cluster-replicas", "1", "--cluster-yes"]).output().context("redis-cli --cluster create")?;
+        if !out.status.success() {
+            bail!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        let cluster = Self { nodes };
+        let started = Instant::now();
+        // Gossip and replica syncs converge on their own; there is nothing to await but the state.
+        while !cluster.ready(primaries * 2) {
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("the benchmark's Redis Cluster did not become ready within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(cluster)
+    }
+
+    fn ready(&self, expected: usize) -> bool {
+        self.nodes.iter().all(|n| {
+            let info = cli(n.port, &["CLUSTER", "INFO"]);
+            let repl = cli(n.port, &["INFO", "replication"]);
+            info.contains("cluster_state:ok")
+                && info.contains(&format!("cluster_known_nodes:{expected}"))
+                && (!repl.contains("role:slave") || repl.contains("master_link_status:up"))
+        })
+    }
+
+    /// `redis-cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let rest: Vec<String> = self.nodes[1..].iter().map(|n| format!("node=127.0.0.1:{}", n.port)).collect();
+        format!("redis-cluster://127.0.0.1:{}?{}", self.nodes[0].port, rest.join("&"))
+    }
+
+    /// Ports of the nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).filter(|&p| cli(p, &["ROLE"]).starts_with("master")).collect()
+    }
+}
+
+/// `redis-cli -p <port> args…`, its standard output (empty when the server does not answer).
+pub fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
