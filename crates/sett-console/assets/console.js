@@ -30,6 +30,9 @@
         main.querySelectorAll("form.answer").forEach(function (f) {
           typed[f.dataset.questionId] = f.querySelector("textarea").value;
         });
+        // Context chains the operator opened stay open, with what was loaded.
+        var chains = {};
+        main.querySelectorAll("details.chain[open]").forEach(function (d) { chains[d.dataset.context] = d.querySelector("ol"); });
         var done = {};
         main.querySelectorAll("[data-answered-now]").forEach(function (el) { done[el.dataset.questionId] = el; });
         main.replaceChildren.apply(main, Array.prototype.map.call(next.childNodes, function (n) { return document.importNode(n, true); }));
@@ -37,6 +40,13 @@
           var id = f.dataset.questionId;
           if (typed[id]) { f.querySelector("textarea").value = typed[id]; }
           if (focused && focused.dataset.questionId === id) { f.querySelector("textarea").focus(); }
+        });
+        main.querySelectorAll("details.chain").forEach(function (d) {
+          var ol = chains[d.dataset.context];
+          if (!ol) { return; }
+          d.querySelector("ol").replaceWith(ol);
+          d.dataset.loaded = "1";
+          d.open = true;
         });
         document.title = doc.title;
         live.refreshes++;
@@ -63,6 +73,50 @@
       };
     });
   }
+
+  // A question's context chain, fetched the first time it is opened. Agent text is set as
+  // textContent; links are built from ids.
+  function link(instance, id, text) {
+    var a = document.createElement("a");
+    a.href = "/instances/" + encodeURIComponent(instance) + "/artifacts/" + encodeURIComponent(id);
+    a.textContent = text;
+    return a;
+  }
+
+  function loadChain(d) {
+    if (d.dataset.loaded) { return; }
+    d.dataset.loaded = "1";
+    var instance = (d.closest("[data-instance]") || { dataset: {} }).dataset.instance || "";
+    var ol = d.querySelector("ol");
+    fetch(d.dataset.context, { credentials: "same-origin" }).then(function (r) {
+      return r.json().then(function (body) { return { ok: r.ok, body: body }; });
+    }).then(function (res) {
+      ol.replaceChildren();
+      if (!res.ok) {
+        delete d.dataset.loaded;
+        var li = document.createElement("li");
+        li.className = "bad";
+        li.textContent = res.body.error || "cannot load the context chain";
+        ol.appendChild(li);
+        return;
+      }
+      (res.body.context || []).forEach(function (l) {
+        var li = document.createElement("li");
+        li.appendChild(link(instance, l.id, l.short_id));
+        var st = document.createElement("span");
+        st.className = "st-" + l.structural_type;
+        st.textContent = l.structural_type;
+        li.append(" ", st, " " + l.type + " by " + l.produced_by + ": " + l.excerpt);
+        ol.appendChild(li);
+      });
+    }).catch(function () { delete d.dataset.loaded; });
+  }
+
+  // `toggle` does not bubble: listen in the capture phase, so refreshed pages need no wiring.
+  document.addEventListener("toggle", function (ev) {
+    var d = ev.target;
+    if (d.matches && d.matches("details.chain") && d.open) { loadChain(d); }
+  }, true);
 
   function answered(form, text, cls) {
     var out = form.querySelector("output.result");

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
 use sett_ops::feed::{excerpt, short};
-use sett_store::{AnswerRecord, Store, now_ms};
+use sett_store::{AnswerRecord, OpenQuestionRef, Store, now_ms};
 
 /// How far a question's context chain is followed back towards its goal.
 const CHAIN_DEPTH: usize = 12;
@@ -168,6 +168,35 @@ pub async fn workflows(store: &Store) -> sett_store::Result<Vec<Workflow>> {
     Ok(group(artifacts, claims, &open))
 }
 
+/// A workflow as its row in the workflows table shows it (no artifacts kept: the console
+/// caches these rows).
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowRow {
+    pub goal_id: ArtifactId,
+    pub goal: String,
+    pub state: WorkflowState,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub agents: BTreeSet<String>,
+    pub artifacts: usize,
+    pub claims: usize,
+}
+
+impl WorkflowRow {
+    pub fn of(w: &Workflow) -> Self {
+        Self {
+            goal_id: w.goal.id,
+            goal: w.goal.payload.clone(),
+            state: w.state,
+            created_at_ms: w.goal.created_at_ms,
+            updated_at_ms: w.updated_at_ms,
+            agents: w.agents.clone(),
+            artifacts: w.artifacts.len(),
+            claims: w.claims.len(),
+        }
+    }
+}
+
 /// One step of a question's context chain.
 #[derive(Debug, Clone, Serialize)]
 pub struct Link {
@@ -208,8 +237,11 @@ pub struct Question {
     pub text: String,
     /// The workflow's goal, when the chain reaches it.
     pub goal: Option<Link>,
-    /// What the question was asked about, nearest first, up to the goal.
+    /// What the question was asked about, nearest first, up to the goal (left empty on an
+    /// inbox page, which loads it on demand).
     pub context: Vec<Link>,
+    /// How many artifacts the context chain has.
+    pub context_len: usize,
 }
 
 /// The artifact a question (or any artifact) was produced from: its first source, else the
@@ -221,28 +253,34 @@ fn parent(a: &Artifact, claims: &HashMap<ClaimId, Claim>) -> Option<ArtifactId> 
         .or_else(|| a.claim_id.and_then(|c| claims.get(&c)).map(|c| c.artifact_id).filter(|p| *p != a.id))
 }
 
-/// The open questions of an instance, oldest first, with their context chains. Reads level by
-/// level (one pipelined batch per step back), so the cost grows with the chain depth, not
-/// with the number of questions times the depth.
-pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> {
-    let now = now_ms();
-    let open = store.open_questions().await?;
-    let ids: Vec<ArtifactId> = open.iter().map(|(id, _)| *id).collect();
-    let mut cache: HashMap<ArtifactId, Artifact> =
-        store.get_artifacts(&ids).await?.into_iter().map(|a| (a.id, a)).collect();
-    let claim_ids: BTreeSet<ClaimId> = cache.values().filter_map(|a| a.claim_id).collect();
-    let claim_ids: Vec<ClaimId> = claim_ids.into_iter().collect();
-    let mut claims: HashMap<ClaimId, Claim> = HashMap::new();
-    for chunk in claim_ids.chunks(500) {
-        let got = futures::future::try_join_all(chunk.iter().map(|c| store.get_claim(c))).await?;
-        claims.extend(got.into_iter().flatten().map(|c| (c.id, c)));
-    }
+/// The inbox order: the soonest deadline first (overdue ones at the top), then the questions
+/// that never time out, oldest first.
+pub fn inbox_key(q: &OpenQuestionRef) -> (bool, i64, i64, ArtifactId) {
+    (q.deadline_ms.is_none(), q.deadline_ms.unwrap_or(0), q.asked_at_ms, q.id)
+}
+
+/// Every open question of an instance in inbox order, light: ids, claims and deadlines only.
+pub async fn open_refs(store: &Store) -> sett_store::Result<Vec<OpenQuestionRef>> {
+    let mut refs = store.open_question_deadlines().await?;
+    refs.sort_by_key(inbox_key);
+    Ok(refs)
+}
+
+/// Follows each of `ids` back towards its goal, level by level (one pipelined batch per step
+/// back), so the cost grows with the chain depth, not with the number of questions times the
+/// depth. Every artifact read lands in `cache`.
+async fn chains(
+    store: &Store,
+    ids: &[ArtifactId],
+    cache: &mut HashMap<ArtifactId, Artifact>,
+    claims: &HashMap<ClaimId, Claim>,
+) -> sett_store::Result<Vec<Vec<ArtifactId>>> {
     let mut chains: Vec<Vec<ArtifactId>> = ids.iter().map(|id| vec![*id]).collect();
     for _ in 0..CHAIN_DEPTH {
         let mut wanted = BTreeSet::new();
         for chain in &chains {
             let last = chain.last().and_then(|id| cache.get(id));
-            if let Some(p) = last.and_then(|a| parent(a, &claims))
+            if let Some(p) = last.and_then(|a| parent(a, claims))
                 && !cache.contains_key(&p)
             {
                 wanted.insert(p);
@@ -255,7 +293,7 @@ pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> 
         let mut grew = false;
         for chain in &mut chains {
             let Some(last) = chain.last().and_then(|id| cache.get(id)) else { continue };
-            if let Some(p) = parent(last, &claims)
+            if let Some(p) = parent(last, claims)
                 && cache.contains_key(&p)
                 && !chain.contains(&p)
             {
@@ -267,9 +305,38 @@ pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> 
             break;
         }
     }
-    let short_ids = sett_ops::resolve::unique_prefixes(&ids, 8);
-    let mut out = Vec::with_capacity(open.len());
-    for ((id, asked_at_ms), chain) in open.into_iter().zip(chains) {
+    Ok(chains)
+}
+
+async fn claims_of(store: &Store, ids: impl Iterator<Item = ClaimId>) -> sett_store::Result<HashMap<ClaimId, Claim>> {
+    let ids: Vec<ClaimId> = ids.collect::<BTreeSet<_>>().into_iter().collect();
+    let mut claims = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let got = futures::future::try_join_all(chunk.iter().map(|c| store.get_claim(c))).await?;
+        claims.extend(got.into_iter().flatten().map(|c| (c.id, c)));
+    }
+    Ok(claims)
+}
+
+/// The questions `refs` of one instance in full, in the order given. `short_ids` are unique
+/// among all the open questions. With `with_context`, each carries its whole context chain;
+/// without, only its goal (the chain is still followed, but not kept: an inbox page loads a
+/// chain when it is opened, from [`context`]).
+pub async fn questions(
+    store: &Store,
+    refs: &[OpenQuestionRef],
+    short_ids: &HashMap<ArtifactId, String>,
+    with_context: bool,
+) -> sett_store::Result<Vec<Question>> {
+    let now = now_ms();
+    let ids: Vec<ArtifactId> = refs.iter().map(|r| r.id).collect();
+    let mut cache: HashMap<ArtifactId, Artifact> =
+        store.get_artifacts(&ids).await?.into_iter().map(|a| (a.id, a)).collect();
+    let claims = claims_of(store, cache.values().filter_map(|a| a.claim_id)).await?;
+    let chains = chains(store, &ids, &mut cache, &claims).await?;
+    let mut out = Vec::with_capacity(refs.len());
+    for (r, chain) in refs.iter().zip(chains) {
+        let id = r.id;
         let artifact = cache.get(&id);
         let claim = artifact.and_then(|a| a.claim_id).and_then(|c| claims.get(&c));
         let oq = claim.and_then(|c| c.open_questions.get(&id));
@@ -278,7 +345,11 @@ pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> 
             .map(|a| a.produced_by_role.clone())
             .or_else(|| oq.map(|q| q.agent.to_string()))
             .unwrap_or_else(|| "?".into());
-        let links: Vec<Link> = chain.iter().skip(1).filter_map(|p| cache.get(p)).map(Link::of).collect();
+        let context: Vec<Link> = if with_context {
+            chain.iter().skip(1).filter_map(|p| cache.get(p)).map(Link::of).collect()
+        } else {
+            Vec::new()
+        };
         let goal = chain.last().and_then(|g| cache.get(g)).filter(|g| is_root(g)).map(Link::of);
         out.push(Question {
             instance: store.instance().to_string(),
@@ -286,16 +357,43 @@ pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> 
             short_id: short_ids.get(&id).cloned().unwrap_or_else(|| id.to_string()),
             agent,
             claim_id: artifact.and_then(|a| a.claim_id).map(|c| c.to_string()),
-            asked_at_ms,
-            age_ms: now - asked_at_ms,
+            asked_at_ms: r.asked_at_ms,
+            age_ms: now - r.asked_at_ms,
             deadline_ms,
             time_left_ms: deadline_ms.map(|d| d - now),
             text: artifact.map(|a| a.payload.clone()).unwrap_or_default(),
+            context_len: chain.len().saturating_sub(1),
             goal,
-            context: links,
+            context,
         });
     }
     Ok(out)
+}
+
+/// The open questions of an instance, oldest first, with their context chains (the API's
+/// list: every question in full).
+pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> {
+    let open = store.open_questions().await?;
+    let ids: Vec<ArtifactId> = open.iter().map(|(id, _)| *id).collect();
+    let refs: Vec<OpenQuestionRef> = open
+        .iter()
+        .map(|(id, at)| OpenQuestionRef { id: *id, asked_at_ms: *at, claim_id: None, deadline_ms: None })
+        .collect();
+    questions(store, &refs, &sett_ops::resolve::unique_prefixes(&ids, 8), true).await
+}
+
+/// What an artifact (a question) was asked about: its goal and its context chain, nearest
+/// first. `None` when there is no such artifact.
+pub async fn context(store: &Store, id: &ArtifactId) -> sett_store::Result<Option<(Option<Link>, Vec<Link>)>> {
+    let Some(a) = store.get_artifact(id).await? else {
+        return Ok(None);
+    };
+    let claims = claims_of(store, a.claim_id.into_iter()).await?;
+    let mut cache = HashMap::from([(a.id, a)]);
+    let chain = chains(store, &[*id], &mut cache, &claims).await?.pop().unwrap_or_default();
+    let links = chain.iter().skip(1).filter_map(|p| cache.get(p)).map(Link::of).collect();
+    let goal = chain.last().and_then(|g| cache.get(g)).filter(|g| is_root(g)).map(Link::of);
+    Ok(Some((goal, links)))
 }
 
 /// A question that has been answered, for the inbox's "recently answered" list.

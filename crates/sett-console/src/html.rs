@@ -9,7 +9,7 @@ use sett_core::{ArtifactId, BidType, Claim, StructuralType};
 use sett_ops::feed::{excerpt, short};
 use sett_ops::status::StatusReport;
 
-use crate::data::{AnsweredQuestion, ArtifactView, Question, Workflow};
+use crate::data::{AnsweredQuestion, ArtifactView, Question, Workflow, WorkflowRow};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -139,7 +139,7 @@ pub fn instances(reports: &[Result<StatusReport, String>], names: &[String]) -> 
                     .collect();
                 let claims: Vec<String> = s.claims_by_status.iter().map(|(k, v)| format!("{} {v}", esc(k))).collect();
                 let q = if s.open_questions > 0 {
-                    format!(r#"<a href="/questions#{n}" class="badge">{}</a>"#, s.open_questions)
+                    format!(r#"<a href="/questions?instance={n}" class="badge">{}</a>"#, s.open_questions)
                 } else {
                     "0".into()
                 };
@@ -158,31 +158,99 @@ pub fn instances(reports: &[Result<StatusReport, String>], names: &[String]) -> 
     out
 }
 
-/// The workflows of one instance.
-pub fn workflows(instance: &str, flows: &[Workflow], now: i64) -> String {
+/// Where a paged table is: enough for its page links.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    pub total: usize,
+    /// 1-based.
+    pub number: usize,
+    pub pages: usize,
+    pub per_page: usize,
+    /// The page's URL up to and including `?` (or `&`), to which `page=N` is added.
+    pub base: String,
+}
+
+/// Page links: previous, a window around this page with the first and last, next.
+pub fn pager(p: &Paging) -> String {
+    if p.pages <= 1 {
+        return String::new();
+    }
+    let link = |n: usize, label: &str, rel: &str| {
+        format!(r#"<a href="{}page={n}"{rel} data-page="{n}">{label}</a>"#, esc(&p.base))
+    };
+    let mut out = String::from(r#"<nav class="pager" aria-label="pages">"#);
+    if p.number > 1 {
+        out.push_str(&link(p.number - 1, "← previous", r#" rel="prev""#));
+    }
+    let lo = p.number.saturating_sub(3).max(1);
+    let hi = (p.number + 3).min(p.pages);
+    if lo > 1 {
+        out.push_str(&link(1, "1", ""));
+        if lo > 2 {
+            out.push_str("<span>…</span>");
+        }
+    }
+    for n in lo..=hi {
+        if n == p.number {
+            let _ = write!(out, r#"<b aria-current="page">{n}</b>"#);
+        } else {
+            out.push_str(&link(n, &n.to_string(), ""));
+        }
+    }
+    if hi < p.pages {
+        if hi + 1 < p.pages {
+            out.push_str("<span>…</span>");
+        }
+        out.push_str(&link(p.pages, &p.pages.to_string(), ""));
+    }
+    if p.number < p.pages {
+        out.push_str(&link(p.number + 1, "next →", r#" rel="next""#));
+    }
+    out.push_str("</nav>");
+    out
+}
+
+/// "41–50 of 1,000 …" above a paged table.
+fn range(p: &Paging, shown: usize, what: &str) -> String {
+    let first = (p.number - 1) * p.per_page + 1;
+    format!(
+        r#"<p class="range" id="range">{first}–{} of {} {what} · page {} of {}</p>"#,
+        first + shown.saturating_sub(1),
+        p.total,
+        p.number,
+        p.pages
+    )
+}
+
+/// One page of the workflows of an instance, newest goal first.
+pub fn workflows(instance: &str, rows: &[WorkflowRow], p: &Paging, now: i64) -> String {
     let i = esc(instance);
-    let mut out = format!("<h1>Workflows of {i}</h1>\n");
-    if flows.is_empty() {
+    let mut out = format!("<h1>Workflows of {i} <span class=\"count\">{}</span></h1>\n", p.total);
+    if p.total == 0 {
         let _ = write!(out, "<p>No workflow yet. Start one with <code>sett forage --goal \"…\" -n {i}</code>.</p>");
         return out;
     }
+    out.push_str(&range(p, rows.len(), "workflows, newest goal first"));
+    let nav = pager(p);
+    out.push_str(&nav);
     out.push_str(r#"<table class="workflows"><thead><tr><th>Goal</th><th>State</th><th>Age</th><th>Last change</th><th>Artifacts</th><th>Agents</th></tr></thead><tbody>"#);
-    for w in flows {
-        let id = w.goal.id.to_string();
+    for w in rows {
+        let id = w.goal_id.to_string();
         let _ = write!(
             out,
             r#"<tr data-goal-id="{id}"><td><a href="/instances/{i}/workflows/{id}">{}</a> <span class="id">{}</span></td><td><span class="state {}">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-            esc(&excerpt(&w.goal.payload, 90)),
+            esc(&excerpt(&w.goal, 90)),
             short(&id),
             w.state.css(),
             w.state.as_str(),
-            human_ms(now - w.goal.created_at_ms),
+            human_ms(now - w.created_at_ms),
             ago(now, w.updated_at_ms),
-            w.artifacts.len(),
+            w.artifacts,
             esc(&w.agents.iter().cloned().collect::<Vec<_>>().join(", ")),
         );
     }
     out.push_str("</tbody></table>");
+    out.push_str(&nav);
     out
 }
 
@@ -266,7 +334,7 @@ fn timeline_entry(
     for q in c.open_questions.keys() {
         let _ = write!(
             out,
-            r#"<li class="waiting">waiting for an answer to <a href="/questions#q-{q}">{}</a></li>"#,
+            r#"<li class="waiting">waiting for an answer to <a href="/questions?q={q}#q-{q}">{}</a></li>"#,
             short(&q.to_string())
         );
     }
@@ -351,17 +419,50 @@ fn answer_form(instance: &str, qid: &str) -> String {
     )
 }
 
-/// The questions inbox across instances.
-pub fn inbox(open: &[Question], answered: &[AnsweredQuestion], errors: &[String], now: i64) -> String {
-    let mut out = format!("<h1>Questions <span class=\"count\" id=\"open-count\">{}</span></h1>\n", open.len());
+/// One page of the inbox.
+#[derive(Debug, Clone)]
+pub struct InboxPage {
+    /// This page's questions, in inbox order.
+    pub questions: Vec<Question>,
+    /// Open questions on every page.
+    pub total: usize,
+    /// 1-based.
+    pub number: usize,
+    pub pages: usize,
+    pub per_page: usize,
+    /// The one instance shown (`?instance=`), if any.
+    pub instance: Option<String>,
+}
+
+/// The questions inbox across instances: one page of open questions (soonest deadline first),
+/// each with its goal; its context chain is fetched when opened.
+pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], now: i64) -> String {
+    let mut out = format!("<h1>Questions <span class=\"count\" id=\"open-count\">{}</span></h1>\n", p.total);
+    if let Some(i) = &p.instance {
+        let _ = write!(out, r#"<p class="filter">Instance <b>{}</b> only · <a href="/questions">all instances</a></p>"#, esc(i));
+    }
     for e in errors {
         let _ = write!(out, r#"<p class="err">{}</p>"#, esc(e));
     }
-    if open.is_empty() {
+    let paging = Paging {
+        total: p.total,
+        number: p.number,
+        pages: p.pages,
+        per_page: p.per_page,
+        base: match &p.instance {
+            Some(i) => format!("/questions?instance={i}&"),
+            None => "/questions?".into(),
+        },
+    };
+    if p.total == 0 {
         out.push_str(r#"<p class="empty">No agent is waiting for an answer.</p>"#);
+    } else {
+        out.push_str(&range(&paging, p.questions.len(), "open, soonest deadline first"));
     }
+    let nav = pager(&paging);
+    out.push_str(&nav);
     out.push_str(r#"<div class="questions">"#);
-    for q in open {
+    for q in &p.questions {
         let i = esc(&q.instance);
         let left = match q.time_left_ms {
             None => "never times out".to_owned(),
@@ -387,27 +488,20 @@ pub fn inbox(open: &[Question], answered: &[AnsweredQuestion], errors: &[String]
                 esc(&g.excerpt)
             );
         }
-        if !q.context.is_empty() {
-            out.push_str(r#"<details class="chain"><summary>Context chain</summary><ol>"#);
-            for l in &q.context {
-                let _ = write!(
-                    out,
-                    r#"<li><a href="/instances/{i}/artifacts/{}">{}</a> <span class="st-{}">{}</span> {} by {}: {}</li>"#,
-                    esc(&l.id),
-                    esc(&l.short_id),
-                    l.structural_type,
-                    l.structural_type,
-                    esc(&l.artifact_type),
-                    esc(&l.produced_by),
-                    esc(&l.excerpt)
-                );
-            }
-            out.push_str("</ol></details>");
+        if q.context_len > 0 {
+            // Loaded when opened (assets/console.js): most chains are never looked at.
+            let _ = write!(
+                out,
+                r#"<details class="chain" data-context="/api/v1/instances/{i}/questions/{id}/context"><summary>Context chain ({n})</summary><ol></ol></details>"#,
+                id = esc(&q.id),
+                n = q.context_len,
+            );
         }
         out.push_str(&answer_form(&q.instance, &q.id));
         out.push_str("</article>\n");
     }
     out.push_str("</div>");
+    out.push_str(&nav);
     if !answered.is_empty() {
         out.push_str(r#"<h2>Recently answered</h2><div class="answered">"#);
         for a in answered {

@@ -33,6 +33,8 @@ const MAX_BODY_BYTES: usize = 4 * MAX_ANSWER_BYTES;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
 /// A claim untouched this long counts as stuck (as `sett status` does).
 const STUCK_AFTER: Duration = Duration::from_secs(600);
+/// How long cached workflow rows are used at most, even when no event arrived.
+const ROWS_FOR: Duration = Duration::from_secs(5);
 /// Claims whose bids the timeline shows (the most recent ones).
 const TIMELINE_BIDS: usize = 200;
 
@@ -85,7 +87,11 @@ pub(crate) struct App {
     pub sessions: Sessions,
     pub hubs: Hubs,
     pub shutdown: CancellationToken,
+    /// Workflow rows per instance, with the stream head they were read at.
+    rows: std::sync::Mutex<HashMap<String, WorkflowRows>>,
 }
+
+type WorkflowRows = (String, Instant, Arc<Vec<data::WorkflowRow>>);
 
 impl App {
     pub(crate) fn new(redis: Redis, config: Config, shutdown: CancellationToken) -> Self {
@@ -96,6 +102,7 @@ impl App {
             users: config.users,
             sessions: Sessions::default(),
             shutdown,
+            rows: Default::default(),
         }
     }
 
@@ -288,13 +295,14 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
     let method = req.method().clone();
     match (method, segs.as_slice()) {
         (Method::GET, []) => instances_page(app, &ctx).await,
-        (Method::GET, ["questions"]) => inbox_page(app, &ctx).await,
-        (Method::GET, ["instances", name]) => workflows_page(app, &ctx, name).await,
+        (Method::GET, ["questions"]) => inbox_page(app, &ctx, &query).await,
+        (Method::GET, ["instances", name]) => workflows_page(app, &ctx, name, &query).await,
         (Method::GET, ["instances", name, "workflows", goal]) => workflow_page(app, &ctx, name, goal).await,
         (Method::GET, ["instances", name, "artifacts", id]) => artifact_page(app, &ctx, name, id).await,
         (Method::GET, ["api", "v1", "instances"]) => api_instances(app).await,
         (Method::GET, ["api", "v1", "questions"]) => api_all_questions(app).await,
         (Method::GET, ["api", "v1", "instances", name, "questions"]) => api_questions(app, name).await,
+        (Method::GET, ["api", "v1", "instances", name, "questions", id, "context"]) => api_context(app, name, id).await,
         (Method::GET, ["api", "v1", "instances", name, "workflows"]) => api_workflows(app, name).await,
         (Method::GET, ["api", "v1", "instances", name, "artifacts", id]) => api_artifact(app, name, id).await,
         (Method::GET, ["api", "v1", "instances", name, "events"]) => api_events(app, &req, &query, name).await,
@@ -368,41 +376,115 @@ async fn api_instances(app: &App) -> Response<Body> {
     json_resp(StatusCode::OK, json!(list))
 }
 
-/// Open and recently answered questions across every instance shown.
-async fn all_questions(
-    app: &App,
-) -> sett_store::Result<(Vec<Store>, Vec<data::Question>, Vec<data::AnsweredQuestion>, Vec<String>)> {
-    let stores: Vec<Store> = app.instance_names().await?.iter().map(|n| app.redis.instance(n)).collect();
+/// Questions per inbox page.
+pub(crate) const PAGE_SIZE: usize = 50;
+
+/// One page of the inbox.
+struct Inbox {
+    stores: Vec<Store>,
+    page: html::InboxPage,
+    answered: Vec<data::AnsweredQuestion>,
+    errors: Vec<String>,
+}
+
+/// One page of open questions across the instances shown (or the one named by `?instance=`),
+/// soonest deadline first, and the recently answered ones. Only the page's questions are read
+/// in full: the order comes from the light [`data::open_refs`].
+async fn inbox(app: &App, query: &HashMap<String, String>) -> sett_store::Result<Inbox> {
+    let mut names = app.instance_names().await?;
+    let only = query.get("instance").filter(|i| !i.is_empty()).cloned();
+    if let Some(only) = &only {
+        names.retain(|n| n.as_str() == only);
+    }
+    let stores: Vec<Store> = names.iter().map(|n| app.redis.instance(n)).collect();
     let got = futures::future::join_all(stores.iter().map(|s| async move {
-        tokio::try_join!(data::open_questions(s), data::recently_answered(s, data::RECENTLY_ANSWERED))
+        tokio::try_join!(data::open_refs(s), data::recently_answered(s, data::RECENTLY_ANSWERED))
     }))
     .await;
-    let (mut open, mut answered, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    for (s, r) in stores.iter().zip(got) {
+    let (mut all, mut answered, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    let mut short_ids = Vec::with_capacity(stores.len());
+    for (n, (s, r)) in stores.iter().zip(got).enumerate() {
         match r {
-            Ok((o, a)) => {
-                open.extend(o);
+            Ok((refs, a)) => {
+                let ids: Vec<ArtifactId> = refs.iter().map(|r| r.id).collect();
+                short_ids.push(sett_ops::resolve::unique_prefixes(&ids, 8));
+                all.extend(refs.into_iter().map(|r| (n, r)));
                 answered.extend(a);
             }
-            Err(e) => errors.push(format!("instance {}: {e}", s.instance())),
+            Err(e) => {
+                short_ids.push(HashMap::new());
+                errors.push(format!("instance {}: {e}", s.instance()));
+            }
         }
     }
-    open.sort_by_key(|q| q.asked_at_ms);
+    all.sort_by_key(|(n, r)| (data::inbox_key(r), *n));
+    let total = all.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    // `?q=ID` opens the page that has that question (links from notifications and timelines).
+    let wanted = query.get("q").and_then(|q| all.iter().position(|(_, r)| r.id.to_string() == *q));
+    let number = match wanted {
+        Some(i) => i / PAGE_SIZE + 1,
+        None => query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages),
+    };
+    let slice = &all[((number - 1) * PAGE_SIZE).min(total)..(number * PAGE_SIZE).min(total)];
+    let loaded = futures::future::join_all(stores.iter().enumerate().map(|(n, s)| {
+        let refs: Vec<_> = slice.iter().filter(|(m, _)| *m == n).map(|(_, r)| *r).collect();
+        let short_ids = &short_ids[n];
+        async move {
+            if refs.is_empty() { Ok(Vec::new()) } else { data::questions(s, &refs, short_ids, false).await }
+        }
+    }))
+    .await;
+    let mut by_id: HashMap<(usize, String), data::Question> = HashMap::new();
+    for (n, r) in loaded.into_iter().enumerate() {
+        match r {
+            Ok(qs) => by_id.extend(qs.into_iter().map(|q| ((n, q.id.clone()), q))),
+            Err(e) => errors.push(format!("instance {}: {e}", stores[n].instance())),
+        }
+    }
+    let questions = slice.iter().filter_map(|(n, r)| by_id.remove(&(*n, r.id.to_string()))).collect();
     answered.sort_by_key(|a| std::cmp::Reverse(a.record.answered_at_ms));
     answered.truncate(data::RECENTLY_ANSWERED);
-    Ok((stores, open, answered, errors))
+    let page = html::InboxPage { questions, total, number, pages, per_page: PAGE_SIZE, instance: only };
+    Ok(Inbox { stores, page, answered, errors })
 }
 
-async fn inbox_page(app: &App, ctx: &PageCtx) -> Response<Body> {
-    let (stores, open, answered, errors) = tryr!(false, all_questions(app).await);
-    let live = app.live(&stores).await;
-    let title = if open.is_empty() { "Questions".to_owned() } else { format!("({}) Questions", open.len()) };
-    html_resp(StatusCode::OK, html::page(&title, ctx, &live, &html::inbox(&open, &answered, &errors, ctx.now_ms)))
+async fn inbox_page(app: &App, ctx: &PageCtx, query: &HashMap<String, String>) -> Response<Body> {
+    let inbox = tryr!(false, inbox(app, query).await);
+    let live = app.live(&inbox.stores).await;
+    let total = inbox.page.total;
+    let title = if total == 0 { "Questions".to_owned() } else { format!("({total}) Questions") };
+    html_resp(
+        StatusCode::OK,
+        html::page(&title, ctx, &live, &html::inbox(&inbox.page, &inbox.answered, &inbox.errors, ctx.now_ms)),
+    )
 }
 
+/// Open questions of every instance (in full, oldest first).
 async fn api_all_questions(app: &App) -> Response<Body> {
-    let (_, open, _, _) = tryr!(true, all_questions(app).await);
+    let stores: Vec<Store> = tryr!(true, app.instance_names().await).iter().map(|n| app.redis.instance(n)).collect();
+    let got = futures::future::join_all(stores.iter().map(data::open_questions)).await;
+    let mut open = Vec::new();
+    for r in got {
+        open.extend(tryr!(true, r));
+    }
+    open.sort_by_key(|q| q.asked_at_ms);
     json_resp(StatusCode::OK, json!(open))
+}
+
+/// A question's goal and context chain (the inbox loads it when a chain is opened).
+async fn api_context(app: &App, name: &str, id: &str) -> Response<Body> {
+    let store = match known(app, true, name).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(id) = ArtifactId::parse(id) else {
+        return error(true, StatusCode::BAD_REQUEST, "name the question by its full id (the 'id' field of GET …/questions)");
+    };
+    match tryr!(true, data::context(&store, &id).await) {
+        Some((goal, context)) => json_resp(StatusCode::OK, json!({"id": id, "goal": goal, "context": context})),
+        None => error(true, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
+    }
 }
 
 async fn api_questions(app: &App, name: &str) -> Response<Body> {
@@ -414,14 +496,37 @@ async fn api_questions(app: &App, name: &str) -> Response<Body> {
     json_resp(StatusCode::OK, json!(qs))
 }
 
-async fn workflows_page(app: &App, ctx: &PageCtx, name: &str) -> Response<Body> {
+/// The workflow rows of an instance. Grouping needs every artifact and claim, so the rows are
+/// kept per instance and reused while the instance's event stream has not moved and for at
+/// most [`ROWS_FOR`] (artifacts and state changes append events; a claim write without one is
+/// picked up when the rows expire). The many browsers that refresh on the same event share
+/// one read instead of each reading the whole instance.
+async fn workflow_rows(app: &App, store: &Store) -> sett_store::Result<Arc<Vec<data::WorkflowRow>>> {
+    let key = store.instance().to_string();
+    let head = store.last_event_id().await?.unwrap_or_default();
+    if let Some((h, at, rows)) = app.rows.lock().expect("rows lock").get(&key)
+        && *h == head
+        && at.elapsed() < ROWS_FOR
+    {
+        return Ok(rows.clone());
+    }
+    let rows: Arc<Vec<_>> = Arc::new(data::workflows(store).await?.iter().map(data::WorkflowRow::of).collect());
+    app.rows.lock().expect("rows lock").insert(key, (head, Instant::now(), rows.clone()));
+    Ok(rows)
+}
+
+async fn workflows_page(app: &App, ctx: &PageCtx, name: &str, query: &HashMap<String, String>) -> Response<Body> {
     let store = match known(app, false, name).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let live = app.live(std::slice::from_ref(&store)).await;
-    let flows = tryr!(false, data::workflows(&store).await);
-    html_resp(StatusCode::OK, html::page(name, ctx, &live, &html::workflows(name, &flows, ctx.now_ms)))
+    let rows = tryr!(false, workflow_rows(app, &store).await);
+    let pages = rows.len().div_ceil(PAGE_SIZE).max(1);
+    let number = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    let slice = &rows[((number - 1) * PAGE_SIZE).min(rows.len())..(number * PAGE_SIZE).min(rows.len())];
+    let p = html::Paging { total: rows.len(), number, pages, per_page: PAGE_SIZE, base: format!("/instances/{name}?") };
+    html_resp(StatusCode::OK, html::page(name, ctx, &live, &html::workflows(name, slice, &p, ctx.now_ms)))
 }
 
 async fn api_workflows(app: &App, name: &str) -> Response<Body> {
@@ -429,13 +534,13 @@ async fn api_workflows(app: &App, name: &str) -> Response<Body> {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let flows = tryr!(true, data::workflows(&store).await);
-    let list: Vec<serde_json::Value> = flows
+    let rows = tryr!(true, workflow_rows(app, &store).await);
+    let list: Vec<serde_json::Value> = rows
         .iter()
         .map(|w| {
             json!({
-                "goal_id": w.goal.id, "goal": w.goal.payload, "state": w.state, "created_at_ms": w.goal.created_at_ms,
-                "updated_at_ms": w.updated_at_ms, "agents": w.agents, "artifacts": w.artifacts.len(), "claims": w.claims.len(),
+                "goal_id": w.goal_id, "goal": w.goal, "state": w.state, "created_at_ms": w.created_at_ms,
+                "updated_at_ms": w.updated_at_ms, "agents": w.agents, "artifacts": w.artifacts, "claims": w.claims,
             })
         })
         .collect();

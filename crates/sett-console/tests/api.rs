@@ -63,6 +63,11 @@ fn bearer(t: &str) -> String {
 /// A goal, its claim waiting for an answer, and the open question (as the orchestrator
 /// writes them).
 async fn ask(store: &Store, text: &str) -> (Artifact, Artifact) {
+    ask_due(store, text, Some(now_ms() + 600_000)).await
+}
+
+/// [`ask`] with a given deadline (`None`: never times out).
+async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifact, Artifact) {
     let now = now_ms();
     let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "Build a service", "user", now);
     store.create_artifact(&goal).await.unwrap();
@@ -81,7 +86,7 @@ async fn ask(store: &Store, text: &str) -> (Artifact, Artifact) {
     claim.question_id = Some(q.id);
     claim.open_questions.insert(
         q.id,
-        OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms: Some(now + 600_000) },
+        OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms },
     );
     let ops = [QuestionOp::Open { question: q.id, asked_at_ms: now }];
     store.write_claim(&claim, None, true, &ops, &[], now).await.unwrap();
@@ -339,4 +344,84 @@ async fn events_stream_live_and_resume_from_the_last_id() {
     assert_eq!(sse_ids(&mut lines, 2).await, live);
     let r = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/events?after=nonsense"), &h, "").await;
     assert_eq!(r.status, 400);
+}
+
+/// The ids of the questions on an inbox page, in order.
+fn inbox_ids(page: &str) -> Vec<String> {
+    page.split(r#"<article class="question" id="q-"#).skip(1).map(|s| s[..36].to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inbox_is_paged_soonest_deadline_first_and_chains_load_on_demand() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let now = now_ms();
+    // 120 questions: deadlines in a shuffled order, and two that never time out.
+    let mut asked = Vec::new();
+    for n in 0..120i64 {
+        let deadline = (n % 60 != 59).then_some(now + 60_000 + ((n * 37) % 120) * 1_000);
+        let (_, q) = ask_due(&c.store, &format!("question {n}"), deadline).await;
+        asked.push((deadline, q.id.to_string()));
+    }
+    asked.sort_by_key(|(d, id)| (d.is_none(), d.unwrap_or(0), id.clone()));
+    let expected: Vec<String> = asked.iter().map(|(_, id)| id.clone()).collect();
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let p1 = http(&c.addr, "GET", "/questions", &h, "").await;
+    assert_eq!(p1.status, 200);
+    assert!(p1.body.contains(r#"id="open-count">120<"#), "the total is shown");
+    assert!(p1.body.contains("1–50 of 120 open") && p1.body.contains("page 1 of 3"));
+    assert!(p1.body.contains(r#"href="/questions?page=2" rel="next""#));
+    assert_eq!(inbox_ids(&p1.body), expected[..50], "soonest deadline first");
+    assert!(!p1.body.contains("<li>"), "no context chain is rendered on the page");
+    assert!(p1.body.contains(&format!(r#"data-context="/api/v1/instances/{i}/questions/{}/context""#, expected[0])));
+    let p3 = http(&c.addr, "GET", "/questions?page=3", &h, "").await;
+    assert_eq!(inbox_ids(&p3.body), expected[100..], "the last page has the rest, never-due last");
+    let far = http(&c.addr, "GET", "/questions?page=99", &h, "").await;
+    assert_eq!(inbox_ids(&far.body), expected[100..], "a page past the end shows the last");
+    // A link to one question opens its page.
+    let one = http(&c.addr, "GET", &format!("/questions?q={}", expected[77]), &h, "").await;
+    assert!(one.body.contains("page 2 of 3") && inbox_ids(&one.body).contains(&expected[77]));
+    let only = http(&c.addr, "GET", &format!("/questions?instance={i}&page=2"), &h, "").await;
+    assert_eq!(inbox_ids(&only.body), expected[50..100]);
+    let none = http(&c.addr, "GET", "/questions?instance=zz-nothing", &h, "").await;
+    assert!(none.body.contains("No agent is waiting"));
+    // The chain, on demand: the goal is the question's context.
+    let url = format!("/api/v1/instances/{i}/questions/{}/context", expected[0]);
+    let ctx = http(&c.addr, "GET", &url, &h, "").await.json();
+    assert_eq!(ctx["context"].as_array().unwrap().len(), 1);
+    assert_eq!(ctx["goal"]["type"], "GoalDefined");
+    assert_eq!(ctx["context"][0]["id"], ctx["goal"]["id"]);
+    let r = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions/{}/context", ArtifactId::new_v7()), &h, "").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(http(&c.addr, "GET", &url, &[], "").await.status, 401, "the chain needs the token too");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workflows_table_is_paged_newest_first() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let mut goals = Vec::new();
+    for n in 0..55 {
+        let g = Artifact::new_root(StructuralType::Standard, "GoalDefined", format!("goal {n}"), "user", now_ms() + n);
+        c.store.create_artifact(&g).await.unwrap();
+        goals.push(g.id.to_string());
+    }
+    goals.reverse();
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let rows = |body: &str| -> Vec<String> {
+        body.split(r#"<tr data-goal-id=""#).skip(1).map(|s| s[..36].to_owned()).collect()
+    };
+    let p1 = http(&c.addr, "GET", &format!("/instances/{i}"), &h, "").await;
+    assert!(p1.body.contains("1–50 of 55 workflows"));
+    assert_eq!(rows(&p1.body), goals[..50]);
+    let p2 = http(&c.addr, "GET", &format!("/instances/{i}?page=2"), &h, "").await;
+    assert_eq!(rows(&p2.body), goals[50..]);
+    // A new goal shows at once: the cached rows follow the event stream.
+    let g = Artifact::new_root(StructuralType::Standard, "GoalDefined", "newest", "user", now_ms() + 1_000);
+    c.store.create_artifact(&g).await.unwrap();
+    let p1 = http(&c.addr, "GET", &format!("/instances/{i}"), &h, "").await;
+    assert_eq!(rows(&p1.body)[0], g.id.to_string());
+    assert_eq!(http(&c.addr, "GET", &format!("/api/v1/instances/{i}/workflows"), &h, "").await.json().as_array().unwrap().len(), 56);
 }

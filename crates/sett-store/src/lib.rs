@@ -37,6 +37,7 @@ pub use events::{EventReader, GroupRead, LedgerEntry, MalformedEvent};
 pub use keys::Keys;
 pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};
+pub use questions::OpenQuestionRef;
 pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use registry::{InstanceRecord, InstanceStatus};
 pub use scan::{Dump, FamilyCounts};

@@ -1,12 +1,22 @@
 //! The open-question index and answer records.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use fred::prelude::*;
-use sett_core::ArtifactId;
+use sett_core::{ArtifactId, ClaimId};
 
 use crate::artifacts::AnswerRecord;
 use crate::{Result, Store, StoreError};
+
+/// An open question, its claim and its deadline: enough to order and page an inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenQuestionRef {
+    pub id: ArtifactId,
+    pub asked_at_ms: i64,
+    pub claim_id: Option<ClaimId>,
+    /// `None` when it never times out.
+    pub deadline_ms: Option<i64>,
+}
 
 impl Store {
     /// Open questions, oldest first, with the time each was asked. Cost depends only on the
@@ -19,6 +29,48 @@ impl Store {
                 Ok((ArtifactId::parse(&id).map_err(|e| StoreError::Decode(e.to_string()))?, score as i64))
             })
             .collect()
+    }
+
+    /// Every open question with its claim and deadline, oldest first, for ordering an inbox by
+    /// time left. Reads one field per question (its claim) and one per claim (its open
+    /// questions), never whole artifacts or claims: two pipelined rounds for any number.
+    pub async fn open_question_deadlines(&self) -> Result<Vec<OpenQuestionRef>> {
+        let open = self.open_questions().await?;
+        let mut claim_of: Vec<Option<ClaimId>> = Vec::with_capacity(open.len());
+        for chunk in open.chunks(500) {
+            let got = futures::future::try_join_all(chunk.iter().map(|(id, _)| async move {
+                let v: Option<String> = self.client().hget(self.keys.artifact(id), "claim_id").await?;
+                Ok::<_, StoreError>(v.and_then(|c| ClaimId::parse(&c).ok()))
+            }))
+            .await?;
+            claim_of.extend(got);
+        }
+        let claims: Vec<ClaimId> = claim_of.iter().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let mut deadlines: HashMap<(ClaimId, String), Option<i64>> = HashMap::new();
+        for chunk in claims.chunks(500) {
+            let got = futures::future::try_join_all(chunk.iter().map(|c| async move {
+                let v: Option<String> = self.client().hget(self.keys.claim(c), "open_questions").await?;
+                Ok::<_, StoreError>((*c, v))
+            }))
+            .await?;
+            for (c, raw) in got {
+                let map: HashMap<String, serde_json::Value> =
+                    raw.and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default();
+                for (q, v) in map {
+                    deadlines.insert((c, q), v.get("deadline_ms").and_then(serde_json::Value::as_i64));
+                }
+            }
+        }
+        Ok(open
+            .into_iter()
+            .zip(claim_of)
+            .map(|((id, asked_at_ms), claim_id)| OpenQuestionRef {
+                deadline_ms: claim_id.and_then(|c| deadlines.get(&(c, id.to_string())).copied().flatten()),
+                id,
+                asked_at_ms,
+                claim_id,
+            })
+            .collect())
     }
 
     /// When the oldest open question was asked (ms), if any is open.

@@ -162,6 +162,10 @@ async fn answer_from_the_browser_inbox_and_the_agent_resumes() {
         ))
         .await;
     assert_eq!(dom, serde_json::json!([0, 0, XSS]), "agent text renders as text");
+    // The context chain is fetched when opened: it leads back to the goal.
+    b.client.find(Locator::Css(&format!("{card} details.chain summary"))).await.unwrap().click().await.unwrap();
+    let to_goal = format!(r#"{card} details.chain li a[href$="/artifacts/{goal}"]"#);
+    b.client.wait().for_element(Locator::Css(&to_goal)).await.expect("the chain loads on demand");
     // Live updates are connected (server-sent events).
     b.client.wait().for_element(Locator::Css("#live-state.live-on")).await.expect("the page follows the event stream");
     b.shot("console-inbox").await;
