@@ -90,6 +90,27 @@ pub fn backoff(attempts: u32) -> Duration {
     base.mul_f64(rand::rng().random_range(0.8..1.2))
 }
 
+/// What follows a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try again at this time (ms).
+    RetryAt(i64),
+    /// It has been failing for [`RETRY_FOR`]: this was the last attempt.
+    GiveUp,
+}
+
+/// The retry policy. A delivery queued at `created_ms` whose attempt number `attempts` failed
+/// at `now_ms` is tried again after [`backoff`] as long as it has been failing for less than
+/// [`RETRY_FOR`]; the first failure at or after that is its last. So it never gives up before
+/// 24 hours, and its last attempt is at most one backoff (5 min ± 20 %) plus one attempt after.
+pub fn after_failure(created_ms: i64, attempts: u32, now_ms: i64) -> AfterFailure {
+    if now_ms - created_ms >= RETRY_FOR.as_millis() as i64 {
+        AfterFailure::GiveUp
+    } else {
+        AfterFailure::RetryAt(now_ms + backoff(attempts).as_millis() as i64)
+    }
+}
+
 /// Fails when a webhook's `secret_env` names a variable that `env` does not have (checked by the
 /// daemon before it starts, so the operator sees the error at once).
 pub fn check_secrets(config: &NotificationsConfig, env: impl Fn(&str) -> Option<String>) -> Result<(), NotifyError> {
@@ -501,7 +522,14 @@ impl Notifier {
                 state.consecutive_failures += 1;
                 state.last_error = Some(error.clone());
                 rec.last_error = Some(error.clone());
-                if now - rec.created_ms >= RETRY_FOR.as_millis() as i64 {
+                if let AfterFailure::RetryAt(at) = after_failure(rec.created_ms, rec.attempts, now) {
+                    rec.next_attempt_ms = Some(at);
+                    let outcome = "failed";
+                    metrics::counter!(m::NOTIFICATION_ATTEMPTS, "webhook" => hook.name.clone(), "event" => rec.event.clone(), "outcome" => outcome).increment(1);
+                    warn!(webhook = %hook.name, event = %rec.event, delivery_id = %id, attempt = rec.attempts, status, error, elapsed_ms, outcome,
+                        retry_in_ms = at - now, "notification attempt failed; will retry");
+                    Some(at)
+                } else {
                     rec.status = DeliveryStatus::GivenUp;
                     rec.body = None;
                     rec.finished_ms = Some(now);
@@ -512,14 +540,6 @@ impl Notifier {
                     error!(webhook = %hook.name, event = %rec.event, delivery_id = %id, attempt = rec.attempts, status, error, elapsed_ms, outcome,
                         "notification given up after failing for {}", humantime::format_duration(RETRY_FOR));
                     None
-                } else {
-                    let at = now + backoff(rec.attempts).as_millis() as i64;
-                    rec.next_attempt_ms = Some(at);
-                    let outcome = "failed";
-                    metrics::counter!(m::NOTIFICATION_ATTEMPTS, "webhook" => hook.name.clone(), "event" => rec.event.clone(), "outcome" => outcome).increment(1);
-                    warn!(webhook = %hook.name, event = %rec.event, delivery_id = %id, attempt = rec.attempts, status, error, elapsed_ms, outcome,
-                        retry_in_ms = at - now, "notification attempt failed; will retry");
-                    Some(at)
                 }
             }
         };
@@ -559,5 +579,42 @@ mod tests {
             total += backoff(n);
         }
         assert!(n > 200, "{n} attempts");
+    }
+
+    /// The real policy, driven attempt by attempt over simulated time: retries go on for 24
+    /// hours and stop soon after, whether attempts fail at once (connection refused) or only
+    /// after the 10 s request timeout.
+    #[test]
+    fn retries_never_give_up_before_24_hours() {
+        let day = RETRY_FOR.as_millis() as i64;
+        assert_eq!(day, 86_400_000, "the documented period");
+        for attempt_ms in [0i64, 10_000] {
+            for _ in 0..20 {
+                let created = 1_700_000_000_000;
+                let (mut now, mut attempts, mut longest_wait) = (created, 0u32, 0);
+                let gave_up_at = loop {
+                    attempts += 1;
+                    now += attempt_ms;
+                    match after_failure(created, attempts, now) {
+                        AfterFailure::RetryAt(at) => {
+                            assert!(now - created < day, "retried after 24 h");
+                            assert!(at > now);
+                            longest_wait = longest_wait.max(at - now);
+                            now = at;
+                        }
+                        AfterFailure::GiveUp => break now,
+                    }
+                };
+                let failing_for = gave_up_at - created;
+                assert!(failing_for >= day, "gave up after {failing_for} ms");
+                let cap = MAX_BACKOFF.as_millis() as i64 * 12 / 10;
+                assert!(failing_for <= day + cap + attempt_ms, "went on {failing_for} ms");
+                assert!(longest_wait <= cap, "waits stay under the 5 min cap (+20 %)");
+                assert!(attempts > 200, "{attempts} attempts in 24 h");
+            }
+        }
+        // The boundary itself: one millisecond before 24 h it is retried, at 24 h it is not.
+        assert!(matches!(after_failure(0, 400, day - 1), AfterFailure::RetryAt(_)));
+        assert_eq!(after_failure(0, 400, day), AfterFailure::GiveUp);
     }
 }
