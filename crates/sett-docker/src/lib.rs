@@ -87,6 +87,11 @@ pub struct Spec {
     pub socket_gid: Option<u32>,
     /// Agents whose workspace is mounted read-write (the others get it read-only).
     pub rw_agents: Vec<String>,
+    /// Names of environment variables passed from the launching process into the orchestrator
+    /// container: the webhooks' `secret_env` (locally the orchestrator inherits them; a container
+    /// starts with an empty environment). Only the names are part of the spec.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
 }
 
 impl std::fmt::Debug for Spec {
@@ -184,8 +189,10 @@ impl Spec {
         }
     }
 
-    fn orchestrator_container(&self) -> ContainerCreateBody {
+    fn orchestrator_container(&self, host_env: impl Fn(&str) -> Option<String>) -> ContainerCreateBody {
         let mut env = self.base_env("orchestrator.log", &self.redis_url);
+        // An unset variable is left out: the orchestrator then names it in its start-up error.
+        env.extend(self.pass_env.iter().filter_map(|k| host_env(k).map(|v| format!("{k}={v}"))));
         env.push(format!("SETT_LOG_DIR={}", self.log_dir.display()));
         env.push(format!("{SPEC_ENV}={}", serde_json::to_string(self).expect("serializable")));
         let mut binds = self.binds(false);
@@ -396,7 +403,8 @@ impl DockerRuntime {
 
     /// Starts the orchestrator container (replacing a stopped one of the same name).
     pub async fn start_orchestrator(&self, spec: &Spec) -> Result<String> {
-        self.create_and_start(&spec.container_name("orchestrator"), spec.orchestrator_container()).await
+        let body = spec.orchestrator_container(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        self.create_and_start(&spec.container_name("orchestrator"), body).await
     }
 
     /// Starts the cub container of `agent` (replacing a stopped one of the same name).
@@ -532,6 +540,23 @@ pub fn rw_agents(config: &sett_core::config::SettConfig) -> Vec<String> {
         .collect()
 }
 
+/// The environment variables the orchestrator container needs from the launching process: the
+/// webhooks' `secret_env` names.
+pub fn pass_env(config: &sett_core::config::SettConfig) -> Vec<String> {
+    let mut names: Vec<String> = config
+        .notifications
+        .webhooks
+        .iter()
+        .filter_map(|w| match &w.secret {
+            Some(sett_core::config::WebhookSecret::Env(var)) => Some(var.clone()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Labels of a worker container, for callers matching workers to claims.
 pub fn worker_key(c: &Component) -> Option<(String, u64)> {
     Some((c.claim.clone()?, c.seq?))
@@ -565,6 +590,7 @@ mod tests {
             socket: None,
             socket_gid: None,
             rw_agents: vec!["Writer".into()],
+            pass_env: vec![],
         };
         let binds = |agent: &str| spec.cub_container(agent).host_config.unwrap().binds.unwrap();
         assert_eq!(binds("Reviewer"), ["/ws:/ws:ro", "/ws/.sett/logs/i1:/ws/.sett/logs/i1:rw"]);
@@ -575,9 +601,68 @@ mod tests {
         assert_eq!(labels[LABEL_COMPONENT], "worker");
         assert_eq!(w.user.as_deref(), Some("10001:10001"));
         assert!(w.env.unwrap().contains(&"SETT_REDIS_URL=redis://cub@h:1".to_owned()));
-        let o = spec.orchestrator_container().env.unwrap();
+        let o = spec.orchestrator_container(|_| None).env.unwrap();
         assert!(o.contains(&"SETT_REDIS_URL=redis://h:1".to_owned()));
         let secret = Spec { redis_url: "redis://u:hunter2@h:1".into(), ..spec.clone() };
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn webhook_secret_env_reaches_the_orchestrator_container_only() {
+        let yml = r#"
+version: "1.0"
+agents:
+  Writer:
+    command: ["./write.sh"]
+    bidding_strategy: exclusive
+notifications:
+  webhooks:
+    - name: team
+      url: https://hooks.example.com/a
+      events: [question_asked]
+      secret_env: TEAM_HOOK_SECRET
+    - name: ops
+      url: https://hooks.example.com/b
+      events: [workflow_failed]
+      secret_env: OPS_HOOK_SECRET
+    - name: plain
+      url: https://hooks.example.com/c
+      events: [workflow_failed]
+"#;
+        let config = sett_core::config::SettConfig::parse("sett.yml", yml).unwrap();
+        let names = pass_env(&config);
+        assert_eq!(names, ["OPS_HOOK_SECRET", "TEAM_HOOK_SECRET"]);
+        let spec = Spec {
+            instance: "i1".into(),
+            image: DEFAULT_IMAGE.into(),
+            workspace: "/ws".into(),
+            config: "/ws/sett.yml".into(),
+            log_dir: "/ws/.sett/logs/i1".into(),
+            user: "10001:10001".into(),
+            redis_url: "redis://h:1".into(),
+            cub_redis_url: None,
+            socket: None,
+            socket_gid: None,
+            rw_agents: vec![],
+            pass_env: names,
+        };
+        let host = |k: &str| match k {
+            "TEAM_HOOK_SECRET" => Some("s3cr3t-team".to_owned()),
+            "OPS_HOOK_SECRET" => Some("s3cr3t-ops".to_owned()),
+            _ => None,
+        };
+        let env = spec.orchestrator_container(host).env.unwrap();
+        assert!(env.contains(&"TEAM_HOOK_SECRET=s3cr3t-team".to_owned()), "{env:?}");
+        assert!(env.contains(&"OPS_HOOK_SECRET=s3cr3t-ops".to_owned()));
+        // The spec handed to the container names the variables, never their values.
+        let spec_env = env.iter().find(|e| e.starts_with(SPEC_ENV)).unwrap();
+        assert!(spec_env.contains("TEAM_HOOK_SECRET") && !spec_env.contains("s3cr3t"));
+        // A variable unset on the host is left out (the orchestrator then says which one).
+        let partial = spec.orchestrator_container(|k| (k == "OPS_HOOK_SECRET").then(|| "x".to_owned())).env.unwrap();
+        assert!(!partial.iter().any(|e| e.starts_with("TEAM_HOOK_SECRET=")));
+        // Cubs and workers never get the secrets.
+        for env in [spec.cub_container("Writer").env.unwrap(), spec.worker_container("Writer", "c1", 1).env.unwrap()] {
+            assert!(!env.iter().any(|e| e.contains("HOOK_SECRET=")), "{env:?}");
+        }
     }
 }

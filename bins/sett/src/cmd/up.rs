@@ -145,6 +145,7 @@ async fn launch(ctx: &Ctx, config: &SettConfig, name: &InstanceName, url: &str) 
                 socket: socket.as_ref().map(|(p, _)| p.clone()),
                 socket_gid: socket.map(|(_, g)| g),
                 rw_agents: sett_docker::rw_agents(config),
+                pass_env: sett_docker::pass_env(config),
             }))
         }
     })
