@@ -255,6 +255,11 @@ pub struct ConsoleArgs {
     /// else the OS user.
     #[arg(long, value_name = "NAME", conflicts_with = "users")]
     pub operator: Option<String>,
+    /// How long a browser session lasts after the token in the URL was exchanged for it
+    /// (absolute: using the console does not extend it). Then the browser gets 401 and the
+    /// printed URL opens a new session.
+    #[arg(long, value_parser = duration, default_value = "12h", value_name = "DURATION")]
+    pub session_lifetime: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,8 @@
 //! POST must carry. Tokens are compared in constant time.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The cookie carrying a browser session (HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "sett_session";
@@ -110,30 +111,89 @@ impl Users {
     }
 }
 
-/// A browser session: who, and the CSRF token its pages carry.
+/// How long a browser session lasts by default, from when its token was exchanged. The
+/// lifetime is absolute (using the console does not extend it): a cookie copied off a
+/// machine stops working by itself.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// The time in milliseconds since the epoch; injectable so tests can move it.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(sett_store::now_ms)
+}
+
+/// A browser session: who, the CSRF token its pages carry, and when it ends.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: String,
     pub csrf: String,
+    pub expires_at_ms: i64,
 }
 
-/// Live sessions of this console process (they end with it).
-#[derive(Debug, Default)]
+/// What a session cookie is worth.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Valid(Session),
+    /// It was a session, but its lifetime is over.
+    Expired,
+    Unknown,
+}
+
+/// Live sessions of this console process (they end with it, or with their lifetime).
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
+    lifetime: Duration,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").field("lifetime", &self.lifetime).finish_non_exhaustive()
+    }
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::new(SESSION_LIFETIME, system_clock())
+    }
 }
 
 impl Sessions {
-    /// Opens a session for `user`; returns its id (the cookie value).
+    pub fn new(lifetime: Duration, clock: Clock) -> Self {
+        Self { map: Mutex::default(), lifetime, clock }
+    }
+
+    /// How long a session lasts.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Opens a session for `user`; returns its id (the cookie value). Sessions past their
+    /// lifetime are dropped here, so the map does not grow with every login.
     pub fn open(&self, user: &str) -> String {
+        let now = (self.clock)();
         let id = random_token();
-        let s = Session { user: user.to_owned(), csrf: random_token() };
-        self.map.lock().expect("sessions lock").insert(id.clone(), s);
+        let ttl = i64::try_from(self.lifetime.as_millis()).unwrap_or(i64::MAX);
+        let s = Session { user: user.to_owned(), csrf: random_token(), expires_at_ms: now.saturating_add(ttl) };
+        let mut map = self.map.lock().expect("sessions lock");
+        map.retain(|_, s| s.expires_at_ms > now);
+        map.insert(id.clone(), s);
         id
     }
 
-    pub fn get(&self, id: &str) -> Option<Session> {
-        self.map.lock().expect("sessions lock").get(id).cloned()
+    pub fn get(&self, id: &str) -> Lookup {
+        let now = (self.clock)();
+        let mut map = self.map.lock().expect("sessions lock");
+        match map.get(id) {
+            Some(s) if s.expires_at_ms > now => Lookup::Valid(s.clone()),
+            Some(_) => {
+                map.remove(id);
+                Lookup::Expired
+            }
+            None => Lookup::Unknown,
+        }
     }
 }
 
@@ -145,6 +205,25 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    #[test]
+    fn sessions_end_after_their_lifetime() {
+        let now = Arc::new(AtomicI64::new(1_000_000));
+        let clock = now.clone();
+        let s = Sessions::new(Duration::from_secs(60), Arc::new(move || clock.load(Ordering::SeqCst)));
+        let id = s.open("ada");
+        now.fetch_add(59_999, Ordering::SeqCst);
+        assert!(matches!(s.get(&id), Lookup::Valid(_)), "valid until its last millisecond");
+        now.fetch_add(1, Ordering::SeqCst);
+        assert!(matches!(s.get(&id), Lookup::Expired));
+        assert!(matches!(s.get(&id), Lookup::Unknown), "an expired session is forgotten");
+        // Opening another session drops the expired ones nobody came back with.
+        let old = s.open("bob");
+        now.fetch_add(60_000, Ordering::SeqCst);
+        let _ = s.open("ada");
+        assert!(matches!(s.get(&old), Lookup::Unknown));
+    }
 
     #[test]
     fn users_file() {
@@ -176,7 +255,7 @@ mod tests {
         assert_eq!(cookie("a=1", SESSION_COOKIE), None);
         let s = Sessions::default();
         let id = s.open("ada");
-        assert_eq!(s.get(&id).unwrap().user, "ada");
-        assert!(s.get("nope").is_none());
+        assert!(matches!(s.get(&id), Lookup::Valid(v) if v.user == "ada"));
+        assert!(matches!(s.get("nope"), Lookup::Unknown));
     }
 }

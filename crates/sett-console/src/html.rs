@@ -439,7 +439,11 @@ pub struct InboxPage {
 pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], now: i64) -> String {
     let mut out = format!("<h1>Questions <span class=\"count\" id=\"open-count\">{}</span></h1>\n", p.total);
     if let Some(i) = &p.instance {
-        let _ = write!(out, r#"<p class="filter">Instance <b>{}</b> only · <a href="/questions">all instances</a></p>"#, esc(i));
+        let _ = write!(
+            out,
+            r#"<p class="filter">Instance <b>{}</b> only · <a href="/questions">all instances</a></p>"#,
+            esc(i)
+        );
     }
     for e in errors {
         let _ = write!(out, r#"<p class="err">{}</p>"#, esc(e));

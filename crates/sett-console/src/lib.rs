@@ -18,16 +18,39 @@ use sett_store::Redis;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{Users, UsersError, random_token};
+pub use auth::{Clock, SESSION_LIFETIME, Users, UsersError, random_token, system_clock};
 pub use server::MAX_ANSWER_BYTES;
 
 /// What a console serves, and to whom.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// The instances shown; `None` shows every instance registered in the Redis.
     pub instances: Option<Vec<InstanceName>>,
     /// The accepted tokens and the operator name each answers as.
     pub users: Users,
+    /// How long a browser session lasts (absolute, from the token exchange).
+    pub session_lifetime: std::time::Duration,
+    /// The clock sessions expire by (tests inject one).
+    pub clock: Clock,
+    /// The process's Prometheus recorder, served on `GET /metrics`; `None`: 404 there.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Config {
+    /// The defaults: sessions of [`SESSION_LIFETIME`] on the system clock.
+    pub fn new(instances: Option<Vec<InstanceName>>, users: Users) -> Self {
+        Self { instances, users, session_lifetime: SESSION_LIFETIME, clock: system_clock(), metrics: None }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("instances", &self.instances)
+            .field("users", &self.users)
+            .field("session_lifetime", &self.session_lifetime)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Serves the console on `listener` until `shutdown` is cancelled.

@@ -14,13 +14,14 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
+use sett_core::metrics as m;
 use sett_core::{ArtifactId, InstanceName};
 use sett_ops::answer::{AnswerError, answer_question};
 use sett_store::{Redis, Store, now_ms};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{CSRF_HEADER, SESSION_COOKIE, Session, Sessions, Users, cookie, ct_eq};
+use crate::auth::{CSRF_HEADER, Lookup, SESSION_COOKIE, Session, Sessions, Users, cookie, ct_eq};
 use crate::html::{self, PageCtx};
 use crate::live::{Hubs, feed, parse_id};
 use crate::{Config, data, graph};
@@ -89,6 +90,7 @@ pub(crate) struct App {
     pub shutdown: CancellationToken,
     /// Workflow rows per instance, with the stream head they were read at.
     rows: std::sync::Mutex<HashMap<String, WorkflowRows>>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 type WorkflowRows = (String, Instant, Arc<Vec<data::WorkflowRow>>);
@@ -100,9 +102,10 @@ impl App {
             redis,
             instances: config.instances,
             users: config.users,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(config.session_lifetime, config.clock.clone()),
             shutdown,
             rows: Default::default(),
+            metrics: config.metrics,
         }
     }
 
@@ -141,6 +144,8 @@ enum Auth {
     Session(Session),
     /// A valid `?token=`: exchange it for a session cookie.
     Exchange(String),
+    /// A session cookie whose lifetime is over.
+    Expired,
     None,
 }
 
@@ -163,10 +168,11 @@ fn authenticate(req: &Request<Incoming>, query: &HashMap<String, String>, app: &
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find_map(|h| cookie(h, SESSION_COOKIE))
-        .and_then(|id| app.sessions.get(id));
+        .map(|id| app.sessions.get(id));
     match session {
-        Some(s) => Auth::Session(s),
-        None => Auth::None,
+        Some(Lookup::Valid(s)) => Auth::Session(s),
+        Some(Lookup::Expired) => Auth::Expired,
+        Some(Lookup::Unknown) | None => Auth::None,
     }
 }
 
@@ -207,17 +213,55 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
 /// Serves one request, timing it.
 pub(crate) async fn handle(req: Request<Incoming>, app: Arc<App>) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    let label = route_label(req.uri().path());
     let mut resp = route(req, &app).await;
+    let elapsed = started.elapsed();
+    metrics::counter!(m::CONSOLE_REQUESTS, "route" => label, "status" => resp.status().as_u16().to_string())
+        .increment(1);
+    metrics::histogram!(m::CONSOLE_REQUEST_SECONDS, "route" => label).record(elapsed.as_secs_f64());
+    if label == "api_answer" {
+        let outcome = match resp.status() {
+            StatusCode::OK => Some("answered"),
+            StatusCode::CONFLICT => Some("already_answered"),
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::PAYLOAD_TOO_LARGE => Some("rejected"),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            metrics::counter!(m::CONSOLE_ANSWERS, "outcome" => outcome).increment(1);
+        }
+    }
     let h = resp.headers_mut();
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0)) {
         h.insert("server-timing", v);
     }
     Ok(resp)
+}
+
+/// The route a path is, for metrics: a fixed set of names, never an instance or id.
+fn route_label(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        [] => "instances_page",
+        ["questions"] => "inbox_page",
+        ["instances", _] => "workflows_page",
+        ["instances", _, "workflows", _] => "workflow_page",
+        ["instances", _, "artifacts", _] => "artifact_page",
+        ["assets", _] => "asset",
+        ["metrics"] => "metrics",
+        ["api", "v1", "instances"] => "api_instances",
+        ["api", "v1", "questions"] | ["api", "v1", "instances", _, "questions"] => "api_questions",
+        ["api", "v1", "instances", _, "questions", _, "context"] => "api_context",
+        ["api", "v1", "instances", _, "questions", _, "answer"] => "api_answer",
+        ["api", "v1", "instances", _, "workflows"] => "api_workflows",
+        ["api", "v1", "instances", _, "artifacts", _] => "api_artifact",
+        ["api", "v1", "instances", _, "events"] => "api_events",
+        _ => "other",
+    }
 }
 
 async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
@@ -256,11 +300,45 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
             return Response::builder()
                 .status(StatusCode::SEE_OTHER)
                 .header(header::LOCATION, location)
-                .header(header::SET_COOKIE, format!("{SESSION_COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/"))
+                .header(
+                    header::SET_COOKIE,
+                    format!(
+                        "{SESSION_COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                        app.sessions.lifetime().as_secs()
+                    ),
+                )
                 .body(full(""))
                 .expect("static response");
         }
+        Auth::Expired => {
+            metrics::counter!(m::CONSOLE_AUTH_FAILURES, "reason" => "expired_session").increment(1);
+            let mut r = error(
+                api,
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "your console session expired (sessions last {} from sign-in): open the URL 'sett console' printed again (it ends with ?token=…)",
+                    humantime::format_duration(app.sessions.lifetime())
+                ),
+            );
+            let h = r.headers_mut();
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // Drop the dead cookie, so the browser stops sending it.
+            h.insert(
+                header::SET_COOKIE,
+                HeaderValue::from_static("sett_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+            );
+            return r;
+        }
         Auth::None => {
+            let presented = req.headers().contains_key(header::AUTHORIZATION)
+                || query.contains_key("token")
+                || req
+                    .headers()
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .any(|v| v.to_str().is_ok_and(|h| cookie(h, SESSION_COOKIE).is_some()));
+            let reason = if presented { "wrong_token" } else { "no_token" };
+            metrics::counter!(m::CONSOLE_AUTH_FAILURES, "reason" => reason).increment(1);
             let mut r = error(
                 api,
                 StatusCode::UNAUTHORIZED,
@@ -283,6 +361,7 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|o| o.split_once("://").map(|(_, h)| h) != Some(host));
         if cross_origin || !ct_eq(proof.as_bytes(), expected.as_bytes()) {
+            metrics::counter!(m::CONSOLE_AUTH_FAILURES, "reason" => "csrf").increment(1);
             return error(
                 api,
                 StatusCode::FORBIDDEN,
@@ -299,6 +378,13 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
         (Method::GET, ["instances", name]) => workflows_page(app, &ctx, name, &query).await,
         (Method::GET, ["instances", name, "workflows", goal]) => workflow_page(app, &ctx, name, goal).await,
         (Method::GET, ["instances", name, "artifacts", id]) => artifact_page(app, &ctx, name, id).await,
+        (Method::GET, ["metrics"]) => match &app.metrics {
+            Some(h) => {
+                h.run_upkeep();
+                respond(StatusCode::OK, "text/plain; version=0.0.4", h.render())
+            }
+            None => error(false, StatusCode::NOT_FOUND, "metrics are not enabled in this console"),
+        },
         (Method::GET, ["api", "v1", "instances"]) => api_instances(app).await,
         (Method::GET, ["api", "v1", "questions"]) => api_all_questions(app).await,
         (Method::GET, ["api", "v1", "instances", name, "questions"]) => api_questions(app, name).await,
@@ -427,14 +513,17 @@ async fn inbox(app: &App, query: &HashMap<String, String>) -> sett_store::Result
         None => query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages),
     };
     let slice = &all[((number - 1) * PAGE_SIZE).min(total)..(number * PAGE_SIZE).min(total)];
-    let loaded = futures::future::join_all(stores.iter().enumerate().map(|(n, s)| {
-        let refs: Vec<_> = slice.iter().filter(|(m, _)| *m == n).map(|(_, r)| *r).collect();
-        let short_ids = &short_ids[n];
-        async move {
-            if refs.is_empty() { Ok(Vec::new()) } else { data::questions(s, &refs, short_ids, false).await }
-        }
-    }))
-    .await;
+    let loaded =
+        futures::future::join_all(
+            stores.iter().enumerate().map(|(n, s)| {
+                let refs: Vec<_> = slice.iter().filter(|(m, _)| *m == n).map(|(_, r)| *r).collect();
+                let short_ids = &short_ids[n];
+                async move {
+                    if refs.is_empty() { Ok(Vec::new()) } else { data::questions(s, &refs, short_ids, false).await }
+                }
+            }),
+        )
+        .await;
     let mut by_id: HashMap<(usize, String), data::Question> = HashMap::new();
     for (n, r) in loaded.into_iter().enumerate() {
         match r {
@@ -479,7 +568,11 @@ async fn api_context(app: &App, name: &str, id: &str) -> Response<Body> {
         Err(r) => return r,
     };
     let Ok(id) = ArtifactId::parse(id) else {
-        return error(true, StatusCode::BAD_REQUEST, "name the question by its full id (the 'id' field of GET …/questions)");
+        return error(
+            true,
+            StatusCode::BAD_REQUEST,
+            "name the question by its full id (the 'id' field of GET …/questions)",
+        );
     };
     match tryr!(true, data::context(&store, &id).await) {
         Some((goal, context)) => json_resp(StatusCode::OK, json!({"id": id, "goal": goal, "context": context})),
@@ -630,7 +723,12 @@ async fn api_events(app: &App, req: &Request<Incoming>, query: &HashMap<String, 
     };
     let rx = tryr!(true, app.hubs.subscribe(store.instance()).await);
     let (tx, out) = tokio::sync::mpsc::channel::<Bytes>(256);
-    tokio::spawn(feed(store, rx, after, tx, app.shutdown.clone()));
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        metrics::gauge!(m::CONSOLE_EVENT_STREAMS).increment(1.0);
+        feed(store, rx, after, tx, shutdown).await;
+        metrics::gauge!(m::CONSOLE_EVENT_STREAMS).decrement(1.0);
+    });
     let stream = futures::stream::unfold(out, |mut out| async move {
         out.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), out))
     });

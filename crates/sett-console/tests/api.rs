@@ -4,6 +4,8 @@
 //! workflow graph, and live events resumed from the last event id.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sett_console::{Config, Users};
@@ -84,10 +86,9 @@ async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifa
     store.create_artifact(&q).await.unwrap();
     claim.status = ClaimStatus::PendingAnswer;
     claim.question_id = Some(q.id);
-    claim.open_questions.insert(
-        q.id,
-        OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms },
-    );
+    claim
+        .open_questions
+        .insert(q.id, OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms });
     let ops = [QuestionOp::Open { question: q.id, asked_at_ms: now }];
     store.write_claim(&claim, None, true, &ops, &[], now).await.unwrap();
     (goal, q)
@@ -106,6 +107,10 @@ impl Drop for Console {
 }
 
 async fn console() -> Console {
+    console_with(|c| c).await
+}
+
+async fn console_with(adjust: impl FnOnce(Config) -> Config) -> Console {
     let redis = sett_testkit::redis().await;
     let name = sett_testkit::instance_name();
     let store = redis.instance(&name);
@@ -113,7 +118,7 @@ async fn console() -> Console {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let stop = CancellationToken::new();
-    let config = Config { instances: Some(vec![name]), users };
+    let config = adjust(Config::new(Some(vec![name]), users));
     tokio::spawn(sett_console::serve(listener, redis, config, stop.clone()));
     Console { addr, store, stop }
 }
@@ -392,7 +397,8 @@ async fn the_inbox_is_paged_soonest_deadline_first_and_chains_load_on_demand() {
     assert_eq!(ctx["context"].as_array().unwrap().len(), 1);
     assert_eq!(ctx["goal"]["type"], "GoalDefined");
     assert_eq!(ctx["context"][0]["id"], ctx["goal"]["id"]);
-    let r = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions/{}/context", ArtifactId::new_v7()), &h, "").await;
+    let r = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions/{}/context", ArtifactId::new_v7()), &h, "")
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(http(&c.addr, "GET", &url, &[], "").await.status, 401, "the chain needs the token too");
 }
@@ -423,5 +429,118 @@ async fn the_workflows_table_is_paged_newest_first() {
     c.store.create_artifact(&g).await.unwrap();
     let p1 = http(&c.addr, "GET", &format!("/instances/{i}"), &h, "").await;
     assert_eq!(rows(&p1.body)[0], g.id.to_string());
-    assert_eq!(http(&c.addr, "GET", &format!("/api/v1/instances/{i}/workflows"), &h, "").await.json().as_array().unwrap().len(), 56);
+    assert_eq!(
+        http(&c.addr, "GET", &format!("/api/v1/instances/{i}/workflows"), &h, "")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        56
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_is_refused_with_a_clear_message() {
+    // The console's clock is the test's: an hour passes in one step.
+    let now = Arc::new(AtomicI64::new(now_ms()));
+    let clock = now.clone();
+    let c = console_with(|cfg| Config {
+        session_lifetime: Duration::from_secs(3600),
+        clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+        ..cfg
+    })
+    .await;
+    let (_, q) = ask(&c.store, "Which port?").await;
+    let i = c.store.instance().to_string();
+    let r = http(&c.addr, "GET", &format!("/questions?token={ADA}"), &[], "").await;
+    assert_eq!(r.status, 303);
+    let set = &r.headers["set-cookie"];
+    assert!(set.contains("Max-Age=3600") && set.contains("HttpOnly"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = http(&c.addr, "GET", "/questions", &[("Cookie", &cookie)], "").await;
+    assert_eq!(page.status, 200);
+    now.fetch_add(3_599_000, Ordering::SeqCst);
+    assert_eq!(http(&c.addr, "GET", "/questions", &[("Cookie", &cookie)], "").await.status, 200, "still valid");
+    now.fetch_add(1_000, Ordering::SeqCst);
+    let page = http(&c.addr, "GET", "/questions", &[("Cookie", &cookie)], "").await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("session expired") && page.body.contains("?token="), "{}", page.body);
+    assert!(!page.body.contains("Which port?"), "no data");
+    assert!(page.headers["set-cookie"].contains("Max-Age=0"), "the dead cookie is dropped");
+    // The API says so in JSON, and an answer POST with the old session is refused too.
+    let api = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions"), &[("Cookie", &cookie)], "").await;
+    assert_eq!(api.status, 401);
+    let page = http(&c.addr, "GET", "/questions", &[("Cookie", &cookie)], "").await;
+    assert_eq!(page.status, 401, "still refused (now unknown)");
+    let post = http(
+        &c.addr,
+        "POST",
+        &format!("/api/v1/instances/{i}/questions/{}/answer", q.id),
+        &[("Cookie", &cookie), ("content-type", "application/json")],
+        r#"{"answer": "8080"}"#,
+    )
+    .await;
+    assert_eq!(post.status, 401);
+    assert!(c.store.answer_record(&q.id).await.unwrap().is_none());
+    // The token opens a fresh session.
+    let r = http(&c.addr, "GET", &format!("/questions?token={ADA}"), &[], "").await;
+    let fresh = r.headers["set-cookie"].split(';').next().unwrap().to_owned();
+    assert_eq!(http(&c.addr, "GET", "/questions", &[("Cookie", &fresh)], "").await.status, 200);
+}
+
+/// Runs `promtool check metrics` (Debian package `prometheus`) on `text`.
+fn promtool_check(text: &str) -> (i32, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`; .ci/run installs it)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), said)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_need_the_token_and_pass_promtool() {
+    // The recorder `sett console` installs (each test is its own process under nextest).
+    let handle = sett_ops::telemetry::install_metrics().unwrap();
+    let c = console_with(|cfg| Config { metrics: Some(handle), ..cfg }).await;
+    let i = c.store.instance().to_string();
+    let (_, q) = ask(&c.store, "Which port?").await;
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    assert_eq!(http(&c.addr, "GET", "/metrics", &[], "").await.status, 401, "metrics need the token too");
+    assert_eq!(
+        http(&c.addr, "GET", "/questions", &[("Authorization", "Bearer nope-nope-nope-nope")], "").await.status,
+        401
+    );
+    assert_eq!(http(&c.addr, "GET", "/questions", &h, "").await.status, 200);
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    let json = [("Authorization", auth.as_str()), ("content-type", "application/json")];
+    assert_eq!(http(&c.addr, "POST", &url, &json, r#"{"answer": "8080"}"#).await.status, 200);
+    assert_eq!(http(&c.addr, "POST", &url, &json, r#"{"answer": "9090"}"#).await.status, 409);
+    let _sse = sse_open(&c.addr, &format!("/api/v1/instances/{i}/events"), &h).await;
+    let r = http(&c.addr, "GET", "/metrics", &h, "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"].starts_with("text/plain"));
+    let text = &r.body;
+    for want in [
+        r#"sett_console_requests_total{route="inbox_page",status="200"} 1"#,
+        r#"sett_console_auth_failures_total{reason="no_token"} 1"#,
+        r#"sett_console_auth_failures_total{reason="wrong_token"} 1"#,
+        r#"sett_console_answers_total{outcome="answered"} 1"#,
+        r#"sett_console_answers_total{outcome="already_answered"} 1"#,
+        "sett_console_event_streams 1",
+        r#"sett_console_request_duration_seconds_count{route="api_answer"} 2"#,
+    ] {
+        assert!(text.contains(want), "{want} in:\n{text}");
+    }
+    assert!(!text.contains(&i) && !text.contains(&q.id.to_string()), "no instance or id in labels");
+    let (code, said) = promtool_check(text);
+    assert_eq!((code, said.trim()), (0, ""), "promtool check metrics on:\n{text}");
 }

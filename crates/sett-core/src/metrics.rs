@@ -59,6 +59,19 @@ pub const NOTIFICATION_ATTEMPTS: &str = "sett_notification_attempts_total";
 pub const NOTIFICATION_DELIVERY_SECONDS: &str = "sett_notification_delivery_seconds";
 /// Gauge, label `webhook`: notifications waiting for a (next) attempt.
 pub const NOTIFICATIONS_PENDING: &str = "sett_notifications_pending";
+/// Counter, labels `route`, `status`: requests served by `sett console`.
+pub const CONSOLE_REQUESTS: &str = "sett_console_requests_total";
+/// Histogram (seconds), label `route`: the console's own time per request (`server-timing`).
+pub const CONSOLE_REQUEST_SECONDS: &str = "sett_console_request_duration_seconds";
+/// Counter, label `reason` (`no_token` | `wrong_token` | `expired_session` | `csrf`): refused
+/// console requests.
+pub const CONSOLE_AUTH_FAILURES: &str = "sett_console_auth_failures_total";
+/// Counter, label `outcome` (`answered` | `already_answered` | `rejected`): answers posted to the
+/// console.
+pub const CONSOLE_ANSWERS: &str = "sett_console_answers_total";
+/// Gauge: browsers (and scripts) following an event stream of the console.
+pub const CONSOLE_EVENT_STREAMS: &str = "sett_console_event_streams";
+
 /// What kind of Prometheus metric a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -186,5 +199,30 @@ pub const ALL: &[Metric] = &[
         name: NOTIFICATIONS_PENDING,
         kind: Kind::Gauge,
         help: "Webhook notifications waiting for their first or next delivery attempt.",
+    },
+    Metric {
+        name: CONSOLE_REQUESTS,
+        kind: Kind::Counter,
+        help: "Requests served by sett console, by route (page or API endpoint, never the instance or artifact named) and HTTP status.",
+    },
+    Metric {
+        name: CONSOLE_REQUEST_SECONDS,
+        kind: Kind::Histogram,
+        help: "The console's own time per request (its server-timing header), by route; an event stream counts until its headers are sent.",
+    },
+    Metric {
+        name: CONSOLE_AUTH_FAILURES,
+        kind: Kind::Counter,
+        help: "Console requests refused: no_token and wrong_token (401), expired_session (401, the session outlived its lifetime), csrf (403, a cookie POST without the CSRF proof or from another origin).",
+    },
+    Metric {
+        name: CONSOLE_ANSWERS,
+        kind: Kind::Counter,
+        help: "Answers posted to the console: answered (recorded), already_answered (409, someone else was first or the claim ended), rejected (400, 404 or 413).",
+    },
+    Metric {
+        name: CONSOLE_EVENT_STREAMS,
+        kind: Kind::Gauge,
+        help: "Event streams (server-sent events) the console is serving to browsers and scripts right now.",
     },
 ];

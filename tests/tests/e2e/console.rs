@@ -162,7 +162,11 @@ async fn answer_from_the_browser_inbox_and_the_agent_resumes() {
         ))
         .await;
     assert_eq!(dom, serde_json::json!([0, 0, XSS]), "agent text renders as text");
-    // The context chain is fetched when opened: it leads back to the goal.
+    // The context chain is fetched when opened (the page has none of it): it leads back to the goal.
+    let before = b
+        .js(&format!("return document.querySelectorAll('{} details.chain li').length;", card.replace('\'', "\\'")))
+        .await;
+    assert_eq!(before, 0, "no chain is rendered with the page");
     b.client.find(Locator::Css(&format!("{card} details.chain summary"))).await.unwrap().click().await.unwrap();
     let to_goal = format!(r#"{card} details.chain li a[href$="/artifacts/{goal}"]"#);
     b.client.wait().for_element(Locator::Css(&to_goal)).await.expect("the chain loads on demand");

@@ -71,6 +71,9 @@ pub(crate) async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<ExitCode> {
         stop.cancel();
     });
     let instances = (!names.is_empty()).then_some(names);
-    sett_console::serve(listener, redis, Config { instances, users }, shutdown).await;
+    // The console's own metrics (requests, refusals, answers, event streams) on GET /metrics.
+    let metrics = sett_ops::telemetry::install_metrics().ok();
+    let config = Config { session_lifetime: args.session_lifetime, metrics, ..Config::new(instances, users) };
+    sett_console::serve(listener, redis, config, shutdown).await;
     Ok(ExitCode::SUCCESS)
 }
