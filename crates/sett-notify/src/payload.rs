@@ -70,10 +70,11 @@ pub fn answer_command(instance: &str, question_id: &str) -> String {
     format!("sett answer --name {instance} {question_id} \"<your answer>\"")
 }
 
-/// The console's questions inbox, scrolled to the question and its answer form (the inbox spans
-/// every instance, so the instance is not part of the link).
+/// The console's questions inbox: the page holding the question (`?q=`, the inbox is paged),
+/// scrolled to it and its answer form (the inbox spans every instance, so the instance is not
+/// part of the link).
 pub fn question_link(console: &str, _instance: &str, question_id: &str) -> String {
-    format!("{console}/questions#q-{question_id}")
+    format!("{console}/questions?q={question_id}#q-{question_id}")
 }
 
 /// The console page of a workflow (identified by its goal).
@@ -250,7 +251,7 @@ mod tests {
         );
         assert_eq!(
             doc["question"]["console_url"],
-            "https://c.example/questions#q-0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"
+            "https://c.example/questions?q=0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d#q-0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"
         );
         let plain = Notification::QuestionAsked(question()).json(&env(None));
         assert!(plain["question"]["console_url"].is_null());

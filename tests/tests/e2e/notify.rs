@@ -110,7 +110,7 @@ async fn a_question_webhook_arrives_signed_within_a_second_and_slack_gets_text()
     assert_eq!(q["text"], "Which port should the service listen on?");
     assert_eq!(q["agent"], "Asker");
     assert!(q["deadline_ms"].as_i64().unwrap() > asked_ts + 3_500_000, "{q}");
-    assert_eq!(q["console_url"], format!("http://console.test:7878/questions#q-{qid}").as_str());
+    assert_eq!(q["console_url"], format!("http://console.test:7878/questions?q={qid}#q-{qid}").as_str());
     let command = q["answer_command"].as_str().unwrap();
     assert_eq!(command, format!("sett answer --name {} {qid} \"<your answer>\"", env.name));
 
