@@ -110,15 +110,27 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
         holder_is_gone: Box::new(move |h| h.host == this_host && (in_docker || !sett_runtime::is_alive(h.pid))),
     };
     let notifications = settings.config.notifications.clone();
+    let anchor_every = settings.config.ledger.anchor_every;
     let orchestrator = Orchestrator::new(store.clone(), settings, launcher);
     let health = listener.serve(&redis, orchestrator.ready_flag());
     info!(instance = %instance, health_addr = %health.addr(), redis = %sett_store::redact_url(&args.daemon.redis_url), "orchestrator starting");
     let signals = daemon.stop_signal();
     // The notifier stops with the engine, whatever stopped the engine (a signal, a lost lock).
     let stop = signals.token().child_token();
+    let anchors = anchor_every.map(|every| {
+        tokio::spawn(sett_ops::verify::anchor_periodically(
+            store.clone(),
+            every,
+            orchestrator.ready_flag(),
+            stop.clone(),
+        ))
+    });
     let notifier = start_notifier(store, notifications, orchestrator.ready_flag(), stop.clone()).await?;
     let result = orchestrator.run(signals.token()).await;
     stop.cancel();
+    if let Some(a) = anchors {
+        let _ = a.await;
+    }
     if let Some(n) = notifier {
         // An attempt in flight is finished and recorded (bounded by its own timeout).
         let _ = tokio::time::timeout(Duration::from_secs(15), n).await;

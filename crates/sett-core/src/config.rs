@@ -154,6 +154,20 @@ struct RawConfig {
     agents: BTreeMap<String, RawAgent>,
     /// Webhooks told when an agent asks a question or a workflow ends (docs/notifications.md).
     notifications: Option<RawNotifications>,
+    /// The tamper-evident ledger (docs/security.md, "Tamper evidence").
+    #[serde(default)]
+    ledger: RawLedger,
+}
+
+/// The tamper-evident ledger.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    /// How often the orchestrator records the ledger head in the global audit stream
+    /// `sett:audit` (an anchor, as `sett down` and `sett export` write); only when the head
+    /// moved. 0 or absent: never. At least 1s.
+    #[schemars(extend("default" = 0))]
+    anchor_every: Option<RawDuration>,
 }
 
 /// Webhook notifications.
@@ -306,6 +320,14 @@ pub struct SettConfig {
     pub agents: BTreeMap<AgentName, AgentConfig>,
     /// The `notifications:` section; empty when absent.
     pub notifications: NotificationsConfig,
+    pub ledger: LedgerConfig,
+}
+
+/// The `ledger:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// How often the orchestrator anchors the head in `sett:audit`; `None` = never.
+    pub anchor_every: Option<Duration>,
 }
 
 /// What a webhook can be told about (`notifications.webhooks[].events`).
@@ -882,7 +904,24 @@ impl SettConfig {
             );
         }
         let notifications = parse_notifications(raw.notifications, &err)?;
-        Ok(Self { version: raw.version, runtime: raw.runtime, orchestrator, redis: raw.redis, agents, notifications })
+        let anchor_every = dur("ledger.anchor_every", &raw.ledger.anchor_every, Duration::ZERO)?;
+        if !anchor_every.is_zero() && anchor_every < Duration::from_secs(1) {
+            return Err(err(
+                "ledger.anchor_every",
+                format!("{} is shorter than 1s", humantime::format_duration(anchor_every)),
+                "use a duration such as 1h (0 turns anchoring off)",
+            ));
+        }
+        let ledger = LedgerConfig { anchor_every: (!anchor_every.is_zero()).then_some(anchor_every) };
+        Ok(Self {
+            version: raw.version,
+            runtime: raw.runtime,
+            orchestrator,
+            redis: raw.redis,
+            agents,
+            notifications,
+            ledger,
+        })
     }
 
     /// Every error in `text`, each with the line of the key it is about (`sett config check`),
@@ -998,6 +1037,21 @@ agents:
         let builder = &c.agents[&AgentName::parse("Builder").unwrap()];
         assert_eq!(builder.worker.as_ref().unwrap().max_concurrent, 2);
         assert_eq!(builder.worker.as_ref().unwrap().command, vec!["./build.sh".to_owned()]);
+    }
+
+    #[test]
+    fn ledger_anchor_every_is_off_by_default_and_at_least_a_second() {
+        assert_eq!(SettConfig::parse("sett.yml", GOOD).unwrap().ledger.anchor_every, None);
+        let with = |v: &str| {
+            SettConfig::parse(
+                "sett.yml",
+                &GOOD.replace("agents:\n", &format!("ledger: {{anchor_every: {v}}}\nagents:\n")),
+            )
+        };
+        assert_eq!(with("1h").unwrap().ledger.anchor_every, Some(Duration::from_secs(3600)));
+        assert_eq!(with("0").unwrap().ledger.anchor_every, None);
+        assert_eq!(with("500ms").unwrap_err().key_path, "ledger.anchor_every");
+        assert_eq!(with("soon").unwrap_err().key_path, "ledger.anchor_every");
     }
 
     #[test]

@@ -791,3 +791,40 @@ pub async fn anchor(store: &Store, reason: &str) -> Result<Option<Head>, VerifyE
     store.redis().append_audit(&record).await?;
     Ok(Some(head))
 }
+
+/// `ledger.anchor_every`: once the orchestrator holds the instance lock (`ready`), records the
+/// ledger head in `sett:audit` every `every` until `stop` — only when the head moved since the
+/// last anchor this loop wrote, so an idle instance adds nothing. A failed anchor is logged and
+/// retried at the next tick; anchoring never stops the engine.
+pub async fn anchor_periodically(
+    store: Store,
+    every: std::time::Duration,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // After a pause (a suspended machine) one anchor, not a burst of them.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<Head> = None;
+    loop {
+        // Cancel-safe: `tick()` and `cancelled()` hold no state that a lost race would drop.
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !ready.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        match store.ledger_head().await {
+            Ok(Some(head)) if last.as_ref() != Some(&head) => match anchor(&store, "periodic").await {
+                Ok(written) => {
+                    tracing::info!(head = ?written.as_ref().map(ToString::to_string), "ledger head anchored in sett:audit");
+                    last = written;
+                }
+                Err(e) => tracing::warn!(error = %e, "could not anchor the ledger head; retrying at the next interval"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the ledger head; retrying at the next interval"),
+        }
+    }
+}

@@ -215,3 +215,45 @@ async fn rewrite_chain(env: &Env, name: &str) {
     assert!(forged);
     redis_cli(env, &["HSET", &format!("sett:{{{name}}}:ledger"), "hash", &prev]);
 }
+
+/// `ledger.anchor_every` makes the orchestrator record the head in `sett:audit` by itself; the
+/// anchored head is one `sett verify --head` accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_orchestrator_anchors_the_head_periodically() {
+    let mut env = Env::examples(false).await;
+    let yml = env.path().join("sett.yml");
+    let mut text_yml = std::fs::read_to_string(&yml).unwrap();
+    text_yml.push_str("\nledger:\n  anchor_every: 1s\n");
+    std::fs::write(&yml, text_yml).unwrap();
+    env.up();
+    env.forage("Build a to-do service");
+    env.wait_terminals(1, MINUTE).await;
+    // Follow sett:audit with blocking reads until a periodic anchor of this instance arrives.
+    let instance = env.name.to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = "0-0".to_owned();
+    let anchored = loop {
+        assert!(std::time::Instant::now() < deadline, "no periodic anchor within 30 s\n{}", env.logs());
+        let out = redis_cli(&env, &["XREAD", "BLOCK", "2000", "COUNT", "100", "STREAMS", "sett:audit", &last]);
+        let mut found = None;
+        for line in out.lines() {
+            if line.split_once('-').is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok()) {
+                last = line.to_owned();
+            } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                && v["event"] == "ledger_anchor"
+                && v["reason"] == "periodic"
+                && v["instance"] == instance.as_str()
+            {
+                found = v["head"].as_str().map(str::to_owned);
+            }
+        }
+        if let Some(h) = found {
+            break h;
+        }
+    };
+    env.down();
+    let head: ledger::Head = anchored.parse().expect("the anchor holds a head");
+    assert!(head.seq > 0);
+    let (code, v) = verify(&env, &["--head", &anchored]);
+    assert_eq!(code, 0, "the anchored head is in the chain: {v:#}");
+}
