@@ -1,5 +1,5 @@
 //! `cargo xtask bench --only stream`: `sett watch` replay, `sett hoard`, `sett export` and
-//! `sett import` on instances of 100,000 and 1,000,000 artifacts (seeded by `sett-bench
+//! `sett import` (and `sett verify`, live and of the export) on instances of 100,000 and 1,000,000 artifacts (seeded by `sett-bench
 //! seed-artifacts`), so linearity shows as a ratio between the two sizes in one run: events/s of
 //! the replay, time to the first line of `hoard`, and wall time and peak RSS of each command.
 
@@ -84,6 +84,10 @@ pub(crate) fn stream(b: &Bench, sizes: &[u64]) -> Result<Value> {
         let (export_s, export_kib) =
             timed(&mut b.sett(&["export", "--name", &inst, "--file", &file.display().to_string()]))?;
         let bytes = std::fs::metadata(&file)?.len();
+        // `sett verify` of everything (every artifact hash and the whole chain): against Redis,
+        // then the export offline. Both must exit 0 (`timed` fails otherwise).
+        let (verify_s, verify_kib) = timed(&mut b.sett(&["verify", "--name", &inst]))?;
+        let (verify_file_s, verify_file_kib) = timed(&mut b.sett(&["verify", "--file", &file.display().to_string()]))?;
         let copy = format!("{inst}-copy");
         let (import_s, import_kib) = timed(&mut b.sett(&["import", "--name", &copy, &file.display().to_string()]))?;
         let copied: u64 = b.redis_cli(&["XLEN", &format!("sett:{{{copy}}}:events")])?.parse()?;
@@ -117,6 +121,10 @@ pub(crate) fn stream(b: &Bench, sizes: &[u64]) -> Result<Value> {
                 "export_keys_per_second": keys as f64 / export_s.max(1e-9),
                 "export_peak_rss_kib": export_kib,
                 "export_bytes": bytes,
+                "verify_seconds": verify_s,
+                "verify_peak_rss_kib": verify_kib,
+                "verify_file_seconds": verify_file_s,
+                "verify_file_peak_rss_kib": verify_file_kib,
                 "import_seconds": import_s,
                 "import_keys_per_second": keys as f64 / import_s.max(1e-9),
                 "import_peak_rss_kib": import_kib,
@@ -132,11 +140,17 @@ pub(crate) fn stream(b: &Bench, sizes: &[u64]) -> Result<Value> {
         let f = |k: &str| z[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0).max(1e-9);
         let scale = *hi as f64 / *lo as f64;
         ratios.insert("size_ratio".into(), json!(scale));
-        for k in ["watch_replay_seconds", "hoard_table_seconds", "export_seconds", "import_seconds"] {
+        for k in ["watch_replay_seconds", "hoard_table_seconds", "export_seconds", "import_seconds", "verify_seconds"] {
             ratios.insert(format!("{k}_ratio"), json!(f(k)));
         }
-        for k in ["hoard_table_peak_rss_kib", "export_peak_rss_kib", "import_peak_rss_kib", "watch_replay_peak_rss_kib"]
-        {
+        for k in [
+            "hoard_table_peak_rss_kib",
+            "export_peak_rss_kib",
+            "import_peak_rss_kib",
+            "watch_replay_peak_rss_kib",
+            "verify_peak_rss_kib",
+            "verify_file_peak_rss_kib",
+        ] {
             ratios.insert(format!("{k}_ratio"), json!(f(k)));
         }
         ratios.insert("hoard_first_line_ms_ratio".into(), json!(f("hoard_first_line_ms")));
