@@ -1,5 +1,7 @@
 //! Scale-out end to end: every command on a real 3-primary / 3-replica Redis Cluster (no
-//! CROSSSLOT on any path), and the same pipeline through a Sentinel deployment.
+//! CROSSSLOT on any path), also with ACLs on every node, the console's API and webhook
+//! notifications on a cluster, the same pipeline through a Sentinel deployment, failovers under
+//! load on both, and 300 instances spread over the shards.
 
 use std::time::Duration;
 
@@ -495,4 +497,146 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 #[allow(clippy::print_stdout)]
 fn figure(line: &str) {
     println!("{line}");
+}
+
+/// Asks once, then ends the workflow with the answer as its payload.
+const ASKER: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+input=$(cat)
+if [ "$(jq '.answers | length' <<<"$input")" = "0" ]; then
+  jq -n '{structural_type: "Question", artifact_type: "Clarification", artifact_payload: "Which port?"}'
+else
+  jq -n --arg a "$(jq -r '.answers[-1].answer.payload' <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $a}'
+fi
+"#;
+
+/// A child process (`sett console`) killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const CONSOLE_TOKEN: &str = "e2e-cluster-console-token-0123456789";
+
+/// One HTTP/1.1 request to the console (`Connection: close`); the status code and the body.
+async fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to the console");
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {CONSOLE_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw)).await.expect("the console answers").unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // The console may answer with a chunked body: keep only the chunks' data.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        rest.to_owned()
+    };
+    (status, body)
+}
+
+/// The console's JSON API and webhook notifications on a cluster whose nodes require a login:
+/// `sett console` lists the instance and its open question and takes the answer; the notifier
+/// (inside the orchestrator) delivers `question_asked` and `workflow_completed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_api_and_notifications_on_a_redis_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_owned();
+    let cluster = tokio::task::spawn_blocking(move || RedisCluster::start_with_acl(&dir, 3, 1, "sett", "console-pw"))
+        .await
+        .expect("cluster start");
+    let mut hook = sett_e2e::receiver::Receiver::start().await;
+    let yml = format!(
+        r#"
+version: "1.0"
+orchestrator: {{bid_timeout: 10s, question_timeout: 1h}}
+agents:
+  Asker:
+    command: ["./asker.sh"]
+    bidding_strategy: exclusive
+notifications:
+  webhooks:
+    - name: ops
+      url: {}
+"#,
+        hook.url("/hook")
+    );
+    let mut env = Env::with_redis_url(&cluster.url(), &yml, &[("asker.sh", ASKER)]).await;
+    env.up();
+    let goal = env.forage("Build a service");
+    let asked = env
+        .wait_events(MINUTE, "question_asked", 1, |e| e.kind == sett_core::event::EventKind::QuestionAsked)
+        .await
+        .remove(0);
+    let qid = asked.field("artifact_id").expect("the question's id").to_owned();
+
+    let mut others = Vec::new();
+    let r = hook.next_event("question_asked", MINUTE, &mut others).await;
+    assert_eq!(r.json()["question"]["id"], qid.as_str(), "{}", r.body);
+
+    let mut console = KillOnDrop(
+        env.sett(&["console", "--addr", "127.0.0.1:0", "--operator", "Ada Console"])
+            .env("SETT_CONSOLE_TOKEN", CONSOLE_TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start sett console"),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(console.0.stdout.take().unwrap()), &mut line)
+        .expect("the console prints its URL");
+    let addr = line.trim().trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+    let name = env.name.to_string();
+
+    let (status, body) = http(&addr, "GET", "/api/v1/instances", None).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(listed.to_string().contains(&format!("\"{name}\"")), "the instance is listed: {body}");
+    let (status, body) = http(&addr, "GET", &format!("/api/v1/instances/{name}/questions"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&qid), "the open question is listed: {body}");
+    let (status, body) = http(&addr, "GET", "/api/v1/questions", None).await;
+    assert!(status == 200 && body.contains(&qid), "{status} {body}");
+    let (status, body) = http(
+        &addr,
+        "POST",
+        &format!("/api/v1/instances/{name}/questions/{qid}/answer"),
+        Some(r#"{"answer": "Use port 8080"}"#),
+    )
+    .await;
+    assert!((200..300).contains(&status), "the answer was refused: {status} {body}");
+
+    let artifacts = env.wait_terminals(1, 2 * MINUTE).await;
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
+    assert_eq!(terminal.payload, "Use port 8080");
+    let done = hook.next_event("workflow_completed", MINUTE, &mut others).await;
+    assert_eq!(done.json()["workflow"]["goal_id"], goal.to_string().as_str(), "{}", done.body);
+    let answer = env.artifacts_of(StructuralType::Answer).await;
+    assert_eq!(answer.first().and_then(|a| a.answered_by.as_deref()), Some("Ada Console"), "{answer:?}");
+
+    drop(console);
+    assert_eq!(cluster.error_count("CROSSSLOT"), 0, "a command spanned two hash slots");
+    env.down();
+    env.redis.quit().await;
 }
