@@ -1,6 +1,7 @@
 //! The docker runtime (`runtime: docker`): an instance's orchestrator and cubs as containers of
 //! the locally built runtime image on the instance network `sett-<instance>`, controller workers
-//! as ephemeral containers ([`DockerWorkerLauncher`]), and the discovery and cleanup of all of
+//! as ephemeral containers ([`DockerWorkerLauncher`]), the workspace's own Redis container when
+//! no Redis URL is configured ([`WorkspaceRedis`]), and the discovery and cleanup of all of
 //! them through labels (`sett.instance`, `sett.component`, `sett.agent`, `sett.claim`). It
 //! prints nothing.
 //!
@@ -11,6 +12,7 @@
 
 mod access;
 mod launcher;
+mod redis;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use access::{check_workspace_access, numeric_user};
 pub use launcher::DockerWorkerLauncher;
+pub use redis::{LABEL_WORKSPACE, REDIS_PORT, RedisState, WorkspaceRedis, container_name as redis_container_name};
 
 /// The runtime image built by `cargo xtask images`.
 pub const DEFAULT_IMAGE: &str = "sett-runtime:dev";
@@ -53,6 +56,8 @@ pub enum DockerError {
     Unavailable(String),
     #[error("the image {0} is missing: build it with `cargo xtask images` (no registry pull is needed)")]
     NoImage(String),
+    #[error("the workspace's Redis container: {0}")]
+    Redis(String),
     #[error("docker: {0}")]
     Api(#[from] bollard::errors::Error),
 }
@@ -92,6 +97,10 @@ pub struct Spec {
     /// starts with an empty environment). Only the names are part of the spec.
     #[serde(default)]
     pub pass_env: Vec<String>,
+    /// The workspace's own Redis container ([`WorkspaceRedis`]), attached to the instance
+    /// network when it is created; `None` with a configured Redis URL.
+    #[serde(default)]
+    pub redis_container: Option<String>,
 }
 
 impl std::fmt::Debug for Spec {
@@ -364,8 +373,17 @@ impl DockerRuntime {
         list(&self.docker, &self.instance, component).await
     }
 
-    /// Creates the instance network unless it exists.
-    pub async fn ensure_network(&self) -> Result<()> {
+    /// Creates the instance network unless it exists, and attaches the workspace's Redis
+    /// container (`redis`) to it so the daemons reach it by name.
+    pub async fn ensure_network(&self, redis: Option<&str>) -> Result<()> {
+        self.create_network().await?;
+        if let Some(r) = redis {
+            WorkspaceRedis::connect(r).await?.attach(&network_name(&self.instance)).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_network(&self) -> Result<()> {
         let name = network_name(&self.instance);
         if self.network_exists(&name).await? {
             return Ok(());
@@ -448,6 +466,14 @@ impl DockerRuntime {
         }
         let name = network_name(&self.instance);
         if self.network_exists(&name).await? {
+            // What is still attached is not the instance's (the workspace's Redis, which
+            // outlives it): detach it, or Docker refuses to remove the network.
+            if let Ok(net) = self.docker.inspect_network(&name, None).await {
+                for (id, _) in net.containers.unwrap_or_default() {
+                    let req = NetworkDisconnectRequest { container: id, force: Some(true) };
+                    let _ = self.docker.disconnect_network(&name, req).await;
+                }
+            }
             match self.docker.remove_network(&name).await {
                 Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -591,6 +617,7 @@ mod tests {
             socket_gid: None,
             rw_agents: vec!["Writer".into()],
             pass_env: vec![],
+            redis_container: None,
         };
         let binds = |agent: &str| spec.cub_container(agent).host_config.unwrap().binds.unwrap();
         assert_eq!(binds("Reviewer"), ["/ws:/ws:ro", "/ws/.sett/logs/i1:/ws/.sett/logs/i1:rw"]);
@@ -645,6 +672,7 @@ notifications:
             socket_gid: None,
             rw_agents: vec![],
             pass_env: names,
+            redis_container: None,
         };
         let host = |k: &str| match k {
             "TEAM_HOOK_SECRET" => Some("s3cr3t-team".to_owned()),

@@ -167,6 +167,7 @@ pub struct Destroyer {
     acquired: Acquired,
     lost: watch::Receiver<bool>,
     renewer: JoinHandle<()>,
+    removes_redis: Option<String>,
 }
 
 /// The audit records a destroy appends to `sett:audit`: `phase: "intent"` before anything is
@@ -191,6 +192,11 @@ pub struct AuditRecord {
     /// The ledger head (`<seq>:<hash>`) of the data being destroyed (an anchor: an export
     /// taken before can still be verified against it with `sett verify --file --head`).
     pub ledger_head: Option<String>,
+    /// The workspace's own Redis that goes with this instance (`runtime: docker`: "container
+    /// sett-redis-… and volume …", with every key in it — this audit stream included, so the
+    /// intent record logged on stderr is what remains of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removes_redis: Option<String>,
     /// Completion only: the intent record's id in `sett:audit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intent_id: Option<String>,
@@ -208,6 +214,9 @@ pub struct Report {
     pub registry_entry_removed: bool,
     pub audit_id: String,
     pub backup: Option<String>,
+    /// See [`AuditRecord::removes_redis`]; the caller removes it after the destroy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removes_redis: Option<String>,
 }
 
 impl Report {
@@ -283,7 +292,16 @@ impl Destroyer {
         }
         let (lost_tx, lost) = watch::channel(false);
         let renewer = tokio::spawn(renew(store.clone(), run_id.clone(), lost_tx));
-        let mut d = Self { store: store.clone(), operator, run_id, plan: Plan::default(), acquired, lost, renewer };
+        let mut d = Self {
+            store: store.clone(),
+            operator,
+            run_id,
+            plan: Plan::default(),
+            acquired,
+            lost,
+            renewer,
+            removes_redis: None,
+        };
         let surveyed = if count {
             survey(store).await.map(|p| {
                 let exists = p.exists();
@@ -310,6 +328,12 @@ impl Destroyer {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Records in the audit and the report that the Redis holding the instance goes too
+    /// (`what`: which container and volume); the caller removes it once the destroy succeeded.
+    pub fn removes_redis(&mut self, what: impl Into<String>) {
+        self.removes_redis = Some(what.into());
     }
 
     pub fn acquired(&self) -> &Acquired {
@@ -395,6 +419,7 @@ impl Destroyer {
             backup: backup.clone(),
             run_id: self.run_id.clone(),
             ledger_head: self.store.ledger_head().await?.map(|h| h.to_string()),
+            removes_redis: self.removes_redis.clone(),
             intent_id: None,
             registry_entry_removed: None,
         };
@@ -427,7 +452,14 @@ impl Destroyer {
         // Debug only: the intent record logged above is the one that matters, and on a terminal
         // an info line here would land in the middle of the progress bar.
         tracing::debug!(target: "sett::audit", audit_id = %completion_id, audit = %json, "instance {instance} destroyed");
-        Ok(Report { instance, counts, registry_entry_removed, audit_id, backup })
+        Ok(Report {
+            instance,
+            counts,
+            registry_entry_removed,
+            audit_id,
+            backup,
+            removes_redis: self.removes_redis.clone(),
+        })
     }
 
     /// Releases the lock without deleting anything (confirmation refused, backup failed, …).

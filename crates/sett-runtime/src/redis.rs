@@ -1,12 +1,17 @@
-//! The managed Redis: when no Redis URL is configured, `sett up` runs a `redis-server` from PATH
-//! on a free loopback port, with AOF persistence under the workspace's `.sett/redis/`, and records
-//! its URL and pid there. Any later command restarts it on demand with its data.
+//! The managed Redis: when no Redis URL is configured, `sett up` runs the workspace's own Redis
+//! and records its URL under the workspace's `.sett/redis/`; any later command restarts it on
+//! demand with its data. `runtime: local`: a `redis-server` from PATH on a free loopback port,
+//! AOF under `.sett/redis/`, its pid recorded there. `runtime: docker`: a `sett-redis` container
+//! (`sett_docker::WorkspaceRedis`: a named volume with AOF, its port published on loopback, the
+//! daemons reaching it by name on the instance network), its name recorded in
+//! `.sett/redis/container`. Whichever a workspace started first stays its Redis.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use sett_core::config::RuntimeKind;
 use sett_store::{Redis, RedisOptions};
 
 use crate::process::{DaemonSpec, is_alive, spawn_daemon, terminate};
@@ -21,7 +26,22 @@ pub enum RedisStartError {
     Io(#[from] std::io::Error),
     #[error("the managed redis-server did not answer within {limit:?}; see its log: {log}")]
     NotReady { limit: Duration, log: String },
+    #[error(transparent)]
+    Docker(#[from] sett_docker::DockerError),
+    #[error(
+        "the workspace's Redis container {name} did not answer on {url} within {limit:?}; see `docker logs {name}`"
+    )]
+    ContainerNotReady { name: String, url: String, limit: Duration },
+    #[error(
+        "this workspace's Redis is the local runtime's redis-server ({dir}), which containers cannot reach (it listens on loopback only): \
+         pass --redis-url / set SETT_REDIS_URL to a Redis the containers reach, or — to have `sett up` start a sett-redis container instead — \
+         stop its instances with `sett down` and remove {dir} (their data goes with it; `sett export` keeps a copy)"
+    )]
+    LocalForDocker { dir: String },
 }
+
+/// Wait this long for a managed Redis to answer after starting it.
+const READY_LIMIT: Duration = Duration::from_secs(15);
 
 /// The managed Redis of one workspace (state in `dir`, normally `<workspace>/.sett/redis`).
 #[derive(Debug, Clone)]
@@ -42,13 +62,44 @@ impl ManagedRedis {
         self.dir.join("pid")
     }
 
+    fn container_file(&self) -> PathBuf {
+        self.dir.join("container")
+    }
+
+    /// The workspace (`dir` is `<workspace>/.sett/redis`).
+    fn workspace(&self) -> &Path {
+        self.dir.parent().and_then(Path::parent).unwrap_or(&self.dir)
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.dir.join("redis.log")
     }
 
     /// True when this workspace has (or had) a managed Redis.
     pub fn exists(&self) -> bool {
-        self.url_file().exists()
+        self.url_file().exists() || self.container_file().exists()
+    }
+
+    /// The runtime whose Redis this workspace has: a `redis-server` process or a container.
+    pub fn kind(&self) -> Option<RuntimeKind> {
+        if self.container().is_some() {
+            Some(RuntimeKind::Docker)
+        } else if self.exists() {
+            Some(RuntimeKind::Local)
+        } else {
+            None
+        }
+    }
+
+    /// The name of the workspace's Redis container (docker runtime).
+    pub fn container(&self) -> Option<String> {
+        std::fs::read_to_string(self.container_file()).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    }
+
+    /// The URL the instance's containers use for the workspace's Redis container (its name on
+    /// the instance network); `None` for a `redis-server` process.
+    pub fn container_url(&self) -> Option<String> {
+        self.container().map(|name| format!("redis://{name}:{}", sett_docker::REDIS_PORT))
     }
 
     pub fn url(&self) -> Option<String> {
@@ -59,14 +110,84 @@ impl ManagedRedis {
         std::fs::read_to_string(self.pid_file()).ok().and_then(|s| s.trim().parse().ok())
     }
 
-    pub fn is_running(&self) -> bool {
-        self.pid().is_some_and(is_alive)
+    /// Whether the managed Redis runs (its process, or its container).
+    pub async fn is_running(&self) -> bool {
+        match self.container() {
+            Some(name) => match sett_docker::WorkspaceRedis::connect(&name).await {
+                Ok(r) => matches!(r.state().await, Ok(sett_docker::RedisState::Running(_))),
+                Err(_) => false,
+            },
+            None => self.pid().is_some_and(is_alive),
+        }
     }
 
-    /// Returns the URL of the running managed Redis, starting it (on its previous port when
-    /// free, with its data) when it is not running.
+    /// Returns the URL of the running managed Redis, starting it (with its data) when it is not
+    /// running; the runtime is the one that started it first.
     pub async fn ensure(&self) -> Result<String, RedisStartError> {
-        if let (Some(url), true) = (self.url(), self.is_running())
+        match self.container() {
+            Some(name) => self.ensure_container(&name).await,
+            None => self.ensure_local().await,
+        }
+    }
+
+    /// Like [`ManagedRedis::ensure`], for `sett up` of an instance of `runtime`: a workspace
+    /// without a managed Redis gets one of that runtime. A docker instance cannot use the local
+    /// runtime's Redis (it listens on loopback only); a local instance may use a container's.
+    pub async fn ensure_for(&self, runtime: RuntimeKind) -> Result<String, RedisStartError> {
+        match (self.kind(), runtime) {
+            (Some(RuntimeKind::Docker), _) => self.ensure().await,
+            (Some(RuntimeKind::Local), RuntimeKind::Docker) => {
+                Err(RedisStartError::LocalForDocker { dir: self.dir.display().to_string() })
+            }
+            (None, RuntimeKind::Docker) => {
+                self.ensure_container(&sett_docker::redis_container_name(self.workspace())).await
+            }
+            (_, RuntimeKind::Local) => self.ensure_local().await,
+        }
+    }
+
+    /// Starts (creating it when missing) the workspace's Redis container and records its name
+    /// and its URL on the host (the published port changes at each start).
+    async fn ensure_container(&self, name: &str) -> Result<String, RedisStartError> {
+        let redis = sett_docker::WorkspaceRedis::connect(name).await?;
+        let port = redis.ensure(self.workspace()).await?;
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(self.container_file(), name)?;
+        let url = format!("redis://127.0.0.1:{port}");
+        let started = Instant::now();
+        while started.elapsed() < READY_LIMIT {
+            if ping(&url).await {
+                std::fs::write(self.url_file(), &url)?;
+                return Ok(url);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(RedisStartError::ContainerNotReady { name: name.to_owned(), url, limit: READY_LIMIT })
+    }
+
+    /// What [`ManagedRedis::remove`] removes, for a destroy's dry run and audit record: the
+    /// container and its volume; `None` for a `redis-server` process (it stays).
+    pub fn removal(&self) -> Option<String> {
+        let name = self.container()?;
+        Some(format!("container {name} and volume {name}-data"))
+    }
+
+    /// Removes the workspace's Redis container with its volume (all its data) and forgets it;
+    /// a `redis-server` process is left as it is. Returns what was removed.
+    pub async fn remove(&self) -> Result<Option<String>, RedisStartError> {
+        let (Some(name), Some(what)) = (self.container(), self.removal()) else { return Ok(None) };
+        sett_docker::WorkspaceRedis::connect(&name).await?.remove().await?;
+        for f in [self.container_file(), self.url_file()] {
+            match std::fs::remove_file(f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(Some(what))
+    }
+
+    async fn ensure_local(&self) -> Result<String, RedisStartError> {
+        if let (Some(url), true) = (self.url(), self.pid().is_some_and(is_alive))
             && ping(&url).await
         {
             return Ok(url);
@@ -105,7 +226,7 @@ impl ManagedRedis {
         let pid = spawn_daemon(&spec)?;
         std::fs::write(self.pid_file(), pid.to_string())?;
         let url = format!("redis://127.0.0.1:{port}");
-        let limit = Duration::from_secs(15);
+        let limit = READY_LIMIT;
         let started = Instant::now();
         while started.elapsed() < limit {
             if ping(&url).await {
@@ -121,11 +242,13 @@ impl ManagedRedis {
     }
 
     /// Stops the managed Redis (it writes its AOF on the way out); the data stays.
-    pub fn stop(&self, grace: Duration) -> bool {
-        match self.pid() {
-            Some(pid) => terminate(pid, grace),
-            None => true,
+    pub async fn stop(&self, grace: Duration) -> Result<(), RedisStartError> {
+        if let Some(name) = self.container() {
+            sett_docker::WorkspaceRedis::connect(&name).await?.stop(grace).await?;
+        } else if let Some(pid) = self.pid() {
+            tokio::task::spawn_blocking(move || terminate(pid, grace)).await.map_err(std::io::Error::other)?;
         }
+        Ok(())
     }
 }
 
@@ -155,4 +278,28 @@ pub(crate) fn which(program: &str) -> Option<PathBuf> {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_docker_instance_refuses_the_local_runtimes_redis_with_the_fix() {
+        let ws = tempfile::tempdir().unwrap();
+        let managed = ManagedRedis::new(ws.path().join(".sett/redis"));
+        assert_eq!(managed.kind(), None);
+        std::fs::create_dir_all(&managed.dir).unwrap();
+        std::fs::write(managed.dir.join("url"), "redis://127.0.0.1:1").unwrap();
+        assert_eq!(managed.kind(), Some(RuntimeKind::Local));
+        assert_eq!(managed.container_url(), None);
+        assert_eq!(managed.removal(), None, "destroy leaves a redis-server process alone");
+        let e = managed.ensure_for(RuntimeKind::Docker).await.unwrap_err().to_string();
+        assert!(e.contains("--redis-url") && e.contains(&managed.dir.display().to_string()), "{e}");
+        // A recorded container is the workspace's Redis whatever the runtime asks.
+        std::fs::write(managed.dir.join("container"), "sett-redis-0123456789ab").unwrap();
+        assert_eq!(managed.kind(), Some(RuntimeKind::Docker));
+        assert_eq!(managed.container_url().as_deref(), Some("redis://sett-redis-0123456789ab:6379"));
+        assert!(managed.removal().unwrap().contains("volume sett-redis-0123456789ab-data"));
+    }
 }

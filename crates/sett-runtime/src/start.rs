@@ -161,7 +161,8 @@ impl Runtime {
     }
 
     /// Gets the runtime ready to start components: locally nothing; in Docker the log directory
-    /// (writable by the containers' user) and the instance network.
+    /// (writable by the containers' user) and the instance network, with the workspace's own
+    /// Redis container attached when it is the instance's Redis.
     pub async fn prepare(&self, launch: &Launch) -> Result<(), RuntimeError> {
         if let (Self::Docker(rt), Launch::Docker(spec)) = (self, launch) {
             std::fs::create_dir_all(&spec.log_dir).map_err(|source| RuntimeError::Io {
@@ -169,7 +170,7 @@ impl Runtime {
                 source,
             })?;
             share_with_container_user(&spec.log_dir, &spec.user);
-            rt.ensure_network().await?;
+            rt.ensure_network(spec.redis_container.as_deref()).await?;
         }
         Ok(())
     }

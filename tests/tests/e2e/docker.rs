@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use sett_core::event::EventKind;
-use sett_core::{ClaimStatus, StructuralType};
+use sett_core::{ArtifactId, ClaimStatus, StructuralType};
 use sett_docker::{Component, DockerRuntime};
 use sett_e2e::{Env, summary, text};
 use testcontainers_modules::redis::{REDIS_PORT, Redis};
@@ -76,6 +76,13 @@ async fn dockerize(mut env: Env) -> DockerEnv {
     env.redis_url = redis.url.clone();
     env.redis = sett_testkit::redis_at(&env.redis_url).await;
     env.store = env.redis.instance(&env.name);
+    use_docker_runtime(&env);
+    DockerEnv { env, rt, _redis: redis }
+}
+
+/// Sets `runtime: docker` in the workspace's sett.yml (committed with `runtime: local` or none)
+/// and, when the tests run as root, gives the workspace to the containers' user.
+fn use_docker_runtime(env: &Env) {
     let yml_path = env.path().join("sett.yml");
     let yml = std::fs::read_to_string(&yml_path).expect("sett.yml");
     let yml = if yml.contains("runtime: local") {
@@ -85,7 +92,7 @@ async fn dockerize(mut env: Env) -> DockerEnv {
     };
     assert!(yml.contains("runtime: docker"), "{yml}");
     std::fs::write(&yml_path, yml).expect("write sett.yml");
-    git(&env, &["commit", "-q", "-am", "runtime: docker"]);
+    git(env, &["commit", "-q", "-am", "runtime: docker"]);
     // The containers run as the workspace owner, or as uid 10001 when root owns it (tests
     // running as root): give the workspace to that user, as an operator would.
     if is_root() {
@@ -97,7 +104,6 @@ async fn dockerize(mut env: Env) -> DockerEnv {
             .success();
         assert!(ok, "chown the workspace");
     }
-    DockerEnv { env, rt, _redis: redis }
 }
 
 fn is_root() -> bool {
@@ -464,4 +470,146 @@ async fn docker_up_shows_the_container_output_when_a_daemon_dies_before_its_log(
     assert!(err.contains("Fatal error, can't open config file") && err.contains("sett-orchestrator"), "{err}");
     // Nothing half-started is left behind.
     assert!(env.containers().await.iter().all(|c| !c.running), "{:?}", env.containers().await);
+}
+
+/// Removes on drop, whatever the test did, the instance's containers and network and the
+/// workspace's own `sett-redis` container with its volume (a passing test has `sett down` and
+/// `sett destroy` remove them first).
+struct WorkspaceRedisGuard {
+    instance: String,
+    name: String,
+}
+
+impl Drop for WorkspaceRedisGuard {
+    fn drop(&mut self) {
+        let run = |args: &[&str]| std::process::Command::new("docker").args(args).output();
+        if let Ok(out) = run(&["ps", "-aq", "--filter", &format!("label=sett.instance={}", self.instance)]) {
+            for id in text(&out.stdout).split_whitespace() {
+                let _ = run(&["rm", "-f", id]);
+            }
+        }
+        let _ = run(&["network", "rm", &sett_docker::network_name(&self.instance)]);
+        let _ = std::process::Command::new("docker").args(["rm", "-f", &self.name]).output();
+        let _ =
+            std::process::Command::new("docker").args(["volume", "rm", "-f", &format!("{}-data", self.name)]).output();
+    }
+}
+
+/// `sett` with no Redis URL configured (neither flag nor SETT_REDIS_URL): the workspace's own.
+fn bare(env: &Env, args: &[&str]) -> std::process::Output {
+    env.sett(args).env_remove("SETT_REDIS_URL").output().expect("run sett")
+}
+
+fn bare_ok(env: &Env, args: &[&str]) -> String {
+    let out = bare(env, args);
+    assert!(
+        out.status.success(),
+        "sett {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr),
+        env.logs()
+    );
+    text(&out.stdout)
+}
+
+/// Points `env`'s own connection at the workspace's Redis, at the URL `sett up` recorded (its
+/// published port changes each time the container starts).
+async fn connect_recorded(env: &mut Env) {
+    let url = std::fs::read_to_string(env.path().join(".sett/redis/url")).expect(".sett/redis/url");
+    env.redis_url = url.trim().to_owned();
+    env.redis = sett_testkit::redis_at(&env.redis_url).await;
+    env.store = env.redis.instance(&env.name);
+}
+
+/// `runtime: docker` without a Redis URL: `sett up` starts the workspace's `sett-redis`
+/// container (named volume, AOF, port published on loopback, on the instance network), the
+/// workflow runs against it, `down` stops it with the data kept, the next `up` reuses it and
+/// its data, and `destroy` removes it with its volume (as its dry run says).
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_up_without_a_redis_url_runs_the_workspaces_own_redis_container() {
+    use sett_docker::{RedisState, WorkspaceRedis};
+    let script = r#"#!/usr/bin/env bash
+input=$(cat)
+jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
+"#;
+    let mut env = Env::new(
+        "version: \"1.0\"\nagents:\n  Scribe:\n    command: [\"./run.sh\"]\n    bidding_strategy: exclusive\n",
+        &[("run.sh", script)],
+    )
+    .await;
+    let rt = match DockerRuntime::connect(env.name.as_str()).await {
+        Ok(rt) => rt,
+        Err(e) => panic!("the docker runtime tests need a Docker engine (and the images of `cargo xtask images`): {e}"),
+    };
+    for image in [sett_docker::DEFAULT_IMAGE, sett_docker::REDIS_IMAGE] {
+        if let Err(e) = rt.require_image(image).await {
+            panic!("the docker runtime tests need the images: {e}");
+        }
+    }
+    use_docker_runtime(&env);
+    let workspace = env.path().canonicalize().unwrap();
+    let name = sett_docker::redis_container_name(&workspace);
+    let _guard = WorkspaceRedisGuard { instance: env.name.to_string(), name: name.clone() };
+    let redis = WorkspaceRedis::connect(&name).await.unwrap();
+    assert_eq!(redis.state().await.unwrap(), RedisState::Missing);
+
+    let out = bare_ok(&env, &["up", "--timeout", "60s"]);
+    assert!(out.contains(&name), "up names the workspace's Redis container: {out}");
+    let RedisState::Running(Some(port)) = redis.state().await.unwrap() else {
+        panic!("{name} runs with a published port")
+    };
+    connect_recorded(&mut env).await;
+    assert_eq!(env.redis_url, format!("redis://127.0.0.1:{port}"));
+    let inspect = docker(&["inspect", &name]);
+    assert!(
+        inspect.contains("\"sett.component\": \"redis\"") && inspect.contains("\"HostIp\": \"127.0.0.1\""),
+        "{inspect}"
+    );
+    assert!(inspect.contains(&format!("{name}-data")) && inspect.contains("--appendonly"), "{inspect}");
+    assert!(
+        inspect.contains(&format!("\"{}\"", sett_docker::network_name(env.name.as_str()))),
+        "attached to the instance network: {inspect}"
+    );
+    let id = bare_ok(&env, &["forage", "--goal", "first goal", "-q"]);
+    let artifacts = env.wait_terminals(1, 2 * MINUTE).await;
+    assert!(
+        artifacts.iter().any(|a| a.artifact_type == "Done" && a.payload == "first goal"),
+        "{:#?}",
+        summary(&artifacts)
+    );
+    assert!(bare_ok(&env, &["status"]).contains("Claims:"), "status finds the recorded Redis");
+
+    bare_ok(&env, &["down", "--grace", "5s"]);
+    assert_eq!(redis.state().await.unwrap(), RedisState::Stopped, "down stops the workspace's Redis");
+    assert!(rt.containers(None).await.unwrap().is_empty(), "the instance's containers are gone");
+
+    // The next up starts the same container again, with the data of the first run.
+    let before = docker(&["inspect", "--format", "{{.Id}}", &name]);
+    bare_ok(&env, &["up", "--timeout", "60s"]);
+    assert_eq!(docker(&["inspect", "--format", "{{.Id}}", &name]), before, "the container is reused");
+    connect_recorded(&mut env).await;
+    let artifact = env.store.get_artifact(&ArtifactId::parse(id.trim()).unwrap()).await.unwrap();
+    assert!(artifact.is_some(), "the first run's goal is still there");
+    bare_ok(&env, &["forage", "--goal", "second goal", "-q"]);
+    let artifacts = env.wait_terminals(2, 2 * MINUTE).await;
+    assert!(
+        artifacts.iter().any(|a| a.payload == "first goal") && artifacts.iter().any(|a| a.payload == "second goal")
+    );
+    bare_ok(&env, &["down", "--grace", "5s"]);
+
+    let dry = bare_ok(&env, &["destroy", "--dry-run"]);
+    assert!(dry.contains(&format!("The workspace's Redis: container {name} and volume {name}-data")), "{dry}");
+    assert!(redis.volume_exists().await.unwrap(), "a dry run removes nothing");
+    let out = bare(&env, &["destroy", "--force"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("Removed the workspace's Redis (container {name}")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stderr).contains("\"removes_redis\""), "the audit record says so: {}", text(&out.stderr));
+    assert_eq!(redis.state().await.unwrap(), RedisState::Missing, "destroy removes the container");
+    assert!(!redis.volume_exists().await.unwrap(), "and its volume");
+    assert!(!env.path().join(".sett/redis/url").exists(), "and forgets it");
 }

@@ -1,6 +1,7 @@
 //! `sett destroy`: the seed's M4.3 UX (warning, "Type the instance name to confirm:", per-family
 //! counts, exact error messages) on top of `sett_ops::destroy`, which owns the lock, the audit
-//! record and the deletion.
+//! record and the deletion. With `runtime: docker` and no configured Redis URL, the workspace's
+//! own Redis container and its volume go too, once no other instance is registered in it.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -28,19 +29,17 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     let store = redis.instance(&name);
     let human = ctx.output() == OutputFormat::Table;
 
+    let removes_redis = workspace_redis_removal(ctx, &redis, &name).await?;
     if args.dry_run {
         let plan = destroy::plan(&store).await?;
+        let json = serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan, "removes_redis": removes_redis});
         match ctx.output() {
             OutputFormat::Table => {
-                print_warning(name.as_str(), &plan)?;
+                print_warning(name.as_str(), &plan, removes_redis.as_deref())?;
                 crate::output::line("Dry run: nothing was deleted.")?;
             }
-            OutputFormat::Json => {
-                crate::output::json(&serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}))?
-            }
-            OutputFormat::Jsonl => {
-                crate::output::jsonl(&serde_json::json!({"instance": name.as_str(), "dry_run": true, "plan": plan}))?
-            }
+            OutputFormat::Json => crate::output::json(&json)?,
+            OutputFormat::Jsonl => crate::output::jsonl(&json)?,
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -48,11 +47,14 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     // A confirmation shows the counts first; with --force nobody reads them before the deletion,
     // so it counts while it deletes — one pass over the keys instead of two.
     let operator = Operator::current(ctx.operator());
-    let destroyer = if args.force {
+    let mut destroyer = if args.force {
         Destroyer::begin_uncounted(&store, operator).await?
     } else {
         Destroyer::begin(&store, operator).await?
     };
+    if let Some(what) = &removes_redis {
+        destroyer.removes_redis(what.clone());
+    }
     if let Acquired::TookOver(prev) = destroyer.acquired() {
         eprintln!(
             "Note: a previous destroy of '{name}' (pid {} on {}) died mid-way; taking over its lock and finishing the job",
@@ -61,7 +63,7 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     }
     if !args.force {
         if human {
-            print_warning(name.as_str(), destroyer.plan())?;
+            print_warning(name.as_str(), destroyer.plan(), removes_redis.as_deref())?;
         }
         if let Err(e) = confirm(name.as_str()) {
             destroyer.abort().await;
@@ -91,10 +93,20 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     let report = destroyer.execute(args.backup.as_deref(), |n| bar.set_position(n)).await;
     bar.finish_and_clear();
     let report = report?;
+    if removes_redis.is_some() {
+        // The instance's keys are gone; the container goes with every other key in it.
+        redis.quit().await;
+        ctx.managed_redis().remove().await.context(
+            "the instance was destroyed, but its Redis container could not be removed: run 'sett destroy' again, or `docker rm -f` it and `docker volume rm` its volume",
+        )?;
+    }
     match ctx.output() {
         OutputFormat::Table => {
             if !args.force {
                 print_report(&report)?;
+            }
+            if let Some(what) = &removes_redis {
+                crate::output::line(&format!("Removed the workspace's Redis ({what}) with its data"))?;
             }
             crate::output::line(&format!("Instance '{name}' destroyed successfully"))?;
         }
@@ -108,7 +120,23 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
-fn print_warning(name: &str, plan: &Plan) -> Result<()> {
+/// The workspace's own Redis container goes with the last instance registered in it: what
+/// `destroy` then removes (container and volume), `None` otherwise (a configured Redis URL, a
+/// `redis-server` process, or other instances still using the container).
+async fn workspace_redis_removal(
+    ctx: &Ctx,
+    redis: &sett_store::Redis,
+    name: &sett_core::InstanceName,
+) -> Result<Option<String>> {
+    if ctx.global.redis_url.is_some() {
+        return Ok(None);
+    }
+    let Some(what) = ctx.managed_redis().removal() else { return Ok(None) };
+    let others = redis.instances().await?.into_iter().any(|(n, _)| &n != name);
+    Ok((!others).then_some(what))
+}
+
+fn print_warning(name: &str, plan: &Plan, removes_redis: Option<&str>) -> Result<()> {
     let out = crate::output::line;
     out(&format!("WARNING: This will permanently delete ALL data for instance '{name}'"))?;
     out("This includes:")?;
@@ -123,6 +151,9 @@ fn print_warning(name: &str, plan: &Plan) -> Result<()> {
         plural(plan.metadata_keys(), "key", "keys"),
         if plan.registered { " and the registry entry" } else { "" }
     ))?;
+    if let Some(what) = removes_redis {
+        out(&format!("  - The workspace's Redis: {what} (no other instance uses it)"))?;
+    }
     out("")?;
     Ok(())
 }

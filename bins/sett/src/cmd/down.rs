@@ -1,6 +1,7 @@
 //! `sett down`: stop the orchestrator and the cubs of an instance gracefully (running tools get
-//! the grace period), release its lock, keep its data. The managed Redis stops too when no
-//! instance using it still runs; any later command restarts it with its data. The instance's
+//! the grace period), release its lock, keep its data. The managed Redis (a `redis-server`
+//! process, or the workspace's `sett-redis` container) stops too when no instance using it still
+//! runs; any later command restarts it with its data. The instance's
 //! runtime (local processes or Docker, see `sett_runtime::Runtime`) finds and stops them.
 
 use std::process::ExitCode;
@@ -70,7 +71,7 @@ async fn stop_managed_redis_if_idle(ctx: &Ctx, redis: &sett_store::Redis) {
         return;
     }
     let managed = ctx.managed_redis();
-    if !managed.is_running() {
+    if !managed.is_running().await {
         return;
     }
     let busy = match redis.instances().await {
@@ -79,6 +80,8 @@ async fn stop_managed_redis_if_idle(ctx: &Ctx, redis: &sett_store::Redis) {
     };
     if !busy {
         redis.quit().await;
-        managed.stop(Duration::from_secs(10));
+        if let Err(e) = managed.stop(Duration::from_secs(10)).await {
+            eprintln!("warning: could not stop the workspace's Redis: {e}");
+        }
     }
 }

@@ -88,11 +88,18 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
                 spec.network(),
                 agents.len()
             ))?;
-            output::line(&format!(
-                "Redis: {} (containers: {})",
-                sett_store::redact_url(&url),
-                sett_store::redact_url(&spec.redis_url)
-            ))?;
+            match &spec.redis_container {
+                Some(c) => output::line(&format!(
+                    "Redis: {} (the workspace's container {c}, data in volume {c}-data; containers: {})",
+                    sett_store::redact_url(&url),
+                    spec.redis_url
+                ))?,
+                None => output::line(&format!(
+                    "Redis: {} (containers: {})",
+                    sett_store::redact_url(&url),
+                    sett_store::redact_url(&spec.redis_url)
+                ))?,
+            }
             output::line(&format!("Logs:  {}", spec.log_dir.display()))?;
         }
     }
@@ -100,21 +107,20 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configured Redis URL; locally, without one, the workspace's managed `redis-server`.
+/// The configured Redis URL; without one, the workspace's own Redis in the instance's runtime
+/// (a `redis-server` process, or a `sett-redis` container for `runtime: docker`), started or
+/// reused with its data.
 async fn resolve_redis(ctx: &Ctx, runtime: RuntimeKind) -> Result<String> {
-    match (ctx.ensure_redis_url().await?, runtime) {
-        (Some(url), _) => Ok(url),
-        (None, RuntimeKind::Local) => Ok(ctx.managed_redis().ensure().await?),
-        (None, RuntimeKind::Docker) => bail!(
-            "runtime: docker needs a Redis the containers can reach: pass --redis-url or set SETT_REDIS_URL \
-             (a server listening beyond loopback, e.g. `docker run -d -p 6379:6379 sett-redis:dev` after `cargo xtask images`)"
-        ),
+    match &ctx.global.redis_url {
+        Some(url) => Ok(url.clone()),
+        None => Ok(ctx.managed_redis().ensure_for(runtime).await?),
     }
 }
 
 /// How this instance's components are started. Per-component ACL users (docs/security.md):
 /// SETT_ORCHESTRATOR_REDIS_URL for the orchestrator, SETT_CUB_REDIS_URL for cubs and
-/// controller workers; each defaults to the URL `up` itself uses.
+/// controller workers; each defaults to the URL `up` itself uses. With the workspace's own Redis
+/// container, the containers reach it by its name on the instance network.
 async fn launch(ctx: &Ctx, config: &SettConfig, name: &InstanceName, url: &str) -> Result<Launch> {
     let component_url = |var: &str| std::env::var(var).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| url.to_owned());
     let workspace = ctx.workspace.root.clone();
@@ -133,6 +139,12 @@ async fn launch(ctx: &Ctx, config: &SettConfig, name: &InstanceName, url: &str) 
             let image = std::env::var("SETT_DOCKER_IMAGE").unwrap_or_else(|_| sett_docker::DEFAULT_IMAGE.to_owned());
             sett_docker::DockerRuntime::connect(name.as_str()).await?.require_image(&image).await?;
             let socket = config.agents.values().any(|a| a.is_controller()).then(sett_docker::local_socket).flatten();
+            let managed = ctx.global.redis_url.is_none().then(|| ctx.managed_redis());
+            let redis_container = managed.as_ref().and_then(|m| m.container());
+            let container_url = |var: &str| match managed.as_ref().and_then(|m| m.container_url()) {
+                Some(url) => url,
+                None => sett_docker::container_redis_url(&component_url(var)),
+            };
             Launch::Docker(Box::new(sett_docker::Spec {
                 instance: name.to_string(),
                 image,
@@ -140,12 +152,13 @@ async fn launch(ctx: &Ctx, config: &SettConfig, name: &InstanceName, url: &str) 
                 workspace,
                 config: ctx.workspace.config_path(),
                 log_dir,
-                redis_url: sett_docker::container_redis_url(&component_url("SETT_ORCHESTRATOR_REDIS_URL")),
-                cub_redis_url: Some(sett_docker::container_redis_url(&component_url("SETT_CUB_REDIS_URL"))),
+                redis_url: container_url("SETT_ORCHESTRATOR_REDIS_URL"),
+                cub_redis_url: Some(container_url("SETT_CUB_REDIS_URL")),
                 socket: socket.as_ref().map(|(p, _)| p.clone()),
                 socket_gid: socket.map(|(_, g)| g),
                 rw_agents: sett_docker::rw_agents(config),
                 pass_env: sett_docker::pass_env(config),
+                redis_container,
             }))
         }
     })
