@@ -102,7 +102,11 @@ impl WorkspaceRedis {
             RedisState::Stopped => self.detach_all().await?,
             RedisState::Missing => self.create(workspace).await?,
         }
-        self.docker.start_container(&self.name, None).await?;
+        match self.docker.start_container(&self.name, None).await {
+            // 304: started meanwhile by a concurrent command.
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         match self.state().await? {
             RedisState::Running(Some(port)) => Ok(port),
             _ => Err(DockerError::Redis(format!(
