@@ -464,22 +464,37 @@ impl DockerRuntime {
         for c in self.containers(None).await? {
             self.remove(&c.id).await?;
         }
+        self.remove_network().await?;
+        Ok(forced)
+    }
+
+    /// Removes the instance network when no container of the instance is left (what a failed
+    /// `sett up` created before it discarded its containers). Returns whether it is gone.
+    pub async fn remove_network_if_unused(&self) -> Result<bool> {
+        if !self.containers(None).await?.is_empty() {
+            return Ok(false);
+        }
+        self.remove_network().await?;
+        Ok(true)
+    }
+
+    async fn remove_network(&self) -> Result<()> {
         let name = network_name(&self.instance);
-        if self.network_exists(&name).await? {
-            // What is still attached is not the instance's (the workspace's Redis, which
-            // outlives it): detach it, or Docker refuses to remove the network.
-            if let Ok(net) = self.docker.inspect_network(&name, None).await {
-                for (id, _) in net.containers.unwrap_or_default() {
-                    let req = NetworkDisconnectRequest { container: id, force: Some(true) };
-                    let _ = self.docker.disconnect_network(&name, req).await;
-                }
-            }
-            match self.docker.remove_network(&name).await {
-                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-                Err(e) => return Err(e.into()),
+        if !self.network_exists(&name).await? {
+            return Ok(());
+        }
+        // What is still attached is not the instance's (the workspace's Redis, which outlives
+        // it): detach it, or Docker refuses to remove the network.
+        if let Ok(net) = self.docker.inspect_network(&name, None).await {
+            for (id, _) in net.containers.unwrap_or_default() {
+                let req = NetworkDisconnectRequest { container: id, force: Some(true) };
+                let _ = self.docker.disconnect_network(&name, req).await;
             }
         }
-        Ok(forced)
+        match self.docker.remove_network(&name).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Disconnects a container from the instance network (fault injection, maintenance).

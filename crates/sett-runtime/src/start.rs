@@ -223,7 +223,8 @@ impl Runtime {
         }
     }
 
-    /// Removes what a failed `sett up` started, so nothing half-started is left behind.
+    /// Removes what a failed `sett up` started, so nothing half-started is left behind (in
+    /// Docker: the started containers, and the instance network when no container is left).
     pub async fn discard(&self, started: &[Running]) -> Result<(), RuntimeError> {
         for r in started {
             match (&r.handle, self) {
@@ -234,6 +235,10 @@ impl Runtime {
                 (Handle::Container(id), Self::Docker(rt)) => rt.remove(id).await?,
                 (Handle::Container(_), Self::Local { .. }) => {}
             }
+        }
+        // The network `prepare` created goes too, unless components of a previous run use it.
+        if let Self::Docker(rt) = self {
+            rt.remove_network_if_unused().await?;
         }
         Ok(())
     }

@@ -468,8 +468,8 @@ async fn docker_up_shows_the_container_output_when_a_daemon_dies_before_its_log(
     assert!(err.contains("exited during startup (exit code 1) before writing its log"), "{err}");
     // redis-server's own complaint about its argument, as `docker logs` shows it.
     assert!(err.contains("Fatal error, can't open config file") && err.contains("sett-orchestrator"), "{err}");
-    // Nothing half-started is left behind.
-    assert!(env.containers().await.iter().all(|c| !c.running), "{:?}", env.containers().await);
+    // Nothing half-started is left behind: no container, no network.
+    env.assert_nothing_left().await;
 }
 
 /// Removes on drop, whatever the test did, the instance's containers and network and the
