@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::json;
 use sett_core::event::{Event, EventKind};
-use sett_core::machine::{Effect, Input, Policy, Transition, new_claim, step};
+use sett_core::machine::{Effect, FailureType, Input, Policy, Transition, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, StructuralType, metrics as m};
 use sett_store::{
     AnswerRecord, CreateOutcome, EventReader, GroupRead, LockHolder, LockPurpose, Store, StoreError, WriteOutcome,
@@ -629,10 +629,10 @@ impl Orchestrator {
                     warn!(claim_id = %new.id, question_id = %question, "question timed out; continuing without an answer");
                 }
                 Effect::Fail { failure_type, reason, .. } => {
-                    if failure_type == "QuestionTimeout" {
+                    if *failure_type == FailureType::QuestionTimeout {
                         metrics::counter!(m::QUESTION_TIMEOUTS, "policy" => "fail").increment(1);
                     }
-                    warn!(claim_id = %new.id, failure_type, reason, "claim failed");
+                    warn!(claim_id = %new.id, failure_type = failure_type.as_str(), reason, "claim failed");
                 }
                 Effect::QuestionClosed { .. } | Effect::CreateClaim { .. } => {}
             }
@@ -691,7 +691,7 @@ impl Orchestrator {
                     logical_id: *artifact_id,
                     version: 1,
                     structural_type: StructuralType::Failure,
-                    artifact_type: failure_type.clone(),
+                    artifact_type: failure_type.to_string(),
                     payload: json!({"reason": reason, "claim_id": claim.id, "artifact_id": claim.artifact_id})
                         .to_string(),
                     source_artifacts: vec![claim.artifact_id],

@@ -4,7 +4,7 @@
 //! nothing; each one is idempotent (deterministic ids, idempotent worker offers).
 
 use serde::{Deserialize, Serialize};
-use sett_core::machine::Effect;
+use sett_core::machine::{Effect, FailureType};
 use sett_core::{AgentName, ArtifactId, Claim, ClaimType};
 
 /// One follow-up effect, serialisable for the outbox.
@@ -12,7 +12,7 @@ use sett_core::{AgentName, ArtifactId, Claim, ClaimType};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum FollowUp {
     /// Write the Failure artifact that ended the claim.
-    Fail { artifact_id: ArtifactId, failure_type: String, reason: String },
+    Fail { artifact_id: ArtifactId, failure_type: FailureType, reason: String },
     /// Create a rework claim (its grant events are written with it).
     CreateClaim { claim: Box<Claim>, grants: Vec<GrantSpec> },
     /// Answer a timed-out question as the orchestrator (`on_question_timeout: continue`).
@@ -49,7 +49,7 @@ pub(crate) fn follow_ups(effects: &[Effect]) -> Vec<FollowUp> {
         match e {
             Effect::Fail { artifact_id, failure_type, reason } => out.push(FollowUp::Fail {
                 artifact_id: *artifact_id,
-                failure_type: failure_type.clone(),
+                failure_type: *failure_type,
                 reason: reason.clone(),
             }),
             Effect::CreateClaim { claim, grants } => out.push(FollowUp::CreateClaim {

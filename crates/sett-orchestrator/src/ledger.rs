@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sett_core::config::OnQuestionTimeout;
 use sett_core::event::EventKind;
-use sett_core::machine::Effect;
+use sett_core::machine::{Effect, FailureType};
 use sett_core::{Claim, ClaimStatus};
 use sett_store::QuestionOp;
 
@@ -80,7 +80,7 @@ pub(crate) fn transition_records(
                     }),
                 ));
             }
-            Effect::Fail { failure_type, .. } if failure_type == "QuestionTimeout" => {
+            Effect::Fail { failure_type: FailureType::QuestionTimeout, .. } => {
                 if let Some(q) = old.open_questions.keys().next() {
                     let policy = match on_question_timeout {
                         OnQuestionTimeout::Fail => "fail",

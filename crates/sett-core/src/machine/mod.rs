@@ -59,6 +59,43 @@ pub enum Input<'a> {
     WorkerExited { agent: &'a AgentName, seq: u64, success: bool, now_ms: i64 },
 }
 
+/// Why the orchestrator ended a claim: the `type` of the Failure artifact it writes (the
+/// variant's name, as stored and as `sett hoard` shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum FailureType {
+    /// A controller worker exited with an error before producing output.
+    WorkerFailure,
+    /// A question was not answered in time (`on_question_timeout: fail`).
+    QuestionTimeout,
+    /// The granted agent produced nothing before the grant's deadline.
+    ExecutionTimeout,
+    /// A review rejected the goal itself (a root artifact cannot be reworked).
+    GoalRejected,
+    /// The artifact to rework was produced by an agent not in sett.yml.
+    MissingAgentConfiguration,
+    /// Review rejections exceeded `orchestrator.max_review_iterations`.
+    MaxIterationsExceeded,
+}
+
+impl FailureType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WorkerFailure => "WorkerFailure",
+            Self::QuestionTimeout => "QuestionTimeout",
+            Self::ExecutionTimeout => "ExecutionTimeout",
+            Self::GoalRejected => "GoalRejected",
+            Self::MissingAgentConfiguration => "MissingAgentConfiguration",
+            Self::MaxIterationsExceeded => "MaxIterationsExceeded",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the orchestrator must do after persisting a transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -72,7 +109,7 @@ pub enum Effect {
     /// Write a Failure artifact with id `artifact_id` deriving from the claim's artifact.
     Fail {
         artifact_id: ArtifactId,
-        failure_type: String,
+        failure_type: FailureType,
         reason: String,
     },
     /// Create this rework claim (it already carries its grant; emit `grants` after creating it).
@@ -192,7 +229,7 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
             }
             terminate(
                 &mut next,
-                "WorkerFailure",
+                FailureType::WorkerFailure,
                 format!("the worker for agent {agent} exited with an error before producing output"),
                 &mut effects,
             );
@@ -285,7 +322,7 @@ fn grant(
     effects.push(Effect::Grant { agent: agent.clone(), claim_type, seq, via_worker });
 }
 
-fn terminate(c: &mut Claim, failure_type: &str, reason: String, effects: &mut Vec<Effect>) {
+fn terminate(c: &mut Claim, failure_type: FailureType, reason: String, effects: &mut Vec<Effect>) {
     let artifact_id = ArtifactId::derived(&c.id, "failure");
     for q in std::mem::take(&mut c.open_questions).into_keys() {
         effects.push(Effect::QuestionClosed { question: q });
@@ -293,7 +330,7 @@ fn terminate(c: &mut Claim, failure_type: &str, reason: String, effects: &mut Ve
     c.status = ClaimStatus::Terminated;
     c.outcome_artifact = Some(artifact_id);
     c.termination_reason = Some(reason.clone());
-    effects.push(Effect::Fail { artifact_id, failure_type: failure_type.to_owned(), reason });
+    effects.push(Effect::Fail { artifact_id, failure_type, reason });
 }
 
 fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
@@ -315,7 +352,7 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
                 let agent = c.open_questions[first].agent.clone();
                 terminate(
                     c,
-                    "QuestionTimeout",
+                    FailureType::QuestionTimeout,
                     format!("question {first} from agent {agent} was not answered in time"),
                     effects,
                 );
@@ -342,7 +379,7 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
         let timeout = policy.agents.get(&agent).map_or(0, |p| p.timeout_ms);
         terminate(
             c,
-            "ExecutionTimeout",
+            FailureType::ExecutionTimeout,
             format!("agent {agent} produced no output within its timeout of {} ms", timeout),
             effects,
         );
@@ -441,7 +478,7 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
     let Ok(producer) = AgentName::parse(&c.target_producer) else {
         terminate(
             c,
-            "GoalRejected",
+            FailureType::GoalRejected,
             format!(
                 "review rejected artifact {} produced by '{}', which no agent can rework (reviews: {reviews})",
                 c.artifact_id, c.target_producer
@@ -453,7 +490,7 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
     if !policy.agents.contains_key(&producer) {
         terminate(
             c,
-            "MissingAgentConfiguration",
+            FailureType::MissingAgentConfiguration,
             format!(
                 "review rejected artifact {} but its producer {producer} is not configured (reviews: {reviews})",
                 c.artifact_id
@@ -466,7 +503,7 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
     if max > 0 && c.target_version.saturating_sub(1) >= max {
         terminate(
             c,
-            "MaxIterationsExceeded",
+            FailureType::MaxIterationsExceeded,
             format!(
                 "artifact {} was rejected at version {} and max_review_iterations is {max} (reviews: {reviews})",
                 c.artifact_id, c.target_version

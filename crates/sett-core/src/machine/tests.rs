@@ -117,7 +117,7 @@ fn rejection_creates_rework_then_hits_the_limit() {
             assert_eq!(claim.id, ClaimId::derived(&c.id, "rework"));
         } else {
             assert!(
-                matches!(&t.effects[..], [Effect::Fail { failure_type, .. }] if failure_type == "MaxIterationsExceeded")
+                matches!(&t.effects[..], [Effect::Fail { failure_type, .. }] if *failure_type == FailureType::MaxIterationsExceeded)
             );
         }
     }
@@ -129,7 +129,9 @@ fn rejecting_the_goal_fails_clearly() {
     let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
     let c = apply(&c, Input::Bids { bids: &bids(&[("Reviewer", BidType::Review)]), now_ms: 1 }, &p).claim;
     let t = apply(&c, Input::Output { artifact: &out("Reviewer", StructuralType::Review, "no", &c), now_ms: 2 }, &p);
-    assert!(matches!(&t.effects[..], [Effect::Fail { failure_type, .. }] if failure_type == "GoalRejected"));
+    assert!(
+        matches!(&t.effects[..], [Effect::Fail { failure_type, .. }] if *failure_type == FailureType::GoalRejected)
+    );
 }
 
 #[test]
@@ -168,7 +170,9 @@ fn question_timeout_fail_and_continue() {
     let t = apply(&c, Input::Tick { bids: &none, now_ms: 5_000 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
     assert!(
-        t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type, .. } if failure_type == "QuestionTimeout"))
+        t.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Fail { failure_type, .. } if *failure_type == FailureType::QuestionTimeout))
     );
     assert!(t.effects.contains(&Effect::QuestionClosed { question: q.id }));
 
@@ -213,7 +217,9 @@ fn worker_grants_start_their_clock_at_launch() {
     assert!(step(&c, Input::WorkerExited { agent: &b, seq: 1, success: true, now_ms: 60 }, &p).is_none());
     let t = apply(&c, Input::WorkerExited { agent: &b, seq: 1, success: false, now_ms: 60 }, &p);
     assert!(
-        t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type, .. } if failure_type == "WorkerFailure"))
+        t.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Fail { failure_type, .. } if *failure_type == FailureType::WorkerFailure))
     );
 }
 
