@@ -34,6 +34,8 @@ const MAX_BODY_BYTES: usize = 4 * MAX_ANSWER_BYTES;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
 /// A claim untouched this long counts as stuck (as `sett status` does).
 const STUCK_AFTER: Duration = Duration::from_secs(600);
+/// How long cached status reports are used at most, even when no event arrived.
+const STATUS_FOR: Duration = Duration::from_secs(2);
 /// How long cached workflow rows are used at most, even when no event arrived.
 const ROWS_FOR: Duration = Duration::from_secs(5);
 /// Claims whose bids the timeline shows (the most recent ones).
@@ -88,6 +90,8 @@ pub(crate) struct App {
     pub sessions: Sessions,
     pub hubs: Hubs,
     pub shutdown: CancellationToken,
+    /// The last status reports, with the stream heads they were read at.
+    status: std::sync::Mutex<Option<(String, Instant, Arc<Statuses>)>>,
     /// Workflow rows per instance, with the stream head they were read at.
     rows: std::sync::Mutex<HashMap<String, WorkflowRows>>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -105,6 +109,7 @@ impl App {
             sessions: Sessions::new(config.session_lifetime, config.clock.clone()),
             shutdown,
             rows: Default::default(),
+            status: Default::default(),
             metrics: config.metrics,
         }
     }
@@ -428,29 +433,45 @@ async fn known(app: &App, api: bool, name: &str) -> Result<Store, Response<Body>
     }
 }
 
-async fn statuses(app: &App) -> sett_store::Result<(Vec<String>, Vec<Result<sett_ops::status::StatusReport, String>>)> {
+/// The instances' status reports, by name.
+type Statuses = (Vec<String>, Vec<Result<sett_ops::status::StatusReport, String>>);
+
+/// The status of every instance shown (as `sett status`: it reads every claim). Kept while no
+/// instance's event stream has moved, for at most [`STATUS_FOR`] (component health changes
+/// without events), so browsers refreshing on the same event share one read.
+async fn statuses(app: &App) -> sett_store::Result<Arc<Statuses>> {
     let names = app.instance_names().await?;
+    let stores: Vec<Store> = names.iter().map(|n| app.redis.instance(n)).collect();
+    let heads = futures::future::try_join_all(stores.iter().map(|s| s.last_event_id())).await?;
+    let key: String = names.iter().zip(&heads).map(|(n, h)| format!("{n}={} ", h.as_deref().unwrap_or(""))).collect();
+    if let Some((k, at, cached)) = &*app.status.lock().expect("status lock")
+        && *k == key
+        && at.elapsed() < STATUS_FOR
+    {
+        return Ok(cached.clone());
+    }
     let now = now_ms();
-    let reports = futures::future::join_all(names.iter().map(|n| {
-        let store = app.redis.instance(n);
-        async move {
-            sett_ops::status::instance_status(&store, now, STUCK_AFTER, PROBE_TIMEOUT).await.map_err(|e| e.to_string())
-        }
+    let reports = futures::future::join_all(stores.iter().map(|store| async move {
+        sett_ops::status::instance_status(store, now, STUCK_AFTER, PROBE_TIMEOUT).await.map_err(|e| e.to_string())
     }))
     .await;
-    Ok((names.iter().map(|n| n.to_string()).collect(), reports))
+    let got = Arc::new((names.iter().map(|n| n.to_string()).collect(), reports));
+    *app.status.lock().expect("status lock") = Some((key, Instant::now(), got.clone()));
+    Ok(got)
 }
 
 async fn instances_page(app: &App, ctx: &PageCtx) -> Response<Body> {
-    let (names, reports) = tryr!(false, statuses(app).await);
+    let got = tryr!(false, statuses(app).await);
+    let (names, reports) = &*got;
     let stores: Vec<Store> =
         names.iter().filter_map(|n| InstanceName::parse(n).ok()).map(|n| app.redis.instance(&n)).collect();
     let live = app.live(&stores).await;
-    html_resp(StatusCode::OK, html::page("Instances", ctx, &live, &html::instances(&reports, &names)))
+    html_resp(StatusCode::OK, html::page("Instances", ctx, &live, &html::instances(reports, names)))
 }
 
 async fn api_instances(app: &App) -> Response<Body> {
-    let (names, reports) = tryr!(true, statuses(app).await);
+    let got = tryr!(true, statuses(app).await);
+    let (names, reports) = &*got;
     let list: Vec<serde_json::Value> = names
         .iter()
         .zip(reports)

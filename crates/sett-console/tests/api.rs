@@ -438,6 +438,14 @@ async fn the_workflows_table_is_paged_newest_first() {
             .len(),
         56
     );
+    // The instances page is cached the same way: a question asked shows at once.
+    let badge = |n: u32| format!(r#"<a href="/questions?instance={i}" class="badge">{n}</a>"#);
+    ask(&c.store, "first?").await;
+    let page = http(&c.addr, "GET", "/", &h, "").await;
+    assert!(page.body.contains(&badge(1)), "{}", page.body);
+    ask(&c.store, "second?").await;
+    assert!(http(&c.addr, "GET", "/", &h, "").await.body.contains(&badge(2)));
+    assert_eq!(http(&c.addr, "GET", "/api/v1/instances", &h, "").await.json()[0]["open_questions"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
