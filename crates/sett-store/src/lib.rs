@@ -199,17 +199,21 @@ impl Redis {
             (client.reconnect_rx(), client.error_rx(), client.cluster_change_rx());
         let counter = epoch.clone();
         tokio::spawn(async move {
-            let bump = || counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // A lagging receiver missed events, which is still an event; a closed one means the
+            // client is gone.
+            fn open<T>(r: &std::result::Result<T, tokio::sync::broadcast::error::RecvError>) -> bool {
+                !matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed))
+            }
             loop {
-                let open = tokio::select! {
-                    r = reconnects.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
-                    r = errors.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
-                    r = changes.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
+                let alive = tokio::select! {
+                    r = reconnects.recv() => open(&r),
+                    r = errors.recv() => open(&r),
+                    r = changes.recv() => open(&r),
                 };
-                if !open {
+                if !alive {
                     return;
                 }
-                bump();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         });
         Ok(Self { client, options, durability: Default::default(), epoch })
