@@ -775,7 +775,7 @@ async fn created_ids(src: &mut impl LedgerSource, kind: &str, key: &str) -> Resu
     Ok(out)
 }
 
-/// Records the instance's ledger head in the global audit stream `sett:audit` (an anchor:
+/// Records the instance's ledger head in the global audit stream (an anchor:
 /// `{"event": "ledger_anchor", "instance", "head", "reason", "ts"}`) and returns it; `None`
 /// (and nothing written) before the first chained event. Written by `sett down`, `sett export`
 /// and, with `ledger.anchor_every`, periodically by the orchestrator.
@@ -793,9 +793,9 @@ pub async fn anchor(store: &Store, reason: &str) -> Result<Option<Head>, VerifyE
 }
 
 /// `ledger.anchor_every`: once the orchestrator holds the instance lock (`ready`), records the
-/// ledger head in `sett:audit` every `every` until `stop` — only when the head moved since the
-/// last anchor this loop wrote, so an idle instance adds nothing. A failed anchor is logged and
-/// retried at the next tick; anchoring never stops the engine.
+/// ledger head in the global audit stream every `every` until `stop` — only when the head moved
+/// since the last anchor this loop wrote, so an idle instance adds nothing. A failed anchor is
+/// logged and retried at the next tick; anchoring never stops the engine.
 pub async fn anchor_periodically(
     store: Store,
     every: std::time::Duration,
@@ -818,7 +818,7 @@ pub async fn anchor_periodically(
         match store.ledger_head().await {
             Ok(Some(head)) if last.as_ref() != Some(&head) => match anchor(&store, "periodic").await {
                 Ok(written) => {
-                    tracing::info!(head = ?written.as_ref().map(ToString::to_string), "ledger head anchored in sett:audit");
+                    tracing::info!(head = ?written.as_ref().map(ToString::to_string), "ledger head anchored in the global audit stream");
                     last = written;
                 }
                 Err(e) => tracing::warn!(error = %e, "could not anchor the ledger head; retrying at the next interval"),
