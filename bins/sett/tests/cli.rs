@@ -602,6 +602,30 @@ async fn export_import_round_trip_is_exact() {
 
 // ---------------------------------------------------------------- watch
 
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_replays_a_history_of_several_pages_in_order_exactly_once() {
+    // More than two replay pages (2,000 entries each; the next page is read while one prints).
+    let store = sett_testkit::store().await;
+    let mut pending = futures::stream::FuturesUnordered::new();
+    for i in 0..4_500 {
+        let s = store.clone();
+        pending.push(async move { new_goal(&s, "GoalDefined", &format!("g{i}")).await });
+        if pending.len() >= 64 {
+            futures::StreamExt::next(&mut pending).await;
+        }
+    }
+    while futures::StreamExt::next(&mut pending).await.is_some() {}
+    let all: Vec<String> = store.events_after(None, 10_000).await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(all.len(), 4_500);
+    let o = run(&store, &["watch", "-o", "jsonl", "--timeout", "2s"]).await;
+    assert_eq!(code(&o), 2, "ends by timeout: {}", err(&o));
+    let seen: Vec<String> = out(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, all, "every event exactly once, in ledger order");
+}
+
 #[tokio::test]
 async fn watch_replays_then_follows_without_gap_or_duplicate() {
     let store = sett_testkit::store().await;

@@ -40,16 +40,33 @@ pub(crate) async fn stream_events(
     mut handle: impl AsyncFnMut(Step<'_>) -> Result<Option<ExitCode>>,
 ) -> Result<Option<ExitCode>> {
     let mut cursor = after;
+    let fetch = |after: String| {
+        let store = store.clone();
+        tokio::spawn(async move { store.entries_after(Some(&after), PAGE).await })
+    };
+    let mut next = fetch(cursor.clone());
     loop {
-        let page = store.entries_after(Some(&cursor), PAGE).await?;
+        let page = next.await.map_err(|e| anyhow::anyhow!("reading the ledger: {e}"))??;
+        let full = page.len() as u64 == PAGE;
+        // Ask for the next page before printing this one, so Redis reads while this prints
+        // (replay is otherwise a strict alternation of the two).
+        let last = page.last().map(|e| match e {
+            Ok(e) => e.id.clone(),
+            Err(bad) => bad.id.clone(),
+        });
+        next = match (full, last) {
+            (true, Some(last)) => fetch(last),
+            _ => tokio::spawn(async { Ok(Vec::new()) }),
+        };
         for entry in &page {
             let Some(e) = usable(store, &mut cursor, entry) else { continue };
             if let Some(code) = handle(Step::Event(e)).await? {
                 output::flush()?;
+                next.abort();
                 return Ok(Some(code));
             }
         }
-        if (page.len() as u64) < PAGE {
+        if !full {
             break;
         }
     }
