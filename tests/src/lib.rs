@@ -335,3 +335,30 @@ pub fn write_script(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+/// The tool of an agent that asks `question` once, then ends the workflow with a Terminal `Done`
+/// whose payload is the answer. The question reaches jq as an argument, so any text works.
+pub fn asker_script(question: &str) -> String {
+    let quoted = question.replace('\'', r"'\''");
+    format!(
+        r#"#!/usr/bin/env bash
+set -euo pipefail
+input=$(cat)
+if [ "$(jq '.answers | length' <<<"$input")" = "0" ]; then
+  jq -n --arg q '{quoted}' '{{structural_type: "Question", artifact_type: "Clarification", artifact_payload: $q}}'
+else
+  jq -n --arg a "$(jq -r '.answers[-1].answer.payload' <<<"$input")" '{{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $a}}'
+fi
+"#
+    )
+}
+
+/// A child process (a `sett console`, a WebDriver) killed when the test ends, passed or not.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

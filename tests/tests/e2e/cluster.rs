@@ -499,27 +499,6 @@ fn figure(line: &str) {
     println!("{line}");
 }
 
-/// Asks once, then ends the workflow with the answer as its payload.
-const ASKER: &str = r#"#!/usr/bin/env bash
-set -euo pipefail
-input=$(cat)
-if [ "$(jq '.answers | length' <<<"$input")" = "0" ]; then
-  jq -n '{structural_type: "Question", artifact_type: "Clarification", artifact_payload: "Which port?"}'
-else
-  jq -n --arg a "$(jq -r '.answers[-1].answer.payload' <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $a}'
-fi
-"#;
-
-/// A child process (`sett console`) killed when the test ends, passed or not.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const CONSOLE_TOKEN: &str = "e2e-cluster-console-token-0123456789";
 
 /// One HTTP/1.1 request to the console (`Connection: close`); the status code and the body.
@@ -582,7 +561,8 @@ notifications:
 "#,
         hook.url("/hook")
     );
-    let mut env = Env::with_redis_url(&cluster.url(), &yml, &[("asker.sh", ASKER)]).await;
+    let mut env =
+        Env::with_redis_url(&cluster.url(), &yml, &[("asker.sh", &sett_e2e::asker_script("Which port?"))]).await;
     env.up();
     let goal = env.forage("Build a service");
     let asked = env
@@ -595,7 +575,7 @@ notifications:
     let r = hook.next_event("question_asked", MINUTE, &mut others).await;
     assert_eq!(r.json()["question"]["id"], qid.as_str(), "{}", r.body);
 
-    let mut console = KillOnDrop(
+    let mut console = sett_e2e::KillOnDrop(
         env.sett(&["console", "--addr", "127.0.0.1:0", "--operator", "Ada Console"])
             .env("SETT_CONSOLE_TOKEN", CONSOLE_TOKEN)
             .stdout(std::process::Stdio::piped())

@@ -7,28 +7,18 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use sett_core::StructuralType;
-use sett_e2e::Env;
+use sett_e2e::{Env, KillOnDrop};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "e2e-console-token-0123456789abcdef";
 const XSS: &str = r#"Which port? <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
 
-/// Asks once (the question text is hostile markup), then ends with the answer as payload.
-const ASKER: &str = r#"#!/usr/bin/env bash
-set -euo pipefail
-input=$(cat)
-if [ "$(jq '.answers | length' <<<"$input")" = "0" ]; then
-  jq -n --arg q 'QUESTION_TEXT' '{structural_type: "Question", artifact_type: "Clarification", artifact_payload: $q}'
-else
-  jq -n --arg a "$(jq -r '.answers[-1].answer.payload' <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $a}'
-fi
-"#;
-
+/// One agent that asks once (the question text is hostile markup), then ends with the answer.
 const ASKER_YML: &str = r#"
 version: "1.0"
 orchestrator: {bid_timeout: 10s}
@@ -38,23 +28,8 @@ agents:
     bidding_strategy: exclusive
 "#;
 
-fn asker_script() -> String {
-    assert!(!XSS.contains('\''), "the question is single-quoted in the script");
-    ASKER.replace("QUESTION_TEXT", XSS)
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `sett console` on a free port, answering as `Ada Console`; returns it and its printed URL.
-fn start_console(env: &Env) -> (Proc, String) {
+fn start_console(env: &Env) -> (KillOnDrop, String) {
     let mut child = env
         .sett(&["console", "--addr", "127.0.0.1:0", "--operator", "Ada Console"])
         .env("SETT_CONSOLE_TOKEN", TOKEN)
@@ -66,13 +41,13 @@ fn start_console(env: &Env) -> (Proc, String) {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the console prints its URL");
     let url = line.trim().to_owned();
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with(&format!("/?token={TOKEN}")), "{url}");
-    (Proc(child), url)
+    (KillOnDrop(child), url)
 }
 
 /// chromedriver and a headless Chromium session.
 struct Browser {
     client: Client,
-    _driver: Proc,
+    _driver: KillOnDrop,
 }
 
 impl Browser {
@@ -106,7 +81,7 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session");
-        Self { client, _driver: Proc(driver) }
+        Self { client, _driver: KillOnDrop(driver) }
     }
 
     async fn js(&self, script: &str) -> serde_json::Value {
@@ -130,7 +105,7 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answer_from_the_browser_inbox_and_the_agent_resumes() {
-    let mut env = Env::new(ASKER_YML, &[("asker.sh", &asker_script())]).await;
+    let mut env = Env::new(ASKER_YML, &[("asker.sh", &sett_e2e::asker_script(XSS))]).await;
     env.up();
     let goal = env.forage("Build a service");
     let out = env.ok(&["questions", "--wait", "--timeout", "30s", "-o", "json"]);

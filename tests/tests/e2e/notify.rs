@@ -7,24 +7,14 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sett_core::event::EventKind;
-use sett_e2e::Env;
 use sett_e2e::receiver::{Received, Receiver};
+use sett_e2e::{Env, asker_script};
 use sett_store::DeliveryStatus;
 use sha2::Sha256;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "test-webhook-secret";
-
-/// Asks once, then ends the workflow with the answer.
-const ASKER: &str = r#"#!/usr/bin/env bash
-set -euo pipefail
-input=$(cat)
-if [ "$(jq '.answers | length' <<<"$input")" = "0" ]; then
-  jq -n '{structural_type: "Question", artifact_type: "Clarification", artifact_payload: "Which port should the service listen on?"}'
-else
-  jq -n --arg a "$(jq -r '.answers[-1].answer.payload' <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $a}'
-fi
-"#;
+const QUESTION: &str = "Which port should the service listen on?";
 
 fn yml(webhooks: &str) -> String {
     format!(
@@ -87,7 +77,7 @@ async fn a_question_webhook_arrives_signed_within_a_second_and_slack_gets_text()
         hook.url("/sett"),
         slack.url("/slack")
     );
-    let mut env = Env::new(&yml(&webhooks), &[("asker.sh", ASKER)]).await;
+    let mut env = Env::new(&yml(&webhooks), &[("asker.sh", &asker_script(QUESTION))]).await;
     env.up();
     let goal = env.forage("Build a service");
     let (qid, asked_ts) = question_asked_ts(&env).await;
@@ -145,7 +135,7 @@ async fn a_question_webhook_arrives_signed_within_a_second_and_slack_gets_text()
 async fn a_receiver_down_for_five_seconds_gets_the_notification_once_it_is_back() {
     let mut hook = Receiver::down().await;
     let webhooks = format!("    - name: ops\n      url: {}\n", hook.url("/"));
-    let mut env = Env::new(&yml(&webhooks), &[("asker.sh", ASKER)]).await;
+    let mut env = Env::new(&yml(&webhooks), &[("asker.sh", &asker_script(QUESTION))]).await;
     env.up();
     env.forage("Build a service");
     let (qid, _) = question_asked_ts(&env).await;
@@ -188,7 +178,7 @@ async fn a_receiver_down_for_five_seconds_gets_the_notification_once_it_is_back(
 async fn a_notification_queued_before_a_sigkill_is_delivered_after_up() {
     let mut hook = Receiver::down().await;
     let webhooks = format!("    - name: ops\n      url: {}\n      events: [question_asked]\n", hook.url("/"));
-    let mut env = Env::new(&yml(&webhooks), &[("asker.sh", ASKER)]).await;
+    let mut env = Env::new(&yml(&webhooks), &[("asker.sh", &asker_script(QUESTION))]).await;
     env.up();
     env.forage("Build a service");
     let (qid, _) = question_asked_ts(&env).await;
