@@ -617,9 +617,9 @@ mod tests {
         assert_eq!(container_redis_url("rediss://redis.example.com:6380"), "rediss://redis.example.com:6380");
     }
 
-    #[test]
-    fn read_only_agents_get_a_read_only_workspace_and_writable_logs() {
-        let spec = Spec {
+    /// A spec of instance `i1` in `/ws` with no agent-specific settings.
+    fn plain_spec() -> Spec {
+        Spec {
             instance: "i1".into(),
             image: DEFAULT_IMAGE.into(),
             workspace: "/ws".into(),
@@ -627,13 +627,19 @@ mod tests {
             log_dir: "/ws/.sett/logs/i1".into(),
             user: "10001:10001".into(),
             redis_url: "redis://h:1".into(),
-            cub_redis_url: Some("redis://cub@h:1".into()),
+            cub_redis_url: None,
             socket: None,
             socket_gid: None,
-            rw_agents: vec!["Writer".into()],
+            rw_agents: vec![],
             pass_env: vec![],
             redis_container: None,
-        };
+        }
+    }
+
+    #[test]
+    fn read_only_agents_get_a_read_only_workspace_and_writable_logs() {
+        let spec =
+            Spec { cub_redis_url: Some("redis://cub@h:1".into()), rw_agents: vec!["Writer".into()], ..plain_spec() };
         let binds = |agent: &str| spec.cub_container(agent).host_config.unwrap().binds.unwrap();
         assert_eq!(binds("Reviewer"), ["/ws:/ws:ro", "/ws/.sett/logs/i1:/ws/.sett/logs/i1:rw"]);
         assert_eq!(binds("Writer")[0], "/ws:/ws:rw");
@@ -674,21 +680,7 @@ notifications:
         let config = sett_core::config::SettConfig::parse("sett.yml", yml).unwrap();
         let names = pass_env(&config);
         assert_eq!(names, ["OPS_HOOK_SECRET", "TEAM_HOOK_SECRET"]);
-        let spec = Spec {
-            instance: "i1".into(),
-            image: DEFAULT_IMAGE.into(),
-            workspace: "/ws".into(),
-            config: "/ws/sett.yml".into(),
-            log_dir: "/ws/.sett/logs/i1".into(),
-            user: "10001:10001".into(),
-            redis_url: "redis://h:1".into(),
-            cub_redis_url: None,
-            socket: None,
-            socket_gid: None,
-            rw_agents: vec![],
-            pass_env: names,
-            redis_container: None,
-        };
+        let spec = Spec { pass_env: names, ..plain_spec() };
         let host = |k: &str| match k {
             "TEAM_HOOK_SECRET" => Some("s3cr3t-team".to_owned()),
             "OPS_HOOK_SECRET" => Some("s3cr3t-ops".to_owned()),
