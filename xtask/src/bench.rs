@@ -15,9 +15,10 @@ use crate::redis::TempRedis;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Only run scenarios whose name contains this.
-    #[arg(long)]
-    only: Option<String>,
+    /// Only run scenarios whose name contains one of these (comma-separated, e.g.
+    /// `--only latency,throughput`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Keys destroyed in the large destroy scenario.
     #[arg(long, default_value_t = 1_000_000)]
     destroy_keys: u64,
@@ -114,7 +115,7 @@ impl Bench {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let root = crate::project_root();
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| name.contains(o.as_str()));
     // The ledger scenario's baseline binaries are built first, so the normal build below leaves
     // target/release as users get it.
     let unchained = if wanted("ledger") { Some(crate::bench_ledger::build_unchained(&root)?) } else { None };
