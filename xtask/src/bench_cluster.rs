@@ -2,8 +2,11 @@
 //! on every claim, no-op tools) on a 3-primary / 3-replica Redis Cluster against a single node in
 //! the same run, both with AOF as the end-to-end tests run them, and the cost of
 //! `redis.durability: replicated` (every write confirmed by a replica with `WAIT`) against `fast`
-//! on the same cluster. The three instances are up at once and measured in turn, run after run,
-//! so a drift of the machine's load affects all three alike.
+//! on the same cluster. Two more deployments separate the cluster's code path from the
+//! replication work (which on one 2-core machine competes with Sett for the same CPU): a cluster
+//! without replicas against the single node, and the 3+3 cluster against a single node with one
+//! replica. All instances are up at once and measured in turn, run after run, so a drift of the
+//! machine's load affects all of them alike.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,7 +15,7 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use crate::bench::{Bench, ENGINE_YML, median, workspace};
-use crate::redis::{TempCluster, TempRedis, cli};
+use crate::redis::{TempCluster, TempRedis, TempReplicated, cli};
 
 /// One Redis deployment with one `sett.yml` durability, and the instance measured on it.
 struct Target {
@@ -30,7 +33,9 @@ pub(crate) fn cluster(b: &Bench, root: &Path, quick: bool) -> Result<Value> {
     let dir = std::env::temp_dir().join(format!("sett-bench-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let single = TempRedis::start(&dir.join("single"), &["--appendonly", "yes"])?;
+    let single_replicated = TempReplicated::start(&dir.join("single-replica"), &["--appendonly", "yes"])?;
     let cluster = TempCluster::start(&dir.join("cluster"), 3)?;
+    let bare_cluster = TempCluster::start_with(&dir.join("cluster-bare"), 3, 0)?;
     let target = |label: &'static str, url: String, durability: &'static str, primaries: Vec<u16>| -> Result<Target> {
         let yml = ENGINE_YML.replace("orchestrator:", &format!("redis: {{durability: {durability}}}\norchestrator:"));
         let ws = workspace(root, &format!("cluster-{label}"), &yml)?;
@@ -38,6 +43,13 @@ pub(crate) fn cluster(b: &Bench, root: &Path, quick: bool) -> Result<Value> {
     };
     let targets = [
         target("single_node", single.url(), "fast", vec![single.port])?,
+        target(
+            "single_node_with_replica",
+            single_replicated.primary.url(),
+            "fast",
+            vec![single_replicated.primary.port],
+        )?,
+        target("cluster_without_replicas", bare_cluster.url(), "fast", bare_cluster.primaries())?,
         target("cluster_fast", cluster.url(), "fast", cluster.primaries())?,
         target("cluster_replicated", cluster.url(), "replicated", cluster.primaries())?,
     ];
@@ -65,17 +77,22 @@ pub(crate) fn cluster(b: &Bench, root: &Path, quick: bool) -> Result<Value> {
             .map_or(0.0, |(_, v)| v["lifecycles_per_second"].as_f64().unwrap_or(0.0))
     };
     let (single_lps, fast, replicated) = (lps("single_node"), lps("cluster_fast"), lps("cluster_replicated"));
+    let (single_with_replica, bare) = (lps("single_node_with_replica"), lps("cluster_without_replicas"));
     let mut out = serde_json::Map::new();
     out.insert("claims_per_run".into(), json!(count));
     out.insert("agents_bidding".into(), json!(3));
     out.insert(
         "topology".into(),
-        json!("cluster: 3 primaries + 3 replicas (redis-server processes on loopback, cluster-node-timeout 2 s); single node: one redis-server; all with appendonly yes (appendfsync everysec)"),
+        json!("cluster: 3 primaries + 3 replicas (redis-server processes on loopback, cluster-node-timeout 2 s); cluster without replicas: 3 primaries; single node: one redis-server; single node with replica: one primary + one replica; all with appendonly yes (appendfsync everysec)"),
     );
     for (label, v) in per_target {
         out.insert(label.into(), v);
     }
     out.insert("cluster_vs_single_node".into(), json!(fast / single_lps.max(1e-9)));
+    // The cluster's code path alone (no replication on either side) and with the same
+    // replication work on both sides.
+    out.insert("cluster_without_replicas_vs_single_node".into(), json!(bare / single_lps.max(1e-9)));
+    out.insert("cluster_vs_single_node_with_replica".into(), json!(fast / single_with_replica.max(1e-9)));
     out.insert("target_cluster_vs_single_node_at_least".into(), json!(0.9));
     out.insert("replicated_vs_fast".into(), json!(replicated / fast.max(1e-9)));
     out.insert("replicated_fewer_lifecycles".into(), json!(1.0 - replicated / fast.max(1e-9)));

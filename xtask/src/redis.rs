@@ -39,6 +39,31 @@ impl TempRedis {
     }
 }
 
+/// A primary with one replica (`--replicaof`), both with the same extra arguments: a single
+/// node doing the replication work one shard of the cluster does.
+pub struct TempReplicated {
+    pub primary: TempRedis,
+    _replica: TempRedis,
+}
+
+impl TempReplicated {
+    pub fn start(dir: &Path, extra: &[&str]) -> Result<Self> {
+        let primary = TempRedis::start(&dir.join("primary"), extra)?;
+        let port = primary.port.to_string();
+        let mut args = extra.to_vec();
+        args.extend(["--replicaof", "127.0.0.1", port.as_str()]);
+        let replica = TempRedis::start(&dir.join("replica"), &args)?;
+        let started = Instant::now();
+        while !cli(replica.port, &["INFO", "replication"]).contains("master_link_status:up") {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the benchmark's replica did not sync within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { primary, _replica: replica })
+    }
+}
+
 impl Drop for TempRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -46,14 +71,20 @@ impl Drop for TempRedis {
     }
 }
 
-/// A Redis Cluster of `primaries` primaries with one replica each, every node with AOF and a 2 s
-/// node timeout, as the end-to-end tests start it (sett-testkit is for tests only).
+/// A Redis Cluster of `primaries` primaries with one replica each (or none), every node with AOF
+/// and a 2 s node timeout, as the end-to-end tests start it (sett-testkit is for tests only).
 pub struct TempCluster {
     pub nodes: Vec<TempRedis>,
 }
 
 impl TempCluster {
+    /// `primaries` primaries, each with one replica.
     pub fn start(dir: &Path, primaries: usize) -> Result<Self> {
+        Self::start_with(dir, primaries, 1)
+    }
+
+    /// `primaries` primaries with `replicas` replicas each (0 or 1 here).
+    pub fn start_with(dir: &Path, primaries: usize, replicas: usize) -> Result<Self> {
         let args = [
             "--cluster-enabled",
             "yes",
@@ -64,21 +95,23 @@ impl TempCluster {
             "--appendonly",
             "yes",
         ];
-        let nodes = (0..primaries * 2)
-            .map(|i| TempRedis::start(&dir.join(format!("node{i}")), &args))
-            .collect::<Result<Vec<_>>>()?;
+        let total = primaries * (1 + replicas);
+        let nodes =
+            (0..total).map(|i| TempRedis::start(&dir.join(format!("node{i}")), &args)).collect::<Result<Vec<_>>>()?;
         let mut create = Command::new("redis-cli");
         create.args(["--cluster", "create"]);
         create.args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
-        let out =
-            create.args(["--cluster-replicas", "1", "--cluster-yes"]).output().context("redis-cli --cluster create")?;
+        let out = create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .context("redis-cli --cluster create")?;
         if !out.status.success() {
             bail!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
         }
         let cluster = Self { nodes };
         let started = Instant::now();
         // Gossip and replica syncs converge on their own; there is nothing to await but the state.
-        while !cluster.ready(primaries * 2) {
+        while !cluster.ready(total) {
             if started.elapsed() > Duration::from_secs(60) {
                 bail!("the benchmark's Redis Cluster did not become ready within 60 s");
             }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use sett_core::config::AgentConfig;
+use sett_core::machine::initial_claim_id;
 use sett_core::tool::parse_bid;
 use sett_core::{Artifact, ArtifactId, BidType, ClaimId, ClaimStatus};
 use sett_store::Store;
@@ -27,7 +28,11 @@ pub fn static_bid(agent: &AgentConfig, artifact_type: &str) -> BidType {
 /// The loop guard: an agent does not bid `claim`/`exclusive` on its own output unless it is
 /// configured with `bid_on_own_output: true`.
 pub fn guard_own_output(agent: &AgentConfig, artifact: &Artifact, bid: BidType) -> BidType {
-    let own = artifact.produced_by_role == agent.name.as_str();
+    guard_own_output_of(agent, &artifact.produced_by_role, bid)
+}
+
+fn guard_own_output_of(agent: &AgentConfig, produced_by_role: &str, bid: BidType) -> BidType {
+    let own = produced_by_role == agent.name.as_str();
     if own && !agent.bid_on_own_output && matches!(bid, BidType::Claim | BidType::Exclusive) {
         BidType::Ignore
     } else {
@@ -153,6 +158,51 @@ pub async fn bid_on_claim_of(
         tracing::info!(bid = %bid, "bid submitted");
         Ok(Some(bid))
     } else {
+        Ok(None)
+    }
+}
+
+/// What a bid depends on of a new artifact, as its `artifact_created` event announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewArtifact {
+    pub id: ArtifactId,
+    pub artifact_type: String,
+    pub produced_by_role: String,
+}
+
+/// Bids on the claim the orchestrator creates for a new artifact as soon as the artifact's
+/// `artifact_created` event arrives, while the orchestrator creates the claim: bidding and claim
+/// creation overlap instead of following each other (one hop less from artifact to grant). A
+/// static strategy needs no read at all; a bid script gets the stored artifact. The store
+/// refuses the bid when the claim exists and no longer waits for bids (an artifact from the
+/// history read by a cub that joined late).
+pub async fn bid_on_new_artifact(
+    store: &Store,
+    cub: &CubSettings,
+    artifact: &NewArtifact,
+    kill: &CancellationToken,
+) -> Result<Option<BidType>, CubError> {
+    let claim = initial_claim_id(&artifact.id);
+    let bid = if cub.agent.bid_script.is_some() {
+        if store.bids(&claim).await?.contains_key(&cub.agent.name) {
+            tracing::debug!("already bid on this claim");
+            return Ok(None);
+        }
+        match store.get_artifact(&artifact.id).await? {
+            Some(stored) => decide_bid(cub, store.instance(), &claim, &stored, kill).await,
+            None => {
+                tracing::warn!(artifact_id = %artifact.id, "the new artifact does not exist; bidding ignore");
+                BidType::Ignore
+            }
+        }
+    } else {
+        guard_own_output_of(&cub.agent, &artifact.produced_by_role, static_bid(&cub.agent, &artifact.artifact_type))
+    };
+    if store.submit_bid_before_claim(&claim, &cub.agent.name, bid, sett_store::now_ms()).await? {
+        tracing::info!(bid = %bid, "bid submitted");
+        Ok(Some(bid))
+    } else {
+        tracing::debug!("not bidding: already bid, or the claim no longer waits for bids");
         Ok(None)
     }
 }

@@ -107,7 +107,23 @@ pub async fn execute_grant(
         Ok(ExecutionOutcome::Skipped { reason: reason.to_owned() })
     };
     let before_take = Instant::now() + PATIENCE;
-    let Some(claim) = patiently(before_take, &cancel, || store.get_claim(&claim_id)).await? else {
+    let now = sett_store::now_ms();
+    let record = serde_json::json!({
+        "agent": agent, "pid": std::process::id(), "worker": cub.worker_mode, "taken_at_ms": now,
+        // Microseconds, so benchmarks can time artifact → grant taken below the millisecond.
+        "taken_at_us": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+    });
+    // The take travels with the claim read (one round trip instead of two). Taking a grant that
+    // turns out superseded or final is harmless: the record only says the grant was taken, and
+    // such a grant is never run by anyone.
+    // The same record on every attempt: an attempt whose reply was lost (the HSETNX took
+    // effect, the connection dropped) is recognised as ours instead of "taken before", which
+    // would leave the grant to nobody (found by the cluster failover soak).
+    let (claim, first_take) = tokio::join!(
+        patiently(before_take, &cancel, || store.get_claim(&claim_id)),
+        store.take_grant(&claim_id, seq, &record)
+    );
+    let Some(claim) = claim? else {
         return skip("the claim does not exist");
     };
     if claim.status.is_final() {
@@ -119,17 +135,12 @@ pub async fn execute_grant(
     if grant.seq != seq {
         return skip("the grant was superseded");
     }
-    let now = sett_store::now_ms();
-    let record = serde_json::json!({
-        "agent": agent, "pid": std::process::id(), "worker": cub.worker_mode, "taken_at_ms": now,
-        // Microseconds, so benchmarks can time artifact → grant taken below the millisecond.
-        "taken_at_us": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
-    });
-    // The same record on every attempt: an attempt whose reply was lost (the HSETNX took
-    // effect, the connection dropped) is recognised as ours instead of "taken before", which
-    // would leave the grant to nobody (found by the cluster failover soak).
     let until = grant_patience(grant.deadline_ms, now);
-    if !patiently(until, &cancel, || store.take_grant(&claim_id, seq, &record)).await? {
+    let taken = match first_take {
+        Ok(taken) => taken,
+        Err(_) => patiently(until, &cancel, || store.take_grant(&claim_id, seq, &record)).await?,
+    };
+    if !taken {
         return skip("the grant was taken before");
     }
     tracing::info!(claim_type = %grant.claim_type, "grant taken; running the tool");

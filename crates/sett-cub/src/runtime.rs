@@ -1,8 +1,10 @@
 //! The cub daemon's event loop. It reads the instance event stream through consumer group
 //! `cub:<agent>` with a stable consumer name (the agent), so after a restart it first re-reads
-//! the entries it received but never acknowledged, then new ones. `claim_created` leads to one
-//! bid, `claim_granted` (to this agent, not via a worker) to one grant execution; both run in
-//! their own tasks, so bidding never waits for a tool. An event is acknowledged once handled;
+//! the entries it received but never acknowledged, then new ones. `artifact_created` of an
+//! artifact that gets a claim leads to one bid on that claim (made while the orchestrator creates
+//! it), `claim_created` of any other claim waiting for bids to one bid, `claim_granted` (to this
+//! agent, not via a worker) to one grant execution; all run in their own tasks, so bidding never
+//! waits for a tool. An event is acknowledged once handled;
 //! every handler is idempotent, so redelivery is harmless.
 
 use std::collections::HashSet;
@@ -12,14 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sett_core::event::{Event, EventKind};
+use sett_core::machine::initial_claim_id;
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
-use sett_core::{AgentName, ArtifactId, ClaimId};
+use sett_core::{AgentName, ArtifactId, ClaimId, StructuralType};
 use sett_store::{EventReader, GroupRead, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::bidding::NewArtifact;
 use crate::{CubError, CubSettings, bidding, execute};
 
 /// How long one blocking read of new events waits.
@@ -32,6 +36,10 @@ const PENDING_COUNT: u64 = 10_000;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Bid decisions running at once (a late cub may find thousands of claims in the history).
 const CONCURRENT_BIDS: usize = 8;
+/// Claims bid on from their artifact's event and whose `claim_created` has not been seen yet.
+/// Beyond this many (an orchestrator down for long) the set is emptied: a `claim_created` not
+/// found in it is bid on again, which the store refuses as a duplicate.
+const EARLY_BIDS_REMEMBERED: usize = 100_000;
 /// Attempts of a handler whose store calls fail for a reason that will not pass by itself.
 const HANDLER_ATTEMPTS: u32 = 3;
 /// How long a handler is retried while Redis is unreachable or failing over. Longer than any
@@ -83,6 +91,8 @@ struct Shared {
     bid_slots: Arc<Semaphore>,
     /// Cancelled on shutdown: bids not started yet are left for the next start.
     stopping: CancellationToken,
+    /// Initial claims bid on from `artifact_created`: their `claim_created` needs nothing more.
+    bid_early: std::sync::Mutex<HashSet<ClaimId>>,
 }
 
 impl Cub {
@@ -150,6 +160,7 @@ impl Cub {
             kill: CancellationToken::new(),
             bid_slots: Arc::new(Semaphore::new(CONCURRENT_BIDS)),
             stopping: options.shutdown.clone(),
+            bid_early: std::sync::Mutex::new(HashSet::new()),
         });
         let tracker = TaskTracker::new();
 
@@ -270,9 +281,18 @@ fn component_record(agent: &AgentName, addr: Option<SocketAddr>, started_at_ms: 
     })
 }
 
+/// What a bid task bids on: a new artifact's claim (created meanwhile), or a claim as
+/// announced by `claim_created` (with its artifact's id, read together with the claim).
+enum BidTarget {
+    New(NewArtifact),
+    Claim(ClaimId, Option<ArtifactId>),
+}
+
 /// What an event asks of this cub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Work {
+    /// Bid on the claim the orchestrator creates for this new artifact.
+    BidOnNew(NewArtifact),
     Bid(ClaimId),
     Execute(ClaimId, u64),
     Nothing,
@@ -281,6 +301,21 @@ enum Work {
 fn classify(event: &Event, agent: &AgentName) -> Work {
     let claim = || event.field("claim_id").and_then(|c| ClaimId::parse(c).ok());
     match event.kind {
+        EventKind::ArtifactCreated => {
+            let gets_claim = event
+                .field("structural_type")
+                .and_then(|t| t.parse::<StructuralType>().ok())
+                .is_some_and(StructuralType::creates_claim);
+            let id = event.field("artifact_id").and_then(|a| ArtifactId::parse(a).ok());
+            match (gets_claim, id, event.field("type"), event.field("produced_by_role")) {
+                (true, Some(id), Some(artifact_type), Some(role)) => Work::BidOnNew(NewArtifact {
+                    id,
+                    artifact_type: artifact_type.to_owned(),
+                    produced_by_role: role.to_owned(),
+                }),
+                _ => Work::Nothing,
+            }
+        }
         EventKind::ClaimCreated if event.field("status") == Some("pending_consensus") => {
             claim().map_or(Work::Nothing, Work::Bid)
         }
@@ -306,11 +341,39 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
         let lag_ms = (sett_store::now_ms() - event.ts_ms).max(0);
         metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
         metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind.as_str()).increment(1);
-        match classify(&event, agent) {
+        let work = match classify(&event, agent) {
+            Work::BidOnNew(artifact) => {
+                let mut early = shared.bid_early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if early.len() >= EARLY_BIDS_REMEMBERED {
+                    early.clear();
+                }
+                early.insert(initial_claim_id(&artifact.id));
+                Work::BidOnNew(artifact)
+            }
+            Work::Bid(claim)
+                if shared.bid_early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&claim) =>
+            {
+                // Bid on already, from its artifact's event.
+                Work::Nothing
+            }
+            other => other,
+        };
+        match work {
             Work::Nothing => done.push(event.id),
-            Work::Bid(claim) => {
-                let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = event.field("artifact_id").unwrap_or(""));
-                let artifact_hint = event.field("artifact_id").and_then(|a| ArtifactId::parse(a).ok());
+            Work::BidOnNew(_) | Work::Bid(_) => {
+                let (target, span) = match work {
+                    Work::BidOnNew(artifact) => {
+                        let claim = initial_claim_id(&artifact.id);
+                        let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = %artifact.id);
+                        (BidTarget::New(artifact), span)
+                    }
+                    Work::Bid(claim) => {
+                        let hint = event.field("artifact_id").and_then(|a| ArtifactId::parse(a).ok());
+                        let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = event.field("artifact_id").unwrap_or(""));
+                        (BidTarget::Claim(claim, hint), span)
+                    }
+                    _ => unreachable!("matched above"),
+                };
                 let shared = shared.clone();
                 let Ok(slot) = shared.bid_slots.clone().acquire_owned().await else { continue };
                 tracker.spawn(
@@ -320,14 +383,28 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                             // Unacknowledged: re-read from the pending list after a restart.
                             return;
                         }
-                        let outcome = with_retries(&shared.kill, || {
-                            bidding::bid_on_claim_of(
-                                &shared.store,
-                                &shared.settings,
-                                &claim,
-                                artifact_hint,
-                                &shared.kill,
-                            )
+                        let outcome = with_retries(&shared.kill, || async {
+                            match &target {
+                                BidTarget::New(artifact) => {
+                                    bidding::bid_on_new_artifact(
+                                        &shared.store,
+                                        &shared.settings,
+                                        artifact,
+                                        &shared.kill,
+                                    )
+                                    .await
+                                }
+                                BidTarget::Claim(claim, hint) => {
+                                    bidding::bid_on_claim_of(
+                                        &shared.store,
+                                        &shared.settings,
+                                        claim,
+                                        *hint,
+                                        &shared.kill,
+                                    )
+                                    .await
+                                }
+                            }
                         })
                         .await;
                         match outcome {
@@ -440,5 +517,15 @@ mod tests {
             Work::Nothing
         );
         assert_eq!(classify(&event(EventKind::ArtifactCreated, serde_json::json!({})), &me), Work::Nothing);
+        let a = ArtifactId::new_v7();
+        let artifact = |structural_type: &str| {
+            event(
+                EventKind::ArtifactCreated,
+                serde_json::json!({"artifact_id": a, "structural_type": structural_type, "type": "Goal", "produced_by_role": "user"}),
+            )
+        };
+        let new = NewArtifact { id: a, artifact_type: "Goal".into(), produced_by_role: "user".into() };
+        assert_eq!(classify(&artifact("Standard"), &me), Work::BidOnNew(new));
+        assert_eq!(classify(&artifact("Terminal"), &me), Work::Nothing, "no claim, no bid");
     }
 }

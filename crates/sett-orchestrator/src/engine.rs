@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::json;
 use sett_core::event::{Event, EventKind};
-use sett_core::machine::{Effect, FailureType, Input, Policy, Transition, new_claim, step};
+use sett_core::machine::{Effect, FailureType, Input, Policy, Transition, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, StructuralType, metrics as m};
 use sett_store::{
     AnswerRecord, CreateOutcome, EventReader, GroupRead, LockHolder, LockPurpose, Store, StoreError, WriteOutcome,
@@ -360,12 +360,13 @@ impl Orchestrator {
     async fn handle_batch(&self, reader: &EventReader, events: Vec<Event>) -> Result<(), OrchestratorError> {
         let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         for ev in events {
-            let key = ev
-                .field("claim_id")
-                .or_else(|| ev.field("question_id"))
-                .or_else(|| ev.field("artifact_id"))
-                .unwrap_or("")
-                .to_owned();
+            let key = match ev.field("claim_id").or_else(|| ev.field("question_id")) {
+                Some(key) => key.to_owned(),
+                // A new root artifact goes with the bids on the claim it gets (cubs bid on its
+                // event), so the claim is created before those bids are handled.
+                None => parse_artifact(ev.field("artifact_id"))
+                    .map_or_else(String::new, |a| initial_claim_id(&a).to_string()),
+            };
             groups.entry(key).or_default().push(ev);
         }
         let results = join_all(groups.into_values().map(|group| async move {
@@ -479,7 +480,7 @@ impl Orchestrator {
 
     async fn create_claim(&self, a: &Artifact) -> Result<(), StoreError> {
         let now = now_ms();
-        let claim = new_claim(ClaimId::derived(&a.id, "claim"), a, &self.policy, now);
+        let claim = new_claim(initial_claim_id(&a.id), a, &self.policy, now);
         let events = [ledger::claim_created(&claim)];
         match self.store.write_claim(&claim, None, true, &[], &events, now).await? {
             WriteOutcome::Written => {
@@ -488,9 +489,12 @@ impl Orchestrator {
                 self.wake.notify_one();
             }
             WriteOutcome::Exists(_) => debug!(artifact_id = %a.id, "claim exists already"),
-            WriteOutcome::Conflict { .. } => {}
+            WriteOutcome::Conflict { .. } => return Ok(()),
         }
-        Ok(())
+        // Cubs bid on the artifact's event while the claim is being created: bids recorded
+        // before the claim existed were handled when there was no claim yet, so they are
+        // applied now (a bid recorded after this write has its own event, handled after it).
+        self.apply(&claim.id, Trigger::Bids).await.map(drop)
     }
 
     async fn on_answer(

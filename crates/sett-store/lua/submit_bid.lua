@@ -2,8 +2,16 @@
 -- KEYS[1] claim hash   KEYS[2] bids hash   KEYS[3] events stream   KEYS[4] ledger head hash
 -- ARGV[1] agent   ARGV[2] bid   ARGV[3] now (ms)   ARGV[4] event data (JSON)
 -- ARGV[5] event content digest (hex)
--- Returns {"ok"} | {"duplicate", existing_bid} | {"no_claim"}
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- ARGV[6] "early": a bid on a claim the orchestrator is about to create for a new artifact. The
+--         claim may not exist yet (the bid waits for it in the bids hash); if it exists, it must
+--         still wait for bids (an old artifact re-read by a late cub gets no bid).
+-- Returns {"ok"} | {"duplicate", existing_bid} | {"no_claim"} | {"closed", status}
+local status = redis.call('HGET', KEYS[1], 'status')
+if ARGV[6] == 'early' then
+  if status and status ~= 'pending_consensus' then
+    return {'closed', status}
+  end
+elseif not status then
   return {'no_claim'}
 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then

@@ -194,11 +194,36 @@ impl Store {
     /// Records `agent`'s bid once, with its `bid_submitted` event. Returns false when the agent
     /// had already bid (or the claim does not exist).
     pub async fn submit_bid(&self, claim: &ClaimId, agent: &AgentName, bid: BidType, now_ms: i64) -> Result<bool> {
+        self.record_bid(claim, agent, bid, now_ms, "").await
+    }
+
+    /// Records `agent`'s bid on the claim the orchestrator creates for a new artifact, possibly
+    /// before that claim exists: cubs bid on `artifact_created` while the orchestrator creates
+    /// the claim, instead of one after the other. Returns false when the agent had already bid
+    /// or the claim exists and no longer waits for bids (an old artifact re-read from history).
+    pub async fn submit_bid_before_claim(
+        &self,
+        claim: &ClaimId,
+        agent: &AgentName,
+        bid: BidType,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.record_bid(claim, agent, bid, now_ms, "early").await
+    }
+
+    async fn record_bid(
+        &self,
+        claim: &ClaimId,
+        agent: &AgentName,
+        bid: BidType,
+        now_ms: i64,
+        mode: &str,
+    ) -> Result<bool> {
         let keys = vec![self.keys.claim(claim), self.keys.bids(claim), self.keys.events(), self.keys.ledger()];
         let data = serde_json::json!({"claim_id": claim, "agent": agent, "bid": bid}).to_string();
         let ts = now_ms.to_string();
         let digest = ledger::event_digest(EventKind::BidSubmitted.as_str(), &ts, &data, None);
-        let args = vec![agent.to_string(), bid.to_string(), ts, data, digest];
+        let args = vec![agent.to_string(), bid.to_string(), ts, data, digest, mode.to_owned()];
         let (reply, rewritten): (Vec<String>, bool) = self
             .durable(|| async { Ok(SUBMIT_BID.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?) })
             .await?;

@@ -533,6 +533,8 @@ impl Store {
         let mut counts = FamilyCounts::new();
         let mut total = 0u64;
         let mut inflight: JoinSet<Result<u64, fred::error::Error>> = JoinSet::new();
+        // One node takes any batch; only a cluster needs batches grouped by hash slot.
+        let clustered = self.client().client_config().server.is_clustered();
         let mut pages = self.instance_pages();
         while let Some(mut page) = pages.try_next().await? {
             let keys = page.take_results().unwrap_or_default();
@@ -545,7 +547,8 @@ impl Store {
                     continue;
                 }
                 count_family(&mut counts, self.keys.family_of(s));
-                by_slot.entry(fred::util::redis_keyslot(k.as_bytes())).or_default().push(k);
+                let slot = if clustered { fred::util::redis_keyslot(k.as_bytes()) } else { 0 };
+                by_slot.entry(slot).or_default().push(k);
             }
             for (_, keys) in by_slot {
                 for chunk in keys.chunks(UNLINK_BATCH) {

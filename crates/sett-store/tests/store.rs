@@ -132,6 +132,32 @@ async fn bids_are_recorded_once() {
     assert!(store.take_grant(&c.id, 1, &serde_json::json!({"pid": 1})).await.unwrap());
 }
 
+#[tokio::test]
+async fn a_bid_may_precede_its_claim_but_not_outlive_its_consensus() {
+    let store = sett_testkit::store().await;
+    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
+    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    let (first, second, late) =
+        (AgentName::parse("A").unwrap(), AgentName::parse("B").unwrap(), AgentName::parse("C").unwrap());
+    // Before the orchestrator created the claim: recorded, once, with its event.
+    assert!(store.submit_bid_before_claim(&c.id, &first, BidType::Exclusive, 1).await.unwrap());
+    assert!(!store.submit_bid_before_claim(&c.id, &first, BidType::Review, 2).await.unwrap());
+    store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
+    // The claim waits for bids: still accepted.
+    assert!(store.submit_bid_before_claim(&c.id, &second, BidType::Ignore, 6).await.unwrap());
+    let bids = store.bids(&c.id).await.unwrap();
+    assert_eq!((bids.get(&first), bids.get(&second)), (Some(&BidType::Exclusive), Some(&BidType::Ignore)));
+    let events = store.events_after(None, 100).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == EventKind::BidSubmitted).count(), 2);
+    // Once the claim moved on (an old artifact re-read by a cub that joined late), no bid.
+    let mut granted = c.clone();
+    granted.status = ClaimStatus::PendingExclusive;
+    granted.revision = 2;
+    store.write_claim(&granted, Some(1), false, &[], &[], 7).await.unwrap();
+    assert!(!store.submit_bid_before_claim(&c.id, &late, BidType::Exclusive, 8).await.unwrap());
+    assert_eq!(store.bids(&c.id).await.unwrap().get(&late), None);
+}
+
 fn holder(run_id: &str) -> LockHolder {
     LockHolder { run_id: run_id.into(), host: "h".into(), pid: 1, started_at: now_ms(), purpose: LockPurpose::Run }
 }

@@ -100,6 +100,10 @@ agents:
     for c in env.claims().await {
         assert!(c.status.is_final(), "claim {} left in {}", c.id, c.status);
     }
+    // Every cub stayed up, so no bid may be lost to a kill: no claim waited for its bid deadline
+    // (cubs bid on the artifact's event while the orchestrator creates the claim).
+    let missing = env.events_of(EventKind::BidsMissing).await;
+    assert!(missing.is_empty(), "bids lost across orchestrator kills: {missing:#?}");
     env.down();
 }
 

@@ -143,6 +143,12 @@ pub struct Transition {
 }
 
 /// A new claim for a Standard artifact, waiting for bids.
+/// The id of the claim the orchestrator creates for a new artifact. Derived, so a cub can bid
+/// on it as soon as it sees the artifact, before the claim exists.
+pub fn initial_claim_id(artifact: &ArtifactId) -> ClaimId {
+    ClaimId::derived(artifact, "claim")
+}
+
 pub fn new_claim(id: ClaimId, artifact: &Artifact, policy: &Policy, now_ms: i64) -> Claim {
     Claim {
         id,
