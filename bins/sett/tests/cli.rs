@@ -560,7 +560,8 @@ async fn export_import_round_trip_is_exact() {
     let (goal, claim, q) = seed_question(&store, "Backup?").await;
     put(&store, &derived(StructuralType::Standard, "Code", "Coder", &goal, Some(claim.id))).await;
     store.submit_bid(&claim.id, &agent("Coder"), sett_core::BidType::Exclusive, now_ms()).await.unwrap();
-    store.event_reader().await.unwrap().ensure_group("orchestrator").await.unwrap();
+    let group = store.group_consumer("orchestrator", "orchestrator", sett_store::GroupStart::Beginning).await.unwrap();
+    group.ensure_group().await.unwrap();
     assert_eq!(code(&run(&store, &["answer", &q.id.short(), "yes"]).await), 0);
 
     let dir = tempfile::tempdir().unwrap();

@@ -205,6 +205,7 @@ where
         match call().await {
             Err(e) if e.is_transient() && Instant::now() + backoff < until && !cancel.is_cancelled() => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "a blackboard call failed; retrying");
+                // Cancel-safe: a token and a sleep.
                 tokio::select! {
                     () = cancel.cancelled() => return Err(e),
                     () = tokio::time::sleep(backoff) => {}

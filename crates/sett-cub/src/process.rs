@@ -253,6 +253,8 @@ pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResul
         }
     });
 
+    // Cancel-safe: `Child::wait` may be called again after it was dropped (the guard still owns
+    // the child and kills its group when the sleep or the token wins).
     let waited = tokio::select! {
         status = guard.child.wait() => Some(status),
         () = tokio::time::sleep(spec.timeout) => None,

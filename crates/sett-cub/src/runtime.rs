@@ -17,7 +17,7 @@ use sett_core::event::{Event, EventKind};
 use sett_core::machine::initial_claim_id;
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
 use sett_core::{AgentName, ArtifactId, ClaimId, StructuralType};
-use sett_store::{EventReader, GroupRead, Store};
+use sett_store::{GroupAcks, GroupStart, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -81,8 +81,9 @@ pub struct Cub {
 struct Shared {
     store: Store,
     settings: Arc<CubSettings>,
-    acker: EventReader,
-    group: String,
+    /// Acknowledgements from the handler tasks, while the event loop's connection is blocked in
+    /// a read.
+    acks: GroupAcks,
     /// Cancelled after the grace period: running tools and bid scripts are killed.
     kill: CancellationToken,
     /// Taken before a bid task is spawned: the event loop stops reading while every slot is
@@ -116,30 +117,21 @@ impl Cub {
         let agent = self.settings.agent.name.clone();
         let group = self.component_name();
         let consumer = agent.to_string();
-        let reader = self.store.event_reader().await?;
-        // Acknowledgements travel on their own connection: the reader's is blocked in XREADGROUP.
-        let acker = self.store.event_reader().await?;
+        let mut stream = self.store.group_consumer(&group, &consumer, GroupStart::Beginning).await?;
         // Attach, retrying while Redis does not answer (down, loading, or writes paused): a cub
         // waits for its blackboard instead of dying; it reports ready only once attached.
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match reader.ensure_group(&group).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot attach to the event stream yet; retrying");
-                    tokio::select! {
-                        () = options.shutdown.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
+        // Cancel-safe: `attach` only creates the group, which is idempotent.
+        tokio::select! {
+            () = options.shutdown.cancelled() => return Ok(()),
+            () = stream.attach() => {}
         }
 
         let started_at_ms = sett_store::now_ms();
         // Registered before anything is handled, so whoever sees our work can also find us.
         self.store.put_component(&group, &component_record(&agent, options.health_addr, started_at_ms)).await?;
+        // Cancelled when this function returns, whichever way.
         let heartbeat_stop = CancellationToken::new();
+        let stop_heartbeat = heartbeat_stop.clone().drop_guard();
         let heartbeat = tokio::spawn(
             heartbeat(
                 self.store.clone(),
@@ -155,8 +147,7 @@ impl Cub {
         let shared = Arc::new(Shared {
             store: self.store.clone(),
             settings: self.settings.clone(),
-            acker,
-            group: group.clone(),
+            acks: stream.acks(),
             kill: CancellationToken::new(),
             bid_slots: Arc::new(Semaphore::new(CONCURRENT_BIDS)),
             stopping: options.shutdown.clone(),
@@ -164,20 +155,17 @@ impl Cub {
         });
         let tracker = TaskTracker::new();
 
-        // The backlog: entries delivered to this consumer before a restart, never acknowledged.
-        // Handlers acknowledge asynchronously, so an entry already dispatched may be returned
-        // again; the backlog is done when a read brings nothing new.
-        let mut dispatched = HashSet::new();
+        // The backlog: entries delivered to this consumer before a restart, never acknowledged
+        // (paged with a cursor, so an entry dispatched but not acknowledged yet is not handed
+        // out twice).
         while !options.shutdown.is_cancelled() {
-            let batch = reader.read_group(&group, &consumer, GroupRead::Pending, PENDING_COUNT, Duration::ZERO).await?;
-            let fresh: Vec<Event> = batch.into_iter().filter(|e| dispatched.insert(e.id.clone())).collect();
-            if fresh.is_empty() {
+            let batch = stream.read_pending(PENDING_COUNT).await?;
+            if batch.is_empty() {
                 break;
             }
-            tracing::info!(count = fresh.len(), "re-reading events received before a restart");
-            dispatch(&shared, &tracker, fresh).await;
+            tracing::info!(count = batch.len(), "re-reading events received before a restart");
+            dispatch(&shared, &tracker, batch).await;
         }
-        drop(dispatched);
         if !options.shutdown.is_cancelled() {
             options.ready.store(true, Ordering::SeqCst);
             tracing::info!("attached to the event stream");
@@ -185,10 +173,12 @@ impl Cub {
 
         // A shutdown during the backlog ends this loop at once (biased select).
         loop {
+            // Cancel-safe: a read abandoned at shutdown loses nothing; entries Redis served to it
+            // stay pending for this consumer and are re-read at the next start.
             let read = tokio::select! {
                 biased;
                 () = options.shutdown.cancelled() => break,
-                r = reader.read_group(&group, &consumer, GroupRead::New, READ_COUNT, READ_BLOCK) => r,
+                r = stream.read(READ_COUNT, READ_BLOCK) => r,
             };
             match read {
                 Ok(events) => {
@@ -198,24 +188,13 @@ impl Cub {
                 Err(e) => {
                     options.ready.store(false, Ordering::SeqCst);
                     metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
+                    // The next read recreates the group (the stream may have been deleted) and
+                    // re-reads the pending entries first (see `GroupConsumer::read`).
                     tracing::warn!(error = %e, "reading the event stream failed; retrying in 1 s");
+                    // Cancel-safe: a sleep.
                     tokio::select! {
                         () = options.shutdown.cancelled() => break,
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    // The stream may have been deleted (and with it the group): recreate it.
-                    if let Err(e) = reader.ensure_group(&group).await {
-                        tracing::warn!(error = %e, "cannot recreate the consumer group yet");
-                    }
-                    // A read cut off by the network may have been served by Redis (its entries
-                    // are then pending for this consumer) without the reply reaching us: take the
-                    // pending entries again; handlers are idempotent.
-                    if let Ok(pending) =
-                        reader.read_group(&group, &consumer, GroupRead::Pending, PENDING_COUNT, Duration::ZERO).await
-                        && !pending.is_empty()
-                    {
-                        tracing::info!(count = pending.len(), "re-reading events left pending by a failed read");
-                        dispatch(&shared, &tracker, pending).await;
                     }
                 }
             }
@@ -233,15 +212,14 @@ impl Cub {
                 tracing::error!(tasks = tracker.len(), "work did not end after its tools were killed; exiting anyway");
             }
         }
-        heartbeat_stop.cancel();
+        drop(stop_heartbeat);
         let _ = heartbeat.await;
         if let Err(e) = self.store.remove_component(&group).await {
             tracing::warn!(error = %e, "cannot remove the component record");
         }
         // The reader's connection may still sit in the XREADGROUP abandoned at shutdown (up to
         // READ_BLOCK); QUIT would queue behind it, so close it in the background.
-        tokio::spawn(async move { reader.quit().await });
-        shared.acker.quit().await;
+        tokio::spawn(async move { stream.quit().await });
         tracing::info!("stopped");
         Ok(())
     }
@@ -259,6 +237,7 @@ async fn heartbeat(
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
+        // Cancel-safe: a token and a timer tick.
         tokio::select! {
             () = stop.cancelled() => return,
             _ = every.tick() => {}
@@ -437,14 +416,14 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
         }
     }
     if !done.is_empty()
-        && let Err(e) = shared.acker.ack(&shared.group, &done).await
+        && let Err(e) = shared.acks.ack(&done).await
     {
         tracing::warn!(error = %e, "cannot acknowledge events; they will be re-read after a restart");
     }
 }
 
 async fn ack(shared: &Shared, id: String) {
-    if let Err(e) = shared.acker.ack(&shared.group, &[id]).await {
+    if let Err(e) = shared.acks.ack(&[id]).await {
         tracing::warn!(error = %e, "cannot acknowledge the event; it will be re-read after a restart");
     }
 }
@@ -473,6 +452,7 @@ where
                     metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
                 }
                 tracing::warn!(error = %e, attempt, "the blackboard call failed; retrying");
+                // Cancel-safe: a token and a sleep.
                 tokio::select! {
                     () = kill.cancelled() => return Err(CubError::Store(e)),
                     () = tokio::time::sleep(Duration::from_secs(u64::from(attempt.min(5)))) => {}

@@ -15,7 +15,7 @@ use sett_core::machine::new_claim;
 use sett_core::tool::ToolInput;
 use sett_core::{Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, ClaimType, StructuralType};
 use sett_cub::{ExecutionOutcome, execute_grant};
-use sett_store::{GroupRead, now_ms};
+use sett_store::{GroupStart, now_ms};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -117,10 +117,9 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     regrant_event(&store, &claim, "Coder").await;
 
     // A cub received every event and crashed before acknowledging any of them.
-    let reader = store.event_reader().await.unwrap();
-    reader.ensure_group("cub:Coder").await.unwrap();
-    let received =
-        reader.read_group("cub:Coder", "Coder", GroupRead::New, 1000, Duration::from_millis(10)).await.unwrap();
+    let mut crashed = store.group_consumer("cub:Coder", "Coder", GroupStart::Beginning).await.unwrap();
+    crashed.ensure_group().await.unwrap();
+    let received = crashed.read(1000, Duration::from_millis(10)).await.unwrap();
     assert!(received.iter().any(|e| e.kind == EventKind::ClaimGranted));
 
     // The restarted cub re-reads them from its pending list and runs the tool once.
@@ -138,9 +137,8 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     assert_eq!((out.logical_id, out.version), (out.id, 1));
     cub.stop().await;
     // Everything handled was acknowledged.
-    assert!(
-        reader.read_group("cub:Coder", "Coder", GroupRead::Pending, 1000, Duration::ZERO).await.unwrap().is_empty()
-    );
+    crashed.reread_pending();
+    assert!(crashed.read_pending(1000).await.unwrap().is_empty());
 
     // The grant is delivered once more to a restarted cub; a second claim proves it is working.
     regrant_event(&store, &claim, "Coder").await;
@@ -155,7 +153,7 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     let again =
         execute_grant(&store, &settings(coder, dir.path()), claim.id, 1, CancellationToken::new()).await.unwrap();
     assert!(matches!(again, ExecutionOutcome::Skipped { .. }), "{again:?}");
-    reader.quit().await;
+    crashed.quit().await;
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ use sett_core::event::{Event, EventKind};
 use sett_core::metrics as m;
 use sett_core::{ArtifactId, StructuralType};
 use sett_store::{
-    DeliveryRecord, DeliveryStatus, EndpointState, EventReader, GroupRead, NewDelivery, Store, StoreError, now_ms,
+    DeliveryRecord, DeliveryStatus, EndpointState, GroupConsumer, GroupStart, NewDelivery, Store, StoreError, now_ms,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -172,9 +172,9 @@ impl Notifier {
     /// Creates the consumer group at the end of the stream if it does not exist yet, so that
     /// every event from now on is seen (call it before the orchestrator starts writing).
     pub async fn prepare(&self) -> Result<(), NotifyError> {
-        let reader = self.store.event_reader().await?;
-        let made = reader.ensure_group_at(GROUP, "$").await;
-        reader.quit().await;
+        let stream = self.store.group_consumer(GROUP, CONSUMER, GroupStart::End).await?;
+        let made = stream.ensure_group().await;
+        stream.quit().await;
         Ok(made?)
     }
 
@@ -228,25 +228,22 @@ impl Notifier {
     }
 
     async fn follow_once(&self, stop: &CancellationToken) -> Result<(), NotifyError> {
-        let reader = self.store.event_reader().await?;
-        let result = self.follow_with(&reader, stop).await;
-        reader.quit().await;
+        let mut stream = self.store.group_consumer(GROUP, CONSUMER, GroupStart::End).await?;
+        let result = self.follow_with(&mut stream, stop).await;
+        stream.quit().await;
         result
     }
 
-    async fn follow_with(&self, reader: &EventReader, stop: &CancellationToken) -> Result<(), NotifyError> {
-        // "$" only matters the first time: `prepare` normally made the group already.
-        reader.ensure_group_at(GROUP, "$").await?;
-        let mut which = GroupRead::Pending;
+    async fn follow_with(&self, stream: &mut GroupConsumer, stop: &CancellationToken) -> Result<(), NotifyError> {
+        // `End` only matters the first time: `prepare` normally made the group already.
+        stream.ensure_group().await?;
         while !stop.is_cancelled() {
+            // Pending entries first, then new ones (see `GroupConsumer::read`). Cancel-safe: what
+            // an abandoned read was served stays pending and is read again at the next start.
             let events = tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                r = reader.read_group(GROUP, CONSUMER, which, BATCH, BLOCK) => r?,
+                r = stream.read(BATCH, BLOCK) => r?,
             };
-            if which == GroupRead::Pending && events.is_empty() {
-                which = GroupRead::New;
-                continue;
-            }
             let mut done = Vec::with_capacity(events.len());
             let mut failed = None;
             for e in &events {
@@ -258,7 +255,7 @@ impl Notifier {
                     }
                 }
             }
-            reader.ack(GROUP, &done).await?;
+            stream.ack(&done).await?;
             if let Some(err) = failed {
                 // Unacknowledged: read again from the pending entries after the pause.
                 return Err(err);

@@ -8,15 +8,22 @@
 //! after handling it. Every handler is idempotent. Every claim change is one compare-and-set
 //! write that also records the transition's follow-up effects in the outbox (see [`followup`]).
 //!
-//! Layout: [`engine`] (event handling and transitions), [`followup`] (outbox effects),
-//! [`ledger`] (events a transition writes), [`workers`] (controller worker scheduling),
-//! [`launcher`] (how workers are started: implemented by the runtime).
+//! Layout: [`engine`] (the shared state, background-loop guards and `run`), [`lifecycle`] (lock,
+//! instance and component records, heartbeat), [`consumer`] (the event loop), [`transitions`]
+//! (trigger → `machine::step` → compare-and-set write, logs and metrics), [`followup`] (outbox
+//! effects), [`deadlines`] (the deadline loop), [`ledger`] (events a transition writes),
+//! [`workers`] (controller worker scheduling), [`launcher`] (how workers are started:
+//! implemented by the runtime).
 
 pub mod followup;
 pub mod launcher;
 
+mod consumer;
+mod deadlines;
 mod engine;
 mod ledger;
+mod lifecycle;
+mod transitions;
 mod workers;
 
 use std::time::Duration;

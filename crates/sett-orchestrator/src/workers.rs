@@ -3,16 +3,15 @@
 //! and release scripts are atomic, so two exits never start one grant twice). After a restart,
 //! workers of the previous run are adopted when alive, judged when gone, and queues are drained.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use sett_core::event::EventKind;
 use sett_core::{AgentName, ArtifactId, ClaimId, metrics as m};
 use sett_store::{StoreError, WorkerOffer, WorkerRecord, now_ms};
 use tracing::{info, warn};
 
-use crate::engine::{Orchestrator, Trigger};
+use crate::engine::Engine;
 use crate::launcher::WorkerRequest;
+use crate::transitions::Trigger;
 
 fn grant_key(claim: &ClaimId, seq: u64) -> String {
     format!("{claim}:{seq}")
@@ -28,7 +27,7 @@ fn parse_grant_key(key: &str) -> Option<(ClaimId, u64)> {
     Some((ClaimId::parse(c).ok()?, s.parse().ok()?))
 }
 
-impl Orchestrator {
+impl Engine {
     fn max_concurrent(&self, agent: &AgentName) -> u32 {
         self.settings.config.agents.get(agent).and_then(|a| a.worker.as_ref()).map_or(1, |w| w.max_concurrent.max(1))
     }
@@ -55,7 +54,7 @@ impl Orchestrator {
     /// Starts the worker for a grant that holds a slot, watches it, then frees the slot and
     /// starts the next queued grants.
     fn spawn_worker(&self, agent: AgentName, claim: ClaimId, seq: u64) {
-        let Some(this) = self.arc() else { return };
+        let this = self.clone();
         self.tasks.spawn(async move {
             this.run_worker(&agent, claim, seq).await;
             this.release_slot(&agent, Some(&grant_key(&claim, seq))).await;
@@ -172,7 +171,7 @@ impl Orchestrator {
                     if let Err(e) = self.apply(&claim, Trigger::WorkerLaunched { agent: agent.clone(), seq }).await {
                         warn!(claim_id = %claim, error = %e, "cannot start an adopted worker's deadline");
                     }
-                    let Some(this) = self.arc() else { continue };
+                    let this = self.clone();
                     let agent = agent.clone();
                     self.tasks.spawn(async move {
                         exit.await;
@@ -198,9 +197,5 @@ impl Orchestrator {
             self.release_slot(&agent, None).await;
         }
         Ok(())
-    }
-
-    fn arc(&self) -> Option<Arc<Self>> {
-        self.me.upgrade()
     }
 }

@@ -1,5 +1,6 @@
-//! The durable event stream (the audit ledger): range reads for replay, blocking reads for
-//! followers, and consumer groups so a daemon that restarts receives every event it missed.
+//! The durable event stream (the audit ledger): appends, range reads for replay and blocking
+//! reads for followers. Consumer groups (a daemon that restarts receives every event it missed)
+//! are in [`crate::consumer`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use sett_core::ledger;
 use crate::scripts::APPEND_EVENT;
 use crate::{Result, Store, StoreError};
 
-fn decode_event(id: String, fields: HashMap<String, String>) -> Result<Event> {
+pub(crate) fn decode_event(id: String, fields: HashMap<String, String>) -> Result<Event> {
     let kind = fields
         .get("kind")
         .ok_or_else(|| StoreError::Decode(format!("event {id}: no kind")))?
@@ -149,39 +150,18 @@ impl Store {
         Ok(self.client().xlen(self.keys.events()).await?)
     }
 
-    /// A reader on its own connection, for blocking reads.
+    /// A reader on its own connection, for blocking reads (followers; consumer groups read
+    /// through [`Store::group_consumer`]).
     pub async fn event_reader(&self) -> Result<EventReader> {
         let client = self.redis.dedicated().await?;
-        let reconnected = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut rx = client.reconnect_rx();
-        let flag = reconnected.clone();
-        tokio::spawn(async move {
-            while rx.recv().await.is_ok() {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-        Ok(EventReader { client, key: self.keys.events(), reconnected })
+        Ok(EventReader { client, key: self.keys.events() })
     }
-}
-
-/// Which part of a consumer group's stream to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupRead {
-    /// Entries delivered to this consumer earlier but never acknowledged (after a crash).
-    Pending,
-    /// Entries never delivered to the group.
-    New,
 }
 
 /// Blocking reads of the event stream on a dedicated connection.
 pub struct EventReader {
     client: Client,
     key: String,
-    /// Set on every reconnection of `client`: a group read cut off by a dropped connection may
-    /// have been served by Redis (its entries now pending for the consumer) while the client
-    /// retried it and returned later entries, so after a reconnection the pending entries are
-    /// read again first. Found by the Redis-restart fault test (a claim nobody saw).
-    reconnected: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for EventReader {
@@ -191,94 +171,6 @@ impl std::fmt::Debug for EventReader {
 }
 
 impl EventReader {
-    /// Creates consumer group `group` if missing. A new group starts at the beginning of the
-    /// stream, so a component that joins late still sees all history.
-    pub async fn ensure_group(&self, group: &str) -> Result<()> {
-        self.ensure_group_at(group, "0").await
-    }
-
-    /// Creates consumer group `group` if missing, starting after entry `start` (`"$"`: only
-    /// events written from now on, for a consumer that must not act on history).
-    pub async fn ensure_group_at(&self, group: &str, start: &str) -> Result<()> {
-        // Bounded: this connection has no command timeout (it serves blocking reads), and a
-        // caller recovering from a network cut must not hang here on a half-dead connection.
-        let call = self.client.xgroup_create::<(), _, _, _>(&self.key, group, start, true);
-        match tokio::time::timeout(Duration::from_secs(5), call)
-            .await
-            .map_err(|_| StoreError::Timeout(Duration::from_secs(5)))?
-        {
-            Ok(()) => Ok(()),
-            Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Reads up to `count` events for `consumer` of `group`, blocking up to `block` for new ones.
-    pub async fn read_group(
-        &self,
-        group: &str,
-        consumer: &str,
-        which: GroupRead,
-        count: u64,
-        block: Duration,
-    ) -> Result<Vec<Event>> {
-        if which == GroupRead::New && self.reconnected.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let pending =
-                self.read_group_once(group, consumer, GroupRead::Pending, count.max(1000), Duration::ZERO).await?;
-            if !pending.is_empty() {
-                tracing::info!(count = pending.len(), "reconnected: re-reading the events pending for this consumer");
-                return Ok(pending);
-            }
-        }
-        self.read_group_once(group, consumer, which, count, block).await
-    }
-
-    async fn read_group_once(
-        &self,
-        group: &str,
-        consumer: &str,
-        which: GroupRead,
-        count: u64,
-        block: Duration,
-    ) -> Result<Vec<Event>> {
-        let (id, block_ms) = match which {
-            GroupRead::Pending => ("0", None),
-            GroupRead::New => (">", Some(block.as_millis() as u64)),
-        };
-        let call =
-            self.client.xreadgroup::<Value, _, _, _, _>(group, consumer, Some(count), block_ms, false, &self.key, id);
-        let reply = bounded(call, block).await?;
-        if reply.is_null() {
-            return Ok(Vec::new());
-        }
-        // One malformed entry (written by anyone with XADD on the stream) must not fail the
-        // batch: the good entries would then never be handled, and a restart re-reading the
-        // pending entries would fail again, forever. It is logged, acknowledged and skipped; the
-        // ledger keeps it for `sett export`.
-        let map: fred::types::streams::XReadResponse<String, String, String, String> = reply.into_xread_response()?;
-        let mut events = Vec::new();
-        let mut bad = Vec::new();
-        for (entry_id, fields) in map.into_values().flatten() {
-            match decode_event(entry_id.clone(), fields) {
-                Ok(e) => events.push(e),
-                Err(e) => {
-                    tracing::warn!(event_id = %entry_id, error = %e, "skipping a malformed event in the stream");
-                    bad.push(entry_id);
-                }
-            }
-        }
-        self.ack(group, &bad).await?;
-        Ok(events)
-    }
-
-    pub async fn ack(&self, group: &str, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let _: u64 = self.client.xack(&self.key, group, ids.to_vec()).await?;
-        Ok(())
-    }
-
     /// Events strictly after `after` (`"0"` = from the start, `"$"` = only new), blocking up to
     /// `block` when there are none.
     pub async fn read_after(&self, after: &str, count: u64, block: Duration) -> Result<Vec<Event>> {
@@ -300,7 +192,7 @@ impl EventReader {
 
 /// A blocking call may not outlive its block time by much: a half-dead connection must not
 /// hang a follower forever.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     call: impl std::future::Future<Output = Result<T, fred::error::Error>>,
     block: Duration,
 ) -> Result<T> {

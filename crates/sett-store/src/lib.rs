@@ -6,14 +6,16 @@
 //! - [`keys`]: every key template (`sett:{<instance>}:…`).
 //! - [`codec`]: hash encoding of artifacts and claims.
 //! - [`Redis`]: one connection (with reconnect policy and command timeouts) shared by instances.
-//! - [`Store`]: one instance's operations, split over `artifacts`, `claims`, `events`, `lock`,
-//!   `questions`, `workers`, `notify`, `scan` and `registry`.
+//! - [`Store`]: one instance's operations, split over `artifacts`, `claims`, `events`,
+//!   `consumer` (consumer groups: [`GroupConsumer`]), `lock`, `questions`, `workers`, `notify`,
+//!   `scan` and `registry`.
 
 pub mod codec;
 pub mod keys;
 
 mod artifacts;
 mod claims;
+mod consumer;
 mod durability;
 mod events;
 mod ledger;
@@ -33,7 +35,8 @@ use sett_core::InstanceName;
 
 pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use claims::{QuestionOp, WriteOutcome};
-pub use events::{EventReader, GroupRead, LedgerEntry, MalformedEvent};
+pub use consumer::{GroupAcks, GroupConsumer, GroupStart};
+pub use events::{EventReader, LedgerEntry, MalformedEvent};
 pub use keys::Keys;
 pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};

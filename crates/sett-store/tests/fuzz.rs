@@ -228,8 +228,8 @@ proptest! {
 fn a_malformed_event_does_not_block_a_consumer_group() {
     runtime().block_on(async {
         let store = sett_testkit::store().await;
-        let reader = store.event_reader().await.unwrap();
-        reader.ensure_group("g").await.unwrap();
+        let mut consumer = store.group_consumer("g", "c", sett_store::GroupStart::Beginning).await.unwrap();
+        consumer.ensure_group().await.unwrap();
         let data = serde_json::json!({"x": 1});
         store.append_event(sett_core::event::EventKind::InstanceStarted, &data, 1).await.unwrap();
         let raw = fred::clients::Client::new(
@@ -242,15 +242,15 @@ fn a_malformed_event_does_not_block_a_consumer_group() {
         let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("kind", "bogus")]).await.unwrap();
         let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("data", "{")]).await.unwrap();
         store.append_event(sett_core::event::EventKind::InstanceStopped, &data, 2).await.unwrap();
-        let got =
-            reader.read_group("g", "c", sett_store::GroupRead::New, 10, Duration::from_millis(100)).await.unwrap();
+        let got = consumer.read(10, Duration::from_millis(100)).await.unwrap();
         assert_eq!(got.len(), 2, "{got:?}");
         let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();
-        reader.ack("g", &ids).await.unwrap();
-        let pending = reader.read_group("g", "c", sett_store::GroupRead::Pending, 10, Duration::ZERO).await.unwrap();
+        consumer.ack(&ids).await.unwrap();
+        consumer.reread_pending();
+        let pending = consumer.read_pending(10).await.unwrap();
         assert!(pending.is_empty(), "{pending:?}");
         let _ = raw.quit().await;
-        reader.quit().await;
+        consumer.quit().await;
     });
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sett_core::event::EventKind;
 use sett_core::machine::{AgentPolicy, Policy, new_claim};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, InstanceName, StructuralType};
-use sett_store::{CreateOutcome, GroupRead, LockHolder, LockPurpose, Store, WriteOutcome, now_ms};
+use sett_store::{CreateOutcome, GroupStart, LockHolder, LockPurpose, Store, WriteOutcome, now_ms};
 
 fn policy() -> Policy {
     Policy {
@@ -227,43 +227,88 @@ async fn scan_delete_touches_only_its_instance() {
 async fn a_restarted_consumer_receives_every_event_exactly_once() {
     let store = sett_testkit::store().await;
     let group = "g";
-    let reader = store.event_reader().await.unwrap();
-    reader.ensure_group(group).await.unwrap();
+    let mut consumer = store.group_consumer(group, "c1", GroupStart::Beginning).await.unwrap();
+    consumer.ensure_group().await.unwrap();
     for i in 0..10 {
         store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
     }
     let mut seen = Vec::new();
     // First run: reads 4, acknowledges only 3, then "crashes".
-    let first = reader.read_group(group, "c1", GroupRead::New, 4, Duration::from_millis(100)).await.unwrap();
+    let first = consumer.read(4, Duration::from_millis(100)).await.unwrap();
     assert_eq!(first.len(), 4);
-    reader.ack(group, &first[..3].iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
+    consumer.ack(&first[..3].iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
     seen.extend(first[..3].iter().map(|e| e.data["n"].as_i64().unwrap()));
-    drop(reader);
+    consumer.quit().await;
+    drop(consumer);
     for i in 10..15 {
         store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
     }
     // Restart: pending first (the unacknowledged one), then everything new.
-    let reader = store.event_reader().await.unwrap();
-    reader.ensure_group(group).await.unwrap();
+    let mut consumer = store.group_consumer(group, "c1", GroupStart::Beginning).await.unwrap();
+    consumer.ensure_group().await.unwrap();
     loop {
-        let batch = reader.read_group(group, "c1", GroupRead::Pending, 100, Duration::ZERO).await.unwrap();
+        let batch = consumer.read_pending(100).await.unwrap();
         if batch.is_empty() {
             break;
         }
-        reader.ack(group, &batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
+        consumer.ack(&batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
         seen.extend(batch.iter().map(|e| e.data["n"].as_i64().unwrap()));
     }
     loop {
-        let batch = reader.read_group(group, "c1", GroupRead::New, 100, Duration::from_millis(50)).await.unwrap();
+        let batch = consumer.read(100, Duration::from_millis(50)).await.unwrap();
         if batch.is_empty() {
             break;
         }
-        reader.ack(group, &batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
+        consumer.ack(&batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
         seen.extend(batch.iter().map(|e| e.data["n"].as_i64().unwrap()));
     }
     assert_eq!(seen, (0..15).collect::<Vec<_>>());
     let unique: BTreeSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), 15);
+}
+
+/// Pending entries are paged with a cursor, so a consumer that acknowledges later (handlers in
+/// their own tasks) is not handed the same entry twice in one pass; a handler failure asks for
+/// them again from the first.
+#[tokio::test]
+async fn pending_entries_are_paged_once_per_pass_and_reread_on_request() {
+    let store = sett_testkit::store().await;
+    let mut consumer = store.group_consumer("g", "c", GroupStart::Beginning).await.unwrap();
+    consumer.attach().await;
+    for i in 0..3 {
+        store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
+    }
+    let delivered = consumer.read(10, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(delivered.len(), 3);
+    consumer.quit().await;
+
+    let mut consumer = store.group_consumer("g", "c", GroupStart::Beginning).await.unwrap();
+    consumer.attach().await;
+    let n =
+        |events: &[sett_core::event::Event]| events.iter().map(|e| e.data["n"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(n(&consumer.read_pending(2).await.unwrap()), vec![0, 1]);
+    assert_eq!(n(&consumer.read_pending(2).await.unwrap()), vec![2]);
+    assert!(consumer.read_pending(2).await.unwrap().is_empty(), "one pass hands each entry out once");
+    assert!(consumer.read(10, Duration::from_millis(50)).await.unwrap().is_empty(), "nothing new");
+    consumer.reread_pending();
+    assert_eq!(n(&consumer.read(10, Duration::from_millis(50)).await.unwrap()), vec![0, 1, 2]);
+    consumer.ack(&delivered.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
+    consumer.reread_pending();
+    assert!(consumer.read(10, Duration::from_millis(50)).await.unwrap().is_empty(), "acknowledged entries are done");
+    consumer.quit().await;
+}
+
+/// A group created at the end of the stream sees only what is written after it.
+#[tokio::test]
+async fn a_group_started_at_the_end_skips_history() {
+    let store = sett_testkit::store().await;
+    store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": 0}), 0).await.unwrap();
+    let mut consumer = store.group_consumer("late", "c", GroupStart::End).await.unwrap();
+    consumer.ensure_group().await.unwrap();
+    store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": 1}), 1).await.unwrap();
+    let got = consumer.read(10, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.data["n"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1]);
+    consumer.quit().await;
 }
 
 #[tokio::test]
@@ -286,8 +331,8 @@ async fn export_restore_is_exact() {
     let redis = sett_testkit::redis().await;
     let src = redis.instance(&sett_testkit::instance_name());
     seed(&src).await;
-    let reader = src.event_reader().await.unwrap();
-    reader.ensure_group("orchestrator").await.unwrap();
+    let consumer = src.group_consumer("orchestrator", "orchestrator", GroupStart::Beginning).await.unwrap();
+    consumer.ensure_group().await.unwrap();
     let mut dumps = Vec::new();
     src.export(|d| {
         dumps.push(d);
@@ -323,8 +368,8 @@ async fn large_keys_export_in_chunks_and_restore_exactly() {
         let a = Artifact::new_root(StructuralType::Standard, "Bulk", format!("p{i}"), "user", 1_000 + i);
         src.create_artifact(&a).await.unwrap();
     }
-    let reader = src.event_reader().await.unwrap();
-    reader.ensure_group("orchestrator").await.unwrap();
+    let consumer = src.group_consumer("orchestrator", "orchestrator", GroupStart::Beginning).await.unwrap();
+    consumer.ensure_group().await.unwrap();
     let mut dumps = Vec::new();
     src.export(|d| {
         dumps.push(d);

@@ -1,0 +1,279 @@
+//! The event loop: the orchestrator reads the instance's event stream through consumer group
+//! `orchestrator` ([`GroupConsumer`]: pending entries first, again after a reconnection), handles
+//! a batch with events about one claim in stream order and different claims concurrently, turns
+//! each event into a transition trigger, and acknowledges an event only after it was handled. A
+//! failed handler leaves its event pending; the loop re-reads the pending entries with backoff.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use sett_core::event::{Event, EventKind};
+use sett_core::machine::{initial_claim_id, new_claim};
+use sett_core::{Artifact, ArtifactId, ClaimId, StructuralType, metrics as m};
+use sett_store::{GroupConsumer, StoreError, WriteOutcome, now_ms};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::OrchestratorError;
+use crate::engine::Engine;
+use crate::ledger;
+use crate::transitions::Trigger;
+
+pub(crate) const GROUP: &str = "orchestrator";
+pub(crate) const CONSUMER: &str = "orchestrator";
+const BATCH: u64 = 256;
+/// How long one blocking read waits before the loop looks at its shutdown token again.
+const BLOCK: Duration = Duration::from_secs(2);
+
+impl Engine {
+    /// Handles this consumer's pending entries until none is left or a handler failed (then
+    /// the next read starts again at the first pending entry). Returns whether all were handled.
+    pub(crate) async fn drain_pending(&self, stream: &mut GroupConsumer) -> Result<bool, OrchestratorError> {
+        loop {
+            let events = stream.read_pending(BATCH).await?;
+            if events.is_empty() {
+                return Ok(true);
+            }
+            if !self.handle_batch(stream, events).await {
+                // Entries whose handling failed stay pending; do not loop on them here.
+                stream.reread_pending();
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Reads and handles events until `stop`.
+    pub(crate) async fn consume(
+        &self,
+        stream: &mut GroupConsumer,
+        stop: &CancellationToken,
+    ) -> Result<(), OrchestratorError> {
+        let mut backoff = Duration::from_millis(100);
+        // A handler failed: its event is pending, and later events of its claim must not
+        // overtake it, so the pending entries are handled again (after a pause) before new ones.
+        let mut retry_pending = false;
+        while !stop.is_cancelled() {
+            if retry_pending {
+                // Cancel-safe: a token and a sleep.
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                stream.reread_pending();
+                retry_pending = match self.drain_pending(stream).await {
+                    Ok(all_handled) => !all_handled,
+                    Err(e) => {
+                        warn!(error = %e, "cannot re-read pending events; retrying");
+                        true
+                    }
+                };
+                continue;
+            }
+            // Cancel-safe: a read abandoned at shutdown loses nothing (what Redis served it stays
+            // pending for this consumer and is re-read at the next start).
+            let read = tokio::select! {
+                () = stop.cancelled() => break,
+                r = stream.read(BATCH, BLOCK) => r,
+            };
+            match read {
+                Ok(events) if events.is_empty() => {}
+                Ok(events) => {
+                    if self.handle_batch(stream, events).await {
+                        backoff = Duration::from_millis(100);
+                    } else {
+                        retry_pending = true;
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
+                    warn!(error = %e, "cannot read the event stream; retrying");
+                    // Cancel-safe: a token and a sleep.
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles a batch: events about the same claim in order, different claims concurrently.
+    /// Acknowledges the events that were handled; returns whether all were (and acknowledged).
+    async fn handle_batch(&self, stream: &GroupConsumer, events: Vec<Event>) -> bool {
+        let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for ev in events {
+            let key = match ev.field("claim_id").or_else(|| ev.field("question_id")) {
+                Some(key) => key.to_owned(),
+                // A new root artifact goes with the bids on the claim it gets (cubs bid on its
+                // event), so the claim is created before those bids are handled.
+                None => parse_artifact(ev.field("artifact_id"))
+                    .map_or_else(String::new, |a| initial_claim_id(&a).to_string()),
+            };
+            groups.entry(key).or_default().push(ev);
+        }
+        let results = join_all(groups.into_values().map(|group| async move {
+            let mut done = Vec::with_capacity(group.len());
+            let mut all_handled = true;
+            for (i, ev) in group.iter().enumerate() {
+                let lag = (now_ms() - event_time_ms(ev)).max(0) as f64 / 1000.0;
+                metrics::histogram!(m::EVENT_LAG_SECONDS, "component" => "orchestrator").record(lag);
+                // A bid followed by another bid on the same claim needs no handling of its own:
+                // the later one reads every bid recorded so far. If the later one fails, it
+                // stays pending and its retry still covers this one.
+                if ev.kind == EventKind::BidSubmitted
+                    && group.get(i + 1).is_some_and(|next| next.kind == EventKind::BidSubmitted)
+                {
+                    done.push(ev.id.clone());
+                    continue;
+                }
+                match self.handle(ev).await {
+                    Ok(()) => {
+                        metrics::counter!(m::EVENTS_HANDLED, "component" => "orchestrator", "kind" => ev.kind.as_str()).increment(1);
+                        done.push(ev.id.clone());
+                    }
+                    Err(e) => {
+                        // A handler that failed over a refused write or a bad record is no
+                        // Redis error; only Redis's own failures are counted as such.
+                        if e.is_redis() {
+                            metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
+                        }
+                        warn!(event_id = %ev.id, kind = %ev.kind, error = %e, "handling an event failed; it will be retried");
+                        all_handled = false;
+                        // Later events of this claim must not overtake it.
+                        break;
+                    }
+                }
+            }
+            (done, all_handled)
+        }))
+        .await;
+        let all_handled = results.iter().all(|(_, ok)| *ok);
+        let done: Vec<String> = results.into_iter().flat_map(|(done, _)| done).collect();
+        if let Err(e) = stream.ack(&done).await {
+            // Handled but not acknowledged: they are re-read as pending and handled again, which
+            // is harmless (every handler is idempotent). Never stop over it.
+            metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
+            warn!(error = %e, "cannot acknowledge handled events; they will be re-read");
+            return false;
+        }
+        all_handled
+    }
+
+    async fn handle(&self, ev: &Event) -> Result<(), StoreError> {
+        match ev.kind {
+            EventKind::ArtifactCreated => {
+                let Some(id) = parse_artifact(ev.field("artifact_id")) else {
+                    return Ok(());
+                };
+                self.on_artifact(&id).await
+            }
+            EventKind::BidSubmitted => {
+                let Some(claim) = parse_claim(ev.field("claim_id")) else {
+                    return Ok(());
+                };
+                self.apply(&claim, Trigger::Bids).await.map(drop)
+            }
+            EventKind::QuestionAnswered => {
+                let (Some(question), Some(answer)) =
+                    (parse_artifact(ev.field("question_id")), parse_artifact(ev.field("answer_id")))
+                else {
+                    return Ok(());
+                };
+                self.on_answer(question, answer, parse_claim(ev.field("claim_id"))).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_artifact(&self, id: &ArtifactId) -> Result<(), StoreError> {
+        let Some(a) = self.store.get_artifact(id).await? else {
+            warn!(artifact_id = %id, "artifact_created names an artifact that does not exist; ignoring");
+            return Ok(());
+        };
+        metrics::counter!(m::ARTIFACTS_CREATED, "structural_type" => a.structural_type.as_str()).increment(1);
+        // Route it as an output first: a rework output completes its claim before its own review.
+        let targets: Vec<ClaimId> = match a.claim_id {
+            Some(c) => vec![c],
+            None if a.producing_agent().is_some() => {
+                let mut out = Vec::new();
+                for s in &a.source_artifacts {
+                    if let Some(c) = self.store.claim_for_artifact(s).await? {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+            None => Vec::new(),
+        };
+        for claim in targets {
+            self.apply(&claim, Trigger::Output(Box::new(a.clone()))).await?;
+        }
+        if a.structural_type.creates_claim() {
+            self.create_claim(&a).await?;
+        }
+        if a.structural_type == StructuralType::Question
+            && let Some(rec) = self.store.answer_record(&a.id).await?
+        {
+            // Answered before we saw the question (e.g. by its full id): unblock now.
+            if let Some(claim) = a.claim_id {
+                self.apply(&claim, Trigger::Answer { question: a.id, answer: rec.answer_id }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_claim(&self, a: &Artifact) -> Result<(), StoreError> {
+        let now = now_ms();
+        let claim = new_claim(initial_claim_id(&a.id), a, &self.policy, now);
+        let events = [ledger::claim_created(&claim)];
+        match self.store.write_claim(&claim, None, true, &[], &events, now).await? {
+            WriteOutcome::Written => {
+                metrics::counter!(m::CLAIMS_CREATED, "kind" => "initial").increment(1);
+                info!(claim_id = %claim.id, artifact_id = %a.id, artifact_type = %a.artifact_type, "claim created");
+                self.wake.notify_one();
+            }
+            WriteOutcome::Exists(_) => debug!(artifact_id = %a.id, "claim exists already"),
+            WriteOutcome::Conflict { .. } => return Ok(()),
+        }
+        // Cubs bid on the artifact's event while the claim is being created: bids recorded
+        // before the claim existed were handled when there was no claim yet, so they are
+        // applied now (a bid recorded after this write has its own event, handled after it).
+        self.apply(&claim.id, Trigger::Bids).await.map(drop)
+    }
+
+    async fn on_answer(
+        &self,
+        question: ArtifactId,
+        answer: ArtifactId,
+        claim: Option<ClaimId>,
+    ) -> Result<(), StoreError> {
+        let claim = match claim {
+            Some(c) => Some(c),
+            None => self.store.get_artifact(&question).await?.and_then(|q| q.claim_id),
+        };
+        match claim {
+            Some(c) => self.apply(&c, Trigger::Answer { question, answer }).await.map(drop),
+            None => {
+                warn!(question_id = %question, "an answer names a question without a claim; ignoring");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parse_artifact(s: Option<&str>) -> Option<ArtifactId> {
+    s.and_then(|s| ArtifactId::parse(s).ok())
+}
+
+fn parse_claim(s: Option<&str>) -> Option<ClaimId> {
+    s.and_then(|s| ClaimId::parse(s).ok())
+}
+
+/// The time an event was written: its stream id's millisecond part.
+fn event_time_ms(ev: &Event) -> i64 {
+    ev.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(ev.ts_ms)
+}

@@ -1,0 +1,98 @@
+//! Deadlines: the loop sleeps until the earliest entry of `index:deadlines` (or until a write
+//! wakes it), then applies `Tick` to every due claim; a stale index entry is repaired, never spun
+//! on. It also carries out follow-ups left in the outbox after their retries failed.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sett_core::{ArtifactId, ClaimId, metrics as m};
+use sett_store::{StoreError, now_ms};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::engine::Engine;
+use crate::transitions::Trigger;
+
+/// The deadline loop never sleeps longer than this (a safety net: writes wake it earlier).
+const MAX_DEADLINE_SLEEP: Duration = Duration::from_secs(5);
+
+impl Engine {
+    /// Applies due deadlines; sleeps until the next one or until a write wakes it.
+    pub(crate) async fn deadline_loop(&self, token: &CancellationToken) {
+        loop {
+            if self.outbox_left.swap(false, Ordering::SeqCst) {
+                let outbox = self.store.outbox().await;
+                if let Err(e) = match outbox {
+                    Ok(entries) => self.carry_out_all(entries).await,
+                    Err(e) => Err(e),
+                } {
+                    warn!(error = %e, "cannot carry out the follow-ups left in the outbox yet; retrying");
+                    self.outbox_left.store(true, Ordering::SeqCst);
+                }
+            }
+            let now = now_ms();
+            let next = self.store.next_deadline().await;
+            if let Ok(d) = &next {
+                metrics::gauge!(m::NEXT_CLAIM_DEADLINE).set(d.map_or(0.0, |ms| ms as f64 / 1000.0));
+            }
+            let sleep = match next {
+                Ok(Some(d)) if d <= now => {
+                    if let Err(e) = self.tick_due(now).await {
+                        warn!(error = %e, "applying deadlines failed; retrying");
+                        Duration::from_millis(500)
+                    } else {
+                        continue;
+                    }
+                }
+                Ok(Some(d)) => Duration::from_millis((d - now) as u64).min(MAX_DEADLINE_SLEEP),
+                Ok(None) => MAX_DEADLINE_SLEEP,
+                Err(e) => {
+                    metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
+                    debug!(error = %e, "cannot read deadlines; retrying");
+                    Duration::from_millis(500)
+                }
+            };
+            // Cancel-safe: a token, a sleep, and a notification (a `notify_one` that reaches a
+            // dropped `notified()` is passed on to the next wait, so no wake-up is lost).
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    async fn tick_due(&self, now: i64) -> Result<(), StoreError> {
+        for id in self.store.due_claims(now).await? {
+            self.take_unhandled_outputs(&id, now).await?;
+            if self.apply(&id, Trigger::Tick).await?.is_none() {
+                // Nothing was due after all (the index is stale): repair it so we never spin.
+                let next = self.store.get_claim(&id).await?.and_then(|c| c.next_deadline_ms());
+                let repaired = next.map(|d| d.max(now + 1_000));
+                self.store.set_claim_deadline(&id, repaired).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Before an execution deadline fails a claim, applies any output its overdue grants already
+    /// wrote whose event has not been handled yet (after an outage or a restart the backlog can
+    /// trail the deadline). Without this a goal could end with both a Terminal and a Failure.
+    async fn take_unhandled_outputs(&self, id: &ClaimId, now: i64) -> Result<(), StoreError> {
+        let Some(claim) = self.store.get_claim(id).await? else { return Ok(()) };
+        let overdue: Vec<u64> = claim
+            .grants
+            .iter()
+            .filter(|(agent, g)| !claim.received.contains_key(*agent) && g.deadline_ms.is_some_and(|d| d <= now))
+            .map(|(_, g)| g.seq)
+            .collect();
+        for seq in overdue {
+            // The executor's deterministic output id (see sett-cub's execute module).
+            let output = ArtifactId::derived(id, &format!("output:{seq}"));
+            if let Some(artifact) = self.store.get_artifact(&output).await? {
+                self.apply(id, Trigger::Output(Box::new(artifact))).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! The orchestrator's lifecycle on the blackboard: the instance lock (taken at start, renewed
+//! every third of its TTL, released at the end), the instance's registry record and
+//! `instance_started`/`instance_stopped` events, and the `orchestrator` component record with
+//! its heartbeat.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use sett_core::event::EventKind;
+use sett_core::metrics as m;
+use sett_store::{LockHolder, LockPurpose, StoreError, now_ms};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::OrchestratorError;
+use crate::engine::Engine;
+
+/// How often the component record's heartbeat is refreshed.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+impl Engine {
+    pub(crate) async fn acquire_lock(&self) -> Result<(), OrchestratorError> {
+        let s = &self.settings;
+        let holder = LockHolder {
+            run_id: s.run_id.clone(),
+            host: s.host.clone(),
+            pid: s.pid,
+            started_at: now_ms(),
+            purpose: LockPurpose::Run,
+        };
+        let ttl = s.lock_ttl.as_millis() as u64;
+        for _ in 0..3 {
+            match self.store.acquire_lock(&holder, ttl).await? {
+                Ok(()) => return Ok(()),
+                Err(current) if current.purpose == LockPurpose::Run && (s.holder_is_gone)(&current) => {
+                    warn!(
+                        instance = %s.instance, previous_run = %current.run_id, previous_pid = current.pid,
+                        "taking over the lock of an orchestrator that is gone"
+                    );
+                    self.store.release_lock(&current.run_id).await?;
+                }
+                Err(current) if current.purpose == LockPurpose::Destroy => {
+                    return Err(OrchestratorError::BeingDestroyed { instance: s.instance.clone(), holder: current });
+                }
+                Err(current) => {
+                    return Err(OrchestratorError::AlreadyRunning { instance: s.instance.clone(), holder: current });
+                }
+            }
+        }
+        Err(StoreError::Conflict("the instance lock kept changing hands; try again".into()).into())
+    }
+
+    /// Renews the lock until `token`; when it cannot be kept, sets `lost` and cancels `stop_all`.
+    pub(crate) async fn renew_lock(&self, token: &CancellationToken, stop_all: &CancellationToken, lost: &AtomicBool) {
+        let ttl = self.settings.lock_ttl;
+        let every = ttl / 3;
+        loop {
+            // Cancel-safe: a token and a sleep.
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match self.store.renew_lock(&self.settings.run_id, ttl.as_millis() as u64).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Expired (e.g. Redis was unreachable for longer than the TTL): take it back
+                    // if nobody else did, otherwise stop.
+                    match self.acquire_lock().await {
+                        Ok(()) => {
+                            warn!(instance = %self.settings.instance, "the instance lock had expired; re-acquired it")
+                        }
+                        Err(e) => {
+                            error!(instance = %self.settings.instance, error = %e, "lost the instance lock; stopping");
+                            metrics::counter!(m::LOCK_LOST).increment(1);
+                            lost.store(true, Ordering::SeqCst);
+                            stop_all.cancel();
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
+                    warn!(instance = %self.settings.instance, error = %e, "cannot renew the instance lock; retrying");
+                }
+            }
+        }
+    }
+
+    /// Marks the instance running, publishes the component record, appends `instance_started`.
+    pub(crate) async fn started(&self) -> Result<(), OrchestratorError> {
+        let s = &self.settings;
+        let redis = self.store.redis();
+        let now = now_ms();
+        redis.mark_instance_running(&s.instance, s.config.runtime.as_str(), &s.run_id, now).await?;
+        self.publish_component(now).await?;
+        self.store
+            .append_event(EventKind::InstanceStarted, &json!({"run_id": s.run_id, "host": s.host, "pid": s.pid}), now)
+            .await?;
+        Ok(())
+    }
+
+    async fn publish_component(&self, started_at_ms: i64) -> Result<(), StoreError> {
+        let s = &self.settings;
+        self.store
+            .put_component(
+                "orchestrator",
+                &json!({
+                    "pid": s.pid, "host": s.host, "addr": s.health_addr, "run_id": s.run_id,
+                    "started_at_ms": started_at_ms, "heartbeat_ms": now_ms(),
+                }),
+            )
+            .await
+    }
+
+    /// Refreshes the component record's heartbeat until `token`.
+    pub(crate) async fn heartbeat_loop(&self, token: &CancellationToken) {
+        let started = now_ms();
+        loop {
+            // Cancel-safe: a token and a sleep.
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            }
+            if let Err(e) = self.publish_component(started).await {
+                debug!(error = %e, "cannot publish the orchestrator heartbeat");
+            }
+        }
+    }
+
+    /// Appends `instance_stopped`, removes the component record, marks the instance stopped and
+    /// releases the lock (each best effort: the lock expires on its own).
+    pub(crate) async fn stopped(&self) {
+        let s = &self.settings;
+        let now = now_ms();
+        let _ = self.store.append_event(EventKind::InstanceStopped, &json!({"run_id": s.run_id}), now).await;
+        let _ = self.store.remove_component("orchestrator").await;
+        let redis = self.store.redis();
+        let _ = redis.mark_instance_stopped(&s.instance, Some(&s.run_id), now).await;
+        match self.store.release_lock(&s.run_id).await {
+            Ok(_) => info!(instance = %s.instance, "orchestrator stopped; lock released"),
+            Err(e) => {
+                warn!(instance = %s.instance, error = %e, "could not release the lock; it expires on its own")
+            }
+        }
+    }
+}
