@@ -118,6 +118,9 @@ impl Engine {
         let results = join_all(groups.into_values().map(|group| async move {
             let mut done = Vec::with_capacity(group.len());
             let mut all_handled = true;
+            // Set once this group's root artifact got its claim: creating it applied every bid
+            // recorded so far, which includes every bid event read in this batch.
+            let mut bids_applied = false;
             for (i, ev) in group.iter().enumerate() {
                 let lag = (now_ms() - event_time_ms(ev)).max(0) as f64 / 1000.0;
                 metrics::histogram!(m::EVENT_LAG_SECONDS, "component" => "orchestrator").record(lag);
@@ -125,7 +128,7 @@ impl Engine {
                 // the later one reads every bid recorded so far. If the later one fails, it
                 // stays pending and its retry still covers this one.
                 if ev.kind == EventKind::BidSubmitted
-                    && group.get(i + 1).is_some_and(|next| next.kind == EventKind::BidSubmitted)
+                    && (bids_applied || group.get(i + 1).is_some_and(|next| next.kind == EventKind::BidSubmitted))
                 {
                     done.push(ev.id.clone());
                     continue;
@@ -134,6 +137,9 @@ impl Engine {
                     Ok(()) => {
                         metrics::counter!(m::EVENTS_HANDLED, "component" => "orchestrator", "kind" => ev.kind.as_str()).increment(1);
                         done.push(ev.id.clone());
+                        if ev.kind == EventKind::ArtifactCreated && ev.field("claim_id").is_none() {
+                            bids_applied = true;
+                        }
                     }
                     Err(e) => {
                         // A handler that failed over a refused write or a bad record is no
