@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::claim::Claim;
 use crate::ids::{ArtifactId, ClaimId};
 
 /// What the orchestrator does with an artifact (design.md §3).
@@ -91,7 +92,66 @@ pub enum ArtifactError {
     AnswerWithoutQuestion,
 }
 
+impl ArtifactId {
+    /// What grant `seq` of `claim` writes (the tool's output, or the Failure saying why there is
+    /// none), under one deterministic id: a retry after a crash is refused as a duplicate, and
+    /// the orchestrator can look the output up without its event.
+    pub fn grant_output(claim: &ClaimId, seq: u64) -> Self {
+        Self::derived(claim, &format!("output:{seq}"))
+    }
+}
+
 impl Artifact {
+    /// A first-version artifact (its own logical thread) produced by work on `claim`: it derives
+    /// from the claim's artifact and belongs to the claim.
+    pub fn of_claim(
+        id: ArtifactId,
+        claim: &Claim,
+        structural_type: StructuralType,
+        artifact_type: impl Into<String>,
+        payload: impl Into<String>,
+        produced_by_role: impl Into<String>,
+        created_at_ms: i64,
+    ) -> Self {
+        let mut a = Self::first_version(id, structural_type, artifact_type, payload, produced_by_role, created_at_ms);
+        a.source_artifacts = vec![claim.artifact_id];
+        a.claim_id = Some(claim.id);
+        a
+    }
+
+    /// The Failure that ends `claim` (written by the orchestrator, or by the cub whose tool
+    /// failed): `failure_type` is its `type`, `summary` says why in one line.
+    pub fn failure(
+        id: ArtifactId,
+        claim: &Claim,
+        failure_type: impl Into<String>,
+        payload: impl Into<String>,
+        summary: impl Into<String>,
+        produced_by_role: impl Into<String>,
+        created_at_ms: i64,
+    ) -> Self {
+        let mut a =
+            Self::of_claim(id, claim, StructuralType::Failure, failure_type, payload, produced_by_role, created_at_ms);
+        a.summary = Some(summary.into());
+        a
+    }
+
+    /// An Answer to `question` (its one source, in the question's claim) by `answered_by`.
+    pub fn answer(
+        id: ArtifactId,
+        question: &Artifact,
+        text: impl Into<String>,
+        produced_by_role: impl Into<String>,
+        answered_by: impl Into<String>,
+        created_at_ms: i64,
+    ) -> Self {
+        let mut a = Self::first_version(id, StructuralType::Answer, "Answer", text, produced_by_role, created_at_ms);
+        a.source_artifacts = vec![question.id];
+        a.claim_id = question.claim_id;
+        a.answered_by = Some(answered_by.into());
+        a
+    }
+
     /// A first-version artifact (its own logical thread).
     pub fn new_root(
         structural_type: StructuralType,
@@ -100,7 +160,25 @@ impl Artifact {
         produced_by_role: impl Into<String>,
         created_at_ms: i64,
     ) -> Self {
-        let id = ArtifactId::new_v7();
+        Self::first_version(
+            ArtifactId::new_v7(),
+            structural_type,
+            artifact_type,
+            payload,
+            produced_by_role,
+            created_at_ms,
+        )
+    }
+
+    /// Version 1 of its own thread, with no sources and no claim.
+    fn first_version(
+        id: ArtifactId,
+        structural_type: StructuralType,
+        artifact_type: impl Into<String>,
+        payload: impl Into<String>,
+        produced_by_role: impl Into<String>,
+        created_at_ms: i64,
+    ) -> Self {
         Self {
             id,
             logical_id: id,

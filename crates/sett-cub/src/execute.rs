@@ -146,7 +146,7 @@ pub async fn execute_grant(
     tracing::info!(claim_type = %grant.claim_type, "grant taken; running the tool");
 
     let started = Instant::now();
-    let output_id = ArtifactId::derived(&claim_id, &format!("output:{seq}"));
+    let output_id = ArtifactId::grant_output(&claim_id, seq);
     let run = run_tool(store, cub, &claim, &grant, until, &cancel).await;
     let outcome_label = match &run {
         Ok(o) if o.structural_type == StructuralType::Question => "question",
@@ -399,31 +399,6 @@ fn continues_thread(claim: &Claim, grant: &Grant) -> bool {
     }
 }
 
-fn base_artifact(
-    cub: &CubSettings,
-    claim: &Claim,
-    id: ArtifactId,
-    structural_type: StructuralType,
-    artifact_type: String,
-    payload: String,
-) -> Artifact {
-    Artifact {
-        id,
-        logical_id: id,
-        version: 1,
-        structural_type,
-        artifact_type,
-        payload,
-        source_artifacts: vec![claim.artifact_id],
-        produced_by_role: cub.agent.name.to_string(),
-        claim_id: Some(claim.id),
-        created_at_ms: sett_store::now_ms(),
-        summary: None,
-        answered_by: None,
-        timed_out: false,
-    }
-}
-
 /// Writes the tool's artifact; an id that exists means a previous attempt wrote it.
 async fn write_output(
     store: &Store,
@@ -434,7 +409,15 @@ async fn write_output(
     output: ToolOutput,
 ) -> Result<StructuralType, StoreError> {
     let payload = if output.artifact_type == "CodeCommit" { output.payload.trim().to_owned() } else { output.payload };
-    let mut a = base_artifact(cub, claim, id, output.structural_type, output.artifact_type, payload);
+    let mut a = Artifact::of_claim(
+        id,
+        claim,
+        output.structural_type,
+        output.artifact_type,
+        payload,
+        cub.agent.name.as_str(),
+        sett_store::now_ms(),
+    );
     a.summary = output.summary;
     let versioned = a.structural_type == StructuralType::Standard && continues_thread(claim, grant);
     for _ in 0..VERSION_ATTEMPTS {
@@ -468,9 +451,15 @@ fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failur
         "stdout_tail": f.stdout_tail,
         "stderr_tail": f.stderr_tail,
     });
-    let mut a = base_artifact(cub, claim, id, StructuralType::Failure, FAILURE_TYPE.to_owned(), payload.to_string());
-    a.summary = Some(process::tail(f.reason.as_bytes(), 500));
-    a
+    Artifact::failure(
+        id,
+        claim,
+        FAILURE_TYPE,
+        payload.to_string(),
+        process::tail(f.reason.as_bytes(), 500),
+        cub.agent.name.as_str(),
+        sett_store::now_ms(),
+    )
 }
 
 #[cfg(test)]

@@ -80,10 +80,7 @@ pub async fn answer_question(
         });
     }
     let now = now_ms();
-    let mut answer = Artifact::new_root(StructuralType::Answer, "Answer", text, format!("human:{operator}"), now);
-    answer.source_artifacts = vec![*qid];
-    answer.claim_id = question.claim_id;
-    answer.answered_by = Some(operator.to_owned());
+    let answer = Artifact::answer(ArtifactId::new_v7(), &question, text, format!("human:{operator}"), operator, now);
     let record =
         AnswerRecord { answer_id: answer.id, answered_by: operator.to_owned(), answered_at_ms: now, timed_out: false };
     match store.create_answer(&answer, qid, &record).await? {

@@ -87,8 +87,7 @@ impl Engine {
             .map(|(_, g)| g.seq)
             .collect();
         for seq in overdue {
-            // The executor's deterministic output id (see sett-cub's execute module).
-            let output = ArtifactId::derived(id, &format!("output:{seq}"));
+            let output = ArtifactId::grant_output(id, seq);
             if let Some(artifact) = self.store.get_artifact(&output).await? {
                 self.apply(id, Trigger::Output(Box::new(artifact))).await?;
             }

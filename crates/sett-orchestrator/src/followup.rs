@@ -1,81 +1,63 @@
-//! Follow-up effects of a claim transition that need writes of their own (a Failure artifact, a
-//! rework claim, an automatic answer, a worker launch). They are recorded in the store's outbox
-//! atomically with the transition and removed once carried out, so a crash in between loses
-//! nothing; each one is idempotent (deterministic ids, idempotent worker offers).
+//! Follow-ups: the effects of a claim transition that need writes of their own (a Failure
+//! artifact, a rework claim, an automatic answer, a worker launch). They are stored as they are
+//! (sett-core's serialisable [`Effect`]) in the store's outbox atomically with the transition,
+//! carried out right after and removed once done, so a crash in between loses nothing; each one
+//! is idempotent (deterministic ids, idempotent worker offers). After a restart, or when their
+//! retries ran out, the outbox is carried out again.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use sett_core::machine::{Effect, FailureType};
-use sett_core::{AgentName, Artifact, ArtifactId, Claim, ClaimId, ClaimType, StructuralType, metrics as m};
+use sett_core::machine::{Effect, GrantOrder};
+use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimType, metrics as m};
 use sett_store::{AnswerRecord, CreateOutcome, StoreError, WriteOutcome, now_ms};
 use tracing::{error, info, warn};
 
 use crate::engine::Engine;
 use crate::ledger;
 
-/// One follow-up effect, serialisable for the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether carrying out `effect` needs writes of its own, so it goes through the outbox (a grant
+/// to a cub needs none: its event is written with the transition).
+fn is_follow_up(effect: &Effect) -> bool {
+    match effect {
+        Effect::Fail { .. } | Effect::CreateClaim { .. } | Effect::AutoAnswer { .. } => true,
+        Effect::Grant(g) => g.via_worker,
+        Effect::QuestionOpened { .. } | Effect::QuestionClosed { .. } | Effect::BidsMissing { .. } => false,
+    }
+}
+
+/// The follow-ups among a transition's effects, in order.
+pub(crate) fn follow_ups(effects: &[Effect]) -> Vec<Effect> {
+    effects.iter().filter(|e| is_follow_up(e)).cloned().collect()
+}
+
+/// The one outbox item earlier versions wrote in another shape than the effect's.
+#[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum FollowUp {
-    /// Write the Failure artifact that ended the claim.
-    Fail { artifact_id: ArtifactId, failure_type: FailureType, reason: String },
-    /// Create a rework claim (its grant events are written with it).
-    CreateClaim { claim: Box<Claim>, grants: Vec<GrantSpec> },
-    /// Answer a timed-out question as the orchestrator (`on_question_timeout: continue`).
-    AutoAnswer { question: ArtifactId },
-    /// Offer a controller grant to the agent's worker pool.
+enum LegacyFollowUp {
     LaunchWorker { agent: AgentName, seq: u64 },
 }
 
-/// A grant to announce (the payload of a `claim_granted` event).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GrantSpec {
-    pub agent: AgentName,
-    pub claim_type: ClaimType,
-    pub seq: u64,
-    pub via_worker: bool,
-}
-
-impl GrantSpec {
-    pub(crate) fn from_effect(e: &Effect) -> Option<Self> {
-        match e {
-            Effect::Grant { agent, claim_type, seq, via_worker } => {
-                Some(Self { agent: agent.clone(), claim_type: *claim_type, seq: *seq, via_worker: *via_worker })
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The follow-ups among a transition's effects (grants to cubs need none: their event is written
-/// with the transition).
-pub(crate) fn follow_ups(effects: &[Effect]) -> Vec<FollowUp> {
-    let mut out = Vec::new();
-    for e in effects {
-        match e {
-            Effect::Fail { artifact_id, failure_type, reason } => out.push(FollowUp::Fail {
-                artifact_id: *artifact_id,
-                failure_type: *failure_type,
-                reason: reason.clone(),
-            }),
-            Effect::CreateClaim { claim, grants } => out.push(FollowUp::CreateClaim {
-                claim: claim.clone(),
-                grants: grants.iter().filter_map(GrantSpec::from_effect).collect(),
-            }),
-            Effect::AutoAnswer { question } => out.push(FollowUp::AutoAnswer { question: *question }),
-            Effect::Grant { agent, seq, via_worker: true, .. } => {
-                out.push(FollowUp::LaunchWorker { agent: agent.clone(), seq: *seq });
-            }
-            Effect::Grant { .. }
-            | Effect::QuestionOpened { .. }
-            | Effect::QuestionClosed { .. }
-            | Effect::BidsMissing { .. } => {}
-        }
-    }
-    out
+/// Reads a stored outbox entry: a list of effects; an orchestrator restarted on data of an
+/// earlier version also reads its `launch_worker` items (every other item had the effect's
+/// shape already).
+fn stored_follow_ups(value: serde_json::Value) -> Result<Vec<Effect>, serde_json::Error> {
+    let items: Vec<serde_json::Value> = serde_json::from_value(value)?;
+    items
+        .into_iter()
+        .map(|item| match serde_json::from_value::<Effect>(item.clone()) {
+            Ok(effect) => Ok(effect),
+            Err(e) => match serde_json::from_value::<LegacyFollowUp>(item) {
+                // The old item did not record the grant's type; offering a worker does not use it.
+                Ok(LegacyFollowUp::LaunchWorker { agent, seq }) => {
+                    Ok(Effect::Grant(GrantOrder { agent, claim_type: ClaimType::Claim, seq, via_worker: true }))
+                }
+                Err(_) => Err(e),
+            },
+        })
+        .collect()
 }
 
 impl Engine {
@@ -97,7 +79,7 @@ impl Engine {
                 self.store.outbox_done(&entry).await?;
                 continue;
             };
-            match serde_json::from_value::<Vec<FollowUp>>(value) {
+            match stored_follow_ups(value) {
                 Ok(follow) => self.carry_out(claim, &entry, follow).await,
                 Err(e) => {
                     warn!(entry, error = %e, "ignoring an unreadable outbox entry");
@@ -110,7 +92,7 @@ impl Engine {
 
     /// Carries out follow-ups recorded in outbox `entry`; removes the entry when all succeeded.
     /// A failure leaves the entry for a retry in the background.
-    pub(crate) async fn carry_out(&self, claim: ClaimId, entry: &str, follow: Vec<FollowUp>) {
+    pub(crate) async fn carry_out(&self, claim: ClaimId, entry: &str, follow: Vec<Effect>) {
         let mut attempt = 0u32;
         loop {
             let mut ok = true;
@@ -134,42 +116,32 @@ impl Engine {
         }
     }
 
-    async fn follow_up(&self, claim_id: &ClaimId, f: &FollowUp) -> Result<(), StoreError> {
+    async fn follow_up(&self, claim_id: &ClaimId, effect: &Effect) -> Result<(), StoreError> {
         let now = now_ms();
-        match f {
-            FollowUp::Fail { artifact_id, failure_type, reason } => {
+        match effect {
+            Effect::Fail { artifact_id, failure_type, reason } => {
                 let Some(claim) = self.store.get_claim(claim_id).await? else {
                     return Ok(());
                 };
-                let failure = Artifact {
-                    id: *artifact_id,
-                    logical_id: *artifact_id,
-                    version: 1,
-                    structural_type: StructuralType::Failure,
-                    artifact_type: failure_type.to_string(),
-                    payload: json!({"reason": reason, "claim_id": claim.id, "artifact_id": claim.artifact_id})
-                        .to_string(),
-                    source_artifacts: vec![claim.artifact_id],
-                    produced_by_role: "orchestrator".into(),
-                    claim_id: Some(claim.id),
-                    created_at_ms: now,
-                    summary: Some(reason.clone()),
-                    answered_by: None,
-                    timed_out: false,
-                };
+                let payload = json!({"reason": reason, "claim_id": claim.id, "artifact_id": claim.artifact_id});
+                let failure = Artifact::failure(
+                    *artifact_id,
+                    &claim,
+                    failure_type.as_str(),
+                    payload.to_string(),
+                    reason.as_str(),
+                    "orchestrator",
+                    now,
+                );
                 match self.store.create_artifact(&failure).await? {
                     CreateOutcome::Created { .. } | CreateOutcome::IdExists => Ok(()),
                     other => Err(StoreError::Conflict(format!("cannot write the Failure artifact: {other:?}"))),
                 }
             }
-            FollowUp::CreateClaim { claim, grants } => {
+            Effect::CreateClaim { claim, grants } => {
                 let mut events = vec![ledger::claim_created(claim)];
                 events.extend(grants.iter().map(|g| ledger::claim_granted(claim, g)));
-                let launches: Vec<FollowUp> = grants
-                    .iter()
-                    .filter(|g| g.via_worker)
-                    .map(|g| FollowUp::LaunchWorker { agent: g.agent.clone(), seq: g.seq })
-                    .collect();
+                let launches = follow_ups(&grants.iter().cloned().map(Effect::Grant).collect::<Vec<_>>());
                 let outbox = (!launches.is_empty()).then(|| serde_json::to_value(&launches).expect("serialisable"));
                 match self.store.write_claim_with_outbox(claim, None, false, &[], &events, outbox.as_ref(), now).await?
                 {
@@ -192,29 +164,23 @@ impl Engine {
                     }
                 }
             }
-            FollowUp::AutoAnswer { question } => {
+            Effect::AutoAnswer { question } => {
                 let Some(q) = self.store.get_artifact(question).await? else {
                     return Ok(());
                 };
-                let id = ArtifactId::derived(question, "timeout-answer");
-                let answer = Artifact {
-                    id,
-                    logical_id: id,
-                    version: 1,
-                    structural_type: StructuralType::Answer,
-                    artifact_type: "Answer".into(),
-                    payload: "No answer arrived before the question timed out; continue with your best judgement."
-                        .into(),
-                    source_artifacts: vec![q.id],
-                    produced_by_role: "orchestrator".into(),
-                    claim_id: q.claim_id,
-                    created_at_ms: now,
-                    summary: Some("question timed out".into()),
-                    answered_by: Some("orchestrator".into()),
-                    timed_out: true,
-                };
+                let text = "No answer arrived before the question timed out; continue with your best judgement.";
+                let mut answer = Artifact::answer(
+                    ArtifactId::derived(question, "timeout-answer"),
+                    &q,
+                    text,
+                    "orchestrator",
+                    "orchestrator",
+                    now,
+                );
+                answer.summary = Some("question timed out".into());
+                answer.timed_out = true;
                 let record = AnswerRecord {
-                    answer_id: id,
+                    answer_id: answer.id,
                     answered_by: "orchestrator".into(),
                     answered_at_ms: now,
                     timed_out: true,
@@ -226,27 +192,82 @@ impl Engine {
                     other => Err(StoreError::Conflict(format!("cannot write the timeout answer: {other:?}"))),
                 }
             }
-            FollowUp::LaunchWorker { agent, seq } => self.offer_worker(*claim_id, agent, *seq).await,
+            Effect::Grant(g) if g.via_worker => self.offer_worker(*claim_id, &g.agent, g.seq).await,
+            // Never stored in the outbox (see `is_follow_up`).
+            Effect::Grant(_)
+            | Effect::QuestionOpened { .. }
+            | Effect::QuestionClosed { .. }
+            | Effect::BidsMissing { .. } => Ok(()),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use sett_core::machine::FailureType;
+    use sett_core::{Claim, ClaimStatus};
+
     use super::*;
+
+    fn coder() -> AgentName {
+        AgentName::parse("Coder").unwrap()
+    }
 
     #[test]
     fn follow_ups_round_trip_through_json() {
-        let agent = AgentName::parse("Coder").unwrap();
         let effects = vec![
-            Effect::Grant { agent: agent.clone(), claim_type: ClaimType::Exclusive, seq: 1, via_worker: false },
-            Effect::Grant { agent: agent.clone(), claim_type: ClaimType::Claim, seq: 2, via_worker: true },
+            Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Exclusive, seq: 1, via_worker: false }),
+            Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Claim, seq: 2, via_worker: true }),
             Effect::AutoAnswer { question: ArtifactId::new_v7() },
+            Effect::QuestionClosed { question: ArtifactId::new_v7() },
         ];
         let f = follow_ups(&effects);
-        assert_eq!(f.len(), 2, "a grant to a cub needs no follow-up");
-        let json = serde_json::to_value(&f).unwrap();
-        let back: Vec<FollowUp> = serde_json::from_value(json).unwrap();
+        assert_eq!(f, effects[1..3].to_vec(), "a grant to a cub and an index change need no follow-up");
+        let back = stored_follow_ups(serde_json::to_value(&f).unwrap()).unwrap();
         assert_eq!(back, f);
+    }
+
+    /// An orchestrator restarted on data an earlier version wrote still carries out its outbox:
+    /// every item as that version stored it.
+    #[test]
+    fn outbox_entries_of_the_previous_format_are_read() {
+        let (claim_id, question) = (ClaimId::new_v7(), ArtifactId::new_v7());
+        let failure = ArtifactId::derived(&claim_id, "failure");
+        let goal = Artifact::new_root(sett_core::StructuralType::Standard, "GoalDefined", "g", "user", 1);
+        let mut rework: Claim = sett_core::machine::new_claim(ClaimId::new_v7(), &goal, &policy(), 1);
+        rework.status = ClaimStatus::PendingAssignment;
+        let stored = json!([
+            {"op": "fail", "artifact_id": failure, "failure_type": "ExecutionTimeout", "reason": "too slow"},
+            {"op": "create_claim", "claim": rework, "grants": [
+                {"agent": "Coder", "claim_type": "rework", "seq": 1, "via_worker": true}
+            ]},
+            {"op": "auto_answer", "question": question},
+            {"op": "launch_worker", "agent": "Coder", "seq": 3},
+        ]);
+        let read = stored_follow_ups(stored).unwrap();
+        let rework_grant = GrantOrder { agent: coder(), claim_type: ClaimType::Rework, seq: 1, via_worker: true };
+        assert_eq!(
+            read,
+            vec![
+                Effect::Fail {
+                    artifact_id: failure,
+                    failure_type: FailureType::ExecutionTimeout,
+                    reason: "too slow".into()
+                },
+                Effect::CreateClaim { claim: Box::new(rework), grants: vec![rework_grant] },
+                Effect::AutoAnswer { question },
+                Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Claim, seq: 3, via_worker: true }),
+            ]
+        );
+        assert!(stored_follow_ups(json!([{"op": "launch_rocket"}])).is_err());
+    }
+
+    fn policy() -> sett_core::machine::Policy {
+        sett_core::machine::Policy {
+            agents: std::collections::BTreeMap::new(),
+            max_review_iterations: 3,
+            bid_timeout_ms: 1000,
+            on_question_timeout: sett_core::config::OnQuestionTimeout::Fail,
+        }
     }
 }

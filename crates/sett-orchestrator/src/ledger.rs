@@ -4,11 +4,9 @@
 use serde_json::{Value, json};
 use sett_core::config::OnQuestionTimeout;
 use sett_core::event::EventKind;
-use sett_core::machine::{Effect, FailureType};
+use sett_core::machine::{Effect, FailureType, GrantOrder};
 use sett_core::{Claim, ClaimStatus};
 use sett_store::QuestionOp;
-
-use crate::followup::GrantSpec;
 
 /// The `claim_created` event of a new claim.
 pub(crate) fn claim_created(c: &Claim) -> (EventKind, Value) {
@@ -25,7 +23,7 @@ pub(crate) fn claim_created(c: &Claim) -> (EventKind, Value) {
 }
 
 /// The `claim_granted` event of one grant.
-pub(crate) fn claim_granted(c: &Claim, g: &GrantSpec) -> (EventKind, Value) {
+pub(crate) fn claim_granted(c: &Claim, g: &GrantOrder) -> (EventKind, Value) {
     (
         EventKind::ClaimGranted,
         json!({
@@ -94,11 +92,7 @@ pub(crate) fn transition_records(
                     ));
                 }
             }
-            Effect::Grant { .. } => {
-                if let Some(g) = GrantSpec::from_effect(e) {
-                    events.push(claim_granted(new, &g));
-                }
-            }
+            Effect::Grant(g) => events.push(claim_granted(new, g)),
             Effect::Fail { .. } | Effect::CreateClaim { .. } => {}
         }
     }

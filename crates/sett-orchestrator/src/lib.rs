@@ -10,12 +10,13 @@
 //!
 //! Layout: [`engine`] (the shared state, background-loop guards and `run`), [`lifecycle`] (lock,
 //! instance and component records, heartbeat), [`consumer`] (the event loop), [`transitions`]
-//! (trigger → `machine::step` → compare-and-set write, logs and metrics), [`followup`] (outbox
-//! effects), [`deadlines`] (the deadline loop), [`ledger`] (events a transition writes),
+//! (trigger → `machine::step` → compare-and-set write), then the three readers of a written
+//! transition: [`ledger`] (the events it writes), [`followup`] (its outbox effects) and
+//! [`observe`] (logs and metrics); [`deadlines`] (the deadline loop),
 //! [`workers`] (controller worker scheduling), [`launcher`] (how workers are started:
 //! implemented by the runtime).
 
-pub mod followup;
+mod followup;
 pub mod launcher;
 
 mod consumer;
@@ -23,6 +24,7 @@ mod deadlines;
 mod engine;
 mod ledger;
 mod lifecycle;
+mod observe;
 mod transitions;
 mod workers;
 

@@ -17,11 +17,6 @@ fn grant_key(claim: &ClaimId, seq: u64) -> String {
     format!("{claim}:{seq}")
 }
 
-/// The id of the artifact a worker writes for grant `(claim, seq)` (the cub's rule).
-fn output_id(claim: &ClaimId, seq: u64) -> ArtifactId {
-    ArtifactId::derived(claim, &format!("output:{seq}"))
-}
-
 fn parse_grant_key(key: &str) -> Option<(ClaimId, u64)> {
     let (c, s) = key.rsplit_once(':')?;
     Some((ClaimId::parse(c).ok()?, s.parse().ok()?))
@@ -177,12 +172,13 @@ impl Engine {
                         exit.await;
                         // Not our child, so its exit status is unknown; a worker writes its output
                         // (or its Failure) before it exits, so the artifact tells.
-                        let produced = this.store.artifact_exists(&output_id(&claim, seq)).await.unwrap_or(true);
+                        let produced =
+                            this.store.artifact_exists(&ArtifactId::grant_output(&claim, seq)).await.unwrap_or(true);
                         this.worker_exited(&agent, claim, seq, produced, record.pid).await;
                         this.release_slot(&agent, Some(&key)).await;
                     });
                 } else if self.store.grant_taken(&claim, seq).await? {
-                    let produced = self.store.artifact_exists(&output_id(&claim, seq)).await?;
+                    let produced = self.store.artifact_exists(&ArtifactId::grant_output(&claim, seq)).await?;
                     info!(claim_id = %claim, agent = %agent, seq, produced, "a worker of the previous run is gone");
                     if !produced {
                         self.worker_exited(&agent, claim, seq, false, record.pid).await;

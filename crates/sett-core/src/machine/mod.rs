@@ -96,16 +96,14 @@ impl std::fmt::Display for FailureType {
     }
 }
 
-/// What the orchestrator must do after persisting a transition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the orchestrator must do after persisting a transition. Serialisable: the effects that
+/// need writes of their own (a Failure, a rework claim, an automatic answer, a worker launch) are
+/// stored as they are in the claim's outbox, atomically with the transition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Effect {
-    /// Hand grant `seq` to `agent` (a grant event, or a worker launch when `via_worker`).
-    Grant {
-        agent: AgentName,
-        claim_type: ClaimType,
-        seq: u64,
-        via_worker: bool,
-    },
+    /// Hand a grant to an agent (a grant event, and a worker launch when `via_worker`).
+    Grant(GrantOrder),
     /// Write a Failure artifact with id `artifact_id` deriving from the claim's artifact.
     Fail {
         artifact_id: ArtifactId,
@@ -115,7 +113,7 @@ pub enum Effect {
     /// Create this rework claim (it already carries its grant; emit `grants` after creating it).
     CreateClaim {
         claim: Box<Claim>,
-        grants: Vec<Effect>,
+        grants: Vec<GrantOrder>,
     },
     QuestionOpened {
         question: ArtifactId,
@@ -133,6 +131,16 @@ pub enum Effect {
     BidsMissing {
         agents: Vec<AgentName>,
     },
+}
+
+/// Grant `seq` of a claim to `agent` (the data of its `claim_granted` event).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GrantOrder {
+    pub agent: AgentName,
+    pub claim_type: ClaimType,
+    pub seq: u64,
+    /// Executed by a worker the orchestrator launches (controller mode), not by a running cub.
+    pub via_worker: bool,
 }
 
 /// A claim's next state.
@@ -325,7 +333,7 @@ fn grant(
             via_worker,
         },
     );
-    effects.push(Effect::Grant { agent: agent.clone(), claim_type, seq, via_worker });
+    effects.push(Effect::Grant(GrantOrder { agent: agent.clone(), claim_type, seq, via_worker }));
 }
 
 fn terminate(c: &mut Claim, failure_type: FailureType, reason: String, effects: &mut Vec<Effect>) {
@@ -546,8 +554,15 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
         outcome_artifact: None,
         ..c.clone()
     };
-    let mut grants = Vec::new();
-    grant(&mut rework, &producer, ClaimType::Rework, policy, now_ms, &mut grants);
+    let mut rework_effects = Vec::new();
+    grant(&mut rework, &producer, ClaimType::Rework, policy, now_ms, &mut rework_effects);
+    let grants = rework_effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Grant(g) => Some(g),
+            _ => None,
+        })
+        .collect();
     effects.push(Effect::CreateClaim { claim: Box::new(rework), grants });
 }
 

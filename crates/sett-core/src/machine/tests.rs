@@ -53,7 +53,7 @@ fn full_three_phase_workflow() {
     let b = bids(&[("Reviewer", BidType::Review), ("Linter", BidType::Claim), ("Coder", BidType::Exclusive)]);
     let t = apply(&c, Input::Bids { bids: &b, now_ms: 1 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingReview);
-    assert!(matches!(&t.effects[..], [Effect::Grant { claim_type: ClaimType::Review, seq: 1, .. }]));
+    assert!(matches!(&t.effects[..], [Effect::Grant(GrantOrder { claim_type: ClaimType::Review, seq: 1, .. })]));
     let c = t.claim;
     let t = apply(&c, Input::Output { artifact: &out("Reviewer", StructuralType::Review, "{}", &c), now_ms: 2 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingParallel);
@@ -113,7 +113,7 @@ fn rejection_creates_rework_then_hits_the_limit() {
             assert_eq!(claim.status, ClaimStatus::PendingAssignment);
             assert_eq!(claim.assigned_agent, Some(agent("Coder")));
             assert_eq!(claim.additional_context_ids, vec![review.id]);
-            assert!(matches!(&grants[..], [Effect::Grant { claim_type: ClaimType::Rework, .. }]));
+            assert!(matches!(&grants[..], [GrantOrder { claim_type: ClaimType::Rework, .. }]));
             assert_eq!(claim.id, ClaimId::derived(&c.id, "rework"));
         } else {
             assert!(
@@ -148,12 +148,12 @@ fn question_blocks_and_answer_resumes_the_same_agent() {
     let answer = ArtifactId::new_v7();
     let t = apply(&c, Input::Answer { question: q.id, answer, now_ms: 20 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
-    assert!(t.effects.contains(&Effect::Grant {
+    assert!(t.effects.contains(&Effect::Grant(GrantOrder {
         agent: agent("Coder"),
         claim_type: ClaimType::Resume,
         seq: 2,
         via_worker: false
-    }));
+    })));
     assert_eq!(t.claim.answered_questions[0].answer, answer);
     assert!(step(&t.claim, Input::Answer { question: q.id, answer, now_ms: 21 }, &p).is_none());
 }

@@ -1,0 +1,96 @@
+//! Logs and metrics of a written transition: the one place that reads a transition (old claim,
+//! new claim, effects) for observability, as `ledger` reads it for the audit ledger and
+//! `followup` for the outbox.
+
+use std::collections::BTreeMap;
+
+use sett_core::machine::{Effect, FailureType, GrantOrder, Transition};
+use sett_core::{AgentName, BidType, Claim, ClaimStatus, metrics as m};
+use tracing::{info, warn};
+
+use crate::engine::Engine;
+use crate::transitions::Trigger;
+
+impl Engine {
+    pub(crate) async fn refresh_open_questions_gauge(&self) {
+        if let Ok(n) = self.store.open_question_count().await {
+            metrics::gauge!(m::OPEN_QUESTIONS).set(n as f64);
+        }
+        if let Ok(oldest) = self.store.oldest_open_question_ms().await {
+            metrics::gauge!(m::OLDEST_OPEN_QUESTION).set(oldest.map_or(0.0, |ms| ms as f64 / 1000.0));
+        }
+    }
+
+    /// Logs and metrics of a written transition.
+    pub(crate) fn observe(
+        &self,
+        old: &Claim,
+        t: &Transition,
+        bids: &BTreeMap<AgentName, BidType>,
+        trigger: &Trigger,
+        now: i64,
+    ) {
+        let new = &t.claim;
+        if old.status == ClaimStatus::PendingConsensus && new.status != ClaimStatus::PendingConsensus {
+            for agent in self.policy.agents.keys() {
+                let bid = bids.get(agent).copied().unwrap_or(BidType::Ignore);
+                if new.missing_bids.contains(agent) {
+                    continue;
+                }
+                metrics::counter!(m::BIDS, "bid" => bid.as_str()).increment(1);
+            }
+            info!(claim_id = %new.id, artifact_id = %new.artifact_id, status = %new.status, "consensus reached");
+        }
+        if let Some(phase) = old.status.phase()
+            && old.status != new.status
+            && let Some(start) = old.grants.values().map(|g| g.granted_at_ms).min()
+        {
+            metrics::histogram!(m::CLAIM_PHASE_SECONDS, "phase" => phase.as_str()).record(secs(now - start));
+        }
+        for e in &t.effects {
+            match e {
+                Effect::Grant(GrantOrder { agent, claim_type, seq, via_worker }) => {
+                    metrics::counter!(m::GRANTS, "claim_type" => claim_type.as_str()).increment(1);
+                    info!(claim_id = %new.id, artifact_id = %new.artifact_id, agent = %agent, claim_type = %claim_type, seq, via_worker, "granted");
+                }
+                Effect::BidsMissing { agents } => {
+                    metrics::counter!(m::BIDS_MISSING).increment(agents.len() as u64);
+                    let names: Vec<&str> = agents.iter().map(AgentName::as_str).collect();
+                    warn!(claim_id = %new.id, agents = ?names, "agents did not bid before bid_timeout; counted as ignore");
+                }
+                Effect::QuestionOpened { question, agent } => {
+                    info!(claim_id = %new.id, question_id = %question, agent = %agent, "question asked; claim waits for an answer");
+                }
+                Effect::AutoAnswer { question } => {
+                    metrics::counter!(m::QUESTION_TIMEOUTS, "policy" => "continue").increment(1);
+                    warn!(claim_id = %new.id, question_id = %question, "question timed out; continuing without an answer");
+                }
+                Effect::Fail { failure_type, reason, .. } => {
+                    if *failure_type == FailureType::QuestionTimeout {
+                        metrics::counter!(m::QUESTION_TIMEOUTS, "policy" => "fail").increment(1);
+                    }
+                    warn!(claim_id = %new.id, failure_type = failure_type.as_str(), reason, "claim failed");
+                }
+                Effect::QuestionClosed { .. } | Effect::CreateClaim { .. } => {}
+            }
+        }
+        if let Trigger::Answer { question, .. } = trigger
+            && let Some(open) = old.open_questions.get(question)
+        {
+            metrics::histogram!(m::QUESTION_ANSWER_SECONDS).record(secs(now - open.asked_at_ms));
+            info!(claim_id = %new.id, question_id = %question, agent = %open.agent, "question answered; resuming the agent");
+        }
+        if new.status.is_final() {
+            metrics::counter!(m::CLAIMS_FINISHED, "status" => new.status.as_str()).increment(1);
+            metrics::histogram!(m::CLAIM_SECONDS).record(secs(now - new.created_at_ms));
+            info!(
+                claim_id = %new.id, artifact_id = %new.artifact_id, status = %new.status,
+                reason = new.termination_reason.as_deref().unwrap_or(""), "claim finished"
+            );
+        }
+    }
+}
+
+fn secs(ms: i64) -> f64 {
+    ms.max(0) as f64 / 1000.0
+}
