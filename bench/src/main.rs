@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use sett_core::claim::{ClaimStatus, OpenQuestion};
-use sett_core::event::{Event, EventKind};
+use sett_core::event::{Event, EventData, EventKind, InstanceStarted, QuestionAsked};
 use sett_core::machine::{AgentPolicy, Policy, new_claim};
 use sett_core::{AgentName, Artifact, ClaimId, InstanceName, StructuralType};
 use sett_store::{EventReader, Redis, RedisOptions, Store, now_ms};
@@ -173,8 +173,10 @@ impl Follower {
 }
 
 fn seq_of(e: &Event) -> Option<u64> {
-    let v = e.data.get("seq")?;
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    match &e.data {
+        EventData::ClaimGranted(g) => Some(g.seq),
+        _ => None,
+    }
 }
 
 fn ms(us: u64, from: u64) -> f64 {
@@ -197,7 +199,6 @@ async fn latency(store: &Store, count: u64, artifact_type: &str) -> Result<serde
     for i in 0..count + WARMUP {
         let a = Artifact::new_root(StructuralType::Standard, artifact_type, format!("task {i}"), "user", now_ms());
         let claim = ClaimId::derived(&a.id, "claim");
-        let claim_s = claim.to_string();
         let t0 = wall_us();
         store.create_artifact(&a).await?;
         let (mut created, mut granted, mut seq, mut done) = (None, None, None, None);
@@ -207,8 +208,8 @@ async fn latency(store: &Store, count: u64, artifact_type: &str) -> Result<serde
                 anyhow::bail!("claim {claim} did not finish within 60 s");
             }
             let (at, events) = f.next().await?;
-            for e in events.iter().filter(|e| e.field("claim_id") == Some(claim_s.as_str())) {
-                match e.kind {
+            for e in events.iter().filter(|e| e.data.claim_id() == Some(claim)) {
+                match e.kind() {
                     EventKind::ClaimCreated => created = created.or(Some(at)),
                     EventKind::ClaimGranted => {
                         granted = granted.or(Some(at));
@@ -226,7 +227,7 @@ async fn latency(store: &Store, count: u64, artifact_type: &str) -> Result<serde
         }
         let seq = seq.ok_or_else(|| anyhow::anyhow!("claim {claim} completed without a grant"))?;
         let record = store.execution_record(&claim, seq).await?.unwrap_or_default();
-        let taken = record.get("taken_at_us").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let taken = record.taken_at_us;
         if i < WARMUP {
             continue;
         }
@@ -255,7 +256,7 @@ async fn throughput(store: &Store, count: u64, artifact_type: &str) -> Result<se
     let mut pending = futures::stream::FuturesUnordered::new();
     for i in 0..count {
         let a = Artifact::new_root(StructuralType::Standard, artifact_type, format!("task {i}"), "user", now_ms());
-        open.insert(ClaimId::derived(&a.id, "claim").to_string());
+        open.insert(ClaimId::derived(&a.id, "claim"));
         let s = store.clone();
         pending.push(async move { s.create_artifact(&a).await });
         if pending.len() >= 64 {
@@ -273,9 +274,9 @@ async fn throughput(store: &Store, count: u64, artifact_type: &str) -> Result<se
             anyhow::bail!("{} claims still open after 600 s", open.len());
         }
         let (_, events) = f.next().await?;
-        for e in events.iter().filter(|e| FINAL.contains(&e.kind)) {
-            if e.field("claim_id").is_some_and(|c| open.remove(c)) {
-                if e.kind == EventKind::ClaimCompleted { completed += 1 } else { other += 1 }
+        for e in events.iter().filter(|e| FINAL.contains(&e.kind())) {
+            if e.data.claim_id().is_some_and(|c| open.remove(&c)) {
+                if e.kind() == EventKind::ClaimCompleted { completed += 1 } else { other += 1 }
             }
         }
     }
@@ -303,10 +304,14 @@ async fn workflow(store: &Store, count: u64) -> Result<serde_json::Value> {
             }
             let (at, events) = f.next().await?;
             for e in &events {
-                match (e.kind, e.field("structural_type")) {
-                    (EventKind::ArtifactCreated, Some("Terminal")) => break 'wait at,
-                    (EventKind::ArtifactCreated, Some("Failure")) => anyhow::bail!("the workflow failed: {}", e.data),
-                    _ => {}
+                if let EventData::ArtifactCreated(a) = &e.data {
+                    match a.structural_type {
+                        StructuralType::Terminal => break 'wait at,
+                        StructuralType::Failure => {
+                            anyhow::bail!("the workflow failed: {}", e.data.to_json())
+                        }
+                        _ => {}
+                    }
                 }
             }
         };
@@ -347,8 +352,14 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
     claim.question_id = Some(q.id);
     claim.open_questions.insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
     let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
-    let event = serde_json::json!({"claim_id": claim.id.to_string(), "artifact_id": q.id.to_string(), "agent": agent.as_str(), "deadline_ms": null});
-    let events = if announce { vec![(EventKind::QuestionAsked, event)] } else { Vec::new() };
+    let event = EventData::QuestionAsked(QuestionAsked {
+        agent: agent.clone(),
+        artifact_id: q.id,
+        claim_id: claim.id,
+        deadline_ms: None,
+        question_id: q.id,
+    });
+    let events = if announce { vec![event] } else { Vec::new() };
     let t0 = wall_us();
     store.write_claim(&claim, None, true, &ops, &events, now_ms()).await?;
     Ok(t0)
@@ -472,7 +483,8 @@ async fn console(
     let mut delays = Vec::new();
     for n in 0..events {
         let t0 = Instant::now();
-        let id = store.append_event(EventKind::InstanceStarted, &serde_json::json!({"bench": n}), now_ms()).await?;
+        let started = InstanceStarted { host: "bench".into(), pid: 0, run_id: format!("bench-{n}") };
+        let id = store.append_event(&EventData::InstanceStarted(started), now_ms()).await?;
         loop {
             let line = lines.next_line().await?.ok_or_else(|| anyhow::anyhow!("the SSE stream closed"))?;
             if line.strip_prefix("id: ") == Some(id.as_str()) {
@@ -500,7 +512,6 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
     for i in 0..count + WARMUP {
         let goal = Artifact::new_root(StructuralType::Standard, artifact_type, format!("ask {i}"), "user", now_ms());
         let claim = ClaimId::derived(&goal.id, "claim");
-        let claim_s = claim.to_string();
         store.create_artifact(&goal).await?;
         // Wait for the question, answer it, then wait for the claim to complete.
         let (mut t0, mut resume_seq, mut done) = (None, None, false);
@@ -510,10 +521,10 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
                 anyhow::bail!("claim {claim} did not finish within 60 s");
             }
             let (_, events) = f.next().await?;
-            for e in events.iter().filter(|e| e.field("claim_id") == Some(claim_s.as_str())) {
-                match e.kind {
-                    EventKind::QuestionAsked if t0.is_none() => {
-                        let qid = sett_core::ArtifactId::parse(e.field("artifact_id").unwrap_or_default())?;
+            for e in events.iter().filter(|e| e.data.claim_id() == Some(claim)) {
+                match &e.data {
+                    EventData::QuestionAsked(asked) if t0.is_none() => {
+                        let qid = asked.question_id;
                         let now = now_ms();
                         let mut answer =
                             Artifact::new_root(StructuralType::Answer, "Answer", "Postgres", "human:bench", now);
@@ -529,8 +540,9 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
                         t0 = Some(wall_us());
                         store.create_answer(&answer, &qid, &record).await?;
                     }
-                    EventKind::ClaimGranted if t0.is_some() => resume_seq = resume_seq.or(seq_of(e)),
-                    k if FINAL.contains(&k) => {
+                    EventData::ClaimGranted(g) if t0.is_some() => resume_seq = resume_seq.or(Some(g.seq)),
+                    _ if FINAL.contains(&e.kind()) => {
+                        let k = e.kind();
                         if k != EventKind::ClaimCompleted {
                             anyhow::bail!("claim {claim} ended with {k}: check the bench agent");
                         }
@@ -544,7 +556,7 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
             anyhow::bail!("claim {claim} completed without a question and a resume grant");
         };
         let record = store.execution_record(&claim, seq).await?.unwrap_or_default();
-        let taken = record.get("taken_at_us").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let taken = record.taken_at_us;
         if i >= WARMUP {
             to_resumed.push(ms(taken, t0));
         }

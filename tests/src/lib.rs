@@ -157,7 +157,7 @@ impl Env {
     /// The `/healthz` address a running component (`orchestrator` or `cub:<agent>`) registered.
     pub async fn addr_of(&self, component: &str) -> Option<String> {
         let components = self.store.components().await.ok()?;
-        components.get(component)?.get("addr")?.as_str().map(str::to_owned)
+        components.get(component)?.addr.clone()
     }
 
     pub fn logs(&self) -> String {
@@ -188,7 +188,7 @@ impl Env {
     /// The pid of a running component (`orchestrator` or `cub:<agent>`).
     pub async fn pid_of(&self, component: &str) -> Option<u32> {
         let components = self.store.components().await.ok()?;
-        components.get(component)?.get("pid")?.as_u64().map(|p| p as u32)
+        components.get(component)?.pid
     }
 
     /// Every event of the instance, oldest first.
@@ -206,7 +206,7 @@ impl Env {
     }
 
     pub async fn events_of(&self, kind: EventKind) -> Vec<Event> {
-        self.events().await.into_iter().filter(|e| e.kind == kind).collect()
+        self.events().await.into_iter().filter(|e| e.kind() == kind).collect()
     }
 
     /// Every artifact, oldest first.
@@ -241,8 +241,8 @@ impl Env {
             if let Some(e) = evs.last() {
                 last = e.id.clone();
             }
-            for e in evs.iter().filter(|e| e.kind == EventKind::ArtifactCreated) {
-                let id = e.field("artifact_id").and_then(|i| ArtifactId::parse(i).ok()).expect("artifact id");
+            for e in evs.iter().filter(|e| e.kind() == EventKind::ArtifactCreated) {
+                let id = e.data.artifact_id().expect("artifact id");
                 artifacts.push(self.store.get_artifact(&id).await.expect("get").expect("exists"));
             }
             if done(&artifacts) {

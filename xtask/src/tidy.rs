@@ -1,6 +1,8 @@
 //! Tidy checks run as tests: every Rust module opens with a `//!` doc line, no test is hidden
 //! with the `ignore` attribute, no trailing whitespace, libraries do not print, only sett-store
-//! spells key names, and every crate has a row in the code map of docs/architecture.md.
+//! spells key names, every crate has a row in the code map of docs/architecture.md, the event
+//! table there names exactly the event kinds of `sett_core::event`, and no public sett-store
+//! function takes or returns an untyped `serde_json::Value`.
 
 use std::path::{Path, PathBuf};
 
@@ -140,4 +142,77 @@ fn every_crate_is_in_the_code_map() {
     }
     missing.sort();
     assert!(missing.is_empty(), "add a row to the code map of docs/architecture.md for: {missing:?}");
+}
+
+/// The kinds named in the first column of the event table of docs/architecture.md.
+fn documented_event_kinds(architecture: &str) -> Vec<String> {
+    let mut kinds = Vec::new();
+    let mut in_table = false;
+    for line in architecture.lines() {
+        if line.starts_with("| kind |") {
+            in_table = true;
+            continue;
+        }
+        if in_table && !line.starts_with('|') {
+            break;
+        }
+        let Some(first) = line.split('|').nth(1).filter(|_| in_table) else { continue };
+        kinds.extend(first.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    kinds
+}
+
+#[test]
+fn the_event_table_names_every_event_kind() {
+    let root = crate::project_root();
+    let doc = std::fs::read_to_string(root.join("docs").join("architecture.md")).unwrap_or_default();
+    let documented = documented_event_kinds(&doc);
+    let kinds: Vec<&str> = sett_core::event::EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    let undocumented: Vec<&&str> = kinds.iter().filter(|k| !documented.iter().any(|d| d == *k)).collect();
+    let unknown: Vec<&String> = documented.iter().filter(|d| !kinds.contains(&d.as_str())).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "docs/architecture.md's event table and sett_core::event::EventKind disagree: \
+         kinds without a row: {undocumented:?}; rows naming no kind: {unknown:?}"
+    );
+}
+
+/// The signatures (up to the body or `;`) of the `pub fn`s of a source file, with their line.
+fn public_fn_signatures(code: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, line) in code.lines().enumerate() {
+        let t = line.trim_start();
+        if !(t.starts_with("pub fn ") || t.starts_with("pub async fn ") || t.starts_with("pub const fn ")) {
+            continue;
+        }
+        let rest: String = code.lines().skip(i).collect::<Vec<_>>().join("\n");
+        let end = rest.find(['{', ';']).unwrap_or(rest.len());
+        out.push((i + 1, rest[..end].to_owned()));
+    }
+    out
+}
+
+#[test]
+fn sett_store_signatures_are_typed() {
+    let store = crate::project_root().join("crates").join("sett-store").join("src");
+    let mut files = Vec::new();
+    rust_files(&store, &mut files);
+    let mut bad = Vec::new();
+    for p in files {
+        let code = std::fs::read_to_string(&p).unwrap_or_default();
+        // A bare `Value` is serde_json's only where the file imports it so.
+        let imports_value = code.lines().any(|l| l.starts_with("use serde_json::") && l.contains("Value"));
+        for (line, sig) in public_fn_signatures(&code) {
+            let bare = imports_value
+                && sig.split(|c: char| !c.is_alphanumeric() && c != '_' && c != ':').any(|w| w == "Value");
+            if sig.contains("serde_json::Value") || sig.contains("serde_json::Map") || bare {
+                bad.push(format!("{}:{line}", p.display()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "public sett-store functions take or return serde_json::Value: give the data a type (sett-core's \
+         events and records), or wrap JSON that is truly opaque in a named type: {bad:#?}"
+    );
 }

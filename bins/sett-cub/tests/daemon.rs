@@ -114,8 +114,8 @@ async fn the_daemon_registers_bids_executes_and_stops_cleanly() {
 
     let components = store.components().await.unwrap();
     let record = &components["cub:Coder"];
-    assert_eq!(record["pid"], child.id());
-    let addr = record["addr"].as_str().unwrap().to_owned();
+    assert_eq!(record.pid, Some(child.id()));
+    let addr = record.addr.clone().unwrap();
     assert_eq!(http_status(&addr, "/readyz"), Some(200));
     assert_eq!(http_status(&addr, "/healthz"), Some(200));
     assert_eq!(http_status(&addr, "/metrics"), Some(200));

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sett_core::event::EventKind;
+use sett_core::event::{ClaimCreated, ClaimEnded, EventData, QuestionAsked};
 use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::record::ComponentRecord;
 use sett_core::{AgentName, Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{InstanceRecord, InstanceStatus, LockHolder, LockPurpose, QuestionOp, Store, WriteOutcome, now_ms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,8 +100,8 @@ async fn new_goal(store: &Store, ty: &str, payload: &str) -> Artifact {
 /// A claim on `on`, created like the orchestrator does (with its `claim_created` event).
 async fn claim_on(store: &Store, on: &Artifact) -> Claim {
     let c = new_claim(ClaimId::new_v7(), on, &policy(), now_ms());
-    let ev = serde_json::json!({"claim_id": c.id, "artifact_id": on.id, "status": c.status, "rework_of": null});
-    let w = store.write_claim(&c, None, true, &[], &[(EventKind::ClaimCreated, ev)], now_ms()).await.unwrap();
+    let ev = EventData::ClaimCreated(ClaimCreated::new(&c));
+    let w = store.write_claim(&c, None, true, &[], &[ev], now_ms()).await.unwrap();
     assert_eq!(w, WriteOutcome::Written);
     c
 }
@@ -121,15 +122,20 @@ async fn ask(store: &Store, claim: &Claim, text: &str, deadline_ms: Option<i64>)
     next.question_id = Some(q.id);
     next.open_questions
         .insert(q.id, sett_core::claim::OpenQuestion { agent: agent("Coder"), asked_at_ms: now_ms(), deadline_ms });
-    let ev =
-        serde_json::json!({"claim_id": claim.id, "artifact_id": q.id, "agent": "Coder", "deadline_ms": deadline_ms});
+    let ev = EventData::QuestionAsked(QuestionAsked {
+        agent: agent("Coder"),
+        artifact_id: q.id,
+        claim_id: claim.id,
+        deadline_ms,
+        question_id: q.id,
+    });
     let w = store
         .write_claim(
             &next,
             Some(current.revision),
             false,
             &[QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }],
-            &[(EventKind::QuestionAsked, ev)],
+            &[ev],
             now_ms(),
         )
         .await
@@ -236,8 +242,8 @@ async fn forage_watch_ends_with_the_workflow() {
     // Nobody bids on the goal: its claim goes dormant and nothing can follow.
     let (child, _, goal) = start_forage_watch(&store, "30s").await;
     let claim = claim_on(&store, &goal).await;
-    let data = serde_json::json!({"claim_id": claim.id, "artifact_id": goal.id});
-    store.append_event(EventKind::ClaimDormant, &data, now_ms()).await.unwrap();
+    let data = EventData::ClaimDormant(ClaimEnded::new(&claim));
+    store.append_event(&data, now_ms()).await.unwrap();
     let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.unwrap().unwrap();
     assert_eq!(code(&o), 1);
     assert!(err(&o).contains("dormant") && err(&o).contains("no agent bid"), "{}", err(&o));
@@ -481,10 +487,13 @@ async fn concurrent_answers_one_wins_the_other_is_told_who() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == EventKind::QuestionAnswered)
+        .filter_map(|e| match e.data {
+            EventData::QuestionAnswered(a) => Some(a),
+            _ => None,
+        })
         .collect();
     assert_eq!(answered.len(), 1);
-    assert_eq!(answered[0].field("answered_by"), Some(who));
+    assert_eq!(answered[0].answered_by, who);
 }
 
 #[tokio::test]
@@ -729,7 +738,7 @@ fn record(workspace: &str) -> InstanceRecord {
     InstanceRecord {
         run_id: "r".into(),
         workspace: workspace.into(),
-        runtime: "local".into(),
+        runtime: sett_core::config::RuntimeKind::Local.into(),
         redis: "redis://127.0.0.1".into(),
         created_at: now_ms() - 3_600_000,
         started_at: None,
@@ -764,7 +773,10 @@ async fn list_reports_states_and_survives_a_closed_pipe() {
     }
     let degraded = redis.instance(&names[2]);
     degraded
-        .put_component("orchestrator", &serde_json::json!({"pid": 1, "heartbeat_ms": now_ms() - 60_000}))
+        .put_component(
+            "orchestrator",
+            &ComponentRecord { pid: Some(1), heartbeat_ms: Some(now_ms() - 60_000), ..ComponentRecord::default() },
+        )
         .await
         .unwrap();
     let o = sett_at(&server.url(), None).args(["list", "-o", "json"]).output().await.unwrap();
@@ -806,7 +818,12 @@ async fn status_exit_codes_follow_health() {
     store
         .put_component(
             "orchestrator",
-            &serde_json::json!({"pid": 7, "started_at_ms": now_ms(), "heartbeat_ms": now_ms()}),
+            &ComponentRecord {
+                pid: Some(7),
+                started_at_ms: Some(now_ms()),
+                heartbeat_ms: Some(now_ms()),
+                ..ComponentRecord::default()
+            },
         )
         .await
         .unwrap();
@@ -822,7 +839,15 @@ async fn status_exit_codes_follow_health() {
     // A cub whose /healthz does not answer: degraded, and the next step names its logs.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     store
-        .put_component("cub:Coder", &serde_json::json!({"pid": 8, "addr": dead, "heartbeat_ms": now_ms()}))
+        .put_component(
+            "cub:Coder",
+            &ComponentRecord {
+                pid: Some(8),
+                addr: Some(dead),
+                heartbeat_ms: Some(now_ms()),
+                ..ComponentRecord::default()
+            },
+        )
         .await
         .unwrap();
     let o = run(&store, &["status"]).await;

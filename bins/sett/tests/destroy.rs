@@ -84,7 +84,7 @@ async fn populate(redis: &Redis, name: &InstanceName) {
     let rec = InstanceRecord {
         run_id: "r1".into(),
         workspace: "/tmp/ws".into(),
-        runtime: "local".into(),
+        runtime: sett_core::config::RuntimeKind::Local.into(),
         redis: "redis://127.0.0.1".into(),
         created_at: now_ms(),
         started_at: None,
@@ -339,7 +339,7 @@ fn backup_restores_the_instance_exactly() {
     // intent record comes first without counts, then the completion record with the counts the
     // one pass took while deleting.
     let audits = rt.block_on(redis.audit_records()).unwrap();
-    let recs: Vec<&serde_json::Value> =
+    let recs: Vec<&sett_store::AuditEntry> =
         audits.iter().map(|(_, r)| r).filter(|r| r["instance"] == name.as_str()).collect();
     assert_eq!(recs.len(), 2, "{recs:?}");
     let (intent, done) = (recs[0], recs[1]);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sett_console::{Config, Users};
 use sett_core::claim::OpenQuestion;
-use sett_core::event::EventKind;
+use sett_core::event::{EventData, InstanceStarted};
 use sett_core::machine::{Policy, new_claim};
 use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{QuestionOp, Store, now_ms};
@@ -334,7 +334,8 @@ async fn events_stream_live_and_resume_from_the_last_id() {
     let h = [("Authorization", auth.as_str())];
     let event = |n: i32| {
         let store = c.store.clone();
-        async move { store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": n}), now_ms()).await.unwrap() }
+        let started = EventData::InstanceStarted(InstanceStarted { host: "h".into(), pid: 1, run_id: format!("r{n}") });
+        async move { store.append_event(&started, now_ms()).await.unwrap() }
     };
     let first = event(1).await;
     let missed = event(2).await;

@@ -100,6 +100,15 @@ pub enum OnQuestionTimeout {
     Continue,
 }
 
+impl OnQuestionTimeout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Continue => "continue",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 /// How the agent's tool sees the workspace: `ro` (read-only) or `rw` (read-write).

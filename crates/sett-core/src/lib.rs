@@ -7,6 +7,7 @@
 //! - [`claim`]: the claim record, bids, grants and statuses.
 //! - [`machine`]: the claim state machine (`state + input → new state + effects`).
 //! - [`event`]: the audit-ledger event model shared by the store, the orchestrator and `watch`.
+//! - [`record`]: the daemons' component health records and grant execution records.
 //! - [`ledger`]: the tamper-evident ledger's canonical encodings (artifact hashes, event chain).
 //! - [`config`]: the `sett.yml` model, parsed with serde-saphyr and validated.
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod ledger;
 pub mod machine;
 pub mod metrics;
+pub mod record;
 pub mod tool;
 
 pub use artifact::{Artifact, StructuralType};

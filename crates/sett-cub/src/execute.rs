@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sett_core::claim::Grant;
 use sett_core::metrics::{TOOL_EXECUTIONS, TOOL_SECONDS};
+use sett_core::record::ExecutionRecord;
 use sett_core::tool::{
     QuestionAnswer, ToolInput, ToolOutput, ToolOutputError, looks_like_commit_hash, parse_tool_output,
 };
@@ -108,11 +109,15 @@ pub async fn execute_grant(
     };
     let before_take = Instant::now() + PATIENCE;
     let now = sett_store::now_ms();
-    let record = serde_json::json!({
-        "agent": agent, "pid": std::process::id(), "worker": cub.worker_mode, "taken_at_ms": now,
-        // Microseconds, so benchmarks can time artifact → grant taken below the millisecond.
-        "taken_at_us": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
-    });
+    let record = ExecutionRecord {
+        agent: Some(agent.clone()),
+        pid: Some(std::process::id()),
+        worker: cub.worker_mode,
+        taken_at_ms: now,
+        taken_at_us: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64),
+    };
     // The take travels with the claim read (one round trip instead of two). Taking a grant that
     // turns out superseded or final is harmless: the record only says the grant was taken, and
     // such a grant is never run by anyone.

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sett_core::event::{Event, EventKind};
+use sett_core::event::{Event, EventData};
 use sett_core::machine::initial_claim_id;
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
-use sett_core::{AgentName, ArtifactId, ClaimId, StructuralType};
+use sett_core::record::{ComponentRecord, cub_component};
+use sett_core::{AgentName, ArtifactId, ClaimId, ClaimStatus};
 use sett_store::{GroupAcks, GroupStart, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -103,7 +104,7 @@ impl Cub {
 
     /// The consumer group, and the component record's name: `cub:<agent>`.
     pub fn component_name(&self) -> String {
-        format!("cub:{}", self.settings.agent.name)
+        cub_component(&self.settings.agent.name)
     }
 
     /// Runs until `options.shutdown` is cancelled and running work has finished (or was killed
@@ -250,14 +251,15 @@ async fn heartbeat(
 }
 
 /// The component record: `{pid, agent, addr, started_at_ms, heartbeat_ms}`.
-fn component_record(agent: &AgentName, addr: Option<SocketAddr>, started_at_ms: i64) -> serde_json::Value {
-    serde_json::json!({
-        "pid": std::process::id(),
-        "agent": agent,
-        "addr": addr.map(|a| a.to_string()),
-        "started_at_ms": started_at_ms,
-        "heartbeat_ms": sett_store::now_ms(),
-    })
+fn component_record(agent: &AgentName, addr: Option<SocketAddr>, started_at_ms: i64) -> ComponentRecord {
+    ComponentRecord {
+        addr: addr.map(|a| a.to_string()),
+        agent: Some(agent.clone()),
+        heartbeat_ms: Some(sett_store::now_ms()),
+        pid: Some(std::process::id()),
+        started_at_ms: Some(started_at_ms),
+        ..ComponentRecord::default()
+    }
 }
 
 /// What a bid task bids on: a new artifact's claim (created meanwhile), or a claim as
@@ -278,36 +280,15 @@ enum Work {
 }
 
 fn classify(event: &Event, agent: &AgentName) -> Work {
-    let claim = || event.field("claim_id").and_then(|c| ClaimId::parse(c).ok());
-    match event.kind {
-        EventKind::ArtifactCreated => {
-            let gets_claim = event
-                .field("structural_type")
-                .and_then(|t| t.parse::<StructuralType>().ok())
-                .is_some_and(StructuralType::creates_claim);
-            let id = event.field("artifact_id").and_then(|a| ArtifactId::parse(a).ok());
-            match (gets_claim, id, event.field("type"), event.field("produced_by_role")) {
-                (true, Some(id), Some(artifact_type), Some(role)) => Work::BidOnNew(NewArtifact {
-                    id,
-                    artifact_type: artifact_type.to_owned(),
-                    produced_by_role: role.to_owned(),
-                }),
-                _ => Work::Nothing,
-            }
-        }
-        EventKind::ClaimCreated if event.field("status") == Some("pending_consensus") => {
-            claim().map_or(Work::Nothing, Work::Bid)
-        }
-        EventKind::ClaimGranted => {
-            let ours = event.field("agent") == Some(agent.as_str());
-            let via_worker = event.data.get("via_worker").and_then(serde_json::Value::as_bool).unwrap_or(false);
-            let seq =
-                event.data.get("seq").and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|t| t.parse().ok())));
-            match (ours && !via_worker, claim(), seq) {
-                (true, Some(c), Some(seq)) => Work::Execute(c, seq),
-                _ => Work::Nothing,
-            }
-        }
+    match &event.data {
+        // Only a Standard artifact gets a claim.
+        EventData::ArtifactCreated(a) if a.structural_type.creates_claim() => Work::BidOnNew(NewArtifact {
+            id: a.artifact_id,
+            artifact_type: a.artifact_type.clone(),
+            produced_by_role: a.produced_by_role.clone(),
+        }),
+        EventData::ClaimCreated(c) if c.status == ClaimStatus::PendingConsensus => Work::Bid(c.claim_id),
+        EventData::ClaimGranted(g) if &g.agent == agent && !g.via_worker => Work::Execute(g.claim_id, g.seq),
         _ => Work::Nothing,
     }
 }
@@ -319,7 +300,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
     for event in events {
         let lag_ms = (sett_store::now_ms() - event.ts_ms).max(0);
         metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
-        metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind.as_str()).increment(1);
+        metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind().as_str()).increment(1);
         let work = match classify(&event, agent) {
             Work::BidOnNew(artifact) => {
                 let mut early = shared.bid_early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -347,8 +328,8 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                         (BidTarget::New(artifact), span)
                     }
                     Work::Bid(claim) => {
-                        let hint = event.field("artifact_id").and_then(|a| ArtifactId::parse(a).ok());
-                        let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = event.field("artifact_id").unwrap_or(""));
+                        let hint = event.data.artifact_id();
+                        let span = tracing::info_span!("bid", claim_id = %claim, artifact_id = hint.map(|a| a.to_string()).unwrap_or_default());
                         (BidTarget::Claim(claim, hint), span)
                     }
                     _ => unreachable!("matched above"),
@@ -397,7 +378,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                 );
             }
             Work::Execute(claim, seq) => {
-                let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = event.field("artifact_id").unwrap_or(""));
+                let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = event.data.artifact_id().map(|a| a.to_string()).unwrap_or_default());
                 let shared = shared.clone();
                 tracker.spawn(
                     async move {
@@ -466,46 +447,64 @@ where
 
 #[cfg(test)]
 mod tests {
+    use sett_core::event::{ArtifactCreated, ClaimCreated, ClaimGranted, InstanceStopped};
+    use sett_core::{ArtifactId, ClaimType, StructuralType};
+
     use super::*;
 
-    fn event(kind: EventKind, data: serde_json::Value) -> Event {
-        Event { id: "1-0".into(), kind, ts_ms: 1, data }
+    fn event(data: EventData) -> Event {
+        Event { id: "1-0".into(), ts_ms: 1, data }
     }
 
     #[test]
     fn events_are_classified() {
         let me = AgentName::parse("Coder").unwrap();
         let c = ClaimId::new_v7();
-        let created =
-            |status: &str| event(EventKind::ClaimCreated, serde_json::json!({"claim_id": c, "status": status}));
-        assert_eq!(classify(&created("pending_consensus"), &me), Work::Bid(c));
-        assert_eq!(classify(&created("pending_assignment"), &me), Work::Nothing);
+        let a = ArtifactId::new_v7();
+        let created = |status: ClaimStatus| {
+            event(EventData::ClaimCreated(ClaimCreated {
+                agent: None,
+                artifact_id: a,
+                claim_id: c,
+                rework_of: None,
+                status,
+            }))
+        };
+        assert_eq!(classify(&created(ClaimStatus::PendingConsensus), &me), Work::Bid(c));
+        assert_eq!(classify(&created(ClaimStatus::PendingAssignment), &me), Work::Nothing);
         let granted = |agent: &str, via_worker: bool| {
-            event(
-                EventKind::ClaimGranted,
-                serde_json::json!({"claim_id": c, "agent": agent, "seq": 3, "via_worker": via_worker, "claim_type": "claim"}),
-            )
+            event(EventData::ClaimGranted(ClaimGranted {
+                agent: AgentName::parse(agent).unwrap(),
+                artifact_id: a,
+                claim_id: c,
+                claim_type: ClaimType::Claim,
+                seq: 3,
+                via_worker,
+            }))
         };
         assert_eq!(classify(&granted("Coder", false), &me), Work::Execute(c, 3));
         assert_eq!(classify(&granted("Coder", true), &me), Work::Nothing);
         assert_eq!(classify(&granted("Other", false), &me), Work::Nothing);
-        assert_eq!(
-            classify(
-                &event(EventKind::ClaimGranted, serde_json::json!({"claim_id": "bad", "agent": "Coder", "seq": 1})),
-                &me
-            ),
-            Work::Nothing
-        );
-        assert_eq!(classify(&event(EventKind::ArtifactCreated, serde_json::json!({})), &me), Work::Nothing);
-        let a = ArtifactId::new_v7();
-        let artifact = |structural_type: &str| {
-            event(
-                EventKind::ArtifactCreated,
-                serde_json::json!({"artifact_id": a, "structural_type": structural_type, "type": "Goal", "produced_by_role": "user"}),
-            )
+        let stopped = EventData::InstanceStopped(InstanceStopped { run_id: "r".into() });
+        assert_eq!(classify(&event(stopped), &me), Work::Nothing);
+        let artifact = |structural_type: StructuralType| {
+            event(EventData::ArtifactCreated(ArtifactCreated {
+                answered_by: None,
+                artifact_id: a,
+                claim_id: None,
+                hash: None,
+                logical_id: a,
+                produced_by_role: "user".into(),
+                source_artifacts: vec![],
+                structural_type,
+                summary: None,
+                timed_out: false,
+                artifact_type: "Goal".into(),
+                version: 1,
+            }))
         };
         let new = NewArtifact { id: a, artifact_type: "Goal".into(), produced_by_role: "user".into() };
-        assert_eq!(classify(&artifact("Standard"), &me), Work::BidOnNew(new));
-        assert_eq!(classify(&artifact("Terminal"), &me), Work::Nothing, "no claim, no bid");
+        assert_eq!(classify(&artifact(StructuralType::Standard), &me), Work::BidOnNew(new));
+        assert_eq!(classify(&artifact(StructuralType::Terminal), &me), Work::Nothing, "no claim, no bid");
     }
 }

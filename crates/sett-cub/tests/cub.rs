@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use sett_core::claim::AnsweredQuestion;
-use sett_core::event::EventKind;
+use sett_core::event::{ClaimCreated, EventData, EventKind};
 use sett_core::machine::new_claim;
 use sett_core::tool::ToolInput;
-use sett_core::{Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, ClaimType, StructuralType};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, ClaimType, StructuralType};
 use sett_cub::{ExecutionOutcome, execute_grant};
 use sett_store::{GroupStart, now_ms};
 use support::*;
@@ -54,9 +53,8 @@ async fn static_bids_with_target_types_and_the_self_output_guard() {
         assert_eq!(wait_for_bid(&store, claim, agent).await, bid, "{agent} on {}", claim.id);
     }
     // The claim_created event delivered again: no second bid.
-    let again =
-        json!({"claim_id": c_goal.id, "artifact_id": goal.id, "status": "pending_consensus", "rework_of": null});
-    store.append_event(EventKind::ClaimCreated, &again, now_ms()).await.unwrap();
+    let again = EventData::ClaimCreated(ClaimCreated::new(&c_goal));
+    store.append_event(&again, now_ms()).await.unwrap();
     for c in cubs {
         c.stop().await;
     }
@@ -120,7 +118,7 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
     let mut crashed = store.group_consumer("cub:Coder", "Coder", GroupStart::Beginning).await.unwrap();
     crashed.ensure_group().await.unwrap();
     let received = crashed.read(1000, Duration::from_millis(10)).await.unwrap();
-    assert!(received.iter().any(|e| e.kind == EventKind::ClaimGranted));
+    assert!(received.iter().any(|e| e.kind() == EventKind::ClaimGranted));
 
     // The restarted cub re-reads them from its pending list and runs the tool once.
     let cub = start(&store, settings(coder, dir.path()), Duration::from_secs(5));
@@ -356,8 +354,9 @@ async fn rework_output_is_the_next_version_of_the_thread() {
     rework.status = ClaimStatus::PendingAssignment;
     rework.assigned_agent = Some(name("Coder"));
     rework.additional_context_ids = vec![review.id];
-    let event = json!({"claim_id": rework.id, "artifact_id": v1.id, "status": "pending_assignment", "rework_of": ClaimId::new_v7(), "agent": "Coder"});
-    store.write_claim(&rework, None, false, &[], &[(EventKind::ClaimCreated, event)], now_ms()).await.unwrap();
+    let event =
+        EventData::ClaimCreated(ClaimCreated { rework_of: Some(ClaimId::new_v7()), ..ClaimCreated::new(&rework) });
+    store.write_claim(&rework, None, false, &[], &[event], now_ms()).await.unwrap();
     let rework = grant(&store, &rework, ClaimStatus::PendingAssignment, "Coder", ClaimType::Rework, false).await;
 
     let cub = start(&store, settings(&cfg[&name("Coder")], dir.path()), Duration::from_secs(5));
@@ -454,9 +453,9 @@ esac"#,
     assert_eq!(registered, BidType::Exclusive);
     let components = store.components().await.unwrap();
     let record = &components["cub:Coder"];
-    assert_eq!(record["agent"], "Coder");
-    assert_eq!(record["pid"], std::process::id());
-    assert!(record["heartbeat_ms"].as_i64().unwrap() >= record["started_at_ms"].as_i64().unwrap());
+    assert_eq!(record.agent.as_ref().map(AgentName::as_str), Some("Coder"));
+    assert_eq!(record.pid, Some(std::process::id()));
+    assert!(record.heartbeat_ms.unwrap() >= record.started_at_ms.unwrap());
 
     let c_stuck = grant(&store, &c_stuck, ClaimStatus::PendingExclusive, "Coder", ClaimType::Exclusive, false).await;
     let c_quick = grant(&store, &c_quick, ClaimStatus::PendingExclusive, "Coder", ClaimType::Exclusive, false).await;

@@ -330,7 +330,7 @@ impl Component {
     /// The name the component registers under in the instance's components hash.
     pub fn registered_as(&self) -> String {
         match (&*self.component, &self.agent) {
-            ("cub", Some(a)) => format!("cub:{a}"),
+            ("cub", Some(a)) => sett_core::record::cub_component(a),
             (c, _) => c.to_owned(),
         }
     }

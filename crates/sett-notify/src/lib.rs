@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
-use sett_core::config::{NotificationsConfig, NotifyEvent, WebhookFormat, WebhookSecret};
-use sett_core::event::{Event, EventKind};
+use sett_core::config::{NotificationsConfig, NotifyEvent, OnQuestionTimeout, WebhookFormat, WebhookSecret};
+use sett_core::event::{Event, EventData};
 use sett_core::metrics as m;
 use sett_core::{ArtifactId, StructuralType};
 use sett_store::{
@@ -266,12 +266,12 @@ impl Notifier {
 
     /// Which notification an event is, before reading anything else.
     fn kind_of(e: &Event) -> Option<NotifyEvent> {
-        match e.kind {
-            EventKind::QuestionAsked => Some(NotifyEvent::QuestionAsked),
-            EventKind::QuestionTimedOut => Some(NotifyEvent::QuestionTimedOut),
-            EventKind::ArtifactCreated => match e.field("structural_type") {
-                Some("Terminal") => Some(NotifyEvent::WorkflowCompleted),
-                Some("Failure") => Some(NotifyEvent::WorkflowFailed),
+        match &e.data {
+            EventData::QuestionAsked(_) => Some(NotifyEvent::QuestionAsked),
+            EventData::QuestionTimedOut(_) => Some(NotifyEvent::QuestionTimedOut),
+            EventData::ArtifactCreated(a) => match a.structural_type {
+                StructuralType::Terminal => Some(NotifyEvent::WorkflowCompleted),
+                StructuralType::Failure => Some(NotifyEvent::WorkflowFailed),
                 _ => None,
             },
             _ => None,
@@ -289,16 +289,20 @@ impl Notifier {
         }
         let (notification, outcome) = match kind {
             NotifyEvent::QuestionAsked => {
-                let Some(q) = self.question(e, e.field("artifact_id")).await? else {
+                let Some(q) = self.question(e, e.data.artifact_id()).await? else {
                     return Ok(());
                 };
                 (Notification::QuestionAsked(q), None)
             }
             NotifyEvent::QuestionTimedOut => {
-                let Some(q) = self.question(e, e.field("question_id")).await? else {
+                let Some(q) = self.question(e, e.data.question_id()).await? else {
                     return Ok(());
                 };
-                let policy = e.field("policy").unwrap_or("fail").to_owned();
+                let policy = match &e.data {
+                    EventData::QuestionTimedOut(t) => t.policy,
+                    _ => OnQuestionTimeout::Fail,
+                };
+                let policy = policy.as_str().to_owned();
                 (Notification::QuestionTimedOut { question: q, policy }, None)
             }
             NotifyEvent::WorkflowCompleted | NotifyEvent::WorkflowFailed => {
@@ -359,9 +363,9 @@ impl Notifier {
         Ok(())
     }
 
-    async fn question(&self, e: &Event, id: Option<&str>) -> Result<Option<QuestionFacts>, NotifyError> {
-        let Some(id) = id.and_then(|i| ArtifactId::parse(i).ok()) else {
-            warn!(event_id = %e.id, kind = %e.kind, "event without a valid question id: no notification");
+    async fn question(&self, e: &Event, id: Option<ArtifactId>) -> Result<Option<QuestionFacts>, NotifyError> {
+        let Some(id) = id else {
+            warn!(event_id = %e.id, kind = %e.kind(), "event without a valid question id: no notification");
             return Ok(None);
         };
         let Some(artifact) = self.store.get_artifact(&id).await? else {
@@ -374,22 +378,25 @@ impl Notifier {
             open.push(id);
         }
         let short_id = sett_ops::resolve::unique_prefixes(&open, 8).remove(&id).unwrap_or_else(|| id.to_string());
-        let agent = e.field("agent").map(str::to_owned).unwrap_or_else(|| artifact.produced_by_role.clone());
+        let agent = e.data.agent().map_or_else(|| artifact.produced_by_role.clone(), ToString::to_string);
         Ok(Some(QuestionFacts {
             id: id.to_string(),
             short_id,
             text: artifact.payload,
             agent,
-            claim_id: artifact.claim_id.map(|c| c.to_string()).or_else(|| e.field("claim_id").map(str::to_owned)),
+            claim_id: artifact.claim_id.or_else(|| e.data.claim_id()).map(|c| c.to_string()),
             asked_at_ms: artifact.created_at_ms,
-            deadline_ms: e.data.get("deadline_ms").and_then(serde_json::Value::as_i64),
+            deadline_ms: match &e.data {
+                EventData::QuestionAsked(q) => q.deadline_ms,
+                _ => None,
+            },
         }))
     }
 
     /// The goal of the workflow an outcome artifact ends: follow its first source (or, for an
     /// output with none, its claim's artifact) back to an artifact that has neither.
     async fn workflow(&self, e: &Event) -> Result<Option<WorkflowFacts>, NotifyError> {
-        let Some(id) = e.field("artifact_id").and_then(|i| ArtifactId::parse(i).ok()) else {
+        let Some(id) = e.data.artifact_id() else {
             return Ok(None);
         };
         let Some(outcome) = self.store.get_artifact(&id).await? else {

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use sett_core::event::{Event, EventKind};
+use sett_core::event::{Event, EventData};
+use sett_core::{AgentName, ArtifactId, ClaimId, ClaimStatus};
 
 /// An id's display form: the first 13 characters (`0190c2b4-7d3e`, the creation millisecond of a
 /// UUID v7, itself a valid short id); other strings unchanged. Eight characters are not enough:
@@ -13,121 +14,97 @@ pub fn short(id: &str) -> &str {
     if id.len() == 36 && id.as_bytes()[8] == b'-' { &id[..13] } else { id }
 }
 
-fn s<'e>(e: &'e Event, f: &str) -> &'e str {
-    e.field(f).unwrap_or("?")
-}
-
-fn sh<'e>(e: &'e Event, f: &str) -> &'e str {
-    short(s(e, f))
-}
-
-fn list(e: &Event, f: &str) -> Vec<String> {
-    e.data
-        .get(f)
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str()).map(|v| short(v).to_owned()).collect())
-        .unwrap_or_default()
-}
-
-fn num(e: &Event, f: &str) -> Option<i64> {
-    e.data.get(f).and_then(serde_json::Value::as_i64)
+/// An id's display form (see [`short`]).
+fn sh(id: impl std::fmt::Display) -> String {
+    short(&id.to_string()).to_owned()
 }
 
 /// One line describing an event, without its time: the kind, then the interesting fields.
 pub fn event_line(e: &Event) -> String {
-    let detail = match e.kind {
-        EventKind::ArtifactCreated => {
+    let detail = match &e.data {
+        EventData::ArtifactCreated(a) => {
             let mut out = format!(
                 "{} {} ({}) v{} by {}",
-                sh(e, "artifact_id"),
-                s(e, "type"),
-                s(e, "structural_type"),
-                num(e, "version").unwrap_or(1),
-                s(e, "produced_by_role")
+                sh(a.artifact_id),
+                a.artifact_type,
+                a.structural_type,
+                a.version,
+                a.produced_by_role
             );
-            if let Some(c) = e.field("claim_id") {
-                out.push_str(&format!(" claim {}", short(c)));
+            if let Some(c) = a.claim_id {
+                out.push_str(&format!(" claim {}", sh(c)));
             }
-            let sources = list(e, "source_artifacts");
-            if !sources.is_empty() {
+            if !a.source_artifacts.is_empty() {
+                let sources: Vec<String> = a.source_artifacts.iter().map(sh).collect();
                 out.push_str(&format!(" from {}", sources.join(",")));
             }
-            if let Some(sum) = e.field("summary").filter(|x| !x.is_empty()) {
+            if let Some(sum) = a.summary.as_deref().filter(|x| !x.is_empty()) {
                 out.push_str(&format!(" — {}", excerpt(sum, 80)));
             }
             out
         }
-        EventKind::ClaimCreated => {
-            let mut out = format!("claim {} on {} {}", sh(e, "claim_id"), sh(e, "artifact_id"), s(e, "status"));
-            if let Some(r) = e.field("rework_of") {
-                out.push_str(&format!(" rework of {}", short(r)));
+        EventData::ClaimCreated(c) => {
+            let mut out = format!("claim {} on {} {}", sh(c.claim_id), sh(c.artifact_id), c.status);
+            if let Some(r) = c.rework_of {
+                out.push_str(&format!(" rework of {}", sh(r)));
             }
-            if let Some(a) = e.field("agent") {
+            if let Some(a) = &c.agent {
                 out.push_str(&format!(" for {a}"));
             }
             out
         }
-        EventKind::BidSubmitted => format!("claim {} {} bids {}", sh(e, "claim_id"), s(e, "agent"), s(e, "bid")),
-        EventKind::BidsMissing => format!("claim {} no bid from {}", sh(e, "claim_id"), list(e, "agents").join(", ")),
-        EventKind::ClaimGranted => {
-            let worker = if e.data.get("via_worker").and_then(|v| v.as_bool()) == Some(true) { ", worker" } else { "" };
-            format!(
-                "claim {} → {} ({}, seq {}{worker})",
-                sh(e, "claim_id"),
-                s(e, "agent"),
-                s(e, "claim_type"),
-                num(e, "seq").unwrap_or(0)
-            )
+        EventData::BidSubmitted(b) => format!("claim {} {} bids {}", sh(b.claim_id), b.agent, b.bid),
+        EventData::BidsMissing(m) => {
+            let agents: Vec<String> = m.agents.iter().map(|a| short(a.as_str()).to_owned()).collect();
+            format!("claim {} no bid from {}", sh(m.claim_id), agents.join(", "))
         }
-        EventKind::ClaimUpdated => {
-            format!("claim {} {} → {}", sh(e, "claim_id"), s(e, "previous_status"), s(e, "status"))
+        EventData::ClaimGranted(g) => {
+            let worker = if g.via_worker { ", worker" } else { "" };
+            format!("claim {} → {} ({}, seq {}{worker})", sh(g.claim_id), g.agent, g.claim_type, g.seq)
         }
-        EventKind::ClaimCompleted | EventKind::ClaimTerminated | EventKind::ClaimDormant => {
-            let mut out = format!("claim {} on {}", sh(e, "claim_id"), sh(e, "artifact_id"));
-            if let Some(o) = e.field("outcome_artifact") {
-                out.push_str(&format!(" outcome {}", short(o)));
+        EventData::ClaimUpdated(u) => {
+            let previous = u.previous_status.map_or("?", ClaimStatus::as_str);
+            format!("claim {} {previous} → {}", sh(u.claim_id), u.status)
+        }
+        EventData::ClaimCompleted(c) | EventData::ClaimTerminated(c) | EventData::ClaimDormant(c) => {
+            let mut out = format!("claim {} on {}", sh(c.claim_id), sh(c.artifact_id));
+            if let Some(o) = c.outcome_artifact {
+                out.push_str(&format!(" outcome {}", sh(o)));
             }
-            if let Some(r) = e.field("reason").filter(|r| !r.is_empty()) {
+            if let Some(r) = c.reason.as_deref().filter(|r| !r.is_empty()) {
                 out.push_str(&format!(": {}", excerpt(r, 120)));
             }
             out
         }
-        EventKind::QuestionAsked => {
-            format!("question {} by {} on claim {}", sh(e, "artifact_id"), s(e, "agent"), sh(e, "claim_id"))
+        EventData::QuestionAsked(q) => {
+            format!("question {} by {} on claim {}", sh(q.artifact_id), q.agent, sh(q.claim_id))
         }
-        EventKind::QuestionAnswered => {
-            let timed_out =
-                if e.data.get("timed_out").and_then(|v| v.as_bool()) == Some(true) { " (timed out)" } else { "" };
-            format!(
-                "question {} answered by {} with {}{timed_out}",
-                sh(e, "question_id"),
-                s(e, "answered_by"),
-                sh(e, "answer_id")
-            )
+        EventData::QuestionAnswered(a) => {
+            let timed_out = if a.timed_out { " (timed out)" } else { "" };
+            format!("question {} answered by {} with {}{timed_out}", sh(a.question_id), a.answered_by, sh(a.answer_id))
         }
-        EventKind::QuestionTimedOut => {
+        EventData::QuestionTimedOut(t) => {
             format!(
                 "question {} on claim {} timed out (policy {})",
-                sh(e, "question_id"),
-                sh(e, "claim_id"),
-                s(e, "policy")
+                sh(t.question_id),
+                sh(t.claim_id),
+                t.policy.as_str()
             )
         }
-        EventKind::WorkerLaunched | EventKind::WorkerExited => {
-            let mut out = format!("claim {} {} seq {}", sh(e, "claim_id"), s(e, "agent"), num(e, "seq").unwrap_or(0));
-            if let Some(p) = num(e, "pid") {
-                out.push_str(&format!(" pid {p}"));
-            }
-            if let Some(c) = num(e, "exit_code") {
-                out.push_str(&format!(" exit {c}"));
-            }
-            out
-        }
-        EventKind::InstanceStarted | EventKind::InstanceStopped => {
-            format!("run {}", s(e, "run_id"))
-        }
+        EventData::WorkerLaunched(w) => worker_line(w.claim_id, &w.agent, w.seq, w.pid),
+        EventData::WorkerExited(w) => worker_line(w.claim_id, &w.agent, w.seq, w.pid),
+        EventData::InstanceStarted(i) => format!("run {}", i.run_id),
+        EventData::InstanceStopped(i) => format!("run {}", i.run_id),
     };
-    format!("{:<18} {detail}", e.kind.as_str())
+    format!("{:<18} {detail}", e.kind().as_str())
+}
+
+fn worker_line(claim: ClaimId, agent: &AgentName, seq: u64, pid: Option<u32>) -> String {
+    let mut out = format!("claim {} {agent} seq {seq}", sh(claim));
+    if let Some(p) = pid {
+        out.push_str(&format!(" pid {p}"));
+    }
+    out
 }
 
 /// The first line of `text`, cut to `max` characters.
@@ -147,9 +124,9 @@ pub fn excerpt(text: &str, max: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Missing {
     /// The type of this artifact.
-    ArtifactType(String),
+    ArtifactType(ArtifactId),
     /// The artifact of this claim.
-    ClaimArtifact(String),
+    ClaimArtifact(ClaimId),
 }
 
 /// `watch --type T --agent A`. Learns artifact types and claim → artifact links from the events
@@ -158,8 +135,9 @@ pub enum Missing {
 pub struct EventFilter {
     pub artifact_type: Option<String>,
     pub agent: Option<String>,
-    types: HashMap<String, String>,
-    claim_artifact: HashMap<String, String>,
+    types: HashMap<ArtifactId, String>,
+    /// `None`: the claim is not known (deleted), so its events match no type.
+    claim_artifact: HashMap<ClaimId, Option<ArtifactId>>,
 }
 
 impl EventFilter {
@@ -173,70 +151,71 @@ impl EventFilter {
 
     /// Records what `e` teaches (call for every event, matching or not).
     pub fn learn(&mut self, e: &Event) {
-        match e.kind {
-            EventKind::ArtifactCreated => {
-                if let (Some(id), Some(t)) = (e.field("artifact_id"), e.field("type")) {
-                    self.types.insert(id.to_owned(), t.to_owned());
-                }
+        match &e.data {
+            EventData::ArtifactCreated(a) => {
+                self.types.insert(a.artifact_id, a.artifact_type.clone());
             }
-            EventKind::ClaimCreated => {
-                if let (Some(c), Some(a)) = (e.field("claim_id"), e.field("artifact_id")) {
-                    self.claim_artifact.insert(c.to_owned(), a.to_owned());
-                }
+            EventData::ClaimCreated(c) => {
+                self.claim_artifact.insert(c.claim_id, Some(c.artifact_id));
             }
             _ => {}
         }
     }
 
-    pub fn insert_type(&mut self, artifact: &str, t: &str) {
-        self.types.insert(artifact.to_owned(), t.to_owned());
+    /// The type of `artifact` (the empty type, matching nothing, when it is not known).
+    pub fn insert_type(&mut self, artifact: ArtifactId, t: &str) {
+        self.types.insert(artifact, t.to_owned());
     }
 
-    pub fn insert_claim(&mut self, claim: &str, artifact: &str) {
-        self.claim_artifact.insert(claim.to_owned(), artifact.to_owned());
+    /// The artifact of `claim` (`None` when the claim is not known).
+    pub fn insert_claim(&mut self, claim: ClaimId, artifact: Option<ArtifactId>) {
+        self.claim_artifact.insert(claim, artifact);
     }
 
-    fn subject(&self, e: &Event) -> Result<String, Missing> {
-        if e.kind == EventKind::QuestionAnswered {
-            return e.field("question_id").map(str::to_owned).ok_or(Missing::ArtifactType(String::new()));
+    /// The artifact `e` is about, `Ok(None)` when it is about none.
+    fn subject(&self, e: &Event) -> Result<Option<ArtifactId>, Missing> {
+        if let EventData::QuestionAnswered(a) = &e.data {
+            return Ok(Some(a.question_id));
         }
-        if let Some(a) = e.field("artifact_id") {
-            return Ok(a.to_owned());
+        if let Some(a) = e.data.artifact_id() {
+            return Ok(Some(a));
         }
-        let claim = e.field("claim_id").ok_or(Missing::ArtifactType(String::new()))?;
-        self.claim_artifact.get(claim).cloned().ok_or_else(|| Missing::ClaimArtifact(claim.to_owned()))
+        let Some(claim) = e.data.claim_id() else { return Ok(None) };
+        self.claim_artifact.get(&claim).copied().ok_or(Missing::ClaimArtifact(claim))
     }
 
     /// Whether `e` passes; `Err` names what must be looked up first. Events with no artifact
     /// at all (instance start/stop) never match a `--type` filter.
     pub fn check(&self, e: &Event) -> Result<bool, Missing> {
-        if let Some(agent) = &self.agent {
-            let direct =
-                ["agent", "produced_by_role", "answered_by"].iter().any(|f| e.field(f) == Some(agent.as_str()));
-            let listed = e
-                .data
-                .get("agents")
-                .and_then(|v| v.as_array())
-                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(agent)));
-            if !direct && !listed {
-                return Ok(false);
-            }
+        if let Some(agent) = &self.agent
+            && !names_agent(&e.data, agent)
+        {
+            return Ok(false);
         }
         let Some(want) = &self.artifact_type else {
             return Ok(true);
         };
-        if e.kind == EventKind::ArtifactCreated {
-            return Ok(e.field("type") == Some(want.as_str()));
+        if let EventData::ArtifactCreated(a) = &e.data {
+            return Ok(&a.artifact_type == want);
         }
-        let subject = match self.subject(e) {
-            Ok(s) => s,
-            Err(Missing::ArtifactType(_)) => return Ok(false),
-            Err(m) => return Err(m),
+        let Some(subject) = self.subject(e)? else {
+            return Ok(false);
         };
         match self.types.get(&subject) {
             Some(t) => Ok(t == want),
             None => Err(Missing::ArtifactType(subject)),
         }
+    }
+}
+
+/// Whether `agent` is the event's agent, the artifact's producer or the answer's author, or
+/// among the agents that did not bid.
+fn names_agent(data: &EventData, agent: &str) -> bool {
+    match data {
+        EventData::ArtifactCreated(a) => a.produced_by_role == agent || a.answered_by.as_deref() == Some(agent),
+        EventData::QuestionAnswered(a) => a.answered_by == agent,
+        EventData::BidsMissing(m) => m.agents.iter().any(|a| a.as_str() == agent),
+        other => other.agent().is_some_and(|a| a.as_str() == agent),
     }
 }
 
@@ -279,59 +258,68 @@ pub fn log_line(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+    use sett_core::event::EventKind;
+
+    use super::*;
 
     const A: &str = "0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d";
     const C: &str = "0190c2b5-0000-7a1b-9c2d-3e4f5a6b7c8d";
 
     fn ev(kind: EventKind, data: serde_json::Value) -> Event {
-        Event { id: "1-0".into(), kind, ts_ms: 0, data }
+        Event { id: "1-0".into(), ts_ms: 0, data: EventData::from_json(kind, &data.to_string()).unwrap() }
+    }
+
+    fn a(s: &str) -> ArtifactId {
+        ArtifactId::parse(s).unwrap()
     }
 
     #[test]
     fn lines_name_the_interesting_fields() {
         let e = ev(
             EventKind::ArtifactCreated,
-            json!({"artifact_id": A, "type": "GoalDefined", "structural_type": "Standard", "version": 1, "produced_by_role": "user", "source_artifacts": [], "summary": "a goal\nmore"}),
+            json!({"artifact_id": A, "logical_id": A, "type": "GoalDefined", "structural_type": "Standard", "version": 1, "produced_by_role": "user", "source_artifacts": [], "summary": "a goal\nmore"}),
         );
         assert_eq!(event_line(&e), "artifact_created   0190c2b4-7d3e GoalDefined (Standard) v1 by user — a goal …");
         let e = ev(EventKind::ClaimTerminated, json!({"claim_id": C, "artifact_id": A, "reason": "review rejected"}));
         assert_eq!(event_line(&e), "claim_terminated   claim 0190c2b5-0000 on 0190c2b4-7d3e: review rejected");
         let e = ev(
             EventKind::ClaimGranted,
-            json!({"claim_id": C, "agent": "Coder", "claim_type": "exclusive", "seq": 2, "via_worker": true}),
+            json!({"claim_id": C, "artifact_id": A, "agent": "Coder", "claim_type": "exclusive", "seq": 2, "via_worker": true}),
         );
         assert!(event_line(&e).ends_with("claim 0190c2b5-0000 → Coder (exclusive, seq 2, worker)"));
         let e = ev(
             EventKind::QuestionAnswered,
-            json!({"question_id": A, "answered_by": "alice", "answer_id": C, "timed_out": false}),
+            json!({"question_id": A, "artifact_id": A, "answered_by": "alice", "answer_id": C, "timed_out": false}),
         );
         assert!(event_line(&e).ends_with("question 0190c2b4-7d3e answered by alice with 0190c2b5-0000"));
     }
 
     #[test]
     fn filters_by_agent_and_type() {
-        let created =
-            ev(EventKind::ArtifactCreated, json!({"artifact_id": A, "type": "Code", "produced_by_role": "Coder"}));
-        let claim = ev(EventKind::ClaimCreated, json!({"claim_id": C, "artifact_id": A}));
+        let created = ev(
+            EventKind::ArtifactCreated,
+            json!({"artifact_id": A, "logical_id": A, "version": 1, "structural_type": "Standard", "type": "Code", "produced_by_role": "Coder"}),
+        );
+        let claim =
+            ev(EventKind::ClaimCreated, json!({"claim_id": C, "artifact_id": A, "status": "pending_consensus"}));
         let bid = ev(EventKind::BidSubmitted, json!({"claim_id": C, "agent": "Rev", "bid": "review"}));
         let mut f = EventFilter::new(Some("Code".into()), None);
-        assert_eq!(f.check(&bid), Err(Missing::ClaimArtifact(C.into())));
-        assert_eq!(f.check(&claim), Err(Missing::ArtifactType(A.into())));
+        assert_eq!(f.check(&bid), Err(Missing::ClaimArtifact(ClaimId::parse(C).unwrap())));
+        assert_eq!(f.check(&claim), Err(Missing::ArtifactType(a(A))));
         f.learn(&created);
         f.learn(&claim);
         assert_eq!(f.check(&created), Ok(true));
         assert_eq!(f.check(&bid), Ok(true));
-        f.insert_type(A, "Other");
+        f.insert_type(a(A), "Other");
         assert_eq!(f.check(&bid), Ok(false));
-        let started = ev(EventKind::InstanceStarted, json!({"run_id": "r"}));
+        let started = ev(EventKind::InstanceStarted, json!({"run_id": "r", "host": "h", "pid": 1}));
         assert_eq!(f.check(&started), Ok(false));
 
         let by_agent = EventFilter::new(None, Some("Rev".into()));
         assert_eq!(by_agent.check(&bid), Ok(true));
         assert_eq!(by_agent.check(&created), Ok(false));
-        let missing = ev(EventKind::BidsMissing, json!({"claim_id": C, "agents": ["Rev"]}));
+        let missing = ev(EventKind::BidsMissing, json!({"claim_id": C, "artifact_id": A, "agents": ["Rev"]}));
         assert_eq!(by_agent.check(&missing), Ok(true));
         assert!(EventFilter::default().is_noop());
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
+use sett_core::record::ComponentRecord;
 use sett_core::{Claim, ClaimStatus};
 use sett_store::{LockHolder, LockPurpose, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -183,20 +184,14 @@ fn parse_status_line(head: &[u8]) -> Option<u16> {
 
 /// Judges one component record `{pid, addr, started_at_ms, heartbeat_ms}`: stale heartbeat or a
 /// failing `/healthz` make it unhealthy. Probes only when the heartbeat is fresh.
-pub async fn component_health(
-    name: &str,
-    record: &serde_json::Value,
-    now_ms: i64,
-    timeout: Duration,
-) -> ComponentHealth {
-    let int = |f: &str| record.get(f).and_then(serde_json::Value::as_i64);
-    let addr = record.get("addr").and_then(|v| v.as_str()).filter(|a| !a.is_empty()).map(str::to_owned);
-    let heartbeat_age_ms = int("heartbeat_ms").map(|h| now_ms - h);
+pub async fn component_health(name: &str, record: &ComponentRecord, now_ms: i64, timeout: Duration) -> ComponentHealth {
+    let addr = record.addr.clone().filter(|a| !a.is_empty());
+    let heartbeat_age_ms = record.heartbeat_ms.map(|h| now_ms - h);
     let mut c = ComponentHealth {
         name: name.to_owned(),
-        pid: record.get("pid").and_then(serde_json::Value::as_u64),
+        pid: record.pid.map(u64::from),
         addr: addr.clone(),
-        started_at_ms: int("started_at_ms"),
+        started_at_ms: record.started_at_ms,
         heartbeat_age_ms,
         healthz_status: None,
         healthy: false,
@@ -334,21 +329,31 @@ mod tests {
     #[tokio::test]
     async fn stale_and_missing_heartbeats_are_unhealthy() {
         let now = 100_000;
-        let fresh = serde_json::json!({"pid": 7, "started_at_ms": 1, "heartbeat_ms": now - 1000});
+        let fresh = ComponentRecord {
+            pid: Some(7),
+            started_at_ms: Some(1),
+            heartbeat_ms: Some(now - 1000),
+            ..ComponentRecord::default()
+        };
         let c = component_health("orchestrator", &fresh, now, PROBE_TIMEOUT).await;
         assert!(c.healthy, "{c:?}");
-        let stale = serde_json::json!({"pid": 7, "heartbeat_ms": now - 20_000});
+        let stale = ComponentRecord { pid: Some(7), heartbeat_ms: Some(now - 20_000), ..ComponentRecord::default() };
         let c = component_health("orchestrator", &stale, now, PROBE_TIMEOUT).await;
         assert!(!c.healthy);
         assert_eq!(c.problem.as_deref(), Some("last heartbeat 20s ago"));
-        assert!(!component_health("x", &serde_json::json!({}), now, PROBE_TIMEOUT).await.healthy);
+        assert!(!component_health("x", &ComponentRecord::default(), now, PROBE_TIMEOUT).await.healthy);
     }
 
     #[tokio::test]
     async fn a_dead_healthz_address_is_unhealthy() {
         // Bind then drop: nothing listens on that port any more.
         let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-        let rec = serde_json::json!({"pid": 7, "addr": addr, "heartbeat_ms": 99_000});
+        let rec = ComponentRecord {
+            pid: Some(7),
+            addr: Some(addr),
+            heartbeat_ms: Some(99_000),
+            ..ComponentRecord::default()
+        };
         let c = component_health("cub:A", &rec, 100_000, PROBE_TIMEOUT).await;
         assert!(!c.healthy);
         assert!(c.problem.unwrap().contains("cannot connect"));

@@ -4,20 +4,20 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sett_core::StructuralType;
-use sett_core::event::{Event, EventKind};
+use sett_core::event::{Event, EventData};
+use sett_core::{ArtifactId, ClaimId, ClaimStatus, StructuralType};
 
 /// How a workflow ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A Terminal artifact: the workflow is complete.
-    Terminal { artifact_id: String },
+    Terminal { artifact_id: ArtifactId },
     /// A Failure artifact; fetch it to show the reason (see [`failure_reason`]).
-    Failure { artifact_id: String, failure_type: String },
+    Failure { artifact_id: ArtifactId, failure_type: String },
     /// The goal's own claim ended without a Terminal or Failure (nobody bid: `dormant`; or it was
     /// terminated, e.g. a reviewer rejected the goal). Nothing can follow: a goal is produced by
     /// `user`, so no rework is ever assigned for it.
-    Stopped { claim_id: String, status: String, reason: Option<String> },
+    Stopped { claim_id: ClaimId, status: ClaimStatus, reason: Option<String> },
 }
 
 /// Every artifact and claim of one workflow, grown event by event.
@@ -27,87 +27,108 @@ pub enum Outcome {
 /// claim that belongs.
 #[derive(Debug, Clone)]
 pub struct Workflow {
-    goal: String,
-    artifacts: HashSet<String>,
-    claims: HashSet<String>,
+    goal: ArtifactId,
+    artifacts: HashSet<ArtifactId>,
+    claims: HashSet<ClaimId>,
     outcome: Option<Outcome>,
 }
 
-fn strs<'e>(e: &'e Event, field: &str) -> impl Iterator<Item = &'e str> {
-    e.data.get(field).and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str())
+/// An id an event names: workflows are tracked by both kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Member {
+    Artifact(ArtifactId),
+    Claim(ClaimId),
+}
+
+/// Every id `e` names that membership is judged by (see [`Workflow::observe`]).
+fn named_ids(e: &EventData) -> Vec<Member> {
+    let mut ids: Vec<Member> = Vec::with_capacity(4);
+    ids.extend(e.artifact_id().map(Member::Artifact));
+    ids.extend(e.claim_id().map(Member::Claim));
+    match e {
+        EventData::QuestionAnswered(a) => {
+            ids.push(Member::Artifact(a.question_id));
+            ids.push(Member::Artifact(a.answer_id));
+        }
+        EventData::QuestionAsked(q) => ids.push(Member::Artifact(q.question_id)),
+        EventData::QuestionTimedOut(t) => ids.push(Member::Artifact(t.question_id)),
+        EventData::ClaimCreated(c) => ids.extend(c.rework_of.map(Member::Claim)),
+        EventData::ArtifactCreated(a) => ids.extend(a.source_artifacts.iter().copied().map(Member::Artifact)),
+        _ => {}
+    }
+    ids
 }
 
 impl Workflow {
-    pub fn new(goal: impl Into<String>) -> Self {
-        let goal = goal.into();
-        Self { artifacts: HashSet::from([goal.clone()]), goal, claims: HashSet::new(), outcome: None }
+    pub fn new(goal: ArtifactId) -> Self {
+        Self { artifacts: HashSet::from([goal]), goal, claims: HashSet::new(), outcome: None }
     }
 
-    pub fn goal(&self) -> &str {
-        &self.goal
+    pub fn goal(&self) -> ArtifactId {
+        self.goal
     }
 
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
     }
 
-    pub fn has_artifact(&self, id: &str) -> bool {
+    pub fn has_artifact(&self, id: &ArtifactId) -> bool {
         self.artifacts.contains(id)
     }
 
-    /// Whether `e` concerns this workflow, as far as the events seen so far tell.
+    /// Whether `e` concerns this workflow, as far as the events seen so far tell: it names an
+    /// artifact, claim, question or answer of it.
     pub fn concerns(&self, e: &Event) -> bool {
-        let by = |f: &str| e.field(f).is_some_and(|v| self.artifacts.contains(v) || self.claims.contains(v));
-        by("artifact_id") || by("claim_id") || by("question_id") || by("answer_id")
+        let d = &e.data;
+        d.artifact_id().is_some_and(|a| self.artifacts.contains(&a))
+            || d.claim_id().is_some_and(|c| self.claims.contains(&c))
+            || d.question_id().is_some_and(|q| self.artifacts.contains(&q))
+            || matches!(d, EventData::QuestionAnswered(a) if self.artifacts.contains(&a.answer_id))
     }
 
     /// Feeds one event; returns true when it belongs to this workflow (and records what it
     /// adds). The first Terminal or Failure artifact that belongs sets the outcome.
     pub fn observe(&mut self, e: &Event) -> bool {
-        match e.kind {
-            EventKind::ArtifactCreated => {
-                let Some(id) = e.field("artifact_id") else {
-                    return false;
-                };
-                let belongs = self.artifacts.contains(id)
-                    || strs(e, "source_artifacts").any(|s| self.artifacts.contains(s))
-                    || e.field("claim_id").is_some_and(|c| self.claims.contains(c));
+        match &e.data {
+            EventData::ArtifactCreated(a) => {
+                let belongs = self.artifacts.contains(&a.artifact_id)
+                    || a.source_artifacts.iter().any(|s| self.artifacts.contains(s))
+                    || a.claim_id.is_some_and(|c| self.claims.contains(&c));
                 if !belongs {
                     return false;
                 }
-                self.artifacts.insert(id.to_owned());
+                self.artifacts.insert(a.artifact_id);
                 if self.outcome.is_none() {
-                    let st = e.field("structural_type").and_then(|s| s.parse::<StructuralType>().ok());
-                    self.outcome = match st {
-                        Some(StructuralType::Terminal) => Some(Outcome::Terminal { artifact_id: id.to_owned() }),
-                        Some(StructuralType::Failure) => Some(Outcome::Failure {
-                            artifact_id: id.to_owned(),
-                            failure_type: e.field("type").unwrap_or("Failure").to_owned(),
-                        }),
+                    self.outcome = match a.structural_type {
+                        StructuralType::Terminal => Some(Outcome::Terminal { artifact_id: a.artifact_id }),
+                        StructuralType::Failure => {
+                            Some(Outcome::Failure { artifact_id: a.artifact_id, failure_type: a.artifact_type.clone() })
+                        }
                         _ => None,
                     };
                 }
                 true
             }
-            EventKind::ClaimCreated => {
-                let Some(claim) = e.field("claim_id") else {
-                    return false;
-                };
-                let belongs = self.claims.contains(claim)
-                    || e.field("artifact_id").is_some_and(|a| self.artifacts.contains(a))
-                    || e.field("rework_of").is_some_and(|r| self.claims.contains(r));
+            EventData::ClaimCreated(c) => {
+                let belongs = self.claims.contains(&c.claim_id)
+                    || self.artifacts.contains(&c.artifact_id)
+                    || c.rework_of.is_some_and(|r| self.claims.contains(&r));
                 if belongs {
-                    self.claims.insert(claim.to_owned());
+                    self.claims.insert(c.claim_id);
                 }
                 belongs
             }
-            EventKind::ClaimTerminated | EventKind::ClaimDormant => {
+            EventData::ClaimTerminated(c) | EventData::ClaimDormant(c) => {
                 let belongs = self.concerns(e);
-                if belongs && self.outcome.is_none() && e.field("artifact_id") == Some(&self.goal) {
+                if belongs && self.outcome.is_none() && c.artifact_id == self.goal {
                     self.outcome = Some(Outcome::Stopped {
-                        claim_id: e.field("claim_id").unwrap_or_default().to_owned(),
-                        status: if e.kind == EventKind::ClaimDormant { "dormant" } else { "terminated" }.to_owned(),
-                        reason: e.field("reason").filter(|r| !r.is_empty()).map(str::to_owned),
+                        claim_id: c.claim_id,
+                        status: if matches!(e.data, EventData::ClaimDormant(_)) {
+                            ClaimStatus::Dormant
+                        } else {
+                            ClaimStatus::Terminated
+                        },
+                        reason: c.reason.clone().filter(|r| !r.is_empty()),
                     });
                 }
                 belongs
@@ -121,11 +142,11 @@ impl Workflow {
 /// `watch --exit-on-completion`.
 #[derive(Debug, Clone, Default)]
 pub struct Workflows {
-    flows: BTreeMap<String, Workflow>,
+    flows: BTreeMap<ArtifactId, Workflow>,
     /// Which workflows (by goal) each known artifact or claim id belongs to, so an event is
     /// offered only to the workflows it can concern: offering it to every workflow made a
     /// replay of many goals quadratic.
-    owners: HashMap<String, Vec<String>>,
+    owners: HashMap<Member, Vec<ArtifactId>>,
     /// Workflows without an outcome yet.
     open: usize,
     /// Outcomes of Terminal/Failure artifacts no known workflow owns (their goal is older than
@@ -140,26 +161,19 @@ impl Workflows {
         Self::default()
     }
 
-    /// The goals of the workflows `e` may concern: the owners of every id it names (the fields
-    /// [`Workflow::observe`] judges membership by).
-    fn candidates(&self, e: &Event) -> Vec<String> {
-        let mut goals: Vec<String> = ["artifact_id", "claim_id", "question_id", "answer_id", "rework_of"]
-            .iter()
-            .filter_map(|f| e.field(f))
-            .chain(strs(e, "source_artifacts"))
-            .filter_map(|id| self.owners.get(id))
-            .flatten()
-            .cloned()
-            .collect();
+    /// The goals of the workflows `e` may concern: the owners of every id it names.
+    fn candidates(&self, e: &Event) -> Vec<ArtifactId> {
+        let mut goals: Vec<ArtifactId> =
+            named_ids(&e.data).into_iter().filter_map(|id| self.owners.get(&id)).flatten().copied().collect();
         goals.sort_unstable();
         goals.dedup();
         goals
     }
 
-    fn own(&mut self, id: &str, goal: &str) {
-        let owners = self.owners.entry(id.to_owned()).or_default();
-        if !owners.iter().any(|g| g == goal) {
-            owners.push(goal.to_owned());
+    fn own(&mut self, id: Member, goal: ArtifactId) {
+        let owners = self.owners.entry(id).or_default();
+        if !owners.contains(&goal) {
+            owners.push(goal);
         }
     }
 
@@ -177,30 +191,31 @@ impl Workflows {
                     self.open -= 1;
                 }
                 // What the event added to the workflow (see `Workflow::observe`).
-                let added = match e.kind {
-                    EventKind::ArtifactCreated => e.field("artifact_id"),
-                    EventKind::ClaimCreated => e.field("claim_id"),
+                let added = match &e.data {
+                    EventData::ArtifactCreated(a) => Some(Member::Artifact(a.artifact_id)),
+                    EventData::ClaimCreated(c) => Some(Member::Claim(c.claim_id)),
                     _ => None,
                 };
                 if let Some(id) = added {
-                    self.own(id, &goal);
+                    self.own(id, goal);
                 }
             }
         }
-        if e.kind == EventKind::ArtifactCreated && !owned {
-            let is_root = strs(e, "source_artifacts").next().is_none()
-                && e.field("claim_id").is_none()
-                && e.field("structural_type") == Some("Standard");
-            if let (true, Some(id)) = (is_root, e.field("artifact_id")) {
-                let mut wf = Workflow::new(id);
+        if let EventData::ArtifactCreated(a) = &e.data
+            && !owned
+        {
+            let is_root =
+                a.source_artifacts.is_empty() && a.claim_id.is_none() && a.structural_type == StructuralType::Standard;
+            if is_root {
+                let mut wf = Workflow::new(a.artifact_id);
                 wf.observe(e);
                 if wf.outcome.is_none() {
                     self.open += 1;
                 }
-                self.flows.insert(id.to_owned(), wf);
-                self.own(id, id);
+                self.flows.insert(a.artifact_id, wf);
+                self.own(Member::Artifact(a.artifact_id), a.artifact_id);
             } else {
-                let mut probe = Workflow::new(e.field("artifact_id").unwrap_or_default());
+                let mut probe = Workflow::new(a.artifact_id);
                 probe.observe(e);
                 if let Some(o) = probe.outcome {
                     self.orphan_outcomes.push(o.clone());
@@ -248,74 +263,122 @@ pub fn failure_reason(payload: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
+    use sett_core::AgentName;
+    use sett_core::event::{ArtifactCreated, BidSubmitted, ClaimCreated, ClaimEnded};
 
-    fn ev(kind: EventKind, data: serde_json::Value) -> Event {
-        Event { id: "1-0".into(), kind, ts_ms: 0, data }
+    use super::*;
+
+    /// Test ids by name.
+    fn aid(name: &str) -> ArtifactId {
+        ArtifactId::derived(&"workflow-test", name)
+    }
+    fn cid(name: &str) -> ClaimId {
+        ClaimId::derived(&"workflow-test", name)
+    }
+
+    fn ev(data: EventData) -> Event {
+        Event { id: "1-0".into(), ts_ms: 0, data }
+    }
+
+    fn created(id: &str, st: &str, sources: &[&str], claim: Option<&str>) -> ArtifactCreated {
+        ArtifactCreated {
+            answered_by: None,
+            artifact_id: aid(id),
+            claim_id: claim.map(cid),
+            hash: None,
+            logical_id: aid(id),
+            produced_by_role: "A".into(),
+            source_artifacts: sources.iter().map(|s| aid(s)).collect(),
+            structural_type: st.parse().unwrap(),
+            summary: None,
+            timed_out: false,
+            artifact_type: "T".into(),
+            version: 1,
+        }
     }
 
     fn artifact(id: &str, st: &str, sources: &[&str], claim: Option<&str>) -> Event {
-        ev(
-            EventKind::ArtifactCreated,
-            json!({"artifact_id": id, "structural_type": st, "type": "T", "source_artifacts": sources, "claim_id": claim}),
-        )
+        ev(EventData::ArtifactCreated(created(id, st, sources, claim)))
+    }
+
+    fn claim(id: &str, artifact: &str, rework_of: Option<&str>) -> Event {
+        ev(EventData::ClaimCreated(ClaimCreated {
+            agent: None,
+            artifact_id: aid(artifact),
+            claim_id: cid(id),
+            rework_of: rework_of.map(cid),
+            status: ClaimStatus::PendingConsensus,
+        }))
+    }
+
+    fn bid(claim: &str) -> Event {
+        ev(EventData::BidSubmitted(BidSubmitted {
+            agent: AgentName::parse("A").unwrap(),
+            bid: sett_core::BidType::Review,
+            claim_id: cid(claim),
+        }))
+    }
+
+    fn ended(claim: &str, artifact: &str, reason: Option<&str>) -> ClaimEnded {
+        ClaimEnded {
+            artifact_id: aid(artifact),
+            claim_id: cid(claim),
+            outcome_artifact: None,
+            reason: reason.map(str::to_owned),
+        }
     }
 
     #[test]
     fn membership_follows_sources_claims_and_rework() {
-        let mut wf = Workflow::new("g");
+        let mut wf = Workflow::new(aid("g"));
         assert!(wf.observe(&artifact("g", "Standard", &[], None)));
         assert!(!wf.observe(&artifact("other", "Standard", &[], None)));
-        assert!(wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c1", "artifact_id": "g"}))));
-        assert!(!wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "cx", "artifact_id": "other"}))));
-        assert!(wf.observe(&ev(EventKind::BidSubmitted, json!({"claim_id": "c1", "agent": "A"}))));
-        assert!(!wf.observe(&ev(EventKind::BidSubmitted, json!({"claim_id": "cx", "agent": "A"}))));
+        assert!(wf.observe(&claim("c1", "g", None)));
+        assert!(!wf.observe(&claim("cx", "other", None)));
+        assert!(wf.observe(&bid("c1")));
+        assert!(!wf.observe(&bid("cx")));
         // Output tied to the claim only by claim_id.
         assert!(wf.observe(&artifact("o1", "Standard", &[], Some("c1"))));
         // A rework claim of a member claim, on an artifact not yet known.
-        assert!(
-            wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c2", "artifact_id": "zz", "rework_of": "c1"})))
-        );
+        assert!(wf.observe(&claim("c2", "zz", Some("c1"))));
         assert!(wf.observe(&artifact("o2", "Standard", &[], Some("c2"))));
         assert!(wf.outcome().is_none());
         assert!(!wf.observe(&artifact("t-other", "Terminal", &["other"], None)));
         assert!(wf.outcome().is_none());
         assert!(wf.observe(&artifact("t", "Terminal", &["o2"], None)));
-        assert_eq!(wf.outcome(), Some(&Outcome::Terminal { artifact_id: "t".into() }));
+        assert_eq!(wf.outcome(), Some(&Outcome::Terminal { artifact_id: aid("t") }));
         // The first outcome sticks.
         wf.observe(&artifact("f", "Failure", &["o2"], None));
-        assert_eq!(wf.outcome(), Some(&Outcome::Terminal { artifact_id: "t".into() }));
+        assert_eq!(wf.outcome(), Some(&Outcome::Terminal { artifact_id: aid("t") }));
     }
 
     #[test]
     fn the_goal_claim_ending_stops_the_workflow() {
-        let mut wf = Workflow::new("g");
-        wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c1", "artifact_id": "g"})));
+        let mut wf = Workflow::new(aid("g"));
+        wf.observe(&claim("c1", "g", None));
         wf.observe(&artifact("o", "Standard", &["g"], Some("c1")));
-        wf.observe(&ev(EventKind::ClaimCreated, json!({"claim_id": "c2", "artifact_id": "o"})));
+        wf.observe(&claim("c2", "o", None));
         // Another claim of the workflow terminating (a rework follows) ends nothing.
-        assert!(wf.observe(&ev(
-            EventKind::ClaimTerminated,
-            json!({"claim_id": "c2", "artifact_id": "o", "reason": "rejected"})
-        )));
+        assert!(wf.observe(&ev(EventData::ClaimTerminated(ended("c2", "o", Some("rejected"))))));
         assert!(wf.outcome().is_none());
-        assert!(wf.observe(&ev(EventKind::ClaimDormant, json!({"claim_id": "c1", "artifact_id": "g"}))));
+        assert!(wf.observe(&ev(EventData::ClaimDormant(ended("c1", "g", None)))));
         assert_eq!(
             wf.outcome(),
-            Some(&Outcome::Stopped { claim_id: "c1".into(), status: "dormant".into(), reason: None })
+            Some(&Outcome::Stopped { claim_id: cid("c1"), status: ClaimStatus::Dormant, reason: None })
         );
     }
 
     #[test]
     fn failures_end_a_workflow() {
-        let mut wf = Workflow::new("g");
-        let mut e = artifact("f", "Failure", &["g"], None);
-        e.data["type"] = json!("MaxIterationsExceeded");
+        let mut wf = Workflow::new(aid("g"));
+        let e = ev(EventData::ArtifactCreated(ArtifactCreated {
+            artifact_type: "MaxIterationsExceeded".into(),
+            ..created("f", "Failure", &["g"], None)
+        }));
         assert!(wf.observe(&e));
         assert_eq!(
             wf.outcome(),
-            Some(&Outcome::Failure { artifact_id: "f".into(), failure_type: "MaxIterationsExceeded".into() })
+            Some(&Outcome::Failure { artifact_id: aid("f"), failure_type: "MaxIterationsExceeded".into() })
         );
     }
 
@@ -328,7 +391,7 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(
             all.observe(&artifact("t1", "Terminal", &["g1"], None)),
-            Some(Outcome::Terminal { artifact_id: "t1".into() })
+            Some(Outcome::Terminal { artifact_id: aid("t1") })
         );
         assert!(!all.all_ended());
         assert!(all.observe(&artifact("f2", "Failure", &["g2"], None)).is_some());
@@ -342,13 +405,12 @@ mod tests {
         for g in 0..5_000 {
             assert_eq!(all.observe(&artifact(&format!("g{g}"), "Standard", &[], None)), None);
         }
-        let claim = ev(EventKind::ClaimCreated, json!({"claim_id": "c7", "artifact_id": "g7"}));
-        assert_eq!(all.observe(&claim), None);
+        assert_eq!(all.observe(&claim("c7", "g7", None)), None);
         // Output tied to goal 7 only through its claim, then the Terminal built on it.
         assert_eq!(all.observe(&artifact("o7", "Standard", &[], Some("c7"))), None);
         assert_eq!(
             all.observe(&artifact("t7", "Terminal", &["o7"], None)),
-            Some(Outcome::Terminal { artifact_id: "t7".into() })
+            Some(Outcome::Terminal { artifact_id: aid("t7") })
         );
         assert!(!all.all_ended());
         for g in (0..5_000).filter(|g| *g != 7) {
@@ -363,7 +425,7 @@ mod tests {
         let mut all = Workflows::new();
         assert!(all.observe(&artifact("t", "Terminal", &["unknown"], None)).is_some());
         assert!(all.all_ended());
-        assert_eq!(all.last_outcome(), Some(&Outcome::Terminal { artifact_id: "t".into() }));
+        assert_eq!(all.last_outcome(), Some(&Outcome::Terminal { artifact_id: aid("t") }));
     }
 
     #[test]

@@ -11,7 +11,7 @@ fn record() -> InstanceRecord {
     InstanceRecord {
         run_id: "r".into(),
         workspace: "/tmp/ws".into(),
-        runtime: "local".into(),
+        runtime: sett_core::config::RuntimeKind::Local.into(),
         redis: "redis://x".into(),
         created_at: now_ms(),
         started_at: None,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use sett_core::event::EventKind;
+use sett_core::event::{ClaimCreated, EventData, InstanceStopped};
 use sett_core::machine::{AgentPolicy, Policy, new_claim};
 use sett_core::{AgentName, Artifact, ClaimId, StructuralType};
 use sett_ops::transfer::export_jsonl;
@@ -49,8 +49,8 @@ async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) ->
     store.create_answer(&answer, &q.id, &record).await.unwrap();
     for a in written.iter().take(claims) {
         let c = new_claim(ClaimId::new_v7(), a, &policy(), 6_000);
-        let ev = serde_json::json!({"claim_id": c.id, "artifact_id": a.id});
-        store.write_claim(&c, None, true, &[], &[(EventKind::ClaimCreated, ev)], 6_000).await.unwrap();
+        let ev = EventData::ClaimCreated(ClaimCreated::new(&c));
+        store.write_claim(&c, None, true, &[], &[ev], 6_000).await.unwrap();
         store.submit_bid(&c.id, &AgentName::parse("A").unwrap(), sett_core::BidType::Exclusive, 6_001).await.unwrap();
         let mut next = c.clone();
         next.revision += 1;
@@ -58,7 +58,7 @@ async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) ->
         // A transition without events of its own: the store still binds it to one.
         store.write_claim(&next, Some(c.revision), false, &[], &[], 6_002).await.unwrap();
     }
-    store.append_event(EventKind::InstanceStopped, &serde_json::json!({"run_id": "r"}), 7_000).await.unwrap();
+    store.append_event(&EventData::InstanceStopped(InstanceStopped { run_id: "r".into() }), 7_000).await.unwrap();
     let mut out = Vec::new();
     export_jsonl(&store, &mut out).await.unwrap();
     String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use sett_core::event::{Event, EventKind};
+use sett_core::event::{Event, EventData, EventKind};
 use sett_core::machine::{initial_claim_id, new_claim};
 use sett_core::{Artifact, ArtifactId, ClaimId, StructuralType, metrics as m};
 use sett_store::{GroupConsumer, StoreError, WriteOutcome, now_ms};
@@ -106,12 +106,13 @@ impl Engine {
     async fn handle_batch(&self, stream: &GroupConsumer, events: Vec<Event>) -> bool {
         let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         for ev in events {
-            let key = match ev.field("claim_id").or_else(|| ev.field("question_id")) {
-                Some(key) => key.to_owned(),
+            let key = match (ev.data.claim_id(), ev.data.question_id(), ev.data.artifact_id()) {
+                (Some(c), _, _) => c.to_string(),
+                (None, Some(q), _) => q.to_string(),
                 // A new root artifact goes with the bids on the claim it gets (cubs bid on its
                 // event), so the claim is created before those bids are handled.
-                None => parse_artifact(ev.field("artifact_id"))
-                    .map_or_else(String::new, |a| initial_claim_id(&a).to_string()),
+                (None, None, Some(a)) => initial_claim_id(&a).to_string(),
+                (None, None, None) => String::new(),
             };
             groups.entry(key).or_default().push(ev);
         }
@@ -127,17 +128,17 @@ impl Engine {
                 // A bid followed by another bid on the same claim needs no handling of its own:
                 // the later one reads every bid recorded so far. If the later one fails, it
                 // stays pending and its retry still covers this one.
-                if ev.kind == EventKind::BidSubmitted
-                    && (bids_applied || group.get(i + 1).is_some_and(|next| next.kind == EventKind::BidSubmitted))
+                if ev.kind() == EventKind::BidSubmitted
+                    && (bids_applied || group.get(i + 1).is_some_and(|next| next.kind() == EventKind::BidSubmitted))
                 {
                     done.push(ev.id.clone());
                     continue;
                 }
                 match self.handle(ev).await {
                     Ok(()) => {
-                        metrics::counter!(m::EVENTS_HANDLED, "component" => "orchestrator", "kind" => ev.kind.as_str()).increment(1);
+                        metrics::counter!(m::EVENTS_HANDLED, "component" => "orchestrator", "kind" => ev.kind().as_str()).increment(1);
                         done.push(ev.id.clone());
-                        if ev.kind == EventKind::ArtifactCreated && ev.field("claim_id").is_none() {
+                        if ev.kind() == EventKind::ArtifactCreated && ev.data.claim_id().is_none() {
                             bids_applied = true;
                         }
                     }
@@ -147,7 +148,7 @@ impl Engine {
                         if e.is_redis() {
                             metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
                         }
-                        warn!(event_id = %ev.id, kind = %ev.kind, error = %e, "handling an event failed; it will be retried");
+                        warn!(event_id = %ev.id, kind = %ev.kind(), error = %e, "handling an event failed; it will be retried");
                         all_handled = false;
                         // Later events of this claim must not overtake it.
                         break;
@@ -170,27 +171,10 @@ impl Engine {
     }
 
     async fn handle(&self, ev: &Event) -> Result<(), StoreError> {
-        match ev.kind {
-            EventKind::ArtifactCreated => {
-                let Some(id) = parse_artifact(ev.field("artifact_id")) else {
-                    return Ok(());
-                };
-                self.on_artifact(&id).await
-            }
-            EventKind::BidSubmitted => {
-                let Some(claim) = parse_claim(ev.field("claim_id")) else {
-                    return Ok(());
-                };
-                self.apply(&claim, Trigger::Bids).await.map(drop)
-            }
-            EventKind::QuestionAnswered => {
-                let (Some(question), Some(answer)) =
-                    (parse_artifact(ev.field("question_id")), parse_artifact(ev.field("answer_id")))
-                else {
-                    return Ok(());
-                };
-                self.on_answer(question, answer, parse_claim(ev.field("claim_id"))).await
-            }
+        match &ev.data {
+            EventData::ArtifactCreated(a) => self.on_artifact(&a.artifact_id).await,
+            EventData::BidSubmitted(b) => self.apply(&b.claim_id, Trigger::Bids).await.map(drop),
+            EventData::QuestionAnswered(a) => self.on_answer(a.question_id, a.answer_id, a.claim_id).await,
             _ => Ok(()),
         }
     }
@@ -269,14 +253,6 @@ impl Engine {
             }
         }
     }
-}
-
-fn parse_artifact(s: Option<&str>) -> Option<ArtifactId> {
-    s.and_then(|s| ArtifactId::parse(s).ok())
-}
-
-fn parse_claim(s: Option<&str>) -> Option<ClaimId> {
-    s.and_then(|s| ClaimId::parse(s).ok())
 }
 
 /// The time an event was written: its stream id's millisecond part.

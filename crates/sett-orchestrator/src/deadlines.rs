@@ -21,7 +21,7 @@ impl Engine {
     pub(crate) async fn deadline_loop(&self, token: &CancellationToken) {
         loop {
             if self.outbox_left.swap(false, Ordering::SeqCst) {
-                let outbox = self.store.outbox().await;
+                let outbox = self.store.outbox::<serde_json::Value>().await;
                 if let Err(e) = match outbox {
                     Ok(entries) => self.carry_out_all(entries).await,
                     Err(e) => Err(e),

@@ -63,7 +63,7 @@ fn stored_follow_ups(value: serde_json::Value) -> Result<Vec<Effect>, serde_json
 impl Engine {
     /// After a restart: carries out the follow-ups recorded before a crash.
     pub(crate) async fn recover_outbox(&self) -> Result<(), StoreError> {
-        let outbox = self.store.outbox().await?;
+        let outbox = self.store.outbox::<serde_json::Value>().await?;
         if !outbox.is_empty() {
             info!(entries = outbox.len(), "carrying out follow-ups recorded before a restart");
         }
@@ -72,14 +72,17 @@ impl Engine {
 
     /// Carries out every given outbox entry (all of them are idempotent, so an entry another
     /// task is carrying out at the same moment is harmless).
-    pub(crate) async fn carry_out_all(&self, outbox: Vec<(String, serde_json::Value)>) -> Result<(), StoreError> {
+    pub(crate) async fn carry_out_all(
+        &self,
+        outbox: Vec<(String, Result<serde_json::Value, StoreError>)>,
+    ) -> Result<(), StoreError> {
         for (entry, value) in outbox {
             let Some(claim) = entry.split(':').next().and_then(|c| ClaimId::parse(c).ok()) else {
                 warn!(entry, "ignoring a malformed outbox entry");
                 self.store.outbox_done(&entry).await?;
                 continue;
             };
-            match stored_follow_ups(value) {
+            match value.and_then(|v| stored_follow_ups(v).map_err(|e| StoreError::Decode(e.to_string()))) {
                 Ok(follow) => self.carry_out(claim, &entry, follow).await,
                 Err(e) => {
                     warn!(entry, error = %e, "ignoring an unreadable outbox entry");
@@ -142,9 +145,8 @@ impl Engine {
                 let mut events = vec![ledger::claim_created(claim)];
                 events.extend(grants.iter().map(|g| ledger::claim_granted(claim, g)));
                 let launches = follow_ups(&grants.iter().cloned().map(Effect::Grant).collect::<Vec<_>>());
-                let outbox = (!launches.is_empty()).then(|| serde_json::to_value(&launches).expect("serialisable"));
-                match self.store.write_claim_with_outbox(claim, None, false, &[], &events, outbox.as_ref(), now).await?
-                {
+                let outbox = (!launches.is_empty()).then_some(&launches);
+                match self.store.write_claim_with_outbox(claim, None, false, &[], &events, outbox, now).await? {
                     WriteOutcome::Written => {
                         metrics::counter!(m::CLAIMS_CREATED, "kind" => "rework").increment(1);
                         for g in grants {

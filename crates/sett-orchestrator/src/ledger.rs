@@ -1,40 +1,29 @@
 //! What a claim transition writes to the audit ledger and to the open-question index, derived
 //! from the old claim, the new claim and the effects. Pure: no I/O, unit-tested.
 
-use serde_json::{Value, json};
 use sett_core::config::OnQuestionTimeout;
-use sett_core::event::EventKind;
+use sett_core::event::{
+    BidsMissing, ClaimCreated, ClaimEnded, ClaimGranted, ClaimUpdated, EventData, QuestionAsked, QuestionTimedOut,
+};
 use sett_core::machine::{Effect, FailureType, GrantOrder};
 use sett_core::{Claim, ClaimStatus};
 use sett_store::QuestionOp;
 
 /// The `claim_created` event of a new claim.
-pub(crate) fn claim_created(c: &Claim) -> (EventKind, Value) {
-    (
-        EventKind::ClaimCreated,
-        json!({
-            "claim_id": c.id,
-            "artifact_id": c.artifact_id,
-            "status": c.status,
-            "rework_of": c.rework_of,
-            "agent": c.assigned_agent,
-        }),
-    )
+pub(crate) fn claim_created(c: &Claim) -> EventData {
+    EventData::ClaimCreated(ClaimCreated::new(c))
 }
 
 /// The `claim_granted` event of one grant.
-pub(crate) fn claim_granted(c: &Claim, g: &GrantOrder) -> (EventKind, Value) {
-    (
-        EventKind::ClaimGranted,
-        json!({
-            "claim_id": c.id,
-            "artifact_id": c.artifact_id,
-            "agent": g.agent,
-            "claim_type": g.claim_type,
-            "seq": g.seq,
-            "via_worker": g.via_worker,
-        }),
-    )
+pub(crate) fn claim_granted(c: &Claim, g: &GrantOrder) -> EventData {
+    EventData::ClaimGranted(ClaimGranted {
+        agent: g.agent.clone(),
+        artifact_id: c.artifact_id,
+        claim_id: c.id,
+        claim_type: g.claim_type,
+        seq: g.seq,
+        via_worker: g.via_worker,
+    })
 }
 
 /// Events and question-index changes of the transition `old → new` with `effects`.
@@ -43,53 +32,43 @@ pub(crate) fn transition_records(
     new: &Claim,
     effects: &[Effect],
     on_question_timeout: OnQuestionTimeout,
-) -> (Vec<(EventKind, Value)>, Vec<QuestionOp>) {
+) -> (Vec<EventData>, Vec<QuestionOp>) {
     let mut events = Vec::new();
     let mut ops = Vec::new();
+    let timed_out = |question, policy| {
+        EventData::QuestionTimedOut(QuestionTimedOut {
+            artifact_id: question,
+            claim_id: new.id,
+            policy,
+            question_id: question,
+        })
+    };
     for e in effects {
         match e {
             Effect::BidsMissing { agents } => {
-                events.push((
-                    EventKind::BidsMissing,
-                    json!({"claim_id": new.id, "artifact_id": new.artifact_id, "agents": agents}),
-                ));
+                events.push(EventData::BidsMissing(BidsMissing {
+                    agents: agents.clone(),
+                    artifact_id: new.artifact_id,
+                    claim_id: new.id,
+                }));
             }
             Effect::QuestionOpened { question, agent } => {
                 let open = new.open_questions.get(question);
                 let asked_at_ms = open.map_or(new.updated_at_ms, |q| q.asked_at_ms);
                 ops.push(QuestionOp::Open { question: *question, asked_at_ms });
-                events.push((
-                    EventKind::QuestionAsked,
-                    json!({
-                        "claim_id": new.id,
-                        "artifact_id": question,
-                        "question_id": question,
-                        "agent": agent,
-                        "deadline_ms": open.and_then(|q| q.deadline_ms),
-                    }),
-                ));
+                events.push(EventData::QuestionAsked(QuestionAsked {
+                    agent: agent.clone(),
+                    artifact_id: *question,
+                    claim_id: new.id,
+                    deadline_ms: open.and_then(|q| q.deadline_ms),
+                    question_id: *question,
+                }));
             }
             Effect::QuestionClosed { question } => ops.push(QuestionOp::Close { question: *question }),
-            Effect::AutoAnswer { question } => {
-                events.push((
-                    EventKind::QuestionTimedOut,
-                    json!({
-                        "claim_id": new.id, "artifact_id": question, "question_id": question, "policy": "continue",
-                    }),
-                ));
-            }
+            Effect::AutoAnswer { question } => events.push(timed_out(*question, OnQuestionTimeout::Continue)),
             Effect::Fail { failure_type: FailureType::QuestionTimeout, .. } => {
                 if let Some(q) = old.open_questions.keys().next() {
-                    let policy = match on_question_timeout {
-                        OnQuestionTimeout::Fail => "fail",
-                        OnQuestionTimeout::Continue => "continue",
-                    };
-                    events.push((
-                        EventKind::QuestionTimedOut,
-                        json!({
-                            "claim_id": new.id, "artifact_id": q, "question_id": q, "policy": policy,
-                        }),
-                    ));
+                    events.push(timed_out(*q, on_question_timeout));
                 }
             }
             Effect::Grant(g) => events.push(claim_granted(new, g)),
@@ -97,32 +76,13 @@ pub(crate) fn transition_records(
         }
     }
     if old.status != new.status {
-        events.push((
-            EventKind::ClaimUpdated,
-            json!({
-                "claim_id": new.id,
-                "artifact_id": new.artifact_id,
-                "status": new.status,
-                "previous_status": old.status,
-                "revision": new.revision,
-            }),
-        ));
-        let end = match new.status {
-            ClaimStatus::Complete => Some(EventKind::ClaimCompleted),
-            ClaimStatus::Terminated => Some(EventKind::ClaimTerminated),
-            ClaimStatus::Dormant => Some(EventKind::ClaimDormant),
-            _ => None,
-        };
-        if let Some(kind) = end {
-            events.push((
-                kind,
-                json!({
-                    "claim_id": new.id,
-                    "artifact_id": new.artifact_id,
-                    "reason": new.termination_reason,
-                    "outcome_artifact": new.outcome_artifact,
-                }),
-            ));
+        events.push(EventData::ClaimUpdated(ClaimUpdated::transition(old, new)));
+        let ended = ClaimEnded::new(new);
+        match new.status {
+            ClaimStatus::Complete => events.push(EventData::ClaimCompleted(ended)),
+            ClaimStatus::Terminated => events.push(EventData::ClaimTerminated(ended)),
+            ClaimStatus::Dormant => events.push(EventData::ClaimDormant(ended)),
+            _ => {}
         }
     }
     (events, ops)
@@ -132,8 +92,9 @@ pub(crate) fn transition_records(
 mod tests {
     use std::collections::BTreeMap;
 
+    use sett_core::event::EventKind;
     use sett_core::machine::{AgentPolicy, Input, Policy, new_claim, step};
-    use sett_core::{AgentName, Artifact, BidType, ClaimId, StructuralType};
+    use sett_core::{AgentName, Artifact, BidType, ClaimId, ClaimType, StructuralType};
 
     use super::*;
 
@@ -154,10 +115,10 @@ mod tests {
         let bids = BTreeMap::from([(coder, BidType::Exclusive)]);
         let t = step(&claim, Input::Bids { bids: &bids, now_ms: 2 }, &policy).unwrap();
         let (events, ops) = transition_records(&claim, &t.claim, &t.effects, policy.on_question_timeout);
-        let kinds: Vec<EventKind> = events.iter().map(|(k, _)| *k).collect();
+        let kinds: Vec<EventKind> = events.iter().map(EventData::kind).collect();
         assert_eq!(kinds, vec![EventKind::ClaimGranted, EventKind::ClaimUpdated]);
-        assert_eq!(events[0].1["claim_type"], "exclusive");
-        assert_eq!(events[1].1["status"], "pending_exclusive");
+        assert!(matches!(&events[0], EventData::ClaimGranted(g) if g.claim_type == ClaimType::Exclusive));
+        assert!(matches!(&events[1], EventData::ClaimUpdated(u) if u.status == ClaimStatus::PendingExclusive));
         assert!(ops.is_empty());
     }
 }

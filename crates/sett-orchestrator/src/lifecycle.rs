@@ -6,9 +6,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
-use sett_core::event::EventKind;
+use sett_core::event::{EventData, InstanceStarted, InstanceStopped};
 use sett_core::metrics as m;
+use sett_core::record::{ComponentRecord, ORCHESTRATOR_COMPONENT};
 use sett_store::{LockHolder, LockPurpose, StoreError, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -92,11 +92,10 @@ impl Engine {
         let s = &self.settings;
         let redis = self.store.redis();
         let now = now_ms();
-        redis.mark_instance_running(&s.instance, s.config.runtime.as_str(), &s.run_id, now).await?;
+        redis.mark_instance_running(&s.instance, s.config.runtime, &s.run_id, now).await?;
         self.publish_component(now).await?;
-        self.store
-            .append_event(EventKind::InstanceStarted, &json!({"run_id": s.run_id, "host": s.host, "pid": s.pid}), now)
-            .await?;
+        let started = InstanceStarted { host: s.host.clone(), pid: s.pid, run_id: s.run_id.clone() };
+        self.store.append_event(&EventData::InstanceStarted(started), now).await?;
         Ok(())
     }
 
@@ -104,11 +103,16 @@ impl Engine {
         let s = &self.settings;
         self.store
             .put_component(
-                "orchestrator",
-                &json!({
-                    "pid": s.pid, "host": s.host, "addr": s.health_addr, "run_id": s.run_id,
-                    "started_at_ms": started_at_ms, "heartbeat_ms": now_ms(),
-                }),
+                ORCHESTRATOR_COMPONENT,
+                &ComponentRecord {
+                    addr: s.health_addr.clone(),
+                    agent: None,
+                    heartbeat_ms: Some(now_ms()),
+                    host: Some(s.host.clone()),
+                    pid: Some(s.pid),
+                    run_id: Some(s.run_id.clone()),
+                    started_at_ms: Some(started_at_ms),
+                },
             )
             .await
     }
@@ -133,8 +137,9 @@ impl Engine {
     pub(crate) async fn stopped(&self) {
         let s = &self.settings;
         let now = now_ms();
-        let _ = self.store.append_event(EventKind::InstanceStopped, &json!({"run_id": s.run_id}), now).await;
-        let _ = self.store.remove_component("orchestrator").await;
+        let stopped = EventData::InstanceStopped(InstanceStopped { run_id: s.run_id.clone() });
+        let _ = self.store.append_event(&stopped, now).await;
+        let _ = self.store.remove_component(ORCHESTRATOR_COMPONENT).await;
         let redis = self.store.redis();
         let _ = redis.mark_instance_stopped(&s.instance, Some(&s.run_id), now).await;
         match self.store.release_lock(&s.run_id).await {

@@ -71,10 +71,10 @@ impl Engine {
             let (events, ops) =
                 ledger::transition_records(&claim, &t.claim, &t.effects, self.policy.on_question_timeout);
             let follow = follow_ups(&t.effects);
-            let outbox = (!follow.is_empty()).then(|| serde_json::to_value(&follow).expect("serialisable"));
+            let outbox = (!follow.is_empty()).then_some(&follow);
             let written = self
                 .store
-                .write_claim_with_outbox(&t.claim, Some(claim.revision), false, &ops, &events, outbox.as_ref(), now)
+                .write_claim_with_outbox(&t.claim, Some(claim.revision), false, &ops, &events, outbox, now)
                 .await?;
             match written {
                 WriteOutcome::Written => {

@@ -3,8 +3,7 @@
 //! and release scripts are atomic, so two exits never start one grant twice). After a restart,
 //! workers of the previous run are adopted when alive, judged when gone, and queues are drained.
 
-use serde_json::json;
-use sett_core::event::EventKind;
+use sett_core::event::{EventData, WorkerExited, WorkerLaunched};
 use sett_core::{AgentName, ArtifactId, ClaimId, metrics as m};
 use sett_store::{StoreError, WorkerOffer, WorkerRecord, now_ms};
 use tracing::{info, warn};
@@ -85,8 +84,13 @@ impl Engine {
         let _ = self
             .store
             .append_event(
-                EventKind::WorkerLaunched,
-                &json!({"claim_id": claim, "agent": agent, "seq": seq, "pid": worker.pid, "container": worker.container}),
+                &EventData::WorkerLaunched(WorkerLaunched {
+                    agent: agent.clone(),
+                    claim_id: claim,
+                    container: worker.container.clone(),
+                    pid: worker.pid,
+                    seq,
+                }),
                 now_ms(),
             )
             .await;
@@ -105,8 +109,7 @@ impl Engine {
         let _ = self
             .store
             .append_event(
-                EventKind::WorkerExited,
-                &json!({"claim_id": claim, "agent": agent, "seq": seq, "pid": pid, "success": success}),
+                &EventData::WorkerExited(WorkerExited { agent: agent.clone(), claim_id: claim, pid, seq, success }),
                 now_ms(),
             )
             .await;

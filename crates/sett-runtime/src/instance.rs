@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sett_core::config::RuntimeKind;
+use sett_core::record::ComponentRecord;
 use sett_orchestrator::{NoWorkers, WorkerLauncher};
 use sett_store::LockHolder;
 
@@ -51,11 +52,6 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    /// The runtime named in the instance registry (`local` or `docker`).
-    pub fn kind_of(registered: &str) -> RuntimeKind {
-        if registered == "docker" { RuntimeKind::Docker } else { RuntimeKind::Local }
-    }
-
     pub async fn connect(kind: RuntimeKind, instance: &str) -> Result<Self, RuntimeError> {
         Ok(match kind {
             RuntimeKind::Local => Self::Local { instance: instance.to_owned() },
@@ -75,7 +71,7 @@ impl Runtime {
     /// it must be stopped there). In Docker: the running containers labelled with the instance.
     pub async fn running(
         &self,
-        components: &BTreeMap<String, serde_json::Value>,
+        components: &BTreeMap<String, ComponentRecord>,
         holder: Option<&LockHolder>,
     ) -> Result<Vec<Running>, RuntimeError> {
         match self {
@@ -90,10 +86,8 @@ impl Runtime {
                 }
                 let mut pids: Vec<(String, u32)> = components
                     .iter()
-                    .filter(|(_, rec)| rec.get("host").and_then(|h| h.as_str()).is_none_or(|h| h == host))
-                    .filter_map(|(c, rec)| {
-                        rec.get("pid").and_then(serde_json::Value::as_u64).map(|p| (c.clone(), p as u32))
-                    })
+                    .filter(|(_, rec)| rec.host.as_deref().is_none_or(|h| h == host))
+                    .filter_map(|(c, rec)| rec.pid.map(|p| (c.clone(), p)))
                     .collect();
                 if let Some(h) = holder
                     && !pids.iter().any(|(_, p)| *p == h.pid)

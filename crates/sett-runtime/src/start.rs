@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use sett_core::AgentName;
 use sett_core::config::{RuntimeKind, SettConfig};
+use sett_core::record::{ComponentRecord, cub_component};
 use sett_store::{LockHolder, LockPurpose};
 
 use crate::instance::{Handle, Running, Runtime, RuntimeError};
@@ -81,7 +82,7 @@ impl Component {
     pub fn registered_as(&self) -> String {
         match self {
             Self::Orchestrator => "orchestrator".into(),
-            Self::Cub(agent) => format!("cub:{agent}"),
+            Self::Cub(agent) => cub_component(agent),
         }
     }
 }
@@ -93,7 +94,7 @@ impl Runtime {
     /// Docker: running containers other than workers.
     pub async fn kept(
         &self,
-        components: &BTreeMap<String, serde_json::Value>,
+        components: &BTreeMap<String, ComponentRecord>,
         running_orchestrator: Option<u32>,
     ) -> Result<Vec<Running>, RuntimeError> {
         match self {
@@ -102,8 +103,8 @@ impl Runtime {
                 Ok(components
                     .iter()
                     .filter_map(|(component, rec)| {
-                        let pid = rec.get("pid").and_then(serde_json::Value::as_u64).map(|p| p as u32)?;
-                        let local = rec.get("host").and_then(|h| h.as_str()).is_none_or(|h| h == host);
+                        let pid = rec.pid?;
+                        let local = rec.host.as_deref().is_none_or(|h| h == host);
                         let keep = local
                             && is_alive(pid)
                             && (component != "orchestrator" || running_orchestrator == Some(pid));

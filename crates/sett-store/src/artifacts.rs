@@ -6,7 +6,7 @@ use fred::prelude::*;
 use fred::types::scan::Scanner;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use sett_core::event::EventKind;
+use sett_core::event::{ArtifactCreated, EventData, EventKind, QuestionAnswered};
 use sett_core::ledger;
 use sett_core::{Artifact, ArtifactId, ShortId};
 
@@ -35,24 +35,6 @@ pub enum CreateOutcome {
     VersionTaken { existing: ArtifactId },
     /// The question was answered before.
     AlreadyAnswered(AnswerRecord),
-}
-
-fn event_data(a: &Artifact, hash: &str) -> String {
-    serde_json::json!({
-        "artifact_id": a.id,
-        "logical_id": a.logical_id,
-        "version": a.version,
-        "structural_type": a.structural_type,
-        "type": a.artifact_type,
-        "produced_by_role": a.produced_by_role,
-        "claim_id": a.claim_id,
-        "source_artifacts": a.source_artifacts,
-        "summary": a.summary,
-        "answered_by": a.answered_by,
-        "timed_out": a.timed_out,
-        "hash": hash,
-    })
-    .to_string()
 }
 
 impl Store {
@@ -102,15 +84,19 @@ impl Store {
             Some((q, r)) => (
                 q.to_string(),
                 serde_json::to_string(r).expect("serializable"),
-                serde_json::json!({
-                    "question_id": q, "answer_id": r.answer_id, "answered_by": r.answered_by, "timed_out": r.timed_out,
-                    "artifact_id": q, "claim_id": a.claim_id,
+                EventData::QuestionAnswered(QuestionAnswered {
+                    answer_id: r.answer_id,
+                    answered_by: r.answered_by.clone(),
+                    artifact_id: *q,
+                    claim_id: a.claim_id,
+                    question_id: *q,
+                    timed_out: r.timed_out,
                 })
-                .to_string(),
+                .to_json(),
             ),
             None => (String::new(), String::new(), String::new()),
         };
-        let created = event_data(a, &hash);
+        let created = EventData::ArtifactCreated(ArtifactCreated::new(a, &hash)).to_json();
         let created_digest = ledger::event_digest(EventKind::ArtifactCreated.as_str(), &ts, &created, None);
         let answered_digest = if answered_event.is_empty() {
             String::new()

@@ -3,8 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use fred::prelude::*;
-use sett_core::event::EventKind;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sett_core::event::{BidSubmitted, ClaimUpdated, EventData};
 use sett_core::ledger;
+use sett_core::record::ExecutionRecord;
 use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId, ClaimStatus};
 
 use crate::codec::{decode_claim, encode_claim};
@@ -41,24 +44,34 @@ impl Store {
         expected_revision: Option<u64>,
         index_artifact: bool,
         question_ops: &[QuestionOp],
-        events: &[(EventKind, serde_json::Value)],
+        events: &[EventData],
         now_ms: i64,
     ) -> Result<WriteOutcome> {
-        self.write_claim_with_outbox(claim, expected_revision, index_artifact, question_ops, events, None, now_ms).await
+        self.write_claim_with_outbox(
+            claim,
+            expected_revision,
+            index_artifact,
+            question_ops,
+            events,
+            None::<&()>,
+            now_ms,
+        )
+        .await
     }
 
-    /// [`Store::write_claim`], also recording `outbox` (the transition's follow-up effects, as
-    /// JSON) under `<claim>:<revision>` in the same atomic step, so a crash between the write
-    /// and carrying the effects out loses nothing: [`Store::outbox`] lists what is left to do.
+    /// [`Store::write_claim`], also recording `outbox` (the transition's follow-up effects,
+    /// stored as JSON) under `<claim>:<revision>` in the same atomic step, so a crash between
+    /// the write and carrying the effects out loses nothing: [`Store::outbox`] lists what is left
+    /// to do.
     #[allow(clippy::too_many_arguments)]
-    pub async fn write_claim_with_outbox(
+    pub async fn write_claim_with_outbox<O: Serialize + ?Sized>(
         &self,
         claim: &Claim,
         expected_revision: Option<u64>,
         index_artifact: bool,
         question_ops: &[QuestionOp],
-        events: &[(EventKind, serde_json::Value)],
-        outbox: Option<&serde_json::Value>,
+        events: &[EventData],
+        outbox: Option<&O>,
         now_ms: i64,
     ) -> Result<WriteOutcome> {
         let k = &self.keys;
@@ -84,22 +97,22 @@ impl Store {
         let ts = now_ms.to_string();
         let synthesized;
         let events = if events.is_empty() {
-            synthesized = [(
-                EventKind::ClaimUpdated,
-                serde_json::json!({"claim_id": claim.id, "status": claim.status, "revision": claim.revision}),
-            )];
+            synthesized = [EventData::ClaimUpdated(ClaimUpdated::written(claim))];
             &synthesized[..]
         } else {
             events
         };
         let events_json: Vec<serde_json::Value> = events
             .iter()
-            .map(|(kind, data)| {
-                let data = data.to_string();
-                let digest = ledger::event_digest(kind.as_str(), &ts, &data, Some(&binding));
-                serde_json::json!([kind.as_str(), data, digest, binding])
+            .map(|data| {
+                let kind = data.kind().as_str();
+                let data = data.to_json();
+                let digest = ledger::event_digest(kind, &ts, &data, Some(&binding));
+                serde_json::json!([kind, data, digest, binding])
             })
             .collect();
+        // Through a `Value` (sorted keys), as the outbox was always written.
+        let outbox = outbox.map(|o| serde_json::to_value(o).expect("serialisable").to_string());
         let ops: Vec<serde_json::Value> = question_ops
             .iter()
             .map(|op| match op {
@@ -115,7 +128,7 @@ impl Store {
             serde_json::Value::Array(events_json).to_string(),
             serde_json::Value::Array(ops).to_string(),
             if index_artifact && expected_revision.is_none() { claim.artifact_id.to_string() } else { String::new() },
-            outbox.map(ToString::to_string).unwrap_or_default(),
+            outbox.unwrap_or_default(),
         ];
         for (f, v) in fields {
             args.push(f);
@@ -220,9 +233,10 @@ impl Store {
         mode: &str,
     ) -> Result<bool> {
         let keys = vec![self.keys.claim(claim), self.keys.bids(claim), self.keys.events(), self.keys.ledger()];
-        let data = serde_json::json!({"claim_id": claim, "agent": agent, "bid": bid}).to_string();
+        let data = EventData::BidSubmitted(BidSubmitted { agent: agent.clone(), bid, claim_id: *claim });
+        let (kind, data) = (data.kind(), data.to_json());
         let ts = now_ms.to_string();
-        let digest = ledger::event_digest(EventKind::BidSubmitted.as_str(), &ts, &data, None);
+        let digest = ledger::event_digest(kind.as_str(), &ts, &data, None);
         let args = vec![agent.to_string(), bid.to_string(), ts, data, digest, mode.to_owned()];
         let (reply, rewritten): (Vec<String>, bool) = self
             .durable(|| async { Ok(SUBMIT_BID.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?) })
@@ -251,9 +265,9 @@ impl Store {
     /// `record` must be unique to the caller's attempt (it carries pid and time): when the
     /// client retried the HSETNX after a dropped connection, the first attempt may have taken the
     /// grant already, and finding our own record means it is ours (found by fault injection).
-    pub async fn take_grant(&self, claim: &ClaimId, seq: u64, record: &serde_json::Value) -> Result<bool> {
+    pub async fn take_grant(&self, claim: &ClaimId, seq: u64, record: &ExecutionRecord) -> Result<bool> {
         let field = format!("{claim}:{seq}");
-        let text = record.to_string();
+        let text = serde_json::to_string(record).expect("serialisable");
         // Made again after a failover, the HSETNX finds our own record: still ours.
         let (ours, _) = self
             .durable(|| async {
@@ -269,7 +283,7 @@ impl Store {
 
     /// The record a cub or worker left when it took grant `(claim, seq)` (who, when), if taken.
     /// Read by `cargo xtask bench` to time artifact → grant taken.
-    pub async fn execution_record(&self, claim: &ClaimId, seq: u64) -> Result<Option<serde_json::Value>> {
+    pub async fn execution_record(&self, claim: &ClaimId, seq: u64) -> Result<Option<ExecutionRecord>> {
         let raw: Option<String> = self.client().hget(self.keys.executions(), format!("{claim}:{seq}")).await?;
         raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Decode(format!("execution record: {e}"))))
             .transpose()
@@ -281,15 +295,24 @@ impl Store {
     }
 
     /// Follow-up effects recorded by claim writes and not yet carried out, as
-    /// (`<claim>:<revision>`, JSON) pairs.
-    pub async fn outbox(&self) -> Result<Vec<(String, serde_json::Value)>> {
+    /// (`<claim>:<revision>`, effects) pairs in entry order. An entry that is not JSON fails
+    /// the read; one that is JSON but not a `T` comes back as its own decode error, so the
+    /// caller can drop it and carry out the others.
+    pub async fn outbox<T: DeserializeOwned>(&self) -> Result<Vec<(String, Result<T>)>> {
         let raw: HashMap<String, String> = self.client().hgetall(self.keys.outbox()).await?;
         let mut out: Vec<(String, serde_json::Value)> = raw
             .into_iter()
             .map(|(k, v)| Ok((k, serde_json::from_str(&v).map_err(|e| StoreError::Decode(format!("outbox: {e}")))?)))
             .collect::<Result<_>>()?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|(k, v)| {
+                let effects =
+                    serde_json::from_value(v).map_err(|e| StoreError::Decode(format!("outbox entry {k}: {e}")));
+                (k, effects)
+            })
+            .collect())
     }
 
     /// Marks an outbox entry as carried out.

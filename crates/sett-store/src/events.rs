@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::Value;
-use sett_core::event::{Event, EventKind};
+use sett_core::event::{Event, EventData, EventKind};
 use sett_core::ledger;
 
 use crate::scripts::APPEND_EVENT;
@@ -20,13 +20,9 @@ pub(crate) fn decode_event(id: String, fields: HashMap<String, String>) -> Resul
         .parse::<EventKind>()
         .map_err(StoreError::Decode)?;
     let ts_ms = fields.get("ts").and_then(|t| t.parse().ok()).unwrap_or(0);
-    let data = fields
-        .get("data")
-        .map(|d| serde_json::from_str(d))
-        .transpose()
-        .map_err(|e| StoreError::Decode(format!("event {id}: {e}")))?
-        .unwrap_or(serde_json::Value::Null);
-    Ok(Event { id, kind, ts_ms, data })
+    let data = fields.get("data").ok_or_else(|| StoreError::Decode(format!("event {id}: no data")))?;
+    let data = EventData::from_json(kind, data).map_err(|e| StoreError::Decode(format!("event {id} ({kind}): {e}")))?;
+    Ok(Event { id, ts_ms, data })
 }
 
 type Entries = Vec<(String, HashMap<String, String>)>;
@@ -72,9 +68,10 @@ fn decode_reply_lenient(reply: Value) -> Result<Vec<LedgerEntry>> {
 
 impl Store {
     /// Appends one event (for events not tied to an atomic write), extending the ledger chain.
-    pub async fn append_event(&self, kind: EventKind, data: &serde_json::Value, ts_ms: i64) -> Result<String> {
+    pub async fn append_event(&self, data: &EventData, ts_ms: i64) -> Result<String> {
         let epoch = self.write_epoch();
-        let (ts, data) = (ts_ms.to_string(), data.to_string());
+        let kind = data.kind();
+        let (ts, data) = (ts_ms.to_string(), data.to_json());
         let digest = ledger::event_digest(kind.as_str(), &ts, &data, None);
         let id: String = APPEND_EVENT
             .evalsha_with_reload(

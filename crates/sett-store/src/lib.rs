@@ -42,7 +42,7 @@ pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};
 pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use questions::OpenQuestionRef;
-pub use registry::{InstanceRecord, InstanceStatus};
+pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};
 pub use scan::{Dump, FamilyCounts};
 pub use workers::{WorkerOffer, WorkerRecord};
 

@@ -4,8 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use fred::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sett_core::InstanceName;
+use sett_core::config::RuntimeKind;
+use sett_core::record::ComponentRecord;
 
 use crate::keys::{AUDIT, INSTANCE_COUNTER, INSTANCES};
 use crate::{Redis, Result, Store, StoreError};
@@ -18,12 +20,65 @@ pub enum InstanceStatus {
     Destroying,
 }
 
+/// The runtime an instance was registered with. A name this version does not know (written by
+/// a newer Sett) is kept as it is, so the registry still reads; commands that must act through
+/// the runtime refuse it with [`RegisteredRuntime::kind`]'s error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisteredRuntime {
+    Known(RuntimeKind),
+    Unknown(String),
+}
+
+impl RegisteredRuntime {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Known(k) => k.as_str(),
+            Self::Unknown(name) => name,
+        }
+    }
+
+    /// The runtime to act through; an error naming the runtime when this version does not
+    /// know it.
+    pub fn kind(&self) -> Result<RuntimeKind> {
+        match self {
+            Self::Known(k) => Ok(*k),
+            Self::Unknown(name) => Err(StoreError::Decode(format!(
+                "the instance is registered with runtime '{name}', which this version of Sett does not know \
+                 (it knows local and docker): use the Sett that started it"
+            ))),
+        }
+    }
+}
+
+impl From<RuntimeKind> for RegisteredRuntime {
+    fn from(k: RuntimeKind) -> Self {
+        Self::Known(k)
+    }
+}
+
+impl Serialize for RegisteredRuntime {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RegisteredRuntime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(match name.as_str() {
+            "local" => Self::Known(RuntimeKind::Local),
+            "docker" => Self::Known(RuntimeKind::Docker),
+            _ => Self::Unknown(name),
+        })
+    }
+}
+
 /// One entry of `sett:instances`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceRecord {
     pub run_id: String,
     pub workspace: String,
-    pub runtime: String,
+    pub runtime: RegisteredRuntime,
     /// The Redis URL with any password redacted.
     pub redis: String,
     pub created_at: i64,
@@ -62,7 +117,7 @@ impl Redis {
         &self,
         name: &InstanceName,
         workspace: &str,
-        runtime: &str,
+        runtime: RuntimeKind,
         redis_url: &str,
         now: i64,
     ) -> Result<()> {
@@ -70,7 +125,7 @@ impl Redis {
         let rec = InstanceRecord {
             run_id: previous.as_ref().map(|r| r.run_id.clone()).unwrap_or_default(),
             workspace: workspace.to_owned(),
-            runtime: runtime.to_owned(),
+            runtime: runtime.into(),
             redis: crate::redact_url(redis_url),
             created_at: previous.as_ref().map_or(now, |r| r.created_at),
             started_at: previous.as_ref().and_then(|r| r.started_at),
@@ -85,14 +140,14 @@ impl Redis {
     pub async fn mark_instance_running(
         &self,
         name: &InstanceName,
-        runtime: &str,
+        runtime: RuntimeKind,
         run_id: &str,
         now: i64,
     ) -> Result<()> {
         let mut rec = self.instance_record(name).await?.unwrap_or(InstanceRecord {
             run_id: String::new(),
             workspace: String::new(),
-            runtime: runtime.to_owned(),
+            runtime: runtime.into(),
             redis: crate::redact_url(&self.options().url),
             created_at: now,
             started_at: None,
@@ -131,30 +186,46 @@ impl Redis {
         Ok(self.client().incr(INSTANCE_COUNTER).await?)
     }
 
-    /// Appends a record to the global audit stream `sett:audit`.
-    pub async fn append_audit(&self, record: &serde_json::Value) -> Result<String> {
-        let id: String = self.client().xadd(AUDIT, false, None, "*", vec![("record", record.to_string())]).await?;
+    /// Appends a record to the global audit stream `sett:audit` (stored as JSON with sorted
+    /// keys).
+    pub async fn append_audit(&self, record: &impl Serialize) -> Result<String> {
+        let text = serde_json::to_value(record).expect("serialisable").to_string();
+        let id: String = self.client().xadd(AUDIT, false, None, "*", vec![("record", text)]).await?;
         Ok(id)
     }
 
     /// Every audit record, oldest first.
-    pub async fn audit_records(&self) -> Result<Vec<(String, serde_json::Value)>> {
+    pub async fn audit_records(&self) -> Result<Vec<(String, AuditEntry)>> {
         let entries: Vec<(String, HashMap<String, String>)> =
             self.client().xrange_values(AUDIT, "-", "+", None).await?;
         Ok(entries
             .into_iter()
             .map(|(id, f)| {
                 let v = f.get("record").and_then(|r| serde_json::from_str(r).ok()).unwrap_or(serde_json::Value::Null);
-                (id, v)
+                (id, AuditEntry(v))
             })
             .collect())
     }
 }
 
+/// One record of the global audit stream as written: JSON whose shape depends on what it
+/// records (a destroy's intent and completion, a ledger anchor: its `event` field says which),
+/// `null` when the entry holds no readable record. Read it like a `serde_json::Value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry(pub serde_json::Value);
+
+impl std::ops::Deref for AuditEntry {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &serde_json::Value {
+        &self.0
+    }
+}
+
 impl Store {
     /// Publishes a component's health record (address, pid, heartbeat).
-    pub async fn put_component(&self, name: &str, record: &serde_json::Value) -> Result<()> {
-        let _: () = self.client().hset(self.keys.components(), (name, record.to_string())).await?;
+    pub async fn put_component(&self, name: &str, record: &ComponentRecord) -> Result<()> {
+        let text = serde_json::to_string(record).expect("serialisable");
+        let _: () = self.client().hset(self.keys.components(), (name, text)).await?;
         Ok(())
     }
 
@@ -163,8 +234,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn components(&self) -> Result<BTreeMap<String, serde_json::Value>> {
+    /// Every component's health record by name; a record that does not read as one counts as
+    /// empty (nothing known about it).
+    pub async fn components(&self) -> Result<BTreeMap<String, ComponentRecord>> {
         let raw: HashMap<String, String> = self.client().hgetall(self.keys.components()).await?;
-        Ok(raw.into_iter().map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or(serde_json::Value::Null))).collect())
+        Ok(raw.into_iter().map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect())
     }
 }

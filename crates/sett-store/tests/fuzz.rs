@@ -230,8 +230,9 @@ fn a_malformed_event_does_not_block_a_consumer_group() {
         let store = sett_testkit::store().await;
         let mut consumer = store.group_consumer("g", "c", sett_store::GroupStart::Beginning).await.unwrap();
         consumer.ensure_group().await.unwrap();
-        let data = serde_json::json!({"x": 1});
-        store.append_event(sett_core::event::EventKind::InstanceStarted, &data, 1).await.unwrap();
+        let data =
+            sett_core::event::EventData::InstanceStopped(sett_core::event::InstanceStopped { run_id: "r".into() });
+        store.append_event(&data, 1).await.unwrap();
         let raw = fred::clients::Client::new(
             fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
             None,
@@ -241,7 +242,7 @@ fn a_malformed_event_does_not_block_a_consumer_group() {
         raw.init().await.unwrap();
         let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("kind", "bogus")]).await.unwrap();
         let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("data", "{")]).await.unwrap();
-        store.append_event(sett_core::event::EventKind::InstanceStopped, &data, 2).await.unwrap();
+        store.append_event(&data, 2).await.unwrap();
         let got = consumer.read(10, Duration::from_millis(100)).await.unwrap();
         assert_eq!(got.len(), 2, "{got:?}");
         let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();

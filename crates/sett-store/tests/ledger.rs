@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sett_core::event::EventKind;
+use sett_core::event::{EventData, InstanceStopped};
 use sett_core::ledger::{self, GENESIS};
 use sett_core::{Artifact, ArtifactId, StructuralType};
 use sett_store::{CreateOutcome, Store, StoreError, now_ms};
@@ -43,7 +43,8 @@ async fn the_lua_chain_is_the_documented_one_and_concurrent_writers_do_not_fork_
         let goal = goal.id;
         tasks.push(tokio::spawn(async move {
             if i % 2 == 0 {
-                s.append_event(EventKind::WorkerLaunched, &serde_json::json!({"n": i}), now_ms()).await.unwrap();
+                let stopped = EventData::InstanceStopped(InstanceStopped { run_id: format!("r{i}") });
+                s.append_event(&stopped, now_ms()).await.unwrap();
             } else {
                 let mut a = Artifact::new_root(StructuralType::Standard, "Doc", format!("p{i}"), "A", now_ms());
                 a.source_artifacts = vec![goal];
@@ -77,7 +78,8 @@ async fn artifact_hashes_cover_their_sources() {
     assert_eq!(d["hash"], ledger::artifact_hash(fields(&d), &[g["hash"].as_str()]));
     // The artifact_created event carries the hash, so the chain covers the artifact.
     let events = store.events_after(None, 10).await.unwrap();
-    assert_eq!(events[1].field("hash"), Some(d["hash"].as_str()));
+    let EventData::ArtifactCreated(created) = &events[1].data else { panic!("{:?}", events[1]) };
+    assert_eq!(created.hash.as_deref(), Some(d["hash"].as_str()));
 
     // A source that does not exist is refused, and nothing is written.
     let mut orphan = Artifact::new_root(StructuralType::Standard, "Doc", "o", "A", now_ms());

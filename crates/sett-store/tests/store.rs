@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sett_core::event::EventKind;
+use sett_core::event::{ClaimEnded, EventData, EventKind, InstanceStarted, InstanceStopped};
 use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::record::ExecutionRecord;
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, InstanceName, StructuralType};
 use sett_store::{CreateOutcome, GroupStart, LockHolder, LockPurpose, Store, WriteOutcome, now_ms};
 
@@ -57,8 +58,8 @@ async fn artifacts_round_trip_and_are_immutable() {
     // Each write appended exactly one event, atomically with the hash and the thread entry.
     let events = store.events_after(None, 100).await.unwrap();
     assert_eq!(events.len(), 2);
-    assert_eq!(events[1].kind, EventKind::ArtifactCreated);
-    assert_eq!(events[1].field("artifact_id"), Some(a.id.to_string().as_str()));
+    assert_eq!(events[1].kind(), EventKind::ArtifactCreated);
+    assert_eq!(events[1].data.artifact_id(), Some(a.id));
     assert_eq!(store.latest_in_thread(&a.logical_id).await.unwrap().unwrap().id, a.id);
 }
 
@@ -97,7 +98,7 @@ async fn twenty_racing_transitions_apply_exactly_once() {
             next.status = ClaimStatus::Dormant;
             next.revision = c.revision + 1;
             next.termination_reason = Some(format!("task {i}"));
-            let events = [(EventKind::ClaimDormant, serde_json::json!({"claim_id": c.id, "task": i}))];
+            let events = [EventData::ClaimDormant(ClaimEnded::new(&next))];
             store.write_claim(&next, Some(c.revision), false, &[], &events, 6).await.unwrap()
         }));
     }
@@ -111,7 +112,7 @@ async fn twenty_racing_transitions_apply_exactly_once() {
     }
     assert_eq!(written, 1);
     let events = store.events_after(None, 100).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.kind == EventKind::ClaimDormant).count(), 1);
+    assert_eq!(events.iter().filter(|e| e.kind() == EventKind::ClaimDormant).count(), 1);
     assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap().revision, 2);
 }
 
@@ -126,10 +127,12 @@ async fn bids_are_recorded_once() {
     assert!(store.submit_bid(&c.id, &agent, BidType::Review, 1).await.unwrap());
     assert!(!store.submit_bid(&c.id, &agent, BidType::Exclusive, 2).await.unwrap());
     assert_eq!(store.bids(&c.id).await.unwrap().get(&agent), Some(&BidType::Review));
-    assert!(store.take_grant(&c.id, 1, &serde_json::json!({"pid": 1})).await.unwrap());
-    assert!(!store.take_grant(&c.id, 1, &serde_json::json!({"pid": 2})).await.unwrap());
+    let taken_by = |pid| ExecutionRecord { pid: Some(pid), ..ExecutionRecord::default() };
+    assert!(store.take_grant(&c.id, 1, &taken_by(1)).await.unwrap());
+    assert!(!store.take_grant(&c.id, 1, &taken_by(2)).await.unwrap());
     // A retried take by the same attempt (same record) finds it already its own.
-    assert!(store.take_grant(&c.id, 1, &serde_json::json!({"pid": 1})).await.unwrap());
+    assert!(store.take_grant(&c.id, 1, &taken_by(1)).await.unwrap());
+    assert_eq!(store.execution_record(&c.id, 1).await.unwrap(), Some(taken_by(1)));
 }
 
 #[tokio::test]
@@ -148,7 +151,7 @@ async fn a_bid_may_precede_its_claim_but_not_outlive_its_consensus() {
     let bids = store.bids(&c.id).await.unwrap();
     assert_eq!((bids.get(&first), bids.get(&second)), (Some(&BidType::Exclusive), Some(&BidType::Ignore)));
     let events = store.events_after(None, 100).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.kind == EventKind::BidSubmitted).count(), 2);
+    assert_eq!(events.iter().filter(|e| e.kind() == EventKind::BidSubmitted).count(), 2);
     // Once the claim moved on (an old artifact re-read by a cub that joined late), no bid.
     let mut granted = c.clone();
     granted.status = ClaimStatus::PendingExclusive;
@@ -223,6 +226,11 @@ async fn scan_delete_touches_only_its_instance() {
     assert!(redis.audit_records().await.unwrap().iter().any(|(_, r)| r["test"] == base.as_str()));
 }
 
+/// An event with no subject (its time tells events apart).
+fn started() -> EventData {
+    EventData::InstanceStarted(InstanceStarted { host: "h".into(), pid: 1, run_id: "r".into() })
+}
+
 #[tokio::test]
 async fn a_restarted_consumer_receives_every_event_exactly_once() {
     let store = sett_testkit::store().await;
@@ -230,18 +238,18 @@ async fn a_restarted_consumer_receives_every_event_exactly_once() {
     let mut consumer = store.group_consumer(group, "c1", GroupStart::Beginning).await.unwrap();
     consumer.ensure_group().await.unwrap();
     for i in 0..10 {
-        store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
+        store.append_event(&started(), i).await.unwrap();
     }
     let mut seen = Vec::new();
     // First run: reads 4, acknowledges only 3, then "crashes".
     let first = consumer.read(4, Duration::from_millis(100)).await.unwrap();
     assert_eq!(first.len(), 4);
     consumer.ack(&first[..3].iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
-    seen.extend(first[..3].iter().map(|e| e.data["n"].as_i64().unwrap()));
+    seen.extend(first[..3].iter().map(|e| e.ts_ms));
     consumer.quit().await;
     drop(consumer);
     for i in 10..15 {
-        store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
+        store.append_event(&started(), i).await.unwrap();
     }
     // Restart: pending first (the unacknowledged one), then everything new.
     let mut consumer = store.group_consumer(group, "c1", GroupStart::Beginning).await.unwrap();
@@ -252,7 +260,7 @@ async fn a_restarted_consumer_receives_every_event_exactly_once() {
             break;
         }
         consumer.ack(&batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
-        seen.extend(batch.iter().map(|e| e.data["n"].as_i64().unwrap()));
+        seen.extend(batch.iter().map(|e| e.ts_ms));
     }
     loop {
         let batch = consumer.read(100, Duration::from_millis(50)).await.unwrap();
@@ -260,7 +268,7 @@ async fn a_restarted_consumer_receives_every_event_exactly_once() {
             break;
         }
         consumer.ack(&batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await.unwrap();
-        seen.extend(batch.iter().map(|e| e.data["n"].as_i64().unwrap()));
+        seen.extend(batch.iter().map(|e| e.ts_ms));
     }
     assert_eq!(seen, (0..15).collect::<Vec<_>>());
     let unique: BTreeSet<_> = seen.iter().collect();
@@ -276,7 +284,7 @@ async fn pending_entries_are_paged_once_per_pass_and_reread_on_request() {
     let mut consumer = store.group_consumer("g", "c", GroupStart::Beginning).await.unwrap();
     consumer.attach().await;
     for i in 0..3 {
-        store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": i}), i).await.unwrap();
+        store.append_event(&started(), i).await.unwrap();
     }
     let delivered = consumer.read(10, Duration::from_millis(100)).await.unwrap();
     assert_eq!(delivered.len(), 3);
@@ -284,8 +292,7 @@ async fn pending_entries_are_paged_once_per_pass_and_reread_on_request() {
 
     let mut consumer = store.group_consumer("g", "c", GroupStart::Beginning).await.unwrap();
     consumer.attach().await;
-    let n =
-        |events: &[sett_core::event::Event]| events.iter().map(|e| e.data["n"].as_i64().unwrap()).collect::<Vec<_>>();
+    let n = |events: &[sett_core::event::Event]| events.iter().map(|e| e.ts_ms).collect::<Vec<_>>();
     assert_eq!(n(&consumer.read_pending(2).await.unwrap()), vec![0, 1]);
     assert_eq!(n(&consumer.read_pending(2).await.unwrap()), vec![2]);
     assert!(consumer.read_pending(2).await.unwrap().is_empty(), "one pass hands each entry out once");
@@ -302,28 +309,28 @@ async fn pending_entries_are_paged_once_per_pass_and_reread_on_request() {
 #[tokio::test]
 async fn a_group_started_at_the_end_skips_history() {
     let store = sett_testkit::store().await;
-    store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": 0}), 0).await.unwrap();
+    store.append_event(&started(), 0).await.unwrap();
     let mut consumer = store.group_consumer("late", "c", GroupStart::End).await.unwrap();
     consumer.ensure_group().await.unwrap();
-    store.append_event(EventKind::InstanceStarted, &serde_json::json!({"n": 1}), 1).await.unwrap();
+    store.append_event(&started(), 1).await.unwrap();
     let got = consumer.read(10, Duration::from_millis(100)).await.unwrap();
-    assert_eq!(got.iter().map(|e| e.data["n"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(got.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![1]);
     consumer.quit().await;
 }
 
 #[tokio::test]
 async fn blocking_reads_wake_on_new_events() {
     let store = sett_testkit::store().await;
-    store.append_event(EventKind::InstanceStarted, &serde_json::json!({}), 0).await.unwrap();
+    store.append_event(&started(), 0).await.unwrap();
     // Follow from the newest id seen, so an event appended before the read blocks is not lost.
     let cursor = store.last_event_id().await.unwrap().unwrap();
     let reader = store.event_reader().await.unwrap();
     let writer = store.clone();
     let wait = tokio::spawn(async move { reader.read_after(&cursor, 10, Duration::from_secs(5)).await.unwrap() });
-    writer.append_event(EventKind::InstanceStopped, &serde_json::json!({}), 1).await.unwrap();
+    writer.append_event(&EventData::InstanceStopped(InstanceStopped { run_id: "r".into() }), 1).await.unwrap();
     let got = wait.await.unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].kind, EventKind::InstanceStopped);
+    assert_eq!(got[0].kind(), EventKind::InstanceStopped);
 }
 
 #[tokio::test]

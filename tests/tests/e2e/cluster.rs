@@ -411,7 +411,7 @@ async fn three_hundred_instances_spread_over_the_shards() {
     let record = sett_store::InstanceRecord {
         run_id: "r".into(),
         workspace: root.path().display().to_string(),
-        runtime: "local".into(),
+        runtime: sett_core::config::RuntimeKind::Local.into(),
         redis: "redis-cluster://x".into(),
         created_at: sett_store::now_ms(),
         started_at: None,
@@ -566,10 +566,10 @@ notifications:
     env.up();
     let goal = env.forage("Build a service");
     let asked = env
-        .wait_events(MINUTE, "question_asked", 1, |e| e.kind == sett_core::event::EventKind::QuestionAsked)
+        .wait_events(MINUTE, "question_asked", 1, |e| e.kind() == sett_core::event::EventKind::QuestionAsked)
         .await
         .remove(0);
-    let qid = asked.field("artifact_id").expect("the question's id").to_owned();
+    let qid = asked.data.artifact_id().expect("the question's id").to_string();
 
     let mut others = Vec::new();
     let r = hook.next_event("question_asked", MINUTE, &mut others).await;

@@ -298,7 +298,7 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     assert!(peak <= 2, "never more than max_concurrent worker containers at once (peak {peak})");
     assert!(seen >= 2, "the workers ran as containers (saw {seen})");
     let events = env.events().await;
-    let launched = events.iter().filter(|e| e.kind == EventKind::WorkerLaunched).count();
+    let launched = events.iter().filter(|e| e.kind() == EventKind::WorkerLaunched).count();
     assert_eq!(launched, 5);
     // Every worker container is removed once its work is done.
     let until = Instant::now() + MINUTE;
@@ -340,11 +340,11 @@ jq -n --arg g "$goal" '{structural_type: "Terminal", artifact_type: "Slept", art
     env.rt.disconnect(&cub.id).await.expect("disconnect");
     let ended = env
         .wait_events(MINUTE, "the claim ended", 1, |e| {
-            matches!(e.kind, EventKind::ClaimTerminated | EventKind::ClaimCompleted)
+            matches!(e.kind(), EventKind::ClaimTerminated | EventKind::ClaimCompleted)
         })
         .await;
     assert_eq!(
-        ended[0].kind,
+        ended[0].kind(),
         EventKind::ClaimTerminated,
         "the cut-off cub could not report: the deadline ended the claim"
     );
@@ -358,7 +358,7 @@ jq -n --arg g "$goal" '{structural_type: "Terminal", artifact_type: "Slept", art
         })
         .await;
     assert!(artifacts.iter().any(|a| a.produced_by_role == "Sleeper"));
-    env.wait_events(MINUTE, "the second claim completed", 1, |e| e.kind == EventKind::ClaimCompleted).await;
+    env.wait_events(MINUTE, "the second claim completed", 1, |e| e.kind() == EventKind::ClaimCompleted).await;
     env.down();
     env.assert_nothing_left().await;
 }

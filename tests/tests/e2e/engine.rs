@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sett_core::event::EventKind;
+use sett_core::event::{EventData, EventKind};
 use sett_core::{ClaimStatus, StructuralType};
 use sett_e2e::{Env, summary, text};
 
@@ -154,7 +154,8 @@ agents:
     assert!(started.elapsed() >= Duration::from_millis(1900), "the orchestrator waited for the bid deadline");
     let missing = env.events_of(EventKind::BidsMissing).await;
     assert_eq!(missing.len(), 1);
-    assert_eq!(missing[0].data["agents"], serde_json::json!(["Silent"]));
+    let EventData::BidsMissing(missing) = &missing[0].data else { panic!("{:?}", missing[0]) };
+    assert_eq!(missing.agents.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["Silent"]);
     let claim = &env.claims().await[0];
     assert_eq!(claim.missing_bids.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["Silent"]);
     let log = std::fs::read_to_string(env.path().join(".sett/logs").join(env.name.as_str()).join("orchestrator.log"))
@@ -229,11 +230,11 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     let mut peak = 0;
     let mut launch_order = Vec::new();
     for e in &events {
-        match e.kind {
+        match e.kind() {
             EventKind::WorkerLaunched => {
                 running += 1;
                 peak = peak.max(running);
-                launch_order.push(e.field("claim_id").unwrap().to_owned());
+                launch_order.push(e.data.claim_id().unwrap());
             }
             EventKind::WorkerExited => running -= 1,
             _ => {}
@@ -243,11 +244,8 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     assert_eq!(peak, 2, "the pool is used");
     assert_eq!(launch_order.len(), 6);
     // FIFO: workers start in the order the grants were made.
-    let grant_order: Vec<String> = events
-        .iter()
-        .filter(|e| e.kind == EventKind::ClaimGranted)
-        .map(|e| e.field("claim_id").unwrap().to_owned())
-        .collect();
+    let grant_order: Vec<_> =
+        events.iter().filter(|e| e.kind() == EventKind::ClaimGranted).map(|e| e.data.claim_id().unwrap()).collect();
     assert_eq!(launch_order, grant_order);
     assert_eq!(goals.len(), 6);
     env.down();

@@ -5,7 +5,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sett_core::event::EventKind;
+use sett_core::config::OnQuestionTimeout;
+use sett_core::event::{EventData, EventKind};
 use sett_core::{ClaimStatus, StructuralType};
 use sett_e2e::{Env, summary, text};
 
@@ -76,7 +77,10 @@ async fn ask_list_answer_resume_terminal() {
     assert_eq!(
         grants
             .iter()
-            .map(|g| (g.field("agent").unwrap().to_owned(), g.field("claim_type").unwrap().to_owned()))
+            .map(|g| match &g.data {
+                EventData::ClaimGranted(g) => (g.agent.to_string(), g.claim_type.to_string()),
+                other => panic!("not a grant: {other:?}"),
+            })
             .collect::<Vec<_>>(),
         vec![("Asker".to_owned(), "exclusive".to_owned()), ("Asker".to_owned(), "resume".to_owned())]
     );
@@ -156,7 +160,7 @@ async fn an_unanswered_question_fails_the_claim_with_question_timeout() {
     assert_eq!(env.claims().await[0].status, ClaimStatus::Terminated);
     let timed_out = env.events_of(EventKind::QuestionTimedOut).await;
     assert_eq!(timed_out.len(), 1);
-    assert_eq!(timed_out[0].data["policy"], "fail");
+    assert!(matches!(&timed_out[0].data, EventData::QuestionTimedOut(t) if t.policy == OnQuestionTimeout::Fail));
     assert!(questions_json(&env).is_empty(), "the timed-out question is closed");
     env.down();
 }
@@ -172,7 +176,7 @@ async fn with_continue_a_timed_out_question_resumes_the_agent() {
         serde_json::from_str(&std::fs::read_to_string(env.path().join("stdin-resume-Asker.json")).unwrap()).unwrap();
     assert_eq!(resumed["answers"][0]["answer"]["timed_out"], true, "{resumed}");
     let timed_out = env.events_of(EventKind::QuestionTimedOut).await;
-    assert_eq!(timed_out[0].data["policy"], "continue");
+    assert!(matches!(&timed_out[0].data, EventData::QuestionTimedOut(t) if t.policy == OnQuestionTimeout::Continue));
     env.down();
 }
 
@@ -206,7 +210,7 @@ agents:
     })
     .await;
     // Wait for the orchestrator to register Hasty's question, then crash it.
-    env.wait_events(MINUTE, "two question_asked events", 2, |e| e.kind == EventKind::QuestionAsked).await;
+    env.wait_events(MINUTE, "two question_asked events", 2, |e| e.kind() == EventKind::QuestionAsked).await;
     let orchestrator = env.pid_of("orchestrator").await.unwrap();
     let _ = std::process::Command::new("kill").args(["-9", &orchestrator.to_string()]).status();
     assert!(sett_runtime::wait_gone(orchestrator, Duration::from_secs(5)));
@@ -244,7 +248,7 @@ fi
     let mut env = Env::new(&yml, &[("ask.sh", ask)]).await;
     env.up();
     let goal = env.forage("Everyone asks");
-    env.wait_events(MINUTE, "20 question_asked events", 20, |e| e.kind == EventKind::QuestionAsked).await;
+    env.wait_events(MINUTE, "20 question_asked events", 20, |e| e.kind() == EventKind::QuestionAsked).await;
     let open = questions_json(&env);
     assert_eq!(open.len(), 20);
     let claim = env.claims().await.into_iter().find(|c| c.artifact_id == goal).unwrap();
@@ -259,9 +263,8 @@ fi
     for r in artifacts.iter().filter(|a| a.artifact_type == "Result") {
         assert_eq!(r.payload, format!("answer for {}", r.produced_by_role), "each agent got its own answer");
     }
-    let goal_id = goal.to_string();
     env.wait_events(MINUTE, "the goal's claim to complete", 1, |e| {
-        e.kind == EventKind::ClaimCompleted && e.field("artifact_id") == Some(goal_id.as_str())
+        e.kind() == EventKind::ClaimCompleted && e.data.artifact_id() == Some(goal)
     })
     .await;
     env.down();

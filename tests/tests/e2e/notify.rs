@@ -45,8 +45,8 @@ fn signature_is_valid(r: &Received) -> bool {
 }
 
 async fn question_asked_ts(env: &Env) -> (String, i64) {
-    let e = env.wait_events(LIMIT, "question_asked", 1, |e| e.kind == EventKind::QuestionAsked).await.remove(0);
-    (e.field("artifact_id").unwrap().to_owned(), e.ts_ms)
+    let e = env.wait_events(LIMIT, "question_asked", 1, |e| e.kind() == EventKind::QuestionAsked).await.remove(0);
+    (e.data.artifact_id().unwrap().to_string(), e.ts_ms)
 }
 
 /// The delivery records once every one of them is final (the notifier records a delivery right

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sett_core::ClaimId;
-use sett_core::event::EventKind;
+use sett_core::event::{EventData, EventKind};
 use sett_core::metrics as m;
 use sett_e2e::{Env, bin_dir, summary, text};
 use sett_store::{LockHolder, LockPurpose};
@@ -625,14 +625,22 @@ async fn observability_metrics_logs_and_export_after_the_demo_workflow() {
     let bid_events = env.events_of(EventKind::BidSubmitted).await;
     let bids = by_label(&s, m::BIDS, "bid");
     assert_eq!(bids, map(&[("exclusive", 3), ("review", 2), ("claim", 2), ("ignore", 9)]));
-    assert_eq!(bids, counts(bid_events.iter().map(|e| e.field("bid").unwrap_or("?"))));
+    let bid_of = |e: &sett_core::event::Event| match &e.data {
+        EventData::BidSubmitted(b) => b.bid.as_str(),
+        _ => "?",
+    };
+    assert_eq!(bids, counts(bid_events.iter().map(bid_of)));
     assert_eq!(value(&s, m::BIDS_MISSING, &no_labels()), None);
     assert_eq!(value(&s, m::OPEN_QUESTIONS, &no_labels()), Some(0.0));
     // Grants by claim type, one per claim_granted event.
     let grant_events = env.events_of(EventKind::ClaimGranted).await;
     let grants = by_label(&s, m::GRANTS, "claim_type");
     assert_eq!(grants, map(&[("exclusive", 2), ("review", 2), ("claim", 1), ("rework", 1)]));
-    assert_eq!(grants, counts(grant_events.iter().map(|e| e.field("claim_type").unwrap_or("?"))));
+    let claim_type_of = |e: &sett_core::event::Event| match &e.data {
+        EventData::ClaimGranted(g) => g.claim_type.as_str(),
+        _ => "?",
+    };
+    assert_eq!(grants, counts(grant_events.iter().map(claim_type_of)));
     assert_eq!(by_label(&s, m::WORKER_LAUNCHES, "agent"), map(&[("Publisher", 1)]));
     assert!(by_label(&s, m::WORKER_FAILURES, "agent").is_empty());
     // Each phase a claim went through was timed.
@@ -786,7 +794,7 @@ async fn observability_status_claims_stuck_and_logs_follow_on_a_real_instance() 
     let claim = ClaimId::derived(&goal, "claim");
     let want = claim.to_string();
     env.wait_events(MINUTE, "the claim", 1, |e| {
-        e.kind == EventKind::ClaimCreated && e.field("claim_id") == Some(want.as_str())
+        e.kind() == EventKind::ClaimCreated && e.data.claim_id() == Some(claim)
     })
     .await;
     let orchestrator = env.pid_of("orchestrator").await.unwrap();

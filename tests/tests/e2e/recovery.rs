@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sett_core::StructuralType;
-use sett_core::event::EventKind;
+use sett_core::event::{EventData, EventKind};
 use sett_e2e::{Env, summary};
 
 /// Records every run (claim and claim type) and ends the workflow. Controllers run it in workers.
@@ -81,11 +81,8 @@ agents:
     // No agent granted the same claim phase twice.
     let mut grants: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for g in env.events_of(EventKind::ClaimGranted).await {
-        let key = (
-            g.field("claim_id").unwrap().to_owned(),
-            g.field("agent").unwrap().to_owned(),
-            g.field("claim_type").unwrap().to_owned(),
-        );
+        let EventData::ClaimGranted(g) = g.data else { panic!("not a grant: {g:?}") };
+        let key = (g.claim_id.to_string(), g.agent.to_string(), g.claim_type.to_string());
         *grants.entry(key).or_default() += 1;
     }
     let twice: Vec<_> = grants.iter().filter(|(_, n)| **n > 1).collect();
@@ -130,7 +127,7 @@ agents:
     env.up();
     let orchestrator = env.pid_of("orchestrator").await.expect("the orchestrator runs");
     env.forage("finish while nobody watches");
-    env.wait_events(Duration::from_secs(30), "the grant", 1, |e| e.kind == EventKind::ClaimGranted).await;
+    env.wait_events(Duration::from_secs(30), "the grant", 1, |e| e.kind() == EventKind::ClaimGranted).await;
     let _ = std::process::Command::new("kill").args(["-9", &orchestrator.to_string()]).status();
     env.wait_for(Duration::from_secs(30), "the Terminal written by the cub", |a| {
         a.iter().any(|x| x.structural_type == StructuralType::Terminal)
@@ -141,10 +138,10 @@ agents:
     env.up();
     let claim_done = env
         .wait_events(Duration::from_secs(30), "the claim to finish", 1, |e| {
-            matches!(e.kind, EventKind::ClaimCompleted | EventKind::ClaimTerminated)
+            matches!(e.kind(), EventKind::ClaimCompleted | EventKind::ClaimTerminated)
         })
         .await;
-    assert_eq!(claim_done[0].kind, EventKind::ClaimCompleted, "{:?}", claim_done[0]);
+    assert_eq!(claim_done[0].kind(), EventKind::ClaimCompleted, "{:?}", claim_done[0]);
     let artifacts = env.artifacts().await;
     assert_eq!(
         artifacts.iter().filter(|a| a.structural_type == StructuralType::Failure).count(),

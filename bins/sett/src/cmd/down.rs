@@ -20,8 +20,12 @@ pub(crate) async fn run(ctx: &Ctx, args: DownArgs) -> Result<ExitCode> {
     let redis = ctx.redis().await?;
     let name = ctx.instance_name(&redis).await?;
     let store = redis.instance(&name);
-    let registered = redis.instance_record(&name).await?.map(|r| r.runtime).unwrap_or_default();
-    let runtime = Runtime::connect(Runtime::kind_of(&registered), name.as_str()).await?;
+    // Not registered (started without 'sett up'): local processes.
+    let registered = match redis.instance_record(&name).await? {
+        Some(r) => r.runtime.kind()?,
+        None => RuntimeKind::Local,
+    };
+    let runtime = Runtime::connect(registered, name.as_str()).await?;
     let components = store.components().await?;
     let holder = store.lock_holder().await?;
     let running = runtime.running(&components, holder.as_ref()).await?;

@@ -48,7 +48,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     if !args.watch {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut wf = Workflow::new(goal.id.to_string());
+    let mut wf = Workflow::new(goal.id);
     let format = ctx.output();
     let quiet = ctx.global.quiet;
     let deadline = args.timeout.map(|t| Instant::now() + t);

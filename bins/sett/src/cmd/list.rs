@@ -36,7 +36,7 @@ async fn judge(redis: &Redis, name: InstanceName, rec: InstanceRecord, now: i64)
         name: name.to_string(),
         status,
         workspace: rec.workspace,
-        runtime: rec.runtime,
+        runtime: rec.runtime.as_str().to_owned(),
         redis: rec.redis,
         created_at_ms: rec.created_at,
         started_at_ms: rec.started_at,

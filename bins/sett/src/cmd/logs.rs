@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use sett_core::record::{cub_agent, cub_component};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 
 use crate::cli::{LogsArgs, OutputFormat};
@@ -73,8 +74,8 @@ fn available(dir: &Path) -> Vec<String> {
 
 /// `orchestrator`, an agent name, or a registered component name (`cub:<agent>`).
 fn locate(ws: &Workspace, instance: &str, component: &str) -> Result<PathBuf> {
-    let bare = component.strip_prefix("cub:").unwrap_or(component);
-    for candidate in [component.to_owned(), bare.to_owned(), format!("cub-{bare}"), format!("cub:{bare}")] {
+    let bare = cub_agent(component).unwrap_or(component);
+    for candidate in [component.to_owned(), bare.to_owned(), format!("cub-{bare}"), cub_component(bare)] {
         let p = ws.log_path(instance, &candidate);
         if p.is_file() {
             return Ok(p);

@@ -136,7 +136,7 @@ async fn wait_for_question(store: &Store, deadline: Option<Instant>) -> Result<O
         let entries = reader.read_entries_after(&cursor, 100, block).await?;
         let Some(last) = entries.last() else { continue };
         cursor = last.as_ref().map_or_else(|bad| bad.id.clone(), |e| e.id.clone());
-        if entries.iter().flatten().any(|e| e.kind == EventKind::QuestionAsked) {
+        if entries.iter().flatten().any(|e| e.kind() == EventKind::QuestionAsked) {
             // It may have been answered already; then keep waiting.
             let open = open_questions(store).await?;
             if !open.is_empty() {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use sett_core::record::cub_agent;
 use sett_ops::status::{Health, PROBE_TIMEOUT, StatusReport, instance_status};
 use sett_store::now_ms;
 
@@ -18,7 +19,7 @@ const STUCK_AFTER: Duration = Duration::from_secs(600);
 
 /// The `sett logs` argument for a registered component name (`cub:<agent>` → `<agent>`).
 fn logs_arg(component: &str) -> &str {
-    component.strip_prefix("cub:").unwrap_or(component)
+    cub_agent(component).unwrap_or(component)
 }
 
 /// What to do next, for an instance that is not healthy or has a failing webhook.

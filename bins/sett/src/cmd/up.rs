@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sett_core::InstanceName;
 use sett_core::config::{RuntimeKind, SettConfig};
+use sett_core::record::cub_agent;
 use sett_runtime::{Component, Launch, LocalLaunch, Running, Runtime};
 use sett_store::{Redis, RedisOptions, Store, now_ms};
 
@@ -37,7 +38,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     let launch = launch(ctx, &config, &name, &url).await?;
     let running_orchestrator = runtime.may_start(name.as_str(), store.lock_holder().await?.as_ref(), &launch)?;
     let workspace = ctx.workspace.root.display().to_string();
-    redis.register_instance(&name, &workspace, config.runtime.as_str(), &url, now_ms()).await?;
+    redis.register_instance(&name, &workspace, config.runtime, &url, now_ms()).await?;
     // Components of a previous run that still run (e.g. cubs whose orchestrator crashed) are
     // kept; records of the others would make readiness look satisfied too early.
     let kept = runtime.kept(&store.components().await?, running_orchestrator).await?;
@@ -211,7 +212,7 @@ async fn wait_ready(
         for (r, alive) in pending.into_iter().zip(alive) {
             let component = &r.component;
             if !alive {
-                let log = ctx.workspace.log_path(name.as_str(), component.trim_start_matches("cub:"));
+                let log = ctx.workspace.log_path(name.as_str(), cub_agent(component).unwrap_or(component));
                 let logged = tail(&log, 15);
                 // A container that died before writing its log: what it printed is all there is.
                 if let (true, Some((code, output))) = (logged.trim().is_empty(), runtime.exit_report(r).await) {
@@ -224,7 +225,7 @@ async fn wait_ready(
                 }
                 bail!("{component} exited during startup; its log ({}) ends with:\n{logged}", log.display());
             }
-            let addr = registered.get(component).and_then(|c| c.get("addr")).and_then(|a| a.as_str());
+            let addr = registered.get(component).and_then(|c| c.addr.as_deref());
             let ready = match addr {
                 Some(addr) => sett_ops::status::probe(addr, "/readyz", Duration::from_secs(1)).await == Ok(200),
                 None => false,
@@ -243,7 +244,7 @@ async fn wait_ready(
                 "not ready after {}: {}; see 'sett logs --name {name} {}'",
                 humantime::format_duration(limit),
                 names.join(", "),
-                names[0].trim_start_matches("cub:")
+                cub_agent(names[0]).unwrap_or(names[0])
             );
         }
         tokio::time::sleep(runtime.poll_interval()).await;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use sett_core::ClaimStatus;
 use sett_core::event::Event;
-use sett_core::{ArtifactId, ClaimId};
 use sett_ops::feed::{self, EventFilter, Missing};
 use sett_ops::resolve::Since;
 use sett_ops::workflow::{Outcome, Workflows};
@@ -149,20 +149,17 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
     match outcome {
         Outcome::Terminal { artifact_id } => {
             if !ctx.global.quiet && ctx.output() == OutputFormat::Table {
-                eprintln!("Workflow complete: Terminal artifact {}", feed::short(artifact_id));
+                eprintln!("Workflow complete: Terminal artifact {}", feed::short(&artifact_id.to_string()));
             }
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Failure { artifact_id, failure_type } => {
-            let reason = match ArtifactId::parse(artifact_id) {
-                Ok(id) => store.get_artifact(&id).await?.map(|a| sett_ops::workflow::failure_reason(&a.payload)),
-                Err(_) => None,
-            };
+            let reason = store.get_artifact(artifact_id).await?.map(|a| sett_ops::workflow::failure_reason(&a.payload));
+            let short = artifact_id.to_string();
+            let short = feed::short(&short);
             eprintln!(
-                "Error: the workflow failed: {failure_type} ({}): {}\nInspect it with 'sett hoard {} -n {}' and 'sett claims -n {}'",
-                feed::short(artifact_id),
+                "Error: the workflow failed: {failure_type} ({short}): {}\nInspect it with 'sett hoard {short} -n {}' and 'sett claims -n {}'",
                 reason.unwrap_or_else(|| "no reason recorded".into()),
-                feed::short(artifact_id),
                 store.instance(),
                 store.instance(),
             );
@@ -170,7 +167,7 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
         }
         Outcome::Stopped { claim_id, status, reason } => {
             let i = store.instance();
-            let next = if status == "dormant" {
+            let next = if *status == ClaimStatus::Dormant {
                 format!(
                     "no agent bid on the goal: check the agents' bidding_strategy in sett.yml and 'sett status -n {i}'"
                 )
@@ -179,7 +176,7 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
             };
             eprintln!(
                 "Error: the workflow stopped: the goal's claim {} is {status}{}\n{next}",
-                feed::short(claim_id),
+                feed::short(&claim_id.to_string()),
                 reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
             );
             Ok(ExitCode::from(1))
@@ -200,19 +197,13 @@ pub(crate) fn timed_out(what: &str, after: Duration, instance: &str) -> ExitCode
 async fn teach(store: &Store, filter: &mut EventFilter, missing: Missing) -> Result<()> {
     match missing {
         Missing::ArtifactType(id) => {
-            let t = match ArtifactId::parse(&id) {
-                Ok(a) => store.get_artifact(&a).await?.map(|a| a.artifact_type),
-                Err(_) => None,
-            };
-            // Unknown (deleted, or not an artifact): remember as no type so it never matches.
-            filter.insert_type(&id, t.as_deref().unwrap_or(""));
+            let t = store.get_artifact(&id).await?.map(|a| a.artifact_type);
+            // Unknown (deleted): remember as no type so it never matches.
+            filter.insert_type(id, t.as_deref().unwrap_or(""));
         }
         Missing::ClaimArtifact(id) => {
-            let a = match ClaimId::parse(&id) {
-                Ok(c) => store.get_claim(&c).await?.map(|c| c.artifact_id.to_string()),
-                Err(_) => None,
-            };
-            filter.insert_claim(&id, a.as_deref().unwrap_or(""));
+            let a = store.get_claim(&id).await?.map(|c| c.artifact_id);
+            filter.insert_claim(id, a);
         }
     }
     Ok(())

@@ -8,12 +8,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use sett_core::claim::Grant;
 use sett_core::config::{AgentConfig, SettConfig};
-use sett_core::event::{Event, EventKind};
+use sett_core::event::{ClaimCreated, ClaimGranted, Event, EventData, EventKind};
 use sett_core::machine::{Policy, new_claim};
-use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
+use sett_core::{AgentName, Artifact, BidType, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
 use sett_cub::{Cub, CubSettings, RunOptions};
 use sett_store::{CreateOutcome, Store, WriteOutcome, now_ms};
 use tokio::task::JoinHandle;
@@ -103,8 +102,8 @@ pub async fn store_artifact(store: &Store, a: &Artifact) {
 /// What the orchestrator does on a new Standard artifact: a claim waiting for bids.
 pub async fn create_claim(store: &Store, target: &Artifact) -> Claim {
     let c = new_claim(ClaimId::new_v7(), target, &policy(), now_ms());
-    let event = json!({"claim_id": c.id, "artifact_id": c.artifact_id, "status": c.status, "rework_of": null});
-    let written = store.write_claim(&c, None, true, &[], &[(EventKind::ClaimCreated, event)], now_ms()).await.unwrap();
+    let event = EventData::ClaimCreated(ClaimCreated::new(&c));
+    let written = store.write_claim(&c, None, true, &[], &[event], now_ms()).await.unwrap();
     assert_eq!(written, WriteOutcome::Written);
     c
 }
@@ -129,14 +128,15 @@ pub async fn grant(
         name(agent),
         Grant { claim_type, seq, granted_at_ms: now_ms(), deadline_ms: Some(now_ms() + 600_000), via_worker },
     );
-    let event = json!({
-        "claim_id": next.id, "artifact_id": next.artifact_id, "agent": agent, "claim_type": claim_type,
-        "seq": seq, "via_worker": via_worker,
+    let event = EventData::ClaimGranted(ClaimGranted {
+        agent: name(agent),
+        artifact_id: next.artifact_id,
+        claim_id: next.id,
+        claim_type,
+        seq,
+        via_worker,
     });
-    let written = store
-        .write_claim(&next, Some(claim.revision), false, &[], &[(EventKind::ClaimGranted, event)], now_ms())
-        .await
-        .unwrap();
+    let written = store.write_claim(&next, Some(claim.revision), false, &[], &[event], now_ms()).await.unwrap();
     assert_eq!(written, WriteOutcome::Written);
     next
 }
@@ -151,11 +151,15 @@ pub async fn exclusive_grant(store: &Store, target: &Artifact, agent: &str, via_
 /// after a restart).
 pub async fn regrant_event(store: &Store, claim: &Claim, agent: &str) {
     let g = &claim.grants[&name(agent)];
-    let event = json!({
-        "claim_id": claim.id, "artifact_id": claim.artifact_id, "agent": agent, "claim_type": g.claim_type,
-        "seq": g.seq, "via_worker": g.via_worker,
+    let event = EventData::ClaimGranted(ClaimGranted {
+        agent: name(agent),
+        artifact_id: claim.artifact_id,
+        claim_id: claim.id,
+        claim_type: g.claim_type,
+        seq: g.seq,
+        via_worker: g.via_worker,
     });
-    store.append_event(EventKind::ClaimGranted, &event, now_ms()).await.unwrap();
+    store.append_event(&event, now_ms()).await.unwrap();
 }
 
 /// Blocks (on the stream, no polling) until an event matching `pred` appears.
@@ -176,33 +180,33 @@ pub async fn wait_for(store: &Store, what: &str, pred: impl Fn(&Event) -> bool) 
 }
 
 pub async fn wait_for_bid(store: &Store, claim: &Claim, agent: &str) -> BidType {
-    let e = wait_for(store, &format!("{agent}'s bid"), |e| {
-        e.kind == EventKind::BidSubmitted
-            && e.field("claim_id") == Some(&claim.id.to_string())
-            && e.field("agent") == Some(agent)
-    })
+    let e = wait_for(
+        store,
+        &format!("{agent}'s bid"),
+        |e| matches!(&e.data, EventData::BidSubmitted(b) if b.claim_id == claim.id && b.agent.as_str() == agent),
+    )
     .await;
-    e.field("bid").unwrap().parse().unwrap()
+    let EventData::BidSubmitted(b) = e.data else { unreachable!("matched a bid") };
+    b.bid
 }
 
 /// Waits for the one artifact a grant yields and returns it.
 pub async fn wait_for_output(store: &Store, claim: &Claim) -> Artifact {
     let e = wait_for(store, "the grant's artifact", |e| {
-        e.kind == EventKind::ArtifactCreated && e.field("claim_id") == Some(&claim.id.to_string())
+        e.kind() == EventKind::ArtifactCreated && e.data.claim_id() == Some(claim.id)
     })
     .await;
-    let id = ArtifactId::parse(e.field("artifact_id").unwrap()).unwrap();
+    let id = e.data.artifact_id().unwrap();
     store.get_artifact(&id).await.unwrap().unwrap()
 }
 
 pub async fn events_of(store: &Store, kind: EventKind, claim: &Claim) -> Vec<Event> {
-    let id = claim.id.to_string();
     store
         .events_after(None, 100_000)
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == kind && e.field("claim_id") == Some(id.as_str()))
+        .filter(|e| e.kind() == kind && e.data.claim_id() == Some(claim.id))
         .collect()
 }
 
