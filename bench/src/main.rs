@@ -8,7 +8,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use sett_core::claim::{ClaimStatus, OpenQuestion};
 use sett_core::event::{Event, EventData, EventKind, InstanceStarted, QuestionAsked};
-use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::machine::new_claim;
+use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::{AgentName, Artifact, ClaimId, InstanceName, StructuralType};
 use sett_store::{EventReader, Redis, RedisOptions, Store, now_ms};
 

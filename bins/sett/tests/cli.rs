@@ -9,7 +9,8 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sett_core::event::{ClaimCreated, ClaimEnded, EventData, QuestionAsked};
-use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::machine::new_claim;
+use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::record::ComponentRecord;
 use sett_core::{AgentName, Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{InstanceRecord, InstanceStatus, LockHolder, LockPurpose, QuestionOp, Store, WriteOutcome, now_ms};
@@ -423,10 +424,9 @@ async fn questions_wait_is_woken_by_a_new_question() {
     .await;
     assert!(blocked.is_ok(), "sett questions --wait never blocked on the event stream");
     let (_, _, q) = seed_question(&store, "Proceed?").await;
-    let asked = Instant::now();
+    // Woken within PROMPT, well under the 60 s --timeout: by the question, not by the timeout.
     let o = tokio::time::timeout(PROMPT, child.wait_with_output()).await.expect("woken promptly").unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert!(asked.elapsed() < Duration::from_secs(5), "took {:?}", asked.elapsed());
     assert_eq!(json(&o)[0]["id"], q.id.to_string());
 
     // Already open: returns at once.

@@ -110,7 +110,7 @@ async fn export(store: &Store) -> Vec<Dump> {
     store
         .export(|d| {
             v.push(d);
-            Ok(())
+            Ok::<_, sett_store::StoreError>(())
         })
         .await
         .unwrap();

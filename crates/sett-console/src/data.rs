@@ -467,7 +467,8 @@ pub async fn artifact(store: &Store, id: &ArtifactId) -> sett_store::Result<Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sett_core::machine::{Policy, new_claim};
+    use sett_core::machine::new_claim;
+    use sett_core::policy::Policy;
 
     fn policy() -> Policy {
         Policy {

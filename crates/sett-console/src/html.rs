@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
-use sett_core::{ArtifactId, BidType, Claim, StructuralType};
+use sett_core::{ArtifactId, BidType, Claim};
 use sett_ops::feed::{excerpt, short};
 use sett_ops::status::StatusReport;
 
@@ -531,11 +531,6 @@ pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], no
 /// Open question ids as a set, for marking graph nodes.
 pub fn open_set(qs: &[(ArtifactId, i64)]) -> HashSet<ArtifactId> {
     qs.iter().map(|(id, _)| *id).collect()
-}
-
-/// A structural type's CSS class.
-pub fn st_class(st: StructuralType) -> String {
-    format!("st-{st}")
 }
 
 #[cfg(test)]

@@ -219,11 +219,6 @@ impl Claim {
         let bids = if self.status == ClaimStatus::PendingConsensus { self.bid_deadline_ms } else { None };
         grants.chain(questions).chain(bids).min()
     }
-
-    /// The agents granted in the current phase that have not produced their output yet.
-    pub fn outstanding_agents(&self) -> Vec<AgentName> {
-        self.grants.keys().filter(|a| !self.received.contains_key(*a)).cloned().collect()
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::claim::BidType;
 use crate::ids::AgentName;
+// Re-exported while callers outside this crate still name it here.
+pub use crate::policy::OnQuestionTimeout;
+use crate::policy::{AgentPolicy, Policy};
 
 pub const DEFAULT_BID_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_QUESTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -88,25 +91,6 @@ pub struct RedisConfig {
     /// `WAIT 1` before anyone acts on it). See docs/deployment.md.
     #[serde(default)]
     pub durability: Durability,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-/// What happens when a question's `question_timeout` expires: `fail` the claim, or `continue`
-/// with a timed-out answer.
-pub enum OnQuestionTimeout {
-    #[default]
-    Fail,
-    Continue,
-}
-
-impl OnQuestionTimeout {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fail => "fail",
-            Self::Continue => "continue",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
@@ -979,15 +963,15 @@ impl SettConfig {
     }
 
     /// The state machine's view of this configuration.
-    pub fn policy(&self) -> crate::machine::Policy {
-        crate::machine::Policy {
+    pub fn policy(&self) -> Policy {
+        Policy {
             agents: self
                 .agents
                 .values()
                 .map(|a| {
                     (
                         a.name.clone(),
-                        crate::machine::AgentPolicy {
+                        AgentPolicy {
                             timeout_ms: a.timeout.as_millis() as i64,
                             question_timeout_ms: self.question_timeout_for(&a.name).map(|d| d.as_millis() as i64),
                             via_worker: a.is_controller(),

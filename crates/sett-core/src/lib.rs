@@ -6,6 +6,7 @@
 //! - [`artifact`]: immutable artifacts and their structural types.
 //! - [`claim`]: the claim record, bids, grants and statuses.
 //! - [`machine`]: the claim state machine (`state + input → new state + effects`).
+//! - [`policy`]: what the machine applies, built from `sett.yml` by [`config`].
 //! - [`event`]: the audit-ledger event model shared by the store, the orchestrator and `watch`.
 //! - [`record`]: the daemons' component health records and grant execution records.
 //! - [`ledger`]: the tamper-evident ledger's canonical encodings (artifact hashes, event chain).
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod ledger;
 pub mod machine;
 pub mod metrics;
+pub mod policy;
 pub mod record;
 pub mod tool;
 

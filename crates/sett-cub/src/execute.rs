@@ -13,7 +13,7 @@ use sett_core::tool::{
     QuestionAnswer, ToolInput, ToolOutput, ToolOutputError, looks_like_commit_hash, parse_tool_output,
 };
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
-use sett_store::{CreateOutcome, Store, StoreError};
+use sett_store::{CreateOutcome, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::process::{self, Captured, Ended, EnvIdentity, OUTPUT_CAP};
@@ -181,12 +181,12 @@ pub async fn execute_grant(
         Ok(CreateOutcome::Created { .. } | CreateOutcome::IdExists) => {
             Ok(ExecutionOutcome::Failed { artifact_id: output_id, reason: failure.reason })
         }
-        Ok(other) => Err(CubError::Record {
+        Ok(outcome) => Err(CubError::Record {
             claim: claim_id.to_string(),
             seq,
-            source: StoreError::Conflict(format!("the Failure artifact was refused: {other:?}")),
+            source: Box::new(CubError::Refused { what: "Failure artifact", outcome }),
         }),
-        Err(source) => Err(CubError::Record { claim: claim_id.to_string(), seq, source }),
+        Err(source) => Err(CubError::Record { claim: claim_id.to_string(), seq, source: Box::new(source) }),
     }
 }
 
@@ -200,14 +200,15 @@ fn grant_patience(deadline_ms: Option<i64>, now_ms: i64) -> Instant {
 /// Runs `call` again while it fails transiently (Redis unreachable or failing over, a write not
 /// confirmed by a replica) until `until` or until `cancel`; every call passed here is
 /// idempotent (reads, the grant take with one record, writes under deterministic ids).
-async fn patiently<T, F, Fut>(until: Instant, cancel: &CancellationToken, mut call: F) -> Result<T, StoreError>
+async fn patiently<T, E, F, Fut>(until: Instant, cancel: &CancellationToken, mut call: F) -> Result<T, CubError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
+    Fut: Future<Output = Result<T, E>>,
+    E: Into<CubError>,
 {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match call().await {
+        match call().await.map_err(Into::into) {
             Err(e) if e.is_transient() && Instant::now() + backoff < until && !cancel.is_cancelled() => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "a blackboard call failed; retrying");
                 // Cancel-safe: a token and a sleep.
@@ -353,14 +354,13 @@ async fn verify_commit(
     }
 }
 
-async fn load_target(store: &Store, claim: &Claim) -> Result<Artifact, StoreError> {
+async fn load_target(store: &Store, claim: &Claim) -> Result<Artifact, CubError> {
     let id = claim.artifact_id;
-    let found = store.get_artifact(&id).await?;
-    found.ok_or_else(|| StoreError::Decode(format!("the claim's artifact {id} does not exist")))
+    store.get_artifact(&id).await?.ok_or(CubError::MissingArtifact(id))
 }
 
 /// The tool's stdin.
-async fn tool_input(store: &Store, cub: &CubSettings, claim: &Claim, grant: &Grant) -> Result<ToolInput, StoreError> {
+async fn tool_input(store: &Store, cub: &CubSettings, claim: &Claim, grant: &Grant) -> Result<ToolInput, CubError> {
     let target = load_target(store, claim).await?;
     let context_chain = context::context_chain(store, &target).await?;
     let mut additional_context = Vec::new();
@@ -412,7 +412,7 @@ async fn write_output(
     grant: &Grant,
     id: ArtifactId,
     output: ToolOutput,
-) -> Result<StructuralType, StoreError> {
+) -> Result<StructuralType, CubError> {
     let payload = if output.artifact_type == "CodeCommit" { output.payload.trim().to_owned() } else { output.payload };
     let mut a = Artifact::of_claim(
         id,
@@ -441,12 +441,10 @@ async fn write_output(
             CreateOutcome::VersionTaken { existing } if versioned => {
                 tracing::warn!(version = a.version, %existing, "the next version was taken meanwhile; retrying");
             }
-            other => {
-                return Err(StoreError::Conflict(format!("the artifact was refused: {other:?}")));
-            }
+            outcome => return Err(CubError::Refused { what: "artifact", outcome }),
         }
     }
-    Err(StoreError::Conflict(format!("version {} of thread {} kept being taken", a.version, a.logical_id)))
+    Err(CubError::VersionRace { version: a.version, logical_id: a.logical_id })
 }
 
 fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failure) -> Artifact {
@@ -469,6 +467,8 @@ fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failur
 
 #[cfg(test)]
 mod tests {
+    use sett_store::StoreError;
+
     use super::*;
 
     #[test]
@@ -496,20 +496,25 @@ mod tests {
         assert_eq!(r.unwrap(), 4);
         // An unconfirmed write is transient too; a refused one is not retried.
         calls.set(0);
+        let missing = ArtifactId::derived(&"claim", "target");
         let r: Result<(), _> = patiently(until, &cancel, || {
             calls.set(calls.get() + 1);
             let n = calls.get();
             async move {
-                Err(if n == 1 { StoreError::Unconfirmed("failover".into()) } else { StoreError::Conflict("no".into()) })
+                Err(if n == 1 {
+                    StoreError::Unconfirmed("failover".into()).into()
+                } else {
+                    CubError::MissingArtifact(missing)
+                })
             }
         })
         .await;
-        assert!(matches!(r, Err(StoreError::Conflict(_))) && calls.get() == 2, "{r:?}");
+        assert!(matches!(r, Err(CubError::MissingArtifact(_))) && calls.get() == 2, "{r:?}");
         // Past the limit the last error is returned.
         let soon = Instant::now() + Duration::from_secs(1);
         let r: Result<(), _> =
             patiently(soon, &cancel, || async { Err(StoreError::Timeout(Duration::from_secs(1))) }).await;
-        assert!(matches!(r, Err(StoreError::Timeout(_))));
+        assert!(matches!(r, Err(CubError::Store(StoreError::Timeout(_)))));
     }
 
     #[test]
@@ -536,7 +541,7 @@ mod tests {
     #[test]
     fn only_reworks_and_their_resumptions_continue_the_thread() {
         let a = Artifact::new_root(StructuralType::Standard, "T", "", "user", 1);
-        let policy = sett_core::machine::Policy {
+        let policy = sett_core::policy::Policy {
             agents: Default::default(),
             max_review_iterations: 3,
             bid_timeout_ms: 1,

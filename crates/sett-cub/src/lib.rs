@@ -18,8 +18,9 @@ pub mod runtime;
 use std::fmt;
 use std::path::PathBuf;
 
+use sett_core::ArtifactId;
 use sett_core::config::AgentConfig;
-use sett_store::StoreError;
+use sett_store::{CreateOutcome, StoreError};
 
 pub use bidding::{bid_on_claim, decide_bid, guard_own_output, static_bid};
 pub use context::{ArtifactLookup, MAX_CONTEXT_DEPTH, context_chain, select_context};
@@ -68,9 +69,28 @@ impl fmt::Debug for CubSettings {
 /// What can stop a cub or a grant execution.
 #[derive(Debug, thiserror::Error)]
 pub enum CubError {
+    /// The blackboard failed (unreachable, an error reply, a corrupt record, ...).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The blackboard refused the grant's `what` artifact for a reason no retry changes (its
+    /// id or version belongs to another record).
+    #[error("the {what} was refused: {outcome:?}")]
+    Refused { what: &'static str, outcome: CreateOutcome },
+    /// Every next version of the thread was taken by concurrent writers.
+    #[error("version {version} of thread {logical_id} kept being taken")]
+    VersionRace { version: u32, logical_id: ArtifactId },
+    /// The claim names an artifact the blackboard does not hold.
+    #[error("the claim's artifact {0} does not exist")]
+    MissingArtifact(ArtifactId),
     /// Even the Failure artifact reporting a failed run could not be written.
     #[error("claim {claim}: cannot record the outcome of grant {seq}: {source}")]
-    Record { claim: String, seq: u64, source: StoreError },
+    Record { claim: String, seq: u64, source: Box<CubError> },
+}
+
+impl CubError {
+    /// Whether the same call may succeed later (see [`StoreError::is_transient`]); the cub's
+    /// own refusals never do.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_transient())
+    }
 }

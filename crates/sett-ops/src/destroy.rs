@@ -9,7 +9,6 @@
 //! The lock key is the one instance key the purge skips: deleting it mid-way would let `sett up`
 //! start on a half-deleted instance. It goes when the lock is released, after the registry entry.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -349,7 +348,6 @@ impl Destroyer {
             path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("jsonl")));
         let file = std::fs::File::create(&tmp).map_err(err)?;
         let mut out = std::io::BufWriter::new(file);
-        let mut io_error: Option<std::io::Error> = None;
         let mut written = 0u64;
         let dumped = self
             .store
@@ -358,17 +356,12 @@ impl Destroyer {
                     return Ok(());
                 }
                 written += 1;
-                let line = serde_json::to_string(&d).map_err(|e| StoreError::Decode(e.to_string()))?;
-                if let Err(e) = writeln!(out, "{line}") {
-                    io_error = Some(e);
-                    return Err(StoreError::Conflict("backup write failed".into()));
-                }
-                Ok(())
+                crate::transfer::write_line(&mut out, &d).map_err(err)
             })
             .await;
-        if let Some(e) = io_error {
+        if let Err(e @ DestroyError::Backup { .. }) = dumped {
             let _ = std::fs::remove_file(&tmp);
-            return Err(err(e));
+            return Err(e);
         }
         dumped?;
         let file = out.into_inner().map_err(|e| err(e.into_error()))?;

@@ -315,7 +315,8 @@ pub async fn instance_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sett_core::machine::{Policy, new_claim};
+    use sett_core::machine::new_claim;
+    use sett_core::policy::Policy;
     use sett_core::{Artifact, ClaimId, StructuralType};
 
     #[test]

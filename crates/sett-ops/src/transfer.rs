@@ -24,25 +24,15 @@ pub enum TransferError {
 
 /// Writes every key of `store` to `out` as JSON lines; returns the number of keys.
 pub async fn export_jsonl(store: &Store, out: &mut impl Write) -> Result<u64, TransferError> {
-    let mut io_err = None;
-    let n = store
-        .export(|d| {
-            let line = serde_json::to_string(&d).map_err(|e| StoreError::Decode(e.to_string()))?;
-            if let Err(e) = writeln!(out, "{line}") {
-                // Keep the I/O error (e.g. a closed pipe) to report it as such.
-                let msg = e.to_string();
-                io_err = Some(e);
-                return Err(StoreError::Conflict(msg));
-            }
-            Ok(())
-        })
-        .await;
-    if let Some(e) = io_err {
-        return Err(TransferError::Io(e));
-    }
-    let n = n?;
+    let n = store.export(|d| write_line(&mut *out, &d).map_err(TransferError::Io)).await?;
     out.flush()?;
     Ok(n)
+}
+
+/// Writes `d` as one JSON line (the format of `sett export`).
+pub(crate) fn write_line(out: &mut impl Write, d: &Dump) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, d)?;
+    out.write_all(b"\n")
 }
 
 /// Calls `each` with every record of an export, one line at a time (blank lines are skipped);

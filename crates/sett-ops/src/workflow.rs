@@ -72,10 +72,6 @@ impl Workflow {
         self.outcome.as_ref()
     }
 
-    pub fn has_artifact(&self, id: &ArtifactId) -> bool {
-        self.artifacts.contains(id)
-    }
-
     /// Whether `e` concerns this workflow, as far as the events seen so far tell: it names an
     /// artifact, claim, question or answer of it.
     pub fn concerns(&self, e: &Event) -> bool {

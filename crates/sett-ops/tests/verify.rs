@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use sett_core::event::{ClaimCreated, EventData, InstanceStopped};
-use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::machine::new_claim;
+use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::{AgentName, Artifact, ClaimId, StructuralType};
 use sett_ops::transfer::export_jsonl;
 use sett_ops::verify::{ExportLedger, verify};

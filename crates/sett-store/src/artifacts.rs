@@ -228,13 +228,6 @@ impl Store {
         }
     }
 
-    /// Every version of a thread, oldest first.
-    pub async fn thread_versions(&self, logical_id: &ArtifactId) -> Result<Vec<ArtifactId>> {
-        let ids: Vec<String> =
-            self.client().zrange(self.keys.thread(logical_id), 0, -1, None, false, None, false).await?;
-        ids.iter().map(|s| ArtifactId::parse(s).map_err(|e| StoreError::Decode(e.to_string()))).collect()
-    }
-
     pub async fn artifact_count(&self) -> Result<u64> {
         Ok(self.client().zcard(self.keys.artifacts_index()).await?)
     }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use sett_core::event::{BidSubmitted, ClaimUpdated, EventData};
 use sett_core::ledger;
 use sett_core::record::ExecutionRecord;
-use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId, ClaimStatus};
+use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId};
 
 use crate::codec::{decode_claim, encode_claim};
 use crate::scripts::{SUBMIT_BID, WRITE_CLAIM};
@@ -185,11 +185,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Claims whose status is not final.
-    pub async fn active_claims(&self) -> Result<Vec<Claim>> {
-        Ok(self.all_claims().await?.into_iter().filter(|c| !c.status.is_final()).collect())
-    }
-
     /// Claims whose next deadline is at or before `now_ms`.
     pub async fn due_claims(&self, now_ms: i64) -> Result<Vec<ClaimId>> {
         let ids: Vec<String> =
@@ -337,14 +332,5 @@ impl Store {
             }
         }
         self.confirm(epoch).await
-    }
-
-    /// Counts claims by status.
-    pub async fn claim_status_counts(&self) -> Result<BTreeMap<ClaimStatus, u64>> {
-        let mut out = BTreeMap::new();
-        for c in self.all_claims().await? {
-            *out.entry(c.status).or_default() += 1;
-        }
-        Ok(out)
     }
 }

@@ -151,7 +151,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use sett_core::StructuralType;
-    use sett_core::machine::{AgentPolicy, Policy, new_claim};
+    use sett_core::machine::new_claim;
+    use sett_core::policy::{AgentPolicy, Policy};
 
     /// A stored artifact field that the ledger hash does not cover could be edited in Redis without
     /// `sett verify` noticing: the stored fields are exactly the hashed ones plus the hash itself.

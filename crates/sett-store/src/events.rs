@@ -109,12 +109,6 @@ impl Store {
         Ok(self.client().xrange_values(self.keys.events(), start, "+", Some(count)).await?)
     }
 
-    /// One raw stream entry by id, if it exists.
-    pub async fn raw_event(&self, id: &str) -> Result<Option<HashMap<String, String>>> {
-        let entries: Entries = self.client().xrange_values(self.keys.events(), id, id, Some(1)).await?;
-        Ok(entries.into_iter().next().map(|(_, f)| f))
-    }
-
     /// Up to `count` events strictly after `after` (`None` = from the beginning).
     pub async fn events_after(&self, after: Option<&str>, count: u64) -> Result<Vec<Event>> {
         let start = match after {

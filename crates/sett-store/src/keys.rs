@@ -36,24 +36,6 @@ pub const INSTANCES: &str = "sett:instances";
 pub const INSTANCE_COUNTER: &str = "sett:instance_counter";
 pub const AUDIT: &str = "sett:audit";
 
-/// The key families destroy reports, in display order.
-pub const FAMILIES: &[&str] = &[
-    "artifact",
-    "claim",
-    "bids",
-    "thread",
-    "events",
-    "index",
-    "questions",
-    "executions",
-    "components",
-    "workers",
-    "outbox",
-    "ledger",
-    "notify",
-    "lock",
-];
-
 /// Key builder for one instance.
 #[derive(Debug, Clone)]
 pub struct Keys {

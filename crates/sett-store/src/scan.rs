@@ -228,8 +228,9 @@ impl Store {
     /// same data are identical). Streams: memory stays flat whatever the number of keys — names
     /// are sorted in runs on disk, values are read [`EXPORT_BATCH`] keys at a time in pipelined
     /// bursts, and a large sorted set, list or stream is cut into records of [`CHUNK`] items
-    /// (the later ones marked `"continues": true`), which [`Store::restore`] appends.
-    pub async fn export(&self, mut sink: impl FnMut(Dump) -> Result<()>) -> Result<u64> {
+    /// (the later ones marked `"continues": true`), which [`Store::restore`] appends. The first
+    /// error of `sink` (e.g. the caller's output failing) stops the export and is returned.
+    pub async fn export<E: From<StoreError>>(&self, mut sink: impl FnMut(Dump) -> Result<(), E>) -> Result<u64, E> {
         let mut pages = self.client().scan(self.keys.scan_pattern(), Some(SCAN_COUNT), None);
         let mut names = SortedNames::collect(&mut pages).await?;
         let mut n = 0;
@@ -293,7 +294,11 @@ impl Store {
     /// A sorted set, list or stream as records of at most [`CHUNK`] items, in order. The first
     /// record has the layout of an unchunked one (a small key exports as before); the later ones
     /// carry `"continues": true` (a list's or sorted set's items then under `"items"`).
-    async fn dump_chunked(&self, h: &Head, sink: &mut impl FnMut(Dump) -> Result<()>) -> Result<()> {
+    async fn dump_chunked<E: From<StoreError>>(
+        &self,
+        h: &Head,
+        sink: &mut impl FnMut(Dump) -> Result<(), E>,
+    ) -> Result<(), E> {
         let c = self.client();
         let key = &h.key;
         match h.kind.as_str() {
@@ -302,11 +307,12 @@ impl Store {
                 loop {
                     let stop = start + CHUNK as i64 - 1;
                     let (items, len) = if h.kind == "zset" {
-                        let rows: Vec<(String, f64)> = c.zrange(key, start, stop, None, false, None, true).await?;
+                        let rows: Vec<(String, f64)> =
+                            c.zrange(key, start, stop, None, false, None, true).await.map_err(StoreError::from)?;
                         let len = rows.len();
                         (serde_json::to_value(rows).expect("rows"), len)
                     } else {
-                        let items: Vec<String> = c.lrange(key, start, stop).await?;
+                        let items: Vec<String> = c.lrange(key, start, stop).await.map_err(StoreError::from)?;
                         let len = items.len();
                         (serde_json::to_value(items).expect("list"), len)
                     };
@@ -324,7 +330,7 @@ impl Store {
                 }
             }
             "stream" => {
-                let groups: Vec<HashMap<String, Value>> = c.xinfo_groups(key).await?;
+                let groups: Vec<HashMap<String, Value>> = c.xinfo_groups(key).await.map_err(StoreError::from)?;
                 let mut groups: Vec<serde_json::Value> = groups
                     .iter()
                     .map(|g| {
@@ -340,7 +346,7 @@ impl Store {
                     let first = after.is_none();
                     let start = after.as_ref().map_or_else(|| "-".to_owned(), |id| format!("({id}"));
                     let entries: Vec<(String, HashMap<String, String>)> =
-                        c.xrange_values(key, start, "+", Some(CHUNK as u64)).await?;
+                        c.xrange_values(key, start, "+", Some(CHUNK as u64)).await.map_err(StoreError::from)?;
                     let len = entries.len();
                     if len == 0 && !first {
                         // The previous record was full and the last: its groups follow alone.
@@ -364,7 +370,7 @@ impl Store {
                     }
                 }
             }
-            other => Err(StoreError::Decode(format!("key {key} has unsupported type {other}"))),
+            other => Err(StoreError::Decode(format!("key {key} has unsupported type {other}")).into()),
         }
     }
 

@@ -81,8 +81,4 @@ impl Store {
         let raw: HashMap<String, String> = self.client().hgetall(self.keys.workers_running(agent)).await?;
         Ok(raw.into_iter().map(|(k, v)| (k, serde_json::from_str(&v).unwrap_or_default())).collect())
     }
-
-    pub async fn queued_workers(&self, agent: &AgentName) -> Result<Vec<String>> {
-        Ok(self.client().lrange(self.keys.worker_queue(agent), 0, -1).await?)
-    }
 }

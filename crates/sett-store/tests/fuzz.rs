@@ -284,7 +284,7 @@ fn a_malformed_import_record_deletes_nothing() {
             store
                 .export(|d| {
                     exported.push(d);
-                    Ok(())
+                    Ok::<_, sett_store::StoreError>(())
                 })
                 .await
                 .unwrap();

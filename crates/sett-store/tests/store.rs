@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sett_core::event::{ClaimEnded, EventData, EventKind, InstanceStarted, InstanceStopped};
-use sett_core::machine::{AgentPolicy, Policy, new_claim};
+use sett_core::machine::new_claim;
+use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::record::ExecutionRecord;
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, InstanceName, StructuralType};
 use sett_store::{CreateOutcome, GroupStart, LockHolder, LockPurpose, Store, WriteOutcome, now_ms};
@@ -343,7 +344,7 @@ async fn export_restore_is_exact() {
     let mut dumps = Vec::new();
     src.export(|d| {
         dumps.push(d);
-        Ok(())
+        Ok::<_, sett_store::StoreError>(())
     })
     .await
     .unwrap();
@@ -354,7 +355,7 @@ async fn export_restore_is_exact() {
     let mut again = Vec::new();
     src.export(|d| {
         again.push(d);
-        Ok(())
+        Ok::<_, sett_store::StoreError>(())
     })
     .await
     .unwrap();
@@ -380,7 +381,7 @@ async fn large_keys_export_in_chunks_and_restore_exactly() {
     let mut dumps = Vec::new();
     src.export(|d| {
         dumps.push(d);
-        Ok(())
+        Ok::<_, sett_store::StoreError>(())
     })
     .await
     .unwrap();
@@ -399,7 +400,7 @@ async fn large_keys_export_in_chunks_and_restore_exactly() {
     let mut again = Vec::new();
     src.export(|d| {
         again.push(d);
-        Ok(())
+        Ok::<_, sett_store::StoreError>(())
     })
     .await
     .unwrap();

@@ -15,7 +15,7 @@ async fn export(store: &sett_store::Store) -> Vec<Dump> {
     store
         .export(|d| {
             v.push(d);
-            Ok(())
+            Ok::<_, sett_store::StoreError>(())
         })
         .await
         .unwrap();

@@ -12,34 +12,16 @@ use std::collections::BTreeMap;
 
 use crate::artifact::{Artifact, StructuralType};
 use crate::claim::{AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, OpenQuestion, Phase};
-use crate::config::OnQuestionTimeout;
 use crate::ids::{AgentName, ArtifactId, ClaimId};
+// `Policy` and `AgentPolicy` are re-exported while callers outside this crate still name them here.
+use crate::policy::OnQuestionTimeout;
+pub use crate::policy::{AgentPolicy, Policy};
 
 /// How long after an agent's `timeout` the orchestrator gives up on a grant. The cub enforces
 /// the timeout itself and reports a `ToolExecutionFailure` with the tool's output tails; the
 /// orchestrator's deadline only catches a cub that died or cannot reach Redis, so it must not
 /// race the cub's own report.
 pub const EXECUTION_GRACE_MS: i64 = 2_000;
-
-/// What the state machine needs to know about one agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentPolicy {
-    pub timeout_ms: i64,
-    /// `None`: this agent's questions never time out.
-    pub question_timeout_ms: Option<i64>,
-    /// Grants run in a worker process launched by the orchestrator (controller mode).
-    pub via_worker: bool,
-}
-
-/// The configuration the state machine applies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    pub agents: BTreeMap<AgentName, AgentPolicy>,
-    /// 0 = unlimited.
-    pub max_review_iterations: u32,
-    pub bid_timeout_ms: i64,
-    pub on_question_timeout: OnQuestionTimeout,
-}
 
 /// Something that happened to a claim.
 #[derive(Debug, Clone, Copy)]
