@@ -531,14 +531,27 @@ impl Store {
 
     /// Deletes every key of this instance **except its lock**, which the destroyer holds while
     /// it works and releases last. SCAN pages stream into UNLINK batches grouped by hash slot
-    /// (with the instance hash tag that is always one slot, so a batch is valid on a cluster),
-    /// with a bounded number of batches in flight: memory stays flat whatever the key count.
-    /// `progress` gets the running number of keys deleted. Returns the counts per family.
+    /// (with the instance hash tag that is always one slot, so a batch is valid on a cluster)
+    /// and by family, with a bounded number of batches in flight: memory stays flat whatever the
+    /// key count. `progress` gets the running number of keys deleted. Returns the counts per
+    /// family of the keys deleted: counted from UNLINK's replies, not from SCAN, which may
+    /// return a key twice while the keyspace is rehashed (a destroy shrinks it).
     pub async fn purge_instance_keys(&self, mut progress: impl FnMut(u64)) -> Result<FamilyCounts> {
+        type Unlinked = (String, Result<u64, fred::error::Error>);
         let lock = self.keys.lock();
         let mut counts = FamilyCounts::new();
         let mut total = 0u64;
-        let mut inflight: JoinSet<Result<u64, fred::error::Error>> = JoinSet::new();
+        let mut inflight: JoinSet<Unlinked> = JoinSet::new();
+        let mut done = |joined: std::result::Result<Unlinked, tokio::task::JoinError>| -> Result<()> {
+            let (family, deleted) = joined.map_err(|e| StoreError::Conflict(format!("unlink task failed: {e}")))?;
+            let deleted = deleted?;
+            if deleted > 0 {
+                *counts.entry(family).or_default() += deleted;
+                total += deleted;
+                progress(total);
+            }
+            Ok(())
+        };
         // One node takes any batch; only a cluster needs batches grouped by hash slot.
         let clustered = self.client().client_config().server.is_clustered();
         let mut pages = self.instance_pages();
@@ -546,33 +559,30 @@ impl Store {
             let keys = page.take_results().unwrap_or_default();
             // Ask for the next page first so the scan and the deletes overlap.
             page.next();
-            let mut by_slot: BTreeMap<u16, Vec<fred::types::Key>> = BTreeMap::new();
-            for k in keys {
+            let mut batches: BTreeMap<(u16, &str), Vec<fred::types::Key>> = BTreeMap::new();
+            for k in &keys {
                 let Some(s) = k.as_str() else { continue };
                 if s == lock {
                     continue;
                 }
-                count_family(&mut counts, self.keys.family_of(s));
                 let slot = if clustered { fred::util::redis_keyslot(k.as_bytes()) } else { 0 };
-                by_slot.entry(slot).or_default().push(k);
+                batches.entry((slot, self.keys.family_of(s))).or_default().push(k.clone());
             }
-            for (_, keys) in by_slot {
+            for ((_, family), keys) in batches {
                 for chunk in keys.chunks(UNLINK_BATCH) {
                     while inflight.len() >= MAX_UNLINKS_IN_FLIGHT {
-                        if let Some(r) = inflight.join_next().await {
-                            total += r.map_err(|e| StoreError::Conflict(format!("unlink task failed: {e}")))??;
-                            progress(total);
+                        if let Some(joined) = inflight.join_next().await {
+                            done(joined)?;
                         }
                     }
                     let client = self.client().clone();
-                    let chunk = chunk.to_vec();
-                    inflight.spawn(async move { client.unlink::<u64, _>(chunk).await });
+                    let (family, chunk) = (family.to_owned(), chunk.to_vec());
+                    inflight.spawn(async move { (family, client.unlink::<u64, _>(chunk).await) });
                 }
             }
         }
-        while let Some(r) = inflight.join_next().await {
-            total += r.map_err(|e| StoreError::Conflict(format!("unlink task failed: {e}")))??;
-            progress(total);
+        while let Some(joined) = inflight.join_next().await {
+            done(joined)?;
         }
         Ok(counts)
     }
