@@ -219,14 +219,18 @@ agents:
     mode: controller
     worker: {max_concurrent: 2}
 "#;
+    // Each worker holds its output until the test lets go (once two run at once), so the pool
+    // is seen full however slowly the goals arrive; it gives up waiting after 60 s.
     let work = r#"#!/usr/bin/env bash
 input=$(cat)
-sleep 0.4
+for _ in $(seq 600); do [ -e go ] && break; sleep 0.1; done
 jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
 "#;
     let mut env = Env::new(yml, &[("work.sh", work)]).await;
     env.up();
     let goals: Vec<_> = (0..6).map(|i| env.forage(&format!("goal {i}"))).collect();
+    env.wait_events(MINUTE, "two workers running", 2, |e| e.kind == EventKind::WorkerLaunched).await;
+    std::fs::write(env.path().join("go"), "").unwrap();
     env.wait_terminals(6, MINUTE).await;
     let events = env.events().await;
     let mut running = 0i32;

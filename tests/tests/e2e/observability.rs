@@ -430,13 +430,14 @@ async fn observability_healthz_follows_redis_and_the_daemons_reconnect() {
 
     server.stop();
     let stopped = Instant::now();
-    // Both daemons are probed at the same time: each answer may take up to the PING bound.
+    // Both daemons are probed at the same time: each answer may take up to the PING bound
+    // (1.5 s); the rest of the 10 s allowed is for a loaded machine.
     let probes: Vec<_> = addrs
         .iter()
         .map(|(c, addr)| {
             let (c, addr) = (c.to_string(), addr.clone());
             std::thread::spawn(move || {
-                let until = stopped + Duration::from_secs(2);
+                let until = stopped + Duration::from_secs(10);
                 loop {
                     let got = http_get(&addr, "/healthz");
                     if let Ok((503, body)) = &got {
@@ -444,7 +445,7 @@ async fn observability_healthz_follows_redis_and_the_daemons_reconnect() {
                         assert_eq!(body["redis"]["status"], "unreachable", "{body}");
                         return stopped.elapsed();
                     }
-                    assert!(Instant::now() < until, "{c} /healthz not 503 within 2 s of Redis stopping: {got:?}");
+                    assert!(Instant::now() < until, "{c} /healthz not 503 within 10 s of Redis stopping: {got:?}");
                     std::thread::sleep(Duration::from_millis(50));
                 }
             })
@@ -452,7 +453,7 @@ async fn observability_healthz_follows_redis_and_the_daemons_reconnect() {
         .collect();
     for ((c, _), probe) in addrs.iter().zip(probes) {
         let took = probe.join().unwrap_or_else(|_| panic!("{c}: see the panic above"));
-        assert!(took <= Duration::from_secs(2), "{c}: 503 after {took:?}");
+        assert!(took <= Duration::from_secs(10), "{c}: 503 after {took:?}");
     }
 
     server.restart();
@@ -495,9 +496,10 @@ async fn observability_readyz_follows_attachment_and_the_lock() {
     let cub_addr = format!("127.0.0.1:{}", sett_testkit::free_port());
     let orch_addr = format!("127.0.0.1:{}", sett_testkit::free_port());
 
-    // Writes are paused: neither daemon can create its consumer group, nor take the lock.
-    redis_cli(&server, &["CLIENT", "PAUSE", "6000", "WRITE"]);
-    let paused = Instant::now();
+    // Writes are paused until the test lifts the pause (at most 8 s: a paused write must not
+    // outlast the daemons' 10 s command timeout): neither daemon can create its consumer group,
+    // nor take the lock.
+    redis_cli(&server, &["CLIENT", "PAUSE", "8000", "WRITE"]);
     let common = ["--instance", env.name.as_str(), "--redis-url", &url, "--config", config];
     let cub = spawn_daemon(
         &env,
@@ -513,17 +515,20 @@ async fn observability_readyz_follows_attachment_and_the_lock() {
     );
     let out = |name: &str| std::fs::read_to_string(env.path().join(name)).unwrap_or_default();
     for (what, addr) in [("cub", &cub_addr), ("orchestrator", &orch_addr)] {
-        let answered = wait_status(addr, "/readyz", Some(503), Duration::from_secs(5));
+        let answered = wait_status(addr, "/readyz", Some(503), Duration::from_secs(7));
         assert!(
-            answered.is_some() && paused.elapsed() < Duration::from_secs(6),
+            answered.is_some(),
             "{what} /readyz was not 503 while Redis refused writes\n{}",
             out(&format!("{what}.out"))
         );
     }
     for (what, addr) in [("cub", &cub_addr), ("orchestrator", &orch_addr)] {
-        let ready = wait_status(addr, "/readyz", Some(200), Duration::from_secs(20));
+        assert_eq!(status_of(addr, "/readyz"), Some(503), "{what} was ready before Redis accepted writes");
+    }
+    redis_cli(&server, &["CLIENT", "UNPAUSE"]);
+    for (what, addr) in [("cub", &cub_addr), ("orchestrator", &orch_addr)] {
+        let ready = wait_status(addr, "/readyz", Some(200), Duration::from_secs(30));
         assert!(ready.is_some(), "{what} /readyz never became 200\n{}", out(&format!("{what}.out")));
-        assert!(paused.elapsed() >= Duration::from_millis(5_500), "{what} was ready before Redis accepted writes");
     }
     // The components registered the addresses they listen on.
     assert_eq!(env.addr_of("cub:Scribe").await.as_deref(), Some(&*cub_addr));
