@@ -229,7 +229,7 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     let mut env = Env::new(yml, &[("work.sh", work)]).await;
     env.up();
     let goals: Vec<_> = (0..6).map(|i| env.forage(&format!("goal {i}"))).collect();
-    env.wait_events(MINUTE, "two workers running", 2, |e| e.kind == EventKind::WorkerLaunched).await;
+    env.wait_events(MINUTE, "two workers running", 2, |e| e.kind() == EventKind::WorkerLaunched).await;
     std::fs::write(env.path().join("go"), "").unwrap();
     env.wait_terminals(6, MINUTE).await;
     let events = env.events().await;
