@@ -554,31 +554,52 @@ impl Store {
         };
         // One node takes any batch; only a cluster needs batches grouped by hash slot.
         let clustered = self.client().client_config().server.is_clustered();
+        // Keys wait per (slot, family) until a full batch is there, across pages: a page holds
+        // keys of every family, and batches split by family within one page would be small
+        // (more round trips). At most one partial batch per family is held: memory stays flat.
+        let mut waiting: BTreeMap<(u16, String), Vec<fred::types::Key>> = BTreeMap::new();
+        let mut full: Vec<(String, Vec<fred::types::Key>)> = Vec::new();
         let mut pages = self.instance_pages();
-        while let Some(mut page) = pages.try_next().await? {
-            let keys = page.take_results().unwrap_or_default();
-            // Ask for the next page first so the scan and the deletes overlap.
-            page.next();
-            let mut batches: BTreeMap<(u16, &str), Vec<fred::types::Key>> = BTreeMap::new();
-            for k in &keys {
-                let Some(s) = k.as_str() else { continue };
-                if s == lock {
-                    continue;
-                }
-                let slot = if clustered { fred::util::redis_keyslot(k.as_bytes()) } else { 0 };
-                batches.entry((slot, self.keys.family_of(s))).or_default().push(k.clone());
-            }
-            for ((_, family), keys) in batches {
-                for chunk in keys.chunks(UNLINK_BATCH) {
-                    while inflight.len() >= MAX_UNLINKS_IN_FLIGHT {
-                        if let Some(joined) = inflight.join_next().await {
-                            done(joined)?;
-                        }
+        loop {
+            let page = pages.try_next().await?;
+            let last = page.is_none();
+            if let Some(mut page) = page {
+                let keys = page.take_results().unwrap_or_default();
+                // Ask for the next page first so the scan and the deletes overlap.
+                page.next();
+                for k in keys {
+                    let Some(s) = k.as_str() else { continue };
+                    if s == lock {
+                        continue;
                     }
-                    let client = self.client().clone();
-                    let (family, chunk) = (family.to_owned(), chunk.to_vec());
-                    inflight.spawn(async move { (family, client.unlink::<u64, _>(chunk).await) });
+                    let slot = if clustered { fred::util::redis_keyslot(k.as_bytes()) } else { 0 };
+                    let family = self.keys.family_of(s).to_owned();
+                    let batch = waiting.entry((slot, family)).or_default();
+                    batch.push(k);
+                    if batch.len() >= UNLINK_BATCH {
+                        let family = self.keys.family_of(batch[0].as_str().unwrap_or_default()).to_owned();
+                        full.push((family, std::mem::take(batch)));
+                    }
                 }
+            } else {
+                full.extend(
+                    std::mem::take(&mut waiting)
+                        .into_iter()
+                        .filter(|(_, keys)| !keys.is_empty())
+                        .map(|((_, family), keys)| (family, keys)),
+                );
+            }
+            for (family, chunk) in full.drain(..) {
+                while inflight.len() >= MAX_UNLINKS_IN_FLIGHT {
+                    if let Some(joined) = inflight.join_next().await {
+                        done(joined)?;
+                    }
+                }
+                let client = self.client().clone();
+                inflight.spawn(async move { (family, client.unlink::<u64, _>(chunk).await) });
+            }
+            if last {
+                break;
             }
         }
         while let Some(joined) = inflight.join_next().await {
