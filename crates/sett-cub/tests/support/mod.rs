@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use sett_core::claim::Grant;
 use sett_core::config::{AgentConfig, SettConfig};
 use sett_core::event::{ClaimCreated, ClaimGranted, Event, EventData, EventKind};
-use sett_core::machine::new_claim;
+use sett_core::machine::{initial_claim_id, new_claim};
 use sett_core::policy::Policy;
-use sett_core::{AgentName, Artifact, BidType, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
+use sett_core::{AgentName, Artifact, BidType, Claim, ClaimStatus, ClaimType, StructuralType};
 use sett_cub::{Cub, CubSettings, RunOptions};
 use sett_store::{CreateOutcome, Store, WriteOutcome, now_ms};
 use tokio::task::JoinHandle;
@@ -102,7 +102,9 @@ pub async fn store_artifact(store: &Store, a: &Artifact) {
 
 /// What the orchestrator does on a new Standard artifact: a claim waiting for bids.
 pub async fn create_claim(store: &Store, target: &Artifact) -> Claim {
-    let c = new_claim(ClaimId::new_v7(), target, &policy(), now_ms());
+    // The id the orchestrator gives an artifact's claim: cubs bid on it from the artifact's
+    // event, before the claim exists.
+    let c = new_claim(initial_claim_id(&target.id), target, &policy(), now_ms());
     let event = EventData::ClaimCreated(ClaimCreated::new(&c));
     let written = store.write_claim(&c, None, true, &[], &[event], now_ms()).await.unwrap();
     assert_eq!(written, WriteOutcome::Written);
