@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use sett_core::event::{Event, EventData, EventKind};
-use sett_core::machine::{initial_claim_id, new_claim};
-use sett_core::{Artifact, ArtifactId, ClaimId, StructuralType, metrics as m};
+use sett_core::machine::{Input, initial_claim_id, new_claim, step};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, StructuralType, metrics as m};
 use sett_store::{GroupConsumer, StoreError, WriteOutcome, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -180,7 +180,12 @@ impl Engine {
     }
 
     async fn on_artifact(&self, id: &ArtifactId) -> Result<(), StoreError> {
-        let Some(a) = self.store.get_artifact(id).await? else {
+        // The bids on the claim this artifact gets are read with it (one pipelined round trip):
+        // cubs bid from the artifact's event, and when their bids are in already the claim is
+        // created decided.
+        let claim = initial_claim_id(id);
+        let (artifact, bids) = tokio::try_join!(self.store.get_artifact(id), self.store.bids(&claim))?;
+        let Some(a) = artifact else {
             warn!(artifact_id = %id, "artifact_created names an artifact that does not exist; ignoring");
             return Ok(());
         };
@@ -203,7 +208,7 @@ impl Engine {
             self.apply(&claim, Trigger::Output(Box::new(a.clone()))).await?;
         }
         if a.structural_type.creates_claim() {
-            self.create_claim(&a).await?;
+            self.create_claim(&a, bids).await?;
         }
         if a.structural_type == StructuralType::Question
             && let Some(rec) = self.store.answer_record(&a.id).await?
@@ -216,23 +221,39 @@ impl Engine {
         Ok(())
     }
 
-    async fn create_claim(&self, a: &Artifact) -> Result<(), StoreError> {
+    /// Creates `a`'s claim. Cubs bid on it from the artifact's event, so bids may be recorded
+    /// before it exists: with the bids read with the artifact, or else those the creating write
+    /// reads back, the claim is decided at once when they suffice (created and granted in one
+    /// write, or granted by the next). A bid recorded after the creating write has its own
+    /// event, read after this one and applied then.
+    async fn create_claim(&self, a: &Artifact, bids: BTreeMap<AgentName, BidType>) -> Result<(), StoreError> {
         let now = now_ms();
         let claim = new_claim(initial_claim_id(&a.id), a, &self.policy, now);
-        let events = [ledger::claim_created(&claim)];
-        match self.store.write_claim(&claim, None, true, &[], &events, now).await? {
+        let created = ledger::claim_created(&claim);
+        let (outcome, later_bids) = match step(&claim, Input::Bids { bids: &bids, now_ms: now }, &self.policy) {
+            Some(decided) => {
+                (self.commit(&claim, &decided, &bids, &Trigger::Bids, now, Some(created)).await?, BTreeMap::new())
+            }
+            None => self.store.create_claim_reading_bids(&claim, &[created], now).await?,
+        };
+        match outcome {
             WriteOutcome::Written => {
                 metrics::counter!(m::CLAIMS_CREATED, "kind" => "initial").increment(1);
                 info!(claim_id = %claim.id, artifact_id = %a.id, artifact_type = %a.artifact_type, "claim created");
                 self.wake.notify_one();
+                if later_bids.len() > bids.len() {
+                    self.decide(&claim, &later_bids).await?;
+                }
+                Ok(())
             }
-            WriteOutcome::Exists(_) => debug!(artifact_id = %a.id, "claim exists already"),
-            WriteOutcome::Conflict { .. } => return Ok(()),
+            WriteOutcome::Exists(_) => {
+                // This event is handled again (after a restart or a failed batch): the claim may
+                // have missed bids recorded since it was created.
+                debug!(artifact_id = %a.id, "claim exists already");
+                self.apply(&claim.id, Trigger::Bids).await.map(drop)
+            }
+            WriteOutcome::Conflict { .. } => Ok(()),
         }
-        // Cubs bid on the artifact's event while the claim is being created: bids recorded
-        // before the claim existed were handled when there was no claim yet, so they are
-        // applied now (a bid recorded after this write has its own event, handled after it).
-        self.apply(&claim.id, Trigger::Bids).await.map(drop)
     }
 
     async fn on_answer(

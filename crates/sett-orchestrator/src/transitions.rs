@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use sett_core::machine::{Input, step};
-use sett_core::{AgentName, Artifact, ArtifactId, Claim, ClaimId, ClaimStatus};
+use sett_core::event::EventData;
+use sett_core::machine::{Input, Transition, step};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus};
 use sett_store::{StoreError, WriteOutcome, now_ms};
 use tracing::{debug, warn};
 
@@ -68,29 +69,8 @@ impl Engine {
             let Some(t) = step(&claim, input, &self.policy) else {
                 return Ok(None);
             };
-            let (events, ops) =
-                ledger::transition_records(&claim, &t.claim, &t.effects, self.policy.on_question_timeout);
-            let follow = follow_ups(&t.effects);
-            let outbox = (!follow.is_empty()).then_some(&follow);
-            let written = self
-                .store
-                .write_claim_with_outbox(&t.claim, Some(claim.revision), false, &ops, &events, outbox, now)
-                .await?;
-            match written {
-                WriteOutcome::Written => {
-                    self.observe(&claim, &t, &bids, &trigger, now);
-                    if !ops.is_empty() {
-                        self.refresh_open_questions_gauge().await;
-                    }
-                    if t.claim.next_deadline_ms().is_some() {
-                        self.wake.notify_one();
-                    }
-                    if !follow.is_empty() {
-                        let entry = format!("{id}:{}", t.claim.revision);
-                        self.carry_out(*id, &entry, follow).await;
-                    }
-                    return Ok(Some(t.claim));
-                }
+            match self.commit(&claim, &t, &bids, &trigger, now, None).await? {
+                WriteOutcome::Written => return Ok(Some(t.claim)),
                 WriteOutcome::Conflict { .. } => continue,
                 WriteOutcome::Exists(other) => {
                     return Err(StoreError::Conflict(format!("unexpected 'exists' ({other}) on a claim transition")));
@@ -99,5 +79,56 @@ impl Engine {
         }
         warn!(claim_id = %id, "a transition kept losing compare-and-set races; giving up for now");
         Err(StoreError::Conflict(format!("claim {id} kept changing during a transition")))
+    }
+
+    /// Applies `bids` to `claim`, the record this orchestrator just wrote (no read): when they
+    /// decide it, the transition is written with compare-and-set, falling back to
+    /// [`Engine::apply`] (which reads) if the claim changed meanwhile.
+    pub(crate) async fn decide(&self, claim: &Claim, bids: &BTreeMap<AgentName, BidType>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let Some(t) = step(claim, Input::Bids { bids, now_ms: now }, &self.policy) else {
+            return Ok(());
+        };
+        match self.commit(claim, &t, bids, &Trigger::Bids, now, None).await? {
+            WriteOutcome::Written => Ok(()),
+            _ => self.apply(&claim.id, Trigger::Bids).await.map(drop),
+        }
+    }
+
+    /// Writes transition `t` of claim `old` with its ledger events and follow-ups in one atomic
+    /// step, then logs it and carries the follow-ups out. With `created` (the claim's creation
+    /// event), `old` is a claim that does not exist yet: it is created already decided, its
+    /// creation event first. Otherwise the write is a compare-and-set on `old`'s revision.
+    pub(crate) async fn commit(
+        &self,
+        old: &Claim,
+        t: &Transition,
+        bids: &BTreeMap<AgentName, BidType>,
+        trigger: &Trigger,
+        now: i64,
+        created: Option<EventData>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (events, ops) = ledger::transition_records(old, &t.claim, &t.effects, self.policy.on_question_timeout);
+        let creating = created.is_some();
+        let events: Vec<EventData> = created.into_iter().chain(events).collect();
+        let follow = follow_ups(&t.effects);
+        let outbox = (!follow.is_empty()).then_some(&follow);
+        let expected = (!creating).then_some(old.revision);
+        let written =
+            self.store.write_claim_with_outbox(&t.claim, expected, creating, &ops, &events, outbox, now).await?;
+        if written == WriteOutcome::Written {
+            self.observe(old, t, bids, trigger, now);
+            if !ops.is_empty() {
+                self.refresh_open_questions_gauge().await;
+            }
+            if t.claim.next_deadline_ms().is_some() {
+                self.wake.notify_one();
+            }
+            if !follow.is_empty() {
+                let entry = format!("{}:{}", t.claim.id, t.claim.revision);
+                self.carry_out(t.claim.id, &entry, follow).await;
+            }
+        }
+        Ok(written)
     }
 }

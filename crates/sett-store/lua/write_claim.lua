@@ -3,6 +3,7 @@
 -- KEYS[1] claim hash   KEYS[2] deadlines zset   KEYS[3] events stream
 -- KEYS[4] open questions zset   KEYS[5] claim-by-artifact hash   KEYS[6] claims index zset
 -- KEYS[7] outbox hash   KEYS[8] ledger head hash
+-- KEYS[9] (optional, create only) the claim's bids hash: its entries are returned after "ok"
 -- ARGV[1] claim id
 -- ARGV[2] expected revision ("0" = create: the claim must not exist)
 -- ARGV[3] next deadline in ms, or "" for none
@@ -13,7 +14,8 @@
 -- ARGV[7] artifact id to index this claim under (create only), or ""
 -- ARGV[8] outbox entry (JSON follow-up effects, stored under "<claim id>:<new revision>"), or ""
 -- ARGV[9..] field, value pairs (the full record: the hash is replaced)
--- Returns {"ok"} | {"exists", other_claim_id} | {"conflict", current_revision}
+-- Returns {"ok"} (on a create with KEYS[9]: {"ok", agent, bid, ...}) | {"exists", other_claim_id}
+--   | {"conflict", current_revision}
 if ARGV[2] == '0' then
   if redis.call('EXISTS', KEYS[1]) == 1 then
     return {'exists', ARGV[1]}
@@ -57,5 +59,12 @@ for _, ev in ipairs(cjson.decode(ARGV[5])) do
 end
 if last then
   redis.call('HSET', KEYS[1], 'event', last)
+end
+if KEYS[9] and ARGV[2] == '0' then
+  -- Bids recorded before the claim existed (cubs bid from the artifact's event): the caller
+  -- decides with them at once instead of waiting for their events.
+  local reply = redis.call('HGETALL', KEYS[9])
+  table.insert(reply, 1, 'ok')
+  return reply
 end
 return {'ok'}

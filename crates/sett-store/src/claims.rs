@@ -33,6 +33,28 @@ pub enum QuestionOp {
     Close { question: ArtifactId },
 }
 
+/// The arguments of one claim write (see [`Store::write_claim`]).
+struct ClaimWrite<'a> {
+    claim: &'a Claim,
+    expected_revision: Option<u64>,
+    index_artifact: bool,
+    question_ops: &'a [QuestionOp],
+    events: &'a [EventData],
+    /// Return the claim's bids with a successful create.
+    read_bids: bool,
+}
+
+/// Bids from a flat `agent, bid, …` hash reply. An unparseable entry cannot come from a cub; it
+/// is skipped rather than failing the claim.
+fn parse_bids<'a>(pairs: impl Iterator<Item = &'a [String]>) -> BTreeMap<AgentName, BidType> {
+    pairs
+        .filter_map(|pair| match pair {
+            [agent, bid] => Some((AgentName::parse(agent).ok()?, bid.parse::<BidType>().ok()?)),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Store {
     /// Writes `claim`: creates it when `expected_revision` is `None` (refused if it exists, or
     /// when `index_artifact` is set and that artifact already has a claim), otherwise replaces
@@ -74,8 +96,40 @@ impl Store {
         outbox: Option<&O>,
         now_ms: i64,
     ) -> Result<WriteOutcome> {
+        let write = ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids: false };
+        self.write_claim_inner(write, outbox, now_ms).await.map(|(outcome, _)| outcome)
+    }
+
+    /// Creates `claim` (indexed under its artifact, as [`Store::write_claim`] with no expected
+    /// revision) and returns, with the outcome, the bids recorded on it at that moment, read in
+    /// the same atomic step: cubs may bid before the claim exists, and the creator decides with
+    /// those bids without another round trip. The bids are empty unless the claim was written.
+    pub async fn create_claim_reading_bids(
+        &self,
+        claim: &Claim,
+        events: &[EventData],
+        now_ms: i64,
+    ) -> Result<(WriteOutcome, BTreeMap<AgentName, BidType>)> {
+        let write = ClaimWrite {
+            claim,
+            expected_revision: None,
+            index_artifact: true,
+            question_ops: &[],
+            events,
+            read_bids: true,
+        };
+        self.write_claim_inner(write, None::<&()>, now_ms).await
+    }
+
+    async fn write_claim_inner<O: Serialize + ?Sized>(
+        &self,
+        write: ClaimWrite<'_>,
+        outbox: Option<&O>,
+        now_ms: i64,
+    ) -> Result<(WriteOutcome, BTreeMap<AgentName, BidType>)> {
+        let ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids } = write;
         let k = &self.keys;
-        let keys = vec![
+        let mut keys = vec![
             k.claim(&claim.id),
             k.deadlines(),
             k.events(),
@@ -85,6 +139,9 @@ impl Store {
             k.outbox(),
             k.ledger(),
         ];
+        if read_bids && expected_revision.is_none() {
+            keys.push(k.bids(&claim.id));
+        }
         let fields = encode_claim(claim);
         // Every write leaves an event naming the record it wrote (the claim's revision and
         // hash), so `sett verify` can tell a transition from a tampered record.
@@ -141,15 +198,19 @@ impl Store {
             // The first write survived the failover: the stored claim is ours, not a rival's.
             let stored = self.get_claim(&claim.id).await?;
             if stored.as_ref().map(encode_claim) == Some(encode_claim(claim)) {
-                return Ok(WriteOutcome::Written);
+                // The bids the first write read are lost with its reply; their events still
+                // come.
+                return Ok((WriteOutcome::Written, BTreeMap::new()));
             }
         }
-        match reply.first().map(String::as_str) {
-            Some("ok") => Ok(WriteOutcome::Written),
-            Some("exists") => Ok(WriteOutcome::Exists(reply.get(1).cloned().unwrap_or_default())),
-            Some("conflict") => Ok(WriteOutcome::Conflict { current: reply.get(1).cloned().unwrap_or_default() }),
-            other => Err(StoreError::Decode(format!("unexpected write_claim reply {other:?}"))),
-        }
+        let outcome = match reply.first().map(String::as_str) {
+            Some("ok") => WriteOutcome::Written,
+            Some("exists") => WriteOutcome::Exists(reply.get(1).cloned().unwrap_or_default()),
+            Some("conflict") => WriteOutcome::Conflict { current: reply.get(1).cloned().unwrap_or_default() },
+            other => return Err(StoreError::Decode(format!("unexpected write_claim reply {other:?}"))),
+        };
+        let bids = if outcome == WriteOutcome::Written { parse_bids(reply[1..].chunks(2)) } else { BTreeMap::new() };
+        Ok((outcome, bids))
     }
 
     pub async fn get_claim(&self, id: &ClaimId) -> Result<Option<Claim>> {
@@ -244,15 +305,8 @@ impl Store {
     }
 
     pub async fn bids(&self, claim: &ClaimId) -> Result<BTreeMap<AgentName, BidType>> {
-        let raw: HashMap<String, String> = self.client().hgetall(self.keys.bids(claim)).await?;
-        let mut out = BTreeMap::new();
-        for (agent, bid) in raw {
-            // An unparseable entry cannot come from a cub; skip it rather than fail the claim.
-            if let (Ok(a), Ok(b)) = (AgentName::parse(&agent), bid.parse::<BidType>()) {
-                out.insert(a, b);
-            }
-        }
-        Ok(out)
+        let raw: Vec<String> = self.client().hgetall(self.keys.bids(claim)).await?;
+        Ok(parse_bids(raw.chunks(2)))
     }
 
     /// Takes grant `(claim, seq)` for execution, once: false when someone already took it (a

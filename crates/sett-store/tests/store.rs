@@ -1,7 +1,7 @@
 //! Store tests against a real Redis: atomic artifact writes, claim compare-and-set under
 //! contention, the lock, scan-delete isolation and durable event consumption.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,7 +146,14 @@ async fn a_bid_may_precede_its_claim_but_not_outlive_its_consensus() {
     // Before the orchestrator created the claim: recorded, once, with its event.
     assert!(store.submit_bid_before_claim(&c.id, &first, BidType::Exclusive, 1).await.unwrap());
     assert!(!store.submit_bid_before_claim(&c.id, &first, BidType::Review, 2).await.unwrap());
-    store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
+    // The creating write reads back the bids recorded before it, in the same atomic step...
+    let (outcome, early) = store.create_claim_reading_bids(&c, &[], 5).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Written);
+    assert_eq!(early, BTreeMap::from([(first.clone(), BidType::Exclusive)]));
+    // ...and a second create is refused, with no bids.
+    let (outcome, none) = store.create_claim_reading_bids(&c, &[], 5).await.unwrap();
+    assert!(matches!(outcome, WriteOutcome::Exists(_)), "{outcome:?}");
+    assert!(none.is_empty());
     // The claim waits for bids: still accepted.
     assert!(store.submit_bid_before_claim(&c.id, &second, BidType::Ignore, 6).await.unwrap());
     let bids = store.bids(&c.id).await.unwrap();
