@@ -173,6 +173,9 @@ impl Engine {
     async fn handle(&self, ev: &Event) -> Result<(), StoreError> {
         match &ev.data {
             EventData::ArtifactCreated(a) => self.on_artifact(&a.artifact_id).await,
+            // A claim never returns to waiting for bids: a bid on a claim already decided here
+            // changes nothing, and needs no read to find that out.
+            EventData::BidSubmitted(b) if self.decided.contains(&b.claim_id) => Ok(()),
             EventData::BidSubmitted(b) => self.apply(&b.claim_id, Trigger::Bids).await.map(drop),
             EventData::QuestionAnswered(a) => self.on_answer(a.question_id, a.answer_id, a.claim_id).await,
             _ => Ok(()),

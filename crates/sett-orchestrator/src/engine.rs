@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::consumer::{CONSUMER, GROUP};
+use crate::decided::DecidedClaims;
 use crate::launcher::WorkerLauncher;
 use crate::{OrchestratorError, Settings};
 
@@ -44,6 +45,7 @@ impl Orchestrator {
             wake: Notify::new(),
             tasks: TaskTracker::new(),
             outbox_left: AtomicBool::new(false),
+            decided: DecidedClaims::default(),
         };
         Arc::new(Self { engine: Engine(Arc::new(shared)) })
     }
@@ -92,6 +94,9 @@ pub(crate) struct Shared {
     /// Set when follow-ups were left in the outbox after their retries (Redis failing over):
     /// the deadline loop carries them out again instead of leaving them to the next start.
     pub(crate) outbox_left: AtomicBool,
+    /// Claims moved out of `pending_consensus` by this orchestrator: their bid events are
+    /// dropped without a read.
+    pub(crate) decided: DecidedClaims,
 }
 
 /// A background loop owned by its guard: dropping the guard (any early return of its owner)

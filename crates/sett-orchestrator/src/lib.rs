@@ -21,6 +21,7 @@ pub mod launcher;
 
 mod consumer;
 mod deadlines;
+mod decided;
 mod engine;
 mod ledger;
 mod lifecycle;

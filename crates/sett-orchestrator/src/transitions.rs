@@ -117,6 +117,9 @@ impl Engine {
         let written =
             self.store.write_claim_with_outbox(&t.claim, expected, creating, &ops, &events, outbox, now).await?;
         if written == WriteOutcome::Written {
+            if old.status == ClaimStatus::PendingConsensus && t.claim.status != ClaimStatus::PendingConsensus {
+                self.decided.insert(t.claim.id);
+            }
             self.observe(old, t, bids, trigger, now);
             if !ops.is_empty() {
                 self.refresh_open_questions_gauge().await;
