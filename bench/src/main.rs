@@ -11,7 +11,7 @@ use sett_core::event::{Event, EventData, EventKind, InstanceStarted, QuestionAsk
 use sett_core::machine::new_claim;
 use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::{AgentName, Artifact, ClaimId, InstanceName, StructuralType};
-use sett_store::{EventReader, Redis, RedisOptions, Store, now_ms};
+use sett_store::{EventReader, Redis, RedisOptions, Store, new_artifact_id, new_claim_id, now_ms};
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -124,7 +124,14 @@ async fn seed(store: &Store, artifacts: u64, questions: u64) -> Result<serde_jso
     let mut pending = futures::stream::FuturesUnordered::new();
     use futures::StreamExt;
     for i in 0..artifacts {
-        let a = Artifact::new_root(StructuralType::Standard, "Bench", format!("payload {i}"), "user", now_ms());
+        let a = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            "Bench",
+            format!("payload {i}"),
+            "user",
+            now_ms(),
+        );
         let s = store.clone();
         pending.push(async move { s.create_artifact(&a).await });
         if pending.len() >= 256 {
@@ -198,7 +205,14 @@ async fn latency(store: &Store, count: u64, artifact_type: &str) -> Result<serde
     let (mut to_created, mut to_granted, mut to_taken, mut to_final, mut created_to_taken) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..count + WARMUP {
-        let a = Artifact::new_root(StructuralType::Standard, artifact_type, format!("task {i}"), "user", now_ms());
+        let a = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            artifact_type,
+            format!("task {i}"),
+            "user",
+            now_ms(),
+        );
         let claim = ClaimId::derived(&a.id, "claim");
         let t0 = wall_us();
         store.create_artifact(&a).await?;
@@ -256,7 +270,14 @@ async fn throughput(store: &Store, count: u64, artifact_type: &str) -> Result<se
     let mut open = std::collections::HashSet::new();
     let mut pending = futures::stream::FuturesUnordered::new();
     for i in 0..count {
-        let a = Artifact::new_root(StructuralType::Standard, artifact_type, format!("task {i}"), "user", now_ms());
+        let a = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            artifact_type,
+            format!("task {i}"),
+            "user",
+            now_ms(),
+        );
         open.insert(ClaimId::derived(&a.id, "claim"));
         let s = store.clone();
         pending.push(async move { s.create_artifact(&a).await });
@@ -295,7 +316,14 @@ async fn workflow(store: &Store, count: u64) -> Result<serde_json::Value> {
     let mut f = Follower::new(store).await?;
     let mut total = Vec::new();
     for i in 0..count + WARMUP {
-        let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", format!("goal {i}"), "user", now_ms());
+        let goal = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            "GoalDefined",
+            format!("goal {i}"),
+            "user",
+            now_ms(),
+        );
         let t0 = wall_us();
         store.create_artifact(&goal).await?;
         let give_up = Instant::now() + Duration::from_secs(60);
@@ -340,11 +368,17 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
     };
-    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "goal", "user", now_ms());
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "GoalDefined", "goal", "user", now_ms());
     store.create_artifact(&goal).await?;
-    let mut claim = new_claim(ClaimId::new_v7(), &goal, &policy, now_ms());
-    let mut q =
-        Artifact::new_root(StructuralType::Question, "Clarification", "Which database?", agent.as_str(), now_ms());
+    let mut claim = new_claim(new_claim_id(), &goal, &policy, now_ms());
+    let mut q = Artifact::new_root(
+        new_artifact_id(),
+        StructuralType::Question,
+        "Clarification",
+        "Which database?",
+        agent.as_str(),
+        now_ms(),
+    );
     q.claim_id = Some(claim.id);
     q.source_artifacts = vec![goal.id];
     store.create_artifact(&q).await?;
@@ -368,15 +402,28 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
 
 async fn seed_workflow(store: &Store, artifacts: u64, questions: u64) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "a large workflow", "user", now_ms());
+    let goal = Artifact::new_root(
+        new_artifact_id(),
+        StructuralType::Standard,
+        "GoalDefined",
+        "a large workflow",
+        "user",
+        now_ms(),
+    );
     store.create_artifact(&goal).await?;
     let standard = artifacts.saturating_sub(1 + questions).max(questions);
     // A tree: artifact i comes from artifact i/3, so the graph has many layers and wide ones.
     let mut ids = vec![goal.id];
     let mut all = Vec::new();
     for i in 1..=standard {
-        let mut a =
-            Artifact::new_root(StructuralType::Standard, "CodeCommit", format!("commit {i}"), "Writer", now_ms());
+        let mut a = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            "CodeCommit",
+            format!("commit {i}"),
+            "Writer",
+            now_ms(),
+        );
         a.source_artifacts = vec![ids[(i / 3) as usize]];
         ids.push(a.id);
         all.push(a);
@@ -395,11 +442,18 @@ async fn seed_workflow(store: &Store, artifacts: u64, questions: u64) -> Result<
     };
     for k in 0..questions {
         let target = &ids[1 + k as usize];
-        let mut on = Artifact::new_root(StructuralType::Standard, "CodeCommit", "x", "Writer", now_ms());
+        let mut on =
+            Artifact::new_root(new_artifact_id(), StructuralType::Standard, "CodeCommit", "x", "Writer", now_ms());
         on.id = *target;
-        let mut claim = new_claim(ClaimId::new_v7(), &on, &policy, now_ms());
-        let mut q =
-            Artifact::new_root(StructuralType::Question, "Clarification", format!("Question {k}?"), "Asker", now_ms());
+        let mut claim = new_claim(new_claim_id(), &on, &policy, now_ms());
+        let mut q = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Question,
+            "Clarification",
+            format!("Question {k}?"),
+            "Asker",
+            now_ms(),
+        );
         q.claim_id = Some(claim.id);
         q.source_artifacts = vec![*target];
         store.create_artifact(&q).await?;
@@ -511,7 +565,14 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
     let mut f = Follower::new(store).await?;
     let mut to_resumed = Vec::new();
     for i in 0..count + WARMUP {
-        let goal = Artifact::new_root(StructuralType::Standard, artifact_type, format!("ask {i}"), "user", now_ms());
+        let goal = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            artifact_type,
+            format!("ask {i}"),
+            "user",
+            now_ms(),
+        );
         let claim = ClaimId::derived(&goal.id, "claim");
         store.create_artifact(&goal).await?;
         // Wait for the question, answer it, then wait for the claim to complete.
@@ -527,8 +588,14 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
                     EventData::QuestionAsked(asked) if t0.is_none() => {
                         let qid = asked.question_id;
                         let now = now_ms();
-                        let mut answer =
-                            Artifact::new_root(StructuralType::Answer, "Answer", "Postgres", "human:bench", now);
+                        let mut answer = Artifact::new_root(
+                            new_artifact_id(),
+                            StructuralType::Answer,
+                            "Answer",
+                            "Postgres",
+                            "human:bench",
+                            now,
+                        );
                         answer.source_artifacts = vec![qid];
                         answer.claim_id = Some(claim);
                         answer.answered_by = Some("bench".into());

@@ -1,8 +1,9 @@
 //! Tidy checks run as tests: every Rust module opens with a `//!` doc line, no test is hidden
 //! with the `ignore` attribute, no trailing whitespace, libraries do not print, only sett-store
 //! spells key names, every crate has a row in the code map of docs/architecture.md, the event
-//! table there names exactly the event kinds of `sett_core::event`, and no public sett-store
-//! function takes or returns an untyped `serde_json::Value`.
+//! table there names exactly the event kinds of `sett_core::event`, no public sett-store
+//! function takes or returns an untyped `serde_json::Value`, and sett-core reads no clock and no
+//! randomness.
 
 use std::path::{Path, PathBuf};
 
@@ -214,5 +215,62 @@ fn sett_store_signatures_are_typed() {
         bad.is_empty(),
         "public sett-store functions take or return serde_json::Value: give the data a type (sett-core's \
          events and records), or wrap JSON that is truly opaque in a named type: {bad:#?}"
+    );
+}
+
+#[test]
+fn sett_core_reads_no_clock_and_no_randomness() {
+    // The whole crate, its tests included: they take ids from a counter and times as numbers, so
+    // they need no exemption. Comment lines are skipped (they may explain the rule).
+    let core = crate::project_root().join("crates").join("sett-core");
+    let mut files = Vec::new();
+    rust_files(&core, &mut files);
+    let banned = [
+        "SystemTime",
+        "UNIX_EPOCH",
+        "Instant::now",
+        "now_v7",
+        "new_v4",
+        "Uuid::now",
+        "rand::",
+        "thread_rng",
+        "getrandom",
+        "Timestamp::now",
+        "Zoned::now",
+        "Utc::now",
+        "Local::now",
+    ];
+    let mut bad = Vec::new();
+    for p in files {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")) {
+            for b in banned.iter().filter(|b| line.contains(**b)) {
+                bad.push(format!("{}:{}: {b}", p.display(), i + 1));
+            }
+        }
+    }
+    // Nor may its manifest let it: no RNG or clock crate, no uuid feature that reads a clock or
+    // randomness (sett-core inherits the workspace's uuid features, so those are checked too).
+    let root = crate::project_root();
+    let uuid_clock_or_rng = |line: &str| ["\"v1\"", "\"v4\"", "\"v6\"", "\"v7\""].iter().any(|f| line.contains(f));
+    let core_manifest = std::fs::read_to_string(core.join("Cargo.toml")).unwrap_or_default();
+    for line in core_manifest.lines().map(str::trim) {
+        let name = line.split(['=', '.', ' ']).next().unwrap_or("");
+        if matches!(name, "rand" | "getrandom" | "fastrand" | "chrono" | "jiff" | "time")
+            || (name == "uuid" && uuid_clock_or_rng(line))
+        {
+            bad.push(format!("crates/sett-core/Cargo.toml: {line}"));
+        }
+    }
+    let workspace_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    for line in workspace_manifest.lines().map(str::trim) {
+        if line.starts_with("uuid ") && uuid_clock_or_rng(line) {
+            bad.push(format!("Cargo.toml (inherited by sett-core): {line}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "sett-core reads no clock and no randomness: take times as numbers and ids from the caller \
+         (sett_store::now_ms, new_artifact_id, new_claim_id): {bad:#?}"
     );
 }

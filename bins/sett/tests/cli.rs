@@ -14,6 +14,7 @@ use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::record::ComponentRecord;
 use sett_core::{AgentName, Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{InstanceRecord, InstanceStatus, LockHolder, LockPurpose, QuestionOp, Store, WriteOutcome, now_ms};
+use sett_store::{new_artifact_id, new_claim_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -85,7 +86,7 @@ async fn put(store: &Store, a: &Artifact) {
 }
 
 fn derived(st: StructuralType, ty: &str, by: &str, source: &Artifact, claim: Option<ClaimId>) -> Artifact {
-    let mut a = Artifact::new_root(st, ty, format!("{ty} payload"), by, now_ms());
+    let mut a = Artifact::new_root(new_artifact_id(), st, ty, format!("{ty} payload"), by, now_ms());
     a.source_artifacts = vec![source.id];
     a.claim_id = claim;
     a
@@ -93,14 +94,14 @@ fn derived(st: StructuralType, ty: &str, by: &str, source: &Artifact, claim: Opt
 
 /// A root Standard artifact by `user`, stored.
 async fn new_goal(store: &Store, ty: &str, payload: &str) -> Artifact {
-    let a = Artifact::new_root(StructuralType::Standard, ty, payload, "user", now_ms());
+    let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, ty, payload, "user", now_ms());
     put(store, &a).await;
     a
 }
 
 /// A claim on `on`, created like the orchestrator does (with its `claim_created` event).
 async fn claim_on(store: &Store, on: &Artifact) -> Claim {
-    let c = new_claim(ClaimId::new_v7(), on, &policy(), now_ms());
+    let c = new_claim(new_claim_id(), on, &policy(), now_ms());
     let ev = EventData::ClaimCreated(ClaimCreated::new(&c));
     let w = store.write_claim(&c, None, true, &[], &[ev], now_ms()).await.unwrap();
     assert_eq!(w, WriteOutcome::Written);
@@ -268,7 +269,7 @@ async fn hoard_lists_filters_and_resolves_short_ids() {
     let store = sett_testkit::store().await;
     let t = now_ms() - 60_000;
     let goal = with_id(
-        Artifact::new_root(StructuralType::Standard, "GoalDefined", "goal", "user", t),
+        Artifact::new_root(new_artifact_id(), StructuralType::Standard, "GoalDefined", "goal", "user", t),
         "0190c2b4-7d3e-7a1b-9c2d-000000000001",
     );
     let mut code_a = with_id(
@@ -337,7 +338,14 @@ async fn large_hoards_stream_in_fixed_columns_with_full_ids() {
             .iter()
             .map(|i| {
                 let ty = if i % 2 == 0 { "Even" } else { "Odd" };
-                Artifact::new_root(StructuralType::Standard, ty, format!("payload {i}"), "user", t + i)
+                Artifact::new_root(
+                    new_artifact_id(),
+                    StructuralType::Standard,
+                    ty,
+                    format!("payload {i}"),
+                    "user",
+                    t + i,
+                )
             })
             .collect();
         futures::future::join_all(batch.iter().map(|a| put(&store, a))).await;
@@ -409,7 +417,7 @@ async fn questions_wait_is_woken_by_a_new_question() {
     let server = sett_testkit::RedisServer::start(dir.path(), &[]);
     let redis = sett_testkit::redis_at(&server.url()).await;
     let store = redis.instance(&sett_testkit::instance_name());
-    put(&store, &Artifact::new_root(StructuralType::Standard, "Noise", "n", "user", now_ms())).await;
+    put(&store, &Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Noise", "n", "user", now_ms())).await;
 
     let child = sett_at(&server.url(), Some(&store))
         .args(["questions", "--wait", "--timeout", "60s", "-o", "json"])
@@ -863,7 +871,7 @@ async fn claims_filter_by_status_and_stuck() {
     let fresh = claim_on(&store, &goal).await;
     // A claim whose bid deadline passed long ago.
     let old_goal = new_goal(&store, "GoalDefined", "old").await;
-    let old = new_claim(ClaimId::new_v7(), &old_goal, &policy(), now_ms() - 3_600_000);
+    let old = new_claim(new_claim_id(), &old_goal, &policy(), now_ms() - 3_600_000);
     store.write_claim(&old, None, true, &[], &[], now_ms()).await.unwrap();
     let ids = |o: &Output| ids_of(o).into_iter().collect::<BTreeSet<String>>();
     let o = run(&store, &["claims", "-o", "json"]).await;

@@ -480,7 +480,7 @@ mod tests {
     }
 
     fn child(st: StructuralType, sources: &[&Artifact], claim: Option<ClaimId>, at: i64) -> Artifact {
-        let mut a = Artifact::new_root(st, "T", "x", "Writer", at);
+        let mut a = Artifact::new_root(sett_store::new_artifact_id(), st, "T", "x", "Writer", at);
         a.source_artifacts = sources.iter().map(|s| s.id).collect();
         a.claim_id = claim;
         a
@@ -488,13 +488,13 @@ mod tests {
 
     #[test]
     fn grouping_follows_sources_and_claims() {
-        let g1 = Artifact::new_root(StructuralType::Standard, "Goal", "one", "user", 1);
-        let g2 = Artifact::new_root(StructuralType::Standard, "Goal", "two", "user", 2);
-        let c1 = new_claim(ClaimId::new_v7(), &g1, &policy(), 3);
+        let g1 = Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "Goal", "one", "user", 1);
+        let g2 = Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "Goal", "two", "user", 2);
+        let c1 = new_claim(sett_store::new_claim_id(), &g1, &policy(), 3);
         let draft = child(StructuralType::Standard, &[&g1], Some(c1.id), 4);
         // A question tied to the goal only by its claim.
         let q = child(StructuralType::Question, &[], Some(c1.id), 5);
-        let mut rework = new_claim(ClaimId::new_v7(), &draft, &policy(), 6);
+        let mut rework = new_claim(sett_store::new_claim_id(), &draft, &policy(), 6);
         rework.rework_of = Some(c1.id);
         let term = child(StructuralType::Terminal, &[&draft], Some(rework.id), 7);
         let open = HashSet::from([q.id]);

@@ -155,15 +155,24 @@ fn clip(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use sett_core::StructuralType;
+    use sett_store::new_artifact_id;
 
     #[test]
     fn layers_follow_sources_and_every_node_is_drawn() {
-        let g = Artifact::new_root(StructuralType::Standard, "Goal", "<script>alert(1)</script>", "user", 1);
-        let mut d = Artifact::new_root(StructuralType::Standard, "Draft\"><img src=x>", "x", "Writer", 2);
+        let g = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            "Goal",
+            "<script>alert(1)</script>",
+            "user",
+            1,
+        );
+        let mut d =
+            Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Draft\"><img src=x>", "x", "Writer", 2);
         d.source_artifacts = vec![g.id];
-        let mut r = Artifact::new_root(StructuralType::Review, "Review", "ok", "Reviewer", 3);
+        let mut r = Artifact::new_root(new_artifact_id(), StructuralType::Review, "Review", "ok", "Reviewer", 3);
         r.source_artifacts = vec![d.id];
-        let mut t = Artifact::new_root(StructuralType::Terminal, "Done", "x", "Writer", 4);
+        let mut t = Artifact::new_root(new_artifact_id(), StructuralType::Terminal, "Done", "x", "Writer", 4);
         t.source_artifacts = vec![g.id, r.id];
         let all = [g.clone(), d.clone(), r.clone(), t.clone()];
         let l = layout(&all, &[]);

@@ -13,8 +13,8 @@ use sett_core::claim::OpenQuestion;
 use sett_core::event::{EventData, InstanceStarted};
 use sett_core::machine::new_claim;
 use sett_core::policy::Policy;
-use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
-use sett_store::{QuestionOp, Store, now_ms};
+use sett_core::{AgentName, Artifact, ArtifactId, ClaimStatus, StructuralType};
+use sett_store::{QuestionOp, Store, new_artifact_id, new_claim_id, now_ms};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -72,7 +72,8 @@ async fn ask(store: &Store, text: &str) -> (Artifact, Artifact) {
 /// [`ask`] with a given deadline (`None`: never times out).
 async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifact, Artifact) {
     let now = now_ms();
-    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "Build a service", "user", now);
+    let goal =
+        Artifact::new_root(new_artifact_id(), StructuralType::Standard, "GoalDefined", "Build a service", "user", now);
     store.create_artifact(&goal).await.unwrap();
     let policy = Policy {
         agents: Default::default(),
@@ -80,8 +81,8 @@ async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifa
         bid_timeout_ms: 1_000,
         on_question_timeout: Default::default(),
     };
-    let mut claim = new_claim(ClaimId::new_v7(), &goal, &policy, now);
-    let mut q = Artifact::new_root(StructuralType::Question, "Clarification", text, "Asker", now);
+    let mut claim = new_claim(new_claim_id(), &goal, &policy, now);
+    let mut q = Artifact::new_root(new_artifact_id(), StructuralType::Question, "Clarification", text, "Asker", now);
     q.source_artifacts = vec![goal.id];
     q.claim_id = Some(claim.id);
     store.create_artifact(&q).await.unwrap();
@@ -234,7 +235,7 @@ async fn bad_answers_are_refused_with_a_reason() {
     let r = http(
         &c.addr,
         "POST",
-        &format!("/api/v1/instances/{i}/questions/{}/answer", ArtifactId::new_v7()),
+        &format!("/api/v1/instances/{i}/questions/{}/answer", new_artifact_id()),
         &h,
         r#"{"answer": "x"}"#,
     )
@@ -399,8 +400,8 @@ async fn the_inbox_is_paged_soonest_deadline_first_and_chains_load_on_demand() {
     assert_eq!(ctx["context"].as_array().unwrap().len(), 1);
     assert_eq!(ctx["goal"]["type"], "GoalDefined");
     assert_eq!(ctx["context"][0]["id"], ctx["goal"]["id"]);
-    let r = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions/{}/context", ArtifactId::new_v7()), &h, "")
-        .await;
+    let r =
+        http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions/{}/context", new_artifact_id()), &h, "").await;
     assert_eq!(r.status, 404);
     assert_eq!(http(&c.addr, "GET", &url, &[], "").await.status, 401, "the chain needs the token too");
 }
@@ -411,7 +412,14 @@ async fn the_workflows_table_is_paged_newest_first() {
     let i = c.store.instance().to_string();
     let mut goals = Vec::new();
     for n in 0..55 {
-        let g = Artifact::new_root(StructuralType::Standard, "GoalDefined", format!("goal {n}"), "user", now_ms() + n);
+        let g = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            "GoalDefined",
+            format!("goal {n}"),
+            "user",
+            now_ms() + n,
+        );
         c.store.create_artifact(&g).await.unwrap();
         goals.push(g.id.to_string());
     }
@@ -427,7 +435,14 @@ async fn the_workflows_table_is_paged_newest_first() {
     let p2 = http(&c.addr, "GET", &format!("/instances/{i}?page=2"), &h, "").await;
     assert_eq!(rows(&p2.body), goals[50..]);
     // A new goal shows at once: the cached rows follow the event stream.
-    let g = Artifact::new_root(StructuralType::Standard, "GoalDefined", "newest", "user", now_ms() + 1_000);
+    let g = Artifact::new_root(
+        new_artifact_id(),
+        StructuralType::Standard,
+        "GoalDefined",
+        "newest",
+        "user",
+        now_ms() + 1_000,
+    );
     c.store.create_artifact(&g).await.unwrap();
     let p1 = http(&c.addr, "GET", &format!("/instances/{i}"), &h, "").await;
     assert_eq!(rows(&p1.body)[0], g.id.to_string());

@@ -152,22 +152,16 @@ impl Artifact {
         a
     }
 
-    /// A first-version artifact (its own logical thread).
+    /// A first-version artifact (its own logical thread) with the id the caller minted.
     pub fn new_root(
+        id: ArtifactId,
         structural_type: StructuralType,
         artifact_type: impl Into<String>,
         payload: impl Into<String>,
         produced_by_role: impl Into<String>,
         created_at_ms: i64,
     ) -> Self {
-        Self::first_version(
-            ArtifactId::new_v7(),
-            structural_type,
-            artifact_type,
-            payload,
-            produced_by_role,
-            created_at_ms,
-        )
+        Self::first_version(id, structural_type, artifact_type, payload, produced_by_role, created_at_ms)
     }
 
     /// Version 1 of its own thread, with no sources and no claim.
@@ -234,7 +228,14 @@ mod tests {
 
     #[test]
     fn approval_rules() {
-        let mut a = Artifact::new_root(StructuralType::Review, "Review", "{}", "R", 1);
+        let mut a = Artifact::new_root(
+            ArtifactId::from_uuid(uuid::Uuid::from_u128(1)),
+            StructuralType::Review,
+            "Review",
+            "{}",
+            "R",
+            1,
+        );
         assert!(a.is_approval());
         a.payload = " [ ] ".into();
         assert!(a.is_approval());

@@ -94,9 +94,10 @@ macro_rules! uuid_id {
                 parse_canonical_uuid(raw).map(Self)
             }
 
-            /// A new time-ordered (v7) id.
-            pub fn new_v7() -> Self {
-                Self(Uuid::now_v7())
+            /// The id with this UUID. sett-core mints no ids (it reads no clock and no randomness):
+            /// new ids come from the caller (`sett_store::new_artifact_id`/`new_claim_id`).
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
             }
 
             /// A deterministic id derived from `parent` and `label` (UUID v5). Used for records the
@@ -247,7 +248,7 @@ mod tests {
 
     #[test]
     fn uuids_must_be_canonical() {
-        let id = ArtifactId::new_v7();
+        let id = ArtifactId::from_uuid(Uuid::parse_str("0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d").unwrap());
         assert_eq!(ArtifactId::parse(&id.to_string()).unwrap(), id);
         assert!(ArtifactId::parse(&id.to_string().to_uppercase()).is_err());
         assert!(ArtifactId::parse(&id.as_uuid().simple().to_string()).is_err());
@@ -256,7 +257,7 @@ mod tests {
 
     #[test]
     fn derived_ids_are_stable() {
-        let c = ClaimId::new_v7();
+        let c = ClaimId::from_uuid(Uuid::from_u128(7));
         assert_eq!(ClaimId::derived(&c, "rework"), ClaimId::derived(&c, "rework"));
         assert_ne!(ClaimId::derived(&c, "rework"), ClaimId::derived(&c, "other"));
     }

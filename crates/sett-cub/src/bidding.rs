@@ -230,8 +230,10 @@ mod tests {
     #[test]
     fn own_output_is_guarded() {
         let a = agent("    bidding_strategy: claim\n");
-        let own = Artifact::new_root(sett_core::StructuralType::Standard, "T", "", "Coder", 1);
-        let other = Artifact::new_root(sett_core::StructuralType::Standard, "T", "", "Other", 1);
+        let own =
+            Artifact::new_root(sett_store::new_artifact_id(), sett_core::StructuralType::Standard, "T", "", "Coder", 1);
+        let other =
+            Artifact::new_root(sett_store::new_artifact_id(), sett_core::StructuralType::Standard, "T", "", "Other", 1);
         assert_eq!(guard_own_output(&a, &own, BidType::Claim), BidType::Ignore);
         assert_eq!(guard_own_output(&a, &own, BidType::Exclusive), BidType::Ignore);
         assert_eq!(guard_own_output(&a, &own, BidType::Review), BidType::Review);

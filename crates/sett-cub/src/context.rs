@@ -112,7 +112,7 @@ mod tests {
     }
 
     fn art(st: StructuralType, at: i64, sources: &[&Artifact]) -> Artifact {
-        let mut a = Artifact::new_root(st, "T", "p", "A", at);
+        let mut a = Artifact::new_root(sett_store::new_artifact_id(), st, "T", "p", "A", at);
         a.source_artifacts = sources.iter().map(|s| s.id).collect();
         a
     }

@@ -540,14 +540,14 @@ mod tests {
 
     #[test]
     fn only_reworks_and_their_resumptions_continue_the_thread() {
-        let a = Artifact::new_root(StructuralType::Standard, "T", "", "user", 1);
+        let a = Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "T", "", "user", 1);
         let policy = sett_core::policy::Policy {
             agents: Default::default(),
             max_review_iterations: 3,
             bid_timeout_ms: 1,
             on_question_timeout: Default::default(),
         };
-        let mut c = sett_core::machine::new_claim(ClaimId::new_v7(), &a, &policy, 1);
+        let mut c = sett_core::machine::new_claim(sett_store::new_claim_id(), &a, &policy, 1);
         let grant = |claim_type| Grant { claim_type, seq: 1, granted_at_ms: 1, deadline_ms: None, via_worker: false };
         assert!(continues_thread(&c, &grant(ClaimType::Rework)));
         assert!(!continues_thread(&c, &grant(ClaimType::Claim)));

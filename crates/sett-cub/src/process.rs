@@ -354,7 +354,7 @@ mod tests {
         let mut exposed = agent.clone();
         exposed.expose_redis = true;
         let instance = InstanceName::parse("demo").unwrap();
-        let claim = ClaimId::new_v7();
+        let claim = sett_store::new_claim_id();
         let host = |name: &str| match name {
             "PATH" => Some("/bin".to_owned()),
             "API_KEY" => Some("k".to_owned()),

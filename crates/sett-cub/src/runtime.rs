@@ -448,7 +448,7 @@ where
 #[cfg(test)]
 mod tests {
     use sett_core::event::{ArtifactCreated, ClaimCreated, ClaimGranted, InstanceStopped};
-    use sett_core::{ArtifactId, ClaimType, StructuralType};
+    use sett_core::{ClaimType, StructuralType};
 
     use super::*;
 
@@ -459,8 +459,8 @@ mod tests {
     #[test]
     fn events_are_classified() {
         let me = AgentName::parse("Coder").unwrap();
-        let c = ClaimId::new_v7();
-        let a = ArtifactId::new_v7();
+        let c = sett_store::new_claim_id();
+        let a = sett_store::new_artifact_id();
         let created = |status: ClaimStatus| {
             event(EventData::ClaimCreated(ClaimCreated {
                 agent: None,

@@ -12,9 +12,9 @@ use sett_core::claim::AnsweredQuestion;
 use sett_core::event::{ClaimCreated, EventData, EventKind};
 use sett_core::machine::new_claim;
 use sett_core::tool::ToolInput;
-use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, ClaimType, StructuralType};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimStatus, ClaimType, StructuralType};
 use sett_cub::{ExecutionOutcome, execute_grant};
-use sett_store::{GroupStart, now_ms};
+use sett_store::{GroupStart, new_artifact_id, new_claim_id, now_ms};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -170,7 +170,8 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
     let coder = &cfg[&name("Coder")];
     let goal = new_goal(&store, "g").await;
     let design = artifact(&store, StructuralType::Standard, "Design", "d1", "Designer", &[&goal]).await;
-    let mut design2 = Artifact::new_root(StructuralType::Standard, "Design", "d2", "Designer", now_ms());
+    let mut design2 =
+        Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Design", "d2", "Designer", now_ms());
     design2.logical_id = design.logical_id;
     design2.version = 2;
     design2.source_artifacts = vec![design.id];
@@ -179,7 +180,8 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
     let target = artifact(&store, StructuralType::Standard, "CodeCommit", "c", "Builder", &[&design, &failure]).await;
     let review = artifact(&store, StructuralType::Review, "Review", r#"{"fix":"x"}"#, "Reviewer", &[&target]).await;
     let question = artifact(&store, StructuralType::Question, "Question", "which?", "Coder", &[&target]).await;
-    let mut answer = Artifact::new_root(StructuralType::Answer, "Answer", "that one", "human:op", now_ms());
+    let mut answer =
+        Artifact::new_root(new_artifact_id(), StructuralType::Answer, "Answer", "that one", "human:op", now_ms());
     answer.source_artifacts = vec![question.id];
     store_artifact(&store, &answer).await;
     let other_q = artifact(&store, StructuralType::Question, "Question", "mine", "Tester", &[&target]).await;
@@ -350,12 +352,11 @@ async fn rework_output_is_the_next_version_of_the_thread() {
     let goal = new_goal(&store, "g").await;
     let v1 = artifact(&store, StructuralType::Standard, "Code", "v1", "Coder", &[&goal]).await;
     let review = artifact(&store, StructuralType::Review, "Review", r#"{"fix":"it"}"#, "Reviewer", &[&v1]).await;
-    let mut rework = new_claim(ClaimId::new_v7(), &v1, &policy(), now_ms());
+    let mut rework = new_claim(new_claim_id(), &v1, &policy(), now_ms());
     rework.status = ClaimStatus::PendingAssignment;
     rework.assigned_agent = Some(name("Coder"));
     rework.additional_context_ids = vec![review.id];
-    let event =
-        EventData::ClaimCreated(ClaimCreated { rework_of: Some(ClaimId::new_v7()), ..ClaimCreated::new(&rework) });
+    let event = EventData::ClaimCreated(ClaimCreated { rework_of: Some(new_claim_id()), ..ClaimCreated::new(&rework) });
     store.write_claim(&rework, None, false, &[], &[event], now_ms()).await.unwrap();
     let rework = grant(&store, &rework, ClaimStatus::PendingAssignment, "Coder", ClaimType::Rework, false).await;
 
@@ -375,7 +376,7 @@ async fn the_context_chain_from_the_store_is_deterministic() {
     let goal = new_goal(&store, "g").await;
     let a = artifact(&store, StructuralType::Standard, "A", "a", "X", &[&goal]).await;
     let b = artifact(&store, StructuralType::Standard, "B", "b", "Y", &[&goal]).await;
-    let mut tied = Artifact::new_root(StructuralType::Review, "Review", "{}", "Z", a.created_at_ms);
+    let mut tied = Artifact::new_root(new_artifact_id(), StructuralType::Review, "Review", "{}", "Z", a.created_at_ms);
     tied.source_artifacts = vec![goal.id];
     store_artifact(&store, &tied).await;
     let target = artifact(&store, StructuralType::Standard, "C", "c", "W", &[&b, &tied, &a]).await;

@@ -80,7 +80,8 @@ pub async fn answer_question(
         });
     }
     let now = now_ms();
-    let answer = Artifact::answer(ArtifactId::new_v7(), &question, text, format!("human:{operator}"), operator, now);
+    let answer =
+        Artifact::answer(sett_store::new_artifact_id(), &question, text, format!("human:{operator}"), operator, now);
     let record =
         AnswerRecord { answer_id: answer.id, answered_by: operator.to_owned(), answered_at_ms: now, timed_out: false };
     match store.create_answer(&answer, qid, &record).await? {

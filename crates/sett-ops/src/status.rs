@@ -317,7 +317,7 @@ mod tests {
     use super::*;
     use sett_core::machine::new_claim;
     use sett_core::policy::Policy;
-    use sett_core::{Artifact, ClaimId, StructuralType};
+    use sett_core::{Artifact, StructuralType};
 
     #[test]
     fn status_lines() {
@@ -406,8 +406,8 @@ mod tests {
             bid_timeout_ms: 1_000,
             on_question_timeout: Default::default(),
         };
-        let a = Artifact::new_root(StructuralType::Standard, "T", "x", "user", 0);
-        let c = new_claim(ClaimId::new_v7(), &a, &p, 0);
+        let a = Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "T", "x", "user", 0);
+        let c = new_claim(sett_store::new_claim_id(), &a, &p, 0);
         // Pending consensus with its bid deadline at 1000.
         assert_eq!(stuck_for(&c, 500, 60_000), None);
         assert_eq!(stuck_for(&c, 1_500, 60_000), Some(500));

@@ -9,10 +9,10 @@ use proptest::prelude::*;
 use sett_core::event::{ClaimCreated, EventData, InstanceStopped};
 use sett_core::machine::new_claim;
 use sett_core::policy::{AgentPolicy, Policy};
-use sett_core::{AgentName, Artifact, ClaimId, StructuralType};
+use sett_core::{AgentName, Artifact, StructuralType};
 use sett_ops::transfer::export_jsonl;
 use sett_ops::verify::{ExportLedger, verify};
-use sett_store::{AnswerRecord, Dump};
+use sett_store::{AnswerRecord, Dump, new_artifact_id, new_claim_id};
 
 fn policy() -> Policy {
     Policy {
@@ -32,24 +32,31 @@ async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) ->
     let store = sett_testkit::store().await;
     let mut written: Vec<Artifact> = Vec::new();
     for (i, (srcs, payload)) in sources.iter().zip(payloads).enumerate() {
-        let mut a = Artifact::new_root(StructuralType::Standard, "Doc", payload.clone(), "A", 1_000 + i as i64);
+        let mut a = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            "Doc",
+            payload.clone(),
+            "A",
+            1_000 + i as i64,
+        );
         a.source_artifacts = srcs.iter().filter_map(|s| written.get(s % written.len().max(1))).map(|s| s.id).collect();
         a.source_artifacts.dedup();
         a.summary = (i % 2 == 0).then(|| format!("summary {i}"));
         store.create_artifact(&a).await.unwrap();
         written.push(a);
     }
-    let mut q = Artifact::new_root(StructuralType::Question, "Q", "which port?", "A", 5_000);
+    let mut q = Artifact::new_root(new_artifact_id(), StructuralType::Question, "Q", "which port?", "A", 5_000);
     q.source_artifacts = vec![written[0].id];
     store.create_artifact(&q).await.unwrap();
-    let mut answer = Artifact::new_root(StructuralType::Answer, "Answer", "8080", "human:op", 5_001);
+    let mut answer = Artifact::new_root(new_artifact_id(), StructuralType::Answer, "Answer", "8080", "human:op", 5_001);
     answer.source_artifacts = vec![q.id];
     answer.answered_by = Some("op".into());
     let record =
         AnswerRecord { answer_id: answer.id, answered_by: "op".into(), answered_at_ms: 5_001, timed_out: false };
     store.create_answer(&answer, &q.id, &record).await.unwrap();
     for a in written.iter().take(claims) {
-        let c = new_claim(ClaimId::new_v7(), a, &policy(), 6_000);
+        let c = new_claim(new_claim_id(), a, &policy(), 6_000);
         let ev = EventData::ClaimCreated(ClaimCreated::new(&c));
         store.write_claim(&c, None, true, &[], &[ev], 6_000).await.unwrap();
         store.submit_bid(&c.id, &AgentName::parse("A").unwrap(), sett_core::BidType::Exclusive, 6_001).await.unwrap();

@@ -220,8 +220,8 @@ mod tests {
         let effects = vec![
             Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Exclusive, seq: 1, via_worker: false }),
             Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Claim, seq: 2, via_worker: true }),
-            Effect::AutoAnswer { question: ArtifactId::new_v7() },
-            Effect::QuestionClosed { question: ArtifactId::new_v7() },
+            Effect::AutoAnswer { question: sett_store::new_artifact_id() },
+            Effect::QuestionClosed { question: sett_store::new_artifact_id() },
         ];
         let f = follow_ups(&effects);
         assert_eq!(f, effects[1..3].to_vec(), "a grant to a cub and an index change need no follow-up");
@@ -233,10 +233,17 @@ mod tests {
     /// every item as that version stored it.
     #[test]
     fn outbox_entries_of_the_previous_format_are_read() {
-        let (claim_id, question) = (ClaimId::new_v7(), ArtifactId::new_v7());
+        let (claim_id, question) = (sett_store::new_claim_id(), sett_store::new_artifact_id());
         let failure = ArtifactId::derived(&claim_id, "failure");
-        let goal = Artifact::new_root(sett_core::StructuralType::Standard, "GoalDefined", "g", "user", 1);
-        let mut rework: Claim = sett_core::machine::new_claim(ClaimId::new_v7(), &goal, &policy(), 1);
+        let goal = Artifact::new_root(
+            sett_store::new_artifact_id(),
+            sett_core::StructuralType::Standard,
+            "GoalDefined",
+            "g",
+            "user",
+            1,
+        );
+        let mut rework: Claim = sett_core::machine::new_claim(sett_store::new_claim_id(), &goal, &policy(), 1);
         rework.status = ClaimStatus::PendingAssignment;
         let stored = json!([
             {"op": "fail", "artifact_id": failure, "failure_type": "ExecutionTimeout", "reason": "too slow"},

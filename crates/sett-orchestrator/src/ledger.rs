@@ -94,7 +94,7 @@ mod tests {
 
     use sett_core::event::EventKind;
     use sett_core::machine::{AgentPolicy, Input, Policy, new_claim, step};
-    use sett_core::{AgentName, Artifact, BidType, ClaimId, ClaimType, StructuralType};
+    use sett_core::{AgentName, Artifact, BidType, ClaimType, StructuralType};
 
     use super::*;
 
@@ -110,8 +110,9 @@ mod tests {
             bid_timeout_ms: 1000,
             on_question_timeout: OnQuestionTimeout::Fail,
         };
-        let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", "g", "user", 1);
-        let claim = new_claim(ClaimId::new_v7(), &goal, &policy, 1);
+        let goal =
+            Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "GoalDefined", "g", "user", 1);
+        let claim = new_claim(sett_store::new_claim_id(), &goal, &policy, 1);
         let bids = BTreeMap::from([(coder, BidType::Exclusive)]);
         let t = step(&claim, Input::Bids { bids: &bids, now_ms: 2 }, &policy).unwrap();
         let (events, ops) = transition_records(&claim, &t.claim, &t.effects, policy.on_question_timeout);

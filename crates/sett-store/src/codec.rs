@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn encodes_lists_and_booleans_plainly() {
-        let a = Artifact::new_root(StructuralType::Standard, "T", "{\"k\":1}", "user", 5);
+        let a = Artifact::new_root(crate::new_artifact_id(), StructuralType::Standard, "T", "{\"k\":1}", "user", 5);
         let fields: HashMap<_, _> = encode_artifact(&a).into_iter().collect();
         assert_eq!(fields["source_artifacts"], "[]");
         assert_eq!(fields["timed_out"], "false");
@@ -196,8 +196,8 @@ mod tests {
             bid_timeout_ms: 10,
             on_question_timeout: Default::default(),
         };
-        let a = Artifact::new_root(StructuralType::Standard, "T", "x", "user", 5);
-        let c = new_claim(sett_core::ClaimId::new_v7(), &a, &p, 7);
+        let a = Artifact::new_root(crate::new_artifact_id(), StructuralType::Standard, "T", "x", "user", 5);
+        let c = new_claim(crate::new_claim_id(), &a, &p, 7);
         let fields: HashMap<_, _> = encode_claim(&c).into_iter().collect();
         assert_eq!(fields["status"], "pending_consensus");
         assert_eq!(fields["granted_review_agents"], "[]");
@@ -210,12 +210,12 @@ mod tests {
             payload in "\\PC*", ty in "[A-Za-z]{1,12}", role in "\\PC{1,20}", summary in proptest::option::of("\\PC*"),
             version in 1u32..1000, ts in 0i64..i64::MAX, timed_out: bool, nsrc in 0usize..4,
         ) {
-            let mut a = Artifact::new_root(StructuralType::Review, ty, payload, role, ts);
+            let mut a = Artifact::new_root(crate::new_artifact_id(), StructuralType::Review, ty, payload, role, ts);
             a.version = version;
             a.summary = summary;
             a.timed_out = timed_out;
-            a.source_artifacts = (0..nsrc).map(|_| sett_core::ArtifactId::new_v7()).collect();
-            a.claim_id = (nsrc % 2 == 1).then(sett_core::ClaimId::new_v7);
+            a.source_artifacts = (0..nsrc).map(|_| crate::new_artifact_id()).collect();
+            a.claim_id = (nsrc % 2 == 1).then(crate::new_claim_id);
             let fields: HashMap<_, _> = encode_artifact(&a).into_iter().collect();
             prop_assert_eq!(decode_artifact(fields, true).unwrap(), a);
         }

@@ -350,6 +350,17 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// A new time-ordered (UUID v7) artifact id. Ids are minted here, not in sett-core, which reads
+/// no clock and no randomness.
+pub fn new_artifact_id() -> sett_core::ArtifactId {
+    sett_core::ArtifactId::from_uuid(uuid::Uuid::now_v7())
+}
+
+/// A new time-ordered (UUID v7) claim id (see [`new_artifact_id`]).
+pub fn new_claim_id() -> sett_core::ClaimId {
+    sett_core::ClaimId::from_uuid(uuid::Uuid::now_v7())
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;

@@ -78,7 +78,7 @@ proptest! {
 
     #[test]
     fn artifact_hash_with_one_field_broken(name in field_name(), value in field_value()) {
-        let a = sett_core::Artifact::new_root(sett_core::StructuralType::Standard, "GoalDefined", "p", "user", 1);
+        let a = sett_core::Artifact::new_root(sett_store::new_artifact_id(), sett_core::StructuralType::Standard, "GoalDefined", "p", "user", 1);
         let mut fields: HashMap<String, String> = sett_store::codec::encode_artifact(&a).into_iter().collect();
         fields.insert(name, value);
         check_decode(decode_artifact(fields, true));

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sett_core::event::{EventData, InstanceStopped};
 use sett_core::ledger::{self, GENESIS};
 use sett_core::{Artifact, ArtifactId, StructuralType};
-use sett_store::{CreateOutcome, Store, StoreError, now_ms};
+use sett_store::{CreateOutcome, Store, StoreError, new_artifact_id, now_ms};
 
 /// Recomputes the whole chain from the raw entries; returns (seq, hash) of the last one.
 async fn recompute(store: &Store) -> (u64, String) {
@@ -34,7 +34,7 @@ fn fields(a: &HashMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
 async fn the_lua_chain_is_the_documented_one_and_concurrent_writers_do_not_fork_it() {
     let store = sett_testkit::store().await;
     assert_eq!(store.ledger_head().await.unwrap(), None);
-    let goal = Artifact::new_root(StructuralType::Standard, "Goal", "build it", "user", now_ms());
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "build it", "user", now_ms());
     store.create_artifact(&goal).await.unwrap();
     // Many writers at once, through every appending path.
     let mut tasks = Vec::new();
@@ -46,7 +46,14 @@ async fn the_lua_chain_is_the_documented_one_and_concurrent_writers_do_not_fork_
                 let stopped = EventData::InstanceStopped(InstanceStopped { run_id: format!("r{i}") });
                 s.append_event(&stopped, now_ms()).await.unwrap();
             } else {
-                let mut a = Artifact::new_root(StructuralType::Standard, "Doc", format!("p{i}"), "A", now_ms());
+                let mut a = Artifact::new_root(
+                    new_artifact_id(),
+                    StructuralType::Standard,
+                    "Doc",
+                    format!("p{i}"),
+                    "A",
+                    now_ms(),
+                );
                 a.source_artifacts = vec![goal];
                 assert!(matches!(s.create_artifact(&a).await.unwrap(), CreateOutcome::Created { .. }));
             }
@@ -63,9 +70,9 @@ async fn the_lua_chain_is_the_documented_one_and_concurrent_writers_do_not_fork_
 #[tokio::test]
 async fn artifact_hashes_cover_their_sources() {
     let store = sett_testkit::store().await;
-    let goal = Artifact::new_root(StructuralType::Standard, "Goal", "g", "user", now_ms());
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "g", "user", now_ms());
     store.create_artifact(&goal).await.unwrap();
-    let mut doc = Artifact::new_root(StructuralType::Standard, "Doc", "d", "A", now_ms());
+    let mut doc = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", "d", "A", now_ms());
     doc.source_artifacts = vec![goal.id];
     store.create_artifact(&doc).await.unwrap();
     let raw = |id: ArtifactId| {
@@ -82,8 +89,8 @@ async fn artifact_hashes_cover_their_sources() {
     assert_eq!(created.hash.as_deref(), Some(d["hash"].as_str()));
 
     // A source that does not exist is refused, and nothing is written.
-    let mut orphan = Artifact::new_root(StructuralType::Standard, "Doc", "o", "A", now_ms());
-    orphan.source_artifacts = vec![ArtifactId::new_v7()];
+    let mut orphan = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", "o", "A", now_ms());
+    orphan.source_artifacts = vec![new_artifact_id()];
     let err = store.create_artifact(&orphan).await.unwrap_err();
     assert!(matches!(&err, StoreError::Conflict(m) if m.contains("does not exist")), "{err}");
     assert!(store.raw_artifact(&orphan.id).await.unwrap().is_none());

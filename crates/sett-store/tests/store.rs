@@ -9,8 +9,9 @@ use sett_core::event::{ClaimEnded, EventData, EventKind, InstanceStarted, Instan
 use sett_core::machine::new_claim;
 use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::record::ExecutionRecord;
-use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, ClaimStatus, InstanceName, StructuralType};
+use sett_core::{AgentName, Artifact, BidType, ClaimStatus, InstanceName, StructuralType};
 use sett_store::{CreateOutcome, GroupStart, LockHolder, LockPurpose, Store, WriteOutcome, now_ms};
+use sett_store::{new_artifact_id, new_claim_id};
 
 fn policy() -> Policy {
     Policy {
@@ -26,10 +27,16 @@ fn policy() -> Policy {
 }
 
 fn full_artifact() -> Artifact {
-    let mut a =
-        Artifact::new_root(StructuralType::Answer, "Answer", "multi\nline \"payload\" {}", "human:alice", now_ms());
-    a.source_artifacts = vec![ArtifactId::new_v7()];
-    a.claim_id = Some(ClaimId::new_v7());
+    let mut a = Artifact::new_root(
+        new_artifact_id(),
+        StructuralType::Answer,
+        "Answer",
+        "multi\nline \"payload\" {}",
+        "human:alice",
+        now_ms(),
+    );
+    a.source_artifacts = vec![new_artifact_id()];
+    a.claim_id = Some(new_claim_id());
     a.summary = Some("a summary".into());
     a.answered_by = Some("alice".into());
     a.timed_out = true;
@@ -41,7 +48,7 @@ async fn artifacts_round_trip_and_are_immutable() {
     let store = sett_testkit::store().await;
     let a = full_artifact();
     // Its source must exist first (the store refuses an artifact whose sources are missing).
-    let mut question = Artifact::new_root(StructuralType::Question, "Question", "?", "A", now_ms());
+    let mut question = Artifact::new_root(new_artifact_id(), StructuralType::Question, "Question", "?", "A", now_ms());
     question.id = a.source_artifacts[0];
     question.logical_id = question.id;
     assert!(matches!(store.create_artifact(&question).await.unwrap(), CreateOutcome::Created { .. }));
@@ -54,7 +61,7 @@ async fn artifacts_round_trip_and_are_immutable() {
     assert_eq!(store.get_artifact(&a.id).await.unwrap().unwrap().payload, a.payload);
     // A second artifact at the same thread version is refused too.
     let mut same_version = a.clone();
-    same_version.id = ArtifactId::new_v7();
+    same_version.id = new_artifact_id();
     assert_eq!(store.create_artifact(&same_version).await.unwrap(), CreateOutcome::VersionTaken { existing: a.id });
     // Each write appended exactly one event, atomically with the hash and the thread entry.
     let events = store.events_after(None, 100).await.unwrap();
@@ -67,16 +74,16 @@ async fn artifacts_round_trip_and_are_immutable() {
 #[tokio::test]
 async fn claims_round_trip_every_field() {
     let store = sett_testkit::store().await;
-    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
-    let mut c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
+    let mut c = new_claim(new_claim_id(), &a, &policy(), 5);
     c.granted_review_agents = vec![AgentName::parse("A").unwrap()];
     c.termination_reason = Some("because".into());
-    c.additional_context_ids = vec![ArtifactId::new_v7()];
+    c.additional_context_ids = vec![new_artifact_id()];
     assert_eq!(store.write_claim(&c, None, true, &[], &[], 5).await.unwrap(), WriteOutcome::Written);
     assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), c);
     assert_eq!(store.claim_for_artifact(&a.id).await.unwrap(), Some(c.id));
     // A second claim for the same artifact is refused (idempotent creation).
-    let other = new_claim(ClaimId::new_v7(), &a, &policy(), 6);
+    let other = new_claim(new_claim_id(), &a, &policy(), 6);
     assert_eq!(
         store.write_claim(&other, None, true, &[], &[], 6).await.unwrap(),
         WriteOutcome::Exists(c.id.to_string())
@@ -87,8 +94,8 @@ async fn claims_round_trip_every_field() {
 #[tokio::test]
 async fn twenty_racing_transitions_apply_exactly_once() {
     let store = sett_testkit::store().await;
-    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
-    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
+    let c = new_claim(new_claim_id(), &a, &policy(), 5);
     store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
     let c = Arc::new(c);
     let mut tasks = Vec::new();
@@ -120,8 +127,8 @@ async fn twenty_racing_transitions_apply_exactly_once() {
 #[tokio::test]
 async fn bids_are_recorded_once() {
     let store = sett_testkit::store().await;
-    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
-    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
+    let c = new_claim(new_claim_id(), &a, &policy(), 5);
     let agent = AgentName::parse("A").unwrap();
     assert!(!store.submit_bid(&c.id, &agent, BidType::Review, 1).await.unwrap(), "no claim yet");
     store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
@@ -139,8 +146,8 @@ async fn bids_are_recorded_once() {
 #[tokio::test]
 async fn a_bid_may_precede_its_claim_but_not_outlive_its_consensus() {
     let store = sett_testkit::store().await;
-    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
-    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
+    let c = new_claim(new_claim_id(), &a, &policy(), 5);
     let (first, second, late) =
         (AgentName::parse("A").unwrap(), AgentName::parse("B").unwrap(), AgentName::parse("C").unwrap());
     // Before the orchestrator created the claim: recorded, once, with its event.
@@ -195,9 +202,9 @@ async fn the_lock_is_owned_by_its_run_id_and_expires() {
 }
 
 async fn seed(store: &Store) {
-    let a = Artifact::new_root(StructuralType::Standard, "Goal", "x", "user", 1);
+    let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
     store.create_artifact(&a).await.unwrap();
-    let c = new_claim(ClaimId::new_v7(), &a, &policy(), 5);
+    let c = new_claim(new_claim_id(), &a, &policy(), 5);
     store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
     store.submit_bid(&c.id, &AgentName::parse("A").unwrap(), BidType::Claim, 6).await.unwrap();
     store.acquire_lock(&holder("x"), 60_000).await.unwrap().unwrap();
@@ -380,7 +387,8 @@ async fn large_keys_export_in_chunks_and_restore_exactly() {
     // 2,500 artifacts: the creation index (a sorted set) and the event stream each span three
     // records of at most 1,000 items.
     for i in 0..2_500 {
-        let a = Artifact::new_root(StructuralType::Standard, "Bulk", format!("p{i}"), "user", 1_000 + i);
+        let a =
+            Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Bulk", format!("p{i}"), "user", 1_000 + i);
         src.create_artifact(&a).await.unwrap();
     }
     let consumer = src.group_consumer("orchestrator", "orchestrator", GroupStart::Beginning).await.unwrap();

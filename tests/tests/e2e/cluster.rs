@@ -424,6 +424,7 @@ async fn three_hundred_instances_spread_over_the_shards() {
         async move {
             redis.put_instance_record(&n, &record).await.unwrap();
             let goal = sett_core::Artifact::new_root(
+                sett_store::new_artifact_id(),
                 StructuralType::Standard,
                 "GoalDefined",
                 format!("goal of {n}"),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sett_core::{Artifact, ArtifactId, StructuralType};
 use sett_e2e::{Env, summary, text};
+use sett_store::new_artifact_id;
 use sett_testkit::RedisServer;
 
 /// Reviews approve; the finisher ends the workflow with a Terminal naming its goal.
@@ -51,8 +52,14 @@ async fn goals(env: &Env, round: usize, n: usize) -> Vec<ArtifactId> {
     let mut ids = Vec::new();
     for i in 0..n {
         let kind = if i % 2 == 0 { "GoalDefined" } else { "Delegated" };
-        let a =
-            Artifact::new_root(StructuralType::Standard, kind, format!("r{round} g{i}"), "user", sett_store::now_ms());
+        let a = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            kind,
+            format!("r{round} g{i}"),
+            "user",
+            sett_store::now_ms(),
+        );
         env.store.create_artifact(&a).await.expect("create goal");
         ids.push(a.id);
     }

@@ -9,6 +9,7 @@ use sett_core::config::OnQuestionTimeout;
 use sett_core::event::{EventData, EventKind};
 use sett_core::{ClaimStatus, StructuralType};
 use sett_e2e::{Env, summary, text};
+use sett_store::new_artifact_id;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -202,8 +203,14 @@ agents:
     let out = env.ok(&["questions", "--wait", "--timeout", "30s", "-o", "json"]);
     let qid = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["id"].as_str().unwrap().to_owned();
     // An "Urgent" root artifact for Hasty, written directly (forage only writes goals).
-    let urgent =
-        sett_core::Artifact::new_root(StructuralType::Standard, "Urgent", "now!", "user", sett_store::now_ms());
+    let urgent = sett_core::Artifact::new_root(
+        new_artifact_id(),
+        StructuralType::Standard,
+        "Urgent",
+        "now!",
+        "user",
+        sett_store::now_ms(),
+    );
     env.store.create_artifact(&urgent).await.unwrap();
     env.wait_for(MINUTE, "Hasty's question", |a| {
         a.iter().filter(|x| x.structural_type == StructuralType::Question).count() == 2

@@ -52,6 +52,7 @@ agents:
         for i in 0..GOALS {
             let kind = if i % 2 == 0 { "GoalDefined" } else { "Delegated" };
             let a = sett_core::Artifact::new_root(
+                sett_store::new_artifact_id(),
                 StructuralType::Standard,
                 kind,
                 format!("r{round} g{i}"),

@@ -26,7 +26,14 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     let instance = store.instance().clone();
     // The position before the goal, so --watch shows the goal's own event too.
     let start = store.last_event_id().await?.unwrap_or_else(|| "0-0".to_owned());
-    let goal = Artifact::new_root(StructuralType::Standard, "GoalDefined", args.goal.clone(), "user", now_ms());
+    let goal = Artifact::new_root(
+        sett_store::new_artifact_id(),
+        StructuralType::Standard,
+        "GoalDefined",
+        args.goal.clone(),
+        "user",
+        now_ms(),
+    );
     let event_id = match store.create_artifact(&goal).await.context("writing the goal")? {
         CreateOutcome::Created { event_id } => event_id,
         other => bail!("the goal was not written ({other:?}); retry 'sett forage'"),

@@ -2,10 +2,25 @@
 //! random input sequences.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
 
 use super::*;
+
+/// Ids from a counter: sett-core mints no ids (no clock, no randomness); its callers do.
+fn next_uuid() -> uuid::Uuid {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    uuid::Uuid::from_u128(u128::from(NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn claim_id() -> ClaimId {
+    ClaimId::from_uuid(next_uuid())
+}
+
+fn artifact_id() -> ArtifactId {
+    ArtifactId::from_uuid(next_uuid())
+}
 
 fn agent(n: &str) -> AgentName {
     AgentName::parse(n).unwrap()
@@ -24,11 +39,18 @@ fn policy(names: &[&str]) -> Policy {
 }
 
 fn goal() -> Artifact {
-    Artifact::new_root(StructuralType::Standard, "GoalDefined", "build it", "user", 0)
+    Artifact::new_root(artifact_id(), StructuralType::Standard, "GoalDefined", "build it", "user", 0)
 }
 
 fn out(from: &str, st: StructuralType, payload: &str, claim: &Claim) -> Artifact {
-    let mut a = Artifact::new_root(st, if st == StructuralType::Review { "Review" } else { "Work" }, payload, from, 0);
+    let mut a = Artifact::new_root(
+        artifact_id(),
+        st,
+        if st == StructuralType::Review { "Review" } else { "Work" },
+        payload,
+        from,
+        0,
+    );
     a.claim_id = Some(claim.id);
     a.source_artifacts = vec![claim.artifact_id];
     a
@@ -47,7 +69,7 @@ fn apply(c: &Claim, i: Input<'_>, p: &Policy) -> Transition {
 #[test]
 fn full_three_phase_workflow() {
     let p = policy(&["Coder", "Linter", "Reviewer"]);
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let b = bids(&[("Reviewer", BidType::Review), ("Linter", BidType::Claim)]);
     assert!(step(&c, Input::Bids { bids: &b, now_ms: 1 }, &p).is_none(), "waits for every agent");
     let b = bids(&[("Reviewer", BidType::Review), ("Linter", BidType::Claim), ("Coder", BidType::Exclusive)]);
@@ -76,7 +98,7 @@ fn full_three_phase_workflow() {
 #[test]
 fn exclusive_winner_is_smallest_name_and_no_bids_is_dormant() {
     let p = policy(&["B", "A"]);
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let t =
         apply(&c, Input::Bids { bids: &bids(&[("A", BidType::Exclusive), ("B", BidType::Exclusive)]), now_ms: 1 }, &p);
     assert_eq!(t.claim.granted_exclusive_agent, Some(agent("A")));
@@ -87,7 +109,7 @@ fn exclusive_winner_is_smallest_name_and_no_bids_is_dormant() {
 #[test]
 fn bid_timeout_counts_missing_as_ignore() {
     let p = policy(&["A", "Silent"]);
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let b = bids(&[("A", BidType::Exclusive)]);
     assert!(step(&c, Input::Tick { bids: &b, now_ms: 50 }, &p).is_none());
     let t = apply(&c, Input::Tick { bids: &b, now_ms: 100 }, &p);
@@ -99,11 +121,11 @@ fn bid_timeout_counts_missing_as_ignore() {
 #[test]
 fn rejection_creates_rework_then_hits_the_limit() {
     let p = policy(&["Coder", "Reviewer"]);
-    let mut art = Artifact::new_root(StructuralType::Standard, "Code", "v1", "Coder", 0);
+    let mut art = Artifact::new_root(artifact_id(), StructuralType::Standard, "Code", "v1", "Coder", 0);
     let b = bids(&[("Coder", BidType::Ignore), ("Reviewer", BidType::Review)]);
     for version in 1..=3u32 {
         art.version = version;
-        let c = new_claim(ClaimId::new_v7(), &art, &p, 0);
+        let c = new_claim(claim_id(), &art, &p, 0);
         let c = apply(&c, Input::Bids { bids: &b, now_ms: 1 }, &p).claim;
         let review = out("Reviewer", StructuralType::Review, r#"{"fix":"tests"}"#, &c);
         let t = apply(&c, Input::Output { artifact: &review, now_ms: 2 }, &p);
@@ -126,7 +148,7 @@ fn rejection_creates_rework_then_hits_the_limit() {
 #[test]
 fn rejecting_the_goal_fails_clearly() {
     let p = policy(&["Reviewer"]);
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let c = apply(&c, Input::Bids { bids: &bids(&[("Reviewer", BidType::Review)]), now_ms: 1 }, &p).claim;
     let t = apply(&c, Input::Output { artifact: &out("Reviewer", StructuralType::Review, "no", &c), now_ms: 2 }, &p);
     assert!(
@@ -137,7 +159,7 @@ fn rejecting_the_goal_fails_clearly() {
 #[test]
 fn question_blocks_and_answer_resumes_the_same_agent() {
     let p = policy(&["Coder"]);
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 1 }, &p).claim;
     let q = out("Coder", StructuralType::Question, "Which DB?", &c);
     let t = apply(&c, Input::Output { artifact: &q, now_ms: 10 }, &p);
@@ -145,7 +167,7 @@ fn question_blocks_and_answer_resumes_the_same_agent() {
     assert_eq!(t.claim.question_id, Some(q.id));
     assert_eq!(t.claim.next_deadline_ms(), Some(5_010));
     let c = t.claim;
-    let answer = ArtifactId::new_v7();
+    let answer = artifact_id();
     let t = apply(&c, Input::Answer { question: q.id, answer, now_ms: 20 }, &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
     assert!(t.effects.contains(&Effect::Grant(GrantOrder {
@@ -161,7 +183,7 @@ fn question_blocks_and_answer_resumes_the_same_agent() {
 #[test]
 fn question_timeout_fail_and_continue() {
     let mut p = policy(&["Coder"]);
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
     let q = out("Coder", StructuralType::Question, "?", &c);
     let c = apply(&c, Input::Output { artifact: &q, now_ms: 0 }, &p).claim;
@@ -186,7 +208,7 @@ fn question_timeout_fail_and_continue() {
 #[test]
 fn execution_timeout_and_failure_terminate() {
     let p = policy(&["Coder"]);
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
     let none = BTreeMap::new();
     assert!(
@@ -208,7 +230,7 @@ fn execution_timeout_and_failure_terminate() {
 fn worker_grants_start_their_clock_at_launch() {
     let mut p = policy(&["Builder"]);
     p.agents.get_mut(&agent("Builder")).unwrap().via_worker = true;
-    let c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+    let c = new_claim(claim_id(), &goal(), &p, 0);
     let c = apply(&c, Input::Bids { bids: &bids(&[("Builder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
     assert_eq!(c.next_deadline_ms(), None);
     let b = agent("Builder");
@@ -232,7 +254,7 @@ proptest! {
     fn random_sequences_keep_the_invariants(inputs in proptest::collection::vec(arb_input(), 0..40)) {
         let names = ["A", "B", "C"];
         let p = policy(&names);
-        let mut c = new_claim(ClaimId::new_v7(), &goal(), &p, 0);
+        let mut c = new_claim(claim_id(), &goal(), &p, 0);
         let mut questions = Vec::new();
         for (kind, who, what, now) in inputs {
             let who_name = names[who as usize];
@@ -248,7 +270,7 @@ proptest! {
                 0 => Input::Bids { bids: &b, now_ms: now },
                 1 => Input::Tick { bids: &b, now_ms: now },
                 2 | 3 => Input::Output { artifact: &art, now_ms: now },
-                4 => Input::Answer { question: questions.last().copied().unwrap_or(art.id), answer: ArtifactId::new_v7(), now_ms: now },
+                4 => Input::Answer { question: questions.last().copied().unwrap_or(art.id), answer: artifact_id(), now_ms: now },
                 _ => Input::WorkerExited { agent: &ag, seq: c.grant_seq, success: what % 2 == 0, now_ms: now },
             };
             if let Some(t) = step(&c, input, &p) {

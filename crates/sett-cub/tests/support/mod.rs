@@ -85,7 +85,7 @@ pub async fn artifact(
     by: &str,
     sources: &[&Artifact],
 ) -> Artifact {
-    let mut a = Artifact::new_root(st, ty, payload, by, now_ms());
+    let mut a = Artifact::new_root(sett_store::new_artifact_id(), st, ty, payload, by, now_ms());
     a.source_artifacts = sources.iter().map(|s| s.id).collect();
     store_artifact(store, &a).await;
     a
