@@ -27,6 +27,8 @@ pub fn run(args: CiArgs) -> Result<()> {
     let redis = TempRedis::start(&dir, &[])?;
     let url = redis.url();
     let _env = sh.push_env("SETT_TEST_REDIS_URL", &url);
+    // `--workspace` includes xtask, so this also runs the tidy checks (tidy.rs), the unused
+    // dependency check among them (`every_dependency_is_used`, in place of `cargo machete`).
     cmd!(sh, "cargo nextest run --workspace --locked --profile ci").run()?;
     drop(redis);
     if cmd!(sh, "cargo deny --version").quiet().ignore_stderr().read().is_ok() {

@@ -2,8 +2,8 @@
 //! with the `ignore` attribute, no trailing whitespace, libraries do not print, only sett-store
 //! spells key names, every crate has a row in the code map of docs/architecture.md, the event
 //! table there names exactly the event kinds of `sett_core::event`, no public sett-store
-//! function takes or returns an untyped `serde_json::Value`, and sett-core reads no clock and no
-//! randomness.
+//! function takes or returns an untyped `serde_json::Value`, sett-core reads no clock and no
+//! randomness, and every dependency of a workspace member is named by its sources.
 
 use std::path::{Path, PathBuf};
 
@@ -273,4 +273,134 @@ fn sett_core_reads_no_clock_and_no_randomness() {
         "sett-core reads no clock and no randomness: take times as numbers and ids from the caller \
          (sett_store::now_ms, new_artifact_id, new_claim_id): {bad:#?}"
     );
+}
+
+/// Dependencies no source names, with why they are needed anyway: `(package, dependency, why)`.
+const DEPENDENCIES_USED_WITHOUT_A_PATH: &[(&str, &str, &str)] = &[];
+
+/// The workspace members: the `members` entries of the root manifest, a trailing `/*` expanded
+/// to every directory below it that has a Cargo.toml.
+fn workspace_members(root: &Path) -> Vec<PathBuf> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let line = manifest.lines().find(|l| l.trim_start().starts_with("members")).unwrap_or("");
+    let mut members = Vec::new();
+    for entry in line.split('"').skip(1).step_by(2) {
+        if let Some(dir) = entry.strip_suffix("/*") {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            members.extend(entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()));
+        } else {
+            members.push(root.join(entry));
+        }
+    }
+    members.sort();
+    members
+}
+
+/// The dependencies a manifest declares (in `[dependencies]`, `[dev-dependencies]`,
+/// `[build-dependencies]`, target-specific ones included), by the name the code uses: the key
+/// (a `package = …` rename keeps it), with `-` as `_`.
+fn manifest_dependencies(manifest: &str) -> Vec<String> {
+    let is_table = |t: &str| {
+        ["dependencies", "dev-dependencies", "build-dependencies"]
+            .iter()
+            .any(|d| t == *d || t.ends_with(&format!(".{d}")))
+    };
+    let mut deps = Vec::new();
+    let mut in_deps = false;
+    for line in manifest.lines().map(str::trim) {
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_deps = is_table(header);
+            // `[dependencies.name]`: a dependency written as its own table.
+            if let Some((_, name)) = header.rsplit_once('.').filter(|(t, _)| is_table(t)) {
+                deps.push(name.trim_matches('"').replace('-', "_"));
+            }
+            continue;
+        }
+        let name = line.split(['=', '.', ' ']).next().unwrap_or("");
+        if in_deps && !name.is_empty() && !name.starts_with('#') {
+            deps.push(name.trim_matches('"').replace('-', "_"));
+        }
+    }
+    deps.sort();
+    deps.dedup();
+    deps
+}
+
+/// Whether code names the crate `ident`: a path through it (`ident::…`, `::ident::…`), or
+/// `use ident` / `extern crate ident` (with `;`, `as`, or `::{…}` after).
+fn names_crate(code: &str, ident: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(ident).any(|(at, _)| {
+        let before = &code[..at];
+        let after = &code[at + ident.len()..];
+        if before.chars().next_back().is_some_and(is_ident) || after.chars().next().is_some_and(is_ident) {
+            return false;
+        }
+        let absolute = before.ends_with("::") && !before[..before.len() - 2].chars().next_back().is_some_and(is_ident);
+        let path = after.starts_with("::") && (absolute || !before.ends_with("::"));
+        let imported = before.ends_with("use ") || before.ends_with("extern crate ");
+        path || imported
+    })
+}
+
+/// The code of a package: its Rust files under src/, tests/, benches/, examples/ and build.rs,
+/// comment lines removed.
+fn package_code(dir: &Path) -> String {
+    let mut files = Vec::new();
+    for sub in ["src", "tests", "benches", "examples"] {
+        rust_files(&dir.join(sub), &mut files);
+    }
+    files.push(dir.join("build.rs"));
+    let mut code = String::new();
+    for p in files {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            code.push_str(line);
+            code.push('\n');
+        }
+    }
+    code
+}
+
+#[test]
+fn every_dependency_is_used() {
+    // `cargo machete` without the install: a dependency no source of its package names is
+    // compiled for nothing (or is needed for a reason the allow-list above must say).
+    let root = crate::project_root();
+    let mut unused = Vec::new();
+    for dir in workspace_members(&root) {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        let package = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let code = package_code(&dir);
+        for dep in manifest_dependencies(&manifest) {
+            let allowed =
+                DEPENDENCIES_USED_WITHOUT_A_PATH.iter().any(|(p, d, _)| *p == package && d.replace('-', "_") == dep);
+            if !allowed && !names_crate(&code, &dep) {
+                unused.push(format!("{}: {dep}", dir.strip_prefix(&root).unwrap_or(&dir).display()));
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "dependencies no source of their package names: remove them, or add them with the reason \
+         to DEPENDENCIES_USED_WITHOUT_A_PATH in xtask/src/tidy.rs: {unused:#?}"
+    );
+}
+
+#[test]
+fn the_dependency_matcher_reads_paths_and_imports() {
+    assert!(names_crate("use serde::Serialize;", "serde"));
+    assert!(names_crate("let x = ::serde_json::json!({});", "serde_json"));
+    assert!(names_crate("#[tokio::test]", "tokio"));
+    assert!(names_crate("use sha1_smol;", "sha1_smol"));
+    assert!(names_crate("extern crate rand as r;", "rand"));
+    assert!(!names_crate("use my_serde::Serialize;", "serde"));
+    assert!(!names_crate("use schemars::serde::Serialize;", "serde"));
+    assert!(!names_crate("let serde = 1;", "serde"));
+    let deps = manifest_dependencies(
+        "[package]\nname = \"x\"\n[dependencies]\nsett-core.workspace = true\nuuid = { workspace = true }\n\
+         [dev-dependencies]\n# a comment\nproptest = \"1\"\n[target.'cfg(unix)'.dependencies]\nnix = \"0.31\"\n\
+         [dependencies.fred]\nversion = \"10\"\n[features]\ndefault = []\n",
+    );
+    assert_eq!(deps, ["fred", "nix", "proptest", "sett_core", "uuid"]);
 }
