@@ -11,7 +11,7 @@ use futures::future::join_all;
 use sett_core::event::{Event, EventData, EventKind};
 use sett_core::machine::{Input, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, StructuralType, metrics as m};
-use sett_store::{GroupConsumer, StoreError, WriteOutcome, now_ms};
+use sett_store::{GroupConsumer, WriteOutcome, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -170,7 +170,7 @@ impl Engine {
         all_handled
     }
 
-    async fn handle(&self, ev: &Event) -> Result<(), StoreError> {
+    async fn handle(&self, ev: &Event) -> Result<(), OrchestratorError> {
         match &ev.data {
             EventData::ArtifactCreated(a) => self.on_artifact(&a.artifact_id).await,
             // A claim never returns to waiting for bids: a bid on a claim already decided here
@@ -182,7 +182,7 @@ impl Engine {
         }
     }
 
-    async fn on_artifact(&self, id: &ArtifactId) -> Result<(), StoreError> {
+    async fn on_artifact(&self, id: &ArtifactId) -> Result<(), OrchestratorError> {
         // The bids on the claim this artifact gets are read with it (one pipelined round trip):
         // cubs bid from the artifact's event, and when their bids are in already the claim is
         // created decided.
@@ -229,7 +229,7 @@ impl Engine {
     /// reads back, the claim is decided at once when they suffice (created and granted in one
     /// write, or granted by the next). A bid recorded after the creating write has its own
     /// event, read after this one and applied then.
-    async fn create_claim(&self, a: &Artifact, bids: BTreeMap<AgentName, BidType>) -> Result<(), StoreError> {
+    async fn create_claim(&self, a: &Artifact, bids: BTreeMap<AgentName, BidType>) -> Result<(), OrchestratorError> {
         let now = now_ms();
         let claim = new_claim(initial_claim_id(&a.id), a, &self.policy, now);
         let created = ledger::claim_created(&claim);
@@ -264,7 +264,7 @@ impl Engine {
         question: ArtifactId,
         answer: ArtifactId,
         claim: Option<ClaimId>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), OrchestratorError> {
         let claim = match claim {
             Some(c) => Some(c),
             None => self.store.get_artifact(&question).await?.and_then(|q| q.claim_id),

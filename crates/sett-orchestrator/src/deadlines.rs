@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sett_core::{ArtifactId, ClaimId, metrics as m};
-use sett_store::{StoreError, now_ms};
+use sett_store::now_ms;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::OrchestratorError;
 use crate::engine::Engine;
 use crate::transitions::Trigger;
 
@@ -62,7 +63,7 @@ impl Engine {
         }
     }
 
-    async fn tick_due(&self, now: i64) -> Result<(), StoreError> {
+    async fn tick_due(&self, now: i64) -> Result<(), OrchestratorError> {
         for id in self.store.due_claims(now).await? {
             self.take_unhandled_outputs(&id, now).await?;
             if self.apply(&id, Trigger::Tick).await?.is_none() {
@@ -78,7 +79,7 @@ impl Engine {
     /// Before an execution deadline fails a claim, applies any output its overdue grants already
     /// wrote whose event has not been handled yet (after an outage or a restart the backlog can
     /// trail the deadline). Without this a goal could end with both a Terminal and a Failure.
-    async fn take_unhandled_outputs(&self, id: &ClaimId, now: i64) -> Result<(), StoreError> {
+    async fn take_unhandled_outputs(&self, id: &ClaimId, now: i64) -> Result<(), OrchestratorError> {
         let Some(claim) = self.store.get_claim(id).await? else { return Ok(()) };
         let overdue: Vec<u64> = claim
             .grants

@@ -16,7 +16,7 @@ use sett_store::{AnswerRecord, CreateOutcome, StoreError, WriteOutcome, now_ms};
 use tracing::{error, info, warn};
 
 use crate::engine::Engine;
-use crate::ledger;
+use crate::{OrchestratorError, ledger};
 
 /// Whether carrying out `effect` needs writes of its own, so it goes through the outbox (a grant
 /// to a cub needs none: its event is written with the transition).
@@ -119,7 +119,7 @@ impl Engine {
         }
     }
 
-    async fn follow_up(&self, claim_id: &ClaimId, effect: &Effect) -> Result<(), StoreError> {
+    async fn follow_up(&self, claim_id: &ClaimId, effect: &Effect) -> Result<(), OrchestratorError> {
         let now = now_ms();
         match effect {
             Effect::Fail { artifact_id, failure_type, reason } => {
@@ -138,7 +138,10 @@ impl Engine {
                 );
                 match self.store.create_artifact(&failure).await? {
                     CreateOutcome::Created { .. } | CreateOutcome::IdExists => Ok(()),
-                    other => Err(StoreError::Conflict(format!("cannot write the Failure artifact: {other:?}"))),
+                    other => Err(OrchestratorError::FollowUpRefused {
+                        what: "Failure artifact",
+                        outcome: format!("{other:?}"),
+                    }),
                 }
             }
             Effect::CreateClaim { claim, grants } => {
@@ -162,7 +165,7 @@ impl Engine {
                     }
                     WriteOutcome::Exists(_) => Ok(()),
                     WriteOutcome::Conflict { current } => {
-                        Err(StoreError::Conflict(format!("rework claim {} conflicts (revision {current})", claim.id)))
+                        Err(OrchestratorError::ReworkClaimConflict { claim: claim.id, current })
                     }
                 }
             }
@@ -191,10 +194,13 @@ impl Engine {
                     CreateOutcome::Created { .. } | CreateOutcome::IdExists | CreateOutcome::AlreadyAnswered(_) => {
                         Ok(())
                     }
-                    other => Err(StoreError::Conflict(format!("cannot write the timeout answer: {other:?}"))),
+                    other => Err(OrchestratorError::FollowUpRefused {
+                        what: "timeout answer",
+                        outcome: format!("{other:?}"),
+                    }),
                 }
             }
-            Effect::Grant(g) if g.via_worker => self.offer_worker(*claim_id, &g.agent, g.seq).await,
+            Effect::Grant(g) if g.via_worker => Ok(self.offer_worker(*claim_id, &g.agent, g.seq).await?),
             // Never stored in the outbox (see `is_follow_up`).
             Effect::Grant(_)
             | Effect::QuestionOpened { .. }

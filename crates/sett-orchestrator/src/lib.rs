@@ -31,8 +31,8 @@ mod workers;
 
 use std::time::Duration;
 
-use sett_core::InstanceName;
 use sett_core::config::SettConfig;
+use sett_core::{ClaimId, InstanceName};
 use sett_store::LockHolder;
 
 pub use engine::Orchestrator;
@@ -69,7 +69,8 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// Why the orchestrator stopped with an error.
+/// Why the orchestrator stopped with an error, or why handling an event, a deadline or a
+/// follow-up failed (it is then retried).
 #[derive(Debug, thiserror::Error)]
 pub enum OrchestratorError {
     #[error(
@@ -81,6 +82,55 @@ pub enum OrchestratorError {
     BeingDestroyed { instance: InstanceName, holder: LockHolder },
     #[error("the instance lock of '{0}' was lost to another process; stopping so two orchestrators never run at once")]
     LockLost(InstanceName),
+    /// Another process took the instance lock each time this one found it free.
+    #[error("the instance lock kept changing hands; try again")]
+    LockContended,
+    /// A claim transition lost every compare-and-set race it was retried for.
+    #[error("claim {0} kept changing during a transition")]
+    TransitionContended(ClaimId),
+    /// A transition's compare-and-set was refused as a create: the store's records contradict
+    /// the claim this engine just read.
+    #[error("unexpected 'exists' ({existing}) on a transition of claim {claim}")]
+    TransitionRefusedAsCreate { claim: ClaimId, existing: String },
+    /// A rework claim (a deterministic id, written once) exists at another revision.
+    #[error("rework claim {claim} conflicts (revision {current})")]
+    ReworkClaimConflict { claim: ClaimId, current: String },
+    /// The store refused a follow-up's artifact (`what`) for a reason other than its being
+    /// written already.
+    #[error("cannot write the {what}: {outcome}")]
+    FollowUpRefused { what: &'static str, outcome: String },
     #[error(transparent)]
     Store(#[from] sett_store::StoreError),
+}
+
+impl OrchestratorError {
+    /// Whether Redis itself failed (see [`sett_store::StoreError::is_redis`]): what
+    /// `sett_redis_errors_total` counts, never a refused write or an engine-level conflict.
+    pub fn is_redis(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_redis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sett_store::StoreError;
+
+    use super::*;
+
+    #[test]
+    fn only_redis_failures_are_redis_errors() {
+        assert!(OrchestratorError::from(StoreError::Timeout(Duration::from_secs(1))).is_redis());
+        assert!(!OrchestratorError::from(StoreError::Decode("x".into())).is_redis());
+        assert!(!OrchestratorError::from(StoreError::Unconfirmed("x".into())).is_redis());
+        let claim = ClaimId::derived(&"c", "test");
+        assert!(!OrchestratorError::TransitionContended(claim).is_redis());
+        assert!(!OrchestratorError::TransitionRefusedAsCreate { claim, existing: "x".into() }.is_redis());
+        assert!(!OrchestratorError::ReworkClaimConflict { claim, current: "3".into() }.is_redis());
+        assert!(
+            !OrchestratorError::FollowUpRefused { what: "Failure artifact", outcome: "IdExists".into() }.is_redis()
+        );
+        assert!(!OrchestratorError::LockContended.is_redis());
+    }
 }

@@ -48,7 +48,7 @@ impl Engine {
                 }
             }
         }
-        Err(StoreError::Conflict("the instance lock kept changing hands; try again".into()).into())
+        Err(OrchestratorError::LockContended)
     }
 
     /// Renews the lock until `token`; when it cannot be kept, sets `lost` and cancels `stop_all`.

@@ -12,6 +12,7 @@ use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimS
 use sett_store::{StoreError, WriteOutcome, now_ms};
 use tracing::{debug, warn};
 
+use crate::OrchestratorError;
 use crate::engine::Engine;
 use crate::followup::follow_ups;
 use crate::ledger;
@@ -34,7 +35,7 @@ pub(crate) enum Trigger {
 impl Engine {
     /// Applies `trigger` to a claim with compare-and-set, retrying on a lost race, then carries
     /// out the follow-ups. Returns the new claim when a transition was written.
-    pub(crate) async fn apply(&self, id: &ClaimId, trigger: Trigger) -> Result<Option<Claim>, StoreError> {
+    pub(crate) async fn apply(&self, id: &ClaimId, trigger: Trigger) -> Result<Option<Claim>, OrchestratorError> {
         let wants_bids = matches!(trigger, Trigger::Bids | Trigger::Tick);
         for _ in 0..MAX_CAS_ATTEMPTS {
             // Bids are read together with the claim (one pipelined round trip on the shared
@@ -73,18 +74,22 @@ impl Engine {
                 WriteOutcome::Written => return Ok(Some(t.claim)),
                 WriteOutcome::Conflict { .. } => continue,
                 WriteOutcome::Exists(other) => {
-                    return Err(StoreError::Conflict(format!("unexpected 'exists' ({other}) on a claim transition")));
+                    return Err(OrchestratorError::TransitionRefusedAsCreate { claim: *id, existing: other });
                 }
             }
         }
         warn!(claim_id = %id, "a transition kept losing compare-and-set races; giving up for now");
-        Err(StoreError::Conflict(format!("claim {id} kept changing during a transition")))
+        Err(OrchestratorError::TransitionContended(*id))
     }
 
     /// Applies `bids` to `claim`, the record this orchestrator just wrote (no read): when they
     /// decide it, the transition is written with compare-and-set, falling back to
     /// [`Engine::apply`] (which reads) if the claim changed meanwhile.
-    pub(crate) async fn decide(&self, claim: &Claim, bids: &BTreeMap<AgentName, BidType>) -> Result<(), StoreError> {
+    pub(crate) async fn decide(
+        &self,
+        claim: &Claim,
+        bids: &BTreeMap<AgentName, BidType>,
+    ) -> Result<(), OrchestratorError> {
         let now = now_ms();
         let Some(t) = step(claim, Input::Bids { bids, now_ms: now }, &self.policy) else {
             return Ok(());
