@@ -16,7 +16,8 @@ use sett_store::{Redis, RedisOptions, Store, now_ms};
 
 use crate::cli::UpArgs;
 use crate::ctx::Ctx;
-use crate::output;
+
+mod summary;
 
 /// Reads and validates the workspace's sett.yml, with the parser's own error (file, key, fix).
 pub(crate) fn load_config(ctx: &Ctx) -> Result<SettConfig> {
@@ -64,47 +65,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
         runtime.discard(&started).await?;
         return Err(e);
     }
-    if ctx.global.quiet {
-        output::line(name.as_str())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !kept.is_empty() {
-        let names: Vec<&str> = kept.iter().map(|r| r.component.as_str()).collect();
-        output::line(&format!("Already running and kept: {}.", names.join(", ")))?;
-    }
-    let agents: Vec<&str> = config.agents.keys().map(|a| a.as_str()).collect();
-    match &launch {
-        Launch::Local(l) => {
-            output::line(&format!(
-                "Instance '{name}' is up: orchestrator and {} cub(s) ready ({}).",
-                agents.len(),
-                agents.join(", ")
-            ))?;
-            output::line(&format!("Redis: {}", sett_store::redact_url(&url)))?;
-            output::line(&format!("Logs:  {}", l.log_dir.display()))?;
-        }
-        Launch::Docker(spec) => {
-            output::line(&format!(
-                "Instance '{name}' is up in Docker (network {}): orchestrator and {} cub container(s) ready.",
-                spec.network(),
-                agents.len()
-            ))?;
-            match &spec.redis_container {
-                Some(c) => output::line(&format!(
-                    "Redis: {} (the workspace's container {c}, data in volume {c}-data; containers: {})",
-                    sett_store::redact_url(&url),
-                    spec.redis_url
-                ))?,
-                None => output::line(&format!(
-                    "Redis: {} (containers: {})",
-                    sett_store::redact_url(&url),
-                    sett_store::redact_url(&spec.redis_url)
-                ))?,
-            }
-            output::line(&format!("Logs:  {}", spec.log_dir.display()))?;
-        }
-    }
-    output::line(&format!("Next:  sett forage --name {name} --goal \"...\" --watch"))?;
+    summary::print(ctx, &config, &name, &url, &launch, &kept)?;
     Ok(ExitCode::SUCCESS)
 }
 
