@@ -82,8 +82,7 @@ pub async fn answer_question(
     let now = now_ms();
     let answer =
         Artifact::answer(sett_store::new_artifact_id(), &question, text, format!("human:{operator}"), operator, now);
-    let record =
-        AnswerRecord { answer_id: answer.id, answered_by: operator.to_owned(), answered_at_ms: now, timed_out: false };
+    let record = AnswerRecord::by_operator(answer.id, operator, now);
     match store.create_answer(&answer, qid, &record).await? {
         CreateOutcome::Created { .. } => Ok(Answered {
             id: answer.id,

@@ -184,12 +184,7 @@ impl Engine {
                 );
                 answer.summary = Some("question timed out".into());
                 answer.timed_out = true;
-                let record = AnswerRecord {
-                    answer_id: answer.id,
-                    answered_by: "orchestrator".into(),
-                    answered_at_ms: now,
-                    timed_out: true,
-                };
+                let record = AnswerRecord::on_timeout(answer.id, now);
                 match self.store.create_answer(&answer, question, &record).await? {
                     CreateOutcome::Created { .. } | CreateOutcome::IdExists | CreateOutcome::AlreadyAnswered(_) => {
                         Ok(())

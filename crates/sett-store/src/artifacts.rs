@@ -24,6 +24,19 @@ pub struct AnswerRecord {
     pub timed_out: bool,
 }
 
+impl AnswerRecord {
+    /// An operator's answer (`sett answer`, the console), answered at `at_ms`.
+    pub fn by_operator(answer_id: ArtifactId, operator: impl Into<String>, at_ms: i64) -> Self {
+        Self { answer_id, answered_by: operator.into(), answered_at_ms: at_ms, timed_out: false }
+    }
+
+    /// The orchestrator's automatic answer to a question that timed out
+    /// (`on_question_timeout: continue`), written at `at_ms`.
+    pub fn on_timeout(answer_id: ArtifactId, at_ms: i64) -> Self {
+        Self { answer_id, answered_by: "orchestrator".into(), answered_at_ms: at_ms, timed_out: true }
+    }
+}
+
 /// The result of an artifact write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
