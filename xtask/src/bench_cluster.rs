@@ -53,22 +53,7 @@ pub(crate) fn cluster(b: &Bench, root: &Path, quick: bool) -> Result<Value> {
         target("cluster_fast", cluster.url(), "fast", cluster.primaries())?,
         target("cluster_replicated", cluster.url(), "replicated", cluster.primaries())?,
     ];
-    let mut started = Vec::new();
-    let mut measured = Ok(Vec::new());
-    for t in &targets {
-        let (code, err) = sett_at(b, t, &["up"])?;
-        if code != 0 {
-            measured = Err(anyhow::anyhow!("sett up on {} failed: {err}", t.label));
-            break;
-        }
-        started.push(t);
-    }
-    if measured.is_ok() {
-        measured = measure(b, &targets, count);
-    }
-    for t in started {
-        let _ = sett_at(b, t, &["down"]);
-    }
+    let measured = measure(b, &targets, count);
     let per_target = measured?;
     let lps = |label: &str| {
         per_target
@@ -100,7 +85,10 @@ pub(crate) fn cluster(b: &Bench, root: &Path, quick: bool) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
-/// `b.runs` rounds; in each, every target runs the throughput scenario once.
+/// `b.runs` rounds; in each, every target runs the throughput scenario once, on an emptied
+/// Redis with the instance freshly started: each run starts from the same state, so a
+/// deployment's figure does not depend on how much earlier runs left in it (the two cluster
+/// targets share one cluster, which would otherwise hold twice the data of the others).
 fn measure(b: &Bench, targets: &[Target], count: u64) -> Result<Vec<(&'static str, Value)>> {
     let mut rates = vec![Vec::new(); targets.len()];
     let mut per = vec![Vec::new(); targets.len()];
@@ -108,9 +96,18 @@ fn measure(b: &Bench, targets: &[Target], count: u64) -> Result<Vec<(&'static st
     for _ in 0..b.runs {
         for (i, t) in targets.iter().enumerate() {
             for &p in &t.primaries {
+                cli(p, &["FLUSHALL"]);
+            }
+            let (code, err) = sett_at(b, t, &["up"])?;
+            if code != 0 {
+                bail!("sett up on {} failed: {err}", t.label);
+            }
+            for &p in &t.primaries {
                 cli(p, &["CONFIG", "RESETSTAT"]);
             }
-            let r = bench_at(b, t, &["throughput", "--count", &count.to_string()])?;
+            let r = bench_at(b, t, &["throughput", "--count", &count.to_string()]);
+            let _ = sett_at(b, t, &["down"]);
+            let r = r?;
             if r["not_completed"].as_u64() != Some(0) {
                 bail!("throughput on {}: claims did not complete: {r}", t.label);
             }
