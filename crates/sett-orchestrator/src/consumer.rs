@@ -1,7 +1,7 @@
 //! The event loop: the orchestrator reads the instance's event stream through consumer group
 //! `orchestrator` ([`GroupConsumer`]: pending entries first, again after a reconnection), handles
 //! a batch with events about one claim in stream order and different claims concurrently, turns
-//! each event into a transition trigger, and acknowledges an event only after it was handled. A
+//! each event into a state-machine input, and acknowledges an event only after it was handled. A
 //! failed handler leaves its event pending; the loop re-reads the pending entries with backoff.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use sett_core::event::{Event, EventData, EventKind};
-use sett_core::machine::{Input, initial_claim_id, new_claim, step};
+use sett_core::machine::{Input, StepContext, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, StructuralType, metrics as m};
 use sett_store::{GroupConsumer, WriteOutcome, now_ms};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,6 @@ use tracing::{debug, info, warn};
 use crate::OrchestratorError;
 use crate::engine::Engine;
 use crate::ledger;
-use crate::transitions::Trigger;
 
 pub(crate) const GROUP: &str = "orchestrator";
 pub(crate) const CONSUMER: &str = "orchestrator";
@@ -176,7 +175,7 @@ impl Engine {
             // A claim never returns to waiting for bids: a bid on a claim already decided here
             // changes nothing, and needs no read to find that out.
             EventData::BidSubmitted(b) if self.decided.contains(&b.claim_id) => Ok(()),
-            EventData::BidSubmitted(b) => self.apply(&b.claim_id, Trigger::Bids).await.map(drop),
+            EventData::BidSubmitted(b) => self.apply(&b.claim_id, Input::Bids).await.map(drop),
             EventData::QuestionAnswered(a) => self.on_answer(a.question_id, a.answer_id, a.claim_id).await,
             _ => Ok(()),
         }
@@ -208,7 +207,7 @@ impl Engine {
             None => Vec::new(),
         };
         for claim in targets {
-            self.apply(&claim, Trigger::Output(Box::new(a.clone()))).await?;
+            self.apply(&claim, Input::Output(Box::new(a.clone()))).await?;
         }
         if a.structural_type.creates_claim() {
             self.create_claim(&a, bids).await?;
@@ -218,7 +217,7 @@ impl Engine {
         {
             // Answered before we saw the question (e.g. by its full id): unblock now.
             if let Some(claim) = a.claim_id {
-                self.apply(&claim, Trigger::Answer { question: a.id, answer: rec.answer_id }).await?;
+                self.apply(&claim, Input::Answer { question: a.id, answer: rec.answer_id }).await?;
             }
         }
         Ok(())
@@ -233,10 +232,9 @@ impl Engine {
         let now = now_ms();
         let claim = new_claim(initial_claim_id(&a.id), a, &self.policy, now);
         let created = ledger::claim_created(&claim);
-        let (outcome, later_bids) = match step(&claim, Input::Bids { bids: &bids, now_ms: now }, &self.policy) {
-            Some(decided) => {
-                (self.commit(&claim, &decided, &bids, &Trigger::Bids, now, Some(created)).await?, BTreeMap::new())
-            }
+        let ctx = StepContext { bids: &bids, now_ms: now };
+        let (outcome, later_bids) = match step(&claim, &Input::Bids, ctx, &self.policy) {
+            Some(decided) => (self.commit(&claim, &decided, &Input::Bids, ctx, Some(created)).await?, BTreeMap::new()),
             None => self.store.create_claim_reading_bids(&claim, &[created], now).await?,
         };
         match outcome {
@@ -253,7 +251,7 @@ impl Engine {
                 // This event is handled again (after a restart or a failed batch): the claim may
                 // have missed bids recorded since it was created.
                 debug!(artifact_id = %a.id, "claim exists already");
-                self.apply(&claim.id, Trigger::Bids).await.map(drop)
+                self.apply(&claim.id, Input::Bids).await.map(drop)
             }
             WriteOutcome::Conflict { .. } => Ok(()),
         }
@@ -270,7 +268,7 @@ impl Engine {
             None => self.store.get_artifact(&question).await?.and_then(|q| q.claim_id),
         };
         match claim {
-            Some(c) => self.apply(&c, Trigger::Answer { question, answer }).await.map(drop),
+            Some(c) => self.apply(&c, Input::Answer { question, answer }).await.map(drop),
             None => {
                 warn!(question_id = %question, "an answer names a question without a claim; ignoring");
                 Ok(())

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use sett_core::machine::Input;
 use sett_core::{ArtifactId, ClaimId, metrics as m};
 use sett_store::now_ms;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,6 @@ use tracing::{debug, warn};
 
 use crate::OrchestratorError;
 use crate::engine::Engine;
-use crate::transitions::Trigger;
 
 /// The deadline loop never sleeps longer than this (a safety net: writes wake it earlier).
 const MAX_DEADLINE_SLEEP: Duration = Duration::from_secs(5);
@@ -66,7 +66,7 @@ impl Engine {
     async fn tick_due(&self, now: i64) -> Result<(), OrchestratorError> {
         for id in self.store.due_claims(now).await? {
             self.take_unhandled_outputs(&id, now).await?;
-            if self.apply(&id, Trigger::Tick).await?.is_none() {
+            if self.apply(&id, Input::Tick).await?.is_none() {
                 // Nothing was due after all (the index is stale): repair it so we never spin.
                 let next = self.store.get_claim(&id).await?.and_then(|c| c.next_deadline_ms());
                 let repaired = next.map(|d| d.max(now + 1_000));
@@ -90,7 +90,7 @@ impl Engine {
         for seq in overdue {
             let output = ArtifactId::grant_output(id, seq);
             if let Some(artifact) = self.store.get_artifact(&output).await? {
-                self.apply(id, Trigger::Output(Box::new(artifact))).await?;
+                self.apply(id, Input::Output(Box::new(artifact))).await?;
             }
         }
         Ok(())

@@ -93,7 +93,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use sett_core::event::EventKind;
-    use sett_core::machine::{AgentPolicy, Input, Policy, new_claim, step};
+    use sett_core::machine::{AgentPolicy, Input, Policy, StepContext, new_claim, step};
     use sett_core::{AgentName, Artifact, BidType, ClaimType, StructuralType};
 
     use super::*;
@@ -114,7 +114,7 @@ mod tests {
             Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "GoalDefined", "g", "user", 1);
         let claim = new_claim(sett_store::new_claim_id(), &goal, &policy, 1);
         let bids = BTreeMap::from([(coder, BidType::Exclusive)]);
-        let t = step(&claim, Input::Bids { bids: &bids, now_ms: 2 }, &policy).unwrap();
+        let t = step(&claim, &Input::Bids, StepContext { bids: &bids, now_ms: 2 }, &policy).unwrap();
         let (events, ops) = transition_records(&claim, &t.claim, &t.effects, policy.on_question_timeout);
         let kinds: Vec<EventKind> = events.iter().map(EventData::kind).collect();
         assert_eq!(kinds, vec![EventKind::ClaimGranted, EventKind::ClaimUpdated]);

@@ -10,8 +10,8 @@
 //!
 //! Layout: [`engine`] (the shared state, background-loop guards and `run`), [`lifecycle`] (lock,
 //! instance and component records, heartbeat), [`consumer`] (the event loop), [`transitions`]
-//! (trigger → `machine::step` → compare-and-set write), then the three readers of a written
-//! transition: [`ledger`] (the events it writes), [`followup`] (its outbox effects) and
+//! (`machine::Input` → `machine::step` → compare-and-set write), then the three readers of a
+//! written transition: [`ledger`] (the events it writes), [`followup`] (its outbox effects) and
 //! [`observe`] (logs and metrics); [`deadlines`] (the deadline loop),
 //! [`workers`] (controller worker scheduling), [`launcher`] (how workers are started:
 //! implemented by the runtime).

@@ -2,14 +2,11 @@
 //! new claim, effects) for observability, as `ledger` reads it for the audit ledger and
 //! `followup` for the outbox.
 
-use std::collections::BTreeMap;
-
-use sett_core::machine::{Effect, FailureType, GrantOrder, Transition};
+use sett_core::machine::{Effect, FailureType, GrantOrder, Input, StepContext, Transition};
 use sett_core::{AgentName, BidType, Claim, ClaimStatus, metrics as m};
 use tracing::{info, warn};
 
 use crate::engine::Engine;
-use crate::transitions::Trigger;
 
 impl Engine {
     pub(crate) async fn refresh_open_questions_gauge(&self) {
@@ -21,15 +18,9 @@ impl Engine {
         }
     }
 
-    /// Logs and metrics of a written transition.
-    pub(crate) fn observe(
-        &self,
-        old: &Claim,
-        t: &Transition,
-        bids: &BTreeMap<AgentName, BidType>,
-        trigger: &Trigger,
-        now: i64,
-    ) {
+    /// Logs and metrics of a written transition (the step of `input` in `ctx`).
+    pub(crate) fn observe(&self, old: &Claim, t: &Transition, input: &Input, ctx: StepContext<'_>) {
+        let StepContext { bids, now_ms: now } = ctx;
         let new = &t.claim;
         if old.status == ClaimStatus::PendingConsensus && new.status != ClaimStatus::PendingConsensus {
             for agent in self.policy.agents.keys() {
@@ -74,7 +65,7 @@ impl Engine {
                 Effect::QuestionClosed { .. } | Effect::CreateClaim { .. } => {}
             }
         }
-        if let Trigger::Answer { question, .. } = trigger
+        if let Input::Answer { question, .. } = input
             && let Some(open) = old.open_questions.get(question)
         {
             metrics::histogram!(m::QUESTION_ANSWER_SECONDS).record(secs(now - open.asked_at_ms));

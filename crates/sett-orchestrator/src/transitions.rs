@@ -1,14 +1,14 @@
-//! Claim transitions: a trigger (bids, a deadline tick, an output, an answer, a worker launch
-//! or exit) becomes a state-machine input; `get_claim → machine::step → write_claim_with_outbox`
-//! (compare-and-set on the revision, recomputed from the fresh record when the race is lost)
-//! writes the new claim with its ledger events (`ledger`) and follow-ups (`followup`), then its
-//! logs and metrics (`observe`).
+//! Claim transitions: a state-machine input (bids, a deadline tick, an output, an answer, a
+//! worker launch or exit) goes through `get_claim → machine::step → write_claim_with_outbox`
+//! (compare-and-set on the revision, recomputed from the fresh record when the race is lost),
+//! which writes the new claim with its ledger events (`ledger`) and follow-ups (`followup`), then
+//! its logs and metrics (`observe`).
 
 use std::collections::BTreeMap;
 
 use sett_core::event::EventData;
-use sett_core::machine::{Input, Transition, step};
-use sett_core::{AgentName, Artifact, ArtifactId, BidType, Claim, ClaimId, ClaimStatus};
+use sett_core::machine::{Input, StepContext, Transition, step};
+use sett_core::{AgentName, BidType, Claim, ClaimId, ClaimStatus};
 use sett_store::{StoreError, WriteOutcome, now_ms};
 use tracing::{debug, warn};
 
@@ -21,22 +21,11 @@ use crate::ledger;
 /// event or tick) rather than spinning.
 const MAX_CAS_ATTEMPTS: usize = 50;
 
-/// What happened to a claim, before it is turned into a state-machine input.
-#[derive(Debug, Clone)]
-pub(crate) enum Trigger {
-    Bids,
-    Tick,
-    Output(Box<Artifact>),
-    Answer { question: ArtifactId, answer: ArtifactId },
-    WorkerLaunched { agent: AgentName, seq: u64 },
-    WorkerExited { agent: AgentName, seq: u64, success: bool },
-}
-
 impl Engine {
-    /// Applies `trigger` to a claim with compare-and-set, retrying on a lost race, then carries
+    /// Applies `input` to a claim with compare-and-set, retrying on a lost race, then carries
     /// out the follow-ups. Returns the new claim when a transition was written.
-    pub(crate) async fn apply(&self, id: &ClaimId, trigger: Trigger) -> Result<Option<Claim>, OrchestratorError> {
-        let wants_bids = matches!(trigger, Trigger::Bids | Trigger::Tick);
+    pub(crate) async fn apply(&self, id: &ClaimId, input: Input) -> Result<Option<Claim>, OrchestratorError> {
+        let wants_bids = matches!(input, Input::Bids | Input::Tick);
         for _ in 0..MAX_CAS_ATTEMPTS {
             // Bids are read together with the claim (one pipelined round trip on the shared
             // connection) and only used while the claim waits for them.
@@ -53,24 +42,12 @@ impl Engine {
             if claim.status.is_final() {
                 return Ok(None);
             }
-            let now = now_ms();
             let bids = if claim.status == ClaimStatus::PendingConsensus { bids } else { BTreeMap::new() };
-            let input = match &trigger {
-                Trigger::Bids => Input::Bids { bids: &bids, now_ms: now },
-                Trigger::Tick => Input::Tick { bids: &bids, now_ms: now },
-                Trigger::Output(a) => Input::Output { artifact: a, now_ms: now },
-                Trigger::Answer { question, answer } => {
-                    Input::Answer { question: *question, answer: *answer, now_ms: now }
-                }
-                Trigger::WorkerLaunched { agent, seq } => Input::WorkerLaunched { agent, seq: *seq, now_ms: now },
-                Trigger::WorkerExited { agent, seq, success } => {
-                    Input::WorkerExited { agent, seq: *seq, success: *success, now_ms: now }
-                }
-            };
-            let Some(t) = step(&claim, input, &self.policy) else {
+            let ctx = StepContext { bids: &bids, now_ms: now_ms() };
+            let Some(t) = step(&claim, &input, ctx, &self.policy) else {
                 return Ok(None);
             };
-            match self.commit(&claim, &t, &bids, &trigger, now, None).await? {
+            match self.commit(&claim, &t, &input, ctx, None).await? {
                 WriteOutcome::Written => return Ok(Some(t.claim)),
                 WriteOutcome::Conflict { .. } => continue,
                 WriteOutcome::Exists(other) => {
@@ -90,29 +67,30 @@ impl Engine {
         claim: &Claim,
         bids: &BTreeMap<AgentName, BidType>,
     ) -> Result<(), OrchestratorError> {
-        let now = now_ms();
-        let Some(t) = step(claim, Input::Bids { bids, now_ms: now }, &self.policy) else {
+        let ctx = StepContext { bids, now_ms: now_ms() };
+        let Some(t) = step(claim, &Input::Bids, ctx, &self.policy) else {
             return Ok(());
         };
-        match self.commit(claim, &t, bids, &Trigger::Bids, now, None).await? {
+        match self.commit(claim, &t, &Input::Bids, ctx, None).await? {
             WriteOutcome::Written => Ok(()),
-            _ => self.apply(&claim.id, Trigger::Bids).await.map(drop),
+            _ => self.apply(&claim.id, Input::Bids).await.map(drop),
         }
     }
 
-    /// Writes transition `t` of claim `old` with its ledger events and follow-ups in one atomic
-    /// step, then logs it and carries the follow-ups out. With `created` (the claim's creation
-    /// event), `old` is a claim that does not exist yet: it is created already decided, its
-    /// creation event first. Otherwise the write is a compare-and-set on `old`'s revision.
+    /// Writes transition `t` of claim `old` (the step of `input` in `ctx`) with its ledger events
+    /// and follow-ups in one atomic step, then logs it and carries the follow-ups out. With
+    /// `created` (the claim's creation event), `old` is a claim that does not exist yet: it is
+    /// created already decided, its creation event first. Otherwise the write is a
+    /// compare-and-set on `old`'s revision.
     pub(crate) async fn commit(
         &self,
         old: &Claim,
         t: &Transition,
-        bids: &BTreeMap<AgentName, BidType>,
-        trigger: &Trigger,
-        now: i64,
+        input: &Input,
+        ctx: StepContext<'_>,
         created: Option<EventData>,
     ) -> Result<WriteOutcome, StoreError> {
+        let now = ctx.now_ms;
         let (events, ops) = ledger::transition_records(old, &t.claim, &t.effects, self.policy.on_question_timeout);
         let creating = created.is_some();
         let events: Vec<EventData> = created.into_iter().chain(events).collect();
@@ -125,7 +103,7 @@ impl Engine {
             if old.status == ClaimStatus::PendingConsensus && t.claim.status != ClaimStatus::PendingConsensus {
                 self.decided.insert(t.claim.id);
             }
-            self.observe(old, t, bids, trigger, now);
+            self.observe(old, t, input, ctx);
             if !ops.is_empty() {
                 self.refresh_open_questions_gauge().await;
             }

@@ -4,13 +4,13 @@
 //! workers of the previous run are adopted when alive, judged when gone, and queues are drained.
 
 use sett_core::event::{EventData, WorkerExited, WorkerLaunched};
+use sett_core::machine::Input;
 use sett_core::{AgentName, ArtifactId, ClaimId, metrics as m};
 use sett_store::{StoreError, WorkerOffer, WorkerRecord, now_ms};
 use tracing::{info, warn};
 
 use crate::engine::Engine;
 use crate::launcher::WorkerRequest;
-use crate::transitions::Trigger;
 
 fn grant_key(claim: &ClaimId, seq: u64) -> String {
     format!("{claim}:{seq}")
@@ -95,7 +95,7 @@ impl Engine {
             )
             .await;
         info!(claim_id = %claim, agent = %agent, seq, pid = ?worker.pid, "worker launched");
-        if let Err(e) = self.apply(&claim, Trigger::WorkerLaunched { agent: agent.clone(), seq }).await {
+        if let Err(e) = self.apply(&claim, Input::WorkerLaunched { agent: agent.clone(), seq }).await {
             warn!(claim_id = %claim, error = %e, "cannot start the worker's deadline");
         }
         let success = worker.exit.await;
@@ -114,7 +114,7 @@ impl Engine {
             )
             .await;
         info!(claim_id = %claim, agent = %agent, seq, success, "worker exited");
-        if let Err(e) = self.apply(&claim, Trigger::WorkerExited { agent: agent.clone(), seq, success }).await {
+        if let Err(e) = self.apply(&claim, Input::WorkerExited { agent: agent.clone(), seq, success }).await {
             warn!(claim_id = %claim, error = %e, "cannot record the worker's exit; the claim's deadline still applies");
         }
     }
@@ -166,7 +166,7 @@ impl Engine {
                 if let Some(exit) = self.launcher.adopt(&req, &record) {
                     info!(claim_id = %claim, agent = %agent, seq, pid = ?record.pid, "adopting a running worker");
                     // The previous run may have died before starting the grant's clock.
-                    if let Err(e) = self.apply(&claim, Trigger::WorkerLaunched { agent: agent.clone(), seq }).await {
+                    if let Err(e) = self.apply(&claim, Input::WorkerLaunched { agent: agent.clone(), seq }).await {
                         warn!(claim_id = %claim, error = %e, "cannot start an adopted worker's deadline");
                     }
                     let this = self.clone();

@@ -1,6 +1,7 @@
-//! The claim state machine as pure functions: `step(claim, input, policy)` returns the new claim
-//! and the effects the orchestrator must carry out, or `None` when the input changes nothing.
-//! Time comes in as `now_ms`; nothing here reads a clock or touches Redis.
+//! The claim state machine as pure functions: `step(claim, input, ctx, policy)` returns the new
+//! claim and the effects the orchestrator must carry out, or `None` when the input changes
+//! nothing. Time and the bids come in the `StepContext`; nothing here reads a clock or touches
+//! Redis.
 //!
 //! Invariants kept by every transition:
 //! - a final status (`complete`, `terminated`, `dormant`) never changes again;
@@ -23,22 +24,35 @@ pub use crate::policy::{AgentPolicy, Policy};
 /// race the cub's own report.
 pub const EXECUTION_GRACE_MS: i64 = 2_000;
 
-/// Something that happened to a claim.
-#[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
-    /// The bid hash changed; consensus is reached once every configured agent has bid.
-    Bids { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
-    /// Time passed: apply any deadline that is due. `bids` is the current bid hash.
-    Tick { bids: &'a BTreeMap<AgentName, BidType>, now_ms: i64 },
+/// Something that happened to a claim. Owned, so the orchestrator keeps one across
+/// compare-and-set retries; what a step reads besides the claim and the input (the bids, the
+/// time) comes in a [`StepContext`].
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The bid hash (the context's `bids`) changed; consensus is reached once every configured
+    /// agent has bid.
+    Bids,
+    /// Time passed: apply any deadline that is due. The context's `bids` are the current bid hash.
+    Tick,
     /// An artifact produced for this claim (its `claim_id` is the claim, or it derives from the
     /// claim's artifact): a Review, a Standard output, a Question, a Failure or a Terminal.
-    Output { artifact: &'a Artifact, now_ms: i64 },
+    Output(Box<Artifact>),
     /// A question of this claim was answered (by a human, or by the orchestrator on timeout).
-    Answer { question: ArtifactId, answer: ArtifactId, now_ms: i64 },
+    Answer { question: ArtifactId, answer: ArtifactId },
     /// The worker executing grant `seq` started.
-    WorkerLaunched { agent: &'a AgentName, seq: u64, now_ms: i64 },
+    WorkerLaunched { agent: AgentName, seq: u64 },
     /// The worker executing grant `seq` exited.
-    WorkerExited { agent: &'a AgentName, seq: u64, success: bool, now_ms: i64 },
+    WorkerExited { agent: AgentName, seq: u64, success: bool },
+}
+
+/// What a step reads besides the claim and its input, supplied by the caller (sett-core reads
+/// no clock and no store).
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext<'a> {
+    /// The claim's current bid hash; read only by [`Input::Bids`] and [`Input::Tick`].
+    pub bids: &'a BTreeMap<AgentName, BidType>,
+    /// The time of the step: the new `updated_at_ms`, and the base of every deadline it sets.
+    pub now_ms: i64,
 }
 
 /// Why the orchestrator ended a claim: the `type` of the Failure artifact it writes (the
@@ -170,16 +184,17 @@ pub fn new_claim(id: ClaimId, artifact: &Artifact, policy: &Policy, now_ms: i64)
     }
 }
 
-/// Applies `input` to `claim`. `None` means the input is irrelevant or already applied (inputs
-/// are redelivered after restarts, so this is the normal idempotent answer).
-pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transition> {
+/// Applies `input` to `claim` at `ctx.now_ms`. `None` means the input is irrelevant or already
+/// applied (inputs are redelivered after restarts, so this is the normal idempotent answer).
+pub fn step(claim: &Claim, input: &Input, ctx: StepContext<'_>, policy: &Policy) -> Option<Transition> {
     if claim.status.is_final() {
         return None;
     }
+    let StepContext { bids, now_ms } = ctx;
     let mut next = claim.clone();
     let mut effects = Vec::new();
-    let now_ms = match input {
-        Input::Bids { bids, now_ms } => {
+    match input {
+        Input::Bids => {
             if claim.status != ClaimStatus::PendingConsensus {
                 return None;
             }
@@ -188,17 +203,11 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
                 return None;
             }
             consensus(&mut next, bids, policy, now_ms, &mut effects);
-            now_ms
         }
-        Input::Tick { bids, now_ms } => {
-            tick(&mut next, bids, policy, now_ms, &mut effects);
-            now_ms
-        }
-        Input::Output { artifact, now_ms } => {
-            output(&mut next, artifact, policy, now_ms, &mut effects);
-            now_ms
-        }
-        Input::Answer { question, answer, now_ms } => {
+        Input::Tick => tick(&mut next, bids, policy, now_ms, &mut effects),
+        Input::Output(artifact) => output(&mut next, artifact, policy, now_ms, &mut effects),
+        Input::Answer { question, answer } => {
+            let (question, answer) = (*question, *answer);
             let open = next.open_questions.remove(&question)?;
             next.answered_questions.push(AnsweredQuestion { agent: open.agent.clone(), question, answer });
             effects.push(Effect::QuestionClosed { question });
@@ -206,21 +215,19 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
                 next.status = next.resume_status.take().unwrap_or(ClaimStatus::Terminated);
             }
             grant(&mut next, &open.agent, ClaimType::Resume, policy, now_ms, &mut effects);
-            now_ms
         }
-        Input::WorkerLaunched { agent, seq, now_ms } => {
+        Input::WorkerLaunched { agent, seq } => {
             let timeout = policy.agents.get(agent)?.timeout_ms;
             let g = next.grants.get_mut(agent)?;
-            if g.seq != seq || g.deadline_ms.is_some() || next.received.contains_key(agent) {
+            if g.seq != *seq || g.deadline_ms.is_some() || next.received.contains_key(agent) {
                 return None;
             }
             g.deadline_ms = Some(now_ms + timeout + EXECUTION_GRACE_MS);
-            now_ms
         }
-        Input::WorkerExited { agent, seq, success, now_ms } => {
+        Input::WorkerExited { agent, seq, success } => {
             let g = next.grants.get(agent)?;
             let waiting = next.open_questions.values().any(|q| &q.agent == agent);
-            if success || g.seq != seq || next.received.contains_key(agent) || waiting {
+            if *success || g.seq != *seq || next.received.contains_key(agent) || waiting {
                 return None;
             }
             terminate(
@@ -229,9 +236,8 @@ pub fn step(claim: &Claim, input: Input<'_>, policy: &Policy) -> Option<Transiti
                 format!("the worker for agent {agent} exited with an error before producing output"),
                 &mut effects,
             );
-            now_ms
         }
-    };
+    }
     if next == *claim {
         return None;
     }

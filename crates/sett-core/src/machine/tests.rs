@@ -60,8 +60,19 @@ fn bids(pairs: &[(&str, BidType)]) -> BTreeMap<AgentName, BidType> {
     pairs.iter().map(|(n, b)| (agent(n), *b)).collect()
 }
 
-fn apply(c: &Claim, i: Input<'_>, p: &Policy) -> Transition {
-    let t = step(c, i, p).expect("input should change the claim");
+/// A step at `now_ms` with the bid hash `bids`.
+fn ctx(now_ms: i64, bids: &BTreeMap<AgentName, BidType>) -> StepContext<'_> {
+    StepContext { bids, now_ms }
+}
+
+/// A step at `now_ms` with no bids (the input reads none, or nobody bid).
+fn at(now_ms: i64) -> StepContext<'static> {
+    static NO_BIDS: BTreeMap<AgentName, BidType> = BTreeMap::new();
+    StepContext { bids: &NO_BIDS, now_ms }
+}
+
+fn apply(c: &Claim, i: &Input, ctx: StepContext<'_>, p: &Policy) -> Transition {
+    let t = step(c, i, ctx, p).expect("input should change the claim");
     assert_eq!(t.claim.revision, c.revision + 1);
     t
 }
@@ -71,38 +82,35 @@ fn full_three_phase_workflow() {
     let p = policy(&["Coder", "Linter", "Reviewer"]);
     let c = new_claim(claim_id(), &goal(), &p, 0);
     let b = bids(&[("Reviewer", BidType::Review), ("Linter", BidType::Claim)]);
-    assert!(step(&c, Input::Bids { bids: &b, now_ms: 1 }, &p).is_none(), "waits for every agent");
+    assert!(step(&c, &Input::Bids, ctx(1, &b), &p).is_none(), "waits for every agent");
     let b = bids(&[("Reviewer", BidType::Review), ("Linter", BidType::Claim), ("Coder", BidType::Exclusive)]);
-    let t = apply(&c, Input::Bids { bids: &b, now_ms: 1 }, &p);
+    let t = apply(&c, &Input::Bids, ctx(1, &b), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingReview);
     assert!(matches!(&t.effects[..], [Effect::Grant(GrantOrder { claim_type: ClaimType::Review, seq: 1, .. })]));
     let c = t.claim;
-    let t = apply(&c, Input::Output { artifact: &out("Reviewer", StructuralType::Review, "{}", &c), now_ms: 2 }, &p);
+    let t = apply(&c, &Input::Output(Box::new(out("Reviewer", StructuralType::Review, "{}", &c))), at(2), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingParallel);
     let c = t.claim;
     // An output from an agent not granted in this phase is ignored.
-    assert!(
-        step(&c, Input::Output { artifact: &out("Coder", StructuralType::Standard, "x", &c), now_ms: 3 }, &p).is_none()
-    );
-    let t = apply(&c, Input::Output { artifact: &out("Linter", StructuralType::Standard, "ok", &c), now_ms: 3 }, &p);
+    assert!(step(&c, &Input::Output(Box::new(out("Coder", StructuralType::Standard, "x", &c))), at(3), &p).is_none());
+    let t = apply(&c, &Input::Output(Box::new(out("Linter", StructuralType::Standard, "ok", &c))), at(3), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
     assert_eq!(t.claim.granted_exclusive_agent, Some(agent("Coder")));
     let c = t.claim;
-    let o = out("Coder", StructuralType::Standard, "abc", &c);
-    let t = apply(&c, Input::Output { artifact: &o, now_ms: 4 }, &p);
+    let o = Input::Output(Box::new(out("Coder", StructuralType::Standard, "abc", &c)));
+    let t = apply(&c, &o, at(4), &p);
     assert_eq!(t.claim.status, ClaimStatus::Complete);
     // Redelivery is a no-op.
-    assert!(step(&t.claim, Input::Output { artifact: &o, now_ms: 5 }, &p).is_none());
+    assert!(step(&t.claim, &o, at(5), &p).is_none());
 }
 
 #[test]
 fn exclusive_winner_is_smallest_name_and_no_bids_is_dormant() {
     let p = policy(&["B", "A"]);
     let c = new_claim(claim_id(), &goal(), &p, 0);
-    let t =
-        apply(&c, Input::Bids { bids: &bids(&[("A", BidType::Exclusive), ("B", BidType::Exclusive)]), now_ms: 1 }, &p);
+    let t = apply(&c, &Input::Bids, ctx(1, &bids(&[("A", BidType::Exclusive), ("B", BidType::Exclusive)])), &p);
     assert_eq!(t.claim.granted_exclusive_agent, Some(agent("A")));
-    let t = apply(&c, Input::Bids { bids: &bids(&[("A", BidType::Ignore), ("B", BidType::Ignore)]), now_ms: 1 }, &p);
+    let t = apply(&c, &Input::Bids, ctx(1, &bids(&[("A", BidType::Ignore), ("B", BidType::Ignore)])), &p);
     assert_eq!(t.claim.status, ClaimStatus::Dormant);
 }
 
@@ -111,8 +119,8 @@ fn bid_timeout_counts_missing_as_ignore() {
     let p = policy(&["A", "Silent"]);
     let c = new_claim(claim_id(), &goal(), &p, 0);
     let b = bids(&[("A", BidType::Exclusive)]);
-    assert!(step(&c, Input::Tick { bids: &b, now_ms: 50 }, &p).is_none());
-    let t = apply(&c, Input::Tick { bids: &b, now_ms: 100 }, &p);
+    assert!(step(&c, &Input::Tick, ctx(50, &b), &p).is_none());
+    let t = apply(&c, &Input::Tick, ctx(100, &b), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
     assert_eq!(t.claim.missing_bids, vec![agent("Silent")]);
     assert!(t.effects.contains(&Effect::BidsMissing { agents: vec![agent("Silent")] }));
@@ -126,9 +134,9 @@ fn rejection_creates_rework_then_hits_the_limit() {
     for version in 1..=3u32 {
         art.version = version;
         let c = new_claim(claim_id(), &art, &p, 0);
-        let c = apply(&c, Input::Bids { bids: &b, now_ms: 1 }, &p).claim;
+        let c = apply(&c, &Input::Bids, ctx(1, &b), &p).claim;
         let review = out("Reviewer", StructuralType::Review, r#"{"fix":"tests"}"#, &c);
-        let t = apply(&c, Input::Output { artifact: &review, now_ms: 2 }, &p);
+        let t = apply(&c, &Input::Output(Box::new(review.clone())), at(2), &p);
         assert_eq!(t.claim.status, ClaimStatus::Terminated);
         if version <= 2 {
             let Some(Effect::CreateClaim { claim, grants }) = t.effects.first() else { panic!("{:?}", t.effects) };
@@ -149,8 +157,8 @@ fn rejection_creates_rework_then_hits_the_limit() {
 fn rejecting_the_goal_fails_clearly() {
     let p = policy(&["Reviewer"]);
     let c = new_claim(claim_id(), &goal(), &p, 0);
-    let c = apply(&c, Input::Bids { bids: &bids(&[("Reviewer", BidType::Review)]), now_ms: 1 }, &p).claim;
-    let t = apply(&c, Input::Output { artifact: &out("Reviewer", StructuralType::Review, "no", &c), now_ms: 2 }, &p);
+    let c = apply(&c, &Input::Bids, ctx(1, &bids(&[("Reviewer", BidType::Review)])), &p).claim;
+    let t = apply(&c, &Input::Output(Box::new(out("Reviewer", StructuralType::Review, "no", &c))), at(2), &p);
     assert!(
         matches!(&t.effects[..], [Effect::Fail { failure_type, .. }] if *failure_type == FailureType::GoalRejected)
     );
@@ -160,15 +168,15 @@ fn rejecting_the_goal_fails_clearly() {
 fn question_blocks_and_answer_resumes_the_same_agent() {
     let p = policy(&["Coder"]);
     let c = new_claim(claim_id(), &goal(), &p, 0);
-    let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 1 }, &p).claim;
+    let c = apply(&c, &Input::Bids, ctx(1, &bids(&[("Coder", BidType::Exclusive)])), &p).claim;
     let q = out("Coder", StructuralType::Question, "Which DB?", &c);
-    let t = apply(&c, Input::Output { artifact: &q, now_ms: 10 }, &p);
+    let t = apply(&c, &Input::Output(Box::new(q.clone())), at(10), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingAnswer);
     assert_eq!(t.claim.question_id, Some(q.id));
     assert_eq!(t.claim.next_deadline_ms(), Some(5_010));
     let c = t.claim;
     let answer = artifact_id();
-    let t = apply(&c, Input::Answer { question: q.id, answer, now_ms: 20 }, &p);
+    let t = apply(&c, &Input::Answer { question: q.id, answer }, at(20), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
     assert!(t.effects.contains(&Effect::Grant(GrantOrder {
         agent: agent("Coder"),
@@ -177,19 +185,18 @@ fn question_blocks_and_answer_resumes_the_same_agent() {
         via_worker: false
     })));
     assert_eq!(t.claim.answered_questions[0].answer, answer);
-    assert!(step(&t.claim, Input::Answer { question: q.id, answer, now_ms: 21 }, &p).is_none());
+    assert!(step(&t.claim, &Input::Answer { question: q.id, answer }, at(21), &p).is_none());
 }
 
 #[test]
 fn question_timeout_fail_and_continue() {
     let mut p = policy(&["Coder"]);
     let c = new_claim(claim_id(), &goal(), &p, 0);
-    let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
+    let c = apply(&c, &Input::Bids, ctx(0, &bids(&[("Coder", BidType::Exclusive)])), &p).claim;
     let q = out("Coder", StructuralType::Question, "?", &c);
-    let c = apply(&c, Input::Output { artifact: &q, now_ms: 0 }, &p).claim;
-    let none = BTreeMap::new();
-    assert!(step(&c, Input::Tick { bids: &none, now_ms: 4_999 }, &p).is_none());
-    let t = apply(&c, Input::Tick { bids: &none, now_ms: 5_000 }, &p);
+    let c = apply(&c, &Input::Output(Box::new(q.clone())), at(0), &p).claim;
+    assert!(step(&c, &Input::Tick, at(4_999), &p).is_none());
+    let t = apply(&c, &Input::Tick, at(5_000), &p);
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
     assert!(
         t.effects
@@ -199,31 +206,27 @@ fn question_timeout_fail_and_continue() {
     assert!(t.effects.contains(&Effect::QuestionClosed { question: q.id }));
 
     p.on_question_timeout = OnQuestionTimeout::Continue;
-    let t = apply(&c, Input::Tick { bids: &none, now_ms: 5_000 }, &p);
+    let t = apply(&c, &Input::Tick, at(5_000), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingAnswer);
     assert_eq!(t.effects, vec![Effect::AutoAnswer { question: q.id }]);
-    assert!(step(&t.claim, Input::Tick { bids: &none, now_ms: 9_000 }, &p).is_none(), "auto-answers once");
+    assert!(step(&t.claim, &Input::Tick, at(9_000), &p).is_none(), "auto-answers once");
 }
 
 #[test]
 fn execution_timeout_and_failure_terminate() {
     let p = policy(&["Coder"]);
     let c = new_claim(claim_id(), &goal(), &p, 0);
-    let c = apply(&c, Input::Bids { bids: &bids(&[("Coder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
-    let none = BTreeMap::new();
-    assert!(
-        step(&c, Input::Tick { bids: &none, now_ms: 1_000 }, &p).is_none(),
-        "the cub reports its own timeout first"
-    );
-    let t = apply(&c, Input::Tick { bids: &none, now_ms: 1_000 + EXECUTION_GRACE_MS }, &p);
+    let c = apply(&c, &Input::Bids, ctx(0, &bids(&[("Coder", BidType::Exclusive)])), &p).claim;
+    assert!(step(&c, &Input::Tick, at(1_000), &p).is_none(), "the cub reports its own timeout first");
+    let t = apply(&c, &Input::Tick, at(1_000 + EXECUTION_GRACE_MS), &p);
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
     assert_eq!(t.claim.outcome_artifact, Some(ArtifactId::derived(&c.id, "failure")));
     let f = out("Coder", StructuralType::Failure, "{}", &c);
-    let t = apply(&c, Input::Output { artifact: &f, now_ms: 5 }, &p);
+    let t = apply(&c, &Input::Output(Box::new(f.clone())), at(5), &p);
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
     assert_eq!(t.claim.outcome_artifact, Some(f.id));
     let term = out("Coder", StructuralType::Terminal, "done", &c);
-    assert_eq!(apply(&c, Input::Output { artifact: &term, now_ms: 5 }, &p).claim.status, ClaimStatus::Complete);
+    assert_eq!(apply(&c, &Input::Output(Box::new(term)), at(5), &p).claim.status, ClaimStatus::Complete);
 }
 
 #[test]
@@ -231,13 +234,13 @@ fn worker_grants_start_their_clock_at_launch() {
     let mut p = policy(&["Builder"]);
     p.agents.get_mut(&agent("Builder")).unwrap().via_worker = true;
     let c = new_claim(claim_id(), &goal(), &p, 0);
-    let c = apply(&c, Input::Bids { bids: &bids(&[("Builder", BidType::Exclusive)]), now_ms: 0 }, &p).claim;
+    let c = apply(&c, &Input::Bids, ctx(0, &bids(&[("Builder", BidType::Exclusive)])), &p).claim;
     assert_eq!(c.next_deadline_ms(), None);
     let b = agent("Builder");
-    let c = apply(&c, Input::WorkerLaunched { agent: &b, seq: 1, now_ms: 50 }, &p).claim;
+    let c = apply(&c, &Input::WorkerLaunched { agent: b.clone(), seq: 1 }, at(50), &p).claim;
     assert_eq!(c.next_deadline_ms(), Some(1_050 + EXECUTION_GRACE_MS));
-    assert!(step(&c, Input::WorkerExited { agent: &b, seq: 1, success: true, now_ms: 60 }, &p).is_none());
-    let t = apply(&c, Input::WorkerExited { agent: &b, seq: 1, success: false, now_ms: 60 }, &p);
+    assert!(step(&c, &Input::WorkerExited { agent: b.clone(), seq: 1, success: true }, at(60), &p).is_none());
+    let t = apply(&c, &Input::WorkerExited { agent: b, seq: 1, success: false }, at(60), &p);
     assert!(
         t.effects
             .iter()
@@ -265,15 +268,14 @@ proptest! {
                       StructuralType::Failure, StructuralType::Terminal, StructuralType::Answer][what as usize];
             let art = out(who_name, st, if what % 2 == 0 { "{}" } else { "no" }, &c);
             if st == StructuralType::Question { questions.push(art.id); }
-            let ag = agent(who_name);
             let input = match kind {
-                0 => Input::Bids { bids: &b, now_ms: now },
-                1 => Input::Tick { bids: &b, now_ms: now },
-                2 | 3 => Input::Output { artifact: &art, now_ms: now },
-                4 => Input::Answer { question: questions.last().copied().unwrap_or(art.id), answer: artifact_id(), now_ms: now },
-                _ => Input::WorkerExited { agent: &ag, seq: c.grant_seq, success: what % 2 == 0, now_ms: now },
+                0 => Input::Bids,
+                1 => Input::Tick,
+                2 | 3 => Input::Output(Box::new(art)),
+                4 => Input::Answer { question: questions.last().copied().unwrap_or(art.id), answer: artifact_id() },
+                _ => Input::WorkerExited { agent: agent(who_name), seq: c.grant_seq, success: what % 2 == 0 },
             };
-            if let Some(t) = step(&c, input, &p) {
+            if let Some(t) = step(&c, &input, ctx(now, &b), &p) {
                 prop_assert!(!was_final, "a final claim changed");
                 prop_assert_eq!(t.claim.revision, before.revision + 1);
                 prop_assert!(t.claim.grant_seq >= before.grant_seq);
