@@ -8,9 +8,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use sett_core::claim::{ClaimStatus, OpenQuestion};
 use sett_core::event::{Event, EventData, EventKind, InstanceStarted, QuestionAsked};
-use sett_core::machine::new_claim;
+use sett_core::machine::{initial_claim_id, new_claim};
 use sett_core::policy::{AgentPolicy, Policy};
-use sett_core::{AgentName, Artifact, ClaimId, InstanceName, StructuralType};
+use sett_core::{AgentName, Artifact, InstanceName, StructuralType};
 use sett_store::{EventReader, Redis, RedisOptions, Store, new_artifact_id, new_claim_id, now_ms};
 
 #[derive(Debug, Parser)]
@@ -124,14 +124,7 @@ async fn seed(store: &Store, artifacts: u64, questions: u64) -> Result<serde_jso
     let mut pending = futures::stream::FuturesUnordered::new();
     use futures::StreamExt;
     for i in 0..artifacts {
-        let a = Artifact::new_root(
-            new_artifact_id(),
-            StructuralType::Standard,
-            "Bench",
-            format!("payload {i}"),
-            "user",
-            now_ms(),
-        );
+        let a = root_artifact("Bench", format!("payload {i}"));
         let s = store.clone();
         pending.push(async move { s.create_artifact(&a).await });
         if pending.len() >= 256 {
@@ -197,6 +190,11 @@ fn summary(mut v: Vec<f64>) -> serde_json::Value {
     serde_json::json!({"p50_ms": p(0.5), "p90_ms": p(0.9), "p99_ms": p(0.99), "max_ms": p(1.0), "n": v.len()})
 }
 
+/// A user's root artifact of `artifact_type`, as `sett forage` writes one.
+fn root_artifact(artifact_type: &str, payload: String) -> Artifact {
+    Artifact::new_root(new_artifact_id(), StructuralType::Standard, artifact_type, payload, "user", now_ms())
+}
+
 const FINAL: [EventKind; 3] = [EventKind::ClaimCompleted, EventKind::ClaimTerminated, EventKind::ClaimDormant];
 
 async fn latency(store: &Store, count: u64, artifact_type: &str) -> Result<serde_json::Value> {
@@ -205,15 +203,8 @@ async fn latency(store: &Store, count: u64, artifact_type: &str) -> Result<serde
     let (mut to_created, mut to_granted, mut to_taken, mut to_final, mut created_to_taken) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..count + WARMUP {
-        let a = Artifact::new_root(
-            new_artifact_id(),
-            StructuralType::Standard,
-            artifact_type,
-            format!("task {i}"),
-            "user",
-            now_ms(),
-        );
-        let claim = ClaimId::derived(&a.id, "claim");
+        let a = root_artifact(artifact_type, format!("task {i}"));
+        let claim = initial_claim_id(&a.id);
         let t0 = wall_us();
         store.create_artifact(&a).await?;
         let (mut created, mut granted, mut seq, mut done) = (None, None, None, None);
@@ -270,15 +261,8 @@ async fn throughput(store: &Store, count: u64, artifact_type: &str) -> Result<se
     let mut open = std::collections::HashSet::new();
     let mut pending = futures::stream::FuturesUnordered::new();
     for i in 0..count {
-        let a = Artifact::new_root(
-            new_artifact_id(),
-            StructuralType::Standard,
-            artifact_type,
-            format!("task {i}"),
-            "user",
-            now_ms(),
-        );
-        open.insert(ClaimId::derived(&a.id, "claim"));
+        let a = root_artifact(artifact_type, format!("task {i}"));
+        open.insert(initial_claim_id(&a.id));
         let s = store.clone();
         pending.push(async move { s.create_artifact(&a).await });
         if pending.len() >= 64 {
@@ -316,14 +300,7 @@ async fn workflow(store: &Store, count: u64) -> Result<serde_json::Value> {
     let mut f = Follower::new(store).await?;
     let mut total = Vec::new();
     for i in 0..count + WARMUP {
-        let goal = Artifact::new_root(
-            new_artifact_id(),
-            StructuralType::Standard,
-            "GoalDefined",
-            format!("goal {i}"),
-            "user",
-            now_ms(),
-        );
+        let goal = root_artifact("GoalDefined", format!("goal {i}"));
         let t0 = wall_us();
         store.create_artifact(&goal).await?;
         let give_up = Instant::now() + Duration::from_secs(60);
@@ -565,15 +542,8 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
     let mut f = Follower::new(store).await?;
     let mut to_resumed = Vec::new();
     for i in 0..count + WARMUP {
-        let goal = Artifact::new_root(
-            new_artifact_id(),
-            StructuralType::Standard,
-            artifact_type,
-            format!("ask {i}"),
-            "user",
-            now_ms(),
-        );
-        let claim = ClaimId::derived(&goal.id, "claim");
+        let goal = root_artifact(artifact_type, format!("ask {i}"));
+        let claim = initial_claim_id(&goal.id);
         store.create_artifact(&goal).await?;
         // Wait for the question, answer it, then wait for the claim to complete.
         let (mut t0, mut resume_seq, mut done) = (None, None, false);
