@@ -113,7 +113,7 @@ impl Artifact {
         produced_by_role: impl Into<String>,
         created_at_ms: i64,
     ) -> Self {
-        let mut a = Self::first_version(id, structural_type, artifact_type, payload, produced_by_role, created_at_ms);
+        let mut a = Self::new_root(id, structural_type, artifact_type, payload, produced_by_role, created_at_ms);
         a.source_artifacts = vec![claim.artifact_id];
         a.claim_id = Some(claim.id);
         a
@@ -145,27 +145,16 @@ impl Artifact {
         answered_by: impl Into<String>,
         created_at_ms: i64,
     ) -> Self {
-        let mut a = Self::first_version(id, StructuralType::Answer, "Answer", text, produced_by_role, created_at_ms);
+        let mut a = Self::new_root(id, StructuralType::Answer, "Answer", text, produced_by_role, created_at_ms);
         a.source_artifacts = vec![question.id];
         a.claim_id = question.claim_id;
         a.answered_by = Some(answered_by.into());
         a
     }
 
-    /// A first-version artifact (its own logical thread) with the id the caller minted.
+    /// A first-version artifact (its own logical thread, no sources, no claim) with the id the
+    /// caller minted.
     pub fn new_root(
-        id: ArtifactId,
-        structural_type: StructuralType,
-        artifact_type: impl Into<String>,
-        payload: impl Into<String>,
-        produced_by_role: impl Into<String>,
-        created_at_ms: i64,
-    ) -> Self {
-        Self::first_version(id, structural_type, artifact_type, payload, produced_by_role, created_at_ms)
-    }
-
-    /// Version 1 of its own thread, with no sources and no claim.
-    fn first_version(
         id: ArtifactId,
         structural_type: StructuralType,
         artifact_type: impl Into<String>,
