@@ -250,13 +250,40 @@ impl Env {
                 return artifacts;
             }
             let left = until.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out after {limit:?} waiting for {what}; artifacts: {:#?}\n{}",
-                summary(&artifacts),
-                self.logs()
-            );
+            if left.is_zero() {
+                let open = self.open_claims_report().await;
+                panic!(
+                    "timed out after {limit:?} waiting for {what}; artifacts: {:#?}\n{open}\n{}",
+                    summary(&artifacts),
+                    self.logs()
+                );
+            }
         }
+    }
+
+    /// Every claim that is not final, with its events, for a timeout's failure message: it says
+    /// where a workflow stopped.
+    pub async fn open_claims_report(&self) -> String {
+        let claims = self.store.all_claims().await.unwrap_or_default();
+        let open: Vec<&Claim> = claims.iter().filter(|c| !c.status.is_final()).collect();
+        if open.is_empty() {
+            return "no claim is open".to_owned();
+        }
+        let events = self.store.events_after(None, 100_000).await.unwrap_or_default();
+        let mut out = format!("{} open claim(s):\n", open.len());
+        for c in open {
+            out.push_str(&format!("claim {c:?}\n"));
+            for e in
+                events.iter().filter(|e| e.data.claim_id() == Some(c.id) || e.data.artifact_id() == Some(c.artifact_id))
+            {
+                out.push_str(&format!("  event {} {:?} {}\n", e.id, e.kind(), e.data.to_json()));
+            }
+            let id = c.id.to_string();
+            for line in self.logs_all().lines().filter(|l| l.contains(&id)) {
+                out.push_str(&format!("  log {line}\n"));
+            }
+        }
+        out
     }
 
     /// Waits (driven by the event stream) until `n` events satisfy `pred`; returns them.

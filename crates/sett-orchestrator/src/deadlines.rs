@@ -1,9 +1,11 @@
 //! Deadlines: the loop sleeps until the earliest entry of `index:deadlines` (or until a write
 //! wakes it), then applies `Tick` to every due claim; a stale index entry is repaired, never spun
-//! on. It also carries out follow-ups left in the outbox after their retries failed.
+//! on. It also carries out follow-ups left in the outbox after their retries failed, and every
+//! few seconds (a safety net for writes whose reply was lost) carries out the whole outbox and
+//! moves the worker pools' queues on.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sett_core::machine::Input;
 use sett_core::{ArtifactId, ClaimId, metrics as m};
@@ -17,10 +19,25 @@ use crate::engine::Engine;
 /// The deadline loop never sleeps longer than this (a safety net: writes wake it earlier).
 const MAX_DEADLINE_SLEEP: Duration = Duration::from_secs(5);
 
+/// How often the deadline loop carries out what the outbox holds and moves the worker pools'
+/// queues on (see `sweep_worker_pools`): a safety net for steps whose reply was lost.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 impl Engine {
     /// Applies due deadlines; sleeps until the next one or until a write wakes it.
     pub(crate) async fn deadline_loop(&self, token: &CancellationToken) {
+        let mut next_sweep = Instant::now() + SWEEP_EVERY;
         loop {
+            if Instant::now() >= next_sweep {
+                next_sweep = Instant::now() + SWEEP_EVERY;
+                // A transition whose reply was lost (the connection dropped after the script
+                // ran; the client's re-sent copy then lost the compare-and-set) wrote its outbox
+                // entry, but nobody carries it out: the engine saw a failure or a conflict, and
+                // the retried input finds nothing left to do. Follow-ups are idempotent, so an
+                // entry being carried out right now may be carried out twice.
+                self.outbox_left.store(true, Ordering::SeqCst);
+                self.sweep_worker_pools().await;
+            }
             if self.outbox_left.swap(false, Ordering::SeqCst) {
                 let outbox = self.store.outbox::<serde_json::Value>().await;
                 if let Err(e) = match outbox {

@@ -3,10 +3,11 @@
 //! wires the jobs of the other modules together: lifecycle (lock, records, heartbeat), consumer
 //! (event loop), transitions, follow-ups and deadlines.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sett_core::machine::Policy;
@@ -46,6 +47,7 @@ impl Orchestrator {
             tasks: TaskTracker::new(),
             outbox_left: AtomicBool::new(false),
             decided: DecidedClaims::default(),
+            worker_tasks: Mutex::default(),
         };
         Arc::new(Self { engine: Engine(Arc::new(shared)) })
     }
@@ -97,6 +99,9 @@ pub(crate) struct Shared {
     /// Claims moved out of `pending_consensus` by this orchestrator: their bid events are
     /// dropped without a read.
     pub(crate) decided: DecidedClaims,
+    /// The grants (`claim:seq`) whose worker task runs in this orchestrator, so a grant is never
+    /// given two tasks (an offer repeated after a lost reply finds its slot taken by this run).
+    pub(crate) worker_tasks: Mutex<HashSet<String>>,
 }
 
 /// A background loop owned by its guard: dropping the guard (any early return of its owner)

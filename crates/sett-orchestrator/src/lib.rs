@@ -109,6 +109,11 @@ impl OrchestratorError {
     pub fn is_redis(&self) -> bool {
         matches!(self, Self::Store(e) if e.is_redis())
     }
+
+    /// Whether the same call may succeed later (see [`sett_store::StoreError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_transient())
+    }
 }
 
 #[cfg(test)]

@@ -2,15 +2,18 @@
 -- (FIFO is never skipped), otherwise appends to the queue (once).
 -- KEYS[1] queue list   KEYS[2] running hash
 -- ARGV[1] max concurrent   ARGV[2] grant key   ARGV[3] worker record (JSON)
--- Returns "launch" | "queued" | "running" (already holding a slot)
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
-  return 'running'
+-- Returns {"launch"} | {"queued"} | {"running", holder record}: the grant already holds a slot,
+-- taken by the run the record names (it may be this caller's own earlier offer, whose reply was
+-- lost to a dropped connection, so the caller needs the record to tell).
+local holder = redis.call('HGET', KEYS[2], ARGV[2])
+if holder then
+  return {'running', holder}
 end
 if redis.call('LLEN', KEYS[1]) == 0 and redis.call('HLEN', KEYS[2]) < tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-  return 'launch'
+  return {'launch'}
 end
 if not redis.call('LPOS', KEYS[1], ARGV[2]) then
   redis.call('RPUSH', KEYS[1], ARGV[2])
 end
-return 'queued'
+return {'queued'}

@@ -44,7 +44,7 @@ pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use questions::OpenQuestionRef;
 pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};
 pub use scan::{Dump, FamilyCounts};
-pub use workers::{WorkerOffer, WorkerRecord};
+pub use workers::{WorkerOffer, WorkerRecord, parse_worker_grant_key, worker_grant_key};
 
 /// Everything that can go wrong talking to the blackboard.
 #[derive(Debug, thiserror::Error)]

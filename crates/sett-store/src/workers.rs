@@ -5,19 +5,30 @@ use std::collections::HashMap;
 
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
-use sett_core::AgentName;
+use sett_core::{AgentName, ClaimId};
 
 use crate::scripts::{WORKER_OFFER, WORKER_RELEASE};
 use crate::{Result, Store, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a grant is named in its agent's worker pool (the queue and the running slots).
+pub fn worker_grant_key(claim: &ClaimId, seq: u64) -> String {
+    format!("{claim}:{seq}")
+}
+
+/// The grant a worker pool entry names; `None` for an entry that is not a grant key.
+pub fn parse_worker_grant_key(key: &str) -> Option<(ClaimId, u64)> {
+    let (c, s) = key.rsplit_once(':')?;
+    Some((ClaimId::parse(c).ok()?, s.parse().ok()?))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerOffer {
     /// A slot was taken: launch the worker now.
     Launch,
     /// Every slot is busy (or others wait): the grant waits in the FIFO.
     Queued,
-    /// This grant already holds a slot.
-    AlreadyRunning,
+    /// This grant already holds a slot, taken by the run `holder` names.
+    AlreadyRunning { holder: WorkerRecord },
 }
 
 /// What `workers:<agent>:running` records for a slot.
@@ -40,13 +51,15 @@ impl Store {
         let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
         let args = vec![max.to_string(), grant.to_owned(), serde_json::to_string(record).expect("serializable")];
         let epoch = self.write_epoch();
-        let reply: String = WORKER_OFFER.evalsha_with_reload(self.client(), keys, args).await?;
+        let reply: Vec<String> = WORKER_OFFER.evalsha_with_reload(self.client(), keys, args).await?;
         self.confirm(epoch).await?;
-        match reply.as_str() {
-            "launch" => Ok(WorkerOffer::Launch),
-            "queued" => Ok(WorkerOffer::Queued),
-            "running" => Ok(WorkerOffer::AlreadyRunning),
-            other => Err(StoreError::Decode(format!("unexpected worker_offer reply {other}"))),
+        match reply.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["launch"] => Ok(WorkerOffer::Launch),
+            ["queued"] => Ok(WorkerOffer::Queued),
+            ["running", holder] => {
+                Ok(WorkerOffer::AlreadyRunning { holder: serde_json::from_str(holder).unwrap_or_default() })
+            }
+            other => Err(StoreError::Decode(format!("unexpected worker_offer reply {other:?}"))),
         }
     }
 

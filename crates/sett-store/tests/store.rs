@@ -421,3 +421,30 @@ async fn large_keys_export_in_chunks_and_restore_exactly() {
     .unwrap();
     assert_eq!(dumps, again);
 }
+
+/// A controller's worker slots: a free slot is taken at once, the rest queue in order (once), an
+/// offer repeated for a grant holding a slot names the run that took it (so an orchestrator whose
+/// first reply was lost recognises its own slot), and a release hands the slot to the queue's head.
+#[tokio::test]
+async fn worker_slots_queue_in_order_and_name_their_holder() {
+    use sett_store::{WorkerOffer, WorkerRecord};
+    let store = sett_testkit::store().await;
+    let boss = AgentName::parse("Boss").unwrap();
+    let ours = WorkerRecord { run_id: "run-1".into(), pid: None, container: None, launched_at_ms: now_ms() };
+    assert_eq!(store.offer_worker(&boss, 1, "c1:1", &ours).await.unwrap(), WorkerOffer::Launch);
+    assert_eq!(store.offer_worker(&boss, 1, "c2:1", &ours).await.unwrap(), WorkerOffer::Queued);
+    assert_eq!(store.offer_worker(&boss, 1, "c2:1", &ours).await.unwrap(), WorkerOffer::Queued);
+    assert_eq!(store.offer_worker(&boss, 1, "c3:1", &ours).await.unwrap(), WorkerOffer::Queued);
+    // The same offer again, as a client re-sends it after a dropped connection.
+    let later = WorkerRecord { run_id: "run-2".into(), ..ours.clone() };
+    assert_eq!(
+        store.offer_worker(&boss, 1, "c1:1", &later).await.unwrap(),
+        WorkerOffer::AlreadyRunning { holder: ours.clone() }
+    );
+    assert_eq!(store.release_worker(&boss, 1, Some("c1:1"), &ours).await.unwrap(), vec!["c2:1".to_owned()]);
+    let held = store.running_workers(&boss).await.unwrap();
+    assert_eq!(held.keys().collect::<Vec<_>>(), vec!["c2:1"], "c2 holds the slot, c3 still waits");
+    // A release repeated after its reply was lost frees nothing more and starts nobody else.
+    assert_eq!(store.release_worker(&boss, 1, Some("c1:1"), &ours).await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.release_worker(&boss, 1, Some("c2:1"), &ours).await.unwrap(), vec!["c3:1".to_owned()]);
+}

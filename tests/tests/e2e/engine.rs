@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use sett_core::config::SettConfig;
 use sett_core::event::{EventData, EventKind};
-use sett_core::{ClaimStatus, StructuralType};
+use sett_core::machine::{Effect, Input, StepContext, initial_claim_id, new_claim, step};
+use sett_core::{AgentName, Artifact, BidType, ClaimStatus, StructuralType};
 use sett_e2e::{Env, summary, text};
+use sett_store::{WorkerOffer, WorkerRecord, WriteOutcome, new_artifact_id, now_ms, worker_grant_key};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -262,6 +265,85 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
         .output()
         .unwrap();
     assert!(text(&ps.stdout).trim().is_empty());
+}
+
+/// A Redis connection that drops after the orchestrator's offer of a grant to a worker pool ran
+/// but before its reply arrived: the client sends the offer again, which finds the slot taken.
+/// The slot is the orchestrator's own, so it launches the worker; before, it took the slot for
+/// someone else's and the claim waited forever (a worker grant has no deadline before launch).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_slot_taken_by_an_offer_whose_reply_was_lost_still_launches() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Boss:
+    command: ["./work.sh"]
+    bidding_strategy: exclusive
+    mode: controller
+    worker: {max_concurrent: 2}
+"#;
+    let work = r#"#!/usr/bin/env bash
+input=$(cat)
+jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
+"#;
+    let mut env = Env::new(yml, &[("work.sh", work)]).await;
+    env.up();
+    let run_id = env.store.lock_holder().await.unwrap().expect("the orchestrator holds the lock").run_id;
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "lost reply", "user", now_ms());
+    // The first run of the offer, whose reply never arrived: the grant (the claim's first) holds
+    // a slot recorded under the orchestrator's run.
+    let claim = initial_claim_id(&goal.id);
+    let boss = AgentName::parse("Boss").unwrap();
+    let record = WorkerRecord { run_id, pid: None, container: None, launched_at_ms: now_ms() };
+    let offer = env.store.offer_worker(&boss, 2, &worker_grant_key(&claim, 1), &record).await.unwrap();
+    assert_eq!(offer, WorkerOffer::Launch);
+    env.store.create_artifact(&goal).await.unwrap();
+    let seen = env.wait_terminals(1, MINUTE).await;
+    let done = seen.iter().find(|a| a.structural_type == StructuralType::Terminal).expect("a Terminal");
+    assert_eq!(done.claim_id, Some(claim));
+    assert_eq!(env.events_of(EventKind::WorkerLaunched).await.len(), 1, "one worker, launched once");
+    env.down();
+}
+
+/// A transition the orchestrator wrote without seeing the reply (the connection dropped after
+/// the script ran, and the client's re-sent copy lost the compare-and-set): its outbox entry,
+/// here a worker launch, is in Redis but nobody carries it out, since the engine saw a failure
+/// and the retried input finds nothing left to do. The deadline loop's sweep of the outbox
+/// launches it; before, the claim waited forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outbox_entry_whose_write_reply_was_lost_is_still_carried_out() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Boss:
+    command: ["./work.sh"]
+    bidding_strategy: exclusive
+    mode: controller
+    worker: {max_concurrent: 2}
+"#;
+    let work = r#"#!/usr/bin/env bash
+input=$(cat)
+jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
+"#;
+    let mut env = Env::new(yml, &[("work.sh", work)]).await;
+    env.up();
+    let policy = SettConfig::parse("sett.yml", yml).unwrap().policy();
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "lost reply", "user", now_ms());
+    // The write the orchestrator made for the goal: its claim, granted to Boss's worker pool at
+    // once, with the launch in the outbox.
+    let boss = AgentName::parse("Boss").unwrap();
+    let claim = new_claim(initial_claim_id(&goal.id), &goal, &policy, now_ms());
+    let bids = [(boss, BidType::Exclusive)].into();
+    let t = step(&claim, &Input::Bids, StepContext { bids: &bids, now_ms: now_ms() }, &policy).expect("granted");
+    let launch: Vec<Effect> = t.effects.into_iter().filter(|e| matches!(e, Effect::Grant(g) if g.via_worker)).collect();
+    assert_eq!(launch.len(), 1, "one worker launch to carry out");
+    let written = env.store.write_claim_with_outbox(&t.claim, None, true, &[], &[], Some(&launch), now_ms()).await;
+    assert_eq!(written.unwrap(), WriteOutcome::Written);
+    env.store.create_artifact(&goal).await.unwrap();
+    let seen = env.wait_terminals(1, MINUTE).await;
+    let done = seen.iter().find(|a| a.structural_type == StructuralType::Terminal).expect("a Terminal");
+    assert_eq!(done.claim_id, Some(claim.id));
+    env.down();
 }
 
 #[tokio::test(flavor = "multi_thread")]
