@@ -211,9 +211,8 @@ agents:
     env.down();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn controller_workers_respect_max_concurrent_and_fifo() {
-    let yml = r#"
+/// A controller with a pool of two workers running `work.sh`.
+const POOL_TEAM: &str = r#"
 version: "1.0"
 agents:
   Boss:
@@ -222,6 +221,9 @@ agents:
     mode: controller
     worker: {max_concurrent: 2}
 "#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn controller_workers_respect_max_concurrent_and_fifo() {
     // Each worker holds its output until the test lets go (once two run at once), so the pool
     // is seen full however slowly the goals arrive; it gives up waiting after 60 s.
     let work = r#"#!/usr/bin/env bash
@@ -229,7 +231,7 @@ input=$(cat)
 for _ in $(seq 600); do [ -e go ] && break; sleep 0.1; done
 jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
 "#;
-    let mut env = Env::new(yml, &[("work.sh", work)]).await;
+    let mut env = Env::new(POOL_TEAM, &[("work.sh", work)]).await;
     env.up();
     let goals: Vec<_> = (0..6).map(|i| env.forage(&format!("goal {i}"))).collect();
     env.wait_events(MINUTE, "two workers running", 2, |e| e.kind() == EventKind::WorkerLaunched).await;
@@ -273,20 +275,7 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
 /// someone else's and the claim waited forever (a worker grant has no deadline before launch).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_slot_taken_by_an_offer_whose_reply_was_lost_still_launches() {
-    let yml = r#"
-version: "1.0"
-agents:
-  Boss:
-    command: ["./work.sh"]
-    bidding_strategy: exclusive
-    mode: controller
-    worker: {max_concurrent: 2}
-"#;
-    let work = r#"#!/usr/bin/env bash
-input=$(cat)
-jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
-"#;
-    let mut env = Env::new(yml, &[("work.sh", work)]).await;
+    let mut env = Env::new(POOL_TEAM, &[("work.sh", SCRIBE)]).await;
     env.up();
     let run_id = env.store.lock_holder().await.unwrap().expect("the orchestrator holds the lock").run_id;
     let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "lost reply", "user", now_ms());
@@ -312,22 +301,9 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
 /// launches it; before, the claim waited forever.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outbox_entry_whose_write_reply_was_lost_is_still_carried_out() {
-    let yml = r#"
-version: "1.0"
-agents:
-  Boss:
-    command: ["./work.sh"]
-    bidding_strategy: exclusive
-    mode: controller
-    worker: {max_concurrent: 2}
-"#;
-    let work = r#"#!/usr/bin/env bash
-input=$(cat)
-jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: $g}'
-"#;
-    let mut env = Env::new(yml, &[("work.sh", work)]).await;
+    let mut env = Env::new(POOL_TEAM, &[("work.sh", SCRIBE)]).await;
     env.up();
-    let policy = SettConfig::parse("sett.yml", yml).unwrap().policy();
+    let policy = SettConfig::parse("sett.yml", POOL_TEAM).unwrap().policy();
     let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "lost reply", "user", now_ms());
     // The write the orchestrator made for the goal: its claim, granted to Boss's worker pool at
     // once, with the launch in the outbox.
