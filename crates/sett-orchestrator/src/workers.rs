@@ -91,25 +91,21 @@ impl Engine {
     }
 
     async fn run_worker(&self, agent: &AgentName, claim: ClaimId, seq: u64) {
-        let current = until_redis_answers("check a worker grant", Some(&claim), || async {
-            Ok(self.grant_is_current(&claim, agent, seq).await?)
+        // Both reads in one round trip (pipelined on the shared connection).
+        let state = until_redis_answers("check a worker grant", Some(&claim), || async {
+            Ok(tokio::try_join!(self.grant_is_current(&claim, agent, seq), self.store.grant_taken(&claim, seq))?)
         })
         .await;
-        match current {
-            Ok(true) => {}
-            Ok(false) => return,
+        match state {
+            Ok((true, false)) => {}
+            // Not current any more, or taken by an earlier worker, whose own task reports how it
+            // ended: a second task for the same slot, started from a stale view of the pool,
+            // launches nothing.
+            Ok(_) => return,
             Err(e) => {
                 warn!(claim_id = %claim, error = %e, "cannot check a worker grant; releasing its slot");
                 return;
             }
-        }
-        // A grant an earlier worker took is that worker's (its own task reports how it ended):
-        // a second task for the same slot, started from a stale view of the pool, launches nothing.
-        let taken = until_redis_answers("check a worker grant", Some(&claim), || async {
-            Ok(self.store.grant_taken(&claim, seq).await?)
-        });
-        if taken.await.unwrap_or(true) {
-            return;
         }
         let req = WorkerRequest { agent: agent.clone(), claim, seq };
         let launched = self.launcher.launch(req).await;
