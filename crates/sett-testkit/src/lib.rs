@@ -18,6 +18,63 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
 }
 
+/// How many ports [`RedisServer::start`] tries before it gives up.
+const START_ATTEMPTS: usize = 5;
+
+/// A free port for a cluster node: at most 55535, with its cluster bus port (`port + 10000`)
+/// free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts a watched `redis-server` on a port from `pick`, and on another when it cannot bind
+/// that one (up to [`START_ATTEMPTS`]); `prepare(port)` runs before each start (a sentinel's
+/// configuration file names its port).
+fn start_watched(
+    dir: &Path,
+    extra: &[String],
+    config_file: Option<&Path>,
+    pick: fn() -> u16,
+    mut prepare: impl FnMut(u16),
+) -> (u16, Child) {
+    let mut tried = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let port = pick();
+        prepare(port);
+        let mut child = watched_redis(port, dir, extra, config_file);
+        if wait_listening(port, &mut child, Duration::from_secs(10)) {
+            return (port, child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        tried.push(port);
+    }
+    panic!(
+        "redis-server {extra:?} did not start on any of the ports {tried:?} (is the redis-server package installed?)"
+    );
+}
+
+/// Polls until `child` (a `redis-server` starting up) accepts TCP connections on `port`; false
+/// when it exits first (it could not bind) or `limit` passes.
+fn wait_listening(port: u16, child: &mut Child, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if child.try_wait().is_ok_and(|status| status.is_some()) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 /// Polls until something accepts TCP connections on `port` (an external process starting up).
 pub fn wait_for_port(port: u16, limit: Duration) -> bool {
     let started = Instant::now();
@@ -43,17 +100,16 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts `redis-server` on a free port with its data in `dir` and `extra` arguments.
+    ///
+    /// A port found free can be taken before the server binds it (by a client connection of a
+    /// test running in parallel: both come from the ephemeral range), and a cluster node also
+    /// binds its bus port (`port + 10000`, so `port` must be at most 55535): a server that
+    /// exits or never listens is started again on another port.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
-        let mut s = Self {
-            port,
-            dir: dir.to_owned(),
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            auth: None,
-        };
-        s.restart();
-        s
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let pick = if extra.iter().any(|a| a == "--cluster-enabled") { free_cluster_port } else { free_port };
+        let (port, child) = start_watched(dir, &extra, None, pick, |_| {});
+        Self { port, dir: dir.to_owned(), child: Some(child), extra, auth: None }
     }
 
     pub fn url(&self) -> String {
@@ -91,14 +147,15 @@ impl RedisServer {
 impl RedisServer {
     /// Starts a sentinel (`redis-server <conf> --sentinel`) on a free port whose configuration
     /// file `dir/sentinel.conf` holds `conf` (sentinels rewrite it, so it must be writable).
+    /// Like [`RedisServer::start`], another port is tried when the first cannot be bound.
     pub fn start_sentinel(dir: &Path, conf: &str) -> Self {
-        let port = free_port();
         std::fs::create_dir_all(dir).expect("create sentinel dir");
         let file = dir.join("sentinel.conf");
-        std::fs::write(&file, format!("port {port}\n{conf}")).expect("write sentinel.conf");
-        let child = watched_redis(port, dir, &["--sentinel".to_owned()], Some(&file));
-        assert!(wait_for_port(port, Duration::from_secs(10)), "redis-server --sentinel did not start on port {port}");
-        Self { port, dir: dir.to_owned(), child: Some(child), extra: vec!["--sentinel".to_owned()], auth: None }
+        let extra = vec!["--sentinel".to_owned()];
+        let (port, child) = start_watched(dir, &extra, Some(&file), free_port, |port| {
+            std::fs::write(&file, format!("port {port}\n{conf}")).expect("write sentinel.conf")
+        });
+        Self { port, dir: dir.to_owned(), child: Some(child), extra, auth: None }
     }
 
     /// Whether the process is running (not stopped by the test).
