@@ -261,27 +261,51 @@ impl Env {
         }
     }
 
-    /// Every claim that is not final, with its events, for a timeout's failure message: it says
-    /// where a workflow stopped.
+    /// Where the workflows stopped, for a timeout's failure message: every claim that is not
+    /// final, with its events and log lines; every root artifact that has no claim at all, with
+    /// its events and log lines (an event the orchestrator never handled); the final claims by
+    /// status; and the warnings and errors of every log.
     pub async fn open_claims_report(&self) -> String {
         let claims = self.store.all_claims().await.unwrap_or_default();
-        let open: Vec<&Claim> = claims.iter().filter(|c| !c.status.is_final()).collect();
-        if open.is_empty() {
-            return "no claim is open".to_owned();
-        }
         let events = self.store.events_after(None, 100_000).await.unwrap_or_default();
-        let mut out = format!("{} open claim(s):\n", open.len());
-        for c in open {
-            out.push_str(&format!("claim {c:?}\n"));
-            for e in
-                events.iter().filter(|e| e.data.claim_id() == Some(c.id) || e.data.artifact_id() == Some(c.artifact_id))
-            {
+        let logs = self.logs_all();
+        let trail = |out: &mut String, matches: &dyn Fn(&Event) -> bool, id: &str| {
+            for e in events.iter().filter(|e| matches(e)) {
                 out.push_str(&format!("  event {} {:?} {}\n", e.id, e.kind(), e.data.to_json()));
             }
-            let id = c.id.to_string();
-            for line in self.logs_all().lines().filter(|l| l.contains(&id)) {
+            for line in logs.lines().filter(|l| l.contains(id)) {
                 out.push_str(&format!("  log {line}\n"));
             }
+        };
+        let open: Vec<&Claim> = claims.iter().filter(|c| !c.status.is_final()).collect();
+        let mut out = format!("{} open claim(s)\n", open.len());
+        for c in open {
+            out.push_str(&format!("claim {c:?}\n"));
+            let matches = |e: &Event| e.data.claim_id() == Some(c.id) || e.data.artifact_id() == Some(c.artifact_id);
+            trail(&mut out, &matches, &c.id.to_string());
+        }
+        let claimed: std::collections::BTreeSet<ArtifactId> = claims.iter().map(|c| c.artifact_id).collect();
+        let roots: Vec<ArtifactId> = events
+            .iter()
+            .filter(|e| e.kind() == EventKind::ArtifactCreated && e.data.claim_id().is_none())
+            .filter_map(|e| e.data.artifact_id())
+            .filter(|a| !claimed.contains(a))
+            .collect();
+        out.push_str(&format!("{} root artifact(s) without a claim\n", roots.len()));
+        for a in roots {
+            out.push_str(&format!("artifact {a}\n"));
+            trail(&mut out, &|e: &Event| e.data.artifact_id() == Some(a), &a.to_string());
+        }
+        let mut by_status: std::collections::BTreeMap<String, usize> = Default::default();
+        for c in claims.iter().filter(|c| c.status.is_final()) {
+            *by_status.entry(c.status.to_string()).or_default() += 1;
+        }
+        out.push_str(&format!("final claims by status: {by_status:?}\n"));
+        let noisy: Vec<&str> =
+            logs.lines().filter(|l| l.contains("\"level\":40") || l.contains("\"level\":50")).collect();
+        out.push_str(&format!("{} warning and error log line(s), the last 60:\n", noisy.len()));
+        for line in &noisy[noisy.len().saturating_sub(60)..] {
+            out.push_str(&format!("  {line}\n"));
         }
         out
     }
