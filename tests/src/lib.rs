@@ -301,6 +301,9 @@ impl Env {
             *by_status.entry(c.status.to_string()).or_default() += 1;
         }
         out.push_str(&format!("final claims by status: {by_status:?}\n"));
+        for group in self.store.event_group_summaries().await.unwrap_or_default() {
+            out.push_str(&format!("{group}\n"));
+        }
         let noisy: Vec<&str> =
             logs.lines().filter(|l| l.contains("\"level\":40") || l.contains("\"level\":50")).collect();
         out.push_str(&format!("{} warning and error log line(s), the last 60:\n", noisy.len()));

@@ -137,6 +137,27 @@ impl Store {
         Ok(entries.into_iter().next().map(|(id, _)| id))
     }
 
+    /// Each consumer group of the event stream as `XINFO GROUPS` reports it: name, last
+    /// delivered id, entries pending (delivered, not acknowledged) and lag, as text (for
+    /// diagnostics: where a consumer stands).
+    pub async fn event_group_summaries(&self) -> Result<Vec<String>> {
+        let groups: Vec<HashMap<String, Value>> = self.client().xinfo_groups(self.keys.events()).await?;
+        let field = |g: &HashMap<String, Value>, k: &str| g.get(k).and_then(Value::as_string).unwrap_or_default();
+        Ok(groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "group {} last-delivered-id {} pending {} lag {} consumers {}",
+                    field(g, "name"),
+                    field(g, "last-delivered-id"),
+                    field(g, "pending"),
+                    field(g, "lag"),
+                    field(g, "consumers")
+                )
+            })
+            .collect())
+    }
+
     pub async fn event_count(&self) -> Result<u64> {
         Ok(self.client().xlen(self.keys.events()).await?)
     }
