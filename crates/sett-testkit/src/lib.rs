@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use sett_core::InstanceName;
 use sett_store::{Redis, RedisOptions, Store};
 
-/// A free TCP port on loopback (bind to port 0 and release it).
+/// A free TCP port on loopback (bind to port 0 and release it), for a server that is started
+/// once (a restarted server needs [`lease_port`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
 }
@@ -21,34 +22,89 @@ pub fn free_port() -> u16 {
 /// How many ports [`RedisServer::start`] tries before it gives up.
 const START_ATTEMPTS: usize = 5;
 
-/// A free port for a cluster node: at most 55535, with its cluster bus port (`port + 10000`)
-/// free too.
-fn free_cluster_port() -> u16 {
-    loop {
-        let port = free_port();
-        if port <= 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
+/// The lowest port a test server is given.
+const LEASED_LOW: u16 = 10_000;
+/// A cluster node's bus port is its port plus this.
+const CLUSTER_BUS_OFFSET: u16 = 10_000;
+
+/// A loopback port held by this test process until the lease is dropped.
+///
+/// A test server's port must stay its own while the server is down, or a restart finds it taken
+/// and the test's clients reconnect to whatever took it. A port from the kernel's ephemeral
+/// range (what `bind(0)` returns) cannot promise that: any outgoing connection on the machine
+/// may get it as its local port, and then the server cannot bind it again; another test may get
+/// it from `bind(0)` and start its own server there. So leased ports come from below the
+/// ephemeral range, where the kernel never hands a port out by itself, and a lock file per port
+/// (released by the kernel when the process exits) keeps two test processes from taking the
+/// same one.
+#[derive(Debug)]
+pub struct PortLease {
+    pub port: u16,
+    _locks: Vec<std::fs::File>,
 }
 
-/// Starts a watched `redis-server` on a port from `pick`, and on another when it cannot bind
-/// that one (up to [`START_ATTEMPTS`]); `prepare(port)` runs before each start (a sentinel's
-/// configuration file names its port).
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next().and_then(|low| low.parse().ok()))
+        .unwrap_or(32_768)
+}
+
+/// Locks `port` for this process: `None` when another test process holds it or anything
+/// listens on it.
+fn lock_port(port: u16) -> Option<std::fs::File> {
+    let dir = std::env::temp_dir().join("sett-test-ports");
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = std::fs::File::create(dir.join(format!("{port}.lock"))).ok()?;
+    file.try_lock().ok()?;
+    TcpListener::bind(("127.0.0.1", port)).ok()?;
+    Some(file)
+}
+
+/// Leases a port below the ephemeral range (see [`PortLease`]); for a cluster node, its bus
+/// port too (also below the range, and Redis refuses a cluster port above 55535).
+pub fn lease_port(cluster: bool) -> PortLease {
+    let span = if cluster { CLUSTER_BUS_OFFSET } else { 0 };
+    let high = ephemeral_low().saturating_sub(span);
+    assert!(
+        high > LEASED_LOW + 1_000,
+        "the ephemeral port range starts at {}: too low to lease test ports below it",
+        ephemeral_low()
+    );
+    let width = u64::from(high - LEASED_LOW);
+    let start = (uuid::Uuid::new_v4().as_u128() as u64) % width;
+    for step in 0..width {
+        let port = LEASED_LOW + ((start + step) % width) as u16;
+        let Some(lock) = lock_port(port) else { continue };
+        if !cluster {
+            return PortLease { port, _locks: vec![lock] };
+        }
+        if let Some(bus) = lock_port(port + CLUSTER_BUS_OFFSET) {
+            return PortLease { port, _locks: vec![lock, bus] };
+        }
+    }
+    panic!("no free port between {LEASED_LOW} and {high} to lease");
+}
+
+/// Starts a watched `redis-server` on a leased port ([`lease_port`]; with its bus port for a
+/// `cluster` node), and on another when it cannot bind that one (up to [`START_ATTEMPTS`]);
+/// `prepare(port)` runs before each start (a sentinel's configuration file names its port).
 fn start_watched(
     dir: &Path,
     extra: &[String],
     config_file: Option<&Path>,
-    pick: fn() -> u16,
+    cluster: bool,
     mut prepare: impl FnMut(u16),
-) -> (u16, Child) {
+) -> (PortLease, Child) {
     let mut tried = Vec::new();
     for _ in 0..START_ATTEMPTS {
-        let port = pick();
+        let lease = lease_port(cluster);
+        let port = lease.port;
         prepare(port);
         let mut child = watched_redis(port, dir, extra, config_file);
         if wait_listening(port, &mut child, Duration::from_secs(10)) {
-            return (port, child);
+            return (lease, child);
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -91,6 +147,8 @@ pub fn wait_for_port(port: u16, limit: Duration) -> bool {
 #[derive(Debug)]
 pub struct RedisServer {
     pub port: u16,
+    /// Keeps `port` this server's while it is stopped, so [`RedisServer::restart`] can bind it.
+    lease: PortLease,
     pub dir: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
@@ -101,30 +159,42 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` on a free port with its data in `dir` and `extra` arguments.
     ///
-    /// A port found free can be taken before the server binds it (by a client connection of a
-    /// test running in parallel: both come from the ephemeral range), and a cluster node also
-    /// binds its bus port (`port + 10000`, so `port` must be at most 55535): a server that
-    /// exits or never listens is started again on another port.
+    /// The port is leased ([`PortLease`]: below the ephemeral range, locked for this process)
+    /// and stays the server's after [`RedisServer::stop`]; a cluster node's bus port
+    /// (`port + 10000`) is leased with it. A server that exits or never listens (something
+    /// outside the tests holds the port) is started again on another port.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let pick = if extra.iter().any(|a| a == "--cluster-enabled") { free_cluster_port } else { free_port };
-        let (port, child) = start_watched(dir, &extra, None, pick, |_| {});
-        Self { port, dir: dir.to_owned(), child: Some(child), extra, auth: None }
+        let cluster = extra.iter().any(|a| a == "--cluster-enabled");
+        let (lease, child) = start_watched(dir, &extra, None, cluster, |_| {});
+        Self { port: lease.port, lease, dir: dir.to_owned(), child: Some(child), extra, auth: None }
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Starts the server again on the same port and data directory.
+    /// Starts the server again on the same port and data directory. Panics unless this
+    /// server's own process listens on the port: a test whose clients reconnected to another
+    /// process there would otherwise fail later, far from the cause.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        let child = watched_redis(self.port, &self.dir, &self.extra, None);
-        assert!(
-            wait_for_port(self.port, Duration::from_secs(10)),
-            "redis-server did not start on port {} (is the redis-server package installed?)",
-            self.port
-        );
+        let mut child = watched_redis(self.lease.port, &self.dir, &self.extra, None);
+        if !wait_listening(self.port, &mut child, Duration::from_secs(10)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let holders = Command::new("ss")
+                .args(["-tanp"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let port = format!(":{} ", self.port);
+            panic!(
+                "redis-server could not listen on port {} again; what holds it:\n{}",
+                self.port,
+                holders.lines().filter(|l| l.contains(&port)).collect::<Vec<_>>().join("\n")
+            );
+        }
         self.child = Some(child);
     }
 
@@ -145,17 +215,17 @@ impl RedisServer {
 }
 
 impl RedisServer {
-    /// Starts a sentinel (`redis-server <conf> --sentinel`) on a free port whose configuration
+    /// Starts a sentinel (`redis-server <conf> --sentinel`) on a leased port whose configuration
     /// file `dir/sentinel.conf` holds `conf` (sentinels rewrite it, so it must be writable).
     /// Like [`RedisServer::start`], another port is tried when the first cannot be bound.
     pub fn start_sentinel(dir: &Path, conf: &str) -> Self {
         std::fs::create_dir_all(dir).expect("create sentinel dir");
         let file = dir.join("sentinel.conf");
         let extra = vec!["--sentinel".to_owned()];
-        let (port, child) = start_watched(dir, &extra, Some(&file), free_port, |port| {
+        let (lease, child) = start_watched(dir, &extra, Some(&file), false, |port| {
             std::fs::write(&file, format!("port {port}\n{conf}")).expect("write sentinel.conf")
         });
-        Self { port, dir: dir.to_owned(), child: Some(child), extra, auth: None }
+        Self { port: lease.port, lease, dir: dir.to_owned(), child: Some(child), extra, auth: None }
     }
 
     /// Whether the process is running (not stopped by the test).
@@ -508,7 +578,9 @@ fn watched_redis(port: u16, dir: &Path, extra: &[String], config_file: Option<&P
     args.extend(extra.iter().cloned());
     let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
     let script = format!(
-        "parent=$PPID; (while kill -0 $parent 2>/dev/null; do sleep 1; done; kill -9 $$ 2>/dev/null) & exec redis-server {}",
+        // The watchdog ends with the server: a server the test stopped leaves no watchdog that
+        // would later SIGKILL whatever process reused its pid.
+        "parent=$PPID; (while kill -0 $parent 2>/dev/null; do kill -0 $$ 2>/dev/null || exit; sleep 1; done; kill -9 $$ 2>/dev/null) & exec redis-server {}",
         quoted.join(" ")
     );
     Command::new("sh")
