@@ -181,7 +181,7 @@ impl Engine {
         }
     }
 
-    async fn on_artifact(&self, id: &ArtifactId) -> Result<(), OrchestratorError> {
+    pub(crate) async fn on_artifact(&self, id: &ArtifactId) -> Result<(), OrchestratorError> {
         // The bids on the claim this artifact gets are read with it (one pipelined round trip):
         // cubs bid from the artifact's event, and when their bids are in already the claim is
         // created decided.

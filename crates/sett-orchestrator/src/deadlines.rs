@@ -1,8 +1,9 @@
 //! Deadlines: the loop sleeps until the earliest entry of `index:deadlines` (or until a write
 //! wakes it), then applies `Tick` to every due claim; a stale index entry is repaired, never spun
 //! on. It also carries out follow-ups left in the outbox after their retries failed, and every
-//! few seconds (a safety net for writes whose reply was lost) carries out the whole outbox and
-//! moves the worker pools' queues on.
+//! few seconds (safety nets for writes whose reply was lost and for events never handled)
+//! carries out the whole outbox, moves the worker pools' queues on and claims any artifact left
+//! without its claim.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -23,10 +24,22 @@ const MAX_DEADLINE_SLEEP: Duration = Duration::from_secs(5);
 /// queues on (see `sweep_worker_pools`): a safety net for steps whose reply was lost.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// An artifact this old (by its writer's clock) without its claim had its event missed: the
+/// event loop handles a new artifact within milliseconds, so the margin only covers a backlog
+/// and clock skew between writers (an artifact claimed early by the sweep is claimed once all
+/// the same: creating a claim is idempotent).
+const UNCLAIMED_AFTER_MS: i64 = 10_000;
+
+/// Artifacts the sweep looks at per pass (the first pass after a start walks the whole index
+/// in pages of this size, one page per [`SWEEP_EVERY`]).
+const UNCLAIMED_PAGE: usize = 1_000;
+
 impl Engine {
     /// Applies due deadlines; sleeps until the next one or until a write wakes it.
     pub(crate) async fn deadline_loop(&self, token: &CancellationToken) {
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
+        // The creation time from which the index has not been swept yet.
+        let mut unswept_from_ms = 0;
         loop {
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + SWEEP_EVERY;
@@ -37,6 +50,10 @@ impl Engine {
                 // entry being carried out right now may be carried out twice.
                 self.outbox_left.store(true, Ordering::SeqCst);
                 self.sweep_worker_pools().await;
+                match self.claim_unclaimed_artifacts(unswept_from_ms).await {
+                    Ok(next) => unswept_from_ms = next,
+                    Err(e) => warn!(error = %e, "cannot sweep for artifacts without their claim yet; retrying"),
+                }
             }
             if self.outbox_left.swap(false, Ordering::SeqCst) {
                 let outbox = self.store.outbox::<serde_json::Value>().await;
@@ -78,6 +95,43 @@ impl Engine {
                 () = tokio::time::sleep(sleep) => {}
             }
         }
+    }
+
+    /// Creates the claim of every Standard artifact created from `from_ms` on (up to
+    /// [`UNCLAIMED_AFTER_MS`] ago, one page) that has none: its `artifact_created` event was
+    /// never handled, so nothing else would ever claim it. Events are delivered at least once
+    /// through the consumer group, but the group's bookkeeping lives in Redis and a restart
+    /// reloads it from the AOF; a lost entry must not strand a workflow. Returns where the next
+    /// pass starts.
+    async fn claim_unclaimed_artifacts(&self, from_ms: i64) -> Result<i64, OrchestratorError> {
+        let until_ms = now_ms() - UNCLAIMED_AFTER_MS;
+        if until_ms < from_ms {
+            return Ok(from_ms);
+        }
+        let page = self.store.artifacts_created_between(from_ms, until_ms, UNCLAIMED_PAGE).await?;
+        let next = match (page.first(), page.last()) {
+            // A full page: the next one starts at its last creation time again (artifacts
+            // created in the same millisecond may straddle the pages), or after it when the
+            // whole page is that one millisecond.
+            (Some((_, first)), Some((_, last))) if page.len() == UNCLAIMED_PAGE => {
+                if first == last {
+                    last + 1
+                } else {
+                    *last
+                }
+            }
+            _ => until_ms + 1,
+        };
+        let ids: Vec<ArtifactId> = page.into_iter().map(|(id, _)| id).collect();
+        let unclaimed = self.store.artifacts_without_claim(&ids).await?;
+        for artifact in self.store.get_artifacts(&unclaimed).await? {
+            if !artifact.structural_type.creates_claim() {
+                continue;
+            }
+            warn!(artifact_id = %artifact.id, "an artifact has no claim: its event was never handled; handling it now");
+            self.on_artifact(&artifact.id).await?;
+        }
+        Ok(next)
     }
 
     async fn tick_due(&self, now: i64) -> Result<(), OrchestratorError> {

@@ -245,6 +245,23 @@ impl Store {
         Ok(self.client().zcard(self.keys.artifacts_index()).await?)
     }
 
+    /// Up to `limit` artifacts created (by the writer's clock) from `from_ms` to `until_ms`
+    /// inclusive, oldest first, each with its creation time in ms.
+    pub async fn artifacts_created_between(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(ArtifactId, i64)>> {
+        let page: Vec<(String, f64)> = self
+            .client()
+            .zrangebyscore(self.keys.artifacts_index(), from_ms as f64, until_ms as f64, true, Some((0, limit as i64)))
+            .await?;
+        page.into_iter()
+            .map(|(id, ms)| Ok((ArtifactId::parse(&id).map_err(|e| StoreError::Decode(e.to_string()))?, ms as i64)))
+            .collect()
+    }
+
     /// A page of artifact ids in creation order (`start` is a rank, 0 = oldest).
     pub async fn artifact_ids(&self, start: i64, count: i64) -> Result<Vec<ArtifactId>> {
         let ids: Vec<String> = self

@@ -227,6 +227,16 @@ impl Store {
         id.map(|s| ClaimId::parse(&s).map_err(|e| StoreError::Decode(e.to_string()))).transpose()
     }
 
+    /// Those of `artifacts` that no claim was created for (one round trip).
+    pub async fn artifacts_without_claim(&self, artifacts: &[ArtifactId]) -> Result<Vec<ArtifactId>> {
+        if artifacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<String> = artifacts.iter().map(ToString::to_string).collect();
+        let claims: Vec<Option<String>> = self.client().hmget(self.keys.claim_by_artifact(), fields).await?;
+        Ok(artifacts.iter().zip(claims).filter(|(_, c)| c.is_none()).map(|(a, _)| *a).collect())
+    }
+
     /// Every claim id, oldest first.
     pub async fn claim_ids(&self) -> Result<Vec<ClaimId>> {
         let ids: Vec<String> = self.client().zrange(self.keys.claims_index(), 0, -1, None, false, None, false).await?;

@@ -91,6 +91,32 @@ async fn claims_round_trip_every_field() {
     assert_eq!(store.due_claims(i64::MAX).await.unwrap(), vec![c.id]);
 }
 
+/// The orchestrator's sweep for artifacts whose event was never handled pages the index by
+/// creation time and asks which artifacts have no claim.
+#[tokio::test]
+async fn artifacts_are_listed_by_creation_time_with_those_not_claimed() {
+    let store = sett_testkit::store().await;
+    let mut made = Vec::new();
+    for ms in [100, 200, 200, 300] {
+        let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", ms);
+        store.create_artifact(&a).await.unwrap();
+        made.push(a);
+    }
+    let page = store.artifacts_created_between(150, 300, 10).await.unwrap();
+    let times: Vec<i64> = page.iter().map(|(_, ms)| *ms).collect();
+    assert_eq!(times, vec![200, 200, 300], "inclusive bounds, oldest first");
+    assert_eq!(store.artifacts_created_between(0, 1_000, 2).await.unwrap().len(), 2, "a page holds `limit`");
+    assert!(store.artifacts_created_between(301, 1_000, 10).await.unwrap().is_empty());
+    let claim = new_claim(new_claim_id(), &made[1], &policy(), 5);
+    assert_eq!(store.write_claim(&claim, None, true, &[], &[], 5).await.unwrap(), WriteOutcome::Written);
+    let ids: Vec<_> = made.iter().map(|a| a.id).collect();
+    let unclaimed = store.artifacts_without_claim(&ids).await.unwrap();
+    assert_eq!(unclaimed, vec![ids[0], ids[2], ids[3]]);
+    assert_eq!(store.artifacts_without_claim(&ids[1..2]).await.unwrap(), vec![], "one claimed artifact");
+    assert_eq!(store.artifacts_without_claim(&ids[..1]).await.unwrap(), vec![ids[0]], "one unclaimed artifact");
+    assert!(store.artifacts_without_claim(&[]).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn twenty_racing_transitions_apply_exactly_once() {
     let store = sett_testkit::store().await;

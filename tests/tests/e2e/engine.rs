@@ -8,7 +8,7 @@ use sett_core::event::{EventData, EventKind};
 use sett_core::machine::{Effect, Input, StepContext, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, BidType, ClaimStatus, StructuralType};
 use sett_e2e::{Env, summary, text};
-use sett_store::{WorkerOffer, WorkerRecord, WriteOutcome, new_artifact_id, now_ms, worker_grant_key};
+use sett_store::{GroupStart, WorkerOffer, WorkerRecord, WriteOutcome, new_artifact_id, now_ms, worker_grant_key};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -319,6 +319,37 @@ async fn an_outbox_entry_whose_write_reply_was_lost_is_still_carried_out() {
     let seen = env.wait_terminals(1, MINUTE).await;
     let done = seen.iter().find(|a| a.structural_type == StructuralType::Terminal).expect("a Terminal");
     assert_eq!(done.claim_id, Some(claim.id));
+    env.down();
+}
+
+/// An artifact whose `artifact_created` event the orchestrator's consumer group never delivers
+/// (the group already stands past it, as after a restart that reloaded the group's bookkeeping
+/// without it) is still claimed: the deadline loop's sweep finds it without a claim. Before the
+/// sweep the goal waited forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_artifact_whose_event_the_orchestrator_never_received_is_still_claimed() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Scribe:
+    command: ["./scribe.sh"]
+    bidding_strategy: exclusive
+"#;
+    let mut env = Env::new(yml, &[("scribe.sh", SCRIBE)]).await;
+    // Written a minute ago (older than the sweep's margin), before anything runs.
+    let goal =
+        Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "missed", "user", now_ms() - 60_000);
+    env.store.create_artifact(&goal).await.unwrap();
+    // The orchestrator's group starts after the goal's event; the cub's group still sees it.
+    let group = env.store.group_consumer("orchestrator", "orchestrator", GroupStart::End).await.unwrap();
+    group.ensure_group().await.unwrap();
+    group.quit().await;
+    env.up();
+    let seen = env.wait_terminals(1, MINUTE).await;
+    let done = seen.iter().find(|a| a.structural_type == StructuralType::Terminal).expect("a Terminal");
+    assert_eq!(done.source_artifacts, vec![goal.id]);
+    assert_eq!(done.claim_id, Some(initial_claim_id(&goal.id)));
+    assert!(env.logs_all().contains("its event was never handled"), "the sweep says what it did\n{}", env.logs());
     env.down();
 }
 
