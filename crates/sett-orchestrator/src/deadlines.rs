@@ -128,7 +128,11 @@ impl Engine {
             if !artifact.structural_type.creates_claim() {
                 continue;
             }
-            warn!(artifact_id = %artifact.id, "an artifact has no claim: its event was never handled; handling it now");
+            warn!(
+                artifact_id = %artifact.id,
+                margin_ms = UNCLAIMED_AFTER_MS,
+                "an artifact has had no claim past the margin: its event was missed (or is far behind); claiming it now"
+            );
             self.on_artifact(&artifact.id).await?;
         }
         Ok(next)

@@ -349,7 +349,7 @@ agents:
     let done = seen.iter().find(|a| a.structural_type == StructuralType::Terminal).expect("a Terminal");
     assert_eq!(done.source_artifacts, vec![goal.id]);
     assert_eq!(done.claim_id, Some(initial_claim_id(&goal.id)));
-    assert!(env.logs_all().contains("its event was never handled"), "the sweep says what it did\n{}", env.logs());
+    assert!(env.logs_all().contains("its event was missed"), "the sweep says what it did\n{}", env.logs());
     env.down();
 }
 
