@@ -167,9 +167,16 @@ async fn answer_from_the_browser_inbox_and_the_agent_resumes() {
     assert_eq!(answer.source_artifacts.iter().map(ToString::to_string).collect::<Vec<_>>(), vec![qid.clone()]);
 
     // Without a reload, the inbox follows: the question is listed as answered by the console user.
-    let done = format!(r#"article.done[data-question-id="{qid}"] .by"#);
-    let by = b.client.wait().for_element(Locator::Css(&done)).await.expect("the page updated live");
-    assert_eq!(by.text().await.unwrap(), "Ada Console");
+    // The condition is the element's text itself: the page re-renders on each event of the
+    // resumed workflow, so an element found first and read after may already be replaced.
+    let answered_by = format!(
+        r#"//article[contains(concat(' ', @class, ' '), ' done ')][@data-question-id="{qid}"]//*[contains(concat(' ', @class, ' '), ' by ')][normalize-space()="Ada Console"]"#
+    );
+    b.client
+        .wait()
+        .for_element(Locator::XPath(&answered_by))
+        .await
+        .expect("the page updated live: the question answered by the console user");
     assert_eq!(b.js("return window.settLive.refreshes > 0 && window.settLive.events > 0;").await, true);
     b.shot("console-answered").await;
 
