@@ -148,7 +148,7 @@ pub fn wait_for_port(port: u16, limit: Duration) -> bool {
 pub struct RedisServer {
     pub port: u16,
     /// Keeps `port` this server's while it is stopped, so [`RedisServer::restart`] can bind it.
-    lease: PortLease,
+    _lease: PortLease,
     pub dir: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
@@ -167,7 +167,7 @@ impl RedisServer {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let cluster = extra.iter().any(|a| a == "--cluster-enabled");
         let (lease, child) = start_watched(dir, &extra, None, cluster, |_| {});
-        Self { port: lease.port, lease, dir: dir.to_owned(), child: Some(child), extra, auth: None }
+        Self { port: lease.port, _lease: lease, dir: dir.to_owned(), child: Some(child), extra, auth: None }
     }
 
     pub fn url(&self) -> String {
@@ -179,7 +179,7 @@ impl RedisServer {
     /// process there would otherwise fail later, far from the cause.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        let mut child = watched_redis(self.lease.port, &self.dir, &self.extra, None);
+        let mut child = watched_redis(self.port, &self.dir, &self.extra, None);
         if !wait_listening(self.port, &mut child, Duration::from_secs(10)) {
             let _ = child.kill();
             let _ = child.wait();
@@ -225,7 +225,7 @@ impl RedisServer {
         let (lease, child) = start_watched(dir, &extra, Some(&file), false, |port| {
             std::fs::write(&file, format!("port {port}\n{conf}")).expect("write sentinel.conf")
         });
-        Self { port: lease.port, lease, dir: dir.to_owned(), child: Some(child), extra, auth: None }
+        Self { port: lease.port, _lease: lease, dir: dir.to_owned(), child: Some(child), extra, auth: None }
     }
 
     /// Whether the process is running (not stopped by the test).
