@@ -3,7 +3,8 @@
 //! spells key names, every crate has a row in the code map of docs/architecture.md, the event
 //! table there names exactly the event kinds of `sett_core::event`, no public sett-store
 //! function takes or returns an untyped `serde_json::Value`, sett-core reads no clock and no
-//! randomness, and every dependency of a workspace member is named by its sources.
+//! randomness, and every dependency of a workspace member is named by its sources. Each check
+//! fails when it finds nothing to check (no files, no members, no table), never passes vacuously.
 
 use std::path::{Path, PathBuf};
 
@@ -29,13 +30,24 @@ fn sources() -> Vec<(PathBuf, String)> {
         rust_files(&root.join(d), &mut files);
     }
     files.sort();
+    // Every check below reads these files: finding none (a moved directory, a wrong root) must
+    // fail the checks, not pass them vacuously.
+    assert!(files.len() > 100, "the tidy checks found only {} Rust files under {}", files.len(), root.display());
     files
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
             (p, text)
         })
         .collect()
+}
+
+/// The Rust files under `dir`, which must hold some: a check over an empty list passes vacuously.
+fn rust_files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    assert!(!files.is_empty(), "the tidy checks found no Rust file under {}", dir.display());
+    files
 }
 
 #[test]
@@ -91,7 +103,7 @@ fn libraries_do_not_print() {
 /// `bins/*/src`, comment lines removed (comments may name keys to explain them).
 fn product_code() -> Vec<(PathBuf, String)> {
     let root = crate::project_root();
-    sources()
+    let files = sources()
         .into_iter()
         .filter(|(p, _)| {
             let rel = p.strip_prefix(&root).unwrap_or(p);
@@ -104,7 +116,9 @@ fn product_code() -> Vec<(PathBuf, String)> {
             let code: Vec<&str> = t.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
             (p, code.join("\n"))
         })
-        .collect()
+        .collect::<Vec<_>>();
+    assert!(files.len() > 50, "the tidy checks found only {} product source files", files.len());
+    files
 }
 
 #[test]
@@ -128,12 +142,14 @@ fn only_sett_store_knows_key_names() {
 #[test]
 fn every_crate_is_in_the_code_map() {
     let root = crate::project_root();
-    let map = std::fs::read_to_string(root.join("docs").join("architecture.md")).unwrap_or_default();
+    let map = std::fs::read_to_string(root.join("docs").join("architecture.md")).expect("docs/architecture.md");
     let mut missing = Vec::new();
+    let mut checked = 0;
     for dir in ["crates", "bins"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let entries = std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("reading {dir}/: {e}"));
         for e in entries.flatten() {
             if e.path().join("Cargo.toml").is_file() {
+                checked += 1;
                 let name = format!("`{dir}/{}`", e.file_name().to_string_lossy());
                 if !map.contains(&name) {
                     missing.push(name);
@@ -142,6 +158,7 @@ fn every_crate_is_in_the_code_map() {
         }
     }
     missing.sort();
+    assert!(checked >= 10, "the code-map check found only {checked} crates under crates/ and bins/");
     assert!(missing.is_empty(), "add a row to the code map of docs/architecture.md for: {missing:?}");
 }
 
@@ -166,8 +183,9 @@ fn documented_event_kinds(architecture: &str) -> Vec<String> {
 #[test]
 fn the_event_table_names_every_event_kind() {
     let root = crate::project_root();
-    let doc = std::fs::read_to_string(root.join("docs").join("architecture.md")).unwrap_or_default();
+    let doc = std::fs::read_to_string(root.join("docs").join("architecture.md")).expect("docs/architecture.md");
     let documented = documented_event_kinds(&doc);
+    assert!(!documented.is_empty(), "docs/architecture.md has no event table (a line starting `| kind |`)");
     let kinds: Vec<&str> = sett_core::event::EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let undocumented: Vec<&&str> = kinds.iter().filter(|k| !documented.iter().any(|d| d == *k)).collect();
     let unknown: Vec<&String> = documented.iter().filter(|d| !kinds.contains(&d.as_str())).collect();
@@ -196,8 +214,7 @@ fn public_fn_signatures(code: &str) -> Vec<(usize, String)> {
 #[test]
 fn sett_store_signatures_are_typed() {
     let store = crate::project_root().join("crates").join("sett-store").join("src");
-    let mut files = Vec::new();
-    rust_files(&store, &mut files);
+    let files = rust_files_in(&store);
     let mut bad = Vec::new();
     for p in files {
         let code = std::fs::read_to_string(&p).unwrap_or_default();
@@ -223,8 +240,7 @@ fn sett_core_reads_no_clock_and_no_randomness() {
     // The whole crate, its tests included: they take ids from a counter and times as numbers, so
     // they need no exemption. Comment lines are skipped (they may explain the rule).
     let core = crate::project_root().join("crates").join("sett-core");
-    let mut files = Vec::new();
-    rust_files(&core, &mut files);
+    let files = rust_files_in(&core);
     let banned = [
         "SystemTime",
         "UNIX_EPOCH",
@@ -281,10 +297,13 @@ const DEPENDENCIES_USED_WITHOUT_A_PATH: &[(&str, &str, &str)] = &[];
 /// The workspace members: the `members` entries of the root manifest, a trailing `/*` expanded
 /// to every directory below it that has a Cargo.toml.
 fn workspace_members(root: &Path) -> Vec<PathBuf> {
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
-    let line = manifest.lines().find(|l| l.trim_start().starts_with("members")).unwrap_or("");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the workspace manifest");
+    // The `members = [ … ]` array, on one line or several.
+    let start = manifest.find("members").expect("the workspace manifest has `members`");
+    let array = &manifest[start..];
+    let array = &array[..array.find(']').expect("`members` closes its array")];
     let mut members = Vec::new();
-    for entry in line.split('"').skip(1).step_by(2) {
+    for entry in array.split('"').skip(1).step_by(2) {
         if let Some(dir) = entry.strip_suffix("/*") {
             let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
             members.extend(entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()));
@@ -293,6 +312,12 @@ fn workspace_members(root: &Path) -> Vec<PathBuf> {
         }
     }
     members.sort();
+    for expected in ["crates/sett-core", "crates/sett-store", "bins/sett", "xtask"] {
+        assert!(
+            members.contains(&root.join(expected)),
+            "workspace members read from Cargo.toml lack {expected}: {members:?}"
+        );
+    }
     members
 }
 
@@ -369,9 +394,10 @@ fn every_dependency_is_used() {
     let root = crate::project_root();
     let mut unused = Vec::new();
     for dir in workspace_members(&root) {
-        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("a member's manifest");
         let package = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let code = package_code(&dir);
+        assert!(!code.trim().is_empty(), "no Rust code found for workspace member {}", dir.display());
         for dep in manifest_dependencies(&manifest) {
             let allowed =
                 DEPENDENCIES_USED_WITHOUT_A_PATH.iter().any(|(p, d, _)| *p == package && d.replace('-', "_") == dep);
