@@ -5,6 +5,7 @@
 //! function takes or returns an untyped `serde_json::Value`, sett-core reads no clock and no
 //! randomness, and every dependency of a workspace member is named by its sources. Each check
 //! fails when it finds nothing to check (no files, no members, no table), never passes vacuously.
+//! Times are formatted in one place (sett_store::time).
 
 use std::path::{Path, PathBuf};
 
@@ -429,4 +430,24 @@ fn the_dependency_matcher_reads_paths_and_imports() {
          [dependencies.fred]\nversion = \"10\"\n[features]\ndefault = []\n",
     );
     assert_eq!(deps, ["fred", "nix", "proptest", "sett_core", "uuid"]);
+}
+
+#[test]
+fn times_are_formatted_in_one_place() {
+    // sett-store's time module is the one formatting of times for every component; a second
+    // one drifts (three hand-written RFC 3339 formatters did).
+    let home = crate::project_root().join("crates").join("sett-store").join("src").join("time.rs");
+    let marks = ["format_rfc3339", "civil_from_days", "fn rfc3339", "fn human_ms"];
+    let bad: Vec<String> = product_code()
+        .into_iter()
+        .filter(|(p, _)| *p != home)
+        .flat_map(|(p, code)| {
+            marks
+                .iter()
+                .filter(|m| code.contains(**m))
+                .map(move |m| format!("{} has {m}", p.display()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(bad.is_empty(), "format times with sett_store::time (rfc3339_ms, human_ms): {bad:#?}");
 }

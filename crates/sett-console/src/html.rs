@@ -27,22 +27,8 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Milliseconds as a short duration (`42s`, `3m 5s`, `2h 10m`, `1d 3h`).
-pub fn human_ms(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC).
-pub fn time(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+// One formatting of times and durations for every component (sett-store's time module).
+pub use sett_store::time::{human_ms, rfc3339_ms as time};
 
 fn ago(now: i64, ms: i64) -> String {
     format!(r#"<time datetime="{}" title="{}">{} ago</time>"#, time(ms), time(ms), human_ms(now - ms))

@@ -53,10 +53,7 @@ pub struct Envelope<'a> {
     pub console_url: Option<&'a str>,
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+use sett_store::time::rfc3339_ms as rfc3339;
 
 fn cut(text: &str) -> (String, bool) {
     match text.char_indices().nth(MAX_TEXT_CHARS) {

@@ -25,6 +25,7 @@ mod questions;
 mod registry;
 mod scan;
 mod scripts;
+pub mod time;
 mod workers;
 
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use questions::OpenQuestionRef;
 pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};
 pub use scan::{Dump, FamilyCounts};
+pub use time::now_ms;
 pub use workers::{WorkerOffer, WorkerRecord, parse_worker_grant_key, worker_grant_key};
 
 /// Everything that can go wrong talking to the blackboard.
@@ -343,11 +345,6 @@ impl Store {
     fn strict(&self) -> bool {
         self.redis.options.strict_decoding
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A new time-ordered (UUID v7) artifact id. Ids are minted here, not in sett-core, which reads
