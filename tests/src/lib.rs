@@ -35,6 +35,8 @@ pub struct Env {
     pub redis_url: String,
     pub redis: Redis,
     pub store: Store,
+    /// Extra environment of every `sett` command (and so of the daemons `sett up` starts).
+    pub env_vars: Vec<(String, String)>,
     up: bool,
 }
 
@@ -72,7 +74,7 @@ impl Env {
         let redis = sett_testkit::redis_at(&redis_url).await;
         let name = sett_testkit::instance_name();
         let store = redis.instance(&name);
-        Self { dir, name, redis_url, redis, store, up: false }
+        Self { dir, name, redis_url, redis, store, env_vars: Vec::new(), up: false }
     }
 
     /// A workspace with the demo team of `examples/`, with `ASK_QUESTION` set as given.
@@ -96,6 +98,40 @@ impl Env {
         Self::with_redis_url(redis_url, &yml, &refs).await
     }
 
+    /// A workspace with the Python demo team (`examples/sett-python.yml`, the agents of
+    /// `examples/agents-python`), with `ASK_QUESTION` set as given; the daemons, and so the
+    /// agents, import the SDK from this repository's `sdk/python/src`.
+    pub async fn python_examples(ask_question: bool) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").join("examples");
+        let mut yml = std::fs::read_to_string(root.join("sett-python.yml")).expect("examples/sett-python.yml");
+        if !ask_question {
+            yml = yml.replace("ASK_QUESTION=yes", "ASK_QUESTION=no");
+        }
+        let mut scripts = Vec::new();
+        for (agent, file) in [
+            ("writer", "agent.py"),
+            ("reviewer", "agent.py"),
+            ("checker", "agent.py"),
+            ("checker", "bid.py"),
+            ("publisher", "agent.py"),
+        ] {
+            let text = std::fs::read_to_string(root.join("agents-python").join(agent).join(file))
+                .expect("example Python agent");
+            scripts.push((format!("agents/{agent}/{file}"), text));
+        }
+        let refs: Vec<(&str, &str)> = scripts.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        let mut env = Self::new(&yml, &refs).await;
+        env.use_python_sdk();
+        env
+    }
+
+    /// Lets the daemons' agents import the Python SDK from this repository (`sdk/python/src`),
+    /// for a `sett.yml` whose agents pass `PYTHONPATH` on (`environment: ["PYTHONPATH"]`).
+    pub fn use_python_sdk(&mut self) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").join("sdk/python/src");
+        self.env_vars.push(("PYTHONPATH".into(), src.display().to_string()));
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -111,6 +147,7 @@ impl Env {
             .env_remove("NO_COLOR")
             .current_dir(self.path())
             .stdin(Stdio::null());
+        c.envs(self.env_vars.iter().map(|(k, v)| (k, v)));
         c
     }
 

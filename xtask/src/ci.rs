@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: formatting, lints, the full test suite against a real Redis, supply-chain
 //! checks. The same command runs locally and in `.ci/run`.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
 use crate::redis::TempRedis;
@@ -20,6 +20,7 @@ pub fn run(args: CiArgs) -> Result<()> {
         cmd!(sh, "cargo fmt --all -- --check").run()?;
         cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
     }
+    python_sdk_tests(&sh)?;
     // End-to-end tests drive the real binaries: build them first.
     cmd!(sh, "cargo build --workspace --bins --locked").run()?;
     crate::images::run(crate::images::ImagesArgs { release: false, force: false, no_build: true })?;
@@ -39,5 +40,19 @@ pub fn run(args: CiArgs) -> Result<()> {
             "xtask: cargo-deny is not installed; skipping `cargo deny check` (install: cargo install --locked cargo-deny)"
         );
     }
+    Ok(())
+}
+
+/// The Python SDK's own suite (sdk/python/tests), which tests the source tree (pyproject.toml sets
+/// pytest's pythonpath). `.ci/run` installs pytest.
+fn python_sdk_tests(sh: &Shell) -> Result<()> {
+    if cmd!(sh, "python3 -m pytest --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+        bail!(
+            "the Python SDK's tests need python3 with pytest: python3 -m pip install pytest ./sdk/python (.ci/run does this)"
+        );
+    }
+    let _dir = sh.push_dir(crate::project_root().join("sdk").join("python"));
+    let _no_bytecode = sh.push_env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd!(sh, "python3 -m pytest -q -p no:cacheprovider").run()?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: Sett's main job on its embedded defaults. Builds the binaries, creates a
 //! temporary git repository with the example agents (`examples/`), starts an instance (with a
 //! managed `redis-server` unless `SETT_REDIS_URL` is set), forages a goal, answers the agent's
-//! question as the operator, waits for the workflow to finish and prints its audit trail.
+//! question as the operator, waits for the workflow to finish and prints its audit trail. With
+//! `--python` the team is the Python one (`examples/agents-python`, on the SDK in `sdk/python`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,6 +18,10 @@ pub struct DemoArgs {
     /// Keep the instance running and the workspace after the demo.
     #[arg(long)]
     keep: bool,
+    /// Run the Python agents (examples/agents-python, written with the SDK in sdk/python)
+    /// instead of the shell ones. Needs python3 (3.10 or later) on PATH.
+    #[arg(long)]
+    python: bool,
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
@@ -37,12 +42,18 @@ struct Sett {
     bin: PathBuf,
     workspace: PathBuf,
     name: String,
+    /// Set for the Python team: the SDK's source, which the daemons (and so the agents, which
+    /// pass PYTHONPATH on) import `sett_agent` from.
+    python_path: Option<PathBuf>,
 }
 
 impl Sett {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(args).args(["--name", &self.name]).current_dir(&self.workspace).env("SETT_OPERATOR", "demo-operator");
+        if let Some(path) = &self.python_path {
+            c.env("PYTHONPATH", path);
+        }
         c
     }
 
@@ -88,14 +99,24 @@ pub fn run(args: DemoArgs) -> Result<()> {
     git(&["init", "-q", "-b", "main"])?;
     git(&["config", "user.name", "Sett Demo"])?;
     git(&["config", "user.email", "demo@sett.invalid"])?;
-    copy_dir(&root.join("examples").join("agents"), &workspace.join("agents"))?;
-    std::fs::copy(root.join("examples").join("sett.yml"), workspace.join("sett.yml"))?;
+    let (agents, config) = if args.python {
+        check_python()?;
+        ("agents-python", "sett-python.yml")
+    } else {
+        ("agents", "sett.yml")
+    };
+    copy_dir(&root.join("examples").join(agents), &workspace.join("agents"))?;
+    std::fs::copy(root.join("examples").join(config), workspace.join("sett.yml"))?;
     std::fs::write(workspace.join(".gitignore"), ".sett/\n")?;
     git(&["add", "."])?;
     git(&["commit", "-q", "-m", "Sett demo workspace"])?;
 
-    let sett =
-        Sett { bin: bin_dir.join("sett"), workspace: workspace.clone(), name: format!("demo-{}", std::process::id()) };
+    let sett = Sett {
+        bin: bin_dir.join("sett"),
+        workspace: workspace.clone(),
+        name: format!("demo-{}", std::process::id()),
+        python_path: args.python.then(|| root.join("sdk").join("python").join("src")),
+    };
     println!("Sett demo workspace: {}", workspace.display());
     sett.show("start", &["up"])?;
 
@@ -108,6 +129,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!("\nDemo complete. Workspace: {}", workspace.display());
     if args.keep {
         println!("The instance is still running: cd {} && sett status", workspace.display());
+    }
+    Ok(())
+}
+
+/// The Python agents need python3 3.10 or later; say so before starting anything.
+fn check_python() -> Result<()> {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)"])
+        .output()
+        .context("--python needs python3 on PATH (3.10 or later); install it or run the demo without --python")?;
+    if !out.status.success() {
+        bail!("--python needs python3 3.10 or later; `python3 --version` shows an older one");
     }
     Ok(())
 }

@@ -47,6 +47,20 @@ pub enum ToolOutputError {
     BadStructuralType(String),
     #[error("a tool may not produce an Answer; answers come from humans via `sett answer`")]
     AnswerNotAllowed,
+    #[error("the tool's \"usage\" is invalid: {0}")]
+    BadUsage(String),
+}
+
+/// What a tool may report about its own run: the model it used, its tokens and their cost.
+/// The shape is fixed and validated now; Sett does not record it yet (docs/agents.md).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolUsage {
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    /// In US dollars.
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +70,7 @@ struct RawOutput {
     artifact_payload: Option<serde_json::Value>,
     summary: Option<String>,
     structural_type: Option<String>,
+    usage: Option<ToolUsage>,
 }
 
 /// Parses a tool's stdout.
@@ -75,6 +90,13 @@ pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
     };
     if structural_type == StructuralType::Answer {
         return Err(ToolOutputError::AnswerNotAllowed);
+    }
+    if let Some(cost) = raw.usage.as_ref().and_then(|u| u.cost_usd)
+        && !(cost.is_finite() && cost >= 0.0)
+    {
+        return Err(ToolOutputError::BadUsage(format!(
+            "cost_usd must be a non-negative number of dollars, got {cost}"
+        )));
     }
     // A payload may be given as a string or as any JSON value (kept as its JSON text).
     let payload = match raw.artifact_payload {
@@ -129,6 +151,43 @@ mod tests {
             parse_tool_output(r#"{"artifact_type":"x","structural_type":"Answer"}"#),
             Err(ToolOutputError::AnswerNotAllowed)
         );
+    }
+
+    #[test]
+    fn usage_is_accepted_and_validated() {
+        let o = parse_tool_output(
+            r#"{"artifact_type":"Plan","artifact_payload":"x","usage":{"model":"m","input_tokens":10,"output_tokens":2,"cost_usd":0.01}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.payload, "x");
+        assert!(parse_tool_output(r#"{"artifact_type":"Plan","usage":{}}"#).is_ok());
+        assert!(parse_tool_output(r#"{"artifact_type":"Plan","usage":null}"#).is_ok());
+        assert!(matches!(
+            parse_tool_output(r#"{"artifact_type":"Plan","usage":{"cost_usd":-1}}"#),
+            Err(ToolOutputError::BadUsage(_))
+        ));
+        for bad in [r#"{"tokens":1}"#, r#"{"input_tokens":-1}"#, r#"{"model":3}"#, r#""lots""#] {
+            let text = format!(r#"{{"artifact_type":"Plan","usage":{bad}}}"#);
+            assert!(matches!(parse_tool_output(&text), Err(ToolOutputError::NotJson(_))), "{bad}");
+        }
+    }
+
+    /// The Python SDK's test suite reads these inputs as the cub's own: they must stay in the
+    /// contract's shape.
+    #[test]
+    fn the_python_sdk_fixtures_are_tool_inputs() {
+        let fixtures = [
+            ("exclusive", include_str!("../../../sdk/python/tests/fixtures/exclusive.json"), ClaimType::Exclusive),
+            ("resume", include_str!("../../../sdk/python/tests/fixtures/resume.json"), ClaimType::Resume),
+            ("review", include_str!("../../../sdk/python/tests/fixtures/review.json"), ClaimType::Review),
+            ("rework", include_str!("../../../sdk/python/tests/fixtures/rework.json"), ClaimType::Rework),
+        ];
+        for (name, text, claim_type) in fixtures {
+            let input: ToolInput = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}.json: {e}"));
+            assert_eq!(input.claim_type, claim_type, "{name}.json");
+            let again = serde_json::to_value(&input).unwrap();
+            assert_eq!(again, serde_json::from_str::<serde_json::Value>(text).unwrap(), "{name}.json has every field");
+        }
     }
 
     #[test]

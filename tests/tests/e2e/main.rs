@@ -12,5 +12,6 @@ mod hitl;
 mod ledger;
 mod notify;
 mod observability;
+mod python_sdk;
 mod recovery;
 mod security;
