@@ -5,7 +5,8 @@
 //! function takes or returns an untyped `serde_json::Value`, sett-core reads no clock and no
 //! randomness, and every dependency of a workspace member is named by its sources. Each check
 //! fails when it finds nothing to check (no files, no members, no table), never passes vacuously.
-//! Times are formatted in one place (sett_store::time).
+//! Times are formatted in one place (sett_store::time). The Python demo team is a twin of the
+//! shell one (same agents in `examples/`), and the Python SDK declares no dependency.
 
 use std::path::{Path, PathBuf};
 
@@ -450,4 +451,63 @@ fn times_are_formatted_in_one_place() {
         })
         .collect();
     assert!(bad.is_empty(), "format times with sett_store::time (rfc3339_ms, human_ms): {bad:#?}");
+}
+
+/// The agent names a `sett.yml` declares: the two-space-indented keys under `agents:`.
+fn declared_agents(yml: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_agents = false;
+    for line in yml.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
+            in_agents = line.trim_end() == "agents:";
+            continue;
+        }
+        if in_agents
+            && let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn the_python_demo_team_is_a_twin_of_the_shell_team() {
+    let examples = crate::project_root().join("examples");
+    let read = |name: &str| {
+        std::fs::read_to_string(examples.join(name)).unwrap_or_else(|e| panic!("reading examples/{name}: {e}"))
+    };
+    let shell = declared_agents(&read("sett.yml"));
+    assert!(shell.len() >= 4, "examples/sett.yml declares only {shell:?}");
+    assert_eq!(
+        declared_agents(&read("sett-python.yml")),
+        shell,
+        "examples/sett-python.yml declares the same agents as examples/sett.yml, in the same order"
+    );
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(examples.join("agents")).expect("examples/agents").flatten() {
+        let twin = examples.join("agents-python").join(entry.file_name()).join("agent.py");
+        if !twin.exists() {
+            missing.push(twin.display().to_string());
+        }
+    }
+    assert!(missing.is_empty(), "each shell agent of examples/agents has a Python twin: {missing:#?}");
+}
+
+#[test]
+fn the_python_sdk_declares_no_dependency() {
+    let manifest = crate::project_root().join("sdk").join("python").join("pyproject.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
+    assert!(
+        text.lines().any(|l| l.trim() == "dependencies = []"),
+        "{} must keep `dependencies = []`: the SDK uses the standard library only",
+        manifest.display()
+    );
+}
+
+#[test]
+fn declared_agents_reads_the_agents_section_only() {
+    let yml = "version: \"1.0\"\norchestrator:\n  bid_timeout: 10s\nagents:\n  # a comment\n  Writer:\n    command: [x]\n    worker: {a: 1}\n  Reviewer:\n    env:\n      A: b\nnotifications:\n  Slack:\n";
+    assert_eq!(declared_agents(yml), ["Writer", "Reviewer"]);
 }
