@@ -7,9 +7,7 @@ the cub falls back to the agent's static `bidding_strategy`, as the contract say
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import os
 import sys
 import traceback
@@ -49,6 +47,12 @@ def _tail(text: str, limit: int = TRACEBACK_TAIL) -> str:
 
 
 def _await_if_needed(result: Any) -> Any:
+    if isinstance(result, Output):
+        return result
+    # Imported here: asyncio alone would double the SDK's import time for synchronous agents.
+    import asyncio
+    import inspect
+
     if inspect.isawaitable(result):
 
         async def wait() -> Any:
