@@ -236,3 +236,25 @@ def test_the_identity_comes_from_the_environment() -> None:
 def test_enums_are_their_contract_spelling() -> None:
     assert str(ClaimType.RESUME) == "resume" and ClaimType("rework") is ClaimType.REWORK
     assert str(StructuralType.TERMINAL) == "Terminal"
+
+
+def test_the_testing_builders_make_what_the_cub_sends() -> None:
+    from sett_agent import testing
+
+    task = testing.tool_input("Build a to-do service")
+    assert task.claim_type is ClaimType.EXCLUSIVE and task.target.payload == "Build a to-do service"
+    assert task.target.artifact_type == "GoalDefined" and task.answers == ()
+
+    task = testing.tool_input("Build", claim_type="resume", answers=[("Which storage?", "SQLite")])
+    qa = task.latest_answer
+    assert qa is not None and (qa.question.payload, qa.text, qa.answered_by) == ("Which storage?", "SQLite", "operator")
+    assert qa.answer.source_artifacts == (qa.question.id,) and not qa.timed_out
+    assert testing.tool_input("B", claim_type="resume", answers=[("Q?", "")], timed_out=True).answers[0].timed_out
+
+    commit = testing.make_artifact("3f2a", artifact_type="CodeCommit", produced_by_role="Writer", version=1)
+    task = testing.tool_input(commit, claim_type=ClaimType.REWORK, feedback=[{"issue": "add a usage section"}, "and tests"])
+    assert [f.value for f in task.review_feedback] == [{"issue": "add a usage section"}, "and tests"]
+    assert task.target is commit
+
+    with pytest.raises(ValueError):
+        testing.tool_input("x", claim_type="approve")
