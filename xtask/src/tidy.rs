@@ -511,3 +511,29 @@ fn declared_agents_reads_the_agents_section_only() {
     let yml = "version: \"1.0\"\norchestrator:\n  bid_timeout: 10s\nagents:\n  # a comment\n  Writer:\n    command: [x]\n    worker: {a: 1}\n  Reviewer:\n    env:\n      A: b\nnotifications:\n  Slack:\n";
     assert_eq!(declared_agents(yml), ["Writer", "Reviewer"]);
 }
+
+/// The tools `#[tool(...)]` declares in crates/sett-mcp/src/server.rs, by function name.
+fn mcp_tools(server: &str) -> Vec<String> {
+    let mut tools = Vec::new();
+    let mut declared = false;
+    for line in server.lines().map(str::trim) {
+        if line.starts_with("#[tool(") {
+            declared = true;
+        } else if declared && let Some(rest) = line.strip_prefix("async fn ") {
+            tools.extend(rest.split('(').next().map(str::to_owned));
+            declared = false;
+        }
+    }
+    tools
+}
+
+#[test]
+fn every_mcp_tool_is_documented() {
+    let root = crate::project_root();
+    let server = std::fs::read_to_string(root.join("crates/sett-mcp/src/server.rs")).unwrap_or_default();
+    let docs = std::fs::read_to_string(root.join("docs/mcp.md")).unwrap_or_default();
+    let tools = mcp_tools(&server);
+    assert!(tools.len() >= 8, "the MCP tools were not found in crates/sett-mcp/src/server.rs: {tools:?}");
+    let missing: Vec<&String> = tools.iter().filter(|t| !docs.contains(&format!("| `{t}` |"))).collect();
+    assert!(missing.is_empty(), "add a row to the tools table of docs/mcp.md for: {missing:?}");
+}

@@ -98,6 +98,8 @@ pub enum Command {
     Console(ConsoleArgs),
     /// Check the tamper-evident ledger (artifact hashes, event chain); print its head.
     Verify(VerifyArgs),
+    /// Serve an MCP (Model Context Protocol) server for LLM clients, over stdio or HTTP.
+    Mcp(McpArgs),
     /// Print version information.
     Version,
     /// Check sett.yml, or print its JSON Schema.
@@ -260,6 +262,31 @@ pub struct ConsoleArgs {
     /// printed URL opens a new session.
     #[arg(long, value_parser = duration, default_value = "12h", value_name = "DURATION")]
     pub session_lifetime: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Serve streamable HTTP on this address (path /mcp) instead of stdio. Loopback unless
+    /// you say otherwise; port 0 picks a free port. Every request needs a bearer token
+    /// ($SETT_MCP_TOKEN, else a random one printed at start, or --users).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// With --http: a tokens file, one `<token> <operator name>` per line (the console's
+    /// format), so each client answers under its own name.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub users: Option<PathBuf>,
+    /// The name answers are recorded under (stdio, or the single HTTP token). Default:
+    /// $SETT_OPERATOR, else the OS user.
+    #[arg(long, value_name = "NAME", conflicts_with = "users")]
+    pub operator: Option<String>,
+    /// Let MCP clients answer agents' questions (the answer_question tool). Without it and
+    /// --allow-actions the server is read-only.
+    #[arg(long)]
+    pub allow_answers: bool,
+    /// Let MCP clients start workflows (the forage tool) and, once they exist, act on running
+    /// ones (cancel, retry).
+    #[arg(long)]
+    pub allow_actions: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ const DOCS: &[(&str, &str)] = &[
     ("docs/backup-recovery.md", include_str!("../../../docs/backup-recovery.md")),
     ("docs/design.md", include_str!("../../../docs/design.md")),
     ("docs/deployment.md", include_str!("../../../docs/deployment.md")),
+    ("docs/mcp.md", include_str!("../../../docs/mcp.md")),
     ("docs/metrics.md", include_str!("../../../docs/metrics.md")),
     ("docs/notifications.md", include_str!("../../../docs/notifications.md")),
     ("docs/operations.md", include_str!("../../../docs/operations.md")),

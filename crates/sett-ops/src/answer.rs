@@ -6,6 +6,41 @@ use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{AnswerRecord, CreateOutcome, Store, StoreError, now_ms};
 
 use crate::feed::short;
+use crate::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
+
+/// How many prefix matches are examined for Questions when a short id is ambiguous.
+const QUESTION_SCAN_LIMIT: usize = 1_000;
+
+/// Which question an operator means by `query` (a full or short id): the open questions first
+/// (cheap, and what the operator means), then every artifact; among several artifacts sharing
+/// a prefix, only the Questions.
+pub async fn resolve_question(store: &Store, query: &IdQuery) -> Result<Resolution, StoreError> {
+    let open: Vec<ArtifactId> = store.open_questions().await?.into_iter().map(|(id, _)| id).collect();
+    Ok(match resolve_among(query, &open) {
+        Resolution::None => match resolve_artifact(store, query).await? {
+            // Only a Question can be answered: among several matches (ids created in the same
+            // minute share a prefix — e.g. a question answered a moment ago and its answer),
+            // the Questions are what the operator means.
+            Resolution::Ambiguous(_) => only_questions(store, query).await?,
+            other => other,
+        },
+        found => found,
+    })
+}
+
+/// The Questions among every artifact matching `query`.
+async fn only_questions(store: &Store, query: &IdQuery) -> Result<Resolution, StoreError> {
+    let IdQuery::Short(prefix) = query else {
+        return Ok(Resolution::None);
+    };
+    let mut questions = Vec::new();
+    for id in store.artifacts_by_prefix(prefix, QUESTION_SCAN_LIMIT).await? {
+        if store.get_artifact(&id).await?.is_some_and(|a| a.structural_type == StructuralType::Question) {
+            questions.push(id);
+        }
+    }
+    Ok(resolve_among(query, &questions))
+}
 
 /// A written answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +76,34 @@ pub enum AnswerError {
     Unexpected(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl AnswerError {
+    /// The error as an operator is told it (by `sett answer`, the MCP server): what went wrong
+    /// and the command to run next, for instance `instance`.
+    pub fn report(&self, instance: &str) -> String {
+        match self {
+            Self::NotFound(..) => format!(
+                "{self} (was instance '{instance}' destroyed?)\nList open questions with 'sett questions -n {instance}'"
+            ),
+            Self::NotAQuestion { .. } => format!("{self}\nList open questions with 'sett questions -n {instance}'"),
+            Self::Closed { .. } => {
+                format!("{self}\nInspect it with 'sett claims -n {instance}'; start again with 'sett forage'")
+            }
+            Self::AlreadyAnswered { question, record } => {
+                format!(
+                    "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {instance}'",
+                    short(&question.to_string()),
+                    record.answered_by,
+                    sett_store::time::rfc3339_ms(record.answered_at_ms),
+                    short(&record.answer_id.to_string()),
+                )
+            }
+            Self::Store(e) => format!("writing the answer: {e}"),
+            Self::Empty => self.to_string(),
+            Self::Unexpected(_) => format!("{self} 'sett answer'"),
+        }
+    }
 }
 
 /// Answers question `qid` with `text` as `operator`: checks it is an open Question whose claim

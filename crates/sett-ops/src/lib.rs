@@ -10,6 +10,7 @@ pub mod telemetry;
 
 pub mod answer;
 pub mod feed;
+pub mod forage;
 pub mod resolve;
 pub mod status;
 pub mod transfer;

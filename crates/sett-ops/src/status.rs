@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use sett_core::record::ComponentRecord;
+use sett_core::record::{ComponentRecord, cub_agent};
 use sett_core::{Claim, ClaimStatus};
 use sett_store::{LockHolder, LockPurpose, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 
 /// A component whose last heartbeat is older than this is considered dead.
 pub const HEARTBEAT_STALE_MS: i64 = 15_000;
+/// A pending claim with no deadline counts as stuck after this long (`sett status`).
+pub const STUCK_AFTER: Duration = Duration::from_secs(600);
 /// How long `/healthz` may take before it counts as failed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1_500);
 
@@ -310,6 +312,49 @@ pub async fn instance_status(
         oldest_stuck_claim,
         webhooks: webhooks_health(store).await?,
     })
+}
+
+/// The `sett logs` argument for a registered component name (`cub:<agent>` → `<agent>`).
+fn logs_arg(component: &str) -> &str {
+    cub_agent(component).unwrap_or(component)
+}
+
+/// What to do next, for an instance that is not healthy or has a failing webhook.
+pub fn advice(r: &StatusReport) -> Vec<String> {
+    let i = &r.instance;
+    let hooks = r.webhooks.iter().filter(|w| w.failing).map(|w| {
+        format!(
+            "Webhook {} is failing ({} notification(s) waiting, retried with backoff for 24 h): check the receiver and its URL in sett.yml; 'sett logs orchestrator -n {i}' shows each attempt",
+            w.name, w.pending
+        )
+    });
+    let mut out: Vec<String> = hooks.collect();
+    out.extend(health_advice(r));
+    out
+}
+
+fn health_advice(r: &StatusReport) -> Vec<String> {
+    let i = &r.instance;
+    match r.health {
+        Health::Running => Vec::new(),
+        Health::Stopped => vec![format!("Instance '{i}' is stopped: start it with 'sett up --name {i}'")],
+        Health::Destroying => vec![format!(
+            "Instance '{i}' is being destroyed; if that destroy was interrupted, finish it with 'sett destroy --name {i}'"
+        )],
+        Health::Degraded => r
+            .components
+            .iter()
+            .filter(|c| !c.healthy)
+            .map(|c| {
+                format!(
+                    "Component {} is unhealthy ({}): see 'sett logs {} -n {i}', then restart with 'sett down -n {i}' and 'sett up -n {i}'",
+                    c.name,
+                    c.problem.as_deref().unwrap_or("unknown problem"),
+                    logs_arg(&c.name)
+                )
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

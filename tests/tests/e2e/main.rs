@@ -10,6 +10,7 @@ mod engine;
 mod faults;
 mod hitl;
 mod ledger;
+mod mcp;
 mod notify;
 mod observability;
 mod python_sdk;

@@ -6,19 +6,16 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use sett_core::{ArtifactId, StructuralType};
+use sett_core::ArtifactId;
 use sett_ops::answer::{AnswerError, answer_question};
 use sett_ops::feed::short;
-use sett_ops::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
+use sett_ops::resolve::{IdQuery, Resolution};
 use sett_store::Store;
 
 use super::hoard::ambiguous;
 use crate::cli::{AnswerArgs, OutputFormat};
 use crate::ctx::{Ctx, usage};
 use crate::output;
-
-/// How many prefix matches are examined for Questions when a short id is ambiguous.
-const QUESTION_SCAN_LIMIT: usize = 1_000;
 
 fn answer_text(args: &AnswerArgs) -> Result<String> {
     let text = match (&args.text, &args.file) {
@@ -42,20 +39,11 @@ fn answer_text(args: &AnswerArgs) -> Result<String> {
     Ok(text)
 }
 
-/// Open questions first (cheap, and what the operator means), then every artifact.
+/// The question `raw` names (see [`sett_ops::answer::resolve_question`]), or an error saying
+/// how to find it.
 async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
     let query = IdQuery::parse(raw).map_err(usage)?;
-    let open: Vec<ArtifactId> = store.open_questions().await?.into_iter().map(|(id, _)| id).collect();
-    let resolution = match resolve_among(&query, &open) {
-        Resolution::None => match resolve_artifact(store, &query).await? {
-            // Only a Question can be answered: among several matches (ids created in the same
-            // minute share a prefix — e.g. a question answered a moment ago and its answer),
-            // the Questions are what the operator means.
-            Resolution::Ambiguous(_) => only_questions(store, &query).await?,
-            other => other,
-        },
-        found => found,
-    };
+    let resolution = sett_ops::answer::resolve_question(store, &query).await?;
     match resolution {
         Resolution::One(id) => Ok(id),
         Resolution::None => bail!(
@@ -65,20 +53,6 @@ async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
         ),
         Resolution::Ambiguous(ids) => bail!("{}", ambiguous(store, raw, &ids).await?),
     }
-}
-
-/// The Questions among every artifact matching `query`.
-async fn only_questions(store: &Store, query: &IdQuery) -> Result<Resolution> {
-    let IdQuery::Short(prefix) = query else {
-        return Ok(Resolution::None);
-    };
-    let mut questions = Vec::new();
-    for id in store.artifacts_by_prefix(prefix, QUESTION_SCAN_LIMIT).await? {
-        if store.get_artifact(&id).await?.is_some_and(|a| a.structural_type == StructuralType::Question) {
-            questions.push(id);
-        }
-    }
-    Ok(resolve_among(query, &questions))
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
@@ -91,24 +65,8 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
     let answered = match answer_question(&store, &qid, &text, &operator).await {
         Ok(a) => a,
         Err(AnswerError::Empty) => return Err(usage(AnswerError::Empty.to_string())),
-        Err(e @ AnswerError::NotFound(..)) => {
-            bail!("{e} (was instance '{instance}' destroyed?)\nList open questions with 'sett questions -n {instance}'")
-        }
-        Err(e @ AnswerError::NotAQuestion { .. }) => {
-            bail!("{e}\nList open questions with 'sett questions -n {instance}'")
-        }
-        Err(e @ AnswerError::Closed { .. }) => {
-            bail!("{e}\nInspect it with 'sett claims -n {instance}'; start again with 'sett forage'")
-        }
-        Err(AnswerError::AlreadyAnswered { question, record: r }) => bail!(
-            "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {instance}'",
-            short(&question.to_string()),
-            r.answered_by,
-            output::rfc3339_ms(r.answered_at_ms),
-            short(&r.answer_id.to_string()),
-        ),
         Err(AnswerError::Store(e)) => return Err(anyhow::Error::from(e).context("writing the answer")),
-        Err(e) => bail!("{e} 'sett answer'"),
+        Err(e) => bail!("{}", e.report(instance.as_str())),
     };
     let summary = serde_json::json!({"id": answered.id, "question_id": qid, "claim_id": answered.claim_id, "answered_by": operator});
     match (ctx.global.quiet, ctx.output()) {

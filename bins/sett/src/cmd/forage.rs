@@ -5,9 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use sett_core::{Artifact, StructuralType};
+use sett_ops::forage::{ForageError, start_workflow};
 use sett_ops::workflow::Workflow;
-use sett_store::{CreateOutcome, now_ms};
 use tokio::time::Instant;
 
 use super::watch::{Step, print_event, report_outcome, stream_events, timed_out};
@@ -26,25 +25,19 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     let instance = store.instance().clone();
     // The position before the goal, so --watch shows the goal's own event too.
     let start = store.last_event_id().await?.unwrap_or_else(|| "0-0".to_owned());
-    let goal = Artifact::new_root(
-        sett_store::new_artifact_id(),
-        StructuralType::Standard,
-        "GoalDefined",
-        args.goal.clone(),
-        "user",
-        now_ms(),
-    );
-    let event_id = match store.create_artifact(&goal).await.context("writing the goal")? {
-        CreateOutcome::Created { event_id } => event_id,
-        other => bail!("the goal was not written ({other:?}); retry 'sett forage'"),
+    let started = match start_workflow(&store, &args.goal).await {
+        Ok(s) => s,
+        Err(ForageError::Store(e)) => return Err(anyhow::Error::from(e).context("writing the goal")),
+        Err(e) => bail!("{e}"),
     };
-    let summary = serde_json::json!({"id": goal.id, "instance": instance, "event_id": event_id});
+    let (goal_id, event_id) = (started.id, started.event_id);
+    let summary = serde_json::json!({"id": goal_id, "instance": instance, "event_id": event_id});
     match (ctx.global.quiet, ctx.output()) {
-        (true, _) => output::line(&goal.id.to_string())?,
+        (true, _) => output::line(&goal_id.to_string())?,
         (false, OutputFormat::Json) => output::json(&summary)?,
         (false, OutputFormat::Jsonl) => output::jsonl(&summary)?,
         (false, OutputFormat::Table) => {
-            output::line(&goal.id.to_string())?;
+            output::line(&goal_id.to_string())?;
             if !args.watch {
                 eprintln!(
                     "Goal written to instance '{instance}'. Follow it with 'sett watch -n {instance} --exit-on-completion'."
@@ -55,7 +48,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     if !args.watch {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut wf = Workflow::new(goal.id);
+    let mut wf = Workflow::new(goal_id);
     let format = ctx.output();
     let quiet = ctx.global.quiet;
     let deadline = args.timeout.map(|t| Instant::now() + t);
@@ -75,6 +68,6 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
         }
     })
     .await
-    .with_context(|| format!("watching the workflow of goal {}", goal.id))?;
+    .with_context(|| format!("watching the workflow of goal {goal_id}"))?;
     Ok(result.unwrap_or_else(|| timed_out("the workflow to end", args.timeout.unwrap_or_default(), instance.as_str())))
 }

@@ -20,6 +20,7 @@ mod import;
 mod init;
 mod list;
 mod logs;
+mod mcp;
 mod questions;
 mod status;
 mod up;
@@ -54,6 +55,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(c) => config::run(&ctx, c),
         Command::Completions(_) | Command::ManPages(_) => unreachable!("handled before the context"),
         Command::Verify(a) => verify::run(&ctx, a).await,
+        Command::Mcp(a) => mcp::run(&ctx, a).await,
         Command::Version => {
             crate::output::line(&format!("sett {}", env!("CARGO_PKG_VERSION")))?;
             Ok(ExitCode::SUCCESS)

@@ -3,62 +3,14 @@
 //! running and healthy, 1 when degraded, stopped or being destroyed (with the command to run).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Result;
-use sett_core::record::cub_agent;
-use sett_ops::status::{Health, PROBE_TIMEOUT, StatusReport, instance_status};
+use sett_ops::status::{Health, PROBE_TIMEOUT, STUCK_AFTER, StatusReport, advice, instance_status};
 use sett_store::now_ms;
 
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::ctx::Ctx;
 use crate::output;
-
-/// A pending claim with no deadline counts as stuck after this long.
-const STUCK_AFTER: Duration = Duration::from_secs(600);
-
-/// The `sett logs` argument for a registered component name (`cub:<agent>` → `<agent>`).
-fn logs_arg(component: &str) -> &str {
-    cub_agent(component).unwrap_or(component)
-}
-
-/// What to do next, for an instance that is not healthy or has a failing webhook.
-fn advice(r: &StatusReport) -> Vec<String> {
-    let i = &r.instance;
-    let hooks = r.webhooks.iter().filter(|w| w.failing).map(|w| {
-        format!(
-            "Webhook {} is failing ({} notification(s) waiting, retried with backoff for 24 h): check the receiver and its URL in sett.yml; 'sett logs orchestrator -n {i}' shows each attempt",
-            w.name, w.pending
-        )
-    });
-    let mut out: Vec<String> = hooks.collect();
-    out.extend(health_advice(r));
-    out
-}
-
-fn health_advice(r: &StatusReport) -> Vec<String> {
-    let i = &r.instance;
-    match r.health {
-        Health::Running => Vec::new(),
-        Health::Stopped => vec![format!("Instance '{i}' is stopped: start it with 'sett up --name {i}'")],
-        Health::Destroying => vec![format!(
-            "Instance '{i}' is being destroyed; if that destroy was interrupted, finish it with 'sett destroy --name {i}'"
-        )],
-        Health::Degraded => r
-            .components
-            .iter()
-            .filter(|c| !c.healthy)
-            .map(|c| {
-                format!(
-                    "Component {} is unhealthy ({}): see 'sett logs {} -n {i}', then restart with 'sett down -n {i}' and 'sett up -n {i}'",
-                    c.name,
-                    c.problem.as_deref().unwrap_or("unknown problem"),
-                    logs_arg(&c.name)
-                )
-            })
-            .collect(),
-    }
-}
 
 fn render(r: &StatusReport) -> String {
     let mut out = vec![format!("Instance:   {}", r.instance), format!("Status:     {}", r.health.as_str())];

@@ -1,0 +1,100 @@
+//! Following the instance's event stream for question events (asked, answered, timed out), so
+//! every MCP session subscribed to the questions resource is told without polling. One reader
+//! per server, fanned out to the sessions over a broadcast channel.
+
+use std::time::Duration;
+
+use sett_core::ArtifactId;
+use sett_core::event::EventData;
+use sett_store::Store;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Longest single blocking read of the stream.
+const MAX_BLOCK: Duration = Duration::from_secs(5);
+/// Pause after a failed read (Redis away) before the next attempt.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A change to the open questions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuestionEvent {
+    Asked(ArtifactId),
+    Answered(ArtifactId),
+    TimedOut(ArtifactId),
+    /// A session fell behind the fan-out: something changed.
+    Lagged,
+}
+
+impl QuestionEvent {
+    pub fn question(&self) -> Option<ArtifactId> {
+        match self {
+            Self::Asked(q) | Self::Answered(q) | Self::TimedOut(q) => Some(*q),
+            Self::Lagged => None,
+        }
+    }
+
+    fn of(data: &EventData) -> Option<Self> {
+        match data {
+            EventData::QuestionAsked(q) => Some(Self::Asked(q.question_id)),
+            EventData::QuestionAnswered(a) => Some(Self::Answered(a.question_id)),
+            EventData::QuestionTimedOut(t) => Some(Self::TimedOut(t.question_id)),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the stream from its current end and sends each question event to `tx` until
+/// `shutdown`. A failed read is logged and retried with a fresh reader from the same position,
+/// so no event is skipped while Redis is away.
+pub(crate) async fn follow_questions(store: Store, tx: broadcast::Sender<QuestionEvent>, shutdown: CancellationToken) {
+    let mut cursor: Option<String> = None;
+    while !shutdown.is_cancelled() {
+        let reader = match store.event_reader().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the event stream; retrying");
+                tokio::select! { () = tokio::time::sleep(RETRY_AFTER) => continue, () = shutdown.cancelled() => return }
+            }
+        };
+        if cursor.is_none() {
+            match store.last_event_id().await {
+                Ok(last) => cursor = Some(last.unwrap_or_else(|| "0-0".to_owned())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event stream's end; retrying");
+                    reader.quit().await;
+                    tokio::select! { () = tokio::time::sleep(RETRY_AFTER) => continue, () = shutdown.cancelled() => return }
+                }
+            }
+        }
+        loop {
+            let after = cursor.clone().unwrap_or_else(|| "0-0".to_owned());
+            let read = tokio::select! {
+                r = reader.read_entries_after(&after, 100, MAX_BLOCK) => r,
+                () = shutdown.cancelled() => break,
+            };
+            match read {
+                Ok(entries) => {
+                    for entry in &entries {
+                        match entry {
+                            Ok(e) => {
+                                if let Some(q) = QuestionEvent::of(&e.data) {
+                                    // No receiver (no session yet) is not an error.
+                                    let _ = tx.send(q);
+                                }
+                                cursor = Some(e.id.clone());
+                            }
+                            // A malformed ledger entry cannot be a question event.
+                            Err(bad) => cursor = Some(bad.id.clone()),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the event stream failed; retrying");
+                    break;
+                }
+            }
+        }
+        reader.quit().await;
+        tokio::select! { () = tokio::time::sleep(RETRY_AFTER) => {}, () = shutdown.cancelled() => return }
+    }
+}
