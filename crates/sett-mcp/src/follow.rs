@@ -98,3 +98,38 @@ pub(crate) async fn follow_questions(store: Store, tx: broadcast::Sender<Questio
         tokio::select! { () = tokio::time::sleep(RETRY_AFTER) => {}, () = shutdown.cancelled() => return }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sett_core::event::{BidSubmitted, QuestionAnswered, QuestionAsked};
+    use sett_core::{AgentName, BidType, ClaimId};
+
+    use super::*;
+
+    #[test]
+    fn only_question_events_are_fanned_out() {
+        let q = ArtifactId::derived(&"follow-test", "q");
+        let claim = ClaimId::derived(&"follow-test", "c");
+        let agent = AgentName::parse("Asker").unwrap();
+        let asked = EventData::QuestionAsked(QuestionAsked {
+            agent: agent.clone(),
+            artifact_id: q,
+            claim_id: claim,
+            deadline_ms: None,
+            question_id: q,
+        });
+        assert_eq!(QuestionEvent::of(&asked), Some(QuestionEvent::Asked(q)));
+        let answered = EventData::QuestionAnswered(QuestionAnswered {
+            answer_id: ArtifactId::derived(&"follow-test", "a"),
+            answered_by: "Ada".into(),
+            artifact_id: q,
+            claim_id: Some(claim),
+            question_id: q,
+            timed_out: false,
+        });
+        assert_eq!(QuestionEvent::of(&answered).and_then(|e| e.question()), Some(q));
+        let bid = EventData::BidSubmitted(BidSubmitted { agent, bid: BidType::Exclusive, claim_id: claim });
+        assert_eq!(QuestionEvent::of(&bid), None);
+        assert_eq!(QuestionEvent::Lagged.question(), None);
+    }
+}
