@@ -7,9 +7,9 @@ report this prints on its last stdout line. Any failed expectation exits non-zer
     client.py read-only --instance NAME                 (--stdio SETT [ARGS...] | --http URL --token T)
     client.py no-token  --http URL
 
-workflow:  initialize, list tools, subscribe to the questions resource, start a workflow (forage),
-           be notified of its question, answer it, see the workflow reach complete, read the
-           Terminal artifact's resource.
+workflow:  initialize, list tools, subscribe to the questions resource, start a workflow (forage)
+           and subscribe to its goal, be notified of its question, answer it, be notified until
+           the workflow is complete, read the Terminal artifact's resource.
 read-only: forage and answering are refused with messages naming --allow-actions and
            --allow-answers; reading works.
 no-token:  an HTTP client without the token is refused (401).
@@ -33,7 +33,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 # Bounds on waiting, so a broken server fails the test instead of hanging it. They are limits,
-# not synchronisation: every wait ends as soon as its event arrives.
+# not synchronisation: every wait ends as soon as its notification arrives; nothing sleeps.
 NOTIFICATION_LIMIT_S = 90
 WORKFLOW_LIMIT_S = 90
 
@@ -86,12 +86,17 @@ async def workflow(args: argparse.Namespace) -> dict[str, Any]:
     questions_uri = f"sett://{args.instance}/questions"
     updated = anyio.Event()
     notified: list[str] = []
+    # Set when the goal's resource is updated (the workflow gained an artifact, or ended);
+    # replaced before each look at the workflow, so no update is missed between look and wait.
+    goal_changed = {"event": anyio.Event(), "uri": None}
 
     async def on_message(message) -> None:
         if isinstance(message, types.ResourceUpdatedNotification):
             notified.append(message.params.uri)
             if message.params.uri == questions_uri:
                 updated.set()
+            if message.params.uri == goal_changed["uri"]:
+                goal_changed["event"].set()
 
     async with connect(args, on_message) as session:
         init = await session.initialize()
@@ -114,6 +119,10 @@ async def workflow(args: argparse.Namespace) -> dict[str, Any]:
         await session.subscribe_resource(questions_uri)
         started = await call(session, "forage", {"goal": "Pick a port"})
         goal_id = started["id"]
+        expect(started["uri"] == f"sett://{args.instance}/artifacts/{goal_id}", f"goal uri {started['uri']}")
+        # Subscribing to the goal's resource follows its workflow until it ends.
+        goal_changed["uri"] = started["uri"]
+        await session.subscribe_resource(started["uri"])
 
         with anyio.fail_after(NOTIFICATION_LIMIT_S):
             await updated.wait()
@@ -139,15 +148,17 @@ async def workflow(args: argparse.Namespace) -> dict[str, Any]:
             expect("already answered by" in e.message, f"second answer refused with: {e.message}")
             second_answer_error = e.message
 
+        # Told of each new artifact of the workflow, without polling, until it is complete.
         terminal = None
         with anyio.fail_after(WORKFLOW_LIMIT_S):
             while terminal is None:
+                goal_changed["event"] = anyio.Event()
                 shown = await call(session, "show_workflow", {"goal": goal_id})
                 if shown["state"] == "complete":
                     terminal = next(a for a in shown["artifacts"] if a["structural_type"] == "Terminal")
                 else:
                     expect(shown["state"] in ("running", "waiting_for_human"), f"state {shown['state']}")
-                    await anyio.sleep(0.2)
+                    await goal_changed["event"].wait()
 
         read = await session.read_resource(terminal["uri"])
         expect(len(read.contents) == 1, "one content")

@@ -1,11 +1,17 @@
-//! Following the instance's event stream for question events (asked, answered, timed out), so
-//! every MCP session subscribed to the questions resource is told without polling. One reader
-//! per server, fanned out to the sessions over a broadcast channel.
+//! Following the instance's event stream so MCP clients are told without polling: question
+//! events (asked, answered, timed out) by one reader per server, fanned out to the sessions
+//! over a broadcast channel; and, for a session subscribed to a goal's resource, that
+//! workflow's new artifacts until it ends (one reader per such subscription, replaying from
+//! the goal, so a workflow that ended before the subscription is reported at once).
 
 use std::time::Duration;
 
-use sett_core::ArtifactId;
+use rmcp::RoleServer;
+use rmcp::model::ResourceUpdatedNotificationParam;
 use sett_core::event::EventData;
+use sett_core::{Artifact, ArtifactId};
+use sett_ops::resolve::Since;
+use sett_ops::workflow::Workflow;
 use sett_store::Store;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +102,66 @@ pub(crate) async fn follow_questions(store: Store, tx: broadcast::Sender<Questio
         }
         reader.quit().await;
         tokio::select! { () = tokio::time::sleep(RETRY_AFTER) => {}, () = shutdown.cancelled() => return }
+    }
+}
+
+/// Tells `peer` (`resources/updated` for `uri`) each time the workflow of `goal` gains an
+/// artifact, from the goal's creation on, until it ends (a Terminal or Failure, or its goal's
+/// claim stopping), `stop` is cancelled or the client goes. Redis errors are retried from the
+/// same position.
+pub(crate) async fn follow_workflow(
+    store: Store,
+    goal: Artifact,
+    peer: rmcp::Peer<RoleServer>,
+    uri: String,
+    stop: CancellationToken,
+) {
+    let mut cursor = Since::TimeMs(goal.created_at_ms).after_id();
+    let mut wf = Workflow::new(goal.id);
+    while !stop.is_cancelled() {
+        let reader = match store.event_reader().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the event stream; retrying");
+                tokio::select! { () = tokio::time::sleep(RETRY_AFTER) => continue, () = stop.cancelled() => return }
+            }
+        };
+        loop {
+            let read = tokio::select! {
+                r = reader.read_entries_after(&cursor, 100, MAX_BLOCK) => r,
+                () = stop.cancelled() => break,
+            };
+            let entries = match read {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the event stream failed; retrying");
+                    break;
+                }
+            };
+            let mut grew = false;
+            for entry in &entries {
+                match entry {
+                    Ok(e) => {
+                        grew |= wf.observe(e) && matches!(e.data, EventData::ArtifactCreated(_));
+                        cursor.clone_from(&e.id);
+                    }
+                    Err(bad) => cursor.clone_from(&bad.id),
+                }
+            }
+            let ended = wf.outcome().is_some();
+            if (grew || ended)
+                && peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone())).await.is_err()
+            {
+                reader.quit().await;
+                return;
+            }
+            if ended {
+                reader.quit().await;
+                return;
+            }
+        }
+        reader.quit().await;
+        tokio::select! { () = tokio::time::sleep(RETRY_AFTER) => {}, () = stop.cancelled() => return }
     }
 }
 

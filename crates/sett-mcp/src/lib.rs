@@ -57,7 +57,7 @@ pub enum McpError {
 fn shared(store: Store, config: Config, shutdown: &CancellationToken) -> Arc<server::Shared> {
     let (questions, _) = broadcast::channel(FAN_OUT);
     tokio::spawn(follow::follow_questions(store.clone(), questions.clone(), shutdown.child_token()));
-    Arc::new(server::Shared { store, config, questions })
+    Arc::new(server::Shared { store, config, questions, shutdown: shutdown.clone() })
 }
 
 /// Serves one client over stdin/stdout until it disconnects or `shutdown` is cancelled.

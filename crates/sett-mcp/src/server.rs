@@ -4,7 +4,7 @@
 //! tool calls the library functions the CLI and the console use; errors carry the message the
 //! CLI would print.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -23,6 +23,7 @@ use sett_ops::forage::{ForageError, start_workflow};
 use sett_ops::resolve::{IdQuery, Resolution, resolve_artifact};
 use sett_store::Store;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::follow::QuestionEvent;
 use crate::views::*;
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) config: Config,
     pub(crate) questions: broadcast::Sender<QuestionEvent>,
+    /// Cancelled when the server stops: ends every follower.
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// One client session (stdio has one; streamable HTTP one per `Mcp-Session-Id`).
@@ -41,6 +44,9 @@ pub struct SettMcp {
     shared: Arc<Shared>,
     /// The resource URIs this session subscribed to.
     subscriptions: Arc<Mutex<HashSet<String>>>,
+    /// The followers of the workflows this session subscribed to (by goal URI), stopped on
+    /// unsubscribe.
+    workflow_followers: Arc<Mutex<HashMap<String, CancellationToken>>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -50,7 +56,16 @@ fn store_error(what: &str, e: impl std::fmt::Display) -> ErrorData {
 
 impl SettMcp {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, subscriptions: Arc::default(), tool_router: Self::tool_router() }
+        Self {
+            shared,
+            subscriptions: Arc::default(),
+            workflow_followers: Arc::default(),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn lock_followers(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.workflow_followers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn store(&self) -> &Store {
@@ -518,16 +533,46 @@ impl ServerHandler for SettMcp {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let instance = self.instance();
-        if request.uri != questions_uri(&instance) && parse_artifact_uri(&request.uri, &instance).is_none() {
-            return Err(ErrorData::resource_not_found(
-                format!("unknown resource {}: subscribe to {}", request.uri, questions_uri(&instance)),
-                None,
-            ));
+        let uri = request.uri;
+        if uri != questions_uri(&instance) {
+            let Some(raw) = parse_artifact_uri(&uri, &instance) else {
+                return Err(ErrorData::resource_not_found(
+                    format!(
+                        "unknown resource {uri}: subscribe to {} or to sett://{instance}/artifacts/<id>",
+                        questions_uri(&instance)
+                    ),
+                    None,
+                ));
+            };
+            let id = ArtifactId::parse(raw)
+                .map_err(|e| ErrorData::invalid_params(format!("{uri}: '{raw}' is not an artifact id ({e})"), None))?;
+            let artifact =
+                self.store().get_artifact(&id).await.map_err(|e| store_error("reading the artifact", e))?.ok_or_else(
+                    || ErrorData::resource_not_found(format!("no artifact {id} in instance '{instance}'"), None),
+                )?;
+            // A goal: follow its workflow until it ends.
+            let is_goal = artifact.source_artifacts.is_empty()
+                && artifact.claim_id.is_none()
+                && artifact.structural_type == sett_core::StructuralType::Standard;
+            if is_goal {
+                let stop = self.shared.shutdown.child_token();
+                let previous = self.lock_followers().insert(uri.clone(), stop.clone());
+                if let Some(p) = previous {
+                    p.cancel();
+                }
+                tokio::spawn(crate::follow::follow_workflow(
+                    self.store().clone(),
+                    artifact,
+                    ctx.peer,
+                    uri.clone(),
+                    stop,
+                ));
+            }
         }
-        self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(request.uri);
+        self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(uri);
         Ok(())
     }
 
@@ -537,6 +582,9 @@ impl ServerHandler for SettMcp {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&request.uri);
+        if let Some(stop) = self.lock_followers().remove(&request.uri) {
+            stop.cancel();
+        }
         Ok(())
     }
 }

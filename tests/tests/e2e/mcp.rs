@@ -82,7 +82,10 @@ async fn check_workflow(env: &Env, report: &serde_json::Value, operator: &str) {
     );
     assert!(report["bad_uri_error"].as_str().unwrap().contains("is not an artifact id"), "{report}");
     let questions_uri = format!("sett://{}/questions", env.name);
-    assert!(report["notified"].as_array().unwrap().iter().any(|u| u == questions_uri.as_str()), "{report}");
+    let notified = report["notified"].as_array().unwrap();
+    assert!(notified.iter().any(|u| u == questions_uri.as_str()), "{report}");
+    let goal_uri = format!("sett://{}/artifacts/{}", env.name, report["goal_id"].as_str().unwrap());
+    assert!(notified.iter().any(|u| u == goal_uri.as_str()), "{report}");
     let artifacts = env.wait_terminals(1, MINUTE).await;
     let answer = artifacts.iter().find(|a| a.structural_type == StructuralType::Answer).expect("an Answer");
     assert_eq!(answer.id.to_string(), report["answer_id"].as_str().unwrap());
