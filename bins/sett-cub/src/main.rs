@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use clap::Parser;
 use sett_core::{AgentName, ClaimId, InstanceName};
-use sett_cub::{Cub, CubSettings, RunOptions, execute_grant};
+use sett_cub::{Cub, CubSettings, RunOptions, execute_grant_stoppable, stop_when_cancelled};
 use sett_ops::daemon::{Daemon, DaemonArgs, Identity, run_daemon};
 use sett_store::redact_url;
 use tokio_util::sync::CancellationToken;
@@ -154,7 +154,11 @@ async fn execute_one(daemon: &Daemon, setup: &Setup, claim: ClaimId, seq: u64) -
             kill.cancel();
         }
     });
-    let outcome = execute_grant(&store, &setup.settings, claim, seq, kill).await;
+    // A worker reads no event stream: it asks whether its workflow was cancelled.
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(stop_when_cancelled(store.clone(), claim, stop.clone()));
+    let outcome = execute_grant_stoppable(&store, &setup.settings, claim, seq, kill, stop).await;
+    watcher.abort();
     killer.abort();
     drop(signals);
     redis.quit().await;

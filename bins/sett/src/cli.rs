@@ -82,6 +82,8 @@ pub enum Command {
     Questions(QuestionsArgs),
     /// Answer an agent's question.
     Answer(AnswerArgs),
+    /// Cancel a workflow: end its claims, close its questions, stop its tools.
+    Cancel(CancelArgs),
     /// Show the health of an instance.
     Status(StatusArgs),
     /// List claims.
@@ -234,6 +236,15 @@ pub struct AnswerArgs {
     /// Read the answer from a file.
     #[arg(long, conflicts_with = "text")]
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The workflow: its goal's id, or the id (or short id) of any artifact in it.
+    pub workflow: String,
+    /// Why: recorded in the ledger with your operator name ($SETT_OPERATOR, else your account).
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

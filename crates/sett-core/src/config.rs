@@ -331,11 +331,17 @@ pub enum NotifyEvent {
     QuestionTimedOut,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowCancelled,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 4] =
-        [Self::QuestionAsked, Self::QuestionTimedOut, Self::WorkflowCompleted, Self::WorkflowFailed];
+    pub const ALL: [NotifyEvent; 5] = [
+        Self::QuestionAsked,
+        Self::QuestionTimedOut,
+        Self::WorkflowCompleted,
+        Self::WorkflowFailed,
+        Self::WorkflowCancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -343,6 +349,7 @@ impl NotifyEvent {
             Self::QuestionTimedOut => "question_timed_out",
             Self::WorkflowCompleted => "workflow_completed",
             Self::WorkflowFailed => "workflow_failed",
+            Self::WorkflowCancelled => "workflow_cancelled",
         }
     }
 }
@@ -472,7 +479,7 @@ fn parse_notifications(
             return Err(err(
                 &at("events"),
                 "no events".into(),
-                "list at least one of question_asked, question_timed_out, workflow_completed, workflow_failed (or remove the key for all)",
+                "list at least one of question_asked, question_timed_out, workflow_completed, workflow_failed, workflow_cancelled (or remove the key for all)",
             ));
         }
         let secret = match (w.secret, w.secret_env) {

@@ -41,10 +41,12 @@ pub enum EventKind {
     WorkerExited,
     InstanceStarted,
     InstanceStopped,
+    WorkflowCancelled,
+    OutputLate,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 18] = [
         Self::ArtifactCreated,
         Self::ClaimCreated,
         Self::BidSubmitted,
@@ -61,6 +63,8 @@ impl EventKind {
         Self::WorkerExited,
         Self::InstanceStarted,
         Self::InstanceStopped,
+        Self::WorkflowCancelled,
+        Self::OutputLate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +85,8 @@ impl EventKind {
             Self::WorkerExited => "worker_exited",
             Self::InstanceStarted => "instance_started",
             Self::InstanceStopped => "instance_stopped",
+            Self::WorkflowCancelled => "workflow_cancelled",
+            Self::OutputLate => "output_late",
         }
     }
 }
@@ -341,6 +347,29 @@ pub struct InstanceStopped {
     pub run_id: String,
 }
 
+/// `workflow_cancelled`: `operator` cancelled the workflow of goal `goal_id`. Written in the
+/// same atomic step that terminated its open `claims` (each with its own `claim_terminated`,
+/// after this event) and closed its open `questions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowCancelled {
+    pub claims: Vec<ClaimId>,
+    pub goal_id: ArtifactId,
+    pub operator: String,
+    pub questions: Vec<ArtifactId>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `output_late`: an artifact arrived for a claim of a cancelled workflow after the
+/// cancellation; it is kept (the ledger loses nothing) and nobody acts on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputLate {
+    pub artifact_id: ArtifactId,
+    #[serde(default)]
+    pub claim_id: Option<ClaimId>,
+    pub goal_id: ArtifactId,
+}
+
 macro_rules! event_data {
     ($($variant:ident($payload:ty)),+ $(,)?) => {
         /// One event's typed data: the variant is the kind.
@@ -403,6 +432,8 @@ event_data!(
     WorkerExited(WorkerExited),
     InstanceStarted(InstanceStarted),
     InstanceStopped(InstanceStopped),
+    WorkflowCancelled(WorkflowCancelled),
+    OutputLate(OutputLate),
 );
 
 fn parse<T: DeserializeOwned>(data: &str) -> Result<T, serde_json::Error> {
@@ -431,7 +462,8 @@ impl EventData {
             Self::QuestionTimedOut(e) => Some(e.claim_id),
             Self::WorkerLaunched(e) => Some(e.claim_id),
             Self::WorkerExited(e) => Some(e.claim_id),
-            Self::InstanceStarted(_) | Self::InstanceStopped(_) => None,
+            Self::OutputLate(e) => e.claim_id,
+            Self::InstanceStarted(_) | Self::InstanceStopped(_) | Self::WorkflowCancelled(_) => None,
         }
     }
 
@@ -448,6 +480,8 @@ impl EventData {
             Self::QuestionAsked(e) => Some(e.artifact_id),
             Self::QuestionAnswered(e) => Some(e.artifact_id),
             Self::QuestionTimedOut(e) => Some(e.artifact_id),
+            Self::WorkflowCancelled(e) => Some(e.goal_id),
+            Self::OutputLate(e) => Some(e.artifact_id),
             Self::BidSubmitted(_)
             | Self::WorkerLaunched(_)
             | Self::WorkerExited(_)
@@ -766,6 +800,21 @@ mod tests {
                 json!({"run_id": "r1", "host": "h", "pid": 7u32}),
             ),
             (EventData::InstanceStopped(InstanceStopped { run_id: "r1".into() }), json!({"run_id": "r1"})),
+            (
+                EventData::WorkflowCancelled(WorkflowCancelled {
+                    claims: vec![c(C)],
+                    goal_id: a(A),
+                    operator: "ann".into(),
+                    questions: vec![a(B)],
+                    reason: Some("wrong goal".into()),
+                }),
+                json!({"goal_id": a(A), "operator": "ann", "reason": "wrong goal", "claims": [c(C)],
+                       "questions": [a(B)]}),
+            ),
+            (
+                EventData::OutputLate(OutputLate { artifact_id: a(B), claim_id: Some(c(C)), goal_id: a(A) }),
+                json!({"artifact_id": a(B), "claim_id": c(C), "goal_id": a(A)}),
+            ),
         ]
     }
 

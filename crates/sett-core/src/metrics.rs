@@ -71,6 +71,8 @@ pub const CONSOLE_AUTH_FAILURES: &str = "sett_console_auth_failures_total";
 pub const CONSOLE_ANSWERS: &str = "sett_console_answers_total";
 /// Gauge: browsers (and scripts) following an event stream of the console.
 pub const CONSOLE_EVENT_STREAMS: &str = "sett_console_event_streams";
+/// Counter: outputs of cancelled grants that arrived after their workflow was cancelled.
+pub const LATE_OUTPUTS: &str = "sett_late_outputs_total";
 
 /// What kind of Prometheus metric a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +125,11 @@ pub const ALL: &[Metric] = &[
     Metric { name: GRANTS, kind: Kind::Counter, help: "Grants issued (including grants to controller workers)." },
     Metric { name: TOOL_EXECUTIONS, kind: Kind::Counter, help: "Tool runs by the cub of agent, by how they ended." },
     Metric { name: TOOL_SECONDS, kind: Kind::Histogram, help: "Tool run duration (process start to exit)." },
+    Metric {
+        name: LATE_OUTPUTS,
+        kind: Kind::Counter,
+        help: "Outputs of cancelled grants that arrived after their workflow was cancelled (recorded as output_late, acted on by nobody).",
+    },
     Metric {
         name: OPEN_QUESTIONS,
         kind: Kind::Gauge,

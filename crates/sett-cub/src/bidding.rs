@@ -93,7 +93,7 @@ async fn run_bid_script(
         Ended::Exited(Some(0)) => parse_bid(&result.stdout.text()),
         Ended::Exited(code) => Err(format!("the bid script exited with {}", process::describe_exit(code))),
         Ended::TimedOut => Err(format!("the bid script did not answer within {BID_SCRIPT_TIMEOUT:?}")),
-        Ended::Killed => Err("the bid script was stopped (shutdown)".into()),
+        Ended::Killed | Ended::Stopped => Err("the bid script was stopped (shutdown)".into()),
         Ended::SpawnFailed(e) => Err(e),
     }
 }

@@ -39,6 +39,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// The longest pause between two attempts of a failing blackboard call.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// The `outcome` label of a tool run stopped because its workflow was cancelled.
+const CANCELLED: &str = "cancelled";
+
 /// What became of a grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutionOutcome {
@@ -50,6 +53,9 @@ pub enum ExecutionOutcome {
     Produced { artifact_id: ArtifactId, structural_type: StructuralType },
     /// The run failed; a `ToolExecutionFailure` artifact is written.
     Failed { artifact_id: ArtifactId, reason: String },
+    /// The workflow was cancelled while the tool ran: it was stopped and nothing is written
+    /// (the claim is terminated already).
+    Cancelled,
 }
 
 impl ExecutionOutcome {
@@ -58,7 +64,7 @@ impl ExecutionOutcome {
         match self {
             // Skipped: another process holds the grant (or it is no longer current); that
             // process reports the outcome, so this worker did nothing wrong.
-            Self::Produced { .. } | Self::Skipped { .. } => 0,
+            Self::Produced { .. } | Self::Skipped { .. } | Self::Cancelled => 0,
             Self::Failed { .. } => 1,
         }
     }
@@ -101,6 +107,19 @@ pub async fn execute_grant(
     claim_id: ClaimId,
     seq: u64,
     cancel: CancellationToken,
+) -> Result<ExecutionOutcome, CubError> {
+    execute_grant_stoppable(store, cub, claim_id, seq, cancel, CancellationToken::new()).await
+}
+
+/// [`execute_grant`], also ended by `stop` (the grant's workflow was cancelled): the tool gets
+/// SIGTERM, SIGKILL after `process::STOP_GRACE`, and nothing is written.
+pub async fn execute_grant_stoppable(
+    store: &Store,
+    cub: &CubSettings,
+    claim_id: ClaimId,
+    seq: u64,
+    cancel: CancellationToken,
+    stop: CancellationToken,
 ) -> Result<ExecutionOutcome, CubError> {
     let agent = &cub.agent.name;
     let skip = |reason: &str| {
@@ -152,7 +171,7 @@ pub async fn execute_grant(
 
     let started = Instant::now();
     let output_id = ArtifactId::grant_output(&claim_id, seq);
-    let run = run_tool(store, cub, &claim, &grant, until, &cancel).await;
+    let run = run_tool(store, cub, &claim, &grant, until, &cancel, &stop).await;
     let outcome_label = match &run {
         Ok(o) if o.structural_type == StructuralType::Question => "question",
         Ok(_) => "success",
@@ -160,6 +179,10 @@ pub async fn execute_grant(
     };
     metrics::counter!(TOOL_EXECUTIONS, "agent" => agent.to_string(), "outcome" => outcome_label).increment(1);
     metrics::histogram!(TOOL_SECONDS, "agent" => agent.to_string()).record(started.elapsed().as_secs_f64());
+    if outcome_label == CANCELLED {
+        tracing::info!("the workflow was cancelled: the tool was stopped and nothing is written");
+        return Ok(ExecutionOutcome::Cancelled);
+    }
 
     let failure = match run {
         Ok(output) => {
@@ -187,6 +210,29 @@ pub async fn execute_grant(
             source: Box::new(CubError::Refused { what: "Failure artifact", outcome }),
         }),
         Err(source) => Err(CubError::Record { claim: claim_id.to_string(), seq, source: Box::new(source) }),
+    }
+}
+
+/// How often a worker (`sett-cub --execute-claim`, which reads no event stream) looks whether
+/// its claim's workflow was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// Cancels `stop` once `claim` is fenced by a cancellation (`sett cancel`); for workers, which
+/// read no event stream. Returns then, or never: the caller aborts it when the grant is done.
+/// A failed read is retried at the next poll.
+pub async fn stop_when_cancelled(store: Store, claim: ClaimId, stop: CancellationToken) {
+    let id = claim.to_string();
+    loop {
+        match store.fenced(&id).await {
+            Ok(Some(_)) => {
+                tracing::info!("the workflow was cancelled; stopping the tool");
+                stop.cancel();
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot tell whether the workflow was cancelled; asking again"),
+        }
+        tokio::time::sleep(CANCEL_POLL).await;
     }
 }
 
@@ -231,6 +277,7 @@ async fn run_tool(
     grant: &Grant,
     until: Instant,
     cancel: &CancellationToken,
+    stop: &CancellationToken,
 ) -> Result<ToolOutput, Failure> {
     let input = patiently(until, cancel, || tool_input(store, cub, claim, grant))
         .await
@@ -256,7 +303,7 @@ async fn run_tool(
         timeout,
         cap: OUTPUT_CAP,
     };
-    let r = process::run(spec, cancel).await;
+    let r = process::run_stoppable(spec, cancel, stop).await;
     tracing::info!(ended = ?r.ended, elapsed_ms = r.elapsed.as_millis() as u64, stdout_bytes = r.stdout.total, "tool finished");
     if !r.stderr.data.is_empty() {
         tracing::info!(stderr = %r.stderr.tail(TAIL), truncated = r.stderr.truncated(), "tool stderr");
@@ -277,6 +324,7 @@ async fn run_tool(
         Ended::Killed => {
             return Err(fail("the tool was killed: the cub shut down and the grace period ended".into(), "failure"));
         }
+        Ended::Stopped => return Err(fail("the workflow was cancelled".into(), CANCELLED)),
         Ended::SpawnFailed(e) => return Err(fail(e.clone(), "failure")),
     }
     if r.stdout.truncated() {
@@ -349,7 +397,7 @@ async fn verify_commit(
             r.stderr.text().trim()
         )),
         Ended::TimedOut => Err(format!("git cat-file did not answer within {GIT_TIMEOUT:?}")),
-        Ended::Killed => Err("the commit check was stopped: the cub shut down".into()),
+        Ended::Killed | Ended::Stopped => Err("the commit check was stopped".into()),
         Ended::SpawnFailed(e) => Err(format!("cannot run git to check the CodeCommit: {e}")),
     }
 }

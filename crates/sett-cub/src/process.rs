@@ -105,6 +105,9 @@ pub(crate) enum Ended {
     TimedOut,
     /// The kill token fired (shutdown after the grace period); the group was killed.
     Killed,
+    /// The stop token fired (the workflow was cancelled): the group got SIGTERM, and SIGKILL
+    /// after [`STOP_GRACE`] if it was still there.
+    Stopped,
     /// The program could not be started.
     SpawnFailed(String),
 }
@@ -197,8 +200,17 @@ fn take(buf: &Arc<Mutex<Captured>>) -> Captured {
     std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// How long a stopped program (its workflow was cancelled) has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// Runs `spec` to completion, timeout or kill. Never returns before the program is reaped.
 pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResult {
+    run_stoppable(spec, kill, &CancellationToken::new()).await
+}
+
+/// [`run`], also ended by `stop`: SIGTERM to the program's process group, then SIGKILL after
+/// [`STOP_GRACE`] (a tool may clean up, but not linger).
+pub(crate) async fn run_stoppable(spec: RunSpec<'_>, kill: &CancellationToken, stop: &CancellationToken) -> RunResult {
     let started = Instant::now();
     let Some(program) = spec.argv.first() else {
         return RunResult {
@@ -259,6 +271,27 @@ pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResul
         status = guard.child.wait() => Some(status),
         () = tokio::time::sleep(spec.timeout) => None,
         () = kill.cancelled() => None,
+        () = stop.cancelled() => None,
+    };
+    let stopped = waited.is_none() && stop.is_cancelled() && !kill.is_cancelled();
+    let waited = if stopped {
+        // The whole group: the tool's children too (the leader's pid is the group id).
+        if let Some(pid) = guard.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        // Cancel-safe: `Child::wait` may be called again (see above).
+        match tokio::time::timeout(STOP_GRACE, guard.child.wait()).await {
+            Ok(status) => {
+                let _ = status;
+                None
+            }
+            Err(_) => {
+                tracing::warn!(grace = ?STOP_GRACE, "the stopped program outlived its grace period; killing its process group");
+                None
+            }
+        }
+    } else {
+        waited
     };
     let ended = match waited {
         Some(Ok(status)) => {
@@ -275,10 +308,18 @@ pub(crate) async fn run(spec: RunSpec<'_>, kill: &CancellationToken) -> RunResul
             Ended::Exited(None)
         }
         None => {
-            let timed_out = !kill.is_cancelled();
+            let timed_out = !kill.is_cancelled() && !stopped;
+            // SIGKILL to the group: whatever is left of it (after a stop, the members that
+            // ignored SIGTERM, and children of a leader that already exited).
             let _ = guard.child.start_kill();
             let _ = guard.child.wait().await;
-            if timed_out { Ended::TimedOut } else { Ended::Killed }
+            if stopped {
+                Ended::Stopped
+            } else if timed_out {
+                Ended::TimedOut
+            } else {
+                Ended::Killed
+            }
         }
     };
     guard.reaped = true;

@@ -7,7 +7,7 @@
 //! waits for a tool. An event is acknowledged once handled;
 //! every handler is idempotent, so redelivery is harmless.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,6 +95,9 @@ struct Shared {
     stopping: CancellationToken,
     /// Initial claims bid on from `artifact_created`: their `claim_created` needs nothing more.
     bid_early: std::sync::Mutex<HashSet<ClaimId>>,
+    /// The stop token of each grant being executed here, by claim and seq: a `workflow_cancelled` naming
+    /// the claim stops its tool.
+    running: std::sync::Mutex<HashMap<(ClaimId, u64), CancellationToken>>,
 }
 
 impl Cub {
@@ -153,6 +156,7 @@ impl Cub {
             bid_slots: Arc::new(Semaphore::new(CONCURRENT_BIDS)),
             stopping: options.shutdown.clone(),
             bid_early: std::sync::Mutex::new(HashSet::new()),
+            running: std::sync::Mutex::new(HashMap::new()),
         });
         let tracker = TaskTracker::new();
 
@@ -276,6 +280,8 @@ enum Work {
     BidOnNew(NewArtifact),
     Bid(ClaimId),
     Execute(ClaimId, u64),
+    /// Stop the tools running for these claims: their workflow was cancelled.
+    Stop(Vec<ClaimId>),
     Nothing,
 }
 
@@ -289,6 +295,7 @@ fn classify(event: &Event, agent: &AgentName) -> Work {
         }),
         EventData::ClaimCreated(c) if c.status == ClaimStatus::PendingConsensus => Work::Bid(c.claim_id),
         EventData::ClaimGranted(g) if &g.agent == agent && !g.via_worker => Work::Execute(g.claim_id, g.seq),
+        EventData::WorkflowCancelled(c) if !c.claims.is_empty() => Work::Stop(c.claims.clone()),
         _ => Work::Nothing,
     }
 }
@@ -377,15 +384,39 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                     .instrument(span),
                 );
             }
+            Work::Stop(claims) => {
+                let running = shared.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for ((claim, seq), stop) in running.iter().filter(|((c, _), _)| claims.contains(c)) {
+                    tracing::info!(claim_id = %claim, seq, "the workflow was cancelled; stopping the tool");
+                    stop.cancel();
+                }
+                done.push(event.id);
+            }
             Work::Execute(claim, seq) => {
                 let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = event.data.artifact_id().map(|a| a.to_string()).unwrap_or_default());
                 let shared = shared.clone();
+                // Registered before the task starts, so a cancellation read after this grant
+                // (the stream's order) always finds it.
+                let stop = CancellationToken::new();
+                shared
+                    .running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert((claim, seq), stop.clone());
                 tracker.spawn(
                     async move {
                         let outcome = with_retries(&shared.kill, || {
-                            execute::execute_grant(&shared.store, &shared.settings, claim, seq, shared.kill.child_token())
+                            execute::execute_grant_stoppable(
+                                &shared.store,
+                                &shared.settings,
+                                claim,
+                                seq,
+                                shared.kill.child_token(),
+                                stop.clone(),
+                            )
                         })
                         .await;
+                        shared.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(claim, seq));
                         match outcome {
                             Ok(_) => ack(&shared, event.id).await,
                             Err(e) => tracing::error!(error = %e, "executing the grant failed; the event stays pending until a restart"),

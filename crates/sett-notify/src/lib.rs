@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::http::{Attempt, HttpClient};
-use crate::payload::{Envelope, Notification, QuestionFacts, WorkflowFacts};
+use crate::payload::{CancelFacts, Envelope, Notification, QuestionFacts, WorkflowFacts};
 
 /// The notifier's consumer group on the event stream.
 pub const GROUP: &str = "notifier";
@@ -274,6 +274,7 @@ impl Notifier {
                 StructuralType::Failure => Some(NotifyEvent::WorkflowFailed),
                 _ => None,
             },
+            EventData::WorkflowCancelled(_) => Some(NotifyEvent::WorkflowCancelled),
             _ => None,
         }
     }
@@ -316,6 +317,20 @@ impl Notifier {
                     Notification::WorkflowFailed(w)
                 };
                 (n, Some(key))
+            }
+            NotifyEvent::WorkflowCancelled => {
+                let EventData::WorkflowCancelled(c) = &e.data else { return Ok(()) };
+                let goal = self.store.get_artifact(&c.goal_id).await?;
+                let facts = CancelFacts {
+                    goal_id: c.goal_id.to_string(),
+                    goal_type: goal.as_ref().map(|g| g.artifact_type.clone()).unwrap_or_default(),
+                    goal_text: goal.map(|g| g.payload).unwrap_or_default(),
+                    operator: c.operator.clone(),
+                    reason: c.reason.clone(),
+                };
+                // The cancellation is the workflow's one outcome: a Terminal or Failure its
+                // tools write after it is late and never notified.
+                (Notification::WorkflowCancelled(facts), Some((c.goal_id.to_string(), e.id.clone())))
             }
         };
         let now = now_ms();
@@ -402,6 +417,11 @@ impl Notifier {
         let Some(outcome) = self.store.get_artifact(&id).await? else {
             return Ok(None);
         };
+        if self.store.fenced(&id.to_string()).await?.is_some() {
+            // Written after its workflow was cancelled (a cancellation is refused once a
+            // workflow has ended): the cancellation was its outcome, notified on its own.
+            return Ok(None);
+        }
         let mut goal = outcome.clone();
         let mut seen = HashSet::from([goal.id]);
         loop {

@@ -34,6 +34,16 @@ pub struct WorkflowFacts {
     pub reason: Option<String>,
 }
 
+/// A workflow an operator cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelFacts {
+    pub goal_id: String,
+    pub goal_type: String,
+    pub goal_text: String,
+    pub operator: String,
+    pub reason: Option<String>,
+}
+
 /// One notification about one ledger event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
@@ -41,6 +51,7 @@ pub enum Notification {
     QuestionTimedOut { question: QuestionFacts, policy: String },
     WorkflowCompleted(WorkflowFacts),
     WorkflowFailed(WorkflowFacts),
+    WorkflowCancelled(CancelFacts),
 }
 
 /// Where a notification comes from and where it goes.
@@ -86,6 +97,7 @@ impl Notification {
             Self::QuestionTimedOut { .. } => NotifyEvent::QuestionTimedOut,
             Self::WorkflowCompleted(_) => NotifyEvent::WorkflowCompleted,
             Self::WorkflowFailed(_) => NotifyEvent::WorkflowFailed,
+            Self::WorkflowCancelled(_) => NotifyEvent::WorkflowCancelled,
         }
     }
 
@@ -150,6 +162,21 @@ impl Notification {
             Self::WorkflowCompleted(w) | Self::WorkflowFailed(w) => {
                 obj.insert("workflow".into(), Self::workflow_json(w, env));
             }
+            Self::WorkflowCancelled(c) => {
+                let (goal, truncated) = cut(&c.goal_text);
+                obj.insert(
+                    "workflow".into(),
+                    json!({
+                        "goal_id": c.goal_id,
+                        "goal_type": c.goal_type,
+                        "goal": goal,
+                        "goal_truncated": truncated,
+                        "cancelled_by": c.operator,
+                        "reason": c.reason,
+                        "console_url": env.console_url.map(|u| workflow_link(u, env.instance, &c.goal_id)),
+                    }),
+                );
+            }
         }
         doc
     }
@@ -189,6 +216,16 @@ impl Notification {
                 lines.push(quote(&cut(&w.goal_text).0));
                 if let Some(r) = &w.reason {
                     lines.push(format!("Reason: {}", slack_escape(r)));
+                }
+            }
+            Self::WorkflowCancelled(c) => {
+                lines.push(format!("Workflow cancelled in instance `{i}` by {}:", slack_escape(&c.operator)));
+                lines.push(quote(&cut(&c.goal_text).0));
+                if let Some(r) = &c.reason {
+                    lines.push(format!("Reason: {}", slack_escape(r)));
+                }
+                if let Some(u) = env.console_url {
+                    lines.push(format!("<{}|Open in the console>", workflow_link(u, env.instance, &c.goal_id)));
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! write, so of two concurrent answers exactly one wins; the loser learns who answered and when.
 
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
-use sett_store::{AnswerRecord, CreateOutcome, Store, StoreError, now_ms};
+use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Store, StoreError, now_ms};
 
 use crate::feed::short;
 use crate::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
@@ -69,6 +69,16 @@ pub enum AnswerError {
         .reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
     )]
     Closed { question: ArtifactId, claim: ClaimId, status: ClaimStatus, reason: Option<String> },
+    /// The question's workflow was cancelled (`sett cancel`): its question was closed with it.
+    #[error(
+        "question {} can no longer be answered: its workflow (goal {}) was cancelled by {} at {}{}",
+        short(&.question.to_string()),
+        short(&.goal.to_string()),
+        .record.operator,
+        sett_store::time::rfc3339_ms(.record.at_ms),
+        .record.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    Cancelled { question: ArtifactId, goal: ArtifactId, record: CancelRecord },
     /// Someone answered first (or the orchestrator, on timeout).
     #[error("question {} was already answered by {} at {} ms", short(&.question.to_string()), .record.answered_by, .record.answered_at_ms)]
     AlreadyAnswered { question: ArtifactId, record: AnswerRecord },
@@ -90,6 +100,7 @@ impl AnswerError {
             Self::Closed { .. } => {
                 format!("{self}\nInspect it with 'sett claims -n {instance}'; start again with 'sett forage'")
             }
+            Self::Cancelled { .. } => format!("{self}\nStart again with 'sett forage'"),
             Self::AlreadyAnswered { question, record } => {
                 format!(
                     "question {} was already answered by {} at {}\nSee the answer with 'sett hoard {} -n {instance}'",
@@ -130,6 +141,11 @@ pub async fn answer_question(
     }
     if let Some(record) = store.answer_record(qid).await? {
         return Err(AnswerError::AlreadyAnswered { question: *qid, record });
+    }
+    if let Some(fenced) = store.fenced(&qid.to_string()).await?
+        && let Some(record) = store.cancellation(&fenced.goal()).await?
+    {
+        return Err(AnswerError::Cancelled { question: *qid, goal: fenced.goal(), record });
     }
     if let Some(cid) = question.claim_id
         && let Some(claim) = store.get_claim(&cid).await?

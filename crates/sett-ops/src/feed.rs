@@ -95,6 +95,27 @@ pub fn event_line(e: &Event) -> String {
         EventData::WorkerExited(w) => worker_line(w.claim_id, &w.agent, w.seq, w.pid),
         EventData::InstanceStarted(i) => format!("run {}", i.run_id),
         EventData::InstanceStopped(i) => format!("run {}", i.run_id),
+        EventData::WorkflowCancelled(c) => {
+            let mut out = format!(
+                "goal {} by {} ({} claim(s) ended, {} question(s) closed)",
+                sh(c.goal_id),
+                c.operator,
+                c.claims.len(),
+                c.questions.len()
+            );
+            if let Some(r) = c.reason.as_deref().filter(|r| !r.is_empty()) {
+                out.push_str(&format!(": {}", excerpt(r, 120)));
+            }
+            out
+        }
+        EventData::OutputLate(l) => {
+            let claim = l.claim_id.map(|c| format!(" of claim {}", sh(c))).unwrap_or_default();
+            format!(
+                "{}{claim} arrived after goal {} was cancelled; nobody acts on it",
+                sh(l.artifact_id),
+                sh(l.goal_id)
+            )
+        }
     };
     format!("{:<18} {detail}", e.kind().as_str())
 }

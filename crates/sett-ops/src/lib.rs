@@ -9,6 +9,7 @@ pub mod operator;
 pub mod telemetry;
 
 pub mod answer;
+pub mod cancel;
 pub mod feed;
 pub mod forage;
 pub mod resolve;

@@ -92,6 +92,8 @@ pub trait LedgerSource {
     async fn artifact_ids(&mut self) -> Result<Vec<String>, VerifyError>;
     async fn answer_count(&mut self) -> Result<u64, VerifyError>;
     async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError>;
+    /// Every cancellation record (`workflows:cancelled`): goal id → the JSON record.
+    async fn cancellation_records(&mut self) -> Result<HashMap<String, String>, VerifyError>;
 }
 
 impl LedgerSource for Store {
@@ -131,6 +133,9 @@ impl LedgerSource for Store {
     async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError> {
         Ok(Store::answered_question_ids(self).await?)
     }
+    async fn cancellation_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
+        Ok(self.cancellations().await?)
+    }
 }
 
 /// An export file (`sett export` JSON lines, large keys in several records) loaded for
@@ -141,6 +146,7 @@ pub struct ExportLedger {
     events: Vec<(String, Fields)>,
     artifacts: HashMap<String, Fields>,
     answers: HashMap<String, String>,
+    cancellations: HashMap<String, String>,
     claims: HashMap<String, Fields>,
     /// The claims index (id, creation time), in index order.
     claim_index: Vec<(String, i64)>,
@@ -189,6 +195,8 @@ impl ExportLedger {
             self.events.extend(entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())));
         } else if d.key == "questions:answers" {
             self.answers = hash(&d.value)?;
+        } else if d.key == "workflows:cancelled" {
+            self.cancellations = hash(&d.value)?;
         } else if d.key == "index:claims" {
             let continues = d.value.get("continues").and_then(serde_json::Value::as_bool) == Some(true);
             let items = if continues { &d.value["items"] } else { &d.value };
@@ -254,6 +262,9 @@ impl LedgerSource for ExportLedger {
     }
     async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError> {
         Ok(self.answers.keys().cloned().collect())
+    }
+    async fn cancellation_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
+        Ok(self.cancellations.clone())
     }
 }
 
@@ -475,13 +486,37 @@ fn check_answer(question: &str, record: Option<&String>, ev: &serde_json::Value)
     Ok(())
 }
 
-/// Counts of the records the chain accounts for.
+/// A `workflow_cancelled` event against its cancellation record: operator, reason and time.
+fn check_cancellation(goal: &str, record: Option<&String>, ev: &serde_json::Value, ts: &str) -> Result<(), Breach> {
+    let rec = format!("cancellation of workflow {goal}");
+    let Some(record) = record else {
+        return Err(breach(rec, "its cancellation record is missing (deleted from workflows:cancelled)"));
+    };
+    let r: serde_json::Value =
+        serde_json::from_str(record).map_err(|_| breach(rec.clone(), "its cancellation record is not JSON"))?;
+    for name in ["operator", "reason"] {
+        let stored = r.get(name).cloned().unwrap_or(serde_json::Value::Null);
+        let logged = ev.get(name).cloned().unwrap_or(serde_json::Value::Null);
+        if stored != logged {
+            return Err(breach(rec, format!("{name} changed (the ledger has {logged}, the record has {stored})")));
+        }
+    }
+    let at = r.get("at_ms").map(ToString::to_string).unwrap_or_default();
+    if at != ts {
+        return Err(breach(rec, format!("its time changed (the ledger has {ts}, the record has {at})")));
+    }
+    Ok(())
+}
+
+/// Counts of the records the chain accounts for, and the cancellation records to check.
 #[derive(Debug, Default)]
 struct Seen {
     created: u64,
     legacy_created: u64,
     answered: u64,
     legacy_answered: u64,
+    cancelled: u64,
+    cancellations: HashMap<String, String>,
 }
 
 /// Checks the contents a page of chained events refers to; the earliest breach (by position).
@@ -493,8 +528,21 @@ async fn check_page(
 ) -> Result<Option<(usize, Breach)>, VerifyError> {
     let mut created: Vec<(usize, String, serde_json::Value)> = Vec::new();
     let mut answered: Vec<(usize, String, serde_json::Value)> = Vec::new();
+    let mut cancel_breach: Option<(usize, Breach)> = None;
     for (i, ((id, f), chained)) in page.iter().zip(chained).enumerate() {
         let kind = f.get("kind").map(String::as_str);
+        if kind == Some("workflow_cancelled") && *chained {
+            seen.cancelled += 1;
+            let data: serde_json::Value = f.get("data").and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+            let goal = data.get("goal_id").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            let ts = f.get("ts").map_or("", String::as_str);
+            if cancel_breach.is_none()
+                && let Err(b) = check_cancellation(&goal, seen.cancellations.get(&goal), &data, ts)
+            {
+                cancel_breach = Some((i, b));
+            }
+            continue;
+        }
         if !matches!(kind, Some("artifact_created" | "question_answered")) {
             continue;
         }
@@ -519,7 +567,7 @@ async fn check_page(
             answered.push((i, target, data));
         }
     }
-    let mut found: Vec<(usize, Breach)> = Vec::new();
+    let mut found: Vec<(usize, Breach)> = cancel_breach.into_iter().collect();
     let ids: Vec<String> = created.iter().map(|(_, id, _)| id.clone()).collect();
     let records = src.artifacts(&ids).await?;
     let mut source_ids: Vec<String> = records
@@ -561,7 +609,7 @@ async fn check_page(
 pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Result<Outcome, VerifyError> {
     let mut report = Report::default();
     let mut chain = Chain { started: false, seq: 0, prev: GENESIS.to_owned(), legacy: 0 };
-    let mut seen = Seen::default();
+    let mut seen = Seen { cancellations: src.cancellation_records().await?, ..Seen::default() };
     let mut after: Option<String> = None;
     let broken = |mut report: Report, chain: &Chain, b: Breach| {
         report.unverified_events = chain.legacy;
@@ -687,6 +735,22 @@ pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Res
                 breach(
                     format!("answer to question {extra}"),
                     "has no question_answered event in the ledger (inserted)",
+                ),
+            );
+        }
+    }
+
+    if seen.cancellations.len() as u64 > seen.cancelled {
+        let known = created_ids(src, "workflow_cancelled", "goal_id").await?;
+        let mut goals: Vec<&String> = seen.cancellations.keys().collect();
+        goals.sort();
+        if let Some(extra) = goals.into_iter().find(|g| !known.contains(*g)) {
+            return broken(
+                report,
+                &chain,
+                breach(
+                    format!("cancellation of workflow {extra}"),
+                    "has no workflow_cancelled event in the ledger (inserted)",
                 ),
             );
         }

@@ -18,6 +18,8 @@ pub enum Outcome {
     /// terminated, e.g. a reviewer rejected the goal). Nothing can follow: a goal is produced by
     /// `user`, so no rework is ever assigned for it.
     Stopped { claim_id: ClaimId, status: ClaimStatus, reason: Option<String> },
+    /// An operator cancelled it (`sett cancel`); whatever its tools wrote after is late.
+    Cancelled { operator: String, reason: Option<String> },
 }
 
 /// Every artifact and claim of one workflow, grown event by event.
@@ -70,6 +72,16 @@ impl Workflow {
 
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    /// Every artifact of the workflow seen so far.
+    pub fn artifacts(&self) -> impl Iterator<Item = &ArtifactId> {
+        self.artifacts.iter()
+    }
+
+    /// Every claim of the workflow seen so far.
+    pub fn claims(&self) -> impl Iterator<Item = &ClaimId> {
+        self.claims.iter()
     }
 
     /// Whether `e` concerns this workflow, as far as the events seen so far tell: it names an
@@ -126,6 +138,13 @@ impl Workflow {
                         },
                         reason: c.reason.clone().filter(|r| !r.is_empty()),
                     });
+                }
+                belongs
+            }
+            EventData::WorkflowCancelled(c) => {
+                let belongs = c.goal_id == self.goal;
+                if belongs && self.outcome.is_none() {
+                    self.outcome = Some(Outcome::Cancelled { operator: c.operator.clone(), reason: c.reason.clone() });
                 }
                 belongs
             }

@@ -11,7 +11,7 @@ use futures::future::join_all;
 use sett_core::event::{Event, EventData, EventKind};
 use sett_core::machine::{Input, StepContext, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, StructuralType, metrics as m};
-use sett_store::{GroupConsumer, WriteOutcome, now_ms};
+use sett_store::{Fenced, GroupConsumer, WriteOutcome, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -186,12 +186,25 @@ impl Engine {
         // cubs bid from the artifact's event, and when their bids are in already the claim is
         // created decided.
         let claim = initial_claim_id(id);
-        let (artifact, bids) = tokio::try_join!(self.store.get_artifact(id), self.store.bids(&claim))?;
+        let raw_id = id.to_string();
+        let (artifact, bids, fenced) =
+            tokio::try_join!(self.store.get_artifact(id), self.store.bids(&claim), self.store.fenced(&raw_id))?;
         let Some(a) = artifact else {
             warn!(artifact_id = %id, "artifact_created names an artifact that does not exist; ignoring");
             return Ok(());
         };
         metrics::counter!(m::ARTIFACTS_CREATED, "structural_type" => a.structural_type.as_str()).increment(1);
+        if let Some(fenced) = fenced {
+            // Its workflow was cancelled: nobody acts on it. An output its grant wrote after the
+            // cancellation is recorded as late (once; `sett watch` shows it).
+            if let Fenced::Expected(goal) = fenced
+                && self.store.record_late_output(id, a.claim_id, &goal, now_ms()).await?
+            {
+                metrics::counter!(m::LATE_OUTPUTS).increment(1);
+                info!(artifact_id = %id, goal_id = %goal, "an output arrived after its workflow was cancelled; nobody acts on it");
+            }
+            return Ok(());
+        }
         // Route it as an output first: a rework output completes its claim before its own review.
         let targets: Vec<ClaimId> = match a.claim_id {
             Some(c) => vec![c],
@@ -254,6 +267,10 @@ impl Engine {
                 self.apply(&claim.id, Input::Bids).await.map(drop)
             }
             WriteOutcome::Conflict { .. } => Ok(()),
+            WriteOutcome::Cancelled(fence) => {
+                info!(artifact_id = %a.id, %fence, "no claim: the artifact's workflow was cancelled");
+                Ok(())
+            }
         }
     }
 

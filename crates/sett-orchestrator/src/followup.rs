@@ -164,6 +164,10 @@ impl Engine {
                         Ok(())
                     }
                     WriteOutcome::Exists(_) => Ok(()),
+                    WriteOutcome::Cancelled(fence) => {
+                        info!(claim_id = %claim.id, rework_of = %claim_id, %fence, "no rework claim: the workflow was cancelled");
+                        Ok(())
+                    }
                     WriteOutcome::Conflict { current } => {
                         Err(OrchestratorError::ReworkClaimConflict { claim: claim.id, current })
                     }

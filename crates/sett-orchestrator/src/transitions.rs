@@ -50,6 +50,8 @@ impl Engine {
             match self.commit(&claim, &t, &input, ctx, None).await? {
                 WriteOutcome::Written => return Ok(Some(t.claim)),
                 WriteOutcome::Conflict { .. } => continue,
+                // Only a create is fenced, and this is a compare-and-set.
+                WriteOutcome::Cancelled(_) => return Ok(None),
                 WriteOutcome::Exists(other) => {
                     return Err(OrchestratorError::TransitionRefusedAsCreate { claim: *id, existing: other });
                 }

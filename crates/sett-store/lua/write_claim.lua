@@ -2,8 +2,8 @@
 -- deadline, its open-question index entries and its ledger events.
 -- KEYS[1] claim hash   KEYS[2] deadlines zset   KEYS[3] events stream
 -- KEYS[4] open questions zset   KEYS[5] claim-by-artifact hash   KEYS[6] claims index zset
--- KEYS[7] outbox hash   KEYS[8] ledger head hash
--- KEYS[9] (optional, create only) the claim's bids hash: its entries are returned after "ok"
+-- KEYS[7] outbox hash   KEYS[8] ledger head hash   KEYS[9] cancel fence hash
+-- KEYS[10] (optional, create only) the claim's bids hash: its entries are returned after "ok"
 -- ARGV[1] claim id
 -- ARGV[2] expected revision ("0" = create: the claim must not exist)
 -- ARGV[3] next deadline in ms, or "" for none
@@ -13,10 +13,16 @@
 -- ARGV[6] open-question ops: JSON list of ["add", id, score] / ["rem", id]
 -- ARGV[7] artifact id to index this claim under (create only), or ""
 -- ARGV[8] outbox entry (JSON follow-up effects, stored under "<claim id>:<new revision>"), or ""
--- ARGV[9..] field, value pairs (the full record: the hash is replaced)
--- Returns {"ok"} (on a create with KEYS[9]: {"ok", agent, bid, ...}) | {"exists", other_claim_id}
---   | {"conflict", current_revision}
+-- ARGV[9] the claim's artifact id (checked against the cancel fence on a create)
+-- ARGV[10..] field, value pairs (the full record: the hash is replaced)
+-- Returns {"ok"} (on a create with KEYS[10]: {"ok", agent, bid, ...}) | {"exists", other_claim_id}
+--   | {"conflict", current_revision} | {"cancelled", fence entry}
 if ARGV[2] == '0' then
+  -- An artifact of a cancelled workflow never gets a claim (cancel_workflow.lua fences them).
+  local fenced = redis.call('HGET', KEYS[9], ARGV[9])
+  if fenced then
+    return {'cancelled', fenced}
+  end
   if redis.call('EXISTS', KEYS[1]) == 1 then
     return {'exists', ARGV[1]}
   end
@@ -34,7 +40,7 @@ else
   redis.call('DEL', KEYS[1])
 end
 local fields = {}
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -60,10 +66,10 @@ end
 if last then
   redis.call('HSET', KEYS[1], 'event', last)
 end
-if KEYS[9] and ARGV[2] == '0' then
+if KEYS[10] and ARGV[2] == '0' then
   -- Bids recorded before the claim existed (cubs bid from the artifact's event): the caller
   -- decides with them at once instead of waiting for their events.
-  local reply = redis.call('HGETALL', KEYS[9])
+  local reply = redis.call('HGETALL', KEYS[10])
   table.insert(reply, 1, 'ok')
   return reply
 end

@@ -24,6 +24,9 @@ pub enum WriteOutcome {
     Conflict {
         current: String,
     },
+    /// Create refused: the claim's artifact belongs to a cancelled workflow (the fence entry,
+    /// e.g. `member:<goal>`).
+    Cancelled(String),
 }
 
 /// A change to the open-question index, applied with a claim write.
@@ -138,6 +141,7 @@ impl Store {
             k.claims_index(),
             k.outbox(),
             k.ledger(),
+            k.cancel_fence(),
         ];
         if read_bids && expected_revision.is_none() {
             keys.push(k.bids(&claim.id));
@@ -186,6 +190,7 @@ impl Store {
             serde_json::Value::Array(ops).to_string(),
             if index_artifact && expected_revision.is_none() { claim.artifact_id.to_string() } else { String::new() },
             outbox.unwrap_or_default(),
+            claim.artifact_id.to_string(),
         ];
         for (f, v) in fields {
             args.push(f);
@@ -207,6 +212,7 @@ impl Store {
             Some("ok") => WriteOutcome::Written,
             Some("exists") => WriteOutcome::Exists(reply.get(1).cloned().unwrap_or_default()),
             Some("conflict") => WriteOutcome::Conflict { current: reply.get(1).cloned().unwrap_or_default() },
+            Some("cancelled") => WriteOutcome::Cancelled(reply.get(1).cloned().unwrap_or_default()),
             other => return Err(StoreError::Decode(format!("unexpected write_claim reply {other:?}"))),
         };
         let bids = if outcome == WriteOutcome::Written { parse_bids(reply[1..].chunks(2)) } else { BTreeMap::new() };

@@ -27,6 +27,8 @@
 //! | `notify:queue:<webhook>` | zset | undelivered delivery id scored by its next attempt time |
 //! | `notify:webhooks` | hash | webhook name → JSON endpoint state (last success, last error) |
 //! | `notify:workflows` | hash | goal artifact id → the outcome artifact already notified |
+//! | `workflows:cancelled` | hash | goal artifact id → JSON cancellation record (operator, reason, time) |
+//! | `index:cancelled` | hash | artifact or claim id of a cancelled workflow → `member:<goal>` (known at the cancellation), `expected:<goal>` (an output a cancelled grant may still write) or `late:<goal>` (such an output, written after) |
 //!
 //! Global keys: `sett:instances`, `sett:instance_counter`, `sett:audit`.
 
@@ -137,6 +139,14 @@ impl Keys {
     }
     pub fn notify_workflows(&self) -> String {
         format!("{}notify:workflows", self.prefix)
+    }
+
+    pub fn cancelled_workflows(&self) -> String {
+        format!("{}workflows:cancelled", self.prefix)
+    }
+    /// The fence of cancelled workflows: no claim is created for an artifact in it.
+    pub fn cancel_fence(&self) -> String {
+        format!("{}index:cancelled", self.prefix)
     }
 
     /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod keys;
 
 mod artifacts;
+mod cancel;
 mod claims;
 mod consumer;
 mod durability;
@@ -35,6 +36,7 @@ use fred::types::config::ReconnectPolicy;
 use sett_core::InstanceName;
 
 pub use artifacts::{AnswerRecord, CreateOutcome};
+pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
 pub use claims::{QuestionOp, WriteOutcome};
 pub use consumer::{GroupAcks, GroupConsumer, GroupStart};
 pub use events::{EventReader, LedgerEntry, MalformedEvent};

@@ -37,6 +37,8 @@ script!(CREATE_ARTIFACT, "create_artifact.lua", chained);
 script!(WRITE_CLAIM, "write_claim.lua", chained);
 script!(SUBMIT_BID, "submit_bid.lua", chained);
 script!(APPEND_EVENT, "append_event.lua", chained);
+script!(CANCEL_WORKFLOW, "cancel_workflow.lua", chained);
+script!(RECORD_LATE_OUTPUT, "record_late_output.lua", chained);
 script!(LOCK_RENEW, "lock_renew.lua");
 script!(LOCK_RELEASE, "lock_release.lua");
 script!(WORKER_OFFER, "worker_offer.lua");

@@ -16,3 +16,4 @@ mod observability;
 mod python_sdk;
 mod recovery;
 mod security;
+mod steer;

@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 use crate::ctx::Ctx;
 
 mod answer;
+mod cancel;
 mod claims;
 mod config;
 mod console;
@@ -45,6 +46,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hoard(a) => hoard::run(&ctx, a).await,
         Command::Questions(a) => questions::run(&ctx, a).await,
         Command::Answer(a) => answer::run(&ctx, a).await,
+        Command::Cancel(a) => cancel::run(&ctx, a).await,
         Command::Status(a) => status::run(&ctx, a).await,
         Command::Claims(a) => claims::run(&ctx, a).await,
         Command::Logs(a) => logs::run(&ctx, a).await,

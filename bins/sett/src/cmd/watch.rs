@@ -181,6 +181,14 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
             );
             Ok(ExitCode::from(1))
         }
+        Outcome::Cancelled { operator, reason } => {
+            eprintln!(
+                "Error: the workflow was cancelled by {operator}{}\nSee what it did with 'sett watch -n {}'",
+                reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
+                store.instance(),
+            );
+            Ok(ExitCode::from(1))
+        }
     }
 }
 
