@@ -444,6 +444,27 @@ fi
     )
 }
 
+/// The tool of an agent that asks a structured question once (`payload`: a JSON object with
+/// `question` and `options` or `schema`), then ends the workflow with a Terminal `Done` whose
+/// payload is the answer's JSON `value` (or `no value: <answer payload>` without one). Saves the
+/// stdin of its resumption to `stdin-resume.json`.
+pub fn structured_asker_script(payload: &str) -> String {
+    let quoted = payload.replace('\'', r"'\''");
+    format!(
+        r#"#!/usr/bin/env bash
+set -euo pipefail
+input=$(cat)
+if [ "$(jq '.answers | length' <<<"$input")" = "0" ]; then
+  jq -n --argjson q '{quoted}' '{{structural_type: "Question", artifact_type: "Choice", artifact_payload: $q}}'
+else
+  printf '%s' "$input" >stdin-resume.json
+  jq '{{structural_type: "Terminal", artifact_type: "Done",
+        artifact_payload: (if .answers[-1] | has("value") then (.answers[-1].value | tojson) else ("no value: " + .answers[-1].answer.payload) end)}}' <<<"$input"
+fi
+"#
+    )
+}
+
 /// A child process (a `sett console`, a WebDriver) killed when the test ends, passed or not.
 pub struct KillOnDrop(pub std::process::Child);
 

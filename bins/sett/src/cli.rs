@@ -231,11 +231,17 @@ pub struct QuestionsArgs {
 pub struct AnswerArgs {
     /// The question's id or short id.
     pub question: String,
-    /// The answer text; `-` reads it from stdin.
+    /// The answer: free text, or for a question with options an option's text or number
+    /// (several separated by commas when it allows several); `-` reads it from stdin. Leave it
+    /// out on a terminal to be prompted (field by field for a form).
     pub text: Option<String>,
     /// Read the answer from a file.
     #[arg(long, conflicts_with = "text")]
     pub file: Option<PathBuf>,
+    /// The answer as JSON: an object for a form question (`--json '{"replicas": 3}'`), an
+    /// option's text or an array of them for a choice.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["text", "file"])]
+    pub json: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -28,7 +28,9 @@
         var typed = {};
         var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("form.answer");
         main.querySelectorAll("form.answer").forEach(function (f) {
-          typed[f.dataset.questionId] = f.querySelector("textarea").value;
+          typed[f.dataset.questionId] = controls(f).map(function (c) {
+            return c.type === "checkbox" || c.type === "radio" ? c.checked : c.value;
+          });
         });
         // Context chains the operator opened stay open, with what was loaded.
         var chains = {};
@@ -38,8 +40,13 @@
         main.replaceChildren.apply(main, Array.prototype.map.call(next.childNodes, function (n) { return document.importNode(n, true); }));
         main.querySelectorAll("form.answer").forEach(function (f) {
           var id = f.dataset.questionId;
-          if (typed[id]) { f.querySelector("textarea").value = typed[id]; }
-          if (focused && focused.dataset.questionId === id) { f.querySelector("textarea").focus(); }
+          var saved = typed[id], list = controls(f);
+          if (saved && saved.length === list.length) {
+            list.forEach(function (c, n) {
+              if (c.type === "checkbox" || c.type === "radio") { c.checked = saved[n]; } else { c.value = saved[n]; }
+            });
+          }
+          if (focused && focused.dataset.questionId === id && list[0]) { list[0].focus(); }
         });
         main.querySelectorAll("details.chain").forEach(function (d) {
           var ol = chains[d.dataset.context];
@@ -118,6 +125,49 @@
     if (d.matches && d.matches("details.chain") && d.open) { loadChain(d); }
   }, true);
 
+  // A form's inputs, in document order (a free-text form has one textarea).
+  function controls(form) {
+    return Array.prototype.slice.call(form.querySelectorAll("textarea, input, select"));
+  }
+
+  // What HTML validation cannot say about a structured answer: a text field's pattern (a JSON
+  // Schema pattern matches anywhere in the value, unlike HTML's anchored one) and how many
+  // options a checkbox group may have. Returns false (and shows why) when something is wrong.
+  function checkExtra(form) {
+    var ok = true;
+    form.querySelectorAll("input[data-pattern]").forEach(function (input) {
+      var bad = "";
+      try {
+        if (input.value !== "" && !new RegExp(input.dataset.pattern, "u").test(input.value)) {
+          bad = "must match " + input.dataset.pattern;
+        }
+      } catch (e) { bad = ""; } // a pattern JavaScript cannot compile is left to the server
+      input.setCustomValidity(bad);
+      if (bad) { ok = false; }
+    });
+    form.querySelectorAll("fieldset[data-min-items], fieldset[data-max-items]").forEach(function (set) {
+      var boxes = set.querySelectorAll("input[type=checkbox]");
+      var n = set.querySelectorAll("input[type=checkbox]:checked").length;
+      var min = set.dataset.minItems ? Number(set.dataset.minItems) : 0;
+      var max = set.dataset.maxItems ? Number(set.dataset.maxItems) : Infinity;
+      var bad = n < min ? "pick at least " + min : (n > max ? "pick at most " + max : "");
+      if (boxes[0]) { boxes[0].setCustomValidity(bad); }
+      if (bad) { ok = false; }
+    });
+    if (!ok) { form.reportValidity(); }
+    return ok;
+  }
+
+  // The server's per-field problems, next to their fields.
+  function showProblems(form, problems) {
+    form.querySelectorAll("output.problem").forEach(function (o) { o.textContent = ""; });
+    (problems || []).forEach(function (p) {
+      var field = form.querySelector('[data-field="' + (window.CSS && CSS.escape ? CSS.escape(p.field) : p.field) + '"]');
+      var out = field && field.querySelector("output.problem");
+      if (out) { out.textContent = (out.textContent ? out.textContent + "; " : "") + p.problem; }
+    });
+  }
+
   function answered(form, text, cls) {
     var out = form.querySelector("output.result");
     out.className = "result " + cls;
@@ -127,9 +177,17 @@
   function wire() {
     document.querySelectorAll("form.answer:not([data-wired])").forEach(function (form) {
       form.dataset.wired = "1";
+      form.addEventListener("input", function (ev) {
+        if (ev.target.setCustomValidity) { ev.target.setCustomValidity(""); }
+        form.querySelectorAll("fieldset input[type=checkbox]").forEach(function (c) { c.setCustomValidity(""); });
+      });
       form.addEventListener("submit", function (ev) {
         ev.preventDefault();
-        var text = form.querySelector("textarea").value;
+        var structured = form.dataset.structured === "1";
+        if (structured && !checkExtra(form)) { return; }
+        var body = structured
+          ? { fields: Array.from(new FormData(form).entries()).map(function (e) { return [e[0], String(e[1])]; }) }
+          : { answer: form.querySelector("textarea").value };
         var button = form.querySelector("button");
         button.disabled = true;
         var url = "/api/v1/instances/" + encodeURIComponent(form.dataset.instance) + "/questions/" +
@@ -137,7 +195,7 @@
         fetch(url, {
           method: "POST", credentials: "same-origin",
           headers: { "content-type": "application/json", "x-sett-csrf": csrf },
-          body: JSON.stringify({ answer: text })
+          body: JSON.stringify(body)
         }).then(function (r) {
           return r.json().then(function (body) { return { status: r.status, body: body }; });
         }).then(function (res) {
@@ -151,6 +209,7 @@
             form.replaceWith(p);
           } else {
             button.disabled = false;
+            showProblems(form, res.body.problems);
             answered(form, res.body.error || ("the console answered " + res.status), "bad");
             if (res.status === 409 && card) { card.dataset.state = "answered"; }
           }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
+use sett_core::answer_spec::{AnswerSpec, Field, FieldKind, StructuredQuestion};
 use sett_core::{ArtifactId, BidType, Claim};
 use sett_ops::feed::{excerpt, short};
 use sett_ops::status::StatusReport;
@@ -393,16 +394,143 @@ pub fn artifact(instance: &str, v: &ArtifactView) -> String {
     }
     let _ = write!(out, r#"</dl><h2>Payload</h2><pre class="payload">{}</pre>"#, esc(&a.payload));
     if v.open_question {
-        let _ = write!(out, "{}", answer_form(instance, &id));
+        let _ = write!(out, "{}", answer_form(instance, &id, &a.payload));
     }
     out
 }
 
-fn answer_form(instance: &str, qid: &str) -> String {
-    format!(
-        r#"<form class="answer" data-instance="{}" data-question-id="{qid}"><label>Your answer<textarea name="answer" required maxlength="65536" rows="3"></textarea></label><button type="submit">Answer</button><output class="result"></output></form>"#,
+/// The answer form of a question: a text area for free text; for a structured question its spec
+/// as controls (radio buttons or checkboxes for options; per field a select, checkboxes, a
+/// checkbox, a number or text input), required marks and defaults filled in. The browser checks
+/// what HTML can express (required, min/max, lengths); console.js adds patterns and item counts;
+/// the server checks everything again.
+fn answer_form(instance: &str, qid: &str, payload: &str) -> String {
+    let Ok(Some(q)) = StructuredQuestion::from_payload(payload) else {
+        return format!(
+            r#"<form class="answer" data-instance="{}" data-question-id="{qid}"><label>Your answer<textarea name="answer" required maxlength="65536" rows="3"></textarea></label><button type="submit">Answer</button><output class="result"></output></form>"#,
+            esc(instance)
+        );
+    };
+    let mut out = format!(
+        r#"<form class="answer structured" data-instance="{}" data-question-id="{qid}" data-structured="1">"#,
         esc(instance)
+    );
+    match &q.spec {
+        AnswerSpec::Choice(c) => {
+            let kind = if c.multiple { "checkbox" } else { "radio" };
+            let checked = |o: &str| match &c.default {
+                Some(serde_json::Value::String(d)) => d == o,
+                Some(serde_json::Value::Array(ds)) => ds.iter().any(|d| d == o),
+                _ => false,
+            };
+            let _ = write!(
+                out,
+                r#"<fieldset class="field choice" data-field=""{}><legend>{}{}</legend>"#,
+                if c.multiple { "" } else { r#" data-required="1""# },
+                if c.multiple { "Pick any" } else { "Pick one" },
+                if c.multiple { "" } else { r#" <abbr class="req" title="required">*</abbr>"# },
+            );
+            for (n, o) in c.options.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    r#"<label class="option"><input type="{kind}" name="answer" value="{v}"{req}{chk}> <span class="num">{}</span> {v}</label>"#,
+                    n + 1,
+                    v = esc(o),
+                    req = if c.multiple { "" } else { " required" },
+                    chk = if checked(o) { " checked" } else { "" },
+                );
+            }
+            out.push_str(r#"<output class="problem"></output></fieldset>"#);
+        }
+        AnswerSpec::Form(f) => {
+            for field in &f.fields {
+                out.push_str(&form_field(field));
+            }
+        }
+    }
+    out.push_str(r#"<button type="submit">Answer</button><output class="result"></output></form>"#);
+    out
+}
+
+/// One field of a form question.
+fn form_field(field: &Field) -> String {
+    let name = esc(&field.name);
+    let req_mark = if field.required { r#" <abbr class="req" title="required">*</abbr>"# } else { "" };
+    let req = if field.required { " required" } else { "" };
+    let label = format!("{}{req_mark}", esc(field.label()));
+    let help =
+        field.description.as_deref().map(|d| format!(r#"<small class="help">{}</small>"#, esc(d))).unwrap_or_default();
+    let default_str = field.default.as_ref().map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned));
+    let control = match &field.kind {
+        FieldKind::Boolean => {
+            let on = field.default.as_ref().and_then(serde_json::Value::as_bool).unwrap_or(false);
+            return format!(
+                r#"<div class="field boolean" data-field="{name}"><label><input type="checkbox" name="{name}" value="true"{}> {label}</label>{help}<output class="problem"></output></div>"#,
+                if on { " checked" } else { "" }
+            );
+        }
+        FieldKind::OneOf { options } => {
+            let mut s = format!(r#"<select name="{name}"{req}>"#);
+            if !field.required || default_str.is_none() {
+                s.push_str(r#"<option value="">—</option>"#);
+            }
+            for o in options {
+                let sel = if default_str.as_deref() == Some(o.as_str()) { " selected" } else { "" };
+                let _ = write!(s, r#"<option value="{v}"{sel}>{v}</option>"#, v = esc(o));
+            }
+            s.push_str("</select>");
+            s
+        }
+        FieldKind::SomeOf { options, min_items, max_items } => {
+            let picked = |o: &str| match &field.default {
+                Some(serde_json::Value::Array(ds)) => ds.iter().any(|d| d == o),
+                _ => false,
+            };
+            let mut s = format!(
+                r#"<fieldset class="field some" data-field="{name}"{}{}><legend>{label}</legend>"#,
+                min_items.map(|n| format!(r#" data-min-items="{n}""#)).unwrap_or_default(),
+                max_items.map(|n| format!(r#" data-max-items="{n}""#)).unwrap_or_default(),
+            );
+            for o in options {
+                let _ = write!(
+                    s,
+                    r#"<label class="option"><input type="checkbox" name="{name}" value="{v}"{}> {v}</label>"#,
+                    if picked(o) { " checked" } else { "" },
+                    v = esc(o)
+                );
+            }
+            let _ = write!(s, r#"{help}<output class="problem"></output></fieldset>"#);
+            return s;
+        }
+        FieldKind::Number { integer, minimum, maximum } => format!(
+            r#"<input type="number" name="{name}" step="{}"{}{}{}{req}>"#,
+            if *integer { "1" } else { "any" },
+            minimum.map(|m| format!(r#" min="{m}""#)).unwrap_or_default(),
+            maximum.map(|m| format!(r#" max="{m}""#)).unwrap_or_default(),
+            default_str.as_deref().map(|d| format!(r#" value="{}""#, esc(d))).unwrap_or_default(),
+        ),
+        FieldKind::Text { min_length, max_length, pattern } => format!(
+            r#"<input type="text" name="{name}"{}{}{}{}{req}>"#,
+            min_length.map(|m| format!(r#" minlength="{m}""#)).unwrap_or_default(),
+            max_length.map(|m| format!(r#" maxlength="{m}""#)).unwrap_or_default(),
+            pattern
+                .as_deref()
+                .map(|p| format!(r#" data-pattern="{}" title="must match {}""#, esc(p), esc(p)))
+                .unwrap_or_default(),
+            default_str.as_deref().map(|d| format!(r#" value="{}""#, esc(d))).unwrap_or_default(),
+        ),
+    };
+    format!(
+        r#"<div class="field" data-field="{name}"><label><span class="name">{label}</span>{control}</label>{help}<output class="problem"></output></div>"#
     )
+}
+
+/// The text shown for a question: a structured question's own text, else the payload.
+pub fn question_text(payload: &str) -> String {
+    match StructuredQuestion::from_payload(payload) {
+        Ok(Some(q)) => q.question,
+        _ => payload.to_owned(),
+    }
 }
 
 /// One page of the inbox.
@@ -468,7 +596,7 @@ pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], no
             agent = esc(&q.agent),
             asked = ago(now, q.asked_at_ms),
             sid = esc(&q.short_id),
-            text = esc(&q.text),
+            text = esc(&question_text(&q.text)),
         );
         if let Some(g) = &q.goal {
             let _ = write!(
@@ -487,7 +615,7 @@ pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], no
                 n = q.context_len,
             );
         }
-        out.push_str(&answer_form(&q.instance, &q.id));
+        out.push_str(&answer_form(&q.instance, &q.id, &q.text));
         out.push_str("</article>\n");
     }
     out.push_str("</div>");

@@ -16,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use sett_core::metrics as m;
 use sett_core::{ArtifactId, InstanceName};
-use sett_ops::answer::{AnswerError, answer_question};
+use sett_ops::answer::{AnswerError, AnswerInput, answer_question};
 use sett_store::{Redis, Store, now_ms};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -761,10 +761,13 @@ async fn api_events(app: &App, req: &Request<Incoming>, query: &HashMap<String, 
         .expect("static response")
 }
 
+/// `{"answer": "text"}`, `{"answer": <JSON>}` for a structured question, or `{"fields": [[name,
+/// value], …]}` as the console's form sends it.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AnswerBody {
-    answer: String,
+    answer: Option<serde_json::Value>,
+    fields: Option<Vec<(String, String)>>,
 }
 
 async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str, id: &str) -> Response<Body> {
@@ -789,23 +792,41 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
             );
         }
     };
-    let parsed: AnswerBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
+    let input = match serde_json::from_slice::<AnswerBody>(&body) {
+        Ok(AnswerBody { answer: Some(serde_json::Value::String(text)), fields: None }) => AnswerInput::Text(text),
+        Ok(AnswerBody { answer: Some(value), fields: None }) => AnswerInput::Json(value),
+        Ok(AnswerBody { answer: None, fields: Some(pairs) }) => AnswerInput::Form(pairs),
+        Ok(_) => {
+            return error(
+                true,
+                StatusCode::BAD_REQUEST,
+                "give either \"answer\" or \"fields\" (not both, not neither)",
+            );
+        }
         Err(e) => {
-            return error(true, StatusCode::BAD_REQUEST, &format!("the body must be JSON {{\"answer\": \"…\"}}: {e}"));
+            return error(
+                true,
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the body must be JSON {{\"answer\": \"…\"}} (or a JSON value for a structured question): {e}"
+                ),
+            );
         }
     };
-    if parsed.answer.len() > MAX_ANSWER_BYTES {
+    let size = match &input {
+        AnswerInput::Text(t) => t.len(),
+        _ => body.len(),
+    };
+    if size > MAX_ANSWER_BYTES {
         return error(
             true,
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
-                "the answer is {} bytes; answers are limited to {MAX_ANSWER_BYTES} bytes (64 KiB): shorten it, or put long material in the repository and point the agent at it",
-                parsed.answer.len()
+                "the answer is {size} bytes; answers are limited to {MAX_ANSWER_BYTES} bytes (64 KiB): shorten it, or put long material in the repository and point the agent at it"
             ),
         );
     }
-    match answer_question(&store, &qid, &parsed.answer, &ctx.user).await {
+    match answer_question(&store, &qid, &input, &ctx.user).await {
         Ok(a) => json_resp(
             StatusCode::OK,
             json!({"id": a.id, "answer_id": a.id, "question_id": a.question_id, "claim_id": a.claim_id, "answered_by": a.answered_by}),
@@ -827,6 +848,14 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
             }),
         ),
         Err(e @ AnswerError::Closed { .. }) => json_resp(StatusCode::CONFLICT, json!({"error": e.to_string()})),
+        Err(AnswerError::Invalid { problems, .. }) => json_resp(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "error": format!("the answer does not fit what the question asks; nothing was written: {}",
+                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
+                "problems": problems,
+            }),
+        ),
         Err(AnswerError::Store(e)) => store_error(true, &e),
         Err(e) => error(true, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }

@@ -263,6 +263,41 @@ async fn bad_answers_are_refused_with_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_structured_answer_is_checked_on_the_server_with_per_field_problems() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let spec = r#"{"question":"Deploy how?","schema":{"type":"object","properties":{"replicas":{"type":"integer","minimum":1},"region":{"type":"string","enum":["eu","us"]}},"required":["replicas","region"]}}"#;
+    let (_, q) = ask(&c.store, spec).await;
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    // As the console's form sends it: a number that is not one, a region left out.
+    let r = http(&c.addr, "POST", &url, &h, r#"{"fields": [["replicas", "many"]]}"#).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let problems = r.json()["problems"].clone();
+    assert_eq!(problems[0]["field"], "replicas");
+    assert_eq!(problems[0]["problem"], "\"many\" is not a number");
+    assert_eq!(problems[1]["field"], "region");
+    assert!(problems[1]["problem"].as_str().unwrap().starts_with("required"), "{problems}");
+    // As JSON: every problem, and nothing written.
+    let r = http(&c.addr, "POST", &url, &h, r#"{"answer": {"replicas": 0, "region": "mars"}}"#).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["problems"].as_array().unwrap().len(), 2, "{}", r.body);
+    assert!(c.store.answer_record(&q.id).await.unwrap().is_none(), "nothing was written");
+    // The inbox renders the form: a number input and a select, required marks.
+    let page = http(&c.addr, "GET", "/questions", &h, "").await;
+    assert!(page.body.contains(r#"<input type="number" name="replicas" step="1" min="1" required>"#), "{}", page.body);
+    assert!(page.body.contains(r#"<select name="region" required>"#));
+    assert!(page.body.contains(r#"<abbr class="req" title="required">*</abbr>"#));
+    let r = http(&c.addr, "POST", &url, &h, r#"{"fields": [["replicas", "3"], ["region", "us"]]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer_id = ArtifactId::parse(r.json()["answer_id"].as_str().unwrap()).unwrap();
+    let answer = c.store.get_artifact(&answer_id).await.unwrap().unwrap();
+    let value: serde_json::Value = serde_json::from_str(&answer.payload).unwrap();
+    assert_eq!(value, serde_json::json!({"replicas": 3, "region": "us"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn agent_text_is_escaped_and_every_artifact_is_in_the_graph() {
     let c = console().await;
     let i = c.store.instance().to_string();

@@ -11,8 +11,10 @@
 //! - [`record`]: the daemons' component health records and grant execution records.
 //! - [`ledger`]: the tamper-evident ledger's canonical encodings (artifact hashes, event chain).
 //! - [`config`]: the `sett.yml` model, parsed with serde-saphyr and validated.
+//! - [`answer_spec`]: what answer a structured question wants, and validating answers.
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
 
+pub mod answer_spec;
 pub mod artifact;
 pub mod claim;
 pub mod config;

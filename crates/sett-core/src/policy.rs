@@ -11,12 +11,14 @@ use crate::ids::AgentName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-/// What happens when a question's `question_timeout` expires: `fail` the claim, or `continue`
-/// with a timed-out answer.
+/// What happens when a question's `question_timeout` expires: `fail` the claim, `continue`
+/// with a timed-out answer, or answer a structured question with its spec's `default` (a
+/// question without a complete default then continues as under `continue`).
 pub enum OnQuestionTimeout {
     #[default]
     Fail,
     Continue,
+    Default,
 }
 
 impl OnQuestionTimeout {
@@ -24,6 +26,7 @@ impl OnQuestionTimeout {
         match self {
             Self::Fail => "fail",
             Self::Continue => "continue",
+            Self::Default => "default",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::answer_spec::{Ordered, StructuredQuestion, canonical_question, describe};
 use crate::artifact::{Artifact, StructuralType};
 use crate::claim::{BidType, ClaimType};
 use crate::ids::ClaimId;
@@ -13,6 +14,20 @@ use crate::ids::ClaimId;
 pub struct QuestionAnswer {
     pub question: Artifact,
     pub answer: Artifact,
+    /// The answer as JSON, for a structured question (docs/agents.md): the chosen option, the
+    /// array of options, or the form's object. Absent for free text and for a timed-out answer
+    /// that has no value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+}
+
+impl QuestionAnswer {
+    /// The pair, with the answer's JSON value when the question is structured.
+    pub fn new(question: Artifact, answer: Artifact) -> Self {
+        let structured = matches!(StructuredQuestion::from_payload(&question.payload), Ok(Some(_)));
+        let value = structured.then(|| serde_json::from_str(&answer.payload).ok()).flatten();
+        Self { question, answer, value }
+    }
 }
 
 /// What a tool reads on stdin.
@@ -49,6 +64,14 @@ pub enum ToolOutputError {
     AnswerNotAllowed,
     #[error("the tool's \"usage\" is invalid: {0}")]
     BadUsage(String),
+    #[error("the Question's answer spec is invalid (see docs/agents.md, \"Structured questions\"):\n{0}")]
+    BadAnswerSpec(String),
+}
+
+/// Only the payload of a tool's output, with its objects' keys in the written order.
+#[derive(Deserialize)]
+struct OrderedPayload {
+    artifact_payload: Ordered,
 }
 
 /// What a tool may report about its own run: the model it used, its tokens and their cost.
@@ -73,14 +96,21 @@ struct RawOutput {
     usage: Option<ToolUsage>,
 }
 
-/// Parses a tool's stdout.
+/// Parses a tool's stdout. A Question may leave out its `artifact_type` (it then is
+/// "Question"); a Question whose payload asks for a structured answer must carry a valid spec,
+/// and its payload is stored in the spec's canonical form.
 pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
     let text = stdout.trim();
     if text.is_empty() {
         return Err(ToolOutputError::Empty);
     }
     let raw: RawOutput = serde_json::from_str(text).map_err(|e| ToolOutputError::NotJson(e.to_string()))?;
-    let artifact_type = raw.artifact_type.filter(|t| !t.trim().is_empty()).ok_or(ToolOutputError::MissingType)?;
+    let is_question = raw.structural_type.as_deref() == Some("Question");
+    let artifact_type = match raw.artifact_type.filter(|t| !t.trim().is_empty()) {
+        Some(t) => t,
+        None if is_question => "Question".to_owned(),
+        None => return Err(ToolOutputError::MissingType),
+    };
     let structural_type = match raw.structural_type.as_deref() {
         None | Some("") if artifact_type == "Review" => StructuralType::Review,
         None | Some("") => StructuralType::Standard,
@@ -97,6 +127,24 @@ pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
         return Err(ToolOutputError::BadUsage(format!(
             "cost_usd must be a non-negative number of dollars, got {cost}"
         )));
+    }
+    if structural_type == StructuralType::Question
+        && let Some(serde_json::Value::Object(_)) = &raw.artifact_payload
+    {
+        let ordered: OrderedPayload =
+            serde_json::from_str(text).map_err(|e| ToolOutputError::BadAnswerSpec(format!("  - {e}")))?;
+        match canonical_question(&ordered.artifact_payload) {
+            Ok(Some(payload)) => {
+                return Ok(ToolOutput {
+                    structural_type,
+                    artifact_type,
+                    payload,
+                    summary: raw.summary.filter(|s| !s.is_empty()),
+                });
+            }
+            Ok(None) => {}
+            Err(problems) => return Err(ToolOutputError::BadAnswerSpec(describe(&problems))),
+        }
     }
     // A payload may be given as a string or as any JSON value (kept as its JSON text).
     let payload = match raw.artifact_payload {
@@ -140,6 +188,8 @@ mod tests {
         .unwrap();
         assert_eq!(o.structural_type, StructuralType::Question);
         assert_eq!(parse_tool_output(""), Err(ToolOutputError::Empty));
+        let o = parse_tool_output(r#"{"structural_type":"Question","artifact_payload":"Which?"}"#).unwrap();
+        assert_eq!((o.artifact_type.as_str(), o.payload.as_str()), ("Question", "Which?"));
         assert!(matches!(parse_tool_output("nope"), Err(ToolOutputError::NotJson(_))));
         assert!(matches!(parse_tool_output("{} {}"), Err(ToolOutputError::NotJson(_))));
         assert_eq!(parse_tool_output(r#"{"artifact_payload":"x"}"#), Err(ToolOutputError::MissingType));
@@ -188,6 +238,25 @@ mod tests {
             let again = serde_json::to_value(&input).unwrap();
             assert_eq!(again, serde_json::from_str::<serde_json::Value>(text).unwrap(), "{name}.json has every field");
         }
+    }
+
+    #[test]
+    fn structured_questions_are_checked_and_kept_in_order() {
+        let o = parse_tool_output(
+            r#"{"structural_type":"Question","artifact_payload":{"question":"Q?","schema":{"type":"object",
+               "properties":{"z":{"type":"boolean"},"a":{"type":"string"}},"required":["a"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            o.payload,
+            r#"{"question":"Q?","schema":{"type":"object","properties":{"z":{"type":"boolean"},"a":{"type":"string"}},"required":["a"]}}"#
+        );
+        let e = parse_tool_output(r#"{"structural_type":"Question","artifact_payload":{"options":[]}}"#).unwrap_err();
+        let ToolOutputError::BadAnswerSpec(text) = e else { panic!("{e:?}") };
+        assert!(text.contains("question: required") && text.contains("options: must list"), "{text}");
+        // A Standard artifact's object payload is not a question, whatever its keys.
+        let o = parse_tool_output(r#"{"artifact_type":"T","artifact_payload":{"options":1}}"#).unwrap();
+        assert_eq!(o.payload, r#"{"options":1}"#);
     }
 
     #[test]

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use sett_core::claim::Grant;
 use sett_core::metrics::{TOOL_EXECUTIONS, TOOL_SECONDS};
 use sett_core::record::ExecutionRecord;
-use sett_core::tool::{
-    QuestionAnswer, ToolInput, ToolOutput, ToolOutputError, looks_like_commit_hash, parse_tool_output,
-};
+use sett_core::tool::{QuestionAnswer, ToolInput, ToolOutput, looks_like_commit_hash, parse_tool_output};
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
 use sett_store::{CreateOutcome, Store};
 use tokio_util::sync::CancellationToken;
@@ -330,7 +328,7 @@ async fn run_tool(
     if r.stdout.truncated() {
         return Err(fail(format!("the tool printed more than {OUTPUT_CAP} bytes on stdout"), "invalid_output"));
     }
-    let output = parse_output(&r.stdout.text()).map_err(|e| fail(e.to_string(), "invalid_output"))?;
+    let output = parse_tool_output(&r.stdout.text()).map_err(|e| fail(e.to_string(), "invalid_output"))?;
     if output.artifact_type == "CodeCommit" {
         verify_commit(cub, &output.payload, env, cancel).await.map_err(|reason| fail(reason, "failure"))?;
     }
@@ -352,23 +350,6 @@ fn tool_timeout(agent_timeout: Duration, deadline_ms: Option<i64>, now_ms: i64) 
 
 fn humanize(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
-}
-
-/// `parse_tool_output`, plus the one leniency of design.md §7: a Question may leave out its
-/// `artifact_type` (it then is "Question").
-fn parse_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
-    match parse_tool_output(stdout) {
-        Err(ToolOutputError::MissingType) => {
-            let mut v: serde_json::Value =
-                serde_json::from_str(stdout.trim()).map_err(|e| ToolOutputError::NotJson(e.to_string()))?;
-            if v.get("structural_type").and_then(|s| s.as_str()) != Some("Question") {
-                return Err(ToolOutputError::MissingType);
-            }
-            v["artifact_type"] = serde_json::Value::String("Question".into());
-            parse_tool_output(&v.to_string())
-        }
-        other => other,
-    }
 }
 
 /// A `CodeCommit` must name a commit that exists in the workspace's repository.
@@ -423,7 +404,7 @@ async fn tool_input(store: &Store, cub: &CubSettings, claim: &Claim, grant: &Gra
     let mut answers = Vec::new();
     for qa in claim.answered_questions.iter().filter(|qa| qa.agent == cub.agent.name) {
         match (store.get_artifact(&qa.question).await?, store.get_artifact(&qa.answer).await?) {
-            (Some(question), Some(answer)) => answers.push(QuestionAnswer { question, answer }),
+            (Some(question), Some(answer)) => answers.push(QuestionAnswer::new(question, answer)),
             _ => {
                 tracing::warn!(question = %qa.question, answer = %qa.answer, "a question or its answer does not exist; leaving the pair out")
             }
@@ -573,17 +554,6 @@ mod tests {
         let near = grant_patience(Some(1_000), 0);
         assert!(near >= now + PATIENCE && near < now + PATIENCE + Duration::from_secs(1), "at least the patience");
         assert!(grant_patience(None, 0) >= now + PATIENCE);
-    }
-
-    #[test]
-    fn questions_may_omit_their_type() {
-        let o = parse_output(r#"{"structural_type":"Question","artifact_payload":"Which DB?"}"#).unwrap();
-        assert_eq!(
-            (o.structural_type, o.artifact_type.as_str(), o.payload.as_str()),
-            (StructuralType::Question, "Question", "Which DB?")
-        );
-        assert_eq!(parse_output(r#"{"artifact_payload":"x"}"#), Err(ToolOutputError::MissingType));
-        assert!(parse_output("not json").is_err());
     }
 
     #[test]

@@ -214,7 +214,7 @@ echo '{"artifact_type":"Code","artifact_payload":{"files":2}}'"#,
         // The goal and the design's latest version, oldest first; the Failure is left out.
         context_chain: oldest_first(vec![goal.clone(), design2.clone()]),
         additional_context: vec![review.clone()],
-        answers: vec![sett_core::tool::QuestionAnswer { question: question.clone(), answer: answer.clone() }],
+        answers: vec![sett_core::tool::QuestionAnswer::new(question.clone(), answer.clone())],
     };
     assert_eq!(input, expected);
 

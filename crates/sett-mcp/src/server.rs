@@ -349,7 +349,9 @@ impl SettMcp {
             Resolution::Ambiguous(ids) => return Err(ambiguous(&input.question, &ids)),
         };
         let operator = self.operator(&ctx);
-        match answer_question(self.store(), &qid, &input.answer, &operator).await {
+        // A structured question takes an option's text or number, or a form's JSON, as text too.
+        let answer = sett_ops::answer::AnswerInput::Text(input.answer.clone());
+        match answer_question(self.store(), &qid, &answer, &operator).await {
             Ok(a) => Ok(Json(AnsweredOut {
                 id: a.id.to_string(),
                 question_id: a.question_id.to_string(),

@@ -3,6 +3,7 @@
 //! when the notification is queued, so every retry sends the same bytes.
 
 use serde_json::{Value, json};
+use sett_core::answer_spec::{AnswerSpec, StructuredQuestion};
 use sett_core::config::{NotifyEvent, WebhookFormat};
 
 /// Longest question text or goal excerpt put in a notification (characters); longer text is cut
@@ -66,6 +67,26 @@ pub struct Envelope<'a> {
 
 use sett_store::time::rfc3339_ms as rfc3339;
 
+/// The question's answer spec, when it is a structured question.
+fn structured(q: &QuestionFacts) -> Option<StructuredQuestion> {
+    StructuredQuestion::from_payload(&q.text).ok().flatten()
+}
+
+/// What a structured question accepts, on one line: its numbered options, or its fields.
+fn accepts(q: &StructuredQuestion) -> String {
+    match &q.spec {
+        AnswerSpec::Choice(c) => {
+            let options: Vec<String> = c.options.iter().enumerate().map(|(n, o)| format!("{} {o}", n + 1)).collect();
+            format!("{}: {}", if c.multiple { "Pick any" } else { "Pick one" }, options.join(" · "))
+        }
+        AnswerSpec::Form(f) => {
+            let fields: Vec<String> =
+                f.fields.iter().map(|f| format!("{}{}", f.name, if f.required { "*" } else { "" })).collect();
+            format!("Fields: {}", fields.join(", "))
+        }
+    }
+}
+
 fn cut(text: &str) -> (String, bool) {
     match text.char_indices().nth(MAX_TEXT_CHARS) {
         Some((at, _)) => (format!("{}…", &text[..at]), true),
@@ -110,8 +131,17 @@ impl Notification {
     }
 
     fn question_json(q: &QuestionFacts, env: &Envelope<'_>) -> Value {
-        let (text, truncated) = cut(&q.text);
+        let spec = structured(q);
+        let (text, truncated) = cut(spec.as_ref().map_or(&q.text, |s| &s.question));
+        let answer_command = match spec.as_ref().map(|s| &s.spec) {
+            Some(AnswerSpec::Choice(_)) => {
+                format!("sett answer --name {} {} \"<option text or number>\"", env.instance, q.id)
+            }
+            Some(AnswerSpec::Form(_)) => format!("sett answer --name {} {} --json '{{…}}'", env.instance, q.id),
+            None => answer_command(env.instance, &q.id),
+        };
         json!({
+            "answer_spec": spec.as_ref().and_then(|s| serde_json::to_value(s).ok()),
             "id": q.id,
             "short_id": q.short_id,
             "text": text,
@@ -123,7 +153,7 @@ impl Notification {
             "deadline": q.deadline_ms.map(rfc3339),
             "deadline_ms": q.deadline_ms,
             "console_url": env.console_url.map(|c| question_link(c, env.instance, &q.id)),
-            "answer_command": answer_command(env.instance, &q.id),
+            "answer_command": answer_command,
         })
     }
 
@@ -189,7 +219,11 @@ impl Notification {
         match self {
             Self::QuestionAsked(q) => {
                 lines.push(format!("*{}* asks a question in instance `{i}` ({}):", slack_escape(&q.agent), q.short_id));
-                lines.push(quote(&cut(&q.text).0));
+                let spec = structured(q);
+                lines.push(quote(&cut(spec.as_ref().map_or(&q.text, |s| &s.question)).0));
+                if let Some(s) = &spec {
+                    lines.push(slack_escape(&accepts(s)));
+                }
                 if let Some(d) = q.deadline_ms {
                     lines.push(format!("Deadline: {}", rfc3339(d)));
                 }
@@ -289,6 +323,21 @@ mod tests {
         );
         let plain = Notification::QuestionAsked(question()).json(&env(None));
         assert!(plain["question"]["console_url"].is_null());
+    }
+
+    #[test]
+    fn a_structured_question_carries_its_options() {
+        let mut q = question();
+        q.text =
+            r#"{"question":"Which DB?","options":["SQLite","Postgres"],"multiple":false,"default":"SQLite"}"#.into();
+        let doc = Notification::QuestionAsked(q.clone()).json(&env(None));
+        assert_eq!(doc["question"]["text"], "Which DB?");
+        assert_eq!(doc["question"]["answer_spec"]["options"], json!(["SQLite", "Postgres"]));
+        assert_eq!(doc["question"]["answer_spec"]["default"], "SQLite");
+        assert!(doc["question"]["answer_command"].as_str().unwrap().ends_with("\"<option text or number>\""));
+        let slack = Notification::QuestionAsked(q).slack_text(&env(None));
+        assert!(slack.contains("Pick one: 1 SQLite · 2 Postgres"), "{slack}");
+        assert!(Notification::QuestionAsked(question()).json(&env(None))["question"]["answer_spec"].is_null());
     }
 
     #[test]

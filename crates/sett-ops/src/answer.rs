@@ -2,6 +2,7 @@
 //! exactly the same Answer. The Answer artifact and the closing of the question are one atomic
 //! write, so of two concurrent answers exactly one wins; the loser learns who answered and when.
 
+use sett_core::answer_spec::{FieldProblem, StructuredQuestion, describe};
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Store, StoreError, now_ms};
 
@@ -51,6 +52,52 @@ pub struct Answered {
     pub answered_by: String,
 }
 
+/// An answer as given: typed text (an option's text or number for a choice), a JSON value
+/// (`--json`, the API), or an HTML form's fields (the console).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerInput {
+    Text(String),
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+}
+
+/// The payload an answer to `question` stores: free text as it is, a structured question's
+/// answer as its validated JSON text. Pure, so callers can check an answer before writing.
+pub fn answer_payload(question: &Artifact, input: &AnswerInput) -> Result<String, AnswerError> {
+    let invalid = |problems: Vec<FieldProblem>| AnswerError::Invalid { question: question.id, problems };
+    let spec = match StructuredQuestion::from_payload(&question.payload) {
+        Ok(Some(q)) => q.spec,
+        // A question whose spec no longer parses (stored before the cub checked specs) is
+        // answered as free text: refusing every answer would leave its agent waiting.
+        Ok(None) | Err(_) => {
+            let text = match input {
+                AnswerInput::Text(t) => t.clone(),
+                AnswerInput::Json(serde_json::Value::String(t)) => t.clone(),
+                AnswerInput::Form(pairs) => {
+                    pairs.iter().find(|(n, _)| n == "answer").map(|(_, v)| v.clone()).unwrap_or_default()
+                }
+                AnswerInput::Json(_) => {
+                    return Err(invalid(vec![FieldProblem {
+                        field: String::new(),
+                        problem: "this question takes free text, not JSON: give the answer as text".into(),
+                    }]));
+                }
+            };
+            if text.trim().is_empty() {
+                return Err(AnswerError::Empty);
+            }
+            return Ok(text);
+        }
+    };
+    let value = match input {
+        AnswerInput::Text(t) => spec.parse_text(t),
+        AnswerInput::Json(v) => spec.validate(v),
+        AnswerInput::Form(pairs) => spec.from_form_pairs(pairs),
+    }
+    .map_err(invalid)?;
+    Ok(value.to_string())
+}
+
 /// Why an answer was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -82,6 +129,9 @@ pub enum AnswerError {
     /// Someone answered first (or the orchestrator, on timeout).
     #[error("question {} was already answered by {} at {} ms", short(&.question.to_string()), .record.answered_by, .record.answered_at_ms)]
     AlreadyAnswered { question: ArtifactId, record: AnswerRecord },
+    /// The answer does not fit the question's answer spec; every problem is listed.
+    #[error("the answer to question {} does not fit what it asks; nothing was written:\n{}", short(&.question.to_string()), describe(.problems))]
+    Invalid { question: ArtifactId, problems: Vec<FieldProblem> },
     #[error("the answer was not written ({0}); retry")]
     Unexpected(String),
     #[error(transparent)]
@@ -112,21 +162,25 @@ impl AnswerError {
             }
             Self::Store(e) => format!("writing the answer: {e}"),
             Self::Empty => self.to_string(),
+            Self::Invalid { .. } => format!("{self}\nSee what it asks with 'sett questions -n {instance}'"),
             Self::Unexpected(_) => format!("{self} 'sett answer'"),
         }
     }
 }
 
-/// Answers question `qid` with `text` as `operator`: checks it is an open Question whose claim
-/// still waits, then writes the Answer (`produced_by_role` = `human:<operator>`, `answered_by` =
-/// `operator`) and closes the question atomically.
+/// Answers question `qid` with `input` as `operator`: checks it is an open Question whose claim
+/// still waits and that the answer fits the question's spec (if it has one), then writes the
+/// Answer (`produced_by_role` = `human:<operator>`, `answered_by` = `operator`) and closes the
+/// question atomically.
 pub async fn answer_question(
     store: &Store,
     qid: &ArtifactId,
-    text: &str,
+    input: &AnswerInput,
     operator: &str,
 ) -> Result<Answered, AnswerError> {
-    if text.trim().is_empty() {
+    if let AnswerInput::Text(text) = input
+        && text.trim().is_empty()
+    {
         return Err(AnswerError::Empty);
     }
     let Some(question) = store.get_artifact(qid).await? else {
@@ -158,6 +212,7 @@ pub async fn answer_question(
             reason: claim.termination_reason,
         });
     }
+    let text = answer_payload(&question, input)?;
     let now = now_ms();
     let answer =
         Artifact::answer(sett_store::new_artifact_id(), &question, text, format!("human:{operator}"), operator, now);

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
+use sett_core::answer_spec::StructuredQuestion;
 use sett_core::machine::{Effect, GrantOrder};
 use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimType, metrics as m};
 use sett_store::{AnswerRecord, CreateOutcome, StoreError, WriteOutcome, now_ms};
@@ -173,11 +174,24 @@ impl Engine {
                     }
                 }
             }
-            Effect::AutoAnswer { question } => {
+            Effect::AutoAnswer { question, use_default } => {
                 let Some(q) = self.store.get_artifact(question).await? else {
                     return Ok(());
                 };
-                let text = "No answer arrived before the question timed out; continue with your best judgement.";
+                // Under `on_question_timeout: default`, a structured question with a complete
+                // default is answered with it; any other continues with the timed-out text.
+                let default = use_default
+                    .then(|| StructuredQuestion::from_payload(&q.payload).ok().flatten())
+                    .flatten()
+                    .and_then(|s| s.spec.default_answer());
+                let (text, summary) = match &default {
+                    Some(d) => (d.to_string(), "question timed out; answered with its default"),
+                    None => (
+                        "No answer arrived before the question timed out; continue with your best judgement."
+                            .to_owned(),
+                        "question timed out",
+                    ),
+                };
                 let mut answer = Artifact::answer(
                     ArtifactId::derived(question, "timeout-answer"),
                     &q,
@@ -186,7 +200,7 @@ impl Engine {
                     "orchestrator",
                     now,
                 );
-                answer.summary = Some("question timed out".into());
+                answer.summary = Some(summary.into());
                 answer.timed_out = true;
                 let record = AnswerRecord::on_timeout(answer.id, now);
                 match self.store.create_answer(&answer, question, &record).await? {
@@ -225,7 +239,7 @@ mod tests {
         let effects = vec![
             Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Exclusive, seq: 1, via_worker: false }),
             Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Claim, seq: 2, via_worker: true }),
-            Effect::AutoAnswer { question: sett_store::new_artifact_id() },
+            Effect::AutoAnswer { question: sett_store::new_artifact_id(), use_default: true },
             Effect::QuestionClosed { question: sett_store::new_artifact_id() },
         ];
         let f = follow_ups(&effects);
@@ -269,7 +283,7 @@ mod tests {
                     reason: "too slow".into()
                 },
                 Effect::CreateClaim { claim: Box::new(rework), grants: vec![rework_grant] },
-                Effect::AutoAnswer { question },
+                Effect::AutoAnswer { question, use_default: false },
                 Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Claim, seq: 3, via_worker: true }),
             ]
         );

@@ -65,7 +65,10 @@ pub(crate) fn transition_records(
                 }));
             }
             Effect::QuestionClosed { question } => ops.push(QuestionOp::Close { question: *question }),
-            Effect::AutoAnswer { question } => events.push(timed_out(*question, OnQuestionTimeout::Continue)),
+            Effect::AutoAnswer { question, use_default } => {
+                let policy = if *use_default { OnQuestionTimeout::Default } else { OnQuestionTimeout::Continue };
+                events.push(timed_out(*question, policy))
+            }
             Effect::Fail { failure_type: FailureType::QuestionTimeout, .. } => {
                 if let Some(q) = old.open_questions.keys().next() {
                     events.push(timed_out(*q, on_question_timeout));

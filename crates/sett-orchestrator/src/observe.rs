@@ -52,9 +52,10 @@ impl Engine {
                 Effect::QuestionOpened { question, agent } => {
                     info!(claim_id = %new.id, question_id = %question, agent = %agent, "question asked; claim waits for an answer");
                 }
-                Effect::AutoAnswer { question } => {
-                    metrics::counter!(m::QUESTION_TIMEOUTS, "policy" => "continue").increment(1);
-                    warn!(claim_id = %new.id, question_id = %question, "question timed out; continuing without an answer");
+                Effect::AutoAnswer { question, use_default } => {
+                    let policy = if *use_default { "default" } else { "continue" };
+                    metrics::counter!(m::QUESTION_TIMEOUTS, "policy" => policy).increment(1);
+                    warn!(claim_id = %new.id, question_id = %question, policy, "question timed out; answered by the orchestrator");
                 }
                 Effect::Fail { failure_type, reason, .. } => {
                     if *failure_type == FailureType::QuestionTimeout {

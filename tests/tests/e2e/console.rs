@@ -225,3 +225,79 @@ async fn the_workflow_page_draws_every_artifact_of_the_demo_pipeline() {
     b.shot("console-artifact").await;
     b.client.clone().close().await.unwrap();
 }
+
+/// A form question: an integer, a select, a checkbox and a checkbox group.
+const FORM_QUESTION: &str = r#"{"question": "How should it be deployed?", "schema": {"type": "object",
+  "properties": {
+    "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "description": "pods to run"},
+    "region": {"type": "string", "enum": ["eu", "us"], "title": "Region"},
+    "dry_run": {"type": "boolean", "default": true},
+    "checks": {"type": "array", "items": {"type": "string", "enum": ["lint", "test"]}, "default": ["test"]}
+  },
+  "required": ["replicas", "region"]}}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_structured_question_is_a_form_checked_in_the_page_and_the_agent_resumes_with_json() {
+    let mut env = Env::new(ASKER_YML, &[("asker.sh", &sett_e2e::structured_asker_script(FORM_QUESTION))]).await;
+    env.up();
+    env.forage("Deploy it");
+    let out = env.ok(&["questions", "--wait", "--timeout", "30s", "-o", "json"]);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let qid = listed[0]["id"].as_str().unwrap().to_owned();
+    let (_console, url) = start_console(&env);
+    let base = url.split("/?token=").next().unwrap().to_owned();
+    let b = Browser::start().await;
+    b.client.goto(&url).await.unwrap();
+    b.client.goto(&format!("{base}/questions")).await.unwrap();
+    let card = format!(r#"article[data-question-id="{qid}"]"#);
+    b.client.wait().for_element(Locator::Css(&format!("{card} form.structured"))).await.unwrap();
+    // The spec as controls, defaults filled in, the question's own text shown.
+    let form = b
+        .js(&format!(
+            r#"const c = document.querySelector('{card}'), f = c.querySelector('form');
+               return [c.querySelector('pre.text').textContent, f.querySelector('input[name=replicas]').type,
+                       f.querySelector('select[name=region]').required, f.querySelector('input[name=dry_run]').checked,
+                       Array.from(f.querySelectorAll('input[name=checks]:checked')).map(e => e.value),
+                       f.querySelectorAll('abbr.req').length];"#,
+            card = card.replace('\'', "\\'")
+        ))
+        .await;
+    assert_eq!(form, serde_json::json!(["How should it be deployed?", "number", true, true, ["test"], 2]));
+
+    // Out of range: the page refuses it (no request leaves), and says why.
+    let replicas = b.client.find(Locator::Css(&format!("{card} input[name=replicas]"))).await.unwrap();
+    replicas.send_keys("12").await.unwrap();
+    b.client
+        .find(Locator::Css(&format!("{card} select[name=region] option[value=us]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.js(&format!("document.querySelector('{}').scrollIntoView(); return 0;", card.replace('\'', "\\'"))).await;
+    b.shot("console-form").await;
+    b.client.find(Locator::Css(&format!("{card} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    let refused = b
+        .js(&format!(
+            "const f = document.querySelector('{} form'); return [f.checkValidity(), f.querySelector('input[name=replicas]').validity.rangeOverflow];",
+            card.replace('\'', "\\'")
+        ))
+        .await;
+    assert_eq!(refused, serde_json::json!([false, true]), "the page checks the range");
+
+    replicas.clear().await.unwrap();
+    replicas.send_keys("3").await.unwrap();
+    b.client.find(Locator::Css(&format!("{card} input[name=dry_run]"))).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::Css(&format!("{card} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css(&format!(r#"[data-question-id="{qid}"][data-state="answered"]"#)))
+        .await
+        .expect("the question is marked answered");
+    let artifacts = env.wait_terminals(1, MINUTE).await;
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&terminal.payload).unwrap();
+    assert_eq!(got, serde_json::json!({"replicas": 3, "region": "us", "dry_run": false, "checks": ["test"]}));
+    b.client.clone().close().await.unwrap();
+    env.down();
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `sett`, `sett-orchestrator` and `sett-cub` binaries against a real
 //! Redis, in temporary git workspaces. One test binary (modules by area) so it links once.
 
+mod answers;
 mod cluster;
 mod console;
 mod deploy;

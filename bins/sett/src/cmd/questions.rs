@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use sett_core::answer_spec::{AnswerSpec, FieldKind, StructuredQuestion};
 use sett_core::event::EventKind;
 use sett_ops::feed::{excerpt, short as short_display};
 use sett_ops::resolve::unique_prefixes;
@@ -31,7 +32,55 @@ struct OpenQuestion {
     age_ms: i64,
     deadline_ms: Option<i64>,
     time_left_ms: Option<i64>,
+    /// The Question's payload as stored (a structured question's canonical JSON).
     text: String,
+    /// The question's text (for a structured question, its `question`).
+    question: String,
+    /// What answer it wants (docs/agents.md, "Structured questions"); absent for free text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer_spec: Option<StructuredQuestion>,
+}
+
+/// One line saying what a structured question accepts: its numbered options, or its fields
+/// (`*` = required).
+fn accepts(q: &StructuredQuestion) -> String {
+    match &q.spec {
+        AnswerSpec::Choice(c) => {
+            let options: Vec<String> = c
+                .options
+                .iter()
+                .enumerate()
+                .map(|(n, o)| {
+                    let default = match &c.default {
+                        Some(serde_json::Value::String(d)) => d == o,
+                        Some(serde_json::Value::Array(ds)) => ds.iter().any(|d| d == o),
+                        _ => false,
+                    };
+                    format!("{} {o}{}", n + 1, if default { " (default)" } else { "" })
+                })
+                .collect();
+            format!("{}: {}", if c.multiple { "pick any" } else { "pick one" }, options.join(" | "))
+        }
+        AnswerSpec::Form(f) => {
+            let fields: Vec<String> = f
+                .fields
+                .iter()
+                .map(|field| {
+                    let kind = match &field.kind {
+                        FieldKind::Text { .. } => "text".to_owned(),
+                        FieldKind::OneOf { options } => options.join("/"),
+                        FieldKind::Number { integer: true, .. } => "integer".to_owned(),
+                        FieldKind::Number { .. } => "number".to_owned(),
+                        FieldKind::Boolean => "true/false".to_owned(),
+                        FieldKind::SomeOf { options, .. } => format!("[{}]", options.join(",")),
+                    };
+                    let default = field.default.as_ref().map(|d| format!(" = {d}")).unwrap_or_default();
+                    format!("{}{}: {kind}{default}", field.name, if field.required { "*" } else { "" })
+                })
+                .collect();
+            format!("form: {}", fields.join(", "))
+        }
+    }
 }
 
 async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
@@ -53,6 +102,9 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             .map(|a| a.produced_by_role.clone())
             .or_else(|| claim.as_ref().and_then(|c| c.open_questions.get(&id)).map(|q| q.agent.to_string()))
             .unwrap_or_else(|| "?".into());
+        let payload = artifact.map(|a| a.payload).unwrap_or_default();
+        let spec = StructuredQuestion::from_payload(&payload).ok().flatten();
+        let question_text = spec.as_ref().map_or_else(|| payload.clone(), |s| s.question.clone());
         out.push(OpenQuestion {
             id: id.to_string(),
             short_id: short.get(&id).cloned().unwrap_or_else(|| id.to_string()),
@@ -62,7 +114,9 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             age_ms: now - asked_at_ms,
             deadline_ms,
             time_left_ms: deadline_ms.map(|d| d - now),
-            text: artifact.map(|a| a.payload).unwrap_or_default(),
+            question: question_text.clone(),
+            answer_spec: spec,
+            text: payload,
         });
     }
     Ok(out)
@@ -101,12 +155,22 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
                         q.claim_id.as_deref().map(|c| short_display(c).to_owned()).unwrap_or_else(|| "-".into()),
                         format!("{} ago", output::human_ms(q.age_ms)),
                         left,
-                        excerpt(&q.text, 70),
+                        match &q.answer_spec {
+                            Some(s) => format!("{}\n{}", excerpt(&q.question, 70), accepts(s)),
+                            None => excerpt(&q.question, 70),
+                        },
                     ]
                 })
                 .collect();
             output::table(&["ID", "AGENT", "CLAIM", "ASKED", "TIME LEFT", "QUESTION"], rows)?;
-            eprintln!("Answer with: sett answer <ID> \"text\" -n {}", store.instance());
+            if qs.iter().any(|q| q.answer_spec.is_some()) {
+                eprintln!(
+                    "Answer with: sett answer <ID> \"text\" (an option's text or number; --json '{{…}}' for a form; no answer at a terminal to be prompted) -n {}",
+                    store.instance()
+                );
+            } else {
+                eprintln!("Answer with: sett answer <ID> \"text\" -n {}", store.instance());
+            }
             Ok(())
         }
     }

@@ -118,10 +118,13 @@ pub enum Effect {
     QuestionClosed {
         question: ArtifactId,
     },
-    /// The question timed out under `on_question_timeout: continue`: answer it as the
-    /// orchestrator with `timed_out: true`.
+    /// The question timed out under `on_question_timeout: continue` (or `default`): answer it
+    /// as the orchestrator with `timed_out: true` — with the spec's default answer when
+    /// `use_default` and the question has one.
     AutoAnswer {
         question: ArtifactId,
+        #[serde(default)]
+        use_default: bool,
     },
     /// Agents that did not bid in time (logged and counted).
     BidsMissing {
@@ -360,12 +363,12 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
                 );
                 return;
             }
-            OnQuestionTimeout::Continue => {
+            policy @ (OnQuestionTimeout::Continue | OnQuestionTimeout::Default) => {
                 for q in due_questions {
                     if let Some(open) = c.open_questions.get_mut(&q) {
                         open.deadline_ms = None;
                     }
-                    effects.push(Effect::AutoAnswer { question: q });
+                    effects.push(Effect::AutoAnswer { question: q, use_default: policy == OnQuestionTimeout::Default });
                 }
             }
         }

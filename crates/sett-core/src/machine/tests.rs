@@ -208,7 +208,7 @@ fn question_timeout_fail_and_continue() {
     p.on_question_timeout = OnQuestionTimeout::Continue;
     let t = apply(&c, &Input::Tick, at(5_000), &p);
     assert_eq!(t.claim.status, ClaimStatus::PendingAnswer);
-    assert_eq!(t.effects, vec![Effect::AutoAnswer { question: q.id }]);
+    assert_eq!(t.effects, vec![Effect::AutoAnswer { question: q.id, use_default: false }]);
     assert!(step(&t.claim, &Input::Tick, at(9_000), &p).is_none(), "auto-answers once");
 }
 
