@@ -10,7 +10,9 @@ report this prints on its last stdout line. Any failed expectation exits non-zer
 workflow:  initialize, list tools, subscribe to the questions resource, start a workflow (forage)
            and subscribe to its goal, be notified of its question, answer it, be notified until
            the workflow is complete, read the Terminal artifact's resource.
-read-only: forage and answering are refused with messages naming --allow-actions and
+cancel:    with --allow-actions, cancel a workflow waiting on its question; the question closes;
+           a second cancel says who cancelled.
+read-only: forage, answering and cancelling are refused with messages naming --allow-actions and
            --allow-answers; reading works.
 no-token:  an HTTP client without the token is refused (401).
 """
@@ -46,6 +48,7 @@ EXPECTED_TOOLS = {
     "answer_question",
     "status",
     "verify",
+    "cancel_workflow",
 }
 
 
@@ -205,6 +208,7 @@ async def read_only(args: argparse.Namespace) -> dict[str, Any]:
         for tool, arguments in [
             ("forage", {"goal": "Pick a port"}),
             ("answer_question", {"question": "0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d", "answer": "8080"}),
+            ("cancel_workflow", {"workflow": "0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d"}),
         ]:
             try:
                 await session.call_tool(tool, arguments)
@@ -214,6 +218,30 @@ async def read_only(args: argparse.Namespace) -> dict[str, Any]:
         # Reading still works.
         listed = await call(session, "list_workflows", {})
         return {"errors": errors, "workflows": listed["total"]}
+
+
+async def cancel(args: argparse.Namespace) -> dict[str, Any]:
+    questions_uri = f"sett://{args.instance}/questions"
+    asked = anyio.Event()
+
+    async def on_message(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification) and message.params.uri == questions_uri:
+            asked.set()
+
+    async with connect(args, on_message) as session:
+        await session.initialize()
+        await session.subscribe_resource(questions_uri)
+        goal_id = (await call(session, "forage", {"goal": "Pick a port"}))["id"]
+        with anyio.fail_after(NOTIFICATION_LIMIT_S):
+            await asked.wait()
+        cancelled = await call(session, "cancel_workflow", {"workflow": goal_id, "reason": "wrong goal"})
+        expect(not cancelled["already_cancelled"], f"{cancelled}")
+        expect(len(cancelled["questions"]) == 1, f"its question closed: {cancelled}")
+        left = await call(session, "list_questions", {})
+        expect(all(q["goal_id"] != goal_id for q in left["questions"]), f"no open question left: {left}")
+        again = await call(session, "cancel_workflow", {"workflow": goal_id})
+        expect(again["already_cancelled"] and again["operator"] == args.operator, f"second cancel: {again}")
+        return {"goal_id": goal_id, "cancelled": cancelled, "again": again}
 
 
 async def no_token(args: argparse.Namespace) -> dict[str, Any]:
@@ -254,14 +282,14 @@ async def no_token(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["workflow", "read-only", "no-token"])
+    p.add_argument("scenario", choices=["workflow", "read-only", "cancel", "no-token"])
     p.add_argument("--instance")
     p.add_argument("--operator")
     p.add_argument("--http")
     p.add_argument("--token")
     p.add_argument("--stdio", nargs=argparse.REMAINDER)
     args = p.parse_args()
-    run = {"workflow": workflow, "read-only": read_only, "no-token": no_token}[args.scenario]
+    run = {"workflow": workflow, "read-only": read_only, "cancel": cancel, "no-token": no_token}[args.scenario]
     try:
         report = anyio.run(run, args)
     except Failed as e:

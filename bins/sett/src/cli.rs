@@ -300,8 +300,7 @@ pub struct McpArgs {
     /// --allow-actions the server is read-only.
     #[arg(long)]
     pub allow_answers: bool,
-    /// Let MCP clients start workflows (the forage tool) and, once they exist, act on running
-    /// ones (cancel, retry).
+    /// Let MCP clients start workflows (the forage tool) and cancel them (cancel_workflow).
     #[arg(long)]
     pub allow_actions: bool,
 }

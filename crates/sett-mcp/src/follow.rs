@@ -1,5 +1,5 @@
 //! Following the instance's event stream so MCP clients are told without polling: question
-//! events (asked, answered, timed out) by one reader per server, fanned out to the sessions
+//! events (asked, answered, timed out, closed by a cancellation) by one reader per server, fanned out to the sessions
 //! over a broadcast channel; and, for a session subscribed to a goal's resource, that
 //! workflow's new artifacts until it ends (one reader per such subscription, replaying from
 //! the goal, so a workflow that ended before the subscription is reported at once).
@@ -27,6 +27,8 @@ pub enum QuestionEvent {
     Asked(ArtifactId),
     Answered(ArtifactId),
     TimedOut(ArtifactId),
+    /// Closed unanswered by the cancellation of its workflow.
+    Closed(ArtifactId),
     /// A session fell behind the fan-out: something changed.
     Lagged,
 }
@@ -34,17 +36,18 @@ pub enum QuestionEvent {
 impl QuestionEvent {
     pub fn question(&self) -> Option<ArtifactId> {
         match self {
-            Self::Asked(q) | Self::Answered(q) | Self::TimedOut(q) => Some(*q),
+            Self::Asked(q) | Self::Answered(q) | Self::TimedOut(q) | Self::Closed(q) => Some(*q),
             Self::Lagged => None,
         }
     }
 
-    fn of(data: &EventData) -> Option<Self> {
+    fn of(data: &EventData) -> Vec<Self> {
         match data {
-            EventData::QuestionAsked(q) => Some(Self::Asked(q.question_id)),
-            EventData::QuestionAnswered(a) => Some(Self::Answered(a.question_id)),
-            EventData::QuestionTimedOut(t) => Some(Self::TimedOut(t.question_id)),
-            _ => None,
+            EventData::QuestionAsked(q) => vec![Self::Asked(q.question_id)],
+            EventData::QuestionAnswered(a) => vec![Self::Answered(a.question_id)],
+            EventData::QuestionTimedOut(t) => vec![Self::TimedOut(t.question_id)],
+            EventData::WorkflowCancelled(c) => c.questions.iter().copied().map(Self::Closed).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -83,7 +86,7 @@ pub(crate) async fn follow_questions(store: Store, tx: broadcast::Sender<Questio
                     for entry in &entries {
                         match entry {
                             Ok(e) => {
-                                if let Some(q) = QuestionEvent::of(&e.data) {
+                                for q in QuestionEvent::of(&e.data) {
                                     // No receiver (no session yet) is not an error.
                                     let _ = tx.send(q);
                                 }
@@ -184,7 +187,7 @@ mod tests {
             deadline_ms: None,
             question_id: q,
         });
-        assert_eq!(QuestionEvent::of(&asked), Some(QuestionEvent::Asked(q)));
+        assert_eq!(QuestionEvent::of(&asked), vec![QuestionEvent::Asked(q)]);
         let answered = EventData::QuestionAnswered(QuestionAnswered {
             answer_id: ArtifactId::derived(&"follow-test", "a"),
             answered_by: "Ada".into(),
@@ -193,9 +196,9 @@ mod tests {
             question_id: q,
             timed_out: false,
         });
-        assert_eq!(QuestionEvent::of(&answered).and_then(|e| e.question()), Some(q));
+        assert_eq!(QuestionEvent::of(&answered).iter().map(QuestionEvent::question).collect::<Vec<_>>(), vec![Some(q)]);
         let bid = EventData::BidSubmitted(BidSubmitted { agent, bid: BidType::Exclusive, claim_id: claim });
-        assert_eq!(QuestionEvent::of(&bid), None);
+        assert_eq!(QuestionEvent::of(&bid), vec![]);
         assert_eq!(QuestionEvent::Lagged.question(), None);
     }
 }

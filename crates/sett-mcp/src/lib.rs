@@ -35,8 +35,8 @@ pub struct Config {
     /// Whether the `answer_question` tool writes answers (otherwise it refuses, saying how to
     /// allow it).
     pub allow_answers: bool,
-    /// Whether the tools that start or change workflows act (`forage`; cancel and retry once
-    /// they exist); otherwise they refuse, saying how to allow them.
+    /// Whether the tools that start or change workflows act (`forage`, `cancel_workflow`);
+    /// otherwise they refuse, saying how to allow them.
     pub allow_actions: bool,
 }
 

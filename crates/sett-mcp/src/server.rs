@@ -366,6 +366,61 @@ impl SettMcp {
     }
 
     #[tool(
+        description = "Cancel a workflow, as `sett cancel`: end its claims and close its questions in one atomic step; its agents' running tools are stopped. Give its goal's id or the id of any artifact in it. Cancelling twice does nothing and says so. Needs `sett mcp --allow-actions`.",
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn cancel_workflow(
+        &self,
+        Parameters(input): Parameters<CancelInput>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<CancelledOut>, ErrorData> {
+        use sett_ops::cancel::{CancelError, cancel_workflow};
+        let instance = self.instance();
+        if !self.shared.config.allow_actions {
+            return Err(ErrorData::invalid_request(
+                format!(
+                    "cancelling workflows is not allowed: this MCP server is read-only. Restart it with 'sett mcp --allow-actions -n {instance}' to let MCP clients cancel, or run 'sett cancel {} -n {instance}'",
+                    input.workflow
+                ),
+                None,
+            ));
+        }
+        let id = self.resolve(&input.workflow).await?;
+        let operator = self.operator(&ctx);
+        match cancel_workflow(self.store(), &id, &operator, input.reason.as_deref()).await {
+            Ok(c) => Ok(Json(CancelledOut {
+                goal_id: c.goal_id.to_string(),
+                already_cancelled: false,
+                operator: c.operator,
+                reason: c.reason,
+                at_ms: c.at_ms,
+                claims: c.claims.iter().map(ToString::to_string).collect(),
+                questions: c.questions.iter().map(ToString::to_string).collect(),
+                instance,
+            })),
+            Err(CancelError::AlreadyCancelled { goal, record }) => Ok(Json(CancelledOut {
+                goal_id: goal.to_string(),
+                already_cancelled: true,
+                operator: record.operator,
+                reason: record.reason,
+                at_ms: record.at_ms,
+                claims: Vec::new(),
+                questions: Vec::new(),
+                instance,
+            })),
+            Err(e @ CancelError::Ended { .. }) => Err(ErrorData::invalid_params(
+                format!("{e}: there is nothing left to cancel\nSee how it went with 'sett watch -n {instance}'"),
+                None,
+            )),
+            Err(e @ CancelError::NotFound(..)) => {
+                Err(ErrorData::resource_not_found(format!("{e}\nList artifacts with 'sett hoard -n {instance}'"), None))
+            }
+            Err(CancelError::Store(e)) => Err(store_error("cancelling the workflow", e)),
+            Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
+        }
+    }
+
+    #[tool(
         description = "The health of the instance, as `sett status`: running, degraded, stopped or destroying; components, claims by status, open questions, the ledger head, and what to do when unhealthy.",
         annotations(read_only_hint = true)
     )]

@@ -56,6 +56,14 @@ pub struct AnswerInput {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct CancelInput {
+    /// The workflow: its goal's id, or the id (or a unique prefix) of any artifact in it.
+    pub workflow: String,
+    /// Why: recorded in the ledger with the operator's name.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct VerifyInput {
     /// A head recorded earlier (`<seq>:<hash>`, as `verify` returned it): it must still be in
     /// the chain.
@@ -309,4 +317,20 @@ pub struct VerifyOut {
     pub recorded_head_matches: Option<bool>,
     /// Events written before the ledger existed: the chain starts at this seq.
     pub unverified_before: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CancelledOut {
+    pub instance: String,
+    pub goal_id: String,
+    /// True when it had been cancelled before (by `operator`, at `at_ms`): nothing was done.
+    pub already_cancelled: bool,
+    /// Who cancelled it.
+    pub operator: String,
+    pub reason: Option<String>,
+    pub at_ms: i64,
+    /// The claims this cancellation ended.
+    pub claims: Vec<String>,
+    /// The questions it closed.
+    pub questions: Vec<String>,
 }

@@ -164,7 +164,25 @@ async fn mcp_is_read_only_without_allow_flags_and_says_how_to_allow() {
     let forage = r["errors"]["forage"].as_str().unwrap();
     assert!(forage.contains("starting workflows is not allowed"), "{forage}");
     assert!(forage.contains(&format!("sett mcp --allow-actions -n {}", env.name)), "{forage}");
+    let cancel = r["errors"]["cancel_workflow"].as_str().unwrap();
+    assert!(cancel.contains("cancelling workflows is not allowed"), "{cancel}");
     assert_eq!(r["workflows"], 0);
     // The refusals wrote nothing.
     assert!(env.artifacts().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_cancels_a_workflow_waiting_on_its_question_with_allow_actions() {
+    let mut env = Env::new(ASKER_YML, &[("asker.sh", &asker_script(QUESTION))]).await;
+    env.up();
+    let mut args = vec!["cancel", "--instance", env.name.as_str(), "--operator", "Ada MCP", "--stdio"];
+    let server = stdio_command(&env, &["--allow-actions", "--operator", "Ada MCP"]);
+    args.extend(server.iter().map(String::as_str));
+    let r = report(&env, &args);
+    let goal = sett_core::ArtifactId::parse(r["goal_id"].as_str().unwrap()).unwrap();
+    let record = env.store.cancellation(&goal).await.unwrap().expect("a cancellation record");
+    assert_eq!(record.operator, "Ada MCP");
+    assert_eq!(record.reason.as_deref(), Some("wrong goal"));
+    assert!(env.store.open_questions().await.unwrap().is_empty());
+    env.ok(&["verify"]);
 }
