@@ -633,7 +633,7 @@ pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], no
                 by = esc(&a.record.answered_by),
                 when = ago(now, a.record.answered_at_ms),
                 to = if a.record.timed_out { " (timed out)" } else { "" },
-                text = esc(&excerpt(&a.text, 300)),
+                text = esc(&excerpt(&question_text(&a.text), 300)),
                 answer = esc(&excerpt(&a.answer, 300)),
             );
         }

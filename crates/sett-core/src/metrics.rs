@@ -27,7 +27,7 @@ pub const TOOL_SECONDS: &str = "sett_tool_execution_duration_seconds";
 pub const OPEN_QUESTIONS: &str = "sett_open_questions";
 /// Histogram (seconds): question asked to answered.
 pub const QUESTION_ANSWER_SECONDS: &str = "sett_question_time_to_answer_seconds";
-/// Counter, label `policy` (`fail` | `continue`): questions that timed out.
+/// Counter, label `policy` (`fail` | `continue` | `default`): questions that timed out.
 pub const QUESTION_TIMEOUTS: &str = "sett_question_timeouts_total";
 /// Counter, label `agent`: worker processes launched.
 pub const WORKER_LAUNCHES: &str = "sett_worker_launches_total";
