@@ -258,3 +258,17 @@ def test_the_testing_builders_make_what_the_cub_sends() -> None:
 
     with pytest.raises(ValueError):
         testing.tool_input("x", claim_type="approve")
+
+
+def test_a_structured_answer_has_its_value() -> None:
+    raw = fixture("resume")
+    raw["answers"][0]["answer"]["payload"] = '{"replicas":3,"region":"eu"}'
+    raw["answers"][0]["value"] = {"replicas": 3, "region": "eu"}
+    qa = ToolInput.from_dict(raw).answers[0]
+    assert qa.value == {"replicas": 3, "region": "eu"} and qa.json() == qa.value
+    assert ToolInput.from_json(fixture_text("resume")).answers[0].value is None, "free text has no value"
+
+    from sett_agent import testing
+
+    qa = testing.tool_input("g", claim_type="resume", answers=[("Which?", ["lint", "test"])]).answers[0]
+    assert qa.value == ["lint", "test"] and qa.text == '["lint","test"]'

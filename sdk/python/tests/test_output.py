@@ -149,3 +149,34 @@ def test_hostile_text_is_encoded_safely() -> None:
     out = artifact("Plan", hostile, summary=hostile)
     assert printed(out)["artifact_payload"] == hostile
     assert "\n" not in out.to_json()
+
+
+def test_structured_questions() -> None:
+    out = printed(question("Which storage?", options=["SQLite", "Postgres"], default="SQLite", artifact_type="StorageChoice"))
+    assert out["structural_type"] == "Question" and out["artifact_type"] == "StorageChoice"
+    assert out["artifact_payload"] == {"question": "Which storage?", "options": ["SQLite", "Postgres"], "default": "SQLite"}
+    out = printed(question("Checks?", options=("lint", "test"), multiple=True, default=["test"]))
+    assert out["artifact_payload"] == {"question": "Checks?", "options": ["lint", "test"], "multiple": True, "default": ["test"]}
+    schema = {"type": "object", "properties": {"replicas": {"type": "integer", "minimum": 1}}, "required": ["replicas"]}
+    out = printed(question("How?", schema=schema))
+    assert out["artifact_payload"] == {"question": "How?", "schema": schema}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"options": []}, "at least one option"),
+        ({"options": ["a", "a"]}, "each once"),
+        ({"options": ["a", ""]}, "non-empty strings"),
+        ({"options": "ab"}, "non-empty strings"),
+        ({"options": ["a", 2]}, "non-empty strings"),
+        ({"options": ["a"], "schema": {"type": "object"}}, "not both"),
+        ({"multiple": True}, "belong to options"),
+        ({"default": "a"}, "belong to options"),
+        ({"schema": {"type": "object"}, "default": {}}, "belong to options"),
+        ({"schema": ["not", "an", "object"]}, "JSON Schema object"),
+    ],
+)
+def test_bad_structured_questions_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        question("Which?", **kwargs)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 //! The Python agent SDK (sdk/python) under the real binaries: the Python demo team
 //! (examples/agents-python) asks a question, resumes with the answer, goes through a review with
 //! rework, bids with a bid script and finishes; a Python agent that raises ends its claim with
-//! an `AgentError` Failure carrying the exception; an output reporting usage is accepted.
+//! an `AgentError` Failure carrying the exception; an output reporting usage is accepted; a
+//! structured question (options) resumes the agent with the chosen value.
 
 use std::time::Duration;
 
@@ -155,5 +156,56 @@ agents:
     assert_eq!(claims.iter().find(|c| c.artifact_id == fine).unwrap().status, ClaimStatus::Complete);
     let hoard = env.ok(&["hoard", "-o", "json"]);
     assert!(hoard.contains("AgentError"), "{hoard}");
+    env.down();
+}
+
+/// Asks for one of three storages (a structured question), then ends the workflow with the
+/// answer's value and text.
+const CHOOSER: &str = r#"#!/usr/bin/env python3
+import json
+import sett_agent as sett
+
+def handle(task):
+    answer = task.latest_answer
+    if answer is None:
+        return sett.question(
+            "Which storage?", options=["SQLite", "Postgres", "Redis"], default="SQLite", artifact_type="StorageChoice"
+        )
+    return sett.terminal("Chosen", json.dumps({"value": answer.value, "text": answer.text}))
+
+sett.run(handle)
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_agent_asks_a_structured_question_and_resumes_with_its_value() {
+    let yml = r#"
+version: "1.0"
+orchestrator: {bid_timeout: 10s}
+agents:
+  Chooser:
+    command: ["./chooser.py"]
+    bidding_strategy: exclusive
+    environment: ["PYTHONPATH"]
+"#;
+    let mut env = Env::new(yml, &[("chooser.py", CHOOSER)]).await;
+    env.use_python_sdk();
+    env.up();
+    env.forage("Pick a storage");
+    let out = env.ok(&["questions", "--wait", "--timeout", "60s", "-o", "json"]);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let q = &listed.as_array().expect("a list")[0];
+    let question = env.artifacts_of(StructuralType::Question).await.remove(0);
+    assert_eq!(question.artifact_type, "StorageChoice");
+    // Stored in the spec's canonical form (`multiple` spelled out).
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&question.payload).unwrap(),
+        serde_json::json!({"question": "Which storage?", "options": ["SQLite", "Postgres", "Redis"], "multiple": false, "default": "SQLite"})
+    );
+    // The operator picks the second option by its number.
+    env.ok(&["answer", q["id"].as_str().unwrap(), "2"]);
+    let artifacts = env.wait_terminals(1, MINUTE).await;
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&terminal.payload).unwrap();
+    assert_eq!(got["value"], "Postgres", "{got}");
     env.down();
 }

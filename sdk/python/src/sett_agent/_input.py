@@ -228,15 +228,19 @@ class QuestionAnswer:
 
     question: Artifact
     answer: Artifact
+    value: JSON = None
+    """For a structured question: the answer as JSON (the chosen option, the list of options,
+    or the form's object). None for a free-text answer, and for a timed-out one without a
+    default."""
 
     @property
     def text(self) -> str:
-        """The answer as the operator wrote it."""
+        """The answer as the operator wrote it (for a structured question, its JSON text)."""
         return self.answer.payload
 
     def json(self) -> JSON:
-        """The answer parsed as JSON (structured answers); `PayloadError` when it is not JSON.
-        A free-text answer is `text`: "8080" stays a string there."""
+        """The answer parsed as JSON; `PayloadError` when it is not JSON. A free-text answer is
+        `text`: "8080" stays a string there."""
         return self.answer.json()
 
     @property
@@ -256,6 +260,7 @@ class QuestionAnswer:
         return cls(
             question=Artifact.from_dict(o["question"], f"{path}.question"),
             answer=Artifact.from_dict(o["answer"], f"{path}.answer"),
+            value=o.get("value"),
         )
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from ._input import JSON, StructuralType
 
@@ -149,15 +150,48 @@ def request_changes(feedback: JSON, *, summary: str | None = None, usage: Usage 
 def question(
     text: str,
     *,
+    options: Sequence[str] | None = None,
+    multiple: bool = False,
+    default: JSON = None,
+    schema: Mapping[str, JSON] | None = None,
     artifact_type: str = "Clarification",
     summary: str | None = None,
     usage: Usage | None = None,
 ) -> Output:
     """Ask a human (`Question`): the claim waits until `sett answer`, then this agent is granted
-    again with `claim_type` `resume` and the answer in `ToolInput.answers`."""
+    again with `claim_type` `resume` and the answer in `ToolInput.answers`.
+
+    A structured question says what answer it wants: `options` (one of them, or several with
+    `multiple=True`; `default` preselects an option, or a list of options) or `schema` (a form:
+    a JSON Schema object of the subset docs/agents.md lists). The resumed agent then reads
+    `QuestionAnswer.value`. Sett checks the spec; an invalid one fails the run with every
+    problem listed."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"question() needs the question's text, got {text!r}")
-    return Output(StructuralType.QUESTION, artifact_type, text, summary, usage)
+    if options is None and schema is None:
+        if multiple or default is not None:
+            raise ValueError("question(): multiple and default belong to options")
+        return Output(StructuralType.QUESTION, artifact_type, text, summary, usage)
+    if options is not None and schema is not None:
+        raise ValueError("question(): give either options or schema, not both")
+    payload: dict[str, JSON] = {"question": text}
+    if options is not None:
+        if isinstance(options, str) or not all(isinstance(o, str) and o.strip() for o in options):
+            raise ValueError(f"question(): options must be a list of non-empty strings, got {options!r}")
+        if not options or len(set(options)) != len(options):
+            raise ValueError(f"question(): options must list at least one option, each once, got {list(options)!r}")
+        payload["options"] = list(options)
+        if multiple:
+            payload["multiple"] = True
+        if default is not None:
+            payload["default"] = default
+    else:
+        if multiple or default is not None:
+            raise ValueError("question(): multiple and default belong to options; a schema's defaults go on its properties")
+        if not isinstance(schema, Mapping):
+            raise ValueError(f"question(): schema must be a JSON Schema object, got {schema!r}")
+        payload["schema"] = dict(schema)
+    return Output(StructuralType.QUESTION, artifact_type, payload, summary, usage)
 
 
 def failure(

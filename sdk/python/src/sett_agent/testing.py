@@ -56,14 +56,15 @@ def tool_input(
     *,
     claim_type: ClaimType | str = ClaimType.EXCLUSIVE,
     context_chain: Iterable[Artifact] = (),
-    answers: Iterable[tuple[str, str]] = (),
+    answers: Iterable[tuple[str, JSON]] = (),
     timed_out: bool = False,
     feedback: Iterable[JSON] = (),
     reviewer: str = "Reviewer",
 ) -> ToolInput:
     """A `ToolInput` on `target` (an Artifact, or the payload of a `GoalDefined` goal).
-    `answers` are (question, answer) texts, marked `timed_out` if asked; `feedback` are the
-    payloads of rejecting reviews by `reviewer` (they land in `additional_context`)."""
+    `answers` are (question, answer) pairs, marked `timed_out` if asked: a text answer is free
+    text, any other JSON a structured answer (its `value`); `feedback` are the payloads of
+    rejecting reviews by `reviewer` (they land in `additional_context`)."""
     goal = target if isinstance(target, Artifact) else make_artifact(target)
     claim_id = _new_id()
     pairs: list[QuestionAnswer] = []
@@ -87,7 +88,8 @@ def tool_input(
             timed_out=timed_out,
             claim_id=claim_id,
         )
-        pairs.append(QuestionAnswer(question=question, answer=answer))
+        value = None if isinstance(answer_text, str) else answer_text
+        pairs.append(QuestionAnswer(question=question, answer=answer, value=value))
     reviews = tuple(
         make_artifact(
             f,
