@@ -104,6 +104,8 @@ pub struct StatusReport {
     pub components: Vec<ComponentHealth>,
     pub claims_by_status: BTreeMap<String, u64>,
     pub open_questions: u64,
+    /// How long the oldest open question has waited for a person (ms); `None` when none is open.
+    pub oldest_question_age_ms: Option<i64>,
     pub stuck_claims: u64,
     pub oldest_stuck_claim: Option<StuckClaim>,
     /// The ledger head (`<seq>:<hash>`), `None` before the first chained event.
@@ -307,6 +309,7 @@ pub async fn instance_status(
         components,
         claims_by_status,
         open_questions: store.open_question_count().await?,
+        oldest_question_age_ms: store.oldest_open_question_ms().await?.map(|asked| (now_ms - asked).max(0)),
         ledger_head: store.ledger_head().await?.map(|h| h.to_string()),
         stuck_claims: stuck.len() as u64,
         oldest_stuck_claim,

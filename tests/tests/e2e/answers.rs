@@ -108,6 +108,12 @@ async fn an_option_is_chosen_by_number_and_by_name() {
     let table = text(&table.stdout);
     assert!(table.contains("pick one: 1 SQLite (default) | 2 Postgres | 3 Redis"), "{table}");
 
+    // `sett status` says how long the oldest question has waited (the SLA view).
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "-o", "json"])).unwrap();
+    assert_eq!(status["open_questions"], 2);
+    assert!(status["oldest_question_age_ms"].as_i64().is_some_and(|ms| ms >= 0), "{status}");
+    assert!(env.ok(&["status"]).contains("Questions:  2 open; the oldest has waited"));
+
     env.ok(&["answer", &q1, "2"]);
     env.ok(&["answer", &q2, "redis"]);
     assert_eq!(outcome(&env, by_number).await, r#""Postgres""#);

@@ -47,7 +47,15 @@ fn render(r: &StatusReport) -> String {
         let parts: Vec<String> = r.claims_by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
         out.push(format!("Claims:     {}", parts.join(", ")));
     }
-    out.push(format!("Questions:  {} open", r.open_questions));
+    match r.oldest_question_age_ms {
+        Some(age) => out.push(format!(
+            "Questions:  {} open; the oldest has waited {} — 'sett questions -n {}'",
+            r.open_questions,
+            output::human_ms(age),
+            r.instance
+        )),
+        None => out.push(format!("Questions:  {} open", r.open_questions)),
+    }
     match &r.oldest_stuck_claim {
         Some(s) => out.push(format!(
             "Stuck:      {} claim(s); oldest {} ({}, {} old) — 'sett claims --stuck -n {}'",
