@@ -12,6 +12,7 @@ use clap::Parser;
 use sett_core::{AgentName, ClaimId, InstanceName};
 use sett_cub::{Cub, CubSettings, RunOptions, execute_grant_stoppable, stop_when_cancelled};
 use sett_ops::daemon::{Daemon, DaemonArgs, Identity, run_daemon};
+use sett_ops::ledger_watch::LedgerWatch;
 use sett_store::redact_url;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -127,7 +128,14 @@ async fn serve(daemon: &Daemon, setup: &Setup) -> anyhow::Result<ExitCode> {
     options.grace = setup.args.grace;
     options.ready = ready;
     options.health_addr = Some(addr);
+    // This cub's own check of the ledger head (in memory: the orchestrator keeps one outside
+    // Redis); it stops with the cub.
+    let watch_stop = signals.token().child_token();
+    let component = sett_core::record::cub_component(&setup.settings.agent.name);
+    let watch = tokio::spawn(LedgerWatch::new(store.clone(), component).run(watch_stop.clone(), None));
     let result = Cub::new(store, setup.settings.clone()).run(options).await;
+    watch_stop.cancel();
+    let _ = watch.await;
     drop(signals);
     health.stop().await;
     redis.quit().await;

@@ -125,12 +125,15 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
             stop.clone(),
         ))
     });
-    let notifier = start_notifier(store, notifications, orchestrator.ready_flag(), stop.clone()).await?;
+    let (notifier, alerts) =
+        start_notifier(store.clone(), notifications, orchestrator.ready_flag(), stop.clone()).await?;
+    let ledger_watch = watch_ledger(store, &workspace, alerts, stop.clone());
     let result = orchestrator.run(signals.token()).await;
     stop.cancel();
     if let Some(a) = anchors {
         let _ = a.await;
     }
+    let _ = ledger_watch.await;
     if let Some(n) = notifier {
         // An attempt in flight is finished and recorded (bounded by its own timeout).
         let _ = tokio::time::timeout(Duration::from_secs(15), n).await;
@@ -161,11 +164,41 @@ async fn start_notifier(
     config: sett_core::config::NotificationsConfig,
     ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: tokio_util::sync::CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<()>>> {
+) -> Result<(Option<tokio::task::JoinHandle<()>>, Option<sett_notify::Alerts>)> {
     if !config.is_enabled() {
-        return Ok(None);
+        return Ok((None, None));
     }
     let notifier = sett_notify::Notifier::new(store, &config, |var| std::env::var(var).ok())?;
     notifier.prepare().await.context("cannot attach the notifier to the event stream")?;
-    Ok(Some(tokio::spawn(notifier.run_when_ready(ready, stop))))
+    let alerts = notifier.alerts();
+    Ok((Some(tokio::spawn(notifier.run_when_ready(ready, stop))), Some(alerts)))
+}
+
+/// The ledger-regression check of this daemon (the engine's and the notifier's: one process,
+/// one connection), keeping the highest head seen in the workspace's `.sett/ledger/`, so a
+/// loss while the orchestrator was down is noticed when it starts. A regression is also sent
+/// as a `ledger_regressed` notification.
+fn watch_ledger(
+    store: sett_store::Store,
+    workspace: &std::path::Path,
+    alerts: Option<sett_notify::Alerts>,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    use sett_ops::ledger_watch::{LedgerWatch, state_path};
+    let file = state_path(workspace, store.instance().as_str());
+    let watch = LedgerWatch::persisted(store.clone(), "orchestrator", file.clone()).unwrap_or_else(|e| {
+        tracing::warn!(file = %file.display(), error = %e, "cannot read the ledger head kept outside Redis; starting from the current head");
+        LedgerWatch::new(store, "orchestrator")
+    });
+    let on_regression = alerts.map(|alerts| -> sett_ops::ledger_watch::OnRegression {
+        std::sync::Arc::new(move |record| {
+            let (alerts, record) = (alerts.clone(), record.clone());
+            tokio::spawn(async move {
+                if let Err(e) = alerts.ledger_regressed(&record).await {
+                    tracing::error!(error = %e, "cannot queue the ledger_regressed notification");
+                }
+            });
+        })
+    });
+    tokio::spawn(watch.run(stop, on_regression))
 }

@@ -102,6 +102,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Serve an MCP (Model Context Protocol) server for LLM clients, over stdio or HTTP.
     Mcp(McpArgs),
+    /// Ledger regressions (a ledger that went back): acknowledge them once handled.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Print version information.
     Version,
     /// Check sett.yml, or print its JSON Schema.
@@ -120,6 +123,13 @@ pub enum ConfigCommand {
     Check(ConfigCheckArgs),
     /// Print the JSON Schema of sett.yml (for editors; committed as docs/sett.schema.json).
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Acknowledge the instance's ledger regressions (shown by `sett status` until then) and
+    /// take its current head as the one to compare with from now on.
+    Ack,
 }
 
 #[derive(Debug, Args)]

@@ -123,6 +123,11 @@ impl Ctx {
         sett_ops::operator::current()
     }
 
+    /// The workspace's root directory (where `sett.yml` is).
+    pub fn workspace_root(&self) -> &std::path::Path {
+        &self.workspace.root
+    }
+
     pub fn sett_dir(&self) -> PathBuf {
         self.workspace.sett_dir()
     }

@@ -100,6 +100,20 @@ pub fn instances(reports: &[Result<StatusReport, String>], names: &[String]) -> 
         out.push_str("<p>No instance is registered in this Redis. Start one with <code>sett up</code>.</p>");
         return out;
     }
+    for (name, r) in names.iter().zip(reports) {
+        let Ok(s) = r else { continue };
+        for g in &s.ledger_regressions {
+            let n = esc(name);
+            let _ = write!(
+                out,
+                r#"<p class="err ledger-regressed" data-instance="{n}"><strong>Ledger regression</strong> in <a href="/instances/{n}">{n}</a>: the ledger went back from <code>{}</code> to <code>{}</code>; at least {} event(s) are gone (noticed by {}). Follow the runbook "The ledger went back", then run <code>sett ledger ack -n {n}</code>.</p>"#,
+                esc(&g.seen),
+                esc(g.found.as_deref().unwrap_or("nothing")),
+                g.lost_at_least,
+                esc(&g.detected_by),
+            );
+        }
+    }
     out.push_str(r#"<table class="instances"><thead><tr><th>Instance</th><th>Status</th><th>Components</th><th>Claims</th><th>Open questions</th></tr></thead><tbody>"#);
     for (name, r) in names.iter().zip(reports) {
         let n = esc(name);

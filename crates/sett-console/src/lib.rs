@@ -8,6 +8,7 @@ pub mod auth;
 pub mod data;
 pub mod graph;
 pub mod html;
+mod ledger;
 pub mod live;
 mod server;
 
@@ -56,5 +57,7 @@ impl std::fmt::Debug for Config {
 /// Serves the console on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, redis: Redis, config: Config, shutdown: CancellationToken) {
     let app = Arc::new(server::App::new(redis, config, shutdown.clone()));
+    let watch = tokio::spawn(ledger::watch(app.clone(), shutdown.clone()));
     server::serve(listener, app, shutdown).await;
+    watch.abort();
 }

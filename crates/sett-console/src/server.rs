@@ -115,7 +115,7 @@ impl App {
     }
 
     /// The instances shown: those named at start, else every one registered.
-    async fn instance_names(&self) -> sett_store::Result<Vec<InstanceName>> {
+    pub(crate) async fn instance_names(&self) -> sett_store::Result<Vec<InstanceName>> {
         match &self.instances {
             Some(list) => Ok(list.clone()),
             None => Ok(self.redis.instances().await?.into_keys().collect()),

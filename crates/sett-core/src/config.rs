@@ -332,15 +332,18 @@ pub enum NotifyEvent {
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowCancelled,
+    // The ledger went back (docs/operations.md, "The ledger went back").
+    LedgerRegressed,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 5] = [
+    pub const ALL: [NotifyEvent; 6] = [
         Self::QuestionAsked,
         Self::QuestionTimedOut,
         Self::WorkflowCompleted,
         Self::WorkflowFailed,
         Self::WorkflowCancelled,
+        Self::LedgerRegressed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -350,6 +353,7 @@ impl NotifyEvent {
             Self::WorkflowCompleted => "workflow_completed",
             Self::WorkflowFailed => "workflow_failed",
             Self::WorkflowCancelled => "workflow_cancelled",
+            Self::LedgerRegressed => "ledger_regressed",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`event`]: the audit-ledger event model shared by the store, the orchestrator and `watch`.
 //! - [`record`]: the daemons' component health records and grant execution records.
 //! - [`ledger`]: the tamper-evident ledger's canonical encodings (artifact hashes, event chain).
+//! - [`regression`]: telling a ledger that went back from one that moved on.
 //! - [`config`]: the `sett.yml` model, parsed with serde-saphyr and validated.
 //! - [`answer_spec`]: what answer a structured question wants, and validating answers.
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
@@ -25,6 +26,7 @@ pub mod machine;
 pub mod metrics;
 pub mod policy;
 pub mod record;
+pub mod regression;
 pub mod tool;
 
 pub use artifact::{Artifact, StructuralType};

@@ -45,6 +45,11 @@ pub const EVENTS_HANDLED: &str = "sett_events_handled_total";
 pub const READY: &str = "sett_ready";
 /// Counter: times the orchestrator lost the instance lock to another process (it then exits).
 pub const LOCK_LOST: &str = "sett_lock_lost_total";
+/// Counter, label `component`: ledger regressions noticed (the ledger head went back below, or
+/// away from, the highest head this component had seen; docs/operations.md).
+pub const LEDGER_REGRESSIONS: &str = "sett_ledger_regressions_total";
+/// Gauge, label `component`: the highest ledger `seq` this component has seen.
+pub const LEDGER_SEEN_SEQ: &str = "sett_ledger_seen_seq";
 /// Gauge (Unix seconds): when the oldest open question was asked (0 when none is open).
 pub const OLDEST_OPEN_QUESTION: &str = "sett_open_question_oldest_timestamp_seconds";
 /// Gauge (Unix seconds): the earliest claim deadline not yet applied (0 when there is none).
@@ -176,6 +181,16 @@ pub const ALL: &[Metric] = &[
         name: LOCK_LOST,
         kind: Kind::Counter,
         help: "Times the orchestrator lost the instance lock to another process; it stops right after, so alert on it together with orchestrator down.",
+    },
+    Metric {
+        name: LEDGER_REGRESSIONS,
+        kind: Kind::Counter,
+        help: "Ledger regressions noticed: the ledger head went back below, or away from, the highest head this component had seen (acknowledged events were lost; see docs/operations.md).",
+    },
+    Metric {
+        name: LEDGER_SEEN_SEQ,
+        kind: Kind::Gauge,
+        help: "The highest ledger seq this component has seen (its regression checks compare the head with it).",
     },
     Metric {
         name: OLDEST_OPEN_QUESTION,

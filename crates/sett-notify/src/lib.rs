@@ -31,6 +31,7 @@ use rand::Rng;
 use sett_core::config::{NotificationsConfig, NotifyEvent, OnQuestionTimeout, WebhookFormat, WebhookSecret};
 use sett_core::event::{Event, EventData};
 use sett_core::metrics as m;
+use sett_core::regression::RegressionRecord;
 use sett_core::{ArtifactId, StructuralType};
 use sett_store::{
     DeliveryRecord, DeliveryStatus, EndpointState, GroupConsumer, GroupStart, NewDelivery, Store, StoreError, now_ms,
@@ -332,50 +333,17 @@ impl Notifier {
                 // tools write after it is late and never notified.
                 (Notification::WorkflowCancelled(facts), Some((c.goal_id.to_string(), e.id.clone())))
             }
+            // Not an event of the ledger: sent through `Alerts`.
+            NotifyEvent::LedgerRegressed => return Ok(()),
         };
-        let now = now_ms();
-        let instance = self.store.instance().to_string();
-        let deliveries: Vec<NewDelivery> = targets
-            .iter()
-            .map(|h| {
-                let id = format!("{}:{}", e.id, h.name);
-                let envelope = Envelope {
-                    instance: &instance,
-                    event_id: &e.id,
-                    event_ts_ms: e.ts_ms,
-                    delivery_id: &id,
-                    console_url: self.console_url.as_deref(),
-                };
-                let body = notification.render(&envelope, h.format);
-                NewDelivery {
-                    record: DeliveryRecord {
-                        webhook: h.name.clone(),
-                        event: kind.as_str().to_owned(),
-                        event_id: e.id.clone(),
-                        event_ts_ms: e.ts_ms,
-                        created_ms: now,
-                        status: DeliveryStatus::Pending,
-                        attempts: 0,
-                        body: Some(body),
-                        next_attempt_ms: Some(now),
-                        last_error: None,
-                        finished_ms: None,
-                    },
-                    id,
-                }
-            })
-            .collect();
         let outcome_ref = outcome.as_ref().map(|(g, o)| (g.as_str(), o.as_str()));
-        let queued = self.store.notify_enqueue(outcome_ref, &deliveries, now).await?;
-        if queued > 0 {
-            for h in &targets {
-                metrics::counter!(m::NOTIFICATIONS_QUEUED, "webhook" => h.name.clone(), "event" => kind.as_str())
-                    .increment(1);
-                h.wake.notify_one();
-            }
-            info!(event = kind.as_str(), event_id = %e.id, webhooks = targets.len(), "notification queued");
-        }
-        Ok(())
+        queue(&self.store, &targets, &notification, (&e.id, e.ts_ms), self.console_url.as_deref(), outcome_ref).await
+    }
+
+    /// A handle that queues notifications not read from the ledger (a ledger regression),
+    /// delivered by this notifier's webhook loops once it runs.
+    pub fn alerts(&self) -> Alerts {
+        Alerts { store: self.store.clone(), hooks: self.hooks.clone(), console_url: self.console_url.clone() }
     }
 
     async fn question(&self, e: &Event, id: Option<ArtifactId>) -> Result<Option<QuestionFacts>, NotifyError> {
@@ -582,6 +550,84 @@ impl Notifier {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Queues `notification` for each of `targets` (idempotent: one delivery per event and webhook)
+/// and wakes their delivery loops.
+async fn queue(
+    store: &Store,
+    targets: &[&Arc<Hook>],
+    notification: &Notification,
+    (event_id, event_ts_ms): (&str, i64),
+    console_url: Option<&str>,
+    outcome: Option<(&str, &str)>,
+) -> Result<(), NotifyError> {
+    let kind = notification.event();
+    let now = now_ms();
+    let instance = store.instance().to_string();
+    let deliveries: Vec<NewDelivery> = targets
+        .iter()
+        .map(|h| {
+            let id = format!("{event_id}:{}", h.name);
+            let envelope = Envelope { instance: &instance, event_id, event_ts_ms, delivery_id: &id, console_url };
+            let body = notification.render(&envelope, h.format);
+            NewDelivery {
+                record: DeliveryRecord {
+                    webhook: h.name.clone(),
+                    event: kind.as_str().to_owned(),
+                    event_id: event_id.to_owned(),
+                    event_ts_ms,
+                    created_ms: now,
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    body: Some(body),
+                    next_attempt_ms: Some(now),
+                    last_error: None,
+                    finished_ms: None,
+                },
+                id,
+            }
+        })
+        .collect();
+    let queued = store.notify_enqueue(outcome, &deliveries, now).await?;
+    if queued > 0 {
+        for h in targets {
+            metrics::counter!(m::NOTIFICATIONS_QUEUED, "webhook" => h.name.clone(), "event" => kind.as_str())
+                .increment(1);
+            h.wake.notify_one();
+        }
+        info!(event = kind.as_str(), event_id = %event_id, webhooks = targets.len(), "notification queued");
+    }
+    Ok(())
+}
+
+/// Queues notifications that do not come from a ledger event: see [`Notifier::alerts`].
+#[derive(Clone)]
+pub struct Alerts {
+    store: Store,
+    hooks: Vec<Arc<Hook>>,
+    console_url: Option<String>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts").field("webhooks", &self.hooks.iter().map(|h| &h.name).collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Alerts {
+    /// Queues `ledger_regressed` for every webhook that wants it. Its event id names the lost
+    /// head, so the same loss noticed twice is notified once.
+    pub async fn ledger_regressed(&self, r: &RegressionRecord) -> Result<(), NotifyError> {
+        let targets: Vec<&Arc<Hook>> =
+            self.hooks.iter().filter(|h| h.events.contains(&NotifyEvent::LedgerRegressed)).collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let event_id = format!("ledger-regression-{}", r.seen.replace(':', "-"));
+        let n = Notification::LedgerRegressed(r.clone());
+        queue(&self.store, &targets, &n, (&event_id, r.detected_at_ms), self.console_url.as_deref(), None).await
     }
 }
 

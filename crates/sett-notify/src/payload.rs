@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 use sett_core::answer_spec::{AnswerSpec, StructuredQuestion};
 use sett_core::config::{NotifyEvent, WebhookFormat};
+use sett_core::regression::RegressionRecord;
 
 /// Longest question text or goal excerpt put in a notification (characters); longer text is cut
 /// with an ellipsis and `text_truncated: true` (the full text is one `sett questions` away).
@@ -49,10 +50,15 @@ pub struct CancelFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
     QuestionAsked(QuestionFacts),
-    QuestionTimedOut { question: QuestionFacts, policy: String },
+    QuestionTimedOut {
+        question: QuestionFacts,
+        policy: String,
+    },
     WorkflowCompleted(WorkflowFacts),
     WorkflowFailed(WorkflowFacts),
     WorkflowCancelled(CancelFacts),
+    /// The ledger went back: what was recorded about it.
+    LedgerRegressed(RegressionRecord),
 }
 
 /// Where a notification comes from and where it goes.
@@ -94,6 +100,11 @@ fn cut(text: &str) -> (String, bool) {
     }
 }
 
+/// The command that acknowledges a ledger regression.
+pub fn ack_command(instance: &str) -> String {
+    format!("sett ledger ack -n {instance}")
+}
+
 /// The exact command that answers `question_id` (the instance name and id need no quoting).
 pub fn answer_command(instance: &str, question_id: &str) -> String {
     format!("sett answer --name {instance} {question_id} \"<your answer>\"")
@@ -119,6 +130,7 @@ impl Notification {
             Self::WorkflowCompleted(_) => NotifyEvent::WorkflowCompleted,
             Self::WorkflowFailed(_) => NotifyEvent::WorkflowFailed,
             Self::WorkflowCancelled(_) => NotifyEvent::WorkflowCancelled,
+            Self::LedgerRegressed(_) => NotifyEvent::LedgerRegressed,
         }
     }
 
@@ -207,6 +219,18 @@ impl Notification {
                     }),
                 );
             }
+            Self::LedgerRegressed(r) => {
+                obj.insert(
+                    "ledger".into(),
+                    json!({
+                        "seen": r.seen,
+                        "found": r.found,
+                        "lost_at_least": r.lost_at_least,
+                        "detected_by": r.detected_by,
+                        "acknowledge": ack_command(env.instance),
+                    }),
+                );
+            }
         }
         doc
     }
@@ -261,6 +285,16 @@ impl Notification {
                 if let Some(u) = env.console_url {
                     lines.push(format!("<{}|Open in the console>", workflow_link(u, env.instance, &c.goal_id)));
                 }
+            }
+            Self::LedgerRegressed(r) => {
+                lines.push(format!(
+                    "LEDGER REGRESSION in instance `{i}`: the ledger went back from `{}` to `{}`; at least {} event(s) are gone (noticed by {}).",
+                    r.seen,
+                    r.found.as_deref().unwrap_or("nothing"),
+                    r.lost_at_least,
+                    slack_escape(&r.detected_by)
+                ));
+                lines.push(format!("See the runbook \"The ledger went back\", then: `{}`", ack_command(env.instance)));
             }
         }
         if let (Self::WorkflowCompleted(w) | Self::WorkflowFailed(w), Some(c)) = (self, env.console_url) {
@@ -357,5 +391,28 @@ mod tests {
         let doc = Notification::QuestionAsked(q).json(&env(None));
         assert_eq!(doc["question"]["text_truncated"], true);
         assert_eq!(doc["question"]["text"].as_str().unwrap().chars().count(), MAX_TEXT_CHARS + 1);
+    }
+
+    #[test]
+    fn a_ledger_regression_names_both_heads_and_how_to_acknowledge() {
+        let r = RegressionRecord {
+            seen: "812:aa".into(),
+            seen_id: "1-0".into(),
+            found: Some("9:bb".into()),
+            lost_at_least: 803,
+            detected_by: "orchestrator".into(),
+            detected_at_ms: 1_700_000_000_000,
+            acknowledged_by: None,
+            acknowledged_at_ms: None,
+        };
+        let n = Notification::LedgerRegressed(r);
+        let doc = n.json(&env(None));
+        assert_eq!(doc["event"], "ledger_regressed");
+        assert_eq!(doc["ledger"]["seen"], "812:aa");
+        assert_eq!(doc["ledger"]["found"], "9:bb");
+        assert_eq!(doc["ledger"]["lost_at_least"], 803);
+        assert_eq!(doc["ledger"]["acknowledge"], format!("sett ledger ack -n {}", doc["instance"].as_str().unwrap()));
+        let text = n.slack_text(&env(None));
+        assert!(text.contains("went back from `812:aa` to `9:bb`") && text.contains("sett ledger ack"), "{text}");
     }
 }

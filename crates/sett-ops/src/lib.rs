@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod destroy;
 pub mod health;
+pub mod ledger_watch;
 pub mod operator;
 pub mod telemetry;
 

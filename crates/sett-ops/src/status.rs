@@ -112,6 +112,8 @@ pub struct StatusReport {
     pub ledger_head: Option<String>,
     /// Webhook endpoints that were attempted at least once, by name.
     pub webhooks: Vec<WebhookHealth>,
+    /// Ledger regressions no operator acknowledged yet (`sett ledger ack`), oldest first.
+    pub ledger_regressions: Vec<sett_core::regression::RegressionRecord>,
 }
 
 /// One notification webhook as `sett status` shows it (from the notifier's records).
@@ -314,6 +316,7 @@ pub async fn instance_status(
         stuck_claims: stuck.len() as u64,
         oldest_stuck_claim,
         webhooks: webhooks_health(store).await?,
+        ledger_regressions: store.regressions().await?.into_iter().filter(|r| !r.is_acknowledged()).collect(),
     })
 }
 
@@ -332,6 +335,11 @@ pub fn advice(r: &StatusReport) -> Vec<String> {
         )
     });
     let mut out: Vec<String> = hooks.collect();
+    if !r.ledger_regressions.is_empty() {
+        out.push(format!(
+            "The ledger of '{i}' went back: acknowledged work is gone. Follow docs/operations.md \"The ledger went back\", then run 'sett ledger ack -n {i}'"
+        ));
+    }
     out.extend(health_advice(r));
     out
 }

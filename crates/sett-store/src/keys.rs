@@ -12,6 +12,7 @@
 //! | `lock` | string (TTL) | JSON lock holder |
 //! | `events` | stream | the audit ledger; consumer groups `orchestrator`, `cub:<agent>` and `notifier`; entries carry `seq`, `prev`, `hash` (the chain) |
 //! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends) |
+//! | `ledger:regressions` | hash | lost head `<seq>:<hash>` → JSON record of a ledger regression (who noticed, what was found, acknowledgement) |
 //! | `index:artifacts` | zset | artifact id scored by creation time |
 //! | `index:claims` | zset | claim id scored by creation time |
 //! | `index:claim_by_artifact` | hash | artifact id → its (first) claim id |
@@ -136,6 +137,9 @@ impl Keys {
     }
     pub fn notify_webhooks(&self) -> String {
         format!("{}notify:webhooks", self.prefix)
+    }
+    pub fn ledger_regressions(&self) -> String {
+        format!("{}ledger:regressions", self.prefix)
     }
     pub fn notify_workflows(&self) -> String {
         format!("{}notify:workflows", self.prefix)

@@ -24,6 +24,7 @@ mod lock;
 mod notify;
 mod questions;
 mod registry;
+mod regressions;
 mod scan;
 mod scripts;
 pub mod time;

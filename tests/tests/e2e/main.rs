@@ -16,5 +16,6 @@ mod notify;
 mod observability;
 mod python_sdk;
 mod recovery;
+mod regression;
 mod security;
 mod steer;

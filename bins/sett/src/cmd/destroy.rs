@@ -93,6 +93,10 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     let report = destroyer.execute(args.backup.as_deref(), |n| bar.set_position(n)).await;
     bar.finish_and_clear();
     let report = report?;
+    // Its ledger is gone on purpose: a new instance of the same name starts a new one.
+    if let Err(e) = sett_ops::ledger_watch::forget_state(ctx.workspace_root(), name.as_str()) {
+        eprintln!("Warning: could not remove this workspace's record of the destroyed ledger's head: {e}");
+    }
     if removes_redis.is_some() {
         // The instance's keys are gone; the container goes with every other key in it.
         redis.quit().await;

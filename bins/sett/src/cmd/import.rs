@@ -30,6 +30,14 @@ pub(crate) async fn run(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
     let report =
         import_stream(&store, BufReader::new(&file), args.force).await.with_context(|| format!("importing {what}"))?;
+    // The instance's ledger is now the imported one, on purpose: no component may take it for a
+    // ledger that went back.
+    sett_ops::ledger_watch::record_import(&store, &ctx.operator())
+        .await
+        .context("recording the import in the audit stream")?;
+    if let Err(e) = sett_ops::ledger_watch::forget_state(ctx.workspace_root(), store.instance().as_str()) {
+        eprintln!("Warning: could not reset this workspace's record of the instance's ledger head: {e}");
+    }
     if !ctx.global.quiet {
         eprintln!("Imported {} keys into instance '{}'.", report.restored, store.instance());
         if !report.skipped.is_empty() {

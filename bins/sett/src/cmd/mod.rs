@@ -19,6 +19,7 @@ mod forage;
 mod hoard;
 mod import;
 mod init;
+mod ledger;
 mod list;
 mod logs;
 mod mcp;
@@ -58,6 +59,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions(_) | Command::ManPages(_) => unreachable!("handled before the context"),
         Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Mcp(a) => mcp::run(&ctx, a).await,
+        Command::Ledger(c) => ledger::run(&ctx, c).await,
         Command::Version => {
             crate::output::line(&format!("sett {}", env!("CARGO_PKG_VERSION")))?;
             Ok(ExitCode::SUCCESS)

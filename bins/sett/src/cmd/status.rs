@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use sett_ops::ledger_watch::{LedgerWatch, state_path};
 use sett_ops::status::{Health, PROBE_TIMEOUT, STUCK_AFTER, StatusReport, advice, instance_status};
 use sett_store::now_ms;
 
@@ -71,6 +72,17 @@ fn render(r: &StatusReport) -> String {
         Some(h) => out.push(format!("Ledger:     head {h} (check it with 'sett verify -n {}')", r.instance)),
         None => out.push("Ledger:     no chained event yet".into()),
     }
+    for g in &r.ledger_regressions {
+        out.push(format!(
+            "  REGRESSED: went back from {} to {}; at least {} event(s) lost (noticed by {} at {}; 'sett ledger ack -n {}')",
+            g.seen,
+            g.found.as_deref().unwrap_or("nothing"),
+            g.lost_at_least,
+            g.detected_by,
+            output::rfc3339_ms(g.detected_at_ms),
+            r.instance
+        ));
+    }
     if !r.webhooks.is_empty() {
         out.push("Webhooks:".into());
         for w in &r.webhooks {
@@ -94,7 +106,8 @@ fn render(r: &StatusReport) -> String {
 
 pub(crate) async fn run(ctx: &Ctx, _args: StatusArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
-    let report = instance_status(&store, now_ms(), STUCK_AFTER, PROBE_TIMEOUT).await?;
+    let mut report = instance_status(&store, now_ms(), STUCK_AFTER, PROBE_TIMEOUT).await?;
+    add_local_regressions(ctx, &store, &mut report).await;
     match ctx.output() {
         OutputFormat::Json => output::json(&serde_json::to_value(&report)?)?,
         OutputFormat::Jsonl => output::jsonl(&serde_json::to_value(&report)?)?,
@@ -107,5 +120,34 @@ pub(crate) async fn run(ctx: &Ctx, _args: StatusArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if report.health == Health::Running { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let healthy = report.health == Health::Running && report.ledger_regressions.is_empty();
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Adds what this workspace knows outside Redis (`.sett/ledger/<instance>.json`): the
+/// regressions its orchestrator noticed, and a check of the current head against the highest
+/// one seen here — so a loss that happened while nothing ran is shown too.
+async fn add_local_regressions(ctx: &Ctx, store: &sett_store::Store, report: &mut StatusReport) {
+    let file = state_path(ctx.workspace_root(), store.instance().as_str());
+    let mut watch = match LedgerWatch::persisted(store.clone(), "status", file) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("Warning: {e}");
+            return;
+        }
+    };
+    if let Err(e) = watch.check().await {
+        eprintln!("Warning: could not check the ledger head against the one kept in this workspace: {e}");
+    }
+    // Acknowledged in Redis means acknowledged (a daemon's file may still list it).
+    let acknowledged: Vec<String> = match store.regressions().await {
+        Ok(all) => all.into_iter().filter(|r| r.is_acknowledged()).map(|r| r.seen).collect(),
+        Err(_) => Vec::new(),
+    };
+    for r in watch.unacknowledged() {
+        let known = report.ledger_regressions.iter().any(|k| k.seen == r.seen);
+        if !known && !acknowledged.contains(&r.seen) {
+            report.ledger_regressions.push(r.clone());
+        }
+    }
 }
