@@ -4,7 +4,7 @@
 
 use sett_core::answer_spec::{FieldProblem, StructuredQuestion, describe};
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
-use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Store, StoreError, now_ms};
+use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Fenced, Store, StoreError, now_ms};
 
 use crate::feed::short;
 use crate::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
@@ -225,6 +225,17 @@ pub async fn answer_question(
             answered_by: operator.to_owned(),
         }),
         CreateOutcome::AlreadyAnswered(record) => Err(AnswerError::AlreadyAnswered { question: *qid, record }),
+        // Cancelled between the check above and the write (the write checks atomically).
+        CreateOutcome::Cancelled(fence) => {
+            let goal = Fenced::parse(&fence).map(Fenced::goal);
+            match goal {
+                Some(goal) => match store.cancellation(&goal).await? {
+                    Some(record) => Err(AnswerError::Cancelled { question: *qid, goal, record }),
+                    None => Err(AnswerError::Unexpected(format!("cancelled ({fence})"))),
+                },
+                None => Err(AnswerError::Unexpected(format!("cancelled ({fence})"))),
+            }
+        }
         other => Err(AnswerError::Unexpected(format!("{other:?}"))),
     }
 }

@@ -4,7 +4,8 @@
 -- own hash was computed over (the writer computed it; see docs/architecture.md, "Ledger").
 -- KEYS[1] artifact hash      KEYS[2] thread zset        KEYS[3] events stream
 -- KEYS[4] artifacts index    KEYS[5] question answers   KEYS[6] open questions zset
--- KEYS[7] ledger head hash   KEYS[8..] source artifact hashes, in source order
+-- KEYS[7] ledger head hash   KEYS[8] cancel fence hash
+-- KEYS[9..] source artifact hashes, in source order
 -- ARGV[1] artifact id        ARGV[2] version            ARGV[3] created_at_ms
 -- ARGV[4] artifact_created event data (JSON)
 -- ARGV[5] question id this artifact answers, or ""     ARGV[6] answer record (JSON) or ""
@@ -14,20 +15,21 @@
 -- ARGV[11..] field, value pairs
 -- Returns {"ok", event_id} | {"exists"} | {"version_taken", other_id} | {"answered", record}
 --       | {"source_missing", index} | {"source_changed", index}   (index is 1-based)
+--       | {"cancelled", fence entry}   (an answer to a question of a cancelled workflow)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
 end
 local expected = cjson.decode(ARGV[10])
-for i = 8, #KEYS do
+for i = 9, #KEYS do
   local h = redis.call('HGET', KEYS[i], 'hash')
   if not h then
     if redis.call('EXISTS', KEYS[i]) == 0 then
-      return {'source_missing', tostring(i - 7)}
+      return {'source_missing', tostring(i - 8)}
     end
     h = '-'
   end
-  if h ~= expected[i - 7] then
-    return {'source_changed', tostring(i - 7)}
+  if h ~= expected[i - 8] then
+    return {'source_changed', tostring(i - 8)}
   end
 end
 local taken = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2], 'LIMIT', 0, 1)
@@ -38,6 +40,11 @@ if ARGV[5] ~= '' then
   local previous = redis.call('HGET', KEYS[5], ARGV[5])
   if previous then
     return {'answered', previous}
+  end
+  -- Its workflow was cancelled (cancel_workflow.lua closed the question): nobody waits.
+  local fenced = redis.call('HGET', KEYS[8], ARGV[5])
+  if fenced then
+    return {'cancelled', fenced}
   end
   redis.call('HSET', KEYS[5], ARGV[5], ARGV[6])
   redis.call('ZREM', KEYS[6], ARGV[5])

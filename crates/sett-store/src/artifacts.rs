@@ -48,6 +48,8 @@ pub enum CreateOutcome {
     VersionTaken { existing: ArtifactId },
     /// The question was answered before.
     AlreadyAnswered(AnswerRecord),
+    /// The question's workflow was cancelled (the fence entry, `member:<goal>`): not answered.
+    Cancelled(String),
 }
 
 impl Store {
@@ -82,6 +84,7 @@ impl Store {
             k.question_answers(),
             k.open_questions(),
             k.ledger(),
+            k.cancel_fence(),
         ];
         // The Merkle link: this artifact's hash covers its sources' hashes, which the Lua checks
         // are still the stored ones (and that every source exists) in the same atomic step.
@@ -153,6 +156,7 @@ impl Store {
                 existing: ArtifactId::parse(reply.get(1).map_or("", String::as_str))
                     .map_err(|e| StoreError::Decode(e.to_string()))?,
             }),
+            Some("cancelled") => Ok(CreateOutcome::Cancelled(reply.get(1).cloned().unwrap_or_default())),
             Some("answered") => {
                 let rec = serde_json::from_str(reply.get(1).map_or("", String::as_str))
                     .map_err(|e| StoreError::Decode(format!("answer record: {e}")))?;

@@ -64,7 +64,8 @@ pub enum Fenced {
 }
 
 impl Fenced {
-    fn parse(raw: &str) -> Option<Self> {
+    /// A fence entry as stored (`member:<goal>`, `expected:<goal>`, `late:<goal>`).
+    pub fn parse(raw: &str) -> Option<Self> {
         let (kind, goal) = raw.split_once(':')?;
         let goal = ArtifactId::parse(goal).ok()?;
         match kind {

@@ -265,3 +265,51 @@ async fn cancel_stops_a_controller_agents_worker() {
     assert!(env.artifacts_of(StructuralType::Failure).await.is_empty());
     verify_ok(&env);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_written_after_the_cancellation_is_recorded_late_and_acted_on_by_nobody() {
+    let mut hook = Receiver::start().await;
+    let pids_dir = tempfile::tempdir().unwrap();
+    let pids_file = pids_dir.path().join("pids");
+    let notifications = format!(
+        "notifications:\n  webhooks:\n    - name: ops\n      url: {}\n      events: [workflow_cancelled, workflow_completed]\n",
+        hook.url("/sett")
+    );
+    let yml = yml("Worker", "./stubborn.sh", &format!("\"PIDS_FILE={}\"", pids_file.display()), &notifications);
+    let mut env = Env::new(&yml, &[("stubborn.sh", STUBBORN)]).await;
+    env.up();
+    let goal = env.forage("Write something");
+    read_pids(&pids_file, &env);
+    env.ok(&["cancel", &goal.to_string()]);
+    let claim = env.claims().await.into_iter().find(|c| c.artifact_id == goal).unwrap();
+
+    // What a cub whose tool finished at the moment of the cancellation writes: its grant's
+    // output, here a Terminal that would have ended the workflow.
+    let now = sett_store::now_ms();
+    let output = ArtifactId::grant_output(&claim.id, 1);
+    let late = sett_core::Artifact::of_claim(output, &claim, StructuralType::Terminal, "Done", "late", "Worker", now);
+    assert!(matches!(env.store.create_artifact(&late).await.unwrap(), sett_store::CreateOutcome::Created { .. }));
+    let recorded = env.wait_events(LIMIT, "output_late", 1, |e| e.kind() == EventKind::OutputLate).await;
+    let EventData::OutputLate(l) = &recorded[0].data else { unreachable!() };
+    assert_eq!((l.artifact_id, l.claim_id, l.goal_id), (output, Some(claim.id), goal));
+
+    // The cancellation stays the one outcome: one webhook, and `watch` reports it.
+    let mut others = Vec::new();
+    hook.next_event("workflow_cancelled", LIMIT, &mut others).await;
+    let trail = env.run(&["watch", "--since", "1h", "--exit-on-completion", "--timeout", "10s"]);
+    assert!(text(&trail.stderr).contains("cancelled by test-operator"), "{}", text(&trail.stderr));
+    assert!(text(&trail.stdout).contains("arrived after goal"), "{}", text(&trail.stdout));
+    let until = Instant::now() + LIMIT;
+    loop {
+        let d = env.store.notify_deliveries().await.unwrap();
+        if !d.is_empty() && d.values().all(|r| r.status != DeliveryStatus::Pending) {
+            assert_eq!(d.len(), 1, "only the cancellation is notified: {d:?}");
+            break;
+        }
+        assert!(Instant::now() < until, "deliveries still pending: {d:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(others.is_empty() && hook.drain().is_empty(), "unexpected requests: {others:?}");
+    assert_eq!(env.claims().await.len(), 1, "no claim for anything of a cancelled workflow");
+    verify_ok(&env);
+}
