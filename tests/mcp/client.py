@@ -12,6 +12,8 @@ workflow:  initialize, list tools, subscribe to the questions resource, start a 
            the workflow is complete, read the Terminal artifact's resource.
 cancel:    with --allow-actions, cancel a workflow waiting on its question; the question closes;
            a second cancel says who cancelled.
+structured: a question with options shows its answer_spec; an answer outside the options is
+           refused with the problem; option 2 by number is the answer the agent resumes with.
 read-only: forage, answering and cancelling are refused with messages naming --allow-actions and
            --allow-answers; reading works.
 no-token:  an HTTP client without the token is refused (401).
@@ -244,6 +246,48 @@ async def cancel(args: argparse.Namespace) -> dict[str, Any]:
         return {"goal_id": goal_id, "cancelled": cancelled, "again": again}
 
 
+async def structured(args: argparse.Namespace) -> dict[str, Any]:
+    questions_uri = f"sett://{args.instance}/questions"
+    asked = anyio.Event()
+    goal_changed = {"event": anyio.Event(), "uri": None}
+
+    async def on_message(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            if message.params.uri == questions_uri:
+                asked.set()
+            if message.params.uri == goal_changed["uri"]:
+                goal_changed["event"].set()
+
+    async with connect(args, on_message) as session:
+        await session.initialize()
+        await session.subscribe_resource(questions_uri)
+        started = await call(session, "forage", {"goal": "Pick a store"})
+        goal_changed["uri"] = started["uri"]
+        await session.subscribe_resource(started["uri"])
+        with anyio.fail_after(NOTIFICATION_LIMIT_S):
+            await asked.wait()
+        listed = await call(session, "list_questions", {})
+        question = next(q for q in listed["questions"] if q["goal_id"] == started["id"])
+        spec = question["answer_spec"]
+        try:
+            await session.call_tool("answer_question", {"question": question["id"], "json": "MongoDB"})
+            raise Failed("an answer outside the options was accepted")
+        except MCPError as e:
+            refused = e.message
+        answered = await call(session, "answer_question", {"question": question["id"], "answer": "2"})
+        terminal = None
+        with anyio.fail_after(WORKFLOW_LIMIT_S):
+            while terminal is None:
+                goal_changed["event"] = anyio.Event()
+                shown = await call(session, "show_workflow", {"goal": started["id"]})
+                if shown["state"] == "complete":
+                    terminal = next(a for a in shown["artifacts"] if a["structural_type"] == "Terminal")
+                else:
+                    await goal_changed["event"].wait()
+        return {"question": question["question"], "answer_spec": spec, "refused": refused,
+                "answer_id": answered["id"], "terminal_payload": terminal["payload"]}
+
+
 async def no_token(args: argparse.Namespace) -> dict[str, Any]:
     async with httpx2.AsyncClient() as http:
         init = {
@@ -282,14 +326,14 @@ async def no_token(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["workflow", "read-only", "cancel", "no-token"])
+    p.add_argument("scenario", choices=["workflow", "read-only", "cancel", "structured", "no-token"])
     p.add_argument("--instance")
     p.add_argument("--operator")
     p.add_argument("--http")
     p.add_argument("--token")
     p.add_argument("--stdio", nargs=argparse.REMAINDER)
     args = p.parse_args()
-    run = {"workflow": workflow, "read-only": read_only, "cancel": cancel, "no-token": no_token}[args.scenario]
+    run = {"workflow": workflow, "read-only": read_only, "cancel": cancel, "structured": structured, "no-token": no_token}[args.scenario]
     try:
         report = anyio.run(run, args)
     except Failed as e:

@@ -18,6 +18,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use sett_core::ArtifactId;
+use sett_core::answer_spec::StructuredQuestion;
 use sett_ops::answer::{AnswerError, answer_question};
 use sett_ops::forage::{ForageError, start_workflow};
 use sett_ops::resolve::{IdQuery, Resolution, resolve_artifact};
@@ -123,19 +124,24 @@ impl SettMcp {
         Ok(QuestionList {
             questions: questions
                 .into_iter()
-                .map(|q| QuestionOut {
-                    uri: artifact_uri(&instance, &q.id),
-                    id: q.id,
-                    short_id: q.short_id,
-                    agent: q.agent,
-                    claim_id: q.claim_id,
-                    asked_at_ms: q.asked_at_ms,
-                    age_ms: q.age_ms,
-                    deadline_ms: q.deadline_ms,
-                    time_left_ms: q.time_left_ms,
-                    text: q.text,
-                    goal_id: q.goal.as_ref().map(|g| g.id.clone()),
-                    goal: q.goal.map(|g| g.excerpt),
+                .map(|q| {
+                    let spec = StructuredQuestion::from_payload(&q.text).ok().flatten();
+                    QuestionOut {
+                        question: spec.as_ref().map_or_else(|| q.text.clone(), |s| s.question.clone()),
+                        answer_spec: spec.as_ref().and_then(|s| serde_json::to_value(s).ok()),
+                        uri: artifact_uri(&instance, &q.id),
+                        id: q.id,
+                        short_id: q.short_id,
+                        agent: q.agent,
+                        claim_id: q.claim_id,
+                        asked_at_ms: q.asked_at_ms,
+                        age_ms: q.age_ms,
+                        deadline_ms: q.deadline_ms,
+                        time_left_ms: q.time_left_ms,
+                        text: q.text,
+                        goal_id: q.goal.as_ref().map(|g| g.id.clone()),
+                        goal: q.goal.map(|g| g.excerpt),
+                    }
                 })
                 .collect(),
             instance,
@@ -302,7 +308,7 @@ impl SettMcp {
     }
 
     #[tool(
-        description = "Answer an agent's question; the agent resumes with the answer. Recorded with answered_by = this server's operator. Needs `sett mcp --allow-answers`.",
+        description = "Answer an agent's question; the agent resumes with the answer. A question with an answer_spec takes one of its options (as `answer`, by text or number, or as `json`) or its form's object (`json`); a wrong answer is refused with every problem listed. Recorded with answered_by = this server's operator. Needs `sett mcp --allow-answers`.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -325,9 +331,24 @@ impl SettMcp {
                 None,
             ));
         }
-        if input.answer.len() > MAX_ANSWER_BYTES {
+        let answer = match (input.answer, input.json) {
+            (Some(text), None) => sett_ops::answer::AnswerInput::Text(text),
+            (None, Some(json)) => sett_ops::answer::AnswerInput::Json(json),
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    "give the answer as `answer` (text) or as `json` (a structured answer), not both".to_owned(),
+                    None,
+                ));
+            }
+        };
+        let size = match &answer {
+            sett_ops::answer::AnswerInput::Text(t) => t.len(),
+            sett_ops::answer::AnswerInput::Json(v) => v.to_string().len(),
+            sett_ops::answer::AnswerInput::Form(_) => 0,
+        };
+        if size > MAX_ANSWER_BYTES {
             return Err(ErrorData::invalid_params(
-                format!("the answer is {} bytes; at most {MAX_ANSWER_BYTES} are accepted", input.answer.len()),
+                format!("the answer is {size} bytes; at most {MAX_ANSWER_BYTES} are accepted"),
                 None,
             ));
         }
@@ -349,8 +370,6 @@ impl SettMcp {
             Resolution::Ambiguous(ids) => return Err(ambiguous(&input.question, &ids)),
         };
         let operator = self.operator(&ctx);
-        // A structured question takes an option's text or number, or a form's JSON, as text too.
-        let answer = sett_ops::answer::AnswerInput::Text(input.answer.clone());
         match answer_question(self.store(), &qid, &answer, &operator).await {
             Ok(a) => Ok(Json(AnsweredOut {
                 id: a.id.to_string(),

@@ -51,8 +51,12 @@ pub struct GetArtifactInput {
 pub struct AnswerInput {
     /// The question's id (full, or a unique prefix), from `list_questions`.
     pub question: String,
-    /// The answer the waiting agent resumes with (at most 64 KiB).
-    pub answer: String,
+    /// The answer as text (at most 64 KiB): free text, or for a question with an `answer_spec`
+    /// an option's text or number, or the form's JSON.
+    pub answer: Option<String>,
+    /// Or the answer as JSON, for a question with an `answer_spec`: an option (`"Postgres"`),
+    /// several (`["lint", "test"]`), or the form's object (`{"replicas": 3}`).
+    pub json: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -251,7 +255,12 @@ pub struct QuestionOut {
     /// When it times out (`on_question_timeout` then applies); none: it never does.
     pub deadline_ms: Option<i64>,
     pub time_left_ms: Option<i64>,
-    /// The question.
+    /// The question's text.
+    pub question: String,
+    /// What answer it wants, when it says (options, or a form as a JSON Schema subset; see
+    /// docs/human-in-the-loop.md): answer with one of the options or a matching `json`.
+    pub answer_spec: Option<serde_json::Value>,
+    /// The Question's payload as stored (a structured question's canonical JSON).
     pub text: String,
     /// The workflow's goal, when the context chain reaches it.
     pub goal_id: Option<String>,

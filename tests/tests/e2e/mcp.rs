@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use sett_core::StructuralType;
-use sett_e2e::{Env, KillOnDrop, asker_script, bin_dir, text};
+use sett_e2e::{Env, KillOnDrop, asker_script, bin_dir, structured_asker_script, text};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "e2e-mcp-token-0123456789abcdef";
@@ -184,5 +184,23 @@ async fn mcp_cancels_a_workflow_waiting_on_its_question_with_allow_actions() {
     assert_eq!(record.operator, "Ada MCP");
     assert_eq!(record.reason.as_deref(), Some("wrong goal"));
     assert!(env.store.open_questions().await.unwrap().is_empty());
+    env.ok(&["verify"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_lists_a_structured_questions_options_and_refuses_an_answer_outside_them() {
+    const CHOICE: &str = r#"{"question": "Which storage?", "options": ["SQLite", "Postgres", "Redis"]}"#;
+    let mut env = Env::new(ASKER_YML, &[("asker.sh", &structured_asker_script(CHOICE))]).await;
+    env.up();
+    let mut args = vec!["structured", "--instance", env.name.as_str(), "--stdio"];
+    let server = stdio_command(&env, &["--allow-answers", "--allow-actions"]);
+    args.extend(server.iter().map(String::as_str));
+    let r = report(&env, &args);
+    assert_eq!(r["question"], "Which storage?");
+    assert_eq!(r["answer_spec"]["options"], serde_json::json!(["SQLite", "Postgres", "Redis"]), "{r}");
+    assert!(r["refused"].as_str().unwrap().contains("MongoDB"), "{r}");
+    assert_eq!(r["terminal_payload"], "\"Postgres\"", "{r}");
+    let answers = env.artifacts_of(StructuralType::Answer).await;
+    assert_eq!(answers.len(), 1, "the refused answer wrote nothing");
     env.ok(&["verify"]);
 }
