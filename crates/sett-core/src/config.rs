@@ -480,10 +480,12 @@ fn parse_notifications(
         events.sort();
         events.dedup();
         if events.is_empty() {
+            // Named from the one list of events, so a new event is never missing from the hint.
+            let known: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.as_str()).collect();
             return Err(err(
                 &at("events"),
                 "no events".into(),
-                "list at least one of question_asked, question_timed_out, workflow_completed, workflow_failed, workflow_cancelled (or remove the key for all)",
+                &format!("list at least one of {} (or remove the key for all)", known.join(", ")),
             ));
         }
         let secret = match (w.secret, w.secret_env) {
