@@ -427,6 +427,16 @@ pub fn write_script(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// A team of one agent, `Asker`, that takes every goal (run it with [`asker_script`] as `asker.sh`).
+pub const ASKER_YML: &str = r#"
+version: "1.0"
+orchestrator: {bid_timeout: 10s}
+agents:
+  Asker:
+    command: ["./asker.sh"]
+    bidding_strategy: exclusive
+"#;
+
 /// The tool of an agent that asks `question` once, then ends the workflow with a Terminal `Done`
 /// whose payload is the answer. The question reaches jq as an argument, so any text works.
 pub fn asker_script(question: &str) -> String {

@@ -12,22 +12,13 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use sett_core::StructuralType;
-use sett_e2e::{Env, KillOnDrop};
+use sett_e2e::{ASKER_YML, Env, KillOnDrop};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "e2e-console-token-0123456789abcdef";
 const XSS: &str = r#"Which port? <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
 
 /// One agent that asks once (the question text is hostile markup), then ends with the answer.
-const ASKER_YML: &str = r#"
-version: "1.0"
-orchestrator: {bid_timeout: 10s}
-agents:
-  Asker:
-    command: ["./asker.sh"]
-    bidding_strategy: exclusive
-"#;
-
 /// `sett console` on a free port, answering as `Ada Console`; returns it and its printed URL.
 fn start_console(env: &Env) -> (KillOnDrop, String) {
     let mut child = env

@@ -10,20 +10,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use sett_core::StructuralType;
-use sett_e2e::{Env, KillOnDrop, asker_script, bin_dir, structured_asker_script, text};
+use sett_e2e::{ASKER_YML, Env, KillOnDrop, asker_script, bin_dir, structured_asker_script, text};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "e2e-mcp-token-0123456789abcdef";
 const QUESTION: &str = "Which port should the service listen on?";
-
-const ASKER_YML: &str = r#"
-version: "1.0"
-orchestrator: {bid_timeout: 10s}
-agents:
-  Asker:
-    command: ["./asker.sh"]
-    bidding_strategy: exclusive
-"#;
 
 fn client_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mcp").join("client.py")
