@@ -276,8 +276,10 @@ pub struct ConsoleArgs {
     /// registered in the Redis.
     #[arg(long = "instance", value_name = "NAME")]
     pub instances: Vec<String>,
-    /// A tokens file: one `<token> <operator name>` per line, so several people answer under
-    /// their own names. Without it, one token ($SETT_CONSOLE_TOKEN, else a random one).
+    /// A tokens file: one `<token> <operator name> [role=viewer|answerer|operator]
+    /// [groups=g1,g2]` per line, so several people use the console under their own names and
+    /// roles (no role: answerer). Without it, one token ($SETT_CONSOLE_TOKEN, else a random
+    /// one).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
     /// The name answers are recorded under with the single token. Default: $SETT_OPERATOR,
@@ -289,6 +291,10 @@ pub struct ConsoleArgs {
     /// printed URL opens a new session.
     #[arg(long, value_parser = duration, default_value = "12h", value_name = "DURATION")]
     pub session_lifetime: Duration,
+    /// Let the single token act on workflows (cancel, pause, resume, retry, fork) as well as
+    /// read and answer: its role becomes `operator`. With --users, roles come from the file.
+    #[arg(long, conflicts_with = "users")]
+    pub allow_actions: bool,
 }
 
 #[derive(Debug, Args)]
@@ -298,8 +304,9 @@ pub struct McpArgs {
     /// ($SETT_MCP_TOKEN, else a random one printed at start, or --users).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
-    /// With --http: a tokens file, one `<token> <operator name>` per line (the console's
-    /// format), so each client answers under its own name.
+    /// With --http: a tokens file, one `<token> <operator name> [role=…] [groups=…]` per line
+    /// (the console's format), so each client answers under its own name; a token's role
+    /// limits it further (viewer reads, answerer also answers, operator also acts).
     #[arg(long, value_name = "FILE", requires = "http")]
     pub users: Option<PathBuf>,
     /// The name answers are recorded under (stdio, or the single HTTP token). Default:

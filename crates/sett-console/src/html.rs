@@ -10,6 +10,7 @@ use sett_core::{ArtifactId, BidType, Claim};
 use sett_ops::feed::{excerpt, short};
 use sett_ops::status::StatusReport;
 
+use crate::auth::Role;
 use crate::data::{AnsweredQuestion, ArtifactView, Question, Workflow, WorkflowRow};
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -39,6 +40,10 @@ fn ago(now: i64, ms: i64) -> String {
 #[derive(Debug, Clone)]
 pub struct PageCtx {
     pub user: String,
+    /// What the signed-in user may do (buttons a role may not use are not shown).
+    pub role: Role,
+    /// The user's groups from the users file (empty for a single token).
+    pub groups: Vec<String>,
     /// The session's CSRF token (absent for Bearer requests, which need none).
     pub csrf: Option<String>,
     pub now_ms: i64,
@@ -47,7 +52,8 @@ pub struct PageCtx {
 /// Which instance streams a page follows, each from the last event id it was rendered at.
 pub type Live = Vec<(String, String)>;
 
-/// The page frame: navigation, the read + answer only notice, and the live-update hooks.
+/// The page frame: navigation, who is signed in with which role, the notice of what the role
+/// may not do, and the live-update hooks.
 pub fn page(title: &str, ctx: &PageCtx, live: &Live, body: &str) -> String {
     let live_attr: Vec<String> = live.iter().map(|(i, after)| format!("{i}={after}")).collect();
     format!(
@@ -59,8 +65,8 @@ pub fn page(title: &str, ctx: &PageCtx, live: &Live, body: &str) -> String {
 <script src="/assets/console.js" defer></script>
 </head><body>
 <header><a class="brand" href="/">Sett</a><nav><a href="/">Instances</a><a href="/questions">Questions</a></nav>
-<span class="who">answering as <b id="user">{user}</b> <span id="live-state" class="live-off" title="live updates">●</span></span></header>
-<p class="notice" id="notice">Read + answer only: destroy, down and import are not available from the console; use the <code>sett</code> CLI for those.</p>
+<span class="who">signed in as <b id="user">{user}</b> <span class="role" id="role" title="{role_title}">{role}</span> <span id="live-state" class="live-off" title="live updates">●</span></span></header>
+<p class="notice" id="notice">{notice}</p>
 <main id="main" data-live="{live}">
 {body}
 </main>
@@ -69,8 +75,35 @@ pub fn page(title: &str, ctx: &PageCtx, live: &Live, body: &str) -> String {
         csrf = esc(ctx.csrf.as_deref().unwrap_or("")),
         title = esc(title),
         user = esc(&ctx.user),
+        role = ctx.role,
+        role_title = role_title(ctx.role),
+        notice = notice(ctx.role),
         live = esc(&live_attr.join(" ")),
     )
+}
+
+/// What a role may do, in a few words (the role badge's tooltip).
+fn role_title(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => "reads only",
+        Role::Answerer => "reads and answers questions",
+        Role::Operator => "reads, answers, and cancels, pauses, resumes, retries and forks workflows",
+    }
+}
+
+/// The banner under the header: what this user may not do here.
+fn notice(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => {
+            "Read only: your role is viewer. Answering needs the role answerer, workflow actions the role operator; destroy, down and import are not available from the console."
+        }
+        Role::Answerer => {
+            "Read + answer only: destroy, down and import are not available from the console; use the <code>sett</code> CLI for those. Workflow actions (cancel, pause, retry, fork) need the role operator."
+        }
+        Role::Operator => {
+            "Read, answer and act on workflows (cancel, pause, resume, retry, fork): every action is recorded under your name. Destroy, down and import are not available from the console; use the <code>sett</code> CLI for those."
+        }
+    }
 }
 
 /// A page that says what is wrong and what to do.
@@ -351,8 +384,9 @@ fn timeline_entry(
     out.push_str("</ul></li>");
 }
 
-/// One artifact: payload, producer, claim, timestamps.
-pub fn artifact(instance: &str, v: &ArtifactView) -> String {
+/// One artifact: payload, producer, claim, timestamps; the answer form of an open question
+/// when `role` may answer.
+pub fn artifact(instance: &str, v: &ArtifactView, role: Role) -> String {
     let i = esc(instance);
     let a = &v.artifact;
     let id = a.id.to_string();
@@ -407,7 +441,7 @@ pub fn artifact(instance: &str, v: &ArtifactView) -> String {
         );
     }
     let _ = write!(out, r#"</dl><h2>Payload</h2><pre class="payload">{}</pre>"#, esc(&a.payload));
-    if v.open_question {
+    if v.open_question && role.may_answer() {
         let _ = write!(out, "{}", answer_form(instance, &id, &a.payload));
     }
     out
@@ -560,6 +594,8 @@ pub struct InboxPage {
     pub per_page: usize,
     /// The one instance shown (`?instance=`), if any.
     pub instance: Option<String>,
+    /// Whether the signed-in user's role may answer (a viewer sees no answer forms).
+    pub may_answer: bool,
 }
 
 /// The questions inbox across instances: one page of open questions (soonest deadline first),
@@ -629,7 +665,9 @@ pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], no
                 n = q.context_len,
             );
         }
-        out.push_str(&answer_form(&q.instance, &q.id, &q.text));
+        if p.may_answer {
+            out.push_str(&answer_form(&q.instance, &q.id, &q.text));
+        }
         out.push_str("</article>\n");
     }
     out.push_str("</div>");

@@ -21,7 +21,7 @@ use sett_store::{Redis, Store, now_ms};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{CSRF_HEADER, Lookup, SESSION_COOKIE, Session, Sessions, Users, cookie, ct_eq};
+use crate::auth::{CSRF_HEADER, Lookup, Role, SESSION_COOKIE, Session, Sessions, User, Users, cookie, ct_eq};
 use crate::html::{self, PageCtx};
 use crate::live::{Hubs, feed, parse_id};
 use crate::{Config, data, graph};
@@ -72,6 +72,12 @@ fn error(api: bool, status: StatusCode, msg: &str) -> Response<Body> {
         let title = status.canonical_reason().unwrap_or("Error");
         html_resp(status, html::message(title, msg))
     }
+}
+
+/// A request the signed-in user's role does not allow: 403, naming the role needed.
+fn forbidden_role(why: &str) -> Response<Body> {
+    metrics::counter!(m::CONSOLE_AUTH_FAILURES, "reason" => "role").increment(1);
+    error(true, StatusCode::FORBIDDEN, why)
 }
 
 fn store_error(api: bool, e: &sett_store::StoreError) -> Response<Body> {
@@ -145,10 +151,10 @@ impl App {
 
 /// Who is asking.
 enum Auth {
-    Bearer(String),
+    Bearer(User),
     Session(Session),
     /// A valid `?token=`: exchange it for a session cookie.
-    Exchange(String),
+    Exchange(User),
     /// A session cookie whose lifetime is over.
     Expired,
     None,
@@ -157,13 +163,13 @@ enum Auth {
 fn authenticate(req: &Request<Incoming>, query: &HashMap<String, String>, app: &App) -> Auth {
     if let Some(v) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         return match v.strip_prefix("Bearer ").and_then(|t| app.users.lookup(t.trim())) {
-            Some(user) => Auth::Bearer(user.to_owned()),
+            Some(user) => Auth::Bearer(user.clone()),
             None => Auth::None,
         };
     }
     if let Some(t) = query.get("token") {
         return match app.users.lookup(t) {
-            Some(user) => Auth::Exchange(user.to_owned()),
+            Some(user) => Auth::Exchange(user.clone()),
             None => Auth::None,
         };
     }
@@ -283,9 +289,9 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
         return r;
     }
     let query = parse_query(req.uri().query());
-    let (user, csrf) = match authenticate(&req, &query, app) {
-        Auth::Bearer(u) => (u, None),
-        Auth::Session(s) => (s.user, Some(s.csrf)),
+    let (user, role, groups, csrf) = match authenticate(&req, &query, app) {
+        Auth::Bearer(u) => (u.name().to_owned(), u.role(), u.groups().to_vec(), None),
+        Auth::Session(s) => (s.user, s.role, s.groups, Some(s.csrf)),
         Auth::Exchange(user) => {
             if req.method() != Method::GET {
                 return error(
@@ -374,7 +380,7 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
             );
         }
     }
-    let ctx = PageCtx { user, csrf, now_ms: now_ms() };
+    let ctx = PageCtx { user, role, groups, csrf, now_ms: now_ms() };
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     match (method, segs.as_slice()) {
@@ -398,6 +404,9 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
         (Method::GET, ["api", "v1", "instances", name, "artifacts", id]) => api_artifact(app, name, id).await,
         (Method::GET, ["api", "v1", "instances", name, "events"]) => api_events(app, &req, &query, name).await,
         (Method::POST, ["api", "v1", "instances", name, "questions", id, "answer"]) => {
+            if let Err(why) = ctx.role.require(Role::Answerer, "answering a question") {
+                return forbidden_role(&why);
+            }
             let (name, id) = (name.to_string(), id.to_string());
             api_answer(app, &ctx, req, &name, &id).await
         }
@@ -497,7 +506,7 @@ struct Inbox {
 /// One page of open questions across the instances shown (or the one named by `?instance=`),
 /// soonest deadline first, and the recently answered ones. Only the page's questions are read
 /// in full: the order comes from the light [`data::open_refs`].
-async fn inbox(app: &App, query: &HashMap<String, String>) -> sett_store::Result<Inbox> {
+async fn inbox(app: &App, query: &HashMap<String, String>, role: Role) -> sett_store::Result<Inbox> {
     let mut names = app.instance_names().await?;
     let only = query.get("instance").filter(|i| !i.is_empty()).cloned();
     if let Some(only) = &only {
@@ -555,12 +564,20 @@ async fn inbox(app: &App, query: &HashMap<String, String>) -> sett_store::Result
     let questions = slice.iter().filter_map(|(n, r)| by_id.remove(&(*n, r.id.to_string()))).collect();
     answered.sort_by_key(|a| std::cmp::Reverse(a.record.answered_at_ms));
     answered.truncate(data::RECENTLY_ANSWERED);
-    let page = html::InboxPage { questions, total, number, pages, per_page: PAGE_SIZE, instance: only };
+    let page = html::InboxPage {
+        questions,
+        total,
+        number,
+        pages,
+        per_page: PAGE_SIZE,
+        instance: only,
+        may_answer: role.may_answer(),
+    };
     Ok(Inbox { stores, page, answered, errors })
 }
 
 async fn inbox_page(app: &App, ctx: &PageCtx, query: &HashMap<String, String>) -> Response<Body> {
-    let inbox = tryr!(false, inbox(app, query).await);
+    let inbox = tryr!(false, inbox(app, query, ctx.role).await);
     let live = app.live(&inbox.stores).await;
     let total = inbox.page.total;
     let title = if total == 0 { "Questions".to_owned() } else { format!("({total}) Questions") };
@@ -703,7 +720,7 @@ async fn artifact_page(app: &App, ctx: &PageCtx, name: &str, id: &str) -> Respon
                 &format!("{} {}", v.artifact.artifact_type, sett_ops::feed::short(&id.to_string())),
                 ctx,
                 &live,
-                &html::artifact(name, &v),
+                &html::artifact(name, &v, ctx.role),
             ),
         ),
         None => error(false, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 const ADA: &str = "ada-token-0123456789abcdef";
 const BOB: &str = "bob-token-0123456789abcdef";
+/// A `viewer`: reads only.
+const VIC: &str = "vic-token-0123456789abcdef";
 const XSS: &str = r#"Port? <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
 
 struct Resp {
@@ -116,7 +118,7 @@ async fn console_with(adjust: impl FnOnce(Config) -> Config) -> Console {
     let redis = sett_testkit::redis().await;
     let name = sett_testkit::instance_name();
     let store = redis.instance(&name);
-    let users = Users::parse(&format!("{ADA} Ada Lovelace\n{BOB} bob\n")).unwrap();
+    let users = Users::parse(&format!("{ADA} Ada Lovelace\n{BOB} bob\n{VIC} Vic role=viewer groups=audit\n")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let stop = CancellationToken::new();
@@ -183,6 +185,32 @@ async fn a_cookie_post_needs_the_csrf_proof() {
     let r = http(&c.addr, "POST", &url, &[("Cookie", &cookie), json, ("X-Sett-CSRF", csrf)], body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["answered_by"], "bob");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_reads_but_may_not_answer() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (_, q) = ask(&c.store, "Which port?").await;
+    let vic = bearer(VIC);
+    let r = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/questions"), &[("Authorization", &vic)], "").await;
+    assert_eq!(r.status, 200, "a viewer reads");
+    assert_eq!(r.json()[0]["id"], q.id.to_string());
+    // The pages show the question, without an answer form, and say what the role is.
+    for path in ["/questions".to_owned(), format!("/instances/{i}/artifacts/{}", q.id)] {
+        let page = http(&c.addr, "GET", &path, &[("Authorization", &vic)], "").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Which port?") && !page.body.contains(r#"<form class="answer""#), "{path}");
+        assert!(page.body.contains(r#"id="role""#) && page.body.contains("Read only: your role is viewer"), "{path}");
+        let ada = http(&c.addr, "GET", &path, &[("Authorization", &bearer(ADA))], "").await;
+        assert!(ada.body.contains(r#"<form class="answer""#), "an answerer gets the form on {path}");
+    }
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &vic)], r#"{"answer": "8080"}"#).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let msg = r.json()["error"].as_str().unwrap().to_owned();
+    assert!(msg.contains("needs the role 'answerer'") && msg.contains("'viewer'"), "{msg}");
+    assert!(c.store.answer_record(&q.id).await.unwrap().is_none(), "nothing was written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -68,8 +68,8 @@ pub const NOTIFICATIONS_PENDING: &str = "sett_notifications_pending";
 pub const CONSOLE_REQUESTS: &str = "sett_console_requests_total";
 /// Histogram (seconds), label `route`: the console's own time per request (`server-timing`).
 pub const CONSOLE_REQUEST_SECONDS: &str = "sett_console_request_duration_seconds";
-/// Counter, label `reason` (`no_token` | `wrong_token` | `expired_session` | `csrf`): refused
-/// console requests.
+/// Counter, label `reason` (`no_token` | `wrong_token` | `expired_session` | `csrf` | `role`):
+/// refused console requests.
 pub const CONSOLE_AUTH_FAILURES: &str = "sett_console_auth_failures_total";
 /// Counter, label `outcome` (`answered` | `already_answered` | `rejected`): answers posted to the
 /// console.
@@ -235,7 +235,7 @@ pub const ALL: &[Metric] = &[
     Metric {
         name: CONSOLE_AUTH_FAILURES,
         kind: Kind::Counter,
-        help: "Console requests refused: no_token and wrong_token (401), expired_session (401, the session outlived its lifetime), csrf (403, a cookie POST without the CSRF proof or from another origin).",
+        help: "Console requests refused: no_token and wrong_token (401), expired_session (401, the session outlived its lifetime), csrf (403, a cookie POST without the CSRF proof or from another origin), role (403, the user's role does not allow the request).",
     },
     Metric {
         name: CONSOLE_ANSWERS,

@@ -66,7 +66,7 @@ pub(crate) async fn serve(
                     format!("not found: the MCP endpoint is {MCP_PATH}\n"),
                 ));
             }
-            let Some(operator) = bearer(&req).and_then(|t| users.lookup(t)).map(str::to_owned) else {
+            let Some(operator) = bearer(&req).and_then(|t| users.lookup(t)).cloned() else {
                 log_refused();
                 let mut r = plain(
                     StatusCode::UNAUTHORIZED,

@@ -40,10 +40,11 @@ pub struct Config {
     pub allow_actions: bool,
 }
 
-/// The operator an HTTP request's token belongs to; put into the request's extensions by the
-/// token check and read by the `answer_question` tool.
+/// The user an HTTP request's token belongs to (name and role); put into the request's
+/// extensions by the token check and read by the tools that write (answers are recorded under
+/// the name; the role limits what the token may do, under the server's own `allow_*` flags).
 #[derive(Debug, Clone)]
-pub(crate) struct Operator(pub(crate) String);
+pub(crate) struct Operator(pub(crate) sett_console::auth::User);
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +76,8 @@ pub async fn serve_stdio(store: Store, config: Config, shutdown: CancellationTok
 
 /// Serves streamable HTTP on `listener` (path `/mcp`) until `shutdown` is cancelled. Every
 /// request needs `Authorization: Bearer <token>` with a token of `users`; its operator is who
-/// answers are recorded under.
+/// answers are recorded under, and its role (`viewer`, `answerer`, `operator`) what it may do
+/// of what the server allows.
 pub async fn serve_http(
     listener: TcpListener,
     store: Store,

@@ -17,6 +17,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use sett_console::auth::Role;
 use sett_core::ArtifactId;
 use sett_core::answer_spec::StructuredQuestion;
 use sett_ops::answer::{AnswerError, answer_question};
@@ -93,13 +94,23 @@ impl SettMcp {
         }
     }
 
+    /// The token's user over HTTP; `None` over stdio (whoever launched the server).
+    fn user<'c>(&self, ctx: &'c RequestContext<RoleServer>) -> Option<&'c sett_console::auth::User> {
+        ctx.extensions.get::<hyper::http::request::Parts>().and_then(|p| p.extensions.get::<Operator>()).map(|o| &o.0)
+    }
+
     /// Who an answer is recorded under: the token's operator over HTTP, else the configured one.
     fn operator(&self, ctx: &RequestContext<RoleServer>) -> String {
-        ctx.extensions
-            .get::<hyper::http::request::Parts>()
-            .and_then(|p| p.extensions.get::<Operator>())
-            .map(|o| o.0.clone())
-            .unwrap_or_else(|| self.shared.config.operator.clone())
+        self.user(ctx).map_or_else(|| self.shared.config.operator.clone(), |u| u.name().to_owned())
+    }
+
+    /// Refuses `what` when the token's role (users file `role=`) is below `needed`. Over stdio
+    /// there is no token: the server's `allow_*` flags alone decide.
+    fn require_role(&self, ctx: &RequestContext<RoleServer>, needed: Role, what: &str) -> Result<(), ErrorData> {
+        match self.user(ctx) {
+            Some(u) => u.role().require(needed, what).map_err(|why| ErrorData::invalid_request(why, None)),
+            None => Ok(()),
+        }
     }
 
     async fn artifact_detail(&self, id: &ArtifactId) -> Result<ArtifactDetail, ErrorData> {
@@ -199,7 +210,11 @@ impl SettMcp {
             open_world_hint = false
         )
     )]
-    async fn forage(&self, Parameters(input): Parameters<ForageInput>) -> Result<Json<Started>, ErrorData> {
+    async fn forage(
+        &self,
+        Parameters(input): Parameters<ForageInput>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Started>, ErrorData> {
         let instance = self.instance();
         if !self.shared.config.allow_actions {
             return Err(ErrorData::invalid_request(
@@ -209,6 +224,7 @@ impl SettMcp {
                 None,
             ));
         }
+        self.require_role(&ctx, Role::Operator, "starting a workflow")?;
         match start_workflow(self.store(), &input.goal).await {
             Ok(s) => Ok(Json(Started {
                 uri: artifact_uri(&instance, &s.id.to_string()),
@@ -331,6 +347,7 @@ impl SettMcp {
                 None,
             ));
         }
+        self.require_role(&ctx, Role::Answerer, "answering a question")?;
         let answer = match (input.answer, input.json) {
             (Some(text), None) => sett_ops::answer::AnswerInput::Text(text),
             (None, Some(json)) => sett_ops::answer::AnswerInput::Json(json),
@@ -404,6 +421,7 @@ impl SettMcp {
                 None,
             ));
         }
+        self.require_role(&ctx, Role::Operator, "cancelling a workflow")?;
         let id = self.resolve(&input.workflow).await?;
         let operator = self.operator(&ctx);
         match cancel_workflow(self.store(), &id, &operator, input.reason.as_deref()).await {

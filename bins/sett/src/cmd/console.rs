@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use sett_console::auth::Role;
 use sett_console::{Config, Users, random_token};
 use sett_core::InstanceName;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,8 @@ pub(crate) async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<ExitCode> {
                 )));
             }
             let operator = args.operator.clone().filter(|o| !o.trim().is_empty()).unwrap_or_else(|| ctx.operator());
-            (Users::single(token.clone(), operator), Some(token))
+            let role = if args.allow_actions { Role::Operator } else { Role::Answerer };
+            (Users::single_with_role(token.clone(), operator, role), Some(token))
         }
     };
     let redis = ctx.redis().await?;
@@ -58,7 +60,12 @@ pub(crate) async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<ExitCode> {
         ))?,
     }
     if !ctx.global.quiet {
-        eprintln!("Sett console on http://{addr}/ (read + answer only). Stop with Ctrl-C.");
+        let may = match &args.users {
+            Some(_) => "each token as its role in the users file",
+            None if args.allow_actions => "read, answer and act",
+            None => "read + answer; actions need --allow-actions",
+        };
+        eprintln!("Sett console on http://{addr}/ ({may}). Stop with Ctrl-C.");
     }
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();

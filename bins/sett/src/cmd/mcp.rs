@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use sett_console::auth::Role;
 use sett_console::{Users, random_token};
 use tokio_util::sync::CancellationToken;
 
@@ -58,7 +59,8 @@ pub(crate) async fn run(ctx: &Ctx, args: McpArgs) -> Result<ExitCode> {
                     sett_console::auth::MIN_TOKEN_LEN
                 )));
             }
-            (Users::single(token.clone(), operator), given.is_none().then_some(token))
+            // The one token may do whatever the server's --allow-* flags allow.
+            (Users::single_with_role(token.clone(), operator, Role::Operator), given.is_none().then_some(token))
         }
     };
     let listener = tokio::net::TcpListener::bind(addr)
