@@ -339,8 +339,11 @@ async fn ask_question(store: &Store) -> Result<serde_json::Value> {
 async fn open_question(store: &Store, announce: bool) -> Result<u64> {
     let agent = AgentName::parse("Asker")?;
     let policy = Policy {
-        agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
-            .into(),
+        agents: [(
+            agent.clone(),
+            AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false, approval: None },
+        )]
+        .into(),
         max_review_iterations: 3,
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
@@ -362,7 +365,9 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
     claim.status = ClaimStatus::PendingAnswer;
     claim.resume_status = Some(ClaimStatus::PendingExclusive);
     claim.question_id = Some(q.id);
-    claim.open_questions.insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
+    claim
+        .open_questions
+        .insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None, approval: None });
     let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
     let event = EventData::QuestionAsked(QuestionAsked {
         agent: agent.clone(),
@@ -411,8 +416,11 @@ async fn seed_workflow(store: &Store, artifacts: u64, questions: u64) -> Result<
     }
     let agent = AgentName::parse("Asker")?;
     let policy = Policy {
-        agents: [(agent.clone(), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
-            .into(),
+        agents: [(
+            agent.clone(),
+            AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false, approval: None },
+        )]
+        .into(),
         max_review_iterations: 3,
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
@@ -437,9 +445,10 @@ async fn seed_workflow(store: &Store, artifacts: u64, questions: u64) -> Result<
         claim.status = ClaimStatus::PendingAnswer;
         claim.resume_status = Some(ClaimStatus::PendingExclusive);
         claim.question_id = Some(q.id);
-        claim
-            .open_questions
-            .insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None });
+        claim.open_questions.insert(
+            q.id,
+            OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None, approval: None },
+        );
         let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
         store.write_claim(&claim, None, true, &ops, &[], now_ms()).await?;
     }
@@ -574,6 +583,7 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
                             answered_by: "bench".into(),
                             answered_at_ms: now,
                             timed_out: false,
+                            approval: None,
                         };
                         t0 = Some(wall_us());
                         store.create_answer(&answer, &qid, &record).await?;

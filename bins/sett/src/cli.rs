@@ -82,6 +82,10 @@ pub enum Command {
     Questions(QuestionsArgs),
     /// Answer an agent's question.
     Answer(AnswerArgs),
+    /// Approve a gated agent's claim: its tool runs, on exactly the artifact shown.
+    Approve(ApproveArgs),
+    /// Reject a gated agent's claim: it ends with a Failure naming you and your reason.
+    Reject(RejectArgs),
     /// Cancel a workflow: end its claims, close its questions, stop its tools.
     Cancel(CancelArgs),
     /// Show the health of an instance.
@@ -252,6 +256,24 @@ pub struct AnswerArgs {
     /// option's text or an array of them for a choice.
     #[arg(long, value_name = "JSON", conflicts_with_all = ["text", "file"])]
     pub json: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The approval's id or short id (see 'sett questions').
+    pub approval: String,
+    /// Why: recorded in the answer with your operator name ($SETT_OPERATOR, else your account).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The approval's id or short id (see 'sett questions').
+    pub approval: String,
+    /// Why (required): recorded in the Failure that ends the claim, with your operator name.
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

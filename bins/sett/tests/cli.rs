@@ -69,8 +69,11 @@ fn ids_of(o: &Output) -> Vec<String> {
 
 fn policy() -> Policy {
     Policy {
-        agents: [(agent("Coder"), AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false })]
-            .into(),
+        agents: [(
+            agent("Coder"),
+            AgentPolicy { timeout_ms: 60_000, question_timeout_ms: None, via_worker: false, approval: None },
+        )]
+        .into(),
         max_review_iterations: 3,
         bid_timeout_ms: 30_000,
         on_question_timeout: Default::default(),
@@ -122,8 +125,10 @@ async fn ask(store: &Store, claim: &Claim, text: &str, deadline_ms: Option<i64>)
     next.resume_status = Some(current.status);
     next.status = ClaimStatus::PendingAnswer;
     next.question_id = Some(q.id);
-    next.open_questions
-        .insert(q.id, sett_core::claim::OpenQuestion { agent: agent("Coder"), asked_at_ms: now_ms(), deadline_ms });
+    next.open_questions.insert(
+        q.id,
+        sett_core::claim::OpenQuestion { agent: agent("Coder"), asked_at_ms: now_ms(), deadline_ms, approval: None },
+    );
     let ev = EventData::QuestionAsked(QuestionAsked {
         agent: agent("Coder"),
         artifact_id: q.id,

@@ -90,9 +90,10 @@ async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifa
     store.create_artifact(&q).await.unwrap();
     claim.status = ClaimStatus::PendingAnswer;
     claim.question_id = Some(q.id);
-    claim
-        .open_questions
-        .insert(q.id, OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms });
+    claim.open_questions.insert(
+        q.id,
+        OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms, approval: None },
+    );
     let ops = [QuestionOp::Open { question: q.id, asked_at_ms: now }];
     store.write_claim(&claim, None, true, &ops, &[], now).await.unwrap();
     (goal, q)

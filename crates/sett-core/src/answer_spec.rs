@@ -31,6 +31,58 @@ pub struct StructuredQuestion {
     /// The question's text, shown to the person answering.
     pub question: String,
     pub spec: AnswerSpec,
+    /// What the question is for (payload key `kind`; `question` when absent).
+    pub kind: QuestionKind,
+    /// What is being decided about, for a kind other than `question` (payload key `subject`,
+    /// any JSON value; for an approval, a [`crate::approval::ApprovalSubject`]).
+    pub subject: Option<Value>,
+}
+
+/// What a human decision is for: the one typed field every consumer of questions (`sett
+/// questions`, the console, MCP, routing, reminders, metrics) reads to tell them apart. A
+/// Question's JSON payload carries it as `kind` next to its answer spec; a payload without it
+/// (and any free-text question) is a `question`. Only `question` may be asked by an agent (the
+/// cub refuses the others); the other kinds are asked by Sett itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    /// An agent's question (its claim waits for the answer, then the agent resumes).
+    #[default]
+    Question,
+    /// The orchestrator asks whether a gated agent may act on a claim (`agents.<name>.approval`).
+    Approval,
+}
+
+impl QuestionKind {
+    pub const ALL: [QuestionKind; 2] = [Self::Question, Self::Approval];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Question => "question",
+            Self::Approval => "approval",
+        }
+    }
+
+    /// The kind of a Question artifact's payload: the `kind` of a structured question, and
+    /// `question` for anything else (free text, or written before kinds existed).
+    pub fn of_payload(payload: &str) -> Self {
+        StructuredQuestion::from_payload(payload).ok().flatten().map(|q| q.kind).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for QuestionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for QuestionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            format!("unknown question kind '{s}': expected one of {}", Self::ALL.map(QuestionKind::as_str).join(", "))
+        })
+    }
 }
 
 /// What answer a structured question wants.
@@ -148,13 +200,25 @@ impl StructuredQuestion {
         }
         let mut problems = Vec::new();
         for (k, _) in entries {
-            if !["question", "options", "multiple", "default", "schema"].contains(&k.as_str()) {
+            if !["question", "options", "multiple", "default", "schema", "kind", "subject"].contains(&k.as_str()) {
                 problems.push(FieldProblem::new(
                     k,
                     "unknown key; a structured question has question, and options (with multiple, default) or schema",
                 ));
             }
         }
+        let kind = match get("kind") {
+            None => QuestionKind::Question,
+            Some(Ordered::String(s)) => s.parse().unwrap_or_else(|e: String| {
+                problems.push(FieldProblem::new("kind", e));
+                QuestionKind::Question
+            }),
+            Some(_) => {
+                problems.push(FieldProblem::new("kind", "must be a string such as \"question\""));
+                QuestionKind::Question
+            }
+        };
+        let subject = get("subject").map(Ordered::to_value);
         let question = match get("question") {
             Some(Ordered::String(s)) if !s.trim().is_empty() => s.clone(),
             _ => {
@@ -180,7 +244,7 @@ impl StructuredQuestion {
             (None, None) => None,
         };
         match spec {
-            Some(spec) if problems.is_empty() => Ok(Some(Self { question, spec })),
+            Some(spec) if problems.is_empty() => Ok(Some(Self { question, spec, kind, subject })),
             _ => Err(problems),
         }
     }
@@ -857,7 +921,14 @@ fn parse_field(name: &str, spec: &Ordered, required: bool, problems: &mut Vec<Fi
 impl Serialize for StructuredQuestion {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
+        // A plain question's text stays what it was before kinds existed.
+        if self.kind != QuestionKind::Question {
+            m.serialize_entry("kind", &self.kind)?;
+        }
         m.serialize_entry("question", &self.question)?;
+        if let Some(subject) = &self.subject {
+            m.serialize_entry("subject", subject)?;
+        }
         match &self.spec {
             AnswerSpec::Choice(c) => {
                 m.serialize_entry("options", &c.options)?;
@@ -1029,8 +1100,19 @@ impl<'de> Deserialize<'de> for Ordered {
 
 /// Parses a tool's Question payload (given with its key order) into its canonical text, or says
 /// why the spec is refused. `Ok(None)`: a free-text question.
+/// An agent may only ask a `question`: the other kinds are Sett's own decisions (an agent
+/// cannot make its question look like an approval).
 pub(crate) fn canonical_question(payload: &Ordered) -> Result<Option<String>, Vec<FieldProblem>> {
-    Ok(StructuredQuestion::from_ordered(payload)?.map(|q| q.to_payload()))
+    let question = StructuredQuestion::from_ordered(payload)?;
+    if let Some(q) = &question
+        && q.kind != QuestionKind::Question
+    {
+        return Err(vec![FieldProblem::new(
+            "kind",
+            format!("an agent asks kind \"question\" only; \"{}\" is asked by Sett itself", q.kind),
+        )]);
+    }
+    Ok(question.map(|q| q.to_payload()))
 }
 
 #[cfg(test)]

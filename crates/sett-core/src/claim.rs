@@ -150,6 +150,16 @@ pub struct OpenQuestion {
     pub asked_at_ms: i64,
     /// `None` when the question never times out (or is being auto-answered on timeout).
     pub deadline_ms: Option<i64>,
+    /// Set when this is an approval the orchestrator asked before granting `agent` the claim:
+    /// the grant it holds back. Absent on an agent's own question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<HeldGrant>,
+}
+
+/// A grant held back until a person approves it (`agents.<name>.approval`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldGrant {
+    pub claim_type: ClaimType,
 }
 
 /// A question and its answer, handed to the resumed tool.

@@ -9,11 +9,12 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::BidType;
+use crate::claim::{BidType, ClaimType};
 use crate::ids::AgentName;
 // Re-exported while callers outside this crate still name it here.
+pub use crate::policy::OnApprovalTimeout;
 pub use crate::policy::OnQuestionTimeout;
-use crate::policy::{AgentPolicy, Policy};
+use crate::policy::{AgentPolicy, ApprovalPolicy, Policy};
 
 pub const DEFAULT_BID_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_QUESTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -293,6 +294,22 @@ struct RawAgent {
     /// Whether the tool gets the Redis URL (`SETT_REDIS_URL`) in its environment.
     #[serde(default)]
     expose_redis: bool,
+    /// Require a person's approval (`sett approve`, the console) before this agent is granted a claim: its tool does not start until then.
+    approval: Option<RawApproval>,
+}
+
+/// An approval gate on an agent's claims (docs/human-in-the-loop.md, "Approvals").
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    /// How long an approval waits for a decision (0 = forever).
+    #[schemars(extend("default" = "24h"))]
+    timeout: Option<RawDuration>,
+    /// What happens when nobody decides in time: `reject` ends the claim with a Failure, `approve` grants it.
+    #[serde(default)]
+    on_timeout: OnApprovalTimeout,
+    /// Which of the agent's claim types need approval: `review`, `claim`, `exclusive`, `rework` (default: all four).
+    claim_types: Option<Vec<ClaimType>>,
 }
 
 /// The JSON Schema of `sett.yml` (draft 2020-12), generated from the types above. Written by
@@ -577,7 +594,23 @@ pub struct AgentConfig {
     pub worker: Option<WorkerConfig>,
     pub bid_on_own_output: bool,
     pub expose_redis: bool,
+    /// `agents.<name>.approval`: grants wait for a person's approval.
+    pub approval: Option<ApprovalConfig>,
 }
+
+/// A validated `agents.<name>.approval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalConfig {
+    /// `None`: waits forever.
+    pub timeout: Option<Duration>,
+    pub on_timeout: OnApprovalTimeout,
+    /// The gated claim types (never `resume`).
+    pub claim_types: Vec<ClaimType>,
+}
+
+/// The claim types an approval gates when `claim_types` is not given.
+pub const GATED_BY_DEFAULT: [ClaimType; 4] =
+    [ClaimType::Review, ClaimType::Claim, ClaimType::Exclusive, ClaimType::Rework];
 
 /// One `environment:` entry: `NAME` copies the host's value, `NAME=value` sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -888,6 +921,39 @@ impl SettConfig {
                 }
                 (None, None) => None,
             };
+            let approval = match a.approval {
+                None => None,
+                Some(raw_approval) => {
+                    let timeout = dur(&at("approval.timeout"), &raw_approval.timeout, DEFAULT_QUESTION_TIMEOUT)?;
+                    let claim_types = match raw_approval.claim_types {
+                        None => GATED_BY_DEFAULT.to_vec(),
+                        Some(list) if list.is_empty() => {
+                            return Err(err(
+                                &at("approval.claim_types"),
+                                "is empty, so nothing would need approval".into(),
+                                "list claim types (review, claim, exclusive, rework) or remove approval:",
+                            ));
+                        }
+                        Some(list) if list.contains(&ClaimType::Resume) => {
+                            return Err(err(
+                                &at("approval.claim_types"),
+                                "resume cannot be gated: a resumed grant continues a claim already approved".into(),
+                                "use review, claim, exclusive or rework",
+                            ));
+                        }
+                        Some(mut list) => {
+                            list.sort();
+                            list.dedup();
+                            list
+                        }
+                    };
+                    Some(ApprovalConfig {
+                        timeout: (!timeout.is_zero()).then_some(timeout),
+                        on_timeout: raw_approval.on_timeout,
+                        claim_types,
+                    })
+                }
+            };
             if raw.runtime == RuntimeKind::Docker && a.image.is_none() && raw.orchestrator.image.is_none() {
                 // The docker runtime falls back to Sett's runtime image; nothing to reject.
             }
@@ -906,6 +972,7 @@ impl SettConfig {
                     worker,
                     bid_on_own_output: a.bid_on_own_output,
                     expose_redis: a.expose_redis,
+                    approval,
                 },
             );
         }
@@ -988,6 +1055,11 @@ impl SettConfig {
                             timeout_ms: a.timeout.as_millis() as i64,
                             question_timeout_ms: self.question_timeout_for(&a.name).map(|d| d.as_millis() as i64),
                             via_worker: a.is_controller(),
+                            approval: a.approval.as_ref().map(|g| ApprovalPolicy {
+                                timeout_ms: g.timeout.map(|d| d.as_millis() as i64),
+                                on_timeout: g.on_timeout,
+                                claim_types: g.claim_types.clone(),
+                            }),
                         },
                     )
                 })

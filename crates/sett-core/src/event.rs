@@ -16,10 +16,11 @@ use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::approval::Decision;
 use crate::artifact::{Artifact, StructuralType};
 use crate::claim::{BidType, Claim, ClaimStatus, ClaimType};
-use crate::config::OnQuestionTimeout;
 use crate::ids::{AgentName, ArtifactId, ClaimId};
+use crate::policy::TimeoutPolicy;
 
 /// Event kinds, as written in the stream's `kind` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -210,6 +211,10 @@ pub struct BidsMissing {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimGranted {
     pub agent: AgentName,
+    /// The approval question this grant followed (`agents.<name>.approval`); absent for an
+    /// ungated grant (and in events written before approvals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ArtifactId>,
     pub artifact_id: ArtifactId,
     pub claim_id: ClaimId,
     pub claim_type: ClaimType,
@@ -294,7 +299,13 @@ pub struct QuestionAnswered {
     /// The claim that asked; absent in events written before it was recorded.
     #[serde(default)]
     pub claim_id: Option<ClaimId>,
+    /// An approval's decision (absent for any other question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     pub question_id: ArtifactId,
+    /// The hash of the artifact an approval approved or rejected, as the approver was shown it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_hash: Option<String>,
     #[serde(default)]
     pub timed_out: bool,
 }
@@ -304,7 +315,7 @@ pub struct QuestionAnswered {
 pub struct QuestionTimedOut {
     pub artifact_id: ArtifactId,
     pub claim_id: ClaimId,
-    pub policy: OnQuestionTimeout,
+    pub policy: TimeoutPolicy,
     pub question_id: ArtifactId,
 }
 
@@ -616,7 +627,7 @@ mod tests {
             agents: Default::default(),
             max_review_iterations: 3,
             bid_timeout_ms: 1000,
-            on_question_timeout: OnQuestionTimeout::Fail,
+            on_question_timeout: crate::policy::OnQuestionTimeout::Fail,
         };
         let claim = crate::machine::new_claim(c(C), &root, &policy, 5);
         let mut rework = claim.clone();
@@ -683,6 +694,7 @@ mod tests {
                     claim_type: ClaimType::Rework,
                     seq: 3,
                     via_worker: true,
+                    approval: None,
                 }),
                 json!({"claim_id": c(C), "artifact_id": a(A), "agent": agent("Coder"),
                        "claim_type": ClaimType::Rework, "seq": 3u64, "via_worker": true}),
@@ -739,7 +751,9 @@ mod tests {
                     answered_by: "ann".into(),
                     artifact_id: a(B),
                     claim_id: Some(c(C)),
+                    decision: None,
                     question_id: a(B),
+                    target_hash: None,
                     timed_out: false,
                 }),
                 json!({"question_id": a(B), "answer_id": a(A), "answered_by": "ann", "timed_out": false,
@@ -749,7 +763,7 @@ mod tests {
                 EventData::QuestionTimedOut(QuestionTimedOut {
                     artifact_id: a(B),
                     claim_id: c(C),
-                    policy: OnQuestionTimeout::Continue,
+                    policy: TimeoutPolicy::Continue,
                     question_id: a(B),
                 }),
                 json!({"claim_id": c(C), "artifact_id": a(B), "question_id": a(B), "policy": "continue"}),
@@ -758,7 +772,7 @@ mod tests {
                 EventData::QuestionTimedOut(QuestionTimedOut {
                     artifact_id: a(B),
                     claim_id: c(C),
-                    policy: OnQuestionTimeout::Fail,
+                    policy: TimeoutPolicy::Fail,
                     question_id: a(B),
                 }),
                 json!({"claim_id": c(C), "artifact_id": a(B), "question_id": a(B), "policy": "fail"}),
@@ -838,6 +852,7 @@ mod tests {
             claim_type: ClaimType::Exclusive,
             seq: 1,
             via_worker: false,
+            approval: None,
         });
         assert_eq!(
             g.to_json(),
@@ -893,7 +908,7 @@ mod tests {
         let e = EventData::QuestionTimedOut(QuestionTimedOut {
             artifact_id: a(B),
             claim_id: c(C),
-            policy: OnQuestionTimeout::Fail,
+            policy: TimeoutPolicy::Fail,
             question_id: a(B),
         });
         assert_eq!((e.claim_id(), e.artifact_id(), e.question_id()), (Some(c(C)), Some(a(B)), Some(a(B))));

@@ -16,6 +16,7 @@
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
 
 pub mod answer_spec;
+pub mod approval;
 pub mod artifact;
 pub mod claim;
 pub mod config;

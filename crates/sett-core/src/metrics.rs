@@ -29,6 +29,9 @@ pub const OPEN_QUESTIONS: &str = "sett_open_questions";
 pub const QUESTION_ANSWER_SECONDS: &str = "sett_question_time_to_answer_seconds";
 /// Counter, label `policy` (`fail` | `continue` | `default`): questions that timed out.
 pub const QUESTION_TIMEOUTS: &str = "sett_question_timeouts_total";
+/// Counter, label `outcome` (`asked` | `approved` | `rejected` | `mismatch` | `timed_out_approved` |
+/// `timed_out_rejected`): approval gates (`agents.<name>.approval`).
+pub const APPROVALS: &str = "sett_approvals_total";
 /// Counter, label `agent`: worker processes launched.
 pub const WORKER_LAUNCHES: &str = "sett_worker_launches_total";
 /// Counter, label `agent`: workers that failed (non-zero exit or launch error).
@@ -149,6 +152,11 @@ pub const ALL: &[Metric] = &[
         name: QUESTION_TIMEOUTS,
         kind: Kind::Counter,
         help: "Questions whose question_timeout expired, by the on_question_timeout policy applied.",
+    },
+    Metric {
+        name: APPROVALS,
+        kind: Kind::Counter,
+        help: "Approval gates: approvals asked, and how each was decided (by a person, or on timeout).",
     },
     Metric { name: WORKER_LAUNCHES, kind: Kind::Counter, help: "Worker processes launched for controller agents." },
     Metric {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::claim::ClaimType;
 use crate::ids::AgentName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
@@ -31,6 +32,81 @@ impl OnQuestionTimeout {
     }
 }
 
+/// What happens when an approval is not given in time (`agents.<name>.approval.on_timeout`):
+/// `reject` ends the claim with a Failure (the default: nobody said yes), `approve` grants it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnApprovalTimeout {
+    #[default]
+    Reject,
+    Approve,
+}
+
+/// What followed a question's timeout, as the ledger records it (`question_timed_out`'s
+/// `policy`): an agent question's `on_question_timeout`, or an approval's `on_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeoutPolicy {
+    Fail,
+    Continue,
+    Default,
+    Approve,
+    Reject,
+}
+
+impl TimeoutPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Continue => "continue",
+            Self::Default => "default",
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+impl From<OnQuestionTimeout> for TimeoutPolicy {
+    fn from(p: OnQuestionTimeout) -> Self {
+        match p {
+            OnQuestionTimeout::Fail => Self::Fail,
+            OnQuestionTimeout::Continue => Self::Continue,
+            OnQuestionTimeout::Default => Self::Default,
+        }
+    }
+}
+
+impl From<OnApprovalTimeout> for TimeoutPolicy {
+    fn from(p: OnApprovalTimeout) -> Self {
+        match p {
+            OnApprovalTimeout::Reject => Self::Reject,
+            OnApprovalTimeout::Approve => Self::Approve,
+        }
+    }
+}
+
+impl PartialEq<OnQuestionTimeout> for TimeoutPolicy {
+    fn eq(&self, other: &OnQuestionTimeout) -> bool {
+        *self == Self::from(*other)
+    }
+}
+
+/// An agent whose grants wait for a person's approval (`agents.<name>.approval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// `None`: the approval waits forever.
+    pub timeout_ms: Option<i64>,
+    pub on_timeout: OnApprovalTimeout,
+    /// The claim types that need approval (a resumed grant never does: its claim was approved).
+    pub claim_types: Vec<ClaimType>,
+}
+
+impl ApprovalPolicy {
+    pub fn gates(&self, claim_type: ClaimType) -> bool {
+        claim_type != ClaimType::Resume && self.claim_types.contains(&claim_type)
+    }
+}
+
 /// What the state machine needs to know about one agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentPolicy {
@@ -39,6 +115,8 @@ pub struct AgentPolicy {
     pub question_timeout_ms: Option<i64>,
     /// Grants run in a worker process launched by the orchestrator (controller mode).
     pub via_worker: bool,
+    /// `Some`: this agent's grants (of the gated claim types) wait for a person's approval.
+    pub approval: Option<ApprovalPolicy>,
 }
 
 /// The configuration the state machine applies.

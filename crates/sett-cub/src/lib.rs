@@ -4,13 +4,14 @@
 //!
 //! Layout:
 //! - [`process`]: running a program in its own process group (filtered env, caps, timeout, kill).
-//! - [`context`]: context-chain assembly (breadth-first over provenance, deterministic order).
+//! - [`context`]: context-chain assembly (breadth-first over provenance, deterministic order),
+//!   which lives in sett-store so the orchestrator shows an approver the same chain.
 //! - [`bidding`]: one agent's bid on one claim (static strategy, bid script, self-output guard).
 //! - [`execute`]: executing one grant: the tool run and the one artifact it yields.
 //! - [`runtime`]: the daemon's event loop over consumer group `cub:<agent>`.
 
 pub mod bidding;
-pub mod context;
+pub use sett_store::context;
 pub mod execute;
 pub mod process;
 pub mod runtime;

@@ -506,6 +506,7 @@ mod tests {
         let granted = |agent: &str, via_worker: bool| {
             event(EventData::ClaimGranted(ClaimGranted {
                 agent: AgentName::parse(agent).unwrap(),
+                approval: None,
                 artifact_id: a,
                 claim_id: c,
                 claim_type: ClaimType::Claim,

@@ -193,7 +193,9 @@ mod tests {
             answered_by: "Ada".into(),
             artifact_id: q,
             claim_id: Some(claim),
+            decision: None,
             question_id: q,
+            target_hash: None,
             timed_out: false,
         });
         assert_eq!(QuestionEvent::of(&answered).iter().map(QuestionEvent::question).collect::<Vec<_>>(), vec![Some(q)]);

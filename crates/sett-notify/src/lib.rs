@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
-use sett_core::config::{NotificationsConfig, NotifyEvent, OnQuestionTimeout, WebhookFormat, WebhookSecret};
+use sett_core::config::{NotificationsConfig, NotifyEvent, WebhookFormat, WebhookSecret};
 use sett_core::event::{Event, EventData};
 use sett_core::metrics as m;
 use sett_core::regression::RegressionRecord;
@@ -302,7 +302,7 @@ impl Notifier {
                 };
                 let policy = match &e.data {
                     EventData::QuestionTimedOut(t) => t.policy,
-                    _ => OnQuestionTimeout::Fail,
+                    _ => sett_core::policy::TimeoutPolicy::Fail,
                 };
                 let policy = policy.as_str().to_owned();
                 (Notification::QuestionTimedOut { question: q, policy }, None)

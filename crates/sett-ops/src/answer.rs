@@ -3,6 +3,7 @@
 //! write, so of two concurrent answers exactly one wins; the loser learns who answered and when.
 
 use sett_core::answer_spec::{FieldProblem, StructuredQuestion, describe};
+use sett_core::approval::{ApprovalBinding, ApprovalSubject, Decision, parse_answer};
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Fenced, Store, StoreError, now_ms};
 
@@ -98,6 +99,35 @@ pub fn answer_payload(question: &Artifact, input: &AnswerInput) -> Result<String
     Ok(value.to_string())
 }
 
+/// Checks an approval's answer (validated against its form as `text`) before it is written: it
+/// still waits (open, so the transition that asked it is written), a rejection says why, and
+/// the target is still the artifact the approval showed. Returns what the answer binds and the
+/// answer's payload (the reason trimmed).
+async fn bind_approval(
+    store: &Store,
+    question: &Artifact,
+    subject: &ApprovalSubject,
+    text: &str,
+) -> Result<(ApprovalBinding, String), AnswerError> {
+    if !store.is_question_open(&question.id).await? {
+        return Err(AnswerError::NotWaiting(question.id));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| AnswerError::Unexpected(format!("approval answer: {e}")))?;
+    let decided = parse_answer(&value).map_err(|problems| AnswerError::Invalid { question: question.id, problems })?;
+    let now = store.artifact_hashes(&[subject.target.id]).await?.pop().flatten();
+    if now.as_deref() != Some(subject.target.hash.as_str()) {
+        return Err(AnswerError::TargetChanged {
+            question: question.id,
+            target: subject.target.id,
+            shown: subject.target.hash.clone(),
+            now,
+        });
+    }
+    let payload = serde_json::to_string(&decided).map_err(|e| AnswerError::Unexpected(e.to_string()))?;
+    Ok((ApprovalBinding::of(subject, decided.decision), payload))
+}
+
 /// Why an answer was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -132,6 +162,21 @@ pub enum AnswerError {
     /// The answer does not fit the question's answer spec; every problem is listed.
     #[error("the answer to question {} does not fit what it asks; nothing was written:\n{}", short(&.question.to_string()), describe(.problems))]
     Invalid { question: ArtifactId, problems: Vec<FieldProblem> },
+    /// An approval that no longer waits (it timed out, or its claim moved on).
+    #[error("approval {} is no longer waiting for a decision (it timed out or its claim moved on)", short(&.0.to_string()))]
+    NotWaiting(ArtifactId),
+    /// The artifact to approve is not what the approval showed: deciding on it would bind a hash
+    /// nobody was shown.
+    #[error(
+        "approval {} showed {} with hash {shown}, but its stored hash is now {}; nothing was written",
+        short(&.question.to_string()),
+        .target,
+        .now.as_deref().unwrap_or("(missing)")
+    )]
+    TargetChanged { question: ArtifactId, target: ArtifactId, shown: String, now: Option<String> },
+    /// `sett approve`/`sett reject` on a question that is not an approval.
+    #[error("question {} is not an approval (it is a question from agent work): answer it with 'sett answer'", short(&.0.to_string()))]
+    NotAnApproval(ArtifactId),
     #[error("the answer was not written ({0}); retry")]
     Unexpected(String),
     #[error(transparent)]
@@ -163,6 +208,13 @@ impl AnswerError {
             Self::Store(e) => format!("writing the answer: {e}"),
             Self::Empty => self.to_string(),
             Self::Invalid { .. } => format!("{self}\nSee what it asks with 'sett questions -n {instance}'"),
+            Self::NotWaiting(_) => {
+                format!("{self}\nSee what happened with 'sett claims -n {instance}' and 'sett watch -n {instance}'")
+            }
+            Self::TargetChanged { .. } => {
+                format!("{self}\nRun 'sett verify -n {instance}': a stored artifact changed after it was written")
+            }
+            Self::NotAnApproval(q) => format!("{self}: 'sett answer {} -n {instance}'", short(&q.to_string())),
             Self::Unexpected(_) => format!("{self} 'sett answer'"),
         }
     }
@@ -212,11 +264,26 @@ pub async fn answer_question(
             reason: claim.termination_reason,
         });
     }
-    let text = answer_payload(&question, input)?;
+    let mut text = answer_payload(&question, input)?;
+    let approval = match ApprovalSubject::of_payload(&question.payload) {
+        Some(subject) => {
+            let (binding, normalised) = bind_approval(store, &question, &subject, &text).await?;
+            text = normalised;
+            Some(binding)
+        }
+        None => None,
+    };
     let now = now_ms();
-    let answer =
+    let mut answer =
         Artifact::answer(sett_store::new_artifact_id(), &question, text, format!("human:{operator}"), operator, now);
-    let record = AnswerRecord::by_operator(answer.id, operator, now);
+    if let Some(b) = &approval {
+        answer.summary = Some(match b.decision {
+            Decision::Approve => format!("approved by {operator}"),
+            Decision::Reject => format!("rejected by {operator}"),
+        });
+    }
+    let mut record = AnswerRecord::by_operator(answer.id, operator, now);
+    record.approval = approval.map(Box::new);
     match store.create_answer(&answer, qid, &record).await? {
         CreateOutcome::Created { .. } => Ok(Answered {
             id: answer.id,

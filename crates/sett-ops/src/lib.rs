@@ -10,6 +10,7 @@ pub mod operator;
 pub mod telemetry;
 
 pub mod answer;
+pub mod approval;
 pub mod cancel;
 pub mod feed;
 pub mod forage;

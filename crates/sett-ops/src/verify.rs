@@ -483,7 +483,60 @@ fn check_answer(question: &str, record: Option<&String>, ev: &serde_json::Value)
             return Err(breach(rec, format!("{name} changed (the ledger has {logged}, the record has {stored})")));
         }
     }
+    // An approval's record binds a decision and the hash of what the approver saw; the ledger
+    // event copies both (absent on both for any other question).
+    let approval = r.get("approval");
+    for (name, stored) in [
+        ("decision", approval.and_then(|a| a.get("decision"))),
+        ("target_hash", approval.and_then(|a| a.get("target_hash"))),
+    ] {
+        let stored = stored.cloned().unwrap_or(serde_json::Value::Null);
+        let logged = ev.get(name).cloned().unwrap_or(serde_json::Value::Null);
+        if stored != logged {
+            return Err(breach(
+                rec,
+                format!("its approval's {name} changed (the ledger has {logged}, the record has {stored})"),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// What the ledger says decided an approval so far: a person's decision with the hash it bound,
+/// or `on_timeout: approve`.
+#[derive(Debug, Clone)]
+enum ApprovalSeen {
+    Decided { decision: String, target_hash: Option<String> },
+    ApprovedOnTimeout,
+}
+
+/// A `claim_granted` that names its approval (`agents.<name>.approval`) against what the ledger
+/// recorded before it: an approval of the granted target's hash (`target_hash`, the hash stored
+/// with the target now), or `on_timeout: approve`.
+fn check_gated_grant(
+    grant: &str,
+    question: &str,
+    seen: Option<&ApprovalSeen>,
+    target: &str,
+    target_hash: Option<&str>,
+) -> Result<(), Breach> {
+    let rec = format!("grant {grant}");
+    match seen {
+        None => Err(breach(rec, format!("it follows approval {question}, which the ledger never decided before it"))),
+        Some(ApprovalSeen::ApprovedOnTimeout) => Ok(()),
+        Some(ApprovalSeen::Decided { decision, .. }) if decision != "approve" => {
+            Err(breach(rec, format!("approval {question} was decided '{decision}', not approve")))
+        }
+        Some(ApprovalSeen::Decided { target_hash: bound, .. }) if bound.as_deref() != target_hash => Err(breach(
+            rec,
+            format!(
+                "approval {question} bound hash {} but the granted target {target} has hash {}",
+                bound.as_deref().unwrap_or("(none)"),
+                target_hash.unwrap_or("(missing)")
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// A `workflow_cancelled` event against its cancellation record: operator, reason and time.
@@ -517,6 +570,8 @@ struct Seen {
     legacy_answered: u64,
     cancelled: u64,
     cancellations: HashMap<String, String>,
+    /// Approvals decided so far (by question id), for the grants that follow them.
+    approvals: HashMap<String, ApprovalSeen>,
 }
 
 /// Checks the contents a page of chained events refers to; the earliest breach (by position).
@@ -529,8 +584,28 @@ async fn check_page(
     let mut created: Vec<(usize, String, serde_json::Value)> = Vec::new();
     let mut answered: Vec<(usize, String, serde_json::Value)> = Vec::new();
     let mut cancel_breach: Option<(usize, Breach)> = None;
+    // Gated grants: (position, grant record, question, target, what decided the approval).
+    let mut gated: Vec<(usize, String, String, String, Option<ApprovalSeen>)> = Vec::new();
     for (i, ((id, f), chained)) in page.iter().zip(chained).enumerate() {
         let kind = f.get("kind").map(String::as_str);
+        if *chained && matches!(kind, Some("question_answered" | "question_timed_out" | "claim_granted")) {
+            let data: serde_json::Value = f.get("data").and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+            let text = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            match (kind, text("question_id"), text("decision"), text("approval")) {
+                (Some("question_answered"), Some(q), Some(decision), _) => {
+                    seen.approvals.insert(q, ApprovalSeen::Decided { decision, target_hash: text("target_hash") });
+                }
+                (Some("question_timed_out"), Some(q), _, _) if text("policy").as_deref() == Some("approve") => {
+                    seen.approvals.insert(q, ApprovalSeen::ApprovedOnTimeout);
+                }
+                (Some("claim_granted"), _, _, Some(q)) => {
+                    let target = text("artifact_id").unwrap_or_default();
+                    let decided = seen.approvals.get(&q).cloned();
+                    gated.push((i, event_record(id, f), q, target, decided));
+                }
+                _ => {}
+            }
+        }
         if kind == Some("workflow_cancelled") && *chained {
             seen.cancelled += 1;
             let data: serde_json::Value = f.get("data").and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
@@ -568,6 +643,17 @@ async fn check_page(
         }
     }
     let mut found: Vec<(usize, Breach)> = cancel_breach.into_iter().collect();
+    if !gated.is_empty() {
+        let targets: Vec<String> = gated.iter().map(|(_, _, _, t, _)| t.clone()).collect();
+        let records = src.artifacts(&targets).await?;
+        for ((i, grant, q, target, decided), record) in gated.iter().zip(&records) {
+            let hash = record.as_ref().and_then(|f| f.get("hash")).map(String::as_str);
+            if let Err(b) = check_gated_grant(grant, q, decided.as_ref(), target, hash) {
+                found.push((*i, b));
+                break;
+            }
+        }
+    }
     let ids: Vec<String> = created.iter().map(|(_, id, _)| id.clone()).collect();
     let records = src.artifacts(&ids).await?;
     let mut source_ids: Vec<String> = records

@@ -18,7 +18,7 @@ fn policy() -> Policy {
     Policy {
         agents: [(
             AgentName::parse("A").unwrap(),
-            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false },
+            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false, approval: None },
         )]
         .into(),
         max_review_iterations: 3,
@@ -52,8 +52,13 @@ async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) ->
     let mut answer = Artifact::new_root(new_artifact_id(), StructuralType::Answer, "Answer", "8080", "human:op", 5_001);
     answer.source_artifacts = vec![q.id];
     answer.answered_by = Some("op".into());
-    let record =
-        AnswerRecord { answer_id: answer.id, answered_by: "op".into(), answered_at_ms: 5_001, timed_out: false };
+    let record = AnswerRecord {
+        answer_id: answer.id,
+        answered_by: "op".into(),
+        answered_at_ms: 5_001,
+        timed_out: false,
+        approval: None,
+    };
     store.create_answer(&answer, &q.id, &record).await.unwrap();
     for a in written.iter().take(claims) {
         let c = new_claim(new_claim_id(), a, &policy(), 6_000);

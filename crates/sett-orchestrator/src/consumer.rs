@@ -230,7 +230,8 @@ impl Engine {
         {
             // Answered before we saw the question (e.g. by its full id): unblock now.
             if let Some(claim) = a.claim_id {
-                self.apply(&claim, Input::Answer { question: a.id, answer: rec.answer_id }).await?;
+                let input = self.answer_input(a.id, &rec).await?;
+                self.apply(&claim, input).await?;
             }
         }
         Ok(())
@@ -285,7 +286,14 @@ impl Engine {
             None => self.store.get_artifact(&question).await?.and_then(|q| q.claim_id),
         };
         match claim {
-            Some(c) => self.apply(&c, Input::Answer { question, answer }).await.map(drop),
+            Some(c) => {
+                // The record says whether it is an approval (and what it binds).
+                let input = match self.store.answer_record(&question).await? {
+                    Some(record) => self.answer_input(question, &record).await?,
+                    None => Input::Answer { question, answer },
+                };
+                self.apply(&c, input).await.map(drop)
+            }
             None => {
                 warn!(question_id = %question, "an answer names a question without a claim; ignoring");
                 Ok(())

@@ -25,7 +25,12 @@ fn is_follow_up(effect: &Effect) -> bool {
     match effect {
         Effect::Fail { .. } | Effect::CreateClaim { .. } | Effect::AutoAnswer { .. } => true,
         Effect::Grant(g) => g.via_worker,
-        Effect::QuestionOpened { .. } | Effect::QuestionClosed { .. } | Effect::BidsMissing { .. } => false,
+        // An approval's question is written before the transition that opens it.
+        Effect::QuestionOpened { .. }
+        | Effect::QuestionClosed { .. }
+        | Effect::BidsMissing { .. }
+        | Effect::ApprovalAsked(_)
+        | Effect::ApprovalTimedOut { .. } => false,
     }
 }
 
@@ -52,9 +57,13 @@ fn stored_follow_ups(value: serde_json::Value) -> Result<Vec<Effect>, serde_json
             Ok(effect) => Ok(effect),
             Err(e) => match serde_json::from_value::<LegacyFollowUp>(item) {
                 // The old item did not record the grant's type; offering a worker does not use it.
-                Ok(LegacyFollowUp::LaunchWorker { agent, seq }) => {
-                    Ok(Effect::Grant(GrantOrder { agent, claim_type: ClaimType::Claim, seq, via_worker: true }))
-                }
+                Ok(LegacyFollowUp::LaunchWorker { agent, seq }) => Ok(Effect::Grant(GrantOrder {
+                    agent,
+                    claim_type: ClaimType::Claim,
+                    seq,
+                    via_worker: true,
+                    approval: None,
+                })),
                 Err(_) => Err(e),
             },
         })
@@ -145,12 +154,19 @@ impl Engine {
                     }),
                 }
             }
-            Effect::CreateClaim { claim, grants } => {
+            Effect::CreateClaim { claim, grants, approvals } => {
+                self.write_approval_questions(claim, approvals).await?;
                 let mut events = vec![ledger::claim_created(claim)];
                 events.extend(grants.iter().map(|g| ledger::claim_granted(claim, g)));
+                let mut ops = Vec::new();
+                for a in approvals {
+                    let (event, op) = ledger::approval_asked(claim, a);
+                    events.push(event);
+                    ops.push(op);
+                }
                 let launches = follow_ups(&grants.iter().cloned().map(Effect::Grant).collect::<Vec<_>>());
                 let outbox = (!launches.is_empty()).then_some(&launches);
-                match self.store.write_claim_with_outbox(claim, None, false, &[], &events, outbox, now).await? {
+                match self.store.write_claim_with_outbox(claim, None, false, &ops, &events, outbox, now).await? {
                     WriteOutcome::Written => {
                         metrics::counter!(m::CLAIMS_CREATED, "kind" => "rework").increment(1);
                         for g in grants {
@@ -218,7 +234,9 @@ impl Engine {
             Effect::Grant(_)
             | Effect::QuestionOpened { .. }
             | Effect::QuestionClosed { .. }
-            | Effect::BidsMissing { .. } => Ok(()),
+            | Effect::BidsMissing { .. }
+            | Effect::ApprovalAsked(_)
+            | Effect::ApprovalTimedOut { .. } => Ok(()),
         }
     }
 }
@@ -237,8 +255,20 @@ mod tests {
     #[test]
     fn follow_ups_round_trip_through_json() {
         let effects = vec![
-            Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Exclusive, seq: 1, via_worker: false }),
-            Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Claim, seq: 2, via_worker: true }),
+            Effect::Grant(GrantOrder {
+                agent: coder(),
+                claim_type: ClaimType::Exclusive,
+                seq: 1,
+                via_worker: false,
+                approval: None,
+            }),
+            Effect::Grant(GrantOrder {
+                agent: coder(),
+                claim_type: ClaimType::Claim,
+                seq: 2,
+                via_worker: true,
+                approval: None,
+            }),
             Effect::AutoAnswer { question: sett_store::new_artifact_id(), use_default: true },
             Effect::QuestionClosed { question: sett_store::new_artifact_id() },
         ];
@@ -273,7 +303,8 @@ mod tests {
             {"op": "launch_worker", "agent": "Coder", "seq": 3},
         ]);
         let read = stored_follow_ups(stored).unwrap();
-        let rework_grant = GrantOrder { agent: coder(), claim_type: ClaimType::Rework, seq: 1, via_worker: true };
+        let rework_grant =
+            GrantOrder { agent: coder(), claim_type: ClaimType::Rework, seq: 1, via_worker: true, approval: None };
         assert_eq!(
             read,
             vec![
@@ -282,9 +313,15 @@ mod tests {
                     failure_type: FailureType::ExecutionTimeout,
                     reason: "too slow".into()
                 },
-                Effect::CreateClaim { claim: Box::new(rework), grants: vec![rework_grant] },
+                Effect::CreateClaim { claim: Box::new(rework), grants: vec![rework_grant], approvals: vec![] },
                 Effect::AutoAnswer { question, use_default: false },
-                Effect::Grant(GrantOrder { agent: coder(), claim_type: ClaimType::Claim, seq: 3, via_worker: true }),
+                Effect::Grant(GrantOrder {
+                    agent: coder(),
+                    claim_type: ClaimType::Claim,
+                    seq: 3,
+                    via_worker: true,
+                    approval: None
+                }),
             ]
         );
         assert!(stored_follow_ups(json!([{"op": "launch_rocket"}])).is_err());

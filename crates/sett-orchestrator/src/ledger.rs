@@ -5,7 +5,8 @@ use sett_core::config::OnQuestionTimeout;
 use sett_core::event::{
     BidsMissing, ClaimCreated, ClaimEnded, ClaimGranted, ClaimUpdated, EventData, QuestionAsked, QuestionTimedOut,
 };
-use sett_core::machine::{Effect, FailureType, GrantOrder};
+use sett_core::machine::{ApprovalOrder, Effect, FailureType, GrantOrder};
+use sett_core::policy::TimeoutPolicy;
 use sett_core::{Claim, ClaimStatus};
 use sett_store::QuestionOp;
 
@@ -18,12 +19,30 @@ pub(crate) fn claim_created(c: &Claim) -> EventData {
 pub(crate) fn claim_granted(c: &Claim, g: &GrantOrder) -> EventData {
     EventData::ClaimGranted(ClaimGranted {
         agent: g.agent.clone(),
+        approval: g.approval,
         artifact_id: c.artifact_id,
         claim_id: c.id,
         claim_type: g.claim_type,
         seq: g.seq,
         via_worker: g.via_worker,
     })
+}
+
+/// The `question_asked` event and the open-index entry of approval `a` of claim `c` (its
+/// question was written just before, by `approvals.rs`).
+pub(crate) fn approval_asked(c: &Claim, a: &ApprovalOrder) -> (EventData, QuestionOp) {
+    let open = c.open_questions.get(&a.question);
+    let asked_at_ms = open.map_or(c.updated_at_ms, |q| q.asked_at_ms);
+    (
+        EventData::QuestionAsked(QuestionAsked {
+            agent: a.agent.clone(),
+            artifact_id: a.question,
+            claim_id: c.id,
+            deadline_ms: open.and_then(|q| q.deadline_ms),
+            question_id: a.question,
+        }),
+        QuestionOp::Open { question: a.question, asked_at_ms },
+    )
 }
 
 /// Events and question-index changes of the transition `old → new` with `effects`.
@@ -35,7 +54,7 @@ pub(crate) fn transition_records(
 ) -> (Vec<EventData>, Vec<QuestionOp>) {
     let mut events = Vec::new();
     let mut ops = Vec::new();
-    let timed_out = |question, policy| {
+    let timed_out = |question, policy: TimeoutPolicy| {
         EventData::QuestionTimedOut(QuestionTimedOut {
             artifact_id: question,
             claim_id: new.id,
@@ -66,15 +85,23 @@ pub(crate) fn transition_records(
             }
             Effect::QuestionClosed { question } => ops.push(QuestionOp::Close { question: *question }),
             Effect::AutoAnswer { question, use_default } => {
-                let policy = if *use_default { OnQuestionTimeout::Default } else { OnQuestionTimeout::Continue };
+                let policy = if *use_default { TimeoutPolicy::Default } else { TimeoutPolicy::Continue };
                 events.push(timed_out(*question, policy))
             }
             Effect::Fail { failure_type: FailureType::QuestionTimeout, .. } => {
-                if let Some(q) = old.open_questions.keys().next() {
-                    events.push(timed_out(*q, on_question_timeout));
+                if let Some(q) = old.open_questions.iter().find(|(_, q)| q.approval.is_none()).map(|(id, _)| id) {
+                    events.push(timed_out(*q, on_question_timeout.into()));
                 }
             }
             Effect::Grant(g) => events.push(claim_granted(new, g)),
+            Effect::ApprovalAsked(a) => {
+                let (event, op) = approval_asked(new, a);
+                events.push(event);
+                ops.push(op);
+            }
+            Effect::ApprovalTimedOut { question, on_timeout } => {
+                events.push(timed_out(*question, (*on_timeout).into()))
+            }
             Effect::Fail { .. } | Effect::CreateClaim { .. } => {}
         }
     }
@@ -107,7 +134,7 @@ mod tests {
         let policy = Policy {
             agents: BTreeMap::from([(
                 coder.clone(),
-                AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false },
+                AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false, approval: None },
             )]),
             max_review_iterations: 3,
             bid_timeout_ms: 1000,

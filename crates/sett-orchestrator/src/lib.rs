@@ -16,6 +16,7 @@
 //! [`workers`] (controller worker scheduling), [`launcher`] (how workers are started:
 //! implemented by the runtime).
 
+mod approvals;
 mod followup;
 pub mod launcher;
 

@@ -2,6 +2,8 @@
 //! new claim, effects) for observability, as `ledger` reads it for the audit ledger and
 //! `followup` for the outbox.
 
+use sett_core::approval::Verdict;
+use sett_core::config::OnApprovalTimeout;
 use sett_core::machine::{Effect, FailureType, GrantOrder, Input, StepContext, Transition};
 use sett_core::{AgentName, BidType, Claim, ClaimStatus, metrics as m};
 use tracing::{info, warn};
@@ -40,7 +42,7 @@ impl Engine {
         }
         for e in &t.effects {
             match e {
-                Effect::Grant(GrantOrder { agent, claim_type, seq, via_worker }) => {
+                Effect::Grant(GrantOrder { agent, claim_type, seq, via_worker, .. }) => {
                     metrics::counter!(m::GRANTS, "claim_type" => claim_type.as_str()).increment(1);
                     info!(claim_id = %new.id, artifact_id = %new.artifact_id, agent = %agent, claim_type = %claim_type, seq, via_worker, "granted");
                 }
@@ -63,8 +65,29 @@ impl Engine {
                     }
                     warn!(claim_id = %new.id, failure_type = failure_type.as_str(), reason, "claim failed");
                 }
+                Effect::ApprovalAsked(_) => {}
+                Effect::ApprovalTimedOut { question, on_timeout } => {
+                    let outcome = match on_timeout {
+                        OnApprovalTimeout::Approve => "timed_out_approved",
+                        OnApprovalTimeout::Reject => "timed_out_rejected",
+                    };
+                    metrics::counter!(m::APPROVALS, "outcome" => outcome).increment(1);
+                    warn!(claim_id = %new.id, question_id = %question, outcome, "approval timed out");
+                }
                 Effect::QuestionClosed { .. } | Effect::CreateClaim { .. } => {}
             }
+        }
+        if let Input::Approval { question, verdict } = input
+            && let Some(open) = old.open_questions.get(question)
+        {
+            let outcome = match verdict {
+                Verdict::Approved { .. } => "approved",
+                Verdict::Rejected { .. } => "rejected",
+                Verdict::Mismatch { .. } => "mismatch",
+            };
+            metrics::counter!(m::APPROVALS, "outcome" => outcome).increment(1);
+            metrics::histogram!(m::QUESTION_ANSWER_SECONDS).record(secs(now - open.asked_at_ms));
+            info!(claim_id = %new.id, question_id = %question, agent = %open.agent, outcome, "approval decided");
         }
         if let Input::Answer { question, .. } = input
             && let Some(open) = old.open_questions.get(question)

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use sett_core::event::EventData;
-use sett_core::machine::{Input, StepContext, Transition, step};
+use sett_core::machine::{ApprovalOrder, Effect, Input, StepContext, Transition, step};
 use sett_core::{AgentName, BidType, Claim, ClaimId, ClaimStatus};
 use sett_store::{StoreError, WriteOutcome, now_ms};
 use tracing::{debug, warn};
@@ -93,6 +93,17 @@ impl Engine {
         created: Option<EventData>,
     ) -> Result<WriteOutcome, StoreError> {
         let now = ctx.now_ms;
+        // An approval's question exists before the write that opens it (and names it in the
+        // open-question index): nobody can see an open approval without its subject.
+        let approvals: Vec<ApprovalOrder> = t
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::ApprovalAsked(a) => Some(a.clone()),
+                _ => None,
+            })
+            .collect();
+        self.write_approval_questions(&t.claim, &approvals).await?;
         let (events, ops) = ledger::transition_records(old, &t.claim, &t.effects, self.policy.on_question_timeout);
         let creating = created.is_some();
         let events: Vec<EventData> = created.into_iter().chain(events).collect();

@@ -6,6 +6,7 @@ use fred::prelude::*;
 use fred::types::scan::Scanner;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use sett_core::approval::ApprovalBinding;
 use sett_core::event::{ArtifactCreated, EventData, EventKind, QuestionAnswered};
 use sett_core::ledger;
 use sett_core::{Artifact, ArtifactId, ShortId};
@@ -22,18 +23,22 @@ pub struct AnswerRecord {
     pub answered_at_ms: i64,
     #[serde(default)]
     pub timed_out: bool,
+    /// For an approval: the decision and the hashes of what the approver was shown (its
+    /// decision and target hash are copied into the `question_answered` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Box<ApprovalBinding>>,
 }
 
 impl AnswerRecord {
     /// An operator's answer (`sett answer`, the console), answered at `at_ms`.
     pub fn by_operator(answer_id: ArtifactId, operator: impl Into<String>, at_ms: i64) -> Self {
-        Self { answer_id, answered_by: operator.into(), answered_at_ms: at_ms, timed_out: false }
+        Self { answer_id, answered_by: operator.into(), answered_at_ms: at_ms, timed_out: false, approval: None }
     }
 
     /// The orchestrator's automatic answer to a question that timed out
     /// (`on_question_timeout: continue`), written at `at_ms`.
     pub fn on_timeout(answer_id: ArtifactId, at_ms: i64) -> Self {
-        Self { answer_id, answered_by: "orchestrator".into(), answered_at_ms: at_ms, timed_out: true }
+        Self { answer_id, answered_by: "orchestrator".into(), answered_at_ms: at_ms, timed_out: true, approval: None }
     }
 }
 
@@ -105,7 +110,9 @@ impl Store {
                     answered_by: r.answered_by.clone(),
                     artifact_id: *q,
                     claim_id: a.claim_id,
+                    decision: r.approval.as_ref().map(|b| b.decision),
                     question_id: *q,
+                    target_hash: r.approval.as_ref().map(|b| b.target_hash.clone()),
                     timed_out: r.timed_out,
                 })
                 .to_json(),
@@ -194,6 +201,19 @@ impl Store {
         }
         let hashes: Vec<Option<String>> = pipe.all().await?;
         Ok(hashes.into_iter().map(|h| h.unwrap_or_else(|| ledger::UNHASHED_SOURCE.to_owned())).collect())
+    }
+
+    /// The stored ledger hash of each of `ids` (one pipelined round trip), `None` for an
+    /// artifact that does not exist or was written before the ledger.
+    pub async fn artifact_hashes(&self, ids: &[ArtifactId]) -> Result<Vec<Option<String>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipe = self.client().pipeline();
+        for id in ids {
+            let _: () = pipe.hget(self.keys.artifact(id), "hash").await?;
+        }
+        Ok(pipe.all().await?)
     }
 
     pub async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<Artifact>> {

@@ -189,7 +189,7 @@ mod tests {
         let p = Policy {
             agents: [(
                 sett_core::AgentName::parse("A").unwrap(),
-                AgentPolicy { timeout_ms: 1, question_timeout_ms: None, via_worker: false },
+                AgentPolicy { timeout_ms: 1, question_timeout_ms: None, via_worker: false, approval: None },
             )]
             .into(),
             max_review_iterations: 3,

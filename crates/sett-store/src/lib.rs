@@ -5,12 +5,14 @@
 //! Layout:
 //! - [`keys`]: every key template (`sett:{<instance>}:…`).
 //! - [`codec`]: hash encoding of artifacts and claims.
+//! - [`context`]: the context chain of an artifact (what a tool is given, what an approver sees).
 //! - [`Redis`]: one connection (with reconnect policy and command timeouts) shared by instances.
 //! - [`Store`]: one instance's operations, split over `artifacts`, `claims`, `events`,
 //!   `consumer` (consumer groups: [`GroupConsumer`]), `lock`, `questions`, `workers`, `notify`,
 //!   `scan` and `registry`.
 
 pub mod codec;
+pub mod context;
 pub mod keys;
 
 mod artifacts;

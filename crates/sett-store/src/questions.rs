@@ -80,6 +80,13 @@ impl Store {
         Ok(first.first().map(|(_, s)| *s as i64))
     }
 
+    /// Whether `question` is in the open-question index (an approval can be decided only
+    /// then: the transition that opens it has been written, and nothing has closed it since).
+    pub async fn is_question_open(&self, question: &ArtifactId) -> Result<bool> {
+        let score: Option<f64> = self.client().zscore(self.keys.open_questions(), question.to_string()).await?;
+        Ok(score.is_some())
+    }
+
     pub async fn open_question_count(&self) -> Result<u64> {
         Ok(self.client().zcard(self.keys.open_questions()).await?)
     }

@@ -11,7 +11,7 @@ fn policy() -> Policy {
     Policy {
         agents: [(
             AgentName::parse("A").unwrap(),
-            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false },
+            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false, approval: None },
         )]
         .into(),
         max_review_iterations: 3,

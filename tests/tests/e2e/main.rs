@@ -2,6 +2,7 @@
 //! Redis, in temporary git workspaces. One test binary (modules by area) so it links once.
 
 mod answers;
+mod approvals;
 mod cluster;
 mod console;
 mod deploy;

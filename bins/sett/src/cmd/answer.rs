@@ -61,7 +61,7 @@ fn answer_text(args: &AnswerArgs) -> Result<String> {
 
 /// The question `raw` names (see [`sett_ops::answer::resolve_question`]), or an error saying
 /// how to find it.
-async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
+pub(crate) async fn resolve_question(store: &Store, raw: &str) -> Result<ArtifactId> {
     let query = IdQuery::parse(raw).map_err(usage)?;
     let resolution = sett_ops::answer::resolve_question(store, &query).await?;
     match resolution {

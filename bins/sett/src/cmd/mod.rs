@@ -6,8 +6,10 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::ctx::Ctx;
+use sett_core::approval::Decision;
 
 mod answer;
+mod approve;
 mod cancel;
 mod claims;
 mod config;
@@ -47,6 +49,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hoard(a) => hoard::run(&ctx, a).await,
         Command::Questions(a) => questions::run(&ctx, a).await,
         Command::Answer(a) => answer::run(&ctx, a).await,
+        Command::Approve(a) => approve::run(&ctx, &a.approval, Decision::Approve, a.reason.as_deref()).await,
+        Command::Reject(a) => approve::run(&ctx, &a.approval, Decision::Reject, Some(&a.reason)).await,
         Command::Cancel(a) => cancel::run(&ctx, a).await,
         Command::Status(a) => status::run(&ctx, a).await,
         Command::Claims(a) => claims::run(&ctx, a).await,

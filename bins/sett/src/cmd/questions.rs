@@ -1,13 +1,15 @@
 //! `sett questions`: the open questions, oldest first, read from the open-question index (cost
 //! independent of the number of artifacts). `--wait` blocks, push-driven on the event stream,
-//! until one is open.
+//! until one is open. Approvals (`kind: approval`) are listed with what is to be approved: the
+//! agent, the claim type, the target with a payload excerpt, and the hashes a decision binds.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use sett_core::answer_spec::{AnswerSpec, FieldKind, StructuredQuestion};
+use sett_core::answer_spec::{AnswerSpec, FieldKind, QuestionKind, StructuredQuestion};
+use sett_core::approval::ApprovalSubject;
 use sett_core::event::EventKind;
 use sett_ops::feed::{excerpt, short as short_display};
 use sett_ops::resolve::unique_prefixes;
@@ -39,6 +41,22 @@ struct OpenQuestion {
     /// What answer it wants (docs/agents.md, "Structured questions"); absent for free text.
     #[serde(skip_serializing_if = "Option::is_none")]
     answer_spec: Option<StructuredQuestion>,
+    /// What the question is for: `question` (an agent's), `approval` (a gated grant), ….
+    kind: QuestionKind,
+    /// For an approval: what is to be approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<ApprovalListing>,
+}
+
+/// What an approval asks to approve, as listed.
+#[derive(Debug, Serialize)]
+struct ApprovalListing {
+    #[serde(flatten)]
+    subject: ApprovalSubject,
+    /// The target's payload, cut to one line.
+    payload_excerpt: String,
+    /// False when the target's stored hash is no longer the one shown (a decision is refused).
+    target_unchanged: bool,
 }
 
 /// One line saying what a structured question accepts: its numbered options, or its fields
@@ -83,6 +101,32 @@ fn accepts(q: &StructuredQuestion) -> String {
     }
 }
 
+/// The lines of an approval in the table: what may run, on what, and the hashes it binds.
+fn approval_lines(a: &ApprovalListing) -> String {
+    let s = &a.subject;
+    let mut lines = vec![
+        format!(
+            "APPROVAL: may {} run its {} claim on {} {}?",
+            s.agent,
+            s.claim_type,
+            s.target.artifact_type,
+            s.target.id.short()
+        ),
+        format!("  target: {}", excerpt(&a.payload_excerpt, 70)),
+        format!(
+            "  hash {}{}",
+            &s.target.hash,
+            if a.target_unchanged { "" } else { "  (CHANGED since asked: a decision is refused)" }
+        ),
+    ];
+    if !s.context.is_empty() {
+        let context: Vec<String> =
+            s.context.iter().map(|c| format!("{} {}", c.artifact_type, &c.hash[..c.hash.len().min(12)])).collect();
+        lines.push(format!("  context: {}", context.join(", ")));
+    }
+    lines.join("\n")
+}
+
 async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
     let now = now_ms();
     let mut out = Vec::new();
@@ -104,6 +148,17 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             .unwrap_or_else(|| "?".into());
         let payload = artifact.map(|a| a.payload).unwrap_or_default();
         let spec = StructuredQuestion::from_payload(&payload).ok().flatten();
+        let kind = spec.as_ref().map(|s| s.kind).unwrap_or_default();
+        let approval = match kind {
+            QuestionKind::Approval => sett_ops::approval::approval_view(store, &id).await?.map(|v| ApprovalListing {
+                payload_excerpt: v.payload_excerpt(120),
+                target_unchanged: v.target_unchanged,
+                subject: v.subject,
+            }),
+            _ => None,
+        };
+        // An approval is asked by the orchestrator about an agent: show that agent.
+        let agent = approval.as_ref().map_or(agent, |a| a.subject.agent.to_string());
         let question_text = spec.as_ref().map_or_else(|| payload.clone(), |s| s.question.clone());
         out.push(OpenQuestion {
             id: id.to_string(),
@@ -117,6 +172,8 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             question: question_text.clone(),
             answer_spec: spec,
             text: payload,
+            kind,
+            approval,
         });
     }
     Ok(out)
@@ -155,15 +212,22 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
                         q.claim_id.as_deref().map(|c| short_display(c).to_owned()).unwrap_or_else(|| "-".into()),
                         format!("{} ago", output::human_ms(q.age_ms)),
                         left,
-                        match &q.answer_spec {
-                            Some(s) => format!("{}\n{}", excerpt(&q.question, 70), accepts(s)),
-                            None => excerpt(&q.question, 70),
+                        match (&q.approval, &q.answer_spec) {
+                            (Some(a), _) => approval_lines(a),
+                            (None, Some(s)) => format!("{}\n{}", excerpt(&q.question, 70), accepts(s)),
+                            (None, None) => excerpt(&q.question, 70),
                         },
                     ]
                 })
                 .collect();
             output::table(&["ID", "AGENT", "CLAIM", "ASKED", "TIME LEFT", "QUESTION"], rows)?;
-            if qs.iter().any(|q| q.answer_spec.is_some()) {
+            if qs.iter().any(|q| q.approval.is_some()) {
+                eprintln!(
+                    "Decide an approval with: sett approve <ID> [--reason TEXT] | sett reject <ID> --reason TEXT -n {}",
+                    store.instance()
+                );
+            }
+            if qs.iter().any(|q| q.approval.is_none() && q.answer_spec.is_some()) {
                 eprintln!(
                     "Answer with: sett answer <ID> \"text\" (an option's text or number; --json '{{…}}' for a form; no answer at a terminal to be prompted) -n {}",
                     store.instance()

@@ -11,12 +11,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::approval::{Verdict, approval_question_id};
 use crate::artifact::{Artifact, StructuralType};
-use crate::claim::{AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, OpenQuestion, Phase};
+use crate::claim::{AnsweredQuestion, BidType, Claim, ClaimStatus, ClaimType, Grant, HeldGrant, OpenQuestion, Phase};
 use crate::ids::{AgentName, ArtifactId, ClaimId};
 // `Policy` and `AgentPolicy` are re-exported while callers outside this crate still name them here.
-use crate::policy::OnQuestionTimeout;
 pub use crate::policy::{AgentPolicy, Policy};
+use crate::policy::{OnApprovalTimeout, OnQuestionTimeout};
 
 /// How long after an agent's `timeout` the orchestrator gives up on a grant. The cub enforces
 /// the timeout itself and reports a `ToolExecutionFailure` with the tool's output tails; the
@@ -39,6 +40,9 @@ pub enum Input {
     Output(Box<Artifact>),
     /// A question of this claim was answered (by a human, or by the orchestrator on timeout).
     Answer { question: ArtifactId, answer: ArtifactId },
+    /// An approval of this claim was answered, as the orchestrator judged the answer
+    /// (`approval::judge`: the decision, and whether it binds the target's current hash).
+    Approval { question: ArtifactId, verdict: Verdict },
     /// The worker executing grant `seq` started.
     WorkerLaunched { agent: AgentName, seq: u64 },
     /// The worker executing grant `seq` exited.
@@ -71,6 +75,12 @@ pub enum FailureType {
     MissingAgentConfiguration,
     /// Review rejections exceeded `orchestrator.max_review_iterations`.
     MaxIterationsExceeded,
+    /// A person rejected the agent's claim (`agents.<name>.approval`).
+    ApprovalRejected,
+    /// Nobody approved in time and the agent's `approval.on_timeout` is `reject`.
+    ApprovalTimedOut,
+    /// An approval did not bind the target as it is stored (a hash differs): no grant.
+    ApprovalMismatch,
 }
 
 impl FailureType {
@@ -82,6 +92,9 @@ impl FailureType {
             Self::GoalRejected => "GoalRejected",
             Self::MissingAgentConfiguration => "MissingAgentConfiguration",
             Self::MaxIterationsExceeded => "MaxIterationsExceeded",
+            Self::ApprovalRejected => "ApprovalRejected",
+            Self::ApprovalTimedOut => "ApprovalTimedOut",
+            Self::ApprovalMismatch => "ApprovalMismatch",
         }
     }
 }
@@ -106,10 +119,21 @@ pub enum Effect {
         failure_type: FailureType,
         reason: String,
     },
-    /// Create this rework claim (it already carries its grant; emit `grants` after creating it).
+    /// Create this rework claim (it already carries its grant; emit `grants` after creating it),
+    /// or its approval when its agent is gated (ask `approvals` when creating it).
     CreateClaim {
         claim: Box<Claim>,
         grants: Vec<GrantOrder>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvals: Vec<ApprovalOrder>,
+    },
+    /// Ask a person to approve a grant held back (the Question is written before the
+    /// transition that opens it; see the orchestrator's `approvals.rs`).
+    ApprovalAsked(ApprovalOrder),
+    /// An approval's deadline passed; `on_timeout` says what followed.
+    ApprovalTimedOut {
+        question: ArtifactId,
+        on_timeout: OnApprovalTimeout,
     },
     QuestionOpened {
         question: ArtifactId,
@@ -140,6 +164,18 @@ pub struct GrantOrder {
     pub seq: u64,
     /// Executed by a worker the orchestrator launches (controller mode), not by a running cub.
     pub via_worker: bool,
+    /// The approval this grant followed (`agents.<name>.approval`); `None` for an ungated grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ArtifactId>,
+}
+
+/// An approval to ask before grant `seq` of the claim to `agent` (question id
+/// [`approval_question_id`]`(claim, seq)`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApprovalOrder {
+    pub question: ArtifactId,
+    pub agent: AgentName,
+    pub claim_type: ClaimType,
 }
 
 /// A claim's next state.
@@ -211,6 +247,9 @@ pub fn step(claim: &Claim, input: &Input, ctx: StepContext<'_>, policy: &Policy)
         Input::Output(artifact) => output(&mut next, artifact, policy, now_ms, &mut effects),
         Input::Answer { question, answer } => {
             let (question, answer) = (*question, *answer);
+            if next.open_questions.get(&question)?.approval.is_some() {
+                return None; // an approval is decided by `Input::Approval`
+            }
             let open = next.open_questions.remove(&question)?;
             next.answered_questions.push(AnsweredQuestion { agent: open.agent.clone(), question, answer });
             effects.push(Effect::QuestionClosed { question });
@@ -218,6 +257,28 @@ pub fn step(claim: &Claim, input: &Input, ctx: StepContext<'_>, policy: &Policy)
                 next.status = next.resume_status.take().unwrap_or(ClaimStatus::Terminated);
             }
             grant(&mut next, &open.agent, ClaimType::Resume, policy, now_ms, &mut effects);
+        }
+        Input::Approval { question, verdict } => {
+            let question = *question;
+            let held = next.open_questions.get(&question)?.approval.clone()?;
+            let agent = next.open_questions[&question].agent.clone();
+            match verdict {
+                Verdict::Approved { .. } => {
+                    release_held_grant(&mut next, question, &agent, &held, policy, now_ms, &mut effects)
+                }
+                Verdict::Rejected { by, reason } => terminate(
+                    &mut next,
+                    FailureType::ApprovalRejected,
+                    format!("{by} rejected agent {agent}'s {} claim: {reason}", held.claim_type),
+                    &mut effects,
+                ),
+                Verdict::Mismatch { why } => terminate(
+                    &mut next,
+                    FailureType::ApprovalMismatch,
+                    format!("agent {agent}'s {} claim was not granted: {why}", held.claim_type),
+                    &mut effects,
+                ),
+            }
         }
         Input::WorkerLaunched { agent, seq } => {
             let timeout = policy.agents.get(agent)?.timeout_ms;
@@ -302,10 +363,63 @@ fn start_phase(c: &mut Claim, phase: Phase, policy: &Policy, now_ms: i64, effect
     }
 }
 
+/// Grants `agent` the claim — or, when the agent's grants of `claim_type` need approval, holds
+/// the grant back and asks for it: the claim waits (`pending_answer`) on an approval question.
 fn grant(
     c: &mut Claim,
     agent: &AgentName,
     claim_type: ClaimType,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
+    let gate = policy.agents.get(agent).and_then(|p| p.approval.as_ref()).filter(|g| g.gates(claim_type));
+    let Some(gate) = gate else {
+        grant_now(c, agent, claim_type, None, policy, now_ms, effects);
+        return;
+    };
+    c.grant_seq += 1;
+    let question = approval_question_id(&c.id, c.grant_seq);
+    if c.status != ClaimStatus::PendingAnswer {
+        c.resume_status = Some(c.status);
+        c.status = ClaimStatus::PendingAnswer;
+    }
+    c.open_questions.insert(
+        question,
+        OpenQuestion {
+            agent: agent.clone(),
+            asked_at_ms: now_ms,
+            deadline_ms: gate.timeout_ms.map(|t| now_ms + t),
+            approval: Some(HeldGrant { claim_type }),
+        },
+    );
+    effects.push(Effect::ApprovalAsked(ApprovalOrder { question, agent: agent.clone(), claim_type }));
+}
+
+/// The approval `question` was given (by a person, or by `on_timeout: approve`): closes it and
+/// makes the grant it held back.
+fn release_held_grant(
+    c: &mut Claim,
+    question: ArtifactId,
+    agent: &AgentName,
+    held: &HeldGrant,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
+    c.open_questions.remove(&question);
+    effects.push(Effect::QuestionClosed { question });
+    if c.open_questions.is_empty() {
+        c.status = c.resume_status.take().unwrap_or(ClaimStatus::Terminated);
+    }
+    grant_now(c, agent, held.claim_type, Some(question), policy, now_ms, effects);
+}
+
+fn grant_now(
+    c: &mut Claim,
+    agent: &AgentName,
+    claim_type: ClaimType,
+    approval: Option<ArtifactId>,
     policy: &Policy,
     now_ms: i64,
     effects: &mut Vec<Effect>,
@@ -324,7 +438,7 @@ fn grant(
             via_worker,
         },
     );
-    effects.push(Effect::Grant(GrantOrder { agent: agent.clone(), claim_type, seq, via_worker }));
+    effects.push(Effect::Grant(GrantOrder { agent: agent.clone(), claim_type, seq, via_worker, approval }));
 }
 
 fn terminate(c: &mut Claim, failure_type: FailureType, reason: String, effects: &mut Vec<Effect>) {
@@ -345,10 +459,37 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
         }
         return;
     }
-    let due_questions: Vec<ArtifactId> = c
+    let due_approvals: Vec<(ArtifactId, AgentName, HeldGrant)> = c
         .open_questions
         .iter()
         .filter(|(_, q)| q.deadline_ms.is_some_and(|d| d <= now_ms))
+        .filter_map(|(id, q)| Some((*id, q.agent.clone(), q.approval.clone()?)))
+        .collect();
+    for (question, agent, held) in due_approvals {
+        let gate = policy.agents.get(&agent).and_then(|p| p.approval.as_ref());
+        let on_timeout = gate.map_or(OnApprovalTimeout::Reject, |g| g.on_timeout);
+        effects.push(Effect::ApprovalTimedOut { question, on_timeout });
+        match on_timeout {
+            OnApprovalTimeout::Approve => release_held_grant(c, question, &agent, &held, policy, now_ms, effects),
+            OnApprovalTimeout::Reject => {
+                let waited = gate.and_then(|g| g.timeout_ms).unwrap_or(0);
+                terminate(
+                    c,
+                    FailureType::ApprovalTimedOut,
+                    format!(
+                        "nobody approved agent {agent}'s {} claim within {waited} ms (approval {question}; on_timeout: reject)",
+                        held.claim_type
+                    ),
+                    effects,
+                );
+                return;
+            }
+        }
+    }
+    let due_questions: Vec<ArtifactId> = c
+        .open_questions
+        .iter()
+        .filter(|(_, q)| q.deadline_ms.is_some_and(|d| d <= now_ms) && q.approval.is_none())
         .map(|(id, _)| *id)
         .collect();
     if let Some(first) = due_questions.first() {
@@ -413,8 +554,10 @@ fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effe
                 c.status = ClaimStatus::PendingAnswer;
             }
             let deadline_ms = policy.agents.get(&agent).and_then(|p| p.question_timeout_ms).map(|t| now_ms + t);
-            c.open_questions
-                .insert(artifact.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms, deadline_ms });
+            c.open_questions.insert(
+                artifact.id,
+                OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms, deadline_ms, approval: None },
+            );
             c.question_id = Some(artifact.id);
             if let Some(g) = c.grants.get_mut(&agent) {
                 g.deadline_ms = None;
@@ -547,14 +690,15 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
     };
     let mut rework_effects = Vec::new();
     grant(&mut rework, &producer, ClaimType::Rework, policy, now_ms, &mut rework_effects);
-    let grants = rework_effects
-        .into_iter()
-        .filter_map(|e| match e {
-            Effect::Grant(g) => Some(g),
-            _ => None,
-        })
-        .collect();
-    effects.push(Effect::CreateClaim { claim: Box::new(rework), grants });
+    let (mut grants, mut approvals) = (Vec::new(), Vec::new());
+    for e in rework_effects {
+        match e {
+            Effect::Grant(g) => grants.push(g),
+            Effect::ApprovalAsked(a) => approvals.push(a),
+            _ => {}
+        }
+    }
+    effects.push(Effect::CreateClaim { claim: Box::new(rework), grants, approvals });
 }
 
 #[cfg(test)]

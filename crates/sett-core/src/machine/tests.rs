@@ -30,7 +30,17 @@ fn policy(names: &[&str]) -> Policy {
     Policy {
         agents: names
             .iter()
-            .map(|n| (agent(n), AgentPolicy { timeout_ms: 1_000, question_timeout_ms: Some(5_000), via_worker: false }))
+            .map(|n| {
+                (
+                    agent(n),
+                    AgentPolicy {
+                        timeout_ms: 1_000,
+                        question_timeout_ms: Some(5_000),
+                        via_worker: false,
+                        approval: None,
+                    },
+                )
+            })
             .collect(),
         max_review_iterations: 2,
         bid_timeout_ms: 100,
@@ -139,7 +149,7 @@ fn rejection_creates_rework_then_hits_the_limit() {
         let t = apply(&c, &Input::Output(Box::new(review.clone())), at(2), &p);
         assert_eq!(t.claim.status, ClaimStatus::Terminated);
         if version <= 2 {
-            let Some(Effect::CreateClaim { claim, grants }) = t.effects.first() else { panic!("{:?}", t.effects) };
+            let Some(Effect::CreateClaim { claim, grants, .. }) = t.effects.first() else { panic!("{:?}", t.effects) };
             assert_eq!(claim.status, ClaimStatus::PendingAssignment);
             assert_eq!(claim.assigned_agent, Some(agent("Coder")));
             assert_eq!(claim.additional_context_ids, vec![review.id]);
@@ -182,7 +192,8 @@ fn question_blocks_and_answer_resumes_the_same_agent() {
         agent: agent("Coder"),
         claim_type: ClaimType::Resume,
         seq: 2,
-        via_worker: false
+        via_worker: false,
+        approval: None
     })));
     assert_eq!(t.claim.answered_questions[0].answer, answer);
     assert!(step(&t.claim, &Input::Answer { question: q.id, answer }, at(21), &p).is_none());
@@ -287,4 +298,97 @@ proptest! {
             }
         }
     }
+}
+
+/// A policy where `gated` needs approval for its exclusive claims, waiting 1 s.
+fn gated_policy(gated: &str, on_timeout: OnApprovalTimeout) -> Policy {
+    let mut p = policy(&[gated]);
+    p.agents.get_mut(&agent(gated)).unwrap().approval = Some(crate::policy::ApprovalPolicy {
+        timeout_ms: Some(1_000),
+        on_timeout,
+        claim_types: vec![ClaimType::Exclusive],
+    });
+    p
+}
+
+/// A gated agent's winning bid opens an approval instead of a grant.
+fn asked_approval(p: &Policy) -> (Claim, ArtifactId) {
+    let g = goal();
+    let c = new_claim(claim_id(), &g, p, 0);
+    let t = apply(&c, &Input::Bids, ctx(1, &bids(&[("Deployer", BidType::Exclusive)])), p);
+    assert_eq!(t.claim.status, ClaimStatus::PendingAnswer);
+    assert_eq!(t.claim.resume_status, Some(ClaimStatus::PendingExclusive));
+    assert!(t.claim.grants.is_empty(), "nothing is granted before the approval");
+    let question = approval_question_id(&c.id, 1);
+    assert_eq!(
+        t.effects,
+        vec![Effect::ApprovalAsked(ApprovalOrder {
+            question,
+            agent: agent("Deployer"),
+            claim_type: ClaimType::Exclusive
+        })]
+    );
+    assert_eq!(t.claim.next_deadline_ms(), Some(1_001));
+    (t.claim, question)
+}
+
+#[test]
+fn an_approved_claim_is_granted_once_and_names_its_approval() {
+    let p = gated_policy("Deployer", OnApprovalTimeout::Reject);
+    let (c, question) = asked_approval(&p);
+    // An ordinary answer path does not decide an approval.
+    assert!(step(&c, &Input::Answer { question, answer: artifact_id() }, at(2), &p).is_none());
+    let approved = Input::Approval { question, verdict: Verdict::Approved { by: "ann".into() } };
+    let t = apply(&c, &approved, at(3), &p);
+    assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
+    assert!(t.claim.open_questions.is_empty());
+    assert!(t.effects.contains(&Effect::Grant(GrantOrder {
+        agent: agent("Deployer"),
+        claim_type: ClaimType::Exclusive,
+        seq: 2,
+        via_worker: false,
+        approval: Some(question),
+    })));
+    assert!(step(&t.claim, &approved, at(4), &p).is_none(), "a second decision changes nothing");
+}
+
+#[test]
+fn a_rejected_claim_ends_with_a_failure_naming_who_and_why() {
+    let p = gated_policy("Deployer", OnApprovalTimeout::Reject);
+    let (c, question) = asked_approval(&p);
+    let rejected =
+        Input::Approval { question, verdict: Verdict::Rejected { by: "bob".into(), reason: "not on Friday".into() } };
+    let t = apply(&c, &rejected, at(3), &p);
+    assert_eq!(t.claim.status, ClaimStatus::Terminated);
+    assert!(!t.effects.iter().any(|e| matches!(e, Effect::Grant(_))));
+    let Some(Effect::Fail { failure_type: FailureType::ApprovalRejected, reason, .. }) = t.effects.last() else {
+        panic!("{:?}", t.effects)
+    };
+    assert!(reason.contains("bob") && reason.contains("not on Friday"), "{reason}");
+}
+
+#[test]
+fn a_timed_out_approval_follows_on_timeout() {
+    let p = gated_policy("Deployer", OnApprovalTimeout::Reject);
+    let (c, question) = asked_approval(&p);
+    assert!(step(&c, &Input::Tick, at(1_000), &p).is_none(), "not due yet");
+    let t = apply(&c, &Input::Tick, at(1_001), &p);
+    assert_eq!(t.claim.status, ClaimStatus::Terminated);
+    assert!(t.effects.contains(&Effect::ApprovalTimedOut { question, on_timeout: OnApprovalTimeout::Reject }));
+    assert!(t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type: FailureType::ApprovalTimedOut, .. })));
+
+    let p = gated_policy("Deployer", OnApprovalTimeout::Approve);
+    let (c, question) = asked_approval(&p);
+    let t = apply(&c, &Input::Tick, at(1_001), &p);
+    assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
+    assert!(t.effects.iter().any(|e| matches!(e, Effect::Grant(g) if g.approval == Some(question))));
+}
+
+#[test]
+fn an_approval_that_does_not_bind_the_target_grants_nothing() {
+    let p = gated_policy("Deployer", OnApprovalTimeout::Reject);
+    let (c, question) = asked_approval(&p);
+    let t = apply(&c, &Input::Approval { question, verdict: Verdict::Mismatch { why: "hash".into() } }, at(3), &p);
+    assert_eq!(t.claim.status, ClaimStatus::Terminated);
+    assert!(t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type: FailureType::ApprovalMismatch, .. })));
 }

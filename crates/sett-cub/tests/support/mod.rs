@@ -133,6 +133,7 @@ pub async fn grant(
     );
     let event = EventData::ClaimGranted(ClaimGranted {
         agent: name(agent),
+        approval: None,
         artifact_id: next.artifact_id,
         claim_id: next.id,
         claim_type,
@@ -156,6 +157,7 @@ pub async fn regrant_event(store: &Store, claim: &Claim, agent: &str) {
     let g = &claim.grants[&name(agent)];
     let event = EventData::ClaimGranted(ClaimGranted {
         agent: name(agent),
+        approval: None,
         artifact_id: claim.artifact_id,
         claim_id: claim.id,
         claim_type: g.claim_type,

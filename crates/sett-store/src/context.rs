@@ -2,13 +2,14 @@
 //! ≤ 10), each artifact replaced by the latest version of its thread, de-duplicated by logical
 //! id, only Standard/Answer/Review kept, the target's own thread left out, ordered oldest first
 //! by `(created_at_ms, id)`. The walk is generic over [`ArtifactLookup`] so it is unit-tested
-//! without Redis; the selection and ordering is the pure function [`select_context`].
+//! without Redis; the selection and ordering is the pure function [`select_context`]. The cub
+//! hands the chain to a tool; the orchestrator shows it to an approver (and binds its hashes).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 
+use crate::{Store, StoreError};
 use sett_core::{Artifact, ArtifactId, StructuralType};
-use sett_store::{Store, StoreError};
 
 /// How far the walk follows provenance: direct sources are depth 1.
 pub const MAX_CONTEXT_DEPTH: usize = 10;
@@ -112,7 +113,7 @@ mod tests {
     }
 
     fn art(st: StructuralType, at: i64, sources: &[&Artifact]) -> Artifact {
-        let mut a = Artifact::new_root(sett_store::new_artifact_id(), st, "T", "p", "A", at);
+        let mut a = Artifact::new_root(crate::new_artifact_id(), st, "T", "p", "A", at);
         a.source_artifacts = sources.iter().map(|s| s.id).collect();
         a
     }
