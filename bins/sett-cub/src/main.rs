@@ -42,7 +42,7 @@ struct Setup {
     args: DaemonArgs,
     instance: InstanceName,
     settings: CubSettings,
-    durability: sett_core::config::Durability,
+    redis_config: sett_core::config::RedisConfig,
     worker: Option<(ClaimId, u64)>,
 }
 
@@ -112,12 +112,12 @@ fn configure(args: Args) -> anyhow::Result<Setup> {
     let mut settings = CubSettings::new(agent, workspace);
     settings.redis_url = Some(args.daemon.redis_url.clone());
     settings.worker_mode = worker.is_some();
-    Ok(Setup { args: args.daemon, instance, settings, durability: config.redis.durability, worker })
+    Ok(Setup { args: args.daemon, instance, settings, redis_config: config.redis, worker })
 }
 
 async fn serve(daemon: &Daemon, setup: &Setup) -> anyhow::Result<ExitCode> {
     tracing::info!(redis = %redact_url(&setup.args.redis_url), workspace = %setup.settings.workspace.display(), "starting");
-    let redis = daemon.connect(&setup.args.redis_url).await?.with_durability(setup.durability);
+    let redis = daemon.connect(&setup.args.redis_url).await?.with_configured_durability(&setup.redis_config);
     let store = redis.instance(&setup.instance);
     let ready = Arc::new(AtomicBool::new(false));
     let listener = daemon.bind_health(setup.args.health_addr).await?;
@@ -145,7 +145,7 @@ async fn serve(daemon: &Daemon, setup: &Setup) -> anyhow::Result<ExitCode> {
 
 async fn execute_one(daemon: &Daemon, setup: &Setup, claim: ClaimId, seq: u64) -> anyhow::Result<ExitCode> {
     tracing::info!(redis = %redact_url(&setup.args.redis_url), workspace = %setup.settings.workspace.display(), "executing one grant");
-    let redis = daemon.connect(&setup.args.redis_url).await?.with_durability(setup.durability);
+    let redis = daemon.connect(&setup.args.redis_url).await?.with_configured_durability(&setup.redis_config);
     let store = redis.instance(&setup.instance);
     // A signal gives the running tool the grace period, then kills its process group (the
     // Failure is still written).

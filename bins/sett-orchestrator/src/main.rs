@@ -74,7 +74,7 @@ fn configure(args: Args) -> Result<Setup> {
 
 async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     let Setup { args, instance, config, config_path, workspace } = setup;
-    let redis = daemon.connect(&args.daemon.redis_url).await?.with_durability(config.redis.durability);
+    let redis = daemon.connect(&args.daemon.redis_url).await?.with_configured_durability(&config.redis);
     let store = redis.instance(&instance);
     // Workers are containers when this orchestrator runs in the docker runtime (its spec in
     // SETT_DOCKER_SPEC), child processes otherwise.
@@ -111,22 +111,25 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     };
     let notifications = settings.config.notifications.clone();
     let anchor_every = settings.config.ledger.anchor_every;
+    let witness_file = settings.config.ledger.witness_path(&workspace);
     let orchestrator = Orchestrator::new(store.clone(), settings, launcher);
     let health = listener.serve(&redis, orchestrator.ready_flag());
     info!(instance = %instance, health_addr = %health.addr(), redis = %sett_store::redact_url(&args.daemon.redis_url), "orchestrator starting");
     let signals = daemon.stop_signal();
     // The notifier stops with the engine, whatever stopped the engine (a signal, a lost lock).
     let stop = signals.token().child_token();
+    let (notifier, alerts) =
+        start_notifier(store.clone(), notifications, orchestrator.ready_flag(), stop.clone()).await?;
     let anchors = anchor_every.map(|every| {
         tokio::spawn(sett_ops::verify::anchor_periodically(
             store.clone(),
             every,
             orchestrator.ready_flag(),
             stop.clone(),
+            witness_file,
+            alerts.clone().map(anchor_notification),
         ))
     });
-    let (notifier, alerts) =
-        start_notifier(store.clone(), notifications, orchestrator.ready_flag(), stop.clone()).await?;
     let ledger_watch = watch_ledger(store, &workspace, alerts, stop.clone());
     let result = orchestrator.run(signals.token()).await;
     stop.cancel();
@@ -172,6 +175,19 @@ async fn start_notifier(
     notifier.prepare().await.context("cannot attach the notifier to the event stream")?;
     let alerts = notifier.alerts();
     Ok((Some(tokio::spawn(notifier.run_when_ready(ready, stop))), Some(alerts)))
+}
+
+/// Each periodic anchor is also sent as a `ledger_anchor` notification (to the webhooks that
+/// ask for it): a witness outside Redis and outside this machine.
+fn anchor_notification(alerts: sett_notify::Alerts) -> sett_ops::witness::OnAnchor {
+    std::sync::Arc::new(move |record| {
+        let (alerts, record) = (alerts.clone(), record.clone());
+        tokio::spawn(async move {
+            if let Err(e) = alerts.ledger_anchor(&record).await {
+                tracing::warn!(error = %e, "cannot queue the ledger_anchor notification");
+            }
+        });
+    })
 }
 
 /// The ledger-regression check of this daemon (the engine's and the notifier's: one process,

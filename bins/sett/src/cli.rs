@@ -407,6 +407,13 @@ pub struct VerifyArgs {
     /// in the chain, which detects a wholesale rewrite.
     #[arg(long, value_parser = parse_head)]
     pub head: Option<sett_core::ledger::Head>,
+    /// A witness file (`ledger.witness_file`; without a value, this workspace's): every head of
+    /// the instance witnessed in it must still be in the chain, which proves a lost tail
+    /// (Redis restarted on an older copy, a failover to a replica that had not synced) and
+    /// names the events lost.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    #[allow(clippy::option_option)]
+    pub witness: Option<Option<PathBuf>>,
 }
 
 fn parse_head(s: &str) -> Result<sett_core::ledger::Head, String> {

@@ -70,19 +70,27 @@ impl Ctx {
             );
         };
         let redis = Redis::connect(RedisOptions::new(url)).await?;
-        Ok(redis.with_durability(self.durability()))
+        Ok(redis.with_configured_durability(&self.redis_config()))
     }
 
-    /// `redis.durability` of the workspace's `sett.yml` (`fast` when there is none, or it does
-    /// not parse: the commands that need the configuration report that themselves), so an
-    /// operator's writes (`forage`, `answer`) are confirmed like the daemons' writes.
-    pub fn durability(&self) -> sett_core::config::Durability {
+    /// The `redis:` section of the workspace's `sett.yml` (the defaults when there is none, or
+    /// it does not parse: the commands that need the configuration report that themselves), so
+    /// an operator's writes (`forage`, `answer`) are confirmed like the daemons' writes.
+    pub fn redis_config(&self) -> sett_core::config::RedisConfig {
+        self.config().map(|c| c.redis).unwrap_or_default()
+    }
+
+    /// The workspace's witness file (`ledger.witness_file`, or its default).
+    pub fn witness_file(&self) -> PathBuf {
+        self.config().map(|c| c.ledger).unwrap_or_default().witness_path(&self.workspace.root)
+    }
+
+    /// The workspace's `sett.yml`, when there is one that parses.
+    pub fn config(&self) -> Option<sett_core::config::SettConfig> {
         let path = self.workspace.config_path();
         std::fs::read_to_string(&path)
             .ok()
             .and_then(|text| sett_core::config::SettConfig::parse(&path.display().to_string(), &text).ok())
-            .map(|c| c.redis.durability)
-            .unwrap_or_default()
     }
 
     /// The explicit `--name`, validated.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -89,9 +90,20 @@ impl Durability {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `fast` (acknowledged by the primary) or `replicated` (also confirmed by a replica with
-    /// `WAIT 1` before anyone acts on it). See docs/deployment.md.
-    #[serde(default)]
-    pub durability: Durability,
+    /// `WAIT 1` before anyone acts on it). Default: `replicated` with a Sentinel or Cluster URL
+    /// (a deployment that has replicas), `fast` with a single Redis. See docs/deployment.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
+}
+
+impl RedisConfig {
+    /// The durability writes get on a deployment: the configured one, else `replicated` where
+    /// the URL names replicas (Sentinel, Cluster: a write the primary alone acknowledged is
+    /// lost whole when it dies before its replica copied it) and `fast` on a single Redis
+    /// (nothing to wait for).
+    pub fn durability_for(&self, has_replicas: bool) -> Durability {
+        self.durability.unwrap_or(if has_replicas { Durability::Replicated } else { Durability::Fast })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
@@ -162,7 +174,15 @@ struct RawLedger {
     /// moved. 0 or absent: never. At least 1s.
     #[schemars(extend("default" = 0))]
     anchor_every: Option<RawDuration>,
+    /// The witness file: every anchor (periodic, `sett down`, `sett export`, `sett destroy`,
+    /// `sett import`) is also appended to it as a JSON line `{instance, seq, hash, at, reason}`,
+    /// outside Redis; `sett verify --witness FILE` checks them. Relative to the workspace.
+    #[schemars(extend("default" = DEFAULT_WITNESS_FILE))]
+    witness_file: Option<String>,
 }
+
+/// The witness file's default path, relative to the workspace.
+pub const DEFAULT_WITNESS_FILE: &str = ".sett/ledger/witness.jsonl";
 
 /// Webhook notifications.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -186,7 +206,7 @@ struct RawWebhook {
     /// The receiver's http:// or https:// URL.
     #[schemars(extend("pattern" = "^https?://"))]
     url: String,
-    /// The events posted to this webhook (default: all).
+    /// The events posted to this webhook (default: all but ledger_anchor).
     events: Option<Vec<NotifyEvent>>,
     /// HMAC-SHA256 secret signing each request (prefer secret_env).
     secret: Option<String>,
@@ -334,10 +354,26 @@ pub struct SettConfig {
 }
 
 /// The `ledger:` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {
     /// How often the orchestrator anchors the head in `sett:audit`; `None` = never.
     pub anchor_every: Option<Duration>,
+    /// Where anchors are witnessed outside Redis, as written (relative to the workspace unless
+    /// absolute): [`LedgerConfig::witness_path`] resolves it.
+    pub witness_file: PathBuf,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { anchor_every: None, witness_file: PathBuf::from(DEFAULT_WITNESS_FILE) }
+    }
+}
+
+impl LedgerConfig {
+    /// The witness file of a workspace rooted at `workspace`.
+    pub fn witness_path(&self, workspace: &Path) -> PathBuf {
+        workspace.join(&self.witness_file)
+    }
 }
 
 /// What a webhook can be told about (`notifications.webhooks[].events`).
@@ -351,17 +387,31 @@ pub enum NotifyEvent {
     WorkflowCancelled,
     // The ledger went back (docs/operations.md, "The ledger went back").
     LedgerRegressed,
+    // A ledger head anchored (a witness outside Redis); opt-in: not in the default list.
+    LedgerAnchor,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 6] = [
+    pub const ALL: [NotifyEvent; 7] = [
         Self::QuestionAsked,
         Self::QuestionTimedOut,
         Self::WorkflowCompleted,
         Self::WorkflowFailed,
         Self::WorkflowCancelled,
         Self::LedgerRegressed,
+        Self::LedgerAnchor,
     ];
+
+    /// Whether a webhook without an `events` key gets this event: all but `ledger_anchor`
+    /// (one per anchor, periodic: a webhook asks for it by name).
+    pub fn is_default(self) -> bool {
+        !matches!(self, Self::LedgerAnchor)
+    }
+
+    /// The events of a webhook without an `events` key, in [`NotifyEvent::ALL`]'s order.
+    pub fn defaults() -> Vec<NotifyEvent> {
+        Self::ALL.into_iter().filter(|e| e.is_default()).collect()
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -371,6 +421,7 @@ impl NotifyEvent {
             Self::WorkflowFailed => "workflow_failed",
             Self::WorkflowCancelled => "workflow_cancelled",
             Self::LedgerRegressed => "ledger_regressed",
+            Self::LedgerAnchor => "ledger_anchor",
         }
     }
 }
@@ -493,7 +544,7 @@ fn parse_notifications(
                 "give the receiver's URL, e.g. https://hooks.example.com/sett",
             ));
         }
-        let mut events = w.events.unwrap_or_else(|| NotifyEvent::ALL.to_vec());
+        let mut events = w.events.unwrap_or_else(NotifyEvent::defaults);
         events.sort();
         events.dedup();
         if events.is_empty() {
@@ -502,7 +553,7 @@ fn parse_notifications(
             return Err(err(
                 &at("events"),
                 "no events".into(),
-                &format!("list at least one of {} (or remove the key for all)", known.join(", ")),
+                &format!("list at least one of {} (or remove the key for all but ledger_anchor)", known.join(", ")),
             ));
         }
         let secret = match (w.secret, w.secret_env) {
@@ -985,7 +1036,18 @@ impl SettConfig {
                 "use a duration such as 1h (0 turns anchoring off)",
             ));
         }
-        let ledger = LedgerConfig { anchor_every: (!anchor_every.is_zero()).then_some(anchor_every) };
+        let witness_file = match raw.ledger.witness_file {
+            None => PathBuf::from(DEFAULT_WITNESS_FILE),
+            Some(f) if f.trim().is_empty() => {
+                return Err(err(
+                    "ledger.witness_file",
+                    "the path is empty".into(),
+                    &format!("give a file path, or remove the key for {DEFAULT_WITNESS_FILE}"),
+                ));
+            }
+            Some(f) => PathBuf::from(f),
+        };
+        let ledger = LedgerConfig { anchor_every: (!anchor_every.is_zero()).then_some(anchor_every), witness_file };
         Ok(Self {
             version: raw.version,
             runtime: raw.runtime,
@@ -1133,6 +1195,17 @@ agents:
     }
 
     #[test]
+    fn the_witness_file_is_in_the_workspace_by_default() {
+        let ledger =
+            |v: &str| SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", &format!("ledger: {v}\nagents:\n")));
+        let d = SettConfig::parse("sett.yml", GOOD).unwrap().ledger;
+        assert_eq!(d.witness_path(Path::new("/ws")), Path::new("/ws/.sett/ledger/witness.jsonl"));
+        let c = ledger("{witness_file: /var/lib/sett/w.jsonl}").unwrap().ledger;
+        assert_eq!(c.witness_path(Path::new("/ws")), Path::new("/var/lib/sett/w.jsonl"));
+        assert_eq!(ledger("{witness_file: ''}").unwrap_err().key_path, "ledger.witness_file");
+    }
+
+    #[test]
     fn unknown_keys_name_their_path() {
         let text = GOOD.replace("timeout: 1m", "timeout: 1m\n    role: coder");
         let e = SettConfig::parse("sett.yml", &text).unwrap_err();
@@ -1142,10 +1215,15 @@ agents:
     }
 
     #[test]
-    fn redis_durability_defaults_to_fast_and_rejects_unknown_values() {
-        assert_eq!(SettConfig::parse("sett.yml", GOOD).unwrap().redis.durability, Durability::Fast);
+    fn redis_durability_defaults_by_deployment_and_rejects_unknown_values() {
+        let default = SettConfig::parse("sett.yml", GOOD).unwrap().redis;
+        assert_eq!(default.durability, None);
+        assert_eq!(default.durability_for(false), Durability::Fast, "a single Redis");
+        assert_eq!(default.durability_for(true), Durability::Replicated, "Sentinel or Cluster");
         let text = GOOD.replace("agents:\n", "redis: {durability: replicated}\nagents:\n");
-        assert_eq!(SettConfig::parse("sett.yml", &text).unwrap().redis.durability, Durability::Replicated);
+        assert_eq!(SettConfig::parse("sett.yml", &text).unwrap().redis.durability_for(false), Durability::Replicated);
+        let text = GOOD.replace("agents:\n", "redis: {durability: fast}\nagents:\n");
+        assert_eq!(SettConfig::parse("sett.yml", &text).unwrap().redis.durability_for(true), Durability::Fast);
         let e = SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", "redis: {durability: safe}\nagents:\n"))
             .unwrap_err();
         assert!(e.key_path.starts_with("redis.durability"), "{e}");
@@ -1183,7 +1261,8 @@ agents:
         let n = &c.notifications;
         assert_eq!(n.console_url.as_deref(), Some("https://sett.example.com"));
         assert_eq!(n.webhooks[0].name, "webhook-1");
-        assert_eq!(n.webhooks[0].events, NotifyEvent::ALL.to_vec());
+        assert_eq!(n.webhooks[0].events, NotifyEvent::defaults());
+        assert!(!n.webhooks[0].wants(NotifyEvent::LedgerAnchor), "ledger_anchor is opt-in");
         assert_eq!(n.webhooks[0].secret, Some(WebhookSecret::Env("HOOK_SECRET".into())));
         assert_eq!(n.webhooks[1].format, WebhookFormat::Slack);
         assert!(n.webhooks[1].wants(NotifyEvent::QuestionAsked) && !n.webhooks[1].wants(NotifyEvent::WorkflowFailed));

@@ -29,6 +29,7 @@ pub mod policy;
 pub mod record;
 pub mod regression;
 pub mod tool;
+pub mod witness;
 
 pub use artifact::{Artifact, StructuralType};
 pub use claim::{BidType, Claim, ClaimStatus, ClaimType, Phase};

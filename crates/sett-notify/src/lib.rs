@@ -32,6 +32,7 @@ use sett_core::config::{NotificationsConfig, NotifyEvent, WebhookFormat, Webhook
 use sett_core::event::{Event, EventData};
 use sett_core::metrics as m;
 use sett_core::regression::RegressionRecord;
+use sett_core::witness::WitnessRecord;
 use sett_core::{ArtifactId, StructuralType};
 use sett_store::{
     DeliveryRecord, DeliveryStatus, EndpointState, GroupConsumer, GroupStart, NewDelivery, Store, StoreError, now_ms,
@@ -333,8 +334,8 @@ impl Notifier {
                 // tools write after it is late and never notified.
                 (Notification::WorkflowCancelled(facts), Some((c.goal_id.to_string(), e.id.clone())))
             }
-            // Not an event of the ledger: sent through `Alerts`.
-            NotifyEvent::LedgerRegressed => return Ok(()),
+            // Not events of the ledger: sent through `Alerts`.
+            NotifyEvent::LedgerRegressed | NotifyEvent::LedgerAnchor => return Ok(()),
         };
         let outcome_ref = outcome.as_ref().map(|(g, o)| (g.as_str(), o.as_str()));
         queue(&self.store, &targets, &notification, (&e.id, e.ts_ms), self.console_url.as_deref(), outcome_ref).await
@@ -628,6 +629,20 @@ impl Alerts {
         let event_id = format!("ledger-regression-{}", r.seen.replace(':', "-"));
         let n = Notification::LedgerRegressed(r.clone());
         queue(&self.store, &targets, &n, (&event_id, r.detected_at_ms), self.console_url.as_deref(), None).await
+    }
+
+    /// Queues `ledger_anchor` for every webhook that asked for it (opt-in): the head just
+    /// anchored, a witness kept outside Redis by whoever receives it. Its event id names the
+    /// head, so one head is notified once.
+    pub async fn ledger_anchor(&self, w: &WitnessRecord) -> Result<(), NotifyError> {
+        let targets: Vec<&Arc<Hook>> =
+            self.hooks.iter().filter(|h| h.events.contains(&NotifyEvent::LedgerAnchor)).collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let event_id = format!("ledger-anchor-{}-{}", w.seq, w.hash);
+        let n = Notification::LedgerAnchor(w.clone());
+        queue(&self.store, &targets, &n, (&event_id, now_ms()), self.console_url.as_deref(), None).await
     }
 }
 

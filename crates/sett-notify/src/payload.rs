@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use sett_core::answer_spec::{AnswerSpec, StructuredQuestion};
 use sett_core::config::{NotifyEvent, WebhookFormat};
 use sett_core::regression::RegressionRecord;
+use sett_core::witness::WitnessRecord;
 
 /// Longest question text or goal excerpt put in a notification (characters); longer text is cut
 /// with an ellipsis and `text_truncated: true` (the full text is one `sett questions` away).
@@ -59,6 +60,8 @@ pub enum Notification {
     WorkflowCancelled(CancelFacts),
     /// The ledger went back: what was recorded about it.
     LedgerRegressed(RegressionRecord),
+    /// A ledger head was anchored (opt-in): the receiver keeps it as a witness.
+    LedgerAnchor(WitnessRecord),
 }
 
 /// Where a notification comes from and where it goes.
@@ -131,6 +134,7 @@ impl Notification {
             Self::WorkflowFailed(_) => NotifyEvent::WorkflowFailed,
             Self::WorkflowCancelled(_) => NotifyEvent::WorkflowCancelled,
             Self::LedgerRegressed(_) => NotifyEvent::LedgerRegressed,
+            Self::LedgerAnchor(_) => NotifyEvent::LedgerAnchor,
         }
     }
 
@@ -231,6 +235,21 @@ impl Notification {
                     }),
                 );
             }
+            Self::LedgerAnchor(w) => {
+                let head = format!("{}:{}", w.seq, w.hash);
+                obj.insert(
+                    "ledger".into(),
+                    json!({
+                        "head": head,
+                        "seq": w.seq,
+                        "hash": w.hash,
+                        "reason": w.reason,
+                        "witnessed_at": w.at,
+                        "witness_line": serde_json::to_string(w).expect("serializable"),
+                        "verify": format!("sett verify -n {} --head {head}", env.instance),
+                    }),
+                );
+            }
         }
         doc
     }
@@ -295,6 +314,15 @@ impl Notification {
                     slack_escape(&r.detected_by)
                 ));
                 lines.push(format!("See the runbook \"The ledger went back\", then: `{}`", ack_command(env.instance)));
+            }
+            Self::LedgerAnchor(w) => {
+                lines.push(format!(
+                    "Ledger head of instance `{i}` anchored ({}): `{}:{}`",
+                    slack_escape(&w.reason),
+                    w.seq,
+                    w.hash
+                ));
+                lines.push(format!("Check it later: `sett verify -n {} --head {}:{}`", env.instance, w.seq, w.hash));
             }
         }
         if let (Self::WorkflowCompleted(w) | Self::WorkflowFailed(w), Some(c)) = (self, env.console_url) {
@@ -414,5 +442,27 @@ mod tests {
         assert_eq!(doc["ledger"]["acknowledge"], format!("sett ledger ack -n {}", doc["instance"].as_str().unwrap()));
         let text = n.slack_text(&env(None));
         assert!(text.contains("went back from `812:aa` to `9:bb`") && text.contains("sett ledger ack"), "{text}");
+    }
+
+    #[test]
+    fn a_ledger_anchor_carries_the_witness_line_and_how_to_check_it() {
+        let w = WitnessRecord {
+            instance: "demo".into(),
+            seq: 42,
+            hash: "cc".into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            reason: "periodic".into(),
+        };
+        let n = Notification::LedgerAnchor(w.clone());
+        let doc = n.json(&env(None));
+        assert_eq!(doc["event"], "ledger_anchor");
+        assert_eq!(
+            (doc["ledger"]["head"].as_str(), doc["ledger"]["reason"].as_str()),
+            (Some("42:cc"), Some("periodic"))
+        );
+        let line: WitnessRecord = serde_json::from_str(doc["ledger"]["witness_line"].as_str().unwrap()).unwrap();
+        assert_eq!(line, w, "a receiver can append the line to a witness file as it is");
+        assert!(doc["ledger"]["verify"].as_str().unwrap().ends_with("--head 42:cc"));
+        assert!(n.slack_text(&env(None)).contains("`42:cc`"));
     }
 }

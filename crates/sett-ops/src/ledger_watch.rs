@@ -27,6 +27,10 @@ use tokio_util::sync::CancellationToken;
 /// HMGET, plus one XRANGE of one entry when the head moved.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
+/// How long a check waits for a replica to hold the head it is about to remember (`durability:
+/// replicated`; replicas acknowledge at least every second).
+const CONFIRM_WITHIN: Duration = Duration::from_millis(1_500);
+
 /// The `event` of the audit record `sett import` writes after restoring an instance.
 pub const IMPORT_AUDIT_EVENT: &str = "instance_import";
 /// The `event` of a destroy's audit records (`sett_ops::destroy::AuditRecord`).
@@ -145,7 +149,7 @@ impl LedgerWatch {
         let found = self.store.ledger_seen_head().await?;
         let Some(seen) = self.state.seen.clone() else {
             if found.is_some() {
-                self.adopt(found);
+                self.adopt_confirmed(found).await?;
             }
             return Ok(None);
         };
@@ -156,7 +160,7 @@ impl LedgerWatch {
         let regression = match judge(&seen, found.as_ref(), at_seen.as_ref()) {
             Verdict::Same => return Ok(None),
             Verdict::Advanced => {
-                self.adopt(found);
+                self.adopt_confirmed(found).await?;
                 return Ok(None);
             }
             Verdict::Regressed(r) => r,
@@ -215,6 +219,17 @@ impl LedgerWatch {
             }
         }
         Ok(None)
+    }
+
+    /// Adopts `found` (read just before) once a replica holds it, under `durability:
+    /// replicated`: a head the primary alone held may be lost by a normal failover (its writer
+    /// makes the write again on the new primary), and remembering it would then raise a false
+    /// alarm. Not adopted yet: the next check tries again with the head it reads.
+    async fn adopt_confirmed(&mut self, found: Option<SeenHead>) -> Result<(), StoreError> {
+        if self.store.replica_caught_up(CONFIRM_WITHIN).await? {
+            self.adopt(found);
+        }
+        Ok(())
     }
 
     fn adopt(&mut self, found: Option<SeenHead>) {

@@ -18,4 +18,5 @@ pub mod resolve;
 pub mod status;
 pub mod transfer;
 pub mod verify;
+pub mod witness;
 pub mod workflow;

@@ -114,6 +114,105 @@ pub struct StatusReport {
     pub webhooks: Vec<WebhookHealth>,
     /// Ledger regressions no operator acknowledged yet (`sett ledger ack`), oldest first.
     pub ledger_regressions: Vec<sett_core::regression::RegressionRecord>,
+    /// The durability of writes and the replication of the primary holding the instance.
+    pub replication: Replication,
+}
+
+/// How safe a write is where the instance lives: the durability in force and what the primary
+/// says of its replicas (`sett up`, `sett status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replication {
+    /// `fast` or `replicated` (configured, or the deployment's default).
+    pub durability: String,
+    /// Whether the Redis URL names a deployment with replicas (Sentinel, Cluster).
+    pub deployment_has_replicas: bool,
+    /// `INFO replication` of the node holding the instance; `None` when it could not be read.
+    pub state: Option<sett_store::ReplicationState>,
+    /// Why it could not be read.
+    pub error: Option<String>,
+    /// Set when work would run on a primary no synced replica copies.
+    pub warning: Option<String>,
+}
+
+impl Replication {
+    /// Reads the replication state of the primary holding `store`'s instance.
+    pub async fn of(store: &Store) -> Self {
+        let durability = store.redis().durability();
+        let deployment_has_replicas = store.redis().has_replicas();
+        let (state, error) = match store.replication_state().await {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let warning = state.as_ref().and_then(|s| replication_warning(durability, deployment_has_replicas, s));
+        Self { durability: durability.as_str().to_owned(), deployment_has_replicas, state, error, warning }
+    }
+
+    /// One line: the durability, the replicas with their link state and lag.
+    pub fn summary(&self) -> String {
+        let Some(s) = &self.state else {
+            return format!(
+                "durability {}; replication state unknown ({})",
+                self.durability,
+                self.error.as_deref().unwrap_or("?")
+            );
+        };
+        let replicas: Vec<String> = s
+            .replicas
+            .iter()
+            .map(|r| {
+                if r.is_synced() {
+                    format!(
+                        "{} {} (link up, lag {} s, {} bytes behind)",
+                        r.addr,
+                        r.state,
+                        r.lag_s,
+                        (s.offset - r.offset).max(0)
+                    )
+                } else {
+                    format!("{} {} (NOT SYNCED)", r.addr, r.state)
+                }
+            })
+            .collect();
+        let of = match (s.role.as_str(), replicas.is_empty()) {
+            ("slave", _) => {
+                format!("connected to a replica (link {})", if s.link_up == Some(true) { "up" } else { "down" })
+            }
+            (_, true) => "no replica connected".to_owned(),
+            (_, false) => format!("{} replica(s): {}", s.replicas.len(), replicas.join("; ")),
+        };
+        format!("durability {}; {of}", self.durability)
+    }
+}
+
+/// What to warn about before work runs: a deployment that should have a synced replica (a
+/// Sentinel or Cluster URL, or `durability: replicated`) whose primary has none. Under
+/// `replicated` writes wait for one (and fail after a minute); under `fast` they are held by the
+/// primary alone and lost whole if it dies.
+pub fn replication_warning(
+    durability: sett_core::config::Durability,
+    deployment_has_replicas: bool,
+    s: &sett_store::ReplicationState,
+) -> Option<String> {
+    use sett_core::config::Durability;
+    let replicated = durability == Durability::Replicated;
+    if !(replicated || deployment_has_replicas) || s.role == "slave" || s.synced() > 0 {
+        return None;
+    }
+    let what = if s.replicas.is_empty() {
+        "no replica is connected to the primary".to_owned()
+    } else {
+        let states: Vec<&str> = s.replicas.iter().map(|r| r.state.as_str()).collect();
+        format!("the primary's replica has not synced yet (state {})", states.join(", "))
+    };
+    Some(if replicated {
+        format!(
+            "{what}: with durability replicated every write waits for a replica (and fails after a minute); check the replica's log and 'INFO replication' on the primary"
+        )
+    } else {
+        format!(
+            "{what}: with durability fast the work run now is held by the primary alone and is lost whole if it dies (set redis.durability: replicated, or wait for the replica to sync)"
+        )
+    })
 }
 
 /// One notification webhook as `sett status` shows it (from the notifier's records).
@@ -317,6 +416,7 @@ pub async fn instance_status(
         oldest_stuck_claim,
         webhooks: webhooks_health(store).await?,
         ledger_regressions: store.regressions().await?.into_iter().filter(|r| !r.is_acknowledged()).collect(),
+        replication: Replication::of(store).await,
     })
 }
 
@@ -339,6 +439,9 @@ pub fn advice(r: &StatusReport) -> Vec<String> {
         out.push(format!(
             "The ledger of '{i}' went back: acknowledged work is gone. Follow docs/operations.md \"The ledger went back\", then run 'sett ledger ack -n {i}'"
         ));
+    }
+    if let Some(w) = &r.replication.warning {
+        out.push(format!("WARNING: {w}"));
     }
     out.extend(health_advice(r));
     out
@@ -474,5 +577,22 @@ mod tests {
         let mut done = c;
         done.status = ClaimStatus::Complete;
         assert_eq!(stuck_for(&done, 1_000_000, 1), None);
+    }
+
+    #[test]
+    fn a_primary_without_a_synced_replica_is_warned_of_where_replicas_are_expected() {
+        use sett_core::config::Durability::{Fast, Replicated};
+        let unsynced = sett_store::ReplicationState::parse(
+            "role:master\r\nslave0:ip=10.0.0.2,port=6380,state=wait_bgsave,offset=0,lag=1\r\nmaster_repl_offset:99\r\n",
+        );
+        let synced = sett_store::ReplicationState::parse(
+            "role:master\r\nslave0:ip=10.0.0.2,port=6380,state=online,offset=99,lag=0\r\nmaster_repl_offset:99\r\n",
+        );
+        let alone = sett_store::ReplicationState::parse("role:master\r\nmaster_repl_offset:99\r\n");
+        let w = replication_warning(Fast, true, &unsynced).unwrap();
+        assert!(w.contains("not synced yet (state wait_bgsave)") && w.contains("lost whole"), "{w}");
+        assert!(replication_warning(Replicated, true, &alone).unwrap().contains("waits for a replica"));
+        assert_eq!(replication_warning(Replicated, true, &synced), None);
+        assert_eq!(replication_warning(Fast, false, &alone), None, "a single Redis by choice");
     }
 }

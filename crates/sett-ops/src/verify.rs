@@ -13,7 +13,11 @@ use std::io::BufRead;
 
 use serde::Serialize;
 use sett_core::ledger::{self, ARTIFACT_HASHED_FIELDS, GENESIS, GENESIS_V1, Head, UNHASHED_SOURCE};
+use sett_core::witness::{WitnessWalk, Witnesses};
 use sett_store::{Dump, SourceState, Store, StoreError};
+
+/// The record a break found by a witness file names.
+pub const WITNESSED_HEAD: &str = "witnessed head";
 
 /// Events per page (one XRANGE and one pipelined batch of lookups each).
 pub const PAGE: usize = 1_000;
@@ -54,6 +58,19 @@ pub struct Report {
     pub unverified_claims: u64,
     /// Whether a head recorded earlier (`--head`) was found in the chain.
     pub recorded_head_matches: Option<bool>,
+    /// What a witness file (`--witness`) said, when one was given.
+    pub witnessed: Option<WitnessReport>,
+}
+
+/// The heads of a witness file checked against the chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WitnessReport {
+    /// Heads of the instance's current ledger, each of which must be a link of the chain.
+    pub heads: u64,
+    /// The highest of them.
+    pub highest: Option<Head>,
+    /// Heads of ledgers a destroy or an import replaced on purpose (not checked).
+    pub replaced: u64,
 }
 
 impl Report {
@@ -693,7 +710,27 @@ async fn check_page(
 
 /// Verifies everything `src` holds; `recorded` is a head recorded earlier (`--head`).
 pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Result<Outcome, VerifyError> {
-    let mut report = Report::default();
+    verify_witnessed(src, recorded, None).await
+}
+
+/// [`verify`], and every head of a witness file (`--witness`) must be a link of the chain: a
+/// witnessed head beyond the chain's end, or with another hash at its seq, is a break naming the
+/// events lost. Still streamed: the witnessed heads (a few bytes each) are the one thing held.
+pub async fn verify_witnessed(
+    src: &mut impl LedgerSource,
+    recorded: Option<&Head>,
+    witnesses: Option<&Witnesses>,
+) -> Result<Outcome, VerifyError> {
+    let mut report = Report {
+        witnessed: witnesses.map(|w| WitnessReport {
+            heads: w.count(),
+            highest: w.highest().map(|(seq, h)| Head { seq, hash: h.hash.clone() }),
+            replaced: w.replaced,
+        }),
+        ..Report::default()
+    };
+    let empty = Witnesses::default();
+    let mut walk = WitnessWalk::new(witnesses.unwrap_or(&empty));
     let mut chain = Chain { started: false, seq: 0, prev: GENESIS.to_owned(), legacy: 0 };
     let mut seen = Seen { cancellations: src.cancellation_records().await?, ..Seen::default() };
     let mut after: Option<String> = None;
@@ -713,6 +750,10 @@ pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Res
                 Ok(c) => {
                     chained.push(c);
                     report.events += u64::from(c);
+                    if c && let Err(problem) = walk.link(chain.seq, &chain.prev) {
+                        chain_breach = Some((i, breach(WITNESSED_HEAD, problem)));
+                        break;
+                    }
                 }
                 Err(b) => {
                     chain_breach = Some((i, b));
@@ -793,6 +834,9 @@ pub async fn verify(src: &mut impl LedgerSource, recorded: Option<&Head>) -> Res
             );
         }
         report.recorded_head_matches = Some(true);
+    }
+    if let Err(problem) = walk.end(report.head.as_ref()) {
+        return broken(report.clone(), &chain, breach(WITNESSED_HEAD, problem));
     }
 
     // Records without their event (inserted): found by count, then located.
@@ -944,13 +988,17 @@ pub async fn anchor(store: &Store, reason: &str) -> Result<Option<Head>, VerifyE
 
 /// `ledger.anchor_every`: once the orchestrator holds the instance lock (`ready`), records the
 /// ledger head in the global audit stream every `every` until `stop` — only when the head moved
-/// since the last anchor this loop wrote, so an idle instance adds nothing. A failed anchor is
-/// logged and retried at the next tick; anchoring never stops the engine.
+/// since the last anchor this loop wrote, so an idle instance adds nothing — and witnesses it
+/// outside Redis (the witness file at `witness`, and `on_anchor`: the `ledger_anchor`
+/// notification). A failed anchor is logged and retried at the next tick; anchoring never stops
+/// the engine.
 pub async fn anchor_periodically(
     store: Store,
     every: std::time::Duration,
     ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: tokio_util::sync::CancellationToken,
+    witness: std::path::PathBuf,
+    on_anchor: Option<crate::witness::OnAnchor>,
 ) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // After a pause (a suspended machine) one anchor, not a burst of them.
@@ -969,7 +1017,14 @@ pub async fn anchor_periodically(
             Ok(Some(head)) if last.as_ref() != Some(&head) => match anchor(&store, "periodic").await {
                 Ok(written) => {
                     tracing::info!(head = ?written.as_ref().map(ToString::to_string), "ledger head anchored in the global audit stream");
-                    last = written;
+                    if let Some(h) = &written {
+                        match crate::witness::witness_head(&store, h, "periodic", &witness, on_anchor.as_ref()).await {
+                            Ok(_) => last = written,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not witness the ledger head outside Redis; retrying at the next interval")
+                            }
+                        }
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not anchor the ledger head; retrying at the next interval"),
             },

@@ -26,6 +26,15 @@ pub(crate) async fn sentinels(root: &std::path::Path) -> SentinelSet {
 /// read and maintenance command, against the Redis at `env.redis_url`.
 async fn pipeline_and_every_command(env: &mut Env) {
     env.up();
+    // A deployment with replicas: writes are `replicated` without saying so, and the status
+    // shows the synced replica holding the instance's slot.
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "-o", "json"])).unwrap();
+    let replication = &status["replication"];
+    assert_eq!(replication["durability"], "replicated", "{replication}");
+    assert_eq!(replication["deployment_has_replicas"], true, "{replication}");
+    assert!(replication["warning"].is_null(), "{replication}");
+    let replicas = replication["state"]["replicas"].as_array().expect("the primary's replicas");
+    assert!(replicas.iter().any(|r| r["state"] == "online"), "{replication}");
     let goal = env.forage("Build a to-do service");
     let out = env.ok(&["questions", "--wait", "--timeout", "60s", "-o", "json"]);
     let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -130,6 +139,7 @@ fn failover_yml(durability: &str) -> String {
 version: "1.0"
 redis: {{durability: {durability}}}
 orchestrator: {{bid_timeout: 30s}}
+ledger: {{anchor_every: 1s}}
 agents:
   Recorder:
     command: ["./recorder.sh"]
@@ -232,6 +242,13 @@ async fn failover_run(topology: Topology, durability: &'static str) -> FailoverF
         watchdog.abort();
         check_nothing_lost(&env, &goals, &artifacts, &std::fs::read_to_string(&runs).unwrap()).await;
         figures.terminals = GOALS;
+        // Nothing lost, so nothing reported: no component remembered a head only the dead
+        // primary held, and every head witnessed outside Redis (each second) is in the chain.
+        assert!(!env.logs_all().contains("LEDGER REGRESSION"), "a false alarm\n{}", env.logs());
+        assert_eq!(env.store.regressions().await.unwrap(), Vec::new(), "a regression was recorded");
+        let out = env.run(&["verify", "--witness"]);
+        assert!(out.status.success(), "{}{}", sett_e2e::text(&out.stdout), sett_e2e::text(&out.stderr));
+        assert!(sett_e2e::text(&out.stdout).contains("Witnessed:"), "{}", sett_e2e::text(&out.stdout));
     } else {
         // Nothing waits forever: within the agent timeout plus slack every claim has ended
         // (a claim whose tool output vanished fails at its deadline).

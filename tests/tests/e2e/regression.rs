@@ -5,8 +5,10 @@
 //! Within 10 s: an ERROR line with both heads in the orchestrator's and each cub's log,
 //! `sett_ledger_regressions_total` on `/metrics`, a `REGRESSED` line in `sett status` (exit 1),
 //! a `ledger_regressed` webhook at a real receiver, and the console's banner; `sett ledger ack`
-//! clears the status. A normal restart, a destroy and re-creation under the same name, and an
-//! import raise nothing.
+//! clears the status. The witness file outside Redis (periodic anchors every second, each also a
+//! `ledger_anchor` webhook) makes the loss provable: `sett verify --witness` exits 1 naming the
+//! events lost. A normal restart, a destroy and re-creation under the same name, and an import
+//! raise nothing, and the witness file still verifies after each.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
@@ -33,11 +35,12 @@ cat >/dev/null
 jq -n '{artifact_type: "Review", artifact_payload: {}}'
 "#;
 
-fn team(webhook: &str) -> String {
+fn team(webhook: &str, witness_hook: &str) -> String {
     format!(
         r#"
 version: "1.0"
 orchestrator: {{bid_timeout: 10s}}
+ledger: {{anchor_every: 1s}}
 agents:
   Finisher:
     command: ["./finish.sh"]
@@ -51,8 +54,36 @@ notifications:
   webhooks:
     - name: ops
       url: {webhook}
+    - name: witness
+      url: {witness_hook}
+      events: [ledger_anchor]
 "#
     )
+}
+
+/// The workspace's witness file (the default `ledger.witness_file`).
+fn witness_file(env: &Env) -> std::path::PathBuf {
+    env.path().join(".sett").join("ledger").join("witness.jsonl")
+}
+
+/// The highest seq the witness file holds for the instance.
+fn highest_witnessed(env: &Env) -> u64 {
+    std::fs::read_to_string(witness_file(env))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["instance"] == env.name.as_str())
+        .filter_map(|v| v["seq"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// `sett verify --witness -o json`: its exit code and document.
+fn verify_witness(env: &Env) -> (Option<i32>, serde_json::Value) {
+    let out = env.run(&["verify", "--witness", "-o", "json"]);
+    let doc = serde_json::from_str(&text(&out.stdout))
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    (out.status.code(), doc)
 }
 
 const CONSOLE_TOKEN: &str = "regression-test-token";
@@ -107,9 +138,8 @@ async fn a_redis_restarted_on_an_older_copy_is_reported_by_every_component() {
     let data = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start(data.path(), &[]);
     let mut hook = Receiver::start().await;
-    let mut env =
-        Env::with_redis_url(&redis.url(), &team(&hook.url("/sett")), &[("finish.sh", FINISH), ("review.sh", REVIEW)])
-            .await;
+    let yml = team(&hook.url("/sett"), &hook.url("/witness"));
+    let mut env = Env::with_redis_url(&redis.url(), &yml, &[("finish.sh", FINISH), ("review.sh", REVIEW)]).await;
     env.up();
     let (_console, console) = start_console(&env);
     env.forage("first goal");
@@ -136,6 +166,14 @@ async fn a_redis_restarted_on_an_older_copy_is_reported_by_every_component() {
     for (addr, c) in addrs.iter().zip(components.iter().chain(&["console"])) {
         assert!(poll_until(LIMIT, || saw(addr, c, lost_head.seq)), "{c} never saw head {lost_head}");
     }
+    // The witness file outside Redis holds the head too (anchored every second).
+    assert!(
+        poll_until(LIMIT, || highest_witnessed(&env) >= lost_head.seq),
+        "head {lost_head} never witnessed in {}",
+        witness_file(&env).display()
+    );
+    let (code, doc) = verify_witness(&env);
+    assert_eq!(code, Some(0), "the witnesses agree with the chain before the loss: {doc}");
 
     redis.stop();
     std::fs::copy(&older, data.path().join("dump.rdb")).unwrap();
@@ -181,6 +219,30 @@ async fn a_redis_restarted_on_an_older_copy_is_reported_by_every_component() {
     let left = REPORT_WITHIN.saturating_sub(restarted.elapsed()).max(Duration::from_millis(1));
     let r = hook.next_event("ledger_regressed", left, &mut others).await;
     seen_at.push(("webhook".into(), restarted.elapsed()));
+    // Each anchor was also sent to the webhook that asked for `ledger_anchor` (and only to it):
+    // a witness line the receiver can keep.
+    let anchor = match others.iter().find(|o| o.header("x-sett-event") == Some("ledger_anchor")) {
+        Some(a) => a.clone(),
+        None => hook.next_event("ledger_anchor", LIMIT, &mut Vec::new()).await,
+    };
+    assert_eq!(anchor.path, "/witness", "ledger_anchor is opt-in: only the webhook naming it gets it");
+    let line: sett_core::witness::WitnessRecord =
+        serde_json::from_str(anchor.json()["ledger"]["witness_line"].as_str().unwrap()).unwrap();
+    assert_eq!(line.instance, env.name.as_str());
+    assert!(others.iter().all(|o| o.path != "/sett" || o.header("x-sett-event") != Some("ledger_anchor")));
+
+    // The loss is provable: every witnessed head must be in the chain, and the newest are not.
+    let witnessed = highest_witnessed(&env);
+    let (code, doc) = verify_witness(&env);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["breach"]["record"], "witnessed head", "{doc}");
+    let problem = doc["breach"]["problem"].as_str().unwrap();
+    let chain_end = doc["head"].as_str().unwrap().split(':').next().unwrap().parse::<u64>().unwrap();
+    assert!(
+        problem.contains(&format!("events {}..{witnessed}", chain_end + 1)) && problem.contains("lost"),
+        "the lost range is named: {problem}"
+    );
+    figure(&format!("WITNESS sett verify --witness after the loss: {problem}"));
     figure(&format!("REGRESSION reported after Redis restarted on an older copy: {seen_at:?}"));
 
     // One record per lost head, whoever noticed: the highest head seen (at least the one the
@@ -213,6 +275,10 @@ async fn a_redis_restarted_on_an_older_copy_is_reported_by_every_component() {
     assert_eq!(ack["acknowledged"].as_array().unwrap().len(), 1, "{ack}");
     let out = env.run(&["status"]);
     assert!(out.status.success() && !text(&out.stdout).contains("REGRESSED"), "{}", text(&out.stdout));
+    // Acknowledged, the witness file checks from the accepted head on (its older lines stay).
+    let (code, doc) = verify_witness(&env);
+    assert_eq!(code, Some(0), "{doc}");
+    assert!(doc["report"]["witnessed"]["replaced"].as_u64().unwrap() > 0, "{doc}");
     env.down();
 }
 
@@ -236,12 +302,15 @@ async fn assert_nothing_reported(env: &Env, what: &str) {
     assert!(env.store.regressions().await.unwrap().is_empty(), "{what}: a regression was recorded");
     let out = env.run(&["status"]);
     assert!(!text(&out.stdout).contains("REGRESSED"), "{what}: {}", text(&out.stdout));
+    let (code, doc) = verify_witness(env);
+    assert_eq!(code, Some(0), "{what}: the witness file disagrees with the chain: {doc}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_a_re_creation_and_an_import_raise_no_regression() {
     let hook = Receiver::start().await;
-    let mut env = Env::new(&team(&hook.url("/sett")), &[("finish.sh", FINISH), ("review.sh", REVIEW)]).await;
+    let yml = team(&hook.url("/sett"), &hook.url("/witness"));
+    let mut env = Env::new(&yml, &[("finish.sh", FINISH), ("review.sh", REVIEW)]).await;
     let done = |n: usize| {
         move |a: &[sett_core::Artifact]| a.iter().filter(|x| x.structural_type == StructuralType::Terminal).count() == n
     };

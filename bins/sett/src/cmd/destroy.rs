@@ -88,6 +88,9 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     if human && !args.force {
         crate::output::line(&format!("Destroying instance '{name}'..."))?;
     }
+    // The head of the ledger that ends here, for the witness file: the heads witnessed before
+    // belong to a ledger destroyed on purpose.
+    let destroyed_head = store.ledger_head().await?;
     let plan = destroyer.plan();
     let bar = progress_bar(plan.counted.then(|| plan.total_keys()), ctx.global.quiet);
     let report = destroyer.execute(args.backup.as_deref(), |n| bar.set_position(n)).await;
@@ -96,6 +99,11 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     // Its ledger is gone on purpose: a new instance of the same name starts a new one.
     if let Err(e) = sett_ops::ledger_watch::forget_state(ctx.workspace_root(), name.as_str()) {
         eprintln!("Warning: could not remove this workspace's record of the destroyed ledger's head: {e}");
+    }
+    let head = destroyed_head.unwrap_or(sett_core::ledger::Head { seq: 0, hash: String::new() });
+    let witness = sett_ops::witness::record(name.as_str(), &head, sett_core::witness::REASON_DESTROY);
+    if let Err(e) = sett_ops::witness::append(&ctx.witness_file(), &witness) {
+        eprintln!("Warning: {e}; 'sett verify --witness' will take the destroyed ledger's heads for lost events");
     }
     if removes_redis.is_some() {
         // The instance's keys are gone; the container goes with every other key in it.

@@ -60,9 +60,20 @@ pub(crate) async fn run(ctx: &Ctx, args: DownArgs) -> Result<ExitCode> {
     ))?;
     // An anchor: the head as the run left it, in the audit stream and for the operator to keep.
     match sett_ops::verify::anchor(&store, "down").await {
-        Ok(Some(head)) => output::line(&format!(
-            "Ledger head: {head} (recorded in the audit stream; 'sett verify --head {head}' checks it later)"
-        ))?,
+        Ok(Some(head)) => {
+            output::line(&format!(
+                "Ledger head: {head} (recorded in the audit stream; 'sett verify --head {head}' checks it later)"
+            ))?;
+            let file = ctx.witness_file();
+            match sett_ops::witness::witness_head(&store, &head, "down", &file, None).await {
+                Ok(_) => output::line(&format!(
+                    "Witnessed in {} ('sett verify --witness {}' proves later that nothing before it was lost)",
+                    file.display(),
+                    file.display()
+                ))?,
+                Err(e) => eprintln!("warning: {e}"),
+            }
+        }
         Ok(None) => {}
         Err(e) => eprintln!("warning: could not record the ledger head: {e}"),
     }

@@ -38,11 +38,18 @@ pub(crate) async fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     };
     // An anchor: the head of the data exported (verify the file later with --file --head).
     let head = sett_ops::verify::anchor(&store, "export").await.context("recording the ledger head")?;
+    let witnessed = match &head {
+        Some(h) => Some(sett_ops::witness::witness_head(&store, h, "export", &ctx.witness_file(), None).await),
+        None => None,
+    };
     if !ctx.global.quiet {
         if let Some(h) = &head {
             eprintln!(
                 "Ledger head: {h} (recorded in the audit stream; check the file with 'sett verify --file <file> --head {h}')."
             );
+        }
+        if let Some(Err(e)) = &witnessed {
+            eprintln!("Warning: {e}");
         }
         let target = args.file.as_ref().map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
         eprintln!("Exported {n} keys of instance '{}' to {target}.", store.instance());

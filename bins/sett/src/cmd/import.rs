@@ -38,6 +38,12 @@ pub(crate) async fn run(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
     if let Err(e) = sett_ops::ledger_watch::forget_state(ctx.workspace_root(), store.instance().as_str()) {
         eprintln!("Warning: could not reset this workspace's record of the instance's ledger head: {e}");
     }
+    // The witness file starts the imported ledger at its head.
+    let head = store.ledger_head().await?.unwrap_or(sett_core::ledger::Head { seq: 0, hash: String::new() });
+    let witness = sett_ops::witness::record(store.instance().as_str(), &head, sett_core::witness::REASON_IMPORT);
+    if let Err(e) = sett_ops::witness::append(&ctx.witness_file(), &witness) {
+        eprintln!("Warning: {e}; 'sett verify --witness' will take the replaced ledger's heads for lost events");
+    }
     if !ctx.global.quiet {
         eprintln!("Imported {} keys into instance '{}'.", report.restored, store.instance());
         if !report.skipped.is_empty() {

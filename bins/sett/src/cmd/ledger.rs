@@ -1,7 +1,7 @@
 //! `sett ledger ack`: an operator has looked at the instance's ledger regressions (see
 //! docs/operations.md, "The ledger went back"): they are marked acknowledged (who, when), `sett
-//! status` stops showing them, and this workspace's record of the highest head seen starts
-//! again from the current head.
+//! status` stops showing them, and this workspace's record of the highest head seen and its
+//! witness file (`sett verify --witness`) start again from the current head.
 
 use std::process::ExitCode;
 
@@ -29,6 +29,14 @@ async fn ack(ctx: &Ctx) -> Result<ExitCode> {
     let local = watch.unacknowledged().len();
     watch.acknowledge().await?;
     let head = watch.seen().map(ToString::to_string);
+    // The witness file checks from this head on: the loss is known and accepted; the lines of
+    // the heads lost stay in the file as evidence.
+    let accepted = store.ledger_head().await?.unwrap_or(sett_core::ledger::Head { seq: 0, hash: String::new() });
+    let record =
+        sett_ops::witness::record(store.instance().as_str(), &accepted, sett_core::witness::REASON_ACKNOWLEDGED);
+    if let Err(e) = sett_ops::witness::append(&ctx.witness_file(), &record) {
+        eprintln!("Warning: {e}; 'sett verify --witness' will still report the heads lost");
+    }
     let doc = serde_json::json!({
         "instance": store.instance().as_str(),
         "acknowledged_by": operator,

@@ -83,6 +83,7 @@ fn render(r: &StatusReport) -> String {
             r.instance
         ));
     }
+    out.push(format!("Redis:      {}", r.replication.summary()));
     if !r.webhooks.is_empty() {
         out.push("Webhooks:".into());
         for w in &r.webhooks {

@@ -32,7 +32,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     // Before anything starts: a container whose user cannot read its workspace dies at once.
     sett_runtime::check_workspace_access(&config, &ctx.workspace.root, &ctx.workspace.config_path())?;
     let url = resolve_redis(ctx, config.runtime).await?;
-    let redis = Redis::connect(RedisOptions::new(url.clone())).await?.with_durability(ctx.durability());
+    let redis = Redis::connect(RedisOptions::new(url.clone())).await?.with_configured_durability(&ctx.redis_config());
     let name = pick_instance(ctx, &redis, args.force).await?;
     let store = redis.instance(&name);
     let runtime = Runtime::connect(config.runtime, name.as_str()).await?;
@@ -66,6 +66,14 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
         return Err(e);
     }
     summary::print(ctx, &config, &name, &url, &launch, &kept)?;
+    // Where the work runs: a primary no synced replica copies loses it whole when it dies.
+    let replication = sett_ops::status::Replication::of(&store).await;
+    if !ctx.global.quiet {
+        crate::output::line(&format!("Redis: {}", replication.summary()))?;
+    }
+    if let Some(w) = &replication.warning {
+        eprintln!("WARNING: {w}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,13 +1,15 @@
-//! `sett verify [--file EXPORT] [--head SEQ:HASH]`: recomputes an instance's artifact hashes and
-//! event chain (from Redis, or offline from an export) and prints the head an operator records
-//! elsewhere. Exit 0 when intact; 1 naming the first broken record (docs/operations.md, "sett
-//! verify failed").
+//! `sett verify [--file EXPORT] [--head SEQ:HASH] [--witness [FILE]]`: recomputes an instance's
+//! artifact hashes and event chain (from Redis, or offline from an export), checks every head a
+//! witness file saw, and prints the head an operator records elsewhere. Exit 0 when intact; 1
+//! naming the first broken record (docs/operations.md, "sett verify failed" and "The ledger went
+//! back").
 
 use std::io::BufReader;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sett_ops::verify::{ExportLedger, Outcome, verify};
+use sett_core::witness::Witnesses;
+use sett_ops::verify::{ExportLedger, Outcome, WITNESSED_HEAD, verify_witnessed};
 
 use crate::cli::{OutputFormat, VerifyArgs};
 use crate::ctx::Ctx;
@@ -39,12 +41,25 @@ fn render(what: &str, o: &Outcome) -> Vec<String> {
     if r.recorded_head_matches == Some(true) {
         out.push("Recorded head: found in the chain (no rewrite since it was recorded).".to_owned());
     }
+    if let Some(w) = &r.witnessed {
+        let replaced = if w.replaced > 0 {
+            format!("; {} of ledgers destroyed or imported over were not checked", w.replaced)
+        } else {
+            String::new()
+        };
+        let highest = w.highest.as_ref().map_or_else(String::new, |h| format!(", the highest {h}"));
+        let verdict = if o.breach.is_none() { ": every one is in the chain" } else { "" };
+        out.push(format!("Witnessed:  {} head(s){highest}{verdict}{replaced}", w.heads));
+    }
     match &o.breach {
         None => {
             if let Some(h) = &r.head {
                 out.push(format!("Record the head elsewhere (a ticket, a git tag); later run 'sett verify --head {h}'."));
             }
         }
+        Some(b) if b.record == WITNESSED_HEAD => out.push(
+            "Next: the events named are gone from Redis (not tampered with: lost). Keep this output, stop writers ('sett down') and follow docs/operations.md \"The ledger went back\".".to_owned(),
+        ),
         Some(_) => out.push(
             "Next: stop writers ('sett down'), keep this output, export the instance for evidence, and follow docs/operations.md \"sett verify failed\".".to_owned(),
         ),
@@ -53,18 +68,30 @@ fn render(what: &str, o: &Outcome) -> Vec<String> {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitCode> {
-    let VerifyArgs { file, head } = args;
+    let VerifyArgs { file, head, witness } = args;
+    // `--witness` alone: this workspace's witness file.
+    let witness = witness.map(|w| w.unwrap_or_else(|| ctx.witness_file()));
     let (what, outcome) = match &file {
         Some(path) => {
             let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let mut src =
                 ExportLedger::read(BufReader::new(f)).with_context(|| format!("reading {}", path.display()))?;
-            (format!("export {}", path.display()), verify(&mut src, head.as_ref()).await?)
+            let witnesses = match &witness {
+                Some(w) => Some(witnesses_for_export(ctx, w)?),
+                None => None,
+            };
+            (format!("export {}", path.display()), verify_witnessed(&mut src, head.as_ref(), witnesses.as_ref()).await?)
         }
         None => {
             let mut store = ctx.store().await?;
             let what = format!("instance '{}'", store.instance());
-            let outcome = verify(&mut store, head.as_ref()).await.with_context(|| format!("verifying {what}"))?;
+            let witnesses = match &witness {
+                Some(w) => Some(sett_ops::witness::witnesses_of(w, store.instance().as_str())?),
+                None => None,
+            };
+            let outcome = verify_witnessed(&mut store, head.as_ref(), witnesses.as_ref())
+                .await
+                .with_context(|| format!("verifying {what}"))?;
             (what, outcome)
         }
     };
@@ -95,4 +122,19 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
         }
     }
     Ok(if outcome.intact() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The heads a witness file saw of the instance an export holds: `--name`, else the one
+/// instance the file names.
+fn witnesses_for_export(ctx: &Ctx, witness: &std::path::Path) -> Result<Witnesses> {
+    let instance = match ctx.explicit_name()? {
+        Some(n) => n.to_string(),
+        None => sett_ops::witness::only_instance(witness)?.ok_or_else(|| {
+            crate::ctx::usage(format!(
+                "{} holds the heads of several instances (or none): pass --name NAME to say which one the export is",
+                witness.display()
+            ))
+        })?,
+    };
+    Ok(sett_ops::witness::witnesses_of(witness, &instance)?)
 }
