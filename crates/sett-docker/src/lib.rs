@@ -153,6 +153,12 @@ impl Spec {
         ]
     }
 
+    /// `<workspace>/.sett/ledger`: where the orchestrator keeps the highest ledger head it saw
+    /// and the witness file (mounted `rw` into its container, over the read-only workspace).
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.workspace.join(".sett").join("ledger")
+    }
+
     /// The workspace mounted `ro` or `rw`, and the log directory always `rw` on top of it.
     fn binds(&self, rw: bool) -> Vec<String> {
         let ws = self.workspace.display();
@@ -205,6 +211,8 @@ impl Spec {
         env.push(format!("SETT_LOG_DIR={}", self.log_dir.display()));
         env.push(format!("{SPEC_ENV}={}", serde_json::to_string(self).expect("serializable")));
         let mut binds = self.binds(false);
+        let ledger = self.ledger_dir();
+        binds.push(format!("{}:{}:rw", ledger.display(), ledger.display()));
         if let Some(s) = &self.socket {
             binds.push(format!("{}:/var/run/docker.sock:rw", s.display()));
             env.push("DOCKER_HOST=unix:///var/run/docker.sock".to_owned());
@@ -649,8 +657,10 @@ mod tests {
         assert_eq!(labels[LABEL_COMPONENT], "worker");
         assert_eq!(w.user.as_deref(), Some("10001:10001"));
         assert!(w.env.unwrap().contains(&"SETT_REDIS_URL=redis://cub@h:1".to_owned()));
-        let o = spec.orchestrator_container(|_| None).env.unwrap();
-        assert!(o.contains(&"SETT_REDIS_URL=redis://h:1".to_owned()));
+        let o = spec.orchestrator_container(|_| None);
+        assert!(o.env.unwrap().contains(&"SETT_REDIS_URL=redis://h:1".to_owned()));
+        // The orchestrator keeps its ledger head and the witness file outside Redis.
+        assert!(o.host_config.unwrap().binds.unwrap().contains(&"/ws/.sett/ledger:/ws/.sett/ledger:rw".to_owned()));
         let secret = Spec { redis_url: "redis://u:hunter2@h:1".into(), ..spec.clone() };
         assert!(!format!("{secret:?}").contains("hunter2"));
     }

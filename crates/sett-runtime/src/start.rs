@@ -171,6 +171,12 @@ impl Runtime {
                 source,
             })?;
             share_with_container_user(&spec.log_dir, &spec.user);
+            // The orchestrator's ledger head and the witness file (`ledger.witness_file`'s
+            // default) live here, outside Redis.
+            let ledger = spec.ledger_dir();
+            std::fs::create_dir_all(&ledger)
+                .map_err(|source| RuntimeError::Io { what: format!("cannot create {}", ledger.display()), source })?;
+            share_with_container_user(&ledger, &spec.user);
             rt.ensure_network(spec.redis_container.as_deref()).await?;
         }
         Ok(())
