@@ -186,10 +186,11 @@
         var structured = form.dataset.structured === "1";
         if (structured && !checkExtra(form)) { return; }
         var body = structured
-          ? { fields: Array.from(new FormData(form).entries()).map(function (e) { return [e[0], String(e[1])]; }) }
+          ? { fields: Array.from(new FormData(form, ev.submitter).entries()).map(function (e) { return [e[0], String(e[1])]; }) }
           : { answer: form.querySelector("textarea").value };
-        var button = form.querySelector("button");
-        button.disabled = true;
+        var buttons = form.querySelectorAll("button");
+        buttons.forEach(function (b) { b.disabled = true; });
+        var decision = form.dataset.approval === "1" && ev.submitter ? ev.submitter.value : null;
         var url = "/api/v1/instances/" + encodeURIComponent(form.dataset.instance) + "/questions/" +
           encodeURIComponent(form.dataset.questionId) + "/answer";
         fetch(url, {
@@ -204,17 +205,21 @@
             var p = document.createElement("p");
             p.className = "answered-now";
             p.dataset.answeredNow = "1";
-            p.textContent = "Answered as " + res.body.answered_by + " (answer " + res.body.answer_id + "); the agent resumes.";
+            p.textContent = decision === "approve"
+              ? "Approved as " + res.body.answered_by + " (answer " + res.body.answer_id + "); the agent is granted its claim."
+              : decision === "reject"
+                ? "Rejected as " + res.body.answered_by + " (answer " + res.body.answer_id + "); the claim ends with a Failure."
+                : "Answered as " + res.body.answered_by + " (answer " + res.body.answer_id + "); the agent resumes.";
             if (card) { card.dataset.state = "answered"; }
             form.replaceWith(p);
           } else {
-            button.disabled = false;
+            buttons.forEach(function (b) { b.disabled = false; });
             showProblems(form, res.body.problems);
             answered(form, res.body.error || ("the console answered " + res.status), "bad");
             if (res.status === 409 && card) { card.dataset.state = "answered"; }
           }
         }).catch(function (e) {
-          button.disabled = false;
+          buttons.forEach(function (b) { b.disabled = false; });
           answered(form, "the console did not answer: " + e, "bad");
         });
       });

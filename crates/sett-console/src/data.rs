@@ -235,6 +235,8 @@ pub struct Question {
     pub deadline_ms: Option<i64>,
     pub time_left_ms: Option<i64>,
     pub text: String,
+    /// What the question is for: `question` (an agent's), `approval` (a gated grant), ….
+    pub kind: sett_core::answer_spec::QuestionKind,
     /// The workflow's goal, when the chain reaches it.
     pub goal: Option<Link>,
     /// What the question was asked about, nearest first, up to the goal (left empty on an
@@ -341,8 +343,11 @@ pub async fn questions(
         let claim = artifact.and_then(|a| a.claim_id).and_then(|c| claims.get(&c));
         let oq = claim.and_then(|c| c.open_questions.get(&id));
         let deadline_ms = oq.and_then(|q| q.deadline_ms);
-        let agent = artifact
-            .map(|a| a.produced_by_role.clone())
+        // An approval is asked by the orchestrator about an agent: name that agent.
+        let agent = oq
+            .filter(|q| q.approval.is_some())
+            .map(|q| q.agent.to_string())
+            .or_else(|| artifact.map(|a| a.produced_by_role.clone()))
             .or_else(|| oq.map(|q| q.agent.to_string()))
             .unwrap_or_else(|| "?".into());
         let context: Vec<Link> = if with_context {
@@ -361,6 +366,7 @@ pub async fn questions(
             age_ms: now - r.asked_at_ms,
             deadline_ms,
             time_left_ms: deadline_ms.map(|d| d - now),
+            kind: artifact.map(|a| sett_core::answer_spec::QuestionKind::of_payload(&a.payload)).unwrap_or_default(),
             text: artifact.map(|a| a.payload.clone()).unwrap_or_default(),
             context_len: chain.len().saturating_sub(1),
             goal,
@@ -444,6 +450,8 @@ pub struct ArtifactView {
     pub claim: Option<Claim>,
     pub answer: Option<AnswerRecord>,
     pub open_question: bool,
+    /// For an approval question: what it asks to approve (agent, claim type, target, context).
+    pub approval: Option<sett_ops::approval::ApprovalView>,
 }
 
 pub async fn artifact(store: &Store, id: &ArtifactId) -> sett_store::Result<Option<ArtifactView>> {
@@ -454,14 +462,14 @@ pub async fn artifact(store: &Store, id: &ArtifactId) -> sett_store::Result<Opti
         Some(c) => store.get_claim(&c).await?,
         None => None,
     };
-    let (answer, open_question) = if artifact.structural_type == StructuralType::Question {
+    let (answer, open_question, approval) = if artifact.structural_type == StructuralType::Question {
         let rec = store.answer_record(id).await?;
-        let open = rec.is_none() && store.open_questions().await?.iter().any(|(q, _)| q == id);
-        (rec, open)
+        let open = rec.is_none() && store.is_question_open(id).await?;
+        (rec, open, sett_ops::approval::approval_view(store, id).await?)
     } else {
-        (None, false)
+        (None, false, None)
     };
-    Ok(Some(ArtifactView { artifact, claim, answer, open_question }))
+    Ok(Some(ArtifactView { artifact, claim, answer, open_question, approval }))
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use sett_core::answer_spec::{AnswerSpec, Field, FieldKind, StructuredQuestion};
+use sett_core::approval::ApprovalSubject;
 use sett_core::{ArtifactId, BidType, Claim};
+use sett_ops::approval::ApprovalView;
 use sett_ops::feed::{excerpt, short};
 use sett_ops::status::StatusReport;
 
@@ -440,11 +442,79 @@ pub fn artifact(instance: &str, v: &ArtifactView, role: Role) -> String {
             time(r.answered_at_ms)
         );
     }
+    if let Some(approval) = &v.approval {
+        out.push_str("</dl>");
+        out.push_str(&approval_section(instance, approval));
+        if v.open_question && role.may_answer() {
+            out.push_str(&approval_form(instance, &id));
+        }
+        let _ = write!(
+            out,
+            r#"<details class="raw"><summary>Question payload</summary><pre class="payload">{}</pre></details>"#,
+            esc(&a.payload)
+        );
+        return out;
+    }
     let _ = write!(out, r#"</dl><h2>Payload</h2><pre class="payload">{}</pre>"#, esc(&a.payload));
     if v.open_question && role.may_answer() {
         let _ = write!(out, "{}", answer_form(instance, &id, &a.payload));
     }
     out
+}
+
+/// What an approval asks to approve: the agent, the claim type, the target with its payload
+/// and hash, and its context chain with theirs (the hashes a decision binds).
+fn approval_section(instance: &str, v: &ApprovalView) -> String {
+    let i = esc(instance);
+    let s = &v.subject;
+    let link = |id: &ArtifactId, t: &str| {
+        format!(r#"<a href="/instances/{i}/artifacts/{id}">{} {}</a>"#, esc(t), short(&id.to_string()))
+    };
+    let mut out = format!(
+        r#"<section class="approval" data-approval-id="{q}"><h2>Approval</h2>
+<p class="ask">May agent <b class="agent">{agent}</b> run its <b class="claim-type">{ct}</b> claim on {target}? Its tool does not start before a decision; approving binds exactly the hashes below.</p>
+<dl class="props"><dt>Agent</dt><dd>{agent}</dd><dt>Claim type</dt><dd>{ct}</dd><dt>Claim</dt><dd><code>{claim}</code></dd>
+<dt>Target</dt><dd>{target} <code class="hash" title="content hash">{hash}</code>{changed}</dd></dl>
+<h3>Target payload</h3><pre class="payload target">{payload}</pre>"#,
+        q = v.question_id,
+        agent = esc(s.agent.as_str()),
+        ct = s.claim_type,
+        claim = s.claim_id,
+        target = link(&s.target.id, &s.target.artifact_type),
+        hash = esc(&s.target.hash),
+        changed = if v.target_unchanged {
+            ""
+        } else {
+            r#" <strong class="bad">its stored hash changed since the approval was asked: a decision is refused (run sett verify)</strong>"#
+        },
+        payload = esc(v.target.as_ref().map_or("(missing)", |t| t.payload.as_str())),
+    );
+    let _ = write!(out, r#"<h3>Context chain ({})</h3><ol class="chain approval-context">"#, s.context.len());
+    for c in &s.context {
+        let payload = v.context.iter().find(|a| a.id == c.id).map(|a| excerpt(&a.payload, 400)).unwrap_or_default();
+        let _ = write!(
+            out,
+            r#"<li>{} <code class="hash">{}</code><pre class="excerpt">{}</pre></li>"#,
+            link(&c.id, &c.artifact_type),
+            esc(&c.hash),
+            esc(&payload)
+        );
+    }
+    out.push_str("</ol></section>");
+    out
+}
+
+/// The decision form of an approval: a reason, and Approve / Reject buttons (a rejection needs
+/// the reason; the server checks it again, and that the target is still what was shown).
+fn approval_form(instance: &str, qid: &str) -> String {
+    format!(
+        r#"<form class="answer structured approval" data-instance="{}" data-question-id="{qid}" data-structured="1" data-approval="1">
+<div class="field" data-field="reason"><label><span class="name">Reason</span><input type="text" name="reason" maxlength="{}"></label><small class="help">required to reject; recorded in the ledger with your name</small><output class="problem"></output></div>
+<div class="field" data-field="decision"><output class="problem"></output></div>
+<button type="submit" name="decision" value="approve" class="approve">Approve</button> <button type="submit" name="decision" value="reject" class="reject">Reject</button><output class="result"></output></form>"#,
+        esc(instance),
+        sett_core::approval::MAX_REASON_LEN,
+    )
 }
 
 /// The answer form of a question: a text area for free text; for a structured question its spec
@@ -453,6 +523,13 @@ pub fn artifact(instance: &str, v: &ArtifactView, role: Role) -> String {
 /// what HTML can express (required, min/max, lengths); console.js adds patterns and item counts;
 /// the server checks everything again.
 fn answer_form(instance: &str, qid: &str, payload: &str) -> String {
+    if ApprovalSubject::of_payload(payload).is_some() {
+        return format!(
+            r#"<p class="approval-link"><a href="/instances/{}/artifacts/{qid}">Review what is to be approved</a> (target payload, context chain, hashes)</p>{}"#,
+            esc(instance),
+            approval_form(instance, qid)
+        );
+    }
     let Ok(Some(q)) = StructuredQuestion::from_payload(payload) else {
         return format!(
             r#"<form class="answer" data-instance="{}" data-question-id="{qid}"><label>Your answer<textarea name="answer" required maxlength="65536" rows="3"></textarea></label><button type="submit">Answer</button><output class="result"></output></form>"#,

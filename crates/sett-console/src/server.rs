@@ -864,7 +864,9 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
                 "answered_at": html::time(record.answered_at_ms), "answer_id": record.answer_id, "timed_out": record.timed_out,
             }),
         ),
-        Err(e @ AnswerError::Closed { .. }) => json_resp(StatusCode::CONFLICT, json!({"error": e.to_string()})),
+        Err(e @ (AnswerError::Closed { .. } | AnswerError::NotWaiting(_) | AnswerError::TargetChanged { .. })) => {
+            json_resp(StatusCode::CONFLICT, json!({"error": e.to_string()}))
+        }
         Err(AnswerError::Invalid { problems, .. }) => json_resp(
             StatusCode::BAD_REQUEST,
             json!({

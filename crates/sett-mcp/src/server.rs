@@ -149,6 +149,8 @@ impl SettMcp {
                         age_ms: q.age_ms,
                         deadline_ms: q.deadline_ms,
                         time_left_ms: q.time_left_ms,
+                        kind: q.kind.to_string(),
+                        approval: spec.as_ref().and_then(|s| s.subject.clone()),
                         text: q.text,
                         goal_id: q.goal.as_ref().map(|g| g.id.clone()),
                         goal: q.goal.map(|g| g.excerpt),

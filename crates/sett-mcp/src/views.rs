@@ -262,6 +262,12 @@ pub struct QuestionOut {
     pub answer_spec: Option<serde_json::Value>,
     /// The Question's payload as stored (a structured question's canonical JSON).
     pub text: String,
+    /// What it is for: `question` (an agent's) or `approval` (a gated agent waits for a
+    /// person's yes: answer with json {"decision": "approve"|"reject", "reason": "…"}).
+    pub kind: String,
+    /// For an approval: what is to be approved (agent, claim_id, claim_type, target and
+    /// context, each with the content hash a decision binds).
+    pub approval: Option<serde_json::Value>,
     /// The workflow's goal, when the context chain reaches it.
     pub goal_id: Option<String>,
     pub goal: Option<String>,

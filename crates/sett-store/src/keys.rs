@@ -18,7 +18,7 @@
 //! | `index:claim_by_artifact` | hash | artifact id → its (first) claim id |
 //! | `index:deadlines` | zset | claim id scored by its next deadline |
 //! | `questions:open` | zset | open question id scored by the time it was asked |
-//! | `questions:answers` | hash | question id → JSON answer record (closes it for good) |
+//! | `questions:answers` | hash | question id → JSON answer record (closes it for good; an approval's also binds its decision and the hashes shown) |
 //! | `executions` | hash | `<claim>:<seq>` → JSON record of the cub run that took a grant |
 //! | `components` | hash | component name → JSON health record (pid, address, heartbeat) |
 //! | `workers:<agent>:queue` | list | FIFO of grants waiting for a worker slot |

@@ -14,7 +14,7 @@ use sett_e2e::{Env, text};
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// Writes `deployed.marker` (its stdin) when it runs: the proof that the tool started.
-const DEPLOYER: &str = r#"#!/usr/bin/env bash
+pub(crate) const DEPLOYER: &str = r#"#!/usr/bin/env bash
 set -euo pipefail
 input=$(cat)
 printf '%s' "$input" > deployed.marker
@@ -46,7 +46,7 @@ pub(crate) fn wait_for_approval(env: &Env) -> serde_json::Value {
     listed.as_array().and_then(|a| a.first()).cloned().expect("an open approval")
 }
 
-fn marker_exists(env: &Env) -> bool {
+pub(crate) fn marker_exists(env: &Env) -> bool {
     env.path().join("deployed.marker").exists()
 }
 

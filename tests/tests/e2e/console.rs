@@ -292,3 +292,55 @@ async fn a_structured_question_is_a_form_checked_in_the_page_and_the_agent_resum
     b.client.clone().close().await.unwrap();
     env.down();
 }
+
+/// An approval from the console: its page shows the agent, the claim type, the target's payload
+/// and hash and the context chain; a rejection without a reason is refused in place; Approve
+/// starts the held-back tool (its marker file appears only then).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_is_reviewed_and_approved_in_the_console() {
+    let mut env = crate::approvals::gated_env("{timeout: 1h}").await;
+    env.up();
+    env.forage("Deploy release 2.4 to production");
+    let approval = crate::approvals::wait_for_approval(&env);
+    let qid = approval["id"].as_str().unwrap().to_owned();
+    let hash = approval["approval"]["target"]["hash"].as_str().unwrap().to_owned();
+    let (_console, url) = start_console(&env);
+    let base = url.split("/?token=").next().unwrap().to_owned();
+    let b = Browser::start().await;
+    b.client.goto(&url).await.unwrap();
+    // The inbox links the approval; its page shows what is to be approved.
+    b.client.goto(&format!("{base}/questions")).await.unwrap();
+    let card = format!(r#"article[data-question-id="{qid}"]"#);
+    b.client.wait().for_element(Locator::Css(&format!("{card} form.approval"))).await.unwrap();
+    b.client.goto(&format!("{base}/instances/{}/artifacts/{qid}", env.name)).await.unwrap();
+    b.client.wait().for_element(Locator::Css("section.approval form.approval, form.approval")).await.unwrap();
+    let shown = b
+        .js(r#"const s = document.querySelector('section.approval');
+               return [s.querySelector('.agent').textContent, s.querySelector('.claim-type').textContent,
+                       s.querySelector('pre.target').textContent, s.querySelector('code.hash').textContent];"#)
+        .await;
+    assert_eq!(shown, serde_json::json!(["Deployer", "exclusive", "Deploy release 2.4 to production", hash]));
+    b.js("document.querySelector('section.approval').scrollIntoView(); return 0;").await;
+    b.shot("console-approval").await;
+    assert!(!crate::approvals::marker_exists(&env), "nothing runs before the approval");
+
+    // Reject without a reason: refused by the server, shown next to the reason, nothing written.
+    b.client.find(Locator::Css("form.approval button.reject")).await.unwrap().click().await.unwrap();
+    b.client.wait().for_element(Locator::Css("form.approval output.result.bad")).await.unwrap();
+    let problem = b.js("return document.querySelector('[data-field=reason] output.problem').textContent;").await;
+    assert!(problem.as_str().unwrap_or("").contains("required to reject"), "{problem}");
+
+    let reason = b.client.find(Locator::Css("form.approval input[name=reason]")).await.unwrap();
+    reason.send_keys("release notes checked").await.unwrap();
+    b.client.find(Locator::Css("form.approval button.approve")).await.unwrap().click().await.unwrap();
+    // The page follows the instance live, so it may redraw without the form right after;
+    // the ledger is what tells.
+    env.wait_terminals(1, MINUTE).await;
+    assert!(crate::approvals::marker_exists(&env), "the approved tool ran");
+    let answers = env.artifacts_of(StructuralType::Answer).await;
+    assert_eq!(answers[0].answered_by.as_deref(), Some("Ada Console"));
+    let decided: serde_json::Value = serde_json::from_str(&answers[0].payload).unwrap();
+    assert_eq!(decided, serde_json::json!({"decision": "approve", "reason": "release notes checked"}));
+    b.client.clone().close().await.unwrap();
+    env.down();
+}
