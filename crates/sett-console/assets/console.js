@@ -37,7 +37,15 @@
         main.querySelectorAll("details.chain[open]").forEach(function (d) { chains[d.dataset.context] = d.querySelector("ol"); });
         var done = {};
         main.querySelectorAll("[data-answered-now]").forEach(function (el) { done[el.dataset.questionId] = el; });
+        // The action panel's reason and the last action's result outlive the refresh.
+        var reason = main.querySelector("section.actions input[name=reason]");
+        var reasonText = reason ? reason.value : "";
+        var lastResult = main.querySelector("section.actions output.result");
         main.replaceChildren.apply(main, Array.prototype.map.call(next.childNodes, function (n) { return document.importNode(n, true); }));
+        var again = main.querySelector("section.actions input[name=reason]");
+        if (again) { again.value = reasonText; }
+        var slot = main.querySelector("section.actions output.result");
+        if (slot && lastResult && lastResult.textContent) { slot.replaceWith(lastResult); }
         main.querySelectorAll("form.answer").forEach(function (f) {
           var id = f.dataset.questionId;
           var saved = typed[id], list = controls(f);
@@ -174,7 +182,46 @@
     out.textContent = text;
   }
 
+  // A workflow action (cancel, pause, resume, retry) or a fork: POSTed with the reason; the
+  // answer (or the refusal) is shown as text, and the page follows the resulting events.
+  function post(url, body, button, out) {
+    button.disabled = true;
+    fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-sett-csrf": csrf },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().then(function (body) { return { status: r.status, body: body }; });
+    }).then(function (res) {
+      out.className = "result " + (res.status === 200 ? "ok" : "bad");
+      out.dataset.status = String(res.status);
+      out.textContent = res.status === 200
+        ? (res.body.message || ("Done as " + (res.body.operator || "you") + "."))
+        : (res.body.error || ("the console answered " + res.status));
+      if (res.status !== 200) { button.disabled = false; }
+    }).catch(function (e) {
+      button.disabled = false;
+      out.className = "result bad";
+      out.textContent = "the console did not answer: " + e;
+    });
+  }
+
+  function wireActions() {
+    document.querySelectorAll("section.actions:not([data-wired])").forEach(function (panel) {
+      panel.dataset.wired = "1";
+      panel.querySelectorAll("button[data-action]").forEach(function (button) {
+        button.addEventListener("click", function () {
+          var reason = panel.querySelector("input[name=reason]").value.trim();
+          var url = "/api/v1/instances/" + encodeURIComponent(panel.dataset.instance) + "/workflows/" +
+            encodeURIComponent(panel.dataset.workflow) + "/" + button.dataset.action;
+          post(url, reason ? { reason: reason } : {}, button, panel.querySelector("output.result"));
+        });
+      });
+    });
+  }
+
   function wire() {
+    wireActions();
     document.querySelectorAll("form.answer:not([data-wired])").forEach(function (form) {
       form.dataset.wired = "1";
       form.addEventListener("input", function (ev) {

@@ -22,6 +22,8 @@ pub enum WorkflowState {
     WaitingForHuman,
     Complete,
     Failed,
+    /// An operator cancelled it (`sett cancel`, the console's Cancel).
+    Cancelled,
 }
 
 impl WorkflowState {
@@ -31,7 +33,13 @@ impl WorkflowState {
             Self::WaitingForHuman => "waiting for a human",
             Self::Complete => "complete",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether the workflow has ended (nothing of it runs any more).
+    pub fn ended(self) -> bool {
+        matches!(self, Self::Complete | Self::Failed | Self::Cancelled)
     }
 
     pub fn css(self) -> &'static str {
@@ -40,6 +48,7 @@ impl WorkflowState {
             Self::WaitingForHuman => "waiting",
             Self::Complete => "complete",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -160,12 +169,21 @@ fn state_of(goal: &Artifact, artifacts: &[Artifact], claims: &[Claim], open: &Ha
     WorkflowState::Running
 }
 
-/// Every workflow of an instance (reads every artifact and claim).
+/// Every workflow of an instance (reads every artifact and claim, and the cancellations).
 pub async fn workflows(store: &Store) -> sett_store::Result<Vec<Workflow>> {
-    let (artifacts, claims, open) =
-        tokio::try_join!(store.all_artifacts(), store.all_claims(), store.open_questions())?;
+    let (artifacts, claims, open, cancelled) =
+        tokio::try_join!(store.all_artifacts(), store.all_claims(), store.open_questions(), store.cancellations())?;
     let open: HashSet<ArtifactId> = open.into_iter().map(|(id, _)| id).collect();
-    Ok(group(artifacts, claims, &open))
+    let mut flows = group(artifacts, claims, &open);
+    // A cancellation is the workflow's outcome whatever its claims say (they end as terminated,
+    // which alone would read as failed): it is refused once the workflow has ended, and an
+    // output arriving after it (late, acted on by nobody) does not complete it.
+    for w in &mut flows {
+        if cancelled.contains_key(&w.goal.id.to_string()) {
+            w.state = WorkflowState::Cancelled;
+        }
+    }
+    Ok(flows)
 }
 
 /// A workflow as its row in the workflows table shows it (no artifacts kept: the console

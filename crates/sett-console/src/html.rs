@@ -290,18 +290,70 @@ pub fn workflows(instance: &str, rows: &[WorkflowRow], p: &Paging, now: i64) -> 
     out
 }
 
-/// A workflow's detail: the provenance graph and the claim timeline beside it.
+/// What the workflow page's action panel offers: who may act, and the state the buttons follow.
+#[derive(Debug, Clone)]
+pub struct Steering {
+    pub role: Role,
+    /// The workflow's cancellation, when it was cancelled.
+    pub cancelled: Option<sett_store::CancelRecord>,
+}
+
+/// The workflow's actions: a reason field and a button per action, each disabled (saying why)
+/// when the workflow's state does not allow it; for a role that may not act, a line saying
+/// which role may. console.js posts a button's action with the reason.
+fn actions_panel(instance: &str, w: &Workflow, steer: &Steering) -> String {
+    let mut out = String::new();
+    if let Some(c) = &steer.cancelled {
+        let _ = write!(
+            out,
+            r#"<p class="cancelled-by">Cancelled by <b>{}</b> at {}{}</p>"#,
+            esc(&c.operator),
+            time(c.at_ms),
+            c.reason.as_deref().map(|r| format!(": {}", esc(r))).unwrap_or_default()
+        );
+    }
+    if !steer.role.may_act() {
+        out.push_str(
+            r#"<p class="actions-note">Cancel, pause, resume, retry and fork need the role <b>operator</b>.</p>"#,
+        );
+        return out;
+    }
+    let ended = w.state.ended();
+    let button = |action: &str, label: &str, class: &str, disabled: Option<&str>| match disabled {
+        Some(why) => format!(
+            r#"<button type="button" data-action="{action}" class="{class}" disabled title="{}">{label}</button>"#,
+            esc(why)
+        ),
+        None => format!(r#"<button type="button" data-action="{action}" class="{class}">{label}</button>"#),
+    };
+    let _ = write!(
+        out,
+        r#"<section class="actions" aria-label="workflow actions" data-instance="{i}" data-workflow="{goal}"><label>Reason <input type="text" name="reason" id="action-reason" maxlength="4096" placeholder="why (recorded in the ledger with your name)"></label> {cancel}<output class="result"></output></section>"#,
+        i = esc(instance),
+        goal = w.goal.id,
+        cancel = button(
+            "cancel",
+            "Cancel workflow",
+            "danger",
+            ended.then_some("the workflow has ended: there is nothing left to cancel")
+        ),
+    );
+    out
+}
+
+/// A workflow's detail: the action panel, the provenance graph and the claim timeline beside it.
 pub fn workflow(
     instance: &str,
     w: &Workflow,
     svg: &str,
     bids: &BTreeMap<sett_core::ClaimId, BTreeMap<sett_core::AgentName, BidType>>,
+    steer: &Steering,
     now: i64,
 ) -> String {
     let i = esc(instance);
     let mut out = format!(
         r#"<h1>Workflow <span class="id">{}</span> <span class="state {}">{}</span></h1>
-<p class="goal">{}</p>
+<p class="goal">{}</p>{}
 <p class="legend"><span class="st-Standard">Standard</span> <span class="st-Review">Review</span> <span class="st-Question">Question</span> <span class="st-Answer">Answer</span> <span class="st-Failure">Failure</span> <span class="st-Terminal">Terminal</span> · {} artifacts, {} claims · <a href="/instances/{i}">all workflows</a></p>
 <div class="detail"><section class="graph-wrap" aria-label="provenance graph">{svg}</section>
 <section class="timeline"><h2>Claim timeline</h2><ol>"#,
@@ -309,6 +361,7 @@ pub fn workflow(
         w.state.css(),
         w.state.as_str(),
         esc(&w.goal.payload),
+        actions_panel(instance, w, steer),
         w.artifacts.len(),
         w.claims.len(),
     );

@@ -271,6 +271,9 @@ fn route_label(path: &str) -> &'static str {
         ["api", "v1", "instances", _, "workflows"] => "api_workflows",
         ["api", "v1", "instances", _, "artifacts", _] => "api_artifact",
         ["api", "v1", "instances", _, "events"] => "api_events",
+        ["api", "v1", "instances", _, "workflows", _, _] | ["api", "v1", "instances", _, "artifacts", _, "fork"] => {
+            "api_action"
+        }
         _ => "other",
     }
 }
@@ -410,13 +413,24 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
             let (name, id) = (name.to_string(), id.to_string());
             api_answer(app, &ctx, req, &name, &id).await
         }
+        (Method::POST, ["api", "v1", "instances", name, "workflows", id, verb]) => match Action::parse(verb) {
+            Some(action) => {
+                let (name, id) = (name.to_string(), id.to_string());
+                api_action(app, &ctx, req, &name, &id, action).await
+            }
+            None => error(
+                true,
+                StatusCode::NOT_FOUND,
+                &format!("no workflow action '{verb}'; the actions are {}", Action::NAMES.join(", ")),
+            ),
+        },
         (Method::GET, _) => {
             error(api, StatusCode::NOT_FOUND, "no such page; start from / or see docs/console.md for the API")
         }
         _ => error(
             api,
             StatusCode::METHOD_NOT_ALLOWED,
-            "the console is read + answer only: only GET, and POST …/answer, are served",
+            "only GET, POST …/questions/{id}/answer and POST …/workflows/{id}/{action} are served; see docs/console.md for the API",
         ),
     }
 }
@@ -700,8 +714,13 @@ async fn workflow_page(app: &App, ctx: &PageCtx, name: &str, goal: &str) -> Resp
     let recent: Vec<_> = w.claims.iter().rev().take(TIMELINE_BIDS).map(|c| c.id).collect();
     let got = tryr!(false, futures::future::try_join_all(recent.iter().map(|c| store.bids(c))).await);
     let bids: BTreeMap<_, _> = recent.into_iter().zip(got).collect();
+    let cancelled = tryr!(false, store.cancellation(&goal).await);
+    let steer = html::Steering { role: ctx.role, cancelled };
     let title = format!("Workflow {}", sett_ops::feed::short(&goal.to_string()));
-    html_resp(StatusCode::OK, html::page(&title, ctx, &live, &html::workflow(name, &w, &svg, &bids, ctx.now_ms)))
+    html_resp(
+        StatusCode::OK,
+        html::page(&title, ctx, &live, &html::workflow(name, &w, &svg, &bids, &steer, ctx.now_ms)),
+    )
 }
 
 async fn artifact_page(app: &App, ctx: &PageCtx, name: &str, id: &str) -> Response<Body> {
@@ -877,6 +896,175 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
         ),
         Err(AnswerError::Store(e)) => store_error(true, &e),
         Err(e) => error(true, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// The largest action reason accepted, in bytes (it is recorded in the ledger).
+const MAX_REASON_BYTES: usize = 4 * 1024;
+
+/// What an operator can do to a workflow from the console (`POST …/workflows/{id}/{action}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Cancel,
+}
+
+impl Action {
+    const NAMES: [&'static str; 1] = ["cancel"];
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cancel" => Some(Self::Cancel),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancel",
+        }
+    }
+
+    /// The action as the subject of a refusal ("… needs the role 'operator'").
+    fn doing(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancelling a workflow",
+        }
+    }
+}
+
+/// `{"reason": "…"}`, or an empty body.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    reason: Option<String>,
+}
+
+/// Reads a JSON request body of at most [`MAX_BODY_BYTES`]; an empty body is `T::default()`.
+async fn json_body<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    shape: &str,
+) -> Result<T, Response<Body>> {
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(error(
+                true,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request is over {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| error(true, StatusCode::BAD_REQUEST, &format!("the body must be JSON {shape} (or empty): {e}")))
+}
+
+/// Counts an action's outcome by its response status.
+fn count_action(action: Action, resp: &Response<Body>, no_op: bool) {
+    let outcome = match resp.status() {
+        StatusCode::OK if no_op => "no_op",
+        StatusCode::OK => "done",
+        StatusCode::CONFLICT => "refused",
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::PAYLOAD_TOO_LARGE => "rejected",
+        _ => return,
+    };
+    metrics::counter!(m::CONSOLE_ACTIONS, "action" => action.as_str(), "outcome" => outcome).increment(1);
+}
+
+/// `POST /api/v1/instances/{name}/workflows/{id}/{action}`: the action on the workflow `id`
+/// (its goal or any artifact in it) as the signed-in operator, through the `sett_ops` function
+/// the CLI calls. Needs the role `operator`.
+async fn api_action(
+    app: &App,
+    ctx: &PageCtx,
+    req: Request<Incoming>,
+    name: &str,
+    id: &str,
+    action: Action,
+) -> Response<Body> {
+    if let Err(why) = ctx.role.require(Role::Operator, action.doing()) {
+        return forbidden_role(&why);
+    }
+    let (resp, no_op) = act(app, ctx, req, name, id, action).await;
+    count_action(action, &resp, no_op);
+    resp
+}
+
+/// Runs `action`; the response and whether it was a no-op (cancelled twice).
+async fn act(
+    app: &App,
+    ctx: &PageCtx,
+    req: Request<Incoming>,
+    name: &str,
+    id: &str,
+    action: Action,
+) -> (Response<Body>, bool) {
+    let store = match known(app, true, name).await {
+        Ok(s) => s,
+        Err(r) => return (r, false),
+    };
+    let Ok(target) = ArtifactId::parse(id) else {
+        return (
+            error(
+                true,
+                StatusCode::BAD_REQUEST,
+                "name the workflow by the full id of its goal or of any artifact in it (the 'goal_id' field of GET …/workflows)",
+            ),
+            false,
+        );
+    };
+    let body: ActionBody = match json_body(req, r#"{"reason": "…"}"#).await {
+        Ok(b) => b,
+        Err(r) => return (r, false),
+    };
+    if body.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
+        return (
+            error(
+                true,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the reason is over {MAX_REASON_BYTES} bytes: say it in a sentence, and link to the rest"),
+            ),
+            false,
+        );
+    }
+    let reason = body.reason.as_deref();
+    match action {
+        Action::Cancel => cancel(&store, &target, &ctx.user, reason).await,
+    }
+}
+
+async fn cancel(store: &Store, target: &ArtifactId, operator: &str, reason: Option<&str>) -> (Response<Body>, bool) {
+    use sett_ops::cancel::{CancelError, cancel_workflow};
+    let name = store.instance();
+    match cancel_workflow(store, target, operator, reason).await {
+        Ok(c) => {
+            let mut doc = json!(c);
+            doc["action"] = json!("cancel");
+            (json_resp(StatusCode::OK, doc), false)
+        }
+        Err(e @ CancelError::AlreadyCancelled { .. }) => {
+            let CancelError::AlreadyCancelled { goal, record } = &e else { unreachable!() };
+            let doc = json!({
+                "action": "cancel", "goal_id": goal, "already_cancelled": true, "operator": record.operator,
+                "reason": record.reason, "at_ms": record.at_ms, "message": format!("nothing to do: {e}"),
+            });
+            (json_resp(StatusCode::OK, doc), true)
+        }
+        Err(e @ CancelError::Ended { .. }) => {
+            (error(true, StatusCode::CONFLICT, &format!("{e}: there is nothing left to cancel")), false)
+        }
+        Err(e @ CancelError::Busy(_)) => (error(true, StatusCode::CONFLICT, &e.to_string()), false),
+        Err(e @ CancelError::NotFound(..)) => (
+            error(
+                true,
+                StatusCode::NOT_FOUND,
+                &format!("{e}; list workflows with GET /api/v1/instances/{name}/workflows"),
+            ),
+            false,
+        ),
+        Err(CancelError::Store(e)) => (store_error(true, &e), false),
     }
 }
 

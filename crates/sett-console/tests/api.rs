@@ -23,6 +23,8 @@ const ADA: &str = "ada-token-0123456789abcdef";
 const BOB: &str = "bob-token-0123456789abcdef";
 /// A `viewer`: reads only.
 const VIC: &str = "vic-token-0123456789abcdef";
+/// An `operator`: reads, answers and acts on workflows.
+const OPS: &str = "ops-token-0123456789abcdef";
 const XSS: &str = r#"Port? <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
 
 struct Resp {
@@ -119,7 +121,10 @@ async fn console_with(adjust: impl FnOnce(Config) -> Config) -> Console {
     let redis = sett_testkit::redis().await;
     let name = sett_testkit::instance_name();
     let store = redis.instance(&name);
-    let users = Users::parse(&format!("{ADA} Ada Lovelace\n{BOB} bob\n{VIC} Vic role=viewer groups=audit\n")).unwrap();
+    let users = Users::parse(&format!(
+        "{ADA} Ada Lovelace\n{BOB} bob\n{VIC} Vic role=viewer groups=audit\n{OPS} Olga Operator role=operator\n"
+    ))
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let stop = CancellationToken::new();
@@ -212,6 +217,104 @@ async fn a_viewer_reads_but_may_not_answer() {
     let msg = r.json()["error"].as_str().unwrap().to_owned();
     assert!(msg.contains("needs the role 'answerer'") && msg.contains("'viewer'"), "{msg}");
     assert!(c.store.answer_record(&q.id).await.unwrap().is_none(), "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_cancels_a_workflow_and_other_roles_get_403_naming_the_role() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (goal, q) = ask(&c.store, "Which port?").await;
+    let url = format!("/api/v1/instances/{i}/workflows/{}/cancel", goal.id);
+    let page = format!("/instances/{i}/workflows/{}", goal.id);
+    let json = ("Content-Type", "application/json");
+    let body = r#"{"reason": "wrong goal"}"#;
+
+    // An answerer and a viewer see no action buttons and are refused, naming the role needed.
+    for (token, role) in [(ADA, "answerer"), (VIC, "viewer")] {
+        let auth = bearer(token);
+        let p = http(&c.addr, "GET", &page, &[("Authorization", &auth)], "").await;
+        assert_eq!(p.status, 200);
+        assert!(!p.body.contains(r#"<section class="actions""#) && !p.body.contains("data-action="), "{role}");
+        assert!(p.body.contains("need the role <b>operator</b>"), "{role}");
+        let r = http(&c.addr, "POST", &url, &[("Authorization", &auth), json], body).await;
+        assert_eq!(r.status, 403, "{role}: {}", r.body);
+        let msg = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(
+            msg.contains("cancelling a workflow needs the role 'operator'") && msg.contains(&format!("'{role}'")),
+            "{msg}"
+        );
+    }
+    assert!(c.store.cancellation(&goal.id).await.unwrap().is_none(), "nothing was written");
+
+    // The operator sees the panel with Cancel enabled.
+    let ops = bearer(OPS);
+    let p = http(&c.addr, "GET", &page, &[("Authorization", &ops)], "").await;
+    assert!(p.body.contains(r#"<section class="actions""#), "{}", p.body);
+    assert!(p.body.contains(r#"<button type="button" data-action="cancel" class="danger">"#), "enabled");
+    // Bad requests write nothing.
+    let bad = format!("/api/v1/instances/{i}/workflows/not-an-id/cancel");
+    assert_eq!(http(&c.addr, "POST", &bad, &[("Authorization", &ops)], "").await.status, 400);
+    let unknown = format!("/api/v1/instances/{i}/workflows/{}/cancel", new_artifact_id());
+    assert_eq!(http(&c.addr, "POST", &unknown, &[("Authorization", &ops)], "").await.status, 404);
+    let nope = format!("/api/v1/instances/{i}/workflows/{}/explode", goal.id);
+    let r = http(&c.addr, "POST", &nope, &[("Authorization", &ops)], "").await;
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("cancel"), "{}", r.body);
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &ops), json], r#"{"why": 1}"#).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(c.store.cancellation(&goal.id).await.unwrap().is_none(), "nothing was written");
+
+    // Cancel, by the question's id (any artifact of the workflow names it).
+    let by_question = format!("/api/v1/instances/{i}/workflows/{}/cancel", q.id);
+    let r = http(&c.addr, "POST", &by_question, &[("Authorization", &ops), json], body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = r.json();
+    assert_eq!(doc["goal_id"], goal.id.to_string());
+    assert_eq!(doc["operator"], "Olga Operator");
+    assert_eq!(doc["reason"], "wrong goal");
+    let record = c.store.cancellation(&goal.id).await.unwrap().expect("the cancellation is recorded");
+    assert_eq!((record.operator.as_str(), record.reason.as_deref()), ("Olga Operator", Some("wrong goal")));
+
+    // Twice: a no-op that says so.
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &ops)], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["already_cancelled"], true);
+    assert!(r.json()["message"].as_str().unwrap().contains("already cancelled by Olga Operator"), "{}", r.body);
+
+    // The pages show it cancelled, by whom and why, with Cancel disabled.
+    let p = http(&c.addr, "GET", &page, &[("Authorization", &ops)], "").await;
+    assert!(p.body.contains(r#"<span class="state cancelled">cancelled</span>"#), "{}", p.body);
+    assert!(p.body.contains("Cancelled by <b>Olga Operator</b>") && p.body.contains("wrong goal"));
+    assert!(p.body.contains(r#"data-action="cancel" class="danger" disabled"#));
+    let rows = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/workflows"), &[("Authorization", &ops)], "").await;
+    assert_eq!(rows.json()[0]["state"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cookie_action_needs_the_csrf_proof() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (goal, _) = ask(&c.store, "Which port?").await;
+    let r = http(&c.addr, "GET", &format!("/instances/{i}/workflows/{}?token={OPS}", goal.id), &[], "").await;
+    let cookie = r.headers["set-cookie"].split(';').next().unwrap().to_owned();
+    let page = http(&c.addr, "GET", &format!("/instances/{i}/workflows/{}", goal.id), &[("Cookie", &cookie)], "").await;
+    let csrf = page.body.split(r#"<meta name="sett-csrf" content=""#).nth(1).unwrap().split('"').next().unwrap();
+    let url = format!("/api/v1/instances/{i}/workflows/{}/cancel", goal.id);
+    let r = http(&c.addr, "POST", &url, &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 403, "no CSRF proof: {}", r.body);
+    let r = http(
+        &c.addr,
+        "POST",
+        &url,
+        &[("Cookie", &cookie), ("X-Sett-CSRF", csrf), ("Origin", "http://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403, "another site's page");
+    assert!(c.store.cancellation(&goal.id).await.unwrap().is_none(), "nothing was written");
+    let r = http(&c.addr, "POST", &url, &[("Cookie", &cookie), ("X-Sett-CSRF", csrf)], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["operator"], "Olga Operator");
 }
 
 #[tokio::test(flavor = "multi_thread")]

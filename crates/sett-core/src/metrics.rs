@@ -77,6 +77,9 @@ pub const CONSOLE_AUTH_FAILURES: &str = "sett_console_auth_failures_total";
 /// Counter, label `outcome` (`answered` | `already_answered` | `rejected`): answers posted to the
 /// console.
 pub const CONSOLE_ANSWERS: &str = "sett_console_answers_total";
+/// Counter, labels `action` (`cancel` | `pause` | `resume` | `retry` | `fork`) and `outcome`
+/// (`done` | `no_op` | `refused` | `rejected`): workflow actions posted to the console.
+pub const CONSOLE_ACTIONS: &str = "sett_console_actions_total";
 /// Gauge: browsers (and scripts) following an event stream of the console.
 pub const CONSOLE_EVENT_STREAMS: &str = "sett_console_event_streams";
 /// Counter: outputs of cancelled grants that arrived after their workflow was cancelled.
@@ -249,6 +252,11 @@ pub const ALL: &[Metric] = &[
         name: CONSOLE_ANSWERS,
         kind: Kind::Counter,
         help: "Answers posted to the console: answered (recorded), already_answered (409, someone else was first or the claim ended), rejected (400, 404 or 413).",
+    },
+    Metric {
+        name: CONSOLE_ACTIONS,
+        kind: Kind::Counter,
+        help: "Workflow actions posted to the console, by action: done (recorded), no_op (it was so already, e.g. cancelled twice), refused (409, the workflow has ended or is not in the state the action needs), rejected (400 or 404).",
     },
     Metric {
         name: CONSOLE_EVENT_STREAMS,

@@ -1,7 +1,8 @@
 //! The web console in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! driven over WebDriver): answer a question from the inbox and watch the agent resume; agent
 //! text that tries to inject markup stays text in the DOM; every artifact of a workflow is a
-//! node of its SVG graph. Screenshots go to `target/console-screenshots/` (and to `docs/img/`
+//! node of its SVG graph; an operator cancels a running workflow from its page, while an
+//! answerer sees no buttons and gets 403 naming the role for the same request. Screenshots go to `target/console-screenshots/` (and to `docs/img/`
 //! with `SETT_UPDATE_SCREENSHOTS=1`, which is how docs/console.md's are made).
 
 use std::collections::BTreeSet;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use sett_core::StructuralType;
+use sett_core::event::{EventData, EventKind};
 use sett_e2e::{ASKER_YML, Env, KillOnDrop};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -33,6 +35,22 @@ fn start_console(env: &Env) -> (KillOnDrop, String) {
     let url = line.trim().to_owned();
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with(&format!("/?token={TOKEN}")), "{url}");
     (KillOnDrop(child), url)
+}
+
+/// `sett console --users FILE` on a free port; returns it and its base URL.
+fn start_console_with_users(env: &Env, users: &Path) -> (KillOnDrop, String) {
+    let mut child = env
+        .sett(&["console", "--addr", "127.0.0.1:0", "--users"])
+        .arg(users)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sett console");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the console prints its URL");
+    let base = line.trim().split("/?token=").next().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    (KillOnDrop(child), base)
 }
 
 /// chromedriver and a headless Chromium session.
@@ -341,6 +359,107 @@ async fn an_approval_is_reviewed_and_approved_in_the_console() {
     assert_eq!(answers[0].answered_by.as_deref(), Some("Ada Console"));
     let decided: serde_json::Value = serde_json::from_str(&answers[0].payload).unwrap();
     assert_eq!(decided, serde_json::json!({"decision": "approve", "reason": "release notes checked"}));
+    b.client.clone().close().await.unwrap();
+    env.down();
+}
+
+const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
+const ANSWERER_TOKEN: &str = "e2e-answerer-token-0123456789abcdef";
+
+/// A tool that says it started (the marker file), then runs for five minutes.
+const LONG_TOOL: &str = r#"#!/usr/bin/env bash
+touch "$MARK_FILE"
+sleep 300
+echo '{"structural_type": "Terminal", "artifact_type": "Done", "artifact_payload": "too late"}'
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_cancels_a_running_workflow_from_its_page_and_an_answerer_gets_403() {
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("started");
+    let yml = format!(
+        r#"
+version: "1.0"
+orchestrator: {{bid_timeout: 10s}}
+agents:
+  Worker:
+    command: ["./long.sh"]
+    bidding_strategy: exclusive
+    timeout: 10m
+    environment: ["MARK_FILE={}"]
+"#,
+        mark.display()
+    );
+    let mut env = Env::new(&yml, &[("long.sh", LONG_TOOL)]).await;
+    env.up();
+    let goal = env.forage("Run for a long time");
+    let until = std::time::Instant::now() + MINUTE;
+    while !mark.exists() {
+        assert!(std::time::Instant::now() < until, "the tool never started\n{}", env.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let users = marks.path().join("users.txt");
+    std::fs::write(
+        &users,
+        format!("{OPERATOR_TOKEN} Olga Operator role=operator groups=oncall\n{ANSWERER_TOKEN} Ada Answerer\n"),
+    )
+    .unwrap();
+    let (_console, base) = start_console_with_users(&env, &users);
+    let page = format!("{base}/instances/{}/workflows/{goal}", env.name);
+    let api = format!("/api/v1/instances/{}/workflows/{goal}/cancel", env.name);
+    let b = Browser::start().await;
+
+    // The answerer: the page offers no action, and the request the button would send is refused.
+    b.client.goto(&format!("{page}?token={ANSWERER_TOKEN}")).await.unwrap();
+    b.client.wait().for_element(Locator::Css("svg#graph")).await.unwrap();
+    let state = b.client.find(Locator::Css("h1 .state")).await.unwrap().text().await.unwrap();
+    assert_eq!(state, "running");
+    let note = b.client.find(Locator::Css(".actions-note")).await.unwrap().text().await.unwrap();
+    assert!(note.contains("need the role operator"), "{note}");
+    assert_eq!(b.js("return document.querySelectorAll('section.actions button').length;").await, 0);
+    let refused = b
+        .js(&format!(
+            r#"return fetch('{api}', {{method: 'POST', credentials: 'same-origin',
+                 headers: {{'content-type': 'application/json',
+                            'x-sett-csrf': document.querySelector('meta[name="sett-csrf"]').content}},
+                 body: JSON.stringify({{reason: 'not mine to cancel'}})}})
+               .then(r => r.json().then(b => [r.status, b.error]));"#
+        ))
+        .await;
+    assert_eq!(refused[0], 403, "{refused}");
+    let msg = refused[1].as_str().unwrap();
+    assert!(msg.contains("needs the role 'operator'") && msg.contains("'answerer'"), "{msg}");
+    assert!(env.store.cancellation(&goal).await.unwrap().is_none(), "the answerer cancelled nothing");
+
+    // The operator: Cancel, with a reason, from the page; the page follows to Cancelled.
+    b.client.goto(&format!("{page}?token={OPERATOR_TOKEN}")).await.unwrap();
+    let button =
+        b.client.wait().for_element(Locator::Css(r#"section.actions button[data-action="cancel"]"#)).await.unwrap();
+    assert_eq!(button.attr("disabled").await.unwrap(), None, "Cancel is enabled while it runs");
+    b.client.wait().for_element(Locator::Css("#live-state.live-on")).await.expect("the page follows the event stream");
+    b.client.find(Locator::Id("action-reason")).await.unwrap().send_keys("wrong goal").await.unwrap();
+    b.shot("console-workflow-actions").await;
+    button.click().await.unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("h1 .state.cancelled"))
+        .await
+        .expect("the page shows the workflow cancelled without a reload");
+    let by = b.client.find(Locator::Css(".cancelled-by")).await.unwrap().text().await.unwrap();
+    assert!(by.contains("Cancelled by Olga Operator") && by.contains("wrong goal"), "{by}");
+    let disabled =
+        b.js(r#"return document.querySelector('section.actions button[data-action="cancel"]').disabled;"#).await;
+    assert_eq!(disabled, true, "nothing is left to cancel");
+
+    // The ledger: one cancellation, by the operator the token names, with the reason.
+    let record = env.store.cancellation(&goal).await.unwrap().expect("the workflow is cancelled");
+    assert_eq!((record.operator.as_str(), record.reason.as_deref()), ("Olga Operator", Some("wrong goal")));
+    let cancelled = env.events_of(EventKind::WorkflowCancelled).await;
+    assert_eq!(cancelled.len(), 1);
+    let EventData::WorkflowCancelled(c) = &cancelled[0].data else { unreachable!("events_of filters by kind") };
+    assert_eq!((c.goal_id, c.operator.as_str(), c.reason.as_deref()), (goal, "Olga Operator", Some("wrong goal")));
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "sett verify after the console's cancel: {}", sett_e2e::text(&out.stdout));
     b.client.clone().close().await.unwrap();
     env.down();
 }
