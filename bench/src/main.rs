@@ -347,6 +347,7 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
         max_review_iterations: 3,
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
+        routing: Default::default(),
     };
     let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "GoalDefined", "goal", "user", now_ms());
     store.create_artifact(&goal).await?;
@@ -365,9 +366,7 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
     claim.status = ClaimStatus::PendingAnswer;
     claim.resume_status = Some(ClaimStatus::PendingExclusive);
     claim.question_id = Some(q.id);
-    claim
-        .open_questions
-        .insert(q.id, OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None, approval: None });
+    claim.open_questions.insert(q.id, OpenQuestion::new(agent.clone(), now_ms(), None));
     let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
     let event = EventData::QuestionAsked(QuestionAsked {
         agent: agent.clone(),
@@ -375,6 +374,7 @@ async fn open_question(store: &Store, announce: bool) -> Result<u64> {
         claim_id: claim.id,
         deadline_ms: None,
         question_id: q.id,
+        to: Vec::new(),
     });
     let events = if announce { vec![event] } else { Vec::new() };
     let t0 = wall_us();
@@ -424,6 +424,7 @@ async fn seed_workflow(store: &Store, artifacts: u64, questions: u64) -> Result<
         max_review_iterations: 3,
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
+        routing: Default::default(),
     };
     for k in 0..questions {
         let target = &ids[1 + k as usize];
@@ -445,10 +446,7 @@ async fn seed_workflow(store: &Store, artifacts: u64, questions: u64) -> Result<
         claim.status = ClaimStatus::PendingAnswer;
         claim.resume_status = Some(ClaimStatus::PendingExclusive);
         claim.question_id = Some(q.id);
-        claim.open_questions.insert(
-            q.id,
-            OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms(), deadline_ms: None, approval: None },
-        );
+        claim.open_questions.insert(q.id, OpenQuestion::new(agent.clone(), now_ms(), None));
         let ops = [sett_store::QuestionOp::Open { question: q.id, asked_at_ms: now_ms() }];
         store.write_claim(&claim, None, true, &ops, &[], now_ms()).await?;
     }

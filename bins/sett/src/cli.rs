@@ -233,6 +233,10 @@ pub struct HoardArgs {
 
 #[derive(Debug, Args)]
 pub struct QuestionsArgs {
+    /// Only the questions addressed to you (by name or a sett.yml group; you are
+    /// $SETT_OPERATOR, else your account name, as for `sett answer`).
+    #[arg(long)]
+    pub mine: bool,
     /// Block until at least one question is open, print it and exit.
     #[arg(long)]
     pub wait: bool,

@@ -77,6 +77,7 @@ fn policy() -> Policy {
         max_review_iterations: 3,
         bid_timeout_ms: 30_000,
         on_question_timeout: Default::default(),
+        routing: Default::default(),
     }
 }
 
@@ -125,16 +126,14 @@ async fn ask(store: &Store, claim: &Claim, text: &str, deadline_ms: Option<i64>)
     next.resume_status = Some(current.status);
     next.status = ClaimStatus::PendingAnswer;
     next.question_id = Some(q.id);
-    next.open_questions.insert(
-        q.id,
-        sett_core::claim::OpenQuestion { agent: agent("Coder"), asked_at_ms: now_ms(), deadline_ms, approval: None },
-    );
+    next.open_questions.insert(q.id, sett_core::claim::OpenQuestion::new(agent("Coder"), now_ms(), deadline_ms));
     let ev = EventData::QuestionAsked(QuestionAsked {
         agent: agent("Coder"),
         artifact_id: q.id,
         claim_id: claim.id,
         deadline_ms,
         question_id: q.id,
+        to: Vec::new(),
     });
     let w = store
         .write_claim(

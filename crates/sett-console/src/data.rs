@@ -502,6 +502,7 @@ mod tests {
             max_review_iterations: 3,
             bid_timeout_ms: 1_000,
             on_question_timeout: Default::default(),
+            routing: Default::default(),
         }
     }
 

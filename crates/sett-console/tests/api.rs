@@ -84,6 +84,7 @@ async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifa
         max_review_iterations: 3,
         bid_timeout_ms: 1_000,
         on_question_timeout: Default::default(),
+        routing: Default::default(),
     };
     let mut claim = new_claim(new_claim_id(), &goal, &policy, now);
     let mut q = Artifact::new_root(new_artifact_id(), StructuralType::Question, "Clarification", text, "Asker", now);
@@ -92,10 +93,7 @@ async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifa
     store.create_artifact(&q).await.unwrap();
     claim.status = ClaimStatus::PendingAnswer;
     claim.question_id = Some(q.id);
-    claim.open_questions.insert(
-        q.id,
-        OpenQuestion { agent: AgentName::parse("Asker").unwrap(), asked_at_ms: now, deadline_ms, approval: None },
-    );
+    claim.open_questions.insert(q.id, OpenQuestion::new(AgentName::parse("Asker").unwrap(), now, deadline_ms));
     let ops = [QuestionOp::Open { question: q.id, asked_at_ms: now }];
     store.write_claim(&claim, None, true, &ops, &[], now).await.unwrap();
     (goal, q)

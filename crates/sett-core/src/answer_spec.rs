@@ -200,10 +200,11 @@ impl StructuredQuestion {
         }
         let mut problems = Vec::new();
         for (k, _) in entries {
-            if !["question", "options", "multiple", "default", "schema", "kind", "subject"].contains(&k.as_str()) {
+            if !["question", "options", "multiple", "default", "schema", "kind", "subject", "to"].contains(&k.as_str())
+            {
                 problems.push(FieldProblem::new(
                     k,
-                    "unknown key; a structured question has question, and options (with multiple, default) or schema",
+                    "unknown key; a structured question has question, and options (with multiple, default) or schema, and to (its addressees)",
                 ));
             }
         }

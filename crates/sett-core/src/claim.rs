@@ -154,12 +154,64 @@ pub struct OpenQuestion {
     /// the grant it holds back. Absent on an agent's own question.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<HeldGrant>,
+    /// Who it is addressed to, as addressed (people and `group:<name>`, sorted); empty: anyone
+    /// may answer. Escalation adds to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// The people `to` names with the `sett.yml` groups expanded (what `sett answer` checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<String>,
+    /// When the next `question_reminder` is due (`humans.remind_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_at_ms: Option<i64>,
+    /// Reminders sent so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reminders: u32,
+    /// When the escalation list joins the addressees (`humans.escalate_after`); `None` once done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_at_ms: Option<i64>,
+    /// Whether it was escalated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub escalated: bool,
 }
 
 /// A grant held back until a person approves it (`agents.<name>.approval`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldGrant {
     pub claim_type: ClaimType,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl OpenQuestion {
+    /// A question asked by `agent` at `asked_at_ms`, addressed to nobody in particular.
+    pub fn new(agent: AgentName, asked_at_ms: i64, deadline_ms: Option<i64>) -> Self {
+        Self {
+            agent,
+            asked_at_ms,
+            deadline_ms,
+            to: Vec::new(),
+            people: Vec::new(),
+            remind_at_ms: None,
+            reminders: 0,
+            escalate_at_ms: None,
+            escalated: false,
+            approval: None,
+        }
+    }
+
+    /// Whether `name`, a member of `groups` (beyond the `sett.yml` groups already expanded in
+    /// `people`), may answer it.
+    pub fn may_answer(&self, name: &str, groups: &[String]) -> bool {
+        crate::routing::may_answer(&self.to, &self.people, name, groups)
+    }
+
+    /// The next reminder or escalation due, if any.
+    pub fn next_routing_ms(&self) -> Option<i64> {
+        [self.remind_at_ms, self.escalate_at_ms].into_iter().flatten().min()
+    }
 }
 
 /// A question and its answer, handed to the resumed tool.
@@ -225,7 +277,7 @@ impl Claim {
             .filter(|(agent, _)| !self.received.contains_key(*agent))
             .filter(|(agent, _)| !self.open_questions.values().any(|q| &q.agent == *agent))
             .filter_map(|(_, g)| g.deadline_ms);
-        let questions = self.open_questions.values().filter_map(|q| q.deadline_ms);
+        let questions = self.open_questions.values().flat_map(|q| [q.deadline_ms, q.next_routing_ms()]).flatten();
         let bids = if self.status == ClaimStatus::PendingConsensus { self.bid_deadline_ms } else { None };
         grants.chain(questions).chain(bids).min()
     }

@@ -16,6 +16,7 @@ use crate::ids::AgentName;
 pub use crate::policy::OnApprovalTimeout;
 pub use crate::policy::OnQuestionTimeout;
 use crate::policy::{AgentPolicy, ApprovalPolicy, Policy};
+use crate::routing::{Routing, check_addressee, normalise};
 
 pub const DEFAULT_BID_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_QUESTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -163,6 +164,31 @@ struct RawConfig {
     /// The tamper-evident ledger (docs/security.md, "Tamper evidence").
     #[serde(default)]
     ledger: RawLedger,
+    /// People who answer questions: groups, reminders and escalation
+    /// (docs/human-in-the-loop.md, "Routing: who answers").
+    #[serde(default)]
+    humans: RawHumans,
+}
+
+/// People in the loop: who questions go to, and when they are reminded and escalated.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawHumans {
+    /// Groups of people, by name: an addressee `group:<name>` means each of them (the
+    /// console's users file can put people in groups too).
+    #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
+    /// Send a `question_reminder` notification this often while a question is open (0 or
+    /// absent: never). At least 1s.
+    #[schemars(extend("default" = 0))]
+    remind_every: Option<RawDuration>,
+    /// After this long unanswered, `escalate_to` joins a question's addressees and a
+    /// `question_escalated` notification goes out (0 or absent: never). At least 1s.
+    #[schemars(extend("default" = 0))]
+    escalate_after: Option<RawDuration>,
+    /// People and groups (`group:<name>`) added to an unanswered question's addressees.
+    #[serde(default)]
+    escalate_to: Vec<String>,
 }
 
 /// The tamper-evident ledger.
@@ -314,6 +340,10 @@ struct RawAgent {
     /// Whether the tool gets the Redis URL (`SETT_REDIS_URL`) in its environment.
     #[serde(default)]
     expose_redis: bool,
+    /// Who this agent's questions are addressed to by default (people and `group:<name>`); a
+    /// question's own `to` list wins. Absent: anyone may answer.
+    #[serde(default)]
+    questions_to: Vec<String>,
     /// Require a person's approval (`sett approve`, the console) before this agent is granted a claim: its tool does not start until then.
     approval: Option<RawApproval>,
 }
@@ -351,6 +381,8 @@ pub struct SettConfig {
     /// The `notifications:` section; empty when absent.
     pub notifications: NotificationsConfig,
     pub ledger: LedgerConfig,
+    /// The `humans:` section and each agent's `questions_to`: who answers and reviews.
+    pub routing: Routing,
 }
 
 /// The `ledger:` section.
@@ -389,10 +421,14 @@ pub enum NotifyEvent {
     LedgerRegressed,
     // A ledger head anchored (a witness outside Redis); opt-in: not in the default list.
     LedgerAnchor,
+    /// A question is still unanswered after another `humans.remind_every`.
+    QuestionReminder,
+    /// A question waited `humans.escalate_after`; `humans.escalate_to` joined its addressees.
+    QuestionEscalated,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 7] = [
+    pub const ALL: [NotifyEvent; 9] = [
         Self::QuestionAsked,
         Self::QuestionTimedOut,
         Self::WorkflowCompleted,
@@ -400,6 +436,8 @@ impl NotifyEvent {
         Self::WorkflowCancelled,
         Self::LedgerRegressed,
         Self::LedgerAnchor,
+        Self::QuestionReminder,
+        Self::QuestionEscalated,
     ];
 
     /// Whether a webhook without an `events` key gets this event: all but `ledger_anchor`
@@ -422,6 +460,8 @@ impl NotifyEvent {
             Self::WorkflowCancelled => "workflow_cancelled",
             Self::LedgerRegressed => "ledger_regressed",
             Self::LedgerAnchor => "ledger_anchor",
+            Self::QuestionReminder => "question_reminder",
+            Self::QuestionEscalated => "question_escalated",
         }
     }
 }
@@ -876,6 +916,19 @@ impl SettConfig {
             return Err(err("agents", "at least one agent is required".into(), "add an agent under agents:"));
         }
         let mut agents = BTreeMap::new();
+        let mut questions_to = BTreeMap::new();
+        let addressees = |key: &str, list: Vec<String>| -> Result<Vec<String>, ConfigError> {
+            for (i, a) in list.iter().enumerate() {
+                check_addressee(a).map_err(|e| {
+                    err(
+                        &format!("{key}[{i}]"),
+                        e,
+                        "name a person (as sett answer or the console knows them) or group:<name>",
+                    )
+                })?;
+            }
+            Ok(normalise(list))
+        };
         for (name, a) in raw.agents {
             let at = |k: &str| format!("agents.{name}.{k}");
             let agent_name = AgentName::parse(&name)
@@ -1005,6 +1058,10 @@ impl SettConfig {
                     })
                 }
             };
+            let to = addressees(&at("questions_to"), a.questions_to)?;
+            if !to.is_empty() {
+                questions_to.insert(agent_name.clone(), to);
+            }
             if raw.runtime == RuntimeKind::Docker && a.image.is_none() && raw.orchestrator.image.is_none() {
                 // The docker runtime falls back to Sett's runtime image; nothing to reject.
             }
@@ -1048,6 +1105,49 @@ impl SettConfig {
             Some(f) => PathBuf::from(f),
         };
         let ledger = LedgerConfig { anchor_every: (!anchor_every.is_zero()).then_some(anchor_every), witness_file };
+        let humans = raw.humans;
+        let mut groups = BTreeMap::new();
+        for (g, people) in humans.groups {
+            if g.trim().is_empty() || g.trim() != g || g.contains(char::is_whitespace) {
+                return Err(err(
+                    &format!("humans.groups.{g}"),
+                    format!("invalid group name '{g}'"),
+                    "use a name without spaces",
+                ));
+            }
+            let people = addressees(&format!("humans.groups.{g}"), people)?;
+            if let Some(nested) = people.iter().find(|p| p.starts_with(crate::routing::GROUP_PREFIX)) {
+                return Err(err(
+                    &format!("humans.groups.{g}"),
+                    format!("'{nested}' is a group; a group lists people"),
+                    "list the group's people themselves",
+                ));
+            }
+            groups.insert(g, people);
+        }
+        let every = |key: &str, v: &Option<RawDuration>| -> Result<Option<i64>, ConfigError> {
+            let d = dur(key, v, Duration::ZERO)?;
+            if !d.is_zero() && d < Duration::from_secs(1) {
+                return Err(err(
+                    key,
+                    format!("{} is shorter than 1s", humantime::format_duration(d)),
+                    "use a duration such as 1h (0 turns it off)",
+                ));
+            }
+            Ok((!d.is_zero()).then_some(d.as_millis() as i64))
+        };
+        let remind_every_ms = every("humans.remind_every", &humans.remind_every)?;
+        let escalate_after_ms = every("humans.escalate_after", &humans.escalate_after)?;
+        let escalate_to = addressees("humans.escalate_to", humans.escalate_to)?;
+        if escalate_after_ms.is_some() && escalate_to.is_empty() {
+            return Err(err(
+                "humans.escalate_to",
+                "escalate_after is set but nobody to escalate to".into(),
+                "list the people or groups under humans.escalate_to, or remove escalate_after",
+            ));
+        }
+        let reviewers = Vec::new();
+        let routing = Routing { questions_to, groups, remind_every_ms, escalate_after_ms, escalate_to, reviewers };
         Ok(Self {
             version: raw.version,
             runtime: raw.runtime,
@@ -1056,6 +1156,7 @@ impl SettConfig {
             agents,
             notifications,
             ledger,
+            routing,
         })
     }
 
@@ -1129,6 +1230,7 @@ impl SettConfig {
             max_review_iterations: self.orchestrator.max_review_iterations,
             bid_timeout_ms: self.orchestrator.bid_timeout.as_millis() as i64,
             on_question_timeout: self.orchestrator.on_question_timeout,
+            routing: self.routing.clone(),
         }
     }
 }

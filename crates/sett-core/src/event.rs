@@ -38,6 +38,8 @@ pub enum EventKind {
     QuestionAsked,
     QuestionAnswered,
     QuestionTimedOut,
+    QuestionReminded,
+    QuestionEscalated,
     WorkerLaunched,
     WorkerExited,
     InstanceStarted,
@@ -47,7 +49,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 20] = [
         Self::ArtifactCreated,
         Self::ClaimCreated,
         Self::BidSubmitted,
@@ -60,6 +62,8 @@ impl EventKind {
         Self::QuestionAsked,
         Self::QuestionAnswered,
         Self::QuestionTimedOut,
+        Self::QuestionReminded,
+        Self::QuestionEscalated,
         Self::WorkerLaunched,
         Self::WorkerExited,
         Self::InstanceStarted,
@@ -82,6 +86,8 @@ impl EventKind {
             Self::QuestionAsked => "question_asked",
             Self::QuestionAnswered => "question_answered",
             Self::QuestionTimedOut => "question_timed_out",
+            Self::QuestionReminded => "question_reminded",
+            Self::QuestionEscalated => "question_escalated",
             Self::WorkerLaunched => "worker_launched",
             Self::WorkerExited => "worker_exited",
             Self::InstanceStarted => "instance_started",
@@ -287,6 +293,9 @@ pub struct QuestionAsked {
     #[serde(default)]
     pub deadline_ms: Option<i64>,
     pub question_id: ArtifactId,
+    /// Who it is addressed to (people and `group:<name>`); absent: anyone may answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
 }
 
 /// `question_answered`: written with the answer, in the same atomic step.
@@ -317,6 +326,30 @@ pub struct QuestionTimedOut {
     pub claim_id: ClaimId,
     pub policy: TimeoutPolicy,
     pub question_id: ArtifactId,
+}
+
+/// `question_reminded`: an open question's `humans.remind_every` came round (`reminder` counts
+/// from 1); `to` is who it is addressed to now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionReminded {
+    pub artifact_id: ArtifactId,
+    pub claim_id: ClaimId,
+    pub question_id: ArtifactId,
+    pub reminder: u32,
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+/// `question_escalated`: an open question waited `humans.escalate_after`; `added` (of
+/// `humans.escalate_to`) joined its addressees, now `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionEscalated {
+    pub added: Vec<String>,
+    pub artifact_id: ArtifactId,
+    pub claim_id: ClaimId,
+    pub question_id: ArtifactId,
+    #[serde(default)]
+    pub to: Vec<String>,
 }
 
 /// `worker_launched`: a controller grant's worker started (a process, or a container).
@@ -439,6 +472,8 @@ event_data!(
     QuestionAsked(QuestionAsked),
     QuestionAnswered(QuestionAnswered),
     QuestionTimedOut(QuestionTimedOut),
+    QuestionReminded(QuestionReminded),
+    QuestionEscalated(QuestionEscalated),
     WorkerLaunched(WorkerLaunched),
     WorkerExited(WorkerExited),
     InstanceStarted(InstanceStarted),
@@ -471,6 +506,8 @@ impl EventData {
             Self::ClaimCompleted(e) | Self::ClaimTerminated(e) | Self::ClaimDormant(e) => Some(e.claim_id),
             Self::QuestionAsked(e) => Some(e.claim_id),
             Self::QuestionTimedOut(e) => Some(e.claim_id),
+            Self::QuestionReminded(e) => Some(e.claim_id),
+            Self::QuestionEscalated(e) => Some(e.claim_id),
             Self::WorkerLaunched(e) => Some(e.claim_id),
             Self::WorkerExited(e) => Some(e.claim_id),
             Self::OutputLate(e) => e.claim_id,
@@ -491,6 +528,8 @@ impl EventData {
             Self::QuestionAsked(e) => Some(e.artifact_id),
             Self::QuestionAnswered(e) => Some(e.artifact_id),
             Self::QuestionTimedOut(e) => Some(e.artifact_id),
+            Self::QuestionReminded(e) => Some(e.artifact_id),
+            Self::QuestionEscalated(e) => Some(e.artifact_id),
             Self::WorkflowCancelled(e) => Some(e.goal_id),
             Self::OutputLate(e) => Some(e.artifact_id),
             Self::BidSubmitted(_)
@@ -507,6 +546,8 @@ impl EventData {
             Self::QuestionAsked(e) => Some(e.question_id),
             Self::QuestionAnswered(e) => Some(e.question_id),
             Self::QuestionTimedOut(e) => Some(e.question_id),
+            Self::QuestionReminded(e) => Some(e.question_id),
+            Self::QuestionEscalated(e) => Some(e.question_id),
             _ => None,
         }
     }
@@ -628,6 +669,7 @@ mod tests {
             max_review_iterations: 3,
             bid_timeout_ms: 1000,
             on_question_timeout: crate::policy::OnQuestionTimeout::Fail,
+            routing: Default::default(),
         };
         let claim = crate::machine::new_claim(c(C), &root, &policy, 5);
         let mut rework = claim.clone();
@@ -730,6 +772,7 @@ mod tests {
                     claim_id: c(C),
                     deadline_ms: Some(99),
                     question_id: a(B),
+                    to: Vec::new(),
                 }),
                 json!({"claim_id": c(C), "artifact_id": a(B), "question_id": a(B), "agent": agent("Coder"),
                        "deadline_ms": Some(99i64)}),
@@ -741,9 +784,32 @@ mod tests {
                     claim_id: c(C),
                     deadline_ms: None,
                     question_id: a(B),
+                    to: Vec::new(),
                 }),
                 json!({"claim_id": c(C), "artifact_id": a(B), "question_id": a(B), "agent": agent("Coder"),
                        "deadline_ms": None::<i64>}),
+            ),
+            (
+                EventData::QuestionReminded(QuestionReminded {
+                    artifact_id: a(B),
+                    claim_id: c(C),
+                    question_id: a(B),
+                    reminder: 2,
+                    to: vec!["alice".into(), "group:legal".into()],
+                }),
+                json!({"claim_id": c(C), "artifact_id": a(B), "question_id": a(B), "reminder": 2,
+                       "to": ["alice", "group:legal"]}),
+            ),
+            (
+                EventData::QuestionEscalated(QuestionEscalated {
+                    added: vec!["group:leads".into()],
+                    artifact_id: a(B),
+                    claim_id: c(C),
+                    question_id: a(B),
+                    to: vec!["alice".into(), "group:leads".into()],
+                }),
+                json!({"claim_id": c(C), "artifact_id": a(B), "question_id": a(B), "added": ["group:leads"],
+                       "to": ["alice", "group:leads"]}),
             ),
             (
                 EventData::QuestionAnswered(QuestionAnswered {

@@ -13,6 +13,7 @@
 //! - [`regression`]: telling a ledger that went back from one that moved on.
 //! - [`config`]: the `sett.yml` model, parsed with serde-saphyr and validated.
 //! - [`answer_spec`]: what answer a structured question wants, and validating answers.
+//! - [`routing`]: who a question is addressed to, who may answer it, reminders and escalation.
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
 
 pub mod answer_spec;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod policy;
 pub mod record;
 pub mod regression;
+pub mod routing;
 pub mod tool;
 pub mod witness;
 

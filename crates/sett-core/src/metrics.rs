@@ -32,6 +32,10 @@ pub const QUESTION_TIMEOUTS: &str = "sett_question_timeouts_total";
 /// Counter, label `outcome` (`asked` | `approved` | `rejected` | `mismatch` | `timed_out_approved` |
 /// `timed_out_rejected`): approval gates (`agents.<name>.approval`).
 pub const APPROVALS: &str = "sett_approvals_total";
+/// Counter: `question_reminder`s sent (`humans.remind_every`).
+pub const QUESTION_REMINDERS: &str = "sett_question_reminders_total";
+/// Counter: questions escalated (`humans.escalate_after`).
+pub const QUESTION_ESCALATIONS: &str = "sett_question_escalations_total";
 /// Counter, label `agent`: worker processes launched.
 pub const WORKER_LAUNCHES: &str = "sett_worker_launches_total";
 /// Counter, label `agent`: workers that failed (non-zero exit or launch error).
@@ -150,6 +154,16 @@ pub const ALL: &[Metric] = &[
         name: QUESTION_ANSWER_SECONDS,
         kind: Kind::Histogram,
         help: "Question asked → answer applied to its claim.",
+    },
+    Metric {
+        name: QUESTION_REMINDERS,
+        kind: Kind::Counter,
+        help: "Reminders sent for questions still unanswered after humans.remind_every (each a question_reminder notification).",
+    },
+    Metric {
+        name: QUESTION_ESCALATIONS,
+        kind: Kind::Counter,
+        help: "Questions unanswered after humans.escalate_after whose addressees grew by humans.escalate_to (each a question_escalated notification).",
     },
     Metric {
         name: QUESTION_TIMEOUTS,

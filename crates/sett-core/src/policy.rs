@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::claim::ClaimType;
 use crate::ids::AgentName;
+use crate::routing::Routing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -127,4 +128,6 @@ pub struct Policy {
     pub max_review_iterations: u32,
     pub bid_timeout_ms: i64,
     pub on_question_timeout: OnQuestionTimeout,
+    /// Who questions are addressed to, reminders and escalation (`humans:`).
+    pub routing: Routing,
 }

@@ -564,6 +564,7 @@ mod tests {
             max_review_iterations: 3,
             bid_timeout_ms: 1,
             on_question_timeout: Default::default(),
+            routing: Default::default(),
         };
         let mut c = sett_core::machine::new_claim(sett_store::new_claim_id(), &a, &policy, 1);
         let grant = |claim_type| Grant { claim_type, seq: 1, granted_at_ms: 1, deadline_ms: None, via_worker: false };

@@ -186,6 +186,7 @@ mod tests {
             claim_id: claim,
             deadline_ms: None,
             question_id: q,
+            to: Vec::new(),
         });
         assert_eq!(QuestionEvent::of(&asked), vec![QuestionEvent::Asked(q)]);
         let answered = EventData::QuestionAnswered(QuestionAnswered {

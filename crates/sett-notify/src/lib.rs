@@ -271,6 +271,8 @@ impl Notifier {
         match &e.data {
             EventData::QuestionAsked(_) => Some(NotifyEvent::QuestionAsked),
             EventData::QuestionTimedOut(_) => Some(NotifyEvent::QuestionTimedOut),
+            EventData::QuestionReminded(_) => Some(NotifyEvent::QuestionReminder),
+            EventData::QuestionEscalated(_) => Some(NotifyEvent::QuestionEscalated),
             EventData::ArtifactCreated(a) => match a.structural_type {
                 StructuralType::Terminal => Some(NotifyEvent::WorkflowCompleted),
                 StructuralType::Failure => Some(NotifyEvent::WorkflowFailed),
@@ -307,6 +309,20 @@ impl Notifier {
                 };
                 let policy = policy.as_str().to_owned();
                 (Notification::QuestionTimedOut { question: q, policy }, None)
+            }
+            NotifyEvent::QuestionReminder => {
+                let EventData::QuestionReminded(r) = &e.data else { return Ok(()) };
+                let Some(q) = self.question(e, Some(r.question_id)).await? else {
+                    return Ok(());
+                };
+                (Notification::QuestionReminder { question: q, reminder: r.reminder }, None)
+            }
+            NotifyEvent::QuestionEscalated => {
+                let EventData::QuestionEscalated(x) = &e.data else { return Ok(()) };
+                let Some(q) = self.question(e, Some(x.question_id)).await? else {
+                    return Ok(());
+                };
+                (Notification::QuestionEscalated { question: q, added: x.added.clone() }, None)
             }
             NotifyEvent::WorkflowCompleted | NotifyEvent::WorkflowFailed => {
                 let Some(w) = self.workflow(e).await? else {
@@ -373,6 +389,12 @@ impl Notifier {
             deadline_ms: match &e.data {
                 EventData::QuestionAsked(q) => q.deadline_ms,
                 _ => None,
+            },
+            to: match &e.data {
+                EventData::QuestionAsked(q) => q.to.clone(),
+                EventData::QuestionReminded(r) => r.to.clone(),
+                EventData::QuestionEscalated(x) => x.to.clone(),
+                _ => Vec::new(),
             },
         }))
     }

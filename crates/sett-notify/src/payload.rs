@@ -23,6 +23,8 @@ pub struct QuestionFacts {
     pub claim_id: Option<String>,
     pub asked_at_ms: i64,
     pub deadline_ms: Option<i64>,
+    /// Who it is addressed to (people and `group:<name>`); empty: anyone may answer.
+    pub to: Vec<String>,
 }
 
 /// A workflow that ended with a Terminal or a Failure artifact.
@@ -54,6 +56,16 @@ pub enum Notification {
     QuestionTimedOut {
         question: QuestionFacts,
         policy: String,
+    },
+    /// The question is still open after another `humans.remind_every` (`reminder` counts from 1).
+    QuestionReminder {
+        question: QuestionFacts,
+        reminder: u32,
+    },
+    /// The question waited `humans.escalate_after`: `added` joined its addressees.
+    QuestionEscalated {
+        question: QuestionFacts,
+        added: Vec<String>,
     },
     WorkflowCompleted(WorkflowFacts),
     WorkflowFailed(WorkflowFacts),
@@ -130,6 +142,8 @@ impl Notification {
         match self {
             Self::QuestionAsked(_) => NotifyEvent::QuestionAsked,
             Self::QuestionTimedOut { .. } => NotifyEvent::QuestionTimedOut,
+            Self::QuestionReminder { .. } => NotifyEvent::QuestionReminder,
+            Self::QuestionEscalated { .. } => NotifyEvent::QuestionEscalated,
             Self::WorkflowCompleted(_) => NotifyEvent::WorkflowCompleted,
             Self::WorkflowFailed(_) => NotifyEvent::WorkflowFailed,
             Self::WorkflowCancelled(_) => NotifyEvent::WorkflowCancelled,
@@ -168,6 +182,7 @@ impl Notification {
             "asked_at_ms": q.asked_at_ms,
             "deadline": q.deadline_ms.map(rfc3339),
             "deadline_ms": q.deadline_ms,
+            "to": q.to,
             "console_url": env.console_url.map(|c| question_link(c, env.instance, &q.id)),
             "answer_command": answer_command,
         })
@@ -204,6 +219,14 @@ impl Notification {
             Self::QuestionTimedOut { question, policy } => {
                 obj.insert("question".into(), Self::question_json(question, env));
                 obj.insert("policy".into(), json!(policy));
+            }
+            Self::QuestionReminder { question, reminder } => {
+                obj.insert("question".into(), Self::question_json(question, env));
+                obj.insert("reminder".into(), json!(reminder));
+            }
+            Self::QuestionEscalated { question, added } => {
+                obj.insert("question".into(), Self::question_json(question, env));
+                obj.insert("added".into(), json!(added));
             }
             Self::WorkflowCompleted(w) | Self::WorkflowFailed(w) => {
                 obj.insert("workflow".into(), Self::workflow_json(w, env));
@@ -261,7 +284,12 @@ impl Notification {
         let mut lines = Vec::new();
         match self {
             Self::QuestionAsked(q) => {
-                lines.push(format!("*{}* asks a question in instance `{i}` ({}):", slack_escape(&q.agent), q.short_id));
+                lines.push(format!(
+                    "*{}* asks a question in instance `{i}` ({}){}:",
+                    slack_escape(&q.agent),
+                    q.short_id,
+                    addressed(&q.to)
+                ));
                 let spec = structured(q);
                 lines.push(quote(&cut(spec.as_ref().map_or(&q.text, |s| &s.question)).0));
                 if let Some(s) = &spec {
@@ -283,6 +311,26 @@ impl Notification {
                     slack_escape(policy)
                 ));
                 lines.push(quote(&cut(&q.text).0));
+            }
+            Self::QuestionReminder { question: q, reminder } => {
+                lines.push(format!(
+                    "Reminder {reminder}: question {} of *{}* in instance `{i}` is still unanswered{}:",
+                    q.short_id,
+                    slack_escape(&q.agent),
+                    addressed(&q.to)
+                ));
+                lines.push(quote(&cut(structured(q).as_ref().map_or(&q.text, |s| &s.question)).0));
+                lines.push(format!("Answer: `{}`", answer_command(env.instance, &q.id)));
+            }
+            Self::QuestionEscalated { question: q, added } => {
+                lines.push(format!(
+                    "ESCALATED: question {} of *{}* in instance `{i}` is still unanswered; now also for {}:",
+                    q.short_id,
+                    slack_escape(&q.agent),
+                    slack_escape(&added.join(", "))
+                ));
+                lines.push(quote(&cut(structured(q).as_ref().map_or(&q.text, |s| &s.question)).0));
+                lines.push(format!("Answer: `{}`", answer_command(env.instance, &q.id)));
             }
             Self::WorkflowCompleted(w) => {
                 lines.push(format!("Workflow completed in instance `{i}` ({}):", slack_escape(&w.outcome_type)));
@@ -332,6 +380,11 @@ impl Notification {
     }
 }
 
+/// ` (for alice, group:legal)`, or nothing for a question addressed to nobody in particular.
+fn addressed(to: &[String]) -> String {
+    if to.is_empty() { String::new() } else { format!(" (for {})", slack_escape(&to.join(", "))) }
+}
+
 /// Slack's three control characters.
 fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
@@ -354,7 +407,24 @@ mod tests {
             claim_id: Some("c".into()),
             asked_at_ms: 1_700_000_000_000,
             deadline_ms: Some(1_700_003_600_000),
+            to: Vec::new(),
         }
+    }
+
+    #[test]
+    fn reminders_and_escalations_name_the_addressees() {
+        let q = QuestionFacts { to: vec!["alice".into(), "group:leads".into()], ..question() };
+        let doc = Notification::QuestionReminder { question: q.clone(), reminder: 2 }.json(&env(None));
+        assert_eq!(doc["event"], "question_reminder");
+        assert_eq!(doc["reminder"], 2);
+        assert_eq!(doc["question"]["to"], serde_json::json!(["alice", "group:leads"]));
+        let doc =
+            Notification::QuestionEscalated { question: q.clone(), added: vec!["group:leads".into()] }.json(&env(None));
+        assert_eq!(doc["event"], "question_escalated");
+        assert_eq!(doc["added"], serde_json::json!(["group:leads"]));
+        let slack =
+            Notification::QuestionEscalated { question: q, added: vec!["group:leads".into()] }.slack_text(&env(None));
+        assert!(slack.contains("now also for group:leads"), "{slack}");
     }
 
     fn env(console: Option<&str>) -> Envelope<'_> {

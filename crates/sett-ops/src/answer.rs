@@ -156,6 +156,13 @@ pub enum AnswerError {
         .record.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
     )]
     Cancelled { question: ArtifactId, goal: ArtifactId, record: CancelRecord },
+    /// The question is addressed to others (`humans:` routing): only they may answer.
+    #[error(
+        "question {} is addressed to {}; {operator} is not one of them, so the answer was not written",
+        short(&.question.to_string()),
+        .to.join(", ")
+    )]
+    NotAddressed { question: ArtifactId, operator: String, to: Vec<String> },
     /// Someone answered first (or the orchestrator, on timeout).
     #[error("question {} was already answered by {} at {} ms", short(&.question.to_string()), .record.answered_by, .record.answered_at_ms)]
     AlreadyAnswered { question: ArtifactId, record: AnswerRecord },
@@ -192,6 +199,9 @@ impl AnswerError {
                 "{self} (was instance '{instance}' destroyed?)\nList open questions with 'sett questions -n {instance}'"
             ),
             Self::NotAQuestion { .. } => format!("{self}\nList open questions with 'sett questions -n {instance}'"),
+            Self::NotAddressed { .. } => format!(
+                "{self}\nAsk one of them to answer it (sett answer as them: SETT_OPERATOR names who answers; groups come from humans.groups in sett.yml or the console's users file); see yours with 'sett questions --mine -n {instance}'"
+            ),
             Self::Closed { .. } => {
                 format!("{self}\nInspect it with 'sett claims -n {instance}'; start again with 'sett forage'")
             }
@@ -230,6 +240,38 @@ pub async fn answer_question(
     input: &AnswerInput,
     operator: &str,
 ) -> Result<Answered, AnswerError> {
+    answer_question_as(store, qid, input, operator, &[]).await
+}
+
+/// Refuses `operator` (a member of `groups`) early when question `qid` is addressed to others:
+/// `sett answer` calls it before prompting, so nobody fills in a form that cannot be sent.
+/// [`answer_question_as`] checks again when it writes.
+pub async fn check_addressee(
+    store: &Store,
+    qid: &ArtifactId,
+    operator: &str,
+    groups: &[String],
+) -> Result<(), AnswerError> {
+    let Some(cid) = store.get_artifact(qid).await?.and_then(|q| q.claim_id) else { return Ok(()) };
+    if let Some(claim) = store.get_claim(&cid).await?
+        && let Some(open) = claim.open_questions.get(qid)
+        && !open.may_answer(operator, groups)
+    {
+        return Err(AnswerError::NotAddressed { question: *qid, operator: operator.to_owned(), to: open.to.clone() });
+    }
+    Ok(())
+}
+
+/// [`answer_question`] by `operator`, a member of `groups` beyond the `sett.yml` groups the
+/// orchestrator expanded when the question was asked (the console's users file names these):
+/// a question addressed to others is refused, naming who may answer.
+pub async fn answer_question_as(
+    store: &Store,
+    qid: &ArtifactId,
+    input: &AnswerInput,
+    operator: &str,
+    groups: &[String],
+) -> Result<Answered, AnswerError> {
     if let AnswerInput::Text(text) = input
         && text.trim().is_empty()
     {
@@ -255,14 +297,26 @@ pub async fn answer_question(
     }
     if let Some(cid) = question.claim_id
         && let Some(claim) = store.get_claim(&cid).await?
-        && claim.status.is_final()
     {
-        return Err(AnswerError::Closed {
-            question: *qid,
-            claim: cid,
-            status: claim.status,
-            reason: claim.termination_reason,
-        });
+        if claim.status.is_final() {
+            return Err(AnswerError::Closed {
+                question: *qid,
+                claim: cid,
+                status: claim.status,
+                reason: claim.termination_reason,
+            });
+        }
+        // Escalation only ever adds addressees, so a check that races one refuses at worst a
+        // person who was just added (they try again), never lets an outsider in.
+        if let Some(open) = claim.open_questions.get(qid)
+            && !open.may_answer(operator, groups)
+        {
+            return Err(AnswerError::NotAddressed {
+                question: *qid,
+                operator: operator.to_owned(),
+                to: open.to.clone(),
+            });
+        }
     }
     let mut text = answer_payload(&question, input)?;
     let approval = match ApprovalSubject::of_payload(&question.payload) {

@@ -77,7 +77,19 @@ pub fn event_line(e: &Event) -> String {
             out
         }
         EventData::QuestionAsked(q) => {
-            format!("question {} by {} on claim {}", sh(q.artifact_id), q.agent, sh(q.claim_id))
+            let to = if q.to.is_empty() { String::new() } else { format!(" for {}", q.to.join(", ")) };
+            format!("question {} by {} on claim {}{to}", sh(q.artifact_id), q.agent, sh(q.claim_id))
+        }
+        EventData::QuestionReminded(r) => {
+            format!(
+                "question {} on claim {} still unanswered (reminder {})",
+                sh(r.question_id),
+                sh(r.claim_id),
+                r.reminder
+            )
+        }
+        EventData::QuestionEscalated(x) => {
+            format!("question {} on claim {} escalated to {}", sh(x.question_id), sh(x.claim_id), x.added.join(", "))
         }
         EventData::QuestionAnswered(a) => {
             let timed_out = if a.timed_out { " (timed out)" } else { "" };

@@ -564,6 +564,7 @@ mod tests {
             max_review_iterations: 3,
             bid_timeout_ms: 1_000,
             on_question_timeout: Default::default(),
+            routing: Default::default(),
         };
         let a = Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "T", "x", "user", 0);
         let c = new_claim(sett_store::new_claim_id(), &a, &p, 0);

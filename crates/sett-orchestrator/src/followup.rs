@@ -29,6 +29,8 @@ fn is_follow_up(effect: &Effect) -> bool {
         Effect::QuestionOpened { .. }
         | Effect::QuestionClosed { .. }
         | Effect::BidsMissing { .. }
+        | Effect::QuestionReminded { .. }
+        | Effect::QuestionEscalated { .. }
         | Effect::ApprovalAsked(_)
         | Effect::ApprovalTimedOut { .. } => false,
     }
@@ -235,6 +237,8 @@ impl Engine {
             | Effect::QuestionOpened { .. }
             | Effect::QuestionClosed { .. }
             | Effect::BidsMissing { .. }
+            | Effect::QuestionReminded { .. }
+            | Effect::QuestionEscalated { .. }
             | Effect::ApprovalAsked(_)
             | Effect::ApprovalTimedOut { .. } => Ok(()),
         }
@@ -333,6 +337,7 @@ mod tests {
             max_review_iterations: 3,
             bid_timeout_ms: 1000,
             on_question_timeout: sett_core::config::OnQuestionTimeout::Fail,
+            routing: Default::default(),
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use sett_core::config::OnQuestionTimeout;
 use sett_core::event::{
-    BidsMissing, ClaimCreated, ClaimEnded, ClaimGranted, ClaimUpdated, EventData, QuestionAsked, QuestionTimedOut,
+    BidsMissing, ClaimCreated, ClaimEnded, ClaimGranted, ClaimUpdated, EventData, QuestionAsked, QuestionEscalated,
+    QuestionReminded, QuestionTimedOut,
 };
 use sett_core::machine::{ApprovalOrder, Effect, FailureType, GrantOrder};
 use sett_core::policy::TimeoutPolicy;
@@ -40,6 +41,7 @@ pub(crate) fn approval_asked(c: &Claim, a: &ApprovalOrder) -> (EventData, Questi
             claim_id: c.id,
             deadline_ms: open.and_then(|q| q.deadline_ms),
             question_id: a.question,
+            to: open.map(|q| q.to.clone()).unwrap_or_default(),
         }),
         QuestionOp::Open { question: a.question, asked_at_ms },
     )
@@ -81,6 +83,25 @@ pub(crate) fn transition_records(
                     claim_id: new.id,
                     deadline_ms: open.and_then(|q| q.deadline_ms),
                     question_id: *question,
+                    to: open.map(|q| q.to.clone()).unwrap_or_default(),
+                }));
+            }
+            Effect::QuestionReminded { question, reminder } => {
+                events.push(EventData::QuestionReminded(QuestionReminded {
+                    artifact_id: *question,
+                    claim_id: new.id,
+                    question_id: *question,
+                    reminder: *reminder,
+                    to: new.open_questions.get(question).map(|q| q.to.clone()).unwrap_or_default(),
+                }));
+            }
+            Effect::QuestionEscalated { question, added } => {
+                events.push(EventData::QuestionEscalated(QuestionEscalated {
+                    added: added.clone(),
+                    artifact_id: *question,
+                    claim_id: new.id,
+                    question_id: *question,
+                    to: new.open_questions.get(question).map(|q| q.to.clone()).unwrap_or_default(),
                 }));
             }
             Effect::QuestionClosed { question } => ops.push(QuestionOp::Close { question: *question }),
@@ -139,6 +160,7 @@ mod tests {
             max_review_iterations: 3,
             bid_timeout_ms: 1000,
             on_question_timeout: OnQuestionTimeout::Fail,
+            routing: Default::default(),
         };
         let goal =
             Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "GoalDefined", "g", "user", 1);

@@ -74,6 +74,14 @@ impl Engine {
                     metrics::counter!(m::APPROVALS, "outcome" => outcome).increment(1);
                     warn!(claim_id = %new.id, question_id = %question, outcome, "approval timed out");
                 }
+                Effect::QuestionReminded { question, reminder } => {
+                    metrics::counter!(m::QUESTION_REMINDERS).increment(1);
+                    info!(claim_id = %new.id, question_id = %question, reminder, "question still unanswered; reminder sent");
+                }
+                Effect::QuestionEscalated { question, added } => {
+                    metrics::counter!(m::QUESTION_ESCALATIONS).increment(1);
+                    warn!(claim_id = %new.id, question_id = %question, added = ?added, "question unanswered past escalate_after; escalated");
+                }
                 Effect::QuestionClosed { .. } | Effect::CreateClaim { .. } => {}
             }
         }

@@ -195,6 +195,7 @@ mod tests {
             max_review_iterations: 3,
             bid_timeout_ms: 10,
             on_question_timeout: Default::default(),
+            routing: Default::default(),
         };
         let a = Artifact::new_root(crate::new_artifact_id(), StructuralType::Standard, "T", "x", "user", 5);
         let c = new_claim(crate::new_claim_id(), &a, &p, 7);

@@ -17,6 +17,7 @@ fn policy() -> Policy {
         max_review_iterations: 3,
         bid_timeout_ms: 1000,
         on_question_timeout: Default::default(),
+        routing: Default::default(),
     }
 }
 

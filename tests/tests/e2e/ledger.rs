@@ -12,7 +12,7 @@ use sett_e2e::{Env, text};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn redis_cli(env: &Env, args: &[&str]) -> String {
+pub(crate) fn redis_cli(env: &Env, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-u", &env.redis_url])
         .args(args)
@@ -23,7 +23,7 @@ fn redis_cli(env: &Env, args: &[&str]) -> String {
 }
 
 /// `sett verify -o json` of instance `name` (or of `--file`): (exit code, report).
-fn verify(env: &Env, extra: &[&str]) -> (i32, serde_json::Value) {
+pub(crate) fn verify(env: &Env, extra: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec!["verify", "-o", "json"];
     args.extend_from_slice(extra);
     let out = env.run(&args);

@@ -18,5 +18,6 @@ mod observability;
 mod python_sdk;
 mod recovery;
 mod regression;
+mod routing;
 mod security;
 mod steer;

@@ -218,6 +218,9 @@ pub(crate) async fn run(ctx: &Ctx, args: AnswerArgs) -> Result<ExitCode> {
     let input = match given {
         Some(input) => input,
         None => {
+            if let Err(e) = sett_ops::answer::check_addressee(&store, &qid, &operator, &[]).await {
+                bail!("{}", e.report(instance.as_str()));
+            }
             let question = store.get_artifact(&qid).await?;
             let payload = question.map(|q| q.payload).unwrap_or_default();
             match StructuredQuestion::from_payload(&payload) {

@@ -41,6 +41,16 @@ struct OpenQuestion {
     /// What answer it wants (docs/agents.md, "Structured questions"); absent for free text.
     #[serde(skip_serializing_if = "Option::is_none")]
     answer_spec: Option<StructuredQuestion>,
+    /// Who it is addressed to (people and `group:<name>`); empty: anyone may answer.
+    to: Vec<String>,
+    /// Whether the operator running this command may answer it.
+    may_answer: bool,
+    /// Whether it was addressed to the operator (by name, or a `sett.yml` group): `--mine`.
+    #[serde(skip)]
+    mine: bool,
+    /// Reminders sent so far, and whether it was escalated (`humans:` in sett.yml).
+    reminders: u32,
+    escalated: bool,
     /// What the question is for: `question` (an agent's), `approval` (a gated grant), ….
     kind: QuestionKind,
     /// For an approval: what is to be approved.
@@ -127,7 +137,7 @@ fn approval_lines(a: &ApprovalListing) -> String {
     lines.join("\n")
 }
 
-async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
+async fn open_questions(store: &Store, operator: &str) -> Result<Vec<OpenQuestion>> {
     let now = now_ms();
     let mut out = Vec::new();
     let open = store.open_questions().await?;
@@ -140,7 +150,11 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             Some(c) => store.get_claim(&c).await?,
             None => None,
         };
-        let deadline_ms = claim.as_ref().and_then(|c| c.open_questions.get(&id)).and_then(|q| q.deadline_ms);
+        let open = claim.as_ref().and_then(|c| c.open_questions.get(&id));
+        let deadline_ms = open.and_then(|q| q.deadline_ms);
+        let to = open.map(|q| q.to.clone()).unwrap_or_default();
+        let may_answer = open.is_none_or(|q| q.may_answer(operator, &[]));
+        let (reminders, escalated) = open.map_or((0, false), |q| (q.reminders, q.escalated));
         let agent = artifact
             .as_ref()
             .map(|a| a.produced_by_role.clone())
@@ -174,6 +188,11 @@ async fn open_questions(store: &Store) -> Result<Vec<OpenQuestion>> {
             text: payload,
             kind,
             approval,
+            mine: !to.is_empty() && may_answer,
+            to,
+            may_answer,
+            reminders,
+            escalated,
         });
     }
     Ok(out)
@@ -214,8 +233,17 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
                         left,
                         match (&q.approval, &q.answer_spec) {
                             (Some(a), _) => approval_lines(a),
-                            (None, Some(s)) => format!("{}\n{}", excerpt(&q.question, 70), accepts(s)),
-                            (None, None) => excerpt(&q.question, 70),
+                            (None, spec) => {
+                                let mut cell = excerpt(&q.question, 70);
+                                if let Some(s) = spec {
+                                    cell = format!("{cell}\n{}", accepts(s));
+                                }
+                                if !q.to.is_empty() {
+                                    let escalated = if q.escalated { " (escalated)" } else { "" };
+                                    cell = format!("{cell}\nfor: {}{escalated}", q.to.join(", "));
+                                }
+                                cell
+                            }
                         },
                     ]
                 })
@@ -242,9 +270,10 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
 
 /// Blocks until a question is open. The stream position is taken before the index is read,
 /// so a question asked between the two is seen by the blocking read.
-async fn wait_for_question(store: &Store, deadline: Option<Instant>) -> Result<Option<Vec<OpenQuestion>>> {
+async fn wait_for_question(store: &Store, deadline: Option<Instant>, who: &Who) -> Result<Option<Vec<OpenQuestion>>> {
     let mut cursor = store.last_event_id().await?.unwrap_or_else(|| "0-0".to_owned());
-    let open = open_questions(store).await?;
+    let open = open_questions(store, &who.operator).await?;
+    let open = who.filter(open);
     if !open.is_empty() {
         return Ok(Some(open));
     }
@@ -266,7 +295,7 @@ async fn wait_for_question(store: &Store, deadline: Option<Instant>) -> Result<O
         cursor = last.as_ref().map_or_else(|bad| bad.id.clone(), |e| e.id.clone());
         if entries.iter().flatten().any(|e| e.kind() == EventKind::QuestionAsked) {
             // It may have been answered already; then keep waiting.
-            let open = open_questions(store).await?;
+            let open = who.filter(open_questions(store, &who.operator).await?);
             if !open.is_empty() {
                 break Some(open);
             }
@@ -276,20 +305,42 @@ async fn wait_for_question(store: &Store, deadline: Option<Instant>) -> Result<O
     Ok(found)
 }
 
+/// Who is asking, and whether only the questions addressed to them are wanted (`--mine`).
+struct Who {
+    operator: String,
+    mine: bool,
+}
+
+impl Who {
+    fn filter(&self, qs: Vec<OpenQuestion>) -> Vec<OpenQuestion> {
+        if self.mine { qs.into_iter().filter(|q| q.mine).collect() } else { qs }
+    }
+}
+
 pub(crate) async fn run(ctx: &Ctx, args: QuestionsArgs) -> Result<ExitCode> {
     if args.timeout.is_some() && !args.wait {
         return Err(usage("--timeout only applies with --wait"));
     }
     let store = ctx.store().await?;
+    let who = Who { operator: ctx.operator(), mine: args.mine };
     if !args.wait {
-        let qs = open_questions(&store)
+        let qs = open_questions(&store, &who.operator)
             .await
             .with_context(|| format!("reading the open questions of '{}'", store.instance()))?;
+        let qs = who.filter(qs);
+        if args.mine && qs.is_empty() && ctx.output() == OutputFormat::Table && !ctx.global.quiet {
+            return output::line(&format!(
+                "No open questions addressed to {} in instance '{}' (sett questions lists them all).",
+                who.operator,
+                store.instance()
+            ))
+            .map(|()| ExitCode::SUCCESS);
+        }
         print(ctx, &store, &qs)?;
         return Ok(ExitCode::SUCCESS);
     }
     let deadline = args.timeout.map(|t| Instant::now() + t);
-    match wait_for_question(&store, deadline).await? {
+    match wait_for_question(&store, deadline, &who).await? {
         Some(qs) => {
             print(ctx, &store, &qs)?;
             Ok(ExitCode::SUCCESS)

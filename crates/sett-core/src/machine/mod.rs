@@ -142,6 +142,17 @@ pub enum Effect {
     QuestionClosed {
         question: ArtifactId,
     },
+    /// An open question's `humans.remind_every` came round again: its `reminder`-th reminder.
+    QuestionReminded {
+        question: ArtifactId,
+        reminder: u32,
+    },
+    /// An open question waited `humans.escalate_after`: `added` (of `humans.escalate_to`) joined
+    /// its addressees.
+    QuestionEscalated {
+        question: ArtifactId,
+        added: Vec<String>,
+    },
     /// The question timed out under `on_question_timeout: continue` (or `default`): answer it
     /// as the orchestrator with `timed_out: true` — with the spec's default answer when
     /// `use_default` and the question has one.
@@ -384,13 +395,14 @@ fn grant(
         c.resume_status = Some(c.status);
         c.status = ClaimStatus::PendingAnswer;
     }
+    // An approval is routed like the agent's own questions: to its `questions_to`, reminded
+    // and escalated alike.
+    let to = policy.routing.questions_to.get(agent).cloned().unwrap_or_default();
     c.open_questions.insert(
         question,
         OpenQuestion {
-            agent: agent.clone(),
-            asked_at_ms: now_ms,
-            deadline_ms: gate.timeout_ms.map(|t| now_ms + t),
             approval: Some(HeldGrant { claim_type }),
+            ..routed_question(agent, to, now_ms, gate.timeout_ms.map(|t| now_ms + t), &policy.routing)
         },
     );
     effects.push(Effect::ApprovalAsked(ApprovalOrder { question, agent: agent.clone(), claim_type }));
@@ -514,6 +526,7 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
             }
         }
     }
+    route_due_questions(c, &policy.routing, now_ms, effects);
     let waiting: Vec<&AgentName> = c.open_questions.values().map(|q| &q.agent).collect();
     let overdue = c
         .grants
@@ -529,6 +542,48 @@ fn tick(c: &mut Claim, bids: &BTreeMap<AgentName, BidType>, policy: &Policy, now
             format!("agent {agent} produced no output within its timeout of {} ms", timeout),
             effects,
         );
+    }
+}
+
+/// A question `agent` asks (or an approval held for it) at `now_ms`, addressed to `to`, with its
+/// first reminder and its escalation scheduled by `routing`.
+fn routed_question(
+    agent: &AgentName,
+    to: Vec<String>,
+    now_ms: i64,
+    deadline_ms: Option<i64>,
+    routing: &crate::routing::Routing,
+) -> OpenQuestion {
+    OpenQuestion {
+        people: routing.people(&to),
+        to,
+        remind_at_ms: routing.remind_every_ms.map(|e| now_ms + e),
+        escalate_at_ms: routing.escalate_after_ms.map(|e| now_ms + e),
+        ..OpenQuestion::new(agent.clone(), now_ms, deadline_ms)
+    }
+}
+
+/// Escalates and reminds the open questions whose time came: escalation adds
+/// `humans.escalate_to` to the addressees once (a question addressed to nobody stays open to
+/// anyone; its escalation still tells the list); a reminder is due every `remind_every` from
+/// the last one (not from when it was due: after an outage one reminder goes out, not a burst).
+fn route_due_questions(c: &mut Claim, routing: &crate::routing::Routing, now_ms: i64, effects: &mut Vec<Effect>) {
+    for (id, q) in &mut c.open_questions {
+        if q.escalate_at_ms.is_some_and(|d| d <= now_ms) {
+            q.escalate_at_ms = None;
+            q.escalated = true;
+            let added: Vec<String> = routing.escalate_to.iter().filter(|a| !q.to.contains(a)).cloned().collect();
+            if !q.to.is_empty() {
+                q.to = crate::routing::normalise(q.to.iter().chain(&added).cloned());
+                q.people = routing.people(&q.to);
+            }
+            effects.push(Effect::QuestionEscalated { question: *id, added });
+        }
+        if q.remind_at_ms.is_some_and(|d| d <= now_ms) {
+            q.reminders += 1;
+            q.remind_at_ms = routing.remind_every_ms.map(|e| now_ms + e);
+            effects.push(Effect::QuestionReminded { question: *id, reminder: q.reminders });
+        }
     }
 }
 
@@ -554,10 +609,10 @@ fn output(c: &mut Claim, artifact: &Artifact, policy: &Policy, now_ms: i64, effe
                 c.status = ClaimStatus::PendingAnswer;
             }
             let deadline_ms = policy.agents.get(&agent).and_then(|p| p.question_timeout_ms).map(|t| now_ms + t);
-            c.open_questions.insert(
-                artifact.id,
-                OpenQuestion { agent: agent.clone(), asked_at_ms: now_ms, deadline_ms, approval: None },
-            );
+            let to = crate::routing::addressees_in_payload(&artifact.payload)
+                .or_else(|| policy.routing.questions_to.get(&agent).cloned())
+                .unwrap_or_default();
+            c.open_questions.insert(artifact.id, routed_question(&agent, to, now_ms, deadline_ms, &policy.routing));
             c.question_id = Some(artifact.id);
             if let Some(g) = c.grants.get_mut(&agent) {
                 g.deadline_ms = None;

@@ -45,6 +45,7 @@ fn policy(names: &[&str]) -> Policy {
         max_review_iterations: 2,
         bid_timeout_ms: 100,
         on_question_timeout: OnQuestionTimeout::Fail,
+        routing: Default::default(),
     }
 }
 
@@ -197,6 +198,59 @@ fn question_blocks_and_answer_resumes_the_same_agent() {
     })));
     assert_eq!(t.claim.answered_questions[0].answer, answer);
     assert!(step(&t.claim, &Input::Answer { question: q.id, answer }, at(21), &p).is_none());
+}
+
+#[test]
+fn questions_are_addressed_reminded_and_escalated_over_simulated_time() {
+    let mut p = policy(&["Coder"]);
+    p.agents.get_mut(&agent("Coder")).unwrap().question_timeout_ms = None;
+    p.routing = crate::routing::Routing {
+        questions_to: BTreeMap::from([(agent("Coder"), vec!["alice".to_owned()])]),
+        groups: BTreeMap::from([("leads".to_owned(), vec!["erin".to_owned()])]),
+        remind_every_ms: Some(3_600_000),
+        escalate_after_ms: Some(4 * 3_600_000),
+        escalate_to: vec!["group:leads".to_owned()],
+        reviewers: Vec::new(),
+    };
+    let c = new_claim(claim_id(), &goal(), &p, 0);
+    let c = apply(&c, &Input::Bids, ctx(0, &bids(&[("Coder", BidType::Exclusive)])), &p).claim;
+    // The agent's default addressees, unless the question names its own.
+    let named = out("Coder", StructuralType::Question, r#"{"question": "?", "to": ["bob"]}"#, &c);
+    assert_eq!(
+        apply(&c, &Input::Output(Box::new(named.clone())), at(0), &p).claim.open_questions[&named.id].to,
+        ["bob"]
+    );
+    let q = out("Coder", StructuralType::Question, "?", &c);
+    let mut c = apply(&c, &Input::Output(Box::new(q.clone())), at(0), &p).claim;
+    assert_eq!(c.open_questions[&q.id].to, ["alice"]);
+    assert!(!c.open_questions[&q.id].may_answer("erin", &[]));
+    assert_eq!(c.next_deadline_ms(), Some(3_600_000));
+    let mut reminders = 0;
+    let mut now = 0;
+    // Eight simulated hours, tick by due time: four reminders, one escalation at 4 h.
+    while let Some(due) = c.next_deadline_ms().filter(|d| *d <= 8 * 3_600_000) {
+        now = due;
+        let t = apply(&c, &Input::Tick, at(now), &p);
+        for e in &t.effects {
+            match e {
+                Effect::QuestionReminded { reminder, .. } => {
+                    reminders += 1;
+                    assert_eq!(*reminder, reminders);
+                }
+                Effect::QuestionEscalated { added, .. } => {
+                    assert_eq!(now, 4 * 3_600_000);
+                    assert_eq!(added, &["group:leads"]);
+                }
+                other => panic!("unexpected effect {other:?}"),
+            }
+        }
+        c = t.claim;
+    }
+    assert_eq!((reminders, now), (8, 8 * 3_600_000));
+    let open = &c.open_questions[&q.id];
+    assert_eq!((open.to.as_slice(), open.escalated), (&["alice".to_owned(), "group:leads".to_owned()][..], true));
+    assert!(open.may_answer("erin", &[]), "the escalation's group members may answer");
+    assert_eq!(c.status, ClaimStatus::PendingAnswer, "reminders never end the claim");
 }
 
 #[test]

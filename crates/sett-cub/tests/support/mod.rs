@@ -31,6 +31,7 @@ pub fn policy() -> Policy {
         max_review_iterations: 3,
         bid_timeout_ms: 30_000,
         on_question_timeout: Default::default(),
+        routing: Default::default(),
     }
 }
 
