@@ -16,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use sett_core::metrics as m;
 use sett_core::{ArtifactId, InstanceName};
-use sett_ops::answer::{AnswerError, AnswerInput, answer_question};
+use sett_ops::answer::{AnswerError, AnswerInput, answer_question_as};
 use sett_store::{Redis, Store, now_ms};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -862,7 +862,8 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
             ),
         );
     }
-    match answer_question(&store, &qid, &input, &ctx.user).await {
+    // Routing: only an addressee answers, by name or a group (sett.yml's, or the users file's).
+    match answer_question_as(&store, &qid, &input, &ctx.user, &ctx.groups).await {
         Ok(a) => json_resp(
             StatusCode::OK,
             json!({"id": a.id, "answer_id": a.id, "question_id": a.question_id, "claim_id": a.claim_id, "answered_by": a.answered_by}),
@@ -893,6 +894,11 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
                     problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
                 "problems": problems,
             }),
+        ),
+        Err(e @ AnswerError::NotAddressed { .. }) => error(
+            true,
+            StatusCode::FORBIDDEN,
+            &format!("{e}; ask one of them to answer it (the users file's groups= puts people in groups)"),
         ),
         Err(AnswerError::Store(e)) => store_error(true, &e),
         Err(e) => error(true, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

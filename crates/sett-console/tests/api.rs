@@ -25,6 +25,8 @@ const BOB: &str = "bob-token-0123456789abcdef";
 const VIC: &str = "vic-token-0123456789abcdef";
 /// An `operator`: reads, answers and acts on workflows.
 const OPS: &str = "ops-token-0123456789abcdef";
+/// An answerer in group `legal` by the users file.
+const ERIN: &str = "erin-token-0123456789abcdef";
 const XSS: &str = r#"Port? <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
 
 struct Resp {
@@ -75,6 +77,11 @@ async fn ask(store: &Store, text: &str) -> (Artifact, Artifact) {
 
 /// [`ask`] with a given deadline (`None`: never times out).
 async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifact, Artifact) {
+    ask_to(store, text, deadline_ms, &[]).await
+}
+
+/// [`ask_due`] addressed to `to` (people and `group:<name>`).
+async fn ask_to(store: &Store, text: &str, deadline_ms: Option<i64>, to: &[&str]) -> (Artifact, Artifact) {
     let now = now_ms();
     let goal =
         Artifact::new_root(new_artifact_id(), StructuralType::Standard, "GoalDefined", "Build a service", "user", now);
@@ -93,7 +100,13 @@ async fn ask_due(store: &Store, text: &str, deadline_ms: Option<i64>) -> (Artifa
     store.create_artifact(&q).await.unwrap();
     claim.status = ClaimStatus::PendingAnswer;
     claim.question_id = Some(q.id);
-    claim.open_questions.insert(q.id, OpenQuestion::new(AgentName::parse("Asker").unwrap(), now, deadline_ms));
+    let to: Vec<String> = to.iter().map(|a| (*a).to_owned()).collect();
+    let open = OpenQuestion {
+        people: to.iter().filter(|a| !a.starts_with("group:")).cloned().collect(),
+        to,
+        ..OpenQuestion::new(AgentName::parse("Asker").unwrap(), now, deadline_ms)
+    };
+    claim.open_questions.insert(q.id, open);
     let ops = [QuestionOp::Open { question: q.id, asked_at_ms: now }];
     store.write_claim(&claim, None, true, &ops, &[], now).await.unwrap();
     (goal, q)
@@ -120,7 +133,7 @@ async fn console_with(adjust: impl FnOnce(Config) -> Config) -> Console {
     let name = sett_testkit::instance_name();
     let store = redis.instance(&name);
     let users = Users::parse(&format!(
-        "{ADA} Ada Lovelace\n{BOB} bob\n{VIC} Vic role=viewer groups=audit\n{OPS} Olga Operator role=operator\n"
+        "{ADA} Ada Lovelace\n{BOB} bob\n{VIC} Vic role=viewer groups=audit\n{OPS} Olga Operator role=operator\n{ERIN} erin groups=legal\n"
     ))
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,6 +202,22 @@ async fn a_cookie_post_needs_the_csrf_proof() {
     let r = http(&c.addr, "POST", &url, &[("Cookie", &cookie), json, ("X-Sett-CSRF", csrf)], body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["answered_by"], "bob");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_an_addressee_answers_by_name_or_by_a_users_file_group() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (_, q) = ask_to(&c.store, "Ship it?", None, &["Ada Lovelace", "group:legal"]).await;
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &bearer(BOB))], r#"{"answer": "yes"}"#).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let msg = r.json()["error"].as_str().unwrap().to_owned();
+    assert!(msg.contains("addressed to Ada Lovelace, group:legal; bob is not one of them"), "{msg}");
+    assert!(c.store.answer_record(&q.id).await.unwrap().is_none(), "nothing was written");
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &bearer(ERIN))], r#"{"answer": "yes"}"#).await;
+    assert_eq!(r.status, 200, "erin is in group legal by the users file: {}", r.body);
+    assert_eq!(c.store.answer_record(&q.id).await.unwrap().unwrap().answered_by, "erin");
 }
 
 #[tokio::test(flavor = "multi_thread")]
