@@ -112,6 +112,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     let notifications = settings.config.notifications.clone();
     let anchor_every = settings.config.ledger.anchor_every;
     let witness_file = settings.config.ledger.witness_path(&workspace);
+    let retention = settings.config.retention.clone();
     let orchestrator = Orchestrator::new(store.clone(), settings, launcher);
     let health = listener.serve(&redis, orchestrator.ready_flag());
     info!(instance = %instance, health_addr = %health.addr(), redis = %sett_store::redact_url(&args.daemon.redis_url), "orchestrator starting");
@@ -130,10 +131,29 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
             alerts.clone().map(anchor_notification),
         ))
     });
+    // `retention:`: an archiving pass every `every` (a bad archive location stops the start).
+    let archiver = match retention {
+        Some(r) => {
+            let target = sett_ops::archive::resolve_target(&r.archive, &workspace);
+            let objects = sett_ops::archive::ArchiveObjects::open(&target, &instance)?;
+            Some(tokio::spawn(sett_ops::archive::archive_periodically(
+                store.clone(),
+                objects,
+                sett_ops::archive::Policy { archive_after: r.archive_after },
+                r.every,
+                orchestrator.ready_flag(),
+                stop.clone(),
+            )))
+        }
+        None => None,
+    };
     let ledger_watch = watch_ledger(store, &workspace, alerts, stop.clone());
     let result = orchestrator.run(signals.token()).await;
     stop.cancel();
     if let Some(a) = anchors {
+        let _ = a.await;
+    }
+    if let Some(a) = archiver {
         let _ = a.await;
     }
     let _ = ledger_watch.await;

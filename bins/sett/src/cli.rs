@@ -104,6 +104,10 @@ pub enum Command {
     Console(ConsoleArgs),
     /// Check the tamper-evident ledger (artifact hashes, event chain); print its head.
     Verify(VerifyArgs),
+    /// Archive finished workflows out of Redis (retention), or show the archive.
+    Archive(ArchiveArgs),
+    /// Bring an archived workflow back into Redis.
+    Restore(RestoreArgs),
     /// Serve an MCP (Model Context Protocol) server for LLM clients, over stdio or HTTP.
     Mcp(McpArgs),
     /// Ledger regressions (a ledger that went back): acknowledge them once handled.
@@ -400,6 +404,23 @@ pub struct ImportArgs {
     /// Import even if the instance already has data (existing keys are replaced).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Run an archiving pass now (without it: show the archive and the last pass).
+    #[arg(long)]
+    pub now: bool,
+    /// With --now: archive workflows that ended longer ago than this, instead of
+    /// retention.archive_after.
+    #[arg(long, value_parser = duration, requires = "now")]
+    pub older_than: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The workflow: its goal artifact's full id (as `sett forage` printed it).
+    pub workflow: String,
 }
 
 #[derive(Debug, Args)]

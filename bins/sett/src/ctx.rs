@@ -93,6 +93,25 @@ impl Ctx {
             .and_then(|text| sett_core::config::SettConfig::parse(&path.display().to_string(), &text).ok())
     }
 
+    /// The workspace's `retention:` section, with its archive directory resolved against the
+    /// workspace; `None` without a `sett.yml` or without the section.
+    pub fn retention(&self) -> Result<Option<sett_core::config::RetentionConfig>> {
+        let path = self.workspace.config_path();
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        let config = sett_core::config::SettConfig::parse(&path.display().to_string(), &text)?;
+        Ok(config.retention.map(|mut r| {
+            r.archive = sett_ops::archive::resolve_target(&r.archive, &self.workspace.root);
+            r
+        }))
+    }
+
+    /// The instance's archive store: where its archive was written (recorded in Redis), else the
+    /// workspace's `retention.archive`; `None` when there is neither.
+    pub async fn archive_objects(&self, store: &Store) -> Result<Option<sett_ops::archive::ArchiveObjects>> {
+        let fallback = self.retention().ok().flatten().map(|r| r.archive);
+        Ok(sett_ops::archive::recorded_objects(store, fallback.as_ref()).await?)
+    }
+
     /// The explicit `--name`, validated.
     pub fn explicit_name(&self) -> Result<Option<InstanceName>> {
         self.global.name.as_deref().map(|n| InstanceName::parse(n).map_err(|e| usage(e.to_string()))).transpose()

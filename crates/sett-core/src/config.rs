@@ -168,6 +168,9 @@ struct RawConfig {
     /// (docs/human-in-the-loop.md, "Routing: who answers").
     #[serde(default)]
     humans: RawHumans,
+    /// Archiving finished workflows out of Redis (docs/backup-recovery.md, "Retention and
+    /// archive"). Absent: everything stays in Redis.
+    retention: Option<RawRetention>,
 }
 
 /// People in the loop: who questions go to, and when they are reminded and escalated.
@@ -189,6 +192,31 @@ struct RawHumans {
     /// People and groups (`group:<name>`) added to an unanswered question's addressees.
     #[serde(default)]
     escalate_to: Vec<String>,
+}
+
+/// Retention: finished workflows are archived to immutable segments and removed from Redis.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    /// How long a workflow stays in Redis after its outcome (Terminal, Failure, cancellation, or
+    /// its goal's claim ending) before it is archived and removed (0 = at the next pass).
+    archive_after: RawDuration,
+    /// How often the orchestrator runs an archiving pass. At least 1s.
+    #[schemars(extend("default" = "1m"))]
+    every: Option<RawDuration>,
+    /// Where the segments go (default: the directory `.sett/archive` of the workspace).
+    archive: Option<RawArchive>,
+}
+
+/// Where archived segments are written: exactly one of `dir` and `s3`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
+    /// A local directory (relative paths are relative to the workspace).
+    dir: Option<String>,
+    /// An S3-compatible bucket; credentials come from the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`).
+    s3: Option<S3Target>,
 }
 
 /// The tamper-evident ledger.
@@ -383,6 +411,63 @@ pub struct SettConfig {
     pub ledger: LedgerConfig,
     /// The `humans:` section and each agent's `questions_to`: who answers and reviews.
     pub routing: Routing,
+    /// The `retention:` section; `None` = nothing is ever archived.
+    pub retention: Option<RetentionConfig>,
+}
+
+/// The `retention:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub archive_after: Duration,
+    pub every: Duration,
+    pub archive: ArchiveTarget,
+}
+
+/// The default period of the orchestrator's archiving pass (`retention.every`).
+pub const DEFAULT_ARCHIVE_EVERY: Duration = Duration::from_secs(60);
+/// The default archive directory, relative to the workspace.
+pub const DEFAULT_ARCHIVE_DIR: &str = ".sett/archive";
+
+/// Where an archive lives: recorded in Redis by the pass that writes it, so every reader finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveTarget {
+    /// A directory (relative to the workspace as written in `sett.yml`; absolute once resolved).
+    Dir(String),
+    S3(S3Target),
+}
+
+/// An S3-compatible bucket (AWS, MinIO, Ceph, moto…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Target {
+    /// The bucket name.
+    pub bucket: String,
+    /// A prefix for every object name (e.g. `sett/`); the instance name follows it.
+    #[serde(default)]
+    pub prefix: String,
+    /// The server's URL for S3-compatible servers other than AWS (e.g. http://minio:9000).
+    pub endpoint: Option<String>,
+    /// The region (default: `us-east-1`).
+    pub region: Option<String>,
+    /// Allow a plain http:// endpoint (test servers).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl fmt::Display for ArchiveTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dir(d) => write!(f, "directory {d}"),
+            Self::S3(s) => {
+                write!(f, "s3://{}/{}", s.bucket, s.prefix)?;
+                if let Some(e) = &s.endpoint {
+                    write!(f, " at {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The `ledger:` section.
@@ -1148,6 +1233,51 @@ impl SettConfig {
         }
         let reviewers = Vec::new();
         let routing = Routing { questions_to, groups, remind_every_ms, escalate_after_ms, escalate_to, reviewers };
+        let retention = match raw.retention {
+            None => None,
+            Some(r) => {
+                let archive_after = dur("retention.archive_after", &Some(r.archive_after), Duration::ZERO)?;
+                let every = dur("retention.every", &r.every, DEFAULT_ARCHIVE_EVERY)?;
+                if every < Duration::from_secs(1) {
+                    return Err(err(
+                        "retention.every",
+                        format!("{} is shorter than 1s", humantime::format_duration(every)),
+                        "use a duration such as 1m",
+                    ));
+                }
+                let archive = match r.archive {
+                    None => ArchiveTarget::Dir(DEFAULT_ARCHIVE_DIR.to_owned()),
+                    Some(RawArchive { dir: Some(d), s3: None }) if !d.trim().is_empty() => ArchiveTarget::Dir(d),
+                    Some(RawArchive { dir: None, s3: Some(s3) }) => {
+                        if s3.bucket.trim().is_empty() {
+                            return Err(err(
+                                "retention.archive.s3.bucket",
+                                "is empty".into(),
+                                "name the bucket the segments go to",
+                            ));
+                        }
+                        if let Some(e) = &s3.endpoint
+                            && !(e.starts_with("https://") || (s3.allow_http && e.starts_with("http://")))
+                        {
+                            return Err(err(
+                                "retention.archive.s3.endpoint",
+                                format!("'{e}' is not an https:// URL"),
+                                "use an https:// URL, or set allow_http: true for a plain http:// test server",
+                            ));
+                        }
+                        ArchiveTarget::S3(s3)
+                    }
+                    Some(_) => {
+                        return Err(err(
+                            "retention.archive",
+                            "needs exactly one of dir and s3".into(),
+                            "write archive: {dir: .sett/archive} or archive: {s3: {bucket: …}}",
+                        ));
+                    }
+                };
+                Some(RetentionConfig { archive_after, every, archive })
+            }
+        };
         Ok(Self {
             version: raw.version,
             runtime: raw.runtime,
@@ -1157,6 +1287,7 @@ impl SettConfig {
             notifications,
             ledger,
             routing,
+            retention,
         })
     }
 
@@ -1279,6 +1410,33 @@ agents:
         let builder = &c.agents[&AgentName::parse("Builder").unwrap()];
         assert_eq!(builder.worker.as_ref().unwrap().max_concurrent, 2);
         assert_eq!(builder.worker.as_ref().unwrap().command, vec!["./build.sh".to_owned()]);
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_names_one_archive() {
+        assert_eq!(SettConfig::parse("sett.yml", GOOD).unwrap().retention, None);
+        let with =
+            |v: &str| SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", &format!("retention: {v}\nagents:\n")));
+        let r = with("{archive_after: 7d}").unwrap().retention.unwrap();
+        assert_eq!(r.archive_after, Duration::from_secs(7 * 86400));
+        assert_eq!(r.every, DEFAULT_ARCHIVE_EVERY);
+        assert_eq!(r.archive, ArchiveTarget::Dir(DEFAULT_ARCHIVE_DIR.to_owned()));
+        let r =
+            with("{archive_after: 0, every: 5s, archive: {s3: {bucket: b, endpoint: 'http://x:1', allow_http: true}}}")
+                .unwrap()
+                .retention
+                .unwrap();
+        assert!(matches!(r.archive, ArchiveTarget::S3(ref s) if s.bucket == "b" && s.prefix.is_empty()));
+        assert_eq!(
+            with("{archive_after: 1h, archive: {dir: a, s3: {bucket: b}}}").unwrap_err().key_path,
+            "retention.archive"
+        );
+        assert_eq!(
+            with("{archive_after: 1h, archive: {s3: {bucket: b, endpoint: 'http://x'}}}").unwrap_err().key_path,
+            "retention.archive.s3.endpoint"
+        );
+        assert_eq!(with("{archive_after: 1h, every: 10ms}").unwrap_err().key_path, "retention.every");
+        assert_eq!(with("{every: 1m}").unwrap_err().key_path, "retention");
     }
 
     #[test]

@@ -88,6 +88,16 @@ pub const CONSOLE_ACTIONS: &str = "sett_console_actions_total";
 pub const CONSOLE_EVENT_STREAMS: &str = "sett_console_event_streams";
 /// Counter: outputs of cancelled grants that arrived after their workflow was cancelled.
 pub const LATE_OUTPUTS: &str = "sett_late_outputs_total";
+/// Counter, label `result` (`ok` | `error`): archiving passes of the orchestrator (`retention:`).
+pub const ARCHIVE_RUNS: &str = "sett_archive_runs_total";
+/// Counter: workflows archived and removed from Redis.
+pub const ARCHIVE_WORKFLOWS: &str = "sett_archive_workflows_total";
+/// Counter: bytes of archive segments written.
+pub const ARCHIVE_BYTES: &str = "sett_archive_bytes_total";
+/// Counter: events trimmed from the stream once archived.
+pub const ARCHIVE_TRIMMED: &str = "sett_archive_events_trimmed_total";
+/// Gauge (Unix seconds): when the last archiving pass succeeded.
+pub const ARCHIVE_LAST_SUCCESS: &str = "sett_archive_last_success_timestamp_seconds";
 
 /// What kind of Prometheus metric a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +154,19 @@ pub const ALL: &[Metric] = &[
         name: LATE_OUTPUTS,
         kind: Kind::Counter,
         help: "Outputs of cancelled grants that arrived after their workflow was cancelled (recorded as output_late, acted on by nobody).",
+    },
+    Metric {
+        name: ARCHIVE_RUNS,
+        kind: Kind::Counter,
+        help: "Archiving passes of the orchestrator (retention), by result; an error leaves everything in Redis.",
+    },
+    Metric { name: ARCHIVE_WORKFLOWS, kind: Kind::Counter, help: "Workflows archived and removed from Redis." },
+    Metric { name: ARCHIVE_BYTES, kind: Kind::Counter, help: "Bytes of archive segments written." },
+    Metric { name: ARCHIVE_TRIMMED, kind: Kind::Counter, help: "Events trimmed from the event stream once archived." },
+    Metric {
+        name: ARCHIVE_LAST_SUCCESS,
+        kind: Kind::Gauge,
+        help: "When the last archiving pass succeeded (Unix seconds); archive lag is now minus this.",
     },
     Metric {
         name: OPEN_QUESTIONS,

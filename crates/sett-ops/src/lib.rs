@@ -11,6 +11,7 @@ pub mod telemetry;
 
 pub mod answer;
 pub mod approval;
+pub mod archive;
 pub mod cancel;
 pub mod feed;
 pub mod forage;

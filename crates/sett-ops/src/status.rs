@@ -116,6 +116,9 @@ pub struct StatusReport {
     pub ledger_regressions: Vec<sett_core::regression::RegressionRecord>,
     /// The durability of writes and the replication of the primary holding the instance.
     pub replication: Replication,
+    /// The archive (`retention:`), once a pass ran: size, last run, last error, what holds
+    /// trimming back.
+    pub archive: Option<crate::archive::Summary>,
 }
 
 /// How safe a write is where the instance lives: the durability in force and what the primary
@@ -417,7 +420,18 @@ pub async fn instance_status(
         webhooks: webhooks_health(store).await?,
         ledger_regressions: store.regressions().await?.into_iter().filter(|r| !r.is_acknowledged()).collect(),
         replication: Replication::of(store).await,
+        archive: archive_summary(store).await?,
     })
+}
+
+async fn archive_summary(store: &Store) -> sett_store::Result<Option<crate::archive::Summary>> {
+    match crate::archive::summary(store).await {
+        Ok(s) if s.last_run_ms.is_some() || s.segments > 0 => Ok(Some(s)),
+        Ok(_) => Ok(None),
+        Err(crate::archive::ArchiveError::Store(e)) => Err(e),
+        // A manifest that does not decode: status still answers; `sett archive` names it.
+        Err(_) => Ok(None),
+    }
 }
 
 /// The `sett logs` argument for a registered component name (`cub:<agent>` → `<agent>`).

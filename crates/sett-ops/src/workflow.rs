@@ -33,6 +33,8 @@ pub struct Workflow {
     artifacts: HashSet<ArtifactId>,
     claims: HashSet<ClaimId>,
     outcome: Option<Outcome>,
+    /// When the outcome was recorded (the `ts` of the event that set it).
+    ended_ms: Option<i64>,
 }
 
 /// An id an event names: workflows are tracked by both kinds.
@@ -63,7 +65,12 @@ fn named_ids(e: &EventData) -> Vec<Member> {
 
 impl Workflow {
     pub fn new(goal: ArtifactId) -> Self {
-        Self { artifacts: HashSet::from([goal]), goal, claims: HashSet::new(), outcome: None }
+        Self { artifacts: HashSet::from([goal]), goal, claims: HashSet::new(), outcome: None, ended_ms: None }
+    }
+
+    /// When the workflow ended: the time of the event that set its outcome.
+    pub fn ended_ms(&self) -> Option<i64> {
+        self.ended_ms
     }
 
     pub fn goal(&self) -> ArtifactId {
@@ -97,6 +104,15 @@ impl Workflow {
     /// Feeds one event; returns true when it belongs to this workflow (and records what it
     /// adds). The first Terminal or Failure artifact that belongs sets the outcome.
     pub fn observe(&mut self, e: &Event) -> bool {
+        let open = self.outcome.is_none();
+        let belongs = self.observe_inner(e);
+        if open && self.outcome.is_some() {
+            self.ended_ms = Some(e.ts_ms);
+        }
+        belongs
+    }
+
+    fn observe_inner(&mut self, e: &Event) -> bool {
         match &e.data {
             EventData::ArtifactCreated(a) => {
                 let belongs = self.artifacts.contains(&a.artifact_id)
@@ -174,6 +190,17 @@ pub struct Workflows {
 impl Workflows {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every workflow seen, by goal.
+    pub fn iter(&self) -> impl Iterator<Item = &Workflow> {
+        self.flows.values()
+    }
+
+    /// The goals of the workflows `e` concerns, as far as the events fed so far tell (call it
+    /// after [`Workflows::observe`] of `e`, so an event that starts a workflow names its goal).
+    pub fn owners_of(&self, e: &Event) -> Vec<ArtifactId> {
+        self.candidates(e)
     }
 
     /// The goals of the workflows `e` may concern: the owners of every id it names.

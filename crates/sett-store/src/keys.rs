@@ -30,6 +30,12 @@
 //! | `notify:workflows` | hash | goal artifact id → the outcome artifact already notified |
 //! | `workflows:cancelled` | hash | goal artifact id → JSON cancellation record (operator, reason, time) |
 //! | `index:cancelled` | hash | artifact or claim id of a cancelled workflow → `member:<goal>` (known at the cancellation), `expected:<goal>` (an output a cancelled grant may still write) or `late:<goal>` (such an output, written after) |
+//! | `archive:segments` | hash | archive segment name → JSON manifest (seq range, hashes, workflows, size), written once the segment was read back |
+//! | `archive:head` | hash | the last archived event: `seq`, `hash`, `id` (the stream is trimmed up to it, never past it) |
+//! | `archive:state` | hash | where the archive is (`location`), the next segment number, last run, last success, last error |
+//! | `archive:pending` | string | JSON plan of the archiving pass in progress (written before its segment; removed when its records are deleted and the stream trimmed) |
+//! | `archive:lock` | string (TTL) | JSON holder of the archiving pass (one at a time: the orchestrator's or `sett archive`) |
+//! | `archive:restored` | hash | goal id → JSON record of a workflow brought back by `sett restore` (never archived again) |
 //!
 //! Global keys: `sett:instances`, `sett:instance_counter`, `sett:audit`.
 
@@ -151,6 +157,29 @@ impl Keys {
     /// The fence of cancelled workflows: no claim is created for an artifact in it.
     pub fn cancel_fence(&self) -> String {
         format!("{}index:cancelled", self.prefix)
+    }
+
+    pub fn archive_segments(&self) -> String {
+        format!("{}archive:segments", self.prefix)
+    }
+    pub fn archive_head(&self) -> String {
+        format!("{}archive:head", self.prefix)
+    }
+    pub fn archive_state(&self) -> String {
+        format!("{}archive:state", self.prefix)
+    }
+    pub fn archive_pending(&self) -> String {
+        format!("{}archive:pending", self.prefix)
+    }
+    pub fn archive_lock(&self) -> String {
+        format!("{}archive:lock", self.prefix)
+    }
+    pub fn archive_restored(&self) -> String {
+        format!("{}archive:restored", self.prefix)
+    }
+    /// An instance key from a name relative to the prefix (an archived record's `key`).
+    pub fn relative(&self, rel: &str) -> String {
+        format!("{}{rel}", self.prefix)
     }
 
     /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.

@@ -11,6 +11,7 @@
 //!   `consumer` (consumer groups: [`GroupConsumer`]), `lock`, `questions`, `workers`, `notify`,
 //!   `scan` and `registry`.
 
+mod archive;
 pub mod codec;
 pub mod context;
 pub mod keys;
@@ -39,6 +40,7 @@ use fred::prelude::*;
 use fred::types::config::ReconnectPolicy;
 use sett_core::InstanceName;
 
+pub use archive::{ArchivedRecord, TrimFloor, WorkflowMembers, WorkflowSnapshot, parse_stream_id};
 pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
 pub use claims::{QuestionOp, WriteOutcome};

@@ -3,6 +3,7 @@
 
 mod answers;
 mod approvals;
+mod archive;
 mod cluster;
 mod console;
 mod deploy;

@@ -102,14 +102,45 @@ fn stream_row(a: &Artifact, now: i64) -> String {
     )
 }
 
+/// An artifact no longer in Redis, looked up in the instance's archive by its full id.
+async fn from_archive(
+    ctx: &Ctx,
+    store: &Store,
+    raw: &str,
+) -> Result<Option<(Artifact, sett_ops::archive::ArchivedArtifact)>> {
+    let Ok(id) = ArtifactId::parse(raw.trim()) else { return Ok(None) };
+    if !sett_ops::archive::has_archive(store).await? {
+        return Ok(None);
+    }
+    let Some(objects) = ctx.archive_objects(store).await? else { return Ok(None) };
+    let Some(found) = sett_ops::archive::find_artifact(store, &objects, &id).await? else { return Ok(None) };
+    let a = sett_store::codec::decode_artifact(found.fields.clone(), false)?;
+    Ok(Some((a, found)))
+}
+
 async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
-    let id = resolve_one(store, raw).await?;
-    let Some(a) = store.get_artifact(&id).await? else {
-        bail!("artifact {id} disappeared while reading it (was instance '{}' destroyed?)", store.instance());
+    let (a, archived) = match resolve_one(store, raw).await {
+        Ok(id) => {
+            let Some(a) = store.get_artifact(&id).await? else {
+                bail!("artifact {id} disappeared while reading it (was instance '{}' destroyed?)", store.instance());
+            };
+            (a, None)
+        }
+        Err(e) => match from_archive(ctx, store, raw).await? {
+            Some((a, found)) => (a, Some(found)),
+            None => return Err(e),
+        },
+    };
+    let json = || -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(&a)?;
+        if let (Some(f), Some(m)) = (&archived, v.as_object_mut()) {
+            m.insert("archive".into(), serde_json::json!({"segment": f.segment, "workflow": f.workflow}));
+        }
+        Ok(v)
     };
     match ctx.output() {
-        OutputFormat::Json => output::json(&serde_json::to_value(&a)?)?,
-        OutputFormat::Jsonl => output::jsonl(&serde_json::to_value(&a)?)?,
+        OutputFormat::Json => output::json(&json()?)?,
+        OutputFormat::Jsonl => output::jsonl(&json()?)?,
         OutputFormat::Table => {
             let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
             let mut lines = vec![
@@ -140,7 +171,13 @@ async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
             if let Some(by) = &a.answered_by {
                 lines.push(format!("answered by:      {by}{}", if a.timed_out { " (timed out)" } else { "" }));
             }
-            if a.structural_type == StructuralType::Question {
+            if let Some(f) = &archived {
+                lines.push(format!(
+                    "archived:         from the archive (segment {}, workflow {}); 'sett restore {}' brings it back",
+                    f.segment, f.workflow, f.workflow
+                ));
+            }
+            if a.structural_type == StructuralType::Question && archived.is_none() {
                 let state = match store.answer_record(&a.id).await? {
                     Some(r) => format!(
                         "answered by {} at {} ({})",

@@ -10,6 +10,7 @@ use sett_core::approval::Decision;
 
 mod answer;
 mod approve;
+mod archive;
 mod cancel;
 mod claims;
 mod config;
@@ -62,6 +63,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(c) => config::run(&ctx, c),
         Command::Completions(_) | Command::ManPages(_) => unreachable!("handled before the context"),
         Command::Verify(a) => verify::run(&ctx, a).await,
+        Command::Archive(a) => archive::run(&ctx, a).await,
+        Command::Restore(a) => archive::restore(&ctx, a).await,
         Command::Mcp(a) => mcp::run(&ctx, a).await,
         Command::Ledger(c) => ledger::run(&ctx, c).await,
         Command::Version => {

@@ -84,6 +84,26 @@ fn render(r: &StatusReport) -> String {
         ));
     }
     out.push(format!("Redis:      {}", r.replication.summary()));
+    if let Some(a) = &r.archive {
+        let now = now_ms();
+        let ago =
+            |t: Option<i64>| t.map_or_else(|| "never".to_owned(), |t| format!("{} ago", output::human_ms(now - t)));
+        out.push(format!(
+            "Archive:    {} segment(s), {} bytes, {} workflow(s); last success {}{}",
+            a.segments,
+            a.bytes,
+            a.workflows,
+            ago(a.last_success_ms),
+            if a.failing() {
+                format!("; LAST PASS FAILED {}: {}", ago(a.last_error_ms), a.last_error.as_deref().unwrap_or(""))
+            } else {
+                String::new()
+            }
+        ));
+        if let Some(g) = &a.held_by {
+            out.push(format!("            trimming held back by consumer group '{g}'"));
+        }
+    }
     if !r.webhooks.is_empty() {
         out.push("Webhooks:".into());
         for w in &r.webhooks {

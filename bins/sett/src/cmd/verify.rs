@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use sett_core::witness::Witnesses;
+use sett_ops::archive::ledger::{ArchivedLedger, ArchivedPart};
 use sett_ops::verify::{ExportLedger, Outcome, WITNESSED_HEAD, verify_witnessed};
 
 use crate::cli::{OutputFormat, VerifyArgs};
@@ -71,6 +72,7 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
     let VerifyArgs { file, head, witness } = args;
     // `--witness` alone: this workspace's witness file.
     let witness = witness.map(|w| w.unwrap_or_else(|| ctx.witness_file()));
+    let mut archived: Option<ArchivedPart> = None;
     let (what, outcome) = match &file {
         Some(path) => {
             let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -89,10 +91,29 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
                 Some(w) => Some(sett_ops::witness::witnesses_of(w, store.instance().as_str())?),
                 None => None,
             };
-            let outcome = verify_witnessed(&mut store, head.as_ref(), witnesses.as_ref())
-                .await
-                .with_context(|| format!("verifying {what}"))?;
-            (what, outcome)
+            if sett_ops::archive::has_archive(&store).await? {
+                // Archive + live stream as one chain.
+                let Some(objects) = ctx.archive_objects(&store).await? else {
+                    anyhow::bail!(
+                        "{what} has an archive whose location is unknown here: run 'sett verify' from its workspace (retention.archive in sett.yml)"
+                    );
+                };
+                let outcome = match ArchivedLedger::open(&store, &objects).await? {
+                    Ok(mut ledger) => {
+                        archived = Some(ledger.archived_part());
+                        verify_witnessed(&mut ledger, head.as_ref(), witnesses.as_ref())
+                            .await
+                            .with_context(|| format!("verifying {what}"))?
+                    }
+                    Err(breach) => Outcome { report: Default::default(), breach: Some(breach) },
+                };
+                (format!("{what} (with its archive in {})", objects.target()), outcome)
+            } else {
+                let outcome = verify_witnessed(&mut store, head.as_ref(), witnesses.as_ref())
+                    .await
+                    .with_context(|| format!("verifying {what}"))?;
+                (what, outcome)
+            }
         }
     };
     match ctx.output() {
@@ -104,6 +125,7 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
                 "unverified_before": outcome.report.unverified_before(),
                 "report": outcome.report,
                 "breach": outcome.breach,
+                "archive": archived,
             });
             if ctx.output() == OutputFormat::Json { output::json(&v)? } else { output::jsonl(&v)? }
         }
@@ -118,6 +140,12 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
         OutputFormat::Table => {
             for l in render(&what, &outcome) {
                 output::line(&l)?;
+            }
+            if let Some(a) = &archived {
+                output::line(&format!(
+                    "From the archive: {} segment(s): {} events, {} artifacts, {} claims (the stream continues its chain).",
+                    a.segments, a.events, a.artifacts, a.claims
+                ))?;
             }
         }
     }

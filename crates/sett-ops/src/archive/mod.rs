@@ -1,0 +1,652 @@
+//! Retention and archival (`retention:` in sett.yml, `sett archive`, `sett restore`, the
+//! orchestrator's periodic pass): finished workflows go into immutable compressed segments
+//! ([`segment`]) in a directory or an S3-compatible bucket ([`objects`]) and leave Redis; the
+//! event stream is trimmed behind them so that archive + stream stay one hash chain, which
+//! `sett verify` walks across both ([`ledger`]).
+//!
+//! A pass, one at a time (`archive:lock`), each step safe to repeat:
+//! 1. finish the pass a crash left (`archive:pending`);
+//! 2. replay the live stream to find each workflow, its outcome and when it ended; choose those
+//!    ended longer than `archive_after` ago with nothing open (claim, question, follow-up), and
+//!    the events to archive: from the archive head up to the first event of a workflow that
+//!    stays (so every live workflow keeps all its events) and never past what every consumer
+//!    group has delivered and acknowledged;
+//! 3. write the plan to `archive:pending`, then the segment; read it back and compare its hash;
+//! 4. record its manifest and the new archive head (one MULTI, the plan moves to `recorded`);
+//! 5. delete each workflow's records (one MULTI per workflow), trim the stream through the archive
+//!    head (never past the groups' floor), clear the plan.
+//!
+//! A SIGKILL before 4 leaves Redis untouched (the next pass discards the plan and the unrecorded
+//! segment); after 4 the next pass repeats 5 from the recorded segment. Nothing is lost (Redis
+//! keeps every record until a segment holding it was read back) and nothing is archived twice
+//! (a recorded workflow's records are gone from Redis, its events behind the archive head).
+
+pub mod ledger;
+pub mod objects;
+pub mod segment;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sett_core::ArtifactId;
+use sett_core::config::ArchiveTarget;
+use sett_store::{ArchivedRecord, Store, StoreError, WorkflowMembers, WorkflowSnapshot, now_ms};
+
+pub use objects::ArchiveObjects;
+use segment::{FORMAT, Manifest, Segment, SegmentHeader, SegmentLine};
+
+use crate::workflow::Workflows;
+
+/// Workflows archived per pass at most (a segment stays a few MB).
+pub const MAX_WORKFLOWS_PER_PASS: usize = 1_000;
+/// Events archived per pass at most.
+pub const MAX_EVENTS_PER_PASS: usize = 100_000;
+/// The archiving lock's time to live; renewed while a pass runs.
+const LOCK_TTL: Duration = Duration::from_secs(30);
+/// Events read per page while replaying the stream.
+const PAGE: u64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("archive store {location}: {reason}")]
+    Objects { location: String, reason: String },
+    #[error(
+        "another archiving pass runs ({holder}); wait for it (a pass that died frees the lock within {}s)",
+        LOCK_TTL.as_secs()
+    )]
+    Busy { holder: String },
+    #[error("archive segment {segment}: {problem}")]
+    Segment { segment: String, problem: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error(
+        "instance '{0}' has an archive but its location is not recorded; set retention.archive in sett.yml and run the command from the workspace"
+    )]
+    NoLocation(String),
+}
+
+/// The `retention:` policy as a pass applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub archive_after: Duration,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    /// The segment it wrote (none when there was nothing to archive).
+    pub segment: Option<String>,
+    pub workflows: u64,
+    pub events: u64,
+    pub records: u64,
+    pub bytes: u64,
+    /// Ended workflows left in Redis because something of theirs is still open.
+    pub open: u64,
+    /// Events removed from the stream.
+    pub trimmed: u64,
+    /// The consumer group that keeps older events in the stream, if one does.
+    pub held_by: Option<String>,
+    /// Whether it finished a pass a crash had left.
+    pub resumed: Option<String>,
+}
+
+/// The plan of a pass, in `archive:pending` while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Plan {
+    state: PlanState,
+    manifest: Manifest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PlanState {
+    /// The segment may or may not be stored; nothing in Redis refers to it yet.
+    Planned,
+    /// Its manifest is recorded: its records are to be deleted and the stream trimmed.
+    Recorded,
+}
+
+/// The archive lock's value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Holder {
+    run_id: String,
+    host: String,
+    pid: u32,
+    started_at: i64,
+}
+
+/// Resolves a `retention.archive` target against the workspace (a relative directory).
+pub fn resolve_target(target: &ArchiveTarget, workspace: &std::path::Path) -> ArchiveTarget {
+    match target {
+        ArchiveTarget::Dir(d) => ArchiveTarget::Dir(workspace.join(d).display().to_string()),
+        other => other.clone(),
+    }
+}
+
+/// The archive store an instance's archive was written to (`archive:state` `location`), else
+/// `fallback` (the workspace's `retention.archive`), else `None` (no archive anywhere).
+pub async fn recorded_objects(
+    store: &Store,
+    fallback: Option<&ArchiveTarget>,
+) -> Result<Option<ArchiveObjects>, ArchiveError> {
+    let state = store.archive_state().await?;
+    let target = match state.get("location") {
+        Some(l) => Some(
+            serde_json::from_str::<ArchiveTarget>(l)
+                .map_err(|e| ArchiveError::Store(StoreError::Decode(format!("archive:state location {l:?}: {e}"))))?,
+        ),
+        None => fallback.cloned(),
+    };
+    target.map(|t| ArchiveObjects::open(&t, store.instance())).transpose()
+}
+
+/// Whether the instance has archived anything.
+pub async fn has_archive(store: &Store) -> Result<bool, ArchiveError> {
+    Ok(!store.archive_segments().await?.is_empty() || store.archive_pending().await?.is_some())
+}
+
+/// Runs one archiving pass (see the module doc). `objects` must be the store the instance's
+/// archive is in: the pass records its location in `archive:state`.
+pub async fn run_pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -> Result<PassReport, ArchiveError> {
+    let holder = Holder {
+        run_id: format!("{}-{}-{}", crate::destroy::this_host(), std::process::id(), now_ms()),
+        host: crate::destroy::this_host(),
+        pid: std::process::id(),
+        started_at: now_ms(),
+    };
+    let value = serde_json::to_string(&holder).expect("serializable");
+    if let Err(current) = store.acquire_archive_lock(&value, LOCK_TTL.as_millis() as u64).await? {
+        // A pass on this host whose process is gone: take over at once instead of waiting.
+        let dead = serde_json::from_str::<Holder>(&current)
+            .is_ok_and(|h| h.host == holder.host && h.pid != holder.pid && !pid_alive(h.pid));
+        if !(dead && store.take_over_archive_lock(&current, &value, LOCK_TTL.as_millis() as u64).await?) {
+            return Err(ArchiveError::Busy { holder: current });
+        }
+    }
+    let renewer = {
+        let store = store.clone();
+        let run_id = holder.run_id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOCK_TTL / 3).await;
+                if !matches!(store.renew_archive_lock(&run_id, LOCK_TTL.as_millis() as u64).await, Ok(true)) {
+                    tracing::warn!("could not renew the archive lock");
+                }
+            }
+        })
+    };
+    let started = now_ms();
+    let result = pass(store, objects, policy).await;
+    renewer.abort();
+    let mut state = vec![("last_run_ms", started.to_string())];
+    match &result {
+        Ok(r) => {
+            state.push(("last_success_ms", now_ms().to_string()));
+            if let Some(g) = &r.held_by {
+                state.push(("held_by", g.clone()));
+            }
+        }
+        Err(e) => {
+            state.push(("last_error", e.to_string()));
+            state.push(("last_error_ms", now_ms().to_string()));
+        }
+    }
+    let _ = store.set_archive_state(state).await;
+    if result.as_ref().is_ok_and(|r| r.held_by.is_none()) {
+        let _ = store.clear_archive_state_field("held_by").await;
+    }
+    let _ = store.release_archive_lock(&holder.run_id).await;
+    result
+}
+
+fn pid_alive(pid: u32) -> bool {
+    !std::path::Path::new("/proc/self").exists() || std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+async fn pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -> Result<PassReport, ArchiveError> {
+    let location = serde_json::to_string(objects.target()).expect("serializable");
+    store.set_archive_state(vec![("location", location)]).await?;
+    let mut report = PassReport::default();
+    if let Some(raw) = store.archive_pending().await? {
+        let plan: Plan = serde_json::from_str(&raw)
+            .map_err(|e| StoreError::Decode(format!("archive:pending is not a plan ({e}): {raw}")))?;
+        report.resumed = Some(plan.manifest.segment.clone());
+        finish(store, objects, plan, &mut report).await?;
+    }
+    let Some((plan, lines)) = plan_pass(store, policy, &mut report).await? else {
+        trim(store, &mut report).await?;
+        return Ok(report);
+    };
+    let header = SegmentHeader {
+        format: FORMAT.to_owned(),
+        instance: store.instance().to_string(),
+        segment: plan.manifest.segment.clone(),
+        created_ms: plan.manifest.created_ms,
+        workflows: plan.manifest.workflows.clone(),
+        first_seq: plan.manifest.first_seq,
+        last_seq: plan.manifest.last_seq,
+    };
+    let bytes = segment::encode(&header, &lines)
+        .map_err(|e| ArchiveError::Segment { segment: header.segment.clone(), problem: e.to_string() })?;
+    let mut plan = plan;
+    plan.manifest.sha256 = segment::sha256_hex(&bytes);
+    plan.manifest.bytes = bytes.len() as u64;
+    store.set_archive_pending(&serde_json::to_string(&plan).expect("serializable")).await?;
+    objects.put(&plan.manifest.segment, &bytes).await?;
+    drop(bytes);
+    finish(store, objects, plan, &mut report).await?;
+    Ok(report)
+}
+
+/// Steps 3–5 of a pass for `plan`: read the segment back, record it, delete, trim.
+async fn finish(
+    store: &Store,
+    objects: &ArchiveObjects,
+    mut plan: Plan,
+    report: &mut PassReport,
+) -> Result<(), ArchiveError> {
+    let name = plan.manifest.segment.clone();
+    let stored = objects.get(&name).await?;
+    let intact = stored.as_ref().is_some_and(|b| segment::sha256_hex(b) == plan.manifest.sha256);
+    if !intact {
+        if plan.state == PlanState::Recorded {
+            return Err(ArchiveError::Segment {
+                segment: name.clone(),
+                problem: format!(
+                    "recorded but {} at {}: its records are still in Redis; restore the file from a backup of the archive store",
+                    if stored.is_some() { "changed" } else { "missing" },
+                    objects.describe(&name)
+                ),
+            });
+        }
+        // Never recorded: nothing refers to it. A new pass starts from Redis, which kept everything.
+        objects.delete(&name).await?;
+        store.clear_archive_pending().await?;
+        return Ok(());
+    }
+    let seg = segment::decode(stored.as_deref().unwrap_or_default())
+        .map_err(|problem| ArchiveError::Segment { segment: name.clone(), problem })?;
+    if plan.state == PlanState::Planned {
+        plan.state = PlanState::Recorded;
+        let m = &plan.manifest;
+        let head = match (m.last_seq, &m.last_hash, &m.last_id) {
+            (Some(s), Some(h), Some(i)) => Some((s, h.as_str(), i.as_str())),
+            _ => None,
+        };
+        store
+            .record_archive_segment(
+                &name,
+                &serde_json::to_string(m).expect("serializable"),
+                head,
+                &serde_json::to_string(&plan).expect("serializable"),
+            )
+            .await?;
+    }
+    for goal in &seg.header.workflows {
+        store.delete_archived(&seg.workflow_records(goal)).await?;
+    }
+    report.segment = Some(name);
+    report.workflows += seg.header.workflows.len() as u64;
+    report.events += plan.manifest.events;
+    report.records += plan.manifest.records;
+    report.bytes += plan.manifest.bytes;
+    trim(store, report).await?;
+    store.clear_archive_pending().await?;
+    Ok(())
+}
+
+/// Trims the stream through the archive head, never past what every consumer group has
+/// delivered and acknowledged.
+async fn trim(store: &Store, report: &mut PassReport) -> Result<(), ArchiveError> {
+    let Some((_, _, head_id)) = store.archive_head().await? else { return Ok(()) };
+    let Some(head) = sett_store::parse_stream_id(&head_id) else {
+        return Err(StoreError::Decode(format!("archive:head id {head_id:?}")).into());
+    };
+    let floor = store.trim_floor().await?;
+    let upto = match floor.upto {
+        Some(f) if f >= head => head,
+        Some(f) => {
+            report.held_by = floor.held_by;
+            f
+        }
+        None => {
+            report.held_by = floor.held_by;
+            return Ok(());
+        }
+    };
+    report.trimmed += store.trim_events_through(&format!("{}-{}", upto.0, upto.1)).await?;
+    Ok(())
+}
+
+/// Step 2: which workflows and events go into this pass's segment (`None`: nothing to do).
+async fn plan_pass(
+    store: &Store,
+    policy: Policy,
+    report: &mut PassReport,
+) -> Result<Option<(Plan, Vec<SegmentLine>)>, ArchiveError> {
+    let archived_through = store.archive_head().await?;
+    let head_id = archived_through.as_ref().and_then(|(_, _, id)| sett_store::parse_stream_id(id));
+    // Replay: membership and outcomes from the whole live stream; for the events after the
+    // archive head, who owns each.
+    let mut flows = Workflows::new();
+    let mut owned: Vec<(String, Vec<ArtifactId>)> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.entries_after(after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(match last {
+            Ok(e) => e.id.clone(),
+            Err(m) => m.id.clone(),
+        });
+        for entry in page {
+            let (id, owners) = match entry {
+                Ok(e) => {
+                    flows.observe(&e);
+                    (e.id.clone(), flows.owners_of(&e))
+                }
+                // An entry Sett cannot read concerns no workflow it knows of.
+                Err(m) => (m.id, Vec::new()),
+            };
+            if head_id.is_none_or(|h| sett_store::parse_stream_id(&id).is_some_and(|i| i > h)) {
+                owned.push((id, owners));
+            }
+        }
+    }
+    let now = now_ms();
+    let cutoff = now - policy.archive_after.as_millis() as i64;
+    let restored = store.restored_goals().await?;
+    let goals: Vec<ArtifactId> = flows.iter().map(|w| w.goal()).collect();
+    let live: HashSet<ArtifactId> =
+        goals.iter().zip(store.artifacts_exist(&goals).await?).filter(|(_, e)| *e).map(|(g, _)| *g).collect();
+    let mut due: Vec<(i64, &crate::workflow::Workflow)> = flows
+        .iter()
+        .filter(|w| live.contains(&w.goal()) && !restored.contains(&w.goal().to_string()))
+        .filter_map(|w| w.ended_ms().filter(|t| *t <= cutoff).map(|t| (t, w)))
+        .collect();
+    due.sort_by_key(|(t, w)| (*t, w.goal()));
+    let (executions, outbox) = store.execution_and_outbox_fields().await?;
+    let mut chosen: HashSet<ArtifactId> = HashSet::new();
+    let mut lines: Vec<SegmentLine> = Vec::new();
+    let mut workflows = Vec::new();
+    for (_, w) in due {
+        if workflows.len() >= MAX_WORKFLOWS_PER_PASS {
+            break;
+        }
+        let mut artifacts: Vec<ArtifactId> = w.artifacts().copied().collect();
+        artifacts.sort();
+        let mut claims: Vec<_> = w.claims().copied().collect();
+        claims.sort();
+        let members = WorkflowMembers { goal: w.goal(), artifacts, claims };
+        match store.workflow_snapshot(&members, &executions, &outbox).await? {
+            WorkflowSnapshot::Open(why) => {
+                tracing::debug!(goal = %w.goal(), why, "ended workflow kept: something is open");
+                report.open += 1;
+            }
+            WorkflowSnapshot::Records(records) => {
+                let goal = w.goal().to_string();
+                lines.extend(records.into_iter().map(|record| SegmentLine { workflow: Some(goal.clone()), record }));
+                workflows.push(goal);
+                chosen.insert(w.goal());
+            }
+        }
+    }
+    // Events: from the archive head up to the first one of a workflow that stays in Redis.
+    let stays = |g: &ArtifactId| live.contains(g) && !chosen.contains(g);
+    let cut = owned
+        .iter()
+        .take(MAX_EVENTS_PER_PASS)
+        .position(|(_, owners)| owners.iter().any(stays))
+        .unwrap_or(owned.len().min(MAX_EVENTS_PER_PASS));
+    // Consumer groups do not bound what is archived, only what is trimmed (`trim`): an archived
+    // event a group has not delivered yet stays in the stream until it has.
+    if workflows.is_empty() && cut == 0 {
+        return Ok(None);
+    }
+    let mut events: Vec<(String, BTreeMap<String, String>)> = Vec::with_capacity(cut);
+    if cut > 0 {
+        let last_id = owned[cut - 1].0.clone();
+        let mut after = archived_through.as_ref().map(|(_, _, id)| id.clone());
+        'read: loop {
+            let page = store.raw_events_after(after.as_deref(), PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for (id, fields) in page {
+                after = Some(id.clone());
+                let done = id == last_id;
+                events.push((id, fields.into_iter().collect()));
+                if done {
+                    break 'read;
+                }
+            }
+        }
+    }
+    let seq = |f: &BTreeMap<String, String>| f.get("seq").and_then(|s| s.parse::<u64>().ok());
+    let first = events.first();
+    let last = events.last();
+    let n = store.next_archive_segment().await?;
+    let manifest = Manifest {
+        segment: format!("seg-{n:08}"),
+        sha256: String::new(),
+        bytes: 0,
+        created_ms: now,
+        workflows,
+        records: lines.len() as u64,
+        events: events.len() as u64,
+        first_seq: first.and_then(|(_, f)| seq(f)),
+        last_seq: last.and_then(|(_, f)| seq(f)),
+        first_id: first.map(|(id, _)| id.clone()),
+        last_id: last.map(|(id, _)| id.clone()),
+        prev: first.and_then(|(_, f)| f.get("prev").cloned()),
+        last_hash: last.and_then(|(_, f)| f.get("hash").cloned()),
+    };
+    lines.extend(
+        events
+            .into_iter()
+            .map(|(id, fields)| SegmentLine { workflow: None, record: ArchivedRecord::Event { id, fields } }),
+    );
+    Ok(Some((Plan { state: PlanState::Planned, manifest }, lines)))
+}
+
+/// Every segment manifest, in order.
+pub async fn manifests(store: &Store) -> Result<Vec<Manifest>, ArchiveError> {
+    store
+        .archive_segments()
+        .await?
+        .into_iter()
+        .map(|(name, m)| {
+            serde_json::from_str(&m).map_err(|e| ArchiveError::Segment {
+                segment: name,
+                problem: format!("its manifest in Redis is not valid ({e})"),
+            })
+        })
+        .collect()
+}
+
+/// Reads and checks one recorded segment: present, the hash its manifest records, decodable.
+pub async fn read_segment(objects: &ArchiveObjects, m: &Manifest) -> Result<Segment, ArchiveError> {
+    let bad = |problem: String| ArchiveError::Segment { segment: m.segment.clone(), problem };
+    let bytes = objects
+        .get(&m.segment)
+        .await?
+        .ok_or_else(|| bad(format!("missing from the archive store ({})", objects.describe(&m.segment))))?;
+    let sha = segment::sha256_hex(&bytes);
+    if sha != m.sha256 {
+        return Err(bad(format!(
+            "its content hash is {sha} but its manifest records {}: the segment was changed",
+            m.sha256
+        )));
+    }
+    segment::decode(&bytes).map_err(|e| bad(format!("cannot be read: {e}")))
+}
+
+/// Where an archived artifact is: its record and the segment holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedArtifact {
+    pub segment: String,
+    pub workflow: String,
+    pub fields: HashMap<String, String>,
+}
+
+/// Looks for an artifact in the archive, newest segment first.
+pub async fn find_artifact(
+    store: &Store,
+    objects: &ArchiveObjects,
+    id: &ArtifactId,
+) -> Result<Option<ArchivedArtifact>, ArchiveError> {
+    let key = format!("artifact:{id}");
+    for m in manifests(store).await?.iter().rev().filter(|m| !m.workflows.is_empty()) {
+        let seg = read_segment(objects, m).await?;
+        for l in seg.lines {
+            if let ArchivedRecord::Hash { key: k, fields } = l.record
+                && k == key
+            {
+                return Ok(Some(ArchivedArtifact {
+                    segment: m.segment.clone(),
+                    workflow: l.workflow.unwrap_or_default(),
+                    fields: fields.into_iter().collect(),
+                }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What `sett restore` brought back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreReport {
+    pub workflow: String,
+    pub segment: String,
+    pub records: u64,
+}
+
+/// Brings an archived workflow's records back into Redis exactly as they were archived, and
+/// marks it restored (passes leave it in Redis from then on). Its events stay in the archive:
+/// the chain keeps them there, and `sett verify` reads them from it.
+pub async fn restore(
+    store: &Store,
+    objects: &ArchiveObjects,
+    goal: &ArtifactId,
+    operator: &str,
+) -> Result<RestoreReport, ArchiveError> {
+    if store.artifact_exists(goal).await? {
+        return Err(ArchiveError::NotFound(format!(
+            "workflow {goal} is in Redis already (not archived, or restored before): nothing to restore"
+        )));
+    }
+    let g = goal.to_string();
+    let Some(m) = manifests(store).await?.into_iter().rev().find(|m| m.workflows.contains(&g)) else {
+        return Err(ArchiveError::NotFound(format!(
+            "workflow {goal} is not in the archive of instance '{}'; 'sett archive' lists its segments",
+            store.instance()
+        )));
+    };
+    let seg = read_segment(objects, &m).await?;
+    let records = seg.workflow_records(&g);
+    store.restore_archived(&records).await?;
+    let record = serde_json::json!({"segment": m.segment, "operator": operator, "at_ms": now_ms()}).to_string();
+    store.mark_restored(goal, &record).await?;
+    Ok(RestoreReport { workflow: g, segment: m.segment, records: records.len() as u64 })
+}
+
+/// The archive at a glance, for `sett archive` and `sett status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub location: Option<String>,
+    pub segments: u64,
+    pub bytes: u64,
+    pub workflows: u64,
+    pub events: u64,
+    /// The last archived event (`seq`); the live stream continues after it.
+    pub head_seq: Option<u64>,
+    pub last_run_ms: Option<i64>,
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
+    /// A pass that did not finish (its segment name).
+    pub pending: Option<String>,
+    pub held_by: Option<String>,
+    pub restored: u64,
+}
+
+impl Summary {
+    /// Whether the last pass failed (its error is newer than its last success).
+    pub fn failing(&self) -> bool {
+        self.last_error_ms.is_some_and(|e| self.last_success_ms.is_none_or(|s| e > s))
+    }
+}
+
+pub async fn summary(store: &Store) -> Result<Summary, ArchiveError> {
+    let state = store.archive_state().await?;
+    let ms = |k: &str| state.get(k).and_then(|v| v.parse::<i64>().ok());
+    let mut s = Summary {
+        location: state
+            .get("location")
+            .map(|l| serde_json::from_str::<ArchiveTarget>(l).map_or_else(|_| l.clone(), |t| t.to_string())),
+        last_run_ms: ms("last_run_ms"),
+        last_success_ms: ms("last_success_ms"),
+        last_error: state.get("last_error").cloned(),
+        last_error_ms: ms("last_error_ms"),
+        held_by: state.get("held_by").cloned(),
+        head_seq: store.archive_head().await?.map(|(s, _, _)| s),
+        restored: store.restored_goals().await?.len() as u64,
+        ..Summary::default()
+    };
+    for m in manifests(store).await? {
+        s.segments += 1;
+        s.bytes += m.bytes;
+        s.workflows += m.workflows.len() as u64;
+        s.events += m.events;
+    }
+    if let Some(raw) = store.archive_pending().await? {
+        s.pending = serde_json::from_str::<Plan>(&raw).ok().map(|p| p.manifest.segment);
+    }
+    Ok(s)
+}
+
+/// `retention:` in the orchestrator: once it holds the instance lock (`ready`), a pass every
+/// `every` until `stop`. A failed pass is logged, recorded in `archive:state` (`sett status`
+/// shows it) and retried at the next tick; Redis keeps everything meanwhile.
+pub async fn archive_periodically(
+    store: Store,
+    objects: ArchiveObjects,
+    policy: Policy,
+    every: Duration,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !ready.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match run_pass(&store, &objects, policy).await {
+            Ok(r) => {
+                metrics::counter!(sett_core::metrics::ARCHIVE_RUNS, "result" => "ok").increment(1);
+                metrics::counter!(sett_core::metrics::ARCHIVE_WORKFLOWS).increment(r.workflows);
+                metrics::counter!(sett_core::metrics::ARCHIVE_BYTES).increment(r.bytes);
+                metrics::counter!(sett_core::metrics::ARCHIVE_TRIMMED).increment(r.trimmed);
+                metrics::gauge!(sett_core::metrics::ARCHIVE_LAST_SUCCESS).set(now_ms() as f64 / 1000.0);
+                if r.segment.is_some() || r.trimmed > 0 {
+                    tracing::info!(segment = ?r.segment, workflows = r.workflows, events = r.events, bytes = r.bytes, trimmed = r.trimmed, held_by = ?r.held_by, seconds = started.elapsed().as_secs_f64(), "archived");
+                }
+            }
+            Err(ArchiveError::Busy { holder }) => {
+                tracing::info!(holder, "another archiving pass runs; next try at the next interval");
+            }
+            Err(e) => {
+                metrics::counter!(sett_core::metrics::ARCHIVE_RUNS, "result" => "error").increment(1);
+                tracing::warn!(error = %e, "archiving pass failed; Redis keeps everything, retrying at the next interval");
+            }
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Retention and archival (docs/backup-recovery.md, "Retention and archive"): `sett archive`
+//! moves finished workflows out of Redis into segments and trims the stream behind them;
+//! `sett verify` proves archive + stream as one chain; `sett restore` brings a workflow back as
+//! it was; a lagging consumer group loses nothing; SIGKILL mid-pass loses and duplicates
+//! nothing; the S3 path works against a real S3-compatible server (moto).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sett_core::event::EventKind;
+use sett_core::{Artifact, ArtifactId, StructuralType};
+use sett_e2e::{ASKER_YML, Env, KillOnDrop, asker_script, text};
+use sett_store::{GroupStart, new_artifact_id, now_ms};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// The one-agent asker team with retention whose own pass never runs during a test (every 1h):
+/// the tests run `sett archive --now`.
+fn asker_with_retention(archive: &str) -> String {
+    format!("{ASKER_YML}retention: {{archive_after: 0, every: 1h, archive: {archive}}}\n")
+}
+
+fn archive_dir(env: &Env) -> PathBuf {
+    env.path().join(".sett").join("archive").join(env.name.as_str())
+}
+
+/// Every `sett export` line by key (the stream and the archive's own keys left out: those are
+/// what archiving changes by design).
+fn export_lines(env: &Env) -> BTreeMap<String, String> {
+    env.ok(&["export"])
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let key = v["key"].as_str()?.to_owned();
+            (key != "events" && !key.starts_with("archive:")).then(|| (key, l.to_owned()))
+        })
+        .collect()
+}
+
+/// The first `seq` still in the stream.
+async fn first_live_seq(env: &Env) -> Option<u64> {
+    let raw = env.store.raw_events_after(None, 1).await.unwrap();
+    raw.first().and_then(|(_, f)| f.get("seq")).and_then(|s| s.parse().ok())
+}
+
+/// The id of the `n`th question asked (1-based): the workflows here run one after the other.
+async fn nth_question(env: &Env, n: usize) -> String {
+    let evs = env.wait_events(MINUTE, "the question", n, |e| e.kind() == EventKind::QuestionAsked).await;
+    evs[n - 1].data.question_id().expect("question id").to_string()
+}
+
+/// Waits until the claims of `goals` have completed and the orchestrator has carried out every
+/// follow-up (the outbox is empty): the ended workflows have nothing open.
+async fn settled(env: &Env, goals: &[ArtifactId]) {
+    env.wait_events(MINUTE, "claims to complete", goals.len(), |e| {
+        e.kind() == EventKind::ClaimCompleted && e.data.artifact_id().is_some_and(|a| goals.contains(&a))
+    })
+    .await;
+    let until = Instant::now() + MINUTE;
+    while !env.store.execution_and_outbox_fields().await.unwrap().1.is_empty() {
+        assert!(Instant::now() < until, "the outbox never emptied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn archive_then_restore_gives_back_the_records_and_verify_spans_archive_and_stream() {
+    let yml = asker_with_retention("{dir: .sett/archive}");
+    let mut env = Env::new(&yml, &[("asker.sh", &asker_script("Which port?"))]).await;
+    env.up();
+    let first = env.forage("first");
+    let q1 = nth_question(&env, 1).await;
+    env.ok(&["answer", &q1, "8080"]);
+    let second = env.forage("second");
+    let q2 = nth_question(&env, 2).await;
+    env.ok(&["answer", &q2, "9090"]);
+    let done = env.wait_terminals(2, MINUTE).await;
+    let first_done = done
+        .iter()
+        .find(|a| a.structural_type == StructuralType::Terminal && a.source_artifacts.contains(&first))
+        .unwrap()
+        .id;
+    // A third workflow waits on its question: never archived, whatever its age.
+    let waiting = env.forage("waiting");
+    let q3 = nth_question(&env, 3).await;
+    // Each goal's claim has completed (the orchestrator handled the Terminal) before archiving.
+    settled(&env, &[first, second]).await;
+    let before = export_lines(&env);
+
+    let out = env.ok(&["archive", "--now"]);
+    assert!(out.contains("Archived 2 workflow(s)"), "{out}");
+    assert!(!env.store.artifact_exists(&first).await.unwrap(), "archived workflows leave Redis");
+    assert!(!env.store.artifact_exists(&second).await.unwrap());
+    assert!(env.store.artifact_exists(&waiting).await.unwrap(), "a workflow waiting on a question stays");
+    assert!(env.store.artifact_exists(&ArtifactId::parse(&q3).unwrap()).await.unwrap());
+    let files: Vec<_> = std::fs::read_dir(archive_dir(&env)).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(files.len(), 1, "one segment: {files:?}");
+
+    // The stream is trimmed once the groups have delivered and acknowledged what was archived.
+    let until = Instant::now() + MINUTE;
+    while first_live_seq(&env).await.is_none_or(|s| s == 1) {
+        assert!(Instant::now() < until, "the stream was never trimmed: {}", env.ok(&["archive"]));
+        env.ok(&["archive", "--now"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Verify walks archive + stream as one chain.
+    let v = env.ok(&["verify"]);
+    assert!(v.contains("is intact") && v.contains("From the archive: 1 segment(s)"), "{v}");
+    // Reads find archived work, and say so.
+    let shown = env.ok(&["hoard", &first_done.to_string()]);
+    assert!(shown.contains("from the archive") && shown.contains("8080"), "{shown}");
+    let status = env.ok(&["archive"]);
+    assert!(status.contains("Segments:   1") && status.contains("2 workflows"), "{status}");
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "-o", "json"])).unwrap();
+    assert_eq!(st["archive"]["workflows"], 2, "{st}");
+
+    // The waiting workflow goes on after archiving, then is archived itself.
+    env.ok(&["answer", &q3, "7070"]);
+    settled(&env, &[waiting]).await;
+    let out = env.ok(&["archive", "--now"]);
+    assert!(out.contains("Archived 1 workflow(s)"), "{out}");
+    assert!(env.ok(&["verify"]).contains("is intact"));
+
+    // Restore: the records come back byte for byte (export lines identical to before).
+    let out = env.ok(&["restore", &first.to_string()]);
+    assert!(out.contains("Restored workflow"), "{out}");
+    let after = export_lines(&env);
+    let restored: Vec<&String> =
+        after.keys().filter(|k| k.starts_with("artifact:") || k.starts_with("claim:")).collect();
+    assert!(restored.iter().any(|k| **k == format!("artifact:{first}")), "{restored:?}");
+    for key in &restored {
+        assert_eq!(after[*key], before[*key], "{key} restored differently");
+    }
+    assert!(!after.contains_key(&format!("artifact:{second}")), "only the one workflow comes back");
+    let answers: serde_json::Value = serde_json::from_str(&after["questions:answers"]).unwrap();
+    let answers_before: serde_json::Value = serde_json::from_str(&before["questions:answers"]).unwrap();
+    assert_eq!(answers["value"][&q1], answers_before["value"][&q1]);
+    assert!(env.ok(&["verify"]).contains("is intact"), "verify after a restore");
+    // A restored workflow stays in Redis.
+    env.ok(&["archive", "--now"]);
+    assert!(env.store.artifact_exists(&first).await.unwrap());
+    env.down();
+
+    // One changed byte of a segment is a break.
+    let seg = std::fs::read_dir(archive_dir(&env)).unwrap().flatten().map(|e| e.path()).min().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&seg, bytes).unwrap();
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("BROKEN at archive segment seg-00000001"), "{}", text(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lagging_consumer_group_keeps_every_event_until_it_has_read_it() {
+    let yml = asker_with_retention("{dir: .sett/archive}");
+    let env = Env::new(&yml, &[]).await;
+    // A consumer that joined at the beginning and has read nothing yet.
+    let mut lagger = env.store.group_consumer("lagger", "one", GroupStart::Beginning).await.unwrap();
+    lagger.ensure_group().await.unwrap();
+    let goals = direct_workflows(&env, 3).await;
+    let total = env.store.event_count().await.unwrap();
+
+    let out = env.ok(&["archive", "--now"]);
+    assert!(out.contains("Archived 3 workflow(s)"), "{out}");
+    assert!(out.contains("Consumer group 'lagger'"), "{out}");
+    assert_eq!(env.store.event_count().await.unwrap(), total, "nothing trimmed ahead of the lagging group");
+    for g in &goals {
+        assert!(!env.store.artifact_exists(g).await.unwrap());
+    }
+
+    // The lagging group receives every event, in order, then acknowledges: now they go.
+    let mut seqs = Vec::new();
+    loop {
+        let evs = lagger.read(100, Duration::from_millis(100)).await.unwrap();
+        if evs.is_empty() {
+            break;
+        }
+        let ids: Vec<String> = evs.iter().map(|e| e.id.clone()).collect();
+        let raw = env.store.raw_events_by_id(&ids).await.unwrap();
+        seqs.extend(raw.into_iter().map(|f| f.unwrap()["seq"].parse::<u64>().unwrap()));
+        lagger.ack(&ids).await.unwrap();
+    }
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "every event, once, in order");
+    env.ok(&["archive", "--now"]);
+    assert_eq!(env.store.event_count().await.unwrap(), 0, "trimmed once delivered and acknowledged");
+    assert!(env.ok(&["verify"]).contains("is intact"));
+    lagger.quit().await;
+}
+
+/// `n` finished workflows written straight to the store (a goal and its Terminal), no daemons.
+async fn direct_workflows(env: &Env, n: usize) -> Vec<ArtifactId> {
+    let mut goals = Vec::new();
+    for i in 0..n {
+        let goal = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Standard,
+            "Goal",
+            format!("goal {i}"),
+            "user",
+            now_ms(),
+        );
+        env.store.create_artifact(&goal).await.unwrap();
+        let mut done = Artifact::new_root(
+            new_artifact_id(),
+            StructuralType::Terminal,
+            "Done",
+            format!("done {i}"),
+            "tester",
+            now_ms(),
+        );
+        done.source_artifacts = vec![goal.id];
+        env.store.create_artifact(&done).await.unwrap();
+        goals.push(goal.id);
+    }
+    goals
+}
+
+/// Where a round's kill lands: observed in Redis and on disk, not timed.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    AtStart,
+    LockTaken,
+    Planned,
+    SegmentWritten,
+    Recorded,
+    SomeDeleted,
+}
+
+async fn reached(env: &Env, point: KillPoint, goals: &[ArtifactId]) -> bool {
+    let pending = env.store.archive_pending().await.unwrap();
+    match point {
+        KillPoint::AtStart => true,
+        KillPoint::LockTaken => env.store.archive_state().await.unwrap().contains_key("location"),
+        KillPoint::Planned => pending.is_some(),
+        KillPoint::SegmentWritten => {
+            std::fs::read_dir(archive_dir(env))
+                .is_ok_and(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+                && pending.is_some()
+        }
+        KillPoint::Recorded => pending.is_some_and(|p| p.contains("\"recorded\"")),
+        KillPoint::SomeDeleted => {
+            let exist = env.store.artifacts_exist(goals).await.unwrap();
+            exist.iter().any(|e| !e)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_at_any_point_of_a_pass_loses_and_duplicates_nothing() {
+    let yml = asker_with_retention("{dir: .sett/archive}");
+    let env = Env::new(&yml, &[]).await;
+    let points = [
+        KillPoint::AtStart,
+        KillPoint::LockTaken,
+        KillPoint::Planned,
+        KillPoint::SegmentWritten,
+        KillPoint::Recorded,
+        KillPoint::SomeDeleted,
+    ];
+    let mut all_goals: Vec<ArtifactId> = Vec::new();
+    for round in 0..12 {
+        let goals = direct_workflows(&env, 30).await;
+        all_goals.extend(&goals);
+        let point = points[round % points.len()];
+        let child = env.sett(&["archive", "--now"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = KillOnDrop(child);
+        let until = Instant::now() + MINUTE;
+        loop {
+            if reached(&env, point, &goals).await || child.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < until, "round {round}: {point:?} never reached");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        // The next pass finishes the job.
+        let out = env.ok(&["archive", "--now"]);
+        // State: every workflow is in exactly one place, once.
+        let manifests = sett_ops::archive::manifests(&env.store).await.unwrap();
+        let mut archived: BTreeMap<String, usize> = BTreeMap::new();
+        for m in &manifests {
+            for w in &m.workflows {
+                *archived.entry(w.clone()).or_default() += 1;
+            }
+        }
+        let live = env.store.artifacts_exist(&all_goals).await.unwrap();
+        for (g, is_live) in all_goals.iter().zip(live) {
+            let copies = archived.get(&g.to_string()).copied().unwrap_or(0);
+            assert!(!is_live && copies == 1, "round {round} ({point:?}): {g} live={is_live} archived {copies}×\n{out}");
+        }
+        // No segment the manifests do not name (an interrupted pass's leftovers are removed).
+        let names: BTreeSet<String> = manifests.iter().map(|m| format!("{}.jsonl.zst", m.segment)).collect();
+        let files: BTreeSet<String> = std::fs::read_dir(archive_dir(&env))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(files, names, "round {round} ({point:?})");
+        let v = env.run(&["verify"]);
+        assert!(v.status.success(), "round {round} ({point:?}): {}", text(&v.stdout));
+    }
+    let s = sett_ops::archive::summary(&env.store).await.unwrap();
+    assert_eq!(s.workflows, all_goals.len() as u64);
+    assert_eq!(s.events, 2 * all_goals.len() as u64, "every event archived once");
+}
+
+/// A moto S3 server on a free port, with a bucket; stopped on drop.
+struct Moto {
+    _child: KillOnDrop,
+    url: String,
+}
+
+fn moto(bucket: &str) -> Moto {
+    let port = sett_testkit::free_port();
+    let child = Command::new("moto_server")
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)");
+    let child = KillOnDrop(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let until = Instant::now() + MINUTE;
+    loop {
+        let made = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{url}/{bucket}")]).output().unwrap();
+        if made.status.success() {
+            break;
+        }
+        assert!(Instant::now() < until, "moto_server did not answer at {url}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto { _child: child, url }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_archive_works_in_an_s3_compatible_bucket() {
+    let s3 = moto("sett-archive");
+    let yml = asker_with_retention(&format!(
+        "{{s3: {{bucket: sett-archive, prefix: 'prod/', endpoint: '{}', allow_http: true}}}}",
+        s3.url
+    ));
+    let mut env = Env::new(&yml, &[]).await;
+    env.env_vars.push(("AWS_ACCESS_KEY_ID".into(), "test".into()));
+    env.env_vars.push(("AWS_SECRET_ACCESS_KEY".into(), "test".into()));
+    let goals = direct_workflows(&env, 4).await;
+    let out = env.ok(&["archive", "--now"]);
+    assert!(out.contains("Archived 4 workflow(s)") && out.contains("s3://sett-archive/prod/"), "{out}");
+    let listing = Command::new("curl").args(["-sf", &format!("{}/sett-archive?list-type=2", s3.url)]).output().unwrap();
+    assert!(
+        text(&listing.stdout).contains(&format!("prod/{}/seg-00000001.jsonl.zst", env.name.as_str())),
+        "{}",
+        text(&listing.stdout)
+    );
+    assert!(env.ok(&["verify"]).contains("is intact"));
+    let out = env.ok(&["restore", &goals[0].to_string()]);
+    assert!(out.contains("Restored workflow"), "{out}");
+    assert!(env.store.artifact_exists(&goals[0]).await.unwrap());
+    assert!(env.ok(&["verify"]).contains("is intact"));
+    // An unreachable store fails the pass visibly and keeps the data in Redis.
+    drop(s3);
+    let kept = direct_workflows(&env, 1).await;
+    let out = env.run(&["archive", "--now"]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("archive store s3://sett-archive/prod/"), "{}", text(&out.stderr));
+    assert!(env.store.artifact_exists(&kept[0]).await.unwrap(), "Redis keeps what could not be archived");
+    let status = env.ok(&["archive"]);
+    assert!(status.contains("FAILED"), "{status}");
+    assert!(env.store.archive_pending().await.unwrap().is_some(), "the plan waits for the next pass");
+}
