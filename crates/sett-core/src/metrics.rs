@@ -196,7 +196,7 @@ pub const ALL: &[Metric] = &[
     Metric {
         name: APPROVALS,
         kind: Kind::Counter,
-        help: "Approval gates: approvals asked, and how each was decided (by a person, or on timeout).",
+        help: "Approval gates: approvals asked, and how each was decided (by a person, by a hash that no longer matched, or on timeout).",
     },
     Metric { name: WORKER_LAUNCHES, kind: Kind::Counter, help: "Worker processes launched for controller agents." },
     Metric {
