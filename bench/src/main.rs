@@ -93,6 +93,19 @@ enum Scenario {
         #[arg(long, default_value = "BenchAsk")]
         artifact_type: String,
     },
+    /// The approval gate's cost on the grant path, against an ungated claim in the same run:
+    /// pairs of an artifact for an ungated agent (`baseline_type`) and one for a gated agent
+    /// (`gated_type`, `agents.<name>.approval`); the gated one is approved, as `sett approve`
+    /// does, the moment its `question_asked` is seen. Reports artifact → `claim_granted` of
+    /// both, the approver's own time (ask seen → decision written) and the difference.
+    Approval {
+        #[arg(long, default_value_t = 200)]
+        count: u64,
+        #[arg(long, default_value = "BenchTask")]
+        baseline_type: String,
+        #[arg(long, default_value = "BenchGated")]
+        gated_type: String,
+    },
 }
 
 #[tokio::main]
@@ -114,6 +127,9 @@ async fn main() -> Result<()> {
         }
 
         Scenario::Resume { count, artifact_type } => resume(&store, count, &artifact_type).await?,
+        Scenario::Approval { count, baseline_type, gated_type } => {
+            approval(&store, count, &baseline_type, &gated_type).await?
+        }
     };
     println!("{out}");
     Ok(())
@@ -608,4 +624,97 @@ async fn resume(store: &Store, count: u64, artifact_type: &str) -> Result<serde_
         }
     }
     Ok(serde_json::json!({"scenario": "resume", "questions": count, "answer_to_agent_resumed": summary(to_resumed)}))
+}
+
+/// One claim of the approval scenario: written at `t0`; the wall-clock times its
+/// `question_asked` was seen, its approval written, its `claim_granted` seen.
+struct GatePass {
+    t0: u64,
+    asked: Option<u64>,
+    decided: Option<u64>,
+    granted: u64,
+}
+
+/// Writes one artifact of `artifact_type` and follows its claim to completion; a
+/// `question_asked` (an approval) is approved at once through `sett_ops::approval::decide`.
+async fn pass(store: &Store, f: &mut Follower, artifact_type: &str, i: u64) -> Result<GatePass> {
+    let a = root_artifact(artifact_type, format!("gate {i}"));
+    let claim = initial_claim_id(&a.id);
+    let t0 = wall_us();
+    store.create_artifact(&a).await?;
+    let (mut asked, mut decided, mut granted, mut done) = (None, None, None, false);
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !done {
+        if Instant::now() > give_up {
+            anyhow::bail!("claim {claim} did not finish within 60 s");
+        }
+        let (at, events) = f.next().await?;
+        for e in events.iter().filter(|e| e.data.claim_id() == Some(claim)) {
+            match &e.data {
+                EventData::QuestionAsked(q) if asked.is_none() => {
+                    asked = Some(at);
+                    sett_ops::approval::decide(
+                        store,
+                        &q.question_id,
+                        sett_core::approval::Decision::Approve,
+                        Some("bench"),
+                        "bench",
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("approving {}: {e}", q.question_id))?;
+                    decided = Some(wall_us());
+                }
+                EventData::ClaimGranted(_) => granted = granted.or(Some(at)),
+                _ if FINAL.contains(&e.kind()) => {
+                    if e.kind() != EventKind::ClaimCompleted {
+                        anyhow::bail!("claim {claim} ended with {}: check the bench agents", e.kind());
+                    }
+                    done = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    let granted = granted.ok_or_else(|| anyhow::anyhow!("claim {claim} completed without a grant"))?;
+    Ok(GatePass { t0, asked, decided, granted })
+}
+
+async fn approval(store: &Store, count: u64, baseline_type: &str, gated_type: &str) -> Result<serde_json::Value> {
+    const WARMUP: u64 = 10;
+    let mut f = Follower::new(store).await?;
+    let (mut baseline, mut gated, mut human, mut machine, mut ask, mut after) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..count + WARMUP {
+        let plain = pass(store, &mut f, baseline_type, i).await?;
+        let gate = pass(store, &mut f, gated_type, i).await?;
+        let (Some(asked), Some(decided)) = (gate.asked, gate.decided) else {
+            anyhow::bail!("a {gated_type} claim was granted without an approval: is its agent gated?");
+        };
+        if i < WARMUP {
+            continue;
+        }
+        baseline.push(ms(plain.granted, plain.t0));
+        gated.push(ms(gate.granted, gate.t0));
+        human.push(ms(decided, asked));
+        // The gated grant path without the approver's own time.
+        machine.push(ms(gate.granted, gate.t0) - ms(decided, asked));
+        ask.push(ms(asked, gate.t0));
+        after.push(ms(gate.granted, decided));
+    }
+    let p50 = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let added = p50(&machine) - p50(&baseline);
+    Ok(serde_json::json!({
+        "scenario": "approval", "pairs": count, "warmup": WARMUP,
+        "ungated_artifact_to_claim_granted": summary(baseline),
+        "gated_artifact_to_claim_granted": summary(gated),
+        "approver_time_ask_seen_to_decision_written": summary(human),
+        "gated_grant_path_without_approver_time": summary(machine),
+        "artifact_to_approval_asked_seen": summary(ask),
+        "decision_written_to_claim_granted": summary(after),
+        "added_by_the_gate_ms_p50": added,
+    }))
 }

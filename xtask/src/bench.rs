@@ -194,6 +194,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let engine_ws = workspace(&root, "ledger", ENGINE_YML)?;
         results.insert("ledger".into(), crate::bench_ledger::chain_cost(&b, &unchained, &engine_ws, quick)?);
     }
+    if wanted("approval") {
+        let ws = workspace(&root, "approval", APPROVAL_YML)?;
+        let name = "bench-approval";
+        let (code, err) = sett_in(&b, &ws, name, &["up"])?;
+        if code != 0 {
+            bail!("sett up failed: {err}");
+        }
+        let r = b.bench_bin(name, &["approval", "--count", if quick { "50" } else { "200" }]);
+        let _ = sett_in(&b, &ws, name, &["down"]);
+        results.insert("approval".into(), r?);
+    }
     if wanted("notify") {
         let samples = if quick { 10 } else { 30 };
         results.insert("notify".into(), crate::bench_notify::notify_latency(&b, &root, samples)?);
@@ -277,6 +288,25 @@ agents:
     command: NOOP
     bidding_strategy: {type: exclusive, target_types: ["BenchTask"]}
     timeout: 1m
+"#;
+
+/// The approval gate (docs/human-in-the-loop.md, "Approvals"): `A` takes `BenchTask` ungated,
+/// `G` takes `BenchGated` only once a person (the bench, the moment it is asked) approves. Both
+/// bid on everything, so both kinds of claim cost the same consensus.
+const APPROVAL_YML: &str = r#"version: "1.0"
+runtime: local
+orchestrator:
+  bid_timeout: 10s
+agents:
+  A:
+    command: NOOP
+    bidding_strategy: {type: exclusive, target_types: ["BenchTask"]}
+    timeout: 1m
+  G:
+    command: NOOP
+    bidding_strategy: {type: exclusive, target_types: ["BenchGated"]}
+    timeout: 1m
+    approval: {timeout: 1h}
 "#;
 
 /// The three-step pipeline on a goal: review (approves) → parallel (a check report) →
