@@ -4,6 +4,8 @@
 
 pub mod receiver;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -483,4 +485,25 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `GET path` on a health server: the status code and the body. Bounded; the server answers
+/// `/healthz` within its PING bound (1.5 s).
+pub fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    let sock: SocketAddr = addr.parse().map_err(|e| format!("bad address {addr}: {e}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&sock, Duration::from_secs(1)).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| format!("read from {addr}: {e}"))?;
+    let raw = String::from_utf8(raw).map_err(|e| format!("{addr} sent non-UTF-8: {e}"))?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| format!("{addr} sent no header end: {raw:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr} sent no status line: {head:?}"))?;
+    Ok((code, body.to_owned()))
 }

@@ -108,6 +108,8 @@ pub enum Command {
     Archive(ArchiveArgs),
     /// Bring an archived workflow back into Redis.
     Restore(RestoreArgs),
+    /// What agents reported they spent (tokens, cost), by workflow, agent or model.
+    Usage(UsageArgs),
     /// Serve an MCP (Model Context Protocol) server for LLM clients, over stdio or HTTP.
     Mcp(McpArgs),
     /// Ledger regressions (a ledger that went back): acknowledge them once handled.
@@ -233,6 +235,23 @@ pub struct HoardArgs {
     /// Only artifacts created after this point (a duration ago or an RFC 3339 time).
     #[arg(long)]
     pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Group by workflow (its goal), agent or model.
+    #[arg(long, value_enum, default_value_t = UsageBy::Workflow)]
+    pub by: UsageBy,
+    /// Only usage reported after this point (a duration ago or an RFC 3339 time).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageBy {
+    Workflow,
+    Agent,
+    Model,
 }
 
 #[derive(Debug, Args)]

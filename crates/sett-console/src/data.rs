@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
+use sett_core::usage::UsageTotals;
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
 use sett_ops::feed::{excerpt, short};
 use sett_store::{AnswerRecord, OpenQuestionRef, Store, now_ms};
@@ -64,6 +65,17 @@ pub struct Workflow {
     pub state: WorkflowState,
     pub agents: BTreeSet<String>,
     pub updated_at_ms: i64,
+}
+
+impl Workflow {
+    /// What its agents reported they spent (docs/agents.md, "Usage").
+    pub fn usage(&self) -> UsageTotals {
+        let mut t = UsageTotals::default();
+        for u in self.artifacts.iter().filter_map(|a| a.usage.as_ref()) {
+            t.add(u);
+        }
+        t
+    }
 }
 
 fn is_root(a: &Artifact) -> bool {
@@ -198,6 +210,7 @@ pub struct WorkflowRow {
     pub agents: BTreeSet<String>,
     pub artifacts: usize,
     pub claims: usize,
+    pub usage: UsageTotals,
 }
 
 impl WorkflowRow {
@@ -211,6 +224,7 @@ impl WorkflowRow {
             agents: w.agents.clone(),
             artifacts: w.artifacts.len(),
             claims: w.claims.len(),
+            usage: w.usage(),
         }
     }
 }

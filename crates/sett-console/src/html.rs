@@ -266,6 +266,11 @@ pub fn workflows(instance: &str, rows: &[WorkflowRow], p: &Paging, now: i64) -> 
         let _ = write!(out, "<p>No workflow yet. Start one with <code>sett forage --goal \"…\" -n {i}</code>.</p>");
         return out;
     }
+    let mut total = sett_core::usage::UsageTotals::default();
+    for w in rows {
+        total.merge(&w.usage);
+    }
+    out.push_str(&usage_paragraph(&total, "on this page"));
     out.push_str(&range(p, rows.len(), "workflows, newest goal first"));
     let nav = pager(p);
     out.push_str(&nav);
@@ -369,7 +374,25 @@ pub fn workflow(
         timeline_entry(&mut out, instance, c, bids.get(&c.id), now);
     }
     out.push_str("</ol></section></div>");
+    out.push_str(&usage_paragraph(&w.usage(), "by this workflow's agents"));
     out
+}
+
+/// "Usage …: 1500 tokens (1200 in, 300 out) in 3 runs, 0.0042 USD", or nothing when no run
+/// reported usage (docs/agents.md, "Usage").
+fn usage_paragraph(u: &sett_core::usage::UsageTotals, whose: &str) -> String {
+    if u.runs == 0 {
+        return String::new();
+    }
+    format!(
+        r#"<p class="usage">Usage {}: <b>{}</b> tokens ({} in, {} out) in {} runs, <b>{}</b></p>"#,
+        esc(whose),
+        u.tokens(),
+        u.input_tokens,
+        u.output_tokens,
+        u.runs,
+        esc(&u.cost_text())
+    )
 }
 
 fn timeline_entry(

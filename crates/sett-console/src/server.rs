@@ -686,6 +686,7 @@ async fn api_workflows(app: &App, name: &str) -> Response<Body> {
             json!({
                 "goal_id": w.goal_id, "goal": w.goal, "state": w.state, "created_at_ms": w.created_at_ms,
                 "updated_at_ms": w.updated_at_ms, "agents": w.agents, "artifacts": w.artifacts, "claims": w.claims,
+                "usage": w.usage,
             })
         })
         .collect();

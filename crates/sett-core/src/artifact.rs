@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::claim::Claim;
 use crate::ids::{ArtifactId, ClaimId};
+use crate::usage::Usage;
 
 /// What the orchestrator does with an artifact (design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,6 +79,9 @@ pub struct Artifact {
     pub answered_by: Option<String>,
     /// For Answers: true when the orchestrator answered because the question timed out.
     pub timed_out: bool,
+    /// What the run that produced it cost, when its agent said (docs/agents.md, "Usage").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,6 +180,7 @@ impl Artifact {
             summary: None,
             answered_by: None,
             timed_out: false,
+            usage: None,
         }
     }
 

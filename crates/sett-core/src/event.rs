@@ -648,6 +648,7 @@ mod tests {
             summary: None,
             answered_by: None,
             timed_out: false,
+            usage: None,
         };
         let artifact = Artifact {
             id: a(B),
@@ -663,6 +664,7 @@ mod tests {
             summary: Some("s".into()),
             answered_by: Some("ann".into()),
             timed_out: true,
+            usage: None,
         };
         let policy = crate::machine::Policy {
             agents: Default::default(),

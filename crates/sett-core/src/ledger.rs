@@ -41,6 +41,7 @@ pub const ARTIFACT_HASHED_FIELDS: &[&str] = &[
     "summary",
     "answered_by",
     "timed_out",
+    "usage",
 ];
 
 /// The value a source without a hash (written before the ledger existed) contributes.

@@ -15,6 +15,7 @@
 //! - [`answer_spec`]: what answer a structured question wants, and validating answers.
 //! - [`routing`]: who a question is addressed to, who may answer it, reminders and escalation.
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
+//! - [`usage`]: what an agent's run cost (tokens, an exact cost, counters) and totals of it.
 
 pub mod answer_spec;
 pub mod approval;
@@ -31,6 +32,7 @@ pub mod record;
 pub mod regression;
 pub mod routing;
 pub mod tool;
+pub mod usage;
 pub mod witness;
 
 pub use artifact::{Artifact, StructuralType};

@@ -99,6 +99,15 @@ pub const ARCHIVE_TRIMMED: &str = "sett_archive_events_trimmed_total";
 /// Gauge (Unix seconds): when the last archiving pass succeeded.
 pub const ARCHIVE_LAST_SUCCESS: &str = "sett_archive_last_success_timestamp_seconds";
 
+/// Counter, labels `agent`, `model`, `direction` (`input` | `output`): tokens agents reported
+/// (docs/agents.md, "Usage"); `model` is normalised and capped (sett_core::usage::LabelCap).
+pub const USAGE_TOKENS: &str = "sett_usage_tokens_total";
+/// Counter, labels `agent`, `model`, `currency`: the cost agents reported, in billionths of
+/// the currency's unit (Prometheus counters here are integers; `sett usage` sums exactly).
+pub const USAGE_COST: &str = "sett_usage_cost_nanos_total";
+/// Counter, labels `agent`, `model`: tool outputs that reported usage.
+pub const USAGE_RUNS: &str = "sett_usage_runs_total";
+
 /// What kind of Prometheus metric a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -168,6 +177,17 @@ pub const ALL: &[Metric] = &[
         kind: Kind::Gauge,
         help: "When the last archiving pass succeeded (Unix seconds); archive lag is now minus this.",
     },
+    Metric {
+        name: USAGE_TOKENS,
+        kind: Kind::Counter,
+        help: "Tokens agents reported in their outputs' usage, by agent, model and direction (input or output), counted when the orchestrator handles the output.",
+    },
+    Metric {
+        name: USAGE_COST,
+        kind: Kind::Counter,
+        help: "Cost agents reported in their outputs' usage, in billionths (1e-9) of the currency label's unit: divide by 1e9 (exact sums: sett usage).",
+    },
+    Metric { name: USAGE_RUNS, kind: Kind::Counter, help: "Tool outputs that reported usage, by agent and model." },
     Metric {
         name: OPEN_QUESTIONS,
         kind: Kind::Gauge,

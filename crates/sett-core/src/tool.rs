@@ -8,6 +8,7 @@ use crate::answer_spec::{Ordered, StructuredQuestion, canonical_question, descri
 use crate::artifact::{Artifact, StructuralType};
 use crate::claim::{BidType, ClaimType};
 use crate::ids::ClaimId;
+use crate::usage::Usage;
 
 /// A question and its answer, as handed to a resumed tool.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub struct ToolOutput {
     pub artifact_type: String,
     pub payload: String,
     pub summary: Option<String>,
+    /// What the run cost, when the tool said (docs/agents.md, "Usage").
+    pub usage: Option<Usage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +65,7 @@ pub enum ToolOutputError {
     BadStructuralType(String),
     #[error("a tool may not produce an Answer; answers come from humans via `sett answer`")]
     AnswerNotAllowed,
-    #[error("the tool's \"usage\" is invalid: {0}")]
+    #[error("the tool's \"usage\" is invalid (see docs/agents.md, \"Usage\"):\n{0}")]
     BadUsage(String),
     #[error("the Question's answer spec is invalid (see docs/agents.md, \"Structured questions\"):\n{0}")]
     BadAnswerSpec(String),
@@ -74,18 +77,6 @@ struct OrderedPayload {
     artifact_payload: Ordered,
 }
 
-/// What a tool may report about its own run: the model it used, its tokens and their cost.
-/// The shape is fixed and validated now; Sett does not record it yet (docs/agents.md).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolUsage {
-    pub model: Option<String>,
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    /// In US dollars.
-    pub cost_usd: Option<f64>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOutput {
@@ -93,7 +84,8 @@ struct RawOutput {
     artifact_payload: Option<serde_json::Value>,
     summary: Option<String>,
     structural_type: Option<String>,
-    usage: Option<ToolUsage>,
+    #[serde(default)]
+    usage: serde_json::Value,
 }
 
 /// Parses a tool's stdout. A Question may leave out its `artifact_type` (it then is
@@ -121,13 +113,9 @@ pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
     if structural_type == StructuralType::Answer {
         return Err(ToolOutputError::AnswerNotAllowed);
     }
-    if let Some(cost) = raw.usage.as_ref().and_then(|u| u.cost_usd)
-        && !(cost.is_finite() && cost >= 0.0)
-    {
-        return Err(ToolOutputError::BadUsage(format!(
-            "cost_usd must be a non-negative number of dollars, got {cost}"
-        )));
-    }
+    let usage = Usage::from_tool_json(&raw.usage).map_err(|problems| {
+        ToolOutputError::BadUsage(problems.lines().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))
+    })?;
     if structural_type == StructuralType::Question
         && let Some(serde_json::Value::Object(_)) = &raw.artifact_payload
     {
@@ -140,6 +128,7 @@ pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
                     artifact_type,
                     payload,
                     summary: raw.summary.filter(|s| !s.is_empty()),
+                    usage,
                 });
             }
             Ok(None) => {}
@@ -152,7 +141,7 @@ pub fn parse_tool_output(stdout: &str) -> Result<ToolOutput, ToolOutputError> {
         Some(serde_json::Value::String(s)) => s,
         Some(other) => other.to_string(),
     };
-    Ok(ToolOutput { structural_type, artifact_type, payload, summary: raw.summary.filter(|s| !s.is_empty()) })
+    Ok(ToolOutput { structural_type, artifact_type, payload, summary: raw.summary.filter(|s| !s.is_empty()), usage })
 }
 
 /// Parses a bid script's stdout: one bid word, surrounding whitespace ignored.
@@ -204,21 +193,32 @@ mod tests {
     }
 
     #[test]
-    fn usage_is_accepted_and_validated() {
+    fn usage_is_read_and_malformed_usage_is_refused_with_every_problem() {
         let o = parse_tool_output(
-            r#"{"artifact_type":"Plan","artifact_payload":"x","usage":{"model":"m","input_tokens":10,"output_tokens":2,"cost_usd":0.01}}"#,
+            r#"{"artifact_type":"Plan","artifact_payload":"x","usage":{"model":"m","input_tokens":10,"output_tokens":2,"cost":{"amount":"0.01","currency":"USD"}}}"#,
         )
         .unwrap();
         assert_eq!(o.payload, "x");
-        assert!(parse_tool_output(r#"{"artifact_type":"Plan","usage":{}}"#).is_ok());
-        assert!(parse_tool_output(r#"{"artifact_type":"Plan","usage":null}"#).is_ok());
-        assert!(matches!(
-            parse_tool_output(r#"{"artifact_type":"Plan","usage":{"cost_usd":-1}}"#),
-            Err(ToolOutputError::BadUsage(_))
-        ));
-        for bad in [r#"{"tokens":1}"#, r#"{"input_tokens":-1}"#, r#"{"model":3}"#, r#""lots""#] {
+        let u = o.usage.unwrap();
+        assert_eq!(
+            (u.model.as_deref(), u.tokens(), u.cost.unwrap().amount.to_string()),
+            (Some("m"), 12, "0.01".into())
+        );
+        assert_eq!(parse_tool_output(r#"{"artifact_type":"Plan","usage":{}}"#).unwrap().usage, None);
+        assert_eq!(parse_tool_output(r#"{"artifact_type":"Plan","usage":null}"#).unwrap().usage, None);
+        assert_eq!(parse_tool_output(r#"{"artifact_type":"Plan"}"#).unwrap().usage, None);
+        for (bad, says) in [
+            (r#"{"cost_usd":0.01}"#, "cost_usd: not accepted"),
+            (r#"{"tokens":1}"#, "tokens: unknown field"),
+            (r#"{"input_tokens":-1}"#, "input_tokens: must be a non-negative integer"),
+            (r#"{"model":3}"#, "model: must be a string"),
+            (r#""lots""#, "must be an object"),
+            (r#"{"cost":{"amount":0.5,"currency":"USD"}}"#, "not a number: a float loses cents"),
+        ] {
             let text = format!(r#"{{"artifact_type":"Plan","usage":{bad}}}"#);
-            assert!(matches!(parse_tool_output(&text), Err(ToolOutputError::NotJson(_))), "{bad}");
+            let e = parse_tool_output(&text).unwrap_err();
+            assert!(matches!(e, ToolOutputError::BadUsage(_)), "{bad}: {e:?}");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
         }
     }
 

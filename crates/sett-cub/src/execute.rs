@@ -453,6 +453,7 @@ async fn write_output(
         sett_store::now_ms(),
     );
     a.summary = output.summary;
+    a.usage = output.usage;
     let versioned = a.structural_type == StructuralType::Standard && continues_thread(claim, grant);
     for _ in 0..VERSION_ATTEMPTS {
         if versioned {

@@ -429,7 +429,11 @@ impl Notifier {
         }
         let reason = (outcome.structural_type == StructuralType::Failure)
             .then(|| sett_ops::workflow::failure_reason(&outcome.payload));
+        // Every run's usage counts, whoever reported it: the workflow's total is summed from the
+        // artifacts themselves (exact, and the same as `sett usage --by workflow`).
+        let usage = sett_ops::usage::UsageLedger::read(&self.store).await?.workflow(&goal.id);
         Ok(Some(WorkflowFacts {
+            usage,
             goal_id: goal.id.to_string(),
             goal_type: goal.artifact_type,
             goal_text: goal.payload,

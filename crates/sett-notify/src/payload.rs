@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use sett_core::answer_spec::{AnswerSpec, StructuredQuestion};
 use sett_core::config::{NotifyEvent, WebhookFormat};
 use sett_core::regression::RegressionRecord;
+use sett_core::usage::UsageTotals;
 use sett_core::witness::WitnessRecord;
 
 /// Longest question text or goal excerpt put in a notification (characters); longer text is cut
@@ -37,6 +38,8 @@ pub struct WorkflowFacts {
     pub outcome_type: String,
     /// For failures: the Failure's reason.
     pub reason: Option<String>,
+    /// What its agents reported they spent (docs/agents.md, "Usage").
+    pub usage: UsageTotals,
 }
 
 /// A workflow an operator cancelled.
@@ -198,6 +201,7 @@ impl Notification {
             "outcome_artifact_id": w.outcome_id,
             "outcome_type": w.outcome_type,
             "reason": w.reason,
+            "usage": w.usage,
             "console_url": env.console_url.map(|c| workflow_link(c, env.instance, &w.goal_id)),
         })
     }
@@ -335,6 +339,7 @@ impl Notification {
             Self::WorkflowCompleted(w) => {
                 lines.push(format!("Workflow completed in instance `{i}` ({}):", slack_escape(&w.outcome_type)));
                 lines.push(quote(&cut(&w.goal_text).0));
+                lines.extend(usage_line(&w.usage));
             }
             Self::WorkflowFailed(w) => {
                 lines.push(format!("Workflow FAILED in instance `{i}` ({}):", slack_escape(&w.outcome_type)));
@@ -342,6 +347,7 @@ impl Notification {
                 if let Some(r) = &w.reason {
                     lines.push(format!("Reason: {}", slack_escape(r)));
                 }
+                lines.extend(usage_line(&w.usage));
             }
             Self::WorkflowCancelled(c) => {
                 lines.push(format!("Workflow cancelled in instance `{i}` by {}:", slack_escape(&c.operator)));
@@ -386,6 +392,19 @@ fn addressed(to: &[String]) -> String {
 }
 
 /// Slack's three control characters.
+/// "Usage: 1500 tokens (1200 in, 300 out), 0.0042 USD", when any run reported usage.
+fn usage_line(u: &UsageTotals) -> Option<String> {
+    (u.runs > 0).then(|| {
+        format!(
+            "Usage: {} tokens ({} in, {} out), {}",
+            u.tokens(),
+            u.input_tokens,
+            u.output_tokens,
+            slack_escape(&u.cost_text())
+        )
+    })
+}
+
 fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

@@ -18,6 +18,7 @@ pub mod forage;
 pub mod resolve;
 pub mod status;
 pub mod transfer;
+pub mod usage;
 pub mod verify;
 pub mod witness;
 pub mod workflow;

@@ -28,6 +28,15 @@ fn policy() -> Policy {
     }
 }
 
+/// What an agent run reported (stored in the artifact's `usage` field, covered by its hash).
+fn usage(i: usize) -> sett_core::usage::Usage {
+    sett_core::usage::Usage::from_tool_json(&serde_json::json!({
+        "model": "m", "input_tokens": i, "output_tokens": 3, "cost": {"amount": "0.25", "currency": "USD"}
+    }))
+    .unwrap()
+    .unwrap()
+}
+
 /// Writes a random workflow; returns its export records.
 async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) -> Vec<Dump> {
     let store = sett_testkit::store().await;
@@ -44,6 +53,7 @@ async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) ->
         a.source_artifacts = srcs.iter().filter_map(|s| written.get(s % written.len().max(1))).map(|s| s.id).collect();
         a.source_artifacts.dedup();
         a.summary = (i % 2 == 0).then(|| format!("summary {i}"));
+        a.usage = (i % 2 == 1).then(|| usage(i));
         store.create_artifact(&a).await.unwrap();
         written.push(a);
     }
@@ -130,6 +140,33 @@ async fn verify_dumps(dumps: &[Dump]) -> sett_ops::verify::Outcome {
     let text: String = dumps.iter().map(|d| serde_json::to_string(d).unwrap() + "\n").collect();
     let mut src = ExportLedger::read(text.as_bytes()).unwrap();
     verify(&mut src, None).await.unwrap()
+}
+
+/// A run's usage is part of the ledger: editing it in Redis (a cheaper model, fewer tokens) is
+/// caught by verify, like any other artifact field.
+#[tokio::test]
+async fn editing_an_artifacts_usage_in_redis_breaks_the_ledger() {
+    let store = sett_testkit::store().await;
+    let mut a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", "x", "A", 1_000);
+    a.usage = Some(usage(7));
+    store.create_artifact(&a).await.unwrap();
+    assert!(verify(&mut store.clone(), None).await.unwrap().intact());
+    let key = format!("sett:{{{}}}:artifact:{}", store.instance(), a.id);
+    let redis_cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-u", &sett_testkit::redis_url()])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        assert!(out.status.success(), "redis-cli {args:?}");
+        String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+    };
+    let stored = redis_cli(&["HGET", &key, "usage"]);
+    assert!(stored.contains(r#""input_tokens":7"#), "{stored}");
+    redis_cli(&["HSET", &key, "usage", &stored.replace(r#""input_tokens":7"#, r#""input_tokens":1"#)]);
+    let outcome = verify(&mut store.clone(), None).await.unwrap();
+    let breach = outcome.breach.expect("the edited usage must break the ledger");
+    assert!(format!("{breach:?}").contains(&a.id.to_string()), "{breach:?}");
 }
 
 proptest! {

@@ -194,6 +194,7 @@ impl Engine {
             return Ok(());
         };
         metrics::counter!(m::ARTIFACTS_CREATED, "structural_type" => a.structural_type.as_str()).increment(1);
+        self.observe_usage(&a);
         if let Some(fenced) = fenced {
             // Its workflow was cancelled: nobody acts on it. An output its grant wrote after the
             // cancellation is recorded as late (once; `sett watch` shows it).

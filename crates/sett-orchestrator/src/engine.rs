@@ -48,6 +48,7 @@ impl Orchestrator {
             outbox_left: AtomicBool::new(false),
             decided: DecidedClaims::default(),
             worker_tasks: Mutex::default(),
+            usage_labels: Mutex::new(UsageLabels::default()),
         };
         Arc::new(Self { engine: Engine(Arc::new(shared)) })
     }
@@ -102,6 +103,21 @@ pub(crate) struct Shared {
     /// The grants (`claim:seq`) whose worker task runs in this orchestrator, so a grant is never
     /// given two tasks (an offer repeated after a lost reply finds its slot taken by this run).
     pub(crate) worker_tasks: Mutex<HashSet<String>>,
+    /// The bounded `model` and `currency` label values of the usage metrics (observe.rs).
+    pub(crate) usage_labels: Mutex<UsageLabels>,
+}
+
+/// The usage metrics' label caps: models and currencies are the agents' words, so their number
+/// of distinct values is bounded here.
+pub(crate) struct UsageLabels {
+    pub(crate) models: sett_core::usage::LabelCap,
+    pub(crate) currencies: sett_core::usage::LabelCap,
+}
+
+impl Default for UsageLabels {
+    fn default() -> Self {
+        Self { models: sett_core::usage::LabelCap::new(32), currencies: sett_core::usage::LabelCap::keeping_case(8) }
+    }
 }
 
 /// A background loop owned by its guard: dropping the guard (any early return of its owner)

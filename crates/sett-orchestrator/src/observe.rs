@@ -5,12 +5,40 @@
 use sett_core::approval::Verdict;
 use sett_core::config::OnApprovalTimeout;
 use sett_core::machine::{Effect, FailureType, GrantOrder, Input, StepContext, Transition};
-use sett_core::{AgentName, BidType, Claim, ClaimStatus, metrics as m};
+use sett_core::usage::OTHER_LABEL;
+use sett_core::{AgentName, Artifact, BidType, Claim, ClaimStatus, metrics as m};
 use tracing::{info, warn};
 
 use crate::engine::Engine;
 
 impl Engine {
+    /// Counts the usage an artifact reports (docs/metrics.md): by agent (one of sett.yml, else
+    /// `other`) and by model and currency, both capped (`UsageLabels`).
+    pub(crate) fn observe_usage(&self, a: &Artifact) {
+        let Some(u) = &a.usage else { return };
+        let agent = match AgentName::parse(&a.produced_by_role) {
+            Ok(name) if self.policy.agents.contains_key(&name) => a.produced_by_role.clone(),
+            _ => OTHER_LABEL.to_owned(),
+        };
+        let (model, currency) = {
+            let mut labels = self.usage_labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let model = labels.models.label(u.model.as_deref());
+            let currency = u.cost.as_ref().map(|c| labels.currencies.label(Some(c.currency.as_str())));
+            (model, currency)
+        };
+        metrics::counter!(m::USAGE_RUNS, "agent" => agent.clone(), "model" => model.clone()).increment(1);
+        for (direction, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+            if let Some(n) = n {
+                metrics::counter!(m::USAGE_TOKENS, "agent" => agent.clone(), "model" => model.clone(), "direction" => direction)
+                    .increment(n);
+            }
+        }
+        if let (Some(cost), Some(currency)) = (&u.cost, currency) {
+            metrics::counter!(m::USAGE_COST, "agent" => agent, "model" => model, "currency" => currency)
+                .increment(cost.amount.nanos());
+        }
+    }
+
     pub(crate) async fn refresh_open_questions_gauge(&self) {
         if let Ok(n) = self.store.open_question_count().await {
             metrics::gauge!(m::OPEN_QUESTIONS).set(n as f64);

@@ -39,6 +39,8 @@ const ARTIFACT_FIELDS: &[&str] = &[
     "summary",
     "answered_by",
     "timed_out",
+    // The agent's reported usage (JSON text of sett_core::usage::Usage), when it reported any.
+    "usage",
     // The ledger hash (sett_core::ledger::artifact_hash); not part of the domain type.
     "hash",
 ];

@@ -41,6 +41,13 @@ fn full_artifact() -> Artifact {
     a.summary = Some("a summary".into());
     a.answered_by = Some("alice".into());
     a.timed_out = true;
+    a.usage = Some(
+        sett_core::usage::Usage::from_tool_json(&serde_json::json!({
+            "model": "m", "input_tokens": 7, "cost": {"amount": "0.5", "currency": "EUR"}, "counters": {"calls": 2}
+        }))
+        .unwrap()
+        .unwrap(),
+    );
     a
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 
 import pytest
 
@@ -97,10 +98,28 @@ def test_a_failure() -> None:
 
 def test_usage_is_left_out_unless_set() -> None:
     assert "usage" not in printed(artifact("Plan", "p", usage=Usage()))
-    out = printed(artifact("Plan", "p").with_usage(model="gpt-x", input_tokens=1200, output_tokens=300, cost_usd=0.0042))
-    assert out["usage"] == {"model": "gpt-x", "input_tokens": 1200, "output_tokens": 300, "cost_usd": 0.0042}
+    out = printed(artifact("Plan", "p").with_usage(model="gpt-x", input_tokens=1200, output_tokens=300, cost="0.0042"))
+    assert out["usage"] == {
+        "model": "gpt-x",
+        "input_tokens": 1200,
+        "output_tokens": 300,
+        "cost": {"amount": "0.0042", "currency": "USD"},
+    }
     out = printed(question("Why?", usage=Usage(output_tokens=5)))
     assert out["usage"] == {"output_tokens": 5}
+
+
+def test_cost_is_an_exact_decimal_string_in_a_currency() -> None:
+    usage = Usage(cost=Decimal("0.10"), currency="EUR", counters={"cache_read_tokens": 800, "tool_calls": 2})
+    out = printed(artifact("Plan", "p", usage=usage))
+    assert out["usage"] == {
+        "cost": {"amount": "0.10", "currency": "EUR"},
+        "counters": {"cache_read_tokens": 800, "tool_calls": 2},
+    }
+    # The exact text reaches stdout: no float ever rounds it.
+    line = artifact("Plan", "p", usage=Usage(cost="0.000000000000000001")).to_json()
+    assert '"amount":"0.000000000000000001"' in line
+    assert printed(artifact("Plan", "p", usage=Usage(cost=3)))["usage"]["cost"] == {"amount": "3", "currency": "USD"}
 
 
 @pytest.mark.parametrize(
@@ -109,16 +128,33 @@ def test_usage_is_left_out_unless_set() -> None:
         {"input_tokens": -1},
         {"output_tokens": 1.5},
         {"input_tokens": True},
-        {"cost_usd": -0.01},
-        {"cost_usd": math.nan},
-        {"cost_usd": math.inf},
-        {"cost_usd": "0.1"},
+        {"input_tokens": 2**64},
+        {"cost": 0.1},
+        {"cost": "-0.01"},
+        {"cost": "NaN"},
+        {"cost": "Infinity"},
+        {"cost": "lots"},
+        {"cost": "0.0000000000000000001"},
+        {"cost": "1234567890123"},
+        {"cost": True},
+        {"cost": "1", "currency": "usd"},
+        {"cost": "1", "currency": "$"},
         {"model": 3},
+        {"model": " "},
+        {"counters": {"Bad Name": 1}},
+        {"counters": {"calls": -1}},
+        {"counters": {"calls": "2"}},
+        {"counters": [("calls", 1)]},
     ],
 )
 def test_bad_usage_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises((TypeError, ValueError), match="Usage"):
         Usage(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_float_cost_says_why_it_is_refused() -> None:
+    with pytest.raises(TypeError, match="not a float"):
+        artifact("Plan", "p").with_usage(cost=0.0042)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -22,3 +22,4 @@ mod regression;
 mod routing;
 mod security;
 mod steer;
+mod usage;

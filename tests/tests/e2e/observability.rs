@@ -5,8 +5,7 @@
 //! real daemons. `docs/metrics.md` is checked against `sett_core::metrics`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use sett_core::ClaimId;
 use sett_core::event::{EventData, EventKind};
 use sett_core::metrics as m;
-use sett_e2e::{Env, bin_dir, summary, text};
+use sett_e2e::{Env, bin_dir, http_get, summary, text};
 use sett_store::{LockHolder, LockPurpose};
 use sett_testkit::RedisServer;
 
@@ -50,27 +49,6 @@ async fn scribe_env(redis_url: Option<&str>) -> Env {
 
 // ---------------------------------------------------------------------------------------------
 // HTTP and Prometheus helpers.
-
-/// `GET path` on a health server: the status code and the body. Bounded; the server answers
-/// `/healthz` within its PING bound (1.5 s).
-fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
-    let sock: SocketAddr = addr.parse().map_err(|e| format!("bad address {addr}: {e}"))?;
-    let mut s =
-        TcpStream::connect_timeout(&sock, Duration::from_secs(1)).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("send to {addr}: {e}"))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("read from {addr}: {e}"))?;
-    let raw = String::from_utf8(raw).map_err(|e| format!("{addr} sent non-UTF-8: {e}"))?;
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| format!("{addr} sent no header end: {raw:?}"))?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("{addr} sent no status line: {head:?}"))?;
-    Ok((code, body.to_owned()))
-}
 
 fn status_of(addr: &str, path: &str) -> Option<u16> {
     http_get(addr, path).ok().map(|(c, _)| c)

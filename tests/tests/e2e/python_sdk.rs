@@ -1,7 +1,7 @@
 //! The Python agent SDK (sdk/python) under the real binaries: the Python demo team
 //! (examples/agents-python) asks a question, resumes with the answer, goes through a review with
 //! rework, bids with a bid script and finishes; a Python agent that raises ends its claim with
-//! an `AgentError` Failure carrying the exception; an output reporting usage is accepted; a
+//! an `AgentError` Failure carrying the exception; an output's usage is recorded; a
 //! structured question (options) resumes the agent with the chosen value.
 
 use std::time::Duration;
@@ -96,7 +96,7 @@ def handle(task):
         print("about to parse")
         return sett.artifact("Port", parse_port("eighty"))
     return sett.terminal("Done", task.target.payload, summary="done").with_usage(
-        model="test-model", input_tokens=120, output_tokens=30, cost_usd=0.0015
+        model="test-model", input_tokens=120, output_tokens=30, cost="0.0015"
     )
 
 sett.run(handle)
@@ -149,8 +149,15 @@ agents:
     let logs = env.logs_all();
     assert!(logs.contains("about to parse"), "{}", env.logs());
 
-    // An output with usage is accepted (and not recorded yet).
+    // An output's usage is recorded with its artifact, exactly.
     let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
+    let usage = terminal.usage.as_ref().expect("the Terminal's usage is recorded");
+    assert_eq!(
+        (usage.model.as_deref(), usage.input_tokens, usage.output_tokens),
+        (Some("test-model"), Some(120), Some(30))
+    );
+    let cost = usage.cost.as_ref().unwrap();
+    assert_eq!((cost.amount.to_string().as_str(), cost.currency.as_str()), ("0.0015", "USD"));
     assert_eq!(terminal.payload, "fine");
     assert_eq!(terminal.source_artifacts, vec![fine]);
     assert_eq!(claims.iter().find(|c| c.artifact_id == fine).unwrap().status, ClaimStatus::Complete);

@@ -168,6 +168,18 @@ async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
             if let Some(s) = &a.summary {
                 lines.push(format!("summary:          {s}"));
             }
+            if let Some(u) = &a.usage {
+                let mut t = sett_core::usage::UsageTotals::default();
+                t.add(u);
+                lines.push(format!(
+                    "usage:            {} tokens ({} in, {} out), {}{}",
+                    t.tokens(),
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.cost_text(),
+                    u.model.as_deref().map(|m| format!(", model {m}")).unwrap_or_default()
+                ));
+            }
             if let Some(by) = &a.answered_by {
                 lines.push(format!("answered by:      {by}{}", if a.timed_out { " (timed out)" } else { "" }));
             }

@@ -29,6 +29,7 @@ mod mcp;
 mod questions;
 mod status;
 mod up;
+mod usage;
 mod verify;
 mod watch;
 
@@ -65,6 +66,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Archive(a) => archive::run(&ctx, a).await,
         Command::Restore(a) => archive::restore(&ctx, a).await,
+        Command::Usage(a) => usage::run(&ctx, a).await,
         Command::Mcp(a) => mcp::run(&ctx, a).await,
         Command::Ledger(c) => ledger::run(&ctx, c).await,
         Command::Version => {

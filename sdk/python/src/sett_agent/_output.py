@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Mapping, Sequence
 
 from ._input import JSON, StructuralType
@@ -17,32 +18,102 @@ _SUMMARY_LIMIT = 200
 """How much of a reason `failure()` copies into a default summary (one line in `sett hoard`)."""
 
 
+_AMOUNT_INTEGER_DIGITS = 12
+_AMOUNT_FRACTION_DIGITS = 18
+_COUNTERS_MAX = 32
+_COUNTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_CURRENCY = re.compile(r"[A-Z][A-Z0-9]{2,7}")
+_MODEL_MAX = 200
+
+
 @dataclass(frozen=True)
 class Usage:
-    """What the run cost: the model used, its tokens, their price in US dollars. Optional; only
-    the fields that are set are written. Sett validates these fields and does not record them
-    yet (docs/agents.md, "Usage")."""
+    """What the run cost: the model used, its tokens, the cost as an exact decimal in a currency,
+    and any other counters. Optional; only the fields that are set are written. Sett stores it
+    with the artifact (covered by the ledger) and sums it in `sett usage`, the metrics and the
+    budgets (docs/agents.md, "Usage").
+
+    `cost` is a `decimal.Decimal` or a decimal string such as `"0.0042"`, never a float (a float
+    loses cents); it is printed as a string. `currency` is a code such as `"USD"` (the default)."""
 
     model: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
-    cost_usd: float | None = None
+    cost: Decimal | str | None = None
+    currency: str = "USD"
+    counters: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.model is not None and not isinstance(self.model, str):
-            raise TypeError(f"Usage.model must be a string, got {type(self.model).__name__}")
+        if self.model is not None:
+            if not isinstance(self.model, str):
+                raise TypeError(f"Usage.model must be a string, got {type(self.model).__name__}")
+            if not self.model.strip() or len(self.model) > _MODEL_MAX:
+                raise ValueError(f"Usage.model must be a non-empty string of at most {_MODEL_MAX} characters")
         for name in ("input_tokens", "output_tokens"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f"Usage.{name} must be a non-negative integer, got {value!r}")
-        cost = self.cost_usd
-        if cost is not None:
-            if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0:
-                raise ValueError(f"Usage.cost_usd must be a non-negative number of dollars, got {cost!r}")
+            _check_count(f"Usage.{name}", getattr(self, name))
+        if self.cost is not None:
+            object.__setattr__(self, "cost", _amount(self.cost))
+        if not isinstance(self.currency, str) or not _CURRENCY.fullmatch(self.currency):
+            raise ValueError(
+                f"Usage.currency must be a code of 3 to 8 upper-case letters or digits (\"USD\"), got {self.currency!r}"
+            )
+        if not isinstance(self.counters, Mapping):
+            raise TypeError(f"Usage.counters must be a mapping of names to integers, got {type(self.counters).__name__}")
+        if len(self.counters) > _COUNTERS_MAX:
+            raise ValueError(f"Usage.counters may hold at most {_COUNTERS_MAX} counters")
+        for name, value in self.counters.items():
+            if not isinstance(name, str) or not _COUNTER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"Usage.counters: {name!r} is not a counter name (a lower-case letter, then lower-case letters, digits or '_')"
+                )
+            _check_count(f"Usage.counters[{name!r}]", value)
+        object.__setattr__(self, "counters", dict(self.counters))
 
     def to_dict(self) -> dict[str, JSON]:
-        """The fields that are set."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        """The contract's `usage` object: the fields that are set."""
+        out: dict[str, JSON] = {}
+        if self.model is not None:
+            out["model"] = self.model
+        if self.input_tokens is not None:
+            out["input_tokens"] = self.input_tokens
+        if self.output_tokens is not None:
+            out["output_tokens"] = self.output_tokens
+        if self.cost is not None:
+            assert isinstance(self.cost, Decimal)
+            out["cost"] = {"amount": format(self.cost, "f"), "currency": self.currency}
+        if self.counters:
+            out["counters"] = dict(self.counters)
+        return out
+
+
+def _check_count(what: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 2**64):
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+
+
+def _amount(value: object) -> Decimal:
+    """A cost as an exact, non-negative Decimal of at most 12 integer and 18 fraction digits."""
+    if isinstance(value, float):
+        raise TypeError(
+            f"Usage.cost must be a Decimal or a decimal string such as \"0.0042\", not a float ({value!r} loses cents)"
+        )
+    if isinstance(value, bool) or not isinstance(value, (Decimal, str, int)):
+        raise TypeError(f"Usage.cost must be a Decimal or a decimal string, got {type(value).__name__}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"Usage.cost must be a decimal such as \"0.0042\", got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"Usage.cost must be a finite, non-negative decimal, got {value!r}")
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    fraction = max(0, -exponent)
+    integer = max(0, len(digits) + exponent)
+    if fraction > _AMOUNT_FRACTION_DIGITS or integer > _AMOUNT_INTEGER_DIGITS:
+        raise ValueError(
+            f"Usage.cost must have at most {_AMOUNT_INTEGER_DIGITS} integer and {_AMOUNT_FRACTION_DIGITS} fraction digits, got {value!r}"
+        )
+    return amount
 
 
 def _check_json(value: object, what: str) -> None:
@@ -89,11 +160,20 @@ class Output:
         model: str | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
-        cost_usd: float | None = None,
+        cost: Decimal | str | None = None,
+        currency: str = "USD",
+        counters: Mapping[str, int] | None = None,
     ) -> Output:
         """This output reporting `usage` (or a Usage made of the keyword arguments)."""
         if usage is None:
-            usage = Usage(model=model, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd)
+            usage = Usage(
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost=cost,
+                currency=currency,
+                counters=counters or {},
+            )
         return dataclasses.replace(self, usage=usage)
 
     def to_dict(self) -> dict[str, JSON]:
