@@ -1,6 +1,7 @@
 //! `runtime: docker` end to end: the engine workflow in containers, read-only and read-write
 //! workspace mounts, controller workers as ephemeral containers, a cub cut off the network
-//! mid-claim, the orchestrator container killed and started again. These tests need a Docker
+//! mid-claim, the orchestrator container killed and started again, `sett cancel` stopping the
+//! container a tool runs in. These tests need a Docker
 //! engine and the images of `cargo xtask images` (CI builds them first); without them they fail
 //! and say so. Redis is a container of the locally built `sett-redis:dev` image, started with
 //! testcontainers-modules, with its port published on the host: the test reaches it on loopback, the instance's containers through the
@@ -398,6 +399,73 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     let done: Vec<&str> = artifacts.iter().filter(|a| a.artifact_type == "Done").map(|a| a.payload.as_str()).collect();
     assert_eq!(done.len(), 2, "{:#?}", summary(&artifacts));
     assert!(!artifacts.iter().any(|a| a.structural_type == StructuralType::Failure), "{:#?}", summary(&artifacts));
+    env.down();
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_cancel_stops_the_tools_container() {
+    let yml = r#"
+version: "1.0"
+agents:
+  Boss:
+    command: ["./long.sh"]
+    bidding_strategy: exclusive
+    mode: controller
+    worker: {max_concurrent: 1}
+    workspace: {mode: rw}
+    timeout: 10m
+"#;
+    // Says it started, then would run for five minutes and write a Terminal.
+    let long = r#"#!/usr/bin/env bash
+cat >/dev/null
+touch started
+sleep 300
+jq -n '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: "too late"}'
+"#;
+    let mut env = dockerize(Env::new(yml, &[("long.sh", long)]).await).await;
+    env.up();
+    let goal = env.forage("run for a long time");
+    env.wait_marker("started", MINUTE).await;
+    let running: Vec<Component> =
+        env.rt.containers(Some("worker")).await.unwrap().into_iter().filter(|c| c.running).collect();
+    assert_eq!(running.len(), 1, "the tool runs in one worker container: {running:?}");
+    let worker = running[0].clone();
+    let claim = env.claims().await.into_iter().find(|c| c.artifact_id == goal).expect("the goal's claim");
+    assert_eq!(worker.claim.as_deref(), Some(claim.id.to_string().as_str()), "the container is the claim's");
+
+    env.ok(&["cancel", &goal.to_string(), "--reason", "stop the container"]);
+    // The container's state as Docker reports it: not running, or removed. The bound is a
+    // safety net for a hung test, not a measure of promptness (steer.rs measures that).
+    let until = Instant::now() + MINUTE;
+    loop {
+        let now = env.rt.containers(Some("worker")).await.unwrap();
+        match now.iter().find(|c| c.id == worker.id) {
+            None => break,
+            Some(c) if !c.running => break,
+            Some(_) => {}
+        }
+        assert!(
+            Instant::now() < until,
+            "the worker container {} still runs after the cancel\n{}",
+            worker.name,
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Docker's own view agrees: `docker ps` lists no running container of the claim.
+    let ps = std::process::Command::new("docker")
+        .args(["ps", "-q", "--filter", &format!("label=sett.claim={}", claim.id)])
+        .output()
+        .expect("docker ps");
+    assert!(text(&ps.stdout).trim().is_empty(), "docker ps still lists it: {}", text(&ps.stdout));
+    // The workflow ended as cancelled: its claim terminated, nothing of the tool acted on.
+    let claim = env.claims().await.into_iter().find(|c| c.id == claim.id).unwrap();
+    assert_eq!(claim.status, ClaimStatus::Terminated);
+    assert!(env.store.cancellation(&goal).await.unwrap().is_some());
+    assert!(!env.artifacts().await.iter().any(|a| a.artifact_type == "Done"), "the tool wrote nothing");
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "sett verify: {}", text(&out.stdout));
     env.down();
     env.assert_nothing_left().await;
 }
