@@ -88,6 +88,10 @@ pub enum Command {
     Reject(RejectArgs),
     /// Cancel a workflow: end its claims, close its questions, stop its tools.
     Cancel(CancelArgs),
+    /// Pause the instance, or one workflow: nothing new is granted and deadlines stand still.
+    Pause(PauseArgs),
+    /// Resume a paused instance or workflow.
+    Resume(PauseArgs),
     /// Show the health of an instance.
     Status(StatusArgs),
     /// List claims.
@@ -307,6 +311,16 @@ pub struct RejectArgs {
 pub struct CancelArgs {
     /// The workflow: its goal's id, or the id (or short id) of any artifact in it.
     pub workflow: String,
+    /// Why: recorded in the ledger with your operator name ($SETT_OPERATOR, else your account).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The workflow (its goal's id, or the id or short id of any artifact in it); without it,
+    /// the whole instance.
+    pub workflow: Option<String>,
     /// Why: recorded in the ledger with your operator name ($SETT_OPERATOR, else your account).
     #[arg(long)]
     pub reason: Option<String>,

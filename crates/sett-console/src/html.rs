@@ -148,6 +148,19 @@ pub fn instances(reports: &[Result<StatusReport, String>], names: &[String]) -> 
                 esc(&g.detected_by),
             );
         }
+        for p in &s.pauses {
+            let n = esc(name);
+            let scope = p.goal_id.as_deref().map_or_else(
+                || format!(r#"<a href="/instances/{n}">{n}</a>"#),
+                |g| format!(r#"the workflow of goal <code>{}</code> in <a href="/instances/{n}">{n}</a>"#, esc(g)),
+            );
+            let _ = write!(
+                out,
+                r#"<p class="warn paused" data-instance="{n}"><strong>Paused</strong>: {scope} by {}{}; nothing new is granted until it is resumed (<code>sett resume -n {n}</code>).</p>"#,
+                esc(&p.operator),
+                p.reason.as_deref().map(|r| format!(" ({})", esc(r))).unwrap_or_default(),
+            );
+        }
     }
     out.push_str(r#"<table class="instances"><thead><tr><th>Instance</th><th>Status</th><th>Components</th><th>Claims</th><th>Open questions</th></tr></thead><tbody>"#);
     for (name, r) in names.iter().zip(reports) {

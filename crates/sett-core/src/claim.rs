@@ -281,6 +281,34 @@ impl Claim {
         let bids = if self.status == ClaimStatus::PendingConsensus { self.bid_deadline_ms } else { None };
         grants.chain(questions).chain(bids).min()
     }
+
+    /// Moves every deadline later by the time it stood still in a pause from `paused_at_ms` to
+    /// `resumed_at_ms` (design.md §4a): a deadline set before the pause gains the whole pause, one
+    /// set during it (the claim was created, granted or asked meanwhile) the part after it was
+    /// set. Returns whether anything moved.
+    pub fn shift_deadlines(&mut self, paused_at_ms: i64, resumed_at_ms: i64) -> bool {
+        let stood_still = |set_at_ms: i64| (resumed_at_ms - paused_at_ms.max(set_at_ms)).max(0);
+        let mut moved = false;
+        let mut shift = |deadline: &mut Option<i64>, set_at_ms: i64| {
+            let by = stood_still(set_at_ms);
+            if let Some(d) = deadline.as_mut()
+                && by > 0
+            {
+                *d += by;
+                moved = true;
+            }
+        };
+        if self.status == ClaimStatus::PendingConsensus {
+            shift(&mut self.bid_deadline_ms, self.created_at_ms);
+        }
+        for g in self.grants.values_mut() {
+            shift(&mut g.deadline_ms, g.granted_at_ms);
+        }
+        for q in self.open_questions.values_mut() {
+            shift(&mut q.deadline_ms, q.asked_at_ms);
+        }
+        moved
+    }
 }
 
 #[cfg(test)]

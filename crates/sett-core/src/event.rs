@@ -46,10 +46,14 @@ pub enum EventKind {
     InstanceStopped,
     WorkflowCancelled,
     OutputLate,
+    Paused,
+    Resumed,
+    WorkflowRetried,
+    ArtifactForked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 24] = [
         Self::ArtifactCreated,
         Self::ClaimCreated,
         Self::BidSubmitted,
@@ -70,6 +74,10 @@ impl EventKind {
         Self::InstanceStopped,
         Self::WorkflowCancelled,
         Self::OutputLate,
+        Self::Paused,
+        Self::Resumed,
+        Self::WorkflowRetried,
+        Self::ArtifactForked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +102,10 @@ impl EventKind {
             Self::InstanceStopped => "instance_stopped",
             Self::WorkflowCancelled => "workflow_cancelled",
             Self::OutputLate => "output_late",
+            Self::Paused => "paused",
+            Self::Resumed => "resumed",
+            Self::WorkflowRetried => "workflow_retried",
+            Self::ArtifactForked => "artifact_forked",
         }
     }
 }
@@ -414,6 +426,67 @@ pub struct OutputLate {
     pub goal_id: ArtifactId,
 }
 
+/// `paused`: `operator` stopped granting for the whole instance (`goal_id` null) or for the
+/// workflow of `goal_id`. Bids are still collected and running tools finish; deadlines stand
+/// still until the matching `resumed`. `action_id` names the record `sett verify` checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paused {
+    pub action_id: String,
+    #[serde(default)]
+    pub goal_id: Option<ArtifactId>,
+    pub operator: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `resumed`: `operator` lifted the pause of the instance (`goal_id` null) or of one workflow,
+/// after `paused_ms`; the deadlines of `claims` moved later by the time they stood still (each
+/// claim's own `claim_updated` follows in the same atomic step).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    pub action_id: String,
+    pub claims: Vec<ClaimId>,
+    #[serde(default)]
+    pub goal_id: Option<ArtifactId>,
+    pub operator: String,
+    pub paused_ms: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `workflow_retried`: `operator` gave the failed step of the workflow of `goal_id` a new
+/// attempt: claim `claim_id` on the same `artifact_id` as the failed claim `failed_claim`, whose
+/// outcome was `failure` (none when nobody bid). The failed claim and its Failure stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRetried {
+    pub action_id: String,
+    pub artifact_id: ArtifactId,
+    pub claim_id: ClaimId,
+    pub failed_claim: ClaimId,
+    #[serde(default)]
+    pub failure: Option<ArtifactId>,
+    pub goal_id: ArtifactId,
+    pub operator: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `artifact_forked`: `operator` started a branch at `forked_from`: `artifact_id` is its new
+/// version (produced by `human:<operator>`), or, for a Question, the different answer; then
+/// `claim_id` is the branch's claim that resumes the asking agent with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactForked {
+    pub action_id: String,
+    pub artifact_id: ArtifactId,
+    #[serde(default)]
+    pub claim_id: Option<ClaimId>,
+    pub forked_from: ArtifactId,
+    pub goal_id: ArtifactId,
+    pub operator: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 macro_rules! event_data {
     ($($variant:ident($payload:ty)),+ $(,)?) => {
         /// One event's typed data: the variant is the kind.
@@ -480,6 +553,10 @@ event_data!(
     InstanceStopped(InstanceStopped),
     WorkflowCancelled(WorkflowCancelled),
     OutputLate(OutputLate),
+    Paused(Paused),
+    Resumed(Resumed),
+    WorkflowRetried(WorkflowRetried),
+    ArtifactForked(ArtifactForked),
 );
 
 fn parse<T: DeserializeOwned>(data: &str) -> Result<T, serde_json::Error> {
@@ -511,7 +588,13 @@ impl EventData {
             Self::WorkerLaunched(e) => Some(e.claim_id),
             Self::WorkerExited(e) => Some(e.claim_id),
             Self::OutputLate(e) => e.claim_id,
-            Self::InstanceStarted(_) | Self::InstanceStopped(_) | Self::WorkflowCancelled(_) => None,
+            Self::WorkflowRetried(e) => Some(e.claim_id),
+            Self::ArtifactForked(e) => e.claim_id,
+            Self::InstanceStarted(_)
+            | Self::InstanceStopped(_)
+            | Self::WorkflowCancelled(_)
+            | Self::Paused(_)
+            | Self::Resumed(_) => None,
         }
     }
 
@@ -532,6 +615,10 @@ impl EventData {
             Self::QuestionEscalated(e) => Some(e.artifact_id),
             Self::WorkflowCancelled(e) => Some(e.goal_id),
             Self::OutputLate(e) => Some(e.artifact_id),
+            Self::Paused(e) => e.goal_id,
+            Self::Resumed(e) => e.goal_id,
+            Self::WorkflowRetried(e) => Some(e.artifact_id),
+            Self::ArtifactForked(e) => Some(e.artifact_id),
             Self::BidSubmitted(_)
             | Self::WorkerLaunched(_)
             | Self::WorkerExited(_)
@@ -896,6 +983,49 @@ mod tests {
             (
                 EventData::OutputLate(OutputLate { artifact_id: a(B), claim_id: Some(c(C)), goal_id: a(A) }),
                 json!({"artifact_id": a(B), "claim_id": c(C), "goal_id": a(A)}),
+            ),
+            (
+                EventData::Paused(Paused { action_id: R.into(), goal_id: None, operator: "ann".into(), reason: None }),
+                json!({"action_id": R, "goal_id": null, "operator": "ann", "reason": null}),
+            ),
+            (
+                EventData::Resumed(Resumed {
+                    action_id: R.into(),
+                    claims: vec![c(C)],
+                    goal_id: Some(a(A)),
+                    operator: "ann".into(),
+                    paused_ms: 5,
+                    reason: Some("fixed".into()),
+                }),
+                json!({"action_id": R, "claims": [c(C)], "goal_id": a(A), "operator": "ann", "paused_ms": 5,
+                       "reason": "fixed"}),
+            ),
+            (
+                EventData::WorkflowRetried(WorkflowRetried {
+                    action_id: R.into(),
+                    artifact_id: a(A),
+                    claim_id: c(R),
+                    failed_claim: c(C),
+                    failure: Some(a(B)),
+                    goal_id: a(A),
+                    operator: "ann".into(),
+                    reason: None,
+                }),
+                json!({"action_id": R, "artifact_id": a(A), "claim_id": c(R), "failed_claim": c(C),
+                       "failure": a(B), "goal_id": a(A), "operator": "ann", "reason": null}),
+            ),
+            (
+                EventData::ArtifactForked(ArtifactForked {
+                    action_id: R.into(),
+                    artifact_id: a(B),
+                    claim_id: None,
+                    forked_from: a(A),
+                    goal_id: a(A),
+                    operator: "ann".into(),
+                    reason: None,
+                }),
+                json!({"action_id": R, "artifact_id": a(B), "claim_id": null, "forked_from": a(A),
+                       "goal_id": a(A), "operator": "ann", "reason": null}),
             ),
         ]
     }

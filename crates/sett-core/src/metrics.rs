@@ -107,6 +107,14 @@ pub const USAGE_TOKENS: &str = "sett_usage_tokens_total";
 pub const USAGE_COST: &str = "sett_usage_cost_nanos_total";
 /// Counter, labels `agent`, `model`: tool outputs that reported usage.
 pub const USAGE_RUNS: &str = "sett_usage_runs_total";
+/// Gauge: 1 while the instance is paused (`sett pause`), else 0.
+pub const PAUSED: &str = "sett_paused";
+/// Gauge: workflows paused one by one (`sett pause <workflow>`).
+pub const PAUSED_WORKFLOWS: &str = "sett_paused_workflows";
+/// Gauge: claims whose grant waits for a pause to be lifted.
+pub const HELD_CLAIMS: &str = "sett_held_claims";
+/// Counter: granting transitions a pause refused (each is applied again on resume).
+pub const GRANTS_HELD: &str = "sett_grants_held_total";
 
 /// What kind of Prometheus metric a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +196,18 @@ pub const ALL: &[Metric] = &[
         help: "Cost agents reported in their outputs' usage, in billionths (1e-9) of the currency label's unit: divide by 1e9 (exact sums: sett usage).",
     },
     Metric { name: USAGE_RUNS, kind: Kind::Counter, help: "Tool outputs that reported usage, by agent and model." },
+    Metric {
+        name: PAUSED,
+        kind: Kind::Gauge,
+        help: "1 while the instance is paused (sett pause): nothing is granted.",
+    },
+    Metric { name: PAUSED_WORKFLOWS, kind: Kind::Gauge, help: "Workflows paused one by one (sett pause <workflow>)." },
+    Metric { name: HELD_CLAIMS, kind: Kind::Gauge, help: "Claims whose grant waits for a pause to be lifted." },
+    Metric {
+        name: GRANTS_HELD,
+        kind: Kind::Counter,
+        help: "Granting transitions a pause refused (each is applied again on resume).",
+    },
     Metric {
         name: OPEN_QUESTIONS,
         kind: Kind::Gauge,

@@ -120,6 +120,49 @@ pub fn event_line(e: &Event) -> String {
             }
             out
         }
+        EventData::Paused(p) => {
+            let scope = p.goal_id.map_or_else(|| "the instance".to_owned(), |g| format!("goal {}", sh(g)));
+            with_reason(format!("{scope} by {}: nothing is granted until it is resumed", p.operator), &p.reason)
+        }
+        EventData::Resumed(r) => {
+            let scope = r.goal_id.map_or_else(|| "the instance".to_owned(), |g| format!("goal {}", sh(g)));
+            with_reason(
+                format!(
+                    "{scope} by {} after {} ms ({} claim(s) got their deadlines moved later)",
+                    r.operator,
+                    r.paused_ms,
+                    r.claims.len()
+                ),
+                &r.reason,
+            )
+        }
+        EventData::WorkflowRetried(r) => {
+            let failure = r.failure.map(|f| format!(" (failure {})", sh(f))).unwrap_or_default();
+            with_reason(
+                format!(
+                    "goal {}: claim {} retries failed claim {}{failure} on {} by {}",
+                    sh(r.goal_id),
+                    sh(r.claim_id),
+                    sh(r.failed_claim),
+                    sh(r.artifact_id),
+                    r.operator
+                ),
+                &r.reason,
+            )
+        }
+        EventData::ArtifactForked(f) => {
+            let claim = f.claim_id.map(|c| format!(", branch claim {}", sh(c))).unwrap_or_default();
+            with_reason(
+                format!(
+                    "{} forked from {} by {} (goal {}{claim})",
+                    sh(f.artifact_id),
+                    sh(f.forked_from),
+                    f.operator,
+                    sh(f.goal_id)
+                ),
+                &f.reason,
+            )
+        }
         EventData::OutputLate(l) => {
             let claim = l.claim_id.map(|c| format!(" of claim {}", sh(c))).unwrap_or_default();
             format!(
@@ -138,6 +181,14 @@ fn worker_line(claim: ClaimId, agent: &AgentName, seq: u64, pid: Option<u32>) ->
         out.push_str(&format!(" pid {p}"));
     }
     out
+}
+
+/// `line`, then `: <reason>` when there is one.
+fn with_reason(mut line: String, reason: &Option<String>) -> String {
+    if let Some(r) = reason.as_deref().filter(|r| !r.is_empty()) {
+        line.push_str(&format!(": {}", excerpt(r, 120)));
+    }
+    line
 }
 
 /// The first line of `text`, cut to `max` characters.

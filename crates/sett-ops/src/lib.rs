@@ -7,6 +7,7 @@ pub mod destroy;
 pub mod health;
 pub mod ledger_watch;
 pub mod operator;
+pub mod pause;
 pub mod telemetry;
 
 pub mod answer;

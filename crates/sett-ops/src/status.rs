@@ -119,6 +119,10 @@ pub struct StatusReport {
     /// The archive (`retention:`), once a pass ran: size, last run, last error, what holds
     /// trimming back.
     pub archive: Option<crate::archive::Summary>,
+    /// Pauses in force (`sett pause`): the instance's first, then workflows'.
+    pub pauses: Vec<PauseInfo>,
+    /// Claims whose grant waits for a pause to be lifted.
+    pub held_claims: u64,
 }
 
 /// How safe a write is where the instance lives: the durability in force and what the primary
@@ -216,6 +220,17 @@ pub fn replication_warning(
             "{what}: with durability fast the work run now is held by the primary alone and is lost whole if it dies (set redis.durability: replicated, or wait for the replica to sync)"
         )
     })
+}
+
+/// One pause in force, as `sett status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PauseInfo {
+    /// The workflow's goal; `None` when the whole instance is paused.
+    pub goal_id: Option<String>,
+    pub operator: String,
+    pub reason: Option<String>,
+    pub at_ms: i64,
+    pub age_ms: i64,
 }
 
 /// One notification webhook as `sett status` shows it (from the notifier's records).
@@ -421,6 +436,19 @@ pub async fn instance_status(
         ledger_regressions: store.regressions().await?.into_iter().filter(|r| !r.is_acknowledged()).collect(),
         replication: Replication::of(store).await,
         archive: archive_summary(store).await?,
+        pauses: store
+            .pauses()
+            .await?
+            .into_iter()
+            .map(|(scope, p)| PauseInfo {
+                goal_id: scope.goal().map(|g| g.to_string()),
+                operator: p.operator,
+                reason: p.reason,
+                at_ms: p.at_ms,
+                age_ms: (now_ms - p.at_ms).max(0),
+            })
+            .collect(),
+        held_claims: store.held_claims().await?.len() as u64,
     })
 }
 

@@ -111,6 +111,8 @@ pub trait LedgerSource {
     async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError>;
     /// Every cancellation record (`workflows:cancelled`): goal id → the JSON record.
     async fn cancellation_records(&mut self) -> Result<HashMap<String, String>, VerifyError>;
+    /// Every operator action record (`actions`): action id → the JSON record.
+    async fn action_records(&mut self) -> Result<HashMap<String, String>, VerifyError>;
 }
 
 impl LedgerSource for Store {
@@ -153,6 +155,9 @@ impl LedgerSource for Store {
     async fn cancellation_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
         Ok(self.cancellations().await?)
     }
+    async fn action_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
+        Ok(self.actions().await?)
+    }
 }
 
 /// An export file (`sett export` JSON lines, large keys in several records) loaded for
@@ -164,6 +169,7 @@ pub struct ExportLedger {
     artifacts: HashMap<String, Fields>,
     answers: HashMap<String, String>,
     cancellations: HashMap<String, String>,
+    actions: HashMap<String, String>,
     claims: HashMap<String, Fields>,
     /// The claims index (id, creation time), in index order.
     claim_index: Vec<(String, i64)>,
@@ -214,6 +220,8 @@ impl ExportLedger {
             self.answers = hash(&d.value)?;
         } else if d.key == "workflows:cancelled" {
             self.cancellations = hash(&d.value)?;
+        } else if d.key == "actions" {
+            self.actions = hash(&d.value)?;
         } else if d.key == "index:claims" {
             let continues = d.value.get("continues").and_then(serde_json::Value::as_bool) == Some(true);
             let items = if continues { &d.value["items"] } else { &d.value };
@@ -282,6 +290,9 @@ impl LedgerSource for ExportLedger {
     }
     async fn cancellation_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
         Ok(self.cancellations.clone())
+    }
+    async fn action_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
+        Ok(self.actions.clone())
     }
 }
 
@@ -578,6 +589,49 @@ fn check_cancellation(goal: &str, record: Option<&String>, ev: &serde_json::Valu
     Ok(())
 }
 
+/// The event kinds of operators' steering actions, each with its record in `actions`.
+const ACTION_KINDS: [&str; 4] = ["paused", "resumed", "workflow_retried", "artifact_forked"];
+
+/// What an action event acted on, as its record names it.
+fn action_target(kind: &str, ev: &serde_json::Value) -> String {
+    let field = |name: &str| ev.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    match kind {
+        "workflow_retried" => field("failed_claim"),
+        "artifact_forked" => field("forked_from"),
+        _ => Some(field("goal_id").unwrap_or_else(|| "instance".to_owned())),
+    }
+    .unwrap_or_default()
+}
+
+/// An action event (`paused`, `resumed`, `workflow_retried`, `artifact_forked`) against its
+/// record in `actions`: kind, target, operator, reason and time.
+fn check_action(kind: &str, record: Option<&String>, ev: &serde_json::Value, ts: &str) -> Result<(), Breach> {
+    let id = ev.get("action_id").and_then(|v| v.as_str()).unwrap_or_default();
+    let rec = format!("{kind} action {id}");
+    let Some(record) = record else {
+        return Err(breach(rec, "its action record is missing (deleted from actions)"));
+    };
+    let r: serde_json::Value =
+        serde_json::from_str(record).map_err(|_| breach(rec.clone(), "its action record is not JSON"))?;
+    let expected = [
+        ("kind", serde_json::Value::from(kind)),
+        ("target", serde_json::Value::from(action_target(kind, ev))),
+        ("operator", ev.get("operator").cloned().unwrap_or(serde_json::Value::Null)),
+        ("reason", ev.get("reason").cloned().unwrap_or(serde_json::Value::Null)),
+    ];
+    for (name, logged) in expected {
+        let stored = r.get(name).cloned().unwrap_or(serde_json::Value::Null);
+        if stored != logged {
+            return Err(breach(rec, format!("{name} changed (the ledger has {logged}, the record has {stored})")));
+        }
+    }
+    let at = r.get("at_ms").map(ToString::to_string).unwrap_or_default();
+    if at != ts {
+        return Err(breach(rec, format!("its time changed (the ledger has {ts}, the record has {at})")));
+    }
+    Ok(())
+}
+
 /// Counts of the records the chain accounts for, and the cancellation records to check.
 #[derive(Debug, Default)]
 struct Seen {
@@ -589,6 +643,9 @@ struct Seen {
     cancellations: HashMap<String, String>,
     /// Approvals decided so far (by question id), for the grants that follow them.
     approvals: HashMap<String, ApprovalSeen>,
+    /// The action ids the chain's action events name.
+    acted: std::collections::HashSet<String>,
+    actions: HashMap<String, String>,
 }
 
 /// Checks the contents a page of chained events refers to; the earliest breach (by position).
@@ -633,6 +690,20 @@ async fn check_page(
             {
                 cancel_breach = Some((i, b));
             }
+            continue;
+        }
+        if let Some(kind) = kind.filter(|k| ACTION_KINDS.contains(k))
+            && *chained
+        {
+            let data: serde_json::Value = f.get("data").and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+            let action = data.get("action_id").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            let ts = f.get("ts").map_or("", String::as_str);
+            if cancel_breach.is_none()
+                && let Err(b) = check_action(kind, seen.actions.get(&action), &data, ts)
+            {
+                cancel_breach = Some((i, b));
+            }
+            seen.acted.insert(action);
             continue;
         }
         if !matches!(kind, Some("artifact_created" | "question_answered")) {
@@ -732,7 +803,11 @@ pub async fn verify_witnessed(
     let empty = Witnesses::default();
     let mut walk = WitnessWalk::new(witnesses.unwrap_or(&empty));
     let mut chain = Chain { started: false, seq: 0, prev: GENESIS.to_owned(), legacy: 0 };
-    let mut seen = Seen { cancellations: src.cancellation_records().await?, ..Seen::default() };
+    let mut seen = Seen {
+        cancellations: src.cancellation_records().await?,
+        actions: src.action_records().await?,
+        ..Seen::default()
+    };
     let mut after: Option<String> = None;
     let broken = |mut report: Report, chain: &Chain, b: Breach| {
         report.unverified_events = chain.legacy;
@@ -884,6 +959,16 @@ pub async fn verify_witnessed(
                 ),
             );
         }
+    }
+
+    let mut actions: Vec<&String> = seen.actions.keys().collect();
+    actions.sort();
+    if let Some(extra) = actions.into_iter().find(|a| !seen.acted.contains(*a)) {
+        return broken(
+            report,
+            &chain,
+            breach(format!("action {extra}"), "has no event in the ledger (inserted into actions)"),
+        );
     }
 
     // Claims: each record must be the one its last transition's event names.

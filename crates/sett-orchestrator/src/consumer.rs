@@ -177,6 +177,11 @@ impl Engine {
             EventData::BidSubmitted(b) if self.decided.contains(&b.claim_id) => Ok(()),
             EventData::BidSubmitted(b) => self.apply(&b.claim_id, Input::Bids).await.map(drop),
             EventData::QuestionAnswered(a) => self.on_answer(a.question_id, a.answer_id, a.claim_id).await,
+            EventData::Resumed(_) => self.release_held().await,
+            EventData::Paused(_) => {
+                self.refresh_pause_gauges().await;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -249,7 +254,18 @@ impl Engine {
         let created = ledger::claim_created(&claim);
         let ctx = StepContext { bids: &bids, now_ms: now };
         let (outcome, later_bids) = match step(&claim, &Input::Bids, ctx, &self.policy) {
-            Some(decided) => (self.commit(&claim, &decided, &Input::Bids, ctx, Some(created)).await?, BTreeMap::new()),
+            Some(decided) => match self.commit(&claim, &decided, &Input::Bids, ctx, Some(created.clone())).await? {
+                // Paused: created waiting for bids instead (they are still collected); held,
+                // it is decided on resume.
+                WriteOutcome::Paused(_) => {
+                    let (outcome, _) = self.store.create_claim_reading_bids(&claim, &[created], now).await?;
+                    if outcome == WriteOutcome::Written {
+                        self.store.hold_claim(&claim.id, now).await?;
+                    }
+                    (outcome, bids.clone())
+                }
+                outcome => (outcome, BTreeMap::new()),
+            },
             None => self.store.create_claim_reading_bids(&claim, &[created], now).await?,
         };
         match outcome {
@@ -273,6 +289,8 @@ impl Engine {
                 info!(artifact_id = %a.id, %fence, "no claim: the artifact's workflow was cancelled");
                 Ok(())
             }
+            // Only a write that grants is held, and this one waits for bids.
+            WriteOutcome::Paused(_) => Ok(()),
         }
     }
 

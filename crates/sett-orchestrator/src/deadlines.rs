@@ -50,6 +50,12 @@ impl Engine {
                 // entry being carried out right now may be carried out twice.
                 self.outbox_left.store(true, Ordering::SeqCst);
                 self.sweep_worker_pools().await;
+                // A resume whose event was handled before a crash, or a claim held again by a
+                // pause lifted since: its held claims are applied here too.
+                self.refresh_pause_gauges().await;
+                if let Err(e) = self.release_held().await {
+                    warn!(error = %e, "cannot apply the claims a pause held yet; retrying");
+                }
                 match self.claim_unclaimed_artifacts(unswept_from_ms).await {
                     Ok(next) => unswept_from_ms = next,
                     Err(e) => warn!(error = %e, "cannot sweep for artifacts without their claim yet; retrying"),
@@ -140,6 +146,15 @@ impl Engine {
 
     async fn tick_due(&self, now: i64) -> Result<(), OrchestratorError> {
         for id in self.store.due_claims(now).await? {
+            if let Some(claim) = self.store.get_claim(&id).await?
+                && let Some(scope) = self.pause_holding(&claim).await?
+            {
+                // A deadline does not expire because of a pause: the claim leaves the index,
+                // and the resume puts it back with its deadlines moved later (resume.lua).
+                debug!(claim_id = %id, %scope, "a deadline is due while paused; it waits for the resume");
+                self.store.set_claim_deadline(&id, None).await?;
+                continue;
+            }
             self.take_unhandled_outputs(&id, now).await?;
             if self.apply(&id, Input::Tick).await?.is_none() {
                 // Nothing was due after all (the index is stale): repair it so we never spin.

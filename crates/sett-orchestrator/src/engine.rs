@@ -192,6 +192,7 @@ impl Engine {
         self.drain_pending(&mut stream).await?;
         // Exposed from the start (0 included), not only after the first question.
         self.refresh_open_questions_gauge().await;
+        self.refresh_pause_gauges().await;
         self.ready.store(true, Ordering::SeqCst);
         info!(instance = %self.settings.instance, run_id = %self.settings.run_id, "orchestrator ready");
         let result = self.consume(&mut stream, stop).await;

@@ -14,7 +14,7 @@ use sett_core::answer_spec::StructuredQuestion;
 use sett_core::machine::{Effect, GrantOrder};
 use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimType, metrics as m};
 use sett_store::{AnswerRecord, CreateOutcome, StoreError, WriteOutcome, now_ms};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::engine::Engine;
 use crate::{OrchestratorError, ledger};
@@ -112,7 +112,12 @@ impl Engine {
         loop {
             let mut ok = true;
             for f in &follow {
-                if let Err(e) = self.follow_up(&claim, f).await {
+                let done = self.follow_up(&claim, f).await;
+                if let Err(OrchestratorError::Paused(scope)) = &done {
+                    debug!(claim_id = %claim, %scope, "a follow-up grants and waits for the pause to be lifted");
+                    return;
+                }
+                if let Err(e) = done {
                     warn!(claim_id = %claim, error = %e, "a follow-up failed; retrying");
                     ok = false;
                     break;
@@ -190,6 +195,9 @@ impl Engine {
                     WriteOutcome::Conflict { current } => {
                         Err(OrchestratorError::ReworkClaimConflict { claim: claim.id, current })
                     }
+                    // Its grant waits for the pause to be lifted: the entry stays in the outbox,
+                    // which is carried out again every few seconds.
+                    WriteOutcome::Paused(scope) => Err(OrchestratorError::Paused(scope)),
                 }
             }
             Effect::AutoAnswer { question, use_default } => {

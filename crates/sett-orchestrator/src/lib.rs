@@ -27,6 +27,7 @@ mod engine;
 mod ledger;
 mod lifecycle;
 mod observe;
+mod pause;
 mod transitions;
 mod workers;
 
@@ -100,6 +101,10 @@ pub enum OrchestratorError {
     /// written already.
     #[error("cannot write the {what}: {outcome}")]
     FollowUpRefused { what: &'static str, outcome: String },
+    /// A follow-up would grant while its scope (`instance` or a goal id) is paused; it stays in
+    /// the outbox until the pause is lifted.
+    #[error("paused ({0})")]
+    Paused(String),
     #[error(transparent)]
     Store(#[from] sett_store::StoreError),
 }

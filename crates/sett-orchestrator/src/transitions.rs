@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sett_core::event::EventData;
 use sett_core::machine::{ApprovalOrder, Effect, Input, StepContext, Transition, step};
-use sett_core::{AgentName, BidType, Claim, ClaimId, ClaimStatus};
+use sett_core::{AgentName, BidType, Claim, ClaimId, ClaimStatus, metrics as m};
 use sett_store::{StoreError, WriteOutcome, now_ms};
 use tracing::{debug, warn};
 
@@ -52,6 +52,8 @@ impl Engine {
                 WriteOutcome::Conflict { .. } => continue,
                 // Only a create is fenced, and this is a compare-and-set.
                 WriteOutcome::Cancelled(_) => return Ok(None),
+                // Held by a pause (see `commit`): applied again on resume.
+                WriteOutcome::Paused(_) => return Ok(None),
                 WriteOutcome::Exists(other) => {
                     return Err(OrchestratorError::TransitionRefusedAsCreate { claim: *id, existing: other });
                 }
@@ -112,6 +114,13 @@ impl Engine {
         let expected = (!creating).then_some(old.revision);
         let written =
             self.store.write_claim_with_outbox(&t.claim, expected, creating, &ops, &events, outbox, now).await?;
+        if let WriteOutcome::Paused(scope) = &written {
+            // Nothing is granted while paused: the claim is held and every input it may have
+            // missed meanwhile is applied again on resume (`release_held`).
+            self.store.hold_claim(&t.claim.id, now).await?;
+            metrics::counter!(m::GRANTS_HELD).increment(1);
+            debug!(claim_id = %t.claim.id, %scope, "a grant waits for the pause to be lifted");
+        }
         if written == WriteOutcome::Written {
             if old.status == ClaimStatus::PendingConsensus && t.claim.status != ClaimStatus::PendingConsensus {
                 self.decided.insert(t.claim.id);

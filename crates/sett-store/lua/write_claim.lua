@@ -3,7 +3,8 @@
 -- KEYS[1] claim hash   KEYS[2] deadlines zset   KEYS[3] events stream
 -- KEYS[4] open questions zset   KEYS[5] claim-by-artifact hash   KEYS[6] claims index zset
 -- KEYS[7] outbox hash   KEYS[8] ledger head hash   KEYS[9] cancel fence hash
--- KEYS[10] (optional, create only) the claim's bids hash: its entries are returned after "ok"
+-- KEYS[10] pauses hash   KEYS[11] pause fence hash
+-- KEYS[12] (optional, create only) the claim's bids hash: its entries are returned after "ok"
 -- ARGV[1] claim id
 -- ARGV[2] expected revision ("0" = create: the claim must not exist)
 -- ARGV[3] next deadline in ms, or "" for none
@@ -14,9 +15,21 @@
 -- ARGV[7] artifact id to index this claim under (create only), or ""
 -- ARGV[8] outbox entry (JSON follow-up effects, stored under "<claim id>:<new revision>"), or ""
 -- ARGV[9] the claim's artifact id (checked against the cancel fence on a create)
--- ARGV[10..] field, value pairs (the full record: the hash is replaced)
--- Returns {"ok"} (on a create with KEYS[10]: {"ok", agent, bid, ...}) | {"exists", other_claim_id}
---   | {"conflict", current_revision} | {"cancelled", fence entry}
+-- ARGV[10] "1" when the write grants (a `claim_granted` among its events), else "0"
+-- ARGV[11..] field, value pairs (the full record: the hash is replaced)
+-- Returns {"ok"} (on a create with KEYS[12]: {"ok", agent, bid, ...}) | {"exists", other_claim_id}
+--   | {"conflict", current_revision} | {"cancelled", fence entry} | {"paused", scope}
+if ARGV[10] == '1' then
+  -- Nothing is granted while the instance or the claim's workflow is paused (pause.lua): the
+  -- caller holds the claim and applies it again on resume.
+  if redis.call('HEXISTS', KEYS[10], 'instance') == 1 then
+    return {'paused', 'instance'}
+  end
+  local goal = redis.call('HGET', KEYS[11], ARGV[1]) or redis.call('HGET', KEYS[11], ARGV[9])
+  if goal then
+    return {'paused', goal}
+  end
+end
 if ARGV[2] == '0' then
   -- An artifact of a cancelled workflow never gets a claim (cancel_workflow.lua fences them).
   local fenced = redis.call('HGET', KEYS[9], ARGV[9])
@@ -40,7 +53,7 @@ else
   redis.call('DEL', KEYS[1])
 end
 local fields = {}
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -66,10 +79,10 @@ end
 if last then
   redis.call('HSET', KEYS[1], 'event', last)
 end
-if KEYS[10] and ARGV[2] == '0' then
+if KEYS[12] and ARGV[2] == '0' then
   -- Bids recorded before the claim existed (cubs bid from the artifact's event): the caller
   -- decides with them at once instead of waiting for their events.
-  local reply = redis.call('HGETALL', KEYS[10])
+  local reply = redis.call('HGETALL', KEYS[12])
   table.insert(reply, 1, 'ok')
   return reply
 end

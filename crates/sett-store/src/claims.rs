@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use fred::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sett_core::event::{BidSubmitted, ClaimUpdated, EventData};
+use sett_core::event::{BidSubmitted, ClaimUpdated, EventData, EventKind};
 use sett_core::ledger;
 use sett_core::record::ExecutionRecord;
 use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId};
@@ -27,6 +27,9 @@ pub enum WriteOutcome {
     /// Create refused: the claim's artifact belongs to a cancelled workflow (the fence entry,
     /// e.g. `member:<goal>`).
     Cancelled(String),
+    /// Refused because the write grants and the instance (`instance`) or the claim's workflow
+    /// (its goal id) is paused: nothing was written; hold the claim and apply it again on resume.
+    Paused(String),
 }
 
 /// A change to the open-question index, applied with a claim write.
@@ -142,6 +145,8 @@ impl Store {
             k.outbox(),
             k.ledger(),
             k.cancel_fence(),
+            k.paused(),
+            k.pause_fence(),
         ];
         if read_bids && expected_revision.is_none() {
             keys.push(k.bids(&claim.id));
@@ -191,6 +196,7 @@ impl Store {
             if index_artifact && expected_revision.is_none() { claim.artifact_id.to_string() } else { String::new() },
             outbox.unwrap_or_default(),
             claim.artifact_id.to_string(),
+            if events.iter().any(|e| e.kind() == EventKind::ClaimGranted) { "1" } else { "0" }.to_owned(),
         ];
         for (f, v) in fields {
             args.push(f);
@@ -213,6 +219,7 @@ impl Store {
             Some("exists") => WriteOutcome::Exists(reply.get(1).cloned().unwrap_or_default()),
             Some("conflict") => WriteOutcome::Conflict { current: reply.get(1).cloned().unwrap_or_default() },
             Some("cancelled") => WriteOutcome::Cancelled(reply.get(1).cloned().unwrap_or_default()),
+            Some("paused") => WriteOutcome::Paused(reply.get(1).cloned().unwrap_or_default()),
             other => return Err(StoreError::Decode(format!("unexpected write_claim reply {other:?}"))),
         };
         let bids = if outcome == WriteOutcome::Written { parse_bids(reply[1..].chunks(2)) } else { BTreeMap::new() };

@@ -36,6 +36,10 @@
 //! | `archive:pending` | string | JSON plan of the archiving pass in progress (written before its segment; removed when its records are deleted and the stream trimmed) |
 //! | `archive:lock` | string (TTL) | JSON holder of the archiving pass (one at a time: the orchestrator's or `sett archive`) |
 //! | `archive:restored` | hash | goal id → JSON record of a workflow brought back by `sett restore` (never archived again) |
+//! | `paused` | hash | `instance` or a goal artifact id → JSON pause record (operator, reason, time, action id): nothing of it is granted until it is resumed |
+//! | `index:paused` | hash | artifact or claim id of a paused workflow (and each output its running grants may still write) → its goal id |
+//! | `held` | zset | claim id whose granting transition a pause refused, scored by when: the orchestrator applies it again on resume |
+//! | `actions` | hash | action id → JSON record of an operator's steering action (kind, target, operator, reason, time), checked by `sett verify` against its event |
 //!
 //! Global keys: `sett:instances`, `sett:instance_counter`, `sett:audit`.
 
@@ -180,6 +184,22 @@ impl Keys {
     /// An instance key from a name relative to the prefix (an archived record's `key`).
     pub fn relative(&self, rel: &str) -> String {
         format!("{}{rel}", self.prefix)
+    }
+    /// Pauses in force: `instance` or a goal id → pause record.
+    pub fn paused(&self) -> String {
+        format!("{}paused", self.prefix)
+    }
+    /// The fence of paused workflows: member id → goal id.
+    pub fn pause_fence(&self) -> String {
+        format!("{}index:paused", self.prefix)
+    }
+    /// Claims whose granting transition a pause refused.
+    pub fn held(&self) -> String {
+        format!("{}held", self.prefix)
+    }
+    /// Operators' steering actions by action id.
+    pub fn actions(&self) -> String {
+        format!("{}actions", self.prefix)
     }
 
     /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.

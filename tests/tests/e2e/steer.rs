@@ -313,3 +313,113 @@ async fn an_output_written_after_the_cancellation_is_recorded_late_and_acted_on_
     assert_eq!(env.claims().await.len(), 1, "no claim for anything of a cancelled workflow");
     verify_ok(&env);
 }
+
+/// The Asker team with a question deadline short enough to fall inside a test's pause.
+const ASKER_PAUSE_YML: &str = r#"
+version: "1.0"
+orchestrator: {bid_timeout: 10s, question_timeout: 8s, on_question_timeout: fail}
+agents:
+  Asker:
+    command: ["./asker.sh"]
+    bidding_strategy: exclusive
+"#;
+
+/// Polls (bounded by [`LIMIT`]) until `done` holds.
+async fn until(env: &Env, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + LIMIT;
+    while !done().await {
+        assert!(Instant::now() < until, "timed out waiting until {what}\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it_is_resumed() {
+    let asker = asker_script("Which port?");
+    let mut env = Env::new(ASKER_PAUSE_YML, &[("asker.sh", &asker)]).await;
+    env.up();
+    let first = env.forage("First service");
+    let asked = env.wait_events(LIMIT, "question_asked", 1, |e| e.kind() == EventKind::QuestionAsked).await;
+    let question = asked[0].data.question_id().unwrap();
+    let claim1 = env.claims().await.into_iter().find(|c| c.artifact_id == first).unwrap();
+
+    let out = env.ok(&["pause", "--reason", "incident", "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((doc["scope"].as_str(), doc["operator"].as_str()), (Some("instance"), Some("test-operator")), "{doc}");
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "-o", "json"])).unwrap();
+    assert_eq!(status["pauses"][0]["reason"], "incident", "{status}");
+    assert!(status["pauses"][0]["goal_id"].is_null(), "{status}");
+    let again = env.run(&["pause"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("already paused by test-operator"), "{}", text(&again.stderr));
+
+    // The question's deadline passes during the pause: the deadline loop takes the claim out of
+    // the deadline index instead of failing it.
+    let deadlines = format!("sett:{{{}}}:index:deadlines", env.name);
+    let question_deadline = claim1.open_questions[&question].deadline_ms.unwrap();
+    until(&env, "the question's deadline passed and was set aside", async || {
+        sett_store::now_ms() > question_deadline
+            && redis_cli(&env, &["ZSCORE", &deadlines, &claim1.id.to_string()]).trim().is_empty()
+    })
+    .await;
+
+    // A goal foraged while paused gets its claim and its bid, and no grant.
+    let held = format!("sett:{{{}}}:held", env.name);
+    let second = env.forage("Second service");
+    until(&env, "the second goal's claim is held with its bid", async || {
+        let Some(c) = env.claims().await.into_iter().find(|c| c.artifact_id == second) else { return false };
+        !env.store.bids(&c.id).await.unwrap().is_empty()
+            && !redis_cli(&env, &["ZSCORE", &held, &c.id.to_string()]).trim().is_empty()
+    })
+    .await;
+    // An answer while paused is recorded; the resumed grant it would give waits.
+    env.ok(&["answer", &question.to_string(), "8080"]);
+    until(&env, "the answered claim is held", async || {
+        !redis_cli(&env, &["ZSCORE", &held, &claim1.id.to_string()]).trim().is_empty()
+    })
+    .await;
+    let grants = env.events_of(EventKind::ClaimGranted).await;
+    assert_eq!(grants.len(), 1, "only the grant made before the pause: {grants:?}");
+    let claims = env.claims().await;
+    assert!(claims.iter().all(|c| !c.status.is_final()), "{claims:#?}");
+    assert!(env.events_of(EventKind::QuestionTimedOut).await.is_empty());
+
+    let out = env.ok(&["resume", "--reason", "fixed", "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["claims"].as_array().unwrap().iter().any(|c| c == &claim1.id.to_string()), "{doc}");
+    assert!(doc["paused_ms"].as_i64().unwrap() > 0, "{doc}");
+    let none = env.run(&["resume"]);
+    assert!(none.status.success() && text(&none.stderr).contains("is not paused"), "{}", text(&none.stderr));
+
+    // The second goal's agent asks too; answered, both workflows complete.
+    let asked = env.wait_events(LIMIT, "the second question", 2, |e| e.kind() == EventKind::QuestionAsked).await;
+    env.ok(&["answer", &asked[1].data.question_id().unwrap().to_string(), "9090"]);
+    let all = env.wait_terminals(2, LIMIT).await;
+    let mut payloads: Vec<&str> =
+        all.iter().filter(|a| a.structural_type == StructuralType::Terminal).map(|t| t.payload.as_str()).collect();
+    payloads.sort();
+    assert_eq!(payloads, ["8080", "9090"]);
+    assert!(env.events_of(EventKind::QuestionTimedOut).await.is_empty(), "a deadline fired during the pause");
+    assert!(env.artifacts_of(StructuralType::Failure).await.is_empty());
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "-o", "json"])).unwrap();
+    assert_eq!(status["pauses"], serde_json::json!([]), "{status}");
+    let trail = env.run(&["watch", "--since", "1h", "--exit-on-completion", "--timeout", "10s"]);
+    let trail = text(&trail.stdout);
+    assert!(trail.contains("paused") && trail.contains("the instance by test-operator"), "{trail}");
+    assert!(trail.contains("resumed"), "{trail}");
+
+    // The ledger verifies, and an edited operator of the pause shows.
+    verify_ok(&env);
+    let paused = env.events_of(EventKind::Paused).await.remove(0);
+    let EventData::Paused(p) = paused.data else { unreachable!() };
+    let key = format!("sett:{{{}}}:actions", env.name);
+    let record = redis_cli(&env, &["HGET", &key, &p.action_id]);
+    redis_cli(&env, &["HSET", &key, &p.action_id, &record.trim().replace("test-operator", "mallory")]);
+    let out = env.run(&["verify", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["breach"]["record"].as_str().unwrap().contains("paused action"), "{v:#}");
+    assert!(v["breach"]["problem"].as_str().unwrap().contains("operator changed"), "{v:#}");
+    redis_cli(&env, &["HSET", &key, &p.action_id, record.trim()]);
+    verify_ok(&env);
+}

@@ -26,6 +26,7 @@ mod ledger;
 mod list;
 mod logs;
 mod mcp;
+mod pause;
 mod questions;
 mod status;
 mod up;
@@ -54,6 +55,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Approve(a) => approve::run(&ctx, &a.approval, Decision::Approve, a.reason.as_deref()).await,
         Command::Reject(a) => approve::run(&ctx, &a.approval, Decision::Reject, Some(&a.reason)).await,
         Command::Cancel(a) => cancel::run(&ctx, a).await,
+        Command::Pause(a) => pause::run(&ctx, a, pause::Action::Pause).await,
+        Command::Resume(a) => pause::run(&ctx, a, pause::Action::Resume).await,
         Command::Status(a) => status::run(&ctx, a).await,
         Command::Claims(a) => claims::run(&ctx, a).await,
         Command::Logs(a) => logs::run(&ctx, a).await,

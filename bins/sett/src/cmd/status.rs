@@ -48,6 +48,21 @@ fn render(r: &StatusReport) -> String {
         let parts: Vec<String> = r.claims_by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
         out.push(format!("Claims:     {}", parts.join(", ")));
     }
+    for p in &r.pauses {
+        let scope = p.goal_id.as_deref().map_or_else(
+            || "PAUSED:     the instance".to_owned(),
+            |g| format!("PAUSED:     workflow of goal {}", sett_ops::feed::short(g)),
+        );
+        out.push(format!(
+            "{scope} by {} for {}{}; {} held claim(s) — 'sett resume{} -n {}'",
+            p.operator,
+            output::human_ms(p.age_ms),
+            p.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
+            r.held_claims,
+            p.goal_id.as_deref().map(|g| format!(" {}", sett_ops::feed::short(g))).unwrap_or_default(),
+            r.instance
+        ));
+    }
     match r.oldest_question_age_ms {
         Some(age) => out.push(format!(
             "Questions:  {} open; the oldest has waited {} — 'sett questions -n {}'",
