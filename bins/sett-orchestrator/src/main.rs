@@ -112,6 +112,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     let notifications = settings.config.notifications.clone();
     let anchor_every = settings.config.ledger.anchor_every;
     let witness_file = settings.config.ledger.witness_path(&workspace);
+    let on_regression = settings.config.ledger.on_regression;
     let retention = settings.config.retention.clone();
     let orchestrator = Orchestrator::new(store.clone(), settings, launcher);
     let health = listener.serve(&redis, orchestrator.ready_flag());
@@ -147,7 +148,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
         }
         None => None,
     };
-    let ledger_watch = watch_ledger(store, &workspace, alerts, stop.clone());
+    let ledger_watch = watch_ledger(store, &workspace, alerts, on_regression, stop.clone());
     let result = orchestrator.run(signals.token()).await;
     stop.cancel();
     if let Some(a) = anchors {
@@ -213,28 +214,33 @@ fn anchor_notification(alerts: sett_notify::Alerts) -> sett_ops::witness::OnAnch
 /// The ledger-regression check of this daemon (the engine's and the notifier's: one process,
 /// one connection), keeping the highest head seen in the workspace's `.sett/ledger/`, so a
 /// loss while the orchestrator was down is noticed when it starts. A regression is also sent
-/// as a `ledger_regressed` notification.
+/// as a `ledger_regressed` notification and, with `ledger.on_regression: pause`, pauses the
+/// instance until an operator resumes it.
 fn watch_ledger(
     store: sett_store::Store,
     workspace: &std::path::Path,
     alerts: Option<sett_notify::Alerts>,
+    reaction: sett_core::config::RegressionReaction,
     stop: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     use sett_ops::ledger_watch::{LedgerWatch, state_path};
     let file = state_path(workspace, store.instance().as_str());
     let watch = LedgerWatch::persisted(store.clone(), "orchestrator", file.clone()).unwrap_or_else(|e| {
         tracing::warn!(file = %file.display(), error = %e, "cannot read the ledger head kept outside Redis; starting from the current head");
-        LedgerWatch::new(store, "orchestrator")
+        LedgerWatch::new(store.clone(), "orchestrator")
     });
-    let on_regression = alerts.map(|alerts| -> sett_ops::ledger_watch::OnRegression {
-        std::sync::Arc::new(move |record| {
-            let (alerts, record) = (alerts.clone(), record.clone());
-            tokio::spawn(async move {
-                if let Err(e) = alerts.ledger_regressed(&record).await {
-                    tracing::error!(error = %e, "cannot queue the ledger_regressed notification");
-                }
-            });
-        })
+    let on_regression: sett_ops::ledger_watch::OnRegression = std::sync::Arc::new(move |record| {
+        let (alerts, store, record) = (alerts.clone(), store.clone(), record.clone());
+        tokio::spawn(async move {
+            if reaction == sett_core::config::RegressionReaction::Pause {
+                sett_ops::ledger_watch::pause_for(&store, &record).await;
+            }
+            if let Some(alerts) = alerts
+                && let Err(e) = alerts.ledger_regressed(&record).await
+            {
+                tracing::error!(error = %e, "cannot queue the ledger_regressed notification");
+            }
+        });
     });
-    tokio::spawn(watch.run(stop, on_regression))
+    tokio::spawn(watch.run(stop, Some(on_regression)))
 }

@@ -233,6 +233,33 @@ struct RawLedger {
     /// outside Redis; `sett verify --witness FILE` checks them. Relative to the workspace.
     #[schemars(extend("default" = DEFAULT_WITNESS_FILE))]
     witness_file: Option<String>,
+    /// What the orchestrator does when it notices that the ledger went back (docs/operations.md,
+    /// "The ledger went back"): `continue` (default: report it and keep granting work) or `pause`
+    /// (report it and pause the instance, as `sett pause` does, until an operator has looked
+    /// and runs `sett resume`).
+    #[serde(default)]
+    on_regression: RegressionReaction,
+}
+
+/// What the orchestrator does about a ledger regression besides reporting it
+/// (`ledger.on_regression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegressionReaction {
+    /// Report it (log, metric, status, notification) and keep granting work.
+    #[default]
+    Continue,
+    /// Report it and pause the instance: nothing new is granted until `sett resume`.
+    Pause,
+}
+
+impl RegressionReaction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continue => "continue",
+            Self::Pause => "pause",
+        }
+    }
 }
 
 /// The witness file's default path, relative to the workspace.
@@ -478,11 +505,17 @@ pub struct LedgerConfig {
     /// Where anchors are witnessed outside Redis, as written (relative to the workspace unless
     /// absolute): [`LedgerConfig::witness_path`] resolves it.
     pub witness_file: PathBuf,
+    /// What the orchestrator does about a ledger regression besides reporting it.
+    pub on_regression: RegressionReaction,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self { anchor_every: None, witness_file: PathBuf::from(DEFAULT_WITNESS_FILE) }
+        Self {
+            anchor_every: None,
+            witness_file: PathBuf::from(DEFAULT_WITNESS_FILE),
+            on_regression: RegressionReaction::default(),
+        }
     }
 }
 
@@ -1189,7 +1222,11 @@ impl SettConfig {
             }
             Some(f) => PathBuf::from(f),
         };
-        let ledger = LedgerConfig { anchor_every: (!anchor_every.is_zero()).then_some(anchor_every), witness_file };
+        let ledger = LedgerConfig {
+            anchor_every: (!anchor_every.is_zero()).then_some(anchor_every),
+            witness_file,
+            on_regression: raw.ledger.on_regression,
+        };
         let humans = raw.humans;
         let mut groups = BTreeMap::new();
         for (g, people) in humans.groups {
@@ -1463,6 +1500,10 @@ agents:
         let c = ledger("{witness_file: /var/lib/sett/w.jsonl}").unwrap().ledger;
         assert_eq!(c.witness_path(Path::new("/ws")), Path::new("/var/lib/sett/w.jsonl"));
         assert_eq!(ledger("{witness_file: ''}").unwrap_err().key_path, "ledger.witness_file");
+        assert_eq!(d.on_regression, RegressionReaction::Continue, "reporting alone is the default");
+        assert_eq!(ledger("{on_regression: pause}").unwrap().ledger.on_regression, RegressionReaction::Pause);
+        let bad = ledger("{on_regression: stop}").unwrap_err();
+        assert!(bad.key_path.starts_with("ledger.on_regression"), "{bad}");
     }
 
     #[test]

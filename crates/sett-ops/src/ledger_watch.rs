@@ -98,6 +98,38 @@ pub async fn record_import(store: &Store, operator: &str) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The operator a pause made by `ledger.on_regression: pause` is recorded under.
+pub const REGRESSION_OPERATOR: &str = "sett:ledger-watch";
+
+/// Pauses the instance because of `record` (`ledger.on_regression: pause`): nothing new is
+/// granted until an operator has looked at the loss and runs `sett resume`. An instance that
+/// is already paused stays paused as it was. A failed pause is logged at ERROR (the regression
+/// itself is already reported); the next regression tries again.
+pub async fn pause_for(store: &Store, record: &RegressionRecord) {
+    let reason = format!(
+        "the ledger went back from {} to {} (at least {} event(s) lost); look at docs/operations.md \"The ledger went back\", then 'sett resume'",
+        record.seen,
+        record.found.as_deref().unwrap_or("nothing"),
+        record.lost_at_least
+    );
+    match crate::pause::pause(store, None, REGRESSION_OPERATOR, Some(&reason)).await {
+        Ok(done) => tracing::error!(
+            instance = %store.instance(),
+            action = %done.action_id,
+            "the instance is paused because its ledger went back (ledger.on_regression: pause); nothing new is granted until 'sett resume -n {}'",
+            store.instance()
+        ),
+        Err(crate::pause::PauseError::AlreadyPaused { .. }) => {
+            tracing::warn!(instance = %store.instance(), "the ledger went back; the instance was already paused and stays so")
+        }
+        Err(e) => tracing::error!(
+            instance = %store.instance(),
+            error = %e,
+            "the ledger went back and ledger.on_regression is pause, but the instance could not be paused"
+        ),
+    }
+}
+
 /// Called with each regression a watch notices (the orchestrator daemon sends the
 /// `ledger_regressed` notification from here).
 pub type OnRegression = Arc<dyn Fn(&RegressionRecord) + Send + Sync>;

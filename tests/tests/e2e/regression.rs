@@ -343,3 +343,84 @@ async fn a_restart_a_re_creation_and_an_import_raise_no_regression() {
     assert_nothing_reported(&env, "import").await;
     env.down();
 }
+
+/// `ledger.on_regression: pause`: the orchestrator that notices the loss pauses the instance
+/// (recorded as a pause by `sett:ledger-watch`, with both heads in the reason); a goal foraged
+/// afterwards gets its claim and bids but no grant until an operator runs `sett resume`; then it
+/// completes, and the ledger (pause and resume included) verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_on_regression_pause_nothing_is_granted_after_a_loss_until_an_operator_resumes() {
+    use sett_core::event::{EventData, EventKind};
+    let data = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(data.path(), &[]);
+    let hook = Receiver::start().await;
+    let yml = team(&hook.url("/sett"), &hook.url("/witness"))
+        .replace("ledger: {anchor_every: 1s}", "ledger: {anchor_every: 1s, on_regression: pause}");
+    let mut env = Env::with_redis_url(&redis.url(), &yml, &[("finish.sh", FINISH), ("review.sh", REVIEW)]).await;
+    env.up();
+    let terminals = |n: usize| {
+        move |a: &[sett_core::Artifact]| a.iter().filter(|x| x.structural_type == StructuralType::Terminal).count() == n
+    };
+    env.forage("first goal");
+    env.wait_for(LIMIT, "the first goal done", terminals(1)).await;
+    assert_eq!(redis.cli(&["SAVE"]).trim(), "OK");
+    let older = data.path().join("older.rdb");
+    std::fs::copy(data.path().join("dump.rdb"), &older).unwrap();
+    env.forage("second goal");
+    env.wait_for(LIMIT, "two goals done", terminals(2)).await;
+    let lost_head = env.store.ledger_head().await.unwrap().unwrap();
+    let orchestrator = env.addr_of("orchestrator").await.expect("orchestrator address");
+    assert!(poll_until(LIMIT, || saw(&orchestrator, "orchestrator", lost_head.seq)), "never saw {lost_head}");
+
+    redis.stop();
+    std::fs::copy(&older, data.path().join("dump.rdb")).unwrap();
+    redis.restart();
+
+    // The orchestrator pauses the instance, naming the loss.
+    let mut status = serde_json::Value::Null;
+    let paused = poll_until(LIMIT, || {
+        status = serde_json::from_slice(&env.run(&["status", "-o", "json"]).stdout).unwrap_or_default();
+        status["pauses"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert!(paused, "the instance was not paused after the loss: {status:#}\n{}", env.logs());
+    let pause = &status["pauses"][0];
+    assert_eq!(pause["operator"], "sett:ledger-watch", "{status:#}");
+    assert!(pause["goal_id"].is_null(), "the whole instance is paused: {status:#}");
+    let reason = pause["reason"].as_str().unwrap();
+    assert!(reason.contains("the ledger went back from") && reason.contains("sett resume"), "{reason}");
+
+    // A goal foraged now is bid on and held, not granted.
+    let third = env.forage("third goal");
+    let held = format!("sett:{{{}}}:held", env.name);
+    let mut claim = None;
+    let deadline = Instant::now() + LIMIT;
+    while claim.is_none() {
+        assert!(Instant::now() < deadline, "the third goal's claim was never held\n{}", env.logs());
+        if let Some(c) = env.claims().await.into_iter().find(|c| c.artifact_id == third)
+            && !env.store.bids(&c.id).await.unwrap().is_empty()
+            && !redis.cli(&["ZSCORE", &held, &c.id.to_string()]).trim().is_empty()
+        {
+            claim = Some(c.id);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let claim = claim.unwrap();
+    let granted_third = |events: &[sett_core::event::Event]| {
+        events.iter().position(|e| e.kind() == EventKind::ClaimGranted && e.data.claim_id() == Some(claim))
+    };
+    assert_eq!(granted_third(&env.events().await), None, "granted while paused");
+
+    env.ok(&["resume", "--reason", "looked at the loss"]);
+    env.wait_for(LIMIT, "the third goal done after resume", |a| {
+        a.iter().any(|x| x.structural_type == StructuralType::Terminal && x.payload.contains("third goal"))
+    })
+    .await;
+    // The grant came after the resume in the ledger's own order.
+    let events = env.events().await;
+    let resumed = events.iter().position(|e| matches!(e.data, EventData::Resumed(_))).expect("a resumed event");
+    let granted = granted_third(&events).expect("the third goal's claim granted");
+    assert!(granted > resumed, "granted at {granted}, resumed at {resumed}");
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    env.down();
+}
