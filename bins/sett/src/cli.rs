@@ -287,6 +287,11 @@ pub struct AnswerArgs {
     /// option's text or an array of them for a choice.
     #[arg(long, value_name = "JSON", conflicts_with_all = ["text", "file"])]
     pub json: Option<String>,
+    /// For a human review (`humans.reviewers`): your comments with the decision, e.g.
+    /// `sett answer <id> changes --comment "cite the clause"` (required to request changes;
+    /// the agent that reworks the artifact is given them).
+    #[arg(long, requires = "text", conflicts_with_all = ["file", "json"])]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -300,6 +300,25 @@ pub async fn open_refs(store: &Store) -> sett_store::Result<Vec<OpenQuestionRef>
     Ok(refs)
 }
 
+/// The questions among `refs` addressed to `user` (a member of `groups` by the users file): by
+/// name, or through a group (of `sett.yml` or the users file) — what the inbox's "Mine" shows,
+/// as `sett questions --mine` does. A question addressed to nobody is nobody's in particular.
+pub async fn addressed_to(
+    store: &Store,
+    refs: Vec<OpenQuestionRef>,
+    user: &str,
+    groups: &[String],
+) -> sett_store::Result<Vec<OpenQuestionRef>> {
+    let claims = claims_of(store, refs.iter().filter_map(|r| r.claim_id)).await?;
+    Ok(refs
+        .into_iter()
+        .filter(|r| {
+            let open = r.claim_id.and_then(|c| claims.get(&c)).and_then(|c| c.open_questions.get(&r.id));
+            open.is_some_and(|q| !q.to.is_empty() && q.may_answer(user, groups))
+        })
+        .collect())
+}
+
 /// Follows each of `ids` back towards its goal, level by level (one pipelined batch per step
 /// back), so the cost grows with the chain depth, not with the number of questions times the
 /// depth. Every artifact read lands in `cache`.
@@ -415,7 +434,13 @@ pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> 
     let ids: Vec<ArtifactId> = open.iter().map(|(id, _)| *id).collect();
     let refs: Vec<OpenQuestionRef> = open
         .iter()
-        .map(|(id, at)| OpenQuestionRef { id: *id, asked_at_ms: *at, claim_id: None, deadline_ms: None })
+        .map(|(id, at)| OpenQuestionRef {
+            id: *id,
+            asked_at_ms: *at,
+            claim_id: None,
+            deadline_ms: None,
+            kind: Default::default(),
+        })
         .collect();
     questions(store, &refs, &sett_ops::resolve::unique_prefixes(&ids, 8), true).await
 }

@@ -619,13 +619,27 @@ fn answer_form(instance: &str, qid: &str, payload: &str) -> String {
             approval_form(instance, qid)
         );
     }
+    let mut out = String::new();
+    if let Some(r) = sett_core::review::ReviewSubject::of_payload(payload) {
+        // What to review, before the decision form.
+        let _ = write!(
+            out,
+            r#"<p class="review-link">Review <a href="/instances/{i}/artifacts/{t}" class="review-target">{ty} {short}</a> (hash <code class="hash">{h}</code>): approve it, or request changes with comments for its producer.</p>"#,
+            i = esc(instance),
+            t = r.target.id,
+            ty = esc(&r.target.artifact_type),
+            short = r.target.id.short(),
+            h = esc(&r.target.hash),
+        );
+    }
     let Ok(Some(q)) = StructuredQuestion::from_payload(payload) else {
         return format!(
             r#"<form class="answer" data-instance="{}" data-question-id="{qid}"><label>Your answer<textarea name="answer" required maxlength="65536" rows="3"></textarea></label><button type="submit">Answer</button><output class="result"></output></form>"#,
             esc(instance)
         );
     };
-    let mut out = format!(
+    let _ = write!(
+        out,
         r#"<form class="answer structured" data-instance="{}" data-question-id="{qid}" data-structured="1">"#,
         esc(instance)
     );
@@ -762,6 +776,8 @@ pub struct InboxPage {
     pub instance: Option<String>,
     /// Whether the signed-in user's role may answer (a viewer sees no answer forms).
     pub may_answer: bool,
+    /// Only the questions addressed to the signed-in user (`?mine=1`).
+    pub mine: bool,
 }
 
 /// The questions inbox across instances: one page of open questions (soonest deadline first),
@@ -775,6 +791,19 @@ pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], no
             esc(i)
         );
     }
+    // The "Mine" filter keeps the instance filter, and the other way round.
+    let instance_arg = p.instance.as_deref().map(|i| format!("instance={}&", esc(i))).unwrap_or_default();
+    let _ = write!(
+        out,
+        r#"<p class="filter mine">{}</p>"#,
+        if p.mine {
+            format!(r#"<b id="filter-mine">Mine</b> · <a href="/questions?{instance_arg}" id="filter-all">All</a>"#)
+        } else {
+            format!(
+                r#"<a href="/questions?{instance_arg}mine=1" id="filter-mine">Mine</a> · <b id="filter-all">All</b>"#
+            )
+        }
+    );
     for e in errors {
         let _ = write!(out, r#"<p class="err">{}</p>"#, esc(e));
     }
@@ -783,12 +812,11 @@ pub fn inbox(p: &InboxPage, answered: &[AnsweredQuestion], errors: &[String], no
         number: p.number,
         pages: p.pages,
         per_page: p.per_page,
-        base: match &p.instance {
-            Some(i) => format!("/questions?instance={i}&"),
-            None => "/questions?".into(),
-        },
+        base: format!("/questions?{instance_arg}{}", if p.mine { "mine=1&" } else { "" }),
     };
-    if p.total == 0 {
+    if p.total == 0 && p.mine {
+        out.push_str(r#"<p class="empty">Nothing is addressed to you.</p>"#);
+    } else if p.total == 0 {
         out.push_str(r#"<p class="empty">No agent is waiting for an answer.</p>"#);
     } else {
         out.push_str(&range(&paging, p.questions.len(), "open, soonest deadline first"));

@@ -520,15 +520,21 @@ struct Inbox {
 /// One page of open questions across the instances shown (or the one named by `?instance=`),
 /// soonest deadline first, and the recently answered ones. Only the page's questions are read
 /// in full: the order comes from the light [`data::open_refs`].
-async fn inbox(app: &App, query: &HashMap<String, String>, role: Role) -> sett_store::Result<Inbox> {
+async fn inbox(app: &App, query: &HashMap<String, String>, ctx: &PageCtx) -> sett_store::Result<Inbox> {
+    let role = ctx.role;
     let mut names = app.instance_names().await?;
     let only = query.get("instance").filter(|i| !i.is_empty()).cloned();
     if let Some(only) = &only {
         names.retain(|n| n.as_str() == only);
     }
+    // `?mine=1`: only what is addressed to the signed-in user.
+    let mine = query.get("mine").is_some_and(|m| m == "1");
     let stores: Vec<Store> = names.iter().map(|n| app.redis.instance(n)).collect();
     let got = futures::future::join_all(stores.iter().map(|s| async move {
-        tokio::try_join!(data::open_refs(s), data::recently_answered(s, data::RECENTLY_ANSWERED))
+        let (refs, answered) =
+            tokio::try_join!(data::open_refs(s), data::recently_answered(s, data::RECENTLY_ANSWERED))?;
+        let refs = if mine { data::addressed_to(s, refs, &ctx.user, &ctx.groups).await? } else { refs };
+        Ok::<_, sett_store::StoreError>((refs, answered))
     }))
     .await;
     let (mut all, mut answered, mut errors) = (Vec::new(), Vec::new(), Vec::new());
@@ -586,12 +592,13 @@ async fn inbox(app: &App, query: &HashMap<String, String>, role: Role) -> sett_s
         per_page: PAGE_SIZE,
         instance: only,
         may_answer: role.may_answer(),
+        mine,
     };
     Ok(Inbox { stores, page, answered, errors })
 }
 
 async fn inbox_page(app: &App, ctx: &PageCtx, query: &HashMap<String, String>) -> Response<Body> {
-    let inbox = tryr!(false, inbox(app, query, ctx.role).await);
+    let inbox = tryr!(false, inbox(app, query, ctx).await);
     let live = app.live(&inbox.stores).await;
     let total = inbox.page.total;
     let title = if total == 0 { "Questions".to_owned() } else { format!("({total}) Questions") };

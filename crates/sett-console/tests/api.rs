@@ -554,6 +554,32 @@ fn inbox_ids(page: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn mine_shows_what_is_addressed_to_the_signed_in_user_by_name_or_users_file_group() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (_, to_bob) = ask_to(&c.store, "For bob?", None, &["bob"]).await;
+    let (_, to_legal) = ask_to(&c.store, "For legal?", None, &["group:legal"]).await;
+    let (_, to_anyone) = ask_to(&c.store, "For anyone?", None, &[]).await;
+    let page = |token: &'static str, path: String| {
+        let addr = c.addr.clone();
+        async move { http(&addr, "GET", &path, &[("Authorization", &bearer(token))], "").await }
+    };
+    let all = page(ERIN, "/questions".into()).await;
+    assert_eq!(inbox_ids(&all.body).len(), 3);
+    assert!(all.body.contains(r#"<a href="/questions?mine=1" id="filter-mine">Mine</a>"#), "{}", all.body);
+    // erin is in group legal by the users file only.
+    let mine = page(ERIN, "/questions?mine=1".into()).await;
+    assert_eq!(mine.status, 200);
+    assert_eq!(inbox_ids(&mine.body), vec![to_legal.id.to_string()]);
+    assert!(mine.body.contains(r#"<b id="filter-mine">Mine</b>"#) && mine.body.contains(r#"id="open-count">1<"#));
+    assert_eq!(inbox_ids(&page(BOB, "/questions?mine=1".into()).await.body), vec![to_bob.id.to_string()]);
+    let none = page(ADA, format!("/questions?instance={i}&mine=1")).await;
+    assert!(inbox_ids(&none.body).is_empty() && none.body.contains("Nothing is addressed to you"), "{}", none.body);
+    assert!(none.body.contains(&format!(r#"href="/questions?instance={i}&" id="filter-all""#)), "keeps the instance");
+    let _ = to_anyone;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_inbox_is_paged_soonest_deadline_first_and_chains_load_on_demand() {
     let c = console().await;
     let i = c.store.instance().to_string();

@@ -51,15 +51,19 @@ pub enum QuestionKind {
     Question,
     /// The orchestrator asks whether a gated agent may act on a claim (`agents.<name>.approval`).
     Approval,
+    /// The orchestrator asks a human reviewer to approve an artifact or request changes
+    /// (`humans.reviewers`).
+    Review,
 }
 
 impl QuestionKind {
-    pub const ALL: [QuestionKind; 2] = [Self::Question, Self::Approval];
+    pub const ALL: [QuestionKind; 3] = [Self::Question, Self::Approval, Self::Review];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Question => "question",
             Self::Approval => "approval",
+            Self::Review => "review",
         }
     }
 

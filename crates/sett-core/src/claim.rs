@@ -173,6 +173,10 @@ pub struct OpenQuestion {
     /// Whether it was escalated.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub escalated: bool,
+    /// Set when this is the human review of the claim's artifact (`humans.reviewers`): decided
+    /// by `Input::HumanReview`, never by an agent's resumption.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub review: bool,
 }
 
 /// A grant held back until a person approves it (`agents.<name>.approval`).
@@ -199,6 +203,7 @@ impl OpenQuestion {
             escalate_at_ms: None,
             escalated: false,
             approval: None,
+            review: false,
         }
     }
 
@@ -244,6 +249,10 @@ pub struct Claim {
     pub granted_review_agents: Vec<AgentName>,
     pub granted_parallel_agents: Vec<AgentName>,
     pub granted_exclusive_agent: Option<AgentName>,
+    /// The people and groups who review the claim's artifact in its review phase
+    /// (`humans.reviewers` of its type, fixed when the claim is created).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub human_reviewers: Vec<String>,
     /// The agent a `pending_assignment` claim is assigned to.
     pub assigned_agent: Option<AgentName>,
     pub additional_context_ids: Vec<ArtifactId>,

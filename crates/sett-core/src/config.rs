@@ -192,6 +192,21 @@ struct RawHumans {
     /// People and groups (`group:<name>`) added to an unanswered question's addressees.
     #[serde(default)]
     escalate_to: Vec<String>,
+    /// Human reviewers: an artifact of one of these types is also reviewed by a person in its
+    /// review phase (approve, or request changes with comments, which drives a rework as an
+    /// agent's Review does).
+    #[serde(default)]
+    reviewers: Vec<RawReviewers>,
+}
+
+/// One `humans.reviewers` entry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawReviewers {
+    /// The artifact types (exact `type` names, e.g. `Draft`) these people review.
+    artifact_types: Vec<String>,
+    /// People and groups (`group:<name>`); any one of them decides.
+    reviewers: Vec<String>,
 }
 
 /// Retention: finished workflows are archived to immutable segments and removed from Redis.
@@ -1051,6 +1066,13 @@ impl SettConfig {
             let at = |k: &str| format!("agents.{name}.{k}");
             let agent_name = AgentName::parse(&name)
                 .map_err(|e| err(&format!("agents.{name}"), e.to_string(), "rename the agent"))?;
+            if name.eq_ignore_ascii_case(crate::review::HUMAN_REVIEW_ROLE) {
+                return Err(err(
+                    &format!("agents.{name}"),
+                    format!("'{name}' is reserved for human reviews (humans.reviewers)"),
+                    "rename the agent",
+                ));
+            }
             if a.command.is_empty() || a.command[0].trim().is_empty() {
                 return Err(err(
                     &at("command"),
@@ -1268,7 +1290,27 @@ impl SettConfig {
                 "list the people or groups under humans.escalate_to, or remove escalate_after",
             ));
         }
-        let reviewers = Vec::new();
+        let mut reviewers = Vec::new();
+        for (i, r) in humans.reviewers.into_iter().enumerate() {
+            let key = format!("humans.reviewers[{i}]");
+            let artifact_types: Vec<String> = r.artifact_types.iter().map(|t| t.trim().to_owned()).collect();
+            if artifact_types.is_empty() || artifact_types.iter().any(String::is_empty) {
+                return Err(err(
+                    &format!("{key}.artifact_types"),
+                    "names no artifact type".into(),
+                    "list the artifact types these people review, e.g. [Draft]",
+                ));
+            }
+            let people = addressees(&format!("{key}.reviewers"), r.reviewers)?;
+            if people.is_empty() {
+                return Err(err(
+                    &format!("{key}.reviewers"),
+                    "names nobody".into(),
+                    "list the people or groups (group:<name>) who review these artifacts",
+                ));
+            }
+            reviewers.push(crate::routing::HumanReviewers { artifact_types, reviewers: people });
+        }
         let routing = Routing { questions_to, groups, remind_every_ms, escalate_after_ms, escalate_to, reviewers };
         let retention = match raw.retention {
             None => None,
@@ -1504,6 +1546,30 @@ agents:
         assert_eq!(ledger("{on_regression: pause}").unwrap().ledger.on_regression, RegressionReaction::Pause);
         let bad = ledger("{on_regression: stop}").unwrap_err();
         assert!(bad.key_path.starts_with("ledger.on_regression"), "{bad}");
+    }
+
+    #[test]
+    fn human_reviewers_are_parsed_and_checked() {
+        let with =
+            |v: &str| SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", &format!("humans: {v}\nagents:\n")));
+        let c = with("{groups: {legal: [carol]}, reviewers: [{artifact_types: [Draft, Contract], reviewers: [group:legal, alice]}]}")
+            .unwrap();
+        assert_eq!(c.routing.reviewers_of("Contract"), vec!["alice".to_owned(), "group:legal".to_owned()]);
+        assert!(c.routing.reviewers_of("Code").is_empty());
+        assert_eq!(
+            with("{reviewers: [{artifact_types: [], reviewers: [a]}]}").unwrap_err().key_path,
+            "humans.reviewers[0].artifact_types"
+        );
+        assert_eq!(
+            with("{reviewers: [{artifact_types: [D], reviewers: []}]}").unwrap_err().key_path,
+            "humans.reviewers[0].reviewers"
+        );
+        assert_eq!(
+            with("{reviewers: [{artifact_types: [D], reviewers: ['group:']}]}").unwrap_err().key_path,
+            "humans.reviewers[0].reviewers[0]"
+        );
+        let reserved = GOOD.replace("  Reviewer:\n", "  human-review:\n");
+        assert_eq!(SettConfig::parse("sett.yml", &reserved).unwrap_err().key_path, "agents.human-review");
     }
 
     #[test]

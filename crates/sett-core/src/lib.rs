@@ -13,6 +13,7 @@
 //! - [`regression`]: telling a ledger that went back from one that moved on.
 //! - [`config`]: the `sett.yml` model, parsed with serde-saphyr and validated.
 //! - [`answer_spec`]: what answer a structured question wants, and validating answers.
+//! - [`review`]: human reviewers' questions and the Review artifacts their answers become.
 //! - [`routing`]: who a question is addressed to, who may answer it, reminders and escalation.
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
 //! - [`usage`]: what an agent's run cost (tokens, an exact cost, counters) and totals of it.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod policy;
 pub mod record;
 pub mod regression;
+pub mod review;
 pub mod routing;
 pub mod tool;
 pub mod usage;

@@ -32,6 +32,11 @@ pub const QUESTION_TIMEOUTS: &str = "sett_question_timeouts_total";
 /// Counter, label `outcome` (`asked` | `approved` | `rejected` | `mismatch` | `timed_out_approved` |
 /// `timed_out_rejected`): approval gates (`agents.<name>.approval`).
 pub const APPROVALS: &str = "sett_approvals_total";
+/// Counter, label `decision` (`approve` | `changes`): human reviews decided (`humans.reviewers`).
+pub const HUMAN_REVIEWS: &str = "sett_human_reviews_total";
+/// Gauge (seconds), label `kind` (`question` | `approval` | `review`): how long the oldest open
+/// question of each kind has waited (0 when none is open).
+pub const QUESTION_AGE: &str = "sett_question_age_seconds";
 /// Counter: `question_reminder`s sent (`humans.remind_every`).
 pub const QUESTION_REMINDERS: &str = "sett_question_reminders_total";
 /// Counter: questions escalated (`humans.escalate_after`).
@@ -279,6 +284,16 @@ pub const ALL: &[Metric] = &[
         name: LEDGER_SEEN_SEQ,
         kind: Kind::Gauge,
         help: "The highest ledger seq this component has seen (its regression checks compare the head with it).",
+    },
+    Metric {
+        name: HUMAN_REVIEWS,
+        kind: Kind::Counter,
+        help: "Human reviews (humans.reviewers) decided, by decision: approve, or changes (which drives a rework).",
+    },
+    Metric {
+        name: QUESTION_AGE,
+        kind: Kind::Gauge,
+        help: "How long the oldest open question of each kind (question, approval, review) has waited for a person, in seconds (0 when none is open); refreshed every 5 s and whenever a question opens or closes.",
     },
     Metric {
         name: OLDEST_OPEN_QUESTION,

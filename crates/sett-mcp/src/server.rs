@@ -20,7 +20,7 @@ use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_
 use sett_console::auth::Role;
 use sett_core::ArtifactId;
 use sett_core::answer_spec::StructuredQuestion;
-use sett_ops::answer::{AnswerError, answer_question};
+use sett_ops::answer::{AnswerError, answer_question_as};
 use sett_ops::forage::{ForageError, start_workflow};
 use sett_ops::resolve::{IdQuery, Resolution, resolve_artifact};
 use sett_store::Store;
@@ -389,7 +389,9 @@ impl SettMcp {
             Resolution::Ambiguous(ids) => return Err(ambiguous(&input.question, &ids)),
         };
         let operator = self.operator(&ctx);
-        match answer_question(self.store(), &qid, &answer, &operator).await {
+        // Over HTTP the token's users-file groups count for routing, as in the console.
+        let groups = self.user(&ctx).map(|u| u.groups().to_vec()).unwrap_or_default();
+        match answer_question_as(self.store(), &qid, &answer, &operator, &groups).await {
             Ok(a) => Ok(Json(AnsweredOut {
                 id: a.id.to_string(),
                 question_id: a.question_id.to_string(),

@@ -4,6 +4,7 @@
 
 use sett_core::answer_spec::{FieldProblem, StructuredQuestion, describe};
 use sett_core::approval::{ApprovalBinding, ApprovalSubject, Decision, parse_answer};
+use sett_core::review::{ReviewDecision, ReviewSubject};
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Fenced, Store, StoreError, now_ms};
 
@@ -128,6 +129,21 @@ async fn bind_approval(
     Ok((ApprovalBinding::of(subject, decided.decision), payload))
 }
 
+/// Checks a human review's answer (validated against its form as `text`) before it is written:
+/// it still waits (open, so the transition that asked it is written) and a request for changes
+/// says which. Returns the decision and the answer's payload (the comments trimmed).
+async fn check_review(store: &Store, question: &Artifact, text: &str) -> Result<(ReviewDecision, String), AnswerError> {
+    if !store.is_question_open(&question.id).await? {
+        return Err(AnswerError::NotWaiting(question.id));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| AnswerError::Unexpected(format!("review answer: {e}")))?;
+    let decided = sett_core::review::parse_answer(&value)
+        .map_err(|problems| AnswerError::Invalid { question: question.id, problems })?;
+    let payload = serde_json::to_string(&decided).map_err(|e| AnswerError::Unexpected(e.to_string()))?;
+    Ok((decided.decision, payload))
+}
+
 /// Why an answer was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -170,7 +186,7 @@ pub enum AnswerError {
     #[error("the answer to question {} does not fit what it asks; nothing was written:\n{}", short(&.question.to_string()), describe(.problems))]
     Invalid { question: ArtifactId, problems: Vec<FieldProblem> },
     /// An approval that no longer waits (it timed out, or its claim moved on).
-    #[error("approval {} is no longer waiting for a decision (it timed out or its claim moved on)", short(&.0.to_string()))]
+    #[error("{} {} is no longer waiting for a decision (it timed out or its claim moved on)", "question", short(&.0.to_string()))]
     NotWaiting(ArtifactId),
     /// The artifact to approve is not what the approval showed: deciding on it would bind a hash
     /// nobody was shown.
@@ -318,7 +334,22 @@ pub async fn answer_question_as(
             });
         }
     }
+    let review = ReviewSubject::of_payload(&question.payload).is_some();
+    // A review's decision may be typed as a word: `sett answer <id> approve`.
+    let input = match input {
+        AnswerInput::Text(t) if review => &AnswerInput::Json(sett_core::review::text_answer(t)),
+        other => other,
+    };
     let mut text = answer_payload(&question, input)?;
+    let mut review_summary = None;
+    if review {
+        let (decided, normalised) = check_review(store, &question, &text).await?;
+        text = normalised;
+        review_summary = Some(match decided {
+            ReviewDecision::Approve => format!("approved by {operator}"),
+            ReviewDecision::Changes => format!("changes requested by {operator}"),
+        });
+    }
     let approval = match ApprovalSubject::of_payload(&question.payload) {
         Some(subject) => {
             let (binding, normalised) = bind_approval(store, &question, &subject, &text).await?;
@@ -335,6 +366,9 @@ pub async fn answer_question_as(
             Decision::Approve => format!("approved by {operator}"),
             Decision::Reject => format!("rejected by {operator}"),
         });
+    }
+    if review_summary.is_some() {
+        answer.summary = review_summary;
     }
     let mut record = AnswerRecord::by_operator(answer.id, operator, now);
     record.approval = approval.map(Box::new);

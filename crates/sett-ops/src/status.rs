@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
+use sett_core::answer_spec::QuestionKind;
 use sett_core::record::{ComponentRecord, cub_agent};
 use sett_core::{Claim, ClaimStatus};
 use sett_store::{LockHolder, LockPurpose, Store};
@@ -106,6 +107,9 @@ pub struct StatusReport {
     pub open_questions: u64,
     /// How long the oldest open question has waited for a person (ms); `None` when none is open.
     pub oldest_question_age_ms: Option<i64>,
+    /// The open questions by kind (agents' questions, approvals, human reviews), each with the
+    /// wait of its oldest: the SLA view. Only kinds with an open question are listed.
+    pub questions_by_kind: Vec<OpenByKind>,
     pub stuck_claims: u64,
     pub oldest_stuck_claim: Option<StuckClaim>,
     /// The ledger head (`<seq>:<hash>`), `None` before the first chained event.
@@ -398,6 +402,27 @@ pub fn stuck_for(claim: &Claim, now_ms: i64, stuck_after_ms: i64) -> Option<i64>
     }
 }
 
+/// The open questions of one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenByKind {
+    pub kind: QuestionKind,
+    pub open: u64,
+    /// How long the oldest of them has waited (ms).
+    pub oldest_age_ms: i64,
+}
+
+/// The open questions by kind, in [`QuestionKind::ALL`] order, from the open-question index.
+pub fn questions_by_kind(open: &[sett_store::OpenQuestionRef], now_ms: i64) -> Vec<OpenByKind> {
+    QuestionKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let of_kind: Vec<i64> = open.iter().filter(|q| q.kind == kind).map(|q| q.asked_at_ms).collect();
+            let oldest = *of_kind.iter().min()?;
+            Some(OpenByKind { kind, open: of_kind.len() as u64, oldest_age_ms: (now_ms - oldest).max(0) })
+        })
+        .collect()
+}
+
 /// Builds the full report.
 pub async fn instance_status(
     store: &Store,
@@ -429,6 +454,7 @@ pub async fn instance_status(
         claims_by_status,
         open_questions: store.open_question_count().await?,
         oldest_question_age_ms: store.oldest_open_question_ms().await?.map(|asked| (now_ms - asked).max(0)),
+        questions_by_kind: questions_by_kind(&store.open_question_deadlines().await?, now_ms),
         ledger_head: store.ledger_head().await?.map(|h| h.to_string()),
         stuck_claims: stuck.len() as u64,
         oldest_stuck_claim,
@@ -519,6 +545,25 @@ mod tests {
     use sett_core::machine::new_claim;
     use sett_core::policy::Policy;
     use sett_core::{Artifact, StructuralType};
+
+    #[test]
+    fn open_questions_are_counted_by_kind_with_their_oldest_wait() {
+        let q = |kind, asked_at_ms| sett_store::OpenQuestionRef {
+            id: sett_store::new_artifact_id(),
+            asked_at_ms,
+            claim_id: None,
+            deadline_ms: None,
+            kind,
+        };
+        let open = [q(QuestionKind::Review, 400), q(QuestionKind::Question, 900), q(QuestionKind::Review, 100)];
+        assert_eq!(
+            questions_by_kind(&open, 1_000),
+            vec![
+                OpenByKind { kind: QuestionKind::Question, open: 1, oldest_age_ms: 100 },
+                OpenByKind { kind: QuestionKind::Review, open: 2, oldest_age_ms: 900 },
+            ]
+        );
+    }
 
     #[test]
     fn status_lines() {

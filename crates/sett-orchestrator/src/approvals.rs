@@ -80,6 +80,9 @@ impl Engine {
     /// stored hash now); any other question resumes its agent.
     pub(crate) async fn answer_input(&self, question: ArtifactId, record: &AnswerRecord) -> Result<Input, StoreError> {
         let Some(binding) = &record.approval else {
+            if let Some(review) = self.human_review_of(question, record).await? {
+                return Ok(Input::HumanReview { question, review });
+            }
             return Ok(Input::Answer { question, answer: record.answer_id });
         };
         let (asked, answer) =

@@ -23,7 +23,9 @@ use crate::{OrchestratorError, ledger};
 /// to a cub needs none: its event is written with the transition).
 fn is_follow_up(effect: &Effect) -> bool {
     match effect {
-        Effect::Fail { .. } | Effect::CreateClaim { .. } | Effect::AutoAnswer { .. } => true,
+        Effect::Fail { .. } | Effect::CreateClaim { .. } | Effect::AutoAnswer { .. } | Effect::HumanReviewed { .. } => {
+            true
+        }
         Effect::Grant(g) => g.via_worker,
         // An approval's question is written before the transition that opens it.
         Effect::QuestionOpened { .. }
@@ -32,6 +34,7 @@ fn is_follow_up(effect: &Effect) -> bool {
         | Effect::QuestionReminded { .. }
         | Effect::QuestionEscalated { .. }
         | Effect::ApprovalAsked(_)
+        | Effect::ReviewAsked { .. }
         | Effect::ApprovalTimedOut { .. } => false,
     }
 }
@@ -239,6 +242,9 @@ impl Engine {
                     }),
                 }
             }
+            Effect::HumanReviewed { question, artifact_id, review } => {
+                self.write_human_review(claim_id, *question, *artifact_id, review).await
+            }
             Effect::Grant(g) if g.via_worker => Ok(self.offer_worker(*claim_id, &g.agent, g.seq).await?),
             // Never stored in the outbox (see `is_follow_up`).
             Effect::Grant(_)
@@ -248,6 +254,7 @@ impl Engine {
             | Effect::QuestionReminded { .. }
             | Effect::QuestionEscalated { .. }
             | Effect::ApprovalAsked(_)
+            | Effect::ReviewAsked { .. }
             | Effect::ApprovalTimedOut { .. } => Ok(()),
         }
     }

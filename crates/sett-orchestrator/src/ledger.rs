@@ -120,6 +120,18 @@ pub(crate) fn transition_records(
                 events.push(event);
                 ops.push(op);
             }
+            Effect::ReviewAsked { question } => {
+                let order = ApprovalOrder {
+                    question: *question,
+                    agent: sett_core::review::human_review_role(),
+                    claim_type: sett_core::ClaimType::Review,
+                };
+                let (event, op) = approval_asked(new, &order);
+                events.push(event);
+                ops.push(op);
+            }
+            // The Review artifact's own write records it (a follow-up).
+            Effect::HumanReviewed { .. } => {}
             Effect::ApprovalTimedOut { question, on_timeout } => {
                 events.push(timed_out(*question, (*on_timeout).into()))
             }

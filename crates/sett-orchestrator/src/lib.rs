@@ -28,6 +28,7 @@ mod ledger;
 mod lifecycle;
 mod observe;
 mod pause;
+mod reviews;
 mod transitions;
 mod workers;
 

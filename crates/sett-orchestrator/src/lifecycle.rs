@@ -129,6 +129,8 @@ impl Engine {
             if let Err(e) = self.publish_component(started).await {
                 debug!(error = %e, "cannot publish the orchestrator heartbeat");
             }
+            // The wait of an open question grows while nothing happens to it.
+            self.refresh_question_age_gauge().await;
         }
     }
 

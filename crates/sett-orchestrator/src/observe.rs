@@ -2,11 +2,13 @@
 //! new claim, effects) for observability, as `ledger` reads it for the audit ledger and
 //! `followup` for the outbox.
 
+use sett_core::answer_spec::QuestionKind;
 use sett_core::approval::Verdict;
 use sett_core::config::OnApprovalTimeout;
 use sett_core::machine::{Effect, FailureType, GrantOrder, Input, StepContext, Transition};
 use sett_core::usage::OTHER_LABEL;
 use sett_core::{AgentName, Artifact, BidType, Claim, ClaimStatus, metrics as m};
+use sett_store::now_ms;
 use tracing::{info, warn};
 
 use crate::engine::Engine;
@@ -45,6 +47,19 @@ impl Engine {
         }
         if let Ok(oldest) = self.store.oldest_open_question_ms().await {
             metrics::gauge!(m::OLDEST_OPEN_QUESTION).set(oldest.map_or(0.0, |ms| ms as f64 / 1000.0));
+        }
+        self.refresh_question_age_gauge().await;
+    }
+
+    /// Sets `sett_question_age_seconds` for every kind: the oldest open one's wait, 0 for none.
+    pub(crate) async fn refresh_question_age_gauge(&self) {
+        let Ok(open) = self.store.open_question_deadlines().await else {
+            return;
+        };
+        let now = now_ms();
+        for kind in QuestionKind::ALL {
+            let oldest = open.iter().filter(|q| q.kind == kind).map(|q| q.asked_at_ms).min();
+            metrics::gauge!(m::QUESTION_AGE, "kind" => kind.as_str()).set(oldest.map_or(0.0, |at| secs(now - at)));
         }
     }
 
@@ -93,7 +108,14 @@ impl Engine {
                     }
                     warn!(claim_id = %new.id, failure_type = failure_type.as_str(), reason, "claim failed");
                 }
-                Effect::ApprovalAsked(_) => {}
+                Effect::ApprovalAsked(_) | Effect::ReviewAsked { .. } => {}
+                Effect::HumanReviewed { question, review, .. } => {
+                    metrics::counter!(m::HUMAN_REVIEWS, "decision" => review.decision.as_str()).increment(1);
+                    if let Some(open) = old.open_questions.get(question) {
+                        metrics::histogram!(m::QUESTION_ANSWER_SECONDS).record(secs(now - open.asked_at_ms));
+                    }
+                    info!(claim_id = %new.id, question_id = %question, by = %review.by, decision = %review.decision, "human review decided");
+                }
                 Effect::ApprovalTimedOut { question, on_timeout } => {
                     let outcome = match on_timeout {
                         OnApprovalTimeout::Approve => "timed_out_approved",

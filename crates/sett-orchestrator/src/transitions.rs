@@ -106,6 +106,11 @@ impl Engine {
             })
             .collect();
         self.write_approval_questions(&t.claim, &approvals).await?;
+        for e in &t.effects {
+            if let Effect::ReviewAsked { question } = e {
+                self.write_review_question(&t.claim, *question).await?;
+            }
+        }
         let (events, ops) = ledger::transition_records(old, &t.claim, &t.effects, self.policy.on_question_timeout);
         let creating = created.is_some();
         let events: Vec<EventData> = created.into_iter().chain(events).collect();

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use fred::prelude::*;
+use sett_core::answer_spec::QuestionKind;
 use sett_core::{ArtifactId, ClaimId};
 
 use crate::artifacts::AnswerRecord;
@@ -16,6 +17,20 @@ pub struct OpenQuestionRef {
     pub claim_id: Option<ClaimId>,
     /// `None` when it never times out.
     pub deadline_ms: Option<i64>,
+    /// What it asks for, as its claim records it: an approval, a human review, or an agent's
+    /// question.
+    pub kind: QuestionKind,
+}
+
+/// The kind of an open question as its claim's `open_questions` entry records it.
+fn recorded_kind(open: &serde_json::Value) -> QuestionKind {
+    if open.get("approval").is_some_and(|a| !a.is_null()) {
+        QuestionKind::Approval
+    } else if open.get("review").and_then(serde_json::Value::as_bool) == Some(true) {
+        QuestionKind::Review
+    } else {
+        QuestionKind::Question
+    }
 }
 
 impl Store {
@@ -46,7 +61,7 @@ impl Store {
             claim_of.extend(got);
         }
         let claims: Vec<ClaimId> = claim_of.iter().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
-        let mut deadlines: HashMap<(ClaimId, String), Option<i64>> = HashMap::new();
+        let mut deadlines: HashMap<(ClaimId, String), (Option<i64>, QuestionKind)> = HashMap::new();
         for chunk in claims.chunks(500) {
             let got = futures::future::try_join_all(chunk.iter().map(|c| async move {
                 let v: Option<String> = self.client().hget(self.keys.claim(c), "open_questions").await?;
@@ -57,18 +72,18 @@ impl Store {
                 let map: HashMap<String, serde_json::Value> =
                     raw.and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default();
                 for (q, v) in map {
-                    deadlines.insert((c, q), v.get("deadline_ms").and_then(serde_json::Value::as_i64));
+                    deadlines
+                        .insert((c, q), (v.get("deadline_ms").and_then(serde_json::Value::as_i64), recorded_kind(&v)));
                 }
             }
         }
         Ok(open
             .into_iter()
             .zip(claim_of)
-            .map(|((id, asked_at_ms), claim_id)| OpenQuestionRef {
-                deadline_ms: claim_id.and_then(|c| deadlines.get(&(c, id.to_string())).copied().flatten()),
-                id,
-                asked_at_ms,
-                claim_id,
+            .map(|((id, asked_at_ms), claim_id)| {
+                let (deadline_ms, kind) =
+                    claim_id.and_then(|c| deadlines.get(&(c, id.to_string())).copied()).unwrap_or_default();
+                OpenQuestionRef { deadline_ms, kind, id, asked_at_ms, claim_id }
             })
             .collect())
     }

@@ -363,6 +363,62 @@ async fn an_approval_is_reviewed_and_approved_in_the_console() {
     env.down();
 }
 
+/// A human review from the console: the inbox card links the Draft to review and its hash, and
+/// the decision form (decision, comments) approves it; the workflow moves on to its next phase
+/// and the Review artifact is produced by the signed-in reviewer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_human_review_is_approved_in_the_console_and_the_workflow_moves_on() {
+    use crate::reviews::{PUBLISHER, WRITER, reviewed_yml, wait_for_review};
+    let yml = reviewed_yml(r#"["Ada Console"]"#);
+    let mut env = Env::new(&yml, &[("writer.sh", WRITER), ("publisher.sh", PUBLISHER)]).await;
+    env.up();
+    env.forage("Draft the supplier contract");
+    let review = wait_for_review(&env);
+    let qid = review["id"].as_str().unwrap().to_owned();
+    let hash = review["review"]["target"]["hash"].as_str().unwrap().to_owned();
+    let (_console, url) = start_console(&env);
+    let base = url.split("/?token=").next().unwrap().to_owned();
+    let b = Browser::start().await;
+    b.client.goto(&url).await.unwrap();
+    b.client.goto(&format!("{base}/questions?mine=1")).await.unwrap();
+    let card = format!(r#"article[data-question-id="{qid}"]"#);
+    b.client.wait().for_element(Locator::Css(&format!("{card} form.structured"))).await.unwrap();
+    let shown = b
+        .js(&format!(
+            r#"const c = document.querySelector('{card}');
+               return [c.querySelector('a.review-target').textContent.startsWith('Draft '), c.querySelector('p.review-link code.hash').textContent,
+                       Array.from(c.querySelectorAll('select[name=decision] option')).map(o => o.value).filter(v => v),
+                       !!c.querySelector('[name=comments]')];"#,
+            card = card.replace('\'', "\\'")
+        ))
+        .await;
+    assert_eq!(shown, serde_json::json!([true, hash, ["approve", "changes"], true]));
+    b.client
+        .find(Locator::Css(&format!("{card} select[name=decision] option[value=approve]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css(&format!("{card} [name=comments]")))
+        .await
+        .unwrap()
+        .send_keys("clause 4 reads well")
+        .await
+        .unwrap();
+    b.js(&format!("document.querySelector('{}').scrollIntoView(); return 0;", card.replace('\'', "\\'"))).await;
+    b.shot("console-review").await;
+    b.client.find(Locator::Css(&format!("{card} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    let artifacts = env.wait_terminals(1, MINUTE).await;
+    assert!(artifacts.iter().any(|a| a.structural_type == StructuralType::Terminal && a.payload == "published"));
+    let reviews = env.artifacts_of(StructuralType::Review).await;
+    assert_eq!(reviews.len(), 1);
+    assert_eq!((reviews[0].produced_by_role.as_str(), reviews[0].is_approval()), ("human:Ada Console", true));
+    b.client.clone().close().await.unwrap();
+    env.down();
+}
+
 const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
 const ANSWERER_TOKEN: &str = "e2e-answerer-token-0123456789abcdef";
 

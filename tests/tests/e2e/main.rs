@@ -19,6 +19,7 @@ mod observability;
 mod python_sdk;
 mod recovery;
 mod regression;
+mod reviews;
 mod routing;
 mod security;
 mod steer;

@@ -29,6 +29,9 @@ fn given_answer(args: &AnswerArgs) -> Result<Option<AnswerInput>> {
             .map_err(|e| usage(format!("--json is not valid JSON ({e}); e.g. --json '{{\"replicas\": 3}}'")))?;
         return Ok(Some(AnswerInput::Json(value)));
     }
+    if let (Some(decision), Some(comments)) = (&args.text, &args.comment) {
+        return Ok(Some(AnswerInput::Json(serde_json::json!({"decision": decision, "comments": comments}))));
+    }
     if args.text.is_none() && args.file.is_none() && std::io::stdin().is_terminal() {
         return Ok(None);
     }

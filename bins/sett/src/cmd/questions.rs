@@ -11,6 +11,7 @@ use serde::Serialize;
 use sett_core::answer_spec::{AnswerSpec, FieldKind, QuestionKind, StructuredQuestion};
 use sett_core::approval::ApprovalSubject;
 use sett_core::event::EventKind;
+use sett_core::review::ReviewSubject;
 use sett_ops::feed::{excerpt, short as short_display};
 use sett_ops::resolve::unique_prefixes;
 use sett_store::{Store, now_ms};
@@ -56,6 +57,9 @@ struct OpenQuestion {
     /// For an approval: what is to be approved.
     #[serde(skip_serializing_if = "Option::is_none")]
     approval: Option<ApprovalListing>,
+    /// For a human review (`humans.reviewers`): the artifact to review, with its hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    review: Option<ReviewSubject>,
 }
 
 /// What an approval asks to approve, as listed.
@@ -173,6 +177,7 @@ async fn open_questions(store: &Store, operator: &str) -> Result<Vec<OpenQuestio
         };
         // An approval is asked by the orchestrator about an agent: show that agent.
         let agent = approval.as_ref().map_or(agent, |a| a.subject.agent.to_string());
+        let review = (kind == QuestionKind::Review).then(|| ReviewSubject::of_payload(&payload)).flatten();
         let question_text = spec.as_ref().map_or_else(|| payload.clone(), |s| s.question.clone());
         out.push(OpenQuestion {
             id: id.to_string(),
@@ -188,6 +193,7 @@ async fn open_questions(store: &Store, operator: &str) -> Result<Vec<OpenQuestio
             text: payload,
             kind,
             approval,
+            review,
             mine: !to.is_empty() && may_answer,
             to,
             may_answer,
@@ -235,7 +241,9 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
                             (Some(a), _) => approval_lines(a),
                             (None, spec) => {
                                 let mut cell = excerpt(&q.question, 70);
-                                if let Some(s) = spec {
+                                if let Some(r) = &q.review {
+                                    cell = format!("REVIEW: {cell}\n  hash {}", r.target.hash);
+                                } else if let Some(s) = spec {
                                     cell = format!("{cell}\n{}", accepts(s));
                                 }
                                 if !q.to.is_empty() {
@@ -255,7 +263,13 @@ fn print(ctx: &Ctx, store: &Store, qs: &[OpenQuestion]) -> Result<()> {
                     store.instance()
                 );
             }
-            if qs.iter().any(|q| q.approval.is_none() && q.answer_spec.is_some()) {
+            if qs.iter().any(|q| q.review.is_some()) {
+                eprintln!(
+                    "Decide a review with: sett answer <ID> approve | sett answer <ID> changes --comment TEXT -n {}",
+                    store.instance()
+                );
+            }
+            if qs.iter().any(|q| q.approval.is_none() && q.review.is_none() && q.answer_spec.is_some()) {
                 eprintln!(
                     "Answer with: sett answer <ID> \"text\" (an option's text or number; --json '{{…}}' for a form; no answer at a terminal to be prompted) -n {}",
                     store.instance()

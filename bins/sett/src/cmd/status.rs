@@ -72,6 +72,15 @@ fn render(r: &StatusReport) -> String {
         )),
         None => out.push(format!("Questions:  {} open", r.open_questions)),
     }
+    // The SLA view: how long each kind of human decision has kept work waiting.
+    for k in &r.questions_by_kind {
+        out.push(format!(
+            "  {:<9} {} open; the oldest has waited {}",
+            format!("{}:", k.kind),
+            k.open,
+            output::human_ms(k.oldest_age_ms)
+        ));
+    }
     match &r.oldest_stuck_claim {
         Some(s) => out.push(format!(
             "Stuck:      {} claim(s); oldest {} ({}, {} old) — 'sett claims --stuck -n {}'",

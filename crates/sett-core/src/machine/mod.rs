@@ -18,6 +18,7 @@ use crate::ids::{AgentName, ArtifactId, ClaimId};
 // `Policy` and `AgentPolicy` are re-exported while callers outside this crate still name them here.
 pub use crate::policy::{AgentPolicy, Policy};
 use crate::policy::{OnApprovalTimeout, OnQuestionTimeout};
+use crate::review::{HumanReview, ReviewDecision, human_review_role, review_artifact_id, review_question_id};
 
 /// How long after an agent's `timeout` the orchestrator gives up on a grant. The cub enforces
 /// the timeout itself and reports a `ToolExecutionFailure` with the tool's output tails; the
@@ -43,6 +44,9 @@ pub enum Input {
     /// An approval of this claim was answered, as the orchestrator judged the answer
     /// (`approval::judge`: the decision, and whether it binds the target's current hash).
     Approval { question: ArtifactId, verdict: Verdict },
+    /// The human review of this claim was answered (`humans.reviewers`), as the orchestrator
+    /// read the answer.
+    HumanReview { question: ArtifactId, review: HumanReview },
     /// The worker executing grant `seq` started.
     WorkerLaunched { agent: AgentName, seq: u64 },
     /// The worker executing grant `seq` exited.
@@ -130,6 +134,18 @@ pub enum Effect {
     /// Ask a person to approve a grant held back (the Question is written before the
     /// transition that opens it; see the orchestrator's `approvals.rs`).
     ApprovalAsked(ApprovalOrder),
+    /// Ask the claim's human reviewers for their decision (the Question is written before the
+    /// transition that opens it, as an approval's).
+    ReviewAsked {
+        question: ArtifactId,
+    },
+    /// Write the Review artifact `artifact_id` a person's decision on review `question` became
+    /// (produced by `human:<name>`; counted by the review phase in the same transition).
+    HumanReviewed {
+        question: ArtifactId,
+        artifact_id: ArtifactId,
+        review: HumanReview,
+    },
     /// An approval's deadline passed; `on_timeout` says what followed.
     ApprovalTimedOut {
         question: ArtifactId,
@@ -219,6 +235,7 @@ pub fn new_claim(id: ClaimId, artifact: &Artifact, policy: &Policy, now_ms: i64)
         granted_review_agents: Vec::new(),
         granted_parallel_agents: Vec::new(),
         granted_exclusive_agent: None,
+        human_reviewers: policy.routing.reviewers_of(&artifact.artifact_type),
         assigned_agent: None,
         additional_context_ids: Vec::new(),
         grants: BTreeMap::new(),
@@ -258,8 +275,9 @@ pub fn step(claim: &Claim, input: &Input, ctx: StepContext<'_>, policy: &Policy)
         Input::Output(artifact) => output(&mut next, artifact, policy, now_ms, &mut effects),
         Input::Answer { question, answer } => {
             let (question, answer) = (*question, *answer);
-            if next.open_questions.get(&question)?.approval.is_some() {
-                return None; // an approval is decided by `Input::Approval`
+            let open = next.open_questions.get(&question)?;
+            if open.approval.is_some() || open.review {
+                return None; // decided by `Input::Approval` / `Input::HumanReview`
             }
             let open = next.open_questions.remove(&question)?;
             next.answered_questions.push(AnsweredQuestion { agent: open.agent.clone(), question, answer });
@@ -290,6 +308,9 @@ pub fn step(claim: &Claim, input: &Input, ctx: StepContext<'_>, policy: &Policy)
                     &mut effects,
                 ),
             }
+        }
+        Input::HumanReview { question, review } => {
+            human_reviewed(&mut next, *question, review, policy, now_ms, &mut effects)?
         }
         Input::WorkerLaunched { agent, seq } => {
             let timeout = policy.agents.get(agent)?.timeout_ms;
@@ -353,7 +374,10 @@ fn first_phase_from(c: &Claim, after: Option<Phase>) -> Option<Phase> {
         None => 0,
         Some(p) => order.iter().position(|x| *x == p).map_or(order.len(), |i| i + 1),
     };
-    order[start..].iter().copied().find(|p| !phase_agents(c, *p).is_empty())
+    order[start..]
+        .iter()
+        .copied()
+        .find(|p| !phase_agents(c, *p).is_empty() || (*p == Phase::Review && !c.human_reviewers.is_empty()))
 }
 
 fn phase_agents(c: &Claim, phase: Phase) -> Vec<AgentName> {
@@ -372,6 +396,57 @@ fn start_phase(c: &mut Claim, phase: Phase, policy: &Policy, now_ms: i64, effect
     for agent in phase_agents(c, phase) {
         grant(c, &agent, phase.claim_type(), policy, now_ms, effects);
     }
+    if phase == Phase::Review && !c.human_reviewers.is_empty() {
+        ask_human_review(c, policy, now_ms, effects);
+    }
+}
+
+/// Opens the human review of the claim's artifact, addressed to its `humans.reviewers`: the
+/// claim waits (`pending_answer`) for it as well as for its reviewing agents. It has no deadline;
+/// reminders and escalation apply as to any question.
+fn ask_human_review(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effect>) {
+    let question = review_question_id(&c.id);
+    if c.status != ClaimStatus::PendingAnswer {
+        c.resume_status = Some(c.status);
+        c.status = ClaimStatus::PendingAnswer;
+    }
+    let to = c.human_reviewers.clone();
+    c.open_questions.insert(
+        question,
+        OpenQuestion { review: true, ..routed_question(&human_review_role(), to, now_ms, None, &policy.routing) },
+    );
+    effects.push(Effect::ReviewAsked { question });
+}
+
+/// A person decided the human review `question`: it closes, its Review artifact is written (a
+/// follow-up) and counted like an agent's — a request for changes vetoes — and the phase
+/// completes once every reviewing agent delivered too. `None` when `question` is not this
+/// claim's open review.
+fn human_reviewed(
+    c: &mut Claim,
+    question: ArtifactId,
+    review: &HumanReview,
+    policy: &Policy,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) -> Option<()> {
+    if !c.open_questions.get(&question)?.review {
+        return None;
+    }
+    c.open_questions.remove(&question);
+    let artifact_id = review_artifact_id(&question);
+    if review.decision == ReviewDecision::Changes {
+        c.rejections.push(artifact_id);
+    }
+    effects.push(Effect::QuestionClosed { question });
+    effects.push(Effect::HumanReviewed { question, artifact_id, review: review.clone() });
+    if c.open_questions.is_empty() {
+        c.status = c.resume_status.take().unwrap_or(ClaimStatus::Terminated);
+        if c.grants.keys().all(|a| c.received.contains_key(a)) {
+            complete_phase(c, policy, now_ms, effects);
+        }
+    }
+    Some(())
 }
 
 /// Grants `agent` the claim — or, when the agent's grants of `claim_type` need approval, holds
@@ -729,6 +804,7 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
         granted_review_agents: Vec::new(),
         granted_parallel_agents: Vec::new(),
         granted_exclusive_agent: None,
+        human_reviewers: Vec::new(),
         assigned_agent: Some(producer.clone()),
         additional_context_ids: c.rejections.clone(),
         grants: BTreeMap::new(),

@@ -446,3 +446,98 @@ fn an_approval_that_does_not_bind_the_target_grants_nothing() {
     assert_eq!(t.claim.status, ClaimStatus::Terminated);
     assert!(t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type: FailureType::ApprovalMismatch, .. })));
 }
+
+fn reviewed_policy(names: &[&str]) -> Policy {
+    let mut p = policy(names);
+    p.routing.reviewers = vec![crate::routing::HumanReviewers {
+        artifact_types: vec!["Draft".into()],
+        reviewers: vec!["alice".into(), "group:legal".into()],
+    }];
+    p.routing.groups = BTreeMap::from([("legal".into(), vec!["carol".into()])]);
+    p
+}
+
+fn human(decision: crate::review::ReviewDecision, comments: Option<&str>) -> crate::review::HumanReview {
+    crate::review::HumanReview {
+        by: "alice".into(),
+        decision,
+        comments: comments.map(Into::into),
+        answer: artifact_id(),
+    }
+}
+
+#[test]
+fn a_human_reviewer_alone_makes_a_review_phase_and_requesting_changes_reworks() {
+    use crate::review::{ReviewDecision, review_artifact_id, review_question_id};
+    let p = reviewed_policy(&["Writer", "Publisher"]);
+    let mut draft = Artifact::new_root(artifact_id(), StructuralType::Standard, "Draft", "v1", "Writer", 0);
+    let c = new_claim(claim_id(), &draft, &p, 0);
+    assert_eq!(c.human_reviewers, vec!["alice".to_owned(), "group:legal".to_owned()]);
+    let b = bids(&[("Writer", BidType::Ignore), ("Publisher", BidType::Exclusive)]);
+    let t = apply(&c, &Input::Bids, ctx(1, &b), &p);
+    let question = review_question_id(&c.id);
+    assert_eq!(t.claim.status, ClaimStatus::PendingAnswer, "waits for the person");
+    assert_eq!(t.claim.resume_status, Some(ClaimStatus::PendingReview));
+    assert_eq!(t.effects, vec![Effect::ReviewAsked { question }]);
+    let open = &t.claim.open_questions[&question];
+    assert!(open.review && open.deadline_ms.is_none());
+    assert_eq!(open.people, vec!["alice".to_owned(), "carol".to_owned()]);
+    let asked = t.claim;
+    // Only the review input decides it: an ordinary answer does nothing.
+    assert!(step(&asked, &Input::Answer { question, answer: artifact_id() }, at(2), &p).is_none());
+    let changes = human(ReviewDecision::Changes, Some("cite the clause"));
+    let t = apply(&asked, &Input::HumanReview { question, review: changes.clone() }, at(3), &p);
+    let review = review_artifact_id(&question);
+    assert_eq!(t.claim.status, ClaimStatus::Terminated);
+    assert!(t.claim.open_questions.is_empty());
+    let [
+        Effect::QuestionClosed { .. },
+        Effect::HumanReviewed { artifact_id, review: r, .. },
+        Effect::CreateClaim { claim, .. },
+    ] = &t.effects[..]
+    else {
+        panic!("{:?}", t.effects)
+    };
+    assert_eq!((*artifact_id, r), (review, &changes));
+    assert_eq!(claim.assigned_agent, Some(agent("Writer")));
+    assert_eq!(claim.additional_context_ids, vec![review], "the rework is given the person's review");
+    assert!(claim.human_reviewers.is_empty(), "a rework is not reviewed; its output is");
+    assert!(step(&t.claim, &Input::HumanReview { question, review: changes }, at(4), &p).is_none(), "once");
+    // The reworked draft is reviewed again; approving it moves on to the next phase.
+    draft.version = 2;
+    let c = apply(&new_claim(claim_id(), &draft, &p, 5), &Input::Bids, ctx(5, &b), &p).claim;
+    let question = review_question_id(&c.id);
+    let t = apply(&c, &Input::HumanReview { question, review: human(ReviewDecision::Approve, None) }, at(6), &p);
+    assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
+    assert!(t.claim.rejections.is_empty());
+    assert!(
+        matches!(&t.effects[..], [Effect::QuestionClosed { .. }, Effect::HumanReviewed { .. }, Effect::Grant(g)] if g.agent == agent("Publisher"))
+    );
+}
+
+#[test]
+fn a_human_review_waits_for_the_reviewing_agents_and_max_iterations_apply() {
+    use crate::review::{ReviewDecision, review_question_id};
+    let p = reviewed_policy(&["Writer", "Checker"]);
+    let mut draft = Artifact::new_root(artifact_id(), StructuralType::Standard, "Draft", "v3", "Writer", 0);
+    draft.version = 3;
+    let b = bids(&[("Writer", BidType::Ignore), ("Checker", BidType::Review)]);
+    let c = apply(&new_claim(claim_id(), &draft, &p, 0), &Input::Bids, ctx(1, &b), &p).claim;
+    let question = review_question_id(&c.id);
+    let t = apply(&c, &Input::HumanReview { question, review: human(ReviewDecision::Changes, Some("no")) }, at(2), &p);
+    assert_eq!(t.claim.status, ClaimStatus::PendingReview, "the agent's review is still due");
+    let t =
+        apply(&t.claim, &Input::Output(Box::new(out("Checker", StructuralType::Review, "{}", &t.claim))), at(3), &p);
+    assert_eq!(t.claim.status, ClaimStatus::Terminated);
+    assert!(
+        t.effects.iter().any(|e| matches!(e, Effect::Fail { failure_type: FailureType::MaxIterationsExceeded, .. })),
+        "{:?}",
+        t.effects
+    );
+    // Artifacts of other types are not reviewed by people.
+    let code = Artifact::new_root(artifact_id(), StructuralType::Standard, "Code", "x", "Writer", 0);
+    let c = new_claim(claim_id(), &code, &p, 0);
+    assert!(c.human_reviewers.is_empty());
+    let t = apply(&c, &Input::Bids, ctx(1, &bids(&[("Writer", BidType::Ignore), ("Checker", BidType::Ignore)])), &p);
+    assert_eq!(t.claim.status, ClaimStatus::Dormant);
+}
