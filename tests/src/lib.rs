@@ -153,6 +153,23 @@ impl Env {
         c
     }
 
+    /// `sett console` on a free port, with `token` as its bearer token; returns it and its base
+    /// URL (`http://127.0.0.1:<port>`).
+    pub fn console(&self, token: &str) -> (KillOnDrop, String) {
+        let mut child = self
+            .sett(&["console", "--addr", "127.0.0.1:0"])
+            .env("SETT_CONSOLE_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sett console");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+            .expect("the console prints its URL");
+        let base = line.trim().split("/?token=").next().unwrap().to_owned();
+        (KillOnDrop(child), base)
+    }
+
     /// Runs `sett args`, returning its output whatever the exit code.
     pub fn run(&self, args: &[&str]) -> Output {
         self.sett(args).output().expect("run sett")

@@ -220,6 +220,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = sett_in(&b, &ws, name, &["down"]);
         results.insert("workflow".into(), r?);
     }
+    if ["archive-memory", "archive-plateau", "archive-cost", "archive-verify"].iter().any(|n| wanted(n)) {
+        results.insert("archive".into(), crate::bench_archive::archive(&b, &root, quick, wanted)?);
+    }
     results
         .insert("command".into(), json!(std::env::args().skip(1).fold("cargo xtask".to_owned(), |a, s| a + " " + &s)));
     let out_dir = root.join("target").join("bench");

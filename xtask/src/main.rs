@@ -11,6 +11,7 @@
 #![allow(unreachable_pub)]
 
 mod bench;
+mod bench_archive;
 mod bench_cluster;
 mod bench_ledger;
 mod bench_notify;

@@ -509,11 +509,76 @@ pub struct ArtifactView {
     pub open_question: bool,
     /// For an approval question: what it asks to approve (agent, claim type, target, context).
     pub approval: Option<sett_ops::approval::ApprovalView>,
+    /// Where it is when it was archived out of Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<FromArchive>,
+}
+
+/// An artifact or workflow read from the instance's archive (no longer in Redis).
+#[derive(Debug, Clone, Serialize)]
+pub struct FromArchive {
+    pub segment: String,
+    /// The goal of the workflow it belongs to.
+    pub workflow: String,
+}
+
+fn archive_error(e: sett_ops::archive::ArchiveError) -> sett_store::StoreError {
+    match e {
+        sett_ops::archive::ArchiveError::Store(s) => s,
+        other => sett_store::StoreError::Conflict(other.to_string()),
+    }
+}
+
+/// The instance's archive store, when it has an archive (its location is recorded in Redis).
+async fn archive_objects(store: &Store) -> sett_store::Result<Option<sett_ops::archive::ArchiveObjects>> {
+    if !sett_ops::archive::has_archive(store).await.map_err(archive_error)? {
+        return Ok(None);
+    }
+    sett_ops::archive::recorded_objects(store, None).await.map_err(archive_error)
+}
+
+/// An artifact archived out of Redis, from the archive (its claim and answer are archived with it
+/// and not shown).
+async fn archived_artifact(store: &Store, id: &ArtifactId) -> sett_store::Result<Option<ArtifactView>> {
+    let Some(objects) = archive_objects(store).await? else { return Ok(None) };
+    let Some(found) = sett_ops::archive::find_artifact(store, &objects, id).await.map_err(archive_error)? else {
+        return Ok(None);
+    };
+    let artifact = sett_store::codec::decode_artifact(found.fields, false)?;
+    Ok(Some(ArtifactView {
+        artifact,
+        claim: None,
+        answer: None,
+        open_question: false,
+        approval: None,
+        archive: Some(FromArchive { segment: found.segment, workflow: found.workflow }),
+    }))
+}
+
+/// A workflow archived out of Redis, from the archive, and the segment holding it.
+pub async fn archived_workflow(store: &Store, goal: &ArtifactId) -> sett_store::Result<Option<(Workflow, String)>> {
+    let Some(objects) = archive_objects(store).await? else { return Ok(None) };
+    let Some(found) = sett_ops::archive::find_workflow(store, &objects, goal).await.map_err(archive_error)? else {
+        return Ok(None);
+    };
+    let mut artifacts = found
+        .artifacts
+        .into_iter()
+        .map(|f| sett_store::codec::decode_artifact(f, false))
+        .collect::<sett_store::Result<Vec<_>>>()?;
+    artifacts.sort_by_key(|a| (a.created_at_ms, a.id));
+    let mut claims = found
+        .claims
+        .into_iter()
+        .map(|f| sett_store::codec::decode_claim(f, false))
+        .collect::<sett_store::Result<Vec<_>>>()?;
+    claims.sort_by_key(|c| (c.created_at_ms, c.id));
+    Ok(group(artifacts, claims, &HashSet::new()).into_iter().find(|w| w.goal.id == *goal).map(|w| (w, found.segment)))
 }
 
 pub async fn artifact(store: &Store, id: &ArtifactId) -> sett_store::Result<Option<ArtifactView>> {
     let Some(artifact) = store.get_artifact(id).await? else {
-        return Ok(None);
+        return archived_artifact(store, id).await;
     };
     let claim = match artifact.claim_id {
         Some(c) => store.get_claim(&c).await?,
@@ -526,7 +591,7 @@ pub async fn artifact(store: &Store, id: &ArtifactId) -> sett_store::Result<Opti
     } else {
         (None, false, None)
     };
-    Ok(Some(ArtifactView { artifact, claim, answer, open_question, approval }))
+    Ok(Some(ArtifactView { artifact, claim, answer, open_question, approval, archive: None }))
 }
 
 #[cfg(test)]

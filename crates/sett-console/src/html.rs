@@ -477,11 +477,23 @@ fn timeline_entry(
 
 /// One artifact: payload, producer, claim, timestamps; the answer form of an open question
 /// when `role` may answer.
+/// The notice on a page read from the archive (the records are no longer in Redis).
+pub fn from_archive(instance: &str, segment: &str, goal: &str) -> String {
+    let (i, g) = (esc(instance), esc(goal));
+    format!(
+        r#"<p class="archived" data-archive-segment="{seg}">From the archive (segment <code>{seg}</code>): this is part of workflow <a href="/instances/{i}/workflows/{g}">{short}</a>, archived out of Redis. Bring it back with <code>sett restore {g}</code>.</p>
+"#,
+        seg = esc(segment),
+        short = short(goal),
+    )
+}
+
 pub fn artifact(instance: &str, v: &ArtifactView, role: Role) -> String {
     let i = esc(instance);
     let a = &v.artifact;
     let id = a.id.to_string();
-    let mut out = format!(
+    let mut out = v.archive.as_ref().map_or_else(String::new, |f| from_archive(instance, &f.segment, &f.workflow));
+    out += &format!(
         r#"<h1>{} <span class="st st-{}">{}</span></h1>
 <dl class="props" data-artifact-id="{id}">
 <dt>Id</dt><dd><code>{id}</code></dd>

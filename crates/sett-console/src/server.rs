@@ -2,7 +2,7 @@
 //! checks on POST, the pages, the JSON API under `/api/v1/` and the SSE event streams. Every
 //! response carries a strict Content-Security-Policy and a `server-timing` header.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -711,6 +711,16 @@ async fn workflow_page(app: &App, ctx: &PageCtx, name: &str, goal: &str) -> Resp
     let live = app.live(std::slice::from_ref(&store)).await;
     let (flows, open) = tryr!(false, tokio::try_join!(data::workflows(&store), store.open_questions()));
     let Some(w) = flows.into_iter().find(|w| w.goal.id == goal) else {
+        // Archived out of Redis: read from the archive, without the actions (nothing to steer).
+        if let Some((w, segment)) = tryr!(false, data::archived_workflow(&store, &goal).await) {
+            let svg =
+                graph::svg(&w.artifacts, &w.claims, &HashSet::new(), |id| format!("/instances/{name}/artifacts/{id}"));
+            let steer = html::Steering { role: Role::Viewer, cancelled: None };
+            let body = html::from_archive(name, &segment, &goal.to_string())
+                + &html::workflow(name, &w, &svg, &BTreeMap::new(), &steer, ctx.now_ms);
+            let title = format!("Workflow {} (archived)", sett_ops::feed::short(&goal.to_string()));
+            return html_resp(StatusCode::OK, html::page(&title, ctx, &live, &body));
+        }
         return error(
             false,
             StatusCode::NOT_FOUND,

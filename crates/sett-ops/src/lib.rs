@@ -14,6 +14,7 @@ pub mod answer;
 pub mod approval;
 pub mod archive;
 pub mod cancel;
+pub mod export_ledger;
 pub mod feed;
 pub mod forage;
 pub mod resolve;

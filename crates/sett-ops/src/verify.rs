@@ -8,13 +8,13 @@
 //! records are fetched in one pipelined batch, so memory stays flat whatever the size (the
 //! extra lookups that find an *inserted* record run only once a count says one exists).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::BufRead;
-
 use serde::Serialize;
 use sett_core::ledger::{self, ARTIFACT_HASHED_FIELDS, GENESIS, GENESIS_V1, Head, UNHASHED_SOURCE};
 use sett_core::witness::{WitnessWalk, Witnesses};
-use sett_store::{Dump, SourceState, Store, StoreError};
+use sett_store::{SourceState, Store, StoreError};
+use std::collections::{HashMap, HashSet};
+
+pub use crate::export_ledger::ExportLedger;
 
 /// The record a break found by a witness file names.
 pub const WITNESSED_HEAD: &str = "witnessed head";
@@ -157,142 +157,6 @@ impl LedgerSource for Store {
     }
     async fn action_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
         Ok(self.actions().await?)
-    }
-}
-
-/// An export file (`sett export` JSON lines, large keys in several records) loaded for
-/// offline verification: held in memory (the export's sorted key order puts artifacts before
-/// the stream they are checked against), so it needs memory in proportion to the file.
-#[derive(Debug, Default)]
-pub struct ExportLedger {
-    events: Vec<(String, Fields)>,
-    artifacts: HashMap<String, Fields>,
-    answers: HashMap<String, String>,
-    cancellations: HashMap<String, String>,
-    actions: HashMap<String, String>,
-    claims: HashMap<String, Fields>,
-    /// The claims index (id, creation time), in index order.
-    claim_index: Vec<(String, i64)>,
-    /// Stream entry id → position in `events`.
-    event_pos: HashMap<String, usize>,
-    head: Option<Head>,
-}
-
-impl ExportLedger {
-    /// Reads an export. A line that is not an export record names its number.
-    pub fn read(input: impl BufRead) -> Result<Self, VerifyError> {
-        let mut me = Self::default();
-        for (i, line) in input.lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let d: Dump = serde_json::from_str(&line).map_err(|e| {
-                VerifyError::File(format!(
-                    "line {}: not an export record ({e}); is this the output of 'sett export'?",
-                    i + 1
-                ))
-            })?;
-            me.add(d, i + 1)?;
-        }
-        me.claim_index.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        me.event_pos = me.events.iter().enumerate().map(|(i, (id, _))| (id.clone(), i)).collect();
-        Ok(me)
-    }
-
-    fn add(&mut self, d: Dump, line: usize) -> Result<(), VerifyError> {
-        let bad = |what: &str| VerifyError::File(format!("line {line}: key '{}' is not a valid {what}", d.key));
-        let hash = |v: &serde_json::Value| -> Result<Fields, VerifyError> {
-            serde_json::from_value::<BTreeMap<String, String>>(v.clone())
-                .map(|m| m.into_iter().collect())
-                .map_err(|_| bad("hash"))
-        };
-        if let Some(id) = d.key.strip_prefix("artifact:") {
-            self.artifacts.insert(id.to_owned(), hash(&d.value)?);
-        } else if let Some(id) = d.key.strip_prefix("claim:").filter(|r| !r.ends_with(":bids")) {
-            self.claims.insert(id.to_owned(), hash(&d.value)?);
-        } else if d.key == "events" {
-            let entries: Vec<(String, BTreeMap<String, String>)> =
-                serde_json::from_value(d.value["entries"].clone()).map_err(|_| bad("stream"))?;
-            // A large stream is exported as several records; later ones continue it.
-            self.events.extend(entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())));
-        } else if d.key == "questions:answers" {
-            self.answers = hash(&d.value)?;
-        } else if d.key == "workflows:cancelled" {
-            self.cancellations = hash(&d.value)?;
-        } else if d.key == "actions" {
-            self.actions = hash(&d.value)?;
-        } else if d.key == "index:claims" {
-            let continues = d.value.get("continues").and_then(serde_json::Value::as_bool) == Some(true);
-            let items = if continues { &d.value["items"] } else { &d.value };
-            let rows: Vec<(String, f64)> = serde_json::from_value(items.clone()).map_err(|_| bad("zset"))?;
-            self.claim_index.extend(rows.into_iter().map(|(m, s)| (m, s as i64)));
-        } else if d.key == "ledger" {
-            let f = hash(&d.value)?;
-            // A non-canonical seq ("05") is kept unparseable so it shows as an edited head.
-            let seq = f.get("seq").and_then(|s| s.parse::<u64>().ok().filter(|n| n.to_string() == *s));
-            self.head = match (seq, f.get("hash")) {
-                (Some(seq), Some(h)) => Some(Head { seq, hash: h.clone() }),
-                (_, Some(h)) => Some(Head { seq: u64::MAX, hash: h.clone() }),
-                _ => None,
-            };
-        }
-        Ok(())
-    }
-}
-
-impl LedgerSource for ExportLedger {
-    async fn events_after(&mut self, after: Option<&str>, count: usize) -> Result<Vec<(String, Fields)>, VerifyError> {
-        let start = match after {
-            None => 0,
-            Some(a) => self.event_pos.get(a).map_or(self.events.len(), |i| i + 1),
-        };
-        Ok(self.events.iter().skip(start).take(count).cloned().collect())
-    }
-    async fn artifacts(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
-        Ok(ids.iter().map(|id| self.artifacts.get(id).cloned()).collect())
-    }
-    async fn source_states(&mut self, ids: &[String]) -> Result<Vec<SourceState>, VerifyError> {
-        Ok(ids
-            .iter()
-            .map(|id| match self.artifacts.get(id) {
-                None => SourceState::Missing,
-                Some(f) => f.get("hash").map_or(SourceState::Unhashed, |h| SourceState::Hash(h.clone())),
-            })
-            .collect())
-    }
-    async fn answer_records(&mut self, question_ids: &[String]) -> Result<Vec<Option<String>>, VerifyError> {
-        Ok(question_ids.iter().map(|q| self.answers.get(q).cloned()).collect())
-    }
-    async fn head(&mut self) -> Result<Option<Head>, VerifyError> {
-        Ok(self.head.clone())
-    }
-    async fn claim_ids(&mut self, start: usize, count: usize) -> Result<Vec<String>, VerifyError> {
-        Ok(self.claim_index.iter().skip(start).take(count).map(|(id, _)| id.clone()).collect())
-    }
-    async fn claims(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
-        Ok(ids.iter().map(|id| self.claims.get(id).cloned()).collect())
-    }
-    async fn events_by_id(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
-        Ok(ids.iter().map(|id| self.event_pos.get(id).map(|&i| self.events[i].1.clone())).collect())
-    }
-    async fn artifact_count(&mut self) -> Result<u64, VerifyError> {
-        Ok(self.artifacts.len() as u64)
-    }
-    async fn artifact_ids(&mut self) -> Result<Vec<String>, VerifyError> {
-        Ok(self.artifacts.keys().cloned().collect())
-    }
-    async fn answer_count(&mut self) -> Result<u64, VerifyError> {
-        Ok(self.answers.len() as u64)
-    }
-    async fn answered_question_ids(&mut self) -> Result<Vec<String>, VerifyError> {
-        Ok(self.answers.keys().cloned().collect())
-    }
-    async fn cancellation_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
-        Ok(self.cancellations.clone())
-    }
-    async fn action_records(&mut self) -> Result<HashMap<String, String>, VerifyError> {
-        Ok(self.actions.clone())
     }
 }
 

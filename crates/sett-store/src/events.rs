@@ -52,10 +52,13 @@ pub struct MalformedEvent {
 pub type LedgerEntry = std::result::Result<Event, MalformedEvent>;
 
 fn decode_lenient(entries: Entries) -> Vec<LedgerEntry> {
-    entries
-        .into_iter()
-        .map(|(id, f)| decode_event(id.clone(), f).map_err(|e| MalformedEvent { id, error: e.to_string() }))
-        .collect()
+    entries.into_iter().map(|(id, f)| ledger_entry(id, f)).collect()
+}
+
+/// One stream entry as stored (its id and fields; e.g. read back from an archive segment) as a
+/// follower reads it.
+pub fn ledger_entry(id: String, fields: HashMap<String, String>) -> LedgerEntry {
+    decode_event(id.clone(), fields).map_err(|e| MalformedEvent { id, error: e.to_string() })
 }
 
 fn decode_reply_lenient(reply: Value) -> Result<Vec<LedgerEntry>> {

@@ -46,7 +46,7 @@ pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
 pub use claims::{QuestionOp, WriteOutcome};
 pub use consumer::{GroupAcks, GroupConsumer, GroupStart};
-pub use events::{EventReader, LedgerEntry, MalformedEvent};
+pub use events::{EventReader, LedgerEntry, MalformedEvent, ledger_entry};
 pub use keys::Keys;
 pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};

@@ -114,6 +114,7 @@ async fn archive_then_restore_gives_back_the_records_and_verify_spans_archive_an
     assert!(shown.contains("from the archive") && shown.contains("8080"), "{shown}");
     let status = env.ok(&["archive"]);
     assert!(status.contains("Segments:   1") && status.contains("2 workflows"), "{status}");
+    reads_find_archived_work(&env, first, second, &q1).await;
     let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "-o", "json"])).unwrap();
     assert_eq!(st["archive"]["workflows"], 2, "{st}");
 
@@ -153,6 +154,82 @@ async fn archive_then_restore_gives_back_the_records_and_verify_spans_archive_an
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("BROKEN at archive segment seg-00000001"), "{}", text(&out.stdout));
+}
+
+const CONSOLE_TOKEN: &str = "e2e-archive-console-token-0123456789";
+
+/// `GET path` from the console at `base` with the token: (status, body).
+fn console_get(base: &str, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-H", &format!("Authorization: Bearer {CONSOLE_TOKEN}")])
+        .arg(format!("{base}{path}"))
+        .output()
+        .unwrap();
+    let all = text(&out.stdout);
+    let (body, code) = all.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_owned())
+}
+
+/// `sett watch --since`, `sett export` (+ `sett verify --file`) and the console's workflow and
+/// artifact pages find the archived workflows `first` and `second` (its question `q1` was
+/// answered 8080) and say they come from the archive; a changed export line is still caught.
+async fn reads_find_archived_work(env: &Env, first: ArtifactId, second: ArtifactId, q1: &str) {
+    // watch --since: the archived events first (the stream was trimmed of them), then the live ones.
+    let out = env.run(&["watch", "--since", "1h", "--timeout", "1s", "-o", "jsonl"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stderr.contains("come from the archive"), "{stderr}");
+    let events: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ids: Vec<(u64, u64)> =
+        events.iter().map(|e| sett_store::parse_stream_id(e["id"].as_str().unwrap()).unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order, no duplicate: {ids:?}");
+    // Every event of the chain (archive + stream) once: as many as verify counts.
+    let verified: serde_json::Value = serde_json::from_str(&env.ok(&["verify", "-o", "json"])).unwrap();
+    assert_eq!(events.len() as u64, verified["report"]["events"].as_u64().unwrap(), "{stdout}");
+    assert!(first_live_seq(env).await.is_some_and(|s| s > 1), "the stream was trimmed");
+    assert!(stdout.contains(&first.to_string()) && stdout.contains(q1), "{stdout}");
+
+    // export: says the archived part is not in the file; verify --file checks archive + file.
+    let file = env.path().join("with-archive.jsonl");
+    let f = file.to_str().unwrap();
+    let out = env.run(&["export", "--file", f]);
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("From the archive: 2 workflow(s)"), "{}", text(&out.stderr));
+    let v = env.ok(&["verify", "--file", f, "--name", env.name.as_str()]);
+    assert!(
+        v.contains("is intact") && v.contains("with its archive") && v.contains("From the archive: 1 segment(s)"),
+        "{v}"
+    );
+    let out = env.sett(&["verify", "--file", f]).env_remove("SETT_INSTANCE").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "without --name the archive cannot be found");
+    assert!(text(&out.stderr).contains("pass --name NAME"), "{}", text(&out.stderr));
+    // One changed byte of a live record in the file is still a break.
+    let edited = std::fs::read_to_string(&file).unwrap().replacen(
+        "\"kind\":\"question_asked\"",
+        "\"kind\":\"question_askex\"",
+        1,
+    );
+    std::fs::write(&file, edited).unwrap();
+    let out = env.run(&["verify", "--file", f, "--name", env.name.as_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("content changed"), "{}", text(&out.stdout));
+
+    // The console: the workflow and artifact pages of an archived workflow.
+    let (_console, base) = env.console(CONSOLE_TOKEN);
+    let name = env.name.as_str();
+    let (code, page) = console_get(&base, &format!("/instances/{name}/workflows/{second}"));
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("From the archive") && page.contains("seg-00000001"), "{page}");
+    assert!(page.contains(&format!("/instances/{name}/artifacts/{second}")), "the graph links its artifacts");
+    let (code, page) = console_get(&base, &format!("/instances/{name}/artifacts/{second}"));
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("From the archive") && page.contains(&format!("sett restore {second}")), "{page}");
+    let (code, api) = console_get(&base, &format!("/api/v1/instances/{name}/artifacts/{second}"));
+    assert_eq!(code, 200, "{api}");
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["archive"]["segment"], "seg-00000001", "{api}");
+    assert_eq!(api["archive"]["workflow"], second.to_string(), "{api}");
+    let (code, _) = console_get(&base, &format!("/instances/{name}/workflows/{}", sett_store::new_artifact_id()));
+    assert_eq!(code, 404, "neither live nor archived");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,8 +10,7 @@
 //! events lost. A normal restart, a destroy and re-creation under the same name, and an import
 //! raise nothing, and the witness file still verifies after each.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::Stdio;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use sett_core::StructuralType;
@@ -120,17 +119,8 @@ fn regression_line(log: &str) -> Option<String> {
 
 /// `sett console` on a free port; returns it and its address (`127.0.0.1:<port>`).
 fn start_console(env: &Env) -> (KillOnDrop, String) {
-    let mut child = env
-        .sett(&["console", "--addr", "127.0.0.1:0"])
-        .env("SETT_CONSOLE_TOKEN", CONSOLE_TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sett console");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the console prints its URL");
-    let addr = line.trim().trim_start_matches("http://").split('/').next().unwrap().to_owned();
-    (KillOnDrop(child), addr)
+    let (console, base) = env.console(CONSOLE_TOKEN);
+    (console, base.trim_start_matches("http://").to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -53,6 +53,18 @@ pub(crate) async fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
         }
         let target = args.file.as_ref().map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
         eprintln!("Exported {n} keys of instance '{}' to {target}.", store.instance());
+        if sett_ops::archive::has_archive(&store).await? {
+            let s = sett_ops::archive::summary(&store).await?;
+            eprintln!(
+                "From the archive: {} workflow(s) and {} event(s) (through seq {}) are in {} segment(s) at {}, not in this export; its stream continues their chain. Keep the archive with it: 'sett verify --file {target} --name {}' checks both as one chain.",
+                s.workflows,
+                s.events,
+                s.head_seq.map_or_else(|| "-".to_owned(), |h| h.to_string()),
+                s.segments,
+                s.location.as_deref().unwrap_or("an unrecorded location"),
+                store.instance()
+            );
+        }
         if n == 0 {
             eprintln!("Instance '{}' has no data: check --name (see 'sett list').", store.instance());
         }

@@ -52,7 +52,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ForageArgs) -> Result<ExitCode> {
     let format = ctx.output();
     let quiet = ctx.global.quiet;
     let deadline = args.timeout.map(|t| Instant::now() + t);
-    let result = stream_events(&store, start, deadline, async |step| {
+    let result = stream_events(&store, start, deadline, None, async |step| {
         let Step::Event(e) = step else {
             return Ok(None);
         };

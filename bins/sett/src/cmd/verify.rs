@@ -4,16 +4,17 @@
 //! naming the first broken record (docs/operations.md, "sett verify failed" and "The ledger went
 //! back").
 
-use std::io::BufReader;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use sett_core::config::ArchiveTarget;
 use sett_core::witness::Witnesses;
 use sett_ops::archive::ledger::{ArchivedLedger, ArchivedPart};
+use sett_ops::export_ledger::ExportedArchive;
 use sett_ops::verify::{ExportLedger, Outcome, WITNESSED_HEAD, verify_witnessed};
 
 use crate::cli::{OutputFormat, VerifyArgs};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, usage};
 use crate::output;
 
 fn render(what: &str, o: &Outcome) -> Vec<String> {
@@ -76,13 +77,28 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
     let (what, outcome) = match &file {
         Some(path) => {
             let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let mut src =
-                ExportLedger::read(BufReader::new(f)).with_context(|| format!("reading {}", path.display()))?;
+            let mut src = ExportLedger::read(f).with_context(|| format!("reading {}", path.display()))?;
             let witnesses = match &witness {
                 Some(w) => Some(witnesses_for_export(ctx, w)?),
                 None => None,
             };
-            (format!("export {}", path.display()), verify_witnessed(&mut src, head.as_ref(), witnesses.as_ref()).await?)
+            let what = format!("export {}", path.display());
+            match src.archive().cloned() {
+                None => (what, verify_witnessed(&mut src, head.as_ref(), witnesses.as_ref()).await?),
+                // The export's stream continues an archive: verify the two as one chain.
+                Some(a) => {
+                    let objects = export_archive(ctx, &a)?;
+                    let manifests = sett_ops::archive::parse_manifests(a.segments)?;
+                    let outcome = match ArchivedLedger::over(src, manifests, a.head_id, &objects).await? {
+                        Ok(mut ledger) => {
+                            archived = Some(ledger.archived_part());
+                            verify_witnessed(&mut ledger, head.as_ref(), witnesses.as_ref()).await?
+                        }
+                        Err(breach) => Outcome { report: Default::default(), breach: Some(breach) },
+                    };
+                    (format!("{what} (with its archive in {})", objects.target()), outcome)
+                }
+            }
         }
         None => {
             let mut store = ctx.store().await?;
@@ -150,6 +166,24 @@ pub(crate) async fn run(ctx: &Ctx, args: crate::cli::VerifyArgs) -> Result<ExitC
         }
     }
     Ok(if outcome.intact() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The archive an export's chain starts in: the location the export recorded (else this
+/// workspace's `retention.archive`), under the instance named by `--name`.
+fn export_archive(ctx: &Ctx, a: &ExportedArchive) -> Result<sett_ops::archive::ArchiveObjects> {
+    let target = match &a.location {
+        Some(l) => serde_json::from_str::<ArchiveTarget>(l)
+            .with_context(|| format!("the export's archive:state location {l:?} is not an archive location"))?,
+        None => ctx.retention()?.map(|r| r.archive).ok_or_else(|| {
+            usage("the export's chain begins in an archive whose location it does not record: run 'sett verify --file' in the workspace whose sett.yml has retention.archive")
+        })?,
+    };
+    let name = ctx.explicit_name()?.ok_or_else(|| {
+        usage(format!(
+            "the export's chain begins in an archive ({target}): pass --name NAME, the instance it was exported from, so its segments are found"
+        ))
+    })?;
+    Ok(sett_ops::archive::ArchiveObjects::open(&target, &name)?)
 }
 
 /// The heads a witness file saw of the instance an export holds: `--name`, else the one

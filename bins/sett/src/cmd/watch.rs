@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sett_core::ClaimStatus;
 use sett_core::event::Event;
+use sett_ops::archive::{ArchiveObjects, ArchivedEvents};
 use sett_ops::feed::{self, EventFilter, Missing};
 use sett_ops::resolve::Since;
 use sett_ops::workflow::{Outcome, Workflows};
@@ -31,15 +32,45 @@ pub(crate) enum Step<'e> {
     CaughtUp,
 }
 
-/// Feeds every event strictly after `after` to `handle` — history first, then live — until
-/// `handle` returns an exit code or `deadline` passes (returns `None`).
+/// Feeds every event strictly after `after` to `handle` — history first (from `archive` for
+/// the part the stream was trimmed of, when given), then live — until `handle` returns an exit
+/// code or `deadline` passes (returns `None`).
 pub(crate) async fn stream_events(
     store: &Store,
     after: String,
     deadline: Option<Instant>,
+    archive: Option<&ArchiveObjects>,
     mut handle: impl AsyncFnMut(Step<'_>) -> Result<Option<ExitCode>>,
 ) -> Result<Option<ExitCode>> {
     let mut cursor = after;
+    if let Some(objects) = archive {
+        let mut archived = ArchivedEvents::after(store, Some(&cursor)).await?;
+        let mut announced = false;
+        while let Some((segment, page)) = archived.next_page(objects).await? {
+            if !announced && !page.is_empty() {
+                announced = true;
+                eprintln!(
+                    "Events up to {} come from the archive ({}, segment {segment} on); the live stream follows.",
+                    archived.head_id.as_deref().unwrap_or("?"),
+                    objects.target()
+                );
+            }
+            for entry in &page {
+                let Some(e) = usable(store, &mut cursor, entry) else { continue };
+                if let Some(code) = handle(Step::Event(e)).await? {
+                    output::flush()?;
+                    return Ok(Some(code));
+                }
+            }
+            output::flush()?;
+        }
+        // Archived events not trimmed yet are in the stream too: the stream goes on after them.
+        if let Some(head) = archived.head_id
+            && sett_store::parse_stream_id(&head) > sett_store::parse_stream_id(&cursor)
+        {
+            cursor = head;
+        }
+    }
     let fetch = |after: String| {
         let store = store.clone();
         tokio::spawn(async move { store.entries_after(Some(&after), PAGE).await })
@@ -234,14 +265,19 @@ pub(crate) async fn run(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
     }
     let since = args.since.as_deref().map(|s| Since::parse(s, now_ms())).transpose().map_err(usage)?;
     let store = ctx.store().await?;
-    let after = since.map_or_else(|| "0-0".to_owned(), |s| s.after_id());
+    let after = since.as_ref().map_or_else(|| "0-0".to_owned(), Since::after_id);
     let deadline = args.timeout.map(|t| Instant::now() + t);
     let format = ctx.output();
     let mut filter = EventFilter::new(args.artifact_type.clone(), args.agent.clone());
     let mut flows = Workflows::new();
     let mut caught_up = false;
     let exit_on_completion = args.exit_on_completion;
-    let result = stream_events(&store, after, deadline, async |step| {
+    // History before the stream's first entry is in the archive, if there is one.
+    let archive = match since {
+        Some(_) if sett_ops::archive::has_archive(&store).await? => ctx.archive_objects(&store).await?,
+        _ => None,
+    };
+    let result = stream_events(&store, after, deadline, archive.as_ref(), async |step| {
         let e = match step {
             Step::CaughtUp => {
                 caught_up = true;

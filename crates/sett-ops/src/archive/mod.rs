@@ -453,9 +453,12 @@ async fn plan_pass(
 
 /// Every segment manifest, in order.
 pub async fn manifests(store: &Store) -> Result<Vec<Manifest>, ArchiveError> {
-    store
-        .archive_segments()
-        .await?
+    parse_manifests(store.archive_segments().await?)
+}
+
+/// Segment manifests as recorded in `archive:segments` (segment name → JSON), in segment order.
+pub fn parse_manifests(recorded: BTreeMap<String, String>) -> Result<Vec<Manifest>, ArchiveError> {
+    recorded
         .into_iter()
         .map(|(name, m)| {
             serde_json::from_str(&m).map_err(|e| ArchiveError::Segment {
@@ -481,6 +484,50 @@ pub async fn read_segment(objects: &ArchiveObjects, m: &Manifest) -> Result<Segm
         )));
     }
     segment::decode(&bytes).map_err(|e| bad(format!("cannot be read: {e}")))
+}
+
+/// The archived events after a stream id, segment by segment (one decoded at a time), for
+/// readers of history (`sett watch --since`): the part of the chain the stream was trimmed of.
+#[derive(Debug)]
+pub struct ArchivedEvents {
+    manifests: std::vec::IntoIter<Manifest>,
+    after: Option<(u64, u64)>,
+    /// The last archived event's stream id: the live stream continues after it.
+    pub head_id: Option<String>,
+}
+
+impl ArchivedEvents {
+    /// The archived events strictly after stream id `after` (`None`: all of them).
+    pub async fn after(store: &Store, after: Option<&str>) -> Result<Self, ArchiveError> {
+        let after = after.and_then(sett_store::parse_stream_id);
+        let head_id = store.archive_head().await?.map(|(_, _, id)| id);
+        let later = |m: &Manifest| {
+            m.last_id.as_deref().and_then(sett_store::parse_stream_id).is_some_and(|l| after.is_none_or(|a| l > a))
+        };
+        let manifests: Vec<Manifest> = manifests(store).await?.into_iter().filter(later).collect();
+        Ok(Self { manifests: manifests.into_iter(), after, head_id })
+    }
+
+    /// The next segment's events (in stream order) with the segment's name; `None` at the end.
+    pub async fn next_page(
+        &mut self,
+        objects: &ArchiveObjects,
+    ) -> Result<Option<(String, Vec<sett_store::LedgerEntry>)>, ArchiveError> {
+        let Some(m) = self.manifests.next() else { return Ok(None) };
+        let seg = read_segment(objects, &m).await?;
+        let after = self.after;
+        let events = seg
+            .lines
+            .into_iter()
+            .filter_map(|l| match l.record {
+                ArchivedRecord::Event { id, fields } => Some((id, fields)),
+                _ => None,
+            })
+            .filter(|(id, _)| after.is_none_or(|a| sett_store::parse_stream_id(id).is_some_and(|i| i > a)))
+            .map(|(id, fields)| sett_store::ledger_entry(id, fields.into_iter().collect()))
+            .collect();
+        Ok(Some((m.segment, events)))
+    }
 }
 
 /// Where an archived artifact is: its record and the segment holding it.
@@ -513,6 +560,38 @@ pub async fn find_artifact(
         }
     }
     Ok(None)
+}
+
+/// An archived workflow's artifacts and claims (records as stored) and the segment holding them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedWorkflow {
+    pub segment: String,
+    pub artifacts: Vec<HashMap<String, String>>,
+    pub claims: Vec<HashMap<String, String>>,
+}
+
+/// Looks for a workflow (by its goal) in the archive: the newest segment that names it.
+pub async fn find_workflow(
+    store: &Store,
+    objects: &ArchiveObjects,
+    goal: &ArtifactId,
+) -> Result<Option<ArchivedWorkflow>, ArchiveError> {
+    let g = goal.to_string();
+    let Some(m) = manifests(store).await?.into_iter().rev().find(|m| m.workflows.contains(&g)) else {
+        return Ok(None);
+    };
+    let seg = read_segment(objects, &m).await?;
+    let mut found = ArchivedWorkflow { segment: m.segment, artifacts: Vec::new(), claims: Vec::new() };
+    for r in seg.workflow_records(&g) {
+        if let ArchivedRecord::Hash { key, fields } = r {
+            if key.starts_with("artifact:") {
+                found.artifacts.push(fields.into_iter().collect());
+            } else if key.strip_prefix("claim:").is_some_and(|c| !c.ends_with(":bids")) {
+                found.claims.push(fields.into_iter().collect());
+            }
+        }
+    }
+    Ok(Some(found))
 }
 
 /// What `sett restore` brought back.
