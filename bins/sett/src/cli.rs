@@ -92,6 +92,11 @@ pub enum Command {
     Pause(PauseArgs),
     /// Resume a paused instance or workflow.
     Resume(PauseArgs),
+    /// Retry a failed workflow: its failed step gets a new attempt; the first one stays.
+    Retry(RetryArgs),
+    /// Start a branch from an earlier artifact: a new version of it (or a different answer to a
+    /// Question); everything after it runs again on the branch, the original stays.
+    Fork(ForkArgs),
     /// Show the health of an instance.
     Status(StatusArgs),
     /// List claims.
@@ -316,6 +321,32 @@ pub struct RejectArgs {
 pub struct CancelArgs {
     /// The workflow: its goal's id, or the id (or short id) of any artifact in it.
     pub workflow: String,
+    /// Why: recorded in the ledger with your operator name ($SETT_OPERATOR, else your account).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The failed workflow: its goal's id, its Failure's, or the id (or short id) of any
+    /// artifact in it.
+    pub workflow: String,
+    /// Why: recorded in the ledger with your operator name ($SETT_OPERATOR, else your account).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The artifact to branch from: its id or short id (see 'sett hoard'); a work product, or a
+    /// Question (or its Answer).
+    pub artifact: String,
+    /// The branch's version of a work product (default: its payload as it was, run again).
+    #[arg(long, conflicts_with = "answer")]
+    pub payload: Option<String>,
+    /// For a Question: the different answer the asking agent resumes with on the branch.
+    #[arg(long)]
+    pub answer: Option<String>,
     /// Why: recorded in the ledger with your operator name ($SETT_OPERATOR, else your account).
     #[arg(long)]
     pub reason: Option<String>,

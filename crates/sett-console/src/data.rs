@@ -172,7 +172,9 @@ fn state_of(goal: &Artifact, artifacts: &[Artifact], claims: &[Claim], open: &Ha
             && c.rework_of.is_none()
             && matches!(c.status, ClaimStatus::Terminated | ClaimStatus::Dormant)
     });
-    if goal_claim_stopped || artifacts.iter().any(|a| a.structural_type == StructuralType::Failure) {
+    // A retried failure (`sett retry`) leaves its new attempt's claim open: running again.
+    let retrying = claims.iter().any(|c| !c.status.is_final());
+    if !retrying && (goal_claim_stopped || artifacts.iter().any(|a| a.structural_type == StructuralType::Failure)) {
         return WorkflowState::Failed;
     }
     if artifacts.iter().any(|a| open.contains(&a.id)) {

@@ -17,11 +17,13 @@ const COL_GAP: i64 = 64;
 const ROW_GAP: i64 = 14;
 const MARGIN: i64 = 12;
 
-/// Why an edge exists: a listed source, or only the claim the artifact was produced under.
+/// Why an edge exists: a listed source, only the claim the artifact was produced under, or a
+/// fork (`sett fork`: the branch's first artifact, from the artifact it was forked from).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EdgeKind {
     Source,
     Claim,
+    Fork,
 }
 
 /// A laid-out graph: each node's column and row, and the edges.
@@ -52,6 +54,9 @@ pub fn layout(artifacts: &[Artifact], claims: &[Claim]) -> Layout {
         };
         for p in &ps {
             edges.push((*p, a.id, kind));
+        }
+        if let Some(f) = a.forked_from.filter(|f| members.contains(f)) {
+            edges.push((f, a.id, EdgeKind::Fork));
         }
         parents.insert(a.id, ps);
     }
@@ -114,7 +119,11 @@ pub fn svg(
         let (x2, y2) = xy(tc, tr);
         let (x1, y1, x2, y2) = (x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2);
         let mid = (x1 + x2) / 2;
-        let class = if *kind == EdgeKind::Claim { "edge claim" } else { "edge" };
+        let class = match kind {
+            EdgeKind::Claim => "edge claim",
+            EdgeKind::Fork => "edge fork",
+            EdgeKind::Source => "edge",
+        };
         let _ = write!(out, r#"<path class="{class}" d="M{x1} {y1}C{mid} {y1} {mid} {y2} {x2} {y2}"/>"#);
     }
     out.push_str("</g>");

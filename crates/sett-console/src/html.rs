@@ -13,7 +13,7 @@ use sett_ops::feed::{excerpt, short};
 use sett_ops::status::StatusReport;
 
 use crate::auth::Role;
-use crate::data::{AnsweredQuestion, ArtifactView, Question, Workflow, WorkflowRow};
+use crate::data::{AnsweredQuestion, ArtifactView, Question, Workflow, WorkflowRow, WorkflowState};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -314,6 +314,19 @@ pub struct Steering {
     pub role: Role,
     /// The workflow's cancellation, when it was cancelled.
     pub cancelled: Option<sett_store::CancelRecord>,
+    /// The workflow's own pause, when it is paused (the instance's shows in the banner).
+    pub paused: Option<sett_store::PauseRecord>,
+}
+
+/// "Cancelled by NAME at TIME: REASON" (or Paused, …) as a paragraph of `class`.
+fn acted_by(out: &mut String, class: &str, what: &str, operator: &str, at_ms: i64, reason: Option<&str>) {
+    let _ = write!(
+        out,
+        r#"<p class="{class}">{what} by <b>{}</b> at {}{}</p>"#,
+        esc(operator),
+        time(at_ms),
+        reason.map(|r| format!(": {}", esc(r))).unwrap_or_default()
+    );
 }
 
 /// The workflow's actions: a reason field and a button per action, each disabled (saying why)
@@ -322,13 +335,10 @@ pub struct Steering {
 fn actions_panel(instance: &str, w: &Workflow, steer: &Steering) -> String {
     let mut out = String::new();
     if let Some(c) = &steer.cancelled {
-        let _ = write!(
-            out,
-            r#"<p class="cancelled-by">Cancelled by <b>{}</b> at {}{}</p>"#,
-            esc(&c.operator),
-            time(c.at_ms),
-            c.reason.as_deref().map(|r| format!(": {}", esc(r))).unwrap_or_default()
-        );
+        acted_by(&mut out, "cancelled-by", "Cancelled", &c.operator, c.at_ms, c.reason.as_deref());
+    }
+    if let Some(p) = &steer.paused {
+        acted_by(&mut out, "paused-by", "Paused", &p.operator, p.at_ms, p.reason.as_deref());
     }
     if !steer.role.may_act() {
         out.push_str(
@@ -344,11 +354,24 @@ fn actions_panel(instance: &str, w: &Workflow, steer: &Steering) -> String {
         ),
         None => format!(r#"<button type="button" data-action="{action}" class="{class}">{label}</button>"#),
     };
+    let failed = w.state == WorkflowState::Failed;
+    let (pause_or_resume, pause_label, pause_disabled) = match (&steer.paused, ended) {
+        (Some(_), _) => ("resume", "Resume", None),
+        (None, true) => ("pause", "Pause", Some("the workflow has ended: there is nothing left to pause")),
+        (None, false) => ("pause", "Pause", None),
+    };
     let _ = write!(
         out,
-        r#"<section class="actions" aria-label="workflow actions" data-instance="{i}" data-workflow="{goal}"><label>Reason <input type="text" name="reason" id="action-reason" maxlength="4096" placeholder="why (recorded in the ledger with your name)"></label> {cancel}<output class="result"></output></section>"#,
+        r#"<section class="actions" aria-label="workflow actions" data-instance="{i}" data-workflow="{goal}"><label>Reason <input type="text" name="reason" id="action-reason" maxlength="4096" placeholder="why (recorded in the ledger with your name)"></label> {pause} {retry} {cancel}<output class="result"></output></section>"#,
         i = esc(instance),
         goal = w.goal.id,
+        pause = button(pause_or_resume, pause_label, "", pause_disabled),
+        retry = button(
+            "retry",
+            "Retry failed step",
+            "",
+            (!failed).then_some("only a failed workflow is retried: its failed step gets a new attempt")
+        ),
         cancel = button(
             "cancel",
             "Cancel workflow",

@@ -715,7 +715,7 @@ async fn workflow_page(app: &App, ctx: &PageCtx, name: &str, goal: &str) -> Resp
         if let Some((w, segment)) = tryr!(false, data::archived_workflow(&store, &goal).await) {
             let svg =
                 graph::svg(&w.artifacts, &w.claims, &HashSet::new(), |id| format!("/instances/{name}/artifacts/{id}"));
-            let steer = html::Steering { role: Role::Viewer, cancelled: None };
+            let steer = html::Steering { role: Role::Viewer, cancelled: None, paused: None };
             let body = html::from_archive(name, &segment, &goal.to_string())
                 + &html::workflow(name, &w, &svg, &BTreeMap::new(), &steer, ctx.now_ms);
             let title = format!("Workflow {} (archived)", sett_ops::feed::short(&goal.to_string()));
@@ -733,7 +733,8 @@ async fn workflow_page(app: &App, ctx: &PageCtx, name: &str, goal: &str) -> Resp
     let got = tryr!(false, futures::future::try_join_all(recent.iter().map(|c| store.bids(c))).await);
     let bids: BTreeMap<_, _> = recent.into_iter().zip(got).collect();
     let cancelled = tryr!(false, store.cancellation(&goal).await);
-    let steer = html::Steering { role: ctx.role, cancelled };
+    let paused = tryr!(false, store.pause_of(&sett_store::PauseScope::Workflow(goal)).await);
+    let steer = html::Steering { role: ctx.role, cancelled, paused };
     let title = format!("Workflow {}", sett_ops::feed::short(&goal.to_string()));
     html_resp(
         StatusCode::OK,
@@ -930,14 +931,20 @@ const MAX_REASON_BYTES: usize = 4 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Cancel,
+    Pause,
+    Resume,
+    Retry,
 }
 
 impl Action {
-    const NAMES: [&'static str; 1] = ["cancel"];
+    const NAMES: [&'static str; 4] = ["cancel", "pause", "resume", "retry"];
 
     fn parse(s: &str) -> Option<Self> {
         match s {
             "cancel" => Some(Self::Cancel),
+            "pause" => Some(Self::Pause),
+            "resume" => Some(Self::Resume),
+            "retry" => Some(Self::Retry),
             _ => None,
         }
     }
@@ -945,6 +952,9 @@ impl Action {
     fn as_str(self) -> &'static str {
         match self {
             Self::Cancel => "cancel",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Retry => "retry",
         }
     }
 
@@ -952,6 +962,9 @@ impl Action {
     fn doing(self) -> &'static str {
         match self {
             Self::Cancel => "cancelling a workflow",
+            Self::Pause => "pausing a workflow",
+            Self::Resume => "resuming a workflow",
+            Self::Retry => "retrying a workflow",
         }
     }
 }
@@ -1056,18 +1069,67 @@ async fn act(
     let reason = body.reason.as_deref();
     match action {
         Action::Cancel => cancel(&store, &target, &ctx.user, reason).await,
+        Action::Pause | Action::Resume => pause_or_resume(&store, &target, &ctx.user, reason, action).await,
+        Action::Retry => retry(&store, &target, &ctx.user, reason).await,
+    }
+}
+
+/// An action's answer: its record as JSON, named by the action.
+fn done(action: &str, record: impl serde::Serialize) -> (Response<Body>, bool) {
+    let mut doc = json!(record);
+    doc["action"] = json!(action);
+    (json_resp(StatusCode::OK, doc), false)
+}
+
+/// A target that names no artifact: 404 saying where the workflows are listed.
+fn no_such_target(store: &Store, e: &dyn std::fmt::Display) -> (Response<Body>, bool) {
+    let name = store.instance();
+    (
+        error(true, StatusCode::NOT_FOUND, &format!("{e}; list workflows with GET /api/v1/instances/{name}/workflows")),
+        false,
+    )
+}
+
+async fn pause_or_resume(
+    store: &Store,
+    target: &ArtifactId,
+    operator: &str,
+    reason: Option<&str>,
+    action: Action,
+) -> (Response<Body>, bool) {
+    use sett_ops::pause::{PauseError, pause, resume};
+    let result = match action {
+        Action::Pause => pause(store, Some(target), operator, reason).await.map(|d| json!(d)),
+        _ => resume(store, Some(target), operator, reason).await.map(|d| json!(d)),
+    };
+    match result {
+        Ok(doc) => done(action.as_str(), doc),
+        Err(e @ (PauseError::AlreadyPaused { .. } | PauseError::NotPaused(_))) => {
+            let doc = json!({"action": action.as_str(), "goal_id": target, "message": format!("nothing to do: {e}")});
+            (json_resp(StatusCode::OK, doc), true)
+        }
+        Err(e @ (PauseError::Ended { .. } | PauseError::Busy(_))) => {
+            (error(true, StatusCode::CONFLICT, &e.to_string()), false)
+        }
+        Err(e @ PauseError::NotFound(..)) => no_such_target(store, &e),
+        Err(PauseError::Store(e)) => (store_error(true, &e), false),
+    }
+}
+
+async fn retry(store: &Store, target: &ArtifactId, operator: &str, reason: Option<&str>) -> (Response<Body>, bool) {
+    use sett_ops::retry::{RetryError, retry};
+    match retry(store, target, operator, reason).await {
+        Ok(r) => done("retry", r),
+        Err(e @ RetryError::NotFound(..)) => no_such_target(store, &e),
+        Err(RetryError::Store(e)) => (store_error(true, &e), false),
+        Err(e) => (error(true, StatusCode::CONFLICT, &e.to_string()), false),
     }
 }
 
 async fn cancel(store: &Store, target: &ArtifactId, operator: &str, reason: Option<&str>) -> (Response<Body>, bool) {
     use sett_ops::cancel::{CancelError, cancel_workflow};
-    let name = store.instance();
     match cancel_workflow(store, target, operator, reason).await {
-        Ok(c) => {
-            let mut doc = json!(c);
-            doc["action"] = json!("cancel");
-            (json_resp(StatusCode::OK, doc), false)
-        }
+        Ok(c) => done("cancel", c),
         Err(e @ CancelError::AlreadyCancelled { .. }) => {
             let CancelError::AlreadyCancelled { goal, record } = &e else { unreachable!() };
             let doc = json!({
@@ -1080,14 +1142,7 @@ async fn cancel(store: &Store, target: &ArtifactId, operator: &str, reason: Opti
             (error(true, StatusCode::CONFLICT, &format!("{e}: there is nothing left to cancel")), false)
         }
         Err(e @ CancelError::Busy(_)) => (error(true, StatusCode::CONFLICT, &e.to_string()), false),
-        Err(e @ CancelError::NotFound(..)) => (
-            error(
-                true,
-                StatusCode::NOT_FOUND,
-                &format!("{e}; list workflows with GET /api/v1/instances/{name}/workflows"),
-            ),
-            false,
-        ),
+        Err(e @ CancelError::NotFound(..)) => no_such_target(store, &e),
         Err(CancelError::Store(e)) => (store_error(true, &e), false),
     }
 }

@@ -789,3 +789,57 @@ async fn metrics_need_the_token_and_pass_promtool() {
     let (code, said) = promtool_check(text);
     assert_eq!((code, said.trim()), (0, ""), "promtool check metrics on:\n{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_pauses_resumes_and_retries_from_the_api_and_other_roles_get_403() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (goal, _) = ask(&c.store, "Which port?").await;
+    let url = |verb: &str| format!("/api/v1/instances/{i}/workflows/{}/{verb}", goal.id);
+    let page = format!("/instances/{i}/workflows/{}", goal.id);
+    let json = ("Content-Type", "application/json");
+    for (verb, doing) in [("pause", "pausing"), ("resume", "resuming"), ("retry", "retrying")] {
+        for (token, role) in [(ADA, "answerer"), (VIC, "viewer")] {
+            let r = http(&c.addr, "POST", &url(verb), &[("Authorization", &bearer(token)), json], "").await;
+            assert_eq!(r.status, 403, "{verb} as {role}: {}", r.body);
+            let msg = r.json()["error"].as_str().unwrap().to_owned();
+            assert!(
+                msg.contains(&format!("{doing} a workflow needs the role 'operator'"))
+                    && msg.contains(&format!("'{role}'")),
+                "{msg}"
+            );
+        }
+    }
+    assert!(c.store.pauses().await.unwrap().is_empty(), "nothing was written");
+
+    let ops = bearer(OPS);
+    let p = http(&c.addr, "GET", &page, &[("Authorization", &ops)], "").await;
+    assert!(p.body.contains(r#"<button type="button" data-action="pause" class="">Pause</button>"#), "{}", p.body);
+    assert!(p.body.contains(r#"data-action="retry" class="" disabled"#), "only a failed workflow: {}", p.body);
+
+    let r = http(&c.addr, "POST", &url("pause"), &[("Authorization", &ops), json], r#"{"reason": "look first"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((r.json()["action"].as_str(), r.json()["operator"].as_str()), (Some("pause"), Some("Olga Operator")));
+    let pauses = c.store.pauses().await.unwrap();
+    assert_eq!(pauses.len(), 1);
+    assert_eq!((pauses[0].1.operator.as_str(), pauses[0].1.reason.as_deref()), ("Olga Operator", Some("look first")));
+    let again = http(&c.addr, "POST", &url("pause"), &[("Authorization", &ops)], "").await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.json()["message"].as_str().unwrap().contains("already paused by Olga Operator"), "{}", again.body);
+    let p = http(&c.addr, "GET", &page, &[("Authorization", &ops)], "").await;
+    assert!(
+        p.body.contains("Paused by <b>Olga Operator</b>") && p.body.contains(r#"data-action="resume""#),
+        "{}",
+        p.body
+    );
+
+    let r = http(&c.addr, "POST", &url("resume"), &[("Authorization", &ops)], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["paused_by"], "Olga Operator");
+    assert!(c.store.pauses().await.unwrap().is_empty(), "resumed");
+
+    // Retrying a workflow that has not failed is refused, saying how it stands.
+    let r = http(&c.addr, "POST", &url("retry"), &[("Authorization", &ops)], "").await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("has not failed: it is still running"), "{}", r.body);
+}

@@ -82,6 +82,10 @@ pub struct Artifact {
     /// What the run that produced it cost, when its agent said (docs/agents.md, "Usage").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Set on the first artifact of a branch (`sett fork`): the earlier artifact it is a new
+    /// version of (or, for an Answer, the Question it answers differently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ArtifactId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,6 +185,7 @@ impl Artifact {
             answered_by: None,
             timed_out: false,
             usage: None,
+            forked_from: None,
         }
     }
 

@@ -736,6 +736,7 @@ mod tests {
             answered_by: None,
             timed_out: false,
             usage: None,
+            forked_from: None,
         };
         let artifact = Artifact {
             id: a(B),
@@ -752,6 +753,7 @@ mod tests {
             answered_by: Some("ann".into()),
             timed_out: true,
             usage: None,
+            forked_from: None,
         };
         let policy = crate::machine::Policy {
             agents: Default::default(),

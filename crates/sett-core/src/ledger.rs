@@ -42,6 +42,7 @@ pub const ARTIFACT_HASHED_FIELDS: &[&str] = &[
     "answered_by",
     "timed_out",
     "usage",
+    "forked_from",
 ];
 
 /// The value a source without a hash (written before the ledger existed) contributes.

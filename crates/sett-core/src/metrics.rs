@@ -150,7 +150,7 @@ pub const ALL: &[Metric] = &[
     Metric {
         name: CLAIMS_CREATED,
         kind: Kind::Counter,
-        help: "Claims created: one per claim-creating artifact, plus rework claims after a rejecting review.",
+        help: "Claims created: one per claim-creating artifact, plus rework claims after a rejecting review and the new attempts of retried steps (sett retry).",
     },
     Metric { name: CLAIMS_FINISHED, kind: Kind::Counter, help: "Claims reaching a final status." },
     Metric {

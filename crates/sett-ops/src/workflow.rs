@@ -22,6 +22,82 @@ pub enum Outcome {
     Cancelled { operator: String, reason: Option<String> },
 }
 
+/// The outcome an artifact sets: a Terminal or a Failure ends what it belongs to.
+fn outcome_of(a: &sett_core::event::ArtifactCreated) -> Option<Outcome> {
+    match a.structural_type {
+        StructuralType::Terminal => Some(Outcome::Terminal { artifact_id: a.artifact_id }),
+        StructuralType::Failure => {
+            Some(Outcome::Failure { artifact_id: a.artifact_id, failure_type: a.artifact_type.clone() })
+        }
+        _ => None,
+    }
+}
+
+/// A branch of a workflow (`sett fork`): the artifacts and claims that follow from its first
+/// artifact, and its own outcome; the workflow's own outcome is not changed by it.
+#[derive(Debug, Clone)]
+pub struct Branch {
+    /// The branch's first artifact (a new version, or a different Answer).
+    pub root: ArtifactId,
+    pub forked_from: ArtifactId,
+    pub operator: String,
+    artifacts: HashSet<ArtifactId>,
+    claims: HashSet<ClaimId>,
+    outcome: Option<Outcome>,
+}
+
+impl Branch {
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Whether `e` follows from this branch: it names (or derives from) one of its artifacts or
+    /// claims. A claim on an artifact from before the fork belongs only when the fork named it.
+    fn owns(&self, e: &EventData) -> bool {
+        match e {
+            EventData::ArtifactCreated(a) => {
+                self.artifacts.contains(&a.artifact_id)
+                    || a.source_artifacts.iter().any(|s| self.artifacts.contains(s))
+                    || a.claim_id.is_some_and(|c| self.claims.contains(&c))
+            }
+            EventData::ClaimCreated(c) => {
+                self.claims.contains(&c.claim_id)
+                    || self.artifacts.contains(&c.artifact_id)
+                    || c.rework_of.is_some_and(|r| self.claims.contains(&r))
+            }
+            EventData::WorkflowRetried(r) => self.claims.contains(&r.failed_claim),
+            other => match other.claim_id() {
+                Some(c) => self.claims.contains(&c),
+                None => other.artifact_id().is_some_and(|a| self.artifacts.contains(&a)),
+            },
+        }
+    }
+
+    /// Records what `e` adds to the branch; returns the outcome it set, if any.
+    fn absorb(&mut self, e: &EventData) -> Option<Outcome> {
+        match e {
+            EventData::ArtifactCreated(a) => {
+                self.artifacts.insert(a.artifact_id);
+                if self.outcome.is_none() {
+                    self.outcome = outcome_of(a);
+                    return self.outcome.clone();
+                }
+            }
+            EventData::ClaimCreated(c) => {
+                self.claims.insert(c.claim_id);
+            }
+            EventData::WorkflowRetried(r) => {
+                self.claims.insert(r.claim_id);
+                if matches!(self.outcome, Some(Outcome::Failure { .. } | Outcome::Stopped { .. })) {
+                    self.outcome = None;
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
 /// Every artifact and claim of one workflow, grown event by event.
 ///
 /// Membership: the goal belongs; an artifact belongs when any of its `source_artifacts` belongs
@@ -35,6 +111,10 @@ pub struct Workflow {
     outcome: Option<Outcome>,
     /// When the outcome was recorded (the `ts` of the event that set it).
     ended_ms: Option<i64>,
+    /// Its branches (`sett fork`), oldest first.
+    branches: Vec<Branch>,
+    /// The outcome set most recently, the workflow's or a branch's.
+    last: Option<Outcome>,
 }
 
 /// An id an event names: workflows are tracked by both kinds.
@@ -57,6 +137,11 @@ fn named_ids(e: &EventData) -> Vec<Member> {
         EventData::QuestionAsked(q) => ids.push(Member::Artifact(q.question_id)),
         EventData::QuestionTimedOut(t) => ids.push(Member::Artifact(t.question_id)),
         EventData::ClaimCreated(c) => ids.extend(c.rework_of.map(Member::Claim)),
+        EventData::WorkflowRetried(r) => {
+            ids.push(Member::Artifact(r.goal_id));
+            ids.push(Member::Claim(r.failed_claim));
+        }
+        EventData::ArtifactForked(f) => ids.push(Member::Artifact(f.goal_id)),
         EventData::ArtifactCreated(a) => ids.extend(a.source_artifacts.iter().copied().map(Member::Artifact)),
         _ => {}
     }
@@ -65,7 +150,25 @@ fn named_ids(e: &EventData) -> Vec<Member> {
 
 impl Workflow {
     pub fn new(goal: ArtifactId) -> Self {
-        Self { artifacts: HashSet::from([goal]), goal, claims: HashSet::new(), outcome: None, ended_ms: None }
+        Self {
+            artifacts: HashSet::from([goal]),
+            goal,
+            claims: HashSet::new(),
+            outcome: None,
+            ended_ms: None,
+            branches: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// Its branches (`sett fork`), oldest first.
+    pub fn branches(&self) -> &[Branch] {
+        &self.branches
+    }
+
+    /// Whether it and every branch of it have an outcome.
+    pub fn ended(&self) -> bool {
+        self.outcome.is_some() && self.branches.iter().all(|b| b.outcome.is_some())
     }
 
     /// When the workflow ended: the time of the event that set its outcome.
@@ -108,11 +211,47 @@ impl Workflow {
         let belongs = self.observe_inner(e);
         if open && self.outcome.is_some() {
             self.ended_ms = Some(e.ts_ms);
+            self.last.clone_from(&self.outcome);
         }
         belongs
     }
 
     fn observe_inner(&mut self, e: &Event) -> bool {
+        if let EventData::ArtifactForked(f) = &e.data {
+            if f.goal_id != self.goal {
+                return false;
+            }
+            self.artifacts.insert(f.artifact_id);
+            self.claims.extend(f.claim_id);
+            self.branches.push(Branch {
+                root: f.artifact_id,
+                forked_from: f.forked_from,
+                operator: f.operator.clone(),
+                artifacts: HashSet::from([f.artifact_id]),
+                claims: f.claim_id.into_iter().collect(),
+                outcome: None,
+            });
+            return true;
+        }
+        // The newest branch that owns it takes it (a branch of a branch is newer).
+        if let Some(b) = self.branches.iter_mut().rev().find(|b| b.owns(&e.data)) {
+            if let Some(o) = b.absorb(&e.data) {
+                self.last = Some(o);
+            }
+            match &e.data {
+                EventData::ArtifactCreated(a) => {
+                    self.artifacts.insert(a.artifact_id);
+                }
+                EventData::ClaimCreated(c) => {
+                    self.claims.insert(c.claim_id);
+                }
+                EventData::WorkflowRetried(r) => {
+                    self.claims.insert(r.claim_id);
+                }
+                _ => {}
+            }
+            return true;
+        }
         match &e.data {
             EventData::ArtifactCreated(a) => {
                 let belongs = self.artifacts.contains(&a.artifact_id)
@@ -123,13 +262,7 @@ impl Workflow {
                 }
                 self.artifacts.insert(a.artifact_id);
                 if self.outcome.is_none() {
-                    self.outcome = match a.structural_type {
-                        StructuralType::Terminal => Some(Outcome::Terminal { artifact_id: a.artifact_id }),
-                        StructuralType::Failure => {
-                            Some(Outcome::Failure { artifact_id: a.artifact_id, failure_type: a.artifact_type.clone() })
-                        }
-                        _ => None,
-                    };
+                    self.outcome = outcome_of(a);
                 }
                 true
             }
@@ -154,6 +287,19 @@ impl Workflow {
                         },
                         reason: c.reason.clone().filter(|r| !r.is_empty()),
                     });
+                }
+                belongs
+            }
+            EventData::WorkflowRetried(r) => {
+                let belongs = r.goal_id == self.goal;
+                if belongs {
+                    self.claims.insert(r.claim_id);
+                    // The failed step gets a new attempt: the workflow is open again and its
+                    // next outcome is recorded as the first was (the failure stays in history).
+                    if matches!(self.outcome, Some(Outcome::Failure { .. } | Outcome::Stopped { .. })) {
+                        self.outcome = None;
+                        self.ended_ms = None;
+                    }
                 }
                 belongs
             }
@@ -185,6 +331,13 @@ pub struct Workflows {
     orphan_outcomes: Vec<Outcome>,
     /// The most recent outcome: what `watch --exit-on-completion` reports.
     last: Option<Outcome>,
+}
+
+impl Workflow {
+    /// The outcome set most recently (the workflow's, or a branch's).
+    pub fn last_outcome(&self) -> Option<&Outcome> {
+        self.last.as_ref()
+    }
 }
 
 impl Workflows {
@@ -225,21 +378,32 @@ impl Workflows {
         let mut owned = false;
         for goal in self.candidates(e) {
             let Some(wf) = self.flows.get_mut(&goal) else { continue };
-            let before = wf.outcome.is_some();
+            let before = wf.ended();
             if wf.observe(e) {
                 owned = true;
-                if !before && let Some(o) = wf.outcome() {
-                    ended = Some(o.clone());
+                if !before && wf.ended() {
+                    ended = wf.last_outcome().cloned();
                     self.open -= 1;
+                }
+                if before && !wf.ended() {
+                    // Retried, or forked: open again.
+                    self.open += 1;
                 }
                 // What the event added to the workflow (see `Workflow::observe`).
                 let added = match &e.data {
                     EventData::ArtifactCreated(a) => Some(Member::Artifact(a.artifact_id)),
                     EventData::ClaimCreated(c) => Some(Member::Claim(c.claim_id)),
+                    EventData::WorkflowRetried(r) => Some(Member::Claim(r.claim_id)),
+                    EventData::ArtifactForked(f) => Some(Member::Artifact(f.artifact_id)),
                     _ => None,
                 };
                 if let Some(id) = added {
                     self.own(id, goal);
+                }
+                if let EventData::ArtifactForked(f) = &e.data
+                    && let Some(c) = f.claim_id
+                {
+                    self.own(Member::Claim(c), goal);
                 }
             }
         }
@@ -422,6 +586,35 @@ mod tests {
             wf.outcome(),
             Some(&Outcome::Failure { artifact_id: aid("f"), failure_type: "MaxIterationsExceeded".into() })
         );
+    }
+
+    #[test]
+    fn a_retried_failure_opens_the_workflow_again_until_its_next_outcome() {
+        let mut all = Workflows::new();
+        all.observe(&artifact("g", "Standard", &[], None));
+        all.observe(&claim("c1", "g", None));
+        assert!(all.observe(&artifact("f", "Failure", &[], Some("c1"))).is_some());
+        assert!(all.all_ended());
+        let retried = ev(EventData::WorkflowRetried(sett_core::event::WorkflowRetried {
+            action_id: "a".into(),
+            artifact_id: aid("g"),
+            claim_id: cid("c2"),
+            failed_claim: cid("c1"),
+            failure: Some(aid("f")),
+            goal_id: aid("g"),
+            operator: "ann".into(),
+            reason: None,
+        }));
+        assert_eq!(all.observe(&retried), None);
+        assert!(!all.all_ended(), "open again");
+        let wf = all.iter().next().unwrap();
+        assert!(wf.outcome().is_none() && wf.claims().any(|c| *c == cid("c2")));
+        // The new attempt's output, tied to the workflow only by its claim, ends it.
+        assert_eq!(
+            all.observe(&artifact("t", "Terminal", &[], Some("c2"))),
+            Some(Outcome::Terminal { artifact_id: aid("t") })
+        );
+        assert!(all.all_ended());
     }
 
     #[test]

@@ -178,6 +178,8 @@ impl Engine {
             EventData::BidSubmitted(b) => self.apply(&b.claim_id, Input::Bids).await.map(drop),
             EventData::QuestionAnswered(a) => self.on_answer(a.question_id, a.answer_id, a.claim_id).await,
             EventData::Resumed(_) => self.release_held().await,
+            EventData::WorkflowRetried(r) => self.on_retry(r).await,
+            EventData::ArtifactForked(f) => self.on_fork(f).await,
             EventData::Paused(_) => {
                 self.refresh_pause_gauges().await;
                 Ok(())

@@ -139,7 +139,7 @@ impl Engine {
         }
     }
 
-    async fn follow_up(&self, claim_id: &ClaimId, effect: &Effect) -> Result<(), OrchestratorError> {
+    pub(crate) async fn follow_up(&self, claim_id: &ClaimId, effect: &Effect) -> Result<(), OrchestratorError> {
         let now = now_ms();
         match effect {
             Effect::Fail { artifact_id, failure_type, reason } => {

@@ -4,15 +4,17 @@
 -- own hash was computed over (the writer computed it; see docs/architecture.md, "Ledger").
 -- KEYS[1] artifact hash      KEYS[2] thread zset        KEYS[3] events stream
 -- KEYS[4] artifacts index    KEYS[5] question answers   KEYS[6] open questions zset
--- KEYS[7] ledger head hash   KEYS[8] cancel fence hash
--- KEYS[9..] source artifact hashes, in source order
+-- KEYS[7] ledger head hash   KEYS[8] cancel fence hash   KEYS[9] actions hash
+-- KEYS[10..] source artifact hashes, in source order
 -- ARGV[1] artifact id        ARGV[2] version            ARGV[3] created_at_ms
 -- ARGV[4] artifact_created event data (JSON)
 -- ARGV[5] question id this artifact answers, or ""     ARGV[6] answer record (JSON) or ""
 -- ARGV[7] question_answered event data (JSON) or ""
 -- ARGV[8] artifact_created content digest   ARGV[9] question_answered content digest or ""
 -- ARGV[10] JSON list of the sources' hashes the writer used ("-" = a source without a hash)
--- ARGV[11..] field, value pairs
+-- ARGV[11] an operator's action written with it (`sett fork`: its `artifact_forked` event after
+--          `artifact_created`), JSON [kind, data, digest, action id, action record], or ""
+-- ARGV[12..] field, value pairs
 -- Returns {"ok", event_id} | {"exists"} | {"version_taken", other_id} | {"answered", record}
 --       | {"source_missing", index} | {"source_changed", index}   (index is 1-based)
 --       | {"cancelled", fence entry}   (an answer to a question of a cancelled workflow)
@@ -20,16 +22,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
 end
 local expected = cjson.decode(ARGV[10])
-for i = 9, #KEYS do
+for i = 10, #KEYS do
   local h = redis.call('HGET', KEYS[i], 'hash')
   if not h then
     if redis.call('EXISTS', KEYS[i]) == 0 then
-      return {'source_missing', tostring(i - 8)}
+      return {'source_missing', tostring(i - 9)}
     end
     h = '-'
   end
-  if h ~= expected[i - 8] then
-    return {'source_changed', tostring(i - 8)}
+  if h ~= expected[i - 9] then
+    return {'source_changed', tostring(i - 9)}
   end
 end
 local taken = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2], 'LIMIT', 0, 1)
@@ -50,7 +52,7 @@ if ARGV[5] ~= '' then
   redis.call('ZREM', KEYS[6], ARGV[5])
 end
 local fields = {}
-for i = 11, #ARGV do
+for i = 12, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -59,5 +61,10 @@ redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 local id = ledger_append(KEYS[3], KEYS[7], 'artifact_created', ARGV[3], ARGV[4], ARGV[8])
 if ARGV[5] ~= '' then
   id = ledger_append(KEYS[3], KEYS[7], 'question_answered', ARGV[3], ARGV[7], ARGV[9])
+end
+if ARGV[11] ~= '' then
+  local action = cjson.decode(ARGV[11])
+  redis.call('HSET', KEYS[9], action[4], action[5])
+  id = ledger_append(KEYS[3], KEYS[7], action[1], ARGV[3], action[2], action[3])
 end
 return {'ok', id}

@@ -7,7 +7,7 @@ use fred::types::scan::Scanner;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sett_core::approval::ApprovalBinding;
-use sett_core::event::{ArtifactCreated, EventData, EventKind, QuestionAnswered};
+use sett_core::event::{ArtifactCreated, ArtifactForked, EventData, EventKind, QuestionAnswered};
 use sett_core::ledger;
 use sett_core::{Artifact, ArtifactId, ShortId};
 
@@ -57,10 +57,33 @@ pub enum CreateOutcome {
     Cancelled(String),
 }
 
+/// The `artifact_forked` action written with a branch's first artifact, as `create_artifact.lua`
+/// takes it: `[kind, data, digest, action id, action record]`.
+fn fork_action(f: &ArtifactForked, at_ms: i64) -> String {
+    let data = EventData::ArtifactForked(f.clone()).to_json();
+    let kind = EventKind::ArtifactForked.as_str();
+    let digest = ledger::event_digest(kind, &at_ms.to_string(), &data, None);
+    let record = crate::pause::ActionRecord {
+        kind: kind.into(),
+        target: f.forked_from.to_string(),
+        operator: f.operator.clone(),
+        reason: f.reason.clone(),
+        at_ms,
+    };
+    serde_json::json!([kind, data, digest, f.action_id, record.encode()]).to_string()
+}
+
 impl Store {
     /// Writes a new artifact atomically with its thread entry and its `artifact_created` event.
     pub async fn create_artifact(&self, a: &Artifact) -> Result<CreateOutcome> {
-        self.write_artifact(a, None).await
+        self.write_artifact(a, None, None).await
+    }
+
+    /// Writes the first artifact of a branch (`sett fork`, `a.forked_from` set) atomically with
+    /// its `artifact_forked` event (after `artifact_created`) and the action record `sett verify`
+    /// checks it against; the action's time is the artifact's `created_at_ms`.
+    pub async fn create_forked(&self, a: &Artifact, forked: &ArtifactForked) -> Result<CreateOutcome> {
+        self.write_artifact(a, None, Some(forked)).await
     }
 
     /// Writes an Answer and closes its question in the same atomic step; a question can be
@@ -71,13 +94,14 @@ impl Store {
         question: &ArtifactId,
         record: &AnswerRecord,
     ) -> Result<CreateOutcome> {
-        self.write_artifact(a, Some((question, record))).await
+        self.write_artifact(a, Some((question, record)), None).await
     }
 
     async fn write_artifact(
         &self,
         a: &Artifact,
         answer: Option<(&ArtifactId, &AnswerRecord)>,
+        forked: Option<&ArtifactForked>,
     ) -> Result<CreateOutcome> {
         a.validate().map_err(|e| StoreError::Conflict(format!("invalid artifact: {e}")))?;
         let k = &self.keys;
@@ -90,6 +114,7 @@ impl Store {
             k.open_questions(),
             k.ledger(),
             k.cancel_fence(),
+            k.actions(),
         ];
         // The Merkle link: this artifact's hash covers its sources' hashes, which the Lua checks
         // are still the stored ones (and that every source exists) in the same atomic step.
@@ -137,6 +162,7 @@ impl Store {
             created_digest,
             answered_digest,
             serde_json::to_string(&source_hashes).expect("strings"),
+            forked.map(|f| fork_action(f, a.created_at_ms)).unwrap_or_default(),
         ];
         for (f, v) in fields {
             args.push(f);

@@ -23,6 +23,7 @@ const ARTIFACT_STRING_FIELDS: &[&str] = &[
     "claim_id",
     "summary",
     "answered_by",
+    "forked_from",
     "hash",
 ];
 const ARTIFACT_FIELDS: &[&str] = &[
@@ -41,6 +42,8 @@ const ARTIFACT_FIELDS: &[&str] = &[
     "timed_out",
     // The agent's reported usage (JSON text of sett_core::usage::Usage), when it reported any.
     "usage",
+    // The artifact a branch's first artifact was forked from (`sett fork`), when it is one.
+    "forked_from",
     // The ledger hash (sett_core::ledger::artifact_hash); not part of the domain type.
     "hash",
 ];

@@ -40,6 +40,7 @@
 //! | `index:paused` | hash | artifact or claim id of a paused workflow (and each output its running grants may still write) → its goal id |
 //! | `held` | zset | claim id whose granting transition a pause refused, scored by when: the orchestrator applies it again on resume |
 //! | `actions` | hash | action id → JSON record of an operator's steering action (kind, target, operator, reason, time), checked by `sett verify` against its event |
+//! | `retries` | hash | claim id of a failed step an operator retried → the claim id of its new attempt (a failed claim is retried once; the new attempt can fail and be retried in turn) |
 //!
 //! Global keys: `sett:instances`, `sett:instance_counter`, `sett:audit`.
 
@@ -200,6 +201,10 @@ impl Keys {
     /// Operators' steering actions by action id.
     pub fn actions(&self) -> String {
         format!("{}actions", self.prefix)
+    }
+    /// Retried failed claims: failed claim id → its new attempt's claim id.
+    pub fn retries(&self) -> String {
+        format!("{}retries", self.prefix)
     }
 
     /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.

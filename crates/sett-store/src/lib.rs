@@ -30,6 +30,7 @@ mod questions;
 mod registry;
 mod regressions;
 mod replication;
+mod retry;
 mod scan;
 mod scripts;
 pub mod time;
@@ -55,6 +56,7 @@ pub use pause::{ActionRecord, PauseOutcome, PauseRecord, PauseScope, PauseWrite,
 pub use questions::OpenQuestionRef;
 pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};
 pub use replication::{ReplicaState, ReplicationState, url_has_replicas};
+pub use retry::{RetryOutcome, RetryWrite};
 pub use scan::{Dump, FamilyCounts};
 pub use time::now_ms;
 pub use workers::{WorkerOffer, WorkerRecord, parse_worker_grant_key, worker_grant_key};

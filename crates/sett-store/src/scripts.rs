@@ -41,6 +41,7 @@ script!(CANCEL_WORKFLOW, "cancel_workflow.lua", chained);
 script!(RECORD_LATE_OUTPUT, "record_late_output.lua", chained);
 script!(PAUSE, "pause.lua", chained);
 script!(RESUME, "resume.lua", chained);
+script!(RETRY, "retry.lua", chained);
 script!(RELEASE_HELD, "release_held.lua");
 script!(LOCK_RENEW, "lock_renew.lua");
 script!(LOCK_RELEASE, "lock_release.lua");

@@ -23,4 +23,5 @@ mod reviews;
 mod routing;
 mod security;
 mod steer;
+mod steer_branches;
 mod usage;

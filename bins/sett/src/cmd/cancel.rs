@@ -6,27 +6,36 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use sett_core::ArtifactId;
 use sett_ops::cancel::{CancelError, cancel_workflow};
 use sett_ops::feed::short;
 use sett_ops::resolve::{IdQuery, Resolution, resolve_artifact};
+use sett_store::Store;
 
 use super::hoard::ambiguous;
 use crate::cli::{CancelArgs, OutputFormat};
 use crate::ctx::{Ctx, usage};
 use crate::output;
 
-pub(crate) async fn run(ctx: &Ctx, args: CancelArgs) -> Result<ExitCode> {
-    let query = IdQuery::parse(&args.workflow).map_err(usage)?;
-    let store = ctx.store().await?;
-    let instance = store.instance().clone();
-    let id = match resolve_artifact(&store, &query).await? {
+/// The one artifact `text` (a full or short id) names in the instance, or an error naming the
+/// fix (shared by the steering commands: cancel, retry, fork).
+pub(crate) async fn resolve_one(store: &Store, text: &str) -> Result<ArtifactId> {
+    let query = IdQuery::parse(text).map_err(usage)?;
+    let instance = store.instance();
+    Ok(match resolve_artifact(store, &query).await? {
         Resolution::One(id) => id,
         Resolution::None => bail!(
-            "no artifact matches '{}' in instance '{instance}'\nList workflows' artifacts with 'sett hoard -n {instance}'",
-            args.workflow
+            "no artifact matches '{text}' in instance '{instance}'\nList workflows' artifacts with 'sett hoard -n {instance}'"
         ),
-        Resolution::Ambiguous(ids) => bail!("{}", ambiguous(&store, &args.workflow, &ids).await?),
-    };
+        Resolution::Ambiguous(ids) => bail!("{}", ambiguous(store, text, &ids).await?),
+    })
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: CancelArgs) -> Result<ExitCode> {
+    IdQuery::parse(&args.workflow).map_err(usage)?;
+    let store = ctx.store().await?;
+    let instance = store.instance().clone();
+    let id = resolve_one(&store, &args.workflow).await?;
     let operator = ctx.operator();
     let cancelled = match cancel_workflow(&store, &id, &operator, args.reason.as_deref()).await {
         Ok(c) => c,

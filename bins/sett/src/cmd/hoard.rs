@@ -55,7 +55,11 @@ fn row(a: &Artifact, short: &HashMap<ArtifactId, String>, now: i64) -> Vec<Strin
         a.version.to_string(),
         a.produced_by_role.clone(),
         format!("{} ago", output::human_ms(now - a.created_at_ms)),
-        excerpt(text, 60),
+        match a.forked_from {
+            // A branch's first artifact (`sett fork`) says where the branch starts.
+            Some(f) => format!("forked from {}: {}", sett_ops::feed::short(&f.to_string()), excerpt(text, 40)),
+            None => excerpt(text, 60),
+        },
     ]
 }
 
@@ -165,6 +169,9 @@ async fn show_one(ctx: &Ctx, store: &Store, raw: &str) -> Result<ExitCode> {
                     }
                 ),
             ];
+            if let Some(f) = a.forked_from {
+                lines.push(format!("forked from:      {f} (a branch starts here: sett fork)"));
+            }
             if let Some(s) = &a.summary {
                 lines.push(format!("summary:          {s}"));
             }

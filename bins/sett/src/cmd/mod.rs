@@ -19,6 +19,7 @@ mod destroy;
 mod down;
 mod export;
 mod forage;
+mod fork;
 mod hoard;
 mod import;
 mod init;
@@ -28,6 +29,7 @@ mod logs;
 mod mcp;
 mod pause;
 mod questions;
+mod retry;
 mod status;
 mod up;
 mod usage;
@@ -57,6 +59,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cancel(a) => cancel::run(&ctx, a).await,
         Command::Pause(a) => pause::run(&ctx, a, pause::Action::Pause).await,
         Command::Resume(a) => pause::run(&ctx, a, pause::Action::Resume).await,
+        Command::Retry(a) => retry::run(&ctx, a).await,
+        Command::Fork(a) => fork::run(&ctx, a).await,
         Command::Status(a) => status::run(&ctx, a).await,
         Command::Claims(a) => claims::run(&ctx, a).await,
         Command::Logs(a) => logs::run(&ctx, a).await,
