@@ -205,6 +205,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = sett_in(&b, &ws, name, &["down"]);
         results.insert("approval".into(), r?);
     }
+    if wanted("traces") {
+        let ws = workspace(&root, "traces", ENGINE_YML)?;
+        results.insert("traces".into(), crate::bench_traces::tracing_cost(&b, &root, &ws, quick)?);
+    }
     if wanted("notify") {
         let samples = if quick { 10 } else { 30 };
         results.insert("notify".into(), crate::bench_notify::notify_latency(&b, &root, samples)?);
@@ -356,12 +360,24 @@ pub(crate) fn workspace(root: &std::path::Path, name: &str, yml: &str) -> Result
 
 /// Runs `sett <args> --name <name>` in `ws`; returns the exit code and stderr.
 pub(crate) fn sett_in(b: &Bench, ws: &std::path::Path, name: &str, args: &[&str]) -> Result<(i32, String)> {
+    sett_with(b, ws, name, args, &[])
+}
+
+/// [`sett_in`] with `env` added to the command's (and so the daemons') environment.
+pub(crate) fn sett_with(
+    b: &Bench,
+    ws: &std::path::Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<(i32, String)> {
     let out = b
         .sett(args)
         .args(["--name", name])
         .current_dir(ws)
         .env("SETT_BIN_DIR", &b.bin)
         .env("SETT_OPERATOR", "bench")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .output()?;
     Ok((out.status.code().unwrap_or(1), String::from_utf8_lossy(&out.stderr).into_owned()))
@@ -403,6 +419,19 @@ pub(crate) fn command_stats(b: &Bench) -> Result<(u64, serde_json::Map<String, V
         by.insert(name.to_owned(), json!(calls));
     }
     Ok((total, by))
+}
+
+/// One throughput run of `count` claims on the running instance `name`: lifecycles/s and Redis
+/// commands per lifecycle (the server's statistics, reset first). `what` names the run in errors.
+pub(crate) fn lifecycles(b: &Bench, name: &str, count: u64, what: &str) -> Result<(f64, f64)> {
+    b.redis_cli(&["CONFIG", "RESETSTAT"])?;
+    let r = b.bench_bin(name, &["throughput", "--count", &count.to_string()])?;
+    let (total, _) = command_stats(b)?;
+    if r["not_completed"].as_u64() != Some(0) {
+        bail!("{what} run: claims did not complete: {r}");
+    }
+    let reads = r["bench_reads"].as_u64().unwrap_or(0);
+    Ok((r["lifecycles_per_second"].as_f64().unwrap_or(0.0), total.saturating_sub(reads + 1) as f64 / count as f64))
 }
 
 /// Lifecycles/s with `count` claims written at once, and Redis commands per lifecycle from the

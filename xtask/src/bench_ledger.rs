@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{Bench, command_stats, median, redis_baseline, sett_in};
+use crate::bench::{Bench, lifecycles, median, redis_baseline, sett_in};
 
 /// The binaries that spawn or write: the same packages as the normal bench build.
 const BINS: &[&str] = &["sett", "sett-orchestrator", "sett-cub", "sett-bench"];
@@ -49,19 +49,7 @@ pub(crate) fn chain_cost(b: &Bench, unchained: &Path, ws: &Path, quick: bool) ->
             if code != 0 {
                 bail!("sett up ({label}) failed: {err}");
             }
-            let measured = (|| -> Result<(f64, f64)> {
-                bench.redis_cli(&["CONFIG", "RESETSTAT"])?;
-                let r = bench.bench_bin(&name, &["throughput", "--count", &count.to_string()])?;
-                let (total, _) = command_stats(bench)?;
-                if r["not_completed"].as_u64() != Some(0) {
-                    bail!("ledger run ({label}): claims did not complete: {r}");
-                }
-                let reads = r["bench_reads"].as_u64().unwrap_or(0);
-                Ok((
-                    r["lifecycles_per_second"].as_f64().unwrap_or(0.0),
-                    total.saturating_sub(reads + 1) as f64 / count as f64,
-                ))
-            })();
+            let measured = lifecycles(bench, &name, count, &format!("ledger ({label})"));
             let _ = sett_in(bench, ws, &name, &["down"]);
             let (rate, per) = measured?;
             rates[i].push(rate);

@@ -17,6 +17,7 @@ mod bench_ledger;
 mod bench_notify;
 mod bench_peers;
 mod bench_stream;
+mod bench_traces;
 mod ci;
 mod demo;
 mod images;

@@ -112,6 +112,7 @@ fn configure(args: Args) -> anyhow::Result<Setup> {
     let mut settings = CubSettings::new(agent, workspace);
     settings.redis_url = Some(args.daemon.redis_url.clone());
     settings.worker_mode = worker.is_some();
+    settings.traces = sett_ops::otel::enabled_by(|name| std::env::var(name).ok());
     Ok(Setup { args: args.daemon, instance, settings, redis_config: config.redis, worker })
 }
 

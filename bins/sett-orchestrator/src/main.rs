@@ -148,6 +148,9 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
         }
         None => None,
     };
+    // OpenTelemetry (when OTEL_EXPORTER_OTLP_* configure it): the workflows' spans, from the ledger.
+    let tracer =
+        sett_ops::otel::traces().map(|t| tokio::spawn(sett_ops::traces::follow(store.clone(), t, stop.clone())));
     let ledger_watch = watch_ledger(store, &workspace, alerts, on_regression, stop.clone());
     let result = orchestrator.run(signals.token()).await;
     stop.cancel();
@@ -158,6 +161,9 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
         let _ = a.await;
     }
     let _ = ledger_watch.await;
+    if let Some(t) = tracer {
+        let _ = t.await;
+    }
     if let Some(n) = notifier {
         // An attempt in flight is finished and recorded (bounded by its own timeout).
         let _ = tokio::time::timeout(Duration::from_secs(15), n).await;

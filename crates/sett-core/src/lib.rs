@@ -34,6 +34,7 @@ pub mod regression;
 pub mod review;
 pub mod routing;
 pub mod tool;
+pub mod trace;
 pub mod usage;
 pub mod witness;
 

@@ -6,13 +6,17 @@
 
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use sett_core::claim::Grant;
 use sett_core::metrics::{TOOL_EXECUTIONS, TOOL_SECONDS};
 use sett_core::record::ExecutionRecord;
 use sett_core::tool::{QuestionAnswer, ToolInput, ToolOutput, looks_like_commit_hash, parse_tool_output};
+use sett_core::trace::{OTEL_TARGET, SpanSubject, TraceId, traceparent, workflow_trace};
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, ClaimType, StructuralType};
 use sett_store::{CreateOutcome, Store};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::process::{self, Captured, Ended, EnvIdentity, OUTPUT_CAP};
 use crate::{CubError, CubSettings, context};
@@ -169,12 +173,20 @@ pub async fn execute_grant_stoppable(
 
     let started = Instant::now();
     let output_id = ArtifactId::grant_output(&claim_id, seq);
-    let run = run_tool(store, cub, &claim, &grant, until, &cancel, &stop).await;
+    let (span, traceparent) = tool_run_span(store, cub, &claim, seq, output_id).await;
+    let run = run_tool(store, cub, &claim, &grant, traceparent.as_deref(), until, &cancel, &stop)
+        .instrument(span.clone())
+        .await;
     let outcome_label = match &run {
         Ok(o) if o.structural_type == StructuralType::Question => "question",
         Ok(_) => "success",
         Err(f) => f.outcome,
     };
+    span.set_attribute("sett.outcome", outcome_label);
+    if let Err(f) = &run {
+        span.set_status(opentelemetry::trace::Status::error(f.reason.clone()));
+    }
+    drop(span);
     metrics::counter!(TOOL_EXECUTIONS, "agent" => agent.to_string(), "outcome" => outcome_label).increment(1);
     metrics::histogram!(TOOL_SECONDS, "agent" => agent.to_string()).record(started.elapsed().as_secs_f64());
     if outcome_label == CANCELLED {
@@ -268,11 +280,70 @@ where
 }
 
 /// Builds the input, runs the tool and validates what it printed.
+/// The `tool_run` span of grant `(claim, seq)` in its workflow's trace, a child of the grant's
+/// span (which the orchestrator records from the ledger under the same derived id), and the
+/// `TRACEPARENT` the tool gets so that its own spans join it. A disabled span and no
+/// `TRACEPARENT` when traces are off (or the goal cannot be read: tracing never fails a run).
+async fn tool_run_span(
+    store: &Store,
+    cub: &CubSettings,
+    claim: &Claim,
+    seq: u64,
+    output: ArtifactId,
+) -> (tracing::Span, Option<String>) {
+    if !cub.traces {
+        return (tracing::Span::none(), None);
+    }
+    let goal = match store.get_artifact(&claim.artifact_id).await {
+        Ok(Some(target)) => store.goal_of(target).await,
+        Ok(None) => Ok(claim.artifact_id),
+        Err(e) => Err(e),
+    };
+    let goal = match goal {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(error = %e, "traces: cannot find the claim's goal; this run is not traced");
+            return (tracing::Span::none(), None);
+        }
+    };
+    let span = tracing::info_span!(
+        target: OTEL_TARGET,
+        "tool_run",
+        sett.claim_id = %claim.id,
+        sett.artifact_id = %claim.artifact_id,
+        sett.goal_id = %goal,
+        sett.agent = %cub.agent.name,
+        sett.seq = seq,
+        sett.output_artifact = %output,
+        sett.worker = cub.worker_mode,
+    );
+    let trace = workflow_trace(&goal);
+    let parent = SpanSubject::Grant(&claim.id, seq).span_id();
+    let cx = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        opentelemetry::trace::TraceId::from_bytes(trace.0),
+        opentelemetry::trace::SpanId::from_bytes(parent.0),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    ));
+    if span.set_parent(cx).is_err() {
+        return (span, None);
+    }
+    let started = span.context();
+    let sc = started.span().span_context().clone();
+    let traceparent = sc
+        .is_valid()
+        .then(|| traceparent(TraceId(sc.trace_id().to_bytes()), sett_core::trace::SpanId(sc.span_id().to_bytes())));
+    (span, traceparent)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_tool(
     store: &Store,
     cub: &CubSettings,
     claim: &Claim,
     grant: &Grant,
+    traceparent: Option<&str>,
     until: Instant,
     cancel: &CancellationToken,
     stop: &CancellationToken,
@@ -292,6 +363,11 @@ async fn run_tool(
         },
         |name| std::env::var(name).ok(),
     );
+    let mut env = env;
+    if let Some(tp) = traceparent {
+        // W3C trace context: the tool's own spans (its model calls) join the workflow's trace.
+        env.insert("TRACEPARENT".into(), tp.to_owned());
+    }
     let timeout = tool_timeout(cub.agent.timeout, grant.deadline_ms, sett_store::now_ms());
     let spec = process::RunSpec {
         argv: cub.tool_command(),

@@ -39,11 +39,14 @@ pub struct CubSettings {
     pub redis_url: Option<String>,
     /// True in a worker process (`--execute-claim`): the tool is `worker.command` when set.
     pub worker_mode: bool,
+    /// OpenTelemetry traces are on (`OTEL_EXPORTER_OTLP_*`): each tool run is a span of its
+    /// workflow's trace and the tool gets `TRACEPARENT`.
+    pub traces: bool,
 }
 
 impl CubSettings {
     pub fn new(agent: AgentConfig, workspace: PathBuf) -> Self {
-        Self { agent, workspace, redis_url: None, worker_mode: false }
+        Self { agent, workspace, redis_url: None, worker_mode: false, traces: false }
     }
 
     /// The argv of the tool this process runs for a grant.
@@ -63,6 +66,7 @@ impl fmt::Debug for CubSettings {
             .field("workspace", &self.workspace)
             .field("redis_url", &self.redis_url.as_deref().map(sett_store::redact_url))
             .field("worker_mode", &self.worker_mode)
+            .field("traces", &self.traces)
             .finish()
     }
 }

@@ -4,8 +4,6 @@
 //! claim moved on in between. Running tools are stopped by their cubs, which see the
 //! `workflow_cancelled` event.
 
-use std::collections::HashSet;
-
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus};
 use sett_store::{CancelOutcome, CancelRecord, Store, StoreError, WorkflowCancel, now_ms};
 
@@ -59,24 +57,9 @@ pub fn describe(outcome: &Outcome) -> String {
     }
 }
 
-/// The goal of the workflow `artifact` belongs to: its first source (or, for an output without
-/// sources, its claim's artifact), followed back to an artifact that has neither.
+/// The goal of the workflow `artifact` belongs to (see [`Store::goal_of`]).
 pub async fn goal_of(store: &Store, artifact: Artifact) -> Result<ArtifactId, StoreError> {
-    let mut goal = artifact;
-    let mut seen = HashSet::from([goal.id]);
-    loop {
-        let next = match (goal.source_artifacts.first(), goal.claim_id) {
-            (Some(src), _) => Some(*src),
-            (None, Some(claim)) => store.get_claim(&claim).await?.map(|c| c.artifact_id),
-            (None, None) => None,
-        };
-        let Some(next) = next.filter(|n| seen.insert(*n)) else { break };
-        match store.get_artifact(&next).await? {
-            Some(a) => goal = a,
-            None => break,
-        }
-    }
-    Ok(goal.id)
+    store.goal_of(artifact).await
 }
 
 /// The workflow of `goal` as the ledger tells it (every event read once).

@@ -120,10 +120,9 @@ where
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
     // Every line names its instance and component, even outside the daemon's own spans.
-    crate::telemetry::init_json_logs_with(
-        identity.service,
-        &[("instance", &identity.instance), ("component", &identity.component)],
-    )?;
+    let fields = [("instance", identity.instance.as_str()), ("component", identity.component.as_str())];
+    let traces = crate::otel::install(&format!("sett-{}", identity.service), &fields)?;
+    crate::telemetry::init_json_logs_traced(identity.service, &fields, traces)?;
     // One thread: a daemon waits on Redis round trips and on its tools' pipes, not on CPU; a
     // single-threaded runtime avoids cross-thread wake-ups on every round trip (lower latency,
     // near-zero idle cost).
@@ -144,6 +143,10 @@ where
     });
     // Child processes are already reaped; do not wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The last spans (a workflow that ended just before the stop) are sent before exiting.
+    if let Some(t) = traces {
+        t.shutdown();
+    }
     Ok(code)
 }
 

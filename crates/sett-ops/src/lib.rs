@@ -7,6 +7,7 @@ pub mod destroy;
 pub mod health;
 pub mod ledger_watch;
 pub mod operator;
+pub mod otel;
 pub mod pause;
 pub mod telemetry;
 
@@ -21,6 +22,7 @@ pub mod fork;
 pub mod resolve;
 pub mod retry;
 pub mod status;
+pub mod traces;
 pub mod transfer;
 pub mod usage;
 pub mod verify;

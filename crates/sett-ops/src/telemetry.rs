@@ -1,12 +1,14 @@
 //! Logging and metrics initialisation for the daemons: JSON lines (bunyan) on stdout, filtered by
-//! `SETT_LOG` (or `RUST_LOG`), and a Prometheus recorder whose histograms are kept bounded by a
-//! periodic upkeep task.
+//! `SETT_LOG` (or `RUST_LOG`), OpenTelemetry traces when the `OTEL_*` variables ask for them
+//! (`crate::otel`), and a Prometheus recorder whose histograms are kept bounded by a periodic
+//! upkeep task.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry};
@@ -19,12 +21,19 @@ pub enum TelemetryError {
     Init(String),
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),
+    #[error("cannot set up OpenTelemetry traces (check the OTEL_EXPORTER_OTLP_* variables): {0}")]
+    Traces(String),
 }
 
 fn filter() -> Result<EnvFilter, TelemetryError> {
     let raw = std::env::var("SETT_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_owned());
-    // Keep dependencies quiet unless asked for explicitly.
-    let raw = if raw.contains('=') || raw.contains(',') { raw } else { format!("{raw},fred=warn,hyper=warn") };
+    // Keep dependencies quiet unless asked for explicitly (the OpenTelemetry SDK still warns
+    // when an export fails).
+    let raw = if raw.contains('=') || raw.contains(',') {
+        raw
+    } else {
+        format!("{raw},fred=warn,hyper=warn,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry-otlp=warn")
+    };
     EnvFilter::try_new(&raw).map_err(|e| TelemetryError::Filter(e.to_string()))
 }
 
@@ -38,12 +47,24 @@ pub fn init_json_logs(component: &str) -> Result<(), TelemetryError> {
 /// `component`), including lines logged outside any span (spawned tasks, libraries, panics).
 /// Panics are logged as JSON too, so a daemon's output never mixes in plain text.
 pub fn init_json_logs_with(name: &str, fields: &[(&str, &str)]) -> Result<(), TelemetryError> {
+    init_json_logs_traced(name, fields, None)
+}
+
+/// Like [`init_json_logs_with`], also exporting the spans of target [`crate::otel::TARGET`] to
+/// `traces` when given. `SETT_LOG` filters the log lines only, not the exported spans.
+pub fn init_json_logs_traced(
+    name: &str,
+    fields: &[(&str, &str)],
+    traces: Option<&crate::otel::Traces>,
+) -> Result<(), TelemetryError> {
     let defaults: HashMap<String, serde_json::Value> =
         fields.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
+    let logs = JsonStorageLayer
+        .and_then(BunyanFormattingLayer::with_default_fields(name.to_owned(), std::io::stdout, defaults))
+        .with_filter(filter()?);
     Registry::default()
-        .with(filter()?)
-        .with(JsonStorageLayer)
-        .with(BunyanFormattingLayer::with_default_fields(name.to_owned(), std::io::stdout, defaults))
+        .with(traces.map(crate::otel::Traces::layer))
+        .with(logs)
         .try_init()
         .map_err(|e| TelemetryError::Init(e.to_string()))?;
     log_panics();

@@ -1,6 +1,6 @@
 //! Artifacts: atomic creation (hash + thread + index + event), reads, listing, short-id lookup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use fred::prelude::*;
 use fred::types::scan::Scanner;
@@ -248,6 +248,26 @@ impl Store {
             return Ok(None);
         }
         decode_artifact(fields, self.strict()).map(Some)
+    }
+
+    /// The goal of the workflow `artifact` belongs to: its first source (or, for an output
+    /// without sources, its claim's artifact), followed back to an artifact that has neither.
+    pub async fn goal_of(&self, artifact: Artifact) -> Result<ArtifactId> {
+        let mut goal = artifact;
+        let mut seen = HashSet::from([goal.id]);
+        loop {
+            let next = match (goal.source_artifacts.first(), goal.claim_id) {
+                (Some(src), _) => Some(*src),
+                (None, Some(claim)) => self.get_claim(&claim).await?.map(|c| c.artifact_id),
+                (None, None) => None,
+            };
+            let Some(next) = next.filter(|n| seen.insert(*n)) else { break };
+            match self.get_artifact(&next).await? {
+                Some(a) => goal = a,
+                None => break,
+            }
+        }
+        Ok(goal.id)
     }
 
     /// Several artifacts at once (concurrent reads, which the client pipelines), in the order

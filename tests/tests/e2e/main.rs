@@ -24,4 +24,5 @@ mod routing;
 mod security;
 mod steer;
 mod steer_branches;
+mod traces;
 mod usage;

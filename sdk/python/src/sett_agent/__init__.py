@@ -30,6 +30,7 @@ from ._input import (
     ToolInput,
 )
 from ._output import Output, Usage, approve, artifact, failure, question, request_changes, terminal
+from ._trace import TraceParent, traceparent
 from ._runner import (
     ERROR_TYPE,
     INPUT_ERROR_TYPE,
@@ -61,6 +62,7 @@ __all__ = [
     "ReviewFeedback",
     "StructuralType",
     "ToolInput",
+    "TraceParent",
     "Usage",
     "approve",
     "artifact",
@@ -74,6 +76,7 @@ __all__ = [
     "run",
     "run_bid",
     "terminal",
+    "traceparent",
 ]
 
 __version__ = "0.1.0"
