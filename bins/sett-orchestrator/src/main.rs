@@ -96,6 +96,9 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     let this_host = host.clone();
     // Bound before the engine exists so its address can be registered with the engine.
     let listener = daemon.bind_health(args.daemon.health_addr).await?;
+    // `budgets:`: the watch follows the ledger and sees each output with usage first.
+    let team: Vec<String> = config.agents.keys().map(ToString::to_string).collect();
+    let budgets = sett_ops::budget::budget_watch(store.clone(), config.budgets.clone(), team);
     let settings = Settings {
         instance: instance.clone(),
         config,
@@ -108,6 +111,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
         // In Docker the orchestrator's host name is its container's (one per instance), so a
         // holder with this host name is a dead predecessor even if its pid exists here.
         holder_is_gone: Box::new(move |h| h.host == this_host && (in_docker || !sett_runtime::is_alive(h.pid))),
+        on_usage: budgets.clone().map(sett_ops::budget::usage_hook),
     };
     let notifications = settings.config.notifications.clone();
     let anchor_every = settings.config.ledger.anchor_every;
@@ -151,6 +155,8 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     // OpenTelemetry (when OTEL_EXPORTER_OTLP_* configure it): the workflows' spans, from the ledger.
     let tracer =
         sett_ops::otel::traces().map(|t| tokio::spawn(sett_ops::traces::follow(store.clone(), t, stop.clone())));
+    let budget_watch = budgets
+        .map(|watch| tokio::spawn(sett_ops::budget::BudgetWatch::run(watch, orchestrator.ready_flag(), stop.clone())));
     let ledger_watch = watch_ledger(store, &workspace, alerts, on_regression, stop.clone());
     let result = orchestrator.run(signals.token()).await;
     stop.cancel();
@@ -163,6 +169,9 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     let _ = ledger_watch.await;
     if let Some(t) = tracer {
         let _ = t.await;
+    }
+    if let Some(b) = budget_watch {
+        let _ = b.await;
     }
     if let Some(n) = notifier {
         // An attempt in flight is finished and recorded (bounded by its own timeout).

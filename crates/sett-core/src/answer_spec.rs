@@ -54,16 +54,20 @@ pub enum QuestionKind {
     /// The orchestrator asks a human reviewer to approve an artifact or request changes
     /// (`humans.reviewers`).
     Review,
+    /// A budget was reached and its workflow paused (`budgets:`): continue with a raised budget,
+    /// or stop the workflow.
+    Budget,
 }
 
 impl QuestionKind {
-    pub const ALL: [QuestionKind; 3] = [Self::Question, Self::Approval, Self::Review];
+    pub const ALL: [QuestionKind; 4] = [Self::Question, Self::Approval, Self::Review, Self::Budget];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Question => "question",
             Self::Approval => "approval",
             Self::Review => "review",
+            Self::Budget => "budget",
         }
     }
 

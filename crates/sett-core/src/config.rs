@@ -171,6 +171,47 @@ struct RawConfig {
     /// Archiving finished workflows out of Redis (docs/backup-recovery.md, "Retention and
     /// archive"). Absent: everything stays in Redis.
     retention: Option<RawRetention>,
+    /// Budgets on the tokens and cost agents report, per workflow and per agent (docs/agents.md,
+    /// "Budgets"). Absent: nothing is limited.
+    budgets: Option<RawBudgets>,
+}
+
+/// Budgets: when one is reached, nothing more of its workflow is granted.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawBudgets {
+    /// Each workflow's budget (all its agents' runs together).
+    workflow: Option<RawBudget>,
+    /// Each agent's budget, by agent name, over every workflow.
+    #[serde(default)]
+    agents: BTreeMap<String, RawBudget>,
+    /// When a budget is reached: `ask` pauses the workflow and asks a person (continue with a
+    /// raised budget, or stop it); `stop` cancels the workflow at once.
+    #[serde(default)]
+    on_exhausted: crate::budget::OnExhausted,
+    /// How long the budget question waits for an answer (0 = forever).
+    #[schemars(extend("default" = "24h"))]
+    ask_timeout: Option<RawDuration>,
+    /// When nobody answers in time: `stop` cancels the workflow, `pause` leaves it paused for an
+    /// operator (`sett resume` or `sett cancel`).
+    #[serde(default)]
+    on_timeout: crate::budget::OnBudgetTimeout,
+}
+
+/// One budget: tokens and/or a cost, optionally per period.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    /// Tokens (input plus output) allowed.
+    #[schemars(range(min = 1))]
+    tokens: Option<u64>,
+    /// Cost allowed: an exact decimal amount and a currency, as a string ("5.00 USD"). Only
+    /// costs reported in this currency count against it.
+    #[schemars(extend("pattern" = "^[0-9]{1,12}(\\.[0-9]{1,18})? [A-Z][A-Z0-9]{2,7}$"))]
+    cost: Option<String>,
+    /// A budget per period (`1d`, `12h`) instead of for all time: fixed periods counted from
+    /// 1970-01-01T00:00Z, so `1d` is each UTC day. At least 1s.
+    per: Option<RawDuration>,
 }
 
 /// People in the loop: who questions go to, and when they are reminded and escalated.
@@ -455,6 +496,8 @@ pub struct SettConfig {
     pub routing: Routing,
     /// The `retention:` section; `None` = nothing is ever archived.
     pub retention: Option<RetentionConfig>,
+    /// The `budgets:` section; empty when absent.
+    pub budgets: crate::budget::BudgetsConfig,
 }
 
 /// The `retention:` section.
@@ -1357,6 +1400,66 @@ impl SettConfig {
                 Some(RetentionConfig { archive_after, every, archive })
             }
         };
+        let budgets = match raw.budgets {
+            None => crate::budget::BudgetsConfig::default(),
+            Some(b) => {
+                let budget = |key: &str, raw: RawBudget| -> Result<crate::budget::Budget, ConfigError> {
+                    if raw.tokens.is_none() && raw.cost.is_none() {
+                        return Err(err(
+                            key,
+                            "limits nothing".into(),
+                            "give tokens, cost (\"5.00 USD\") or both, or remove it",
+                        ));
+                    }
+                    if raw.tokens == Some(0) {
+                        return Err(err(&format!("{key}.tokens"), "must be at least 1".into(), "give a token count"));
+                    }
+                    let cost =
+                        raw.cost.as_deref().map(crate::budget::parse_cost).transpose().map_err(|e| {
+                            err(&format!("{key}.cost"), e, "write an amount and a currency: \"5.00 USD\"")
+                        })?;
+                    let per = match &raw.per {
+                        None => None,
+                        Some(_) => {
+                            let d = dur(&format!("{key}.per"), &raw.per, Duration::ZERO)?;
+                            if d < Duration::from_secs(1) {
+                                return Err(err(
+                                    &format!("{key}.per"),
+                                    "a period must be at least 1s".into(),
+                                    "use a period such as 1d or 1h, or remove per: for a budget for all time",
+                                ));
+                            }
+                            Some(d)
+                        }
+                    };
+                    Ok(crate::budget::Budget { limit: crate::budget::BudgetLimit { cost, tokens: raw.tokens }, per })
+                };
+                let workflow = b.workflow.map(|w| budget("budgets.workflow", w)).transpose()?;
+                let mut by_agent = BTreeMap::new();
+                for (name, raw_budget) in b.agents {
+                    let key = format!("budgets.agents.{name}");
+                    let agent = match AgentName::parse(&name) {
+                        Ok(a) if agents.contains_key(&a) => a,
+                        _ => {
+                            return Err(err(
+                                &key,
+                                format!("'{name}' is not an agent of this team"),
+                                "name an agent listed under agents:",
+                            ));
+                        }
+                    };
+                    by_agent.insert(agent, budget(&key, raw_budget)?);
+                }
+                let ask_timeout = dur("budgets.ask_timeout", &b.ask_timeout, DEFAULT_QUESTION_TIMEOUT)?;
+                crate::budget::BudgetsConfig {
+                    workflow,
+                    agents: by_agent,
+                    on_exhausted: b.on_exhausted,
+                    ask_timeout: (!ask_timeout.is_zero()).then_some(ask_timeout),
+                    on_timeout: b.on_timeout,
+                }
+            }
+        };
         Ok(Self {
             version: raw.version,
             runtime: raw.runtime,
@@ -1367,6 +1470,7 @@ impl SettConfig {
             ledger,
             routing,
             retention,
+            budgets,
         })
     }
 
@@ -1516,6 +1620,39 @@ agents:
         );
         assert_eq!(with("{archive_after: 1h, every: 10ms}").unwrap_err().key_path, "retention.every");
         assert_eq!(with("{every: 1m}").unwrap_err().key_path, "retention");
+    }
+
+    #[test]
+    fn budgets_are_off_by_default_and_each_limits_something_for_a_known_agent() {
+        assert!(SettConfig::parse("sett.yml", GOOD).unwrap().budgets.is_empty());
+        let with =
+            |v: &str| SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", &format!("budgets: {v}\nagents:\n")));
+        let b = with(r#"{workflow: {cost: "5.00 USD", tokens: 200000}, agents: {Coder: {cost: "1 EUR", per: 1d}}, on_exhausted: stop, ask_timeout: 1h, on_timeout: pause}"#)
+            .unwrap()
+            .budgets;
+        let w = b.workflow.unwrap();
+        assert_eq!((w.limit.text(), w.per), ("200000 tokens, 5 USD".to_owned(), None));
+        let coder = &b.agents[&AgentName::parse("Coder").unwrap()];
+        assert_eq!((coder.limit.text(), coder.per), ("1 EUR".to_owned(), Some(Duration::from_secs(86_400))));
+        assert_eq!(
+            (b.on_exhausted, b.on_timeout),
+            (crate::budget::OnExhausted::Stop, crate::budget::OnBudgetTimeout::Pause)
+        );
+        assert_eq!(b.ask_timeout, Some(Duration::from_secs(3600)));
+        let defaults = with("{workflow: {tokens: 5}}").unwrap().budgets;
+        assert_eq!(defaults.ask_timeout, Some(DEFAULT_QUESTION_TIMEOUT));
+        assert_eq!(with("{workflow: {tokens: 5}, ask_timeout: 0}").unwrap().budgets.ask_timeout, None);
+        for (bad, key) in [
+            ("{workflow: {}}", "budgets.workflow"),
+            ("{workflow: {tokens: 0}}", "budgets.workflow.tokens"),
+            ("{workflow: {cost: 5}}", "budgets.workflow.cost"),
+            ("{workflow: {cost: \"5 dollars\"}}", "budgets.workflow.cost"),
+            ("{workflow: {tokens: 5, per: 0}}", "budgets.workflow.per"),
+            ("{agents: {Nobody: {tokens: 5}}}", "budgets.agents.Nobody"),
+            ("{workflow: {tokens: 5}, on_exhausted: wait}", "budgets.on_exhausted"),
+        ] {
+            assert_eq!(with(bad).unwrap_err().key_path, key, "{bad}");
+        }
     }
 
     #[test]

@@ -50,10 +50,11 @@ pub enum EventKind {
     Resumed,
     WorkflowRetried,
     ArtifactForked,
+    BudgetDecided,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 25] = [
         Self::ArtifactCreated,
         Self::ClaimCreated,
         Self::BidSubmitted,
@@ -78,6 +79,7 @@ impl EventKind {
         Self::Resumed,
         Self::WorkflowRetried,
         Self::ArtifactForked,
+        Self::BudgetDecided,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +108,7 @@ impl EventKind {
             Self::Resumed => "resumed",
             Self::WorkflowRetried => "workflow_retried",
             Self::ArtifactForked => "artifact_forked",
+            Self::BudgetDecided => "budget_decided",
         }
     }
 }
@@ -487,6 +490,27 @@ pub struct ArtifactForked {
     pub reason: Option<String>,
 }
 
+/// `budget_decided`: a budget (`budget`: `workflow` or `agent:<name>`, in period `window`) of
+/// the workflow of `goal_id` was reached (`decision: exhausted`: the workflow was paused and
+/// `question_id` asked, or, with `on_exhausted: stop`, `stopped` at once), raised by a person
+/// (`raised`: `limit` is the new limit), stopped (`stopped`: the workflow was cancelled) or left
+/// paused (`left_paused`: nobody answered in time and `on_timeout: pause`). `operator` decided
+/// (`budget` for Sett itself); `reason` says it in words; `action_id` names the record `sett
+/// verify` checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetDecided {
+    pub action_id: String,
+    pub budget: String,
+    pub decision: String,
+    pub goal_id: ArtifactId,
+    pub limit: crate::budget::BudgetLimit,
+    pub operator: String,
+    pub question_id: ArtifactId,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub window: i64,
+}
+
 macro_rules! event_data {
     ($($variant:ident($payload:ty)),+ $(,)?) => {
         /// One event's typed data: the variant is the kind.
@@ -557,6 +581,7 @@ event_data!(
     Resumed(Resumed),
     WorkflowRetried(WorkflowRetried),
     ArtifactForked(ArtifactForked),
+    BudgetDecided(BudgetDecided),
 );
 
 fn parse<T: DeserializeOwned>(data: &str) -> Result<T, serde_json::Error> {
@@ -594,7 +619,8 @@ impl EventData {
             | Self::InstanceStopped(_)
             | Self::WorkflowCancelled(_)
             | Self::Paused(_)
-            | Self::Resumed(_) => None,
+            | Self::Resumed(_)
+            | Self::BudgetDecided(_) => None,
         }
     }
 
@@ -619,6 +645,7 @@ impl EventData {
             Self::Resumed(e) => e.goal_id,
             Self::WorkflowRetried(e) => Some(e.artifact_id),
             Self::ArtifactForked(e) => Some(e.artifact_id),
+            Self::BudgetDecided(e) => Some(e.goal_id),
             Self::BidSubmitted(_)
             | Self::WorkerLaunched(_)
             | Self::WorkerExited(_)
@@ -1028,6 +1055,25 @@ mod tests {
                 }),
                 json!({"action_id": R, "artifact_id": a(B), "claim_id": null, "forked_from": a(A),
                        "goal_id": a(A), "operator": "ann", "reason": null}),
+            ),
+            (
+                EventData::BudgetDecided(BudgetDecided {
+                    action_id: R.into(),
+                    budget: "workflow".into(),
+                    decision: "raised".into(),
+                    goal_id: a(A),
+                    limit: crate::budget::BudgetLimit {
+                        cost: Some(crate::budget::parse_cost("7.5 USD").unwrap()),
+                        tokens: Some(9),
+                    },
+                    operator: "ann".into(),
+                    question_id: a(B),
+                    reason: Some("raised".into()),
+                    window: 0,
+                }),
+                json!({"action_id": R, "budget": "workflow", "decision": "raised", "goal_id": a(A),
+                       "limit": {"cost": {"amount": "7.5", "currency": "USD"}, "tokens": 9}, "operator": "ann",
+                       "question_id": a(B), "reason": "raised", "window": 0}),
             ),
         ]
     }

@@ -17,10 +17,12 @@
 //! - [`routing`]: who a question is addressed to, who may answer it, reminders and escalation.
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
 //! - [`usage`]: what an agent's run cost (tokens, an exact cost, counters) and totals of it.
+//! - [`budget`]: budgets on that usage per workflow and agent, and the question when one is reached.
 
 pub mod answer_spec;
 pub mod approval;
 pub mod artifact;
+pub mod budget;
 pub mod claim;
 pub mod config;
 pub mod event;

@@ -120,6 +120,11 @@ pub const PAUSED_WORKFLOWS: &str = "sett_paused_workflows";
 pub const HELD_CLAIMS: &str = "sett_held_claims";
 /// Counter: granting transitions a pause refused (each is applied again on resume).
 pub const GRANTS_HELD: &str = "sett_grants_held_total";
+/// Gauge: budgets reached whose workflow is paused waiting for a person's decision.
+pub const BUDGETS_EXHAUSTED: &str = "sett_budgets_exhausted";
+/// Counter, label `decision` (`exhausted` | `raised` | `stopped` | `left_paused`): budget
+/// decisions recorded.
+pub const BUDGET_DECISIONS: &str = "sett_budget_decisions_total";
 
 /// What kind of Prometheus metric a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +217,16 @@ pub const ALL: &[Metric] = &[
         name: GRANTS_HELD,
         kind: Kind::Counter,
         help: "Granting transitions a pause refused (each is applied again on resume).",
+    },
+    Metric {
+        name: BUDGETS_EXHAUSTED,
+        kind: Kind::Gauge,
+        help: "Budgets reached whose workflow is paused, waiting for a person to raise the budget or stop it.",
+    },
+    Metric {
+        name: BUDGET_DECISIONS,
+        kind: Kind::Counter,
+        help: "Budget decisions recorded in the ledger, by decision (exhausted, raised, stopped, left_paused).",
     },
     Metric {
         name: OPEN_QUESTIONS,

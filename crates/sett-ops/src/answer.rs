@@ -4,6 +4,7 @@
 
 use sett_core::answer_spec::{FieldProblem, StructuredQuestion, describe};
 use sett_core::approval::{ApprovalBinding, ApprovalSubject, Decision, parse_answer};
+use sett_core::budget::BudgetSubject;
 use sett_core::review::{ReviewDecision, ReviewSubject};
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Fenced, Store, StoreError, now_ms};
@@ -358,6 +359,13 @@ pub async fn answer_question_as(
         }
         None => None,
     };
+    if let Some(subject) = BudgetSubject::of_payload(&question.payload) {
+        // `continue` must raise what was reached above what was spent; checked before writing.
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| AnswerError::Unexpected(format!("budget answer: {e}")))?;
+        sett_core::budget::parse_answer(&subject, &value)
+            .map_err(|problems| AnswerError::Invalid { question: question.id, problems })?;
+    }
     let now = now_ms();
     let mut answer =
         Artifact::answer(sett_store::new_artifact_id(), &question, text, format!("human:{operator}"), operator, now);

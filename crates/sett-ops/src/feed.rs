@@ -163,6 +163,18 @@ pub fn event_line(e: &Event) -> String {
                 &f.reason,
             )
         }
+        EventData::BudgetDecided(b) => with_reason(
+            format!(
+                "goal {}: {} budget ({}) {} by {} (question {})",
+                sh(b.goal_id),
+                b.budget,
+                b.limit.text(),
+                b.decision.replace('_', " "),
+                b.operator,
+                sh(b.question_id)
+            ),
+            &b.reason,
+        ),
         EventData::OutputLate(l) => {
             let claim = l.claim_id.map(|c| format!(" of claim {}", sh(c))).unwrap_or_default();
             format!(

@@ -14,6 +14,7 @@ pub mod telemetry;
 pub mod answer;
 pub mod approval;
 pub mod archive;
+pub mod budget;
 pub mod cancel;
 pub mod export_ledger;
 pub mod feed;

@@ -454,7 +454,7 @@ fn check_cancellation(goal: &str, record: Option<&String>, ev: &serde_json::Valu
 }
 
 /// The event kinds of operators' steering actions, each with its record in `actions`.
-const ACTION_KINDS: [&str; 4] = ["paused", "resumed", "workflow_retried", "artifact_forked"];
+const ACTION_KINDS: [&str; 5] = ["paused", "resumed", "workflow_retried", "artifact_forked", "budget_decided"];
 
 /// What an action event acted on, as its record names it.
 fn action_target(kind: &str, ev: &serde_json::Value) -> String {
@@ -467,8 +467,8 @@ fn action_target(kind: &str, ev: &serde_json::Value) -> String {
     .unwrap_or_default()
 }
 
-/// An action event (`paused`, `resumed`, `workflow_retried`, `artifact_forked`) against its
-/// record in `actions`: kind, target, operator, reason and time.
+/// An action event (`paused`, `resumed`, `workflow_retried`, `artifact_forked`,
+/// `budget_decided`) against its record in `actions`: kind, target, operator, reason and time.
 fn check_action(kind: &str, record: Option<&String>, ev: &serde_json::Value, ts: &str) -> Result<(), Breach> {
     let id = ev.get("action_id").and_then(|v| v.as_str()).unwrap_or_default();
     let rec = format!("{kind} action {id}");

@@ -350,6 +350,11 @@ impl Workflows {
         self.flows.values()
     }
 
+    /// The workflow of `goal`, if seen.
+    pub fn get(&self, goal: &ArtifactId) -> Option<&Workflow> {
+        self.flows.get(goal)
+    }
+
     /// The goals of the workflows `e` concerns, as far as the events fed so far tell (call it
     /// after [`Workflows::observe`] of `e`, so an event that starts a workflow names its goal).
     pub fn owners_of(&self, e: &Event) -> Vec<ArtifactId> {

@@ -202,6 +202,11 @@ impl Engine {
         };
         metrics::counter!(m::ARTIFACTS_CREATED, "structural_type" => a.structural_type.as_str()).increment(1);
         self.observe_usage(&a);
+        if a.usage.is_some()
+            && let Some(hook) = &self.settings.on_usage
+        {
+            hook(a.clone()).await;
+        }
         if let Some(fenced) = fenced {
             // Its workflow was cancelled: nobody acts on it. An output its grant wrote after the
             // cancellation is recorded as late (once; `sett watch` shows it).

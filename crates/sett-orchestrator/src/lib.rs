@@ -60,7 +60,15 @@ pub struct Settings {
     /// this host, with a pid that no longer exists), so it can be taken over at once instead of
     /// waiting for its TTL to lapse.
     pub holder_is_gone: Box<dyn Fn(&LockHolder) -> bool + Send + Sync>,
+    /// Called with each output that reported usage before the engine acts on it (budgets:
+    /// sett_ops::budget pauses a workflow whose budget it reaches, so nothing the output leads
+    /// to is granted).
+    pub on_usage: Option<UsageHook>,
 }
+
+/// See [`Settings::on_usage`].
+pub type UsageHook =
+    std::sync::Arc<dyn Fn(sett_core::Artifact) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -17,6 +17,7 @@ pub mod context;
 pub mod keys;
 
 mod artifacts;
+mod budget;
 mod cancel;
 mod claims;
 mod consumer;

@@ -42,6 +42,7 @@ script!(RECORD_LATE_OUTPUT, "record_late_output.lua", chained);
 script!(PAUSE, "pause.lua", chained);
 script!(RESUME, "resume.lua", chained);
 script!(RETRY, "retry.lua", chained);
+script!(RECORD_BUDGET, "record_budget.lua", chained);
 script!(RELEASE_HELD, "release_held.lua");
 script!(LOCK_RENEW, "lock_renew.lua");
 script!(LOCK_RELEASE, "lock_release.lua");

@@ -4,6 +4,7 @@
 mod answers;
 mod approvals;
 mod archive;
+mod budgets;
 mod cluster;
 mod console;
 mod deploy;
