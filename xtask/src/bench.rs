@@ -209,6 +209,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let ws = workspace(&root, "traces", ENGINE_YML)?;
         results.insert("traces".into(), crate::bench_traces::tracing_cost(&b, &root, &ws, quick)?);
     }
+    if wanted("usage") {
+        results.insert("usage".into(), crate::bench_usage::usage_cost(&b, &root, quick)?);
+    }
     if wanted("notify") {
         let samples = if quick { 10 } else { 30 };
         results.insert("notify".into(), crate::bench_notify::notify_latency(&b, &root, samples)?);

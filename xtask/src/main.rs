@@ -18,6 +18,7 @@ mod bench_notify;
 mod bench_peers;
 mod bench_stream;
 mod bench_traces;
+mod bench_usage;
 mod ci;
 mod demo;
 mod images;
