@@ -11,15 +11,18 @@
 //!
 //! Deliberate replacements raise nothing: a destroy or an import writes an audit record
 //! (`sett:audit`) after the last event of the ledger it replaces, so a lower head preceded by
-//! such a record is a new ledger, not a lost one.
+//! such a record is a new ledger, not a lost one. Neither do entries the archive took out of the
+//! stream (`retention:`): an entry seen before that is missing below the archive head was
+//! archived, not lost.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sett_core::ledger::Head;
 use sett_core::metrics as m;
 use sett_core::regression::{RegressionRecord, SeenHead, Verdict, judge};
-use sett_store::{Store, StoreError, now_ms};
+use sett_store::{Store, StoreError, now_ms, parse_stream_id};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -186,7 +189,10 @@ impl LedgerWatch {
             return Ok(None);
         };
         let at_seen = match &found {
-            Some(f) if f.seq > seen.seq => self.store.ledger_link_at(&seen.id).await?,
+            Some(f) if f.seq > seen.seq => match self.store.ledger_link_at(&seen.id).await? {
+                Some(link) => Some(link),
+                None => self.archived_link(&seen).await?,
+            },
             _ => None,
         };
         let regression = match judge(&seen, found.as_ref(), at_seen.as_ref()) {
@@ -237,6 +243,22 @@ impl LedgerWatch {
         self.state.seen = self.store.ledger_seen_head().await?;
         self.save();
         Ok(())
+    }
+
+    /// The link at `seen` when the archive took its entry out of the stream. The archive trims
+    /// only what it wrote and read back, up to its head, so an entry at or below the archive
+    /// head (in chain position and stream id) was archived, not lost; at the head itself the hash
+    /// must match too. Below the head the segments hold the proof, checked by `sett verify`. A
+    /// Redis put back on an older copy puts back the older archive head with it, so a loss is
+    /// still told apart. `None`: the archive does not cover `seen`.
+    async fn archived_link(&self, seen: &SeenHead) -> Result<Option<Head>, StoreError> {
+        let Some((seq, hash, id)) = self.store.archive_head().await? else { return Ok(None) };
+        let id_covered = matches!(
+            (parse_stream_id(&seen.id), parse_stream_id(&id)),
+            (Some(seen_id), Some(head_id)) if seen_id <= head_id
+        );
+        let covered = id_covered && (seq > seen.seq || (seq == seen.seq && hash == seen.hash));
+        Ok(covered.then(|| seen.head()))
     }
 
     /// Whether a destroy or an import of this instance was recorded after `seen` was written:

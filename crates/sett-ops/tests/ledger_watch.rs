@@ -116,3 +116,56 @@ async fn an_import_replaces_the_ledger_without_a_regression() {
     assert_eq!(watch.seen().unwrap().seq, 2, "follows the imported ledger");
     assert!(store.regressions().await.unwrap().is_empty());
 }
+
+/// Archives the ledger up to `head` the way an archive pass does once its segment is written
+/// and read back: the archive head recorded, then the stream trimmed behind it.
+async fn archive_through(store: &Store, head: &sett_core::regression::SeenHead) {
+    store.record_archive_segment("seg-00000001", "{}", Some((head.seq, &head.hash, &head.id)), "{}").await.unwrap();
+    store.clear_archive_pending().await.unwrap();
+    store.trim_events_through(&head.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn entries_the_archive_took_out_of_the_stream_are_not_a_regression() {
+    let store = sett_testkit::store().await;
+    append(&store, 3).await;
+    let mut watch = LedgerWatch::new(store.clone(), "test");
+    watch.check().await.unwrap();
+    assert_eq!(watch.seen().unwrap().seq, 3);
+    append(&store, 2).await;
+    let archived = store.ledger_seen_head().await.unwrap().unwrap();
+    append(&store, 3).await;
+    // The entry the watch saw is gone from the stream, archived before its next look.
+    archive_through(&store, &archived).await;
+    assert_eq!(store.ledger_link_at(&watch.seen().unwrap().id).await.unwrap(), None);
+    assert_eq!(watch.check().await.unwrap(), None, "archived, not lost");
+    assert_eq!(watch.seen().unwrap().seq, 8, "the watch moved on to the head");
+    assert!(store.regressions().await.unwrap().is_empty());
+
+    // The archive head itself seen, then archived and trimmed: its hash matches.
+    let mut at_head = LedgerWatch::new(store.clone(), "test");
+    at_head.check().await.unwrap();
+    let seen = at_head.seen().unwrap().clone();
+    append(&store, 1).await;
+    archive_through(&store, &seen).await;
+    assert_eq!(at_head.check().await.unwrap(), None);
+    assert_eq!(at_head.seen().unwrap().seq, 9);
+}
+
+#[tokio::test]
+async fn entries_gone_from_the_stream_beyond_the_archive_head_are_a_regression() {
+    let store = sett_testkit::store().await;
+    append(&store, 2).await;
+    let archived = store.ledger_seen_head().await.unwrap().unwrap();
+    archive_through(&store, &archived).await;
+    append(&store, 2).await;
+    let mut watch = LedgerWatch::new(store.clone(), "test");
+    watch.check().await.unwrap();
+    assert_eq!(watch.seen().unwrap().seq, 4);
+    append(&store, 3).await;
+    // The seen entry trimmed although the archive holds only up to seq 2: not archived, lost.
+    let seen_id = watch.seen().unwrap().id.clone();
+    store.trim_events_through(&seen_id).await.unwrap();
+    let r = watch.check().await.unwrap().expect("a regression");
+    assert!(r.seen.starts_with("4:"), "{r:?}");
+}
