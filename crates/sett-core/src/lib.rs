@@ -15,6 +15,7 @@
 //! - [`answer_spec`]: what answer a structured question wants, and validating answers.
 //! - [`review`]: human reviewers' questions and the Review artifacts their answers become.
 //! - [`routing`]: who a question is addressed to, who may answer it, reminders and escalation.
+//! - [`failure`]: the payload of a Failure artifact (why a tool run or a claim failed).
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
 //! - [`usage`]: what an agent's run cost (tokens, an exact cost, counters) and totals of it.
 //! - [`budget`]: budgets on that usage per workflow and agent, and the question when one is reached.
@@ -26,6 +27,7 @@ pub mod budget;
 pub mod claim;
 pub mod config;
 pub mod event;
+pub mod failure;
 pub mod ids;
 pub mod ledger;
 pub mod machine;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use sett_core::claim::Grant;
+use sett_core::failure::{FailurePayload, ToolRunEnd};
 use sett_core::metrics::{TOOL_EXECUTIONS, TOOL_SECONDS};
 use sett_core::record::ExecutionRecord;
 use sett_core::tool::{QuestionAnswer, ToolInput, ToolOutput, looks_like_commit_hash, parse_tool_output};
@@ -554,17 +555,14 @@ async fn write_output(
 }
 
 fn failure_artifact(cub: &CubSettings, claim: &Claim, id: ArtifactId, f: &Failure) -> Artifact {
-    let payload = serde_json::json!({
-        "reason": f.reason,
-        "exit_code": f.exit_code,
-        "stdout_tail": f.stdout_tail,
-        "stderr_tail": f.stderr_tail,
-    });
+    let end =
+        ToolRunEnd { exit_code: f.exit_code, stdout_tail: f.stdout_tail.clone(), stderr_tail: f.stderr_tail.clone() };
+    let payload = FailurePayload::of_tool_run(f.reason.as_str(), end);
     Artifact::failure(
         id,
         claim,
         FAILURE_TYPE,
-        payload.to_string(),
+        payload.to_json(),
         process::tail(f.reason.as_bytes(), 500),
         cub.agent.name.as_str(),
         sett_store::now_ms(),

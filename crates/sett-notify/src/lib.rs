@@ -428,7 +428,7 @@ impl Notifier {
             }
         }
         let reason = (outcome.structural_type == StructuralType::Failure)
-            .then(|| sett_ops::workflow::failure_reason(&outcome.payload));
+            .then(|| sett_core::failure::FailurePayload::reason_of(&outcome.payload));
         // Every run's usage counts, whoever reported it: the workflow's total is summed from the
         // artifacts themselves (exact, and the same as `sett usage --by workflow`).
         let usage = sett_ops::usage::UsageLedger::read(&self.store).await?.workflow(&goal.id);

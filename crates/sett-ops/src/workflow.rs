@@ -12,7 +12,7 @@ use sett_core::{ArtifactId, ClaimId, ClaimStatus, StructuralType};
 pub enum Outcome {
     /// A Terminal artifact: the workflow is complete.
     Terminal { artifact_id: ArtifactId },
-    /// A Failure artifact; fetch it to show the reason (see [`failure_reason`]).
+    /// A Failure artifact; fetch it to show the reason (see [`sett_core::failure::FailurePayload::reason_of`]).
     Failure { artifact_id: ArtifactId, failure_type: String },
     /// The goal's own claim ended without a Terminal or Failure (nobody bid: `dormant`; or it was
     /// terminated, e.g. a reviewer rejected the goal). Nothing can follow: a goal is produced by
@@ -460,18 +460,6 @@ impl Workflows {
     }
 }
 
-/// The human reason of a Failure artifact: its payload's `reason` field when the payload is a
-/// JSON object that has one, else the payload itself.
-pub fn failure_reason(payload: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(payload) {
-        Ok(v) => match v.get("reason").and_then(|r| r.as_str()) {
-            Some(r) => r.to_owned(),
-            None => payload.trim().to_owned(),
-        },
-        Err(_) => payload.trim().to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use sett_core::AgentName;
@@ -666,12 +654,5 @@ mod tests {
         assert!(all.observe(&artifact("t", "Terminal", &["unknown"], None)).is_some());
         assert!(all.all_ended());
         assert_eq!(all.last_outcome(), Some(&Outcome::Terminal { artifact_id: aid("t") }));
-    }
-
-    #[test]
-    fn failure_reasons() {
-        assert_eq!(failure_reason(r#"{"reason":"tool exited 3","exit_code":3}"#), "tool exited 3");
-        assert_eq!(failure_reason(" plain text "), "plain text");
-        assert_eq!(failure_reason(r#"{"x":1}"#), r#"{"x":1}"#);
     }
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::json;
 use sett_core::answer_spec::StructuredQuestion;
+use sett_core::failure::FailurePayload;
 use sett_core::machine::{Effect, GrantOrder};
 use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimType, metrics as m};
 use sett_store::{AnswerRecord, CreateOutcome, StoreError, WriteOutcome, now_ms};
@@ -146,12 +146,12 @@ impl Engine {
                 let Some(claim) = self.store.get_claim(claim_id).await? else {
                     return Ok(());
                 };
-                let payload = json!({"reason": reason, "claim_id": claim.id, "artifact_id": claim.artifact_id});
+                let payload = FailurePayload::of_claim(reason.as_str(), claim.id, claim.artifact_id);
                 let failure = Artifact::failure(
                     *artifact_id,
                     &claim,
                     failure_type.as_str(),
-                    payload.to_string(),
+                    payload.to_json(),
                     reason.as_str(),
                     "orchestrator",
                     now,
@@ -262,6 +262,7 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use sett_core::machine::FailureType;
     use sett_core::{Claim, ClaimStatus};
 

@@ -185,7 +185,10 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Failure { artifact_id, failure_type } => {
-            let reason = store.get_artifact(artifact_id).await?.map(|a| sett_ops::workflow::failure_reason(&a.payload));
+            let reason = store
+                .get_artifact(artifact_id)
+                .await?
+                .map(|a| sett_core::failure::FailurePayload::reason_of(&a.payload));
             let short = artifact_id.to_string();
             let short = feed::short(&short);
             eprintln!(
