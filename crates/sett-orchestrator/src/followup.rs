@@ -13,7 +13,7 @@ use sett_core::answer_spec::StructuredQuestion;
 use sett_core::failure::FailurePayload;
 use sett_core::machine::{Effect, GrantOrder};
 use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimType, metrics as m};
-use sett_store::{AnswerRecord, CreateOutcome, StoreError, WriteOutcome, now_ms};
+use sett_store::{AnswerRecord, CreateOutcome, OutboxEntry, StoreError, WriteOutcome, now_ms};
 use tracing::{debug, error, info, warn};
 
 use crate::engine::Engine;
@@ -89,18 +89,18 @@ impl Engine {
     /// task is carrying out at the same moment is harmless).
     pub(crate) async fn carry_out_all(
         &self,
-        outbox: Vec<(String, Result<serde_json::Value, StoreError>)>,
+        outbox: Vec<(OutboxEntry, Result<serde_json::Value, StoreError>)>,
     ) -> Result<(), StoreError> {
         for (entry, value) in outbox {
-            let Some(claim) = entry.split(':').next().and_then(|c| ClaimId::parse(c).ok()) else {
-                warn!(entry, "ignoring a malformed outbox entry");
+            let Some(claim) = entry.claim() else {
+                warn!(%entry, "ignoring a malformed outbox entry");
                 self.store.outbox_done(&entry).await?;
                 continue;
             };
             match value.and_then(|v| stored_follow_ups(v).map_err(|e| StoreError::Decode(e.to_string()))) {
                 Ok(follow) => self.carry_out(claim, &entry, follow).await,
                 Err(e) => {
-                    warn!(entry, error = %e, "ignoring an unreadable outbox entry");
+                    warn!(%entry, error = %e, "ignoring an unreadable outbox entry");
                     self.store.outbox_done(&entry).await?;
                 }
             }
@@ -110,7 +110,7 @@ impl Engine {
 
     /// Carries out follow-ups recorded in outbox `entry`; removes the entry when all succeeded.
     /// A failure leaves the entry for a retry in the background.
-    pub(crate) async fn carry_out(&self, claim: ClaimId, entry: &str, follow: Vec<Effect>) {
+    pub(crate) async fn carry_out(&self, claim: ClaimId, entry: &OutboxEntry, follow: Vec<Effect>) {
         let mut attempt = 0u32;
         loop {
             let mut ok = true;
@@ -131,7 +131,7 @@ impl Engine {
             }
             attempt += 1;
             if attempt >= 5 {
-                error!(claim_id = %claim, entry, "follow-ups keep failing; they stay in the outbox and are retried shortly");
+                error!(claim_id = %claim, %entry, "follow-ups keep failing; they stay in the outbox and are retried shortly");
                 self.outbox_left.store(true, Ordering::SeqCst);
                 return;
             }
@@ -185,7 +185,7 @@ impl Engine {
                         info!(claim_id = %claim.id, rework_of = %claim_id, agent = ?claim.assigned_agent.as_ref().map(AgentName::as_str), "rework claim created");
                         self.wake.notify_one();
                         if !launches.is_empty() {
-                            let entry = format!("{}:{}", claim.id, claim.revision);
+                            let entry = OutboxEntry::new(&claim.id, claim.revision);
                             Box::pin(self.carry_out(claim.id, &entry, launches)).await;
                         }
                         Ok(())

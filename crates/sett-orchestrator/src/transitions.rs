@@ -138,7 +138,7 @@ impl Engine {
                 self.wake.notify_one();
             }
             if !follow.is_empty() {
-                let entry = format!("{}:{}", t.claim.id, t.claim.revision);
+                let entry = sett_store::OutboxEntry::new(&t.claim.id, t.claim.revision);
                 self.carry_out(t.claim.id, &entry, follow).await;
             }
         }

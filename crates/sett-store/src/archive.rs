@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sett_core::{ArtifactId, ClaimId, ClaimStatus};
 
 use crate::scripts::{LOCK_RELEASE, LOCK_RENEW};
-use crate::{Result, Store, StoreError};
+use crate::{OutboxEntry, Result, Store, StoreError};
 
 /// One record of an archived workflow (or one event), exactly as it was stored. Key names are
 /// relative to the instance prefix (`artifact:<id>`), as in an export.
@@ -78,12 +78,13 @@ fn previous_stream_id(id: (u64, u64)) -> (u64, u64) {
 impl Store {
     /// Reads every record of `m` exactly as stored, unless something of it is still open: a
     /// claim not final, a question without an answer, a follow-up in the outbox. `executions`
-    /// and `outbox` are the field names of those hashes (read once per pass by the caller).
+    /// are the field names of that hash and `outbox` the claims with entries in the outbox (read
+    /// once per pass by the caller).
     pub async fn workflow_snapshot(
         &self,
         m: &WorkflowMembers,
         executions: &[String],
-        outbox: &HashSet<String>,
+        outbox: &HashSet<ClaimId>,
     ) -> Result<WorkflowSnapshot> {
         let k = &self.keys;
         let rel = |key: String| key.strip_prefix(k.prefix()).map(str::to_owned).unwrap_or(key);
@@ -121,7 +122,7 @@ impl Store {
                     fields.get("status").map_or("without a status", String::as_str)
                 )));
             }
-            if outbox.iter().any(|f| f.starts_with(&format!("{cl}:"))) {
+            if outbox.contains(cl) {
                 return Ok(WorkflowSnapshot::Open(format!("claim {cl} has follow-ups in the outbox")));
             }
             records.push(ArchivedRecord::Hash { key: rel(k.claim(cl)), fields: fields.into_iter().collect() });
@@ -208,12 +209,14 @@ impl Store {
         Ok(WorkflowSnapshot::Records(records))
     }
 
-    /// Field names of the `executions` and `outbox` hashes (what a pass matches claims against).
-    pub async fn execution_and_outbox_fields(&self) -> Result<(Vec<String>, HashSet<String>)> {
+    /// Field names of the `executions` hash and the claims with follow-ups in the outbox (what
+    /// a pass matches claims against). An outbox entry whose name does not parse counts for no
+    /// claim: the orchestrator drops it.
+    pub async fn execution_and_outbox_fields(&self) -> Result<(Vec<String>, HashSet<ClaimId>)> {
         let c = self.client();
         let (e, o): (Vec<String>, Vec<String>) =
             futures::future::try_join(c.hkeys(self.keys.executions()), c.hkeys(self.keys.outbox())).await?;
-        Ok((e, o.into_iter().collect()))
+        Ok((e, o.into_iter().filter_map(|f| OutboxEntry::from_field(f).claim()).collect()))
     }
 
     /// Which of `ids` still have an artifact record (one pipelined burst).

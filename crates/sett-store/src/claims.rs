@@ -367,10 +367,10 @@ impl Store {
     }
 
     /// Follow-up effects recorded by claim writes and not yet carried out, as
-    /// (`<claim>:<revision>`, effects) pairs in entry order. An entry that is not JSON fails
+    /// ([`OutboxEntry`], effects) pairs in entry order. An entry that is not JSON fails
     /// the read; one that is JSON but not a `T` comes back as its own decode error, so the
     /// caller can drop it and carry out the others.
-    pub async fn outbox<T: DeserializeOwned>(&self) -> Result<Vec<(String, Result<T>)>> {
+    pub async fn outbox<T: DeserializeOwned>(&self) -> Result<Vec<(OutboxEntry, Result<T>)>> {
         let raw: HashMap<String, String> = self.client().hgetall(self.keys.outbox()).await?;
         let mut out: Vec<(String, serde_json::Value)> = raw
             .into_iter()
@@ -382,14 +382,14 @@ impl Store {
             .map(|(k, v)| {
                 let effects =
                     serde_json::from_value(v).map_err(|e| StoreError::Decode(format!("outbox entry {k}: {e}")));
-                (k, effects)
+                (OutboxEntry(k), effects)
             })
             .collect())
     }
 
     /// Marks an outbox entry as carried out.
-    pub async fn outbox_done(&self, entry: &str) -> Result<()> {
-        let _: u64 = self.client().hdel(self.keys.outbox(), entry).await?;
+    pub async fn outbox_done(&self, entry: &OutboxEntry) -> Result<()> {
+        let _: u64 = self.client().hdel(self.keys.outbox(), entry.as_str()).await?;
         Ok(())
     }
 
@@ -409,5 +409,56 @@ impl Store {
             }
         }
         self.confirm(epoch).await
+    }
+}
+
+/// The name of an outbox entry: `<claim id>:<revision>`, the claim write that recorded it
+/// (`write_claim.lua` names it). A name that does not parse (written by hand, or by another
+/// version) has no [`OutboxEntry::claim`]; the caller drops such an entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OutboxEntry(String);
+
+impl OutboxEntry {
+    /// The entry the write of `claim` at `revision` recorded.
+    pub fn new(claim: &ClaimId, revision: u64) -> Self {
+        Self(format!("{claim}:{revision}"))
+    }
+
+    /// An entry named `name` as read from the outbox hash.
+    pub fn from_field(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The claim whose write recorded the entry; `None` when the name is malformed.
+    pub fn claim(&self) -> Option<ClaimId> {
+        let (claim, revision) = self.0.split_once(':')?;
+        revision.parse::<u64>().ok()?;
+        ClaimId::parse(claim).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OutboxEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbox_entry_names_its_claim_and_a_malformed_one_none() {
+        let claim = ClaimId::parse("890df083-0b0b-5e76-b738-b23a301edaf2").unwrap();
+        let entry = OutboxEntry::new(&claim, 7);
+        assert_eq!(entry.as_str(), "890df083-0b0b-5e76-b738-b23a301edaf2:7");
+        assert_eq!(OutboxEntry::from_field(entry.as_str()).claim(), Some(claim));
+        for bad in ["", "890df083-0b0b-5e76-b738-b23a301edaf2", "890df083-0b0b-5e76-b738-b23a301edaf2:x", "nope:3"] {
+            assert_eq!(OutboxEntry::from_field(bad).claim(), None, "{bad}");
+        }
     }
 }

@@ -46,7 +46,7 @@ use sett_core::InstanceName;
 pub use archive::{ArchivedRecord, TrimFloor, WorkflowMembers, WorkflowSnapshot, parse_stream_id};
 pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
-pub use claims::{QuestionOp, WriteOutcome};
+pub use claims::{OutboxEntry, QuestionOp, WriteOutcome};
 pub use consumer::{GroupAcks, GroupConsumer, GroupStart};
 pub use events::{EventReader, LedgerEntry, MalformedEvent, ledger_entry};
 pub use keys::Keys;
