@@ -5,8 +5,11 @@
 //! every grant of a paused workflow; tools already running finish) and asks a person with a
 //! `kind: budget` Question. The engine hands it each output with usage before it acts on the
 //! output ([`usage_hook`]), so the pause is written before anything the output could lead to
-//! is granted: a budget is overrun by at most the work already running when it was reached. The answer raises the budget and resumes the workflow, or stops it
-//! (the cancel path); nobody answering in time applies `budgets.on_timeout`.
+//! is granted: a budget is overrun by at most the work already running when it was reached.
+//! The hook first waits until the ledger pass has read the ledger to its end once (after a
+//! restart, what was spent before is known before an output is judged). The answer raises the
+//! budget and resumes the workflow, or stops it (the cancel path); nobody answering in time
+//! applies `budgets.on_timeout`.
 //!
 //! Every decision is a `budget_decided` event with its action record (`sett verify` checks
 //! them). The state is rebuilt from the ledger at each start, and each step is repeatable (derived
@@ -56,8 +59,15 @@ pub struct BudgetWatch {
     book: BudgetBook,
     agents: HashSet<String>,
     flows: Workflows,
-    /// Budgets reached and handled (asked, or stopped): asked again only once raised.
+    /// Budgets reached and handled (asked, or stopped): asked again only once raised (or, left
+    /// paused, once its workflow is resumed).
     handled: HashSet<BudgetKey>,
+    /// Budgets left paused by `on_timeout: pause`, by workflow: a `sett resume` of the workflow
+    /// lets them be reached (and asked) again.
+    left_paused: HashMap<ArtifactId, Vec<BudgetKey>>,
+    /// The decisions taken into the state (by action id): each once, whether this watch made it
+    /// or read it from the ledger.
+    decided: HashSet<String>,
     /// How many times each budget was raised.
     rounds: HashMap<BudgetKey, u32>,
     /// Budgets reached that are not handled yet (in ledger order).
@@ -71,8 +81,6 @@ pub struct BudgetWatch {
     ended: HashSet<ArtifactId>,
     /// Artifacts whose usage was counted (by the engine's hook or the ledger, whichever first).
     counted: HashSet<ArtifactId>,
-    /// Whether the ledger was read to its end once (decisions are taken only then).
-    caught_up: bool,
 }
 
 impl BudgetWatch {
@@ -85,6 +93,8 @@ impl BudgetWatch {
             agents: agents.into_iter().collect(),
             flows: Workflows::new(),
             handled: HashSet::new(),
+            left_paused: HashMap::new(),
+            decided: HashSet::new(),
             rounds: HashMap::new(),
             reached: Vec::new(),
             asked: BTreeMap::new(),
@@ -92,14 +102,15 @@ impl BudgetWatch {
             to_cancel: BTreeMap::new(),
             ended: HashSet::new(),
             counted: HashSet::new(),
-            caught_up: false,
         }
     }
 
     /// Follows the ledger until `stop`: from the start (rebuilding the state), then each new
-    /// event. Acts only once it caught up and the engine is `ready` (it holds the instance).
+    /// event. Acts only once it caught up and the engine is `ready` (it holds the instance);
+    /// the engine's hook waits for the first catch-up (or for this pass to end).
     pub async fn run(watch: Shared, ready: Arc<AtomicBool>, stop: CancellationToken) {
-        let store = watch.lock().await.store.clone();
+        let _release = ReadOnDrop(watch.read.clone());
+        let store = watch.state.lock().await.store.clone();
         let mut after = "0".to_owned();
         let mut reader = None;
         loop {
@@ -130,7 +141,7 @@ impl BudgetWatch {
                 }
             };
             let caught_up = (page.len() as u64) < PAGE;
-            let mut this = watch.lock().await;
+            let mut this = watch.state.lock().await;
             for entry in &page {
                 match entry {
                     Ok(e) => {
@@ -142,9 +153,13 @@ impl BudgetWatch {
                     Err(m) => after.clone_from(&m.id),
                 }
             }
-            if caught_up && ready.load(Ordering::SeqCst) {
-                this.caught_up = true;
-                this.act().await;
+            if caught_up {
+                // Set under the lock, after the page was taken in: a hook waiting for it sees
+                // everything spent before.
+                watch.read.send_if_modified(|read| !std::mem::replace(read, true));
+                if ready.load(Ordering::SeqCst) {
+                    this.act().await;
+                }
             }
         }
     }
@@ -159,8 +174,7 @@ impl BudgetWatch {
                 let Some(usage) = self.store.artifact_usage(&a.artifact_id).await? else { return Ok(()) };
                 self.counted.insert(a.artifact_id);
                 let goal = self.flows.owners_of(e).first().copied().unwrap_or(a.artifact_id);
-                let reached = self.book.record(goal, &a.produced_by_role, e.ts_ms, &usage);
-                self.reached.extend(reached);
+                self.count(goal, &a.produced_by_role, e.ts_ms, &usage);
             }
             EventData::QuestionAnswered(q) => {
                 if let Some(asked) = self.asked.get_mut(&q.question_id) {
@@ -169,6 +183,14 @@ impl BudgetWatch {
             }
             EventData::WorkflowCancelled(c) => {
                 self.ended.insert(c.goal_id);
+            }
+            EventData::Resumed(r) => {
+                // `sett resume` of a workflow left paused at its budget: the budget stays as it
+                // was, so its next run with usage reaches it (and asks) again.
+                for key in r.goal_id.and_then(|g| self.left_paused.remove(&g)).unwrap_or_default() {
+                    self.handled.remove(&key);
+                    *self.rounds.entry(key).or_default() += 1;
+                }
             }
             EventData::BudgetDecided(d) => self.observe_decision(d, e.ts_ms),
             _ => {}
@@ -181,8 +203,24 @@ impl BudgetWatch {
         Ok(())
     }
 
+    /// Adds `usage`, reported by `agent` at `at_ms` in the workflow of `goal`; a budget it
+    /// reaches that is not handled already is to be acted on.
+    fn count(&mut self, goal: ArtifactId, agent: &str, at_ms: i64, usage: &sett_core::usage::Usage) {
+        let reached = self.book.record(goal, agent, at_ms, usage);
+        let handled = &self.handled;
+        self.reached
+            .extend(reached.into_iter().filter(|e| !handled.contains(&(e.scope.to_string(), e.goal, e.window))));
+    }
+
     fn observe_decision(&mut self, d: &BudgetDecided, at_ms: i64) {
+        if !self.decided.insert(d.action_id.clone()) {
+            // Made by this watch and now read from the ledger (or read twice): taken in once.
+            return;
+        }
         let key = (d.budget.clone(), d.goal_id, d.window);
+        // What reached this budget before the decision is decided by it (after a restart the
+        // ledger pass gathers them all before acting).
+        self.reached.retain(|e| (e.scope.to_string(), e.goal, e.window) != key);
         let by = || (d.operator.clone(), d.reason.clone().unwrap_or_default());
         match d.decision.as_str() {
             "exhausted" => {
@@ -202,6 +240,10 @@ impl BudgetWatch {
                 self.handled.insert(key);
                 self.asked.remove(&d.question_id);
                 self.to_cancel.insert(d.goal_id, by());
+            }
+            "left_paused" => {
+                self.asked.remove(&d.question_id);
+                self.left_paused.entry(d.goal_id).or_default().push(key);
             }
             _ => {
                 self.asked.remove(&d.question_id);
@@ -229,6 +271,14 @@ impl BudgetWatch {
                 self.to_resume.insert(goal, (by, why));
             }
         }
+        self.cancel_stopped().await;
+        self.close_ended_questions().await;
+        metrics::gauge!(m::BUDGETS_EXHAUSTED).set(self.asked.len() as f64);
+    }
+
+    /// Cancels the workflows whose budget decision was `stopped`; one that cannot be cancelled
+    /// yet is tried again at the next call.
+    async fn cancel_stopped(&mut self) {
         for (goal, (by, why)) in std::mem::take(&mut self.to_cancel) {
             match cancel_workflow(&self.store, &goal, &by, Some(&why)).await {
                 Ok(_) => info!(goal_id = %goal, operator = %by, "a workflow was stopped at its budget"),
@@ -239,8 +289,6 @@ impl BudgetWatch {
                 }
             }
         }
-        self.close_ended_questions().await;
-        metrics::gauge!(m::BUDGETS_EXHAUSTED).set(self.asked.len() as f64);
     }
 
     /// Stops the workflow of every budget reached and not handled yet.
@@ -258,26 +306,23 @@ impl BudgetWatch {
     }
 
     /// The engine's output `a` (with usage), before it acts on it: counted, and a budget it
-    /// reaches is acted on now (once the ledger was read to its end; before, at the end of it).
+    /// reaches is acted on now (the engine, which holds the instance, waits for it). Called once
+    /// the ledger was read to its end ([`usage_hook`]).
     pub async fn on_usage(&mut self, a: &Artifact) {
         let Some(usage) = a.usage.as_ref().filter(|_| self.agents.contains(&a.produced_by_role)) else { return };
-        if self.counted.contains(&a.id) {
-            return;
-        }
-        let goal = match goal_of(&self.store, a.clone()).await {
-            Ok(g) => g,
-            Err(e) => {
+        if !self.counted.contains(&a.id) {
+            match goal_of(&self.store, a.clone()).await {
+                Ok(goal) => {
+                    self.counted.insert(a.id);
+                    self.count(goal, &a.produced_by_role, a.created_at_ms, usage);
+                }
                 // The ledger pass counts it instead.
-                warn!(error = %e, artifact_id = %a.id, "budget watch: cannot find the workflow of an output");
-                return;
+                Err(e) => warn!(error = %e, artifact_id = %a.id, "budget watch: cannot find the workflow of an output"),
             }
-        };
-        self.counted.insert(a.id);
-        let reached = self.book.record(goal, &a.produced_by_role, a.created_at_ms, usage);
-        self.reached.extend(reached);
-        if self.caught_up {
-            self.act_on_reached().await;
         }
+        // Counted here or by the ledger pass (which may have read it first, after a restart):
+        // a budget it reached is acted on before the engine goes on.
+        self.act_on_reached().await;
     }
 
     /// A budget was reached: stop the workflow's grants and ask (or, `on_exhausted: stop`,
@@ -304,6 +349,9 @@ impl BudgetWatch {
             self.record(&decision("stopped", reason.clone()), false).await?;
             self.handled.insert(key.clone());
             self.to_cancel.insert(e.goal, (BUDGET_OPERATOR.into(), reason));
+            // Now, before the engine acts on the output that reached it (the cancellation
+            // fences the workflow: nothing of it is granted after).
+            self.cancel_stopped().await;
             return Ok(());
         }
         let reason = format!("{summary}; question {} asks whether to continue", short(&question_id.to_string()));
@@ -337,10 +385,13 @@ impl BudgetWatch {
         Ok(())
     }
 
+    /// Records decision `d` (`open`: and opens its question) and takes it into the state.
     async fn record(&mut self, d: &BudgetDecided, open: bool) -> Result<(), StoreError> {
-        if self.store.record_budget_decision(d, now_ms(), open).await? {
+        let at = now_ms();
+        if self.store.record_budget_decision(d, at, open).await? {
             metrics::counter!(m::BUDGET_DECISIONS, "decision" => d.decision.clone()).increment(1);
         }
+        self.observe_decision(d, at);
         Ok(())
     }
 
@@ -392,7 +443,6 @@ impl BudgetWatch {
         };
         self.record(&d, false).await?;
         debug_assert_eq!(asked.key, (d.budget.clone(), d.goal_id, d.window));
-        self.observe_decision(&d, now_ms());
         Ok(())
     }
 
@@ -494,18 +544,42 @@ pub enum BudgetError {
 pub type UsageHook = Arc<dyn Fn(Artifact) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// A budget watch shared by its ledger pass and the engine's hook.
-pub type Shared = Arc<tokio::sync::Mutex<BudgetWatch>>;
+#[derive(Clone)]
+pub struct Shared {
+    state: Arc<tokio::sync::Mutex<BudgetWatch>>,
+    /// True once the ledger pass read the ledger to its end (or ended).
+    read: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Sets the "read to the end" flag when the ledger pass ends, however it ends, so the engine's
+/// hook never waits for a pass that is gone.
+struct ReadOnDrop(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Drop for ReadOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
 
 /// The budget watch of `config` (`None` without budgets: nothing to watch).
 pub fn budget_watch(store: Store, config: BudgetsConfig, agents: Vec<String>) -> Option<Shared> {
-    (!config.is_empty()).then(|| Arc::new(tokio::sync::Mutex::new(BudgetWatch::new(store, config, agents))))
+    (!config.is_empty()).then(|| Shared {
+        state: Arc::new(tokio::sync::Mutex::new(BudgetWatch::new(store, config, agents))),
+        read: Arc::new(tokio::sync::watch::Sender::new(false)),
+    })
 }
 
 /// The engine's hook (`Settings::on_usage`): each output with usage goes through the watch
-/// before the engine acts on it.
+/// before the engine acts on it. It first waits until the ledger pass has read the ledger to its
+/// end once: an output the engine reads right after a restart is judged against everything
+/// spent before it, and a budget it reaches pauses the workflow before anything is granted.
 pub fn usage_hook(watch: Shared) -> UsageHook {
     Arc::new(move |a: Artifact| {
         let watch = watch.clone();
-        Box::pin(async move { watch.lock().await.on_usage(&a).await })
+        Box::pin(async move {
+            // An error means the pass ended: nothing more to wait for.
+            let _ = watch.read.subscribe().wait_for(|read| *read).await;
+            watch.state.lock().await.on_usage(&a).await;
+        })
     })
 }

@@ -19,31 +19,37 @@ impl Engine {
         Ok(self.store.pause_holding(&claim.id, &claim.artifact_id).await?)
     }
 
-    /// Applies again every held claim whose pause was lifted; a claim still paused is held again
-    /// by its own refused write.
+    /// Applies again every held claim whose pause was lifted; a claim still paused stays held
+    /// (and one applied into a new pause is held again by its own refused write).
     pub(crate) async fn release_held(&self) -> Result<(), OrchestratorError> {
         let held = self.store.held_claims().await?;
-        if !held.is_empty() {
-            info!(claims = held.len(), "applying the claims a pause held");
-        }
+        let mut applied = 0;
         for (id, score) in held {
-            self.reapply(&id).await?;
-            self.store.release_held(&id, score).await?;
+            // A claim still paused stays held (the sweep runs every few seconds while paused):
+            // forgotten, nothing would apply it on resume.
+            if self.reapply(&id).await? {
+                self.store.release_held(&id, score).await?;
+                applied += 1;
+            }
+        }
+        if applied > 0 {
+            info!(claims = applied, "applied the claims a pause held");
         }
         self.refresh_pause_gauges().await;
         Ok(())
     }
 
     /// Every input a held claim may have missed: the bids (while it waits for them), each output
-    /// its open grants wrote, each answer to its open questions.
-    async fn reapply(&self, id: &ClaimId) -> Result<(), OrchestratorError> {
-        let Some(claim) = self.store.get_claim(id).await? else { return Ok(()) };
+    /// its open grants wrote, each answer to its open questions. False when the claim is still
+    /// paused (nothing applied: it stays held).
+    async fn reapply(&self, id: &ClaimId) -> Result<bool, OrchestratorError> {
+        let Some(claim) = self.store.get_claim(id).await? else { return Ok(true) };
         if claim.status.is_final() {
-            return Ok(());
+            return Ok(true);
         }
         if let Some(scope) = self.pause_holding(&claim).await? {
             debug!(claim_id = %id, %scope, "still paused");
-            return Ok(());
+            return Ok(false);
         }
         if claim.status == ClaimStatus::PendingConsensus {
             self.apply(id, Input::Bids).await?;
@@ -64,7 +70,7 @@ impl Engine {
                 self.apply(id, Input::Answer { question: *question, answer: rec.answer_id }).await?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Sets the pause gauges from the store (`sett_paused`, `sett_paused_workflows`,
