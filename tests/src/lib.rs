@@ -446,6 +446,32 @@ pub fn write_script(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// A team that drafts and finishes: `Writer` drafts the goal (a `Draft`), `Finisher` ends the
+/// workflow on a draft with a Terminal saying which draft it finished (run it with
+/// [`DRAFT_WRITER`] as `writer.sh` and [`DRAFT_FINISHER`] as `finisher.sh`). Forking the draft
+/// gives a branch with its own Terminal.
+pub const DRAFTING_YML: &str = r#"
+version: "1.0"
+orchestrator: {bid_timeout: 10s}
+agents:
+  Writer:
+    command: ["./writer.sh"]
+    bidding_strategy: {type: exclusive, target_types: ["GoalDefined"]}
+  Finisher:
+    command: ["./finisher.sh"]
+    bidding_strategy: {type: exclusive, target_types: ["Draft"]}
+"#;
+
+/// The tool of [`DRAFTING_YML`]'s `Writer`: "draft of <goal>".
+pub const DRAFT_WRITER: &str = r#"#!/usr/bin/env bash
+jq '{artifact_type: "Draft", artifact_payload: ("draft of " + .target_artifact.payload)}'
+"#;
+
+/// The tool of [`DRAFTING_YML`]'s `Finisher`: a Terminal "final: <draft>".
+pub const DRAFT_FINISHER: &str = r#"#!/usr/bin/env bash
+jq '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: ("final: " + .target_artifact.payload)}'
+"#;
+
 /// A team of one agent, `Asker`, that takes every goal (run it with [`asker_script`] as `asker.sh`).
 pub const ASKER_YML: &str = r#"
 version: "1.0"

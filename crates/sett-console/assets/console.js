@@ -41,7 +41,29 @@
         var reason = main.querySelector("section.actions input[name=reason]");
         var reasonText = reason ? reason.value : "";
         var lastResult = main.querySelector("section.actions output.result");
+        // So do the fork forms: which is open, what is typed in it, and its last result.
+        var forks = {};
+        main.querySelectorAll("form.fork").forEach(function (f) {
+          var d = f.closest("details");
+          forks[f.dataset.artifact] = {
+            open: d ? d.open : false, text: f.querySelector("textarea").value,
+            reason: f.querySelector("input[name=reason]").value,
+            loaded: f.dataset.loaded, edited: f.dataset.edited,
+            result: f.querySelector("output.result")
+          };
+        });
         main.replaceChildren.apply(main, Array.prototype.map.call(next.childNodes, function (n) { return document.importNode(n, true); }));
+        main.querySelectorAll("form.fork").forEach(function (f) {
+          var saved = forks[f.dataset.artifact];
+          if (!saved) { return; }
+          var d = f.closest("details");
+          if (d) { d.open = saved.open; }
+          f.querySelector("textarea").value = saved.text;
+          f.querySelector("input[name=reason]").value = saved.reason;
+          if (saved.loaded) { f.dataset.loaded = saved.loaded; }
+          if (saved.edited) { f.dataset.edited = saved.edited; }
+          if (saved.result && saved.result.textContent) { f.querySelector("output.result").replaceWith(saved.result); }
+        });
         var again = main.querySelector("section.actions input[name=reason]");
         if (again) { again.value = reasonText; }
         var slot = main.querySelector("section.actions output.result");
@@ -183,8 +205,9 @@
   }
 
   // A workflow action (cancel, pause, resume, retry) or a fork: POSTed with the reason; the
-  // answer (or the refusal) is shown as text, and the page follows the resulting events.
-  function post(url, body, button, out) {
+  // answer (`said(body)` when given) or the refusal is shown as text, and the page follows the
+  // resulting events. A fork's button stays usable (forking twice makes two branches).
+  function post(url, body, button, out, said) {
     button.disabled = true;
     fetch(url, {
       method: "POST", credentials: "same-origin",
@@ -195,10 +218,10 @@
     }).then(function (res) {
       out.className = "result " + (res.status === 200 ? "ok" : "bad");
       out.dataset.status = String(res.status);
-      out.textContent = res.status === 200
-        ? (res.body.message || ("Done as " + (res.body.operator || "you") + "."))
-        : (res.body.error || ("the console answered " + res.status));
-      if (res.status !== 200) { button.disabled = false; }
+      out.textContent = res.status !== 200
+        ? (res.body.error || ("the console answered " + res.status))
+        : said ? said(res.body) : (res.body.message || ("Done as " + (res.body.operator || "you") + "."));
+      if (res.status !== 200 || said) { button.disabled = false; }
     }).catch(function (e) {
       button.disabled = false;
       out.className = "result bad";
@@ -220,8 +243,46 @@
     });
   }
 
+  // "Fork from here": opening the form fills in the artifact's current payload (set as a
+  // value, never as markup) unless something was typed already; submitting posts the new
+  // payload or the different answer with the reason to POST …/artifacts/{id}/fork.
+  function wireForks() {
+    document.querySelectorAll("form.fork:not([data-wired])").forEach(function (form) {
+      form.dataset.wired = "1";
+      var text = form.querySelector("textarea");
+      var base = "/api/v1/instances/" + encodeURIComponent(form.dataset.instance) + "/artifacts/" +
+        encodeURIComponent(form.dataset.artifact);
+      text.addEventListener("input", function () { form.dataset.edited = "1"; });
+      var details = form.closest("details");
+      if (details && form.dataset.input === "payload") {
+        details.addEventListener("toggle", function () {
+          if (!details.open || form.dataset.loaded) { return; }
+          fetch(base, { credentials: "same-origin" }).then(function (r) {
+            return r.ok ? r.json() : null;
+          }).then(function (v) {
+            if (!v || !v.artifact) { return; }
+            if (!form.dataset.edited && text.value === "") { text.value = v.artifact.payload; }
+            form.dataset.loaded = "1";
+          }).catch(function () {});
+        });
+      }
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var body = {};
+        var reason = form.querySelector("input[name=reason]").value.trim();
+        if (reason) { body.reason = reason; }
+        if (form.dataset.input === "answer") { body.answer = text.value; } else if (text.value !== "") { body.payload = text.value; }
+        post(base + "/fork", body, form.querySelector("button"), form.querySelector("output.result"), function (f) {
+          return "Forked as " + f.operator + ": the branch starts at " + f.artifact_id + " (v" + f.version + ")" +
+            (f.claim_id ? "; the asking agent resumes with this answer." : "; everything after it runs again.");
+        });
+      });
+    });
+  }
+
   function wire() {
     wireActions();
+    wireForks();
     document.querySelectorAll("form.answer:not([data-wired])").forEach(function (form) {
       form.dataset.wired = "1";
       form.addEventListener("input", function (ev) {

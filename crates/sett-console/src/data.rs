@@ -62,9 +62,27 @@ pub struct Workflow {
     pub artifacts: Vec<Artifact>,
     /// Oldest first.
     pub claims: Vec<Claim>,
+    /// The state of the whole workflow: running while it or any branch runs (see
+    /// [`combined_state`]); once all have ended, how the original ended.
     pub state: WorkflowState,
+    /// Its branches (`sett fork`, the console's "Fork from here"), oldest first.
+    pub branches: Vec<Branch>,
     pub agents: BTreeSet<String>,
     pub updated_at_ms: i64,
+}
+
+/// A branch of a workflow: what follows from one forked artifact, and its own state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Branch {
+    /// The branch's first artifact (a new version, or a different Answer).
+    pub root: ArtifactId,
+    pub forked_from: ArtifactId,
+    /// Who forked it (the root's producer, `human:<name>`).
+    pub produced_by: String,
+    pub created_at_ms: i64,
+    pub state: WorkflowState,
+    pub artifacts: usize,
+    pub claims: usize,
 }
 
 impl Workflow {
@@ -140,7 +158,7 @@ pub fn group(artifacts: Vec<Artifact>, claims: Vec<Claim>, open_questions: &Hash
             artifacts.sort_by_key(|a| (a.id != goal_id, a.created_at_ms, a.id));
             claims.sort_by_key(|c| (c.created_at_ms, c.id));
             let goal = artifacts.first().filter(|a| a.id == goal_id)?.clone();
-            let state = state_of(&goal, &artifacts, &claims, open_questions);
+            let (state, branches) = branch_states(&goal, &artifacts, &claims, open_questions);
             let mut agents = BTreeSet::new();
             for a in &artifacts {
                 if let Some(agent) = a.producing_agent() {
@@ -156,11 +174,95 @@ pub fn group(artifacts: Vec<Artifact>, claims: Vec<Claim>, open_questions: &Hash
                 .chain(claims.iter().map(|c| c.updated_at_ms))
                 .max()
                 .unwrap_or(goal.created_at_ms);
-            Some(Workflow { goal, artifacts, claims, state, agents, updated_at_ms })
+            Some(Workflow { goal, artifacts, claims, state, branches, agents, updated_at_ms })
         })
         .collect();
     out.sort_by_key(|w| std::cmp::Reverse((w.goal.created_at_ms, w.goal.id)));
     out
+}
+
+/// Splits a workflow into its original and its branches, as `sett watch` does
+/// (`sett_ops::workflow`): a forked artifact starts a branch; an artifact follows a branch when
+/// one of its sources or its claim does, a claim when its artifact or the claim it reworks does,
+/// or (a forked answer's branch claim) when it resumes with the branch's answer. The newest
+/// branch takes what follows from it, so a branch of a branch is its own. Returns the state of
+/// the whole (see [`combined_state`]) and each branch, oldest first.
+fn branch_states(
+    goal: &Artifact,
+    artifacts: &[Artifact],
+    claims: &[Claim],
+    open: &HashSet<ArtifactId>,
+) -> (WorkflowState, Vec<Branch>) {
+    let roots: Vec<&Artifact> = artifacts.iter().filter(|a| a.forked_from.is_some()).collect();
+    if roots.is_empty() {
+        return (state_of(goal, artifacts, claims, open), Vec::new());
+    }
+    let mut taken_a: HashSet<ArtifactId> = HashSet::new();
+    let mut taken_c: HashSet<ClaimId> = HashSet::new();
+    let mut branches = Vec::with_capacity(roots.len());
+    for root in roots.iter().rev() {
+        let mut arts: HashSet<ArtifactId> = HashSet::from([root.id]);
+        let mut cls: HashSet<ClaimId> = HashSet::new();
+        loop {
+            let mut changed = false;
+            for a in artifacts {
+                if taken_a.contains(&a.id) || arts.contains(&a.id) || a.forked_from.is_some() {
+                    continue;
+                }
+                if a.source_artifacts.iter().any(|s| arts.contains(s)) || a.claim_id.is_some_and(|c| cls.contains(&c)) {
+                    arts.insert(a.id);
+                    changed = true;
+                }
+            }
+            for c in claims {
+                if taken_c.contains(&c.id) || cls.contains(&c.id) {
+                    continue;
+                }
+                if arts.contains(&c.artifact_id)
+                    || c.rework_of.is_some_and(|r| cls.contains(&r))
+                    || c.answered_questions.iter().any(|q| arts.contains(&q.answer))
+                {
+                    cls.insert(c.id);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let own_a: Vec<Artifact> = artifacts.iter().filter(|a| arts.contains(&a.id)).cloned().collect();
+        let own_c: Vec<Claim> = claims.iter().filter(|c| cls.contains(&c.id)).cloned().collect();
+        branches.push(Branch {
+            root: root.id,
+            forked_from: root.forked_from.unwrap_or(root.id),
+            produced_by: root.produced_by_role.clone(),
+            created_at_ms: root.created_at_ms,
+            state: state_of(goal, &own_a, &own_c, open),
+            artifacts: own_a.len(),
+            claims: own_c.len(),
+        });
+        taken_a.extend(arts);
+        taken_c.extend(cls);
+    }
+    branches.reverse();
+    let main_a: Vec<Artifact> = artifacts.iter().filter(|a| !taken_a.contains(&a.id)).cloned().collect();
+    let main_c: Vec<Claim> = claims.iter().filter(|c| !taken_c.contains(&c.id)).cloned().collect();
+    let main = state_of(goal, &main_a, &main_c, open);
+    (combined_state(main, branches.iter().map(|b| b.state)), branches)
+}
+
+/// The state of a workflow with branches: waiting for a human when any part waits, else
+/// running when any part runs; once every part has ended, how the original ended (each
+/// branch's outcome is its own).
+pub fn combined_state(main: WorkflowState, branches: impl Iterator<Item = WorkflowState>) -> WorkflowState {
+    let parts: Vec<WorkflowState> = std::iter::once(main).chain(branches).collect();
+    if parts.contains(&WorkflowState::WaitingForHuman) {
+        WorkflowState::WaitingForHuman
+    } else if parts.contains(&WorkflowState::Running) {
+        WorkflowState::Running
+    } else {
+        main
+    }
 }
 
 fn state_of(goal: &Artifact, artifacts: &[Artifact], claims: &[Claim], open: &HashSet<ArtifactId>) -> WorkflowState {
@@ -195,6 +297,10 @@ pub async fn workflows(store: &Store) -> sett_store::Result<Vec<Workflow>> {
     for w in &mut flows {
         if cancelled.contains_key(&w.goal.id.to_string()) {
             w.state = WorkflowState::Cancelled;
+            // A cancellation ends every branch still running, too.
+            for b in w.branches.iter_mut().filter(|b| !b.state.ended()) {
+                b.state = WorkflowState::Cancelled;
+            }
         }
     }
     Ok(flows)
@@ -649,5 +755,63 @@ mod tests {
         let mut dormant = c1;
         dormant.status = ClaimStatus::Dormant;
         assert_eq!(group(vec![g1], vec![dormant], &HashSet::new())[0].state, WorkflowState::Failed);
+    }
+
+    #[test]
+    fn a_running_branch_keeps_a_completed_workflow_running_until_it_ends() {
+        let g = Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "Goal", "one", "user", 1);
+        let mut c1 = new_claim(sett_store::new_claim_id(), &g, &policy(), 2);
+        c1.status = ClaimStatus::Complete;
+        let draft = child(StructuralType::Standard, &[&g], Some(c1.id), 3);
+        let mut c2 = new_claim(sett_store::new_claim_id(), &draft, &policy(), 4);
+        c2.status = ClaimStatus::Complete;
+        let term = child(StructuralType::Terminal, &[&draft], Some(c2.id), 5);
+        // Forked from the draft: a new version, its claim still running.
+        let mut fork = child(StructuralType::Standard, &[&g], None, 6);
+        fork.forked_from = Some(draft.id);
+        fork.produced_by_role = "human:Olga".into();
+        let c3 = new_claim(sett_store::new_claim_id(), &fork, &policy(), 7);
+        let arts = vec![g.clone(), draft.clone(), term.clone(), fork.clone()];
+        let flows = group(arts.clone(), vec![c1.clone(), c2.clone(), c3.clone()], &HashSet::new());
+        assert_eq!(flows.len(), 1);
+        let w = &flows[0];
+        assert_eq!(w.state, WorkflowState::Running, "the branch still runs");
+        assert_eq!(w.branches.len(), 1);
+        let b = &w.branches[0];
+        assert_eq!((b.root, b.forked_from, b.produced_by.as_str()), (fork.id, draft.id, "human:Olga"));
+        assert_eq!((b.state, b.artifacts, b.claims), (WorkflowState::Running, 1, 1));
+        // The branch's own Terminal ends it, and the whole workflow with it.
+        let mut c3 = c3;
+        c3.status = ClaimStatus::Complete;
+        let branch_end = child(StructuralType::Terminal, &[&fork], Some(c3.id), 8);
+        let mut all = arts;
+        all.push(branch_end);
+        let flows = group(all, vec![c1, c2, c3], &HashSet::new());
+        assert_eq!(flows[0].state, WorkflowState::Complete);
+        assert_eq!((flows[0].branches[0].state, flows[0].branches[0].artifacts), (WorkflowState::Complete, 2));
+    }
+
+    #[test]
+    fn a_forked_answer_branch_owns_the_claim_that_resumes_with_it() {
+        let g = Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "Goal", "one", "user", 1);
+        let mut c1 = new_claim(sett_store::new_claim_id(), &g, &policy(), 2);
+        c1.status = ClaimStatus::Complete;
+        let q = child(StructuralType::Question, &[&g], Some(c1.id), 3);
+        let a1 = child(StructuralType::Answer, &[&q], Some(c1.id), 4);
+        let term = child(StructuralType::Terminal, &[&g], Some(c1.id), 5);
+        let mut a2 = child(StructuralType::Answer, &[&q], None, 6);
+        a2.forked_from = Some(q.id);
+        // The branch claim: on the same target, resuming with the different answer.
+        let mut c2 = new_claim(sett_store::new_claim_id(), &g, &policy(), 7);
+        c2.status = ClaimStatus::PendingAssignment;
+        c2.answered_questions.push(sett_core::claim::AnsweredQuestion {
+            agent: sett_core::AgentName::parse("Asker").unwrap(),
+            question: q.id,
+            answer: a2.id,
+        });
+        let flows = group(vec![g, q, a1, term, a2.clone()], vec![c1, c2.clone()], &HashSet::new());
+        let w = &flows[0];
+        assert_eq!(w.state, WorkflowState::Running);
+        assert_eq!((w.branches[0].root, w.branches[0].claims), (a2.id, 1));
     }
 }

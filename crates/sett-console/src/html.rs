@@ -402,7 +402,7 @@ pub fn workflow(
         w.state.css(),
         w.state.as_str(),
         esc(&w.goal.payload),
-        actions_panel(instance, w, steer),
+        actions_panel(instance, w, steer) + &branches_list(instance, w),
         w.artifacts.len(),
         w.claims.len(),
     );
@@ -411,7 +411,105 @@ pub fn workflow(
     }
     out.push_str("</ol></section></div>");
     out.push_str(&usage_paragraph(&w.usage(), "by this workflow's agents"));
+    out.push_str(&artifacts_section(instance, w, steer));
     out
+}
+
+/// The workflow's branches (`sett fork`), each with its own state: the workflow's state in the
+/// heading covers them all.
+fn branches_list(instance: &str, w: &Workflow) -> String {
+    if w.branches.is_empty() {
+        return String::new();
+    }
+    let i = esc(instance);
+    let mut out = format!(r#"<section class="branches"><h2>Branches ({})</h2><ul>"#, w.branches.len());
+    for b in &w.branches {
+        let _ = write!(
+            out,
+            r#"<li class="branch" data-branch-root="{root}"><a href="/instances/{i}/artifacts/{root}">{}</a> forked from <a href="/instances/{i}/artifacts/{from}">{}</a> by {} at {}: <span class="state {}">{}</span> · {} artifact{}, {} claim{}</li>"#,
+            short(&b.root.to_string()),
+            short(&b.forked_from.to_string()),
+            esc(b.produced_by.strip_prefix("human:").unwrap_or(&b.produced_by)),
+            time(b.created_at_ms),
+            b.state.css(),
+            b.state.as_str(),
+            b.artifacts,
+            if b.artifacts == 1 { "" } else { "s" },
+            b.claims,
+            if b.claims == 1 { "" } else { "s" },
+            root = b.root,
+            from = b.forked_from,
+        );
+    }
+    out.push_str("</ul></section>");
+    out
+}
+
+/// Every artifact of the workflow, oldest first, each with "Fork from here" for an operator
+/// (work products and Questions; not the goal, a Review, Answer, Terminal or Failure, and not
+/// once the workflow was cancelled). A work product's form takes a new payload (console.js
+/// fills in the current one when it is opened; empty runs the same payload again), a
+/// Question's a different answer; both take a reason. console.js posts it to
+/// `POST …/artifacts/{id}/fork`.
+fn artifacts_section(instance: &str, w: &Workflow, steer: &Steering) -> String {
+    let i = esc(instance);
+    let may_fork = steer.role.may_act() && steer.cancelled.is_none();
+    let mut out = format!(
+        r#"<section class="artifacts" aria-label="artifacts"><h2>Artifacts ({})</h2><table><thead><tr><th>Artifact</th><th>Type</th><th>Version</th><th>Produced by</th><th>Created</th><th></th></tr></thead><tbody>"#,
+        w.artifacts.len()
+    );
+    for a in &w.artifacts {
+        let id = a.id.to_string();
+        let forked = a
+            .forked_from
+            .map(|f| {
+                format!(
+                    r#" <span class="forked-from">forked from <a href="/instances/{i}/artifacts/{f}">{}</a></span>"#,
+                    short(&f.to_string())
+                )
+            })
+            .unwrap_or_default();
+        let input = match a.structural_type {
+            _ if a.id == w.goal.id => None,
+            sett_core::StructuralType::Standard => Some("payload"),
+            sett_core::StructuralType::Question => Some("answer"),
+            _ => None,
+        };
+        let form = match input {
+            Some(input) if may_fork => fork_form(instance, &id, input),
+            _ => String::new(),
+        };
+        let _ = write!(
+            out,
+            r#"<tr data-artifact-id="{id}"><td><a href="/instances/{i}/artifacts/{id}">{}</a>{forked}</td><td>{} <span class="st st-{st}">{st}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{form}</td></tr>"#,
+            short(&id),
+            esc(&a.artifact_type),
+            a.version,
+            esc(&a.produced_by_role),
+            time(a.created_at_ms),
+            st = a.structural_type,
+        );
+    }
+    out.push_str("</tbody></table>");
+    if steer.role.may_act() && steer.cancelled.is_some() {
+        out.push_str(r#"<p class="actions-note">A cancelled workflow is not forked.</p>"#);
+    }
+    out.push_str("</section>");
+    out
+}
+
+/// "Fork from here" for one artifact: a new payload (`input` = `payload`) or a different answer
+/// (`answer`), and a reason.
+fn fork_form(instance: &str, id: &str, input: &str) -> String {
+    let (label, extra) = if input == "answer" {
+        ("Different answer", r#" required placeholder="the answer the branch resumes the asking agent with""#)
+    } else {
+        ("New payload", r#" placeholder="empty: run the same payload again""#)
+    };
+    format!(
+        r#"<details class="fork"><summary>Fork from here</summary><form class="fork" data-instance="{i}" data-artifact="{id}" data-input="{input}"><label>{label}<textarea name="{input}" rows="4" maxlength="65536"{extra}></textarea></label><label>Reason<input type="text" name="reason" maxlength="4096" placeholder="why (recorded in the ledger with your name)"></label><button type="submit">Fork</button><output class="result"></output></form></details>"#,
+        i = esc(instance),
+    )
 }
 
 /// "Usage …: 1500 tokens (1200 in, 300 out) in 3 runs, 0.0042 USD", or nothing when no run

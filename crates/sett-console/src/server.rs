@@ -17,6 +17,7 @@ use serde_json::json;
 use sett_core::metrics as m;
 use sett_core::{ArtifactId, InstanceName};
 use sett_ops::answer::{AnswerError, AnswerInput, answer_question_as};
+use sett_ops::fork::ForkInput;
 use sett_store::{Redis, Store, now_ms};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -421,16 +422,23 @@ async fn route(req: Request<Incoming>, app: &App) -> Response<Body> {
             None => error(
                 true,
                 StatusCode::NOT_FOUND,
-                &format!("no workflow action '{verb}'; the actions are {}", Action::NAMES.join(", ")),
+                &format!(
+                    "no workflow action '{verb}'; the actions are {} (and POST …/artifacts/{{id}}/fork)",
+                    Action::NAMES.join(", ")
+                ),
             ),
         },
+        (Method::POST, ["api", "v1", "instances", name, "artifacts", id, "fork"]) => {
+            let (name, id) = (name.to_string(), id.to_string());
+            api_action(app, &ctx, req, &name, &id, Action::Fork).await
+        }
         (Method::GET, _) => {
             error(api, StatusCode::NOT_FOUND, "no such page; start from / or see docs/console.md for the API")
         }
         _ => error(
             api,
             StatusCode::METHOD_NOT_ALLOWED,
-            "only GET, POST …/questions/{id}/answer and POST …/workflows/{id}/{action} are served; see docs/console.md for the API",
+            "only GET, POST …/questions/{id}/answer, POST …/workflows/{id}/{action} and POST …/artifacts/{id}/fork are served; see docs/console.md for the API",
         ),
     }
 }
@@ -927,16 +935,20 @@ async fn api_answer(app: &App, ctx: &PageCtx, req: Request<Incoming>, name: &str
 /// The largest action reason accepted, in bytes (it is recorded in the ledger).
 const MAX_REASON_BYTES: usize = 4 * 1024;
 
-/// What an operator can do to a workflow from the console (`POST …/workflows/{id}/{action}`).
+/// What an operator can do to a workflow from the console (`POST …/workflows/{id}/{action}`),
+/// or to one of its artifacts (`POST …/artifacts/{id}/fork`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Cancel,
     Pause,
     Resume,
     Retry,
+    /// "Fork from here": a branch from the artifact (not a workflow verb: it names an artifact).
+    Fork,
 }
 
 impl Action {
+    /// The workflow verbs (`…/workflows/{id}/{verb}`).
     const NAMES: [&'static str; 4] = ["cancel", "pause", "resume", "retry"];
 
     fn parse(s: &str) -> Option<Self> {
@@ -955,6 +967,7 @@ impl Action {
             Self::Pause => "pause",
             Self::Resume => "resume",
             Self::Retry => "retry",
+            Self::Fork => "fork",
         }
     }
 
@@ -965,15 +978,21 @@ impl Action {
             Self::Pause => "pausing a workflow",
             Self::Resume => "resuming a workflow",
             Self::Retry => "retrying a workflow",
+            Self::Fork => "forking a workflow",
         }
     }
 }
 
-/// `{"reason": "…"}`, or an empty body.
+/// `{"reason": "…"}`, or an empty body; a fork also takes `payload` (a work product's new
+/// payload; none: the same one, run again) or `answer` (a Question's different answer).
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
     reason: Option<String>,
+    #[serde(default)]
+    payload: Option<String>,
+    #[serde(default)]
+    answer: Option<String>,
 }
 
 /// Reads a JSON request body of at most [`MAX_BODY_BYTES`]; an empty body is `T::default()`.
@@ -1043,19 +1062,28 @@ async fn act(
         Err(r) => return (r, false),
     };
     let Ok(target) = ArtifactId::parse(id) else {
-        return (
-            error(
-                true,
-                StatusCode::BAD_REQUEST,
-                "name the workflow by the full id of its goal or of any artifact in it (the 'goal_id' field of GET …/workflows)",
-            ),
-            false,
-        );
+        let what = if action == Action::Fork {
+            "name the artifact to fork from by its full id (the 'id' of GET …/artifacts/{id})"
+        } else {
+            "name the workflow by the full id of its goal or of any artifact in it (the 'goal_id' field of GET …/workflows)"
+        };
+        return (error(true, StatusCode::BAD_REQUEST, what), false);
     };
-    let body: ActionBody = match json_body(req, r#"{"reason": "…"}"#).await {
+    let shape = if action == Action::Fork {
+        r#"{"payload": "…"} or {"answer": "…"}, with an optional "reason""#
+    } else {
+        r#"{"reason": "…"}"#
+    };
+    let body: ActionBody = match json_body(req, shape).await {
         Ok(b) => b,
         Err(r) => return (r, false),
     };
+    if action != Action::Fork && (body.payload.is_some() || body.answer.is_some()) {
+        return (
+            error(true, StatusCode::BAD_REQUEST, "only a fork takes \"payload\" or \"answer\"; give just \"reason\""),
+            false,
+        );
+    }
     if body.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
         return (
             error(
@@ -1071,6 +1099,36 @@ async fn act(
         Action::Cancel => cancel(&store, &target, &ctx.user, reason).await,
         Action::Pause | Action::Resume => pause_or_resume(&store, &target, &ctx.user, reason, action).await,
         Action::Retry => retry(&store, &target, &ctx.user, reason).await,
+        Action::Fork => {
+            let input = match (body.payload.as_deref(), body.answer.as_deref()) {
+                (Some(_), Some(_)) => {
+                    return (
+                        error(
+                            true,
+                            StatusCode::BAD_REQUEST,
+                            "give either \"payload\" (a work product's new payload) or \"answer\" (a Question's different answer), not both",
+                        ),
+                        false,
+                    );
+                }
+                (_, Some(answer)) => ForkInput::Answer(answer),
+                (payload, None) => ForkInput::Payload(payload),
+            };
+            let size = body.payload.as_ref().or(body.answer.as_ref()).map_or(0, String::len);
+            if size > MAX_ANSWER_BYTES {
+                return (
+                    error(
+                        true,
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!(
+                            "the new payload or answer is {size} bytes; the console takes up to {MAX_ANSWER_BYTES} bytes (64 KiB): use 'sett fork' for more"
+                        ),
+                    ),
+                    false,
+                );
+            }
+            fork(&store, &target, input, &ctx.user, reason).await
+        }
     }
 }
 
@@ -1122,6 +1180,42 @@ async fn retry(store: &Store, target: &ArtifactId, operator: &str, reason: Optio
         Ok(r) => done("retry", r),
         Err(e @ RetryError::NotFound(..)) => no_such_target(store, &e),
         Err(RetryError::Store(e)) => (store_error(true, &e), false),
+        Err(e) => (error(true, StatusCode::CONFLICT, &e.to_string()), false),
+    }
+}
+
+async fn fork(
+    store: &Store,
+    target: &ArtifactId,
+    input: ForkInput<'_>,
+    operator: &str,
+    reason: Option<&str>,
+) -> (Response<Body>, bool) {
+    use sett_ops::fork::{ForkError, fork};
+    match fork(store, target, input, operator, reason).await {
+        Ok(f) => done("fork", f),
+        Err(e @ ForkError::NotFound(..)) => {
+            let name = store.instance();
+            (
+                error(
+                    true,
+                    StatusCode::NOT_FOUND,
+                    &format!("{e}; a workflow's artifacts are on its page (GET /api/v1/instances/{name}/workflows)"),
+                ),
+                false,
+            )
+        }
+        Err(
+            e @ (ForkError::Goal(_)
+            | ForkError::QuestionNeedsAnswer(_)
+            | ForkError::AnswerNeedsQuestion(..)
+            | ForkError::NotForkable(..)),
+        ) => {
+            // The CLI's flags, in the API's words.
+            let msg = e.to_string().replace("--answer", "\"answer\"").replace("--payload", "\"payload\"");
+            (error(true, StatusCode::BAD_REQUEST, &msg), false)
+        }
+        Err(ForkError::Store(e)) => (store_error(true, &e), false),
         Err(e) => (error(true, StatusCode::CONFLICT, &e.to_string()), false),
     }
 }

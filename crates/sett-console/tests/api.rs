@@ -318,6 +318,91 @@ async fn an_operator_cancels_a_workflow_and_other_roles_get_403_naming_the_role(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_operator_forks_from_an_artifact_and_an_answerer_gets_403_naming_the_role() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (goal, q) = ask(&c.store, "Which port?").await;
+    let mut draft =
+        Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Draft", "draft one", "Writer", now_ms());
+    draft.source_artifacts = vec![goal.id];
+    c.store.create_artifact(&draft).await.unwrap();
+    let url = format!("/api/v1/instances/{i}/artifacts/{}/fork", draft.id);
+    let page = format!("/instances/{i}/workflows/{}", goal.id);
+    let json = ("Content-Type", "application/json");
+    let body = r#"{"payload": "draft two", "reason": "shorter"}"#;
+
+    // An answerer and a viewer see no fork form and are refused, naming the role needed.
+    for (token, role) in [(ADA, "answerer"), (VIC, "viewer")] {
+        let auth = bearer(token);
+        let p = http(&c.addr, "GET", &page, &[("Authorization", &auth)], "").await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains(r#"<section class="artifacts""#) && !p.body.contains("Fork from here"), "{role}");
+        let r = http(&c.addr, "POST", &url, &[("Authorization", &auth), json], body).await;
+        assert_eq!(r.status, 403, "{role}: {}", r.body);
+        let msg = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(
+            msg.contains("forking a workflow needs the role 'operator'") && msg.contains(&format!("'{role}'")),
+            "{msg}"
+        );
+    }
+    assert_eq!(c.store.latest_in_thread(&draft.logical_id).await.unwrap().unwrap().id, draft.id, "nothing written");
+
+    // The operator sees "Fork from here" on the draft (a new payload) and the question (a
+    // different answer), not on the goal.
+    let ops = bearer(OPS);
+    let p = http(&c.addr, "GET", &page, &[("Authorization", &ops)], "").await;
+    assert!(p.body.contains(&format!(r#"data-artifact="{}" data-input="payload""#, draft.id)), "{}", p.body);
+    assert!(p.body.contains(&format!(r#"data-artifact="{}" data-input="answer""#, q.id)), "{}", p.body);
+    assert!(!p.body.contains(&format!(r#"data-artifact="{}""#, goal.id)), "the goal is not forked");
+    // Bad requests write nothing: a bad id, an unknown artifact, the goal, a payload for a
+    // Question, both inputs, an unknown field.
+    let bad = format!("/api/v1/instances/{i}/artifacts/not-an-id/fork");
+    assert_eq!(http(&c.addr, "POST", &bad, &[("Authorization", &ops)], "").await.status, 400);
+    let unknown = format!("/api/v1/instances/{i}/artifacts/{}/fork", new_artifact_id());
+    assert_eq!(http(&c.addr, "POST", &unknown, &[("Authorization", &ops)], "").await.status, 404);
+    let of_goal = format!("/api/v1/instances/{i}/artifacts/{}/fork", goal.id);
+    let r = http(&c.addr, "POST", &of_goal, &[("Authorization", &ops), json], body).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("the workflow's goal"), "{}", r.body);
+    let of_question = format!("/api/v1/instances/{i}/artifacts/{}/fork", q.id);
+    let r = http(&c.addr, "POST", &of_question, &[("Authorization", &ops), json], body).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains(r#"with "answer""#), "{}", r.body);
+    let both = r#"{"payload": "a", "answer": "b"}"#;
+    assert_eq!(http(&c.addr, "POST", &url, &[("Authorization", &ops), json], both).await.status, 400);
+    assert_eq!(http(&c.addr, "POST", &url, &[("Authorization", &ops), json], r#"{"why": 1}"#).await.status, 400);
+    let cancel = format!("/api/v1/instances/{i}/workflows/{}/cancel", goal.id);
+    let r = http(&c.addr, "POST", &cancel, &[("Authorization", &ops), json], body).await;
+    assert_eq!(r.status, 400, "a payload is only for a fork: {}", r.body);
+    assert_eq!(c.store.latest_in_thread(&draft.logical_id).await.unwrap().unwrap().id, draft.id, "nothing written");
+
+    // The fork: a new version of the draft by human:<operator>, marked forked_from.
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &ops), json], body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = r.json();
+    assert_eq!((doc["action"].as_str(), doc["operator"].as_str()), (Some("fork"), Some("Olga Operator")), "{doc}");
+    assert_eq!((doc["forked_from"].as_str(), doc["version"].as_u64()), (Some(draft.id.to_string().as_str()), Some(2)));
+    assert_eq!(doc["reason"], "shorter");
+    let id = ArtifactId::parse(doc["artifact_id"].as_str().unwrap()).unwrap();
+    let forked = c.store.get_artifact(&id).await.unwrap().unwrap();
+    assert_eq!((forked.payload.as_str(), forked.forked_from), ("draft two", Some(draft.id)));
+    assert_eq!(forked.produced_by_role, "human:Olga Operator");
+
+    // The workflow page lists the branch, and the artifact marked as forked.
+    let p = http(&c.addr, "GET", &page, &[("Authorization", &ops)], "").await;
+    assert!(p.body.contains(&format!(r#"<li class="branch" data-branch-root="{id}">"#)), "{}", p.body);
+    assert!(p.body.contains(r#"<span class="forked-from">forked from"#), "{}", p.body);
+
+    // Once the workflow is cancelled, it is not forked: 409 saying so, and no forms.
+    assert_eq!(http(&c.addr, "POST", &cancel, &[("Authorization", &ops)], "").await.status, 200);
+    let r = http(&c.addr, "POST", &url, &[("Authorization", &ops), json], body).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("cancelled"), "{}", r.body);
+    let p = http(&c.addr, "GET", &page, &[("Authorization", &ops)], "").await;
+    assert!(!p.body.contains("Fork from here") && p.body.contains("A cancelled workflow is not forked"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_cookie_action_needs_the_csrf_proof() {
     let c = console().await;
     let i = c.store.instance().to_string();

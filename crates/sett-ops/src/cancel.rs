@@ -57,6 +57,15 @@ pub fn describe(outcome: &Outcome) -> String {
     }
 }
 
+/// How the workflow ended, once it and every branch of it have: the outcome set last (the
+/// original's, or a branch's). `None` while any of them still runs.
+pub fn ended(wf: &Workflow) -> Option<Outcome> {
+    if !wf.ended() {
+        return None;
+    }
+    wf.last_outcome().or(wf.outcome()).cloned()
+}
+
 /// The goal of the workflow `artifact` belongs to (see [`Store::goal_of`]).
 pub async fn goal_of(store: &Store, artifact: Artifact) -> Result<ArtifactId, StoreError> {
     store.goal_of(artifact).await
@@ -101,8 +110,9 @@ pub async fn cancel_workflow(
             return Err(CancelError::AlreadyCancelled { goal, record });
         }
         let wf = read_workflow(store, goal).await?;
-        if let Some(outcome) = wf.outcome() {
-            return Err(CancelError::Ended { goal, outcome: outcome.clone() });
+        // A fork branch still running is what is left to cancel, whatever the original's outcome.
+        if let Some(outcome) = ended(&wf) {
+            return Err(CancelError::Ended { goal, outcome });
         }
         let now = now_ms();
         let why = format!("cancelled by {operator}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());

@@ -10,7 +10,7 @@ use sett_store::{
     PauseOutcome, PauseRecord, PauseScope, PauseWrite, ResumeOutcome, ResumeWrite, Store, StoreError, now_ms,
 };
 
-use crate::cancel::{describe, goal_of, read_workflow};
+use crate::cancel::{describe, ended, goal_of, read_workflow};
 use crate::feed::short;
 use crate::workflow::Outcome;
 
@@ -107,8 +107,8 @@ pub async fn pause(
         let (mut claims, mut members, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
         if let PauseScope::Workflow(goal) = scope {
             let wf = read_workflow(store, goal).await?;
-            if let Some(outcome) = wf.outcome() {
-                return Err(PauseError::Ended { goal, outcome: outcome.clone() });
+            if let Some(outcome) = ended(&wf) {
+                return Err(PauseError::Ended { goal, outcome });
             }
             members = wf.artifacts().map(ToString::to_string).collect();
             members.extend(wf.claims().map(ToString::to_string));

@@ -305,8 +305,17 @@ impl Workflow {
             }
             EventData::WorkflowCancelled(c) => {
                 let belongs = c.goal_id == self.goal;
-                if belongs && self.outcome.is_none() {
-                    self.outcome = Some(Outcome::Cancelled { operator: c.operator.clone(), reason: c.reason.clone() });
+                if belongs {
+                    let cancelled = Outcome::Cancelled { operator: c.operator.clone(), reason: c.reason.clone() };
+                    // It ends every branch still running too (a cancel after the original
+                    // ended acts on them).
+                    for b in self.branches.iter_mut().filter(|b| b.outcome.is_none()) {
+                        b.outcome = Some(cancelled.clone());
+                        self.last = Some(cancelled.clone());
+                    }
+                    if self.outcome.is_none() {
+                        self.outcome = Some(cancelled);
+                    }
                 }
                 belongs
             }
@@ -608,6 +617,43 @@ mod tests {
             Some(Outcome::Terminal { artifact_id: aid("t") })
         );
         assert!(all.all_ended());
+    }
+
+    #[test]
+    fn a_cancel_after_the_original_ended_ends_the_running_branch() {
+        let mut all = Workflows::new();
+        all.observe(&artifact("g", "Standard", &[], None));
+        all.observe(&claim("c1", "g", None));
+        all.observe(&artifact("d", "Standard", &["g"], Some("c1")));
+        assert!(all.observe(&artifact("t", "Terminal", &["d"], None)).is_some());
+        let forked = ev(EventData::ArtifactForked(sett_core::event::ArtifactForked {
+            action_id: "a".into(),
+            artifact_id: aid("d2"),
+            claim_id: None,
+            forked_from: aid("d"),
+            goal_id: aid("g"),
+            operator: "ann".into(),
+            reason: None,
+        }));
+        all.observe(&artifact("d2", "Standard", &["g"], None));
+        all.observe(&forked);
+        all.observe(&claim("c2", "d2", None));
+        assert!(!all.all_ended(), "the branch runs");
+        let wf = all.get(&aid("g")).unwrap();
+        assert!(wf.outcome().is_some() && !wf.ended());
+        let cancelled = ev(EventData::WorkflowCancelled(sett_core::event::WorkflowCancelled {
+            claims: vec![cid("c2")],
+            goal_id: aid("g"),
+            operator: "ann".into(),
+            questions: vec![],
+            reason: Some("enough".into()),
+        }));
+        let ended = all.observe(&cancelled);
+        assert!(matches!(ended, Some(Outcome::Cancelled { .. })), "{ended:?}");
+        assert!(all.all_ended());
+        let wf = all.get(&aid("g")).unwrap();
+        assert_eq!(wf.outcome(), Some(&Outcome::Terminal { artifact_id: aid("t") }), "the original keeps its outcome");
+        assert!(matches!(wf.branches()[0].outcome(), Some(Outcome::Cancelled { .. })));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sett_core::StructuralType;
 use sett_core::event::{EventData, EventKind};
-use sett_e2e::{ASKER_YML, Env, KillOnDrop};
+use sett_e2e::{ASKER_YML, DRAFT_FINISHER, DRAFT_WRITER, DRAFTING_YML, Env, KillOnDrop};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "e2e-console-token-0123456789abcdef";
@@ -516,6 +516,86 @@ agents:
     assert_eq!((c.goal_id, c.operator.as_str(), c.reason.as_deref()), (goal, "Olga Operator", Some("wrong goal")));
     let out = env.run(&["verify"]);
     assert!(out.status.success(), "sett verify after the console's cancel: {}", sett_e2e::text(&out.stdout));
+    b.client.clone().close().await.unwrap();
+    env.down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_forks_from_a_draft_on_the_workflow_page_and_the_branch_runs_to_its_terminal() {
+    let mut env = Env::new(DRAFTING_YML, &[("writer.sh", DRAFT_WRITER), ("finisher.sh", DRAFT_FINISHER)]).await;
+    env.up();
+    let goal = env.forage("the plan");
+    let first = env.wait_terminals(1, MINUTE).await;
+    let original = first.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap().clone();
+    let draft = first.iter().find(|a| a.artifact_type == "Draft").unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, format!("{OPERATOR_TOKEN} Olga Operator role=operator\n{ANSWERER_TOKEN} Ada Answerer\n"))
+        .unwrap();
+    let (_console, base) = start_console_with_users(&env, &users);
+    let b = Browser::start().await;
+    b.client.goto(&format!("{base}/instances/{}/workflows/{goal}?token={OPERATOR_TOKEN}", env.name)).await.unwrap();
+    b.client.wait().for_element(Locator::Css("#live-state.live-on")).await.expect("the page follows the event stream");
+    let state = b.client.find(Locator::Css("h1 .state")).await.unwrap().text().await.unwrap();
+    assert_eq!(state, "complete");
+
+    // "Fork from here" on the draft: opening it fills in the draft's payload; type a new one.
+    let row = format!(r#"tr[data-artifact-id="{}"]"#, draft.id);
+    b.client.find(Locator::Css(&format!("{row} details.fork summary"))).await.unwrap().click().await.unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css(&format!(r#"{row} form.fork[data-loaded="1"]"#)))
+        .await
+        .expect("the form is filled with the draft's payload");
+    let text = b.client.find(Locator::Css(&format!("{row} form.fork textarea"))).await.unwrap();
+    assert_eq!(text.prop("value").await.unwrap().as_deref(), Some(draft.payload.as_str()));
+    text.clear().await.unwrap();
+    text.send_keys("a better draft").await.unwrap();
+    b.client
+        .find(Locator::Css(&format!("{row} form.fork input[name=reason]")))
+        .await
+        .unwrap()
+        .send_keys("try it shorter")
+        .await
+        .unwrap();
+    b.js(&format!(r#"document.querySelector('{row} form.fork').scrollIntoView({{block: "center"}}); return 1;"#)).await;
+    b.shot("console-workflow-fork").await;
+    b.client.find(Locator::Css(&format!("{row} form.fork button"))).await.unwrap().click().await.unwrap();
+    let done = format!(r#"{row} form.fork output.result.ok"#);
+    b.client.wait().for_element(Locator::Css(&done)).await.expect("the fork is confirmed in the page");
+    // Read in the page: a live refresh may replace the element meanwhile (the result is kept).
+    let said = b.js(&format!(r#"return document.querySelector('{done}').textContent;"#)).await;
+    let said = said.as_str().unwrap_or_default();
+    assert!(said.contains("Forked as Olga Operator") && said.contains("(v2)"), "{said}");
+
+    // The branch runs to its own Terminal on the new version; the original stays.
+    let all = env
+        .wait_for(MINUTE, "the branch's Terminal", |a| {
+            a.iter().filter(|a| a.structural_type == StructuralType::Terminal).count() == 2
+        })
+        .await;
+    let fork = all.iter().find(|a| a.forked_from.is_some()).expect("the forked version").clone();
+    assert_eq!((fork.forked_from, fork.logical_id, fork.version), (Some(draft.id), draft.logical_id, 2));
+    assert_eq!((fork.payload.as_str(), fork.produced_by_role.as_str()), ("a better draft", "human:Olga Operator"));
+    let branch_end = all.iter().find(|a| a.structural_type == StructuralType::Terminal && a.id != original.id).unwrap();
+    assert_eq!(branch_end.payload, "final: a better draft");
+    assert_eq!(branch_end.source_artifacts, vec![fork.id]);
+    assert_eq!(env.store.get_artifact(&original.id).await.unwrap().unwrap(), original, "the original stays");
+    let forks = env.events_of(EventKind::ArtifactForked).await;
+    assert_eq!(forks.len(), 1);
+    let EventData::ArtifactForked(f) = &forks[0].data else { unreachable!("events_of filters by kind") };
+    assert_eq!((f.artifact_id, f.forked_from, f.goal_id), (fork.id, draft.id, goal));
+    assert_eq!((f.operator.as_str(), f.reason.as_deref()), ("Olga Operator", Some("try it shorter")));
+
+    // The page follows: the branch is listed, complete, and the new version is marked forked.
+    let branch = format!(r#"li.branch[data-branch-root="{}"] .state.complete"#, fork.id);
+    b.client.wait().for_element(Locator::Css(&branch)).await.expect("the page lists the branch, complete");
+    let marked = format!(r#"tr[data-artifact-id="{}"] .forked-from"#, fork.id);
+    b.client.wait().for_element(Locator::Css(&marked)).await.expect("the new version is marked forked");
+    b.js("window.scrollTo(0, 0); return 1;").await;
+    b.shot("console-workflow-branch").await;
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "sett verify after the console's fork: {}", sett_e2e::text(&out.stdout));
     b.client.clone().close().await.unwrap();
     env.down();
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sett_core::event::{EventData, EventKind};
 use sett_core::{ClaimStatus, StructuralType};
-use sett_e2e::{Env, text};
+use sett_e2e::{DRAFT_FINISHER, DRAFT_WRITER, DRAFTING_YML, Env, text};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -153,29 +153,9 @@ agents:
     tampered_operator_is_caught(&env, &r.action_id, "workflow_retried");
 }
 
-/// A writer that drafts the goal, and a finisher that ends the workflow on a draft: the Terminal
-/// says which draft it finished.
-const WRITER: &str = r#"#!/usr/bin/env bash
-jq '{artifact_type: "Draft", artifact_payload: ("draft of " + .target_artifact.payload)}'
-"#;
-const FINISHER: &str = r#"#!/usr/bin/env bash
-jq '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: ("final: " + .target_artifact.payload)}'
-"#;
-const DRAFTING_YML: &str = r#"
-version: "1.0"
-orchestrator: {bid_timeout: 10s}
-agents:
-  Writer:
-    command: ["./writer.sh"]
-    bidding_strategy: {type: exclusive, target_types: ["GoalDefined"]}
-  Finisher:
-    command: ["./finisher.sh"]
-    bidding_strategy: {type: exclusive, target_types: ["Draft"]}
-"#;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn fork_from_a_first_draft_runs_a_branch_to_its_own_terminal_and_keeps_the_original() {
-    let mut env = Env::new(DRAFTING_YML, &[("writer.sh", WRITER), ("finisher.sh", FINISHER)]).await;
+    let mut env = Env::new(DRAFTING_YML, &[("writer.sh", DRAFT_WRITER), ("finisher.sh", DRAFT_FINISHER)]).await;
     env.up();
     env.forage("the plan");
     let first = env.wait_terminals(1, LIMIT).await;
