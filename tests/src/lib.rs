@@ -189,6 +189,18 @@ impl Env {
         text(&out.stdout)
     }
 
+    /// Runs `redis-cli` against this workspace's Redis (to read or tamper with a record the
+    /// typed API has no call for), failing the test unless it exits 0. Returns stdout.
+    pub fn redis_cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-u", &self.redis_url])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        assert!(out.status.success(), "redis-cli {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
     pub fn up(&mut self) {
         self.ok(&["up", "--timeout", "60s"]);
         self.up = true;

@@ -88,16 +88,19 @@ fn libraries_do_not_print() {
     let root = crate::project_root().join("crates");
     let macros = ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("];
     let mut bad = Vec::new();
+    let mut checked = 0;
     for (p, t) in sources() {
         if !p.starts_with(&root) || p.components().any(|c| c.as_os_str() == "tests") {
             continue;
         }
+        checked += 1;
         for m in macros {
             if t.contains(m) {
                 bad.push(format!("{} uses {m}", p.display()));
             }
         }
     }
+    assert!(checked >= 50, "found only {checked} library source files under {}", root.display());
     assert!(bad.is_empty(), "library crates must log through tracing, not print: {bad:#?}");
 }
 
@@ -123,9 +126,52 @@ fn product_code() -> Vec<(PathBuf, String)> {
     files
 }
 
+/// The instance key names `crates/sett-store/src/keys.rs` documents (the first column of its
+/// key table, e.g. `artifact:<id>`, `events`), relative to the instance prefix.
+fn documented_relative_keys(keys_rs: &str) -> Vec<String> {
+    keys_rs
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | `"))
+        .filter_map(|rest| rest.split_once('`').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+/// Where `code` spells the relative key name `name`: a string literal that starts with its
+/// fixed part (`"artifact:` of `artifact:<id>`, `"questions:answers"`) and goes on as a key
+/// would (not with a space: `"claim:    {}"` is a label); a one-word name (`events`, `lock`,
+/// everyday words) only where code compares a string with it or matches on it.
+fn key_name_spellings(code: &str, name: &str) -> Vec<String> {
+    let fixed = name.split('<').next().unwrap_or(name);
+    let mut found = Vec::new();
+    if fixed.contains(':') {
+        let literal = format!("\"{fixed}");
+        for (at, _) in code.match_indices(&literal) {
+            let next = code[at + literal.len()..].chars().next();
+            let goes_on = if fixed.ends_with(':') {
+                next.is_some_and(|c| !c.is_whitespace())
+            } else {
+                matches!(next, Some('"' | ':' | '{'))
+            };
+            if goes_on {
+                found.push(literal.clone());
+            }
+        }
+    } else {
+        for pattern in [format!("== \"{fixed}\""), format!("!= \"{fixed}\""), format!("\"{fixed}\" =>")] {
+            if code.contains(&pattern) {
+                found.push(pattern);
+            }
+        }
+    }
+    found
+}
+
 #[test]
 fn only_sett_store_knows_key_names() {
     let store = crate::project_root().join("crates").join("sett-store");
+    let keys_rs = std::fs::read_to_string(store.join("src").join("keys.rs")).expect("crates/sett-store/src/keys.rs");
+    let relative = documented_relative_keys(&keys_rs);
+    assert!(relative.len() >= 30, "found only {relative:?} in the key table of crates/sett-store/src/keys.rs");
     let keys = ["\"sett:{", "sett:instances", "sett:audit", "sett:instance_counter", "{{{instance}}}"];
     let mut bad = Vec::new();
     for (p, code) in product_code() {
@@ -137,8 +183,30 @@ fn only_sett_store_knows_key_names() {
                 bad.push(format!("{} spells the key {k}: call sett-store's typed API (keys.rs) instead", p.display()));
             }
         }
+        for name in &relative {
+            for spelled in key_name_spellings(&code, name) {
+                bad.push(format!(
+                    "{} spells the key name {name} ({spelled}): use sett_store::RelativeKey or a sett-store call",
+                    p.display()
+                ));
+            }
+        }
     }
     assert!(bad.is_empty(), "key names outside sett-store: {bad:#?}");
+}
+
+#[test]
+fn the_key_name_matcher_finds_relative_names() {
+    let keys_rs = "//! | key | type |\n//! |---|---|\n//! | `artifact:<id>` | hash |\n//! | `events` | stream |\n";
+    assert_eq!(documented_relative_keys(keys_rs), ["artifact:<id>", "events"]);
+    assert!(!key_name_spellings(r#"d.key.strip_prefix("artifact:")"#, "artifact:<id>").is_empty());
+    assert!(!key_name_spellings(r#"format!("artifact:{id}")"#, "artifact:<id>").is_empty());
+    assert!(key_name_spellings(r#"format!("claim:            {}", c)"#, "claim:<id>").is_empty());
+    assert!(!key_name_spellings(r#"if d.key == "questions:answers" {"#, "questions:answers").is_empty());
+    assert!(key_name_spellings(r#"let q = "questions:answered by";"#, "questions:answers").is_empty());
+    assert!(!key_name_spellings(r#"if d.key == "lock" {"#, "lock").is_empty());
+    assert!(!key_name_spellings(r#"match k { "events" => 1, _ => 2 }"#, "events").is_empty());
+    assert!(key_name_spellings(r#"["api", "v1", "events"]"#, "events").is_empty());
 }
 
 #[test]
@@ -218,11 +286,13 @@ fn sett_store_signatures_are_typed() {
     let store = crate::project_root().join("crates").join("sett-store").join("src");
     let files = rust_files_in(&store);
     let mut bad = Vec::new();
+    let mut checked = 0;
     for p in files {
         let code = std::fs::read_to_string(&p).unwrap_or_default();
         // A bare `Value` is serde_json's only where the file imports it so.
         let imports_value = code.lines().any(|l| l.starts_with("use serde_json::") && l.contains("Value"));
         for (line, sig) in public_fn_signatures(&code) {
+            checked += 1;
             let bare = imports_value
                 && sig.split(|c: char| !c.is_alphanumeric() && c != '_' && c != ':').any(|w| w == "Value");
             if sig.contains("serde_json::Value") || sig.contains("serde_json::Map") || bare {
@@ -230,6 +300,7 @@ fn sett_store_signatures_are_typed() {
             }
         }
     }
+    assert!(checked >= 100, "found only {checked} public functions in crates/sett-store/src");
     assert!(
         bad.is_empty(),
         "public sett-store functions take or return serde_json::Value: give the data a type (sett-core's \
@@ -271,7 +342,7 @@ fn sett_core_reads_no_clock_and_no_randomness() {
     // randomness (sett-core inherits the workspace's uuid features, so those are checked too).
     let root = crate::project_root();
     let uuid_clock_or_rng = |line: &str| ["\"v1\"", "\"v4\"", "\"v6\"", "\"v7\""].iter().any(|f| line.contains(f));
-    let core_manifest = std::fs::read_to_string(core.join("Cargo.toml")).unwrap_or_default();
+    let core_manifest = std::fs::read_to_string(core.join("Cargo.toml")).expect("crates/sett-core/Cargo.toml");
     for line in core_manifest.lines().map(str::trim) {
         let name = line.split(['=', '.', ' ']).next().unwrap_or("");
         if matches!(name, "rand" | "getrandom" | "fastrand" | "chrono" | "jiff" | "time")
@@ -280,7 +351,7 @@ fn sett_core_reads_no_clock_and_no_randomness() {
             bad.push(format!("crates/sett-core/Cargo.toml: {line}"));
         }
     }
-    let workspace_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let workspace_manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the workspace manifest");
     for line in workspace_manifest.lines().map(str::trim) {
         if line.starts_with("uuid ") && uuid_clock_or_rng(line) {
             bad.push(format!("Cargo.toml (inherited by sett-core): {line}"));
@@ -395,12 +466,14 @@ fn every_dependency_is_used() {
     // compiled for nothing (or is needed for a reason the allow-list above must say).
     let root = crate::project_root();
     let mut unused = Vec::new();
+    let mut checked = 0;
     for dir in workspace_members(&root) {
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("a member's manifest");
         let package = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let code = package_code(&dir);
         assert!(!code.trim().is_empty(), "no Rust code found for workspace member {}", dir.display());
         for dep in manifest_dependencies(&manifest) {
+            checked += 1;
             let allowed =
                 DEPENDENCIES_USED_WITHOUT_A_PATH.iter().any(|(p, d, _)| *p == package && d.replace('-', "_") == dep);
             if !allowed && !names_crate(&code, &dep) {
@@ -408,6 +481,7 @@ fn every_dependency_is_used() {
             }
         }
     }
+    assert!(checked >= 50, "found only {checked} dependencies in the workspace members' manifests");
     assert!(
         unused.is_empty(),
         "dependencies no source of their package names: remove them, or add them with the reason \
@@ -438,6 +512,7 @@ fn times_are_formatted_in_one_place() {
     // sett-store's time module is the one formatting of times for every component; a second
     // one drifts (three hand-written RFC 3339 formatters did).
     let home = crate::project_root().join("crates").join("sett-store").join("src").join("time.rs");
+    assert!(home.is_file(), "the one time formatting, {}, is gone: move this check with it", home.display());
     let marks = ["format_rfc3339", "civil_from_days", "fn rfc3339", "fn human_ms"];
     let bad: Vec<String> = product_code()
         .into_iter()

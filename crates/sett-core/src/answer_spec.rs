@@ -177,6 +177,23 @@ pub fn describe(problems: &[FieldProblem]) -> String {
     problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
 }
 
+/// Reads the answer to a form with a `decision` (one of `decisions`) as `A`: an error names
+/// the decisions it expected.
+pub fn parse_decision<A: serde::de::DeserializeOwned>(
+    value: &Value,
+    decisions: &[&str],
+) -> Result<A, Vec<FieldProblem>> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        let expected: Vec<String> = decisions.iter().map(|d| format!("\"{d}\"")).collect();
+        vec![FieldProblem::new("decision", format!("expected {}: {e}", expected.join(" or ")))]
+    })
+}
+
+/// A free-text note as kept: trimmed, `None` when nothing is left.
+pub fn trimmed_note(note: Option<String>) -> Option<String> {
+    note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty())
+}
+
 impl StructuredQuestion {
     /// The spec of a Question payload: `Ok(None)` for a free-text question (any payload that is
     /// not a JSON object with `options` or `schema`), an error listing every problem when it
@@ -262,6 +279,22 @@ impl StructuredQuestion {
     /// accepted it): the wire form, properties in the agent's order.
     pub fn to_payload(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A question Sett asks itself (approval, review, budget): of `kind`, about `subject`,
+    /// answered with a form of `fields`.
+    pub fn asked_by_sett(kind: QuestionKind, question: String, fields: Vec<Field>, subject: &impl Serialize) -> Self {
+        Self { question, spec: AnswerSpec::Form(Form { fields }), kind, subject: serde_json::to_value(subject).ok() }
+    }
+
+    /// The subject of a Question payload of `kind` (see [`Self::asked_by_sett`]); `None` for a
+    /// question of any other kind, or one without a subject of that shape.
+    pub fn subject_of<T: serde::de::DeserializeOwned>(payload: &str, kind: QuestionKind) -> Option<T> {
+        let q = Self::from_payload(payload).ok().flatten()?;
+        if q.kind != kind {
+            return None;
+        }
+        serde_json::from_value(q.subject?).ok()
     }
 }
 
@@ -570,6 +603,31 @@ impl FieldKind {
 }
 
 impl Field {
+    /// A field with a title and a description, and no default.
+    pub fn described(name: &str, title: &str, description: impl Into<String>, required: bool, kind: FieldKind) -> Self {
+        Self {
+            name: name.into(),
+            title: Some(title.into()),
+            description: Some(description.into()),
+            required,
+            default: None,
+            kind,
+        }
+    }
+
+    /// The required `decision` of a question Sett asks: one of `options`, `description` saying
+    /// what each does.
+    pub fn decision(description: &str, options: &[&str]) -> Self {
+        let options = options.iter().map(|o| (*o).to_owned()).collect();
+        Self::described("decision", "Decision", description, true, FieldKind::OneOf { options })
+    }
+
+    /// An optional free-text field of at most `max_length` characters.
+    pub fn note(name: &str, title: &str, description: &str, max_length: usize) -> Self {
+        let kind = FieldKind::Text { min_length: None, max_length: Some(max_length as u64), pattern: None };
+        Self::described(name, title, description, false, kind)
+    }
+
     /// The label shown for the field: its title, else its name.
     pub fn label(&self) -> &str {
         self.title.as_deref().unwrap_or(&self.name)

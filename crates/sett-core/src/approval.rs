@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::answer_spec::{AnswerSpec, Field, FieldKind, FieldProblem, Form, QuestionKind, StructuredQuestion};
+use crate::answer_spec::{Field, FieldProblem, QuestionKind, StructuredQuestion, parse_decision, trimmed_note};
 use crate::artifact::Artifact;
 use crate::claim::ClaimType;
 use crate::ids::{AgentName, ArtifactId, ClaimId};
@@ -113,43 +113,24 @@ impl ApprovalBinding {
 impl ApprovalSubject {
     /// The approval Question asking a person to decide on this subject.
     pub fn question(&self) -> StructuredQuestion {
-        let field = |name: &str, title: &str, description: &str, required: bool, kind: FieldKind| Field {
-            name: name.into(),
-            title: Some(title.into()),
-            description: Some(description.into()),
-            required,
-            default: None,
-            kind,
-        };
-        StructuredQuestion {
-            question: format!(
+        StructuredQuestion::asked_by_sett(
+            QuestionKind::Approval,
+            format!(
                 "May agent {} act on {} {} ({} claim)?",
                 self.agent,
                 self.target.artifact_type,
                 self.target.id.short(),
                 self.claim_type
             ),
-            spec: AnswerSpec::Form(Form {
-                fields: vec![
-                    field(
-                        "decision",
-                        "Decision",
-                        "approve: the agent runs on exactly this artifact; reject: the claim ends with a Failure",
-                        true,
-                        FieldKind::OneOf { options: vec!["approve".into(), "reject".into()] },
-                    ),
-                    field(
-                        "reason",
-                        "Reason",
-                        "why (required to reject; recorded in the ledger)",
-                        false,
-                        FieldKind::Text { min_length: None, max_length: Some(MAX_REASON_LEN as u64), pattern: None },
-                    ),
-                ],
-            }),
-            kind: QuestionKind::Approval,
-            subject: serde_json::to_value(self).ok(),
-        }
+            vec![
+                Field::decision(
+                    "approve: the agent runs on exactly this artifact; reject: the claim ends with a Failure",
+                    &["approve", "reject"],
+                ),
+                Field::note("reason", "Reason", "why (required to reject; recorded in the ledger)", MAX_REASON_LEN),
+            ],
+            self,
+        )
     }
 
     /// The approval Question's payload text.
@@ -159,11 +140,7 @@ impl ApprovalSubject {
 
     /// The subject of an approval Question's payload; `None` for any other question.
     pub fn of_payload(payload: &str) -> Option<Self> {
-        let q = StructuredQuestion::from_payload(payload).ok().flatten()?;
-        if q.kind != QuestionKind::Approval {
-            return None;
-        }
-        serde_json::from_value(q.subject?).ok()
+        StructuredQuestion::subject_of(payload, QuestionKind::Approval)
     }
 
     /// Every artifact shown, the target first.
@@ -175,10 +152,8 @@ impl ApprovalSubject {
 /// Reads an approval answer (already validated against the question's form): a rejection must
 /// say why, so the Failure it causes names a reason.
 pub fn parse_answer(value: &Value) -> Result<ApprovalAnswer, Vec<FieldProblem>> {
-    let mut answer: ApprovalAnswer = serde_json::from_value(value.clone()).map_err(|e| {
-        vec![FieldProblem { field: "decision".into(), problem: format!("expected \"approve\" or \"reject\": {e}") }]
-    })?;
-    answer.reason = answer.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let mut answer: ApprovalAnswer = parse_decision(value, &["approve", "reject"])?;
+    answer.reason = trimmed_note(answer.reason);
     if answer.decision == Decision::Reject && answer.reason.is_none() {
         return Err(vec![FieldProblem {
             field: "reason".into(),

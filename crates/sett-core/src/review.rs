@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::answer_spec::{AnswerSpec, Field, FieldKind, FieldProblem, Form, QuestionKind, StructuredQuestion};
+use crate::answer_spec::{Field, FieldProblem, QuestionKind, StructuredQuestion, parse_decision, trimmed_note};
 use crate::approval::BoundArtifact;
 use crate::ids::{AgentName, ArtifactId, ClaimId};
 
@@ -83,41 +83,23 @@ pub struct ReviewAnswer {
 impl ReviewSubject {
     /// The Question asking a reviewer to decide on this subject.
     pub fn question(&self) -> StructuredQuestion {
-        let field = |name: &str, title: &str, description: &str, required: bool, kind: FieldKind| Field {
-            name: name.into(),
-            title: Some(title.into()),
-            description: Some(description.into()),
-            required,
-            default: None,
-            kind,
-        };
-        StructuredQuestion {
-            question: format!(
-                "Review {} {}: approve it, or request changes?",
-                self.target.artifact_type,
-                self.target.id.short()
-            ),
-            spec: AnswerSpec::Form(Form {
-                fields: vec![
-                    field(
-                        "decision",
-                        "Decision",
-                        "approve: it passes your review; changes: it goes back to its producer with your comments",
-                        true,
-                        FieldKind::OneOf { options: vec!["approve".into(), "changes".into()] },
-                    ),
-                    field(
-                        "comments",
-                        "Comments",
-                        "what to change (required to request changes; given to the agent that reworks it)",
-                        false,
-                        FieldKind::Text { min_length: None, max_length: Some(MAX_COMMENTS_LEN as u64), pattern: None },
-                    ),
-                ],
-            }),
-            kind: QuestionKind::Review,
-            subject: serde_json::to_value(self).ok(),
-        }
+        StructuredQuestion::asked_by_sett(
+            QuestionKind::Review,
+            format!("Review {} {}: approve it, or request changes?", self.target.artifact_type, self.target.id.short()),
+            vec![
+                Field::decision(
+                    "approve: it passes your review; changes: it goes back to its producer with your comments",
+                    &["approve", "changes"],
+                ),
+                Field::note(
+                    "comments",
+                    "Comments",
+                    "what to change (required to request changes; given to the agent that reworks it)",
+                    MAX_COMMENTS_LEN,
+                ),
+            ],
+            self,
+        )
     }
 
     /// The review Question's payload text.
@@ -127,11 +109,7 @@ impl ReviewSubject {
 
     /// The subject of a review Question's payload; `None` for any other question.
     pub fn of_payload(payload: &str) -> Option<Self> {
-        let q = StructuredQuestion::from_payload(payload).ok().flatten()?;
-        if q.kind != QuestionKind::Review {
-            return None;
-        }
-        serde_json::from_value(q.subject?).ok()
+        StructuredQuestion::subject_of(payload, QuestionKind::Review)
     }
 }
 
@@ -147,10 +125,8 @@ pub fn text_answer(text: &str) -> Value {
 /// Reads a review answer (already validated against the question's form): requesting changes
 /// must say which, since the comments are all the reworking agent is given.
 pub fn parse_answer(value: &Value) -> Result<ReviewAnswer, Vec<FieldProblem>> {
-    let mut answer: ReviewAnswer = serde_json::from_value(value.clone()).map_err(|e| {
-        vec![FieldProblem { field: "decision".into(), problem: format!("expected \"approve\" or \"changes\": {e}") }]
-    })?;
-    answer.comments = answer.comments.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    let mut answer: ReviewAnswer = parse_decision(value, &["approve", "changes"])?;
+    answer.comments = trimmed_note(answer.comments);
     if answer.decision == ReviewDecision::Changes && answer.comments.is_none() {
         return Err(vec![FieldProblem {
             field: "comments".into(),

@@ -74,20 +74,10 @@ pub async fn goal_of(store: &Store, artifact: Artifact) -> Result<ArtifactId, St
 /// The workflow of `goal` as the ledger tells it (every event read once).
 pub async fn read_workflow(store: &Store, goal: ArtifactId) -> Result<Workflow, StoreError> {
     let mut wf = Workflow::new(goal);
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.entries_after(after.as_deref(), PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(match last {
-            Ok(e) => e.id.clone(),
-            Err(m) => m.id.clone(),
-        });
-        let full = page.len() as u64 == PAGE;
+    let mut pages = store.entry_pages(PAGE);
+    while let Some(page) = pages.next().await? {
         for e in page.iter().flatten() {
             wf.observe(e);
-        }
-        if !full {
-            break;
         }
     }
     Ok(wf)

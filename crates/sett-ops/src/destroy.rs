@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sett_store::{FamilyCounts, LockHolder, LockPurpose, Store, StoreError, now_ms};
+use sett_store::{FamilyCounts, LockHolder, LockPurpose, RelativeKey, Store, StoreError, now_ms};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -352,7 +352,7 @@ impl Destroyer {
         let dumped = self
             .store
             .export(|d| {
-                if d.key == "lock" {
+                if RelativeKey::parse(&d.key) == RelativeKey::Lock {
                     return Ok(());
                 }
                 written += 1;

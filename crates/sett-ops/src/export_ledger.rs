@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use sett_core::ledger::Head;
-use sett_store::{Dump, SourceState};
+use sett_store::{Dump, RelativeKey, SourceState};
 
 use crate::verify::{LedgerSource, VerifyError};
 
@@ -64,7 +64,7 @@ impl Section {
         &mut self,
         file: &mut BufReader<R>,
         i: usize,
-        prefix: Option<&str>,
+        hashes: bool,
     ) -> Result<Records, VerifyError> {
         if let Some(pos) = self.cache.iter().position(|(j, _)| *j == i) {
             let hit = self.cache.remove(pos).expect("present");
@@ -80,12 +80,11 @@ impl Section {
             line.clear();
             file.read_line(&mut line)?;
             let d = parse(&line, n)?;
-            match prefix {
-                Some(p) => {
-                    let key = d.key.strip_prefix(p).unwrap_or(&d.key).to_owned();
-                    out.push((key, hash_fields(&d.value).unwrap_or_default()));
-                }
-                None => out.extend(stream_entries(&d, n)?),
+            if hashes {
+                let key = RelativeKey::within_family(&d.key).to_owned();
+                out.push((key, hash_fields(&d.value).unwrap_or_default()));
+            } else {
+                out.extend(stream_entries(&d, n)?);
             }
         }
         let block = Arc::new(out);
@@ -94,15 +93,10 @@ impl Section {
         Ok(block)
     }
 
-    /// The hash record `key` (without the section's prefix), if the file has it.
-    fn find<R: Read + Seek>(
-        &mut self,
-        file: &mut BufReader<R>,
-        key: &str,
-        prefix: &str,
-    ) -> Result<Option<Fields>, VerifyError> {
+    /// The hash record `key` (its name within its family: the id), if the file has it.
+    fn find<R: Read + Seek>(&mut self, file: &mut BufReader<R>, key: &str) -> Result<Option<Fields>, VerifyError> {
         let Some(i) = self.locate(key, |a, b| a < b) else { return Ok(None) };
-        let block = self.block(file, i, Some(prefix))?;
+        let block = self.block(file, i, true)?;
         Ok(block.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|j| block[j].1.clone()))
     }
 }
@@ -220,44 +214,47 @@ impl<R: Read + Seek> ExportLedger<R> {
     fn add(&mut self, d: &Dump, offset: u64, n: usize) -> Result<(), VerifyError> {
         let bad = |what: &str| VerifyError::File(format!("line {}: key '{}' is not a valid {what}", n + 1, d.key));
         let hash = || hash_fields(&d.value).ok_or_else(|| bad("hash"));
-        if let Some(id) = d.key.strip_prefix("artifact:") {
-            hash()?;
-            self.artifacts.note(offset, n, || id.to_owned(), BLOCK);
-        } else if let Some(id) = d.key.strip_prefix("claim:") {
-            if !id.ends_with(":bids") {
+        match RelativeKey::parse(&d.key) {
+            RelativeKey::Artifact(id) => {
                 hash()?;
+                self.artifacts.note(offset, n, || id.to_owned(), BLOCK);
             }
-            self.claims.note(offset, n, || id.to_owned(), BLOCK);
-        } else if d.key == "events" {
-            let entries = stream_entries(d, n)?;
-            // A line without entries (the groups alone) holds nothing to look up.
-            if let Some((first, _)) = entries.first() {
-                self.events.note(offset, n, || first.clone(), 1);
+            RelativeKey::Claim(id) => {
+                hash()?;
+                self.claims.note(offset, n, || id.to_owned(), BLOCK);
             }
-        } else if d.key == "questions:answers" {
-            self.answers = hash()?;
-        } else if d.key == "workflows:cancelled" {
-            self.cancellations = hash()?;
-        } else if d.key == "actions" {
-            self.actions = hash()?;
-        } else if d.key == "index:claims" {
-            let items = claim_index_ids(d).map_err(|_| bad("zset"))?.len() as u64;
-            self.claim_index.push(IndexLine { offset, line: n, items });
-        } else if d.key == "archive:segments" {
-            self.archive.segments = hash()?.into_iter().collect();
-        } else if d.key == "archive:head" {
-            self.archive.head_id = hash()?.remove("id");
-        } else if d.key == "archive:state" {
-            self.archive.location = hash()?.remove("location");
-        } else if d.key == "ledger" {
-            let f = hash()?;
-            // A non-canonical seq ("05") is kept unparseable so it shows as an edited head.
-            let seq = f.get("seq").and_then(|s| s.parse::<u64>().ok().filter(|n| n.to_string() == *s));
-            self.head = match (seq, f.get("hash")) {
-                (Some(seq), Some(h)) => Some(Head { seq, hash: h.clone() }),
-                (_, Some(h)) => Some(Head { seq: u64::MAX, hash: h.clone() }),
-                _ => None,
-            };
+            RelativeKey::Bids(_) => {
+                let rest = RelativeKey::within_family(&d.key);
+                self.claims.note(offset, n, || rest.to_owned(), BLOCK);
+            }
+            RelativeKey::Events => {
+                let entries = stream_entries(d, n)?;
+                // A line without entries (the groups alone) holds nothing to look up.
+                if let Some((first, _)) = entries.first() {
+                    self.events.note(offset, n, || first.clone(), 1);
+                }
+            }
+            RelativeKey::QuestionAnswers => self.answers = hash()?,
+            RelativeKey::CancelledWorkflows => self.cancellations = hash()?,
+            RelativeKey::Actions => self.actions = hash()?,
+            RelativeKey::ClaimsIndex => {
+                let items = claim_index_ids(d).map_err(|_| bad("zset"))?.len() as u64;
+                self.claim_index.push(IndexLine { offset, line: n, items });
+            }
+            RelativeKey::ArchiveSegments => self.archive.segments = hash()?.into_iter().collect(),
+            RelativeKey::ArchiveHead => self.archive.head_id = hash()?.remove("id"),
+            RelativeKey::ArchiveState => self.archive.location = hash()?.remove("location"),
+            RelativeKey::Ledger => {
+                let f = hash()?;
+                // A non-canonical seq ("05") is kept unparseable so it shows as an edited head.
+                let seq = f.get("seq").and_then(|s| s.parse::<u64>().ok().filter(|n| n.to_string() == *s));
+                self.head = match (seq, f.get("hash")) {
+                    (Some(seq), Some(h)) => Some(Head { seq, hash: h.clone() }),
+                    (_, Some(h)) => Some(Head { seq: u64::MAX, hash: h.clone() }),
+                    _ => None,
+                };
+            }
+            RelativeKey::Lock | RelativeKey::Other(_) => {}
         }
         Ok(())
     }
@@ -291,7 +288,7 @@ impl<R: Read + Seek> ExportLedger<R> {
     /// The entry with stream id `id` and where it is (block, position).
     fn event(&mut self, id: &str) -> Result<Option<(usize, usize, Records)>, VerifyError> {
         let Some(b) = self.events.locate(id, stream_before) else { return Ok(None) };
-        let block = self.events.block(&mut self.file, b, None)?;
+        let block = self.events.block(&mut self.file, b, false)?;
         Ok(block.iter().position(|(e, _)| e == id).map(|p| (b, p, block)))
     }
 }
@@ -300,7 +297,7 @@ impl<R: Read + Seek> ExportLedger<R> {
     /// Where the first entry with a stream id after `id` is (block, position), like `XRANGE (id`.
     fn first_after(&mut self, id: &str) -> Result<(usize, usize), VerifyError> {
         let Some(b) = self.events.locate(id, stream_before) else { return Ok((0, 0)) };
-        let block = self.events.block(&mut self.file, b, None)?;
+        let block = self.events.block(&mut self.file, b, false)?;
         let at = sett_store::parse_stream_id(id);
         Ok((b, block.iter().position(|(e, _)| sett_store::parse_stream_id(e) > at).unwrap_or(block.len())))
     }
@@ -328,7 +325,7 @@ impl<R: Read + Seek> LedgerSource for ExportLedger<R> {
         };
         let mut out = Vec::with_capacity(count);
         while out.len() < count && b < self.events.blocks.len() {
-            let block = self.events.block(&mut self.file, b, None)?;
+            let block = self.events.block(&mut self.file, b, false)?;
             if p >= block.len() {
                 b += 1;
                 p = 0;
@@ -342,7 +339,7 @@ impl<R: Read + Seek> LedgerSource for ExportLedger<R> {
         Ok(out)
     }
     async fn artifacts(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
-        ids.iter().map(|id| self.artifacts.find(&mut self.file, id, "artifact:")).collect()
+        ids.iter().map(|id| self.artifacts.find(&mut self.file, id)).collect()
     }
     async fn source_states(&mut self, ids: &[String]) -> Result<Vec<SourceState>, VerifyError> {
         Ok(self
@@ -380,7 +377,7 @@ impl<R: Read + Seek> LedgerSource for ExportLedger<R> {
         Ok(out)
     }
     async fn claims(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
-        ids.iter().map(|id| self.claims.find(&mut self.file, id, "claim:")).collect()
+        ids.iter().map(|id| self.claims.find(&mut self.file, id)).collect()
     }
     async fn events_by_id(&mut self, ids: &[String]) -> Result<Vec<Option<Fields>>, VerifyError> {
         ids.iter().map(|id| Ok(self.event(id)?.map(|(_, p, block)| block[p].1.clone()))).collect()
@@ -392,7 +389,7 @@ impl<R: Read + Seek> LedgerSource for ExportLedger<R> {
     async fn artifact_ids(&mut self) -> Result<Vec<String>, VerifyError> {
         let mut out = Vec::new();
         for i in 0..self.artifacts.blocks.len() {
-            out.extend(self.artifacts.block(&mut self.file, i, Some("artifact:"))?.iter().map(|(k, _)| k.clone()));
+            out.extend(self.artifacts.block(&mut self.file, i, true)?.iter().map(|(k, _)| k.clone()));
         }
         Ok(out)
     }

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Write};
 
-use sett_store::{Dump, Store, StoreError};
+use sett_store::{Dump, RelativeKey, Store, StoreError};
 
 /// What can go wrong moving an instance in or out.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ pub async fn import_stream(store: &Store, input: impl BufRead, force: bool) -> R
         }
         let d: Dump =
             serde_json::from_str(&line).map_err(|e| TransferError::Parse { line: i + 1, reason: e.to_string() })?;
-        if store.keys().family_of(&format!("{}{}", store.keys().prefix(), d.key)) == "lock" {
+        if RelativeKey::parse(&d.key) == RelativeKey::Lock {
             report.skipped.push(d.key.clone());
             continue;
         }

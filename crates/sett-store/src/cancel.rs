@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sett_core::event::{ClaimEnded, EventData, OutputLate, WorkflowCancelled};
 use sett_core::{ArtifactId, Claim, ClaimId, ledger};
 
-use crate::codec::encode_claim;
+use crate::codec::claim_rewrite;
 use crate::scripts::{CANCEL_WORKFLOW, RECORD_LATE_OUTPUT};
 use crate::{Result, Store, StoreError};
 
@@ -115,17 +115,8 @@ impl Store {
         let mut claims = Vec::with_capacity(c.claims.len());
         for (claim, expected) in &c.claims {
             keys.push(k.claim(&claim.id));
-            let fields = encode_claim(claim);
-            let binding = format!(
-                "{}:{}:{}",
-                claim.id,
-                claim.revision,
-                ledger::claim_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            );
-            let ended = EventData::ClaimTerminated(ClaimEnded::new(claim)).to_json();
-            let ended_digest = ledger::event_digest("claim_terminated", &ts, &ended, Some(&binding));
-            let flat: Vec<String> = fields.into_iter().flat_map(|(f, v)| [f, v]).collect();
-            claims.push(serde_json::json!([claim.id, expected.to_string(), ended, ended_digest, binding, flat]));
+            let ended = EventData::ClaimTerminated(ClaimEnded::new(claim));
+            claims.push(serde_json::Value::Array(claim_rewrite(claim, *expected, &ended, &ts)));
         }
         keys.extend(c.outputs.iter().map(|o| k.artifact(o)));
         let record = serde_json::to_string(&c.record).expect("serialisable");

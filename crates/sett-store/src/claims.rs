@@ -10,7 +10,7 @@ use sett_core::ledger;
 use sett_core::record::ExecutionRecord;
 use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId};
 
-use crate::codec::{decode_claim, encode_claim};
+use crate::codec::{claim_binding, decode_claim, encode_claim};
 use crate::scripts::{SUBMIT_BID, WRITE_CLAIM};
 use crate::{Result, Store, StoreError};
 
@@ -154,12 +154,7 @@ impl Store {
         let fields = encode_claim(claim);
         // Every write leaves an event naming the record it wrote (the claim's revision and
         // hash), so `sett verify` can tell a transition from a tampered record.
-        let binding = format!(
-            "{}:{}:{}",
-            claim.id,
-            claim.revision,
-            ledger::claim_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        );
+        let binding = claim_binding(claim, &fields);
         let ts = now_ms.to_string();
         let synthesized;
         let events = if events.is_empty() {

@@ -147,6 +147,29 @@ pub fn encode_claim(c: &Claim) -> Vec<(String, String)> {
     encode(c, CLAIM_STRING_FIELDS)
 }
 
+/// The binding a claim write's events carry (`<id>:<revision>:<claim hash>` of the record as
+/// written), so `sett verify` can tell a transition from a tampered record.
+pub(crate) fn claim_binding(c: &Claim, fields: &[(String, String)]) -> String {
+    format!(
+        "{}:{}:{}",
+        c.id,
+        c.revision,
+        sett_core::ledger::claim_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    )
+}
+
+/// One claim a multi-claim script (cancel, resume) rewrites, as its JSON argument entry:
+/// `[id, expected revision, event, event digest, binding, flat fields]`, the event bound to the
+/// record as written at `ts`.
+pub(crate) fn claim_rewrite(c: &Claim, expected: u64, event: &sett_core::event::EventData, ts: &str) -> Vec<Value> {
+    let fields = encode_claim(c);
+    let binding = claim_binding(c, &fields);
+    let data = event.to_json();
+    let digest = sett_core::ledger::event_digest(event.kind().as_str(), ts, &data, Some(&binding));
+    let flat: Vec<String> = fields.into_iter().flat_map(|(f, v)| [f, v]).collect();
+    vec![c.id.to_string().into(), expected.to_string().into(), data.into(), digest.into(), binding.into(), flat.into()]
+}
+
 pub fn decode_claim(fields: HashMap<String, String>, strict: bool) -> Result<Claim, StoreError> {
     decode("claim", fields, CLAIM_STRING_FIELDS, CLAIM_FIELDS, strict)
 }

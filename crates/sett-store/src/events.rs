@@ -134,6 +134,12 @@ impl Store {
         Ok(decode_lenient(entries))
     }
 
+    /// The whole event stream, oldest first, a page of `page` entries at a time (see
+    /// [`EntryPages::next`]); entries appended while it reads are read too.
+    pub fn entry_pages(&self, page: u64) -> EntryPages<'_> {
+        EntryPages { store: self, after: None, page }
+    }
+
     /// The id of the newest event, if any.
     pub async fn last_event_id(&self) -> Result<Option<String>> {
         let entries: Entries = self.client().xrevrange_values(self.keys.events(), "+", "-", Some(1)).await?;
@@ -215,5 +221,26 @@ pub(crate) async fn bounded<T>(
     match tokio::time::timeout(limit, call).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(StoreError::Timeout(limit)),
+    }
+}
+
+/// The event stream read a page at a time ([`Store::entry_pages`]).
+#[derive(Debug)]
+pub struct EntryPages<'s> {
+    store: &'s Store,
+    after: Option<String>,
+    page: u64,
+}
+
+impl EntryPages<'_> {
+    /// The next page (never empty), `None` once a read finds nothing after the last entry.
+    pub async fn next(&mut self) -> Result<Option<Vec<LedgerEntry>>> {
+        let page = self.store.entries_after(self.after.as_deref(), self.page).await?;
+        let Some(last) = page.last() else { return Ok(None) };
+        self.after = Some(match last {
+            Ok(e) => e.id.clone(),
+            Err(m) => m.id.clone(),
+        });
+        Ok(Some(page))
     }
 }

@@ -215,6 +215,77 @@ impl Keys {
     }
 }
 
+/// An instance key by its name relative to the instance prefix, as export and archive records
+/// carry it (`artifact:<id>`, `events`, …): the records their readers tell apart, typed, so no
+/// reader outside sett-store spells a key name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelativeKey<'a> {
+    /// `artifact:<id>`, with the id as written.
+    Artifact(&'a str),
+    /// `claim:<id>`.
+    Claim(&'a str),
+    /// `claim:<id>:bids`.
+    Bids(&'a str),
+    /// `events`: the stream.
+    Events,
+    /// `ledger`: the chain head.
+    Ledger,
+    /// `questions:answers`.
+    QuestionAnswers,
+    /// `workflows:cancelled`.
+    CancelledWorkflows,
+    /// `actions`.
+    Actions,
+    /// `index:claims`.
+    ClaimsIndex,
+    /// `archive:segments`.
+    ArchiveSegments,
+    /// `archive:head`.
+    ArchiveHead,
+    /// `archive:state`.
+    ArchiveState,
+    /// `lock`: the instance lock (never exported into another instance).
+    Lock,
+    /// Any other key.
+    Other(&'a str),
+}
+
+impl<'a> RelativeKey<'a> {
+    pub fn parse(rel: &'a str) -> Self {
+        if let Some(id) = rel.strip_prefix("artifact:") {
+            return Self::Artifact(id);
+        }
+        if let Some(rest) = rel.strip_prefix("claim:") {
+            return rest.strip_suffix(":bids").map_or(Self::Claim(rest), Self::Bids);
+        }
+        match rel {
+            "events" => Self::Events,
+            "ledger" => Self::Ledger,
+            "questions:answers" => Self::QuestionAnswers,
+            "workflows:cancelled" => Self::CancelledWorkflows,
+            "actions" => Self::Actions,
+            "index:claims" => Self::ClaimsIndex,
+            "archive:segments" => Self::ArchiveSegments,
+            "archive:head" => Self::ArchiveHead,
+            "archive:state" => Self::ArchiveState,
+            "lock" => Self::Lock,
+            other => Self::Other(other),
+        }
+    }
+
+    /// The relative name of artifact `id`'s key.
+    pub fn artifact(id: &ArtifactId) -> String {
+        format!("artifact:{id}")
+    }
+
+    /// What follows the family in a relative name (`<id>` of `artifact:<id>`, `<id>:bids` of
+    /// `claim:<id>:bids`; a name without a family whole): within one family these sort as the
+    /// keys do, so a sorted export can be searched by id.
+    pub fn within_family(rel: &'a str) -> &'a str {
+        rel.split_once(':').map_or(rel, |(_, rest)| rest)
+    }
+}
+
 /// Escapes the characters SCAN MATCH treats specially.
 pub fn escape_glob(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
@@ -243,5 +314,35 @@ mod tests {
         assert_eq!(k.notify_queue("ops"), "sett:{myproject}:notify:queue:ops");
         assert_eq!(k.family_of(&k.notify_queue("ops")), "notify");
         assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+
+    #[test]
+    fn relative_names_read_back_as_the_keys_they_name() {
+        let k = Keys::new(&InstanceName::parse("myproject").unwrap());
+        let c = ClaimId::parse("0190c2b4-7d3e-7a1b-9c2d-3e4f5a6b7c8d").unwrap();
+        let rel = |key: String| key.strip_prefix(k.prefix()).unwrap().to_owned();
+        let claim = c.to_string();
+        let a = ArtifactId::derived(&"t", "a");
+        let artifact = a.to_string();
+        for (key, expected) in [
+            (k.artifact(&a), RelativeKey::Artifact(&artifact)),
+            (k.claim(&c), RelativeKey::Claim(&claim)),
+            (k.bids(&c), RelativeKey::Bids(&claim)),
+            (k.events(), RelativeKey::Events),
+            (k.ledger(), RelativeKey::Ledger),
+            (k.question_answers(), RelativeKey::QuestionAnswers),
+            (k.cancelled_workflows(), RelativeKey::CancelledWorkflows),
+            (k.actions(), RelativeKey::Actions),
+            (k.claims_index(), RelativeKey::ClaimsIndex),
+            (k.archive_segments(), RelativeKey::ArchiveSegments),
+            (k.archive_head(), RelativeKey::ArchiveHead),
+            (k.archive_state(), RelativeKey::ArchiveState),
+            (k.lock(), RelativeKey::Lock),
+        ] {
+            assert_eq!(RelativeKey::parse(&rel(key)), expected);
+        }
+        assert_eq!(RelativeKey::parse(&rel(k.outbox())), RelativeKey::Other("outbox"));
+        assert_eq!(k.relative(&RelativeKey::artifact(&a)), k.artifact(&a));
+        assert_eq!(RelativeKey::within_family(&rel(k.bids(&c))), format!("{c}:bids"));
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sett_core::event::{ClaimUpdated, EventData, Paused, Resumed};
 use sett_core::{ArtifactId, Claim, ClaimId, ledger};
 
-use crate::codec::encode_claim;
+use crate::codec::claim_rewrite;
 use crate::scripts::{PAUSE, RELEASE_HELD, RESUME};
 use crate::{Result, Store, StoreError};
 
@@ -226,26 +226,10 @@ impl Store {
         let mut claims = Vec::with_capacity(r.claims.len());
         for (claim, expected) in &r.claims {
             keys.push(k.claim(&claim.id));
-            let fields = encode_claim(claim);
-            let binding = format!(
-                "{}:{}:{}",
-                claim.id,
-                claim.revision,
-                ledger::claim_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            );
-            let updated = EventData::ClaimUpdated(ClaimUpdated::written(claim)).to_json();
-            let updated_digest = ledger::event_digest("claim_updated", &ts, &updated, Some(&binding));
-            let flat: Vec<String> = fields.into_iter().flat_map(|(f, v)| [f, v]).collect();
-            let deadline = claim.next_deadline_ms().map(|d| d.to_string()).unwrap_or_default();
-            claims.push(serde_json::json!([
-                claim.id,
-                expected.to_string(),
-                updated,
-                updated_digest,
-                binding,
-                flat,
-                deadline
-            ]));
+            let updated = EventData::ClaimUpdated(ClaimUpdated::written(claim));
+            let mut entry = claim_rewrite(claim, *expected, &updated, &ts);
+            entry.push(claim.next_deadline_ms().map(|d| d.to_string()).unwrap_or_default().into());
+            claims.push(serde_json::Value::Array(entry));
         }
         let args = vec![
             r.scope.field(),

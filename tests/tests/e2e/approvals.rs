@@ -4,7 +4,6 @@
 //! reason and the tool never runs; a timed-out approval follows `on_timeout`; `sett verify`
 //! accepts the gated grants and reports a break when an approval record's bound hash is edited.
 
-use std::process::Command;
 use std::time::Duration;
 
 use sett_core::event::{EventData, EventKind};
@@ -48,16 +47,6 @@ pub(crate) fn wait_for_approval(env: &Env) -> serde_json::Value {
 
 pub(crate) fn marker_exists(env: &Env) -> bool {
     env.path().join("deployed.marker").exists()
-}
-
-fn redis_cli(env: &Env, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-u", &env.redis_url])
-        .args(args)
-        .output()
-        .expect("redis-cli (apt-get install redis-tools)");
-    assert!(out.status.success(), "redis-cli {args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
 }
 
 fn verify(env: &Env) -> (i32, serde_json::Value) {
@@ -121,10 +110,10 @@ async fn nothing_runs_before_the_approval_and_the_grant_binds_the_hash_shown() {
     assert_eq!(code, 0, "{v:#}");
     // Tampering: the approval record's bound hash edited in Redis.
     let key = format!("sett:{{{}}}:questions:answers", env.name);
-    let record = redis_cli(&env, &["HGET", &key, &qid]);
+    let record = env.redis_cli(&["HGET", &key, &qid]);
     let edited = record.trim().replace(&target_hash, &"0".repeat(64));
     assert_ne!(edited, record.trim());
-    redis_cli(&env, &["HSET", &key, &qid, &edited]);
+    env.redis_cli(&["HSET", &key, &qid, &edited]);
     let (code, v) = verify(&env);
     assert_eq!(code, 1, "{v:#}");
     assert!(v["breach"]["record"].as_str().unwrap().contains(&qid), "{v:#}");

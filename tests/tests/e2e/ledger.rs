@@ -12,16 +12,6 @@ use sett_e2e::{Env, text};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-pub(crate) fn redis_cli(env: &Env, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-u", &env.redis_url])
-        .args(args)
-        .output()
-        .expect("redis-cli (apt-get install redis-tools)");
-    assert!(out.status.success(), "redis-cli {args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
-}
-
 /// `sett verify -o json` of instance `name` (or of `--file`): (exit code, report).
 pub(crate) fn verify(env: &Env, extra: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec!["verify", "-o", "json"];
@@ -110,52 +100,49 @@ async fn every_tampering_is_caught_and_the_untouched_workflow_verifies() {
     // A payload byte changed.
     let n = fresh_copy(&env, &export);
     assert_eq!(verify(&env, &["-n", &n]).0, 0, "an imported copy verifies");
-    redis_cli(
-        &env,
-        &["HSET", &key(&n, &format!("artifact:{}", commit.id)), "payload", &format!("{}x", commit.payload)],
-    );
+    env.redis_cli(&["HSET", &key(&n, &format!("artifact:{}", commit.id)), "payload", &format!("{}x", commit.payload)]);
     assert_broken(&env, &["-n", &n], &format!("artifact {}", commit.id), "payload changed");
 
     // An artifact deleted.
     let n = fresh_copy(&env, &export);
-    redis_cli(&env, &["DEL", &key(&n, &format!("artifact:{}", review.id))]);
+    env.redis_cli(&["DEL", &key(&n, &format!("artifact:{}", review.id))]);
     assert_broken(&env, &["-n", &n], &format!("artifact {}", review.id), "missing");
 
     // A source list edited.
     let n = fresh_copy(&env, &export);
     let forged = serde_json::json!([review.id]).to_string();
-    redis_cli(&env, &["HSET", &key(&n, &format!("artifact:{}", terminal.id)), "source_artifacts", &forged]);
+    env.redis_cli(&["HSET", &key(&n, &format!("artifact:{}", terminal.id)), "source_artifacts", &forged]);
     assert_broken(&env, &["-n", &n], &format!("artifact {}", terminal.id), "source_artifacts changed");
 
     // An answer's answered_by changed: on the artifact, and in the answer record.
     let n = fresh_copy(&env, &export);
-    redis_cli(&env, &["HSET", &key(&n, &format!("artifact:{}", answer.id)), "answered_by", "mallory"]);
+    env.redis_cli(&["HSET", &key(&n, &format!("artifact:{}", answer.id)), "answered_by", "mallory"]);
     assert_broken(&env, &["-n", &n], &format!("artifact {}", answer.id), "answered_by changed");
     let n = fresh_copy(&env, &export);
-    let record = redis_cli(&env, &["HGET", &key(&n, "questions:answers"), &qid]).replace("test-operator", "mallory");
-    redis_cli(&env, &["HSET", &key(&n, "questions:answers"), &qid, record.trim()]);
+    let record = env.redis_cli(&["HGET", &key(&n, "questions:answers"), &qid]).replace("test-operator", "mallory");
+    env.redis_cli(&["HSET", &key(&n, "questions:answers"), &qid, record.trim()]);
     assert_broken(&env, &["-n", &n], &format!("answer to question {qid}"), "answered_by changed");
 
     // An event deleted (XDEL): the next one names the missing seq.
     let n = fresh_copy(&env, &export);
     let ids = event_ids(&env, &n).await;
     assert!(ids.len() > 12, "{ids:?}");
-    redis_cli(&env, &["XDEL", &key(&n, "events"), &ids[5]]);
+    env.redis_cli(&["XDEL", &key(&n, "events"), &ids[5]]);
     assert_broken(&env, &["-n", &n], &format!("event {} (seq 7)", ids[6]), "seq 6 is missing");
     // The newest event deleted: the head record tells.
     let n = fresh_copy(&env, &export);
-    redis_cli(&env, &["XDEL", &key(&n, "events"), ids.last().unwrap()]);
+    env.redis_cli(&["XDEL", &key(&n, "events"), ids.last().unwrap()]);
     assert_broken(&env, &["-n", &n], "event stream end", "newest event(s) were removed");
 
     // An event inserted.
     let n = fresh_copy(&env, &export);
     let inserted =
-        redis_cli(&env, &["XADD", &key(&n, "events"), "*", "kind", "artifact_created", "ts", "1", "data", "{}"]);
+        env.redis_cli(&["XADD", &key(&n, "events"), "*", "kind", "artifact_created", "ts", "1", "data", "{}"]);
     assert_broken(&env, &["-n", &n], &format!("event {}", inserted.trim()), "not chained");
 
     // The stream truncated (XTRIM).
     let n = fresh_copy(&env, &export);
-    redis_cli(&env, &["XTRIM", &key(&n, "events"), "MAXLEN", "10"]);
+    env.redis_cli(&["XTRIM", &key(&n, "events"), "MAXLEN", "10"]);
     assert_broken(&env, &["-n", &n], "event", "truncated");
 
     // The whole chain recomputed by an attacker (a bid's agent rewritten, every later link and
@@ -190,7 +177,7 @@ async fn rewrite_chain(env: &Env, name: &str) {
     let store = env.redis.instance(&sett_core::InstanceName::parse(name).unwrap());
     let entries = store.raw_events_after(None, 100_000).await.unwrap();
     let events = format!("sett:{{{name}}}:events");
-    redis_cli(env, &["DEL", &events]);
+    env.redis_cli(&["DEL", &events]);
     let mut prev = ledger::GENESIS.to_owned();
     let mut forged = false;
     for (id, mut f) in entries {
@@ -209,11 +196,11 @@ async fn rewrite_chain(env: &Env, name: &str) {
             args.push(v);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        redis_cli(env, &refs);
+        env.redis_cli(&refs);
         prev = hash;
     }
     assert!(forged);
-    redis_cli(env, &["HSET", &format!("sett:{{{name}}}:ledger"), "hash", &prev]);
+    env.redis_cli(&["HSET", &format!("sett:{{{name}}}:ledger"), "hash", &prev]);
 }
 
 /// `ledger.anchor_every` makes the orchestrator record the head in `sett:audit` by itself; the
@@ -234,7 +221,7 @@ async fn the_orchestrator_anchors_the_head_periodically() {
     let mut last = "0-0".to_owned();
     let anchored = loop {
         assert!(std::time::Instant::now() < deadline, "no periodic anchor within 30 s\n{}", env.logs());
-        let out = redis_cli(&env, &["XREAD", "BLOCK", "2000", "COUNT", "100", "STREAMS", "sett:audit", &last]);
+        let out = env.redis_cli(&["XREAD", "BLOCK", "2000", "COUNT", "100", "STREAMS", "sett:audit", &last]);
         let mut found = None;
         for line in out.lines() {
             if line.split_once('-').is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok()) {

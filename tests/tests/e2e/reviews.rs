@@ -11,7 +11,7 @@ use sett_core::event::{EventData, EventKind};
 use sett_core::{ClaimType, StructuralType};
 use sett_e2e::{Env, text};
 
-use crate::ledger::{redis_cli, verify};
+use crate::ledger::verify;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -144,12 +144,12 @@ async fn requesting_changes_drives_one_rework_and_approving_moves_on() {
     // The ledger binds each human review: who decided and what.
     assert_eq!(verify(&env, &[]).0, 0);
     let key = format!("sett:{{{}}}:artifact:{}", env.name, reviews[0].id);
-    redis_cli(&env, &["HSET", &key, "produced_by_role", "human:mallory"]);
+    env.redis_cli(&["HSET", &key, "produced_by_role", "human:mallory"]);
     let (code, report) = verify(&env, &[]);
     assert_eq!(code, 1, "an edited reviewer is a break: {report:#}");
-    redis_cli(&env, &["HSET", &key, "produced_by_role", "human:alice"]);
-    redis_cli(&env, &["HSET", &key, "payload", "{}"]);
+    env.redis_cli(&["HSET", &key, "produced_by_role", "human:alice"]);
+    env.redis_cli(&["HSET", &key, "payload", "{}"]);
     assert_eq!(verify(&env, &[]).0, 1, "a request for changes edited into an approval is a break");
-    redis_cli(&env, &["HSET", &key, "payload", &reviews[0].payload]);
+    env.redis_cli(&["HSET", &key, "payload", &reviews[0].payload]);
     assert_eq!(verify(&env, &[]).0, 0);
 }

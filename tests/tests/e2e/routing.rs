@@ -11,7 +11,7 @@ use sett_core::event::{EventData, EventKind};
 use sett_e2e::receiver::Receiver;
 use sett_e2e::{Env, asker_script, text};
 
-use crate::ledger::{redis_cli, verify};
+use crate::ledger::verify;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -68,12 +68,12 @@ async fn only_an_addressee_answers_and_mine_shows_each_their_own() {
     // The addressees are part of the claim the ledger binds: editing them is a break.
     let claim = listed[0]["claim_id"].as_str().unwrap().to_owned();
     let key = format!("sett:{{{}}}:claim:{claim}", env.name);
-    let original = redis_cli(&env, &["HGET", &key, "open_questions"]).trim_end_matches('\n').to_owned();
+    let original = env.redis_cli(&["HGET", &key, "open_questions"]).trim_end_matches('\n').to_owned();
     assert!(original.contains("group:legal"), "{original}");
-    redis_cli(&env, &["HSET", &key, "open_questions", &original.replace("\"alice\"", "\"bob\"")]);
+    env.redis_cli(&["HSET", &key, "open_questions", &original.replace("\"alice\"", "\"bob\"")]);
     let (code, report) = verify(&env, &[]);
     assert_eq!(code, 1, "an edited addressee list is a break: {report:#}");
-    redis_cli(&env, &["HSET", &key, "open_questions", &original]);
+    env.redis_cli(&["HSET", &key, "open_questions", &original]);
     assert_eq!(verify(&env, &[]).0, 0);
 
     // carol answers through her group; the agent resumes with it.

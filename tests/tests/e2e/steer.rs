@@ -4,7 +4,6 @@
 //! catches an edited operator), with a question open (a late answer is told who cancelled), and
 //! racing the workflow's own completion (exactly one outcome).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sett_core::event::{EventData, EventKind};
@@ -41,16 +40,6 @@ agents:
     environment: [{environment}]
 {extra}"#
     )
-}
-
-fn redis_cli(env: &Env, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-u", &env.redis_url])
-        .args(args)
-        .output()
-        .expect("redis-cli (apt-get install redis-tools)");
-    assert!(out.status.success(), "redis-cli {args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
 }
 
 /// Whether `pid` still runs (a zombie waiting for its parent counts as gone).
@@ -158,15 +147,15 @@ async fn cancel_stops_a_running_tool_and_its_children_ends_every_claim_and_notif
     // The ledger verifies, and an edited operator shows.
     verify_ok(&env);
     let key = format!("sett:{{{}}}:workflows:cancelled", env.name);
-    let record = redis_cli(&env, &["HGET", &key, &goal.to_string()]);
+    let record = env.redis_cli(&["HGET", &key, &goal.to_string()]);
     let forged = record.trim().replace("test-operator", "someone-else");
-    redis_cli(&env, &["HSET", &key, &goal.to_string(), &forged]);
+    env.redis_cli(&["HSET", &key, &goal.to_string(), &forged]);
     let out = env.run(&["verify", "-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["breach"]["record"].as_str().unwrap().contains(&format!("cancellation of workflow {goal}")), "{v:#}");
     assert!(v["breach"]["problem"].as_str().unwrap().contains("operator changed"), "{v:#}");
-    redis_cli(&env, &["HSET", &key, &goal.to_string(), record.trim()]);
+    env.redis_cli(&["HSET", &key, &goal.to_string(), record.trim()]);
     verify_ok(&env);
 }
 
@@ -359,7 +348,7 @@ async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it
     let question_deadline = claim1.open_questions[&question].deadline_ms.unwrap();
     until(&env, "the question's deadline passed and was set aside", async || {
         sett_store::now_ms() > question_deadline
-            && redis_cli(&env, &["ZSCORE", &deadlines, &claim1.id.to_string()]).trim().is_empty()
+            && env.redis_cli(&["ZSCORE", &deadlines, &claim1.id.to_string()]).trim().is_empty()
     })
     .await;
 
@@ -369,13 +358,13 @@ async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it
     until(&env, "the second goal's claim is held with its bid", async || {
         let Some(c) = env.claims().await.into_iter().find(|c| c.artifact_id == second) else { return false };
         !env.store.bids(&c.id).await.unwrap().is_empty()
-            && !redis_cli(&env, &["ZSCORE", &held, &c.id.to_string()]).trim().is_empty()
+            && !env.redis_cli(&["ZSCORE", &held, &c.id.to_string()]).trim().is_empty()
     })
     .await;
     // An answer while paused is recorded; the resumed grant it would give waits.
     env.ok(&["answer", &question.to_string(), "8080"]);
     until(&env, "the answered claim is held", async || {
-        !redis_cli(&env, &["ZSCORE", &held, &claim1.id.to_string()]).trim().is_empty()
+        !env.redis_cli(&["ZSCORE", &held, &claim1.id.to_string()]).trim().is_empty()
     })
     .await;
     let grants = env.events_of(EventKind::ClaimGranted).await;
@@ -413,13 +402,13 @@ async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it
     let paused = env.events_of(EventKind::Paused).await.remove(0);
     let EventData::Paused(p) = paused.data else { unreachable!() };
     let key = format!("sett:{{{}}}:actions", env.name);
-    let record = redis_cli(&env, &["HGET", &key, &p.action_id]);
-    redis_cli(&env, &["HSET", &key, &p.action_id, &record.trim().replace("test-operator", "mallory")]);
+    let record = env.redis_cli(&["HGET", &key, &p.action_id]);
+    env.redis_cli(&["HSET", &key, &p.action_id, &record.trim().replace("test-operator", "mallory")]);
     let out = env.run(&["verify", "-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["breach"]["record"].as_str().unwrap().contains("paused action"), "{v:#}");
     assert!(v["breach"]["problem"].as_str().unwrap().contains("operator changed"), "{v:#}");
-    redis_cli(&env, &["HSET", &key, &p.action_id, record.trim()]);
+    env.redis_cli(&["HSET", &key, &p.action_id, record.trim()]);
     verify_ok(&env);
 }

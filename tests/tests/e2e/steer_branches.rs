@@ -2,7 +2,6 @@
 //! attempts stay visible in `sett hoard` and `sett watch`; the ledger verifies and an edited
 //! operator is caught), and `sett fork` starts a branch from an earlier artifact.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sett_core::event::{EventData, EventKind};
@@ -21,16 +20,6 @@ if [ ! -e "$MARKER" ]; then
 fi
 echo '{"structural_type": "Terminal", "artifact_type": "Done", "artifact_payload": "second time lucky"}'
 "#;
-
-fn redis_cli(env: &Env, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-u", &env.redis_url])
-        .args(args)
-        .output()
-        .expect("redis-cli (apt-get install redis-tools)");
-    assert!(out.status.success(), "redis-cli {args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
-}
 
 fn verify_ok(env: &Env) {
     let out = env.run(&["verify", "-o", "json"]);
@@ -59,10 +48,10 @@ fn verify_breach(env: &Env, record: &str, problem: &str) {
 /// passes again.
 fn tampered_operator_is_caught(env: &Env, action_id: &str, kind: &str) {
     let key = format!("sett:{{{}}}:actions", env.name);
-    let record = redis_cli(env, &["HGET", &key, action_id]);
-    redis_cli(env, &["HSET", &key, action_id, &record.trim().replace("test-operator", "mallory")]);
+    let record = env.redis_cli(&["HGET", &key, action_id]);
+    env.redis_cli(&["HSET", &key, action_id, &record.trim().replace("test-operator", "mallory")]);
     verify_breach(env, &format!("{kind} action"), "operator changed");
-    redis_cli(env, &["HSET", &key, action_id, record.trim()]);
+    env.redis_cli(&["HSET", &key, action_id, record.trim()]);
     verify_ok(env);
 }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use sett_core::ledger::Head;
-use sett_store::{ArchivedRecord, SourceState, Store, parse_stream_id};
+use sett_store::{ArchivedRecord, RelativeKey, SourceState, Store, parse_stream_id};
 
 use super::segment::Manifest;
 use super::{ArchiveError, ArchiveObjects, manifests, read_segment};
@@ -47,22 +47,28 @@ impl Decoded {
                 ArchivedRecord::Event { id, fields } => me.events.push((id, fields.into_iter().collect())),
                 ArchivedRecord::Hash { key, fields } => {
                     let fields: Fields = fields.into_iter().collect();
-                    if let Some(id) = key.strip_prefix("artifact:") {
-                        me.artifacts.insert(id.to_owned(), fields);
-                    } else if let Some(id) = key.strip_prefix("claim:").filter(|r| !r.ends_with(":bids")) {
-                        me.claims.insert(id.to_owned(), fields);
+                    match RelativeKey::parse(&key) {
+                        RelativeKey::Artifact(id) => {
+                            me.artifacts.insert(id.to_owned(), fields);
+                        }
+                        RelativeKey::Claim(id) => {
+                            me.claims.insert(id.to_owned(), fields);
+                        }
+                        _ => {}
                     }
                 }
-                ArchivedRecord::Field { key, field, value } => match key.as_str() {
-                    "questions:answers" => {
+                ArchivedRecord::Field { key, field, value } => match RelativeKey::parse(&key) {
+                    RelativeKey::QuestionAnswers => {
                         me.answers.insert(field, value);
                     }
-                    "workflows:cancelled" => {
+                    RelativeKey::CancelledWorkflows => {
                         cancellations.insert(field, value);
                     }
                     _ => {}
                 },
-                ArchivedRecord::Member { key, member, score } if key == "index:claims" => {
+                ArchivedRecord::Member { key, member, score }
+                    if RelativeKey::parse(&key) == RelativeKey::ClaimsIndex =>
+                {
                     index.push((score.parse().unwrap_or(0.0), member));
                 }
                 ArchivedRecord::Member { .. } => {}

@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sett_core::ArtifactId;
 use sett_core::config::ArchiveTarget;
-use sett_store::{ArchivedRecord, Store, StoreError, WorkflowMembers, WorkflowSnapshot, now_ms};
+use sett_store::{ArchivedRecord, RelativeKey, Store, StoreError, WorkflowMembers, WorkflowSnapshot, now_ms};
 
 pub use objects::ArchiveObjects;
 use segment::{FORMAT, Manifest, Segment, SegmentHeader, SegmentLine};
@@ -134,10 +134,9 @@ pub async fn recorded_objects(
 ) -> Result<Option<ArchiveObjects>, ArchiveError> {
     let state = store.archive_state().await?;
     let target = match state.get("location") {
-        Some(l) => Some(
-            serde_json::from_str::<ArchiveTarget>(l)
-                .map_err(|e| ArchiveError::Store(StoreError::Decode(format!("archive:state location {l:?}: {e}"))))?,
-        ),
+        Some(l) => Some(serde_json::from_str::<ArchiveTarget>(l).map_err(|e| {
+            ArchiveError::Store(StoreError::Decode(format!("the archive state's location {l:?}: {e}")))
+        })?),
         None => fallback.cloned(),
     };
     target.map(|t| ArchiveObjects::open(&t, store.instance())).transpose()
@@ -212,7 +211,7 @@ async fn pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -> Result
     let mut report = PassReport::default();
     if let Some(raw) = store.archive_pending().await? {
         let plan: Plan = serde_json::from_str(&raw)
-            .map_err(|e| StoreError::Decode(format!("archive:pending is not a plan ({e}): {raw}")))?;
+            .map_err(|e| StoreError::Decode(format!("the pending archive pass is not a plan ({e}): {raw}")))?;
         report.resumed = Some(plan.manifest.segment.clone());
         finish(store, objects, plan, &mut report).await?;
     }
@@ -303,7 +302,7 @@ async fn finish(
 async fn trim(store: &Store, report: &mut PassReport) -> Result<(), ArchiveError> {
     let Some((_, _, head_id)) = store.archive_head().await? else { return Ok(()) };
     let Some(head) = sett_store::parse_stream_id(&head_id) else {
-        return Err(StoreError::Decode(format!("archive:head id {head_id:?}")).into());
+        return Err(StoreError::Decode(format!("the archive head's id {head_id:?}")).into());
     };
     let floor = store.trim_floor().await?;
     let upto = match floor.upto {
@@ -333,14 +332,8 @@ async fn plan_pass(
     // archive head, who owns each.
     let mut flows = Workflows::new();
     let mut owned: Vec<(String, Vec<ArtifactId>)> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.entries_after(after.as_deref(), PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(match last {
-            Ok(e) => e.id.clone(),
-            Err(m) => m.id.clone(),
-        });
+    let mut pages = store.entry_pages(PAGE);
+    while let Some(page) = pages.next().await? {
         for entry in page {
             let (id, owners) = match entry {
                 Ok(e) => {
@@ -544,7 +537,7 @@ pub async fn find_artifact(
     objects: &ArchiveObjects,
     id: &ArtifactId,
 ) -> Result<Option<ArchivedArtifact>, ArchiveError> {
-    let key = format!("artifact:{id}");
+    let key = RelativeKey::artifact(id);
     for m in manifests(store).await?.iter().rev().filter(|m| !m.workflows.is_empty()) {
         let seg = read_segment(objects, m).await?;
         for l in seg.lines {
@@ -584,10 +577,10 @@ pub async fn find_workflow(
     let mut found = ArchivedWorkflow { segment: m.segment, artifacts: Vec::new(), claims: Vec::new() };
     for r in seg.workflow_records(&g) {
         if let ArchivedRecord::Hash { key, fields } = r {
-            if key.starts_with("artifact:") {
-                found.artifacts.push(fields.into_iter().collect());
-            } else if key.strip_prefix("claim:").is_some_and(|c| !c.ends_with(":bids")) {
-                found.claims.push(fields.into_iter().collect());
+            match RelativeKey::parse(&key) {
+                RelativeKey::Artifact(_) => found.artifacts.push(fields.into_iter().collect()),
+                RelativeKey::Claim(_) => found.claims.push(fields.into_iter().collect()),
+                _ => {}
             }
         }
     }
