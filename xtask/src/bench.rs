@@ -32,6 +32,16 @@ pub struct BenchArgs {
     /// Also write the results to `docs/benchmarks.json` (the committed copy).
     #[arg(long)]
     record: bool,
+    /// Lifecycles the `archive-plateau` scenario aims at (issue 28 asks 100,000).
+    #[arg(long, default_value_t = 100_000)]
+    plateau_lifecycles: u64,
+    /// The `archive-plateau` scenario's time budget in seconds (it stops there, saying so).
+    #[arg(long, default_value_t = 900)]
+    plateau_seconds: u64,
+    /// Artifact counts of the `archive-verify` scenario (comma-separated; default 100k, 300k, 1M;
+    /// with `--quick` 10k, 30k, 100k).
+    #[arg(long, value_delimiter = ',')]
+    verify_artifacts: Vec<u64>,
     /// Use the dev-profile binaries (a smoke test of the scenarios; the figures mean nothing).
     #[arg(long, conflicts_with = "record")]
     dev: bool,
@@ -228,7 +238,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         results.insert("workflow".into(), r?);
     }
     if ["archive-memory", "archive-plateau", "archive-cost", "archive-verify"].iter().any(|n| wanted(n)) {
-        results.insert("archive".into(), crate::bench_archive::archive(&b, &root, quick, wanted)?);
+        let sizes = crate::bench_archive::Sizes {
+            plateau_lifecycles: args.plateau_lifecycles,
+            plateau_seconds: args.plateau_seconds,
+            verify_artifacts: args.verify_artifacts.clone(),
+        };
+        results.insert("archive".into(), crate::bench_archive::archive(&b, &root, quick, &sizes, wanted)?);
     }
     results
         .insert("command".into(), json!(std::env::args().skip(1).fold("cargo xtask".to_owned(), |a, s| a + " " + &s)));

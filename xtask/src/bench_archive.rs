@@ -63,9 +63,24 @@ fn sett_json(b: &Bench, ws: &Path, name: &str, args: &[&str]) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// The plateau's target and time budget, and the verify scenario's sizes (`cargo xtask bench
+/// --plateau-lifecycles N --plateau-seconds S --verify-artifacts A,B`).
+pub(crate) struct Sizes {
+    pub plateau_lifecycles: u64,
+    pub plateau_seconds: u64,
+    /// Empty: the defaults.
+    pub verify_artifacts: Vec<u64>,
+}
+
 /// The archive scenarios `wanted` selects (`--only archive` runs them all, `--only
 /// archive-verify` one of them).
-pub(crate) fn archive(b: &Bench, root: &Path, quick: bool, wanted: impl Fn(&str) -> bool) -> Result<Value> {
+pub(crate) fn archive(
+    b: &Bench,
+    root: &Path,
+    quick: bool,
+    sizes: &Sizes,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Value> {
     let manual = workspace(root, "archive-manual", &format!("{ENGINE_YML}{MANUAL}"))?;
     let auto = workspace(root, "archive-auto", &format!("{ENGINE_YML}{AUTO}"))?;
     let mut out = serde_json::Map::new();
@@ -73,14 +88,15 @@ pub(crate) fn archive(b: &Bench, root: &Path, quick: bool, wanted: impl Fn(&str)
         out.insert("memory_and_archiving".into(), memory_and_archiving(b, &manual, if quick { 1000 } else { 3000 })?);
     }
     if wanted("archive-plateau") {
-        out.insert("plateau".into(), plateau(b, &auto, quick)?);
+        out.insert("plateau".into(), plateau(b, &auto, quick, sizes)?);
     }
     if wanted("archive-cost") {
         out.insert("engine_cost".into(), engine_cost(b, &manual, &auto, if quick { 1000 } else { 3000 })?);
     }
     if wanted("archive-verify") {
-        let sizes: &[u64] = if quick { &[10_000, 30_000, 100_000] } else { &[100_000, 300_000, 1_000_000] };
-        out.insert("verify_memory".into(), verify_memory(b, &manual, sizes)?);
+        let defaults: &[u64] = if quick { &[10_000, 30_000, 100_000] } else { &[100_000, 300_000, 1_000_000] };
+        let counts = if sizes.verify_artifacts.is_empty() { defaults } else { &sizes.verify_artifacts };
+        out.insert("verify_memory".into(), verify_memory(b, &manual, counts)?);
     }
     out.insert("command".into(), json!("cargo xtask bench --only archive"));
     Ok(Value::Object(out))
@@ -136,9 +152,13 @@ fn memory_and_archiving(b: &Bench, ws: &Path, count: u64) -> Result<Value> {
 /// Rounds of lifecycles with `archive_after: 1s` (a pass every second) until the target count or
 /// the time budget: `used_memory` after each round. Without retention it would grow by the
 /// per-lifecycle figure each round; with it, it must stop growing.
-fn plateau(b: &Bench, ws: &Path, quick: bool) -> Result<Value> {
+fn plateau(b: &Bench, ws: &Path, quick: bool, sizes: &Sizes) -> Result<Value> {
     let name = "bench-archive-auto";
-    let (target, round, budget) = if quick { (10_000u64, 1_000u64, 60u64) } else { (100_000, 2_000, 900) };
+    let (target, round, budget) = if quick {
+        (sizes.plateau_lifecycles.min(10_000), 1_000u64, sizes.plateau_seconds.min(60))
+    } else {
+        (sizes.plateau_lifecycles, 2_000, sizes.plateau_seconds)
+    };
     up(b, ws, name)?;
     let measured = (|| -> Result<Value> {
         let base = used_memory(b)?;
