@@ -96,7 +96,9 @@ pub(crate) fn archive(
     if wanted("archive-verify") {
         let defaults: &[u64] = if quick { &[10_000, 30_000, 100_000] } else { &[100_000, 300_000, 1_000_000] };
         let counts = if sizes.verify_artifacts.is_empty() { defaults } else { &sizes.verify_artifacts };
-        out.insert("verify_memory".into(), verify_memory(b, &manual, counts)?);
+        // A workspace of its own: this scenario can run next to the others (its figures are memory).
+        let ws = workspace(root, "archive-verify", &format!("{ENGINE_YML}{MANUAL}"))?;
+        out.insert("verify_memory".into(), verify_memory(b, &ws, counts)?);
     }
     out.insert("command".into(), json!("cargo xtask bench --only archive"));
     Ok(Value::Object(out))
