@@ -1,6 +1,7 @@
 //! Operators re-running work, end to end: `sett retry` gives a failed step a new attempt (both
 //! attempts stay visible in `sett hoard` and `sett watch`; the ledger verifies and an edited
-//! operator is caught), and `sett fork` starts a branch from an earlier artifact.
+//! operator is caught), and `sett fork` starts a branch from an earlier artifact; a branch still
+//! running after the original completed is what `sett cancel` acts on.
 
 use std::time::{Duration, Instant};
 
@@ -230,4 +231,57 @@ async fn fork_a_question_with_a_different_answer_resumes_the_agent_on_the_branch
     let answer = env.store.get_artifact(&claim.answered_questions[0].answer).await.unwrap().unwrap();
     assert_eq!((answer.payload.as_str(), answer.forked_from), ("9090", Some(question)));
     verify_ok(&env);
+}
+
+/// [`DRAFT_FINISHER`], except that it runs for five minutes on a draft that says "slow" (after
+/// touching `$MARK_FILE`).
+const SLOW_FINISHER: &str = r#"#!/usr/bin/env bash
+input=$(cat)
+if jq -e '.target_artifact.payload | test("slow")' <<<"$input" > /dev/null; then
+  touch "$MARK_FILE"
+  sleep 300
+fi
+jq '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: ("final: " + .target_artifact.payload)}' <<<"$input"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_acts_on_a_branch_still_running_after_the_original_completed() {
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("slow-started");
+    let yml = DRAFTING_YML.replace(
+        "    command: [\"./finisher.sh\"]\n",
+        &format!("    command: [\"./finisher.sh\"]\n    environment: [\"MARK_FILE={}\"]\n", mark.display()),
+    );
+    let mut env = Env::new(&yml, &[("writer.sh", DRAFT_WRITER), ("finisher.sh", SLOW_FINISHER)]).await;
+    env.up();
+    let goal = env.forage("the plan");
+    let first = env.wait_terminals(1, LIMIT).await;
+    let original = first.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap().clone();
+    let draft = first.iter().find(|a| a.artifact_type == "Draft").unwrap().clone();
+    let out = env.ok(&["fork", &draft.id.to_string(), "--payload", "a slow draft", "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fork_id = sett_core::ArtifactId::parse(doc["artifact_id"].as_str().unwrap()).unwrap();
+    until(&env, "the branch's finisher started", async || mark.exists()).await;
+
+    // The original has its Terminal, but the branch runs: cancel acts on it.
+    let out = env.ok(&["cancel", &goal.to_string(), "--reason", "enough", "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["goal_id"], goal.to_string().as_str(), "{doc}");
+    let ended: Vec<String> = doc["claims"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let claims = env.claims().await;
+    let branch_claim = claims.iter().find(|c| c.artifact_id == fork_id).expect("the branch's claim");
+    assert_eq!(ended, vec![branch_claim.id.to_string()], "only the branch's open claim ends");
+    until(&env, "the branch claim terminated", async || {
+        env.store.get_claim(&branch_claim.id).await.unwrap().is_some_and(|c| c.status == ClaimStatus::Terminated)
+    })
+    .await;
+    assert_eq!(env.store.get_artifact(&original.id).await.unwrap().unwrap(), original, "the original stays");
+    // Every part of the workflow has ended now: watch exits at once, with the cancellation (a
+    // cancelled workflow is not a success), not its timeout.
+    let trail = env.run(&["watch", "--since", "1h", "--exit-on-completion", "--timeout", "10s"]);
+    assert!(!trail.status.success(), "{}", text(&trail.stderr));
+    assert!(text(&trail.stderr).contains("was cancelled by test-operator: enough"), "{}", text(&trail.stderr));
+    assert!(text(&trail.stdout).contains("workflow_cancelled"), "{}", text(&trail.stdout));
+    verify_ok(&env);
+    env.down();
 }
