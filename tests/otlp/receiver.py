@@ -56,6 +56,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, help="the JSON lines file spans are appended to")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 for senders in containers)"
+    )
     args = parser.parse_args()
     lock = threading.Lock()
 
@@ -88,7 +91,7 @@ def main():
         def log_message(self, *_):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
     print(f"listening {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

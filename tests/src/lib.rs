@@ -2,6 +2,7 @@
 //! real `sett` binaries run against the real test Redis, and typed access to the blackboard for
 //! assertions. Each test uses its own random instance name and stops its daemons on drop.
 
+pub mod otlp;
 pub mod receiver;
 
 use std::io::{Read, Write};

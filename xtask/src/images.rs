@@ -3,7 +3,8 @@
 //! libraries `ldd` reports for them, imported with `docker import`:
 //!
 //! - `sett-runtime:dev`: sett, sett-orchestrator, sett-cub (from `target/<profile>`), bash, jq,
-//!   git with its helpers, coreutils, grep, sed, a `sett` user (uid 10001) and the entry script
+//!   git with its helpers, coreutils, grep, sed, the machine's CA certificates, a `sett` user
+//!   (uid 10001) and the entry script
 //!   `sett-entry`;
 //! - `sett-redis:dev`: redis-server.
 //!
@@ -84,6 +85,12 @@ pub fn run(args: ImagesArgs) -> Result<()> {
     }
     for p in coreutils()? {
         runtime.file(&p, p.clone())?;
+    }
+    // The system's CA certificates, when this machine has them: an https:// OTLP collector
+    // (or webhook) is reached from the containers too.
+    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if ca.exists() {
+        runtime.file(ca, ca.to_path_buf())?;
     }
     let exec_path = String::from_utf8(Command::new("git").arg("--exec-path").output()?.stdout)?.trim().to_owned();
     runtime.tree(Path::new(&exec_path))?;

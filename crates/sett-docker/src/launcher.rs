@@ -71,7 +71,9 @@ impl WorkerLauncher for DockerWorkerLauncher {
         Box::pin(async move {
             let claim = req.claim.to_string();
             let name = spec.container_name(&format!("worker-{}-{}", claim, req.seq));
-            let body = spec.worker_container(req.agent.as_str(), &claim, req.seq);
+            // The orchestrator's own OTEL_* (passed into its container) go on to the worker.
+            let body =
+                crate::with_otel_env(spec.worker_container(req.agent.as_str(), &claim, req.seq), std::env::vars());
             // A container of the same name is a leftover of an earlier attempt of this grant.
             remove(&docker, &name).await.map_err(|e| e.to_string())?;
             let created = docker

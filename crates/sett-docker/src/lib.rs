@@ -271,8 +271,8 @@ pub fn network_name(instance: &str) -> String {
     format!("sett-{instance}")
 }
 
-/// The Redis URL as containers on the instance network see it: a loopback host becomes the
-/// Docker host's gateway (the server must listen on an address the bridge reaches).
+/// The Redis URL (or any URL) as containers on the instance network see it: a loopback host
+/// becomes the Docker host's gateway (the server must listen on an address the bridge reaches).
 pub fn container_redis_url(url: &str) -> String {
     for local in ["127.0.0.1", "localhost", "[::1]"] {
         for sep in ["@", "//"] {
@@ -286,6 +286,34 @@ pub fn container_redis_url(url: &str) -> String {
         }
     }
     url.to_owned()
+}
+
+/// The OpenTelemetry variables (`OTEL_*`) of `vars`, the launching process's environment, as
+/// a container gets them: locally the daemons inherit them, a container starts with an empty
+/// environment. With them a containerised orchestrator and its cubs export traces as local ones
+/// do, and each tool run gets its `TRACEPARENT`. A loopback endpoint (a collector on the host)
+/// points at the Docker host instead, as Redis URLs do ([`container_redis_url`]). Sorted; empty
+/// values are left out.
+pub fn otel_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    let mut env: Vec<String> = vars
+        .into_iter()
+        .filter(|(k, v)| k.starts_with("OTEL_") && !v.trim().is_empty())
+        .map(|(k, v)| {
+            let v = if k.ends_with("_ENDPOINT") { container_redis_url(&v) } else { v };
+            format!("{k}={v}")
+        })
+        .collect();
+    env.sort();
+    env
+}
+
+/// `body` with the OpenTelemetry variables of `vars` added to its environment ([`otel_env`]).
+pub(crate) fn with_otel_env(
+    mut body: ContainerCreateBody,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> ContainerCreateBody {
+    body.env.get_or_insert_with(Vec::new).extend(otel_env(vars));
+    body
 }
 
 /// The user the containers run as: the workspace owner when that is not root (so `rw` agents
@@ -430,12 +458,13 @@ impl DockerRuntime {
     /// Starts the orchestrator container (replacing a stopped one of the same name).
     pub async fn start_orchestrator(&self, spec: &Spec) -> Result<String> {
         let body = spec.orchestrator_container(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-        self.create_and_start(&spec.container_name("orchestrator"), body).await
+        self.create_and_start(&spec.container_name("orchestrator"), with_otel_env(body, std::env::vars())).await
     }
 
     /// Starts the cub container of `agent` (replacing a stopped one of the same name).
     pub async fn start_cub(&self, spec: &Spec, agent: &str) -> Result<String> {
-        self.create_and_start(&spec.container_name(&format!("cub-{agent}")), spec.cub_container(agent)).await
+        let body = with_otel_env(spec.cub_container(agent), std::env::vars());
+        self.create_and_start(&spec.container_name(&format!("cub-{agent}")), body).await
     }
 
     async fn create_and_start(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
@@ -663,6 +692,44 @@ mod tests {
         assert!(o.host_config.unwrap().binds.unwrap().contains(&"/ws/.sett/ledger:/ws/.sett/ledger:rw".to_owned()));
         let secret = Spec { redis_url: "redis://u:hunter2@h:1".into(), ..spec.clone() };
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn opentelemetry_variables_reach_every_container_with_loopback_endpoints_on_the_docker_host() {
+        let host = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://localhost:4318/v1/traces"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k"),
+            ("OTEL_SERVICE_NAME", " "),
+            ("PATH", "/usr/bin"),
+            ("MY_OTEL_THING", "x"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let want = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT=http://host.docker.internal:4318",
+            "OTEL_EXPORTER_OTLP_HEADERS=x-api-key=k",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://host.docker.internal:4318/v1/traces",
+        ];
+        assert_eq!(otel_env(host.clone()), want);
+        assert_eq!(
+            otel_env([("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), "https://otel.example.com:4318".to_owned())]),
+            ["OTEL_EXPORTER_OTLP_ENDPOINT=https://otel.example.com:4318"]
+        );
+        let spec = plain_spec();
+        for body in [
+            spec.orchestrator_container(|_| None),
+            spec.cub_container("Writer"),
+            spec.worker_container("Writer", "c1", 1),
+        ] {
+            let env = with_otel_env(body, host.clone()).env.unwrap();
+            for w in want {
+                assert!(env.contains(&w.to_owned()), "{env:?}");
+            }
+            assert!(env.contains(&"SETT_RUNTIME=docker".to_owned()) && !env.iter().any(|e| e.starts_with("PATH=")));
+        }
+        // A worker launched from inside the orchestrator container gets what it was given.
+        let inside = otel_env(want.map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap()));
+        assert_eq!(inside, want);
     }
 
     #[test]

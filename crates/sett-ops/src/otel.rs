@@ -57,6 +57,15 @@ pub fn enabled_by(get: impl Fn(&str) -> Option<String>) -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT"))
 }
 
+/// Whether the endpoint the standard variables name is `https://` (`get` reads one): then the
+/// system's root certificates are needed. A plain `http://` collector needs none, and a minimal
+/// container image may have none.
+pub fn endpoint_is_https(get: impl Fn(&str) -> Option<String>) -> bool {
+    let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    let endpoint = set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    endpoint.is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
 /// The process's trace exporter, once [`install`]ed.
 static TRACES: OnceLock<Traces> = OnceLock::new();
 
@@ -227,12 +236,26 @@ impl std::fmt::Debug for ExportClient {
 
 impl ExportClient {
     fn new() -> Result<Self, TelemetryError> {
-        let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| TelemetryError::Traces(format!("cannot load the system's root certificates: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let provider = rustls::crypto::ring::default_provider;
+        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider()) {
+            Ok(b) => b,
+            // No roots (a container image without CA certificates) and an `http://` collector:
+            // none are needed.
+            Err(_) if !endpoint_is_https(|k| std::env::var(k).ok()) => {
+                let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider()))
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| TelemetryError::Traces(format!("cannot set up TLS: {e}")))?
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+            Err(e) => {
+                return Err(TelemetryError::Traces(format!(
+                    "cannot load the system's root certificates for the https:// collector: {e} (install CA certificates, or set SSL_CERT_FILE)"
+                )));
+            }
+        };
+        let tls = builder.https_or_http().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(tls);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -286,6 +309,16 @@ mod tests {
     fn traces_are_off_unless_an_endpoint_is_set_and_not_disabled() {
         assert!(!enabled_by(env(&[])));
         assert!(!enabled_by(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])));
+        assert!(endpoint_is_https(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "HTTPS://c:4318")])));
+        assert!(!endpoint_is_https(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")])));
+        assert!(!endpoint_is_https(env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318")
+        ])));
+        assert!(endpoint_is_https(env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", " "),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318")
+        ])));
         assert!(enabled_by(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")])));
         assert!(enabled_by(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces")])));
         assert!(!enabled_by(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_SDK_DISABLED", "TRUE")])));

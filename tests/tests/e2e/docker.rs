@@ -1,7 +1,8 @@
 //! `runtime: docker` end to end: the engine workflow in containers, read-only and read-write
 //! workspace mounts, controller workers as ephemeral containers, a cub cut off the network
 //! mid-claim, the orchestrator container killed and started again, `sett cancel` stopping the
-//! container a tool runs in. These tests need a Docker
+//! container a tool runs in, `OTEL_*` passed into the containers (traces reach a collector on the
+//! host; the tool gets its `TRACEPARENT`). These tests need a Docker
 //! engine and the images of `cargo xtask images` (CI builds them first); without them they fail
 //! and say so. Redis is a container of the locally built `sett-redis:dev` image, started with
 //! testcontainers-modules, with its port published on the host: the test reaches it on loopback, the instance's containers through the
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use sett_core::event::EventKind;
 use sett_core::{ArtifactId, ClaimStatus, StructuralType};
 use sett_docker::{Component, DockerRuntime};
+use sett_e2e::otlp::{receiver, spans};
 use sett_e2e::{Env, summary, text};
 use testcontainers_modules::redis::{REDIS_PORT, Redis};
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt, runners::AsyncRunner};
@@ -680,4 +682,57 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     assert_eq!(redis.state().await.unwrap(), RedisState::Missing, "destroy removes the container");
     assert!(!redis.volume_exists().await.unwrap(), "and its volume");
     assert!(!env.path().join(".sett/redis/url").exists(), "and forgets it");
+}
+
+/// Reports, as its Terminal's payload, the trace context and the collector it was given.
+const TRACED: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+cat >/dev/null
+jq -n --arg tp "${TRACEPARENT:-}" --arg ep "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" \
+  '{structural_type: "Terminal", artifact_type: "Traced", artifact_payload: ({traceparent: $tp, endpoint: $ep} | tojson)}'
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_containers_get_the_otel_variables_and_the_tool_its_traceparent() {
+    // A collector on the host, where the containers reach it (the Docker host's gateway).
+    let spans_file = tempfile::NamedTempFile::new().unwrap();
+    let (_receiver, port) = receiver(spans_file.path(), "0.0.0.0");
+    let yml = r#"
+version: "1.0"
+agents:
+  Tracer:
+    command: ["./traced.sh"]
+    bidding_strategy: exclusive
+    environment: ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    timeout: 1m
+"#;
+    let mut env = dockerize(Env::new(yml, &[("traced.sh", TRACED)]).await).await;
+    env.env_vars.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), format!("http://127.0.0.1:{port}")));
+    env.up();
+    let goal = env.forage("trace a run in a container");
+    let artifacts = env.wait_terminals(1, 2 * MINUTE).await;
+    let terminal = artifacts.iter().find(|a| a.structural_type == StructuralType::Terminal).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&terminal.payload).unwrap();
+    // The loopback endpoint was rewritten for the containers; the tool joined the goal's trace.
+    assert_eq!(got["endpoint"], format!("http://host.docker.internal:{port}").as_str(), "{got}");
+    let trace = sett_core::trace::workflow_trace(&goal).to_string();
+    let tp = got["traceparent"].as_str().unwrap();
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert!(matches!(parts[..], ["00", t, _, "01"] if t == trace), "{tp} is not in trace {trace}");
+    // Stopping flushes every container's exporter: the orchestrator's workflow span and the
+    // cub's tool_run span (the one the tool's TRACEPARENT names) reached the collector.
+    env.down();
+    env.assert_nothing_left().await;
+    let spans = spans(spans_file.path());
+    let find = |name: &str, service: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name && s.service == service && s.trace_id == trace)
+            .unwrap_or_else(|| panic!("no {name} span from {service} in trace {trace}: {spans:#?}"))
+    };
+    let workflow = find("workflow", "sett-orchestrator");
+    assert_eq!(workflow.attr("sett.goal_id"), goal.to_string());
+    let run = find("tool_run", "sett-cub");
+    assert_eq!(run.span_id, parts[2], "{run:#?}");
+    assert_eq!(run.attr("sett.agent"), "Tracer");
 }

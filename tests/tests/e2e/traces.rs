@@ -7,15 +7,13 @@
 //! with the `TRACEPARENT` its tool run was given.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sett_core::ArtifactId;
 use sett_core::event::{Event, EventData};
 use sett_core::trace::workflow_trace;
-use sett_e2e::{Env, KillOnDrop};
+use sett_e2e::Env;
+use sett_e2e::otlp::{Span, receiver, spans};
 use sett_ops::workflow::Workflow;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -111,45 +109,6 @@ agents:
     environment: ["PYTHONPATH"]
 "#;
 
-/// One span as the receiver decoded it.
-#[derive(Debug, Clone, serde::Deserialize)]
-struct Span {
-    service: String,
-    trace_id: String,
-    span_id: String,
-    parent_span_id: String,
-    name: String,
-    status: String,
-    attributes: BTreeMap<String, String>,
-    links: Vec<String>,
-}
-
-impl Span {
-    fn attr(&self, key: &str) -> &str {
-        self.attributes.get(key).map_or("", String::as_str)
-    }
-}
-
-/// The OTLP receiver on a free port, writing the spans it decodes to `out`.
-fn receiver(out: &Path) -> (KillOnDrop, u16) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("otlp/receiver.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg("--out")
-        .arg(out)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 tests/otlp/receiver.py (pip install opentelemetry-proto; .ci/run installs it)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the receiver's first line");
-    let port = line
-        .trim()
-        .strip_prefix("listening ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the receiver did not start (pip install opentelemetry-proto): {line:?}"));
-    (KillOnDrop(child), port)
-}
-
 /// Waits (driven by the event stream) until every claim created so far has ended and `n`
 /// workflows have a Terminal: then every span the orchestrator records is final.
 async fn wait_all_claims_ended(env: &Env, n: usize) -> Vec<Event> {
@@ -198,7 +157,7 @@ fn answer_the_question(env: &Env, answer: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_workflow_is_one_trace_with_the_ledgers_span_tree_and_the_agents_own_spans() {
     let spans_file = tempfile::NamedTempFile::new().unwrap();
-    let (_receiver, port) = receiver(spans_file.path());
+    let (_receiver, port) = receiver(spans_file.path(), "127.0.0.1");
     let mut env = Env::new(YML, &[("writer.py", WRITER), ("reviewer.py", REVIEWER), ("publisher.py", PUBLISHER)]).await;
     env.use_python_sdk();
     env.env_vars.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), format!("http://127.0.0.1:{port}")));
@@ -215,8 +174,7 @@ async fn each_workflow_is_one_trace_with_the_ledgers_span_tree_and_the_agents_ow
     // Stopping flushes every daemon's exporter: after `down` the receiver has every span.
     env.down();
 
-    let text = std::fs::read_to_string(spans_file.path()).unwrap();
-    let spans: Vec<Span> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let spans = spans(spans_file.path());
     let traces: BTreeSet<String> = goals.iter().map(|g| workflow_trace(g).to_string()).collect();
     let stray: Vec<&Span> = spans.iter().filter(|s| !traces.contains(&s.trace_id)).collect();
     assert!(stray.is_empty(), "every span belongs to one of the two workflows' traces: {stray:#?}");
