@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// with `--quick` 10k, 30k, 100k).
     #[arg(long, value_delimiter = ',')]
     verify_artifacts: Vec<u64>,
+    /// Do not build: use the binaries already in target/release (or target/debug with `--dev`),
+    /// e.g. built once for several bench runs while the sources moved on.
+    #[arg(long)]
+    no_build: bool,
     /// Use the dev-profile binaries (a smoke test of the scenarios; the figures mean nothing).
     #[arg(long, conflicts_with = "record")]
     dev: bool,
@@ -130,12 +134,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // target/release as users get it.
     let unchained = if wanted("ledger") { Some(crate::bench_ledger::build_unchained(&root)?) } else { None };
     let profile: &[&str] = if args.dev { &[] } else { &["--release"] };
-    let status = Command::new(env!("CARGO"))
-        .arg("build")
-        .args(profile)
-        .args(["--locked", "-p", "sett", "-p", "sett-orchestrator-bin", "-p", "sett-cub-bin", "-p", "sett-bench"])
-        .current_dir(&root)
-        .status()?;
+    let status = if args.no_build {
+        std::process::ExitStatus::default()
+    } else {
+        Command::new(env!("CARGO"))
+            .arg("build")
+            .args(profile)
+            .args(["--locked", "-p", "sett", "-p", "sett-orchestrator-bin", "-p", "sett-cub-bin", "-p", "sett-bench"])
+            .current_dir(&root)
+            .status()?
+    };
     if !status.success() {
         bail!("the build of the benchmarked binaries failed");
     }
