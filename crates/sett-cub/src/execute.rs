@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use backon::Retryable;
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use sett_core::claim::Grant;
 use sett_core::failure::{FailurePayload, ToolRunEnd};
@@ -263,21 +264,16 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: Into<CubError>,
 {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match call().await.map_err(Into::into) {
-            Err(e) if e.is_transient() && Instant::now() + backoff < until && !cancel.is_cancelled() => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "a blackboard call failed; retrying");
-                // Cancel-safe: a token and a sleep.
-                tokio::select! {
-                    () = cancel.cancelled() => return Err(e),
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            other => return other,
-        }
-    }
+    let retried = || {
+        let attempt = call();
+        async move { attempt.await.map_err(Into::into) }
+    };
+    retried
+        .retry(sett_store::backoff(MAX_BACKOFF))
+        .sleep(sett_store::CancellableSleep(cancel.clone()))
+        .when(|e: &CubError| e.is_transient() && Instant::now() < until && !cancel.is_cancelled())
+        .notify(|e, pause| tracing::warn!(error = %e, retry_in = ?pause, "a blackboard call failed; retrying"))
+        .await
 }
 
 /// Builds the input, runs the tool and validates what it printed.

@@ -18,7 +18,7 @@ use sett_core::machine::initial_claim_id;
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
 use sett_core::record::{ComponentRecord, cub_component};
 use sett_core::{AgentName, ArtifactId, ClaimId, ClaimStatus};
-use sett_store::{GroupAcks, GroupStart, Store};
+use sett_store::{ConsumerDriver, GroupAcks, GroupStart, Redeliver, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -85,6 +85,10 @@ struct Shared {
     /// Acknowledgements from the handler tasks, while the event loop's connection is blocked in
     /// a read.
     acks: GroupAcks,
+    /// A task gave up on its event: the driver reads the pending entries again after the backoff.
+    redeliver: Redeliver,
+    /// Events a task is working on: a re-read of the pending entries skips them.
+    in_flight: std::sync::Mutex<HashSet<String>>,
     /// Cancelled after the grace period: running tools and bid scripts are killed.
     kill: CancellationToken,
     /// Taken before a bid task is spawned: the event loop stops reading while every slot is
@@ -121,13 +125,12 @@ impl Cub {
         let agent = self.settings.agent.name.clone();
         let group = self.component_name();
         let consumer = agent.to_string();
-        let mut stream = self.store.group_consumer(&group, &consumer, GroupStart::Beginning).await?;
+        let stream = self.store.group_consumer(&group, &consumer, GroupStart::Beginning).await?;
+        let mut driver = ConsumerDriver::new(stream, "cub", READ_COUNT, READ_BLOCK);
         // Attach, retrying while Redis does not answer (down, loading, or writes paused): a cub
         // waits for its blackboard instead of dying; it reports ready only once attached.
-        // Cancel-safe: `attach` only creates the group, which is idempotent.
-        tokio::select! {
-            () = options.shutdown.cancelled() => return Ok(()),
-            () = stream.attach() => {}
+        if !driver.attach(&options.shutdown).await {
+            return Ok(());
         }
 
         let started_at_ms = sett_store::now_ms();
@@ -151,7 +154,9 @@ impl Cub {
         let shared = Arc::new(Shared {
             store: self.store.clone(),
             settings: self.settings.clone(),
-            acks: stream.acks(),
+            acks: driver.acks(),
+            redeliver: driver.redeliver(),
+            in_flight: std::sync::Mutex::new(HashSet::new()),
             kill: CancellationToken::new(),
             bid_slots: Arc::new(Semaphore::new(CONCURRENT_BIDS)),
             stopping: options.shutdown.clone(),
@@ -163,47 +168,24 @@ impl Cub {
         // The backlog: entries delivered to this consumer before a restart, never acknowledged
         // (paged with a cursor, so an entry dispatched but not acknowledged yet is not handed
         // out twice).
-        while !options.shutdown.is_cancelled() {
-            let batch = stream.read_pending(PENDING_COUNT).await?;
-            if batch.is_empty() {
-                break;
+        let handle = |events| {
+            let (shared, tracker) = (&shared, &tracker);
+            async move {
+                dispatch(shared, tracker, events).await;
+                // Failures come later, from the tasks (`Redeliver`).
+                true
             }
-            tracing::info!(count = batch.len(), "re-reading events received before a restart");
-            dispatch(&shared, &tracker, batch).await;
-        }
+        };
+        driver.drain_pending(PENDING_COUNT, &options.shutdown, handle).await?;
         if !options.shutdown.is_cancelled() {
             options.ready.store(true, Ordering::SeqCst);
             tracing::info!("attached to the event stream");
         }
 
-        // A shutdown during the backlog ends this loop at once (biased select).
-        loop {
-            // Cancel-safe: a read abandoned at shutdown loses nothing; entries Redis served to it
-            // stay pending for this consumer and are re-read at the next start.
-            let read = tokio::select! {
-                biased;
-                () = options.shutdown.cancelled() => break,
-                r = stream.read(READ_COUNT, READ_BLOCK) => r,
-            };
-            match read {
-                Ok(events) => {
-                    options.ready.store(true, Ordering::SeqCst);
-                    dispatch(&shared, &tracker, events).await;
-                }
-                Err(e) => {
-                    options.ready.store(false, Ordering::SeqCst);
-                    metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
-                    // The next read recreates the group (the stream may have been deleted) and
-                    // re-reads the pending entries first (see `GroupConsumer::read`).
-                    tracing::warn!(error = %e, "reading the event stream failed; retrying in 1 s");
-                    // Cancel-safe: a sleep.
-                    tokio::select! {
-                        () = options.shutdown.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
-        }
+        // The store's failure policy (a failed read or task: the pending entries again after the
+        // backoff); a shutdown during the backlog ends it at once.
+        let mut driver = driver.with_ready(options.ready.clone());
+        driver.run(&options.shutdown, handle).await;
         options.ready.store(false, Ordering::SeqCst);
 
         tracker.close();
@@ -224,7 +206,7 @@ impl Cub {
         }
         // The reader's connection may still sit in the XREADGROUP abandoned at shutdown (up to
         // READ_BLOCK); QUIT would queue behind it, so close it in the background.
-        tokio::spawn(async move { stream.quit().await });
+        tokio::spawn(async move { driver.quit().await });
         tracing::info!("stopped");
         Ok(())
     }
@@ -305,6 +287,10 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
     let agent = &shared.settings.agent.name;
     let mut done = Vec::new();
     for event in events {
+        if shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&event.id) {
+            // Re-read while a task still works on it: that task acknowledges or reports it.
+            continue;
+        }
         let lag_ms = (sett_store::now_ms() - event.ts_ms).max(0);
         metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
         metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind().as_str()).increment(1);
@@ -343,6 +329,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                 };
                 let shared = shared.clone();
                 let Ok(slot) = shared.bid_slots.clone().acquire_owned().await else { continue };
+                shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(event.id.clone());
                 tracker.spawn(
                     async move {
                         let _slot = slot;
@@ -377,7 +364,8 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                         match outcome {
                             Ok(_) => ack(&shared, event.id).await,
                             Err(e) => {
-                                tracing::error!(error = %e, "bidding failed; the event stays pending until a restart")
+                                tracing::error!(error = %e, "bidding failed; the event will be read again");
+                                gave_up(&shared, &event.id);
                             }
                         }
                     }
@@ -403,6 +391,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert((claim, seq), stop.clone());
+                shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(event.id.clone());
                 tracker.spawn(
                     async move {
                         let outcome = with_retries(&shared.kill, || {
@@ -419,7 +408,10 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                         shared.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(claim, seq));
                         match outcome {
                             Ok(_) => ack(&shared, event.id).await,
-                            Err(e) => tracing::error!(error = %e, "executing the grant failed; the event stays pending until a restart"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "executing the grant failed; the event will be read again");
+                                gave_up(&shared, &event.id);
+                            }
                         }
                     }
                     .instrument(span),
@@ -434,7 +426,16 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
     }
 }
 
+/// A task's event left pending: read again (with the pending entries after it) after the backoff.
+fn gave_up(shared: &Shared, id: &str) {
+    shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+    if !shared.stopping.is_cancelled() {
+        shared.redeliver.failed();
+    }
+}
+
 async fn ack(shared: &Shared, id: String) {
+    shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
     if let Err(e) = shared.acks.ack(&[id]).await {
         tracing::warn!(error = %e, "cannot acknowledge the event; it will be re-read after a restart");
     }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use backon::Retryable;
 use rand::Rng;
 use sett_core::config::{NotificationsConfig, NotifyEvent, WebhookFormat, WebhookSecret};
 use sett_core::event::{Event, EventData};
@@ -35,7 +36,8 @@ use sett_core::regression::RegressionRecord;
 use sett_core::witness::WitnessRecord;
 use sett_core::{ArtifactId, StructuralType};
 use sett_store::{
-    DeliveryRecord, DeliveryStatus, EndpointState, GroupConsumer, GroupStart, NewDelivery, Store, StoreError, now_ms,
+    CancellableSleep, ConsumerDriver, DeliveryRecord, DeliveryStatus, EndpointState, GroupAcks, GroupStart,
+    NewDelivery, Store, StoreError, now_ms,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -212,58 +214,50 @@ impl Notifier {
     // ---- following the ledger ----
 
     async fn follow(&self, stop: &CancellationToken) {
-        let mut pause = Duration::from_millis(100);
-        while !stop.is_cancelled() {
-            match self.follow_once(stop).await {
-                Ok(()) => return,
-                Err(e) => {
-                    metrics::counter!(m::REDIS_ERRORS, "component" => "notifier").increment(1);
-                    warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "notifier: reading the event stream failed; retrying");
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    async fn follow_once(&self, stop: &CancellationToken) -> Result<(), NotifyError> {
-        let mut stream = self.store.group_consumer(GROUP, CONSUMER, GroupStart::End).await?;
-        let result = self.follow_with(&mut stream, stop).await;
-        stream.quit().await;
-        result
-    }
-
-    async fn follow_with(&self, stream: &mut GroupConsumer, stop: &CancellationToken) -> Result<(), NotifyError> {
+        // The consumer's connection, retried with the store's backoff until Redis answers.
+        let stream = (|| self.store.group_consumer(GROUP, CONSUMER, GroupStart::End))
+            .retry(sett_store::backoff(Duration::from_secs(5)))
+            .sleep(CancellableSleep(stop.clone()))
+            .when(|_| !stop.is_cancelled())
+            .notify(|e, pause| {
+                metrics::counter!(m::REDIS_ERRORS, "component" => "notifier").increment(1);
+                warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "notifier: cannot connect to read the event stream; retrying");
+            })
+            .await;
+        let Ok(stream) = stream else { return };
         // `End` only matters the first time: `prepare` normally made the group already.
-        stream.ensure_group().await?;
-        while !stop.is_cancelled() {
-            // Pending entries first, then new ones (see `GroupConsumer::read`). Cancel-safe: what
-            // an abandoned read was served stays pending and is read again at the next start.
-            let events = tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                r = stream.read(BATCH, BLOCK) => r?,
-            };
-            let mut done = Vec::with_capacity(events.len());
-            let mut failed = None;
-            for e in &events {
-                match self.handle(e).await {
-                    Ok(()) => done.push(e.id.clone()),
-                    Err(err) => {
-                        failed = Some(err);
-                        break;
-                    }
+        let mut driver = ConsumerDriver::new(stream, "notifier", BATCH, BLOCK);
+        if driver.attach(stop).await {
+            let acks = driver.acks();
+            let acks = &acks;
+            // The store's failure policy: a failed event stays pending and is read again (with
+            // everything after it) after the backoff.
+            driver.run(stop, move |events| self.handle_batch(acks, events)).await;
+        }
+        driver.quit().await;
+    }
+
+    /// Queues the notifications of a batch in order, acknowledging what was handled; stops at
+    /// the first failure (that event and those after it stay pending). Returns whether all were.
+    async fn handle_batch(&self, acks: &GroupAcks, events: Vec<Event>) -> bool {
+        let mut done = Vec::with_capacity(events.len());
+        let mut all = true;
+        for e in &events {
+            match self.handle(e).await {
+                Ok(()) => done.push(e.id.clone()),
+                Err(err) => {
+                    metrics::counter!(m::REDIS_ERRORS, "component" => "notifier").increment(1);
+                    warn!(event_id = %e.id, error = %err, "notifier: handling an event failed; it will be read again");
+                    all = false;
+                    break;
                 }
             }
-            stream.ack(&done).await?;
-            if let Some(err) = failed {
-                // Unacknowledged: read again from the pending entries after the pause.
-                return Err(err);
-            }
         }
-        Ok(())
+        if let Err(err) = acks.ack(&done).await {
+            warn!(error = %err, "notifier: cannot acknowledge handled events; they will be read again");
+            return false;
+        }
+        all
     }
 
     /// Which notification an event is, before reading anything else.

@@ -1,17 +1,18 @@
 //! The event loop: the orchestrator reads the instance's event stream through consumer group
-//! `orchestrator` ([`GroupConsumer`]: pending entries first, again after a reconnection), handles
-//! a batch with events about one claim in stream order and different claims concurrently, turns
-//! each event into a state-machine input, and acknowledges an event only after it was handled. A
-//! failed handler leaves its event pending; the loop re-reads the pending entries with backoff.
+//! `orchestrator`, driven by the store's [`ConsumerDriver`] (pending entries first, again after
+//! a reconnection or a failed handler, with the one backoff), handles a batch with events about
+//! one claim in stream order and different claims concurrently, turns each event into a
+//! state-machine input, and acknowledges an event only after it was handled.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::future::join_all;
 use sett_core::event::{Event, EventData, EventKind};
 use sett_core::machine::{Input, StepContext, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, StructuralType, metrics as m};
-use sett_store::{Fenced, GroupConsumer, WriteOutcome, now_ms};
+use sett_store::{ConsumerDriver, Fenced, GroupAcks, WriteOutcome, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -21,88 +22,35 @@ use crate::ledger;
 
 pub(crate) const GROUP: &str = "orchestrator";
 pub(crate) const CONSUMER: &str = "orchestrator";
-const BATCH: u64 = 256;
+pub(crate) const BATCH: u64 = 256;
 /// How long one blocking read waits before the loop looks at its shutdown token again.
-const BLOCK: Duration = Duration::from_secs(2);
+pub(crate) const BLOCK: Duration = Duration::from_secs(2);
 
 impl Engine {
-    /// Handles this consumer's pending entries until none is left or a handler failed (then
-    /// the next read starts again at the first pending entry). Returns whether all were handled.
-    pub(crate) async fn drain_pending(&self, stream: &mut GroupConsumer) -> Result<bool, OrchestratorError> {
-        loop {
-            let events = stream.read_pending(BATCH).await?;
-            if events.is_empty() {
-                return Ok(true);
-            }
-            if !self.handle_batch(stream, events).await {
-                // Entries whose handling failed stay pending; do not loop on them here.
-                stream.reread_pending();
-                return Ok(false);
-            }
-        }
-    }
-
-    /// Reads and handles events until `stop`.
+    /// Reads and handles events until `stop`, with the store's failure policy
+    /// ([`ConsumerDriver`]): the backlog first, then new events; a batch with a failed handler
+    /// leaves its event pending, and the pending entries are handled again after the backoff,
+    /// before anything new.
     pub(crate) async fn consume(
         &self,
-        stream: &mut GroupConsumer,
+        driver: &mut ConsumerDriver,
         stop: &CancellationToken,
     ) -> Result<(), OrchestratorError> {
-        let mut backoff = Duration::from_millis(100);
-        // A handler failed: its event is pending, and later events of its claim must not
-        // overtake it, so the pending entries are handled again (after a pause) before new ones.
-        let mut retry_pending = false;
-        while !stop.is_cancelled() {
-            if retry_pending {
-                // Cancel-safe: a token and a sleep.
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                stream.reread_pending();
-                retry_pending = match self.drain_pending(stream).await {
-                    Ok(all_handled) => !all_handled,
-                    Err(e) => {
-                        warn!(error = %e, "cannot re-read pending events; retrying");
-                        true
-                    }
-                };
-                continue;
-            }
-            // Cancel-safe: a read abandoned at shutdown loses nothing (what Redis served it stays
-            // pending for this consumer and is re-read at the next start).
-            let read = tokio::select! {
-                () = stop.cancelled() => break,
-                r = stream.read(BATCH, BLOCK) => r,
-            };
-            match read {
-                Ok(events) if events.is_empty() => {}
-                Ok(events) => {
-                    if self.handle_batch(stream, events).await {
-                        backoff = Duration::from_millis(100);
-                    } else {
-                        retry_pending = true;
-                    }
-                }
-                Err(e) => {
-                    metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
-                    warn!(error = %e, "cannot read the event stream; retrying");
-                    // Cancel-safe: a token and a sleep.
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        let acks = driver.acks();
+        let acks = &acks;
+        driver.drain_pending(BATCH, stop, move |events| self.handle_batch(acks, events)).await?;
+        // Exposed from the start (0 included), not only after the first question.
+        self.refresh_open_questions_gauge().await;
+        self.refresh_pause_gauges().await;
+        self.ready.store(true, Ordering::SeqCst);
+        info!(instance = %self.settings.instance, run_id = %self.settings.run_id, "orchestrator ready");
+        driver.run(stop, move |events| self.handle_batch(acks, events)).await;
         Ok(())
     }
 
     /// Handles a batch: events about the same claim in order, different claims concurrently.
     /// Acknowledges the events that were handled; returns whether all were (and acknowledged).
-    async fn handle_batch(&self, stream: &GroupConsumer, events: Vec<Event>) -> bool {
+    async fn handle_batch(&self, acks: &GroupAcks, events: Vec<Event>) -> bool {
         let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         for ev in events {
             let key = match (ev.data.claim_id(), ev.data.question_id(), ev.data.artifact_id()) {
@@ -159,7 +107,7 @@ impl Engine {
         .await;
         let all_handled = results.iter().all(|(_, ok)| *ok);
         let done: Vec<String> = results.into_iter().flat_map(|(done, _)| done).collect();
-        if let Err(e) = stream.ack(&done).await {
+        if let Err(e) = acks.ack(&done).await {
             // Handled but not acknowledged: they are re-read as pending and handled again, which
             // is harmless (every handler is idempotent). Never stop over it.
             metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);

@@ -11,14 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sett_core::machine::Policy;
-use sett_store::{GroupStart, Store};
+use sett_store::{ConsumerDriver, GroupStart, Store};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::info;
 
-use crate::consumer::{CONSUMER, GROUP};
+use crate::consumer::{BATCH, BLOCK, CONSUMER, GROUP};
 use crate::decided::DecidedClaims;
 use crate::launcher::WorkerLauncher;
 use crate::{OrchestratorError, Settings};
@@ -171,11 +170,10 @@ impl Engine {
     /// Registers, recovers, then consumes events and deadlines until `stop`.
     async fn serve(&self, stop: &CancellationToken) -> Result<(), OrchestratorError> {
         self.started().await?;
-        let mut stream = self.store.group_consumer(GROUP, CONSUMER, GroupStart::Beginning).await?;
-        // Cancel-safe: attaching only creates the group, which is idempotent.
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = stream.attach() => {}
+        let stream = self.store.group_consumer(GROUP, CONSUMER, GroupStart::Beginning).await?;
+        let mut driver = ConsumerDriver::new(stream, "orchestrator", BATCH, BLOCK);
+        if !driver.attach(stop).await {
+            return Ok(());
         }
         // After a restart: follow-ups recorded before a crash, workers of the previous run.
         self.recover_outbox().await?;
@@ -188,17 +186,11 @@ impl Engine {
             let engine = self.clone();
             Background::spawn(stop, move |token| async move { engine.heartbeat_loop(&token).await })
         };
-        // Pending entries first: delivered to us before a crash, never acknowledged.
-        self.drain_pending(&mut stream).await?;
-        // Exposed from the start (0 included), not only after the first question.
-        self.refresh_open_questions_gauge().await;
-        self.refresh_pause_gauges().await;
-        self.ready.store(true, Ordering::SeqCst);
-        info!(instance = %self.settings.instance, run_id = %self.settings.run_id, "orchestrator ready");
-        let result = self.consume(&mut stream, stop).await;
+        // Pending entries first (delivered to us before a crash, never acknowledged), then new.
+        let result = self.consume(&mut driver, stop).await;
         deadlines.stop().await;
         heartbeat.stop().await;
-        stream.quit().await;
+        driver.quit().await;
         result
     }
 }

@@ -9,6 +9,8 @@
 //! claim with nothing left to end it.
 
 use std::future::Future;
+
+use backon::Retryable;
 use std::time::Duration;
 
 use sett_core::event::{EventData, WorkerExited, WorkerLaunched};
@@ -25,25 +27,21 @@ use crate::launcher::WorkerRequest;
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// Runs `op` until it succeeds or fails for a reason other than Redis being unreachable (every
-/// worker step is idempotent, so repeating one whose reply was lost is safe).
-async fn until_redis_answers<T, F, Fut>(what: &str, claim: Option<&ClaimId>, mut op: F) -> Result<T, OrchestratorError>
+/// worker step is idempotent, so repeating one whose reply was lost is safe), with the store's
+/// backoff.
+async fn until_redis_answers<T, F, Fut>(what: &str, claim: Option<&ClaimId>, op: F) -> Result<T, OrchestratorError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, OrchestratorError>>,
 {
-    let mut pause = Duration::from_millis(50);
-    loop {
-        match op().await {
-            Err(e) if e.is_transient() => {
-                metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
-                let claim = claim.map(ToString::to_string);
-                warn!(claim_id = claim.as_deref(), error = %e, "cannot {what} yet; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_RETRY_PAUSE);
-            }
-            other => return other,
-        }
-    }
+    op.retry(sett_store::backoff(MAX_RETRY_PAUSE))
+        .when(OrchestratorError::is_transient)
+        .notify(|e, pause| {
+            metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
+            let claim = claim.map(ToString::to_string);
+            warn!(claim_id = claim.as_deref(), error = %e, retry_in = ?pause, "cannot {what} yet; retrying");
+        })
+        .await
 }
 
 impl Engine {

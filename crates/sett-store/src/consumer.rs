@@ -2,12 +2,14 @@
 //! retrying while Redis is not ready), the entries delivered to this consumer before and never
 //! acknowledged first, then new ones; the pending entries again after a reconnection or a failed
 //! read; acknowledge what was handled. The orchestrator, each cub and the notifier read through
-//! it, so delivery is at-least-once in one way everywhere (every handler is idempotent).
+//! it, driven by [`crate::driver::ConsumerDriver`], so delivery is at-least-once in one way
+//! everywhere (every handler is idempotent).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use backon::Retryable;
 use fred::prelude::*;
 use fred::types::Value;
 use sett_core::event::Event;
@@ -143,12 +145,13 @@ impl GroupConsumer {
     /// caller that may stop meanwhile races it against its shutdown (it is cancel-safe: creating
     /// a group is idempotent).
     pub async fn attach(&self) {
-        let mut backoff = Duration::from_millis(100);
-        while let Err(e) = self.ensure_group().await {
-            tracing::warn!(group = %self.group, error = %e, "cannot attach to the event stream yet; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
+        // No limit on attempts: this returns only once attached.
+        let _attached = (|| self.ensure_group())
+            .retry(crate::driver::backoff(Duration::from_secs(2)))
+            .notify(|e, pause| {
+                tracing::warn!(group = %self.group, error = %e, retry_in = ?pause, "cannot attach to the event stream yet; retrying");
+            })
+            .await;
     }
 
     /// Creates the group if it does not exist (one attempt).

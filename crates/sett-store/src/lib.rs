@@ -6,6 +6,7 @@
 //! - [`keys`]: every key template (`sett:{<instance>}:…`).
 //! - [`codec`]: hash encoding of artifacts and claims.
 //! - [`context`]: the context chain of an artifact (what a tool is given, what an approver sees).
+//! - [`driver`]: the one event-consumer driver and retry policy of every daemon.
 //! - [`Redis`]: one connection (with reconnect policy and command timeouts) shared by instances.
 //! - [`Store`]: one instance's operations, split over `artifacts`, `claims`, `events`,
 //!   `consumer` (consumer groups: [`GroupConsumer`]), `lock`, `questions`, `workers`, `notify`,
@@ -21,6 +22,7 @@ mod budget;
 mod cancel;
 mod claims;
 mod consumer;
+pub mod driver;
 mod durability;
 mod events;
 mod ledger;
@@ -48,6 +50,7 @@ pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
 pub use claims::{OutboxEntry, QuestionOp, WriteOutcome};
 pub use consumer::{GroupAcks, GroupConsumer, GroupStart};
+pub use driver::{CancellableSleep, ConsumerDriver, Redeliver, backoff};
 pub use events::{EntryPages, EventReader, LedgerEntry, MalformedEvent, ledger_entry};
 pub use keys::{Keys, RelativeKey};
 pub use ledger::SourceState;
