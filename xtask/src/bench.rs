@@ -696,51 +696,130 @@ pub(crate) fn redis_baseline(b: &Bench) -> Result<Value> {
     Ok(Value::Object(rates))
 }
 
-fn populate(b: &Bench, instance: &str, keys: u64) -> Result<()> {
-    // Realistic key shapes are not needed for SCAN+UNLINK cost; DEBUG POPULATE is fastest.
-    b.redis_cli(&["DEBUG", "POPULATE", &keys.to_string(), &format!("sett:{{{instance}}}:artifact"), "32"])?;
+/// Copies every key of instance `from` in Redis database `from_db` to instance `to` in database
+/// `to_db` (`COPY … DB`, pipelined through `redis-cli --pipe`): a fresh copy of a seeded
+/// instance in a few seconds instead of seeding it again.
+fn copy_instance(b: &Bench, from_db: u32, from: &str, to_db: u32, to: &str) -> Result<()> {
+    let script = format!(
+        "redis-cli -p {p} -n {from_db} --scan --count 1000 --pattern 'sett:{{{from}}}:*' \
+         | awk -v n={n} '{{ print \"COPY\", $0, \"sett:{{{to}}}:\" substr($0, n), \"DB\", {to_db} }}' \
+         | redis-cli -p {p} -n {from_db} --pipe",
+        p = b.redis.port,
+        n = format!("sett:{{{from}}}:").len() + 1,
+    );
+    let out = Command::new("sh").args(["-c", &script]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("errors: 0") {
+        bail!("copying instance {from} to {to} failed: {text}");
+    }
     Ok(())
 }
 
+/// The number of keys of `instance` in database 0.
+fn instance_keys(b: &Bench, instance: &str) -> Result<u64> {
+    let listed = b.redis_cli(&["--scan", "--count", "1000", "--pattern", &format!("sett:{{{instance}}}:*")])?;
+    Ok(listed.lines().filter(|l| !l.is_empty()).count() as u64)
+}
+
+/// `sett destroy --force` on a real-shaped instance: `sett-bench seed-artifacts` with
+/// `keys / 2` artifacts (each an artifact hash and its thread, plus the indexes and the event
+/// stream with its entries), seeded once into database 1 and copied into database 0 for every
+/// measured destroy, so each one starts from the same data alone in its database. In the same
+/// run: the shell baseline (`redis-cli --scan | xargs redis-cli unlink`) and the limit (the same
+/// keys, already known, unlinked 1,000 per command through `redis-cli --pipe`). Then a small
+/// instance (1,000 artifacts, about 2,000 keys) destroyed alone and beside a copy of the large
+/// one (the neighbour, whose key count is checked unchanged).
 fn destroy(b: &Bench, keys: u64) -> Result<Value> {
-    let mut ours = Vec::new();
-    let mut ours_mem = Vec::new();
-    let mut base = Vec::new();
+    let (big_src, small_src) = ("bench-destroy-src", "bench-destroy-small-src");
+    let artifacts = (keys / 2).max(1);
+    b.bench_bin(big_src, &["seed-artifacts", "--artifacts", &artifacts.to_string(), "--questions", "0"])?;
+    b.bench_bin(small_src, &["seed-artifacts", "--artifacts", "1000", "--questions", "0"])?;
+    let big_keys = instance_keys(b, big_src)?;
+    let small_keys = instance_keys(b, small_src)?;
+    copy_instance(b, 0, big_src, 1, big_src)?;
+    copy_instance(b, 0, small_src, 1, small_src)?;
+    b.redis_cli(&["-n", "0", "FLUSHDB"])?;
+    let check_gone = |inst: &str| -> Result<()> {
+        let left = instance_keys(b, inst)?;
+        if left > 0 {
+            bail!("{left} keys of {inst} left");
+        }
+        Ok(())
+    };
+    let sett_destroy =
+        |inst: &str| timed(b.sett(&["destroy", "--name", inst, "--force"]).env("SETT_OPERATOR", "bench"));
+    let (mut ours, mut ours_mem, mut base, mut limit) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let unlinks = std::env::temp_dir().join(format!("sett-bench-unlinks-{}.txt", std::process::id()));
     for i in 0..b.runs {
         let inst = format!("bench-destroy-{i}");
-        populate(b, &inst, keys)?;
-        let (secs, kib) = timed(b.sett(&["destroy", "--name", &inst, "--force"]).env("SETT_OPERATOR", "bench"))?;
+        copy_instance(b, 1, big_src, 0, &inst)?;
+        let (secs, kib) = sett_destroy(&inst)?;
         ours.push(secs);
         ours_mem.push(kib as f64);
-        // `sett:audit` (global, kept by design) gains a record; the instance must be empty.
-        let left = b.redis_cli(&["--scan", "--pattern", &format!("sett:{{{inst}}}:*")])?;
-        if !left.is_empty() {
-            bail!("destroy left {} keys of {inst}", left.lines().count());
-        }
-        populate(b, &inst, keys)?;
+        check_gone(&inst)?;
+
+        copy_instance(b, 1, big_src, 0, &inst)?;
+        let p = b.redis.port;
         let script = format!(
-            "redis-cli -p {p} --scan --pattern 'sett:{{{inst}}}:*' | xargs -n 1000 redis-cli -p {p} unlink > /dev/null",
-            p = b.redis.port
+            "redis-cli -p {p} --scan --pattern 'sett:{{{inst}}}:*' | xargs -n 1000 redis-cli -p {p} unlink > /dev/null"
         );
         let (secs, _) = timed(Command::new("sh").args(["-c", &script]))?;
         base.push(secs);
-        let _ = b.redis_cli(&["FLUSHALL"]);
+        check_gone(&inst)?;
+
+        // The limit: the keys listed beforehand (not timed), then only the UNLINKs.
+        copy_instance(b, 1, big_src, 0, &inst)?;
+        let list = format!(
+            "redis-cli -p {p} --scan --count 1000 --pattern 'sett:{{{inst}}}:*' | xargs -n 1000 echo UNLINK > {}",
+            unlinks.display()
+        );
+        timed(Command::new("sh").args(["-c", &list]))?;
+        let pipe = format!("redis-cli -p {p} --pipe < {} > /dev/null", unlinks.display());
+        let (secs, _) = timed(Command::new("sh").args(["-c", &pipe]))?;
+        limit.push(secs);
+        check_gone(&inst)?;
     }
-    // Memory must not grow with the number of keys: destroy a tenth as many keys once more.
-    let small = (keys / 10).max(1000);
-    populate(b, "bench-destroy-small", small)?;
-    let (_, small_kib) =
-        timed(b.sett(&["destroy", "--name", "bench-destroy-small", "--force"]).env("SETT_OPERATOR", "bench"))?;
-    let ours_s = median(ours);
-    let base_s = median(base);
+    let _ = std::fs::remove_file(&unlinks);
+
+    // The small instance alone, then beside a copy of the large one.
+    // Milliseconds and peak RSS (KiB) of each destroy of a fresh copy of the small instance.
+    let small_destroys = |label: &str| -> Result<(Vec<f64>, Vec<f64>)> {
+        let (mut ms, mut kib) = (Vec::new(), Vec::new());
+        for i in 0..b.runs.max(5) {
+            let inst = format!("bench-destroy-{label}-{i}");
+            copy_instance(b, 1, small_src, 0, &inst)?;
+            let (secs, peak) = sett_destroy(&inst)?;
+            ms.push(secs * 1000.0);
+            kib.push(peak as f64);
+            check_gone(&inst)?;
+        }
+        Ok((ms, kib))
+    };
+    let (small_alone, small_mem) = small_destroys("small")?;
+    let neighbour = "bench-destroy-neighbour";
+    copy_instance(b, 1, big_src, 0, neighbour)?;
+    let neighbour_keys = instance_keys(b, neighbour)?;
+    let (small_beside, _) = small_destroys("beside")?;
+    let after = instance_keys(b, neighbour)?;
+    if after != neighbour_keys {
+        bail!("the neighbour had {neighbour_keys} keys and has {after} after the small destroys");
+    }
+    let _ = b.redis_cli(&["FLUSHALL"]);
+    let (ours_s, base_s, limit_s) = (median(ours), median(base), median(limit));
     Ok(json!({
-        "keys": keys,
+        "data": format!("sett-bench seed-artifacts --artifacts {artifacts} --questions 0 (artifact hashes, their threads, the indexes, the event stream); copied per run with COPY"),
+        "keys": big_keys,
         "sett_destroy_seconds": ours_s,
         "baseline_scan_xargs_unlink_seconds": base_s,
+        "limit_known_keys_pipelined_unlink_seconds": limit_s,
         "speedup_vs_baseline": base_s / ours_s.max(1e-9),
+        "ratio_to_limit": ours_s / limit_s.max(1e-9),
         "sett_peak_rss_kib": median(ours_mem),
-        "sett_peak_rss_kib_at_tenth_keys": small_kib,
-        "small_keys": small,
+        "small_keys": small_keys,
+        "small_alone_ms": median(small_alone),
+        "small_beside_neighbour_ms": median(small_beside),
+        "neighbour_keys": neighbour_keys,
+        "sett_peak_rss_kib_small": median(small_mem),
         "command": "cargo xtask bench --only destroy",
     }))
 }

@@ -1,8 +1,10 @@
 //! The instance destroyer (`sett destroy`, design.md §9): refuses while the instance runs, holds the
 //! instance lock with the `destroy` purpose while it works (so `sett up` cannot start mid-way),
 //! writes an optional full export, appends an audit "intent" record to `sett:audit` *before*
-//! deleting, deletes every `sett:{<instance>}:*` key in streamed batches — counting them per
-//! family as it goes, in the same pass — appends the completion record with those counts,
+//! deleting, deletes every `sett:{<instance>}:*` key — enumerated from the instance's own indexes
+//! and key registry, in pipelined batches, then swept where the enumeration cannot vouch for
+//! them (`Store::purge_instance_keys`), counting them per family from UNLINK's replies —
+//! appends the completion record with those counts,
 //! removes the registry entry and releases the lock last. An interrupted destroy can simply be
 //! run again (its intent record without a completion record shows where it stopped).
 //!

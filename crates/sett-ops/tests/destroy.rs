@@ -1,8 +1,12 @@
-//! The destroyer against a real Redis: a single node (lock lost mid-way, large instances) and a
-//! local 3-node Redis Cluster from sett-testkit.
+//! The destroyer against a real Redis: a single node (lock lost mid-way, large instances, a
+//! neighbour left byte-identical) and a local 3-node Redis Cluster from sett-testkit.
+
+use std::collections::BTreeMap;
 
 use fred::prelude::*;
-use sett_core::InstanceName;
+use fred::types::Value;
+use fred::types::scan::Scanner;
+use sett_core::{Artifact, InstanceName, StructuralType};
 use sett_ops::destroy::{self, DestroyError, Destroyer, Operator};
 use sett_store::{InstanceRecord, InstanceStatus, Redis, now_ms};
 use sett_testkit::RedisCluster;
@@ -68,6 +72,71 @@ async fn large_instance_is_deleted_with_the_counts_and_audit() {
     assert!(matches!(destroy::plan(&store).await, Err(DestroyError::NotFound { .. })));
 }
 
+/// Writes `n` artifacts of `name` the way Sett writes them (artifact hash, thread, index, event).
+async fn write_artifacts(redis: &Redis, name: &InstanceName, n: usize) {
+    let store = redis.instance(name);
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let a =
+            Artifact::new_root(sett_store::new_artifact_id(), StructuralType::Standard, "Doc", i.to_string(), "u", 1);
+        let s = store.clone();
+        pending.push(async move { s.create_artifact(&a).await.unwrap() });
+        if pending.len() == 200 {
+            futures::future::join_all(pending.drain(..)).await;
+        }
+    }
+    futures::future::join_all(pending).await;
+}
+
+/// `DUMP` and `PEXPIRETIME` of every key of `name`: its exact bytes and expiry.
+async fn dump_instance(client: &Client, name: &InstanceName) -> BTreeMap<String, (Value, i64)> {
+    let mut keys = Vec::new();
+    let mut pages = client.scan(format!("sett:{{{name}}}:*"), Some(1000), None);
+    while let Some(mut page) = futures::TryStreamExt::try_next(&mut pages).await.unwrap() {
+        keys.extend(page.take_results().unwrap_or_default().into_iter().filter_map(|k| k.into_string()));
+        page.next();
+    }
+    let mut out = BTreeMap::new();
+    for k in keys {
+        let bytes: Value = client.custom(fred::cmd!("DUMP"), vec![k.clone()]).await.unwrap();
+        let expiry: i64 = client.custom(fred::cmd!("PEXPIRETIME"), vec![k.clone()]).await.unwrap();
+        out.insert(k, (bytes, expiry));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_small_destroy_leaves_a_large_neighbour_byte_identical() {
+    let redis = sett_testkit::redis().await;
+    let client = Builder::from_config(Config::from_url(&sett_testkit::redis_url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    let name = sett_testkit::instance_name();
+    let named = |suffix: &str| InstanceName::parse(&format!("{name}{suffix}")).unwrap();
+    // A large neighbour written the way Sett writes, one written raw (never indexed), and names
+    // sharing a prefix with the victim's.
+    let (large, raw) = (named("-1"), named("b"));
+    write_artifacts(&redis, &large, 3_000).await;
+    populate(&client, &redis, &raw, 2_000).await;
+    write_artifacts(&redis, &name, 50).await;
+    redis.put_instance_record(&name, &record()).await.unwrap();
+    let store = redis.instance(&name);
+    assert!(store.keys_indexed().await.unwrap());
+    let before = [dump_instance(&client, &large).await, dump_instance(&client, &raw).await];
+    assert!(before[0].len() > 6_000);
+
+    let d = Destroyer::begin_uncounted(&store, Operator::current("tester")).await.unwrap();
+    let report = d.execute(None, |_| {}).await.unwrap();
+    assert_eq!(report.count("artifact"), 50);
+    assert_eq!(report.count("thread"), 50);
+    assert!(store.count_instance_keys().await.unwrap().is_empty(), "nothing of the instance is left");
+    for (n, before) in [large, raw].iter().zip(before) {
+        let after = dump_instance(&client, n).await;
+        let changed: Vec<&String> =
+            before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
+        assert!(changed.is_empty(), "neighbour {n} changed: {changed:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_destroy_that_loses_its_lock_stops() {
     let redis = sett_testkit::redis().await;
@@ -102,6 +171,13 @@ async fn destroy_on_a_redis_cluster() {
     let name = sett_testkit::instance_name();
     let neighbours: Vec<InstanceName> =
         ["-1", "b", "-b", "x2", "y3"].iter().map(|s| InstanceName::parse(&format!("{name}{s}")).unwrap()).collect();
+    // And one whose hash tag lands in the same slot: the slot sweep must leave it alone.
+    let slot = fred::util::redis_keyslot(format!("sett:{{{name}}}:lock").as_bytes());
+    let same_slot = (0..)
+        .map(|i| InstanceName::parse(&format!("{name}c{i}")).unwrap())
+        .find(|n| fred::util::redis_keyslot(format!("sett:{{{n}}}:lock").as_bytes()) == slot)
+        .unwrap();
+    let neighbours: Vec<InstanceName> = neighbours.into_iter().chain([same_slot]).collect();
     populate(&client, &redis, &name, 5_000).await;
     for n in &neighbours {
         populate(&client, &redis, n, 100).await;

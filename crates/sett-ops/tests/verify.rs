@@ -8,25 +8,10 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use sett_core::event::{ClaimCreated, EventData, InstanceStopped};
 use sett_core::machine::new_claim;
-use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::{AgentName, Artifact, StructuralType};
 use sett_ops::transfer::export_jsonl;
 use sett_ops::verify::{ExportLedger, verify};
 use sett_store::{AnswerRecord, Dump, new_artifact_id, new_claim_id};
-
-fn policy() -> Policy {
-    Policy {
-        agents: [(
-            AgentName::parse("A").unwrap(),
-            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false, approval: None },
-        )]
-        .into(),
-        max_review_iterations: 3,
-        bid_timeout_ms: 1000,
-        on_question_timeout: Default::default(),
-        routing: Default::default(),
-    }
-}
 
 /// What an agent run reported (stored in the artifact's `usage` field, covered by its hash).
 fn usage(i: usize) -> sett_core::usage::Usage {
@@ -72,7 +57,7 @@ async fn workflow(sources: &[Vec<usize>], payloads: &[String], claims: usize) ->
     };
     store.create_answer(&answer, &q.id, &record).await.unwrap();
     for a in written.iter().take(claims) {
-        let c = new_claim(new_claim_id(), a, &policy(), 6_000);
+        let c = new_claim(new_claim_id(), a, &sett_testkit::policy(), 6_000);
         let ev = EventData::ClaimCreated(ClaimCreated::new(&c));
         store.write_claim(&c, None, true, &[], &[ev], 6_000).await.unwrap();
         store.submit_bid(&c.id, &AgentName::parse("A").unwrap(), sett_core::BidType::Exclusive, 6_001).await.unwrap();

@@ -5,7 +5,9 @@
 -- KEYS[1] artifact hash      KEYS[2] thread zset        KEYS[3] events stream
 -- KEYS[4] artifacts index    KEYS[5] question answers   KEYS[6] open questions zset
 -- KEYS[7] ledger head hash   KEYS[8] cancel fence hash   KEYS[9] actions hash
--- KEYS[10..] source artifact hashes, in source order
+-- KEYS[10] key registry (a later version's thread joins it: a first version's thread is
+--          `thread:<its id>`, reachable from index:artifacts)
+-- KEYS[11..] source artifact hashes, in source order
 -- ARGV[1] artifact id        ARGV[2] version            ARGV[3] created_at_ms
 -- ARGV[4] artifact_created event data (JSON)
 -- ARGV[5] question id this artifact answers, or ""     ARGV[6] answer record (JSON) or ""
@@ -22,16 +24,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
 end
 local expected = cjson.decode(ARGV[10])
-for i = 10, #KEYS do
+for i = 11, #KEYS do
   local h = redis.call('HGET', KEYS[i], 'hash')
   if not h then
     if redis.call('EXISTS', KEYS[i]) == 0 then
-      return {'source_missing', tostring(i - 9)}
+      return {'source_missing', tostring(i - 10)}
     end
     h = '-'
   end
-  if h ~= expected[i - 9] then
-    return {'source_changed', tostring(i - 9)}
+  if h ~= expected[i - 10] then
+    return {'source_changed', tostring(i - 10)}
   end
 end
 local taken = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2], 'LIMIT', 0, 1)
@@ -57,6 +59,9 @@ for i = 12, #ARGV do
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if string.sub(KEYS[2], -#ARGV[1] - 7) ~= 'thread:' .. ARGV[1] then
+  redis.call('SADD', KEYS[10], string.sub(KEYS[2], #KEYS[10] - 9))
+end
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 local id = ledger_append(KEYS[3], KEYS[7], 'artifact_created', ARGV[3], ARGV[4], ARGV[8])
 if ARGV[5] ~= '' then

@@ -23,6 +23,11 @@ local function ledger_append(stream, head_key, kind, ts, data, digest, claim)
       ledger_state = {seq = tonumber(head[1]), hash = head[2]}
     else
       ledger_state = {seq = redis.call('XLEN', stream), hash = LEDGER_GENESIS}
+      if ledger_state.seq == 0 then
+        -- The instance's first event: everything it writes from now on is reachable from its
+        -- indexes and key registry (index:keys), so destroy may enumerate instead of scanning.
+        redis.call('HSET', head_key, 'keys', 'indexed')
+      end
     end
   end
   if type(digest) ~= 'string' or #digest ~= 64 or string.find(digest, '[^0-9a-f]') then

@@ -5,6 +5,7 @@
 -- KEYS[7] outbox hash   KEYS[8] ledger head hash   KEYS[9] cancel fence hash
 -- KEYS[10] pauses hash   KEYS[11] pause fence hash
 -- KEYS[12] (optional, create only) the claim's bids hash: its entries are returned after "ok"
+-- KEYS[13] (with KEYS[12]) the key registry: the bids hash leaves it (index:claims reaches it now)
 -- ARGV[1] claim id
 -- ARGV[2] expected revision ("0" = create: the claim must not exist)
 -- ARGV[3] next deadline in ms, or "" for none
@@ -82,6 +83,7 @@ end
 if KEYS[12] and ARGV[2] == '0' then
   -- Bids recorded before the claim existed (cubs bid from the artifact's event): the caller
   -- decides with them at once instead of waiting for their events.
+  redis.call('SREM', KEYS[13], string.sub(KEYS[12], #KEYS[13] - 9))
   local reply = redis.call('HGETALL', KEYS[12])
   table.insert(reply, 1, 'ok')
   return reply

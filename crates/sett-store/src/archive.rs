@@ -258,10 +258,21 @@ impl Store {
 
     /// Puts archived records back exactly as they were, in one MULTI (`sett restore`). Events are
     /// not put back: the stream keeps its order and the chain its links; they stay archived.
+    /// Every key a record may create that is not a fixed key joins the key registry in the same
+    /// MULTI (destroy reaches it whatever indexes the records carry).
     pub async fn restore_archived(&self, records: &[ArchivedRecord]) -> Result<()> {
         let tx = self.client().multi();
+        let fixed = self.keys.fixed();
+        let mut named = std::collections::BTreeSet::new();
         for r in records {
             check_relative_key(r)?;
+            if let ArchivedRecord::Hash { key, .. }
+            | ArchivedRecord::Field { key, .. }
+            | ArchivedRecord::Member { key, .. } = r
+                && !fixed.contains(&self.keys.relative(key))
+            {
+                named.insert(key.as_str());
+            }
             match r {
                 ArchivedRecord::Hash { key, fields } => {
                     let key = self.keys.relative(key);
@@ -282,6 +293,9 @@ impl Store {
                 }
                 ArchivedRecord::Event { .. } => {}
             }
+        }
+        if !named.is_empty() {
+            let _: () = tx.sadd(self.keys.key_registry(), named.into_iter().collect::<Vec<_>>()).await?;
         }
         let _: Value = tx.exec(true).await?;
         Ok(())

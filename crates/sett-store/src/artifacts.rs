@@ -115,6 +115,7 @@ impl Store {
             k.ledger(),
             k.cancel_fence(),
             k.actions(),
+            k.key_registry(),
         ];
         // The Merkle link: this artifact's hash covers its sources' hashes, which the Lua checks
         // are still the stored ones (and that every source exists) in the same atomic step.

@@ -150,6 +150,7 @@ impl Store {
         ];
         if read_bids && expected_revision.is_none() {
             keys.push(k.bids(&claim.id));
+            keys.push(k.key_registry());
         }
         let fields = encode_claim(claim);
         // Every write leaves an event naming the record it wrote (the claim's revision and
@@ -306,7 +307,13 @@ impl Store {
         now_ms: i64,
         mode: &str,
     ) -> Result<bool> {
-        let keys = vec![self.keys.claim(claim), self.keys.bids(claim), self.keys.events(), self.keys.ledger()];
+        let keys = vec![
+            self.keys.claim(claim),
+            self.keys.bids(claim),
+            self.keys.events(),
+            self.keys.ledger(),
+            self.keys.key_registry(),
+        ];
         let data = EventData::BidSubmitted(BidSubmitted { agent: agent.clone(), bid, claim_id: *claim });
         let (kind, data) = (data.kind(), data.to_json());
         let ts = now_ms.to_string();

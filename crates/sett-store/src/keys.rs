@@ -2,7 +2,12 @@
 //! braces (`sett:{<instance>}:`) so it is the Redis Cluster hash tag: all keys of one instance
 //! share a slot (Lua and MULTI work on a cluster), while instances spread across shards.
 //!
-//! Instance keys (all under the prefix, so scan-delete finds every one of them):
+//! Instance keys (all under the prefix). Destroy enumerates them instead of scanning the
+//! keyspace: every key is a fixed name ([`Keys::fixed`]), an artifact, thread, claim or bids key
+//! of an id in `index:artifacts` / `index:claims`, or named in the key registry `index:keys`
+//! (kept by the script that writes such a key, in the same atomic step). A new key family must
+//! join one of the three (the test `every_key_family_is_enumerated` in sett-store checks).
+//!
 //! | key | type | content |
 //! |---|---|---|
 //! | `artifact:<id>` | hash | artifact fields |
@@ -11,7 +16,8 @@
 //! | `thread:<logical_id>` | zset | artifact id scored by version |
 //! | `lock` | string (TTL) | JSON lock holder |
 //! | `events` | stream | the audit ledger; consumer groups `orchestrator`, `cub:<agent>` and `notifier`; entries carry `seq`, `prev`, `hash` (the chain) |
-//! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends) |
+//! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends); `keys` = `indexed` when the first event created the stream, i.e. every key of the instance was written by writers that keep the indexes and `index:keys` (without it, e.g. an instance written before or imported, destroy sweeps the keyspace) |
+//! | `index:keys` | set | key names (relative to the prefix) not reachable from the indexes: `workers:<agent>:queue`/`running`, `notify:queue:<webhook>`, and `thread:<logical_id>` of a later version (a first version's thread is `thread:<its id>`); never pruned, so a key named once stays known |
 //! | `ledger:regressions` | hash | lost head `<seq>:<hash>` → JSON record of a ledger regression (who noticed, what was found, acknowledgement) |
 //! | `index:artifacts` | zset | artifact id scored by creation time |
 //! | `index:claims` | zset | claim id scored by creation time |
@@ -206,6 +212,48 @@ impl Keys {
     pub fn retries(&self) -> String {
         format!("{}retries", self.prefix)
     }
+    /// The key registry: names (relative to the prefix) of keys no index reaches.
+    pub fn key_registry(&self) -> String {
+        format!("{}index:keys", self.prefix)
+    }
+
+    /// Every fixed-name key of the instance, lock included. The ledger head, the indexes and
+    /// the key registry come last: a destroy deletes in this order, so one that stops part way
+    /// still finds what is left through them.
+    pub fn fixed(&self) -> Vec<String> {
+        vec![
+            self.lock(),
+            self.events(),
+            self.ledger_regressions(),
+            self.open_questions(),
+            self.question_answers(),
+            self.executions(),
+            self.components(),
+            self.outbox(),
+            self.notify_deliveries(),
+            self.notify_webhooks(),
+            self.notify_workflows(),
+            self.cancelled_workflows(),
+            self.cancel_fence(),
+            self.archive_segments(),
+            self.archive_head(),
+            self.archive_state(),
+            self.archive_pending(),
+            self.archive_lock(),
+            self.archive_restored(),
+            self.paused(),
+            self.pause_fence(),
+            self.held(),
+            self.actions(),
+            self.retries(),
+            self.deadlines(),
+            self.claim_by_artifact(),
+            self.artifacts_index(),
+            self.claims_index(),
+            self.key_registry(),
+            self.ledger(),
+        ]
+    }
 
     /// The family of an instance key (`artifact`, `claim`, `bids`, …), for destroy's counts.
     pub fn family_of<'k>(&self, key: &'k str) -> &'k str {
@@ -344,5 +392,29 @@ mod tests {
         assert_eq!(RelativeKey::parse(&rel(k.outbox())), RelativeKey::Other("outbox"));
         assert_eq!(k.relative(&RelativeKey::artifact(&a)), k.artifact(&a));
         assert_eq!(RelativeKey::within_family(&rel(k.bids(&c))), format!("{c}:bids"));
+    }
+
+    /// Every builder of a fixed name (`pub fn x(&self) -> String`) is in [`Keys::fixed`], so a
+    /// new singleton key cannot be left out of what destroy enumerates.
+    #[test]
+    fn every_fixed_key_is_listed() {
+        let k = Keys::new(&InstanceName::parse("myproject").unwrap());
+        let fixed = k.fixed();
+        let src = include_str!("keys.rs");
+        let not_keys = ["prefix", "scan_pattern"];
+        let mut builders = 0;
+        for line in src.lines() {
+            let Some(rest) = line.trim().strip_prefix("pub fn ") else { continue };
+            let Some((name, sig)) = rest.split_once('(') else { continue };
+            if !sig.starts_with("&self) -> String") || not_keys.contains(&name) {
+                continue;
+            }
+            builders += 1;
+            assert!(src.contains(&format!("self.{name}(),")), "Keys::{name} is not in Keys::fixed");
+        }
+        assert_eq!(builders, fixed.len(), "Keys::fixed lists each fixed key once");
+        let unique: std::collections::BTreeSet<_> = fixed.iter().collect();
+        assert_eq!(unique.len(), fixed.len());
+        assert_eq!(fixed.last().unwrap(), &k.ledger(), "the ledger head (the registry marker) goes last");
     }
 }

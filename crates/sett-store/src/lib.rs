@@ -29,6 +29,7 @@ mod ledger;
 mod lock;
 mod notify;
 mod pause;
+mod purge;
 mod questions;
 mod registry;
 mod regressions;

@@ -81,7 +81,7 @@ impl Store {
         deliveries: &[NewDelivery],
         due_ms: i64,
     ) -> Result<u64> {
-        let mut keys = vec![self.keys.notify_deliveries(), self.keys.notify_workflows()];
+        let mut keys = vec![self.keys.notify_deliveries(), self.keys.notify_workflows(), self.keys.key_registry()];
         let (goal, artifact) = outcome.unwrap_or(("", ""));
         let mut args = vec![goal.to_owned(), artifact.to_owned(), due_ms.to_string()];
         for d in deliveries {

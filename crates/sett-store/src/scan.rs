@@ -1,5 +1,6 @@
-//! Whole-instance operations driven by SCAN over `sett:{<instance>}:*`: counting and deleting
-//! keys per family (destroy), and the exact JSONL export / import of every key.
+//! Whole-instance operations driven by SCAN over `sett:{<instance>}:*`: counting keys per family
+//! (destroy's confirmation), the delete-by-scan sweep (destroy of an instance not known to be
+//! indexed, see purge.rs), and the exact JSONL export / import of every key.
 //!
 //! SCAN is used in pages with a bounded number of UNLINKs in flight, so memory stays flat
 //! whatever the number of keys. The pattern carries the instance's hash tag, so on a cluster the
@@ -30,7 +31,7 @@ fn count_family(counts: &mut FamilyCounts, family: &str) {
         }
     }
 }
-const MAX_UNLINKS_IN_FLIGHT: usize = 4;
+pub(crate) const MAX_UNLINKS_IN_FLIGHT: usize = 4;
 
 impl Store {
     /// Counts this instance's keys per family, or deletes them when `delete` is true (returning
@@ -279,7 +280,12 @@ impl Store {
             "none" | "zset" | "list" | "stream" => return Ok(None),
             "string" => serde_json::Value::String(c.get::<String, _>(key).await?),
             "hash" => {
-                let m: HashMap<String, String> = c.hgetall(key).await?;
+                let mut m: HashMap<String, String> = c.hgetall(key).await?;
+                if *key == self.keys.ledger() {
+                    // The mark that every key was written by writers keeping the indexes is not
+                    // data: it does not survive a copy (an import sweeps; see purge.rs).
+                    m.remove("keys");
+                }
                 serde_json::to_value(m.into_iter().collect::<BTreeMap<_, _>>()).expect("map")
             }
             "set" => {
@@ -413,7 +419,14 @@ impl Store {
                 let _: () = p.set(&key, v, None, None, false).await?;
             }
             "hash" => {
-                let m: BTreeMap<String, String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("hash"))?;
+                let mut m: BTreeMap<String, String> =
+                    serde_json::from_value(d.value.clone()).map_err(|_| bad("hash"))?;
+                if d.key == "ledger" {
+                    // Imported keys were not written by this instance's writers (and an export
+                    // leaves the mark out): its destroy sweeps rather than trusting the indexes
+                    // alone (see purge.rs).
+                    m.remove("keys");
+                }
                 let _: () = p.del(&key).await?;
                 if !m.is_empty() {
                     let _: () = p.hset(&key, m.into_iter().collect::<Vec<_>>()).await?;
@@ -480,13 +493,13 @@ impl Store {
 
 /// Keys per UNLINK command: large enough to amortise round trips, small enough that Redis
 /// never blocks noticeably on one command.
-const UNLINK_BATCH: usize = 1_000;
+pub(crate) const UNLINK_BATCH: usize = 1_000;
 
 impl Store {
     /// SCAN pages over this instance's keys. On a cluster every primary is scanned (not only the
     /// node owning the instance's slot), so a key left on another node by an interrupted slot
     /// migration is still found; on a single node this is a plain SCAN.
-    fn instance_pages(
+    pub(crate) fn instance_pages(
         &self,
     ) -> futures::stream::BoxStream<'static, Result<fred::types::scan::ScanResult, fred::error::Error>> {
         use futures::StreamExt;
@@ -516,9 +529,15 @@ impl Store {
         Ok(counts)
     }
 
-    /// Whether this instance has any key besides its lock; stops at the first one found.
+    /// Whether this instance has any key besides its lock: one EXISTS over its fixed keys
+    /// (an instance that wrote anything has its ledger head or an index), else a SCAN that stops
+    /// at the first key found.
     pub async fn has_instance_keys(&self) -> Result<bool> {
         let lock = self.keys.lock();
+        let fixed: Vec<String> = self.keys.fixed().into_iter().filter(|k| *k != lock).collect();
+        if self.client().exists::<u64, _>(fixed).await? > 0 {
+            return Ok(true);
+        }
         let mut pages = self.instance_pages();
         while let Some(mut page) = pages.try_next().await? {
             if page.take_results().unwrap_or_default().iter().filter_map(|k| k.as_str()).any(|k| k != lock) {
@@ -529,14 +548,15 @@ impl Store {
         Ok(false)
     }
 
-    /// Deletes every key of this instance **except its lock**, which the destroyer holds while
-    /// it works and releases last. SCAN pages stream into UNLINK batches grouped by hash slot
+    /// Deletes every key of this instance **except its lock** by scanning the whole keyspace:
+    /// the final sweep of a destroy whose instance is not known to be indexed
+    /// ([`Store::purge_instance_keys`]), and the baseline the destroy bench compares with. SCAN pages stream into UNLINK batches grouped by hash slot
     /// (with the instance hash tag that is always one slot, so a batch is valid on a cluster)
     /// and by family, with a bounded number of batches in flight: memory stays flat whatever the
     /// key count. `progress` gets the running number of keys deleted. Returns the counts per
     /// family of the keys deleted: counted from UNLINK's replies, not from SCAN, which may
     /// return a key twice while the keyspace is rehashed (a destroy shrinks it).
-    pub async fn purge_instance_keys(&self, mut progress: impl FnMut(u64)) -> Result<FamilyCounts> {
+    pub async fn purge_by_scan(&self, mut progress: impl FnMut(u64)) -> Result<FamilyCounts> {
         type Unlinked = (String, Result<u64, fred::error::Error>);
         let lock = self.keys.lock();
         let mut counts = FamilyCounts::new();

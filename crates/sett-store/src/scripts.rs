@@ -48,5 +48,6 @@ script!(LOCK_RENEW, "lock_renew.lua");
 script!(LOCK_RELEASE, "lock_release.lua");
 script!(WORKER_OFFER, "worker_offer.lua");
 script!(WORKER_RELEASE, "worker_release.lua");
+script!(WORKER_UPDATE, "worker_update.lua");
 script!(NOTIFY_ENQUEUE, "notify_enqueue.lua");
 script!(NOTIFY_FINISH, "notify_finish.lua");

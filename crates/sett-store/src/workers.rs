@@ -7,7 +7,7 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use sett_core::{AgentName, ClaimId};
 
-use crate::scripts::{WORKER_OFFER, WORKER_RELEASE};
+use crate::scripts::{WORKER_OFFER, WORKER_RELEASE, WORKER_UPDATE};
 use crate::{Result, Store, StoreError};
 
 /// How a grant is named in its agent's worker pool (the queue and the running slots).
@@ -48,7 +48,7 @@ impl Store {
         grant: &str,
         record: &WorkerRecord,
     ) -> Result<WorkerOffer> {
-        let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent)];
+        let keys = vec![self.keys.worker_queue(agent), self.keys.workers_running(agent), self.keys.key_registry()];
         let args = vec![max.to_string(), grant.to_owned(), serde_json::to_string(record).expect("serializable")];
         let epoch = self.write_epoch();
         let reply: Vec<String> = WORKER_OFFER.evalsha_with_reload(self.client(), keys, args).await?;
@@ -83,10 +83,9 @@ impl Store {
     /// Updates the record of a running slot (e.g. with the launched pid).
     pub async fn update_worker(&self, agent: &AgentName, grant: &str, record: &WorkerRecord) -> Result<()> {
         let epoch = self.write_epoch();
-        let _: () = self
-            .client()
-            .hset(self.keys.workers_running(agent), (grant, serde_json::to_string(record).expect("serializable")))
-            .await?;
+        let keys = vec![self.keys.workers_running(agent), self.keys.key_registry()];
+        let args = vec![grant.to_owned(), serde_json::to_string(record).expect("serializable")];
+        let _: i64 = WORKER_UPDATE.evalsha_with_reload(self.client(), keys, args).await?;
         self.confirm(epoch).await
     }
 

@@ -3,29 +3,14 @@
 //! cancellation is refused with the first's record, and a fenced artifact never gets a claim.
 
 use sett_core::machine::new_claim;
-use sett_core::policy::{AgentPolicy, Policy};
-use sett_core::{AgentName, Artifact, ArtifactId, Claim, ClaimStatus, StructuralType};
+use sett_core::{Artifact, ArtifactId, Claim, ClaimStatus, StructuralType};
 use sett_store::{CancelOutcome, CancelRecord, Fenced, Store, WorkflowCancel, WriteOutcome, new_artifact_id, now_ms};
-
-fn policy() -> Policy {
-    Policy {
-        agents: [(
-            AgentName::parse("A").unwrap(),
-            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false, approval: None },
-        )]
-        .into(),
-        max_review_iterations: 3,
-        bid_timeout_ms: 1000,
-        on_question_timeout: Default::default(),
-        routing: Default::default(),
-    }
-}
 
 /// A goal with its claim written, and the cancellation of it as the caller builds it.
 async fn goal_with_claim(store: &Store) -> (Artifact, Claim, WorkflowCancel) {
     let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", now_ms());
     store.create_artifact(&goal).await.unwrap();
-    let claim = new_claim(sett_core::machine::initial_claim_id(&goal.id), &goal, &policy(), now_ms());
+    let claim = new_claim(sett_core::machine::initial_claim_id(&goal.id), &goal, &sett_testkit::policy(), now_ms());
     assert_eq!(store.write_claim(&claim, None, true, &[], &[], now_ms()).await.unwrap(), WriteOutcome::Written);
     let mut ended = claim.clone();
     ended.status = ClaimStatus::Terminated;
@@ -86,7 +71,7 @@ async fn a_cancellation_fences_the_workflow_and_a_second_one_is_refused() {
     assert!(store.record_late_output(&late.id, Some(claim.id), &goal.id, now_ms()).await.unwrap());
     assert!(!store.record_late_output(&late.id, Some(claim.id), &goal.id, now_ms()).await.unwrap());
     assert_eq!(store.fenced(&late.id.to_string()).await.unwrap(), Some(Fenced::Late(goal.id)));
-    let its_claim = new_claim(sett_core::machine::initial_claim_id(&late.id), &late, &policy(), now_ms());
+    let its_claim = new_claim(sett_core::machine::initial_claim_id(&late.id), &late, &sett_testkit::policy(), now_ms());
     assert!(matches!(
         store.write_claim(&its_claim, None, true, &[], &[], now_ms()).await.unwrap(),
         WriteOutcome::Cancelled(f) if f == format!("late:{}", goal.id)

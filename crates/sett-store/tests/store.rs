@@ -7,25 +7,10 @@ use std::time::Duration;
 
 use sett_core::event::{ClaimEnded, EventData, EventKind, InstanceStarted, InstanceStopped};
 use sett_core::machine::new_claim;
-use sett_core::policy::{AgentPolicy, Policy};
 use sett_core::record::ExecutionRecord;
 use sett_core::{AgentName, Artifact, BidType, ClaimStatus, InstanceName, StructuralType};
 use sett_store::{CreateOutcome, GroupStart, LockHolder, LockPurpose, Store, WriteOutcome, now_ms};
 use sett_store::{new_artifact_id, new_claim_id};
-
-fn policy() -> Policy {
-    Policy {
-        agents: [(
-            AgentName::parse("A").unwrap(),
-            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false, approval: None },
-        )]
-        .into(),
-        max_review_iterations: 3,
-        bid_timeout_ms: 1000,
-        on_question_timeout: Default::default(),
-        routing: Default::default(),
-    }
-}
 
 fn full_artifact() -> Artifact {
     let mut a = Artifact::new_root(
@@ -83,7 +68,7 @@ async fn artifacts_round_trip_and_are_immutable() {
 async fn claims_round_trip_every_field() {
     let store = sett_testkit::store().await;
     let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
-    let mut c = new_claim(new_claim_id(), &a, &policy(), 5);
+    let mut c = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 5);
     c.granted_review_agents = vec![AgentName::parse("A").unwrap()];
     c.termination_reason = Some("because".into());
     c.additional_context_ids = vec![new_artifact_id()];
@@ -91,7 +76,7 @@ async fn claims_round_trip_every_field() {
     assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), c);
     assert_eq!(store.claim_for_artifact(&a.id).await.unwrap(), Some(c.id));
     // A second claim for the same artifact is refused (idempotent creation).
-    let other = new_claim(new_claim_id(), &a, &policy(), 6);
+    let other = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 6);
     assert_eq!(
         store.write_claim(&other, None, true, &[], &[], 6).await.unwrap(),
         WriteOutcome::Exists(c.id.to_string())
@@ -115,7 +100,7 @@ async fn artifacts_are_listed_by_creation_time_with_those_not_claimed() {
     assert_eq!(times, vec![200, 200, 300], "inclusive bounds, oldest first");
     assert_eq!(store.artifacts_created_between(0, 1_000, 2).await.unwrap().len(), 2, "a page holds `limit`");
     assert!(store.artifacts_created_between(301, 1_000, 10).await.unwrap().is_empty());
-    let claim = new_claim(new_claim_id(), &made[1], &policy(), 5);
+    let claim = new_claim(new_claim_id(), &made[1], &sett_testkit::policy(), 5);
     assert_eq!(store.write_claim(&claim, None, true, &[], &[], 5).await.unwrap(), WriteOutcome::Written);
     let ids: Vec<_> = made.iter().map(|a| a.id).collect();
     let unclaimed = store.artifacts_without_claim(&ids).await.unwrap();
@@ -129,7 +114,7 @@ async fn artifacts_are_listed_by_creation_time_with_those_not_claimed() {
 async fn twenty_racing_transitions_apply_exactly_once() {
     let store = sett_testkit::store().await;
     let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
-    let c = new_claim(new_claim_id(), &a, &policy(), 5);
+    let c = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 5);
     store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
     let c = Arc::new(c);
     let mut tasks = Vec::new();
@@ -162,7 +147,7 @@ async fn twenty_racing_transitions_apply_exactly_once() {
 async fn bids_are_recorded_once() {
     let store = sett_testkit::store().await;
     let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
-    let c = new_claim(new_claim_id(), &a, &policy(), 5);
+    let c = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 5);
     let agent = AgentName::parse("A").unwrap();
     assert!(!store.submit_bid(&c.id, &agent, BidType::Review, 1).await.unwrap(), "no claim yet");
     store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
@@ -181,7 +166,7 @@ async fn bids_are_recorded_once() {
 async fn a_bid_may_precede_its_claim_but_not_outlive_its_consensus() {
     let store = sett_testkit::store().await;
     let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
-    let c = new_claim(new_claim_id(), &a, &policy(), 5);
+    let c = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 5);
     let (first, second, late) =
         (AgentName::parse("A").unwrap(), AgentName::parse("B").unwrap(), AgentName::parse("C").unwrap());
     // Before the orchestrator created the claim: recorded, once, with its event.
@@ -238,7 +223,7 @@ async fn the_lock_is_owned_by_its_run_id_and_expires() {
 async fn seed(store: &Store) {
     let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
     store.create_artifact(&a).await.unwrap();
-    let c = new_claim(new_claim_id(), &a, &policy(), 5);
+    let c = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 5);
     store.write_claim(&c, None, true, &[], &[], 5).await.unwrap();
     store.submit_bid(&c.id, &AgentName::parse("A").unwrap(), BidType::Claim, 6).await.unwrap();
     store.acquire_lock(&holder("x"), 60_000).await.unwrap().unwrap();

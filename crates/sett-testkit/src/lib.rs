@@ -609,6 +609,23 @@ pub fn redis_url() -> String {
         .clone()
 }
 
+/// An orchestrator policy with one agent `A` (1 s timeouts, no worker, no approval).
+pub fn policy() -> sett_core::policy::Policy {
+    use sett_core::AgentName;
+    use sett_core::policy::{AgentPolicy, Policy};
+    Policy {
+        agents: [(
+            AgentName::parse("A").expect("valid name"),
+            AgentPolicy { timeout_ms: 1000, question_timeout_ms: None, via_worker: false, approval: None },
+        )]
+        .into(),
+        max_review_iterations: 3,
+        bid_timeout_ms: 1000,
+        on_question_timeout: Default::default(),
+        routing: Default::default(),
+    }
+}
+
 /// A fresh, random instance name.
 pub fn instance_name() -> InstanceName {
     let id = uuid::Uuid::new_v4().simple().to_string();

@@ -23,7 +23,7 @@ const CONNECTION: &str = "-@all +@connection -@admin -@dangerous";
 /// Exactly the data commands sett-store issues, scripts included.
 const DATA: &str = "+get +set +del +exists +pexpire +pttl +type +hget +hgetall +hmget +hkeys +hset +hdel +hsetnx +hexists \
      +hlen +llen +lpop +lpos +info +zadd +zrange +zrangebyscore +zrem +zcard +xadd +xgroup|create +xreadgroup +xread +xack +xrange +xrevrange \
-     +xlen +xinfo|groups +lrange +rpush +smembers +sadd +evalsha +eval +script|load";
+     +xlen +xinfo|groups +lrange +rpush +smembers +sadd +srem +evalsha +eval +script|load";
 
 /// The `ACL SETUSER` arguments of docs/security.md for instance `i`: (user, password, rules).
 fn acl_users(i: &str) -> Vec<(String, &'static str, String)> {
@@ -37,7 +37,9 @@ fn acl_users(i: &str) -> Vec<(String, &'static str, String)> {
         (
             "sett-operator".to_owned(),
             OP_PASS,
-            format!("resetkeys ~sett:* resetchannels {CONNECTION} {DATA} +scan +unlink +incr"),
+            format!(
+                "resetkeys ~sett:* resetchannels {CONNECTION} {DATA} +scan +sscan +unlink +incr +cluster|countkeysinslot +cluster|getkeysinslot"
+            ),
         ),
     ]
 }

@@ -1,0 +1,151 @@
+//! Destroy's deletion by enumeration against a real Redis: every key family written through its
+//! real writers is reached without a sweep, and an instance whose keys are not all indexed
+//! (written raw, or imported) is swept. (A neighbour left byte-identical: sett-ops
+//! tests/destroy.rs.)
+
+use fred::prelude::*;
+use sett_core::machine::{initial_claim_id, new_claim};
+use sett_core::{AgentName, Artifact, ArtifactId, BidType, InstanceName, StructuralType};
+use sett_store::{
+    DeliveryRecord, DeliveryStatus, LockHolder, LockPurpose, NewDelivery, Redis, Store, WorkerRecord, new_artifact_id,
+    new_claim_id, now_ms,
+};
+
+async fn client() -> Client {
+    let client = Builder::from_config(Config::from_url(&sett_testkit::redis_url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    client
+}
+
+/// Every key of `name`, from a SCAN of the whole keyspace.
+async fn scan_keys(c: &Client, name: &InstanceName) -> Vec<String> {
+    let pattern = format!("sett:{{{name}}}:*");
+    let mut cursor = "0".to_owned();
+    let mut keys = Vec::new();
+    loop {
+        let (next, page): (String, Vec<String>) = c
+            .custom(
+                fred::cmd!("SCAN"),
+                vec![cursor.clone(), "MATCH".into(), pattern.clone(), "COUNT".into(), "1000".into()],
+            )
+            .await
+            .unwrap();
+        keys.extend(page);
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Writes one of each key family through the writers Sett uses: artifacts (a first version and
+/// a later one of the same thread), claims with bids, a bid on a claim never created, worker
+/// slots and a queue, a notification delivery, the lock; and every other fixed key (their
+/// writers need running workflows; destroy reaches them by name). `artifacts` more first
+/// versions make it larger.
+async fn populate(store: &Store, c: &Client, artifacts: usize) {
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
+    store.create_artifact(&goal).await.unwrap();
+    let mut v2 = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "y", "user", 2);
+    v2.logical_id = goal.id;
+    v2.version = 2;
+    store.create_artifact(&v2).await.unwrap();
+    for i in 0..artifacts {
+        let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", format!("{i}"), "user", 3);
+        store.create_artifact(&a).await.unwrap();
+    }
+    let agent = AgentName::parse("A").unwrap();
+    // A claim created with the bids that came before it, and one created before its bids.
+    let first = new_claim(initial_claim_id(&goal.id), &goal, &sett_testkit::policy(), 5);
+    assert!(store.submit_bid_before_claim(&first.id, &agent, BidType::Claim, 4).await.unwrap());
+    store.create_claim_reading_bids(&first, &[], 5).await.unwrap();
+    let second = new_claim(new_claim_id(), &v2, &sett_testkit::policy(), 5);
+    store.write_claim(&second, None, false, &[], &[], 5).await.unwrap();
+    store.submit_bid(&second.id, &agent, BidType::Review, 6).await.unwrap();
+    // Bids on a claim the orchestrator never creates (e.g. its workflow was cancelled).
+    let orphan: ArtifactId = new_artifact_id();
+    assert!(store.submit_bid_before_claim(&initial_claim_id(&orphan), &agent, BidType::Ignore, 7).await.unwrap());
+    let record = WorkerRecord { run_id: "r".into(), pid: Some(1), container: None, launched_at_ms: 8 };
+    store.offer_worker(&agent, 1, "g1", &record).await.unwrap();
+    store.offer_worker(&agent, 1, "g2", &record).await.unwrap();
+    store.update_worker(&AgentName::parse("B").unwrap(), "g3", &record).await.unwrap();
+    let delivery = NewDelivery {
+        id: "1-0:ops".into(),
+        record: DeliveryRecord {
+            webhook: "ops".into(),
+            event: "claim_completed".into(),
+            event_id: "1-0".into(),
+            event_ts_ms: 9,
+            created_ms: 9,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            body: None,
+            next_attempt_ms: Some(9),
+            last_error: None,
+            finished_ms: None,
+        },
+    };
+    assert_eq!(store.notify_enqueue(None, &[delivery], 9).await.unwrap(), 1);
+    let holder =
+        LockHolder { run_id: "x".into(), host: "h".into(), pid: 1, started_at: now_ms(), purpose: LockPurpose::Run };
+    store.acquire_lock(&holder, 60_000).await.unwrap().unwrap();
+    for k in store.keys().fixed() {
+        if c.exists::<u64, _>(&k).await.unwrap() == 0 {
+            let _: () = c.set(&k, "x", None, None, false).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_key_family_is_enumerated() {
+    let redis = sett_testkit::redis().await;
+    let c = client().await;
+    let name = sett_testkit::instance_name();
+    let store = redis.instance(&name);
+    populate(&store, &c, 3).await;
+    assert!(store.keys_indexed().await.unwrap(), "the first event marks the instance indexed");
+    let before = scan_keys(&c, &name).await;
+    let families: std::collections::BTreeSet<&str> = before.iter().map(|k| store.keys().family_of(k)).collect();
+    for f in ["artifact", "thread", "claim", "bids", "workers", "notify", "events", "ledger", "index", "archive"] {
+        assert!(families.contains(f), "the test writes family {f}");
+    }
+
+    // Indexed, on a single node: the enumeration alone (no sweep) must leave nothing.
+    let counts = store.purge_instance_keys(|_| {}).await.unwrap();
+    assert_eq!(scan_keys(&c, &name).await, vec![store.keys().lock()], "only the lock is left");
+    assert_eq!(counts.values().sum::<u64>(), before.len() as u64 - 1, "every key counted once");
+    assert_eq!(counts["artifact"], 5);
+    assert_eq!(counts["thread"], 4);
+    assert_eq!(counts["bids"], 3);
+    assert_eq!(counts["workers"], 3);
+}
+
+#[tokio::test]
+async fn an_instance_not_indexed_is_swept() {
+    let redis: Redis = sett_testkit::redis().await;
+    let c = client().await;
+    let name = sett_testkit::instance_name();
+    let store = redis.instance(&name);
+    populate(&store, &c, 2).await;
+    // A family no index reaches, written raw (as an older Sett might have): the mark is taken
+    // away as an import does, so the destroy sweeps.
+    let stray = format!("sett:{{{name}}}:stray:1");
+    let _: () = c.set(&stray, "x", None, None, false).await.unwrap();
+    let mut exported = Vec::new();
+    store
+        .export(|d| -> Result<(), sett_store::StoreError> {
+            exported.push(d);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    store.purge_instance_keys(|_| {}).await.unwrap();
+    store.restore_batch(&exported).await.unwrap();
+    assert!(!store.keys_indexed().await.unwrap(), "an imported instance is not marked indexed");
+    let counts = store.purge_instance_keys(|_| {}).await.unwrap();
+    assert_eq!(counts.get("stray"), Some(&1));
+    assert_eq!(scan_keys(&c, &name).await, vec![store.keys().lock()]);
+}
