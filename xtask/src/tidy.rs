@@ -6,7 +6,8 @@
 //! randomness, and every dependency of a workspace member is named by its sources. Each check
 //! fails when it finds nothing to check (no files, no members, no table), never passes vacuously.
 //! Times are formatted in one place (sett_store::time). The Python demo team is a twin of the
-//! shell one (same agents in `examples/`), and the Python SDK declares no dependency.
+//! shell one (same agents in `examples/`), and the Python SDK declares no dependency. No HTML is
+//! escaped or built by hand outside the console's maud templates (`sett-console/src/html/`).
 
 use std::path::{Path, PathBuf};
 
@@ -611,4 +612,79 @@ fn every_mcp_tool_is_documented() {
     assert!(tools.len() >= 8, "the MCP tools were not found in crates/sett-mcp/src/server.rs: {tools:?}");
     let missing: Vec<&String> = tools.iter().filter(|t| !docs.contains(&format!("| `{t}` |"))).collect();
     assert!(missing.is_empty(), "add a row to the tools table of docs/mcp.md for: {missing:?}");
+}
+
+/// The console's template layer: maud templates, which escape every spliced value by default.
+fn console_templates() -> PathBuf {
+    crate::project_root().join("crates").join("sett-console").join("src").join("html")
+}
+
+/// What hand-written HTML escaping looks like in `code`, one finding per line: an entity
+/// replacement, an escaping helper, or a formatting macro that writes a tag.
+fn hand_escaping(code: &str) -> Vec<String> {
+    let entities = ["\"&lt;\"", "\"&gt;\"", "\"&amp;\"", "\"&quot;\"", "\"&#39;\"", "\"&#x27;\""];
+    let builders = ["format!(", "write!(", "writeln!(", "push_str(", "concat!("];
+    let tag = |l: &str| {
+        let b = l.as_bytes();
+        (0..b.len().saturating_sub(1)).any(|i| {
+            b[i] == b'<'
+                && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'/' || b[i + 1] == b'!')
+                && i > 0
+                && (b[i - 1] == b'"' && (i < 2 || b[i - 2] != b'\\'))
+        })
+    };
+    code.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            entities.iter().any(|e| l.contains(e))
+                || l.contains("fn esc(")
+                || l.contains("esc(&")
+                || (builders.iter().any(|b| l.contains(b)) && tag(l))
+        })
+        .map(|(n, l)| format!("{}: {}", n + 1, l.trim()))
+        .collect()
+}
+
+#[test]
+fn no_hand_written_html_escaping_outside_the_templates() {
+    // A forgotten `esc()` compiles; a maud template escapes unless told `PreEscaped`. So HTML is
+    // written only as templates, and nothing escapes by hand.
+    let templates = console_templates();
+    let pages: Vec<PathBuf> = rust_files_in(&templates);
+    let with_templates =
+        pages.iter().filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("html! {"))).count();
+    assert!(with_templates >= 5, "found only {with_templates} template files in {}", templates.display());
+    // Slack's message format escapes `&`, `<` and `>` itself (not HTML): sett-notify's
+    // `slack_escape` is that, and the one exception.
+    let slack = crate::project_root().join("crates").join("sett-notify").join("src").join("payload.rs");
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    for (p, code) in product_code() {
+        checked += 1;
+        let found = hand_escaping(&code);
+        let found: Vec<String> = if p == slack {
+            found.into_iter().filter(|l| !l.contains("s.replace('&', \"&amp;\")")).collect()
+        } else {
+            found
+        };
+        bad.extend(found.into_iter().map(|l| format!("{}:{l}", p.display())));
+    }
+    assert!(checked > 50, "checked only {checked} files");
+    assert!(
+        bad.is_empty(),
+        "write HTML as maud templates in {} (they escape by default): {bad:#?}",
+        templates.display()
+    );
+}
+
+#[test]
+fn the_hand_escaping_matcher_finds_entities_helpers_and_tags() {
+    assert_eq!(hand_escaping("let x = s.replace('<', \"&lt;\");").len(), 1);
+    assert_eq!(hand_escaping("fn esc(s: &str) -> String {").len(), 1);
+    assert_eq!(hand_escaping("let y = esc(&name);").len(), 1);
+    assert_eq!(hand_escaping("let t = format!(r#\"<b>{x}</b>\"#);").len(), 1);
+    assert_eq!(hand_escaping("out.push_str(\"</table>\");").len(), 1);
+    assert!(hand_escaping("format!(\"sett answer {id} \\\"<your answer>\\\"\")").is_empty());
+    assert!(hand_escaping("html! { b { (name) } }").is_empty());
+    assert!(hand_escaping("let less = a < b;").is_empty());
 }

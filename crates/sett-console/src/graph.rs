@@ -1,15 +1,14 @@
 //! The provenance graph of a workflow as SVG, laid out here (no external `dot`): longest-path
 //! layering (an artifact sits one column right of its furthest source), then one barycentre
 //! pass ordering each column by where its sources sit. Every node carries `data-artifact-id`
-//! and links to the artifact's page. All text is escaped.
+//! and links to the artifact's page. A maud template: all text is escaped.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId};
 use sett_ops::feed::{excerpt, short};
 
-use crate::html::esc;
+use maud::{Markup, html};
 
 const NODE_W: i64 = 184;
 const NODE_H: i64 = 40;
@@ -102,19 +101,12 @@ pub fn svg(
     claims: &[Claim],
     open: &HashSet<ArtifactId>,
     href: impl Fn(&ArtifactId) -> String,
-) -> String {
+) -> Markup {
     let l = layout(artifacts, claims);
     let width = 2 * MARGIN + l.columns.max(1) as i64 * (NODE_W + COL_GAP) - COL_GAP;
     let height = 2 * MARGIN + l.rows.max(1) as i64 * (NODE_H + ROW_GAP) - ROW_GAP;
-    let mut out = String::with_capacity(artifacts.len() * 420 + 256);
-    let _ = write!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="graph" id="graph" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="provenance graph of {} artifacts">"#,
-        artifacts.len()
-    );
-    out.push_str(r#"<g class="edges">"#);
-    for (from, to, kind) in &l.edges {
-        let (Some(&(fc, fr)), Some(&(tc, tr))) = (l.pos.get(from), l.pos.get(to)) else { continue };
+    let edges = l.edges.iter().filter_map(|(from, to, kind)| {
+        let (&(fc, fr), &(tc, tr)) = (l.pos.get(from)?, l.pos.get(to)?);
         let (x1, y1) = xy(fc, fr);
         let (x2, y2) = xy(tc, tr);
         let (x1, y1, x2, y2) = (x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2);
@@ -124,36 +116,30 @@ pub fn svg(
             EdgeKind::Fork => "edge fork",
             EdgeKind::Source => "edge",
         };
-        let _ = write!(out, r#"<path class="{class}" d="M{x1} {y1}C{mid} {y1} {mid} {y2} {x2} {y2}"/>"#);
+        Some((class, format!("M{x1} {y1}C{mid} {y1} {mid} {y2} {x2} {y2}")))
+    });
+    let nodes = artifacts.iter().filter_map(|a| l.pos.get(&a.id).map(|&(c, r)| (a, xy(c, r))));
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" class="graph" id="graph" width=(width) height=(height)
+            viewBox={ "0 0 " (width) " " (height) } role="img"
+            aria-label={ "provenance graph of " (artifacts.len()) " artifacts" } {
+            g class="edges" {
+                @for (class, d) in edges { path class=(class) d=(d) {} }
+            }
+            @for (a, (x, y)) in nodes {
+                @let id = a.id.to_string();
+                a href=(href(&a.id)) class={ "node st-" (a.structural_type) @if open.contains(&a.id) { " open" } } data-artifact-id=(id) {
+                    title {
+                        (a.artifact_type) " " (a.structural_type) " v" (a.version) " by " (a.produced_by_role) "\n"
+                        (excerpt(&a.payload, 200))
+                    }
+                    rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" {}
+                    text x=(x + 8) y=(y + 16) class="t1" { (clip(&a.artifact_type, 22)) }
+                    text x=(x + 8) y=(y + 32) class="t2" { (a.structural_type) " · " (short(&id)) " · v" (a.version) }
+                }
+            }
+        }
     }
-    out.push_str("</g>");
-    for a in artifacts {
-        let Some(&(c, r)) = l.pos.get(&a.id) else { continue };
-        let (x, y) = xy(c, r);
-        let id = a.id.to_string();
-        let open_class = if open.contains(&a.id) { " open" } else { "" };
-        let _ = write!(
-            out,
-            r#"<a href="{}" class="node st-{}{open_class}" data-artifact-id="{id}"><title>{} {} v{} by {}&#10;{}</title><rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6"/><text x="{}" y="{}" class="t1">{}</text><text x="{}" y="{}" class="t2">{} · {} · v{}</text></a>"#,
-            esc(&href(&a.id)),
-            a.structural_type,
-            esc(&a.artifact_type),
-            a.structural_type,
-            a.version,
-            esc(&a.produced_by_role),
-            esc(&excerpt(&a.payload, 200)),
-            x + 8,
-            y + 16,
-            esc(&clip(&a.artifact_type, 22)),
-            x + 8,
-            y + 32,
-            a.structural_type,
-            short(&id),
-            a.version,
-        );
-    }
-    out.push_str("</svg>");
-    out
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -190,7 +176,7 @@ mod tests {
         assert_eq!(l.pos[&r.id].0, 2);
         assert_eq!(l.pos[&t.id].0, 3, "longest path: after the review, not beside the draft");
         assert_eq!(l.edges.len(), 4);
-        let svg = svg(&all, &[], &HashSet::new(), |id| format!("/a/{id}"));
+        let svg = svg(&all, &[], &HashSet::new(), |id| format!("/a/{id}")).into_string();
         for a in &all {
             assert!(svg.contains(&format!(r#"data-artifact-id="{}""#, a.id)));
         }

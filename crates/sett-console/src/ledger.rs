@@ -11,7 +11,7 @@ use sett_core::InstanceName;
 use sett_ops::ledger_watch::{CHECK_EVERY, LedgerWatch};
 use tokio_util::sync::CancellationToken;
 
-use crate::server::App;
+use crate::app::App;
 
 pub(crate) async fn watch(app: Arc<App>, stop: CancellationToken) {
     let mut watches: HashMap<InstanceName, LedgerWatch> = HashMap::new();

@@ -1,16 +1,25 @@
-//! The operator console: a read + answer web UI and JSON API over one Redis (`sett console`).
-//! Pages are rendered on the server (`html`, `graph`), data comes from the blackboard (`data`),
-//! access is by token (`auth`), and pages follow the ledger live over server-sent events
-//! (`live`). The service takes a bound listener and a shutdown token, so tests bind port 0.
-//! It never destroys, stops or imports anything.
+//! The operator console: a read + answer web UI and JSON API over one Redis (`sett console`),
+//! served by axum from one route table (`routes`). Pages are maud templates rendered on the
+//! server (`html`, `graph`; escaped by default) by the page handlers (`pages`); the JSON API is
+//! `api` and `actions`; data comes from the blackboard (`data`); access is by token (`auth`,
+//! `access`, `csrf`), and pages follow the ledger live over server-sent events (`live`). The
+//! service takes a bound listener and a shutdown token, so tests bind port 0. It never
+//! destroys, stops or imports anything.
 
+mod access;
+mod actions;
+mod api;
+mod app;
 pub mod auth;
+mod csrf;
 pub mod data;
 pub mod graph;
 pub mod html;
 mod ledger;
 pub mod live;
-mod server;
+mod pages;
+mod respond;
+mod routes;
 
 use std::sync::Arc;
 
@@ -19,8 +28,8 @@ use sett_store::Redis;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use api::MAX_ANSWER_BYTES;
 pub use auth::{Clock, SESSION_LIFETIME, Users, UsersError, random_token, system_clock};
-pub use server::MAX_ANSWER_BYTES;
 
 /// What a console serves, and to whom.
 #[derive(Clone)]
@@ -56,8 +65,8 @@ impl std::fmt::Debug for Config {
 
 /// Serves the console on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, redis: Redis, config: Config, shutdown: CancellationToken) {
-    let app = Arc::new(server::App::new(redis, config, shutdown.clone()));
+    let app = Arc::new(app::App::new(redis, config, shutdown.clone()));
     let watch = tokio::spawn(ledger::watch(app.clone(), shutdown.clone()));
-    server::serve(listener, app, shutdown).await;
+    routes::serve(listener, app, shutdown).await;
     watch.abort();
 }

@@ -928,3 +928,47 @@ async fn an_operator_pauses_resumes_and_retries_from_the_api_and_other_roles_get
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.json()["error"].as_str().unwrap().contains("has not failed: it is still running"), "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markup_from_agents_and_people_is_text_on_every_page() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    // A goal and a work product carrying markup, a question asking with it, an answer giving it.
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "GoalDefined", XSS, "user", now_ms());
+    c.store.create_artifact(&goal).await.unwrap();
+    let mut draft = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Draft", XSS, "Writer", now_ms());
+    draft.source_artifacts = vec![goal.id];
+    c.store.create_artifact(&draft).await.unwrap();
+    let (_, q) = ask(&c.store, XSS).await;
+    let (_, open) = ask(&c.store, XSS).await;
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let json = [("Authorization", auth.as_str()), ("content-type", "application/json")];
+    let body = serde_json::json!({ "answer": XSS }).to_string();
+    let url = format!("/api/v1/instances/{i}/questions/{}/answer", q.id);
+    assert_eq!(http(&c.addr, "POST", &url, &json, &body).await.status, 200);
+    let pages = [
+        format!("/instances/{i}"),
+        format!("/instances/{i}/workflows/{}", goal.id),
+        format!("/instances/{i}/artifacts/{}", goal.id),
+        format!("/instances/{i}/artifacts/{}", draft.id),
+        format!("/instances/{i}/artifacts/{}", open.id),
+        "/questions".to_owned(),
+        format!("/questions?instance={i}&mine=1"),
+    ];
+    for path in &pages {
+        let page = http(&c.addr, "GET", path, &h, "").await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.body.contains("<script>alert") && !page.body.contains("<img"), "{path}: {}", page.body);
+        assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path} shows it as text");
+    }
+    // The answer shows, as text, among the recently answered.
+    let inbox = http(&c.addr, "GET", "/questions", &h, "").await.body;
+    let answered = inbox.split(r#"class="answer-text""#).nth(1).expect("a recently answered question");
+    assert!(answered.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{answered}");
+    // A name in the URL is text too, in the page that repeats it.
+    let odd = "/questions?instance=%22%3E%3Cscript%3Ealert(1)%3C/script%3E";
+    let page = http(&c.addr, "GET", odd, &h, "").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("<script>alert") && page.body.contains("&quot;&gt;&lt;script&gt;"), "{}", page.body);
+}
