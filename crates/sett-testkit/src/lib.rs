@@ -2,7 +2,10 @@
 //! from PATH started on a free port for this test process (and stopped when the process exits).
 //! Every test gets its own random instance name, so tests never see each other's keys.
 //! [`RedisCluster`] and [`SentinelSet`] start whole topologies (cluster, sentinel) from
-//! `redis-server` processes for the scale-out and failover tests.
+//! `redis-server` processes for the scale-out and failover tests. [`wait`] is how tests wait:
+//! [`eventually`] and the event-stream waits, never a sleep.
+
+pub mod wait;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use sett_core::InstanceName;
 use sett_store::{Redis, RedisOptions, Store};
+pub use wait::{Probe, TimedOut, WAIT, eventually, try_eventually, wait_for_event, wait_for_events};
 
 /// A free TCP port on loopback (bind to port 0 and release it), for a server that is started
 /// once (a restarted server needs [`lease_port`]).
