@@ -1,7 +1,7 @@
 //! `sett-cub`: the agent runtime daemon (one per agent and instance), or, with
 //! `--execute-claim <id> --seq <n>`, a worker process that executes one controller grant and
 //! exits. Thin: its own flags and wiring; the shell (logging, Redis, health server, signals) is
-//! `sett_ops::daemon`, the work is in `sett_cub`.
+//! `sett_daemon::daemon`, the work is in `sett_cub`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use sett_core::{AgentName, ClaimId, InstanceName};
 use sett_cub::{Cub, CubSettings, RunOptions, execute_grant_stoppable, stop_when_cancelled};
-use sett_ops::daemon::{Daemon, DaemonArgs, Identity, run_daemon};
+use sett_daemon::daemon::{Daemon, DaemonArgs, Identity, run_daemon};
 use sett_ops::ledger_watch::LedgerWatch;
 use sett_store::redact_url;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(sett_ops::daemon::EXIT_FAILED);
+            return ExitCode::from(sett_daemon::daemon::EXIT_FAILED);
         }
     };
     let setup = match configure(args) {
@@ -112,7 +112,7 @@ fn configure(args: Args) -> anyhow::Result<Setup> {
     let mut settings = CubSettings::new(agent, workspace);
     settings.redis_url = Some(args.daemon.redis_url.clone());
     settings.worker_mode = worker.is_some();
-    settings.traces = sett_ops::otel::enabled_by(|name| std::env::var(name).ok());
+    settings.traces = sett_daemon::otel::enabled_by(|name| std::env::var(name).ok());
     Ok(Setup { args: args.daemon, instance, settings, redis_config: config.redis, worker })
 }
 
@@ -181,5 +181,5 @@ async fn execute_one(daemon: &Daemon, setup: &Setup, claim: ClaimId, seq: u64) -
 #[allow(clippy::print_stderr)]
 fn fail_before_logging(binary: &str, error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("{binary}: {error:#}");
-    ExitCode::from(sett_ops::daemon::EXIT_FAILED)
+    ExitCode::from(sett_daemon::daemon::EXIT_FAILED)
 }

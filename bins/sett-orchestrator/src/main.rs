@@ -1,6 +1,6 @@
 //! `sett-orchestrator`: the orchestration daemon of one instance. Thin: its own flags, wiring
 //! and exit codes; the shell (logging, Redis, health server, signals) is
-//! `sett_ops::daemon`, the engine is `sett-orchestrator`. Every line on stdout is a JSON log
+//! `sett_daemon::daemon`, the engine is `sett-orchestrator`. Every line on stdout is a JSON log
 //! record.
 #![allow(unreachable_pub)]
 
@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use sett_core::InstanceName;
 use sett_core::config::SettConfig;
-use sett_ops::daemon::{Daemon, DaemonArgs, EXIT_REFUSED, Identity, run_daemon};
+use sett_daemon::daemon::{Daemon, DaemonArgs, EXIT_REFUSED, Identity, run_daemon};
 use sett_orchestrator::{Orchestrator, OrchestratorError, Settings};
 use sett_runtime::WorkerCommand;
 use tracing::{error, info};
@@ -154,7 +154,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     };
     // OpenTelemetry (when OTEL_EXPORTER_OTLP_* configure it): the workflows' spans, from the ledger.
     let tracer =
-        sett_ops::otel::traces().map(|t| tokio::spawn(sett_ops::traces::follow(store.clone(), t, stop.clone())));
+        sett_daemon::otel::traces().map(|t| tokio::spawn(sett_daemon::traces::follow(store.clone(), t, stop.clone())));
     let budget_watch = budgets
         .map(|watch| tokio::spawn(sett_ops::budget::BudgetWatch::run(watch, orchestrator.ready_flag(), stop.clone())));
     let ledger_watch = watch_ledger(store, &workspace, alerts, on_regression, stop.clone());
@@ -193,7 +193,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
 #[allow(clippy::print_stderr)]
 fn fail_before_logging(binary: &str, error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("{binary}: {error:#}");
-    ExitCode::from(sett_ops::daemon::EXIT_FAILED)
+    ExitCode::from(sett_daemon::daemon::EXIT_FAILED)
 }
 
 /// Webhook notifications (`notifications:` in sett.yml): the consumer group is made before the

@@ -838,7 +838,7 @@ fn promtool_check(text: &str) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_need_the_token_and_pass_promtool() {
     // The recorder `sett console` installs (each test is its own process under nextest).
-    let handle = sett_ops::telemetry::install_metrics().unwrap();
+    let handle = sett_daemon::telemetry::install_metrics().unwrap();
     let c = console_with(|cfg| Config { metrics: Some(handle), ..cfg }).await;
     let i = c.store.instance().to_string();
     let (_, q) = ask(&c.store, "Which port?").await;

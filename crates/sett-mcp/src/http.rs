@@ -56,7 +56,7 @@ pub(crate) async fn serve(
         config,
     );
     let users = Arc::new(users);
-    sett_ops::health::serve_http(listener, shutdown, move |mut req: Request<Incoming>| {
+    sett_daemon::health::serve_http(listener, shutdown, move |mut req: Request<Incoming>| {
         let service = service.clone();
         let users = users.clone();
         async move {

@@ -1,15 +1,24 @@
-//! Operations support shared by the daemons and the CLI: the daemon shell, telemetry (bunyan JSON logs), the
-//! health / readiness / metrics HTTP server, the instance destroyer and status aggregation.
-//! This crate never prints; it logs through tracing and returns data.
+//! Sett's operations: what the CLI, the console, the MCP server and the daemons do to an
+//! instance, as library functions that never print (they log through tracing and return data).
+//! The process shell they run in (logging, health server, OTLP) is `sett-daemon`.
+//!
+//! - acting on workflows: [`answer`] (answering a question), [`approval`] (approvals as an
+//!   operator decides them), [`cancel`], [`forage`] (starting a workflow), [`fork`], [`pause`]
+//!   (pause / resume), [`retry`];
+//! - reading them: [`feed`] (event and log lines for humans), [`resolve`] (ids and `--since`
+//!   points from what an operator types), [`status`] (status aggregation), [`usage`] (usage
+//!   views), [`workflow`] (workflow membership from the event stream);
+//! - the orchestrator's watches: [`budget`] (the budget watch), [`ledger_watch`] (a ledger that
+//!   went back), [`witness`] (the witness file outside Redis);
+//! - the ledger as a whole: [`verify`] (hashes and the chain), [`export_ledger`] (an export file
+//!   as a ledger source), [`transfer`] (`sett export` / `sett import`), [`archive`] (retention
+//!   and archival), [`destroy`] (the instance destroyer);
+//! - [`operator`]: who is acting, for audit records.
 
-pub mod daemon;
 pub mod destroy;
-pub mod health;
 pub mod ledger_watch;
 pub mod operator;
-pub mod otel;
 pub mod pause;
-pub mod telemetry;
 
 pub mod answer;
 pub mod approval;
@@ -23,7 +32,6 @@ pub mod fork;
 pub mod resolve;
 pub mod retry;
 pub mod status;
-pub mod traces;
 pub mod transfer;
 pub mod usage;
 pub mod verify;

@@ -15,8 +15,8 @@ use crate::output;
 
 pub(crate) async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<ExitCode> {
     let _ = match ctx.global.log_format {
-        LogFormat::Text => sett_ops::telemetry::init_text_logs("warn"),
-        LogFormat::Json => sett_ops::telemetry::init_json_logs("sett-console"),
+        LogFormat::Text => sett_daemon::telemetry::init_text_logs("warn"),
+        LogFormat::Json => sett_daemon::telemetry::init_json_logs("sett-console"),
     };
     let mut names = Vec::new();
     for raw in &args.instances {
@@ -79,7 +79,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<ExitCode> {
     });
     let instances = (!names.is_empty()).then_some(names);
     // The console's own metrics (requests, refusals, answers, event streams) on GET /metrics.
-    let metrics = sett_ops::telemetry::install_metrics().ok();
+    let metrics = sett_daemon::telemetry::install_metrics().ok();
     let config = Config { session_lifetime: args.session_lifetime, metrics, ..Config::new(instances, users) };
     sett_console::serve(listener, redis, config, shutdown).await;
     Ok(ExitCode::SUCCESS)

@@ -18,8 +18,8 @@ pub(crate) async fn run(ctx: &Ctx, args: DestroyArgs) -> Result<ExitCode> {
     // The audit record is also logged (target `sett::audit`); make sure it reaches stderr even
     // when nothing else installed a subscriber. An existing subscriber wins.
     let _ = match ctx.global.log_format {
-        LogFormat::Text => sett_ops::telemetry::init_text_logs("warn,sett::audit=info"),
-        LogFormat::Json => sett_ops::telemetry::init_json_logs("sett"),
+        LogFormat::Text => sett_daemon::telemetry::init_text_logs("warn,sett::audit=info"),
+        LogFormat::Json => sett_daemon::telemetry::init_json_logs("sett"),
     };
     // Destroy never guesses the instance from the workspace: the operator names it.
     let Some(name) = ctx.explicit_name()? else {

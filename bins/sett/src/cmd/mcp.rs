@@ -28,8 +28,8 @@ fn cancel_on_signal(token: CancellationToken) {
 pub(crate) async fn run(ctx: &Ctx, args: McpArgs) -> Result<ExitCode> {
     // Logs go to stderr: over stdio, stdout is the protocol.
     let _ = match ctx.global.log_format {
-        LogFormat::Text => sett_ops::telemetry::init_text_logs("warn"),
-        LogFormat::Json => sett_ops::telemetry::init_json_logs("sett-mcp"),
+        LogFormat::Text => sett_daemon::telemetry::init_text_logs("warn"),
+        LogFormat::Json => sett_daemon::telemetry::init_json_logs("sett-mcp"),
     };
     let operator = args.operator.clone().filter(|o| !o.trim().is_empty()).unwrap_or_else(|| ctx.operator());
     let config = sett_mcp::Config {

@@ -29,7 +29,7 @@ fn every_metric_passes_promtool_check_metrics() {
     let recorder = PrometheusBuilder::new().set_buckets(&[0.1, 1.0]).unwrap().build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
-        sett_ops::telemetry::describe(ALL);
+        sett_daemon::telemetry::describe(ALL);
         for m in ALL {
             let labels = [("component", "orchestrator"), ("agent", "Writer")];
             match m.kind {
