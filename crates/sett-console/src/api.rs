@@ -22,7 +22,7 @@ use crate::auth::Role;
 use crate::data;
 use crate::html::{self, PageCtx};
 use crate::live::{feed, parse_id};
-use crate::respond::{error, forbidden_role, json_resp, store_error, tryr};
+use crate::respond::{Reply, down, error, forbidden_role, json_resp, store_error};
 
 /// The largest answer accepted, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -37,8 +37,8 @@ pub(crate) async fn read_body(body: Body, too_large: &str) -> Result<Bytes, Resp
 }
 
 /// `GET /api/v1/instances`: each instance's status report.
-pub(crate) async fn instances(State(app): State<Arc<App>>) -> Response {
-    let got = tryr!(true, app.statuses().await);
+pub(crate) async fn instances(State(app): State<Arc<App>>) -> Reply {
+    let got = app.statuses().await.map_err(down(true))?;
     let (names, reports) = &*got;
     let list: Vec<serde_json::Value> = names
         .iter()
@@ -48,58 +48,50 @@ pub(crate) async fn instances(State(app): State<Arc<App>>) -> Response {
             Err(e) => json!({"instance": n, "error": e}),
         })
         .collect();
-    json_resp(StatusCode::OK, json!(list))
+    Ok(json_resp(StatusCode::OK, json!(list)))
 }
 
 /// `GET /api/v1/questions`: open questions of every instance (in full, oldest first).
-pub(crate) async fn all_questions(State(app): State<Arc<App>>) -> Response {
-    let stores: Vec<Store> = tryr!(true, app.instance_names().await).iter().map(|n| app.redis.instance(n)).collect();
+pub(crate) async fn all_questions(State(app): State<Arc<App>>) -> Reply {
+    let stores: Vec<Store> =
+        app.instance_names().await.map_err(down(true))?.iter().map(|n| app.redis.instance(n)).collect();
     let got = futures::future::join_all(stores.iter().map(data::open_questions)).await;
     let mut open = Vec::new();
     for r in got {
-        open.extend(tryr!(true, r));
+        open.extend(r.map_err(down(true))?);
     }
     open.sort_by_key(|q| q.asked_at_ms);
-    json_resp(StatusCode::OK, json!(open))
+    Ok(json_resp(StatusCode::OK, json!(open)))
 }
 
 /// `GET /api/v1/instances/{name}/questions`: an instance's open questions.
-pub(crate) async fn questions(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
-    let store = match app.known(true, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let qs = tryr!(true, data::open_questions(&store).await);
-    json_resp(StatusCode::OK, json!(qs))
+pub(crate) async fn questions(State(app): State<Arc<App>>, Path(name): Path<String>) -> Reply {
+    let store = app.known(true, &name).await?;
+    let qs = data::open_questions(&store).await.map_err(down(true))?;
+    Ok(json_resp(StatusCode::OK, json!(qs)))
 }
 
 /// `GET …/questions/{id}/context`: a question's goal and context chain (the inbox loads it when
 /// a chain is opened).
-pub(crate) async fn context(State(app): State<Arc<App>>, Path((name, id)): Path<(String, String)>) -> Response {
-    let store = match app.known(true, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(crate) async fn context(State(app): State<Arc<App>>, Path((name, id)): Path<(String, String)>) -> Reply {
+    let store = app.known(true, &name).await?;
     let Ok(id) = ArtifactId::parse(&id) else {
-        return error(
+        return Err(error(
             true,
             StatusCode::BAD_REQUEST,
             "name the question by its full id (the 'id' field of GET …/questions)",
-        );
+        ));
     };
-    match tryr!(true, data::context(&store, &id).await) {
+    Ok(match data::context(&store, &id).await.map_err(down(true))? {
         Some((goal, context)) => json_resp(StatusCode::OK, json!({"id": id, "goal": goal, "context": context})),
         None => error(true, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
-    }
+    })
 }
 
 /// `GET /api/v1/instances/{name}/workflows`: one object per goal, newest first.
-pub(crate) async fn workflows(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
-    let store = match app.known(true, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let rows = tryr!(true, app.workflow_rows(&store).await);
+pub(crate) async fn workflows(State(app): State<Arc<App>>, Path(name): Path<String>) -> Reply {
+    let store = app.known(true, &name).await?;
+    let rows = app.workflow_rows(&store).await.map_err(down(true))?;
     let list: Vec<serde_json::Value> = rows
         .iter()
         .map(|w| {
@@ -110,22 +102,19 @@ pub(crate) async fn workflows(State(app): State<Arc<App>>, Path(name): Path<Stri
             })
         })
         .collect();
-    json_resp(StatusCode::OK, json!(list))
+    Ok(json_resp(StatusCode::OK, json!(list)))
 }
 
 /// `GET /api/v1/instances/{name}/artifacts/{id}`: the artifact, its claim, a question's answer.
-pub(crate) async fn artifact(State(app): State<Arc<App>>, Path((name, id)): Path<(String, String)>) -> Response {
-    let store = match app.known(true, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(crate) async fn artifact(State(app): State<Arc<App>>, Path((name, id)): Path<(String, String)>) -> Reply {
+    let store = app.known(true, &name).await?;
     let Ok(id) = ArtifactId::parse(&id) else {
-        return error(true, StatusCode::BAD_REQUEST, "an artifact is named by its full id (a UUID)");
+        return Err(error(true, StatusCode::BAD_REQUEST, "an artifact is named by its full id (a UUID)"));
     };
-    match tryr!(true, data::artifact(&store, &id).await) {
+    Ok(match data::artifact(&store, &id).await.map_err(down(true))? {
         Some(v) => json_resp(StatusCode::OK, json!(v)),
         None => error(true, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
-    }
+    })
 }
 
 /// `GET /api/v1/instances/{name}/events`: the ledger as server-sent events, resumed after
@@ -135,25 +124,22 @@ pub(crate) async fn events(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
-    let store = match app.known(true, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Reply {
+    let store = app.known(true, &name).await?;
     // A reconnecting EventSource sends the last id it saw; a page passes where it was rendered.
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let after = match resume.or_else(|| query.get("after").cloned()) {
         Some(a) if parse_id(&a).is_some() => a,
         Some(_) => {
-            return error(
+            return Err(error(
                 true,
                 StatusCode::BAD_REQUEST,
                 "'after' / Last-Event-ID must be a stream id like 1700000000000-0",
-            );
+            ));
         }
-        None => tryr!(true, store.last_event_id().await).unwrap_or_else(|| "0-0".into()),
+        None => store.last_event_id().await.map_err(down(true))?.unwrap_or_else(|| "0-0".into()),
     };
-    let rx = tryr!(true, app.hubs.subscribe(store.instance()).await);
+    let rx = app.hubs.subscribe(store.instance()).await.map_err(down(true))?;
     let (tx, out) = tokio::sync::mpsc::channel::<Bytes>(256);
     let shutdown = app.shutdown.clone();
     tokio::spawn(async move {
@@ -168,7 +154,7 @@ pub(crate) async fn events(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    r
+    Ok(r)
 }
 
 /// `{"answer": "text"}`, `{"answer": <JSON>}` for a structured question, or `{"fields": [[name,
@@ -186,44 +172,38 @@ pub(crate) async fn answer(
     Extension(ctx): Extension<PageCtx>,
     Path((name, id)): Path<(String, String)>,
     body: Body,
-) -> Response {
+) -> Reply {
     if let Err(why) = ctx.role.require(Role::Answerer, "answering a question") {
-        return forbidden_role(&why);
+        return Err(forbidden_role(&why));
     }
-    let store = match app.known(true, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let store = app.known(true, &name).await?;
     let Ok(qid) = ArtifactId::parse(&id) else {
-        return error(
+        return Err(error(
             true,
             StatusCode::BAD_REQUEST,
             "name the question by its full id (the 'id' field of GET …/questions)",
-        );
+        ));
     };
-    let body = match read_body(body, &format!("; answers are limited to {MAX_ANSWER_BYTES} bytes")).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let body = read_body(body, &format!("; answers are limited to {MAX_ANSWER_BYTES} bytes")).await?;
     let input = match serde_json::from_slice::<AnswerBody>(&body) {
         Ok(AnswerBody { answer: Some(serde_json::Value::String(text)), fields: None }) => AnswerInput::Text(text),
         Ok(AnswerBody { answer: Some(value), fields: None }) => AnswerInput::Json(value),
         Ok(AnswerBody { answer: None, fields: Some(pairs) }) => AnswerInput::Form(pairs),
         Ok(_) => {
-            return error(
+            return Err(error(
                 true,
                 StatusCode::BAD_REQUEST,
                 "give either \"answer\" or \"fields\" (not both, not neither)",
-            );
+            ));
         }
         Err(e) => {
-            return error(
+            return Err(error(
                 true,
                 StatusCode::BAD_REQUEST,
                 &format!(
                     "the body must be JSON {{\"answer\": \"…\"}} (or a JSON value for a structured question): {e}"
                 ),
-            );
+            ));
         }
     };
     let size = match &input {
@@ -231,16 +211,16 @@ pub(crate) async fn answer(
         _ => body.len(),
     };
     if size > MAX_ANSWER_BYTES {
-        return error(
+        return Err(error(
             true,
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "the answer is {size} bytes; answers are limited to {MAX_ANSWER_BYTES} bytes (64 KiB): shorten it, or put long material in the repository and point the agent at it"
             ),
-        );
+        ));
     }
     // Routing: only an addressee answers, by name or a group (sett.yml's, or the users file's).
-    match answer_question_as(&store, &qid, &input, &ctx.user, &ctx.groups).await {
+    Ok(match answer_question_as(&store, &qid, &input, &ctx.user, &ctx.groups).await {
         Ok(a) => json_resp(
             StatusCode::OK,
             json!({"id": a.id, "answer_id": a.id, "question_id": a.question_id, "claim_id": a.claim_id, "answered_by": a.answered_by}),
@@ -279,5 +259,5 @@ pub(crate) async fn answer(
         ),
         Err(AnswerError::Store(e)) => store_error(true, &e),
         Err(e) => error(true, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    })
 }

@@ -13,7 +13,7 @@ use sett_store::Store;
 use crate::app::App;
 use crate::auth::Role;
 use crate::html::{self, PageCtx};
-use crate::respond::{error, html_resp, respond, tryr};
+use crate::respond::{Reply, down, error, html_resp, respond};
 use crate::{data, graph};
 
 /// Questions (and workflows) per page.
@@ -24,13 +24,13 @@ const TIMELINE_BIDS: usize = 200;
 type Q = Query<HashMap<String, String>>;
 
 /// `GET /`: every instance with its health, components, claims and open questions.
-pub(crate) async fn instances(State(app): State<Arc<App>>, Extension(ctx): Extension<PageCtx>) -> Response {
-    let got = tryr!(false, app.statuses().await);
+pub(crate) async fn instances(State(app): State<Arc<App>>, Extension(ctx): Extension<PageCtx>) -> Reply {
+    let got = app.statuses().await.map_err(down(false))?;
     let (names, reports) = &*got;
     let stores: Vec<Store> =
         names.iter().filter_map(|n| InstanceName::parse(n).ok()).map(|n| app.redis.instance(&n)).collect();
     let live = app.live(&stores).await;
-    html_resp(StatusCode::OK, html::page("Instances", &ctx, &live, html::instances(reports, names)))
+    Ok(html_resp(StatusCode::OK, html::page("Instances", &ctx, &live, html::instances(reports, names))))
 }
 
 /// One page of the inbox.
@@ -122,19 +122,15 @@ async fn inbox_of(app: &App, query: &HashMap<String, String>, ctx: &PageCtx) -> 
 }
 
 /// `GET /questions`: the inbox.
-pub(crate) async fn inbox(
-    State(app): State<Arc<App>>,
-    Extension(ctx): Extension<PageCtx>,
-    Query(query): Q,
-) -> Response {
-    let inbox = tryr!(false, inbox_of(&app, &query, &ctx).await);
+pub(crate) async fn inbox(State(app): State<Arc<App>>, Extension(ctx): Extension<PageCtx>, Query(query): Q) -> Reply {
+    let inbox = inbox_of(&app, &query, &ctx).await.map_err(down(false))?;
     let live = app.live(&inbox.stores).await;
     let total = inbox.page.total;
     let title = if total == 0 { "Questions".to_owned() } else { format!("({total}) Questions") };
-    html_resp(
+    Ok(html_resp(
         StatusCode::OK,
         html::page(&title, &ctx, &live, html::inbox(&inbox.page, &inbox.answered, &inbox.errors, ctx.now_ms)),
-    )
+    ))
 }
 
 /// `GET /instances/{name}`: one page of an instance's workflows, newest goal first.
@@ -143,18 +139,15 @@ pub(crate) async fn workflows(
     Extension(ctx): Extension<PageCtx>,
     Path(name): Path<String>,
     Query(query): Q,
-) -> Response {
-    let store = match app.known(false, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Reply {
+    let store = app.known(false, &name).await?;
     let live = app.live(std::slice::from_ref(&store)).await;
-    let rows = tryr!(false, app.workflow_rows(&store).await);
+    let rows = app.workflow_rows(&store).await.map_err(down(false))?;
     let pages = rows.len().div_ceil(PAGE_SIZE).max(1);
     let number = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
     let slice = &rows[((number - 1) * PAGE_SIZE).min(rows.len())..(number * PAGE_SIZE).min(rows.len())];
     let p = html::Paging { total: rows.len(), number, pages, per_page: PAGE_SIZE, base: format!("/instances/{name}?") };
-    html_resp(StatusCode::OK, html::page(&name, &ctx, &live, html::workflows(&name, slice, &p, ctx.now_ms)))
+    Ok(html_resp(StatusCode::OK, html::page(&name, &ctx, &live, html::workflows(&name, slice, &p, ctx.now_ms))))
 }
 
 /// `GET /instances/{name}/workflows/{goal}`: a workflow's graph, timeline, actions and artifacts
@@ -163,45 +156,42 @@ pub(crate) async fn workflow(
     State(app): State<Arc<App>>,
     Extension(ctx): Extension<PageCtx>,
     Path((name, goal)): Path<(String, String)>,
-) -> Response {
-    let store = match app.known(false, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Reply {
+    let store = app.known(false, &name).await?;
     let Ok(goal) = ArtifactId::parse(&goal) else {
-        return error(false, StatusCode::BAD_REQUEST, "a workflow is named by its goal's full artifact id");
+        return Err(error(false, StatusCode::BAD_REQUEST, "a workflow is named by its goal's full artifact id"));
     };
     let live = app.live(std::slice::from_ref(&store)).await;
-    let (flows, open) = tryr!(false, tokio::try_join!(data::workflows(&store), store.open_questions()));
+    let (flows, open) = tokio::try_join!(data::workflows(&store), store.open_questions()).map_err(down(false))?;
     let Some(w) = flows.into_iter().find(|w| w.goal.id == goal) else {
         // Archived out of Redis: read from the archive, without the actions (nothing to steer).
-        if let Some((w, segment)) = tryr!(false, data::archived_workflow(&store, &goal).await) {
+        if let Some((w, segment)) = data::archived_workflow(&store, &goal).await.map_err(down(false))? {
             let svg =
                 graph::svg(&w.artifacts, &w.claims, &HashSet::new(), |id| format!("/instances/{name}/artifacts/{id}"));
             let steer = html::Steering { role: Role::Viewer, cancelled: None, paused: None };
             let body = html::archived_workflow(&name, &segment, &w, svg, &steer, ctx.now_ms);
             let title = format!("Workflow {} (archived)", sett_ops::feed::short(&goal.to_string()));
-            return html_resp(StatusCode::OK, html::page(&title, &ctx, &live, body));
+            return Ok(html_resp(StatusCode::OK, html::page(&title, &ctx, &live, body)));
         }
-        return error(
+        return Err(error(
             false,
             StatusCode::NOT_FOUND,
             &format!("no workflow with goal {goal} in '{name}'; see /instances/{name}"),
-        );
+        ));
     };
     let open = html::open_set(&open);
     let svg = graph::svg(&w.artifacts, &w.claims, &open, |id| format!("/instances/{name}/artifacts/{id}"));
     let recent: Vec<_> = w.claims.iter().rev().take(TIMELINE_BIDS).map(|c| c.id).collect();
-    let got = tryr!(false, futures::future::try_join_all(recent.iter().map(|c| store.bids(c))).await);
+    let got = futures::future::try_join_all(recent.iter().map(|c| store.bids(c))).await.map_err(down(false))?;
     let bids: BTreeMap<_, _> = recent.into_iter().zip(got).collect();
-    let cancelled = tryr!(false, store.cancellation(&goal).await);
-    let paused = tryr!(false, store.pause_of(&sett_store::PauseScope::Workflow(goal)).await);
+    let cancelled = store.cancellation(&goal).await.map_err(down(false))?;
+    let paused = store.pause_of(&sett_store::PauseScope::Workflow(goal)).await.map_err(down(false))?;
     let steer = html::Steering { role: ctx.role, cancelled, paused };
     let title = format!("Workflow {}", sett_ops::feed::short(&goal.to_string()));
-    html_resp(
+    Ok(html_resp(
         StatusCode::OK,
         html::page(&title, &ctx, &live, html::workflow(&name, &w, svg, &bids, &steer, ctx.now_ms)),
-    )
+    ))
 }
 
 /// `GET /instances/{name}/artifacts/{id}`: one artifact, with the answer form of an open question.
@@ -209,16 +199,13 @@ pub(crate) async fn artifact(
     State(app): State<Arc<App>>,
     Extension(ctx): Extension<PageCtx>,
     Path((name, id)): Path<(String, String)>,
-) -> Response {
-    let store = match app.known(false, &name).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Reply {
+    let store = app.known(false, &name).await?;
     let Ok(id) = ArtifactId::parse(&id) else {
-        return error(false, StatusCode::BAD_REQUEST, "an artifact is named by its full id");
+        return Err(error(false, StatusCode::BAD_REQUEST, "an artifact is named by its full id"));
     };
     let live = app.live(std::slice::from_ref(&store)).await;
-    match tryr!(false, data::artifact(&store, &id).await) {
+    Ok(match data::artifact(&store, &id).await.map_err(down(false))? {
         Some(v) => html_resp(
             StatusCode::OK,
             html::page(
@@ -229,7 +216,7 @@ pub(crate) async fn artifact(
             ),
         ),
         None => error(false, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
-    }
+    })
 }
 
 /// `GET /metrics`: the process's Prometheus metrics, when the console was given a recorder.

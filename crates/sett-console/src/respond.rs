@@ -47,13 +47,10 @@ pub(crate) fn store_error(api: bool, e: &sett_store::StoreError) -> Response {
     )
 }
 
-/// `?` on a store read: the error as a 503 (`api`: as JSON).
-macro_rules! tryr {
-    ($api:expr, $e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return $crate::respond::store_error($api, &e),
-        }
-    };
+/// What a handler answers: its response, or the error response that ended it early (`?`).
+pub(crate) type Reply = Result<Response, Response>;
+
+/// `.map_err(down(api))?` on a store read in a handler: the error as a 503 (`api`: as JSON).
+pub(crate) fn down(api: bool) -> impl Fn(sett_store::StoreError) -> Response {
+    move |e| store_error(api, &e)
 }
-pub(crate) use tryr;
