@@ -7,8 +7,28 @@
 -- event, a third of the engine's throughput: docs/security.md weighs the choice).
 local LEDGER_GENESIS = string.rep('0', 40)
 -- The chain head of this call: loaded once from the head key, advanced by each append, saved by
--- each append (so a script that appends several events writes the head once per event, cheap).
+-- each append, or, between `ledger_defer()` and `ledger_flush()`, once after the last one (a
+-- script appending several events in a row writes the head once: one command per event less).
 local ledger_state = nil
+-- Set by `ledger_defer()`: the head key whose write waits for `ledger_flush()`.
+local ledger_deferred = nil
+
+-- Defers the head's write of the appends to `head_key` that follow until `ledger_flush()`. The
+-- script must call `ledger_flush()` after its last append, before it returns. Redis does not roll
+-- a failing script back, so nothing that may fail may run between the two (the digest check of
+-- `ledger_append` flushes before it fails).
+local function ledger_defer(head_key)
+  ledger_deferred = head_key
+end
+
+-- Writes the head once for the appends since `ledger_defer()` (nothing when none happened).
+local function ledger_flush()
+  if ledger_deferred and ledger_state and ledger_state.id then
+    redis.call('HSET', ledger_deferred, 'seq', string.format('%d', ledger_state.seq), 'hash', ledger_state.hash,
+      'id', ledger_state.id)
+  end
+  ledger_deferred = nil
+end
 
 -- Appends one event to `stream` and extends the chain whose head is the hash at `head_key`
 -- (fields `seq`, `hash` and `id`). An instance whose stream predates the ledger starts its chain
@@ -31,6 +51,8 @@ local function ledger_append(stream, head_key, kind, ts, data, digest, claim)
     end
   end
   if type(digest) ~= 'string' or #digest ~= 64 or string.find(digest, '[^0-9a-f]') then
+    -- A script's writes are not rolled back by an error: the head must cover what it appended.
+    ledger_flush()
     error('ledger: event content digest must be 64 lowercase hex digits')
   end
   local seq = ledger_state.seq + 1
@@ -47,6 +69,9 @@ local function ledger_append(stream, head_key, kind, ts, data, digest, claim)
   end
   ledger_state.seq = seq
   ledger_state.hash = hash
-  redis.call('HSET', head_key, 'seq', seqtext, 'hash', hash, 'id', id)
+  ledger_state.id = id
+  if ledger_deferred ~= head_key then
+    redis.call('HSET', head_key, 'seq', seqtext, 'hash', hash, 'id', id)
+  end
   return id
 end

@@ -26,7 +26,9 @@ if ARGV[10] == '1' then
   if redis.call('HEXISTS', KEYS[10], 'instance') == 1 then
     return {'paused', 'instance'}
   end
-  local goal = redis.call('HGET', KEYS[11], ARGV[1]) or redis.call('HGET', KEYS[11], ARGV[9])
+  -- The claim's own fence entry, else its artifact's (one read for both).
+  local fence = redis.call('HMGET', KEYS[11], ARGV[1], ARGV[9])
+  local goal = fence[1] or fence[2]
   if goal then
     return {'paused', goal}
   end
@@ -53,18 +55,10 @@ else
   end
   redis.call('DEL', KEYS[1])
 end
-local fields = {}
-for i = 11, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[1])
 else
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-end
-if ARGV[8] ~= '' then
-  redis.call('HSET', KEYS[7], ARGV[1] .. ':' .. redis.call('HGET', KEYS[1], 'revision'), ARGV[8])
 end
 for _, op in ipairs(cjson.decode(ARGV[6])) do
   if op[1] == 'add' then
@@ -73,12 +67,31 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     redis.call('ZREM', KEYS[4], op[2])
   end
 end
+-- The events first, so the record is written once, with the id of the last one in `event`; the
+-- chain head once after them (ledger_defer), not once per event.
+local events = cjson.decode(ARGV[5])
+ledger_defer(KEYS[8])
 local last
-for _, ev in ipairs(cjson.decode(ARGV[5])) do
+for _, ev in ipairs(events) do
   last = ledger_append(KEYS[3], KEYS[8], ev[1], ARGV[4], ev[2], ev[3], ev[4])
 end
+ledger_flush()
+local fields = {}
+local revision
+for i = 11, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+  if ARGV[i] == 'revision' then
+    revision = ARGV[i + 1]
+  end
+end
 if last then
-  redis.call('HSET', KEYS[1], 'event', last)
+  fields[#fields + 1] = 'event'
+  fields[#fields + 1] = last
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[7], ARGV[1] .. ':' .. (revision or redis.call('HGET', KEYS[1], 'revision')), ARGV[8])
 end
 if KEYS[12] and ARGV[2] == '0' then
   -- Bids recorded before the claim existed (cubs bid from the artifact's event): the caller
