@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::future::join_all;
-use sett_core::event::{Event, EventData, EventKind};
+use sett_core::event::{ArtifactCreated, Event, EventData, EventKind};
 use sett_core::machine::{Input, StepContext, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, StructuralType, metrics as m};
 use sett_store::{ConsumerDriver, Fenced, GroupAcks, WriteOutcome, now_ms};
@@ -119,7 +119,7 @@ impl Engine {
 
     async fn handle(&self, ev: &Event) -> Result<(), OrchestratorError> {
         match &ev.data {
-            EventData::ArtifactCreated(a) => self.on_artifact(&a.artifact_id).await,
+            EventData::ArtifactCreated(a) => self.on_artifact_event(a, ev.ts_ms).await,
             // A claim never returns to waiting for bids: a bid on a claim already decided here
             // changes nothing, and needs no read to find that out.
             EventData::BidSubmitted(b) if self.decided.contains(&b.claim_id) => Ok(()),
@@ -136,14 +136,37 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn on_artifact(&self, id: &ArtifactId) -> Result<(), OrchestratorError> {
+    /// A new artifact as its `artifact_created` event describes it. A root artifact that no
+    /// configured agent wrote and that names no sources (a goal, a user's task) is handled from
+    /// the event alone: nothing of it is read but the bids on its claim. Claim creation uses
+    /// nothing the event lacks (payload, usage, fork origin), it has no usage a budget counts
+    /// (only agents' outputs do), it is routed to no claim as an output, and the claim write
+    /// itself refuses an artifact of a cancelled workflow. Anything else is read whole
+    /// ([`Engine::on_artifact`]): an output's payload and usage decide what happens next.
+    async fn on_artifact_event(&self, ev: &ArtifactCreated, ts_ms: i64) -> Result<(), OrchestratorError> {
+        let by_agent = AgentName::parse(&ev.produced_by_role).is_ok_and(|n| self.policy.agents.contains_key(&n));
+        if ev.claim_id.is_some() || by_agent || !ev.source_artifacts.is_empty() {
+            return self.on_artifact(&ev.artifact_id, ev.structural_type.creates_claim()).await;
+        }
+        metrics::counter!(m::ARTIFACTS_CREATED, "structural_type" => ev.structural_type.as_str()).increment(1);
+        if !ev.structural_type.creates_claim() {
+            // A Question without a claim unblocks nobody; nothing else is done for the rest.
+            return Ok(());
+        }
+        let bids = self.store.bids(&initial_claim_id(&ev.artifact_id)).await?;
+        self.create_claim(&described(ev, ts_ms), bids).await
+    }
+
+    /// A new artifact, read whole. `creates_claim` (its structural type, when the caller knows
+    /// it) says whether to read the bids on the claim it gets.
+    pub(crate) async fn on_artifact(&self, id: &ArtifactId, creates_claim: bool) -> Result<(), OrchestratorError> {
         // The bids on the claim this artifact gets are read with it (one pipelined round trip):
         // cubs bid from the artifact's event, and when their bids are in already the claim is
         // created decided.
         let claim = initial_claim_id(id);
         let raw_id = id.to_string();
-        let (artifact, bids, fenced) =
-            tokio::try_join!(self.store.get_artifact(id), self.store.bids(&claim), self.store.fenced(&raw_id))?;
+        let bids = async { if creates_claim { self.store.bids(&claim).await } else { Ok(BTreeMap::new()) } };
+        let (artifact, bids, fenced) = tokio::try_join!(self.store.get_artifact(id), bids, self.store.fenced(&raw_id))?;
         let Some(a) = artifact else {
             warn!(artifact_id = %id, "artifact_created names an artifact that does not exist; ignoring");
             return Ok(());
@@ -169,14 +192,9 @@ impl Engine {
         // Route it as an output first: a rework output completes its claim before its own review.
         let targets: Vec<ClaimId> = match a.claim_id {
             Some(c) => vec![c],
+            // The sources' claims in one command.
             None if a.producing_agent().is_some() => {
-                let mut out = Vec::new();
-                for s in &a.source_artifacts {
-                    if let Some(c) = self.store.claim_for_artifact(s).await? {
-                        out.push(c);
-                    }
-                }
-                out
+                self.store.claims_for_artifacts(&a.source_artifacts).await?.into_iter().flatten().collect()
             }
             None => Vec::new(),
         };
@@ -273,6 +291,29 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+}
+
+/// The artifact an `artifact_created` event describes, written at `ts_ms`: everything but its
+/// payload, usage and fork origin, which the event does not carry (empty here). Only for
+/// creating the claim of a root artifact (see [`Engine::on_artifact_event`]).
+fn described(ev: &ArtifactCreated, ts_ms: i64) -> Artifact {
+    Artifact {
+        id: ev.artifact_id,
+        logical_id: ev.logical_id,
+        version: ev.version,
+        structural_type: ev.structural_type,
+        artifact_type: ev.artifact_type.clone(),
+        payload: String::new(),
+        source_artifacts: ev.source_artifacts.clone(),
+        produced_by_role: ev.produced_by_role.clone(),
+        claim_id: ev.claim_id,
+        created_at_ms: ts_ms,
+        summary: ev.summary.clone(),
+        answered_by: ev.answered_by.clone(),
+        timed_out: ev.timed_out,
+        usage: None,
+        forked_from: None,
     }
 }
 

@@ -139,7 +139,7 @@ impl Engine {
                 margin_ms = UNCLAIMED_AFTER_MS,
                 "an artifact has had no claim past the margin: its event was missed (or is far behind); claiming it now"
             );
-            self.on_artifact(&artifact.id).await?;
+            self.on_artifact(&artifact.id, true).await?;
         }
         Ok(next)
     }

@@ -236,6 +236,20 @@ impl Store {
         id.map(|s| ClaimId::parse(&s).map_err(|e| StoreError::Decode(e.to_string()))).transpose()
     }
 
+    /// The claim created for each of `artifacts` (not their rework claims), in order, in one
+    /// command.
+    pub async fn claims_for_artifacts(&self, artifacts: &[ArtifactId]) -> Result<Vec<Option<ClaimId>>> {
+        if artifacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<String> = artifacts.iter().map(ToString::to_string).collect();
+        let claims: Vec<Option<String>> = self.client().hmget(self.keys.claim_by_artifact(), fields).await?;
+        claims
+            .into_iter()
+            .map(|c| c.map(|s| ClaimId::parse(&s).map_err(|e| StoreError::Decode(e.to_string()))).transpose())
+            .collect()
+    }
+
     /// Those of `artifacts` that no claim was created for (one round trip).
     pub async fn artifacts_without_claim(&self, artifacts: &[ArtifactId]) -> Result<Vec<ArtifactId>> {
         if artifacts.is_empty() {
