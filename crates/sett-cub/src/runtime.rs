@@ -18,7 +18,7 @@ use sett_core::machine::initial_claim_id;
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
 use sett_core::record::{ComponentRecord, cub_component};
 use sett_core::{AgentName, ArtifactId, ClaimId, ClaimStatus};
-use sett_store::{ConsumerDriver, GroupAcks, GroupStart, Redeliver, Store};
+use sett_store::{BatchedAcks, ConsumerDriver, GroupStart, Redeliver, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -50,6 +50,8 @@ const HANDLER_ATTEMPTS: u32 = 3;
 const HANDLER_PATIENCE: Duration = Duration::from_secs(60);
 /// After the grace period the tools are killed; writing their Failures may take this long.
 const AFTER_KILL_BOUND: Duration = Duration::from_secs(30);
+/// How long a stopping cub waits for its queued acknowledgements to be sent.
+const ACKS_FLUSH_BOUND: Duration = Duration::from_secs(5);
 
 /// How a cub runs.
 #[derive(Debug, Clone)]
@@ -82,9 +84,9 @@ pub struct Cub {
 struct Shared {
     store: Store,
     settings: Arc<CubSettings>,
-    /// Acknowledgements from the handler tasks, while the event loop's connection is blocked in
-    /// a read.
-    acks: GroupAcks,
+    /// Acknowledgements from the event loop and the handler tasks (while the loop's connection
+    /// is blocked in a read), sent in the background, as many in one XACK as arrived meanwhile.
+    acks: BatchedAcks,
     /// A task gave up on its event: the driver reads the pending entries again after the backoff.
     redeliver: Redeliver,
     /// Events a task is working on: a re-read of the pending entries skips them.
@@ -151,10 +153,11 @@ impl Cub {
             .in_current_span(),
         );
 
+        let (acks, acks_sent) = driver.acks().batched();
         let shared = Arc::new(Shared {
             store: self.store.clone(),
             settings: self.settings.clone(),
-            acks: driver.acks(),
+            acks,
             redeliver: driver.redeliver(),
             in_flight: std::sync::Mutex::new(HashSet::new()),
             kill: CancellationToken::new(),
@@ -198,6 +201,12 @@ impl Cub {
             if tokio::time::timeout(AFTER_KILL_BOUND, tracker.wait()).await.is_err() {
                 tracing::error!(tasks = tracker.len(), "work did not end after its tools were killed; exiting anyway");
             }
+        }
+        // The acknowledgements still queued go out once the last handle is gone (a task that
+        // outlived the grace still holds one: then they are re-read at the next start).
+        drop(shared);
+        if tokio::time::timeout(ACKS_FLUSH_BOUND, acks_sent).await.is_err() {
+            tracing::warn!("some acknowledgements were not sent; those events are read again at the next start");
         }
         drop(stop_heartbeat);
         let _ = heartbeat.await;
@@ -362,7 +371,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                         })
                         .await;
                         match outcome {
-                            Ok(_) => ack(&shared, event.id).await,
+                            Ok(_) => ack(&shared, event.id),
                             Err(e) => {
                                 tracing::error!(error = %e, "bidding failed; the event will be read again");
                                 gave_up(&shared, &event.id);
@@ -407,7 +416,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                         .await;
                         shared.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(claim, seq));
                         match outcome {
-                            Ok(_) => ack(&shared, event.id).await,
+                            Ok(_) => ack(&shared, event.id),
                             Err(e) => {
                                 tracing::error!(error = %e, "executing the grant failed; the event will be read again");
                                 gave_up(&shared, &event.id);
@@ -419,11 +428,7 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
             }
         }
     }
-    if !done.is_empty()
-        && let Err(e) = shared.acks.ack(&done).await
-    {
-        tracing::warn!(error = %e, "cannot acknowledge events; they will be re-read after a restart");
-    }
+    shared.acks.ack(done);
 }
 
 /// A task's event left pending: read again (with the pending entries after it) after the backoff.
@@ -434,11 +439,9 @@ fn gave_up(shared: &Shared, id: &str) {
     }
 }
 
-async fn ack(shared: &Shared, id: String) {
+fn ack(shared: &Shared, id: String) {
     shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-    if let Err(e) = shared.acks.ack(&[id]).await {
-        tracing::warn!(error = %e, "cannot acknowledge the event; it will be re-read after a restart");
-    }
+    shared.acks.ack([id]);
 }
 
 /// Runs `f` again after a store error: while Redis is unreachable or failing over, for up to

@@ -107,6 +107,46 @@ impl GroupAcks {
         let _: u64 = self.client.xack(&self.key, self.group.as_str(), ids.to_vec()).await?;
         Ok(())
     }
+
+    /// A [`BatchedAcks`] handle and the task that sends its acknowledgements; the task ends,
+    /// having sent everything queued, once every handle is dropped.
+    pub fn batched(&self) -> (BatchedAcks, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let acks = self.clone();
+        let task = tokio::spawn(async move {
+            let mut ids = Vec::new();
+            // Waits for one, then takes every id queued meanwhile.
+            while rx.recv_many(&mut ids, ACK_BATCH).await > 0 {
+                if let Err(e) = acks.ack(&ids).await {
+                    tracing::warn!(group = %acks.group, error = %e, count = ids.len(), "cannot acknowledge events; they will be re-read");
+                }
+                ids.clear();
+            }
+        });
+        (BatchedAcks { tx }, task)
+    }
+}
+
+/// The most entry ids one background acknowledgement carries.
+const ACK_BATCH: usize = 1000;
+
+/// Acknowledgements sent in the background, as many in one XACK as arrived meanwhile: a
+/// consumer whose handlers finish one event at a time in tasks of their own (the cub) sends one
+/// command per burst instead of one per event. Cheap to clone. An acknowledgement that fails is
+/// logged and dropped: its entries stay pending and are re-read (every handler is idempotent).
+#[derive(Debug, Clone)]
+pub struct BatchedAcks {
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl BatchedAcks {
+    /// Queues `ids` for acknowledgement.
+    pub fn ack(&self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            // The sending task ends only once every handle is dropped.
+            let _ = self.tx.send(id);
+        }
+    }
 }
 
 impl Store {

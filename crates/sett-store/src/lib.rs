@@ -50,7 +50,7 @@ pub use archive::{ArchivedRecord, TrimFloor, WorkflowMembers, WorkflowSnapshot, 
 pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
 pub use claims::{OutboxEntry, QuestionOp, WriteOutcome};
-pub use consumer::{GroupAcks, GroupConsumer, GroupStart};
+pub use consumer::{BatchedAcks, GroupAcks, GroupConsumer, GroupStart};
 pub use driver::{CancellableSleep, ConsumerDriver, Redeliver, backoff};
 pub use events::{EntryPages, EventReader, LedgerEntry, MalformedEvent, ledger_entry};
 pub use keys::{Keys, RelativeKey};
