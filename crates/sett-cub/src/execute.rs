@@ -175,8 +175,11 @@ pub async fn execute_grant_stoppable(
 
     let started = Instant::now();
     let output_id = ArtifactId::grant_output(&claim_id, seq);
-    let (span, traceparent) = tool_run_span(store, cub, &claim, seq, output_id).await;
-    let run = run_tool(store, cub, &claim, &grant, traceparent.as_deref(), until, &cancel, &stop)
+    // The target is read once, here: the span, the tool's input and a versioned output use it
+    // (an artifact never changes).
+    let target = patiently(until, &cancel, || load_target(store, &claim)).await;
+    let (span, traceparent) = tool_run_span(store, cub, &claim, target.as_ref(), seq, output_id).await;
+    let run = run_tool(store, cub, &claim, &grant, &target, traceparent.as_deref(), until, &cancel, &stop)
         .instrument(span.clone())
         .await;
     let outcome_label = match &run {
@@ -196,10 +199,12 @@ pub async fn execute_grant_stoppable(
         return Ok(ExecutionOutcome::Cancelled);
     }
 
-    let failure = match run {
-        Ok(output) => {
-            match patiently(until, &cancel, || write_output(store, cub, &claim, &grant, output_id, output.clone()))
-                .await
+    let failure = match (run, &target) {
+        (Ok(output), Ok(target)) => {
+            match patiently(until, &cancel, || {
+                write_output(store, cub, &claim, &grant, target, output_id, output.clone())
+            })
+            .await
             {
                 Ok(structural_type) => {
                     tracing::info!(artifact_id = %output_id, %structural_type, "tool output written");
@@ -208,7 +213,8 @@ pub async fn execute_grant_stoppable(
                 Err(e) => Failure::plain(format!("the tool's output could not be written: {e}")),
             }
         }
-        Err(f) => f,
+        (Ok(_), Err(e)) => Failure::plain(format!("cannot assemble the tool's input from the blackboard: {e}")),
+        (Err(f), _) => f,
     };
     tracing::warn!(reason = %failure.reason, exit_code = ?failure.exit_code, "tool execution failed");
     let artifact = failure_artifact(cub, &claim, output_id, &failure);
@@ -285,16 +291,17 @@ async fn tool_run_span(
     store: &Store,
     cub: &CubSettings,
     claim: &Claim,
+    target: Result<&Artifact, &CubError>,
     seq: u64,
     output: ArtifactId,
 ) -> (tracing::Span, Option<String>) {
     if !cub.traces {
         return (tracing::Span::none(), None);
     }
-    let goal = match store.get_artifact(&claim.artifact_id).await {
-        Ok(Some(target)) => store.goal_of(target).await,
-        Ok(None) => Ok(claim.artifact_id),
-        Err(e) => Err(e),
+    let goal = match target {
+        Ok(target) => store.goal_of(target.clone()).await.map_err(|e| e.to_string()),
+        Err(CubError::MissingArtifact(_)) => Ok(claim.artifact_id),
+        Err(e) => Err(e.to_string()),
     };
     let goal = match goal {
         Ok(g) => g,
@@ -340,12 +347,16 @@ async fn run_tool(
     cub: &CubSettings,
     claim: &Claim,
     grant: &Grant,
+    target: &Result<Artifact, CubError>,
     traceparent: Option<&str>,
     until: Instant,
     cancel: &CancellationToken,
     stop: &CancellationToken,
 ) -> Result<ToolOutput, Failure> {
-    let input = patiently(until, cancel, || tool_input(store, cub, claim, grant))
+    let target = target
+        .as_ref()
+        .map_err(|e| Failure::plain(format!("cannot assemble the tool's input from the blackboard: {e}")))?;
+    let input = patiently(until, cancel, || tool_input(store, cub, claim, grant, target))
         .await
         .map_err(|e| Failure::plain(format!("cannot assemble the tool's input from the blackboard: {e}")))?;
     let stdin =
@@ -461,13 +472,25 @@ async fn load_target(store: &Store, claim: &Claim) -> Result<Artifact, CubError>
     store.get_artifact(&id).await?.ok_or(CubError::MissingArtifact(id))
 }
 
-/// The tool's stdin.
-async fn tool_input(store: &Store, cub: &CubSettings, claim: &Claim, grant: &Grant) -> Result<ToolInput, CubError> {
-    let target = load_target(store, claim).await?;
-    let context_chain = context::context_chain(store, &target).await?;
+/// The tool's stdin: the context chain, the additional context and this agent's answered
+/// questions, each read in one pipelined batch.
+async fn tool_input(
+    store: &Store,
+    cub: &CubSettings,
+    claim: &Claim,
+    grant: &Grant,
+    target: &Artifact,
+) -> Result<ToolInput, CubError> {
+    let pairs: Vec<_> = claim.answered_questions.iter().filter(|qa| qa.agent == cub.agent.name).collect();
+    let pair_ids: Vec<ArtifactId> = pairs.iter().flat_map(|qa| [qa.question, qa.answer]).collect();
+    let (context_chain, extra, pair_artifacts) = tokio::try_join!(
+        context::context_chain(store, target),
+        store.get_artifacts_or_none(&claim.additional_context_ids),
+        store.get_artifacts_or_none(&pair_ids),
+    )?;
     let mut additional_context = Vec::new();
-    for id in &claim.additional_context_ids {
-        match store.get_artifact(id).await? {
+    for (id, a) in claim.additional_context_ids.iter().zip(extra) {
+        match a {
             Some(a) => additional_context.push(a),
             None => {
                 tracing::warn!(artifact_id = %id, "an additional-context artifact does not exist; leaving it out")
@@ -475,8 +498,9 @@ async fn tool_input(store: &Store, cub: &CubSettings, claim: &Claim, grant: &Gra
         }
     }
     let mut answers = Vec::new();
-    for qa in claim.answered_questions.iter().filter(|qa| qa.agent == cub.agent.name) {
-        match (store.get_artifact(&qa.question).await?, store.get_artifact(&qa.answer).await?) {
+    let mut found = pair_artifacts.into_iter();
+    for qa in pairs {
+        match (found.next().flatten(), found.next().flatten()) {
             (Some(question), Some(answer)) => answers.push(QuestionAnswer::new(question, answer)),
             _ => {
                 tracing::warn!(question = %qa.question, answer = %qa.answer, "a question or its answer does not exist; leaving the pair out")
@@ -486,7 +510,7 @@ async fn tool_input(store: &Store, cub: &CubSettings, claim: &Claim, grant: &Gra
     Ok(ToolInput {
         claim_id: claim.id,
         claim_type: grant.claim_type,
-        target_artifact: target,
+        target_artifact: target.clone(),
         context_chain,
         additional_context,
         answers,
@@ -512,6 +536,7 @@ async fn write_output(
     cub: &CubSettings,
     claim: &Claim,
     grant: &Grant,
+    target: &Artifact,
     id: ArtifactId,
     output: ToolOutput,
 ) -> Result<StructuralType, CubError> {
@@ -530,7 +555,6 @@ async fn write_output(
     let versioned = a.structural_type == StructuralType::Standard && continues_thread(claim, grant);
     for _ in 0..VERSION_ATTEMPTS {
         if versioned {
-            let target = load_target(store, claim).await?;
             let latest = store.latest_in_thread(&target.logical_id).await?.map_or(target.version, |l| l.version);
             a.logical_id = target.logical_id;
             a.version = latest.max(target.version) + 1;

@@ -282,6 +282,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Each of `ids` in the order asked, `None` for one that does not exist (concurrent reads,
+    /// which the client pipelines: one round trip).
+    pub async fn get_artifacts_or_none(&self, ids: &[ArtifactId]) -> Result<Vec<Option<Artifact>>> {
+        futures::future::try_join_all(ids.iter().map(|id| self.get_artifact(id))).await
+    }
+
     /// Every artifact of the instance, oldest first.
     pub async fn all_artifacts(&self) -> Result<Vec<Artifact>> {
         let n = self.artifact_count().await?;

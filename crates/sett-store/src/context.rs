@@ -5,8 +5,10 @@
 //! without Redis; the selection and ordering is the pure function [`select_context`]. The cub
 //! hands the chain to a tool; the orchestrator shows it to an approver (and binds its hashes).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+
+use futures::future::try_join_all;
 
 use crate::{Store, StoreError};
 use sett_core::{Artifact, ArtifactId, StructuralType};
@@ -31,7 +33,9 @@ impl ArtifactLookup for Store {
     }
 }
 
-/// The context chain of `target`.
+/// The context chain of `target`. The walk goes one depth at a time: the artifacts of a depth,
+/// then the latest versions of the threads they reach for the first time, are each read in one
+/// batch (concurrent reads, which the store's client pipelines), not one after another.
 pub async fn context_chain<L: ArtifactLookup + Sync>(
     lookup: &L,
     target: &Artifact,
@@ -39,26 +43,42 @@ pub async fn context_chain<L: ArtifactLookup + Sync>(
     let mut visited: HashSet<ArtifactId> = HashSet::from([target.id]);
     // Logical id → the latest version of that thread (looked up once per thread).
     let mut latest: BTreeMap<ArtifactId, Artifact> = BTreeMap::new();
-    let mut frontier: VecDeque<(ArtifactId, usize)> = target.source_artifacts.iter().map(|id| (*id, 1)).collect();
-    while let Some((id, depth)) = frontier.pop_front() {
-        if !visited.insert(id) {
-            continue;
+    let mut level: Vec<ArtifactId> = target.source_artifacts.clone();
+    let mut depth = 1;
+    while !level.is_empty() {
+        let ids: Vec<ArtifactId> = level.into_iter().filter(|id| visited.insert(*id)).collect();
+        let read = try_join_all(ids.iter().map(|id| lookup.artifact(id))).await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for (id, a) in ids.iter().zip(read) {
+            match a {
+                Some(a) => found.push(a),
+                None => {
+                    tracing::warn!(artifact_id = %id, "a source artifact does not exist; leaving it out of the context")
+                }
+            }
         }
-        let Some(found) = lookup.artifact(&id).await? else {
-            tracing::warn!(artifact_id = %id, "a source artifact does not exist; leaving it out of the context");
-            continue;
-        };
-        let newest = match latest.get(&found.logical_id) {
-            Some(a) => a.clone(),
-            None => lookup.latest(&found.logical_id).await?.unwrap_or_else(|| found.clone()),
-        };
-        if depth < MAX_CONTEXT_DEPTH {
-            // Follow the provenance of the version reached and of the thread's latest version:
-            // a rework's sources are its previous version, whose sources lead further back.
-            let next = found.source_artifacts.iter().chain(newest.source_artifacts.iter());
-            frontier.extend(next.filter(|s| !visited.contains(*s)).map(|s| (*s, depth + 1)));
+        let mut threads: Vec<ArtifactId> =
+            found.iter().map(|a| a.logical_id).filter(|l| !latest.contains_key(l)).collect();
+        threads.sort();
+        threads.dedup();
+        let newest = try_join_all(threads.iter().map(|l| lookup.latest(l))).await?;
+        let fetched: BTreeMap<ArtifactId, Option<Artifact>> = threads.into_iter().zip(newest).collect();
+        let mut next = Vec::new();
+        for found in found {
+            let newest = match latest.get(&found.logical_id) {
+                Some(a) => a.clone(),
+                None => fetched.get(&found.logical_id).cloned().flatten().unwrap_or_else(|| found.clone()),
+            };
+            if depth < MAX_CONTEXT_DEPTH {
+                // Follow the provenance of the version reached and of the thread's latest version:
+                // a rework's sources are its previous version, whose sources lead further back.
+                let sources = found.source_artifacts.iter().chain(newest.source_artifacts.iter());
+                next.extend(sources.filter(|s| !visited.contains(*s)).copied());
+            }
+            latest.insert(found.logical_id, newest);
         }
-        latest.insert(found.logical_id, newest);
+        level = next;
+        depth += 1;
     }
     Ok(select_context(target, latest.into_values()))
 }
