@@ -5,9 +5,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
+use sett_core::text::{excerpt, short};
 use sett_core::usage::UsageTotals;
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId, ClaimStatus, StructuralType};
-use sett_ops::feed::{excerpt, short};
 use sett_store::{AnswerRecord, OpenQuestionRef, Store, now_ms};
 
 /// How far a question's context chain is followed back towards its goal.
@@ -550,7 +550,7 @@ pub async fn open_questions(store: &Store) -> sett_store::Result<Vec<Question>> 
             kind: Default::default(),
         })
         .collect();
-    questions(store, &refs, &sett_ops::resolve::unique_prefixes(&ids, 8), true).await
+    questions(store, &refs, &sett_core::text::unique_prefixes(&ids, 8), true).await
 }
 
 /// What an artifact (a question) was asked about: its goal and its context chain, nearest

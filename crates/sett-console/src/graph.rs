@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sett_core::text::{excerpt, short};
 use sett_core::{Artifact, ArtifactId, Claim, ClaimId};
-use sett_ops::feed::{excerpt, short};
 
 use maud::{Markup, html};
 

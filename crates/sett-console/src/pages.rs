@@ -67,7 +67,7 @@ async fn inbox_of(app: &App, query: &HashMap<String, String>, ctx: &PageCtx) -> 
         match r {
             Ok((refs, a)) => {
                 let ids: Vec<ArtifactId> = refs.iter().map(|r| r.id).collect();
-                short_ids.push(sett_ops::resolve::unique_prefixes(&ids, 8));
+                short_ids.push(sett_core::text::unique_prefixes(&ids, 8));
                 all.extend(refs.into_iter().map(|r| (n, r)));
                 answered.extend(a);
             }
@@ -170,7 +170,7 @@ pub(crate) async fn workflow(
                 graph::svg(&w.artifacts, &w.claims, &HashSet::new(), |id| format!("/instances/{name}/artifacts/{id}"));
             let steer = html::Steering { role: Role::Viewer, cancelled: None, paused: None };
             let body = html::archived_workflow(&name, &segment, &w, svg, &steer, ctx.now_ms);
-            let title = format!("Workflow {} (archived)", sett_ops::feed::short(&goal.to_string()));
+            let title = format!("Workflow {} (archived)", sett_core::text::short(&goal.to_string()));
             return Ok(html_resp(StatusCode::OK, html::page(&title, &ctx, &live, body)));
         }
         return Err(error(
@@ -187,7 +187,7 @@ pub(crate) async fn workflow(
     let cancelled = store.cancellation(&goal).await.map_err(down(false))?;
     let paused = store.pause_of(&sett_store::PauseScope::Workflow(goal)).await.map_err(down(false))?;
     let steer = html::Steering { role: ctx.role, cancelled, paused };
-    let title = format!("Workflow {}", sett_ops::feed::short(&goal.to_string()));
+    let title = format!("Workflow {}", sett_core::text::short(&goal.to_string()));
     Ok(html_resp(
         StatusCode::OK,
         html::page(&title, &ctx, &live, html::workflow(&name, &w, svg, &bids, &steer, ctx.now_ms)),
@@ -209,7 +209,7 @@ pub(crate) async fn artifact(
         Some(v) => html_resp(
             StatusCode::OK,
             html::page(
-                &format!("{} {}", v.artifact.artifact_type, sett_ops::feed::short(&id.to_string())),
+                &format!("{} {}", v.artifact.artifact_type, sett_core::text::short(&id.to_string())),
                 &ctx,
                 &live,
                 html::artifact(&name, &v, ctx.role),

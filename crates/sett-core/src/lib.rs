@@ -19,6 +19,11 @@
 //! - [`tool`]: the tool contract (what a tool receives on stdin and must print on stdout).
 //! - [`usage`]: what an agent's run cost (tokens, an exact cost, counters) and totals of it.
 //! - [`budget`]: budgets on that usage per workflow and agent, and the question when one is reached.
+//! - [`approval`]: approval gates' subject, binding and judgement.
+//! - [`metrics`]: Prometheus metric names and label keys (the contract of docs/metrics.md).
+//! - [`trace`]: trace and span ids derived from the ledger's ids.
+//! - [`witness`]: witness records of the ledger outside Redis and the check of a chain against them.
+//! - [`text`]: pure text helpers for people (short ids, unique prefixes, excerpts).
 
 pub mod answer_spec;
 pub mod approval;
@@ -37,6 +42,7 @@ pub mod record;
 pub mod regression;
 pub mod review;
 pub mod routing;
+pub mod text;
 pub mod tool;
 pub mod trace;
 pub mod usage;

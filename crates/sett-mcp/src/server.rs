@@ -582,7 +582,7 @@ impl ServerHandler for SettMcp {
         for q in self.question_list().await?.questions {
             resources.push(
                 Resource::new(q.uri, format!("question {}", q.short_id))
-                    .with_description(sett_ops::feed::excerpt(&q.text, 120))
+                    .with_description(sett_core::text::excerpt(&q.text, 120))
                     .with_mime_type("application/json"),
             );
         }

@@ -371,7 +371,7 @@ impl Notifier {
         if !open.contains(&id) {
             open.push(id);
         }
-        let short_id = sett_ops::resolve::unique_prefixes(&open, 8).remove(&id).unwrap_or_else(|| id.to_string());
+        let short_id = sett_core::text::unique_prefixes(&open, 8).remove(&id).unwrap_or_else(|| id.to_string());
         let agent = e.data.agent().map_or_else(|| artifact.produced_by_role.clone(), ToString::to_string);
         Ok(Some(QuestionFacts {
             id: id.to_string(),

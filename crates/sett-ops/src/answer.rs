@@ -9,8 +9,8 @@ use sett_core::review::{ReviewDecision, ReviewSubject};
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{AnswerRecord, CancelRecord, CreateOutcome, Fenced, Store, StoreError, now_ms};
 
-use crate::feed::short;
 use crate::resolve::{IdQuery, Resolution, resolve_among, resolve_artifact};
+use sett_core::text::short;
 
 /// How many prefix matches are examined for Questions when a short id is ambiguous.
 const QUESTION_SCAN_LIMIT: usize = 1_000;

@@ -32,9 +32,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cancel::{CancelError, cancel_workflow, goal_of};
-use crate::feed::short;
 use crate::pause::{PauseError, pause, resume};
 use crate::workflow::Workflows;
+use sett_core::text::short;
 
 /// Events read per page.
 const PAGE: u64 = 1_000;

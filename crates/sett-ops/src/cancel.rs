@@ -7,8 +7,8 @@
 use sett_core::{Artifact, ArtifactId, ClaimId, ClaimStatus};
 use sett_store::{CancelOutcome, CancelRecord, Store, StoreError, WorkflowCancel, now_ms};
 
-use crate::feed::short;
 use crate::workflow::{Outcome, Workflow};
+use sett_core::text::short;
 
 /// How often a cancellation is recomputed when the workflow moved on while it was read.
 const ATTEMPTS: usize = 20;

@@ -5,14 +5,8 @@
 use std::collections::HashMap;
 
 use sett_core::event::{Event, EventData};
+use sett_core::text::{excerpt, short};
 use sett_core::{AgentName, ArtifactId, ClaimId, ClaimStatus};
-
-/// An id's display form: the first 13 characters (`0190c2b4-7d3e`, the creation millisecond of a
-/// UUID v7, itself a valid short id); other strings unchanged. Eight characters are not enough:
-/// v7 ids created within the same minute share them.
-pub fn short(id: &str) -> &str {
-    if id.len() == 36 && id.as_bytes()[8] == b'-' { &id[..13] } else { id }
-}
 
 /// An id's display form (see [`short`]).
 fn sh(id: impl std::fmt::Display) -> String {
@@ -201,19 +195,6 @@ fn with_reason(mut line: String, reason: &Option<String>) -> String {
         line.push_str(&format!(": {}", excerpt(r, 120)));
     }
     line
-}
-
-/// The first line of `text`, cut to `max` characters.
-pub fn excerpt(text: &str, max: usize) -> String {
-    let first = text.lines().next().unwrap_or("").trim();
-    let multi = text.trim().lines().nth(1).is_some();
-    if first.chars().count() > max {
-        format!("{}…", first.chars().take(max.saturating_sub(1)).collect::<String>())
-    } else if multi {
-        format!("{first} …")
-    } else {
-        first.to_owned()
-    }
 }
 
 /// What the filter needs to know about an event it cannot judge from its own data.
@@ -426,12 +407,5 @@ mod tests {
         assert_eq!(log_line(raw), "2026-01-01T00:00:00Z INFO  claim granted claim_id=c1 seq=2");
         assert_eq!(log_line("not json"), "not json");
         assert!(log_line(r#"{"level":50,"msg":"x"}"#).contains("ERROR x"));
-    }
-
-    #[test]
-    fn excerpts_and_short_ids() {
-        assert_eq!(excerpt("abcdef", 4), "abc…");
-        assert_eq!(short(A), "0190c2b4-7d3e");
-        assert_eq!(short("user"), "user");
     }
 }

@@ -11,7 +11,7 @@ use sett_core::{Artifact, ArtifactId, ClaimId, StructuralType};
 use sett_store::{CreateOutcome, Store, StoreError, now_ms};
 
 use crate::cancel::goal_of;
-use crate::feed::short;
+use sett_core::text::short;
 
 /// How often the next version is recomputed when another version of the thread was written
 /// meanwhile.

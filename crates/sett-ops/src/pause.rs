@@ -11,8 +11,8 @@ use sett_store::{
 };
 
 use crate::cancel::{describe, ended, goal_of, read_workflow};
-use crate::feed::short;
 use crate::workflow::Outcome;
+use sett_core::text::short;
 
 /// How often a pause or resume is recomputed when the workflow moved on while it was read.
 const ATTEMPTS: usize = 20;

@@ -72,44 +72,6 @@ pub async fn resolve_artifact(store: &Store, query: &IdQuery) -> sett_store::Res
     }
 }
 
-/// The shortest prefix (in simple hex, at least `min` characters) that tells each of `ids`
-/// apart from every other id of the set, git-style. UUID v7 ids begin with their creation time,
-/// so ids created within a minute share their first 8 characters: a fixed-width short id would
-/// be ambiguous exactly when it is needed.
-pub fn unique_prefixes<T>(ids: &[T], min: usize) -> std::collections::HashMap<T, String>
-where
-    T: Copy + Eq + Ord + std::hash::Hash + std::fmt::Display,
-{
-    let mut hex: Vec<(String, T)> = ids.iter().map(|id| (id.to_string().replace('-', ""), *id)).collect();
-    hex.sort();
-    hex.dedup();
-    let lcp = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    let mut out = std::collections::HashMap::with_capacity(hex.len());
-    for i in 0..hex.len() {
-        let prev = if i > 0 { lcp(&hex[i - 1].0, &hex[i].0) } else { 0 };
-        let next = hex.get(i + 1).map_or(0, |n| lcp(&n.0, &hex[i].0));
-        let len = (prev.max(next) + 1).max(min).min(32);
-        out.insert(hex[i].1, display_prefix(&hex[i].1.to_string(), len));
-    }
-    out
-}
-
-/// The first `hex_len` hex digits of a canonical id, with its hyphens (`0190c2b4-7d3e`), so the
-/// short form reads like the start of the id it abbreviates.
-fn display_prefix(canonical: &str, hex_len: usize) -> String {
-    let mut seen = 0;
-    let end = canonical
-        .char_indices()
-        .find(|(_, c)| {
-            if *c != '-' {
-                seen += 1;
-            }
-            seen > hex_len
-        })
-        .map_or(canonical.len(), |(i, _)| i);
-    canonical[..end].trim_end_matches('-').to_owned()
-}
-
 /// A `--since` point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Since {
@@ -170,6 +132,7 @@ fn is_event_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sett_core::text::unique_prefixes;
 
     #[test]
     fn id_queries() {

@@ -10,8 +10,8 @@ use sett_core::{ArtifactId, ClaimId};
 use sett_store::{RetryOutcome, RetryWrite, Store, StoreError, now_ms};
 
 use crate::cancel::{describe, goal_of, read_workflow};
-use crate::feed::short;
 use crate::workflow::Outcome;
+use sett_core::text::short;
 
 /// A written retry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

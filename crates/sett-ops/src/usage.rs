@@ -143,7 +143,7 @@ fn goal_of(a: &Artifact, by_id: &HashMap<ArtifactId, &Artifact>) -> ArtifactId {
 
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or("");
-    crate::feed::excerpt(line, 80)
+    sett_core::text::excerpt(line, 80)
 }
 
 #[cfg(test)]

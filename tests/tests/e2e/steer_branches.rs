@@ -188,7 +188,7 @@ async fn fork_from_a_first_draft_runs_a_branch_to_its_own_terminal_and_keeps_the
     assert!(trail.status.success(), "{}", text(&trail.stderr));
     assert!(text(&trail.stdout).contains("artifact_forked"), "{}", text(&trail.stdout));
     let hoard = env.ok(&["hoard"]);
-    assert!(hoard.contains(&format!("forked from {}", sett_ops::feed::short(&draft.id.to_string()))), "{hoard}");
+    assert!(hoard.contains(&format!("forked from {}", sett_core::text::short(&draft.id.to_string()))), "{hoard}");
 
     verify_ok(&env);
     tampered_operator_is_caught(&env, &f.action_id, "artifact_forked");

@@ -12,8 +12,8 @@ use inquire::validator::Validation;
 use serde_json::{Map, Value};
 use sett_core::ArtifactId;
 use sett_core::answer_spec::{AnswerSpec, Field, FieldKind, StructuredQuestion};
+use sett_core::text::short;
 use sett_ops::answer::{AnswerError, AnswerInput, answer_question};
-use sett_ops::feed::short;
 use sett_ops::resolve::{IdQuery, Resolution};
 use sett_store::Store;
 

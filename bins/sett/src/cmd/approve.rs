@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use sett_core::approval::Decision;
+use sett_core::text::short;
 use sett_ops::answer::AnswerError;
-use sett_ops::feed::short;
 use sett_ops::resolve::IdQuery;
 
 use super::answer::resolve_question;

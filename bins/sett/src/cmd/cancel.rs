@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use sett_core::ArtifactId;
+use sett_core::text::short;
 use sett_ops::cancel::{CancelError, cancel_workflow};
-use sett_ops::feed::short;
 use sett_ops::resolve::{IdQuery, Resolution, resolve_artifact};
 use sett_store::Store;
 

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use sett_core::text::unique_prefixes;
 use sett_core::{Claim, ClaimStatus};
-use sett_ops::resolve::unique_prefixes;
 use sett_ops::status::stuck_for;
 use sett_store::now_ms;
 
@@ -86,12 +86,12 @@ pub(crate) async fn run(ctx: &Ctx, args: ClaimsArgs) -> Result<ExitCode> {
                     let agents = granted_agents(c);
                     vec![
                         short.get(&c.id).cloned().unwrap_or_else(|| c.id.to_string()),
-                        sett_ops::feed::short(&c.artifact_id.to_string()).to_owned(),
+                        sett_core::text::short(&c.artifact_id.to_string()).to_owned(),
                         c.status.to_string(),
                         if agents.is_empty() { "-".into() } else { agents.join(",") },
                         output::human_ms(now - c.created_at_ms),
                         deadline_text(c.next_deadline_ms(), now),
-                        c.termination_reason.as_deref().map(|r| sett_ops::feed::excerpt(r, 60)).unwrap_or_default(),
+                        c.termination_reason.as_deref().map(|r| sett_core::text::excerpt(r, 60)).unwrap_or_default(),
                     ]
                 })
                 .collect();

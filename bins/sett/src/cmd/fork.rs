@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use sett_ops::feed::short;
+use sett_core::text::short;
 use sett_ops::fork::{ForkError, ForkInput, fork};
 
 use super::cancel::resolve_one;

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use sett_core::text::excerpt;
+use sett_core::text::unique_prefixes;
 use sett_core::{Artifact, ArtifactId, StructuralType};
-use sett_ops::feed::excerpt;
-use sett_ops::resolve::{IdQuery, Resolution, Since, resolve_artifact, unique_prefixes};
+use sett_ops::resolve::{IdQuery, Resolution, Since, resolve_artifact};
 use sett_store::{Store, now_ms};
 
 use crate::cli::{HoardArgs, OutputFormat};
@@ -57,7 +58,7 @@ fn row(a: &Artifact, short: &HashMap<ArtifactId, String>, now: i64) -> Vec<Strin
         format!("{} ago", output::human_ms(now - a.created_at_ms)),
         match a.forked_from {
             // A branch's first artifact (`sett fork`) says where the branch starts.
-            Some(f) => format!("forked from {}: {}", sett_ops::feed::short(&f.to_string()), excerpt(text, 40)),
+            Some(f) => format!("forked from {}: {}", sett_core::text::short(&f.to_string()), excerpt(text, 40)),
             None => excerpt(text, 60),
         },
     ]

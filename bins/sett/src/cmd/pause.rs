@@ -72,7 +72,7 @@ pub(crate) async fn run(ctx: &Ctx, args: PauseArgs, action: Action) -> Result<Ex
         Err(e) => bail!("{e}"),
     };
     let scope = match doc["goal_id"].as_str() {
-        Some(goal) => format!("the workflow of goal {}", sett_ops::feed::short(goal)),
+        Some(goal) => format!("the workflow of goal {}", sett_core::text::short(goal)),
         None => format!("instance '{instance}'"),
     };
     match (ctx.global.quiet, ctx.output()) {

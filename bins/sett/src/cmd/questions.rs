@@ -12,8 +12,8 @@ use sett_core::answer_spec::{AnswerSpec, FieldKind, QuestionKind, StructuredQues
 use sett_core::approval::ApprovalSubject;
 use sett_core::event::EventKind;
 use sett_core::review::ReviewSubject;
-use sett_ops::feed::{excerpt, short as short_display};
-use sett_ops::resolve::unique_prefixes;
+use sett_core::text::unique_prefixes;
+use sett_core::text::{excerpt, short as short_display};
 use sett_store::{Store, now_ms};
 use tokio::time::Instant;
 

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use sett_ops::feed::short;
+use sett_core::text::short;
 use sett_ops::retry::{RetryError, retry};
 
 use super::cancel::resolve_one;

@@ -51,7 +51,7 @@ fn render(r: &StatusReport) -> String {
     for p in &r.pauses {
         let scope = p.goal_id.as_deref().map_or_else(
             || "PAUSED:     the instance".to_owned(),
-            |g| format!("PAUSED:     workflow of goal {}", sett_ops::feed::short(g)),
+            |g| format!("PAUSED:     workflow of goal {}", sett_core::text::short(g)),
         );
         out.push(format!(
             "{scope} by {} for {}{}; {} held claim(s) — 'sett resume{} -n {}'",
@@ -59,7 +59,7 @@ fn render(r: &StatusReport) -> String {
             output::human_ms(p.age_ms),
             p.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
             r.held_claims,
-            p.goal_id.as_deref().map(|g| format!(" {}", sett_ops::feed::short(g))).unwrap_or_default(),
+            p.goal_id.as_deref().map(|g| format!(" {}", sett_core::text::short(g))).unwrap_or_default(),
             r.instance
         ));
     }
@@ -85,7 +85,7 @@ fn render(r: &StatusReport) -> String {
         Some(s) => out.push(format!(
             "Stuck:      {} claim(s); oldest {} ({}, {} old) — 'sett claims --stuck -n {}'",
             r.stuck_claims,
-            sett_ops::feed::short(&s.claim_id),
+            sett_core::text::short(&s.claim_id),
             s.status,
             output::human_ms(s.age_ms),
             r.instance

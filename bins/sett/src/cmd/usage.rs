@@ -54,7 +54,7 @@ pub(crate) async fn run(ctx: &Ctx, args: UsageArgs) -> Result<ExitCode> {
                 .map(|r| {
                     let key = match (&r.goal, grouping) {
                         (Some(goal), Grouping::Workflow) => {
-                            format!("{} {}", sett_ops::feed::short(&r.key), sett_ops::feed::excerpt(goal, 40))
+                            format!("{} {}", sett_core::text::short(&r.key), sett_core::text::excerpt(goal, 40))
                         }
                         _ => r.key.clone(),
                     };

@@ -180,7 +180,7 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
     match outcome {
         Outcome::Terminal { artifact_id } => {
             if !ctx.global.quiet && ctx.output() == OutputFormat::Table {
-                eprintln!("Workflow complete: Terminal artifact {}", feed::short(&artifact_id.to_string()));
+                eprintln!("Workflow complete: Terminal artifact {}", sett_core::text::short(&artifact_id.to_string()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -190,7 +190,7 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
                 .await?
                 .map(|a| sett_core::failure::FailurePayload::reason_of(&a.payload));
             let short = artifact_id.to_string();
-            let short = feed::short(&short);
+            let short = sett_core::text::short(&short);
             eprintln!(
                 "Error: the workflow failed: {failure_type} ({short}): {}\nInspect it with 'sett hoard {short} -n {}' and 'sett claims -n {}'",
                 reason.unwrap_or_else(|| "no reason recorded".into()),
@@ -210,7 +210,7 @@ pub(crate) async fn report_outcome(ctx: &Ctx, store: &Store, outcome: &Outcome) 
             };
             eprintln!(
                 "Error: the workflow stopped: the goal's claim {} is {status}{}\n{next}",
-                feed::short(&claim_id.to_string()),
+                sett_core::text::short(&claim_id.to_string()),
                 reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
             );
             Ok(ExitCode::from(1))

@@ -4,8 +4,8 @@
 
 use maud::{Markup, html};
 use sett_core::ArtifactId;
+use sett_core::text::{excerpt, short};
 use sett_ops::approval::ApprovalView;
-use sett_ops::feed::{excerpt, short};
 
 use super::forms::{answer_form, approval_form};
 use super::time;

@@ -3,7 +3,7 @@
 //! answered ones.
 
 use maud::{Markup, PreEscaped, html};
-use sett_ops::feed::excerpt;
+use sett_core::text::excerpt;
 
 use super::forms::answer_form;
 use super::{Paging, ago, human_ms, pager, question_text, range};

@@ -1,7 +1,7 @@
 //! The instances page (`/`) and an instance's workflows table (`/instances/{name}`).
 
 use maud::{Markup, html};
-use sett_ops::feed::{excerpt, short};
+use sett_core::text::{excerpt, short};
 use sett_ops::status::StatusReport;
 
 use super::{Paging, ago, human_ms, pager, range, usage_paragraph};

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use maud::{Markup, html};
+use sett_core::text::{excerpt, short};
 use sett_core::{BidType, Claim};
-use sett_ops::feed::{excerpt, short};
 
 use super::{ago, time, usage_paragraph};
 use crate::auth::Role;
