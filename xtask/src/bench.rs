@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Use the dev-profile binaries (a smoke test of the scenarios; the figures mean nothing).
     #[arg(long, conflicts_with = "record")]
     dev: bool,
+    /// The `hotpath` scenario's old side: a directory holding release `sett`,
+    /// `sett-orchestrator`, `sett-cub` and `sett-bench` built from the baseline commit.
+    #[arg(long)]
+    baseline_bin: Option<PathBuf>,
 }
 
 pub(crate) struct Bench {
@@ -211,6 +215,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(unchained) = unchained {
         let engine_ws = workspace(&root, "ledger", ENGINE_YML)?;
         results.insert("ledger".into(), crate::bench_ledger::chain_cost(&b, &unchained, &engine_ws, quick)?);
+    }
+    if wanted("hotpath") {
+        match &args.baseline_bin {
+            Some(base) => {
+                let ws = workspace(&root, "hotpath", ENGINE_YML)?;
+                results.insert("hotpath".into(), crate::bench_hotpath::ab(&b, base, &ws, quick)?);
+            }
+            None if args.only.iter().any(|o| o == "hotpath") => {
+                bail!("--only hotpath needs --baseline-bin DIR (the old release binaries)")
+            }
+            None => {}
+        }
     }
     if wanted("approval") {
         let ws = workspace(&root, "approval", APPROVAL_YML)?;

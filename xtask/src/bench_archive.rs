@@ -19,7 +19,7 @@ const MANUAL: &str = "retention: {archive_after: 0, every: 24h, archive: {dir: .
 const AUTO: &str = "retention: {archive_after: 1s, every: 1s, archive: {dir: .sett/archive}}\n";
 
 /// Redis `used_memory` in bytes.
-fn used_memory(b: &Bench) -> Result<u64> {
+pub(crate) fn used_memory(b: &Bench) -> Result<u64> {
     let info = b.redis_cli(&["INFO", "memory"])?;
     info.lines()
         .find_map(|l| l.strip_prefix("used_memory:"))

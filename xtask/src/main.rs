@@ -13,6 +13,7 @@
 mod bench;
 mod bench_archive;
 mod bench_cluster;
+mod bench_hotpath;
 mod bench_ledger;
 mod bench_notify;
 mod bench_peers;
