@@ -572,7 +572,7 @@ fn command_split(b: &Bench, name: &str, count: u64) -> Result<(f64, f64)> {
     Ok((client as f64 / count as f64, script as f64 / count as f64))
 }
 
-fn proc_cpu_ticks(pid: u64) -> Result<u64> {
+pub(crate) fn proc_cpu_ticks(pid: u64) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may contain spaces): utime is the 14th field.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();

@@ -185,7 +185,14 @@ fn plateau(b: &Bench, ws: &Path, quick: bool, sizes: &Sizes) -> Result<Value> {
         let first_half_max = mem[..half.max(1)].iter().copied().max().unwrap_or(0);
         let second_half_max = mem[half..].iter().copied().max().unwrap_or(0);
         let summary = sett_json(b, ws, name, &["archive"])?;
+        // What is left in Redis: the key count and the largest key of each type (what a
+        // remaining growth would come from).
+        let keys = b.redis_cli(&["DBSIZE"])?.trim().parse::<u64>().unwrap_or(0);
+        let largest: Vec<String> =
+            b.redis_cli(&["--memkeys"])?.lines().filter(|l| l.starts_with("Biggest")).map(str::to_owned).collect();
         Ok(json!({
+            "keys_at_end": keys,
+            "largest_keys_at_end": largest,
             "target_lifecycles": target,
             "lifecycles_run": done,
             "round": round,
@@ -204,30 +211,83 @@ fn plateau(b: &Bench, ws: &Path, quick: bool, sizes: &Sizes) -> Result<Value> {
     measured
 }
 
+/// The pids whose CPU the engine spends: the instance's components (orchestrator, cubs) and
+/// the Redis server.
+fn engine_pids(b: &Bench, name: &str) -> Result<Vec<u64>> {
+    let comps = b.bench_bin(name, &["components"])?;
+    let mut pids: Vec<u64> =
+        comps.as_object().map(|m| m.values().filter_map(|v| v.get("pid")?.as_u64()).collect()).unwrap_or_default();
+    if pids.is_empty() {
+        bail!("no component pids for {name}: {comps}");
+    }
+    let info = b.redis_cli(&["INFO", "server"])?;
+    pids.extend(info.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|p| p.trim().parse::<u64>().ok()));
+    Ok(pids)
+}
+
+fn cpu_ticks(pids: &[u64]) -> Result<u64> {
+    pids.iter().map(|p| crate::bench::proc_cpu_ticks(*p)).sum()
+}
+
 /// Lifecycles/s with the orchestrator archiving (every 1s, `archive_after: 1s`) and without,
-/// alternating on fresh instances so a drift of the machine hits both sides alike.
+/// alternating on fresh instances so a drift of the machine hits both sides alike; and the CPU
+/// time the engine spent per lifecycle on each side (orchestrator, cubs and Redis, utime +
+/// stime, from the rounds' start until 4 s after their end, so the passes that archive the
+/// last round are counted): on a machine others share, CPU time per lifecycle moves far less
+/// than wall-clock throughput, and it counts every pass, including those after the rounds.
 fn engine_cost(b: &Bench, manual: &Path, auto: &Path, count: u64) -> Result<Value> {
     let sides: [(&str, &Path); 2] = [("off", manual), ("on", auto)];
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let hz = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    let mut archived = Vec::new();
     for run in 0..b.runs {
         for (i, (label, ws)) in sides.iter().enumerate() {
             let name = format!("bench-archive-cost-{label}-{run}");
             up(b, ws, &name)?;
-            // Two rounds: the second runs while the first one's workflows are being archived.
-            let r = lifecycles(b, &name, count).and_then(|_| lifecycles(b, &name, count));
+            let measured = (|| -> Result<(f64, f64)> {
+                let pids = engine_pids(b, &name)?;
+                let t0 = cpu_ticks(&pids)?;
+                // Two rounds: the second runs while the first one's workflows are being archived.
+                let r = lifecycles(b, &name, count).and_then(|_| lifecycles(b, &name, count))?;
+                std::thread::sleep(std::time::Duration::from_secs(4));
+                let t1 = cpu_ticks(&pids)?;
+                Ok((r, (t1 - t0) as f64 / hz / (2 * count) as f64 * 1e3))
+            })();
+            if *label == "on" {
+                archived
+                    .push(sett_json(b, ws, &name, &["archive"]).map(|s| s["workflows"].clone()).unwrap_or(Value::Null));
+            }
             let _ = sett_in(b, ws, &name, &["down"]);
-            rates[i].push(r?);
+            let (r, ms) = measured?;
+            rates[i].push(r);
+            cpu[i].push(ms);
+            eprintln!("xtask: archive cost run {run} {label}: {r:.0} lifecycles/s, {ms:.3} CPU ms per lifecycle");
         }
     }
     let off = median(rates[0].clone());
     let on = median(rates[1].clone());
+    let cpu_off = median(cpu[0].clone());
+    let cpu_on = median(cpu[1].clone());
     Ok(json!({
-        "claims_per_run": count,
+        "claims_per_round": count,
+        "rounds_per_run": 2,
         "without_archiving_lifecycles_per_second": off,
         "without_archiving_runs": rates[0],
         "with_archiving_lifecycles_per_second": on,
         "with_archiving_runs": rates[1],
         "cost_fraction": 1.0 - on / off.max(1e-9),
+        "without_archiving_cpu_ms_per_lifecycle": cpu_off,
+        "without_archiving_cpu_runs": cpu[0],
+        "with_archiving_cpu_ms_per_lifecycle": cpu_on,
+        "with_archiving_cpu_runs": cpu[1],
+        "cpu_cost_fraction": cpu_on / cpu_off.max(1e-9) - 1.0,
+        "workflows_archived_per_run": archived,
         "target_max_cost_fraction": 0.10,
     }))
 }

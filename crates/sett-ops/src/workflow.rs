@@ -449,6 +449,27 @@ impl Workflows {
         ended
     }
 
+    /// Drops the workflow of `goal` and what it owns (an archiving pass that keeps its replay
+    /// between passes forgets what it archived); returns whether it was known. Outcomes no
+    /// known workflow owned are dropped too: they concern no workflow a pass can act on.
+    pub fn forget(&mut self, goal: &ArtifactId) -> bool {
+        let Some(wf) = self.flows.remove(goal) else { return false };
+        if !wf.ended() {
+            self.open -= 1;
+        }
+        let ids = wf.artifacts.iter().map(|a| Member::Artifact(*a)).chain(wf.claims.iter().map(|c| Member::Claim(*c)));
+        for id in ids {
+            if let Some(owners) = self.owners.get_mut(&id) {
+                owners.retain(|g| g != goal);
+                if owners.is_empty() {
+                    self.owners.remove(&id);
+                }
+            }
+        }
+        self.orphan_outcomes.clear();
+        true
+    }
+
     /// True when at least one workflow was seen and every known one has ended.
     pub fn all_ended(&self) -> bool {
         let any = !self.flows.is_empty() || !self.orphan_outcomes.is_empty();
@@ -692,6 +713,28 @@ mod tests {
             assert!(ended.is_some(), "goal {g}");
         }
         assert!(all.all_ended());
+    }
+
+    #[test]
+    fn a_forgotten_workflow_owns_nothing_any_more() {
+        let mut all = Workflows::new();
+        all.observe(&artifact("g1", "Standard", &[], None));
+        all.observe(&claim("c1", "g1", None));
+        all.observe(&artifact("o1", "Standard", &[], Some("c1")));
+        all.observe(&artifact("g2", "Standard", &[], None));
+        assert!(all.observe(&artifact("t1", "Terminal", &["o1"], None)).is_some());
+        assert_eq!(all.owners_of(&artifact("x", "Standard", &["o1"], None)), vec![aid("g1")]);
+        assert!(all.forget(&aid("g1")));
+        assert!(!all.forget(&aid("g1")), "forgotten once");
+        assert_eq!(all.len(), 1);
+        // Its ids concern no workflow now; the others are untouched.
+        assert!(all.owners_of(&artifact("x", "Standard", &["o1"], None)).is_empty());
+        assert!(all.owners_of(&claim("c9", "o1", Some("c1"))).is_empty());
+        assert_eq!(all.owners_of(&claim("c2", "g2", None)), vec![aid("g2")]);
+        // The open count follows: forgetting a running workflow leaves every known one ended.
+        assert!(!all.all_ended());
+        assert!(all.forget(&aid("g2")));
+        assert!(all.is_empty());
     }
 
     #[test]

@@ -51,3 +51,4 @@ script!(WORKER_RELEASE, "worker_release.lua");
 script!(WORKER_UPDATE, "worker_update.lua");
 script!(NOTIFY_ENQUEUE, "notify_enqueue.lua");
 script!(NOTIFY_FINISH, "notify_finish.lua");
+script!(ARCHIVE_DELETE, "archive_delete.lua");

@@ -269,29 +269,27 @@ async fn a_lagging_consumer_group_keeps_every_event_until_it_has_read_it() {
     lagger.quit().await;
 }
 
+/// An artifact written straight to the store, derived from `sources`, as `edit` leaves it.
+async fn write(
+    env: &Env,
+    st: StructuralType,
+    payload: String,
+    sources: &[ArtifactId],
+    edit: impl FnOnce(&mut Artifact),
+) -> Artifact {
+    let mut a = Artifact::new_root(new_artifact_id(), st, format!("{st:?}"), payload, "tester", now_ms());
+    a.source_artifacts = sources.to_vec();
+    edit(&mut a);
+    env.store.create_artifact(&a).await.unwrap();
+    a
+}
+
 /// `n` finished workflows written straight to the store (a goal and its Terminal), no daemons.
 async fn direct_workflows(env: &Env, n: usize) -> Vec<ArtifactId> {
     let mut goals = Vec::new();
     for i in 0..n {
-        let goal = Artifact::new_root(
-            new_artifact_id(),
-            StructuralType::Standard,
-            "Goal",
-            format!("goal {i}"),
-            "user",
-            now_ms(),
-        );
-        env.store.create_artifact(&goal).await.unwrap();
-        let mut done = Artifact::new_root(
-            new_artifact_id(),
-            StructuralType::Terminal,
-            "Done",
-            format!("done {i}"),
-            "tester",
-            now_ms(),
-        );
-        done.source_artifacts = vec![goal.id];
-        env.store.create_artifact(&done).await.unwrap();
+        let goal = write(env, StructuralType::Standard, format!("goal {i}"), &[], |_| {}).await;
+        write(env, StructuralType::Terminal, format!("done {i}"), &[goal.id], |_| {}).await;
         goals.push(goal.id);
     }
     goals
@@ -386,6 +384,50 @@ async fn sigkill_at_any_point_of_a_pass_loses_and_duplicates_nothing() {
     let s = sett_ops::archive::summary(&env.store).await.unwrap();
     assert_eq!(s.workflows, all_goals.len() as u64);
     assert_eq!(s.events, 2 * all_goals.len() as u64, "every event archived once");
+}
+
+/// A rework's later version names its thread in the key registry (`index:keys`, so `sett
+/// destroy` reaches it); archiving the workflow empties that thread, and the registry entry
+/// leaves in the same step: a bounded Redis keeps no registry entry per archived rework. A
+/// thread that still holds a live version keeps its entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn archiving_drops_the_key_registry_entries_of_what_it_emptied() {
+    let yml = asker_with_retention("{dir: .sett/archive}");
+    let env = Env::new(&yml, &[]).await;
+    let registry = env.store.keys().key_registry();
+    let members = || -> BTreeSet<String> {
+        env.redis_cli(&["SMEMBERS", &registry]).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+    };
+    // Two workflows, each: goal → draft v1 → draft v2 (a later version: its thread joins the
+    // registry); the first one ends (a Terminal), the second goes on.
+    let mut threads = Vec::new();
+    let mut goals = Vec::new();
+    for i in 0..2 {
+        let goal = write(&env, StructuralType::Standard, format!("goal {i}"), &[], |_| {}).await;
+        let v1 = write(&env, StructuralType::Standard, "v1".into(), &[goal.id], |_| {}).await;
+        let v2 = write(&env, StructuralType::Standard, "v2".into(), &[v1.id], |a| {
+            a.logical_id = v1.logical_id;
+            a.version = 2;
+        })
+        .await;
+        if i == 0 {
+            write(&env, StructuralType::Terminal, "done".into(), &[v2.id], |_| {}).await;
+        }
+        threads.push(format!("thread:{}", v1.logical_id));
+        goals.push(goal.id);
+    }
+    let before = members();
+    assert!(threads.iter().all(|t| before.contains(t)), "later versions register their thread: {before:?}");
+
+    let out = env.ok(&["archive", "--now"]);
+    assert!(out.contains("Archived 1 workflow(s)"), "{out}");
+    assert!(!env.store.artifact_exists(&goals[0]).await.unwrap());
+    assert!(env.store.artifact_exists(&goals[1]).await.unwrap(), "the workflow still running stays");
+    let after = members();
+    assert!(!after.contains(&threads[0]), "the archived rework's thread left the registry: {after:?}");
+    assert!(after.contains(&threads[1]), "a live thread stays registered: {after:?}");
+    assert_eq!(env.redis_cli(&["EXISTS", &env.store.keys().relative(&threads[0])]).trim(), "0");
+    assert!(env.ok(&["verify"]).contains("is intact"));
 }
 
 /// A moto S3 server on a free port, with a bucket; stopped on drop.

@@ -6,26 +6,30 @@
 //!
 //! A pass, one at a time (`archive:lock`), each step safe to repeat:
 //! 1. finish the pass a crash left (`archive:pending`);
-//! 2. replay the live stream to find each workflow, its outcome and when it ended; choose those
-//!    ended longer than `archive_after` ago with nothing open (claim, question, follow-up), and
-//!    the events to archive: from the archive head up to the first event of a workflow that
-//!    stays (so every live workflow keeps all its events) and never past what every consumer
-//!    group has delivered and acknowledged;
+//! 2. replay the live stream after the archive head ([`Replay`]: the orchestrator keeps it
+//!    between passes and reads only what was appended since) to find each workflow, its outcome
+//!    and when it ended; choose those ended longer than `archive_after` ago with nothing open
+//!    (claim, question, follow-up; read [`BATCH`] workflows per pipelined burst), and the events
+//!    to archive: from the archive head up to the first event of a workflow that stays (so every
+//!    live workflow keeps all its events, all of them after the head);
 //! 3. write the plan to `archive:pending`, then the segment; read it back and compare its hash;
 //! 4. record its manifest and the new archive head (one MULTI, the plan moves to `recorded`);
-//! 5. delete each workflow's records (one MULTI per workflow), trim the stream through the archive
-//!    head (never past the groups' floor), clear the plan.
+//! 5. delete the workflows' records ([`BATCH`] workflows per atomic step, with the key-registry
+//!    entries they empty), trim the stream through the archive head (never past what every
+//!    consumer group has delivered and acknowledged), clear the plan.
 //!
 //! A SIGKILL before 4 leaves Redis untouched (the next pass discards the plan and the unrecorded
 //! segment); after 4 the next pass repeats 5 from the recorded segment. Nothing is lost (Redis
 //! keeps every record until a segment holding it was read back) and nothing is archived twice
 //! (a recorded workflow's records are gone from Redis, its events behind the archive head).
+//! A pass stops at [`MAX_WORKFLOWS_PER_PASS`] workflows or [`MAX_EVENTS_PER_PASS`] events (a
+//! segment stays a few MB); the orchestrator then starts the next one at once.
 
 pub mod ledger;
 pub mod objects;
 pub mod segment;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +50,9 @@ pub const MAX_EVENTS_PER_PASS: usize = 100_000;
 const LOCK_TTL: Duration = Duration::from_secs(30);
 /// Events read per page while replaying the stream.
 const PAGE: u64 = 1_000;
+/// Workflows read per pipelined burst while planning, and deleted per atomic step: a few
+/// round trips per hundred workflows, and no single step that holds Redis for long.
+pub const BATCH: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -91,6 +98,8 @@ pub struct PassReport {
     pub held_by: Option<String>,
     /// Whether it finished a pass a crash had left.
     pub resumed: Option<String>,
+    /// It stopped at [`MAX_WORKFLOWS_PER_PASS`] or [`MAX_EVENTS_PER_PASS`] with more to archive.
+    pub capped: bool,
 }
 
 /// The plan of a pass, in `archive:pending` while it runs.
@@ -150,6 +159,16 @@ pub async fn has_archive(store: &Store) -> Result<bool, ArchiveError> {
 /// Runs one archiving pass (see the module doc). `objects` must be the store the instance's
 /// archive is in: the pass records its location in `archive:state`.
 pub async fn run_pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -> Result<PassReport, ArchiveError> {
+    run_pass_with(store, objects, policy, &mut Replay::new()).await
+}
+
+/// [`run_pass`] with the replay of the previous passes of this process (see [`Replay`]).
+pub async fn run_pass_with(
+    store: &Store,
+    objects: &ArchiveObjects,
+    policy: Policy,
+    replay: &mut Replay,
+) -> Result<PassReport, ArchiveError> {
     let holder = Holder {
         run_id: format!("{}-{}-{}", crate::destroy::this_host(), std::process::id(), now_ms()),
         host: crate::destroy::this_host(),
@@ -162,6 +181,8 @@ pub async fn run_pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -
         let dead = serde_json::from_str::<Holder>(&current)
             .is_ok_and(|h| h.host == holder.host && h.pid != holder.pid && !pid_alive(h.pid));
         if !(dead && store.take_over_archive_lock(&current, &value, LOCK_TTL.as_millis() as u64).await?) {
+            // Another process archives: what this one replayed is out of date.
+            *replay = Replay::new();
             return Err(ArchiveError::Busy { holder: current });
         }
     }
@@ -178,8 +199,12 @@ pub async fn run_pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -
         })
     };
     let started = now_ms();
-    let result = pass(store, objects, policy).await;
+    let result = pass(store, objects, policy, replay).await;
     renewer.abort();
+    if result.is_err() {
+        // Whatever the pass did before it failed, the next one starts from what Redis says.
+        *replay = Replay::new();
+    }
     let mut state = vec![("last_run_ms", started.to_string())];
     match &result {
         Ok(r) => {
@@ -205,7 +230,12 @@ fn pid_alive(pid: u32) -> bool {
     !std::path::Path::new("/proc/self").exists() || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-async fn pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -> Result<PassReport, ArchiveError> {
+async fn pass(
+    store: &Store,
+    objects: &ArchiveObjects,
+    policy: Policy,
+    replay: &mut Replay,
+) -> Result<PassReport, ArchiveError> {
     let location = serde_json::to_string(objects.target()).expect("serializable");
     store.set_archive_state(vec![("location", location)]).await?;
     let mut report = PassReport::default();
@@ -213,9 +243,11 @@ async fn pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -> Result
         let plan: Plan = serde_json::from_str(&raw)
             .map_err(|e| StoreError::Decode(format!("the pending archive pass is not a plan ({e}): {raw}")))?;
         report.resumed = Some(plan.manifest.segment.clone());
-        finish(store, objects, plan, &mut report).await?;
+        finish(store, objects, plan, None, &mut report).await?;
     }
-    let Some((plan, lines)) = plan_pass(store, policy, &mut report).await? else {
+    let head = store.archive_head().await?.map(|(_, _, id)| id);
+    replay.catch_up(store, head.as_deref()).await?;
+    let Some((plan, lines)) = plan_pass(store, policy, &mut report, replay).await? else {
         trim(store, &mut report).await?;
         return Ok(report);
     };
@@ -236,15 +268,20 @@ async fn pass(store: &Store, objects: &ArchiveObjects, policy: Policy) -> Result
     store.set_archive_pending(&serde_json::to_string(&plan).expect("serializable")).await?;
     objects.put(&plan.manifest.segment, &bytes).await?;
     drop(bytes);
-    finish(store, objects, plan, &mut report).await?;
+    let archived = plan.manifest.workflows.clone();
+    let new_head = plan.manifest.last_id.clone().or(head);
+    finish(store, objects, plan, Some((header, lines)), &mut report).await?;
+    replay.archived(&archived, new_head);
     Ok(report)
 }
 
-/// Steps 3–5 of a pass for `plan`: read the segment back, record it, delete, trim.
+/// Steps 3–5 of a pass for `plan`: read the segment back, record it, delete, trim. `written`:
+/// the segment as this pass encoded it (a crash's leftover is decoded from what was stored).
 async fn finish(
     store: &Store,
     objects: &ArchiveObjects,
     mut plan: Plan,
+    written: Option<(SegmentHeader, Vec<SegmentLine>)>,
     report: &mut PassReport,
 ) -> Result<(), ArchiveError> {
     let name = plan.manifest.segment.clone();
@@ -266,8 +303,14 @@ async fn finish(
         store.clear_archive_pending().await?;
         return Ok(());
     }
-    let seg = segment::decode(stored.as_deref().unwrap_or_default())
-        .map_err(|problem| ArchiveError::Segment { segment: name.clone(), problem })?;
+    // The stored bytes hash as the plan records, so they are the bytes this pass encoded from
+    // `written` (decoding them again would give back the same lines).
+    let seg = match written {
+        Some((header, lines)) => Segment { header, lines },
+        None => segment::decode(stored.as_deref().unwrap_or_default())
+            .map_err(|problem| ArchiveError::Segment { segment: name.clone(), problem })?,
+    };
+    drop(stored);
     if plan.state == PlanState::Planned {
         plan.state = PlanState::Recorded;
         let m = &plan.manifest;
@@ -284,11 +327,18 @@ async fn finish(
             )
             .await?;
     }
-    for goal in &seg.header.workflows {
-        store.delete_archived(&seg.workflow_records(goal)).await?;
+    let workflows = seg.header.workflows.clone();
+    let mut records = seg.into_workflow_records();
+    for chunk in workflows.chunks(BATCH) {
+        let batch: Vec<&[ArchivedRecord]> =
+            chunk.iter().map(|g| records.get(g.as_str()).map_or(&[][..], Vec::as_slice)).collect();
+        store.delete_archived(&batch).await?;
+        for g in chunk {
+            records.remove(g.as_str());
+        }
     }
     report.segment = Some(name);
-    report.workflows += seg.header.workflows.len() as u64;
+    report.workflows += workflows.len() as u64;
     report.events += plan.manifest.events;
     report.records += plan.manifest.records;
     report.bytes += plan.manifest.bytes;
@@ -320,79 +370,150 @@ async fn trim(store: &Store, report: &mut PassReport) -> Result<(), ArchiveError
     Ok(())
 }
 
-/// Step 2: which workflows and events go into this pass's segment (`None`: nothing to do).
+/// What passes know of the live stream after the archive head: its workflows (membership,
+/// outcome, when each ended) and which workflows each event concerns. Every workflow still in
+/// Redis has all its events after the head (a pass archives events only up to the first event
+/// of a workflow that stays), so the replay never needs what lies before it. The orchestrator
+/// keeps one between its passes: each pass then reads only the events appended since the
+/// previous one, and forgets what it archived. It starts again from the head whenever the head
+/// is not where it left it (another process archived, a crash's pass was finished, a pass
+/// failed).
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// The archive head (stream id) it was built from and left at; `None`: not built.
+    at: Option<Option<String>>,
+    /// The last stream id replayed.
+    cursor: Option<String>,
+    flows: Workflows,
+    /// Each replayed event, in stream order: its id and the goals of the workflows it concerns.
+    owned: VecDeque<((u64, u64), Vec<ArtifactId>)>,
+}
+
+impl Replay {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replays up to the end of the stream, from the archive head `head` (a stream id).
+    async fn catch_up(&mut self, store: &Store, head: Option<&str>) -> Result<(), ArchiveError> {
+        if self.at.as_ref().map(Option::as_deref) != Some(head) {
+            *self = Self { at: Some(head.map(str::to_owned)), cursor: head.map(str::to_owned), ..Self::default() };
+        }
+        loop {
+            let page = store.entries_after(self.cursor.as_deref(), PAGE).await?;
+            let full = page.len() as u64 >= PAGE;
+            for entry in page {
+                let (id, owners) = match entry {
+                    Ok(e) => {
+                        self.flows.observe(&e);
+                        let owners = self.flows.owners_of(&e);
+                        (e.id, owners)
+                    }
+                    // An entry Sett cannot read concerns no workflow it knows of.
+                    Err(m) => (m.id, Vec::new()),
+                };
+                let parsed = sett_store::parse_stream_id(&id)
+                    .ok_or_else(|| StoreError::Decode(format!("the event stream's id {id:?}")))?;
+                self.owned.push_back((parsed, owners));
+                self.cursor = Some(id);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Forgets what a pass archived: `workflows`, and the events up to the new archive head.
+    fn archived(&mut self, workflows: &[String], head: Option<String>) {
+        for g in workflows {
+            if let Ok(g) = g.parse::<ArtifactId>() {
+                self.flows.forget(&g);
+            }
+        }
+        if let Some(h) = head.as_deref().and_then(sett_store::parse_stream_id) {
+            while self.owned.front().is_some_and(|(id, _)| *id <= h) {
+                self.owned.pop_front();
+            }
+        }
+        self.at = Some(head);
+    }
+}
+
+/// Step 2: which workflows and events go into this pass's segment (`None`: nothing to do),
+/// from `replay` (caught up to the end of the stream).
 async fn plan_pass(
     store: &Store,
     policy: Policy,
     report: &mut PassReport,
+    replay: &mut Replay,
 ) -> Result<Option<(Plan, Vec<SegmentLine>)>, ArchiveError> {
     let archived_through = store.archive_head().await?;
-    let head_id = archived_through.as_ref().and_then(|(_, _, id)| sett_store::parse_stream_id(id));
-    // Replay: membership and outcomes from the whole live stream; for the events after the
-    // archive head, who owns each.
-    let mut flows = Workflows::new();
-    let mut owned: Vec<(String, Vec<ArtifactId>)> = Vec::new();
-    let mut pages = store.entry_pages(PAGE);
-    while let Some(page) = pages.next().await? {
-        for entry in page {
-            let (id, owners) = match entry {
-                Ok(e) => {
-                    flows.observe(&e);
-                    (e.id.clone(), flows.owners_of(&e))
-                }
-                // An entry Sett cannot read concerns no workflow it knows of.
-                Err(m) => (m.id, Vec::new()),
-            };
-            if head_id.is_none_or(|h| sett_store::parse_stream_id(&id).is_some_and(|i| i > h)) {
-                owned.push((id, owners));
-            }
-        }
-    }
     let now = now_ms();
     let cutoff = now - policy.archive_after.as_millis() as i64;
     let restored = store.restored_goals().await?;
-    let goals: Vec<ArtifactId> = flows.iter().map(|w| w.goal()).collect();
-    let live: HashSet<ArtifactId> =
-        goals.iter().zip(store.artifacts_exist(&goals).await?).filter(|(_, e)| *e).map(|(g, _)| *g).collect();
+    let goals: Vec<ArtifactId> = replay.flows.iter().map(|w| w.goal()).collect();
+    let mut live: HashSet<ArtifactId> = HashSet::with_capacity(goals.len());
+    for (g, exists) in goals.iter().zip(store.artifacts_exist(&goals).await?) {
+        if exists {
+            live.insert(*g);
+        } else {
+            // Gone from Redis by other means (archived by another process, destroyed).
+            replay.flows.forget(g);
+        }
+    }
+    let flows = &replay.flows;
     let mut due: Vec<(i64, &crate::workflow::Workflow)> = flows
         .iter()
         .filter(|w| live.contains(&w.goal()) && !restored.contains(&w.goal().to_string()))
         .filter_map(|w| w.ended_ms().filter(|t| *t <= cutoff).map(|t| (t, w)))
         .collect();
     due.sort_by_key(|(t, w)| (*t, w.goal()));
-    let (executions, outbox) = store.execution_and_outbox_fields().await?;
+    let (executions, outbox) =
+        if due.is_empty() { Default::default() } else { store.execution_and_outbox_fields().await? };
     let mut chosen: HashSet<ArtifactId> = HashSet::new();
     let mut lines: Vec<SegmentLine> = Vec::new();
     let mut workflows = Vec::new();
-    for (_, w) in due {
-        if workflows.len() >= MAX_WORKFLOWS_PER_PASS {
-            break;
-        }
-        let mut artifacts: Vec<ArtifactId> = w.artifacts().copied().collect();
-        artifacts.sort();
-        let mut claims: Vec<_> = w.claims().copied().collect();
-        claims.sort();
-        let members = WorkflowMembers { goal: w.goal(), artifacts, claims };
-        match store.workflow_snapshot(&members, &executions, &outbox).await? {
-            WorkflowSnapshot::Open(why) => {
-                tracing::debug!(goal = %w.goal(), why, "ended workflow kept: something is open");
-                report.open += 1;
-            }
-            WorkflowSnapshot::Records(records) => {
-                let goal = w.goal().to_string();
-                lines.extend(records.into_iter().map(|record| SegmentLine { workflow: Some(goal.clone()), record }));
-                workflows.push(goal);
-                chosen.insert(w.goal());
+    let mut next = 0;
+    while next < due.len() && workflows.len() < MAX_WORKFLOWS_PER_PASS {
+        let n = BATCH.min(MAX_WORKFLOWS_PER_PASS - workflows.len()).min(due.len() - next);
+        let batch = &due[next..next + n];
+        next += n;
+        let members: Vec<WorkflowMembers> = batch
+            .iter()
+            .map(|(_, w)| {
+                let mut artifacts: Vec<ArtifactId> = w.artifacts().copied().collect();
+                artifacts.sort();
+                let mut claims: Vec<_> = w.claims().copied().collect();
+                claims.sort();
+                WorkflowMembers { goal: w.goal(), artifacts, claims }
+            })
+            .collect();
+        let snapshots = store.workflow_snapshots(&members, &executions, &outbox).await?;
+        for (m, snapshot) in members.into_iter().zip(snapshots) {
+            match snapshot {
+                WorkflowSnapshot::Open(why) => {
+                    tracing::debug!(goal = %m.goal, why, "ended workflow kept: something is open");
+                    report.open += 1;
+                }
+                WorkflowSnapshot::Records(records) => {
+                    let goal = m.goal.to_string();
+                    lines
+                        .extend(records.into_iter().map(|record| SegmentLine { workflow: Some(goal.clone()), record }));
+                    workflows.push(goal);
+                    chosen.insert(m.goal);
+                }
             }
         }
     }
     // Events: from the archive head up to the first one of a workflow that stays in Redis.
     let stays = |g: &ArtifactId| live.contains(g) && !chosen.contains(g);
+    let owned = &replay.owned;
     let cut = owned
         .iter()
         .take(MAX_EVENTS_PER_PASS)
         .position(|(_, owners)| owners.iter().any(stays))
         .unwrap_or(owned.len().min(MAX_EVENTS_PER_PASS));
+    report.capped = next < due.len() || (cut == MAX_EVENTS_PER_PASS && owned.len() > cut);
     // Consumer groups do not bound what is archived, only what is trimmed (`trim`): an archived
     // event a group has not delivered yet stays in the stream until it has.
     if workflows.is_empty() && cut == 0 {
@@ -400,7 +521,8 @@ async fn plan_pass(
     }
     let mut events: Vec<(String, BTreeMap<String, String>)> = Vec::with_capacity(cut);
     if cut > 0 {
-        let last_id = owned[cut - 1].0.clone();
+        let (ms, seq) = owned[cut - 1].0;
+        let last_id = format!("{ms}-{seq}");
         let mut after = archived_through.as_ref().map(|(_, _, id)| id.clone());
         'read: loop {
             let page = store.raw_events_after(after.as_deref(), PAGE).await?;
@@ -680,8 +802,10 @@ pub async fn summary(store: &Store) -> Result<Summary, ArchiveError> {
 }
 
 /// `retention:` in the orchestrator: once it holds the instance lock (`ready`), a pass every
-/// `every` until `stop`. A failed pass is logged, recorded in `archive:state` (`sett status`
-/// shows it) and retried at the next tick; Redis keeps everything meanwhile.
+/// `every` until `stop`, and the next one at once when a pass stopped at its cap with more to
+/// archive. The passes share one [`Replay`], so each reads only the events appended since the
+/// last. A failed pass is logged, recorded in `archive:state` (`sett status` shows it) and
+/// retried at the next tick; Redis keeps everything meanwhile.
 pub async fn archive_periodically(
     store: Store,
     objects: ArchiveObjects,
@@ -692,16 +816,25 @@ pub async fn archive_periodically(
 ) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut replay = Replay::new();
+    let mut again = false;
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
+        if again {
+            if stop.is_cancelled() {
+                return;
+            }
+        } else {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
         }
+        again = false;
         if !ready.load(std::sync::atomic::Ordering::SeqCst) {
             continue;
         }
         let started = std::time::Instant::now();
-        match run_pass(&store, &objects, policy).await {
+        match run_pass_with(&store, &objects, policy, &mut replay).await {
             Ok(r) => {
                 metrics::counter!(sett_core::metrics::ARCHIVE_RUNS, "result" => "ok").increment(1);
                 metrics::counter!(sett_core::metrics::ARCHIVE_WORKFLOWS).increment(r.workflows);
@@ -709,8 +842,9 @@ pub async fn archive_periodically(
                 metrics::counter!(sett_core::metrics::ARCHIVE_TRIMMED).increment(r.trimmed);
                 metrics::gauge!(sett_core::metrics::ARCHIVE_LAST_SUCCESS).set(now_ms() as f64 / 1000.0);
                 if r.segment.is_some() || r.trimmed > 0 {
-                    tracing::info!(segment = ?r.segment, workflows = r.workflows, events = r.events, bytes = r.bytes, trimmed = r.trimmed, held_by = ?r.held_by, seconds = started.elapsed().as_secs_f64(), "archived");
+                    tracing::info!(segment = ?r.segment, workflows = r.workflows, events = r.events, bytes = r.bytes, trimmed = r.trimmed, held_by = ?r.held_by, capped = r.capped, seconds = started.elapsed().as_secs_f64(), "archived");
                 }
+                again = r.capped;
             }
             Err(ArchiveError::Busy { holder }) => {
                 tracing::info!(holder, "another archiving pass runs; next try at the next interval");

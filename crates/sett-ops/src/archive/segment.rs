@@ -66,6 +66,18 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// Every workflow's records by goal, each in the order they were archived, in one walk
+    /// over the lines (events, which belong to no workflow, are left out).
+    pub fn into_workflow_records(self) -> std::collections::HashMap<String, Vec<ArchivedRecord>> {
+        let mut by: std::collections::HashMap<String, Vec<ArchivedRecord>> = std::collections::HashMap::new();
+        for l in self.lines {
+            if let Some(w) = l.workflow {
+                by.entry(w).or_default().push(l.record);
+            }
+        }
+        by
+    }
+
     /// The records of one workflow, in the order they were archived.
     pub fn workflow_records(&self, goal: &str) -> Vec<ArchivedRecord> {
         self.lines.iter().filter(|l| l.workflow.as_deref() == Some(goal)).map(|l| l.record.clone()).collect()
