@@ -3,7 +3,7 @@
 //! server (`html`, `graph`; escaped by default) by the page handlers (`pages`); the JSON API is
 //! `api` and `actions`; data comes from the blackboard (`data`); access is by token (`auth`,
 //! `access`, `csrf`), and pages follow the ledger live over server-sent events (`live`). The
-//! service takes a bound listener and a shutdown token, so tests bind port 0. It never
+//! service takes a bound listener and a shutdown future, so tests bind port 0. It never
 //! destroys, stops or imports anything.
 
 mod access;
@@ -63,10 +63,25 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Serves the console on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, redis: Redis, config: Config, shutdown: CancellationToken) {
-    let app = Arc::new(app::App::new(redis, config, shutdown.clone()));
-    let watch = tokio::spawn(ledger::watch(app.clone(), shutdown.clone()));
-    routes::serve(listener, app, shutdown).await;
+/// Serves the console on `listener` until `shutdown` completes (the CLI: a signal; tests: a
+/// token's `cancelled_owned()`), then lets open requests finish for a moment; event streams end
+/// at once.
+pub async fn serve(
+    listener: TcpListener,
+    redis: Redis,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    // One token inside: the event hubs, the live streams and the ledger watch stop with it.
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let app = Arc::new(app::App::new(redis, config, stop.clone()));
+    let watch = tokio::spawn(ledger::watch(app.clone(), stop.clone()));
+    routes::serve(listener, app, stop).await;
     watch.abort();
+    signal.abort();
 }

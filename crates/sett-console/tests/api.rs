@@ -140,7 +140,7 @@ async fn console_with(adjust: impl FnOnce(Config) -> Config) -> Console {
     let addr = listener.local_addr().unwrap().to_string();
     let stop = CancellationToken::new();
     let config = adjust(Config::new(Some(vec![name]), users));
-    tokio::spawn(sett_console::serve(listener, redis, config, stop.clone()));
+    tokio::spawn(sett_console::serve(listener, redis, config, stop.clone().cancelled_owned()));
     Console { addr, store, stop }
 }
 

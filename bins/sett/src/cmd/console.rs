@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use sett_console::auth::Role;
 use sett_console::{Config, Users, random_token};
 use sett_core::InstanceName;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ConsoleArgs, LogFormat};
 use crate::ctx::{Ctx, usage};
@@ -67,16 +66,14 @@ pub(crate) async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<ExitCode> {
         };
         eprintln!("Sett console on http://{addr}/ ({may}). Stop with Ctrl-C.");
     }
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    // Ctrl-C or SIGTERM stops the console.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
         }
-        stop.cancel();
-    });
+    };
     let instances = (!names.is_empty()).then_some(names);
     // The console's own metrics (requests, refusals, answers, event streams) on GET /metrics.
     let metrics = sett_daemon::telemetry::install_metrics().ok();
