@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 use sett_core::event::{Event, EventKind};
 use sett_core::{Artifact, ArtifactId, Claim, InstanceName, StructuralType};
 use sett_store::{Redis, Store};
+use sett_testkit::Probe;
+
+/// How long [`Env::eventually`] waits: the daemons of a test converge in seconds; a minute
+/// leaves room for a loaded CI machine.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// Where the built binaries are: `$SETT_BIN_DIR`, else the target directory of this test.
 pub fn bin_dir() -> PathBuf {
@@ -412,6 +417,16 @@ impl Env {
         seen
     }
 
+    /// Probes until `probe` holds (`true`, `Some`, `Ok`; see [`sett_testkit::eventually`]),
+    /// bounded by [`WAIT_LIMIT`]; on timeout fails naming `what`, the last probe's observation
+    /// and the daemons' logs.
+    pub async fn eventually<P: Probe>(&self, what: &str, probe: impl AsyncFnMut() -> P) -> P::Ready {
+        match sett_testkit::try_eventually(WAIT_LIMIT, what, probe).await {
+            Ok(ready) => ready,
+            Err(timed_out) => panic!("{timed_out}\n{}", self.logs()),
+        }
+    }
+
     /// Waits until `n` Terminal artifacts exist.
     pub async fn wait_terminals(&self, n: usize, limit: Duration) -> Vec<Artifact> {
         self.wait_for(limit, &format!("{n} Terminal artifact(s)"), |a| {
@@ -459,21 +474,34 @@ pub fn write_script(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// A `sett.yml` (bid timeout 10 s) whose agents are `name => (script, bidding_strategy)`: each
+/// runs `./<script>` from the workspace. A macro, so teams stay `&'static str` constants.
+#[macro_export]
+macro_rules! team_yml {
+    ($($name:literal => ($script:literal, $strategy:literal)),+ $(,)?) => {
+        concat!(
+            "\nversion: \"1.0\"\norchestrator: {bid_timeout: 10s}\nagents:\n",
+            $("  ", $name, ":\n    command: [\"./", $script, "\"]\n    bidding_strategy: ", $strategy, "\n"),+
+        )
+    };
+}
+
 /// A team that drafts and finishes: `Writer` drafts the goal (a `Draft`), `Finisher` ends the
 /// workflow on a draft with a Terminal saying which draft it finished (run it with
 /// [`DRAFT_WRITER`] as `writer.sh` and [`DRAFT_FINISHER`] as `finisher.sh`). Forking the draft
 /// gives a branch with its own Terminal.
-pub const DRAFTING_YML: &str = r#"
-version: "1.0"
-orchestrator: {bid_timeout: 10s}
-agents:
-  Writer:
-    command: ["./writer.sh"]
-    bidding_strategy: {type: exclusive, target_types: ["GoalDefined"]}
-  Finisher:
-    command: ["./finisher.sh"]
-    bidding_strategy: {type: exclusive, target_types: ["Draft"]}
-"#;
+pub const DRAFTING_YML: &str = drafting_yml!("Writer" => "writer.sh");
+
+/// [`DRAFTING_YML`] with another agent (running `./<script>`) taking the goals.
+#[macro_export]
+macro_rules! drafting_yml {
+    ($first:literal => $script:literal) => {
+        $crate::team_yml!(
+            $first => ($script, "{type: exclusive, target_types: [\"GoalDefined\"]}"),
+            "Finisher" => ("finisher.sh", "{type: exclusive, target_types: [\"Draft\"]}"),
+        )
+    };
+}
 
 /// The tool of [`DRAFTING_YML`]'s `Writer`: "draft of <goal>".
 pub const DRAFT_WRITER: &str = r#"#!/usr/bin/env bash
@@ -486,14 +514,7 @@ jq '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: ("fin
 "#;
 
 /// A team of one agent, `Asker`, that takes every goal (run it with [`asker_script`] as `asker.sh`).
-pub const ASKER_YML: &str = r#"
-version: "1.0"
-orchestrator: {bid_timeout: 10s}
-agents:
-  Asker:
-    command: ["./asker.sh"]
-    bidding_strategy: exclusive
-"#;
+pub const ASKER_YML: &str = team_yml!("Asker" => ("asker.sh", "exclusive"));
 
 /// The tool of an agent that asks `question` once, then ends the workflow with a Terminal `Done`
 /// whose payload is the answer. The question reaches jq as an argument, so any text works.

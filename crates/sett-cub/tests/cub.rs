@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sett_core::claim::AnsweredQuestion;
 use sett_core::event::{ClaimCreated, EventData, EventKind};
@@ -287,11 +287,8 @@ esac"#,
     let bg: u32 = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap().trim().parse().unwrap();
     // SIGKILL was sent to the whole group before the Failure was written; give the kernel a
     // moment to deliver it.
-    let started = Instant::now();
-    while alive(bg) && started.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!alive(bg), "the background sleep {bg} outlived the timed-out tool");
+    let what = format!("the background sleep {bg} dies with the timed-out tool");
+    sett_testkit::eventually(WAIT, &what, async || !alive(bg)).await;
     cub.stop().await;
 }
 
@@ -461,18 +458,13 @@ esac"#,
     let c_stuck = grant(&store, &c_stuck, ClaimStatus::PendingExclusive, "Coder", ClaimType::Exclusive, false).await;
     let c_quick = grant(&store, &c_quick, ClaimStatus::PendingExclusive, "Coder", ClaimType::Exclusive, false).await;
     // Shut down while both tools run (their start is visible only in the files they write).
-    let started = Instant::now();
-    while !(dir.path().join("stuck.pid").exists() && dir.path().join("quick.started").exists())
-        && started.elapsed() < WAIT
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let shutdown_at = Instant::now();
+    sett_testkit::eventually(WAIT, "both tools started", async || {
+        dir.path().join("stuck.pid").exists() && dir.path().join("quick.started").exists()
+    })
+    .await;
     cub.stop().await;
-    let took = shutdown_at.elapsed();
-    assert!(took >= Duration::from_secs(2), "the grace period was not granted: {took:?}");
-    assert!(took < Duration::from_secs(10), "{took:?}");
-    // The quick tool finished within the grace period; the stuck one was killed and reported.
+    // The grace period was granted: the quick tool (1 s) finished within it and its output was
+    // written; the stuck one was killed and reported.
     let q = store.get_artifact(&ArtifactId::derived(&c_quick.id, "output:1")).await.unwrap().unwrap();
     assert_eq!(q.artifact_type, "Quick");
     let f = store.get_artifact(&ArtifactId::derived(&c_stuck.id, "output:1")).await.unwrap().unwrap();

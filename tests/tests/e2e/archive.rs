@@ -58,11 +58,8 @@ async fn settled(env: &Env, goals: &[ArtifactId]) {
         e.kind() == EventKind::ClaimCompleted && e.data.artifact_id().is_some_and(|a| goals.contains(&a))
     })
     .await;
-    let until = Instant::now() + MINUTE;
-    while !env.store.execution_and_outbox_fields().await.unwrap().1.is_empty() {
-        assert!(Instant::now() < until, "the outbox never emptied");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.eventually("the outbox is empty", async || env.store.execution_and_outbox_fields().await.unwrap().1.is_empty())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,12 +96,15 @@ async fn archive_then_restore_gives_back_the_records_and_verify_spans_archive_an
     assert_eq!(files.len(), 1, "one segment: {files:?}");
 
     // The stream is trimmed once the groups have delivered and acknowledged what was archived.
-    let until = Instant::now() + MINUTE;
-    while first_live_seq(&env).await.is_none_or(|s| s == 1) {
-        assert!(Instant::now() < until, "the stream was never trimmed: {}", env.ok(&["archive"]));
-        env.ok(&["archive", "--now"]);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    env.eventually("an archiving pass trims the stream", async || {
+        let first = first_live_seq(&env).await;
+        if first.is_none_or(|s| s == 1) {
+            env.ok(&["archive", "--now"]);
+            return Err(first);
+        }
+        Ok(())
+    })
+    .await;
 
     // Verify walks archive + stream as one chain.
     let v = env.ok(&["verify"]);

@@ -15,7 +15,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sett_core::event::{EventData, EventKind};
 use sett_core::{ArtifactId, StructuralType};
@@ -51,12 +51,6 @@ budgets:
   on_exhausted: ask
   ask_timeout: 1h
 "#;
-
-fn redis_cli(env: &Env, args: &[&str]) -> String {
-    let out = Command::new("redis-cli").args(["-u", &env.redis_url]).args(args).output().expect("redis-cli");
-    assert!(out.status.success(), "redis-cli {args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
-}
 
 /// The budget decisions in the ledger, in order: (decision, operator).
 async fn decisions(env: &Env) -> Vec<(String, String)> {
@@ -158,15 +152,15 @@ async fn a_budget_reached_mid_workflow_stops_grants_asks_continues_when_raised_a
         })
         .unwrap();
     let key = format!("sett:{{{}}}:actions", env.name);
-    let record = redis_cli(&env, &["HGET", &key, &raised.action_id]);
+    let record = env.redis_cli(&["HGET", &key, &raised.action_id]);
     assert!(record.contains("0.45 USD"), "{record}");
-    redis_cli(&env, &["HSET", &key, &raised.action_id, &record.trim().replace("0.45 USD", "45 USD")]);
+    env.redis_cli(&["HSET", &key, &raised.action_id, &record.trim().replace("0.45 USD", "45 USD")]);
     let out = env.run(&["verify", "-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["breach"]["record"].as_str().unwrap().contains("budget_decided action"), "{v:#}");
     assert!(v["breach"]["problem"].as_str().unwrap().contains("reason changed"), "{v:#}");
-    redis_cli(&env, &["HSET", &key, &raised.action_id, record.trim()]);
+    env.redis_cli(&["HSET", &key, &raised.action_id, record.trim()]);
     assert!(env.run(&["verify"]).status.success());
     env.down();
 }
@@ -187,41 +181,28 @@ async fn verify_with_records(env: &Env) {
     }
 }
 
-/// Waits (bounded by [`LIMIT`]) until `path` exists: a tool's marker, written by its process.
-fn wait_file(env: &Env, path: &Path) {
-    let until = Instant::now() + LIMIT;
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared\n{}", path.display(), env.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits until `path` exists: a tool's marker, written by its process.
+async fn wait_file(env: &Env, path: &Path) {
+    env.eventually(&format!("{} exists", path.display()), async || path.exists()).await;
 }
 
-/// Polls (bounded by [`LIMIT`]) until exactly `n` claims are held by a pause: the engine
-/// tried to grant them and the store refused.
+/// Waits until exactly `n` claims are held by a pause: the engine tried to grant them and the
+/// store refused.
 async fn wait_held(env: &Env, n: usize) {
-    let until = Instant::now() + LIMIT;
-    loop {
+    env.eventually(&format!("{n} claims are held"), async || {
         let held = env.store.held_claims().await.unwrap();
-        if held.len() == n {
-            return;
-        }
-        assert!(Instant::now() < until, "{} claims held, not {n}: {held:?}\n{}", held.len(), env.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if held.len() == n { Ok(()) } else { Err(held) }
+    })
+    .await;
 }
 
-/// Polls (bounded by [`LIMIT`]) until the orchestrator's metrics contain `line`.
+/// Waits until the orchestrator's metrics contain `line`.
 async fn wait_metric(env: &Env, line: &str) {
-    let until = Instant::now() + LIMIT;
-    loop {
-        if let Some(addr) = env.addr_of("orchestrator").await
-            && http_get(&addr, "/metrics").is_ok_and(|(_, body)| body.lines().any(|l| l == line))
-        {
-            return;
-        }
-        assert!(Instant::now() < until, "the metrics never showed {line:?}\n{}", env.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.eventually(&format!("the metrics show {line:?}"), async || {
+        let addr = env.addr_of("orchestrator").await?;
+        http_get(&addr, "/metrics").ok().filter(|(_, body)| body.lines().any(|l| l == line))
+    })
+    .await;
 }
 
 /// An instance of `yml` with the stepper, running one workflow from step 0.
@@ -321,7 +302,7 @@ budgets:
     env.up();
     let goal = env.forage("three parts at once");
     for agent in ["Alpha", "Beta", "Gamma"] {
-        wait_file(&env, &gate.path().join(format!("started-{agent}")));
+        wait_file(&env, &gate.path().join(format!("started-{agent}"))).await;
     }
     assert_eq!(grants(&env).await, 3, "the three parallel grants");
 
@@ -487,7 +468,7 @@ async fn the_budget_watch_recovers_across_orchestrator_restarts_without_granting
 
     // The third run reaches the budget while the orchestrator is down: started again, it knows
     // what was spent before it judges that output, so the next step is held, never granted.
-    wait_file(&env, &gate.path().join("started-2"));
+    wait_file(&env, &gate.path().join("started-2")).await;
     let pid = env.pid_of("orchestrator").await.expect("the orchestrator runs");
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     assert!(sett_runtime::wait_gone(pid, LIMIT));
@@ -510,7 +491,7 @@ async fn the_budget_watch_recovers_across_orchestrator_restarts_without_granting
     // Continue with 0.45 USD: it goes on. Killed again while the fourth step runs (0.4 spent, below
     // the raised budget): started again, it does not take the old budget for reached.
     env.ok(&["answer", &question, "--json", r#"{"decision": "continue", "cost": "0.45"}"#]);
-    wait_file(&env, &gate.path().join("started-4"));
+    wait_file(&env, &gate.path().join("started-4")).await;
     restart_orchestrator(&mut env).await;
     wait_metric(&env, "sett_budgets_exhausted 0").await;
     std::fs::write(gate.path().join("release-4"), "").unwrap();

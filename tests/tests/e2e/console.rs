@@ -449,11 +449,7 @@ agents:
     let mut env = Env::new(&yml, &[("long.sh", LONG_TOOL)]).await;
     env.up();
     let goal = env.forage("Run for a long time");
-    let until = std::time::Instant::now() + MINUTE;
-    while !mark.exists() {
-        assert!(std::time::Instant::now() < until, "the tool never started\n{}", env.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    env.eventually("the tool started", async || mark.exists()).await;
     let users = marks.path().join("users.txt");
     std::fs::write(
         &users,

@@ -8,7 +8,7 @@
 //! testcontainers-modules, with its port published on the host: the test reaches it on loopback, the instance's containers through the
 //! Docker host gateway (the loopback URL rewritten by the runtime).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sett_core::event::EventKind;
 use sett_core::{ArtifactId, ClaimStatus, StructuralType};
@@ -153,10 +153,9 @@ impl DockerEnv {
     /// Waits until a claim granted to `agent` has started its tool (the tool touches `marker`).
     async fn wait_marker(&self, marker: &str, limit: Duration) {
         let path = self.path().join(marker);
-        let until = Instant::now() + limit;
-        while !path.exists() {
-            assert!(Instant::now() < until, "{marker} never appeared\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match sett_testkit::try_eventually(limit, &format!("{marker} appears"), async || path.exists()).await {
+            Ok(()) => {}
+            Err(timed_out) => panic!("{timed_out}\n{}", self.logs()),
         }
     }
 }
@@ -304,15 +303,11 @@ jq -n --arg g "$(jq -r .target_artifact.payload <<<"$input")" '{structural_type:
     let launched = events.iter().filter(|e| e.kind() == EventKind::WorkerLaunched).count();
     assert_eq!(launched, 5);
     // Every worker container is removed once its work is done.
-    let until = Instant::now() + MINUTE;
-    loop {
+    env.eventually("every worker container is removed", async || {
         let left = env.rt.containers(Some("worker")).await.unwrap();
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < until, "worker containers left: {left:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if left.is_empty() { Ok(()) } else { Err(left) }
+    })
+    .await;
     env.down();
     env.assert_nothing_left().await;
 }
@@ -439,22 +434,11 @@ jq -n '{structural_type: "Terminal", artifact_type: "Done", artifact_payload: "t
     env.ok(&["cancel", &goal.to_string(), "--reason", "stop the container"]);
     // The container's state as Docker reports it: not running, or removed. The bound is a
     // safety net for a hung test, not a measure of promptness (steer.rs measures that).
-    let until = Instant::now() + MINUTE;
-    loop {
+    env.eventually(&format!("the worker container {} stops", worker.name), async || {
         let now = env.rt.containers(Some("worker")).await.unwrap();
-        match now.iter().find(|c| c.id == worker.id) {
-            None => break,
-            Some(c) if !c.running => break,
-            Some(_) => {}
-        }
-        assert!(
-            Instant::now() < until,
-            "the worker container {} still runs after the cancel\n{}",
-            worker.name,
-            env.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        now.iter().find(|c| c.id == worker.id).is_none_or(|c| !c.running)
+    })
+    .await;
     // Docker's own view agrees: `docker ps` lists no running container of the claim.
     let ps = std::process::Command::new("docker")
         .args(["ps", "-q", "--filter", &format!("label=sett.claim={}", claim.id)])

@@ -4,17 +4,15 @@
 //! catches an edited operator), with a question open (a late answer is told who cancelled), and
 //! racing the workflow's own completion (exactly one outcome).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sett_core::event::{EventData, EventKind};
 use sett_core::{ArtifactId, StructuralType};
 use sett_e2e::receiver::Receiver;
 use sett_e2e::{Env, asker_script, text};
-use sett_store::DeliveryStatus;
+use sett_store::{DeliveryRecord, DeliveryStatus};
 
 const LIMIT: Duration = Duration::from_secs(30);
-/// The cub's SIGTERM → SIGKILL grace for a stopped tool (`sett_cub` process.rs `STOP_GRACE`).
-const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// A tool that ignores SIGTERM (so only the SIGKILL after the grace ends it), starts a child
 /// that would outlive it, records both pids, and would then write a Terminal after 5 minutes.
@@ -50,19 +48,23 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-/// Polls (bounded by [`LIMIT`]) until `path` holds two pids.
-fn read_pids(path: &std::path::Path, env: &Env) -> (u32, u32) {
-    let until = Instant::now() + LIMIT;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            let pids: Vec<u32> = s.split_whitespace().filter_map(|p| p.parse().ok()).collect();
-            if let [a, b] = pids[..] {
-                return (a, b);
-            }
-        }
-        assert!(Instant::now() < until, "the tool never started\n{}", env.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits until `path` holds two pids.
+async fn read_pids(path: &std::path::Path, env: &Env) -> (u32, u32) {
+    env.eventually("the tool wrote its pids", async || {
+        let s = std::fs::read_to_string(path).ok()?;
+        let pids: Vec<u32> = s.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        if let [a, b] = pids[..] { Some((a, b)) } else { None }
+    })
+    .await
+}
+
+/// Waits until every webhook delivery is settled (none pending); returns them.
+async fn settled_deliveries(env: &Env) -> std::collections::HashMap<String, DeliveryRecord> {
+    env.eventually("every delivery is settled", async || {
+        let d = env.store.notify_deliveries().await.unwrap();
+        if !d.is_empty() && d.values().all(|r| r.status != DeliveryStatus::Pending) { Ok(d) } else { Err(d) }
+    })
+    .await
 }
 
 fn verify_ok(env: &Env) {
@@ -83,28 +85,20 @@ async fn cancel_stops_a_running_tool_and_its_children_ends_every_claim_and_notif
     let mut env = Env::new(&yml, &[("stubborn.sh", STUBBORN)]).await;
     env.up();
     let goal = env.forage("Run for a long time");
-    let (leader, child) = read_pids(&pids_file, &env);
+    let (leader, child) = read_pids(&pids_file, &env).await;
     assert!(alive(leader) && alive(child));
 
     // By a short id of the goal, as an operator would type it.
     let short = goal.to_string()[..13].to_owned();
-    let cancelled_at = Instant::now();
     let out = env.ok(&["cancel", &short, "--reason", "wrong goal", "-o", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["goal_id"], goal.to_string().as_str());
     assert_eq!(doc["operator"], "test-operator");
     assert_eq!(doc["claims"].as_array().unwrap().len(), 1, "{doc}");
 
-    // The tool ignores SIGTERM: its whole group is killed once the grace has passed.
-    let bound = STOP_GRACE + Duration::from_secs(1);
-    while alive(leader) || alive(child) {
-        assert!(
-            cancelled_at.elapsed() < bound,
-            "the tool (pid {leader}) or its child (pid {child}) still runs {bound:?} after the cancellation\n{}",
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The tool ignores SIGTERM and would run for 5 minutes: its whole group is killed once the
+    // grace has passed.
+    env.eventually("the tool and its child are killed", async || !alive(leader) && !alive(child)).await;
 
     // Exactly one webhook, the cancellation.
     let mut others = Vec::new();
@@ -114,16 +108,8 @@ async fn cancel_stops_a_running_tool_and_its_children_ends_every_claim_and_notif
     assert_eq!(w["goal_id"], goal.to_string().as_str());
     assert_eq!(w["cancelled_by"], "test-operator");
     assert_eq!(w["reason"], "wrong goal");
-    let until = Instant::now() + LIMIT;
-    loop {
-        let d = env.store.notify_deliveries().await.unwrap();
-        if !d.is_empty() && d.values().all(|r| r.status != DeliveryStatus::Pending) {
-            assert_eq!(d.len(), 1, "{d:?}");
-            break;
-        }
-        assert!(Instant::now() < until, "deliveries still pending: {d:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let d = settled_deliveries(&env).await;
+    assert_eq!(d.len(), 1, "{d:?}");
 
     // No claim stays open; the tool's grant wrote nothing; the outcome is the cancellation.
     let claims = env.claims().await;
@@ -234,19 +220,10 @@ async fn cancel_stops_a_controller_agents_worker() {
     let mut env = Env::new(&yml, &[("stubborn.sh", STUBBORN)]).await;
     env.up();
     let goal = env.forage("Run in a worker");
-    let (leader, child) = read_pids(&pids_file, &env);
-    let cancelled_at = Instant::now();
+    let (leader, child) = read_pids(&pids_file, &env).await;
     env.ok(&["cancel", &goal.to_string()]);
-    // A worker reads no event stream: it notices within its 500 ms poll, then gives the grace.
-    let bound = STOP_GRACE + Duration::from_millis(1_500);
-    while alive(leader) || alive(child) {
-        assert!(
-            cancelled_at.elapsed() < bound,
-            "the worker's tool still runs {bound:?} after the cancellation\n{}",
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // A worker reads no event stream: it notices by polling, then gives the grace.
+    env.eventually("the worker's tool and its child are killed", async || !alive(leader) && !alive(child)).await;
     let exited = env.wait_events(LIMIT, "worker_exited", 1, |e| e.kind() == EventKind::WorkerExited).await;
     assert!(matches!(&exited[0].data, EventData::WorkerExited(w) if w.success), "{exited:?}");
     let claims = env.claims().await;
@@ -268,7 +245,7 @@ async fn an_output_written_after_the_cancellation_is_recorded_late_and_acted_on_
     let mut env = Env::new(&yml, &[("stubborn.sh", STUBBORN)]).await;
     env.up();
     let goal = env.forage("Write something");
-    read_pids(&pids_file, &env);
+    read_pids(&pids_file, &env).await;
     env.ok(&["cancel", &goal.to_string()]);
     let claim = env.claims().await.into_iter().find(|c| c.artifact_id == goal).unwrap();
 
@@ -288,16 +265,8 @@ async fn an_output_written_after_the_cancellation_is_recorded_late_and_acted_on_
     let trail = env.run(&["watch", "--since", "1h", "--exit-on-completion", "--timeout", "10s"]);
     assert!(text(&trail.stderr).contains("cancelled by test-operator"), "{}", text(&trail.stderr));
     assert!(text(&trail.stdout).contains("arrived after goal"), "{}", text(&trail.stdout));
-    let until = Instant::now() + LIMIT;
-    loop {
-        let d = env.store.notify_deliveries().await.unwrap();
-        if !d.is_empty() && d.values().all(|r| r.status != DeliveryStatus::Pending) {
-            assert_eq!(d.len(), 1, "only the cancellation is notified: {d:?}");
-            break;
-        }
-        assert!(Instant::now() < until, "deliveries still pending: {d:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let d = settled_deliveries(&env).await;
+    assert_eq!(d.len(), 1, "only the cancellation is notified: {d:?}");
     assert!(others.is_empty() && hook.drain().is_empty(), "unexpected requests: {others:?}");
     assert_eq!(env.claims().await.len(), 1, "no claim for anything of a cancelled workflow");
     verify_ok(&env);
@@ -312,15 +281,6 @@ agents:
     command: ["./asker.sh"]
     bidding_strategy: exclusive
 "#;
-
-/// Polls (bounded by [`LIMIT`]) until `done` holds.
-async fn until(env: &Env, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let until = Instant::now() + LIMIT;
-    while !done().await {
-        assert!(Instant::now() < until, "timed out waiting until {what}\n{}", env.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it_is_resumed() {
@@ -346,7 +306,7 @@ async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it
     // the deadline index instead of failing it.
     let deadlines = format!("sett:{{{}}}:index:deadlines", env.name);
     let question_deadline = claim1.open_questions[&question].deadline_ms.unwrap();
-    until(&env, "the question's deadline passed and was set aside", async || {
+    env.eventually("the question's deadline passed and was set aside", async || {
         sett_store::now_ms() > question_deadline
             && env.redis_cli(&["ZSCORE", &deadlines, &claim1.id.to_string()]).trim().is_empty()
     })
@@ -355,7 +315,7 @@ async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it
     // A goal foraged while paused gets its claim and its bid, and no grant.
     let held = format!("sett:{{{}}}:held", env.name);
     let second = env.forage("Second service");
-    until(&env, "the second goal's claim is held with its bid", async || {
+    env.eventually("the second goal's claim is held with its bid", async || {
         let Some(c) = env.claims().await.into_iter().find(|c| c.artifact_id == second) else { return false };
         !env.store.bids(&c.id).await.unwrap().is_empty()
             && !env.redis_cli(&["ZSCORE", &held, &c.id.to_string()]).trim().is_empty()
@@ -363,7 +323,7 @@ async fn a_paused_instance_grants_nothing_and_its_deadlines_stand_still_until_it
     .await;
     // An answer while paused is recorded; the resumed grant it would give waits.
     env.ok(&["answer", &question.to_string(), "8080"]);
-    until(&env, "the answered claim is held", async || {
+    env.eventually("the answered claim is held", async || {
         !env.redis_cli(&["ZSCORE", &held, &claim1.id.to_string()]).trim().is_empty()
     })
     .await;

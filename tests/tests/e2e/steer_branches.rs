@@ -3,7 +3,7 @@
 //! operator is caught), and `sett fork` starts a branch from an earlier artifact; a branch still
 //! running after the original completed is what `sett cancel` acts on.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sett_core::event::{EventData, EventKind};
 use sett_core::{ClaimStatus, StructuralType};
@@ -25,15 +25,6 @@ echo '{"structural_type": "Terminal", "artifact_type": "Done", "artifact_payload
 fn verify_ok(env: &Env) {
     let out = env.run(&["verify", "-o", "json"]);
     assert!(out.status.success(), "sett verify failed: {}\n{}", text(&out.stdout), text(&out.stderr));
-}
-
-/// Polls (bounded by [`LIMIT`]) until `done` holds.
-async fn until(env: &Env, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let until = Instant::now() + LIMIT;
-    while !done().await {
-        assert!(Instant::now() < until, "timed out waiting until {what}\n{}", env.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// `sett verify` fails, naming `record` and `problem`.
@@ -85,7 +76,7 @@ agents:
         .unwrap();
     assert_eq!(failed.artifact_type, "ToolExecutionFailure");
     let first = failed.claim_id.unwrap();
-    until(&env, "the failed claim ended", async || {
+    env.eventually("the failed claim ended", async || {
         env.store.get_claim(&first).await.unwrap().is_some_and(|c| c.status == ClaimStatus::Terminated)
     })
     .await;
@@ -222,7 +213,7 @@ async fn fork_a_question_with_a_different_answer_resumes_the_agent_on_the_branch
     let branch_end = all.iter().find(|a| a.structural_type == StructuralType::Terminal && a.id != original.id).unwrap();
     assert_eq!(branch_end.payload, "9090", "the agent resumed on the branch with the different answer");
     assert_eq!(branch_end.claim_id, Some(branch_claim));
-    until(&env, "the branch claim completed", async || {
+    env.eventually("the branch claim completed", async || {
         env.store.get_claim(&branch_claim).await.unwrap().is_some_and(|c| c.status == ClaimStatus::Complete)
     })
     .await;
@@ -261,7 +252,7 @@ async fn cancel_acts_on_a_branch_still_running_after_the_original_completed() {
     let out = env.ok(&["fork", &draft.id.to_string(), "--payload", "a slow draft", "-o", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let fork_id = sett_core::ArtifactId::parse(doc["artifact_id"].as_str().unwrap()).unwrap();
-    until(&env, "the branch's finisher started", async || mark.exists()).await;
+    env.eventually("the branch's finisher started", async || mark.exists()).await;
 
     // The original has its Terminal, but the branch runs: cancel acts on it.
     let out = env.ok(&["cancel", &goal.to_string(), "--reason", "enough", "-o", "json"]);
@@ -271,7 +262,7 @@ async fn cancel_acts_on_a_branch_still_running_after_the_original_completed() {
     let claims = env.claims().await;
     let branch_claim = claims.iter().find(|c| c.artifact_id == fork_id).expect("the branch's claim");
     assert_eq!(ended, vec![branch_claim.id.to_string()], "only the branch's open claim ends");
-    until(&env, "the branch claim terminated", async || {
+    env.eventually("the branch claim terminated", async || {
         env.store.get_claim(&branch_claim.id).await.unwrap().is_some_and(|c| c.status == ClaimStatus::Terminated)
     })
     .await;

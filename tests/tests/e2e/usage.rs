@@ -33,17 +33,7 @@ cat >/dev/null
 echo '{"structural_type":"Terminal","artifact_type":"Done","artifact_payload":"done","usage":{"input_tokens":7,"output_tokens":3,"cost":{"amount":"0.001","currency":"USD"}}}'
 "#;
 
-const YML: &str = r#"
-version: "1.0"
-orchestrator: {bid_timeout: 10s}
-agents:
-  Spender:
-    command: ["./spender.sh"]
-    bidding_strategy: {type: exclusive, target_types: ["GoalDefined"]}
-  Finisher:
-    command: ["./finisher.sh"]
-    bidding_strategy: {type: exclusive, target_types: ["Draft"]}
-"#;
+const YML: &str = sett_e2e::drafting_yml!("Spender" => "spender.sh");
 
 /// A random number below `n` (a fresh hasher's key is random per process).
 fn random_below(n: u64) -> u64 {

@@ -1,6 +1,7 @@
 //! Questions: an agent's Question suspends its claim until an answer resumes the agent, or
 //! until the question's deadline applies `on_question_timeout`.
 
+use sett_core::config::OnQuestionTimeout;
 use sett_core::event::{EventData, EventKind};
 use sett_core::{Artifact, BidType, ClaimId, ClaimStatus, ClaimType, StructuralType};
 
@@ -43,6 +44,7 @@ async fn an_answer_resumes_the_agent_that_asked() {
     h.stop().await.expect("a clean stop");
 }
 
+/// Moved from the end-to-end suite (`an_unanswered_question_fails_the_claim_with_question_timeout`).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unanswered_question_fails_its_claim_at_the_deadline_under_fail() {
     let h = Harness::start(&asker_yml("question_timeout: 1s, on_question_timeout: fail")).await;
@@ -54,6 +56,7 @@ async fn an_unanswered_question_fails_its_claim_at_the_deadline_under_fail() {
     let timed_out = h.event("question_timed_out", |e| e.kind() == EventKind::QuestionTimedOut).await;
     let EventData::QuestionTimedOut(t) = &timed_out.data else { unreachable!("matched") };
     assert_eq!(t.question_id, q.id);
+    assert!(t.policy == OnQuestionTimeout::Fail, "{t:?}");
     // By the ledger's clock: the timeout came at the question's deadline, not before.
     let deadline = asked.deadline_ms.expect("a deadline");
     assert!(timed_out.ts_ms >= deadline, "timed out {} ms before its deadline", deadline - timed_out.ts_ms);
@@ -70,6 +73,8 @@ async fn an_unanswered_question_is_answered_by_the_orchestrator_under_continue()
     let answered = h.event("question_answered", |e| e.kind() == EventKind::QuestionAnswered).await;
     let EventData::QuestionAnswered(a) = &answered.data else { unreachable!("matched") };
     assert_eq!((a.question_id, a.timed_out, a.answered_by.as_str()), (q.id, true, "orchestrator"));
+    let timed_out = h.event("question_timed_out", |e| e.kind() == EventKind::QuestionTimedOut).await;
+    assert!(matches!(&timed_out.data, EventData::QuestionTimedOut(t) if t.policy == OnQuestionTimeout::Continue));
     let auto = h.store.get_artifact(&a.answer_id).await.unwrap().expect("the automatic answer");
     assert!(auto.timed_out && auto.source_artifacts == [q.id], "{auto:?}");
     asker.complete(&resume, StructuralType::Terminal, "Done", "went ahead").await;
