@@ -77,6 +77,7 @@ const CLAIM_FIELDS: &[&str] = &[
     "granted_review_agents",
     "granted_parallel_agents",
     "granted_exclusive_agent",
+    "human_reviewers",
     "assigned_agent",
     "additional_context_ids",
     "grants",
@@ -212,9 +213,8 @@ mod tests {
         assert!(decode_artifact(extra, false).is_ok());
     }
 
-    #[test]
-    fn claims_round_trip() {
-        let p = Policy {
+    fn policy() -> Policy {
+        Policy {
             agents: [(
                 sett_core::AgentName::parse("A").unwrap(),
                 AgentPolicy { timeout_ms: 1, question_timeout_ms: None, via_worker: false, approval: None },
@@ -224,13 +224,40 @@ mod tests {
             bid_timeout_ms: 10,
             on_question_timeout: Default::default(),
             routing: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn claims_round_trip() {
         let a = Artifact::new_root(crate::new_artifact_id(), StructuralType::Standard, "T", "x", "user", 5);
-        let c = new_claim(crate::new_claim_id(), &a, &p, 7);
+        let mut c = new_claim(crate::new_claim_id(), &a, &policy(), 7);
         let fields: HashMap<_, _> = encode_claim(&c).into_iter().collect();
         assert_eq!(fields["status"], "pending_consensus");
         assert_eq!(fields["granted_review_agents"], "[]");
         assert_eq!(decode_claim(fields, true).unwrap(), c);
+
+        // Fields written only when set (here the human reviewers fixed at creation) are known to
+        // the decoder too: a claim read back keeps them, and a strict read (import, verify) accepts them.
+        c.human_reviewers = vec!["alice".to_owned(), "group:legal".to_owned()];
+        let fields: HashMap<_, _> = encode_claim(&c).into_iter().collect();
+        assert_eq!(fields["human_reviewers"], r#"["alice","group:legal"]"#);
+        assert_eq!(decode_claim(fields.clone(), false).unwrap(), c);
+        assert_eq!(decode_claim(fields, true).unwrap(), c);
+    }
+
+    /// Every field a claim can be written with is one the decoder knows: a field missing from
+    /// CLAIM_FIELDS is dropped on every read (a human review never asked) and refused by a strict
+    /// one. Serialized whole (absent options as nulls), with the fields skipped when empty set.
+    #[test]
+    fn every_claim_field_is_known_to_the_decoder() {
+        let a = Artifact::new_root(crate::new_artifact_id(), StructuralType::Standard, "T", "x", "user", 5);
+        let mut c = new_claim(crate::new_claim_id(), &a, &policy(), 7);
+        c.human_reviewers = vec!["alice".to_owned()];
+        let serde_json::Value::Object(all) = serde_json::to_value(&c).unwrap() else { unreachable!() };
+        assert!(all.len() > 20, "the claim serialized to {} fields", all.len());
+        for f in all.keys() {
+            assert!(CLAIM_FIELDS.contains(&f.as_str()), "claim field '{f}' is missing from CLAIM_FIELDS");
+        }
     }
 
     proptest! {
