@@ -171,8 +171,12 @@ async fn redis_killed_and_restarted_mid_workload_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start(data.path(), &["--appendonly", "yes", "--appendfsync", "always"]);
     // Agent timeouts well above the outages: an output delayed past its grant's deadline by an
-    // outage can still race the deadline's Failure (docs/security.md, finding 17).
-    let team = TEAM.replace("timeout: 8s", "timeout: 30s");
+    // outage can still race the deadline's Failure (docs/security.md, finding 17). The bid
+    // deadline too: the five outages and the clients' reconnections can add up to more than 10 s
+    // around one claim, and a bid that could not reach Redis before its deadline counts as
+    // `ignore` (the claim then ends without an outcome, which this test would wait for in vain).
+    let team = TEAM.replace("timeout: 8s", "timeout: 30s").replace("bid_timeout: 10s", "bid_timeout: 60s");
+    assert!(team.contains("bid_timeout: 60s"), "the team's bid timeout is the one replaced");
     let mut env = Env::with_redis_url(&redis.url(), &team, &[("review.sh", REVIEW), ("finish.sh", FINISH)]).await;
     env.up();
     let components = ["orchestrator", "cub:Reviewer", "cub:Finisher", "cub:Boss"];
