@@ -717,7 +717,7 @@ pub(crate) fn redis_baseline(b: &Bench) -> Result<Value> {
 /// instance in a few seconds instead of seeding it again.
 fn copy_instance(b: &Bench, from_db: u32, from: &str, to_db: u32, to: &str) -> Result<()> {
     let script = format!(
-        "redis-cli -p {p} -n {from_db} --scan --count 1000 --pattern 'sett:{{{from}}}:*' \
+        "redis-cli -p {p} -n {from_db} --scan --pattern 'sett:{{{from}}}:*' \
          | awk -v n={n} '{{ print \"COPY\", $0, \"sett:{{{to}}}:\" substr($0, n), \"DB\", {to_db} }}' \
          | redis-cli -p {p} -n {from_db} --pipe",
         p = b.redis.port,
@@ -731,9 +731,10 @@ fn copy_instance(b: &Bench, from_db: u32, from: &str, to_db: u32, to: &str) -> R
     Ok(())
 }
 
-/// The number of keys of `instance` in database 0.
+/// The number of keys of `instance` in database 0. (No `--count` for `--scan`: the redis-cli of
+/// Redis 7.0, Debian 12's, refuses it.)
 fn instance_keys(b: &Bench, instance: &str) -> Result<u64> {
-    let listed = b.redis_cli(&["--scan", "--count", "1000", "--pattern", &format!("sett:{{{instance}}}:*")])?;
+    let listed = b.redis_cli(&["--scan", "--pattern", &format!("sett:{{{instance}}}:*")])?;
     Ok(listed.lines().filter(|l| !l.is_empty()).count() as u64)
 }
 
@@ -786,7 +787,7 @@ fn destroy(b: &Bench, keys: u64) -> Result<Value> {
         // The limit: the keys listed beforehand (not timed), then only the UNLINKs.
         copy_instance(b, 1, big_src, 0, &inst)?;
         let list = format!(
-            "redis-cli -p {p} --scan --count 1000 --pattern 'sett:{{{inst}}}:*' | xargs -n 1000 echo UNLINK > {}",
+            "redis-cli -p {p} --scan --pattern 'sett:{{{inst}}}:*' | xargs -n 1000 echo UNLINK > {}",
             unlinks.display()
         );
         timed(Command::new("sh").args(["-c", &list]))?;
