@@ -16,6 +16,11 @@ pub struct CiArgs {
 pub fn run(args: CiArgs) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
+    // A CI run builds once from a fresh clone: incremental caches would only double the target
+    // directory (one CI run ran out of disk while linking the test binaries). A caller that sets
+    // CARGO_INCREMENTAL itself keeps its choice.
+    let _incremental = std::env::var_os("CARGO_INCREMENTAL").is_none().then(|| sh.push_env("CARGO_INCREMENTAL", "0"));
+    report_free_disk(&sh, "before the build");
     if !args.tests_only {
         cmd!(sh, "cargo fmt --all -- --check").run()?;
         cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
@@ -32,6 +37,7 @@ pub fn run(args: CiArgs) -> Result<()> {
     // dependency check among them (`every_dependency_is_used`, in place of `cargo machete`).
     cmd!(sh, "cargo nextest run --workspace --locked --profile ci").run()?;
     drop(redis);
+    report_free_disk(&sh, "after the tests");
     if cmd!(sh, "cargo deny --version").quiet().ignore_stderr().read().is_ok() {
         // The advisory database cannot be fetched offline; bans, licences and sources can be checked.
         cmd!(sh, "cargo deny --all-features check bans licenses sources").run()?;
@@ -41,6 +47,18 @@ pub fn run(args: CiArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints the free space of the filesystem holding the target directory, so that a run that fails
+/// for lack of disk says so next to the figures (best effort: `df` may be missing).
+fn report_free_disk(sh: &Shell, when: &str) {
+    let target: std::path::PathBuf =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::project_root().join("target"), Into::into);
+    let dir = if target.exists() { target } else { crate::project_root() };
+    if let Ok(out) = cmd!(sh, "df -h --output=avail,size {dir}").quiet().ignore_stderr().read() {
+        let avail = out.lines().nth(1).unwrap_or("?").trim().to_owned();
+        eprintln!("xtask ci: disk {when}: {avail} (available, size)");
+    }
 }
 
 /// The Python SDK's own suite (sdk/python/tests), which tests the source tree (pyproject.toml sets
