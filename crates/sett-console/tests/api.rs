@@ -165,6 +165,30 @@ async fn no_data_without_a_valid_token() {
     assert!(r.headers["content-security-policy"].contains("script-src 'self'"));
 }
 
+/// How URLs are read (docs/console.md, "URLs"): HEAD is answered like GET without a body, a
+/// trailing slash is another URL (404), and path segments are percent-decoded before use.
+#[tokio::test(flavor = "multi_thread")]
+async fn head_is_get_a_trailing_slash_is_404_and_segments_are_percent_decoded() {
+    let c = console().await;
+    let i = c.store.instance().to_string();
+    let (_, q) = ask(&c.store, "Which port?").await;
+    let auth = bearer(ADA);
+    let h = [("Authorization", auth.as_str())];
+    let get = http(&c.addr, "GET", "/questions", &h, "").await;
+    let head = http(&c.addr, "HEAD", "/questions", &h, "").await;
+    assert_eq!((get.status, head.status), (200, 200));
+    assert_eq!(head.headers["content-type"], get.headers["content-type"]);
+    assert!(head.body.is_empty() && get.body.contains("Which port?"), "HEAD has no body");
+    assert_eq!(http(&c.addr, "HEAD", "/questions", &[], "").await.status, 401, "HEAD needs sign-in like GET");
+    for path in ["/questions/", "/api/v1/instances/", &format!("/instances/{i}/")] {
+        assert_eq!(http(&c.addr, "GET", path, &h, "").await.status, 404, "{path}");
+    }
+    let encoded = q.id.to_string().replace('-', "%2D");
+    let art = http(&c.addr, "GET", &format!("/api/v1/instances/{i}/artifacts/{encoded}"), &h, "").await;
+    assert_eq!(art.status, 200, "{}", art.body);
+    assert_eq!(art.json()["artifact"]["id"], q.id.to_string().as_str());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cookie_post_needs_the_csrf_proof() {
     let c = console().await;
