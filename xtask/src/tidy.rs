@@ -4,13 +4,15 @@
 //! table there names exactly the event kinds of `sett_core::event`, no public sett-store or
 //! sett-ops function takes or returns an untyped `serde_json::Value`, no source file outside the
 //! tests grows past 800 lines unless listed with why, sett-core reads no clock and no
-//! randomness, and every dependency of a workspace member is named by its sources. Each check
+//! randomness, ids are derived in one module (`sett_core::derive`), and every dependency of a workspace member is named by its sources. Each check
 //! fails when it finds nothing to check (no files, no members, no table), never passes vacuously.
 //! Times are formatted in one place (sett_store::time). The Python demo team is a twin of the
 //! shell one (same agents in `examples/`), and the Python SDK declares no dependency. No HTML is
 //! escaped or built by hand outside the console's maud templates (`sett-console/src/html/`).
 
 use std::path::{Path, PathBuf};
+
+mod derive;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };

@@ -19,11 +19,8 @@ pub const APPROVAL_ARTIFACT_TYPE: &str = "Approval";
 /// The longest reason kept (a reason is shown in a Failure's one-line summary).
 pub const MAX_REASON_LEN: usize = 2_000;
 
-/// The id of the approval asked before grant `seq` of `claim`: derived, so a retried transition
-/// or follow-up writes the same question instead of a twin.
-pub fn approval_question_id(claim: &ClaimId, seq: u64) -> ArtifactId {
-    ArtifactId::derived(claim, &format!("approval:{seq}"))
-}
+/// The id of the approval asked before a grant (derived there).
+pub use crate::derive::approval_question_id;
 
 /// An artifact as the approver was shown it: its id, type and content hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

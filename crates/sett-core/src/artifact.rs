@@ -101,11 +101,9 @@ pub enum ArtifactError {
 }
 
 impl ArtifactId {
-    /// What grant `seq` of `claim` writes (the tool's output, or the Failure saying why there is
-    /// none), under one deterministic id: a retry after a crash is refused as a duplicate, and
-    /// the orchestrator can look the output up without its event.
+    /// What grant `seq` of `claim` writes: [`crate::derive::grant_output`].
     pub fn grant_output(claim: &ClaimId, seq: u64) -> Self {
-        Self::derived(claim, &format!("output:{seq}"))
+        crate::derive::grant_output(claim, seq)
     }
 }
 

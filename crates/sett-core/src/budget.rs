@@ -319,9 +319,10 @@ impl BudgetSubject {
         Spent { tokens: self.spent_tokens, cost: self.spent_cost.unwrap_or_default() }
     }
 
-    /// The Question's id: derived, so asking again after a crash writes the same Question.
+    /// The Question's id: [`crate::derive::budget_question_id`] (asking again after a crash
+    /// writes the same Question).
     pub fn question_id(&self) -> ArtifactId {
-        ArtifactId::derived(&self.goal_id, &format!("budget:{}:{}:{}", self.budget, self.window, self.round))
+        crate::derive::budget_question_id(&self.goal_id, &self.budget, self.window, self.round)
     }
 
     /// `the workflow budget was reached: 5.2 USD spent of 5 USD`.

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`ids`]: parse-don't-validate newtypes for every identifier that crosses a boundary.
+//! - [`derive`]: every id Sett derives (claims, outputs, failures, questions) and why.
 //! - [`artifact`]: immutable artifacts and their structural types.
 //! - [`claim`]: the claim record, bids, grants and statuses.
 //! - [`machine`]: the claim state machine (`state + input → new state + effects`).
@@ -31,6 +32,7 @@ pub mod artifact;
 pub mod budget;
 pub mod claim;
 pub mod config;
+pub mod derive;
 pub mod event;
 pub mod failure;
 pub mod ids;

@@ -26,16 +26,8 @@ pub fn human_review_role() -> AgentName {
     AgentName::parse(HUMAN_REVIEW_ROLE).expect("a valid agent name")
 }
 
-/// The id of the human review of `claim`: derived, so a retried transition writes the same
-/// question instead of a twin (a claim runs its review phase once).
-pub fn review_question_id(claim: &ClaimId) -> ArtifactId {
-    ArtifactId::derived(claim, "human-review")
-}
-
-/// The id of the Review artifact the answer to review question `question` becomes.
-pub fn review_artifact_id(question: &ArtifactId) -> ArtifactId {
-    ArtifactId::derived(question, "review")
-}
+/// The ids of a human review's question and of the Review its answer becomes (derived there).
+pub use crate::derive::{review_artifact_id, review_question_id};
 
 /// What a human review is about (the review Question's `subject`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -334,7 +334,7 @@ impl BudgetWatch {
         let summary = subject.summary();
         let stop = self.book.config().on_exhausted == OnExhausted::Stop;
         let decision = |decision: &str, reason: String| BudgetDecided {
-            action_id: ArtifactId::derived(&question_id, decision).to_string(),
+            action_id: sett_core::derive::budget_action_id(&question_id, decision).to_string(),
             budget: subject.budget.clone(),
             decision: decision.into(),
             goal_id: e.goal,
@@ -431,7 +431,7 @@ impl BudgetWatch {
             _ => ("stopped", format!("{by} stopped the workflow at its budget"), subject.limit.clone()),
         };
         let d = BudgetDecided {
-            action_id: ArtifactId::derived(&question, name).to_string(),
+            action_id: sett_core::derive::budget_action_id(&question, name).to_string(),
             budget: subject.budget.clone(),
             decision: name.into(),
             goal_id: subject.goal_id,
@@ -466,7 +466,7 @@ impl BudgetWatch {
             let payload =
                 serde_json::to_string(&BudgetAnswer { decision, tokens: None, cost: None }).expect("serialisable");
             let mut answer = Artifact::answer(
-                ArtifactId::derived(&q, "timeout"),
+                sett_core::derive::budget_timeout_answer_id(&q),
                 &question,
                 payload,
                 "orchestrator",

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sett_core::answer_spec::StructuredQuestion;
 use sett_core::failure::FailurePayload;
 use sett_core::machine::{Effect, GrantOrder};
-use sett_core::{AgentName, Artifact, ArtifactId, ClaimId, ClaimType, metrics as m};
+use sett_core::{AgentName, Artifact, ClaimId, ClaimType, metrics as m};
 use sett_store::{AnswerRecord, CreateOutcome, OutboxEntry, StoreError, WriteOutcome, now_ms};
 use tracing::{debug, error, info, warn};
 
@@ -222,7 +222,7 @@ impl Engine {
                     ),
                 };
                 let mut answer = Artifact::answer(
-                    ArtifactId::derived(question, "timeout-answer"),
+                    sett_core::derive::question_timeout_answer_id(question),
                     &q,
                     text,
                     "orchestrator",
@@ -264,7 +264,7 @@ impl Engine {
 mod tests {
     use serde_json::json;
     use sett_core::machine::FailureType;
-    use sett_core::{Claim, ClaimStatus};
+    use sett_core::{ArtifactId, Claim, ClaimStatus};
 
     use super::*;
 

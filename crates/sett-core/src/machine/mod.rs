@@ -212,13 +212,9 @@ pub struct Transition {
     pub effects: Vec<Effect>,
 }
 
-/// A new claim for a Standard artifact, waiting for bids.
-/// The id of the claim the orchestrator creates for a new artifact. Derived, so a cub can bid
-/// on it as soon as it sees the artifact, before the claim exists.
-pub fn initial_claim_id(artifact: &ArtifactId) -> ClaimId {
-    ClaimId::derived(artifact, "claim")
-}
+pub use crate::derive::initial_claim_id;
 
+/// A new claim for a Standard artifact, waiting for bids.
 pub fn new_claim(id: ClaimId, artifact: &Artifact, policy: &Policy, now_ms: i64) -> Claim {
     Claim {
         id,
@@ -529,7 +525,7 @@ fn grant_now(
 }
 
 fn terminate(c: &mut Claim, failure_type: FailureType, reason: String, effects: &mut Vec<Effect>) {
-    let artifact_id = ArtifactId::derived(&c.id, "failure");
+    let artifact_id = crate::derive::failure_artifact_id(&c.id);
     for q in std::mem::take(&mut c.open_questions).into_keys() {
         effects.push(Effect::QuestionClosed { question: q });
     }
@@ -793,7 +789,7 @@ fn feedback(c: &mut Claim, policy: &Policy, now_ms: i64, effects: &mut Vec<Effec
     c.status = ClaimStatus::Terminated;
     c.termination_reason = Some(format!("rejected by review; rework assigned to {producer} (reviews: {reviews})"));
     let rework = Claim {
-        id: ClaimId::derived(&c.id, "rework"),
+        id: crate::derive::rework_claim_id(&c.id),
         revision: 1,
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
