@@ -2,10 +2,11 @@
 //! with the `ignore` attribute, no trailing whitespace, libraries do not print, only sett-store
 //! spells key names, every crate has a row in the code map of docs/architecture.md, the event
 //! table there names exactly the event kinds of `sett_core::event`, no public sett-store or
-//! sett-ops function takes or returns an untyped `serde_json::Value`, no source file outside the
-//! tests grows past 800 lines unless listed with why, sett-core reads no clock and no
-//! randomness, ids are derived in one module (`sett_core::derive`), and every dependency of a workspace member is named by its sources. Each check
-//! fails when it finds nothing to check (no files, no members, no table), never passes vacuously.
+//! sett-ops function takes or returns an untyped `serde_json::Value` (nor has a public field of
+//! it), no source file outside the tests grows past 800 lines unless listed with why, sett-core
+//! reads no clock and no randomness, ids are derived in one module (`sett_core::derive`), and
+//! every dependency of a workspace member is named by its sources. Each check fails when it
+//! finds nothing to check (no files, no members, no table), never passes vacuously.
 //! Times are formatted in one place (sett_store::time). The Python demo team is a twin of the
 //! shell one (same agents in `examples/`), and the Python SDK declares no dependency. No HTML is
 //! escaped or built by hand outside the console's maud templates (`sett-console/src/html/`).
@@ -270,7 +271,8 @@ fn the_event_table_names_every_event_kind() {
     );
 }
 
-/// The signatures (up to the body or `;`) of the `pub fn`s of a source file, with their line.
+/// The signatures (up to the body or `;`) of the `pub fn`s of a source file, and its public
+/// fields (`pub name: Type`), with their line.
 fn public_fn_signatures(code: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, line) in code.lines().enumerate() {
@@ -282,7 +284,24 @@ fn public_fn_signatures(code: &str) -> Vec<(usize, String)> {
         let end = rest.find(['{', ';']).unwrap_or(rest.len());
         out.push((i + 1, rest[..end].to_owned()));
     }
+    // A public field is part of a type's signature too (an export record's value was one).
+    for (i, line) in code.lines().enumerate() {
+        let t = line.trim_start();
+        let field = t.strip_prefix("pub ").and_then(|r| r.split_once(':')).filter(|(name, ty)| {
+            !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') && !ty.starts_with(':')
+        });
+        if field.is_some() {
+            out.push((i + 1, t.trim_end_matches(',').to_owned()));
+        }
+    }
     out
+}
+
+#[test]
+fn the_signature_reader_finds_functions_and_public_fields() {
+    let code = "pub fn f(v: Value) -> u8 {\n}\npub struct D {\n    pub value: serde_json::Value,\n    key: String,\n}\npub use a::b;";
+    let sigs: Vec<String> = public_fn_signatures(code).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(sigs, vec!["pub fn f(v: Value) -> u8 ".to_owned(), "pub value: serde_json::Value".to_owned()]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use sett_core::ledger::Head;
-use sett_store::{Dump, RelativeKey, SourceState};
+use sett_store::{Dump, DumpValue, RelativeKey, SourceState};
 
 use crate::verify::{LedgerSource, VerifyError};
 
@@ -107,14 +107,23 @@ fn parse(line: &str, n: usize) -> Result<Dump, VerifyError> {
     })
 }
 
-fn hash_fields(v: &serde_json::Value) -> Option<Fields> {
-    serde_json::from_value::<BTreeMap<String, String>>(v.clone()).ok().map(|m| m.into_iter().collect())
+/// The fields of a hash record; `None` for a key of another type.
+fn hash_fields(v: &DumpValue) -> Option<Fields> {
+    match v {
+        DumpValue::Hash(m) => Some(m.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
+        _ => None,
+    }
 }
 
 fn stream_entries(d: &Dump, n: usize) -> Result<Vec<(String, Fields)>, VerifyError> {
-    let entries: Vec<(String, BTreeMap<String, String>)> = serde_json::from_value(d.value["entries"].clone())
-        .map_err(|_| VerifyError::File(format!("line {}: key '{}' is not a valid stream", n + 1, d.key)))?;
-    Ok(entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())).collect())
+    let DumpValue::Stream(chunk) = &d.value else {
+        return Err(VerifyError::File(format!("line {}: key '{}' is not a valid stream", n + 1, d.key)));
+    };
+    Ok(chunk
+        .entries
+        .iter()
+        .map(|(id, f)| (id.clone(), f.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+        .collect())
 }
 
 /// Whether stream id `a` comes before `b` (ids that do not parse sort first).
@@ -197,7 +206,7 @@ impl<R: Read + Seek> ExportLedger<R> {
             let d = parse(&line, n)?;
             if let Some(p) = &previous {
                 // Chunks of one large key repeat it; anything else out of order was edited in.
-                if d.key < *p || (d.key == *p && d.kind == "hash") {
+                if d.key < *p || (d.key == *p && matches!(d.value, DumpValue::Hash(_))) {
                     return Err(VerifyError::File(format!(
                         "line {}: key '{}' comes after '{p}': 'sett export' writes every key once, in sorted order (the file was edited or is not an export)",
                         n + 1,
@@ -238,7 +247,7 @@ impl<R: Read + Seek> ExportLedger<R> {
             RelativeKey::CancelledWorkflows => self.cancellations = hash()?,
             RelativeKey::Actions => self.actions = hash()?,
             RelativeKey::ClaimsIndex => {
-                let items = claim_index_ids(d).map_err(|_| bad("zset"))?.len() as u64;
+                let items = claim_index_ids(d).ok_or_else(|| bad("zset"))?.len() as u64;
                 self.claim_index.push(IndexLine { offset, line: n, items });
             }
             RelativeKey::ArchiveSegments => self.archive.segments = hash()?.into_iter().collect(),
@@ -279,7 +288,7 @@ impl<R: Read + Seek> ExportLedger<R> {
         let d = parse(&line, n)?;
         let ids = Arc::new(
             claim_index_ids(&d)
-                .map_err(|_| VerifyError::File(format!("line {}: key 'index:claims' is not a valid zset", n + 1)))?,
+                .ok_or_else(|| VerifyError::File(format!("line {}: key 'index:claims' is not a valid zset", n + 1)))?,
         );
         self.claim_page = Some((i, ids.clone()));
         Ok(ids)
@@ -303,12 +312,13 @@ impl<R: Read + Seek> ExportLedger<R> {
     }
 }
 
-/// The claim ids of an `index:claims` record, in the file's (index) order.
-fn claim_index_ids(d: &Dump) -> Result<Vec<String>, serde_json::Error> {
-    let continues = d.value.get("continues").and_then(serde_json::Value::as_bool) == Some(true);
-    let items = if continues { &d.value["items"] } else { &d.value };
-    let rows: Vec<(String, f64)> = serde_json::from_value(items.clone())?;
-    Ok(rows.into_iter().map(|(m, _)| m).collect())
+/// The claim ids of an `index:claims` record, in the file's (index) order; `None` when the
+/// record is not a sorted set.
+fn claim_index_ids(d: &Dump) -> Option<Vec<String>> {
+    match &d.value {
+        DumpValue::Zset { members, .. } => Some(members.iter().map(|(m, _)| m.clone()).collect()),
+        _ => None,
+    }
 }
 
 impl<R: Read + Seek> LedgerSource for ExportLedger<R> {

@@ -84,19 +84,6 @@ const IMPORT_BATCH: usize = 500;
 /// Items (stream entries, members, fields) restored per pipelined round trip.
 const IMPORT_ITEMS: usize = 2_000;
 
-/// How many items a record writes (stream entries, list or sorted-set items, hash fields).
-fn record_items(d: &Dump) -> usize {
-    let v = &d.value;
-    let len = |x: &serde_json::Value| x.as_array().map_or(0, Vec::len);
-    match v {
-        serde_json::Value::Array(a) => a.len(),
-        serde_json::Value::Object(m) if m.contains_key("entries") => len(&v["entries"]),
-        serde_json::Value::Object(m) if m.contains_key("items") => len(&v["items"]),
-        serde_json::Value::Object(m) => m.len(),
-        _ => 1,
-    }
-}
-
 /// Restores the export read from `input` into `store`, [`IMPORT_BATCH`] records per round trip,
 /// holding one batch in memory at a time. Refused while the instance runs, and when it already
 /// has keys unless `force`. Check the input with [`check_dumps`] first: a malformed line found
@@ -135,7 +122,7 @@ pub async fn import_stream(store: &Store, input: impl BufRead, force: bool) -> R
         // A chunk of a large stream or sorted set is up to 1,000 commands on its own: the batch
         // is bounded by the items it writes, not only by records, so one pipelined round trip
         // stays well inside the command timeout.
-        weight += 1 + record_items(&d);
+        weight += 1 + d.value.items();
         batch.push(d);
         if batch.len() >= IMPORT_BATCH || weight >= IMPORT_ITEMS {
             store.restore_batch(&batch).await?;

@@ -11,7 +11,7 @@ use sett_core::machine::new_claim;
 use sett_core::{AgentName, Artifact, StructuralType};
 use sett_ops::transfer::export_jsonl;
 use sett_ops::verify::{ExportLedger, verify};
-use sett_store::{AnswerRecord, Dump, new_artifact_id, new_claim_id};
+use sett_store::{AnswerRecord, Dump, DumpValue, new_artifact_id, new_claim_id};
 
 /// What an agent run reported (stored in the artifact's `usage` field, covered by its hash).
 fn usage(i: usize) -> sett_core::usage::Usage {
@@ -80,6 +80,14 @@ enum Site {
     Entry { dump: usize, entry: usize, field: String },
 }
 
+impl Site {
+    fn dump(&self) -> usize {
+        match self {
+            Site::Hash { dump, .. } | Site::Entry { dump, .. } => *dump,
+        }
+    }
+}
+
 fn sites(dumps: &[Dump]) -> Vec<Site> {
     let mut out = Vec::new();
     for (i, d) in dumps.iter().enumerate() {
@@ -87,8 +95,8 @@ fn sites(dumps: &[Dump]) -> Vec<Site> {
             || (d.key.starts_with("claim:") && !d.key.ends_with(":bids"))
             || d.key == "questions:answers"
             || d.key == "ledger";
-        if d.kind == "hash" && ledger_hash {
-            for field in d.value.as_object().unwrap().keys() {
+        if let (DumpValue::Hash(fields), true) = (&d.value, ledger_hash) {
+            for field in fields.keys() {
                 // The head's entry id is informational (not checked): seq and hash are.
                 if !(d.key == "ledger" && field == "id") {
                     out.push(Site::Hash { dump: i, field: field.clone() });
@@ -96,8 +104,9 @@ fn sites(dumps: &[Dump]) -> Vec<Site> {
             }
         }
         if d.key == "events" {
-            for (e, entry) in d.value["entries"].as_array().unwrap().iter().enumerate() {
-                for field in entry[1].as_object().unwrap().keys() {
+            let DumpValue::Stream(chunk) = &d.value else { panic!("the event stream is a stream: {d:?}") };
+            for (e, (_, fields)) in chunk.entries.iter().enumerate() {
+                for field in fields.keys() {
                     out.push(Site::Entry { dump: i, entry: e, field: field.clone() });
                 }
             }
@@ -107,17 +116,20 @@ fn sites(dumps: &[Dump]) -> Vec<Site> {
 }
 
 fn mutate(dumps: &mut [Dump], site: &Site, how: u8) {
-    let change = |v: &mut serde_json::Value| {
-        let s = v.as_str().unwrap().to_owned();
-        *v = serde_json::Value::String(match how % 3 {
+    let change = |v: &mut String| {
+        let s = v.clone();
+        *v = match how % 3 {
             0 => format!("{s}x"),
             1 if !s.is_empty() => s[..s.len() - 1].to_owned(),
             _ => format!("0{s}"),
-        });
+        };
     };
-    match site {
-        Site::Hash { dump, field } => change(&mut dumps[*dump].value[field.as_str()]),
-        Site::Entry { dump, entry, field } => change(&mut dumps[*dump].value["entries"][*entry][1][field.as_str()]),
+    match (site, &mut dumps[site.dump()].value) {
+        (Site::Hash { field, .. }, DumpValue::Hash(fields)) => change(fields.get_mut(field).unwrap()),
+        (Site::Entry { entry, field, .. }, DumpValue::Stream(chunk)) => {
+            change(chunk.entries[*entry].1.get_mut(field).unwrap())
+        }
+        (site, value) => panic!("{site:?} does not point into {value:?}"),
     }
 }
 
@@ -209,7 +221,8 @@ async fn a_large_export_is_verified_block_by_block() {
 
     let deep = format!("artifact:{}", ids[700]);
     let at = dumps.iter().position(|d| d.key == deep).unwrap();
-    dumps[at].value["payload"] = serde_json::Value::String("p70x".into());
+    let DumpValue::Hash(fields) = &mut dumps[at].value else { panic!("an artifact is a hash") };
+    fields.insert("payload".into(), "p70x".into());
     let b = verify_dumps(&dumps).await.breach.expect("the edit is found");
     assert_eq!(b.record, format!("artifact {}", ids[700]));
     assert!(b.problem.contains("payload changed"), "{}", b.problem);

@@ -7,6 +7,8 @@
 //! - [`codec`]: hash encoding of artifacts and claims.
 //! - [`context`]: the context chain of an artifact (what a tool is given, what an approver sees).
 //! - [`driver`]: the one event-consumer driver and retry policy of every daemon.
+//! - `dump`: one record of an export ([`Dump`], typed by Redis type), read and written in the
+//!   `sett export` line format.
 //! - [`Redis`]: one connection (with reconnect policy and command timeouts) shared by instances.
 //! - [`Store`]: one instance's operations, split over `artifacts`, `claims`, `events`,
 //!   `consumer` (consumer groups: [`GroupConsumer`]), `lock`, `questions`, `workers`, `notify`,
@@ -23,6 +25,7 @@ mod cancel;
 mod claims;
 mod consumer;
 pub mod driver;
+mod dump;
 mod durability;
 mod events;
 mod ledger;
@@ -52,6 +55,7 @@ pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
 pub use claims::{OutboxEntry, QuestionOp, WriteOutcome};
 pub use consumer::{BatchedAcks, GroupAcks, GroupConsumer, GroupStart};
 pub use driver::{CancellableSleep, ConsumerDriver, Redeliver, backoff};
+pub use dump::{Dump, DumpValue, StreamChunk, StreamGroup};
 pub use events::{EntryPages, EventReader, LedgerEntry, MalformedEvent, ledger_entry};
 pub use keys::{Keys, RelativeKey};
 pub use ledger::SourceState;
@@ -62,7 +66,7 @@ pub use questions::OpenQuestionRef;
 pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};
 pub use replication::{ReplicaState, ReplicationState, url_has_replicas};
 pub use retry::{RetryOutcome, RetryWrite};
-pub use scan::{Dump, FamilyCounts};
+pub use scan::FamilyCounts;
 pub use time::now_ms;
 pub use workers::{WorkerOffer, WorkerRecord, parse_worker_grant_key, worker_grant_key};
 

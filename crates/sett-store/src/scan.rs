@@ -1,6 +1,6 @@
 //! Whole-instance operations driven by SCAN over `sett:{<instance>}:*`: counting keys per family
 //! (destroy's confirmation), the delete-by-scan sweep (destroy of an instance not known to be
-//! indexed, see purge.rs), and the exact JSONL export / import of every key.
+//! indexed, see purge.rs), and the exact export / import of every key (its records: dump.rs).
 //!
 //! SCAN is used in pages with a bounded number of UNLINKs in flight, so memory stays flat
 //! whatever the number of keys. The pattern carries the instance's hash tag, so on a cluster the
@@ -12,9 +12,9 @@ use fred::prelude::*;
 use fred::types::Value;
 use fred::types::scan::Scanner;
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use crate::dump::{Dump, DumpValue, StreamChunk, StreamGroup};
 use crate::{Result, Store, StoreError};
 
 /// Number of keys per family (`artifact`, `claim`, `bids`, `thread`, …).
@@ -70,16 +70,6 @@ impl Store {
         }
         Ok(counts)
     }
-}
-
-/// One key of an export: its name relative to the instance prefix, its type, TTL and content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dump {
-    pub key: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub ttl_ms: Option<i64>,
-    pub value: serde_json::Value,
 }
 
 fn as_string(v: &Value) -> String {
@@ -267,18 +257,18 @@ impl Store {
         Ok(Head { key, kind, ttl_ms: (ttl >= 0).then_some(ttl) })
     }
 
-    fn dump(&self, h: &Head, value: serde_json::Value) -> Dump {
+    fn dump(&self, h: &Head, value: DumpValue) -> Dump {
         let rel = h.key.strip_prefix(self.keys.prefix()).unwrap_or(&h.key).to_owned();
-        Dump { key: rel, kind: h.kind.clone(), ttl_ms: h.ttl_ms, value }
+        Dump { key: rel, ttl_ms: h.ttl_ms, value }
     }
 
     /// The whole value of a string, hash or set; `None` for the types exported in chunks.
-    async fn small_value(&self, h: &Head) -> Result<Option<serde_json::Value>> {
+    async fn small_value(&self, h: &Head) -> Result<Option<DumpValue>> {
         let c = self.client();
         let key = &h.key;
         Ok(Some(match h.kind.as_str() {
             "none" | "zset" | "list" | "stream" => return Ok(None),
-            "string" => serde_json::Value::String(c.get::<String, _>(key).await?),
+            "string" => DumpValue::String(c.get::<String, _>(key).await?),
             "hash" => {
                 let mut m: HashMap<String, String> = c.hgetall(key).await?;
                 if *key == self.keys.ledger() {
@@ -286,12 +276,12 @@ impl Store {
                     // data: it does not survive a copy (an import sweeps; see purge.rs).
                     m.remove("keys");
                 }
-                serde_json::to_value(m.into_iter().collect::<BTreeMap<_, _>>()).expect("map")
+                DumpValue::Hash(m.into_iter().collect())
             }
             "set" => {
                 let mut m: Vec<String> = c.smembers(key).await?;
                 m.sort();
-                serde_json::to_value(m).expect("set")
+                DumpValue::Set(m)
             }
             other => return Err(StoreError::Decode(format!("key {key} has unsupported type {other}"))),
         }))
@@ -312,22 +302,20 @@ impl Store {
                 let mut start = 0i64;
                 loop {
                     let stop = start + CHUNK as i64 - 1;
-                    let (items, len) = if h.kind == "zset" {
-                        let rows: Vec<(String, f64)> =
+                    let first = start == 0;
+                    let value = if h.kind == "zset" {
+                        let members: Vec<(String, f64)> =
                             c.zrange(key, start, stop, None, false, None, true).await.map_err(StoreError::from)?;
-                        let len = rows.len();
-                        (serde_json::to_value(rows).expect("rows"), len)
+                        DumpValue::Zset { members, continues: !first }
                     } else {
                         let items: Vec<String> = c.lrange(key, start, stop).await.map_err(StoreError::from)?;
-                        let len = items.len();
-                        (serde_json::to_value(items).expect("list"), len)
+                        DumpValue::List { items, continues: !first }
                     };
-                    let first = start == 0;
+                    let len = value.items();
                     // An empty key does not exist, so only a later chunk can be empty.
                     if len == 0 && !first {
                         return Ok(());
                     }
-                    let value = if first { items } else { serde_json::json!({"items": items, "continues": true}) };
                     sink(self.dump(h, value))?;
                     if len < CHUNK {
                         return Ok(());
@@ -337,16 +325,14 @@ impl Store {
             }
             "stream" => {
                 let groups: Vec<HashMap<String, Value>> = c.xinfo_groups(key).await.map_err(StoreError::from)?;
-                let mut groups: Vec<serde_json::Value> = groups
+                let mut groups: Vec<StreamGroup> = groups
                     .iter()
-                    .map(|g| {
-                        serde_json::json!({
-                            "name": g.get("name").map(as_string).unwrap_or_default(),
-                            "last_delivered_id": g.get("last-delivered-id").map(as_string).unwrap_or_default(),
-                        })
+                    .map(|g| StreamGroup {
+                        name: g.get("name").map(as_string).unwrap_or_default(),
+                        last_delivered_id: g.get("last-delivered-id").map(as_string).unwrap_or_default(),
                     })
                     .collect();
-                groups.sort_by_key(|g| g["name"].as_str().unwrap_or_default().to_owned());
+                groups.sort_by(|a, b| a.name.cmp(&b.name));
                 let mut after: Option<String> = None;
                 loop {
                     let first = after.is_none();
@@ -356,8 +342,8 @@ impl Store {
                     let len = entries.len();
                     if len == 0 && !first {
                         // The previous record was full and the last: its groups follow alone.
-                        let g = std::mem::take(&mut groups);
-                        let value = serde_json::json!({"entries": [], "groups": g, "continues": true});
+                        let groups = std::mem::take(&mut groups);
+                        let value = DumpValue::Stream(StreamChunk { entries: Vec::new(), groups, continues: true });
                         return sink(self.dump(h, value));
                     }
                     after = entries.last().map(|(id, _)| id.clone());
@@ -365,12 +351,8 @@ impl Store {
                         entries.into_iter().map(|(id, f)| (id, f.into_iter().collect())).collect();
                     // Groups go with the last record, once every entry is restored.
                     let last = len < CHUNK;
-                    let g = if last { std::mem::take(&mut groups) } else { Vec::new() };
-                    let mut value = serde_json::json!({"entries": entries, "groups": g});
-                    if !first {
-                        value["continues"] = serde_json::Value::Bool(true);
-                    }
-                    sink(self.dump(h, value))?;
+                    let groups = if last { std::mem::take(&mut groups) } else { Vec::new() };
+                    sink(self.dump(h, DumpValue::Stream(StreamChunk { entries, groups, continues: !first })))?;
                     if last {
                         return Ok(());
                     }
@@ -388,8 +370,9 @@ impl Store {
     /// Writes exported records back in one pipelined round trip, in order. A record replaces
     /// any key of that name, except a record marked `"continues": true` (the next chunk of a
     /// large sorted set, list or stream), which appends to what the records before it wrote.
-    /// Every record is checked before anything is sent, so a malformed one never removes a key
-    /// it cannot restore.
+    /// A record's content is typed when it is read ([`Dump`]), so a malformed one is refused
+    /// before anything is sent and never removes a key it cannot restore; a key name with a
+    /// glob character is refused here.
     pub async fn restore_batch(&self, dumps: &[Dump]) -> Result<()> {
         if dumps.is_empty() {
             return Ok(());
@@ -408,81 +391,60 @@ impl Store {
             return Err(StoreError::Decode(format!("refusing to import key name {:?}", d.key)));
         }
         let key = format!("{}{}", self.keys.prefix(), d.key);
-        let bad = |what: &str| StoreError::Decode(format!("import of {}: malformed {what}", d.key));
-        let continues = d.value.get("continues").and_then(serde_json::Value::as_bool) == Some(true);
-        // A continuation record of a list or sorted set holds its items under "items".
-        let items = if continues && d.kind != "stream" { &d.value["items"] } else { &d.value };
-        match d.kind.as_str() {
-            "string" => {
-                let v = d.value.as_str().ok_or_else(|| bad("string"))?;
-                let _: () = p.del(&key).await?;
-                let _: () = p.set(&key, v, None, None, false).await?;
+        // A record replaces the key, unless it continues the records before it.
+        if !d.value.continues() {
+            let _: () = p.del(&key).await?;
+        }
+        match &d.value {
+            DumpValue::String(v) => {
+                let _: () = p.set(&key, v.as_str(), None, None, false).await?;
             }
-            "hash" => {
-                let mut m: BTreeMap<String, String> =
-                    serde_json::from_value(d.value.clone()).map_err(|_| bad("hash"))?;
-                if d.key == "ledger" {
-                    // Imported keys were not written by this instance's writers (and an export
-                    // leaves the mark out): its destroy sweeps rather than trusting the indexes
-                    // alone (see purge.rs).
-                    m.remove("keys");
-                }
-                let _: () = p.del(&key).await?;
-                if !m.is_empty() {
-                    let _: () = p.hset(&key, m.into_iter().collect::<Vec<_>>()).await?;
+            DumpValue::Hash(m) => {
+                // Imported keys were not written by this instance's writers (and an export
+                // leaves the mark out): its destroy sweeps rather than trusting the indexes
+                // alone (see purge.rs).
+                let fields: Vec<(&str, &str)> = m
+                    .iter()
+                    .filter(|(f, _)| !(d.key == "ledger" && f.as_str() == "keys"))
+                    .map(|(f, v)| (f.as_str(), v.as_str()))
+                    .collect();
+                if !fields.is_empty() {
+                    let _: () = p.hset(&key, fields).await?;
                 }
             }
-            "zset" => {
-                let rows: Vec<(String, f64)> = serde_json::from_value(items.clone()).map_err(|_| bad("zset"))?;
-                if !continues {
-                    let _: () = p.del(&key).await?;
-                }
-                if !rows.is_empty() {
+            DumpValue::Zset { members, .. } => {
+                if !members.is_empty() {
                     let _: () = p
-                        .zadd(&key, None, None, false, false, rows.into_iter().map(|(m, s)| (s, m)).collect::<Vec<_>>())
+                        .zadd(
+                            &key,
+                            None,
+                            None,
+                            false,
+                            false,
+                            members.iter().map(|(m, s)| (*s, m.as_str())).collect::<Vec<_>>(),
+                        )
                         .await?;
                 }
             }
-            "list" => {
-                let items: Vec<String> = serde_json::from_value(items.clone()).map_err(|_| bad("list"))?;
-                if !continues {
-                    let _: () = p.del(&key).await?;
-                }
+            DumpValue::List { items, .. } => {
                 if !items.is_empty() {
-                    let _: () = p.rpush(&key, items).await?;
+                    let _: () = p.rpush(&key, items.clone()).await?;
                 }
             }
-            "set" => {
-                let items: Vec<String> = serde_json::from_value(d.value.clone()).map_err(|_| bad("set"))?;
-                let _: () = p.del(&key).await?;
+            DumpValue::Set(items) => {
                 if !items.is_empty() {
-                    let _: () = p.sadd(&key, items).await?;
+                    let _: () = p.sadd(&key, items.clone()).await?;
                 }
             }
-            "stream" => {
-                let entries: Vec<(String, BTreeMap<String, String>)> =
-                    serde_json::from_value(d.value["entries"].clone()).map_err(|_| bad("stream entries"))?;
-                let groups = d.value["groups"].as_array().cloned().unwrap_or_default();
-                let groups: Vec<(&str, &str)> = groups
-                    .iter()
-                    .map(|g| {
-                        Ok((
-                            g["name"].as_str().ok_or_else(|| bad("group"))?,
-                            g["last_delivered_id"].as_str().unwrap_or("0"),
-                        ))
-                    })
-                    .collect::<Result<_>>()?;
-                if !continues {
-                    let _: () = p.del(&key).await?;
+            DumpValue::Stream(chunk) => {
+                for (id, fields) in &chunk.entries {
+                    let fields: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
+                    let _: () = p.xadd(&key, false, None, id.as_str(), fields).await?;
                 }
-                for (id, fields) in entries {
-                    let _: () = p.xadd(&key, false, None, id, fields.into_iter().collect::<Vec<_>>()).await?;
-                }
-                for (name, last) in groups {
-                    let _: () = p.xgroup_create(&key, name, last, true).await?;
+                for g in &chunk.groups {
+                    let _: () = p.xgroup_create(&key, g.name.as_str(), g.last_delivered_id.as_str(), true).await?;
                 }
             }
-            other => return Err(StoreError::Decode(format!("import of {}: unsupported type {other}", d.key))),
         }
         if let Some(ttl) = d.ttl_ms {
             let _: () = p.pexpire(&key, ttl.max(1), None).await?;

@@ -166,7 +166,7 @@ fn arbitrary_import_records_stay_inside_the_instance() {
         prop::option::of(prop_oneof![Just(-5i64), Just(0), Just(60_000), any::<i64>()]),
         value,
     )
-        .prop_map(|(key, kind, ttl_ms, value)| Dump { key, kind: kind.to_owned(), ttl_ms, value });
+        .prop_map(|(key, kind, ttl_ms, value)| serde_json::json!({"key": key, "type": kind, "ttl_ms": ttl_ms, "value": value}));
     // A Redis of its own, emptied before each case: every key in it after a restore was written
     // by that restore, so a key outside the instance (an escape) is seen, not just those inside.
     let data = tempfile::tempdir().unwrap();
@@ -178,10 +178,19 @@ fn arbitrary_import_records_stay_inside_the_instance() {
         (sett_testkit::redis_at(&server.url()).await, raw)
     });
     runner
-        .run(&dump, |d| {
+        .run(&dump, |line| {
             rt.block_on(async {
                 let _: () = raw.flushall(false).await.unwrap();
                 let store = redis.instance(&sett_testkit::instance_name());
+                // A record is typed when it is read: one whose value does not fit its type is
+                // refused there, with a reason, and never reaches the store.
+                let d = match serde_json::from_value::<Dump>(line.clone()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        assert!(e.to_string().contains("key "), "{line}: {e}");
+                        return;
+                    }
+                };
                 if let Err(e) = store.restore(&d).await {
                     assert!(!e.to_string().is_empty());
                 }
@@ -267,7 +276,12 @@ fn debug_output_of_connection_settings_hides_the_password() {
 fn a_malformed_import_record_deletes_nothing() {
     runtime().block_on(async {
         let store = sett_testkit::store().await;
-        let good = Dump { key: "k".into(), kind: "string".into(), ttl_ms: None, value: serde_json::json!("kept") };
+        let record = |kind: &str, value: serde_json::Value| {
+            serde_json::from_value::<Dump>(
+                serde_json::json!({"key": "k", "type": kind, "ttl_ms": null, "value": value}),
+            )
+        };
+        let good = record("string", serde_json::json!("kept")).unwrap();
         store.restore(&good).await.unwrap();
         for (kind, value) in [
             ("string", serde_json::json!(1)),
@@ -278,8 +292,11 @@ fn a_malformed_import_record_deletes_nothing() {
             ("stream", serde_json::json!({"entries": [], "groups": [{"name": 3}]})),
             ("module", serde_json::json!("x")),
         ] {
-            let bad = Dump { key: "k".into(), kind: kind.into(), ttl_ms: None, value };
-            assert!(store.restore(&bad).await.is_err(), "{kind}");
+            // Refused when read (the value does not fit its type), or by the store (a key name).
+            match record(kind, value) {
+                Err(e) => assert!(e.to_string().contains("key k: "), "{kind}: {e}"),
+                Ok(bad) => assert!(store.restore(&bad).await.is_err(), "{kind}"),
+            }
             let mut exported = Vec::new();
             store
                 .export(|d| {
