@@ -349,10 +349,6 @@ const LONG_MODULES: &[(&str, &str)] = &[
         "crates/sett-core/src/machine/mod.rs",
         "the claim state machine's one `step` match over state × input; to split by phase",
     ),
-    (
-        "crates/sett-ops/src/verify.rs",
-        "the ledger walk and its checks; to split into verify/ by concern (issue 27 item 6)",
-    ),
     ("xtask/src/bench.rs", "the bench driver's scenarios and report; a dev tool, not shipped"),
 ];
 

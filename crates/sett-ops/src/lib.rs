@@ -10,8 +10,8 @@
 //!   views), [`workflow`] (workflow membership from the event stream);
 //! - the orchestrator's watches: [`budget`] (the budget watch), [`ledger_watch`] (a ledger that
 //!   went back), [`witness`] (the witness file outside Redis);
-//! - the ledger as a whole: [`verify`] (hashes and the chain), [`export_ledger`] (an export file
-//!   as a ledger source), [`transfer`] (`sett export` / `sett import`), [`archive`] (retention
+//! - the ledger as a whole: [`verify`] (hashes and the chain; an export file as a ledger source
+//!   in `verify/file.rs`), [`transfer`] (`sett export` / `sett import`), [`archive`] (retention
 //!   and archival), [`destroy`] (the instance destroyer);
 //! - [`operator`]: who is acting, for audit records.
 
@@ -25,7 +25,6 @@ pub mod approval;
 pub mod archive;
 pub mod budget;
 pub mod cancel;
-pub mod export_ledger;
 pub mod feed;
 pub mod forage;
 pub mod fork;

@@ -10,8 +10,7 @@ use anyhow::{Context, Result};
 use sett_core::config::ArchiveTarget;
 use sett_core::witness::Witnesses;
 use sett_ops::archive::ledger::{ArchivedLedger, ArchivedPart};
-use sett_ops::export_ledger::ExportedArchive;
-use sett_ops::verify::{ExportLedger, Outcome, WITNESSED_HEAD, verify_witnessed};
+use sett_ops::verify::{ExportLedger, ExportedArchive, Outcome, WITNESSED_HEAD, verify_witnessed};
 
 use crate::cli::{OutputFormat, VerifyArgs};
 use crate::ctx::{Ctx, usage};
