@@ -11,7 +11,7 @@
 //! | key | type | content |
 //! |---|---|---|
 //! | `artifact:<id>` | hash | artifact fields |
-//! | `claim:<id>` | hash | claim fields |
+//! | `claim:<id>` | hash | claim fields (`codec.rs`: empty lists and maps left out, a grant and a received output one field per agent, `grant:<agent>` and `received:<agent>`, so the hash stays a listpack) |
 //! | `claim:<id>:bids` | hash | agent → bid |
 //! | `thread:<logical_id>` | zset | artifact id scored by version |
 //! | `lock` | string (TTL) | JSON lock holder |
