@@ -233,13 +233,21 @@ impl Engine {
                 WriteOutcome::Paused(_) => {
                     let (outcome, _) = self.store.create_claim_reading_bids(&claim, &[created], now).await?;
                     if outcome == WriteOutcome::Written {
+                        self.written.wrote(&claim);
                         self.store.hold_claim(&claim.id, now).await?;
                     }
                     (outcome, bids.clone())
                 }
+                // Written decided: `commit` remembered the decided record.
                 outcome => (outcome, BTreeMap::new()),
             },
-            None => self.store.create_claim_reading_bids(&claim, &[created], now).await?,
+            None => {
+                let (outcome, later_bids) = self.store.create_claim_reading_bids(&claim, &[created], now).await?;
+                if outcome == WriteOutcome::Written {
+                    self.written.wrote(&claim);
+                }
+                (outcome, later_bids)
+            }
         };
         match outcome {
             WriteOutcome::Written => {

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::consumer::{BATCH, BLOCK, CONSUMER, GROUP};
 use crate::decided::DecidedClaims;
 use crate::launcher::WorkerLauncher;
+use crate::written::WrittenClaims;
 use crate::{OrchestratorError, Settings};
 
 /// The running orchestrator of one instance.
@@ -46,6 +47,7 @@ impl Orchestrator {
             tasks: TaskTracker::new(),
             outbox_left: AtomicBool::new(false),
             decided: DecidedClaims::default(),
+            written: WrittenClaims::default(),
             worker_tasks: Mutex::default(),
             usage_labels: Mutex::new(UsageLabels::default()),
         };
@@ -99,6 +101,9 @@ pub(crate) struct Shared {
     /// Claims moved out of `pending_consensus` by this orchestrator: their bid events are
     /// dropped without a read.
     pub(crate) decided: DecidedClaims,
+    /// The open claims as this orchestrator last wrote them: a transition starts from the record
+    /// it wrote (the write's compare-and-set refuses it if it is stale) instead of reading it.
+    pub(crate) written: WrittenClaims,
     /// The grants (`claim:seq`) whose worker task runs in this orchestrator, so a grant is never
     /// given two tasks (an offer repeated after a lost reply finds its slot taken by this run).
     pub(crate) worker_tasks: Mutex<HashSet<String>>,

@@ -178,6 +178,7 @@ impl Engine {
                 let outbox = (!launches.is_empty()).then_some(&launches);
                 match self.store.write_claim_with_outbox(claim, None, false, &ops, &events, outbox, now).await? {
                     WriteOutcome::Written => {
+                        self.written.wrote(claim);
                         metrics::counter!(m::CLAIMS_CREATED, "kind" => "rework").increment(1);
                         for g in grants {
                             metrics::counter!(m::GRANTS, "claim_type" => g.claim_type.as_str()).increment(1);

@@ -32,6 +32,7 @@ mod reviews;
 mod steer;
 mod transitions;
 mod workers;
+mod written;
 
 use std::time::Duration;
 

@@ -37,6 +37,7 @@ impl Engine {
         let created = ledger::claim_created(&claim);
         match self.store.write_claim(&claim, None, false, &[], &[created], now).await? {
             WriteOutcome::Written => {
+                self.written.wrote(&claim);
                 metrics::counter!(m::CLAIMS_CREATED, "kind" => "retry").increment(1);
                 info!(claim_id = %claim.id, failed_claim = %r.failed_claim, operator = %r.operator, "retry claim created");
                 self.wake.notify_one();

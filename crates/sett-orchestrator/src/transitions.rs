@@ -1,6 +1,7 @@
 //! Claim transitions: a state-machine input (bids, a deadline tick, an output, an answer, a
 //! worker launch or exit) goes through `get_claim → machine::step → write_claim_with_outbox`
-//! (compare-and-set on the revision, recomputed from the fresh record when the race is lost),
+//! (compare-and-set on the revision, recomputed from the fresh record when the race is lost; the
+//! read is skipped when this engine remembers the record it wrote last, `written`),
 //! which writes the new claim with its ledger events (`ledger`) and follow-ups (`followup`), then
 //! its logs and metrics (`observe`).
 
@@ -26,14 +27,20 @@ impl Engine {
     /// out the follow-ups. Returns the new claim when a transition was written.
     pub(crate) async fn apply(&self, id: &ClaimId, input: Input) -> Result<Option<Claim>, OrchestratorError> {
         let wants_bids = matches!(input, Input::Bids | Input::Tick);
+        // The record this orchestrator wrote last, when it remembers it, saves the read; it is
+        // used for a write only (compare-and-set): if it leads to none, the claim is read.
+        let mut remembered = self.written.get(id);
         for _ in 0..MAX_CAS_ATTEMPTS {
+            let from_memory = remembered.is_some();
             // Bids are read together with the claim (one pipelined round trip on the shared
             // connection) and only used while the claim waits for them.
-            let (claim, bids) = if wants_bids {
-                let (claim, bids) = tokio::try_join!(self.store.get_claim(id), self.store.bids(id))?;
-                (claim, bids)
-            } else {
-                (self.store.get_claim(id).await?, BTreeMap::new())
+            let (claim, bids) = match remembered.take() {
+                Some(claim) if wants_bids && claim.status == ClaimStatus::PendingConsensus => {
+                    (Some(claim), self.store.bids(id).await?)
+                }
+                Some(claim) => (Some(claim), BTreeMap::new()),
+                None if wants_bids => tokio::try_join!(self.store.get_claim(id), self.store.bids(id))?,
+                None => (self.store.get_claim(id).await?, BTreeMap::new()),
             };
             let Some(claim) = claim else {
                 debug!(claim_id = %id, "no such claim");
@@ -45,11 +52,18 @@ impl Engine {
             let bids = if claim.status == ClaimStatus::PendingConsensus { bids } else { BTreeMap::new() };
             let ctx = StepContext { bids: &bids, now_ms: now_ms() };
             let Some(t) = step(&claim, &input, ctx, &self.policy) else {
+                if from_memory {
+                    // Nothing to write from the remembered record: the stored one may differ.
+                    continue;
+                }
                 return Ok(None);
             };
             match self.commit(&claim, &t, &input, ctx, None).await? {
                 WriteOutcome::Written => return Ok(Some(t.claim)),
-                WriteOutcome::Conflict { .. } => continue,
+                WriteOutcome::Conflict { .. } => {
+                    self.written.forget(id);
+                    continue;
+                }
                 // Only a create is fenced, and this is a compare-and-set.
                 WriteOutcome::Cancelled(_) => return Ok(None),
                 // Held by a pause (see `commit`): applied again on resume.
@@ -127,6 +141,7 @@ impl Engine {
             debug!(claim_id = %t.claim.id, %scope, "a grant waits for the pause to be lifted");
         }
         if written == WriteOutcome::Written {
+            self.written.wrote(&t.claim);
             if old.status == ClaimStatus::PendingConsensus && t.claim.status != ClaimStatus::PendingConsensus {
                 self.decided.insert(t.claim.id);
             }
