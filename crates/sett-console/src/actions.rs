@@ -149,17 +149,14 @@ async fn run(app: &App, ctx: &PageCtx, body: Body, name: &str, id: &str, action:
 
 /// Runs `action`; the response and whether it was a no-op (cancelled twice).
 async fn act(app: &App, ctx: &PageCtx, body: Body, name: &str, id: &str, action: Action) -> (Response, bool) {
-    let store = match app.known(true, name).await {
-        Ok(s) => s,
-        Err(r) => return (r, false),
+    let how = if action == Action::Fork {
+        "name the artifact to fork from by its full id (the 'id' of GET …/artifacts/{id})"
+    } else {
+        "name the workflow by the full id of its goal or of any artifact in it (the 'goal_id' field of GET …/workflows)"
     };
-    let Ok(target) = ArtifactId::parse(id) else {
-        let what = if action == Action::Fork {
-            "name the artifact to fork from by its full id (the 'id' of GET …/artifacts/{id})"
-        } else {
-            "name the workflow by the full id of its goal or of any artifact in it (the 'goal_id' field of GET …/workflows)"
-        };
-        return (error(true, StatusCode::BAD_REQUEST, what), false);
+    let (store, target) = match app.known_artifact(true, name, id, how).await {
+        Ok(found) => found,
+        Err(r) => return (r, false),
     };
     let shape = if action == Action::Fork {
         r#"{"payload": "…"} or {"answer": "…"}, with an optional "reason""#

@@ -12,7 +12,6 @@ use axum::http::header::{self, HeaderValue};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
-use sett_core::ArtifactId;
 use sett_core::metrics as m;
 use sett_ops::answer::{AnswerError, AnswerInput, answer_question_as};
 use sett_store::Store;
@@ -64,6 +63,9 @@ pub(crate) async fn all_questions(State(app): State<Arc<App>>) -> Reply {
     Ok(json_resp(StatusCode::OK, json!(open)))
 }
 
+/// How to name a question when its id does not parse.
+const QUESTION_ID: &str = "name the question by its full id (the 'id' field of GET …/questions)";
+
 /// `GET /api/v1/instances/{name}/questions`: an instance's open questions.
 pub(crate) async fn questions(State(app): State<Arc<App>>, Path(name): Path<String>) -> Reply {
     let store = app.known(true, &name).await?;
@@ -74,14 +76,7 @@ pub(crate) async fn questions(State(app): State<Arc<App>>, Path(name): Path<Stri
 /// `GET …/questions/{id}/context`: a question's goal and context chain (the inbox loads it when
 /// a chain is opened).
 pub(crate) async fn context(State(app): State<Arc<App>>, Path((name, id)): Path<(String, String)>) -> Reply {
-    let store = app.known(true, &name).await?;
-    let Ok(id) = ArtifactId::parse(&id) else {
-        return Err(error(
-            true,
-            StatusCode::BAD_REQUEST,
-            "name the question by its full id (the 'id' field of GET …/questions)",
-        ));
-    };
+    let (store, id) = app.known_artifact(true, &name, &id, QUESTION_ID).await?;
     Ok(match data::context(&store, &id).await.map_err(down(true))? {
         Some((goal, context)) => json_resp(StatusCode::OK, json!({"id": id, "goal": goal, "context": context})),
         None => error(true, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
@@ -107,10 +102,7 @@ pub(crate) async fn workflows(State(app): State<Arc<App>>, Path(name): Path<Stri
 
 /// `GET /api/v1/instances/{name}/artifacts/{id}`: the artifact, its claim, a question's answer.
 pub(crate) async fn artifact(State(app): State<Arc<App>>, Path((name, id)): Path<(String, String)>) -> Reply {
-    let store = app.known(true, &name).await?;
-    let Ok(id) = ArtifactId::parse(&id) else {
-        return Err(error(true, StatusCode::BAD_REQUEST, "an artifact is named by its full id (a UUID)"));
-    };
+    let (store, id) = app.known_artifact(true, &name, &id, "an artifact is named by its full id (a UUID)").await?;
     Ok(match data::artifact(&store, &id).await.map_err(down(true))? {
         Some(v) => json_resp(StatusCode::OK, json!(v)),
         None => error(true, StatusCode::NOT_FOUND, &format!("no artifact {id} in '{name}'")),
@@ -176,14 +168,7 @@ pub(crate) async fn answer(
     if let Err(why) = ctx.role.require(Role::Answerer, "answering a question") {
         return Err(forbidden_role(&why));
     }
-    let store = app.known(true, &name).await?;
-    let Ok(qid) = ArtifactId::parse(&id) else {
-        return Err(error(
-            true,
-            StatusCode::BAD_REQUEST,
-            "name the question by its full id (the 'id' field of GET …/questions)",
-        ));
-    };
+    let (store, qid) = app.known_artifact(true, &name, &id, QUESTION_ID).await?;
     let body = read_body(body, &format!("; answers are limited to {MAX_ANSWER_BYTES} bytes")).await?;
     let input = match serde_json::from_slice::<AnswerBody>(&body) {
         Ok(AnswerBody { answer: Some(serde_json::Value::String(text)), fields: None }) => AnswerInput::Text(text),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use sett_core::InstanceName;
+use sett_core::{ArtifactId, InstanceName};
 use sett_store::{Redis, Store, now_ms};
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +90,20 @@ impl App {
             )),
             Err(e) => Err(store_error(api, &e)),
         }
+    }
+
+    /// The store of instance `name` and the artifact id `raw` names: the 404 of [`App::known`],
+    /// or a 400 (`api`: as JSON) saying `how` to name the artifact.
+    pub(crate) async fn known_artifact(
+        &self,
+        api: bool,
+        name: &str,
+        raw: &str,
+        how: &str,
+    ) -> Result<(Store, ArtifactId), Response> {
+        let store = self.known(api, name).await?;
+        let id = ArtifactId::parse(raw).map_err(|_| error(api, StatusCode::BAD_REQUEST, how))?;
+        Ok((store, id))
     }
 
     /// Where each instance's stream is now, for a page's live updates.

@@ -157,10 +157,8 @@ pub(crate) async fn workflow(
     Extension(ctx): Extension<PageCtx>,
     Path((name, goal)): Path<(String, String)>,
 ) -> Reply {
-    let store = app.known(false, &name).await?;
-    let Ok(goal) = ArtifactId::parse(&goal) else {
-        return Err(error(false, StatusCode::BAD_REQUEST, "a workflow is named by its goal's full artifact id"));
-    };
+    let (store, goal) =
+        app.known_artifact(false, &name, &goal, "a workflow is named by its goal's full artifact id").await?;
     let live = app.live(std::slice::from_ref(&store)).await;
     let (flows, open) = tokio::try_join!(data::workflows(&store), store.open_questions()).map_err(down(false))?;
     let Some(w) = flows.into_iter().find(|w| w.goal.id == goal) else {
@@ -200,10 +198,7 @@ pub(crate) async fn artifact(
     Extension(ctx): Extension<PageCtx>,
     Path((name, id)): Path<(String, String)>,
 ) -> Reply {
-    let store = app.known(false, &name).await?;
-    let Ok(id) = ArtifactId::parse(&id) else {
-        return Err(error(false, StatusCode::BAD_REQUEST, "an artifact is named by its full id"));
-    };
+    let (store, id) = app.known_artifact(false, &name, &id, "an artifact is named by its full id").await?;
     let live = app.live(std::slice::from_ref(&store)).await;
     Ok(match data::artifact(&store, &id).await.map_err(down(false))? {
         Some(v) => html_resp(

@@ -15,6 +15,7 @@ use sett_core::machine::new_claim;
 use sett_core::policy::Policy;
 use sett_core::{AgentName, Artifact, ArtifactId, ClaimStatus, StructuralType};
 use sett_store::{QuestionOp, Store, new_artifact_id, new_claim_id, now_ms};
+use sett_testkit::promtool::check_metrics as promtool_check;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -841,22 +842,6 @@ async fn an_expired_session_is_refused_with_a_clear_message() {
     let r = http(&c.addr, "GET", &format!("/questions?token={ADA}"), &[], "").await;
     let fresh = r.headers["set-cookie"].split(';').next().unwrap().to_owned();
     assert_eq!(http(&c.addr, "GET", "/questions", &[("Cookie", &fresh)], "").await.status, 200);
-}
-
-/// Runs `promtool check metrics` (Debian package `prometheus`) on `text`.
-fn promtool_check(text: &str) -> (i32, String) {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; .ci/run installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), said)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,26 +3,9 @@
 //! package `prometheus`): HELP text, TYPE, units and suffixes. The end-to-end test
 //! `observability_metrics_logs_and_export_after_the_demo_workflow` lints live endpoints too.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sett_core::metrics::{ALL, Kind};
-
-/// Runs `promtool check metrics` on `text`: its exit code and what it printed.
-fn promtool_check(text: &str) -> (i32, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; .ci/run installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), said)
-}
+use sett_testkit::promtool::check_metrics as promtool_check;
 
 #[test]
 fn every_metric_passes_promtool_check_metrics() {

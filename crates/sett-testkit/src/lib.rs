@@ -3,8 +3,9 @@
 //! Every test gets its own random instance name, so tests never see each other's keys.
 //! [`RedisCluster`] and [`SentinelSet`] start whole topologies (cluster, sentinel) from
 //! `redis-server` processes for the scale-out and failover tests. [`wait`] is how tests wait:
-//! [`eventually`] and the event-stream waits, never a sleep.
+//! [`eventually`] and the event-stream waits, never a sleep. [`promtool`] lints metrics text.
 
+pub mod promtool;
 pub mod wait;
 
 use std::net::TcpListener;

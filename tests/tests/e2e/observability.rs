@@ -5,7 +5,7 @@
 //! real daemons. `docs/metrics.md` is checked against `sett_core::metrics`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,20 +78,8 @@ fn metrics_text(addr: &str) -> String {
 /// warnings). Also checks that every family has a HELP line from `sett_core::metrics::ALL`.
 fn promtool_check_metrics(addr: &str, who: &str) {
     let body = metrics_text(addr);
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; .ci/run installs it)");
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics on {who}'s /metrics: {said}\n{body}"
-    );
+    let (code, said) = sett_testkit::promtool::check_metrics(&body);
+    assert!(code == 0 && said.trim().is_empty(), "promtool check metrics on {who}'s /metrics: {said}\n{body}");
     let families: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
     assert!(!families.is_empty(), "{who}: {body}");
     for f in families {
