@@ -878,10 +878,18 @@ fn destroy(b: &Bench, keys: u64) -> Result<Value> {
     }
     let _ = b.redis_cli(&["FLUSHALL"]);
     let limit_by_batch: Vec<(usize, f64)> =
-        LIMIT_UNLINK_BATCHES.iter().copied().zip(limit.into_iter().map(median)).collect();
+        LIMIT_UNLINK_BATCHES.iter().copied().zip(limit.iter().cloned().map(median)).collect();
     let limit_s = limit_by_batch.iter().map(|(_, s)| *s).fold(f64::INFINITY, f64::min);
-    let (ours_s, base_s) = (median(ours), median(base));
+    let runs = json!({
+        "sett_destroy_seconds": ours,
+        "baseline_scan_xargs_unlink_seconds": base,
+        "limit_seconds_by_keys_per_unlink": LIMIT_UNLINK_BATCHES.iter().map(|n| n.to_string()).zip(limit.iter().map(|v| json!(v))).collect::<serde_json::Map<_, _>>(),
+        "small_alone_ms": small_alone,
+        "small_beside_neighbour_ms": small_beside,
+    });
+    let (ours_s, base_s) = (median(ours.clone()), median(base.clone()));
     Ok(json!({
+        "runs": runs,
         "data": format!("sett-bench seed-artifacts --artifacts {artifacts} --questions 0 (artifact hashes, their threads, the indexes, the event stream); copied per run with COPY"),
         "keys": big_keys,
         "sett_destroy_seconds": ours_s,
@@ -892,8 +900,8 @@ fn destroy(b: &Bench, keys: u64) -> Result<Value> {
         "ratio_to_limit": ours_s / limit_s.max(1e-9),
         "sett_peak_rss_kib": median(ours_mem),
         "small_keys": small_keys,
-        "small_alone_ms": median(small_alone),
-        "small_beside_neighbour_ms": median(small_beside),
+        "small_alone_ms": median(small_alone.clone()),
+        "small_beside_neighbour_ms": median(small_beside.clone()),
         "neighbour_keys": neighbour_keys,
         "sett_peak_rss_kib_small": median(small_mem),
         "command": "cargo xtask bench --only destroy",
