@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::prelude::*;
 
 use super::*;
+use crate::approval::approval_question_id;
+use crate::artifact::StructuralType;
+use crate::policy::OnQuestionTimeout;
 
 /// Ids from a counter: sett-core mints no ids (no clock, no randomness); its callers do.
 fn next_uuid() -> uuid::Uuid {
