@@ -149,3 +149,30 @@ async fn an_instance_not_indexed_is_swept() {
     assert_eq!(counts.get("stray"), Some(&1));
     assert_eq!(scan_keys(&c, &name).await, vec![store.keys().lock()]);
 }
+
+#[tokio::test]
+async fn artifacts_past_several_index_chunks_are_all_enumerated() {
+    let redis = sett_testkit::redis().await;
+    let c = client().await;
+    let name = sett_testkit::instance_name();
+    let store = redis.instance(&name);
+    // Two full chunks of the index (purge.rs reads it 5,000 ids at a time, the next chunk
+    // asked for while this one's keys are unlinked) and one id more.
+    let n = 2 * 5_000 + 1;
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", format!("{i}"), "user", 1);
+        let s = store.clone();
+        pending.push(async move { s.create_artifact(&a).await.unwrap() });
+        if pending.len() == 200 {
+            futures::future::join_all(pending.drain(..)).await;
+        }
+    }
+    futures::future::join_all(pending).await;
+    assert!(store.keys_indexed().await.unwrap());
+
+    let counts = store.purge_instance_keys(|_| {}).await.unwrap();
+    assert_eq!(counts["artifact"], n as u64);
+    assert_eq!(counts["thread"], n as u64);
+    assert!(scan_keys(&c, &name).await.is_empty(), "nothing is left");
+}
