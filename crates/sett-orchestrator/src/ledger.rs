@@ -139,14 +139,16 @@ pub(crate) fn transition_records(
         }
     }
     if old.status != new.status {
-        events.push(EventData::ClaimUpdated(ClaimUpdated::transition(old, new)));
+        // A claim that ends is recorded by its ending event alone (its kind names the status, as
+        // `sett cancel`'s `claim_terminated` always did): a `claim_updated` beside it would repeat
+        // it in the ledger, about 400 bytes of stream per claim.
         let ended = ClaimEnded::new(new);
-        match new.status {
-            ClaimStatus::Complete => events.push(EventData::ClaimCompleted(ended)),
-            ClaimStatus::Terminated => events.push(EventData::ClaimTerminated(ended)),
-            ClaimStatus::Dormant => events.push(EventData::ClaimDormant(ended)),
-            _ => {}
-        }
+        events.push(match new.status {
+            ClaimStatus::Complete => EventData::ClaimCompleted(ended),
+            ClaimStatus::Terminated => EventData::ClaimTerminated(ended),
+            ClaimStatus::Dormant => EventData::ClaimDormant(ended),
+            _ => EventData::ClaimUpdated(ClaimUpdated::transition(old, new)),
+        });
     }
     (events, ops)
 }
@@ -185,5 +187,22 @@ mod tests {
         assert!(matches!(&events[0], EventData::ClaimGranted(g) if g.claim_type == ClaimType::Exclusive));
         assert!(matches!(&events[1], EventData::ClaimUpdated(u) if u.status == ClaimStatus::PendingExclusive));
         assert!(ops.is_empty());
+
+        // The agent's Terminal completes the claim: one `claim_completed`, no `claim_updated`.
+        let output = Artifact::of_claim(
+            sett_store::new_artifact_id(),
+            &t.claim,
+            StructuralType::Terminal,
+            "Done",
+            "ok",
+            "Coder",
+            3,
+        );
+        let done =
+            step(&t.claim, &Input::Output(Box::new(output)), StepContext { bids: &bids, now_ms: 3 }, &policy).unwrap();
+        assert_eq!(done.claim.status, ClaimStatus::Complete);
+        let (events, _) = transition_records(&t.claim, &done.claim, &done.effects, policy.on_question_timeout);
+        let kinds: Vec<EventKind> = events.iter().map(EventData::kind).collect();
+        assert_eq!(kinds, vec![EventKind::ClaimCompleted]);
     }
 }

@@ -66,8 +66,8 @@ async fn rework_of(h: &Harness, claim: ClaimId) -> ClaimId {
     created.data.claim_id().expect("a claim id")
 }
 
-/// The statuses a claim went through after consensus, from its `claim_created` and
-/// `claim_updated` events (the bids may decide it as it is created, or later).
+/// The statuses a claim went through after consensus, from its `claim_created`, `claim_updated`
+/// and ending events (the bids may decide it as it is created, or later).
 async fn statuses(h: &Harness, claim: &ClaimId) -> Vec<ClaimStatus> {
     let mut seen: Vec<ClaimStatus> = h
         .all_events()
@@ -76,6 +76,9 @@ async fn statuses(h: &Harness, claim: &ClaimId) -> Vec<ClaimStatus> {
         .filter_map(|e| match e.data {
             EventData::ClaimCreated(c) if c.claim_id == *claim => Some(c.status),
             EventData::ClaimUpdated(u) if u.claim_id == *claim && u.previous_status.is_some() => Some(u.status),
+            EventData::ClaimCompleted(c) if c.claim_id == *claim => Some(ClaimStatus::Complete),
+            EventData::ClaimTerminated(c) if c.claim_id == *claim => Some(ClaimStatus::Terminated),
+            EventData::ClaimDormant(c) if c.claim_id == *claim => Some(ClaimStatus::Dormant),
             _ => None,
         })
         .filter(|s| *s != ClaimStatus::PendingConsensus)
