@@ -1,4 +1,5 @@
-//! Artifacts: atomic creation (hash + thread + index + event), reads, listing, short-id lookup.
+//! Artifacts: atomic creation (hash + thread + index + event), reads, listing, short-id lookup,
+//! and the ledger hashes already known to this store ([`KnownHashes`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,6 +40,49 @@ impl AnswerRecord {
     /// (`on_question_timeout: continue`), written at `at_ms`.
     pub fn on_timeout(answer_id: ArtifactId, at_ms: i64) -> Self {
         Self { answer_id, answered_by: "orchestrator".into(), answered_at_ms: at_ms, timed_out: true, approval: None }
+    }
+}
+
+/// Ledger hashes of artifacts this store read or wrote, remembered (boundedly) so that writing an
+/// artifact does not first read its sources' hashes again (a cub's output cites the target it
+/// has just read). Artifacts never change, and `create_artifact.lua` compares every source's hash
+/// with the stored one anyway: a remembered hash that is not the stored one (an instance edited,
+/// or restored) refuses the write, which is then made again with the hashes read.
+#[derive(Debug, Default)]
+pub(crate) struct KnownHashes {
+    inner: std::sync::Mutex<KnownInner>,
+}
+
+#[derive(Debug, Default)]
+struct KnownInner {
+    hashes: HashMap<ArtifactId, String>,
+    order: std::collections::VecDeque<ArtifactId>,
+}
+
+/// How many hashes are remembered; the oldest is forgotten first (a forgotten one is read).
+const KNOWN_HASHES: usize = 1024;
+
+impl KnownHashes {
+    fn remember(&self, id: ArtifactId, hash: &str) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        if inner.hashes.insert(id, hash.to_owned()).is_none() {
+            inner.order.push_back(id);
+        }
+        while inner.hashes.len() > KNOWN_HASHES || inner.order.len() > 2 * KNOWN_HASHES {
+            let Some(oldest) = inner.order.pop_front() else { break };
+            inner.hashes.remove(&oldest);
+        }
+    }
+
+    fn get(&self, id: &ArtifactId) -> Option<String> {
+        self.inner.lock().expect("not poisoned").hashes.get(id).cloned()
+    }
+
+    fn forget(&self, ids: &[ArtifactId]) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        for id in ids {
+            inner.hashes.remove(id);
+        }
     }
 }
 
@@ -117,67 +161,81 @@ impl Store {
             k.actions(),
             k.key_registry(),
         ];
+        keys.extend(a.source_artifacts.iter().map(|s| k.artifact(s)));
         // The Merkle link: this artifact's hash covers its sources' hashes, which the Lua checks
         // are still the stored ones (and that every source exists) in the same atomic step.
-        let source_hashes = self.source_hashes(&a.source_artifacts).await?;
-        keys.extend(a.source_artifacts.iter().map(|s| k.artifact(s)));
-        let fields = encode_artifact(a);
-        let hash = {
-            let refs: Vec<&str> = source_hashes.iter().map(String::as_str).collect();
-            ledger::artifact_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())), &refs)
-        };
-        let ts = a.created_at_ms.to_string();
-        let (qid, record, answered_event) = match answer {
-            Some((q, r)) => (
-                q.to_string(),
-                serde_json::to_string(r).expect("serializable"),
-                EventData::QuestionAnswered(QuestionAnswered {
-                    answer_id: r.answer_id,
-                    answered_by: r.answered_by.clone(),
-                    artifact_id: *q,
-                    claim_id: a.claim_id,
-                    decision: r.approval.as_ref().map(|b| b.decision),
-                    question_id: *q,
-                    target_hash: r.approval.as_ref().map(|b| b.target_hash.clone()),
-                    timed_out: r.timed_out,
+        // Remembered hashes first; if one of them is refused, the write is made again with the
+        // hashes read.
+        let mut use_known = true;
+        let (reply, rewritten, hash) = loop {
+            let (source_hashes, known) = self.source_hashes(&a.source_artifacts, use_known).await?;
+            let fields = encode_artifact(a);
+            let hash = {
+                let refs: Vec<&str> = source_hashes.iter().map(String::as_str).collect();
+                ledger::artifact_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())), &refs)
+            };
+            let ts = a.created_at_ms.to_string();
+            let (qid, record, answered_event) = match answer {
+                Some((q, r)) => (
+                    q.to_string(),
+                    serde_json::to_string(r).expect("serializable"),
+                    EventData::QuestionAnswered(QuestionAnswered {
+                        answer_id: r.answer_id,
+                        answered_by: r.answered_by.clone(),
+                        artifact_id: *q,
+                        claim_id: a.claim_id,
+                        decision: r.approval.as_ref().map(|b| b.decision),
+                        question_id: *q,
+                        target_hash: r.approval.as_ref().map(|b| b.target_hash.clone()),
+                        timed_out: r.timed_out,
+                    })
+                    .to_json(),
+                ),
+                None => (String::new(), String::new(), String::new()),
+            };
+            let created = EventData::ArtifactCreated(ArtifactCreated::new(a, &hash)).to_json();
+            let created_digest = ledger::event_digest(EventKind::ArtifactCreated.as_str(), &ts, &created, None);
+            let answered_digest = if answered_event.is_empty() {
+                String::new()
+            } else {
+                ledger::event_digest(EventKind::QuestionAnswered.as_str(), &ts, &answered_event, None)
+            };
+            let mut args = vec![
+                a.id.to_string(),
+                a.version.to_string(),
+                ts,
+                created,
+                qid,
+                record,
+                answered_event,
+                created_digest,
+                answered_digest,
+                serde_json::to_string(&source_hashes).expect("strings"),
+                forked.map(|f| fork_action(f, a.created_at_ms)).unwrap_or_default(),
+            ];
+            for (f, v) in fields {
+                args.push(f);
+                args.push(v);
+            }
+            args.push("hash".to_owned());
+            args.push(hash.clone());
+            // Made again after a failover, a write that survived answers "exists": callers already
+            // read that as done (same id: it is this very artifact).
+            let (reply, rewritten): (Vec<String>, _) = self
+                .durable(|| async {
+                    Ok(CREATE_ARTIFACT.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?)
                 })
-                .to_json(),
-            ),
-            None => (String::new(), String::new(), String::new()),
+                .await?;
+            if known && matches!(reply.first().map(String::as_str), Some("source_missing" | "source_changed")) {
+                self.known_hashes.forget(&a.source_artifacts);
+                use_known = false;
+                continue;
+            }
+            break (reply, rewritten, hash);
         };
-        let created = EventData::ArtifactCreated(ArtifactCreated::new(a, &hash)).to_json();
-        let created_digest = ledger::event_digest(EventKind::ArtifactCreated.as_str(), &ts, &created, None);
-        let answered_digest = if answered_event.is_empty() {
-            String::new()
-        } else {
-            ledger::event_digest(EventKind::QuestionAnswered.as_str(), &ts, &answered_event, None)
-        };
-        let mut args = vec![
-            a.id.to_string(),
-            a.version.to_string(),
-            ts,
-            created,
-            qid,
-            record,
-            answered_event,
-            created_digest,
-            answered_digest,
-            serde_json::to_string(&source_hashes).expect("strings"),
-            forked.map(|f| fork_action(f, a.created_at_ms)).unwrap_or_default(),
-        ];
-        for (f, v) in fields {
-            args.push(f);
-            args.push(v);
+        if reply.first().map(String::as_str) == Some("ok") {
+            self.known_hashes.remember(a.id, &hash);
         }
-        args.push("hash".to_owned());
-        args.push(hash);
-        // Made again after a failover, a write that survived answers "exists": callers already
-        // read that as done (same id: it is this very artifact).
-        let (reply, rewritten): (Vec<String>, _) = self
-            .durable(|| async {
-                Ok(CREATE_ARTIFACT.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?)
-            })
-            .await?;
         if rewritten && reply.first().map(String::as_str) == Some("exists") && answer.is_none() {
             // Our first write survived the failover: it is this very artifact, created by us
             // (its event id is not known any more).
@@ -218,16 +276,24 @@ impl Store {
     /// The stored hashes of `sources` (one pipelined round trip; none when there are no
     /// sources). A source without a hash (written before the ledger) gives
     /// [`ledger::UNHASHED_SOURCE`]; a missing source gives it too and the Lua refuses the write.
-    async fn source_hashes(&self, sources: &[ArtifactId]) -> Result<Vec<String>> {
-        if sources.is_empty() {
-            return Ok(Vec::new());
+    /// With `use_known`, the hashes this store remembers are taken as they are (and the rest
+    /// read); the flag says whether any was.
+    async fn source_hashes(&self, sources: &[ArtifactId], use_known: bool) -> Result<(Vec<String>, bool)> {
+        let mut hashes: Vec<Option<String>> =
+            sources.iter().map(|s| if use_known { self.known_hashes.get(s) } else { None }).collect();
+        let known = hashes.iter().any(Option::is_some);
+        let unknown: Vec<usize> = (0..sources.len()).filter(|i| hashes[*i].is_none()).collect();
+        if !unknown.is_empty() {
+            let pipe = self.client().pipeline();
+            for i in &unknown {
+                let _: () = pipe.hget(self.keys.artifact(&sources[*i]), "hash").await?;
+            }
+            let read: Vec<Option<String>> = pipe.all().await?;
+            for (i, h) in unknown.into_iter().zip(read) {
+                hashes[i] = Some(h.unwrap_or_else(|| ledger::UNHASHED_SOURCE.to_owned()));
+            }
         }
-        let pipe = self.client().pipeline();
-        for s in sources {
-            let _: () = pipe.hget(self.keys.artifact(s), "hash").await?;
-        }
-        let hashes: Vec<Option<String>> = pipe.all().await?;
-        Ok(hashes.into_iter().map(|h| h.unwrap_or_else(|| ledger::UNHASHED_SOURCE.to_owned())).collect())
+        Ok((hashes.into_iter().map(Option::unwrap_or_default).collect(), known))
     }
 
     /// The stored ledger hash of each of `ids` (one pipelined round trip), `None` for an
@@ -247,6 +313,9 @@ impl Store {
         let fields: HashMap<String, String> = self.client().hgetall(self.keys.artifact(id)).await?;
         if fields.is_empty() {
             return Ok(None);
+        }
+        if let Some(hash) = fields.get("hash") {
+            self.known_hashes.remember(*id, hash);
         }
         decode_artifact(fields, self.strict()).map(Some)
     }

@@ -294,7 +294,7 @@ impl Redis {
 
     /// The store for one instance.
     pub fn instance(&self, name: &InstanceName) -> Store {
-        Store { redis: self.clone(), instance: name.clone(), keys: Keys::new(name) }
+        Store { redis: self.clone(), instance: name.clone(), keys: Keys::new(name), known_hashes: Default::default() }
     }
 
     /// PINGs Redis within `bound`; returns the round-trip time.
@@ -345,6 +345,9 @@ pub struct Store {
     redis: Redis,
     instance: InstanceName,
     keys: Keys,
+    /// Ledger hashes of artifacts this store read or wrote (shared by its clones): a source's
+    /// hash is not read again before an artifact that cites it is written.
+    known_hashes: std::sync::Arc<artifacts::KnownHashes>,
 }
 
 impl Store {

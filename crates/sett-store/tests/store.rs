@@ -64,6 +64,30 @@ async fn artifacts_round_trip_and_are_immutable() {
     assert_eq!(store.latest_in_thread(&a.logical_id).await.unwrap().unwrap().id, a.id);
 }
 
+/// A source's hash that the store remembers (it read the source) is not read again before an
+/// artifact citing it is written; the Lua still compares it with the stored one, and when that
+/// changed meanwhile the write is made again with the hash read, as it was before remembering.
+#[tokio::test]
+async fn a_remembered_source_hash_that_changed_is_read_again() {
+    let store = sett_testkit::store().await;
+    let source = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "g", "user", now_ms());
+    assert!(matches!(store.create_artifact(&source).await.unwrap(), CreateOutcome::Created { .. }));
+    assert!(store.get_artifact(&source.id).await.unwrap().is_some());
+    let port: u16 = store.redis().options().url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+    let key = store.keys().artifact(&source.id);
+    let edited = "e".repeat(64);
+    sett_testkit::redis_cli(port, &["HSET", &key, "hash", &edited]);
+    let mut output = Artifact::new_root(new_artifact_id(), StructuralType::Terminal, "Done", "ok", "A", now_ms());
+    output.source_artifacts = vec![source.id];
+    assert!(matches!(store.create_artifact(&output).await.unwrap(), CreateOutcome::Created { .. }));
+    // The output's hash covers the source's hash as stored when it was written.
+    let hashes = store.artifact_hashes(&[output.id]).await.unwrap();
+    let fields = sett_store::codec::encode_artifact(&output);
+    let expected =
+        sett_core::ledger::artifact_hash(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())), &[edited.as_str()]);
+    assert_eq!(hashes[0].as_deref(), Some(expected.as_str()));
+}
+
 #[tokio::test]
 async fn claims_round_trip_every_field() {
     let store = sett_testkit::store().await;
