@@ -36,7 +36,7 @@
 //! | `notify:workflows` | hash | goal artifact id → the outcome artifact already notified |
 //! | `workflows:cancelled` | hash | goal artifact id → JSON cancellation record (operator, reason, time) |
 //! | `index:cancelled` | hash | artifact or claim id of a cancelled workflow → `member:<goal>` (known at the cancellation), `expected:<goal>` (an output a cancelled grant may still write) or `late:<goal>` (such an output, written after) |
-//! | `archive:segments` | hash | archive segment name → JSON manifest (seq range, hashes, workflows, size), written once the segment was read back |
+//! | `archive:segments` | hash | archive segment name → JSON manifest (seq range, hashes, size, the workflow count and goal range — the goals themselves are in the segment), written once the segment was read back |
 //! | `archive:head` | hash | the last archived event: `seq`, `hash`, `id` (the stream is trimmed up to it, never past it) |
 //! | `archive:state` | hash | where the archive is (`location`), the next segment number, last run, last success, last error |
 //! | `archive:pending` | string | JSON plan of the archiving pass in progress (written before its segment; removed when its records are deleted and the stream trimmed) |

@@ -360,7 +360,13 @@ async fn sigkill_at_any_point_of_a_pass_loses_and_duplicates_nothing() {
         let manifests = sett_ops::archive::manifests(&env.store).await.unwrap();
         let mut archived: BTreeMap<String, usize> = BTreeMap::new();
         for m in &manifests {
-            for w in &m.workflows {
+            // Redis records the count and the goal range; the goals are in the segment's header.
+            let bytes = std::fs::read(archive_dir(&env).join(format!("{}.jsonl.zst", m.segment))).unwrap();
+            let header = sett_ops::archive::segment::decode(&bytes).unwrap().header;
+            assert!(m.workflows.is_empty(), "round {round}: {} records its goal list in Redis", m.segment);
+            assert_eq!(m.workflow_count, header.workflows.len() as u64, "round {round}: {}", m.segment);
+            for w in &header.workflows {
+                assert!(m.may_hold(w), "round {round}: {w} outside {}'s goal range", m.segment);
                 *archived.entry(w.clone()).or_default() += 1;
             }
         }

@@ -207,7 +207,7 @@ impl<L: LedgerSource> ArchivedLedger<L> {
             if missing.is_empty() {
                 break;
             }
-            if !tried.insert(s) || self.manifests[s].workflows.is_empty() {
+            if !tried.insert(s) || !self.manifests[s].holds_workflows() {
                 continue;
             }
             let d = self.segment(s).await?;

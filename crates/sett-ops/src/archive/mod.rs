@@ -322,7 +322,7 @@ async fn finish(
         store
             .record_archive_segment(
                 &name,
-                &serde_json::to_string(m).expect("serializable"),
+                &serde_json::to_string(&m.recorded()).expect("serializable"),
                 head,
                 &serde_json::to_string(&plan).expect("serializable"),
             )
@@ -381,10 +381,12 @@ pub fn parse_manifests(recorded: BTreeMap<String, String>) -> Result<Vec<Manifes
     recorded
         .into_iter()
         .map(|(name, m)| {
-            serde_json::from_str(&m).map_err(|e| ArchiveError::Segment {
-                segment: name,
-                problem: format!("its manifest in Redis is not valid ({e})"),
-            })
+            serde_json::from_str::<Manifest>(&m)
+                .map(|m| if m.workflows.is_empty() { m } else { m.with_goal_range() })
+                .map_err(|e| ArchiveError::Segment {
+                    segment: name,
+                    problem: format!("its manifest in Redis is not valid ({e})"),
+                })
         })
         .collect()
 }
@@ -465,7 +467,7 @@ pub async fn find_artifact(
     id: &ArtifactId,
 ) -> Result<Option<ArchivedArtifact>, ArchiveError> {
     let key = RelativeKey::artifact(id);
-    for m in manifests(store).await?.iter().rev().filter(|m| !m.workflows.is_empty()) {
+    for m in manifests(store).await?.iter().rev().filter(|m| m.holds_workflows()) {
         let seg = read_segment(objects, m).await?;
         for l in seg.lines {
             if let ArchivedRecord::Hash { key: k, fields } = l.record
@@ -497,10 +499,9 @@ pub async fn find_workflow(
     goal: &ArtifactId,
 ) -> Result<Option<ArchivedWorkflow>, ArchiveError> {
     let g = goal.to_string();
-    let Some(m) = manifests(store).await?.into_iter().rev().find(|m| m.workflows.contains(&g)) else {
+    let Some((m, seg)) = segment_of_workflow(store, objects, &g).await? else {
         return Ok(None);
     };
-    let seg = read_segment(objects, &m).await?;
     let mut found = ArchivedWorkflow { segment: m.segment, artifacts: Vec::new(), claims: Vec::new() };
     for r in seg.workflow_records(&g) {
         if let ArchivedRecord::Hash { key, fields } = r {
@@ -512,6 +513,22 @@ pub async fn find_workflow(
         }
     }
     Ok(Some(found))
+}
+
+/// The newest segment holding the workflow of `goal`, decoded: the segments whose goal range
+/// covers it, newest first, until one's header names it.
+async fn segment_of_workflow(
+    store: &Store,
+    objects: &ArchiveObjects,
+    goal: &str,
+) -> Result<Option<(Manifest, Segment)>, ArchiveError> {
+    for m in manifests(store).await?.into_iter().rev().filter(|m| m.may_hold(goal)) {
+        let seg = read_segment(objects, &m).await?;
+        if seg.header.workflows.iter().any(|g| g == goal) {
+            return Ok(Some((m, seg)));
+        }
+    }
+    Ok(None)
 }
 
 /// What `sett restore` brought back.
@@ -537,13 +554,12 @@ pub async fn restore(
         )));
     }
     let g = goal.to_string();
-    let Some(m) = manifests(store).await?.into_iter().rev().find(|m| m.workflows.contains(&g)) else {
+    let Some((m, seg)) = segment_of_workflow(store, objects, &g).await? else {
         return Err(ArchiveError::NotFound(format!(
             "workflow {goal} is not in the archive of instance '{}'; 'sett archive' lists its segments",
             store.instance()
         )));
     };
-    let seg = read_segment(objects, &m).await?;
     let records = seg.workflow_records(&g);
     store.restore_archived(&records).await?;
     let record = serde_json::json!({"segment": m.segment, "operator": operator, "at_ms": now_ms()}).to_string();
@@ -597,7 +613,7 @@ pub async fn summary(store: &Store) -> Result<Summary, ArchiveError> {
     for m in manifests(store).await? {
         s.segments += 1;
         s.bytes += m.bytes;
-        s.workflows += m.workflows.len() as u64;
+        s.workflows += m.workflow_count;
         s.events += m.events;
     }
     if let Some(raw) = store.archive_pending().await? {

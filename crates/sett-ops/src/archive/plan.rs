@@ -200,7 +200,11 @@ pub(super) async fn plan_pass(
         last_id: last.map(|(id, _)| id.clone()),
         prev: first.and_then(|(_, f)| f.get("prev").cloned()),
         last_hash: last.and_then(|(_, f)| f.get("hash").cloned()),
-    };
+        workflow_count: 0,
+        first_goal: None,
+        last_goal: None,
+    }
+    .with_goal_range();
     lines.extend(
         events.into_iter().map(|(id, fields)| SegmentLine {
             workflow: None,
