@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// The `prev` of the first chained event (40 zeros: the width of a link hash).
+/// The `prev` the first chained event links to (40 zeros: the width of a link hash).
 pub const GENESIS: &str = "0000000000000000000000000000000000000000";
 
 /// The `prev` of the first event of a chain written by the first ledger version (links were
@@ -123,24 +123,28 @@ pub fn claim_hash<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> S
 /// An event's content digest: SHA-256 over the tag `sett-event-v1\n` then the items `kind`,
 /// `ts`, `data` and, when the entry has one, `claim` (stored strings, encoded as in
 /// [`artifact_hash`]). `claim` is `<claim id>:<revision>:<claim hash>`: the claim record this
-/// event's write left behind.
+/// event's write left behind. An empty `claim` is none: entries are written with an empty one
+/// rather than without the field (every entry of the stream has the same fields, so Redis
+/// stores their names once per node), and digest as the entries written without it did.
 pub fn event_digest(kind: &str, ts: &str, data: &str, claim: Option<&str>) -> String {
     let mut h = Sha256::new();
     h.update(EVENT_TAG);
     item(&mut h, b"kind", kind.as_bytes());
     item(&mut h, b"ts", ts.as_bytes());
     item(&mut h, b"data", data.as_bytes());
-    if let Some(c) = claim {
+    if let Some(c) = claim.filter(|c| !c.is_empty()) {
         item(&mut h, b"claim", c.as_bytes());
     }
     hex(&h.finalize())
 }
 
 /// An event's `hash` (its chain link): SHA-1 over the ASCII text
-/// `sett-link-v2\n<prev>\n<digest>\n<seq>` — `prev` and the content digest as the stored
-/// lowercase hex, `seq` in decimal — computed by the Lua that appends the event with Redis's
-/// native `redis.sha1hex`, so the link costs about a microsecond of the single-threaded server
-/// (a SHA-256 written in Lua cost ~130 µs per event; docs/security.md weighs the choice).
+/// `sett-link-v2\n<prev>\n<digest>\n<seq>` — `prev` (the previous event's `hash`, or
+/// [`GENESIS`] for the first; stored in the entry only by versions before issue 29's) and the
+/// content digest as lowercase hex, `seq` in decimal — computed by the Lua that appends the
+/// event with Redis's native `redis.sha1hex`, so the link costs about a microsecond of the
+/// single-threaded server (a SHA-256 written in Lua cost ~130 µs per event; docs/security.md
+/// weighs the choice).
 /// Links of the first ledger version (64 hex digits) are recomputed with [`chain_link_v1`]; a
 /// v2 link may follow a v1 one. `None` when `prev` or `digest` is not a hash of either width.
 pub fn chain_link(prev: &str, digest: &str, seq: u64) -> Option<String> {
@@ -227,6 +231,12 @@ mod tests {
             artifact_hash(get(&[("id", "ab"), ("logical_id", "c")]), &[]),
             artifact_hash(get(&[("id", "a"), ("logical_id", "bc")]), &[])
         );
+    }
+
+    #[test]
+    fn an_empty_claim_digests_as_none() {
+        assert_eq!(event_digest("k", "1", "{}", Some("")), event_digest("k", "1", "{}", None));
+        assert_ne!(event_digest("k", "1", "{}", Some("c:1:h")), event_digest("k", "1", "{}", None));
     }
 
     #[test]

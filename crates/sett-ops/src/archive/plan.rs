@@ -198,7 +198,7 @@ pub(super) async fn plan_pass(
         last_seq: last.and_then(|(_, f)| seq(f)),
         first_id: first.map(|(id, _)| id.clone()),
         last_id: last.map(|(id, _)| id.clone()),
-        prev: first.and_then(|(_, f)| f.get("prev").cloned()),
+        prev: first.and_then(|(_, f)| first_prev(f, archived_through.as_ref().map(|(_, hash, _)| hash.as_str()))),
         last_hash: last.and_then(|(_, f)| f.get("hash").cloned()),
         workflow_count: 0,
         first_goal: None,
@@ -212,4 +212,41 @@ pub(super) async fn plan_pass(
         }),
     );
     Ok(Some((Plan { state: PlanState::Planned, manifest }, lines)))
+}
+
+/// The `prev` a segment's manifest records: the hash its first event links to. Entries written
+/// before issue 29 store it; newer ones do not, and it is the archive head's hash (the last
+/// archived event's), or the genesis when nothing chained was archived before: the same manifest
+/// either way. `None` for an event written before the ledger.
+fn first_prev(first: &BTreeMap<String, String>, archive_head: Option<&str>) -> Option<String> {
+    if let Some(p) = first.get("prev") {
+        return Some(p.clone());
+    }
+    first.contains_key("hash").then(|| archive_head.unwrap_or(sett_core::ledger::GENESIS).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(f: &[(&str, &str)]) -> BTreeMap<String, String> {
+        f.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_segment_records_the_same_prev_for_old_and_new_entries() {
+        let h = "ab".repeat(20);
+        let old = fields(&[("seq", "8"), ("prev", &h), ("hash", "cd")]);
+        let new = fields(&[("seq", "8"), ("hash", "cd")]);
+        assert_eq!(first_prev(&old, Some(&h)), Some(h.clone()));
+        assert_eq!(first_prev(&new, Some(&h)), Some(h.clone()));
+        let genesis = sett_core::ledger::GENESIS.to_owned();
+        assert_eq!(
+            first_prev(&fields(&[("seq", "1"), ("prev", &genesis), ("hash", "cd")]), None),
+            Some(genesis.clone())
+        );
+        assert_eq!(first_prev(&fields(&[("seq", "1"), ("hash", "cd")]), None), Some(genesis));
+        // Written before the ledger: no link.
+        assert_eq!(first_prev(&fields(&[("kind", "k")]), None), None);
+    }
 }

@@ -67,7 +67,7 @@ pub struct Manifest {
     pub last_goal: Option<String>,
     pub records: u64,
     pub events: u64,
-    /// The events' range and chain links: `prev` of the first, `hash` of the last.
+    /// The events' range and chain links: the hash the first links to (`prev`), the last's `hash`.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
     pub first_id: Option<String>,
