@@ -14,7 +14,7 @@ use crate::bench::{Bench, lifecycles, median, redis_baseline, sett_in};
 const BINS: &[&str] = &["sett", "sett-orchestrator", "sett-cub", "sett-bench"];
 
 /// Builds the release binaries with sett-store's `bench-unchained-ledger` feature (events
-/// appended without seq/prev/hash, no head) and copies them to `target/bench/unchained/`.
+/// appended without seq/hash, no head) and copies them to `target/bench/unchained/`.
 pub(crate) fn build_unchained(root: &Path) -> Result<PathBuf> {
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--locked", "--features", "sett-store/bench-unchained-ledger"])

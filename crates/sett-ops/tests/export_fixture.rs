@@ -5,6 +5,7 @@
 //! contract: every line reads and writes back byte for byte, the file verifies offline, it
 //! imports, and the imported instance verifies and exports the same lines again.
 
+use sett_core::event::{EventData, InstanceStopped};
 use sett_ops::transfer::{export_jsonl, for_each_dump, import_stream};
 use sett_ops::verify::{ExportLedger, verify};
 
@@ -53,4 +54,26 @@ async fn an_export_written_before_typed_records_imports_and_verifies() {
     let mut again = Vec::new();
     export_jsonl(&store, &mut again).await.unwrap();
     assert_eq!(without_ttls(&String::from_utf8(again).unwrap()), without_ttls(FIXTURE));
+}
+
+/// An instance written before issue 29 (its entries store `prev` and omit an empty `claim`)
+/// keeps its chain across the upgrade: new entries (no `prev`, an empty `claim`) link to the old
+/// head, and the whole verifies.
+#[tokio::test]
+async fn entries_appended_after_the_upgrade_extend_an_old_chain() {
+    let store = sett_testkit::store().await;
+    import_stream(&store, FIXTURE.as_bytes(), false).await.unwrap();
+    let old = store.raw_events_after(None, 1_000).await.unwrap();
+    assert!(old.iter().all(|(_, f)| f.contains_key("prev")), "the fixture is of the old format");
+    let before = verify(&mut store.clone(), None).await.unwrap();
+    for i in 0..3 {
+        let stopped = EventData::InstanceStopped(InstanceStopped { run_id: format!("after-{i}") });
+        store.append_event(&stopped, 9_000 + i).await.unwrap();
+    }
+    let all = store.raw_events_after(None, 1_000).await.unwrap();
+    assert!(all[old.len()..].iter().all(|(_, f)| !f.contains_key("prev")), "new entries store no prev");
+    let after = verify(&mut store.clone(), None).await.unwrap();
+    assert!(after.intact(), "{:?}", after.breach);
+    assert_eq!(after.report.events, before.report.events + 3);
+    assert_eq!(after.report.head, store.ledger_head().await.unwrap());
 }

@@ -232,3 +232,66 @@ async fn a_large_export_is_verified_block_by_block() {
     let err = ExportLedger::read(std::io::Cursor::new(text)).unwrap_err().to_string();
     assert!(err.contains(&format!("line {}", at + 2)) && err.contains("sorted order"), "{err}");
 }
+
+/// Entries store no `prev` (issue 29: the link recomputes from the hash of the entry walked
+/// before): an entry edited, deleted, replaced with its hash recomputed, or replayed is still
+/// found, and named at the right seq.
+#[tokio::test]
+async fn tampering_with_entries_without_prev_is_named_at_its_seq() {
+    let store = sett_testkit::store().await;
+    for i in 0..6 {
+        let stopped = EventData::InstanceStopped(InstanceStopped { run_id: format!("r{i}") });
+        store.append_event(&stopped, 1_000 + i).await.unwrap();
+    }
+    let mut out = Vec::new();
+    export_jsonl(&store, &mut out).await.unwrap();
+    let dumps: Vec<Dump> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let at = dumps.iter().position(|d| d.key == "events").unwrap();
+    let with = |entries: Vec<(String, BTreeMap<String, String>)>| {
+        let mut d = dumps.clone();
+        let DumpValue::Stream(chunk) = &mut d[at].value else { unreachable!() };
+        chunk.entries = entries;
+        d
+    };
+    let DumpValue::Stream(chunk) = &dumps[at].value else { panic!("the event stream is a stream") };
+    let original = chunk.entries.clone();
+    assert_eq!(original.len(), 6);
+    assert!(original.iter().all(|(_, f)| !f.contains_key("prev") && f.get("claim").is_some_and(String::is_empty)));
+    assert!(verify_dumps(&dumps).await.intact());
+    let id = |i: usize| original[i].0.clone();
+    let breach = |d: Vec<Dump>| async move { verify_dumps(&d).await.breach.expect("the tampering is found") };
+
+    // Seq 3's data edited.
+    let mut e = original.clone();
+    let edited = e[2].1["data"].replace("r2", "rX");
+    e[2].1.insert("data".into(), edited);
+    let b = breach(with(e)).await;
+    assert_eq!(b.record, format!("event {} (seq 3)", id(2)));
+    assert!(b.problem.contains("content changed"), "{}", b.problem);
+
+    // Seq 3 deleted: seq 4 names it.
+    let mut e = original.clone();
+    e.remove(2);
+    let b = breach(with(e)).await;
+    assert_eq!(b.record, format!("event {} (seq 4)", id(3)));
+    assert!(b.problem.contains("seq 3 is missing"), "{}", b.problem);
+
+    // Seq 3 replaced, its hash recomputed from seq 2's: seq 4 no longer follows.
+    let mut e = original.clone();
+    let f = &mut e[2].1;
+    let edited = f["data"].replace("r2", "rX");
+    f.insert("data".into(), edited);
+    let digest = sett_core::ledger::event_digest(&f["kind"], &f["ts"], &f["data"], None);
+    let forged = sett_core::ledger::chain_link(&original[1].1["hash"], &digest, 3).unwrap();
+    f.insert("hash".into(), forged);
+    let b = breach(with(e)).await;
+    assert_eq!(b.record, format!("event {} (seq 4)", id(3)));
+    assert!(b.problem.contains("the event before it was replaced"), "{}", b.problem);
+
+    // Seq 3 replayed after itself.
+    let mut e = original.clone();
+    e.insert(3, e[2].clone());
+    let b = breach(with(e)).await;
+    assert!(b.record.ends_with("(seq 3)"), "{}", b.record);
+    assert!(b.problem.contains("seq 3 where 4 was expected"), "{}", b.problem);
+}

@@ -32,10 +32,10 @@ end
 
 -- Appends one event to `stream` and extends the chain whose head is the hash at `head_key`
 -- (fields `seq`, `hash` and `id`). An instance whose stream predates the ledger starts its chain
--- at seq = (events already there) + 1, with prev = 40 zeros; verify reports the earlier events
--- as unverified. `digest` is the event's content digest (64 hex digits) computed by the writer;
--- `claim` ("<claim id>:<revision>:<claim hash>", or nil/"") binds the claim record a claim
--- write leaves behind, and is covered by the digest.
+-- at seq = (events already there) + 1, linked to prev = 40 zeros; verify reports the earlier
+-- events as unverified. `digest` is the event's content digest (64 hex digits) computed by the
+-- writer; `claim` ("<claim id>:<revision>:<claim hash>", or nil/"") binds the claim record a
+-- claim write leaves behind, and is covered by the digest (an empty claim digests as none).
 local function ledger_append(stream, head_key, kind, ts, data, digest, claim)
   if ledger_state == nil then
     local head = redis.call('HMGET', head_key, 'seq', 'hash')
@@ -59,14 +59,12 @@ local function ledger_append(stream, head_key, kind, ts, data, digest, claim)
   local seqtext = string.format('%d', seq)
   local prev = ledger_state.hash
   local hash = redis.sha1hex('sett-link-v2\n' .. prev .. '\n' .. digest .. '\n' .. seqtext)
-  local id
-  if claim and claim ~= '' then
-    id = redis.call('XADD', stream, '*', 'kind', kind, 'ts', ts, 'data', data, 'claim', claim,
-      'seq', seqtext, 'prev', prev, 'hash', hash)
-  else
-    id = redis.call('XADD', stream, '*', 'kind', kind, 'ts', ts, 'data', data,
-      'seq', seqtext, 'prev', prev, 'hash', hash)
-  end
+  -- `prev` is not stored: it is the previous entry's `hash`, which verify has in hand from the
+  -- entry it walked before (~56 bytes an entry). Every entry has the same fields in the same
+  -- order (`claim` empty when none), so a stream node's listpack stores the names once, in its
+  -- master entry, not in each entry (docs/benchmarks.md, issue 29).
+  local id = redis.call('XADD', stream, '*', 'kind', kind, 'ts', ts, 'data', data,
+    'claim', claim or '', 'seq', seqtext, 'hash', hash)
   ledger_state.seq = seq
   ledger_state.hash = hash
   ledger_state.id = id

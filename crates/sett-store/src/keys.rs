@@ -15,7 +15,7 @@
 //! | `claim:<id>:bids` | hash | agent → bid |
 //! | `thread:<logical_id>` | zset | artifact id scored by version |
 //! | `lock` | string (TTL) | JSON lock holder |
-//! | `events` | stream | the audit ledger; consumer groups `orchestrator`, `cub:<agent>` and `notifier`; entries carry `seq`, `prev`, `hash` (the chain) |
+//! | `events` | stream | the audit ledger; consumer groups `orchestrator`, `cub:<agent>` and `notifier`; entries carry `kind`, `ts`, `data`, `claim` (empty when none), `seq`, `hash` (the chain) |
 //! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends); `keys` = `indexed` when the first event created the stream, i.e. every key of the instance was written by writers that keep the indexes and `index:keys` (without it, e.g. an instance written before or imported, destroy sweeps the keyspace) |
 //! | `index:keys` | set | key names (relative to the prefix) not reachable from the indexes: `workers:<agent>:queue`/`running`, `notify:queue:<webhook>`, and `thread:<logical_id>` of a later version (a first version's thread is `thread:<its id>`); a name leaves it only when archiving deletes the last of that key, in the same atomic step (`lua/archive_delete.lua`) |
 //! | `ledger:regressions` | hash | lost head `<seq>:<hash>` → JSON record of a ledger regression (who noticed, what was found, acknowledgement) |
