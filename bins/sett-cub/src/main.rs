@@ -17,6 +17,11 @@ use sett_store::redact_url;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// mimalloc instead of glibc's malloc, as in the orchestrator: a cub decodes and encodes many
+/// small short-lived strings per event (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sett-cub",

@@ -17,6 +17,12 @@ use sett_orchestrator::{Orchestrator, OrchestratorError, Settings};
 use sett_runtime::WorkerCommand;
 use tracing::{error, info};
 
+/// mimalloc instead of glibc's malloc: the engine and the archiving pass allocate many small,
+/// short-lived strings and maps, and glibc's free lists and consolidation were a third of the
+/// orchestrator's CPU samples under load (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "sett-orchestrator", version, about = "Sett's orchestration daemon for one instance")]
 struct Args {
@@ -146,6 +152,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
                 objects,
                 sett_ops::archive::Policy { archive_after: r.archive_after },
                 r.every,
+                r.max_share,
                 orchestrator.ready_flag(),
                 stop.clone(),
             )))
