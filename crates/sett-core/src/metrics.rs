@@ -101,6 +101,9 @@ pub const ARCHIVE_WORKFLOWS: &str = "sett_archive_workflows_total";
 pub const ARCHIVE_BYTES: &str = "sett_archive_bytes_total";
 /// Counter: events trimmed from the stream once archived.
 pub const ARCHIVE_TRIMMED: &str = "sett_archive_events_trimmed_total";
+/// Counter (milliseconds): how long archiving passes waited so that they take at most
+/// `retention.max_share` of the orchestrator's time.
+pub const ARCHIVE_REST: &str = "sett_archive_rest_milliseconds_total";
 /// Gauge (Unix seconds): when the last archiving pass succeeded.
 pub const ARCHIVE_LAST_SUCCESS: &str = "sett_archive_last_success_timestamp_seconds";
 
@@ -190,6 +193,11 @@ pub const ALL: &[Metric] = &[
     Metric { name: ARCHIVE_WORKFLOWS, kind: Kind::Counter, help: "Workflows archived and removed from Redis." },
     Metric { name: ARCHIVE_BYTES, kind: Kind::Counter, help: "Bytes of archive segments written." },
     Metric { name: ARCHIVE_TRIMMED, kind: Kind::Counter, help: "Events trimmed from the event stream once archived." },
+    Metric {
+        name: ARCHIVE_REST,
+        kind: Kind::Counter,
+        help: "Milliseconds archiving passes waited so that they take at most retention.max_share of the orchestrator's time; growing with the archive lag: archiving is held back by that limit.",
+    },
     Metric {
         name: ARCHIVE_LAST_SUCCESS,
         kind: Kind::Gauge,

@@ -129,14 +129,14 @@ impl Store {
         for m in ms {
             let mut r = Reading { records: Vec::new(), artifacts: Vec::new(), claims: Vec::new(), open: None };
             for a in &m.artifacts {
-                let fields: HashMap<String, String> = first.next().unwrap_or(Value::Null).convert()?;
+                let fields: BTreeMap<String, String> = first.next().unwrap_or(Value::Null).convert()?;
                 if !fields.is_empty() {
-                    r.artifacts.push((*a, fields.into_iter().collect()));
+                    r.artifacts.push((*a, fields));
                 }
             }
             for cl in &m.claims {
-                let fields: HashMap<String, String> = first.next().unwrap_or(Value::Null).convert()?;
-                let bids: HashMap<String, String> = first.next().unwrap_or(Value::Null).convert()?;
+                let fields: BTreeMap<String, String> = first.next().unwrap_or(Value::Null).convert()?;
+                let bids: BTreeMap<String, String> = first.next().unwrap_or(Value::Null).convert()?;
                 if fields.is_empty() || r.open.is_some() {
                     continue;
                 }
@@ -152,9 +152,9 @@ impl Store {
                     r.open = Some(format!("claim {cl} has follow-ups in the outbox"));
                     continue;
                 }
-                r.records.push(ArchivedRecord::Hash { key: rel(k.claim(cl)), fields: fields.into_iter().collect() });
+                r.records.push(ArchivedRecord::Hash { key: rel(k.claim(cl)), fields });
                 if !bids.is_empty() {
-                    r.records.push(ArchivedRecord::Hash { key: rel(k.bids(cl)), fields: bids.into_iter().collect() });
+                    r.records.push(ArchivedRecord::Hash { key: rel(k.bids(cl)), fields: bids });
                 }
                 r.claims.push(*cl);
             }
@@ -182,8 +182,9 @@ impl Store {
         let mut second = second.into_iter();
         let mut next = || second.next().unwrap_or(Value::Null).as_string();
         for (m, r) in ms.iter().zip(readings.iter_mut()).filter(|(_, r)| r.open.is_none()) {
-            for (a, f) in &r.artifacts {
+            for (a, f) in std::mem::take(&mut r.artifacts) {
                 let id = a.to_string();
+                let logical = f.get("logical_id").cloned();
                 let index = next();
                 let claim = next();
                 let open = next();
@@ -192,7 +193,7 @@ impl Store {
                 if open.is_some() && r.open.is_none() {
                     r.open = Some(format!("question {a} is open"));
                 }
-                r.records.push(ArchivedRecord::Hash { key: rel(k.artifact(a)), fields: f.clone() });
+                r.records.push(ArchivedRecord::Hash { key: rel(k.artifact(&a)), fields: f });
                 if let Some(s) = index {
                     r.records.push(ArchivedRecord::Member {
                         key: rel(k.artifacts_index()),
@@ -214,7 +215,7 @@ impl Store {
                         value: v,
                     });
                 }
-                if let (Some(s), Some(l)) = (thread, f.get("logical_id")) {
+                if let (Some(s), Some(l)) = (thread, logical) {
                     r.records.push(ArchivedRecord::Member { key: format!("thread:{l}"), member: id, score: s });
                 }
             }

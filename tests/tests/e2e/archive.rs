@@ -436,6 +436,41 @@ async fn archiving_drops_the_key_registry_entries_of_what_it_emptied() {
     assert!(env.ok(&["verify"]).contains("is intact"));
 }
 
+/// The orchestrator's own passes (`every: 1s`) archive a finished workflow, and with
+/// `max_share` a pass is followed by its rest: at a thousandth of the time, a pass of a
+/// millisecond or more rests at least a second, so the next tick waits, and the wait is counted
+/// in `/metrics`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_orchestrators_passes_archive_by_themselves_and_rest_as_max_share_says() {
+    // An agent that bids on nothing these workflows hold: they end by their Terminals alone.
+    let yml = "version: \"1.0\"\nagents:\n  Idle:\n    command: [\"./asker.sh\"]\n    bidding_strategy: {type: exclusive, target_types: [\"NeverWritten\"]}\nretention: {archive_after: 0, every: 1s, max_share: 0.001}\n";
+    let mut env = Env::new(yml, &[("asker.sh", &asker_script("Which port?"))]).await;
+    let goals = direct_workflows(&env, 2).await;
+    env.up();
+    env.eventually("the orchestrator archived both workflows", async || {
+        let mut gone = true;
+        for g in &goals {
+            gone &= !env.store.artifact_exists(g).await.unwrap();
+        }
+        gone
+    })
+    .await;
+    let addr = env.addr_of("orchestrator").await.expect("the orchestrator's health address");
+    env.eventually("a pass waited for its rest", async || {
+        let (code, body) = sett_e2e::http_get(&addr, "/metrics").unwrap_or_default();
+        code == 200
+            && body.lines().any(|l| {
+                l.strip_prefix("sett_archive_rest_milliseconds_total ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .is_some_and(|v| v > 0.0)
+            })
+    })
+    .await;
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["archive", "-o", "json"])).unwrap();
+    assert_eq!(st["workflows"], 2, "{st}");
+    assert!(env.ok(&["verify"]).contains("is intact"));
+}
+
 /// A moto S3 server on a free port, with a bucket; stopped on drop.
 struct Moto {
     _child: KillOnDrop,

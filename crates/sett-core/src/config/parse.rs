@@ -444,7 +444,17 @@ impl<'a> Parser<'a> {
                         ));
                     }
                 };
-                Some(RetentionConfig { archive_after, every, archive })
+                let max_share = match r.max_share {
+                    None => DEFAULT_ARCHIVE_MAX_SHARE,
+                    Some(s) => ArchiveShare::new(s).ok_or_else(|| {
+                        self.err(
+                            "retention.max_share",
+                            format!("{s} is not a share between 0 and 1"),
+                            "use a number such as 0.1 (archiving takes at most a tenth of the orchestrator's time) or 1 (no limit)",
+                        )
+                    })?,
+                };
+                Some(RetentionConfig { archive_after, every, archive, max_share })
             }
         })
     }

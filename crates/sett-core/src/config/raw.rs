@@ -143,6 +143,12 @@ pub(super) struct RawRetention {
     pub(super) every: Option<RawDuration>,
     /// Where the segments go (default: the directory `.sett/archive` of the workspace).
     pub(super) archive: Option<RawArchive>,
+    /// The largest share of the orchestrator's time archiving passes may take, in (0, 1]: after
+    /// a pass that took d, the next waits until passes are at most this share of the time.
+    /// Under full load archiving then costs the engine at most about this share and falls
+    /// behind instead (the lag shows in `sett status`); 1 lets passes run back to back.
+    #[schemars(extend("default" = 1.0))]
+    pub(super) max_share: Option<f64>,
 }
 
 /// Where archived segments are written: exactly one of `dir` and `s3`.

@@ -38,10 +38,51 @@ pub struct RetentionConfig {
     pub archive_after: Duration,
     pub every: Duration,
     pub archive: ArchiveTarget,
+    /// The largest share of the orchestrator's time its archiving passes may take.
+    pub max_share: ArchiveShare,
+}
+
+/// A share of time in (0, 1], kept in thousandths so the config stays `Eq`
+/// (`retention.max_share`): after a pass that took `d`, the next one waits until the pass is at
+/// most this share of the time since it started, so archiving under full load costs the engine
+/// a bounded share and falls behind instead (the lag shows in `sett status` and
+/// `sett_archive_last_success_timestamp_seconds`); `1` lets passes run back to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveShare(u16);
+
+impl ArchiveShare {
+    /// No limit: a pass may start as soon as the previous one ended.
+    pub const WHOLE: Self = Self(1000);
+
+    /// `share` in (0, 1], rounded to thousandths; `None` outside.
+    pub fn new(share: f64) -> Option<Self> {
+        let permille = (share * 1000.0).round();
+        (share.is_finite() && share > 0.0 && share <= 1.0 && permille >= 1.0).then_some(Self(permille as u16))
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
+
+    /// How long to wait after a pass that took `pass` so that passes take at most this share.
+    pub fn rest_after(self, pass: Duration) -> Duration {
+        if self == Self::WHOLE {
+            return Duration::ZERO;
+        }
+        pass.mul_f64((1000.0 - f64::from(self.0)) / f64::from(self.0))
+    }
+}
+
+impl Default for ArchiveShare {
+    fn default() -> Self {
+        DEFAULT_ARCHIVE_MAX_SHARE
+    }
 }
 
 /// The default period of the orchestrator's archiving pass (`retention.every`).
 pub const DEFAULT_ARCHIVE_EVERY: Duration = Duration::from_secs(60);
+/// The default `retention.max_share`.
+pub const DEFAULT_ARCHIVE_MAX_SHARE: ArchiveShare = ArchiveShare::WHOLE;
 /// The default archive directory, relative to the workspace.
 pub const DEFAULT_ARCHIVE_DIR: &str = ".sett/archive";
 

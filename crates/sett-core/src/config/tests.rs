@@ -74,6 +74,25 @@ fn retention_is_off_by_default_and_names_one_archive() {
 }
 
 #[test]
+fn retention_max_share_is_a_share_of_time() {
+    let with =
+        |v: &str| SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", &format!("retention: {v}\nagents:\n")));
+    let share =
+        |v: &str| with(&format!("{{archive_after: 1h, max_share: {v}}}")).map(|c| c.retention.unwrap().max_share);
+    assert_eq!(with("{archive_after: 1h}").unwrap().retention.unwrap().max_share, ArchiveShare::WHOLE);
+    assert_eq!(share("1").unwrap(), ArchiveShare::WHOLE);
+    let tenth = share("0.1").unwrap();
+    assert_eq!(tenth.as_f64(), 0.1);
+    // A pass of 1s at a tenth of the time: 9s of rest, so passes are 1s in every 10s.
+    assert_eq!(tenth.rest_after(Duration::from_secs(1)), Duration::from_secs(9));
+    assert_eq!(ArchiveShare::WHOLE.rest_after(Duration::from_secs(5)), Duration::ZERO);
+    for bad in ["0", "-0.5", "1.5", "0.0001", "'a tenth'"] {
+        let e = share(bad).unwrap_err();
+        assert_eq!(e.key_path, "retention.max_share", "{bad}: {e}");
+    }
+}
+
+#[test]
 fn budgets_are_off_by_default_and_each_limits_something_for_a_known_agent() {
     assert!(SettConfig::parse("sett.yml", GOOD).unwrap().budgets.is_empty());
     let with = |v: &str| SettConfig::parse("sett.yml", &GOOD.replace("agents:\n", &format!("budgets: {v}\nagents:\n")));

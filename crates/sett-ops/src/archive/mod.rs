@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sett_core::ArtifactId;
-use sett_core::config::ArchiveTarget;
+use sett_core::config::{ArchiveShare, ArchiveTarget};
 use sett_store::{ArchivedRecord, RelativeKey, Store, StoreError, now_ms};
 
 pub use objects::ArchiveObjects;
@@ -624,14 +624,17 @@ pub async fn summary(store: &Store) -> Result<Summary, ArchiveError> {
 
 /// `retention:` in the orchestrator: once it holds the instance lock (`ready`), a pass every
 /// `every` until `stop`, and the next one at once when a pass stopped at its cap with more to
-/// archive. The passes share one [`Replay`], so each reads only the events appended since the
-/// last. A failed pass is logged, recorded in `archive:state` (`sett status` shows it) and
-/// retried at the next tick; Redis keeps everything meanwhile.
+/// archive — but never before the rest `max_share` asks for after the previous pass (see
+/// [`ArchiveShare`]), so passes take at most that share of the orchestrator's time. The passes
+/// share one [`Replay`], so each reads only the events appended since the last. A failed pass
+/// is logged, recorded in `archive:state` (`sett status` shows it) and retried at the next
+/// tick; Redis keeps everything meanwhile.
 pub async fn archive_periodically(
     store: Store,
     objects: ArchiveObjects,
     policy: Policy,
     every: Duration,
+    max_share: ArchiveShare,
     ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -639,6 +642,8 @@ pub async fn archive_periodically(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut replay = Replay::new();
     let mut again = false;
+    // When the next pass may start, by `max_share`.
+    let mut rested_at = tokio::time::Instant::now();
     loop {
         if again {
             if stop.is_cancelled() {
@@ -654,8 +659,18 @@ pub async fn archive_periodically(
         if !ready.load(std::sync::atomic::Ordering::SeqCst) {
             continue;
         }
+        let now = tokio::time::Instant::now();
+        if rested_at > now {
+            metrics::counter!(sett_core::metrics::ARCHIVE_REST).increment((rested_at - now).as_millis() as u64);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep_until(rested_at) => {}
+            }
+        }
         let started = std::time::Instant::now();
-        match run_pass_with(&store, &objects, policy, &mut replay).await {
+        let result = run_pass_with(&store, &objects, policy, &mut replay).await;
+        rested_at = tokio::time::Instant::now() + max_share.rest_after(started.elapsed());
+        match result {
             Ok(r) => {
                 metrics::counter!(sett_core::metrics::ARCHIVE_RUNS, "result" => "ok").increment(1);
                 metrics::counter!(sett_core::metrics::ARCHIVE_WORKFLOWS).increment(r.workflows);

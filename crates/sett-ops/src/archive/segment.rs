@@ -11,8 +11,10 @@ use sett_store::ArchivedRecord;
 
 /// The header's `format`.
 pub const FORMAT: &str = "sett-archive-v1";
-/// zstd level: level 3 (zstd's default) compresses JSON records ~8× at hundreds of MB/s.
-const LEVEL: i32 = 3;
+/// zstd level: 1, zstd's fastest regular level. Compressing was a sixth of an archiving pass's
+/// CPU at level 3 (zstd's default), and a pass runs beside the engine; the segments come out a
+/// little larger (docs/benchmarks.md). Readers decode any level.
+const LEVEL: i32 = 1;
 
 /// The first line of a segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
