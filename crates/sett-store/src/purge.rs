@@ -164,27 +164,41 @@ impl Store {
     }
 
     /// Unlinks, for every id in the sorted set `index`, the key `<prefix><id><suffix>` of each
-    /// `(family, prefix, suffix)`. The index itself is left (it goes with the fixed keys).
+    /// `(family, prefix, suffix)`. The index itself is left (it goes with the fixed keys), so
+    /// paging it by rank is stable while its ids' keys are deleted.
+    ///
+    /// The next chunk is asked for before this one's keys are queued: on the one connection a
+    /// ZRANGE sent after the UNLINKs would wait for them, and Redis would idle while the client
+    /// turned its reply into keys. One chunk ahead at most, so memory stays bounded.
     async fn unlink_indexed<F: FnMut(u64)>(
         &self,
         u: &mut Unlinker<F>,
         index: &str,
         shapes: &[(&str, &str, &str)],
     ) -> Result<()> {
+        // A JoinSet, not a bare spawn: returning early (an UNLINK failed) drops the read ahead.
+        let mut ahead: JoinSet<Result<Vec<String>, fred::error::Error>> = JoinSet::new();
+        let read = |ahead: &mut JoinSet<_>, start: i64| {
+            let (client, index) = (self.client().clone(), index.to_owned());
+            ahead.spawn(
+                async move { client.zrange(index, start, start + INDEX_CHUNK - 1, None, false, None, false).await },
+            );
+        };
         let mut start = 0i64;
-        loop {
-            let ids: Vec<String> =
-                self.client().zrange(index, start, start + INDEX_CHUNK - 1, None, false, None, false).await?;
+        read(&mut ahead, start);
+        while let Some(joined) = ahead.join_next().await {
+            let ids = joined.map_err(|e| StoreError::Conflict(format!("index read task failed: {e}")))??;
+            if ids.len() as i64 == INDEX_CHUNK {
+                start += INDEX_CHUNK;
+                read(&mut ahead, start);
+            }
             for id in &ids {
                 for (family, prefix, suffix) in shapes {
                     u.push(family, format!("{}{prefix}{id}{suffix}", self.keys.prefix())).await?;
                 }
             }
-            if (ids.len() as i64) < INDEX_CHUNK {
-                return Ok(());
-            }
-            start += INDEX_CHUNK;
         }
+        Ok(())
     }
 
     /// Unlinks the keys named in the key registry (never a fixed key: those go last, in order).
