@@ -101,9 +101,9 @@ pub const ARCHIVE_WORKFLOWS: &str = "sett_archive_workflows_total";
 pub const ARCHIVE_BYTES: &str = "sett_archive_bytes_total";
 /// Counter: events trimmed from the stream once archived.
 pub const ARCHIVE_TRIMMED: &str = "sett_archive_events_trimmed_total";
-/// Counter (milliseconds): how long archiving passes waited so that they take at most
+/// Counter: archiving passes that waited before they started so that passes take at most
 /// `retention.max_share` of the orchestrator's time.
-pub const ARCHIVE_REST: &str = "sett_archive_rest_milliseconds_total";
+pub const ARCHIVE_REST: &str = "sett_archive_rests_total";
 /// Gauge (Unix seconds): when the last archiving pass succeeded.
 pub const ARCHIVE_LAST_SUCCESS: &str = "sett_archive_last_success_timestamp_seconds";
 
@@ -196,7 +196,7 @@ pub const ALL: &[Metric] = &[
     Metric {
         name: ARCHIVE_REST,
         kind: Kind::Counter,
-        help: "Milliseconds archiving passes waited so that they take at most retention.max_share of the orchestrator's time; growing with the archive lag: archiving is held back by that limit.",
+        help: "Archiving passes that waited before they started so that passes take at most retention.max_share of the orchestrator's time; growing with the archive lag: archiving is held back by that limit.",
     },
     Metric {
         name: ARCHIVE_LAST_SUCCESS,

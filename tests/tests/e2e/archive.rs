@@ -460,9 +460,9 @@ async fn the_orchestrators_passes_archive_by_themselves_and_rest_as_max_share_sa
         let (code, body) = sett_e2e::http_get(&addr, "/metrics").unwrap_or_default();
         code == 200
             && body.lines().any(|l| {
-                l.strip_prefix("sett_archive_rest_milliseconds_total ")
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .is_some_and(|v| v > 0.0)
+                // `sett_archive_rests_total{labels} N` or `sett_archive_rests_total N`.
+                l.strip_prefix("sett_archive_rests_total").is_some_and(|rest| rest.starts_with(['{', ' ']))
+                    && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
             })
     })
     .await;

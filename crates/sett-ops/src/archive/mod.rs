@@ -661,7 +661,7 @@ pub async fn archive_periodically(
         }
         let now = tokio::time::Instant::now();
         if rested_at > now {
-            metrics::counter!(sett_core::metrics::ARCHIVE_REST).increment((rested_at - now).as_millis() as u64);
+            metrics::counter!(sett_core::metrics::ARCHIVE_REST).increment(1);
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep_until(rested_at) => {}
