@@ -66,16 +66,8 @@ impl ArchiveShare {
 
     /// How long to wait after a pass that took `pass` so that passes take at most this share.
     pub fn rest_after(self, pass: Duration) -> Duration {
-        if self == Self::WHOLE {
-            return Duration::ZERO;
-        }
+        // At the whole time (1000 thousandths) this is zero: no rest.
         pass.mul_f64((1000.0 - f64::from(self.0)) / f64::from(self.0))
-    }
-}
-
-impl Default for ArchiveShare {
-    fn default() -> Self {
-        DEFAULT_ARCHIVE_MAX_SHARE
     }
 }
 
