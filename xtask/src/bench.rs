@@ -793,20 +793,21 @@ fn instance_keys(b: &Bench, instance: &str) -> Result<u64> {
     Ok(listed.lines().filter(|l| !l.is_empty()).count() as u64)
 }
 
-/// `sett destroy --force` on a real-shaped instance: `sett-bench seed-artifacts` with
-/// `keys / 2` artifacts (each an artifact hash and its thread, plus the indexes and the event
-/// stream with its entries), seeded once into database 1 and copied into database 0 for every
+/// `sett destroy --force` on a real-shaped instance: `sett-bench seed-artifacts` with `keys`
+/// artifacts (each a first version: an artifact hash, an index entry and a stream entry; a first
+/// version alone has no thread set since issue 29's third round, when each had one and `keys / 2`
+/// artifacts were seeded), seeded once into database 1 and copied into database 0 for every
 /// measured destroy, so each one starts from the same data alone in its database. In the same
 /// run: the shell baseline (`redis-cli --scan | xargs redis-cli unlink`) and the limit (the same
 /// keys, already known, RESP-encoded UNLINKs of 500 and of 1,000 keys each through
 /// `redis-cli --pipe`; the faster counts). Then a small
-/// instance (1,000 artifacts, about 2,000 keys) destroyed alone and beside a copy of the large
+/// instance (2,000 artifacts, about 2,000 keys) destroyed alone and beside a copy of the large
 /// one (the neighbour, whose key count is checked unchanged).
 fn destroy(b: &Bench, keys: u64) -> Result<Value> {
     let (big_src, small_src) = ("bench-destroy-src", "bench-destroy-small-src");
-    let artifacts = (keys / 2).max(1);
+    let artifacts = keys.max(1);
     b.bench_bin(big_src, &["seed-artifacts", "--artifacts", &artifacts.to_string(), "--questions", "0"])?;
-    b.bench_bin(small_src, &["seed-artifacts", "--artifacts", "1000", "--questions", "0"])?;
+    b.bench_bin(small_src, &["seed-artifacts", "--artifacts", "2000", "--questions", "0"])?;
     let big_keys = instance_keys(b, big_src)?;
     let small_keys = instance_keys(b, small_src)?;
     copy_instance(b, 0, big_src, 1, big_src)?;
@@ -890,7 +891,7 @@ fn destroy(b: &Bench, keys: u64) -> Result<Value> {
     let (ours_s, base_s) = (median(ours.clone()), median(base.clone()));
     Ok(json!({
         "runs": runs,
-        "data": format!("sett-bench seed-artifacts --artifacts {artifacts} --questions 0 (artifact hashes, their threads, the indexes, the event stream); copied per run with COPY"),
+        "data": format!("sett-bench seed-artifacts --artifacts {artifacts} --questions 0 (artifact hashes, the indexes, the event stream); copied per run with COPY"),
         "keys": big_keys,
         "sett_destroy_seconds": ours_s,
         "baseline_scan_xargs_unlink_seconds": base_s,

@@ -72,7 +72,8 @@ async fn large_instance_is_deleted_with_the_counts_and_audit() {
     assert!(matches!(destroy::plan(&store).await, Err(DestroyError::NotFound { .. })));
 }
 
-/// Writes `n` artifacts of `name` the way Sett writes them (artifact hash, thread, index, event).
+/// Writes `n` artifacts of `name` the way Sett writes them (artifact hash, index, event; a first
+/// version alone has no thread set).
 async fn write_artifacts(redis: &Redis, name: &InstanceName, n: usize) {
     let store = redis.instance(name);
     let mut pending = Vec::new();
@@ -122,12 +123,12 @@ async fn a_small_destroy_leaves_a_large_neighbour_byte_identical() {
     let store = redis.instance(&name);
     assert!(store.keys_indexed().await.unwrap());
     let before = [dump_instance(&client, &large).await, dump_instance(&client, &raw).await];
-    assert!(before[0].len() > 6_000);
+    assert!(before[0].len() > 3_000);
 
     let d = Destroyer::begin_uncounted(&store, Operator::current("tester")).await.unwrap();
     let report = d.execute(None, |_| {}).await.unwrap();
     assert_eq!(report.count("artifact"), 50);
-    assert_eq!(report.count("thread"), 50);
+    assert_eq!(report.count("thread"), 0, "first versions alone have no thread set");
     assert!(store.count_instance_keys().await.unwrap().is_empty(), "nothing of the instance is left");
     for (n, before) in [large, raw].iter().zip(before) {
         let after = dump_instance(&client, n).await;

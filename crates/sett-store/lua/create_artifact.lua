@@ -5,9 +5,13 @@
 -- KEYS[1] artifact hash      KEYS[2] thread zset        KEYS[3] events stream
 -- KEYS[4] artifacts index    KEYS[5] question answers   KEYS[6] open questions zset
 -- KEYS[7] ledger head hash   KEYS[8] cancel fence hash   KEYS[9] actions hash
--- KEYS[10] key registry (a later version's thread joins it: a first version's thread is
---          `thread:<its id>`, reachable from index:artifacts)
--- KEYS[11..] source artifact hashes, in source order
+-- KEYS[10] key registry (a later version's thread joins it)
+-- KEYS[11] the hash of the thread's first artifact (the one whose id is the thread's)
+-- KEYS[12..] source artifact hashes, in source order
+-- An artifact that starts its thread (its id is the thread's) gets no thread set: alone, it is
+-- its thread's only version (one sorted set, ~150 bytes, and two commands less per artifact;
+-- docs/benchmarks.md, issue 29). The thread's set is made by its second version, with the first
+-- in it at the first's version; a set written by an older Sett for a first version is used as is.
 -- ARGV[1] artifact id        ARGV[2] version            ARGV[3] created_at_ms
 -- ARGV[4] artifact_created event data (JSON)
 -- ARGV[5] question id this artifact answers, or ""     ARGV[6] answer record (JSON) or ""
@@ -24,21 +28,33 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
 end
 local expected = cjson.decode(ARGV[10])
-for i = 11, #KEYS do
+for i = 12, #KEYS do
   local h = redis.call('HGET', KEYS[i], 'hash')
   if not h then
     if redis.call('EXISTS', KEYS[i]) == 0 then
-      return {'source_missing', tostring(i - 10)}
+      return {'source_missing', tostring(i - 11)}
     end
     h = '-'
   end
-  if h ~= expected[i - 10] then
-    return {'source_changed', tostring(i - 10)}
+  if h ~= expected[i - 11] then
+    return {'source_changed', tostring(i - 11)}
   end
 end
-local taken = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2], 'LIMIT', 0, 1)
-if #taken > 0 then
-  return {'version_taken', taken[1]}
+local starts_thread = string.sub(KEYS[2], -#ARGV[1] - 7) == 'thread:' .. ARGV[1]
+-- The first artifact to put into the thread's set with this one (its version), when the set is
+-- made now.
+local first_version = nil
+if not starts_thread then
+  local taken = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2], 'LIMIT', 0, 1)
+  if #taken > 0 then
+    return {'version_taken', taken[1]}
+  end
+  if redis.call('EXISTS', KEYS[2]) == 0 then
+    first_version = redis.call('HGET', KEYS[11], 'version')
+    if first_version == ARGV[2] then
+      return {'version_taken', string.match(KEYS[2], '.*thread:(.*)$')}
+    end
+  end
 end
 if ARGV[5] ~= '' then
   local previous = redis.call('HGET', KEYS[5], ARGV[5])
@@ -58,8 +74,12 @@ for i = 12, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-if string.sub(KEYS[2], -#ARGV[1] - 7) ~= 'thread:' .. ARGV[1] then
+if not starts_thread then
+  if first_version then
+    redis.call('ZADD', KEYS[2], first_version, string.match(KEYS[2], '.*thread:(.*)$'), ARGV[2], ARGV[1])
+  else
+    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  end
   redis.call('SADD', KEYS[10], string.sub(KEYS[2], #KEYS[10] - 9))
 end
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])

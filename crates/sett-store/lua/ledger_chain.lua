@@ -45,8 +45,10 @@ local function ledger_append(stream, head_key, kind, ts, data, digest, claim)
       ledger_state = {seq = redis.call('XLEN', stream), hash = LEDGER_GENESIS}
       if ledger_state.seq == 0 then
         -- The instance's first event: everything it writes from now on is reachable from its
-        -- indexes and key registry (index:keys), so destroy may enumerate instead of scanning.
-        redis.call('HSET', head_key, 'keys', 'indexed')
+        -- indexes and key registry (index:keys), every thread set from the registry, so destroy
+        -- may enumerate instead of scanning (purge.rs reads the mark; an older Sett wrote
+        -- 'indexed', when each first version had its own thread set).
+        redis.call('HSET', head_key, 'keys', 'indexed:threads-registered')
       end
     end
   end

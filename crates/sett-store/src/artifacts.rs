@@ -160,6 +160,7 @@ impl Store {
             k.cancel_fence(),
             k.actions(),
             k.key_registry(),
+            k.artifact(&a.logical_id),
         ];
         keys.extend(a.source_artifacts.iter().map(|s| k.artifact(s)));
         // The Merkle link: this artifact's hash covers its sources' hashes, which the Lua checks
@@ -374,12 +375,14 @@ impl Store {
         Ok(self.client().exists::<u32, _>(self.keys.artifact(id)).await? == 1)
     }
 
-    /// The highest version of a logical thread.
+    /// The highest version of a logical thread (`None` when the thread does not exist).
     pub async fn latest_in_thread(&self, logical_id: &ArtifactId) -> Result<Option<Artifact>> {
         let ids: Vec<String> =
             self.client().zrange(self.keys.thread(logical_id), -1, -1, None, false, None, false).await?;
         match ids.first() {
-            None => Ok(None),
+            // No thread set: the thread's first artifact, if any, is its only version
+            // (create_artifact.lua makes the set with the second).
+            None => self.get_artifact(logical_id).await,
             Some(id) => {
                 let id = ArtifactId::parse(id).map_err(|e| StoreError::Decode(e.to_string()))?;
                 self.get_artifact(&id).await

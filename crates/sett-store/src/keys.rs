@@ -13,11 +13,11 @@
 //! | `artifact:<id>` | hash | artifact fields |
 //! | `claim:<id>` | hash | claim fields (`codec.rs`: empty lists and maps left out, a grant and a received output one field per agent, `grant:<agent>` and `received:<agent>`, so the hash stays a listpack) |
 //! | `claim:<id>:bids` | hash | agent → bid |
-//! | `thread:<logical_id>` | zset | artifact id scored by version |
+//! | `thread:<logical_id>` | zset | artifact id scored by version; made by a thread's second version, with the first in it (a first version alone has none: it is its thread's only version) |
 //! | `lock` | string (TTL) | JSON lock holder |
 //! | `events` | stream | the audit ledger; consumer groups `orchestrator`, `cub:<agent>` and `notifier`; entries carry `kind`, `ts`, `data`, `claim` (empty when none), `seq`, `hash` (the chain) |
-//! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends); `keys` = `indexed` when the first event created the stream, i.e. every key of the instance was written by writers that keep the indexes and `index:keys` (without it, e.g. an instance written before or imported, destroy sweeps the keyspace) |
-//! | `index:keys` | set | key names (relative to the prefix) not reachable from the indexes: `workers:<agent>:queue`/`running`, `notify:queue:<webhook>`, and `thread:<logical_id>` of a later version (a first version's thread is `thread:<its id>`); a name leaves it only when archiving deletes the last of that key, in the same atomic step (`lua/archive_delete.lua`) |
+//! | `ledger` | hash | the chain head: `seq`, `hash`, `id` of the newest chained event (written by the Lua that appends); `keys` = `indexed:threads-registered` when the first event created the stream, i.e. every key of the instance was written by writers that keep the indexes and `index:keys`, which names every thread set (`indexed`: the same, written by a Sett that gave each first version its own `thread:<id>`; without a mark, e.g. an instance written before or imported, destroy sweeps the keyspace) |
+//! | `index:keys` | set | key names (relative to the prefix) not reachable from the indexes: `workers:<agent>:queue`/`running`, `notify:queue:<webhook>`, and every `thread:<logical_id>` (made by a thread's second version); a name leaves it only when archiving deletes the last of that key, in the same atomic step (`lua/archive_delete.lua`) |
 //! | `ledger:regressions` | hash | lost head `<seq>:<hash>` → JSON record of a ledger regression (who noticed, what was found, acknowledgement) |
 //! | `index:artifacts` | zset | artifact id scored by creation time |
 //! | `index:claims` | zset | claim id scored by creation time |

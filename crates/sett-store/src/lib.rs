@@ -62,6 +62,7 @@ pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};
 pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use pause::{ActionRecord, PauseOutcome, PauseRecord, PauseScope, PauseWrite, ResumeOutcome, ResumeWrite};
+pub use purge::KeyIndexing;
 pub use questions::OpenQuestionRef;
 pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};
 pub use replication::{ReplicaState, ReplicationState, url_has_replicas};

@@ -8,8 +8,8 @@
 //!   (its hash tag) on every primary, so a key left on another node by an interrupted slot
 //!   migration is found too;
 //! - on a single node, an instance whose keys were not all written by writers that keep the
-//!   indexes and the registry (no `keys: indexed` mark in its ledger head: written by an older
-//!   Sett, or imported) is swept by SCAN; one that has the mark needs no sweep (the test
+//!   indexes and the registry (no `keys` mark in its ledger head: written by an older Sett, or
+//!   imported) is swept by SCAN; one that has the mark needs no sweep (the test
 //!   `every_key_family_is_enumerated` writes every family through its real writers and checks a
 //!   SCAN finds nothing the enumeration does not).
 //!
@@ -38,6 +38,25 @@ const REGISTRY_PAGE: u32 = 1_000;
 const SLOT_PAGE: u64 = 1_000;
 
 type Unlinked = (String, Result<u64, fred::error::Error>);
+
+/// The ledger head's `keys` mark of an instance whose keys all kept their indexes and registry,
+/// when every first version had its own thread set (`thread:<its id>`, Sett before issue 29's
+/// third round).
+const INDEXED_MARK: &str = "indexed";
+/// The mark written by `ledger_chain.lua` today: as [`INDEXED_MARK`], and every thread set is in
+/// the key registry (a first version alone has none).
+const THREADS_REGISTERED_MARK: &str = "indexed:threads-registered";
+
+/// How destroy finds an instance's keys, by the mark its first event left in the ledger head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyIndexing {
+    /// No mark (written by an older Sett, or imported): a SCAN sweeps after the enumeration.
+    Unindexed,
+    /// Enumerated: the indexes, the registry and `thread:<id>` of every artifact.
+    Indexed,
+    /// Enumerated: the indexes and the registry, which names every thread set.
+    ThreadsRegistered,
+}
 
 /// Batches of keys of one family, unlinked with a bounded number in flight; counts what
 /// UNLINK reports deleted, per family.
@@ -116,11 +135,19 @@ impl<F: FnMut(u64)> Unlinker<F> {
 }
 
 impl Store {
-    /// Whether every key of this instance is reachable from its indexes and key registry (its
-    /// ledger head carries `keys: indexed`, set by its first event).
-    pub async fn keys_indexed(&self) -> Result<bool> {
+    /// How this instance's keys are found: its ledger head's `keys` mark, set by its first event.
+    pub async fn key_indexing(&self) -> Result<KeyIndexing> {
         let mark: Option<String> = self.client().hget(self.keys.ledger(), "keys").await?;
-        Ok(mark.as_deref() == Some("indexed"))
+        Ok(match mark.as_deref() {
+            Some(THREADS_REGISTERED_MARK) => KeyIndexing::ThreadsRegistered,
+            Some(INDEXED_MARK) => KeyIndexing::Indexed,
+            _ => KeyIndexing::Unindexed,
+        })
+    }
+
+    /// Whether every key of this instance is reachable from its indexes and key registry.
+    pub async fn keys_indexed(&self) -> Result<bool> {
+        Ok(self.key_indexing().await? != KeyIndexing::Unindexed)
     }
 
     /// Deletes every key of this instance **except its lock**, which the destroyer holds while
@@ -128,12 +155,18 @@ impl Store {
     /// `progress` gets the running number of keys deleted. Returns the counts per family of the
     /// keys deleted, from UNLINK's replies. Memory stays flat: ids are read in chunks.
     pub async fn purge_instance_keys(&self, progress: impl FnMut(u64)) -> Result<FamilyCounts> {
-        let indexed = self.keys_indexed().await?;
+        let indexing = self.key_indexing().await?;
         let clustered = self.client().client_config().server.is_clustered();
         let mut u = Unlinker::new(self.client().clone(), progress);
         let k = &self.keys;
-        self.unlink_indexed(&mut u, &k.artifacts_index(), &[("artifact", "artifact:", ""), ("thread", "thread:", "")])
-            .await?;
+        // Every thread set is in the registry once the mark says so; before (and without a mark),
+        // a first version may have its own `thread:<id>`.
+        let artifact_keys: &[(&str, &str, &str)] = if indexing == KeyIndexing::ThreadsRegistered {
+            &[("artifact", "artifact:", "")]
+        } else {
+            &[("artifact", "artifact:", ""), ("thread", "thread:", "")]
+        };
+        self.unlink_indexed(&mut u, &k.artifacts_index(), artifact_keys).await?;
         self.unlink_indexed(&mut u, &k.claims_index(), &[("claim", "claim:", ""), ("bids", "claim:", ":bids")]).await?;
         self.unlink_registered(&mut u).await?;
         u.flush().await?;
@@ -152,7 +185,7 @@ impl Store {
         let Unlinker { mut counts, total, mut progress, .. } = u;
         let swept = if clustered {
             self.sweep_slot(|n| progress(total + n)).await?
-        } else if !indexed {
+        } else if indexing == KeyIndexing::Unindexed {
             self.purge_by_scan(|n| progress(total + n)).await?
         } else {
             FamilyCounts::new()

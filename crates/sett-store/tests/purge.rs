@@ -7,8 +7,8 @@ use fred::prelude::*;
 use sett_core::machine::{initial_claim_id, new_claim};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, InstanceName, StructuralType};
 use sett_store::{
-    DeliveryRecord, DeliveryStatus, LockHolder, LockPurpose, NewDelivery, Redis, Store, WorkerRecord, new_artifact_id,
-    new_claim_id, now_ms,
+    DeliveryRecord, DeliveryStatus, KeyIndexing, LockHolder, LockPurpose, NewDelivery, Redis, Store, WorkerRecord,
+    new_artifact_id, new_claim_id, now_ms,
 };
 
 async fn client() -> Client {
@@ -106,7 +106,11 @@ async fn every_key_family_is_enumerated() {
     let name = sett_testkit::instance_name();
     let store = redis.instance(&name);
     populate(&store, &c, 3).await;
-    assert!(store.keys_indexed().await.unwrap(), "the first event marks the instance indexed");
+    assert_eq!(
+        store.key_indexing().await.unwrap(),
+        KeyIndexing::ThreadsRegistered,
+        "the first event marks the instance"
+    );
     let before = scan_keys(&c, &name).await;
     let families: std::collections::BTreeSet<&str> = before.iter().map(|k| store.keys().family_of(k)).collect();
     for f in ["artifact", "thread", "claim", "bids", "workers", "notify", "events", "ledger", "index", "archive"] {
@@ -118,7 +122,8 @@ async fn every_key_family_is_enumerated() {
     assert_eq!(scan_keys(&c, &name).await, vec![store.keys().lock()], "only the lock is left");
     assert_eq!(counts.values().sum::<u64>(), before.len() as u64 - 1, "every key counted once");
     assert_eq!(counts["artifact"], 5);
-    assert_eq!(counts["thread"], 4);
+    // The goal's thread (made by its second version); the other first versions have none.
+    assert_eq!(counts["thread"], 1);
     assert_eq!(counts["bids"], 3);
     assert_eq!(counts["workers"], 3);
 }
@@ -173,6 +178,31 @@ async fn artifacts_past_several_index_chunks_are_all_enumerated() {
 
     let counts = store.purge_instance_keys(|_| {}).await.unwrap();
     assert_eq!(counts["artifact"], n as u64);
-    assert_eq!(counts["thread"], n as u64);
+    assert_eq!(counts.get("thread"), None, "a first version alone has no thread set");
     assert!(scan_keys(&c, &name).await.is_empty(), "nothing is left");
+}
+
+/// An instance whose first event was written by a Sett that gave every first version its own
+/// `thread:<id>` (mark `indexed`) still loses every thread set to destroy, without a sweep.
+#[tokio::test]
+async fn an_instance_marked_by_an_older_sett_loses_its_first_versions_threads() {
+    let redis = sett_testkit::redis().await;
+    let c = client().await;
+    let name = sett_testkit::instance_name();
+    let store = redis.instance(&name);
+    populate(&store, &c, 3).await;
+    // What the older writers left: the mark, and a thread set per first version.
+    let _: () = c.hset(store.keys().ledger(), ("keys", "indexed")).await.unwrap();
+    let ids: Vec<String> = c.zrange(store.keys().artifacts_index(), 0, -1, None, false, None, false).await.unwrap();
+    for id in &ids {
+        let _: () = c
+            .zadd(format!("{}thread:{id}", store.keys().prefix()), None, None, false, false, (1.0, id.as_str()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.key_indexing().await.unwrap(), KeyIndexing::Indexed);
+    let counts = store.purge_instance_keys(|_| {}).await.unwrap();
+    assert_eq!(scan_keys(&c, &name).await, vec![store.keys().lock()], "only the lock is left");
+    // One per artifact; the goal's id names the set its second version made.
+    assert_eq!(counts["thread"], ids.len() as u64);
 }

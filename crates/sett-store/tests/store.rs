@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fred::prelude::*;
 use sett_core::event::{ClaimEnded, EventData, EventKind, InstanceStarted, InstanceStopped};
 use sett_core::machine::new_claim;
 use sett_core::record::ExecutionRecord;
@@ -62,6 +63,48 @@ async fn artifacts_round_trip_and_are_immutable() {
     assert_eq!(events[1].kind(), EventKind::ArtifactCreated);
     assert_eq!(events[1].data.artifact_id(), Some(a.id));
     assert_eq!(store.latest_in_thread(&a.logical_id).await.unwrap().unwrap().id, a.id);
+}
+
+/// A first version alone has no thread set (it is its thread's only version); the second version
+/// makes the set with both, and a set an older Sett wrote for a first version is used as it is.
+#[tokio::test]
+async fn a_thread_set_is_made_by_its_second_version() {
+    let redis = sett_testkit::redis().await;
+    let store = redis.instance(&sett_testkit::instance_name());
+    let c = Builder::from_config(Config::from_url(&sett_testkit::redis_url()).unwrap()).build().unwrap();
+    c.init().await.unwrap();
+    let v1 = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", "one", "user", 1);
+    assert!(matches!(store.create_artifact(&v1).await.unwrap(), CreateOutcome::Created { .. }));
+    let thread = store.keys().thread(&v1.logical_id);
+    assert_eq!(c.exists::<u32, _>(&thread).await.unwrap(), 0, "no set for a first version alone");
+    assert_eq!(store.latest_in_thread(&v1.logical_id).await.unwrap().unwrap().id, v1.id);
+    // A later version at the first's version is refused without a set.
+    let mut clash = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", "clash", "user", 2);
+    clash.logical_id = v1.id;
+    assert_eq!(store.create_artifact(&clash).await.unwrap(), CreateOutcome::VersionTaken { existing: v1.id });
+    assert_eq!(c.exists::<u32, _>(&thread).await.unwrap(), 0, "a refused write makes no set");
+    let mut v2 = clash.clone();
+    v2.id = new_artifact_id();
+    v2.version = 2;
+    assert!(matches!(store.create_artifact(&v2).await.unwrap(), CreateOutcome::Created { .. }));
+    let members: Vec<(String, f64)> = c.zrange(&thread, 0, -1, None, false, None, true).await.unwrap();
+    assert_eq!(members, vec![(v1.id.to_string(), 1.0), (v2.id.to_string(), 2.0)]);
+    assert_eq!(store.latest_in_thread(&v1.logical_id).await.unwrap().unwrap().id, v2.id);
+    let registry: Vec<String> = c.smembers(store.keys().key_registry()).await.unwrap();
+    assert!(registry.iter().any(|k| thread.ends_with(k.as_str())), "the set is in the key registry: {registry:?}");
+
+    // A first version whose set an older Sett wrote: the next version joins that set.
+    let old = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", "old", "user", 3);
+    store.create_artifact(&old).await.unwrap();
+    let old_thread = store.keys().thread(&old.logical_id);
+    let _: () = c.zadd(&old_thread, None, None, false, false, (1.0, old.id.to_string())).await.unwrap();
+    let mut next = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Doc", "next", "user", 4);
+    next.logical_id = old.id;
+    next.version = 2;
+    store.create_artifact(&next).await.unwrap();
+    let members: Vec<(String, f64)> = c.zrange(&old_thread, 0, -1, None, false, None, true).await.unwrap();
+    assert_eq!(members, vec![(old.id.to_string(), 1.0), (next.id.to_string(), 2.0)]);
+    assert_eq!(store.latest_in_thread(&old.logical_id).await.unwrap().unwrap().id, next.id);
 }
 
 /// A source's hash that the store remembers (it read the source) is not read again before an
@@ -271,7 +314,7 @@ async fn scan_delete_touches_only_its_instance() {
     assert_eq!(counts["artifact"], 1);
     assert_eq!(counts["claim"], 1);
     assert_eq!(counts["bids"], 1);
-    assert_eq!(counts["thread"], 1);
+    assert_eq!(counts.get("thread"), None, "a first version alone has no thread set");
     assert_eq!(counts["lock"], 1);
     let deleted = target.scan_instance(true, |_| {}).await.unwrap();
     assert_eq!(deleted, counts);
