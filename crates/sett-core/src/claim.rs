@@ -128,6 +128,21 @@ str_enum!(
     }
 );
 
+impl ClaimType {
+    /// The status a claim is in after a write that grants this type of work, when the type alone
+    /// says it (a `resume` goes back to whichever phase asked): a `claim_granted` of that type
+    /// records the status change, and no `claim_updated` repeats it.
+    pub fn granted_status(self) -> Option<ClaimStatus> {
+        match self {
+            Self::Review => Some(ClaimStatus::PendingReview),
+            Self::Claim => Some(ClaimStatus::PendingParallel),
+            Self::Exclusive => Some(ClaimStatus::PendingExclusive),
+            Self::Rework => Some(ClaimStatus::PendingAssignment),
+            Self::Resume => None,
+        }
+    }
+}
+
 /// One grant to one agent in the current phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {

@@ -138,7 +138,12 @@ pub(crate) fn transition_records(
             Effect::Fail { .. } | Effect::CreateClaim { .. } => {}
         }
     }
-    if old.status != new.status {
+    // A grant whose type names the new status (consensus → `pending_exclusive` with an
+    // `exclusive` grant, and so on) records the status change itself: a `claim_updated` beside it
+    // would repeat it, one more stream entry (~350 bytes) for every reader of the stream.
+    let granted_into_status =
+        effects.iter().any(|e| matches!(e, Effect::Grant(g) if g.claim_type.granted_status() == Some(new.status)));
+    if old.status != new.status && !granted_into_status {
         // A claim that ends is recorded by its ending event alone (its kind names the status, as
         // `sett cancel`'s `claim_terminated` always did): a `claim_updated` beside it would repeat
         // it in the ledger, about 400 bytes of stream per claim.
@@ -164,7 +169,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn consensus_writes_grants_then_the_status_change() {
+    fn consensus_writes_grants_that_record_the_status_change() {
         let coder = AgentName::parse("Coder").unwrap();
         let policy = Policy {
             agents: BTreeMap::from([(
@@ -183,9 +188,10 @@ mod tests {
         let t = step(&claim, &Input::Bids, StepContext { bids: &bids, now_ms: 2 }, &policy).unwrap();
         let (events, ops) = transition_records(&claim, &t.claim, &t.effects, policy.on_question_timeout);
         let kinds: Vec<EventKind> = events.iter().map(EventData::kind).collect();
-        assert_eq!(kinds, vec![EventKind::ClaimGranted, EventKind::ClaimUpdated]);
+        // The grant records the status change: its type names `pending_exclusive`.
+        assert_eq!(kinds, vec![EventKind::ClaimGranted]);
         assert!(matches!(&events[0], EventData::ClaimGranted(g) if g.claim_type == ClaimType::Exclusive));
-        assert!(matches!(&events[1], EventData::ClaimUpdated(u) if u.status == ClaimStatus::PendingExclusive));
+        assert_eq!(t.claim.status, ClaimStatus::PendingExclusive);
         assert!(ops.is_empty());
 
         // The agent's Terminal completes the claim: one `claim_completed`, no `claim_updated`.

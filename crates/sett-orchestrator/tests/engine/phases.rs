@@ -66,8 +66,9 @@ async fn rework_of(h: &Harness, claim: ClaimId) -> ClaimId {
     created.data.claim_id().expect("a claim id")
 }
 
-/// The statuses a claim went through after consensus, from its `claim_created`, `claim_updated`
-/// and ending events (the bids may decide it as it is created, or later).
+/// The statuses a claim went through after consensus, from its `claim_created`, `claim_granted`
+/// (whose type names the phase it starts), `claim_updated` and ending events (the bids may decide
+/// it as it is created, or later).
 async fn statuses(h: &Harness, claim: &ClaimId) -> Vec<ClaimStatus> {
     let mut seen: Vec<ClaimStatus> = h
         .all_events()
@@ -75,6 +76,7 @@ async fn statuses(h: &Harness, claim: &ClaimId) -> Vec<ClaimStatus> {
         .into_iter()
         .filter_map(|e| match e.data {
             EventData::ClaimCreated(c) if c.claim_id == *claim => Some(c.status),
+            EventData::ClaimGranted(g) if g.claim_id == *claim => g.claim_type.granted_status(),
             EventData::ClaimUpdated(u) if u.claim_id == *claim && u.previous_status.is_some() => Some(u.status),
             EventData::ClaimCompleted(c) if c.claim_id == *claim => Some(ClaimStatus::Complete),
             EventData::ClaimTerminated(c) if c.claim_id == *claim => Some(ClaimStatus::Terminated),
