@@ -160,7 +160,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
 
     let mut results = serde_json::Map::new();
-    results.insert("machine".into(), machine(&b)?);
+    results.insert("machine".into(), machine(&b, args.dev)?);
     let baseline = redis_baseline(&b)?;
     results.insert("redis_baseline".into(), baseline);
     if wanted("destroy") {
@@ -674,11 +674,13 @@ fn question_wakeup(b: &Bench, n: usize) -> Result<Value> {
     Ok(json!({"samples": n, "median_ms": median(v), "p99_ms": p99}))
 }
 
-fn machine(b: &Bench) -> Result<Value> {
+/// The machine and the build the figures come from (`--dev` runs are dev-profile smoke tests).
+fn machine(b: &Bench, dev: bool) -> Result<Value> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let info = b.redis_cli(&["INFO", "server"])?;
     let version = info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?").trim().to_owned();
-    Ok(json!({"cores": cores, "redis_version": version, "profile": "release", "redis": "loopback TCP"}))
+    let profile = if dev { "dev" } else { "release" };
+    Ok(json!({"cores": cores, "redis_version": version, "profile": profile, "redis": "loopback TCP"}))
 }
 
 /// Redis's own ceiling on this machine: `redis-benchmark` for SET and HSET, 50 clients, no
