@@ -41,8 +41,9 @@ for i = 12, #KEYS do
   end
 end
 local starts_thread = string.sub(KEYS[2], -#ARGV[1] - 7) == 'thread:' .. ARGV[1]
--- The first artifact to put into the thread's set with this one (its version), when the set is
--- made now.
+-- The thread's id: its first artifact's id.
+local thread_id = string.match(KEYS[2], '.*thread:(.*)$')
+-- The first artifact's version, when this write makes the thread's set and puts it in.
 local first_version = nil
 if not starts_thread then
   local taken = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2], 'LIMIT', 0, 1)
@@ -52,7 +53,7 @@ if not starts_thread then
   if redis.call('EXISTS', KEYS[2]) == 0 then
     first_version = redis.call('HGET', KEYS[11], 'version')
     if first_version == ARGV[2] then
-      return {'version_taken', string.match(KEYS[2], '.*thread:(.*)$')}
+      return {'version_taken', thread_id}
     end
   end
 end
@@ -76,7 +77,7 @@ end
 redis.call('HSET', KEYS[1], unpack(fields))
 if not starts_thread then
   if first_version then
-    redis.call('ZADD', KEYS[2], first_version, string.match(KEYS[2], '.*thread:(.*)$'), ARGV[2], ARGV[1])
+    redis.call('ZADD', KEYS[2], first_version, thread_id, ARGV[2], ARGV[1])
   else
     redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
   end
