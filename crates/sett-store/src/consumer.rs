@@ -115,8 +115,17 @@ impl GroupAcks {
         let acks = self.clone();
         let task = tokio::spawn(async move {
             let mut ids = Vec::new();
-            // Waits for one, then takes every id queued meanwhile.
+            // Waits for one, then takes every id queued within `ACK_LINGER` of it.
             while rx.recv_many(&mut ids, ACK_BATCH).await > 0 {
+                let until = tokio::time::Instant::now() + ACK_LINGER;
+                while ids.len() < ACK_BATCH {
+                    let room = ACK_BATCH - ids.len();
+                    let more = tokio::time::timeout_at(until, rx.recv_many(&mut ids, room)).await;
+                    // Time is up, or every handle is gone (then this batch is the last).
+                    if !matches!(more, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
                 if let Err(e) = acks.ack(&ids).await {
                     tracing::warn!(group = %acks.group, error = %e, count = ids.len(), "cannot acknowledge events; they will be re-read");
                 }
@@ -129,8 +138,14 @@ impl GroupAcks {
 
 /// The most entry ids one background acknowledgement carries.
 const ACK_BATCH: usize = 1000;
+/// How long an acknowledgement waits for others to go with it: a cub handles most events of a
+/// claim within a few milliseconds of each other (a bid, a grant, the output's events), so they
+/// leave in one command instead of one each. An event whose acknowledgement was still waiting
+/// when the process died is read again after its restart (every handler is idempotent).
+const ACK_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Acknowledgements sent in the background, as many in one XACK as arrived meanwhile: a
+/// Acknowledgements sent in the background, as many in one XACK as arrived within
+/// `ACK_LINGER` of the first: a
 /// consumer whose handlers finish one event at a time in tasks of their own (the cub) sends one
 /// command per burst instead of one per event. Cheap to clone. An acknowledgement that fails is
 /// logged and dropped: its entries stay pending and are re-read (every handler is idempotent).
