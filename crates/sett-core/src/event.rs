@@ -218,6 +218,10 @@ pub struct BidSubmitted {
     pub agent: AgentName,
     pub bid: BidType,
     pub claim_id: ClaimId,
+    /// Recorded by the orchestrator, with the claim's creation, from the standing bid the
+    /// agent's live cub offers (design.md §5), rather than submitted by the cub on this claim.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standing: bool,
 }
 
 /// `bids_missing`: agents that did not bid before the bid deadline (counted as `ignore`).
@@ -835,6 +839,7 @@ mod tests {
                     agent: agent("Coder"),
                     bid: BidType::Exclusive,
                     claim_id: c(C),
+                    standing: false,
                 }),
                 json!({"claim_id": c(C), "agent": agent("Coder"), "bid": BidType::Exclusive}),
             ),

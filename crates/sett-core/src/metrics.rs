@@ -16,6 +16,9 @@ pub const CLAIM_SECONDS: &str = "sett_claim_duration_seconds";
 pub const BIDS: &str = "sett_bids_total";
 /// Counter: agents that did not bid before `bid_timeout`.
 pub const BIDS_MISSING: &str = "sett_bids_missing_total";
+/// Counter, label `outcome` (`recorded` | `cub_gone` | `cub_bid_otherwise`): standing bids the
+/// orchestrator recorded with a claim's creation, or did not (design.md §5).
+pub const STANDING_BIDS: &str = "sett_standing_bids_total";
 /// Counter, label `claim_type`: grants issued.
 pub const GRANTS: &str = "sett_grants_total";
 /// Counter, labels `agent`, `outcome` (`success` | `question` | `failure` | `timeout` |
@@ -176,6 +179,11 @@ pub const ALL: &[Metric] = &[
         name: BIDS_MISSING,
         kind: Kind::Counter,
         help: "Agents that had not bid when bid_timeout expired (treated as ignore).",
+    },
+    Metric {
+        name: STANDING_BIDS,
+        kind: Kind::Counter,
+        help: "Standing bids at claim creation: recorded for a live cub, or not because its cub was gone or had bid otherwise.",
     },
     Metric { name: GRANTS, kind: Kind::Counter, help: "Grants issued (including grants to controller workers)." },
     Metric { name: TOOL_EXECUTIONS, kind: Kind::Counter, help: "Tool runs by the cub of agent, by how they ended." },

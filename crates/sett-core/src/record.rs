@@ -45,6 +45,15 @@ pub struct ComponentRecord {
     pub run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<i64>,
+    /// A cub's standing bid: the terms of its agent's static bid
+    /// ([`crate::config::AgentConfig::standing_bid_terms`]), offered while its heartbeat is
+    /// fresh; the orchestrator records the bid for it when a claim is created (design.md §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing_bid: Option<String>,
+    /// The orchestrator's: it records the standing bids cubs offer, so they need not bid on a
+    /// new artifact themselves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub records_standing_bids: bool,
 }
 
 /// Who took grant `(claim, seq)` for execution, and when (`executions` hash). Unique to one

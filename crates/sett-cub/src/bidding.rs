@@ -26,18 +26,9 @@ pub fn static_bid(agent: &AgentConfig, artifact_type: &str) -> BidType {
 }
 
 /// The loop guard: an agent does not bid `claim`/`exclusive` on its own output unless it is
-/// configured with `bid_on_own_output: true`.
+/// configured with `bid_on_own_output: true` ([`AgentConfig::guard_own_output`]).
 pub fn guard_own_output(agent: &AgentConfig, artifact: &Artifact, bid: BidType) -> BidType {
-    guard_own_output_of(agent, &artifact.produced_by_role, bid)
-}
-
-fn guard_own_output_of(agent: &AgentConfig, produced_by_role: &str, bid: BidType) -> BidType {
-    let own = produced_by_role == agent.name.as_str();
-    if own && !agent.bid_on_own_output && matches!(bid, BidType::Claim | BidType::Exclusive) {
-        BidType::Ignore
-    } else {
-        bid
-    }
+    agent.guard_own_output(&artifact.produced_by_role, bid)
 }
 
 /// Decides `cub`'s bid on `artifact` (the target of `claim`). Never fails: a broken bid script
@@ -196,7 +187,7 @@ pub async fn bid_on_new_artifact(
             }
         }
     } else {
-        guard_own_output_of(&cub.agent, &artifact.produced_by_role, static_bid(&cub.agent, &artifact.artifact_type))
+        cub.agent.static_bid(&artifact.artifact_type, &artifact.produced_by_role)
     };
     if store.submit_bid_before_claim(&claim, &cub.agent.name, bid, sett_store::now_ms()).await? {
         tracing::info!(bid = %bid, "bid submitted");

@@ -1,11 +1,14 @@
 //! The cub daemon's event loop. It reads the instance event stream through consumer group
 //! `cub:<agent>` with a stable consumer name (the agent), so after a restart it first re-reads
-//! the entries it received but never acknowledged, then new ones. `artifact_created` of an
-//! artifact that gets a claim leads to one bid on that claim (made while the orchestrator creates
-//! it), `claim_created` of any other claim waiting for bids to one bid, `claim_granted` (to this
-//! agent, not via a worker) to one grant execution; all run in their own tasks, so bidding never
-//! waits for a tool. An event is acknowledged once handled;
-//! every handler is idempotent, so redelivery is harmless.
+//! the entries it received but never acknowledged, then new ones. A cub whose agent bids without
+//! a script offers a standing bid in its component record (design.md §5): the orchestrator
+//! records it when it creates a claim, so the cub does not bid on new artifacts itself. Without
+//! one (or with an orchestrator that does not record them), `artifact_created` of an artifact
+//! that gets a claim leads to one bid on that claim (made while the orchestrator creates it).
+//! `claim_created` of a claim waiting for bids without this agent's bid leads to one bid,
+//! `claim_granted` (to this agent, not via a worker) to one grant execution; all run in their
+//! own tasks, so bidding never waits for a tool. An event is acknowledged once handled; every
+//! handler is idempotent, so redelivery is harmless.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -16,7 +19,7 @@ use std::time::Duration;
 use sett_core::event::{Event, EventData};
 use sett_core::machine::initial_claim_id;
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
-use sett_core::record::{ComponentRecord, cub_component};
+use sett_core::record::{ComponentRecord, ORCHESTRATOR_COMPONENT, cub_component};
 use sett_core::{AgentName, ArtifactId, ClaimId, ClaimStatus};
 use sett_store::{BatchedAcks, ConsumerDriver, GroupStart, Redeliver, Store};
 use tokio::sync::Semaphore;
@@ -35,6 +38,8 @@ const READ_COUNT: u64 = 100;
 const PENDING_COUNT: u64 = 10_000;
 /// How often the component record's heartbeat is refreshed.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How often the orchestrator's record is read while it does not record standing bids yet.
+const ORCHESTRATOR_WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Bid decisions running at once (a late cub may find thousands of claims in the history).
 const CONCURRENT_BIDS: usize = 8;
 /// Claims bid on from their artifact's event and whose `claim_created` has not been seen yet.
@@ -80,6 +85,39 @@ pub struct Cub {
     settings: Arc<CubSettings>,
 }
 
+/// This cub's standing bid (design.md §5): the terms of its agent's static bid, offered in its
+/// component record from its start until it begins to stop.
+struct StandingOffer {
+    /// `None` for an agent with a bid script: it bids on each claim itself.
+    terms: Option<String>,
+    /// Set when the cub begins to stop: grants made after it would wait for the next start.
+    withdrawn: AtomicBool,
+    /// Whether the orchestrator records standing bids (its component record says so, read with
+    /// each heartbeat): otherwise the cub bids on new artifacts itself.
+    recorded: AtomicBool,
+}
+
+impl StandingOffer {
+    /// The offer of `agent`'s cub; `present` says whether the cub announced its presence (the
+    /// orchestrator records no standing bid without it).
+    fn new(agent: &sett_core::config::AgentConfig, present: bool) -> Self {
+        let terms = if present { agent.standing_bid_terms() } else { None };
+        Self { terms, withdrawn: AtomicBool::new(false), recorded: AtomicBool::new(false) }
+    }
+
+    /// The terms to publish now.
+    fn offered(&self) -> Option<String> {
+        if self.withdrawn.load(Ordering::SeqCst) { None } else { self.terms.clone() }
+    }
+
+    /// Whether the orchestrator records this agent's bids on new artifacts. When it did not for
+    /// a claim after all (its view of the offers is a second old, or it disagrees with the
+    /// terms), the claim's `claim_created` comes without this agent's bid, and the cub bids then.
+    fn in_effect(&self) -> bool {
+        self.offered().is_some() && self.recorded.load(Ordering::SeqCst)
+    }
+}
+
 /// What every handler task shares.
 struct Shared {
     store: Store,
@@ -99,8 +137,11 @@ struct Shared {
     bid_slots: Arc<Semaphore>,
     /// Cancelled on shutdown: bids not started yet are left for the next start.
     stopping: CancellationToken,
-    /// Initial claims bid on from `artifact_created`: their `claim_created` needs nothing more.
+    /// Initial claims bid on from `artifact_created`, or whose standing bid the orchestrator
+    /// recorded: their `claim_created` needs nothing more.
     bid_early: std::sync::Mutex<HashSet<ClaimId>>,
+    /// This cub's standing bid.
+    offer: Arc<StandingOffer>,
     /// The stop token of each grant being executed here, by claim and seq: a `workflow_cancelled` naming
     /// the claim stops its tool.
     running: std::sync::Mutex<HashMap<(ClaimId, u64), CancellationToken>>,
@@ -136,8 +177,22 @@ impl Cub {
         }
 
         let started_at_ms = sett_store::now_ms();
+        // A standing bid is recorded only while this cub's presence subscription lives.
+        let presence = match self.settings.agent.standing_bid_terms() {
+            None => None,
+            Some(_) => match self.store.announce_presence(&agent).await {
+                Ok(presence) => Some(presence),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot announce this cub's presence (the Redis user may lack ssubscribe on the instance's channels); it bids on every claim itself");
+                    None
+                }
+            },
+        };
+        let offer = Arc::new(StandingOffer::new(&self.settings.agent, presence.is_some()));
         // Registered before anything is handled, so whoever sees our work can also find us.
-        self.store.put_component(&group, &component_record(&agent, options.health_addr, started_at_ms)).await?;
+        let record = component_record(&agent, options.health_addr, started_at_ms, offer.offered());
+        self.store.put_component(&group, &record).await?;
+        read_orchestrator_record(&self.store, &offer).await;
         // Cancelled when this function returns, whichever way.
         let heartbeat_stop = CancellationToken::new();
         let stop_heartbeat = heartbeat_stop.clone().drop_guard();
@@ -148,6 +203,7 @@ impl Cub {
                 agent.clone(),
                 options.health_addr,
                 started_at_ms,
+                offer.clone(),
                 heartbeat_stop.clone(),
             )
             .in_current_span(),
@@ -164,6 +220,7 @@ impl Cub {
             bid_slots: Arc::new(Semaphore::new(CONCURRENT_BIDS)),
             stopping: options.shutdown.clone(),
             bid_early: std::sync::Mutex::new(HashSet::new()),
+            offer: offer.clone(),
             running: std::sync::Mutex::new(HashMap::new()),
         });
         let tracker = TaskTracker::new();
@@ -190,6 +247,17 @@ impl Cub {
         let mut driver = driver.with_ready(options.ready.clone());
         driver.run(&options.shutdown, handle).await;
         options.ready.store(false, Ordering::SeqCst);
+        // No standing bid is recorded for a cub that stops: its presence goes first (the
+        // orchestrator's creating write checks it), then its offer (the heartbeat publishes the
+        // withdrawal too, should it race with this write).
+        offer.withdrawn.store(true, Ordering::SeqCst);
+        if let Some(presence) = presence {
+            presence.withdraw().await;
+        }
+        let record = component_record(&agent, options.health_addr, started_at_ms, None);
+        if let Err(e) = self.store.put_component(&group, &record).await {
+            tracing::warn!(error = %e, "cannot withdraw the standing bid; it lapses with the heartbeat");
+        }
 
         tracker.close();
         if !tracker.is_empty() {
@@ -221,38 +289,77 @@ impl Cub {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn heartbeat(
     store: Store,
     name: String,
     agent: AgentName,
     addr: Option<SocketAddr>,
     started_at_ms: i64,
+    offer: Arc<StandingOffer>,
     stop: CancellationToken,
 ) {
-    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    // Ticks every second: the heartbeat is written every fifth tick; the orchestrator's record is
+    // read on each tick until it records standing bids (an instance starting: the cub may start
+    // before the orchestrator), then with the heartbeat.
+    let mut every = tokio::time::interval(ORCHESTRATOR_WATCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
+    let ticks_per_beat = (HEARTBEAT_EVERY.as_millis() / ORCHESTRATOR_WATCH_EVERY.as_millis()).max(1);
+    let mut tick = 0u128;
     loop {
         // Cancel-safe: a token and a timer tick.
         tokio::select! {
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        if let Err(e) = store.put_component(&name, &component_record(&agent, addr, started_at_ms)).await {
+        tick += 1;
+        if !tick.is_multiple_of(ticks_per_beat) {
+            if offer.terms.is_some() && !offer.recorded.load(Ordering::SeqCst) {
+                read_orchestrator_record(&store, &offer).await;
+            }
+            continue;
+        }
+        let offered = offer.offered();
+        let put = store.put_component(&name, &component_record(&agent, addr, started_at_ms, offered.clone())).await;
+        if let Err(e) = put {
             metrics::counter!(REDIS_ERRORS, "component" => "cub").increment(1);
             tracing::warn!(error = %e, "cannot refresh the component heartbeat");
+            continue;
         }
+        if offered.is_some() && offer.offered().is_none() {
+            // Withdrawn while this write was on its way: it must not bring the offer back.
+            let _ = store.put_component(&name, &component_record(&agent, addr, started_at_ms, None)).await;
+        }
+        read_orchestrator_record(&store, &offer).await;
     }
 }
 
-/// The component record: `{pid, agent, addr, started_at_ms, heartbeat_ms}`.
-fn component_record(agent: &AgentName, addr: Option<SocketAddr>, started_at_ms: i64) -> ComponentRecord {
+/// Reads whether the orchestrator records standing bids (an orchestrator that does not, or
+/// none, and the cub bids on new artifacts itself).
+async fn read_orchestrator_record(store: &Store, offer: &StandingOffer) {
+    match store.component(ORCHESTRATOR_COMPONENT).await {
+        Ok(record) => {
+            offer.recorded.store(record.is_some_and(|r| r.records_standing_bids), Ordering::SeqCst);
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot read the orchestrator's record"),
+    }
+}
+
+/// The component record: `{pid, agent, addr, started_at_ms, heartbeat_ms, standing_bid}`.
+fn component_record(
+    agent: &AgentName,
+    addr: Option<SocketAddr>,
+    started_at_ms: i64,
+    standing_bid: Option<String>,
+) -> ComponentRecord {
     ComponentRecord {
         addr: addr.map(|a| a.to_string()),
         agent: Some(agent.clone()),
         heartbeat_ms: Some(sett_store::now_ms()),
         pid: Some(std::process::id()),
         started_at_ms: Some(started_at_ms),
+        standing_bid,
         ..ComponentRecord::default()
     }
 }
@@ -269,6 +376,10 @@ enum BidTarget {
 enum Work {
     /// Bid on the claim the orchestrator creates for this new artifact.
     BidOnNew(NewArtifact),
+    /// The orchestrator recorded this agent's standing bid on a new claim.
+    StandingBidRecorded(ClaimId),
+    /// An orchestrator started: read whether it records standing bids.
+    OrchestratorStarted,
     Bid(ClaimId),
     Execute(ClaimId, u64),
     /// Stop the tools running for these claims: their workflow was cancelled.
@@ -284,11 +395,23 @@ fn classify(event: &Event, agent: &AgentName) -> Work {
             artifact_type: a.artifact_type.clone(),
             produced_by_role: a.produced_by_role.clone(),
         }),
+        EventData::BidSubmitted(b) if b.standing && &b.agent == agent => Work::StandingBidRecorded(b.claim_id),
+        EventData::InstanceStarted(_) => Work::OrchestratorStarted,
         EventData::ClaimCreated(c) if c.status == ClaimStatus::PendingConsensus => Work::Bid(c.claim_id),
         EventData::ClaimGranted(g) if &g.agent == agent && !g.via_worker => Work::Execute(g.claim_id, g.seq),
         EventData::WorkflowCancelled(c) if !c.claims.is_empty() => Work::Stop(c.claims.clone()),
         _ => Work::Nothing,
     }
+}
+
+/// Remembers that this agent's bid on `claim` is made (or being made) before its
+/// `claim_created` arrives, so that event needs nothing.
+fn remember_bid(shared: &Shared, claim: ClaimId) {
+    let mut early = shared.bid_early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if early.len() >= EARLY_BIDS_REMEMBERED {
+        early.clear();
+    }
+    early.insert(claim);
 }
 
 /// Starts a task per event that needs work and acknowledges the others at once.
@@ -304,12 +427,22 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
         metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
         metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind().as_str()).increment(1);
         let work = match classify(&event, agent) {
-            Work::BidOnNew(artifact) => {
-                let mut early = shared.bid_early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if early.len() >= EARLY_BIDS_REMEMBERED {
-                    early.clear();
+            // The orchestrator records this agent's bid with the claim.
+            Work::BidOnNew(_) if shared.offer.in_effect() => Work::Nothing,
+            Work::StandingBidRecorded(claim) => {
+                remember_bid(shared, claim);
+                Work::Nothing
+            }
+            // Its record, written just before this event, says whether it records standing bids
+            // (a cub that started before it knows at once, not at its next heartbeat).
+            Work::OrchestratorStarted => {
+                if shared.offer.terms.is_some() {
+                    read_orchestrator_record(&shared.store, &shared.offer).await;
                 }
-                early.insert(initial_claim_id(&artifact.id));
+                Work::Nothing
+            }
+            Work::BidOnNew(artifact) => {
+                remember_bid(shared, initial_claim_id(&artifact.id));
                 Work::BidOnNew(artifact)
             }
             Work::Bid(claim)
@@ -321,7 +454,8 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
             other => other,
         };
         match work {
-            Work::Nothing => done.push(event.id),
+            // Handled above.
+            Work::Nothing | Work::StandingBidRecorded(_) | Work::OrchestratorStarted => done.push(event.id),
             Work::BidOnNew(_) | Work::Bid(_) => {
                 let (target, span) = match work {
                     Work::BidOnNew(artifact) => {
@@ -482,7 +616,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use sett_core::event::{ArtifactCreated, ClaimCreated, ClaimGranted, InstanceStopped};
+    use sett_core::event::{
+        ArtifactCreated, BidSubmitted, ClaimCreated, ClaimGranted, InstanceStarted, InstanceStopped,
+    };
     use sett_core::{ClaimType, StructuralType};
 
     use super::*;
@@ -542,5 +678,19 @@ mod tests {
         let new = NewArtifact { id: a, artifact_type: "Goal".into(), produced_by_role: "user".into() };
         assert_eq!(classify(&artifact(StructuralType::Standard), &me), Work::BidOnNew(new));
         assert_eq!(classify(&artifact(StructuralType::Terminal), &me), Work::Nothing, "no claim, no bid");
+        // Standing bids: only this agent's, recorded by the orchestrator, spare its bid.
+        let bid = |agent: &str, standing: bool| {
+            event(EventData::BidSubmitted(BidSubmitted {
+                agent: AgentName::parse(agent).unwrap(),
+                bid: sett_core::BidType::Exclusive,
+                claim_id: c,
+                standing,
+            }))
+        };
+        assert_eq!(classify(&bid("Coder", true), &me), Work::StandingBidRecorded(c));
+        assert_eq!(classify(&bid("Coder", false), &me), Work::Nothing);
+        assert_eq!(classify(&bid("Other", true), &me), Work::Nothing);
+        let started = EventData::InstanceStarted(InstanceStarted { host: "h".into(), pid: 1, run_id: "r".into() });
+        assert_eq!(classify(&event(started), &me), Work::OrchestratorStarted);
     }
 }

@@ -473,3 +473,53 @@ esac"#,
     assert!(!alive(pid));
     assert!(store.components().await.unwrap().is_empty());
 }
+
+/// With an orchestrator that records standing bids (design.md §5), a cub offers its agent's in
+/// its component record and leaves new artifacts to the orchestrator; a claim created without
+/// its bid (the orchestrator had not seen the offer yet) still gets one; a stopping cub
+/// withdraws the offer. A bid script's agent offers none and bids on new artifacts itself.
+#[tokio::test]
+async fn a_cub_offers_a_standing_bid_and_bids_only_where_it_was_not_recorded() {
+    use sett_core::record::{ComponentRecord, ORCHESTRATOR_COMPONENT, cub_component};
+
+    let store = sett_testkit::store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bid = script(dir.path(), "bid.sh", "echo review");
+    let cfg = agents(&format!(
+        "  Coder:\n    command: [x]\n    bidding_strategy: exclusive\n  Scripted:\n    command: [x]\n    bid_script: [\"{bid}\"]\n"
+    ));
+    let orchestrator =
+        ComponentRecord { records_standing_bids: true, heartbeat_ms: Some(now_ms()), ..Default::default() };
+    store.put_component(ORCHESTRATOR_COMPONENT, &orchestrator).await.unwrap();
+    let cubs = start_all(&store, &cfg, dir.path());
+    // A new artifact whose claim the test never creates: only a cub that bids on new artifacts
+    // itself bids on it.
+    let unclaimed = new_goal(&store, "left to the orchestrator").await;
+    let unclaimed_claim =
+        new_claim(sett_core::machine::initial_claim_id(&unclaimed.id), &unclaimed, &policy(), now_ms());
+    // A claim created waiting for bids, without Coder's: Coder bids on its `claim_created`.
+    let goal = new_goal(&store, "created without the standing bid").await;
+    let claim = create_claim(&store, &goal).await;
+    assert_eq!(wait_for_bid(&store, &claim, "Coder").await, BidType::Exclusive);
+    assert_eq!(wait_for_bid(&store, &unclaimed_claim, "Scripted").await, BidType::Review);
+    let coder = AgentName::parse("Coder").unwrap();
+    let records = store.components().await.unwrap();
+    assert_eq!(records[&cub_component(&coder)].standing_bid, cfg[&coder].standing_bid_terms());
+    let scripted = AgentName::parse("Scripted").unwrap();
+    assert_eq!(records[&cub_component(&scripted)].standing_bid, None, "a bid script's agent offers nothing");
+    // The offer stands on the cub's presence, which only a running cub keeps.
+    assert!(store.is_present(&coder).await.unwrap());
+    assert!(!store.is_present(&scripted).await.unwrap());
+    // Stopping waits for every bid task: what was not bid by now never is.
+    for c in cubs {
+        c.stop().await;
+    }
+    let bids = store.bids(&unclaimed_claim.id).await.unwrap();
+    assert_eq!(
+        bids.keys().map(AgentName::as_str).collect::<Vec<_>>(),
+        ["Scripted"],
+        "Coder left it to the orchestrator"
+    );
+    assert_eq!(store.components().await.unwrap().keys().collect::<Vec<_>>(), [ORCHESTRATOR_COMPONENT]);
+    assert!(!store.is_present(&coder).await.unwrap(), "a stopped cub withdrew its presence");
+}

@@ -200,7 +200,8 @@ mod tests {
             timed_out: false,
         });
         assert_eq!(QuestionEvent::of(&answered).iter().map(QuestionEvent::question).collect::<Vec<_>>(), vec![Some(q)]);
-        let bid = EventData::BidSubmitted(BidSubmitted { agent, bid: BidType::Exclusive, claim_id: claim });
+        let bid =
+            EventData::BidSubmitted(BidSubmitted { agent, bid: BidType::Exclusive, claim_id: claim, standing: false });
         assert_eq!(QuestionEvent::of(&bid), vec![]);
         assert_eq!(QuestionEvent::Lagged.question(), None);
     }

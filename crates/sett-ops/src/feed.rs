@@ -47,7 +47,11 @@ pub fn event_line(e: &Event) -> String {
             }
             out
         }
-        EventData::BidSubmitted(b) => format!("claim {} {} bids {}", sh(b.claim_id), b.agent, b.bid),
+        EventData::BidSubmitted(b) => {
+            // A standing bid was recorded by the orchestrator for the agent's live cub.
+            let standing = if b.standing { " (standing)" } else { "" };
+            format!("claim {} {} bids {}{standing}", sh(b.claim_id), b.agent, b.bid)
+        }
         EventData::BidsMissing(m) => {
             let agents: Vec<String> = m.agents.iter().map(|a| short(a.as_str()).to_owned()).collect();
             format!("claim {} no bid from {}", sh(m.claim_id), agents.join(", "))

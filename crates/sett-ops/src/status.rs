@@ -58,6 +58,8 @@ pub struct ComponentHealth {
     pub healthy: bool,
     /// What is wrong, when not healthy.
     pub problem: Option<String>,
+    /// A cub that offers a standing bid, or an orchestrator that records them (design.md §5).
+    pub standing_bids: bool,
 }
 
 /// The lock holder and how long it has held the lock.
@@ -323,6 +325,7 @@ pub async fn component_health(name: &str, record: &ComponentRecord, now_ms: i64,
         healthz_status: None,
         healthy: false,
         problem: None,
+        standing_bids: record.standing_bid.is_some() || record.records_standing_bids,
     };
     match heartbeat_age_ms {
         None => c.problem = Some("no heartbeat recorded".into()),
@@ -635,6 +638,7 @@ mod tests {
             healthz_status: None,
             healthy: true,
             problem: None,
+            standing_bids: false,
         };
         let bad = ComponentHealth { healthy: false, ..ok.clone() };
         assert_eq!(overall(None, &[]), Health::Stopped);

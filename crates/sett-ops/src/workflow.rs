@@ -545,6 +545,7 @@ mod tests {
             agent: AgentName::parse("A").unwrap(),
             bid: sett_core::BidType::Review,
             claim_id: cid(claim),
+            standing: false,
         }))
     }
 

@@ -123,6 +123,9 @@ impl Engine {
             // A claim never returns to waiting for bids: a bid on a claim already decided here
             // changes nothing, and needs no read to find that out.
             EventData::BidSubmitted(b) if self.decided.contains(&b.claim_id) => Ok(()),
+            // Recorded by the write that created the claim, which applied every bid recorded
+            // by then (`create_claim`).
+            EventData::BidSubmitted(b) if b.standing => Ok(()),
             EventData::BidSubmitted(b) => self.apply(&b.claim_id, Input::Bids).await.map(drop),
             EventData::QuestionAnswered(a) => self.on_answer(a.question_id, a.answer_id, a.claim_id).await,
             EventData::Resumed(_) => self.release_held().await,
@@ -153,8 +156,15 @@ impl Engine {
             // A Question without a claim unblocks nobody; nothing else is done for the rest.
             return Ok(());
         }
-        let bids = self.store.bids(&initial_claim_id(&ev.artifact_id)).await?;
-        self.create_claim(&described(ev, ts_ms), bids).await
+        let artifact = described(ev, ts_ms);
+        // When every agent has a standing bid there is nothing to wait for: a bid a cub recorded
+        // meanwhile is compared by the creating write.
+        let bids = if self.standing_covers_all(&artifact).await {
+            BTreeMap::new()
+        } else {
+            self.store.bids(&initial_claim_id(&ev.artifact_id)).await?
+        };
+        self.create_claim(&artifact, bids).await
     }
 
     /// A new artifact, read whole. `creates_claim` (its structural type, when the caller knows
@@ -216,37 +226,66 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates `a`'s claim. Cubs bid on it from the artifact's event, so bids may be recorded
-    /// before it exists: with the bids read with the artifact, or else those the creating write
-    /// reads back, the claim is decided at once when they suffice (created and granted in one
-    /// write, or granted by the next). A bid recorded after the creating write has its own
-    /// event, read after this one and applied then.
+    /// Whether every configured agent has a live standing bid on `a` (no bid to wait for).
+    async fn standing_covers_all(&self, a: &Artifact) -> bool {
+        let standing = self.standing_bids(a, now_ms()).await;
+        !self.policy.agents.is_empty() && standing.len() == self.policy.agents.len()
+    }
+
+    /// Creates `a`'s claim. The orchestrator records the standing bids of live cubs with it
+    /// (design.md §5), and cubs without one bid from the artifact's event, so bids may be
+    /// recorded before it exists: with the bids read with the artifact and the standing ones,
+    /// or else those the creating write reads back, the claim is decided at once when they
+    /// suffice (created and granted in one write, or granted by the next). A bid recorded after
+    /// the creating write has its own event, read after this one and applied then.
     async fn create_claim(&self, a: &Artifact, bids: BTreeMap<AgentName, BidType>) -> Result<(), OrchestratorError> {
         let now = now_ms();
         let claim = new_claim(initial_claim_id(&a.id), a, &self.policy, now);
         let created = ledger::claim_created(&claim);
-        let ctx = StepContext { bids: &bids, now_ms: now };
-        let (outcome, later_bids) = match step(&claim, &Input::Bids, ctx, &self.policy) {
-            Some(decided) => match self.commit(&claim, &decided, &Input::Bids, ctx, Some(created.clone())).await? {
+        // A bid the cub recorded itself stands; the others are recorded now.
+        let mut standing: Vec<(AgentName, BidType)> =
+            self.standing_bids(a, now).await.into_iter().filter(|(agent, _)| !bids.contains_key(agent)).collect();
+        // The outcome, and the bids to decide with after a create that left the claim waiting.
+        // Each refused attempt drops standing bids, so this ends.
+        let (outcome, later_bids) = loop {
+            let mut known = bids.clone();
+            known.extend(standing.iter().cloned());
+            let ctx = StepContext { bids: &known, now_ms: now };
+            let Some(decided) = step(&claim, &Input::Bids, ctx, &self.policy) else {
+                let (outcome, later) = self.create_waiting(&claim, &created, standing, now).await?;
+                // Only bids recorded since `known` was read can decide it now.
+                break (outcome, if later.len() > known.len() { later } else { BTreeMap::new() });
+            };
+            match self.commit(&claim, &decided, &Input::Bids, ctx, Some((created.clone(), &standing))).await? {
                 // Paused: created waiting for bids instead (they are still collected); held,
                 // it is decided on resume.
                 WriteOutcome::Paused(_) => {
-                    let (outcome, _) = self.store.create_claim_reading_bids(&claim, &[created], now).await?;
+                    let (outcome, _) = self.create_waiting(&claim, &created, standing, now).await?;
                     if outcome == WriteOutcome::Written {
-                        self.written.wrote(&claim);
                         self.store.hold_claim(&claim.id, now).await?;
                     }
-                    (outcome, bids.clone())
+                    break (outcome, BTreeMap::new());
+                }
+                // A cub recorded another bid meanwhile: decide with the bids as recorded.
+                WriteOutcome::BidsChanged { agent, held } => {
+                    debug!(claim_id = %claim.id, %agent, %held, "a cub's own bid differs from its standing bid; deciding with the cub's");
+                    metrics::counter!(m::STANDING_BIDS, "outcome" => "cub_bid_otherwise").increment(1);
+                    standing.clear();
+                }
+                // The cub that offered it is gone: that agent bids, or counts as missing, as
+                // any agent without a standing bid.
+                WriteOutcome::OfferGone { agent } => {
+                    debug!(claim_id = %claim.id, %agent, "the cub offering a standing bid is gone; not recording it");
+                    metrics::counter!(m::STANDING_BIDS, "outcome" => "cub_gone").increment(1);
+                    standing.retain(|(a, _)| a.as_str() != agent);
                 }
                 // Written decided: `commit` remembered the decided record.
-                outcome => (outcome, BTreeMap::new()),
-            },
-            None => {
-                let (outcome, later_bids) = self.store.create_claim_reading_bids(&claim, &[created], now).await?;
-                if outcome == WriteOutcome::Written {
-                    self.written.wrote(&claim);
+                outcome => {
+                    if outcome == WriteOutcome::Written {
+                        metrics::counter!(m::STANDING_BIDS, "outcome" => "recorded").increment(standing.len() as u64);
+                    }
+                    break (outcome, BTreeMap::new());
                 }
-                (outcome, later_bids)
             }
         };
         match outcome {
@@ -254,7 +293,7 @@ impl Engine {
                 metrics::counter!(m::CLAIMS_CREATED, "kind" => "initial").increment(1);
                 info!(claim_id = %claim.id, artifact_id = %a.id, artifact_type = %a.artifact_type, "claim created");
                 self.wake.notify_one();
-                if later_bids.len() > bids.len() {
+                if !later_bids.is_empty() {
                     self.decide(&claim, &later_bids).await?;
                 }
                 Ok(())
@@ -270,8 +309,42 @@ impl Engine {
                 info!(artifact_id = %a.id, %fence, "no claim: the artifact's workflow was cancelled");
                 Ok(())
             }
-            // Only a write that grants is held, and this one waits for bids.
-            WriteOutcome::Paused(_) => Ok(()),
+            // Only a write that grants is held, and this one waits for bids; `create_waiting`
+            // records no standing bid that it refuses.
+            WriteOutcome::Paused(_) | WriteOutcome::BidsChanged { .. } | WriteOutcome::OfferGone { .. } => Ok(()),
+        }
+    }
+
+    /// Creates `claim` waiting for bids, with the `standing` bids the write accepts (none if a
+    /// cub's own bid differs from one; none of a cub that is gone), and returns the bids
+    /// recorded on it at that moment.
+    async fn create_waiting(
+        &self,
+        claim: &sett_core::Claim,
+        created: &EventData,
+        mut standing: Vec<(AgentName, BidType)>,
+        now: i64,
+    ) -> Result<(WriteOutcome, BTreeMap<AgentName, BidType>), OrchestratorError> {
+        let events = [created.clone()];
+        loop {
+            let written = self.store.create_claim_reading_bids(claim, &events, &standing, now).await?;
+            match &written.0 {
+                WriteOutcome::BidsChanged { .. } => {
+                    metrics::counter!(m::STANDING_BIDS, "outcome" => "cub_bid_otherwise").increment(1);
+                    standing.clear();
+                }
+                WriteOutcome::OfferGone { agent } => {
+                    metrics::counter!(m::STANDING_BIDS, "outcome" => "cub_gone").increment(1);
+                    standing.retain(|(a, _)| a.as_str() != agent);
+                }
+                outcome => {
+                    if *outcome == WriteOutcome::Written {
+                        metrics::counter!(m::STANDING_BIDS, "outcome" => "recorded").increment(standing.len() as u64);
+                        self.written.wrote(claim);
+                    }
+                    return Ok(written);
+                }
+            }
         }
     }
 

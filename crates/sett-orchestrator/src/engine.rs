@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::consumer::{BATCH, BLOCK, CONSUMER, GROUP};
 use crate::decided::DecidedClaims;
 use crate::launcher::WorkerLauncher;
+use crate::standing::StandingOffers;
 use crate::written::WrittenClaims;
 use crate::{OrchestratorError, Settings};
 
@@ -48,6 +49,7 @@ impl Orchestrator {
             outbox_left: AtomicBool::new(false),
             decided: DecidedClaims::default(),
             written: WrittenClaims::default(),
+            standing: StandingOffers::default(),
             worker_tasks: Mutex::default(),
             usage_labels: Mutex::new(UsageLabels::default()),
         };
@@ -104,6 +106,8 @@ pub(crate) struct Shared {
     /// The open claims as this orchestrator last wrote them: a transition starts from the record
     /// it wrote (the write's compare-and-set refuses it if it is stale) instead of reading it.
     pub(crate) written: WrittenClaims,
+    /// The standing bids live cubs offer, recorded with the claims this engine creates.
+    pub(crate) standing: StandingOffers,
     /// The grants (`claim:seq`) whose worker task runs in this orchestrator, so a grant is never
     /// given two tasks (an offer repeated after a lost reply finds its slot taken by this run).
     pub(crate) worker_tasks: Mutex<HashSet<String>>,
@@ -191,10 +195,17 @@ impl Engine {
             let engine = self.clone();
             Background::spawn(stop, move |token| async move { engine.heartbeat_loop(&token).await })
         };
+        // Read once before the first event, so the first claims get the offers already made.
+        self.refresh_standing_offers().await;
+        let offers = {
+            let engine = self.clone();
+            Background::spawn(stop, move |token| async move { engine.standing_offers_loop(&token).await })
+        };
         // Pending entries first (delivered to us before a crash, never acknowledged), then new.
         let result = self.consume(&mut driver, stop).await;
         deadlines.stop().await;
         heartbeat.stop().await;
+        offers.stop().await;
         driver.quit().await;
         result
     }

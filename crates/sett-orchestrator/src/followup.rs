@@ -191,7 +191,10 @@ impl Engine {
                         }
                         Ok(())
                     }
-                    WriteOutcome::Exists(_) => Ok(()),
+                    // An assigned claim records no bids.
+                    WriteOutcome::Exists(_) | WriteOutcome::BidsChanged { .. } | WriteOutcome::OfferGone { .. } => {
+                        Ok(())
+                    }
                     WriteOutcome::Cancelled(fence) => {
                         info!(claim_id = %claim.id, rework_of = %claim_id, %fence, "no rework claim: the workflow was cancelled");
                         Ok(())

@@ -29,6 +29,7 @@ mod lifecycle;
 mod observe;
 mod pause;
 mod reviews;
+mod standing;
 mod steer;
 mod transitions;
 mod workers;

@@ -112,6 +112,8 @@ impl Engine {
                     pid: Some(s.pid),
                     run_id: Some(s.run_id.clone()),
                     started_at_ms: Some(started_at_ms),
+                    standing_bid: None,
+                    records_standing_bids: true,
                 },
             )
             .await
@@ -131,6 +133,40 @@ impl Engine {
             }
             // The wait of an open question grows while nothing happens to it.
             self.refresh_question_age_gauge().await;
+        }
+    }
+
+    /// Reads the standing bids cubs offer (their component records) until `token`.
+    pub(crate) async fn standing_offers_loop(&self, token: &CancellationToken) {
+        loop {
+            // Cancel-safe: a token and a sleep.
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(crate::standing::REFRESH_EVERY) => {}
+            }
+            self.refresh_standing_offers().await;
+        }
+    }
+
+    /// The standing bids on `a` at `now_ms`, after reading the offers again when an agent that
+    /// could offer one has none (cubs that started with the instance).
+    pub(crate) async fn standing_bids(
+        &self,
+        a: &sett_core::Artifact,
+        now_ms: i64,
+    ) -> Vec<(sett_core::AgentName, sett_core::BidType)> {
+        if self.standing.wants_refresh(now_ms) {
+            self.refresh_standing_offers().await;
+        }
+        self.standing.bids_for(&self.settings.config, &a.artifact_type, &a.produced_by_role, now_ms)
+    }
+
+    /// Reads the offers once. When Redis does not answer, the offers known stay: each counts
+    /// only while its heartbeat is fresh, so they lapse on their own.
+    pub(crate) async fn refresh_standing_offers(&self) {
+        match self.store.components().await {
+            Ok(components) => self.standing.refresh(&self.settings.config, &components, now_ms()),
+            Err(e) => debug!(error = %e, "cannot read the standing bids offered"),
         }
     }
 

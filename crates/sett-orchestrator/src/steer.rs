@@ -49,8 +49,11 @@ impl Engine {
                 info!(claim_id = %claim.id, %fence, "no retry claim: the workflow was cancelled");
                 Ok(())
             }
-            // A create that waits for bids is never held nor compared.
-            WriteOutcome::Conflict { .. } | WriteOutcome::Paused(_) => Ok(()),
+            // A create that waits for bids (and records none) is never held nor compared.
+            WriteOutcome::Conflict { .. }
+            | WriteOutcome::Paused(_)
+            | WriteOutcome::BidsChanged { .. }
+            | WriteOutcome::OfferGone { .. } => Ok(()),
         }
     }
 

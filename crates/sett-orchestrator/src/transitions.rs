@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use sett_core::event::EventData;
 use sett_core::machine::{ApprovalOrder, Effect, Input, StepContext, Transition, step};
 use sett_core::{AgentName, BidType, Claim, ClaimId, ClaimStatus, metrics as m};
-use sett_store::{StoreError, WriteOutcome, now_ms};
+use sett_store::{StandingBids, StoreError, WriteOutcome, now_ms};
 use tracing::{debug, warn};
 
 use crate::OrchestratorError;
@@ -64,8 +64,10 @@ impl Engine {
                     self.written.forget(id);
                     continue;
                 }
-                // Only a create is fenced, and this is a compare-and-set.
-                WriteOutcome::Cancelled(_) => return Ok(None),
+                // Only a create is fenced or records standing bids, and this is a compare-and-set.
+                WriteOutcome::Cancelled(_) | WriteOutcome::BidsChanged { .. } | WriteOutcome::OfferGone { .. } => {
+                    return Ok(None);
+                }
                 // Held by a pause (see `commit`): applied again on resume.
                 WriteOutcome::Paused(_) => return Ok(None),
                 WriteOutcome::Exists(other) => {
@@ -97,16 +99,17 @@ impl Engine {
 
     /// Writes transition `t` of claim `old` (the step of `input` in `ctx`) with its ledger events
     /// and follow-ups in one atomic step, then logs it and carries the follow-ups out. With
-    /// `created` (the claim's creation event), `old` is a claim that does not exist yet: it is
-    /// created already decided, its creation event first. Otherwise the write is a
-    /// compare-and-set on `old`'s revision.
+    /// `created` (the claim's creation event and the standing bids it was decided with), `old`
+    /// is a claim that does not exist yet: it is created already decided, the standing bids'
+    /// events first, then its creation event. Otherwise the write is a compare-and-set on
+    /// `old`'s revision.
     pub(crate) async fn commit(
         &self,
         old: &Claim,
         t: &Transition,
         input: &Input,
         ctx: StepContext<'_>,
-        created: Option<EventData>,
+        created: Option<(EventData, &StandingBids)>,
     ) -> Result<WriteOutcome, StoreError> {
         let now = ctx.now_ms;
         // An approval's question exists before the write that opens it (and names it in the
@@ -126,13 +129,18 @@ impl Engine {
             }
         }
         let (events, ops) = ledger::transition_records(old, &t.claim, &t.effects, self.policy.on_question_timeout);
-        let creating = created.is_some();
-        let events: Vec<EventData> = created.into_iter().chain(events).collect();
         let follow = follow_ups(&t.effects);
         let outbox = (!follow.is_empty()).then_some(&follow);
-        let expected = (!creating).then_some(old.revision);
-        let written =
-            self.store.write_claim_with_outbox(&t.claim, expected, creating, &ops, &events, outbox, now).await?;
+        let written = match created {
+            Some((created, standing)) => {
+                let events: Vec<EventData> = std::iter::once(created).chain(events).collect();
+                self.store.create_claim_with_standing_bids(&t.claim, &ops, &events, outbox, standing, now).await?
+            }
+            None => {
+                let expected = Some(old.revision);
+                self.store.write_claim_with_outbox(&t.claim, expected, false, &ops, &events, outbox, now).await?
+            }
+        };
         if let WriteOutcome::Paused(scope) = &written {
             // Nothing is granted while paused: the claim is held and every input it may have
             // missed meanwhile is applied again on resume (`release_held`).

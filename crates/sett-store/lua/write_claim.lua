@@ -4,7 +4,8 @@
 -- KEYS[4] open questions zset   KEYS[5] claim-by-artifact hash   KEYS[6] claims index zset
 -- KEYS[7] outbox hash   KEYS[8] ledger head hash   KEYS[9] cancel fence hash
 -- KEYS[10] pauses hash   KEYS[11] pause fence hash
--- KEYS[12] (optional, create only) the claim's bids hash: its entries are returned after "ok"
+-- KEYS[12] (optional, create only) the claim's bids hash: standing bids are recorded in it, and
+--          with ARGV[11] = "1" its entries are returned after "ok"
 -- KEYS[13] (with KEYS[12]) the key registry: the bids hash leaves it (index:claims reaches it now)
 -- ARGV[1] claim id
 -- ARGV[2] expected revision ("0" = create: the claim must not exist)
@@ -17,9 +18,20 @@
 -- ARGV[8] outbox entry (JSON follow-up effects, stored under "<claim id>:<new revision>"), or ""
 -- ARGV[9] the claim's artifact id (checked against the cancel fence on a create)
 -- ARGV[10] "1" when the write grants (a `claim_granted` among its events), else "0"
--- ARGV[11..] field, value pairs (the full record: the hash is replaced)
--- Returns {"ok"} (on a create with KEYS[12]: {"ok", agent, bid, ...}) | {"exists", other_claim_id}
+-- ARGV[11] "1": return the claim's bids after "ok" (create with KEYS[12] only)
+-- ARGV[12] standing bids to record with a create (KEYS[12]): JSON list of
+--          [agent, bid, bid_submitted data-json, content digest, presence channel], or "". The
+--          writer decided the claim with them: each agent's cub must still be subscribed to its
+--          presence channel (presence.rs; else nothing is written: "offer_gone"), and a bid the
+--          cub recorded already must be the same (then it is kept and not recorded twice), else
+--          nothing is written ("bids_changed").
+-- ARGV[13..] field, value pairs (the full record: the hash is replaced)
+-- Returns {"ok"} (with ARGV[11] = "1": {"ok", agent, bid, ...}) | {"exists", other_claim_id}
 --   | {"conflict", current_revision} | {"cancelled", fence entry} | {"paused", scope}
+--   | {"bids_changed", agent, bid held} | {"offer_gone", agent}
+-- The standing bids still to record (create only), and whether the bids hash was registered.
+local standing
+local bids_registered = false
 if ARGV[10] == '1' then
   -- Nothing is granted while the instance or the claim's workflow is paused (pause.lua): the
   -- caller holds the claim and applies it again on resume.
@@ -39,8 +51,41 @@ if ARGV[2] == '0' then
   if fenced then
     return {'cancelled', fenced}
   end
-  if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- A claim indexed under its artifact is found by the HSETNX below (its id is derived from
+  -- the artifact's, and the index entry is written with it); any other by its hash.
+  if ARGV[7] == '' and redis.call('EXISTS', KEYS[1]) == 1 then
     return {'exists', ARGV[1]}
+  end
+  if ARGV[12] ~= '' then
+    standing = cjson.decode(ARGV[12])
+    local agents, channels = {}, {}
+    for i, s in ipairs(standing) do
+      agents[i] = s[1]
+      channels[i] = s[5]
+    end
+    -- The cubs that offered these bids still run: a dead cub's connection, and with it its
+    -- subscription, is gone. A refused count (an ACL without `pubsub|shardnumsub`) counts as
+    -- gone: the claim is then created without standing bids.
+    local present = redis.pcall('PUBSUB', 'SHARDNUMSUB', unpack(channels))
+    for i, s in ipairs(standing) do
+      if type(present) ~= 'table' or present.err or tonumber(present[2 * i]) == 0 then
+        return {'offer_gone', s[1]}
+      end
+    end
+    local held = redis.call('HMGET', KEYS[12], unpack(agents))
+    local fresh = {}
+    for i, s in ipairs(standing) do
+      if held[i] then
+        if held[i] ~= s[2] then
+          return {'bids_changed', s[1], held[i]}
+        end
+        -- The cub bid first, on the artifact's event: the bids hash may be in the registry.
+        bids_registered = true
+      else
+        fresh[#fresh + 1] = s
+      end
+    end
+    standing = fresh
   end
   if ARGV[7] ~= '' then
     if redis.call('HSETNX', KEYS[5], ARGV[7], ARGV[1]) == 0 then
@@ -72,13 +117,22 @@ end
 local events = cjson.decode(ARGV[5])
 ledger_defer(KEYS[8])
 local last
+if standing and #standing > 0 then
+  local bids = {}
+  for _, s in ipairs(standing) do
+    bids[#bids + 1] = s[1]
+    bids[#bids + 1] = s[2]
+    ledger_append(KEYS[3], KEYS[8], 'bid_submitted', ARGV[4], s[3], s[4], '')
+  end
+  redis.call('HSET', KEYS[12], unpack(bids))
+end
 for _, ev in ipairs(events) do
   last = ledger_append(KEYS[3], KEYS[8], ev[1], ARGV[4], ev[2], ev[3], ev[4])
 end
 ledger_flush()
 local fields = {}
 local revision
-for i = 11, #ARGV, 2 do
+for i = 13, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
   if ARGV[i] == 'revision' then
@@ -94,11 +148,15 @@ if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[7], ARGV[1] .. ':' .. (revision or redis.call('HGET', KEYS[1], 'revision')), ARGV[8])
 end
 if KEYS[12] and ARGV[2] == '0' then
-  -- Bids recorded before the claim existed (cubs bid from the artifact's event): the caller
-  -- decides with them at once instead of waiting for their events.
-  redis.call('SREM', KEYS[13], string.sub(KEYS[12], #KEYS[13] - 9))
-  local reply = redis.call('HGETALL', KEYS[12])
-  table.insert(reply, 1, 'ok')
-  return reply
+  if ARGV[11] == '1' or bids_registered then
+    redis.call('SREM', KEYS[13], string.sub(KEYS[12], #KEYS[13] - 9))
+  end
+  if ARGV[11] == '1' then
+    -- Bids recorded before the claim existed (cubs bid from the artifact's event): the caller
+    -- decides with them at once instead of waiting for their events.
+    local reply = redis.call('HGETALL', KEYS[12])
+    table.insert(reply, 1, 'ok')
+    return reply
+  end
 end
 return {'ok'}

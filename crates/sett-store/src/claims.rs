@@ -30,7 +30,22 @@ pub enum WriteOutcome {
     /// Refused because the write grants and the instance (`instance`) or the claim's workflow
     /// (its goal id) is paused: nothing was written; hold the claim and apply it again on resume.
     Paused(String),
+    /// Create refused: a standing bid the write was to record differs from the bid the agent's
+    /// cub recorded meanwhile (`agent`, `held`); nothing was written. Decide again without it.
+    BidsChanged {
+        agent: String,
+        held: String,
+    },
+    /// Create refused: the cub that offered `agent`'s standing bid is gone (no subscriber on its
+    /// presence channel); nothing was written. Decide again without that bid.
+    OfferGone {
+        agent: String,
+    },
 }
+
+/// The standing bids a creating write records (design.md §5): each agent's bid, recorded with
+/// its `bid_submitted` event unless the agent's cub recorded the same bid already.
+pub type StandingBids = [(AgentName, BidType)];
 
 /// A change to the open-question index, applied with a claim write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +63,8 @@ struct ClaimWrite<'a> {
     events: &'a [EventData],
     /// Return the claim's bids with a successful create.
     read_bids: bool,
+    /// Standing bids to record with a create.
+    standing: &'a StandingBids,
 }
 
 /// Bids from a flat `agent, bid, …` hash reply. An unparseable entry cannot come from a cub; it
@@ -59,6 +76,29 @@ fn parse_bids<'a>(pairs: impl Iterator<Item = &'a [String]>) -> BTreeMap<AgentNa
             _ => None,
         })
         .collect()
+}
+
+/// `write_claim.lua`'s ARGV[12]: each standing bid with its `bid_submitted` event (data and
+/// content digest, no claim binding, as a cub's own bid has), or "" for none.
+fn standing_bids_arg(keys: &crate::Keys, claim: &ClaimId, standing: &StandingBids, ts: &str) -> String {
+    if standing.is_empty() {
+        return String::new();
+    }
+    let items: Vec<serde_json::Value> = standing
+        .iter()
+        .map(|(agent, bid)| {
+            let data = EventData::BidSubmitted(BidSubmitted {
+                agent: agent.clone(),
+                bid: *bid,
+                claim_id: *claim,
+                standing: true,
+            });
+            let (kind, data) = (data.kind(), data.to_json());
+            let digest = ledger::event_digest(kind.as_str(), ts, &data, None);
+            serde_json::json!([agent, bid.to_string(), data, digest, keys.presence_channel(agent)])
+        })
+        .collect();
+    serde_json::Value::Array(items).to_string()
 }
 
 impl Store {
@@ -102,7 +142,40 @@ impl Store {
         outbox: Option<&O>,
         now_ms: i64,
     ) -> Result<WriteOutcome> {
-        let write = ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids: false };
+        let write = ClaimWrite {
+            claim,
+            expected_revision,
+            index_artifact,
+            question_ops,
+            events,
+            read_bids: false,
+            standing: &[],
+        };
+        self.write_claim_inner(write, outbox, now_ms).await.map(|(outcome, _)| outcome)
+    }
+
+    /// Creates `claim` (indexed under its artifact) as [`Store::write_claim_with_outbox`] does,
+    /// recording the `standing` bids it was decided with (each with its `bid_submitted` event,
+    /// before the claim's own events) in the same atomic step. Refused with
+    /// [`WriteOutcome::BidsChanged`] when an agent's cub recorded another bid meanwhile.
+    pub async fn create_claim_with_standing_bids<O: Serialize + ?Sized>(
+        &self,
+        claim: &Claim,
+        question_ops: &[QuestionOp],
+        events: &[EventData],
+        outbox: Option<&O>,
+        standing: &StandingBids,
+        now_ms: i64,
+    ) -> Result<WriteOutcome> {
+        let write = ClaimWrite {
+            claim,
+            expected_revision: None,
+            index_artifact: true,
+            question_ops,
+            events,
+            read_bids: false,
+            standing,
+        };
         self.write_claim_inner(write, outbox, now_ms).await.map(|(outcome, _)| outcome)
     }
 
@@ -110,10 +183,12 @@ impl Store {
     /// revision) and returns, with the outcome, the bids recorded on it at that moment, read in
     /// the same atomic step: cubs may bid before the claim exists, and the creator decides with
     /// those bids without another round trip. The bids are empty unless the claim was written.
+    /// The `standing` bids are recorded first, as [`Store::create_claim_with_standing_bids`] does.
     pub async fn create_claim_reading_bids(
         &self,
         claim: &Claim,
         events: &[EventData],
+        standing: &StandingBids,
         now_ms: i64,
     ) -> Result<(WriteOutcome, BTreeMap<AgentName, BidType>)> {
         let write = ClaimWrite {
@@ -123,6 +198,7 @@ impl Store {
             question_ops: &[],
             events,
             read_bids: true,
+            standing,
         };
         self.write_claim_inner(write, None::<&()>, now_ms).await
     }
@@ -133,7 +209,7 @@ impl Store {
         outbox: Option<&O>,
         now_ms: i64,
     ) -> Result<(WriteOutcome, BTreeMap<AgentName, BidType>)> {
-        let ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids } = write;
+        let ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids, standing } = write;
         let k = &self.keys;
         let mut keys = vec![
             k.claim(&claim.id),
@@ -148,7 +224,8 @@ impl Store {
             k.paused(),
             k.pause_fence(),
         ];
-        if read_bids && expected_revision.is_none() {
+        let creating = expected_revision.is_none();
+        if creating && (read_bids || !standing.is_empty()) {
             keys.push(k.bids(&claim.id));
             keys.push(k.key_registry());
         }
@@ -182,6 +259,7 @@ impl Store {
                 QuestionOp::Close { question } => serde_json::json!(["rem", question]),
             })
             .collect();
+        let standing_arg = if creating { standing_bids_arg(k, &claim.id, standing, &ts) } else { String::new() };
         let mut args = vec![
             claim.id.to_string(),
             expected_revision.map_or_else(|| "0".to_owned(), |r| r.to_string()),
@@ -193,6 +271,8 @@ impl Store {
             outbox.unwrap_or_default(),
             claim.artifact_id.to_string(),
             if events.iter().any(|e| e.kind() == EventKind::ClaimGranted) { "1" } else { "0" }.to_owned(),
+            if creating && read_bids { "1" } else { "0" }.to_owned(),
+            standing_arg,
         ];
         for (f, v) in fields {
             args.push(f);
@@ -216,6 +296,11 @@ impl Store {
             Some("conflict") => WriteOutcome::Conflict { current: reply.get(1).cloned().unwrap_or_default() },
             Some("cancelled") => WriteOutcome::Cancelled(reply.get(1).cloned().unwrap_or_default()),
             Some("paused") => WriteOutcome::Paused(reply.get(1).cloned().unwrap_or_default()),
+            Some("offer_gone") => WriteOutcome::OfferGone { agent: reply.get(1).cloned().unwrap_or_default() },
+            Some("bids_changed") => WriteOutcome::BidsChanged {
+                agent: reply.get(1).cloned().unwrap_or_default(),
+                held: reply.get(2).cloned().unwrap_or_default(),
+            },
             other => return Err(StoreError::Decode(format!("unexpected write_claim reply {other:?}"))),
         };
         let bids = if outcome == WriteOutcome::Written { parse_bids(reply[1..].chunks(2)) } else { BTreeMap::new() };
@@ -328,7 +413,8 @@ impl Store {
             self.keys.ledger(),
             self.keys.key_registry(),
         ];
-        let data = EventData::BidSubmitted(BidSubmitted { agent: agent.clone(), bid, claim_id: *claim });
+        let data =
+            EventData::BidSubmitted(BidSubmitted { agent: agent.clone(), bid, claim_id: *claim, standing: false });
         let (kind, data) = (data.kind(), data.to_json());
         let ts = now_ms.to_string();
         let digest = ledger::event_digest(kind.as_str(), &ts, &data, None);

@@ -134,6 +134,12 @@ impl Keys {
     pub fn components(&self) -> String {
         format!("{}components", self.prefix)
     }
+    /// Not a key: the sharded Pub/Sub channel a running cub of `agent` stays subscribed to
+    /// (presence.rs). Its hash tag puts it in the instance's slot, so a script on the node that
+    /// holds the instance counts its subscribers.
+    pub fn presence_channel(&self, agent: &AgentName) -> String {
+        format!("{}cub:{agent}:presence", self.prefix)
+    }
     pub fn worker_queue(&self, agent: &AgentName) -> String {
         format!("{}workers:{agent}:queue", self.prefix)
     }

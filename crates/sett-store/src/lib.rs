@@ -32,6 +32,7 @@ mod ledger;
 mod lock;
 mod notify;
 mod pause;
+mod presence;
 mod purge;
 mod questions;
 mod registry;
@@ -52,7 +53,7 @@ use sett_core::InstanceName;
 pub use archive::{ArchivedRecord, TrimFloor, WorkflowMembers, WorkflowSnapshot, parse_stream_id};
 pub use artifacts::{AnswerRecord, CreateOutcome};
 pub use cancel::{CancelOutcome, CancelRecord, Fenced, WorkflowCancel};
-pub use claims::{OutboxEntry, QuestionOp, WriteOutcome};
+pub use claims::{OutboxEntry, QuestionOp, StandingBids, WriteOutcome};
 pub use consumer::{BatchedAcks, GroupAcks, GroupConsumer, GroupStart};
 pub use driver::{CancellableSleep, ConsumerDriver, Redeliver, backoff};
 pub use dump::{Dump, DumpValue, StreamChunk, StreamGroup};
@@ -62,6 +63,7 @@ pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};
 pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use pause::{ActionRecord, PauseOutcome, PauseRecord, PauseScope, PauseWrite, ResumeOutcome, ResumeWrite};
+pub use presence::Presence;
 pub use purge::KeyIndexing;
 pub use questions::OpenQuestionRef;
 pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};
@@ -281,6 +283,14 @@ impl Redis {
     /// else), without a command timeout: callers bound each blocking call themselves.
     pub(crate) async fn dedicated(&self) -> Result<Client> {
         let client = builder(&self.options, Duration::ZERO)?.build()?;
+        client.init().await.map_err(|source| StoreError::Connect { url: redact_url(&self.options.url), source })?;
+        Ok(client)
+    }
+
+    /// A connection of its own for Pub/Sub subscriptions, subscribed again after each
+    /// reconnection (presence.rs).
+    pub(crate) async fn subscriber(&self) -> Result<fred::clients::SubscriberClient> {
+        let client = builder(&self.options, Duration::ZERO)?.build_subscriber_client()?;
         client.init().await.map_err(|source| StoreError::Connect { url: redact_url(&self.options.url), source })?;
         Ok(client)
     }

@@ -234,6 +234,12 @@ impl Store {
         Ok(())
     }
 
+    /// One component's health record, if it has one (read as empty when it does not parse).
+    pub async fn component(&self, name: &str) -> Result<Option<ComponentRecord>> {
+        let raw: Option<String> = self.client().hget(self.keys.components(), name).await?;
+        Ok(raw.map(|v| serde_json::from_str(&v).unwrap_or_default()))
+    }
+
     /// Every component's health record by name; a record that does not read as one counts as
     /// empty (nothing known about it).
     pub async fn components(&self) -> Result<BTreeMap<String, ComponentRecord>> {

@@ -100,3 +100,93 @@ async fn artifact_hashes_cover_their_sources() {
     assert!(store.raw_artifact(&orphan.id).await.unwrap().is_none());
     assert_eq!(store.event_count().await.unwrap(), 2);
 }
+
+/// Standing bids (design.md §5) are recorded by the write that creates their claim, each with a
+/// `bid_submitted` event marked `standing`, before the claim's own event and chained like any
+/// other; a bid the agent's cub recorded first stands and is not recorded twice; a cub's bid
+/// that differs, or a cub that is gone (no presence subscription), refuses the whole write.
+#[tokio::test]
+async fn standing_bids_are_recorded_and_chained_by_the_creating_write() {
+    use std::collections::BTreeMap;
+
+    use sett_core::event::EventKind;
+    use sett_core::machine::{initial_claim_id, new_claim};
+    use sett_core::{AgentName, BidType};
+    use sett_store::WriteOutcome;
+
+    let store = sett_testkit::store().await;
+    let name = |s: &str| AgentName::parse(s).unwrap();
+    let goal = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", now_ms());
+    store.create_artifact(&goal).await.unwrap();
+    let claim = new_claim(initial_claim_id(&goal.id), &goal, &sett_testkit::policy(), now_ms());
+    // Agent A's cub bid itself, on the artifact's event.
+    assert!(store.submit_bid_before_claim(&claim.id, &name("A"), BidType::Exclusive, now_ms()).await.unwrap());
+    // The cubs of A, B and C run (their presence subscriptions); D's does not.
+    let mut present = Vec::new();
+    for agent in ["A", "B", "C"] {
+        present.push(store.announce_presence(&name(agent)).await.unwrap());
+    }
+    assert!(store.is_present(&name("C")).await.unwrap());
+    assert!(!store.is_present(&name("D")).await.unwrap());
+    let created = EventData::ClaimCreated(sett_core::event::ClaimCreated::new(&claim));
+
+    // A standing bid of a cub that is gone: nothing is written.
+    let gone = [(name("B"), BidType::Ignore), (name("D"), BidType::Review)];
+    let outcome = store
+        .create_claim_with_standing_bids(&claim, &[], std::slice::from_ref(&created), None::<&()>, &gone, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::OfferGone { agent: "D".into() });
+    assert_eq!(store.get_claim(&claim.id).await.unwrap(), None);
+
+    // A standing bid that differs from the cub's own: nothing is written.
+    let differing = [(name("A"), BidType::Review), (name("B"), BidType::Ignore)];
+    let outcome = store
+        .create_claim_with_standing_bids(&claim, &[], std::slice::from_ref(&created), None::<&()>, &differing, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::BidsChanged { agent: "A".into(), held: "exclusive".into() });
+    assert_eq!(store.get_claim(&claim.id).await.unwrap(), None);
+    assert_eq!(store.bids(&claim.id).await.unwrap(), BTreeMap::from([(name("A"), BidType::Exclusive)]));
+    assert_eq!(store.raw_events_after(None, 100).await.unwrap().len(), 2, "the goal and A's own bid only");
+
+    // The same bid as the cub's stands; B's and C's are recorded with the claim.
+    let standing = [(name("A"), BidType::Exclusive), (name("B"), BidType::Ignore), (name("C"), BidType::Review)];
+    let (outcome, bids) = store.create_claim_reading_bids(&claim, &[created], &standing, now_ms()).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Written);
+    assert_eq!(bids, standing.iter().cloned().collect::<BTreeMap<_, _>>());
+    assert_eq!(store.bids(&claim.id).await.unwrap(), bids);
+    let events = store.events_after(None, 100).await.unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::ArtifactCreated,
+            EventKind::BidSubmitted,
+            EventKind::BidSubmitted,
+            EventKind::BidSubmitted,
+            EventKind::ClaimCreated
+        ]
+    );
+    let recorded: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::BidSubmitted(b) => Some((b.agent.to_string(), b.standing)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded, [("A".to_owned(), false), ("B".to_owned(), true), ("C".to_owned(), true)]);
+    let (seq, hash) = recompute(&store).await;
+    assert_eq!(seq, 5);
+    assert_eq!(store.ledger_head().await.unwrap(), Some(ledger::Head { seq, hash }));
+    // The bids hash left the key registry (A's early bid put it there): the claims index
+    // reaches it now.
+    use fred::prelude::*;
+    let c = Builder::from_config(Config::from_url(&sett_testkit::redis_url()).unwrap()).build().unwrap();
+    c.init().await.unwrap();
+    let registry: Vec<String> = c.smembers(store.keys().key_registry()).await.unwrap();
+    assert!(!registry.iter().any(|k| k.ends_with(":bids")), "{registry:?}");
+    // A withdrawn presence is gone at once.
+    present.pop().unwrap().withdraw().await;
+    assert!(!store.is_present(&name("C")).await.unwrap());
+}

@@ -61,7 +61,7 @@ async fn populate(store: &Store, c: &Client, artifacts: usize) {
     // A claim created with the bids that came before it, and one created before its bids.
     let first = new_claim(initial_claim_id(&goal.id), &goal, &sett_testkit::policy(), 5);
     assert!(store.submit_bid_before_claim(&first.id, &agent, BidType::Claim, 4).await.unwrap());
-    store.create_claim_reading_bids(&first, &[], 5).await.unwrap();
+    store.create_claim_reading_bids(&first, &[], &[], 5).await.unwrap();
     let second = new_claim(new_claim_id(), &v2, &sett_testkit::policy(), 5);
     store.write_claim(&second, None, false, &[], &[], 5).await.unwrap();
     store.submit_bid(&second.id, &agent, BidType::Review, 6).await.unwrap();

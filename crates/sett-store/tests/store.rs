@@ -240,11 +240,11 @@ async fn a_bid_may_precede_its_claim_but_not_outlive_its_consensus() {
     assert!(store.submit_bid_before_claim(&c.id, &first, BidType::Exclusive, 1).await.unwrap());
     assert!(!store.submit_bid_before_claim(&c.id, &first, BidType::Review, 2).await.unwrap());
     // The creating write reads back the bids recorded before it, in the same atomic step...
-    let (outcome, early) = store.create_claim_reading_bids(&c, &[], 5).await.unwrap();
+    let (outcome, early) = store.create_claim_reading_bids(&c, &[], &[], 5).await.unwrap();
     assert_eq!(outcome, WriteOutcome::Written);
     assert_eq!(early, BTreeMap::from([(first.clone(), BidType::Exclusive)]));
     // ...and a second create is refused, with no bids.
-    let (outcome, none) = store.create_claim_reading_bids(&c, &[], 5).await.unwrap();
+    let (outcome, none) = store.create_claim_reading_bids(&c, &[], &[], 5).await.unwrap();
     assert!(matches!(outcome, WriteOutcome::Exists(_)), "{outcome:?}");
     assert!(none.is_empty());
     // The claim waits for bids: still accepted.

@@ -31,9 +31,15 @@ fn acl_users(i: &str) -> Vec<(String, &'static str, String)> {
         (
             format!("sett-{i}-orchestrator"),
             ORCH_PASS,
-            format!("resetkeys ~sett:{{{i}}}:* ~sett:instances resetchannels {CONNECTION} {DATA}"),
+            format!("resetkeys ~sett:{{{i}}}:* ~sett:instances resetchannels {CONNECTION} {DATA} +pubsub|shardnumsub"),
         ),
-        (format!("sett-{i}-cub"), CUB_PASS, format!("resetkeys ~sett:{{{i}}}:* resetchannels {CONNECTION} {DATA}")),
+        (
+            format!("sett-{i}-cub"),
+            CUB_PASS,
+            format!(
+                "resetkeys ~sett:{{{i}}}:* resetchannels &sett:{{{i}}}:* {CONNECTION} {DATA} +ssubscribe +sunsubscribe"
+            ),
+        ),
         (
             "sett-operator".to_owned(),
             OP_PASS,

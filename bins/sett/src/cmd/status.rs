@@ -33,8 +33,15 @@ fn render(r: &StatusReport) -> String {
             let state =
                 if c.healthy { "ok".to_owned() } else { format!("UNHEALTHY: {}", c.problem.as_deref().unwrap_or("?")) };
             let beat = c.heartbeat_age_ms.map_or_else(|| "-".to_owned(), |a| format!("{} ago", output::human_ms(a)));
+            // Standing bids (design.md §5): which cubs offer one, and whether the orchestrator
+            // records them.
+            let standing = match (c.standing_bids, c.name.starts_with("cub:")) {
+                (true, true) => ", standing bid offered",
+                (true, false) => ", records standing bids",
+                (false, _) => "",
+            };
             out.push(format!(
-                "  {:<20} pid {:<8} addr {:<22} heartbeat {:<9} {state}",
+                "  {:<20} pid {:<8} addr {:<22} heartbeat {:<9} {state}{standing}",
                 c.name,
                 c.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 c.addr.as_deref().unwrap_or("-"),

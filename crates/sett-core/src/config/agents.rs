@@ -123,4 +123,39 @@ impl AgentConfig {
     pub fn is_controller(&self) -> bool {
         self.worker.is_some()
     }
+
+    /// The agent's bid on an artifact of `artifact_type` written by `produced_by_role`, when it
+    /// bids without a script: its static strategy's bid (`ignore` without one), then the loop
+    /// guard (no `claim`/`exclusive` on its own output unless `bid_on_own_output`).
+    pub fn static_bid(&self, artifact_type: &str, produced_by_role: &str) -> BidType {
+        let bid = self.bidding_strategy.as_ref().map_or(BidType::Ignore, |s| s.bid_for(artifact_type));
+        self.guard_own_output(produced_by_role, bid)
+    }
+
+    /// The loop guard on any bid of this agent (a script's too): `ignore` instead of `claim` or
+    /// `exclusive` on an artifact it wrote itself, unless it is configured with
+    /// `bid_on_own_output: true`.
+    pub fn guard_own_output(&self, produced_by_role: &str, bid: BidType) -> BidType {
+        let own = produced_by_role == self.name.as_str();
+        if own && !self.bid_on_own_output && matches!(bid, BidType::Claim | BidType::Exclusive) {
+            BidType::Ignore
+        } else {
+            bid
+        }
+    }
+
+    /// The terms of the agent's standing bid (design.md §5): everything [`AgentConfig::static_bid`]
+    /// depends on, as one line a cub publishes in its component record and the orchestrator
+    /// compares with its own configuration before it records the bid for the cub. `None` for an
+    /// agent with a `bid_script`: its bid is not known before the script runs.
+    pub fn standing_bid_terms(&self) -> Option<String> {
+        if self.bid_script.is_some() {
+            return None;
+        }
+        let strategy = match &self.bidding_strategy {
+            None => "ignore".to_owned(),
+            Some(s) => format!("{} {}", s.bid, serde_json::to_string(&s.target_types).expect("strings serialise")),
+        };
+        Some(format!("v1 {strategy} own_output={}", self.bid_on_own_output))
+    }
 }
