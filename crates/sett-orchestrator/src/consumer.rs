@@ -253,8 +253,9 @@ impl Engine {
             let ctx = StepContext { bids: &known, now_ms: now };
             let Some(decided) = step(&claim, &Input::Bids, ctx, &self.policy) else {
                 let (outcome, later) = self.create_waiting(&claim, &created, standing, now).await?;
-                // Only bids recorded since `known` was read can decide it now.
-                break (outcome, if later.len() > known.len() { later } else { BTreeMap::new() });
+                // Only bids other than `known` (recorded since, or a standing bid the write
+                // refused) can decide it now.
+                break (outcome, if later == known { BTreeMap::new() } else { later });
             };
             match self.commit(&claim, &decided, &Input::Bids, ctx, Some((created.clone(), &standing))).await? {
                 // Paused: created waiting for bids instead (they are still collected); held,
