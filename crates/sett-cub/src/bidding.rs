@@ -22,7 +22,7 @@ const BID_SCRIPT_CAP: usize = 64 * 1024;
 
 /// The static strategy's bid for an artifact type (`ignore` without a strategy).
 pub fn static_bid(agent: &AgentConfig, artifact_type: &str) -> BidType {
-    agent.bidding_strategy.as_ref().map_or(BidType::Ignore, |s| s.bid_for(artifact_type))
+    agent.strategy_bid(artifact_type)
 }
 
 /// The loop guard: an agent does not bid `claim`/`exclusive` on its own output unless it is

@@ -157,14 +157,15 @@ impl Engine {
             return Ok(());
         }
         let artifact = described(ev, ts_ms);
+        let standing = self.standing_bids(&artifact, now_ms()).await;
         // When every agent has a standing bid there is nothing to wait for: a bid a cub recorded
         // meanwhile is compared by the creating write.
-        let bids = if self.standing_covers_all(&artifact).await {
+        let bids = if !self.policy.agents.is_empty() && standing.len() == self.policy.agents.len() {
             BTreeMap::new()
         } else {
             self.store.bids(&initial_claim_id(&ev.artifact_id)).await?
         };
-        self.create_claim(&artifact, bids).await
+        self.create_claim(&artifact, bids, standing).await
     }
 
     /// A new artifact, read whole. `creates_claim` (its structural type, when the caller knows
@@ -212,7 +213,8 @@ impl Engine {
             self.apply(&claim, Input::Output(Box::new(a.clone()))).await?;
         }
         if a.structural_type.creates_claim() {
-            self.create_claim(&a, bids).await?;
+            let standing = self.standing_bids(&a, now_ms()).await;
+            self.create_claim(&a, bids, standing).await?;
         }
         if a.structural_type == StructuralType::Question
             && let Some(rec) = self.store.answer_record(&a.id).await?
@@ -226,25 +228,24 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether every configured agent has a live standing bid on `a` (no bid to wait for).
-    async fn standing_covers_all(&self, a: &Artifact) -> bool {
-        let standing = self.standing_bids(a, now_ms()).await;
-        !self.policy.agents.is_empty() && standing.len() == self.policy.agents.len()
-    }
-
     /// Creates `a`'s claim. The orchestrator records the standing bids of live cubs with it
     /// (design.md §5), and cubs without one bid from the artifact's event, so bids may be
     /// recorded before it exists: with the bids read with the artifact and the standing ones,
     /// or else those the creating write reads back, the claim is decided at once when they
     /// suffice (created and granted in one write, or granted by the next). A bid recorded after
-    /// the creating write has its own event, read after this one and applied then.
-    async fn create_claim(&self, a: &Artifact, bids: BTreeMap<AgentName, BidType>) -> Result<(), OrchestratorError> {
+    /// the creating write has its own event, read after this one and applied then. `standing`
+    /// are the live cubs' standing bids on `a` ([`Engine::standing_bids`]).
+    async fn create_claim(
+        &self,
+        a: &Artifact,
+        bids: BTreeMap<AgentName, BidType>,
+        mut standing: Vec<(AgentName, BidType)>,
+    ) -> Result<(), OrchestratorError> {
         let now = now_ms();
         let claim = new_claim(initial_claim_id(&a.id), a, &self.policy, now);
         let created = ledger::claim_created(&claim);
         // A bid the cub recorded itself stands; the others are recorded now.
-        let mut standing: Vec<(AgentName, BidType)> =
-            self.standing_bids(a, now).await.into_iter().filter(|(agent, _)| !bids.contains_key(agent)).collect();
+        standing.retain(|(agent, _)| !bids.contains_key(agent));
         // The outcome, and the bids to decide with after a create that left the claim waiting.
         // Each refused attempt drops standing bids, so this ends.
         let (outcome, later_bids) = loop {

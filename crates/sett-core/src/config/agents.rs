@@ -128,8 +128,13 @@ impl AgentConfig {
     /// bids without a script: its static strategy's bid (`ignore` without one), then the loop
     /// guard (no `claim`/`exclusive` on its own output unless `bid_on_own_output`).
     pub fn static_bid(&self, artifact_type: &str, produced_by_role: &str) -> BidType {
-        let bid = self.bidding_strategy.as_ref().map_or(BidType::Ignore, |s| s.bid_for(artifact_type));
-        self.guard_own_output(produced_by_role, bid)
+        self.guard_own_output(produced_by_role, self.strategy_bid(artifact_type))
+    }
+
+    /// The static strategy's bid for an artifact type, before the loop guard (`ignore` without
+    /// a strategy).
+    pub fn strategy_bid(&self, artifact_type: &str) -> BidType {
+        self.bidding_strategy.as_ref().map_or(BidType::Ignore, |s| s.bid_for(artifact_type))
     }
 
     /// The loop guard on any bid of this agent (a script's too): `ignore` instead of `claim` or
