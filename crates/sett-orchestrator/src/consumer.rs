@@ -38,6 +38,7 @@ impl Engine {
     ) -> Result<(), OrchestratorError> {
         let acks = driver.acks();
         let acks = &acks;
+        self.cancel_fence_possible.store(self.store.any_cancel_fence().await?, Ordering::SeqCst);
         driver.drain_pending(BATCH, stop, move |events| self.handle_batch(acks, events)).await?;
         // Exposed from the start (0 included), not only after the first question.
         self.refresh_open_questions_gauge().await;
@@ -52,6 +53,10 @@ impl Engine {
     /// Acknowledges the events that were handled; returns whether all were (and acknowledged).
     async fn handle_batch(&self, acks: &GroupAcks, events: Vec<Event>) -> bool {
         let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        if events.iter().any(|ev| ev.kind() == EventKind::WorkflowCancelled) {
+            // Before any event is handled: one of this batch's artifacts may be fenced by it.
+            self.cancel_fence_possible.store(true, Ordering::SeqCst);
+        }
         for ev in events {
             let key = match (ev.data.claim_id(), ev.data.question_id(), ev.data.artifact_id()) {
                 (Some(c), _, _) => c.to_string(),
@@ -177,7 +182,12 @@ impl Engine {
         let claim = initial_claim_id(id);
         let raw_id = id.to_string();
         let bids = async { if creates_claim { self.store.bids(&claim).await } else { Ok(BTreeMap::new()) } };
-        let (artifact, bids, fenced) = tokio::try_join!(self.store.get_artifact(id), bids, self.store.fenced(&raw_id))?;
+        // The cancel fence is read only once a workflow was ever cancelled (issue 29: one command
+        // less per output in every other instance).
+        let fenced = async {
+            if self.cancel_fence_possible.load(Ordering::SeqCst) { self.store.fenced(&raw_id).await } else { Ok(None) }
+        };
+        let (artifact, bids, fenced) = tokio::try_join!(self.store.get_artifact(id), bids, fenced)?;
         let Some(a) = artifact else {
             warn!(artifact_id = %id, "artifact_created names an artifact that does not exist; ignoring");
             return Ok(());

@@ -47,6 +47,7 @@ impl Orchestrator {
             wake: Notify::new(),
             tasks: TaskTracker::new(),
             outbox_left: AtomicBool::new(false),
+            cancel_fence_possible: AtomicBool::new(true),
             decided: DecidedClaims::default(),
             written: WrittenClaims::default(),
             standing: StandingOffers::default(),
@@ -100,6 +101,11 @@ pub(crate) struct Shared {
     /// Set when follow-ups were left in the outbox after their retries (Redis failing over):
     /// the deadline loop carries them out again instead of leaving them to the next start.
     pub(crate) outbox_left: AtomicBool,
+    /// False while no workflow of the instance was cancelled: then no artifact is in the cancel
+    /// fence, and a new artifact is handled without reading it there. Set from the fence's key
+    /// before the first event is read, and by every `workflow_cancelled` read (a cancellation
+    /// that fences an artifact is written before any event of that artifact read after it).
+    pub(crate) cancel_fence_possible: AtomicBool,
     /// Claims moved out of `pending_consensus` by this orchestrator: their bid events are
     /// dropped without a read.
     pub(crate) decided: DecidedClaims,

@@ -164,6 +164,12 @@ impl Store {
         Ok(self.client().hgetall(self.keys.cancelled_workflows()).await?)
     }
 
+    /// Whether the cancel fence holds anything (a workflow of the instance was cancelled and its
+    /// fence not lifted by a retry): while it does not, no artifact needs [`Store::fenced`].
+    pub async fn any_cancel_fence(&self) -> Result<bool> {
+        Ok(self.client().exists::<u64, _>(self.keys.cancel_fence()).await? > 0)
+    }
+
     /// Where `id` (an artifact or claim id) stands in the cancel fence, if it is in it.
     pub async fn fenced(&self, id: &str) -> Result<Option<Fenced>> {
         let raw: Option<String> = self.client().hget(self.keys.cancel_fence(), id).await?;

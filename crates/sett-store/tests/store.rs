@@ -151,6 +151,41 @@ async fn claims_round_trip_every_field() {
     assert_eq!(store.due_claims(i64::MAX).await.unwrap(), vec![c.id]);
 }
 
+/// A transition overwrites the record in place and deletes only the fields the new record drops
+/// (an emptied list, a cleared reason): nothing of the old record survives it.
+#[tokio::test]
+async fn a_transition_leaves_no_field_the_new_record_dropped() {
+    let store = sett_testkit::store().await;
+    let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
+    let mut c = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 5);
+    c.granted_review_agents = vec![AgentName::parse("A").unwrap()];
+    c.termination_reason = Some("because".into());
+    c.additional_context_ids = vec![new_artifact_id()];
+    assert_eq!(store.write_claim(&c, None, true, &[], &[], 5).await.unwrap(), WriteOutcome::Written);
+    let mut next = c.clone();
+    next.revision = c.revision + 1;
+    next.granted_review_agents.clear();
+    next.termination_reason = None;
+    next.additional_context_ids.clear();
+    next.status = ClaimStatus::Dormant;
+    let events = [EventData::ClaimDormant(ClaimEnded::new(&next))];
+    assert_eq!(store.write_claim(&next, Some(c.revision), false, &[], &events, 6).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), next);
+    // And one that keeps every field, adding one.
+    let mut last = next.clone();
+    last.revision = next.revision + 1;
+    last.termination_reason = Some("again".into());
+    let events = [EventData::ClaimDormant(ClaimEnded::new(&last))];
+    assert_eq!(store.write_claim(&last, Some(next.revision), false, &[], &events, 7).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), last);
+    // A stale revision is refused and changes nothing.
+    assert_eq!(
+        store.write_claim(&next, Some(c.revision), false, &[], &events, 8).await.unwrap(),
+        WriteOutcome::Conflict { current: last.revision.to_string() }
+    );
+    assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), last);
+}
+
 /// The orchestrator's sweep for artifacts whose event was never handled pages the index by
 /// creation time and asks which artifacts have no claim.
 #[tokio::test]
