@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use crate::OrchestratorError;
 use crate::engine::Engine;
 use crate::ledger;
+use crate::transitions::Commit;
 
 pub(crate) const GROUP: &str = "orchestrator";
 pub(crate) const CONSUMER: &str = "orchestrator";
@@ -268,7 +269,7 @@ impl Engine {
                 // refused) can decide it now.
                 break (outcome, if later == known { BTreeMap::new() } else { later });
             };
-            match self.commit(&claim, &decided, &Input::Bids, ctx, Some((created.clone(), &standing))).await? {
+            match self.commit(&claim, &decided, &Input::Bids, ctx, Commit::Create(&created, &standing)).await? {
                 // Paused: created waiting for bids instead (they are still collected); held,
                 // it is decided on resume.
                 WriteOutcome::Paused(_) => {

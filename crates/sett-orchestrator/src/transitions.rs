@@ -22,6 +22,19 @@ use crate::ledger;
 /// event or tick) rather than spinning.
 const MAX_CAS_ATTEMPTS: usize = 50;
 
+/// What a transition's write is made over ([`Engine::commit`]).
+pub(crate) enum Commit<'a> {
+    /// Nothing: the claim is created already decided, with its creation event and the standing
+    /// bids it was decided with (their events first, then the creation event).
+    Create(&'a EventData, &'a StandingBids),
+    /// The record as this orchestrator wrote it last (compare-and-set on its revision; the
+    /// stored hash is overwritten in place when it has no field the new record lacks).
+    OverOwnWrite,
+    /// A record read from Redis (compare-and-set on its revision; the hash is replaced whole:
+    /// an older Sett may have written fields this one does not).
+    OverRead,
+}
+
 impl Engine {
     /// Applies `input` to a claim with compare-and-set, retrying on a lost race, then carries
     /// out the follow-ups. Returns the new claim when a transition was written.
@@ -58,7 +71,8 @@ impl Engine {
                 }
                 return Ok(None);
             };
-            match self.commit(&claim, &t, &input, ctx, None).await? {
+            let how = if from_memory { Commit::OverOwnWrite } else { Commit::OverRead };
+            match self.commit(&claim, &t, &input, ctx, how).await? {
                 WriteOutcome::Written => return Ok(Some(t.claim)),
                 WriteOutcome::Conflict { .. } => {
                     self.written.forget(id);
@@ -91,25 +105,23 @@ impl Engine {
         let Some(t) = step(claim, &Input::Bids, ctx, &self.policy) else {
             return Ok(());
         };
-        match self.commit(claim, &t, &Input::Bids, ctx, None).await? {
+        match self.commit(claim, &t, &Input::Bids, ctx, Commit::OverOwnWrite).await? {
             WriteOutcome::Written => Ok(()),
             _ => self.apply(&claim.id, Input::Bids).await.map(drop),
         }
     }
 
     /// Writes transition `t` of claim `old` (the step of `input` in `ctx`) with its ledger events
-    /// and follow-ups in one atomic step, then logs it and carries the follow-ups out. With
-    /// `created` (the claim's creation event and the standing bids it was decided with), `old`
-    /// is a claim that does not exist yet: it is created already decided, the standing bids'
-    /// events first, then its creation event. Otherwise the write is a compare-and-set on
-    /// `old`'s revision.
+    /// and follow-ups in one atomic step, then logs it and carries the follow-ups out. `how`
+    /// says what `old` is: a claim that does not exist yet ([`Commit::Create`]), or the stored
+    /// record the compare-and-set on its revision replaces.
     pub(crate) async fn commit(
         &self,
         old: &Claim,
         t: &Transition,
         input: &Input,
         ctx: StepContext<'_>,
-        created: Option<(EventData, &StandingBids)>,
+        how: Commit<'_>,
     ) -> Result<WriteOutcome, StoreError> {
         let now = ctx.now_ms;
         // An approval's question exists before the write that opens it (and names it in the
@@ -131,12 +143,15 @@ impl Engine {
         let (events, ops) = ledger::transition_records(old, &t.claim, &t.effects, self.policy.on_question_timeout);
         let follow = follow_ups(&t.effects);
         let outbox = (!follow.is_empty()).then_some(&follow);
-        let written = match created {
-            Some((created, standing)) => {
-                let events: Vec<EventData> = std::iter::once(created).chain(events).collect();
+        let written = match how {
+            Commit::Create(created, standing) => {
+                let events: Vec<EventData> = std::iter::once(created.clone()).chain(events).collect();
                 self.store.create_claim_with_standing_bids(&t.claim, &ops, &events, outbox, standing, now).await?
             }
-            None => {
+            Commit::OverOwnWrite => {
+                self.store.replace_claim_with_outbox(&t.claim, old, &ops, &events, outbox, now).await?
+            }
+            Commit::OverRead => {
                 let expected = Some(old.revision);
                 self.store.write_claim_with_outbox(&t.claim, expected, false, &ops, &events, outbox, now).await?
             }

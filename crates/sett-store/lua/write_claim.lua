@@ -25,15 +25,15 @@
 --          presence channel (presence.rs; else nothing is written: "offer_gone"), and a bid the
 --          cub recorded already must be the same (then it is kept and not recorded twice), else
 --          nothing is written ("bids_changed").
--- ARGV[13..] field, value pairs (the full record: the hash is replaced)
+-- ARGV[13] "1" when the stored record (at the expected revision) has no field the new one lacks,
+--          so it is overwritten in place (one DEL less; issue 29); else "" (it is deleted first)
+-- ARGV[14..] field, value pairs (the full record: the hash is replaced)
 -- Returns {"ok"} (with ARGV[11] = "1": {"ok", agent, bid, ...}) | {"exists", other_claim_id}
 --   | {"conflict", current_revision} | {"cancelled", fence entry} | {"paused", scope}
 --   | {"bids_changed", agent, bid held} | {"offer_gone", agent}
 -- The standing bids still to record (create only), and whether the bids hash was registered.
 local standing
 local bids_registered = false
--- A transition's record before it (HGETALL's flat reply): the fields it drops are deleted.
-local replaced
 -- Most instances are never paused and never cancel a workflow, and a lifted pause leaves no key
 -- behind (its hashes empty out): one EXISTS over the fence keys this write would read spares
 -- those reads (two or three commands less in a write that creates and grants; issue 29).
@@ -110,20 +110,15 @@ if creates then
   end
   redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
 else
-  -- The whole record, not only its revision: the fields the new record drops are deleted below
-  -- and the rest overwritten, where a DEL of the hash before writing it again costs a command
-  -- in every transition (issue 29).
-  local held = redis.call('HGETALL', KEYS[1])
-  local current
-  for i = 1, #held, 2 do
-    if held[i] == 'revision' then
-      current = held[i + 1]
-    end
-  end
+  local current = redis.call('HGET', KEYS[1], 'revision')
   if current ~= ARGV[2] then
     return {'conflict', current or ''}
   end
-  replaced = held
+  -- The record is replaced: without the writer's word that the stored one has no field the new
+  -- one lacks (ARGV[13]), the old one goes first.
+  if ARGV[13] ~= '1' then
+    redis.call('DEL', KEYS[1])
+  end
 end
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -157,7 +152,7 @@ end
 ledger_flush()
 local fields = {}
 local revision
-for i = 13, #ARGV, 2 do
+for i = 14, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
   if ARGV[i] == 'revision' then
@@ -167,21 +162,6 @@ end
 if last then
   fields[#fields + 1] = 'event'
   fields[#fields + 1] = last
-end
-if replaced then
-  local kept = {}
-  for i = 1, #fields, 2 do
-    kept[fields[i]] = true
-  end
-  local dropped = {}
-  for i = 1, #replaced, 2 do
-    if not kept[replaced[i]] then
-      dropped[#dropped + 1] = replaced[i]
-    end
-  end
-  if #dropped > 0 then
-    redis.call('HDEL', KEYS[1], unpack(dropped))
-  end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[8] ~= '' then

@@ -65,6 +65,10 @@ struct ClaimWrite<'a> {
     read_bids: bool,
     /// Standing bids to record with a create.
     standing: &'a StandingBids,
+    /// A compare-and-set over this record as the caller wrote it (see
+    /// [`Store::replace_claim_with_outbox`]): when it has no field the new record lacks, the
+    /// stored hash is overwritten in place instead of deleted first.
+    previous: Option<&'a Claim>,
 }
 
 /// Bids from a flat `agent, bid, …` hash reply. An unparseable entry cannot come from a cub; it
@@ -99,6 +103,14 @@ fn standing_bids_arg(keys: &crate::Keys, claim: &ClaimId, standing: &StandingBid
         })
         .collect();
     serde_json::Value::Array(items).to_string()
+}
+
+/// Whether `previous`'s stored record (as this version encodes it, plus the `event` field every
+/// write leaves) has no field outside `fields`, the new record's: then writing the new record
+/// over it leaves exactly the new record.
+fn overwrites_in_place(previous: &Claim, fields: &[(String, String)]) -> bool {
+    let new: std::collections::HashSet<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
+    encode_claim(previous).iter().all(|(f, _)| new.contains(f.as_str()))
 }
 
 impl Store {
@@ -150,6 +162,35 @@ impl Store {
             events,
             read_bids: false,
             standing: &[],
+            previous: None,
+        };
+        self.write_claim_inner(write, outbox, now_ms).await.map(|(outcome, _)| outcome)
+    }
+
+    /// [`Store::write_claim_with_outbox`] as a compare-and-set over `previous`, the record as
+    /// this process wrote it at its revision (in this version's encoding, e.g. remembered from
+    /// its own last write): when `previous` has no field `claim` lacks, the stored hash is
+    /// overwritten in place (one command less than deleting it first; any other writer of that
+    /// revision makes the compare-and-set fail). Not for a record read back from Redis, which
+    /// may hold fields an older Sett wrote.
+    pub async fn replace_claim_with_outbox<O: Serialize + ?Sized>(
+        &self,
+        claim: &Claim,
+        previous: &Claim,
+        question_ops: &[QuestionOp],
+        events: &[EventData],
+        outbox: Option<&O>,
+        now_ms: i64,
+    ) -> Result<WriteOutcome> {
+        let write = ClaimWrite {
+            claim,
+            expected_revision: Some(previous.revision),
+            index_artifact: false,
+            question_ops,
+            events,
+            read_bids: false,
+            standing: &[],
+            previous: Some(previous),
         };
         self.write_claim_inner(write, outbox, now_ms).await.map(|(outcome, _)| outcome)
     }
@@ -175,6 +216,7 @@ impl Store {
             events,
             read_bids: false,
             standing,
+            previous: None,
         };
         self.write_claim_inner(write, outbox, now_ms).await.map(|(outcome, _)| outcome)
     }
@@ -199,6 +241,7 @@ impl Store {
             events,
             read_bids: true,
             standing,
+            previous: None,
         };
         self.write_claim_inner(write, None::<&()>, now_ms).await
     }
@@ -209,7 +252,8 @@ impl Store {
         outbox: Option<&O>,
         now_ms: i64,
     ) -> Result<(WriteOutcome, BTreeMap<AgentName, BidType>)> {
-        let ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids, standing } = write;
+        let ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids, standing, previous } =
+            write;
         let k = &self.keys;
         let mut keys = vec![
             k.claim(&claim.id),
@@ -273,6 +317,7 @@ impl Store {
             if events.iter().any(|e| e.kind() == EventKind::ClaimGranted) { "1" } else { "0" }.to_owned(),
             if creating && read_bids { "1" } else { "0" }.to_owned(),
             standing_arg,
+            if previous.is_some_and(|p| overwrites_in_place(p, &fields)) { "1" } else { "" }.to_owned(),
         ];
         for (f, v) in fields {
             args.push(f);

@@ -151,10 +151,11 @@ async fn claims_round_trip_every_field() {
     assert_eq!(store.due_claims(i64::MAX).await.unwrap(), vec![c.id]);
 }
 
-/// A transition overwrites the record in place and deletes only the fields the new record drops
-/// (an emptied list, a cleared reason): nothing of the old record survives it.
+/// A compare-and-set over the record as the writer wrote it overwrites it in place when the new
+/// record keeps every field, and replaces it whole when it drops one (an emptied list, a cleared
+/// reason): either way nothing of the old record survives that the new one lacks.
 #[tokio::test]
-async fn a_transition_leaves_no_field_the_new_record_dropped() {
+async fn a_transition_over_its_own_write_leaves_exactly_the_new_record() {
     let store = sett_testkit::store().await;
     let a = Artifact::new_root(new_artifact_id(), StructuralType::Standard, "Goal", "x", "user", 1);
     let mut c = new_claim(new_claim_id(), &a, &sett_testkit::policy(), 5);
@@ -162,6 +163,7 @@ async fn a_transition_leaves_no_field_the_new_record_dropped() {
     c.termination_reason = Some("because".into());
     c.additional_context_ids = vec![new_artifact_id()];
     assert_eq!(store.write_claim(&c, None, true, &[], &[], 5).await.unwrap(), WriteOutcome::Written);
+    // Fields dropped: the stored hash goes first.
     let mut next = c.clone();
     next.revision = c.revision + 1;
     next.granted_review_agents.clear();
@@ -169,21 +171,29 @@ async fn a_transition_leaves_no_field_the_new_record_dropped() {
     next.additional_context_ids.clear();
     next.status = ClaimStatus::Dormant;
     let events = [EventData::ClaimDormant(ClaimEnded::new(&next))];
-    assert_eq!(store.write_claim(&next, Some(c.revision), false, &[], &events, 6).await.unwrap(), WriteOutcome::Written);
+    let written = store.replace_claim_with_outbox(&next, &c, &[], &events, None::<&()>, 6).await.unwrap();
+    assert_eq!(written, WriteOutcome::Written);
     assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), next);
-    // And one that keeps every field, adding one.
+    // Every field kept and one added: overwritten in place.
     let mut last = next.clone();
     last.revision = next.revision + 1;
     last.termination_reason = Some("again".into());
     let events = [EventData::ClaimDormant(ClaimEnded::new(&last))];
-    assert_eq!(store.write_claim(&last, Some(next.revision), false, &[], &events, 7).await.unwrap(), WriteOutcome::Written);
+    let written = store.replace_claim_with_outbox(&last, &next, &[], &events, None::<&()>, 7).await.unwrap();
+    assert_eq!(written, WriteOutcome::Written);
     assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), last);
     // A stale revision is refused and changes nothing.
     assert_eq!(
-        store.write_claim(&next, Some(c.revision), false, &[], &events, 8).await.unwrap(),
+        store.replace_claim_with_outbox(&last, &next, &[], &events, None::<&()>, 8).await.unwrap(),
         WriteOutcome::Conflict { current: last.revision.to_string() }
     );
-    assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), last);
+    // A plain compare-and-set that drops a field (the record read back) replaces it whole.
+    let mut end = last.clone();
+    end.revision = last.revision + 1;
+    end.termination_reason = None;
+    let events = [EventData::ClaimDormant(ClaimEnded::new(&end))];
+    assert_eq!(store.write_claim(&end, Some(last.revision), false, &[], &events, 9).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), end);
 }
 
 /// The orchestrator's sweep for artifacts whose event was never handled pages the index by
