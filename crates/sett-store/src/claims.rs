@@ -252,8 +252,16 @@ impl Store {
         outbox: Option<&O>,
         now_ms: i64,
     ) -> Result<(WriteOutcome, BTreeMap<AgentName, BidType>)> {
-        let ClaimWrite { claim, expected_revision, index_artifact, question_ops, events, read_bids, standing, previous } =
-            write;
+        let ClaimWrite {
+            claim,
+            expected_revision,
+            index_artifact,
+            question_ops,
+            events,
+            read_bids,
+            standing,
+            previous,
+        } = write;
         let k = &self.keys;
         let mut keys = vec![
             k.claim(&claim.id),

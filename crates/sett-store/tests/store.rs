@@ -192,7 +192,10 @@ async fn a_transition_over_its_own_write_leaves_exactly_the_new_record() {
     end.revision = last.revision + 1;
     end.termination_reason = None;
     let events = [EventData::ClaimDormant(ClaimEnded::new(&end))];
-    assert_eq!(store.write_claim(&end, Some(last.revision), false, &[], &events, 9).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(
+        store.write_claim(&end, Some(last.revision), false, &[], &events, 9).await.unwrap(),
+        WriteOutcome::Written
+    );
     assert_eq!(store.get_claim(&c.id).await.unwrap().unwrap(), end);
 }
 
