@@ -60,7 +60,7 @@ pub fn init_json_logs_traced(
     let defaults: HashMap<String, serde_json::Value> =
         fields.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
     let logs = JsonStorageLayer
-        .and_then(BunyanFormattingLayer::with_default_fields(name.to_owned(), std::io::stdout, defaults))
+        .and_then(EventsOnly(BunyanFormattingLayer::with_default_fields(name.to_owned(), std::io::stdout, defaults)))
         .with_filter(filter()?);
     Registry::default()
         .with(traces.map(crate::otel::Traces::layer))
@@ -69,6 +69,23 @@ pub fn init_json_logs_traced(
         .map_err(|e| TelemetryError::Init(e.to_string()))?;
     log_panics();
     Ok(())
+}
+
+/// The bunyan layer without its `[SPAN - START]` and `[SPAN - END]` lines: a line per event
+/// only, each still carrying the fields of the spans it is in (kept by [`JsonStorageLayer`]).
+/// A span's start and end say nothing its events do not: a grant's span added two lines per
+/// claim around the three that say what happened, each a JSON record and a write of its own
+/// (docs/benchmarks.md, issue 29).
+struct EventsOnly<L>(L);
+
+impl<S, L> Layer<S> for EventsOnly<L>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_event(event, ctx);
+    }
 }
 
 /// Replaces the default panic hook (plain text on stderr) with an error record in the log.

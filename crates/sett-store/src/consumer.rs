@@ -14,7 +14,7 @@ use fred::prelude::*;
 use fred::types::Value;
 use sett_core::event::Event;
 
-use crate::events::{bounded, decode_event};
+use crate::events::{bounded, decode_raw, xread_entries};
 use crate::{Result, Store, StoreError};
 
 /// Pending entries re-read after a reconnection or a failed read come in pages of at least this
@@ -299,20 +299,19 @@ impl GroupConsumer {
         // batch: the good entries would then never be handled, and a restart re-reading the
         // pending entries would fail again, forever. It is logged, acknowledged and skipped; the
         // ledger keeps it for `sett export`.
-        let map: fred::types::streams::XReadResponse<String, String, String, String> = reply.into_xread_response()?;
-        let mut events = Vec::new();
+        let entries = xread_entries(reply)?;
+        let mut events = Vec::with_capacity(entries.len());
         let mut bad = Vec::new();
-        let mut last = None;
-        for (entry_id, fields) in map.into_values().flatten() {
-            last = Some(entry_id.clone());
-            match decode_event(entry_id.clone(), fields) {
+        for entry in &entries {
+            match decode_raw(entry) {
                 Ok(e) => events.push(e),
                 Err(e) => {
-                    tracing::warn!(event_id = %entry_id, error = %e, "skipping a malformed event in the stream");
-                    bad.push(entry_id);
+                    tracing::warn!(event_id = %entry.0, error = %e, "skipping a malformed event in the stream");
+                    bad.push(entry.0.clone());
                 }
             }
         }
+        let last = entries.last().map(|(id, _)| id.clone());
         self.acks.ack(&bad).await?;
         Ok((events, last))
     }
