@@ -264,6 +264,42 @@ fn a_malformed_event_does_not_block_a_consumer_group() {
     });
 }
 
+/// An entry delivered, never acknowledged, then deleted (`XDEL` by hand, or a trim): Redis
+/// re-delivers its id with no fields. Reading the pending entries again returns the live ones
+/// and acknowledges the deleted one, so it is not re-read at every restart.
+#[test]
+fn an_entry_deleted_while_pending_is_stepped_past() {
+    runtime().block_on(async {
+        let store = sett_testkit::store().await;
+        let mut consumer = store.group_consumer("g", "c", sett_store::GroupStart::Beginning).await.unwrap();
+        consumer.ensure_group().await.unwrap();
+        let data =
+            sett_core::event::EventData::InstanceStopped(sett_core::event::InstanceStopped { run_id: "r".into() });
+        let first = store.append_event(&data, 1).await.unwrap();
+        let second = store.append_event(&data, 2).await.unwrap();
+        let got = consumer.read(10, Duration::from_millis(100)).await.unwrap();
+        assert_eq!(got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [first.as_str(), second.as_str()]);
+        let raw = fred::clients::Client::new(
+            fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
+            None,
+            None,
+            None,
+        );
+        raw.init().await.unwrap();
+        let deleted: u64 = raw.xdel(store.keys().events(), first.as_str()).await.unwrap();
+        assert_eq!(deleted, 1);
+        consumer.reread_pending();
+        let pending = consumer.read_pending(10).await.unwrap();
+        assert_eq!(pending.iter().map(|e| (e.id.as_str(), &e.data)).collect::<Vec<_>>(), [(second.as_str(), &data)]);
+        consumer.ack(std::slice::from_ref(&second)).await.unwrap();
+        consumer.reread_pending();
+        let pending = consumer.read_pending(10).await.unwrap();
+        assert!(pending.is_empty(), "the deleted entry was acknowledged: {pending:?}");
+        let _ = raw.quit().await;
+        consumer.quit().await;
+    });
+}
+
 #[test]
 fn debug_output_of_connection_settings_hides_the_password() {
     let o = sett_store::RedisOptions::new("redis://user:hunter2-secret@localhost:6379");
