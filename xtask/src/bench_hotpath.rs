@@ -3,9 +3,12 @@
 //! that alternate (old, new, old, new, …) so a drift of the machine hits both sides alike. Per
 //! round, on a fresh instance of the engine scenario (3 agents bidding `exclusive`, no-op agent
 //! writing a Terminal): lifecycles/s and Redis commands per lifecycle (`INFO commandstats`,
-//! commands inside Lua included), Redis `used_memory` per completed lifecycle, and the claim
-//! latency artifact written → grant taken.
+//! commands inside Lua included), Redis `used_memory` per completed lifecycle, the claim
+//! latency artifact written → grant taken, and each process's CPU per lifecycle, also as a share
+//! of Redis's (Redis does the same work on both sides, so the share holds when the machine's
+//! speed drifts between rounds, which lifecycles/s does not).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -21,6 +24,61 @@ struct Round {
     by_command: serde_json::Map<String, Value>,
     bytes: f64,
     grant_taken_p50_ms: f64,
+    /// CPU µs per lifecycle of each process (Linux `/proc`; empty elsewhere).
+    cpu_us: BTreeMap<String, f64>,
+}
+
+/// The processes of instance `name`: its daemons (found by `--instance <name>` on their
+/// command line) and the Redis server (`INFO server`), each labelled.
+fn processes(b: &Bench, name: &str) -> Vec<(String, u32)> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<String> = raw.split(|c| *c == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if !args.windows(2).any(|w| w[0] == "--instance" && w[1] == name) {
+            continue;
+        }
+        let flag = |f: &str| args.windows(2).find(|w| w[0] == f).map(|w| w[1].clone()).unwrap_or_default();
+        let program = args.first().and_then(|p| Path::new(p).file_name()).map(|f| f.to_string_lossy().into_owned());
+        match program.as_deref() {
+            Some("sett-orchestrator") => found.push(("orchestrator".to_owned(), pid)),
+            Some("sett-cub") => found.push((format!("cub {}", flag("--agent")), pid)),
+            // The load generator (sett-bench) is not part of the system measured.
+            _ => {}
+        }
+    }
+    let redis = b
+        .redis_cli(&["INFO", "server"])
+        .ok()
+        .and_then(|info| info.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|p| p.trim().parse().ok()));
+    if let Some(pid) = redis {
+        found.push(("redis".to_owned(), pid));
+    }
+    found
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times.
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU seconds `pid` and its reaped children (a cub's tools) used so far: utime, stime, cutime
+/// and cstime of `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces; the first
+    // of them is field 3 (state), so utime..cstime (fields 14–17) are 11..=14.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let sum: f64 = fields.get(11..=14)?.iter().filter_map(|f| f.parse::<f64>().ok()).sum();
+    Some(sum / ticks)
 }
 
 fn round(b: &Bench, ws: &Path, name: &str, count: u64, latency_claims: u64) -> Result<Round> {
@@ -30,7 +88,16 @@ fn round(b: &Bench, ws: &Path, name: &str, count: u64, latency_claims: u64) -> R
     }
     let measured = (|| -> Result<Round> {
         let before = used_memory(b)?;
+        let (procs, ticks) = (processes(b, name), clock_ticks());
+        let cpu_before: Vec<Option<f64>> = procs.iter().map(|(_, pid)| cpu_seconds(*pid, ticks)).collect();
         let (rate, commands) = lifecycles(b, name, count, name)?;
+        let cpu_us = procs
+            .iter()
+            .zip(cpu_before)
+            .filter_map(|((label, pid), before)| {
+                Some((label.clone(), (cpu_seconds(*pid, ticks)? - before?) * 1e6 / count as f64))
+            })
+            .collect();
         let (_, by) = command_stats(b)?;
         let after = used_memory(b)?;
         let latency = b.bench_bin(name, &["latency", "--count", &latency_claims.to_string()])?;
@@ -42,6 +109,7 @@ fn round(b: &Bench, ws: &Path, name: &str, count: u64, latency_claims: u64) -> R
             by_command,
             bytes: after.saturating_sub(before) as f64 / count as f64,
             grant_taken_p50_ms: latency["artifact_to_grant_taken"]["p50_ms"].as_f64().unwrap_or(0.0),
+            cpu_us,
         })
     })();
     let _ = sett_in(b, ws, name, &["down"]);
@@ -60,16 +128,35 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
     for run in 0..b.runs {
         for (i, (label, bench)) in sides.iter().enumerate() {
             let r = round(bench, ws, &format!("bench-hotpath-{label}-{run}"), count, latency_claims)?;
+            let cpu: Vec<String> = r.cpu_us.iter().map(|(p, us)| format!("{p} {us:.0}")).collect();
             eprintln!(
-                "hotpath round {run} {label}: {:.0} lifecycles/s, {:.1} commands, {:.0} bytes, p50 {:.2} ms",
-                r.lifecycles_per_second, r.commands, r.bytes, r.grant_taken_p50_ms
+                "hotpath round {run} {label}: {:.0} lifecycles/s, {:.1} commands, {:.0} bytes, p50 {:.2} ms, CPU µs per lifecycle: {}",
+                r.lifecycles_per_second,
+                r.commands,
+                r.bytes,
+                r.grant_taken_p50_ms,
+                cpu.join(", ")
             );
             rounds[i].push(r);
         }
     }
     let side = |rs: &[Round]| {
         let col = |f: fn(&Round) -> f64| rs.iter().map(f).collect::<Vec<f64>>();
+        // Per process: CPU µs per lifecycle, and as a share of Redis's in the same round.
+        let labels: std::collections::BTreeSet<&String> = rs.iter().flat_map(|r| r.cpu_us.keys()).collect();
+        let (mut cpu, mut share) = (serde_json::Map::new(), serde_json::Map::new());
+        for label in labels {
+            let us: Vec<f64> = rs.iter().filter_map(|r| r.cpu_us.get(label).copied()).collect();
+            let of_redis: Vec<f64> = rs
+                .iter()
+                .filter_map(|r| Some(r.cpu_us.get(label)? / r.cpu_us.get("redis").filter(|v| **v > 0.0)?))
+                .collect();
+            cpu.insert(label.clone(), json!({"median": median(us.clone()), "runs": us}));
+            share.insert(label.clone(), json!({"median": median(of_redis.clone()), "runs": of_redis}));
+        }
         json!({
+            "cpu_us_per_lifecycle": cpu,
+            "cpu_share_of_redis": share,
             "lifecycles_per_second": median(col(|r| r.lifecycles_per_second)),
             "lifecycles_per_second_runs": col(|r| r.lifecycles_per_second),
             "redis_commands_per_lifecycle": median(col(|r| r.commands)),
@@ -83,6 +170,17 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
     };
     let (o, n) = (side(&rounds[0]), side(&rounds[1]));
     let ratio = |k: &str| n[k].as_f64().unwrap_or(0.0) / o[k].as_f64().unwrap_or(0.0).max(1e-9);
+    // Each process's CPU as a share of Redis's, new over old: the comparison a drifting machine
+    // leaves standing.
+    let share_ratios: serde_json::Map<String, Value> = n["cpu_share_of_redis"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(label, new)| {
+            let old = o["cpu_share_of_redis"][label]["median"].as_f64().filter(|v| *v > 0.0)?;
+            Some((label.clone(), json!(new["median"].as_f64()? / old)))
+        })
+        .collect();
     Ok(json!({
         "claims_per_run": count,
         "latency_claims_per_run": latency_claims,
@@ -95,6 +193,7 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
             "redis_commands_per_lifecycle": ratio("redis_commands_per_lifecycle"),
             "used_memory_bytes_per_lifecycle": ratio("used_memory_bytes_per_lifecycle"),
             "artifact_to_grant_taken_p50_ms": ratio("artifact_to_grant_taken_p50_ms"),
+            "cpu_share_of_redis": share_ratios,
         },
         "redis_baseline": redis_baseline(b)?,
         "command": "cargo xtask bench --only hotpath --baseline-bin DIR",

@@ -59,9 +59,7 @@ pub fn init_json_logs_traced(
 ) -> Result<(), TelemetryError> {
     let defaults: HashMap<String, serde_json::Value> =
         fields.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
-    let logs = JsonStorageLayer
-        .and_then(EventsOnly(BunyanFormattingLayer::with_default_fields(name.to_owned(), std::io::stdout, defaults)))
-        .with_filter(filter()?);
+    let logs = json_lines(name, std::io::stdout, defaults).with_filter(filter()?);
     Registry::default()
         .with(traces.map(crate::otel::Traces::layer))
         .with(logs)
@@ -69,6 +67,16 @@ pub fn init_json_logs_traced(
         .map_err(|e| TelemetryError::Init(e.to_string()))?;
     log_panics();
     Ok(())
+}
+
+/// The daemons' log lines: bunyan JSON records written to `writer`, one per event, each with
+/// `defaults` and the fields of the spans it is in.
+fn json_lines<S, W>(name: &str, writer: W, defaults: HashMap<String, serde_json::Value>) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + 'static,
+{
+    JsonStorageLayer.and_then(EventsOnly(BunyanFormattingLayer::with_default_fields(name.to_owned(), writer, defaults)))
 }
 
 /// The bunyan layer without its `[SPAN - START]` and `[SPAN - END]` lines: a line per event
@@ -153,4 +161,48 @@ pub fn install_metrics() -> Result<PrometheusHandle, TelemetryError> {
         }
     });
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A writer into a shared buffer.
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_per_event_carrying_its_spans_fields_and_none_for_the_spans() {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let buf = buf.clone();
+            move || Sink(buf.clone())
+        };
+        let defaults = HashMap::from([("component".to_owned(), serde_json::Value::from("cub:A"))]);
+        let subscriber = Registry::default().with(json_lines("cub", writer, defaults));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("grant", claim_id = "c-1", seq = 3);
+            let _entered = span.enter();
+            tracing::info!(elapsed_ms = 4, "tool finished");
+        });
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1, "one line for the event, none for the span's start and end: {text}");
+        let line = &lines[0];
+        assert_eq!(line["msg"], "[GRANT - EVENT] tool finished");
+        assert_eq!((&line["claim_id"], &line["seq"], &line["elapsed_ms"]), (&"c-1".into(), &3.into(), &4.into()));
+        assert_eq!(line["component"], "cub:A");
+    }
 }
