@@ -231,24 +231,35 @@ proptest! {
     }
 }
 
+/// A fresh instance, a consumer of group `g` on its stream, and a valid event to append.
+async fn group_of_a_fresh_instance() -> (sett_store::Store, sett_store::GroupConsumer, sett_core::event::EventData) {
+    let store = sett_testkit::store().await;
+    let consumer = store.group_consumer("g", "c", sett_store::GroupStart::Beginning).await.unwrap();
+    consumer.ensure_group().await.unwrap();
+    let data = sett_core::event::EventData::InstanceStopped(sett_core::event::InstanceStopped { run_id: "r".into() });
+    (store, consumer, data)
+}
+
+/// A plain client of the test Redis, writing what Sett never would.
+async fn raw_client() -> fred::clients::Client {
+    let raw = fred::clients::Client::new(
+        fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
+        None,
+        None,
+        None,
+    );
+    raw.init().await.unwrap();
+    raw
+}
+
 /// A malformed entry between good ones: a consumer group gets the good ones, and the bad one is
 /// acknowledged so a restart (re-reading pending entries) does not trip on it again.
 #[test]
 fn a_malformed_event_does_not_block_a_consumer_group() {
     runtime().block_on(async {
-        let store = sett_testkit::store().await;
-        let mut consumer = store.group_consumer("g", "c", sett_store::GroupStart::Beginning).await.unwrap();
-        consumer.ensure_group().await.unwrap();
-        let data =
-            sett_core::event::EventData::InstanceStopped(sett_core::event::InstanceStopped { run_id: "r".into() });
+        let (store, mut consumer, data) = group_of_a_fresh_instance().await;
         store.append_event(&data, 1).await.unwrap();
-        let raw = fred::clients::Client::new(
-            fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
-            None,
-            None,
-            None,
-        );
-        raw.init().await.unwrap();
+        let raw = raw_client().await;
         let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("kind", "bogus")]).await.unwrap();
         let _: String = raw.xadd(store.keys().events(), false, None, "*", vec![("data", "{")]).await.unwrap();
         store.append_event(&data, 2).await.unwrap();
@@ -270,22 +281,12 @@ fn a_malformed_event_does_not_block_a_consumer_group() {
 #[test]
 fn an_entry_deleted_while_pending_is_stepped_past() {
     runtime().block_on(async {
-        let store = sett_testkit::store().await;
-        let mut consumer = store.group_consumer("g", "c", sett_store::GroupStart::Beginning).await.unwrap();
-        consumer.ensure_group().await.unwrap();
-        let data =
-            sett_core::event::EventData::InstanceStopped(sett_core::event::InstanceStopped { run_id: "r".into() });
+        let (store, mut consumer, data) = group_of_a_fresh_instance().await;
         let first = store.append_event(&data, 1).await.unwrap();
         let second = store.append_event(&data, 2).await.unwrap();
         let got = consumer.read(10, Duration::from_millis(100)).await.unwrap();
         assert_eq!(got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [first.as_str(), second.as_str()]);
-        let raw = fred::clients::Client::new(
-            fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
-            None,
-            None,
-            None,
-        );
-        raw.init().await.unwrap();
+        let raw = raw_client().await;
         let deleted: u64 = raw.xdel(store.keys().events(), first.as_str()).await.unwrap();
         assert_eq!(deleted, 1);
         consumer.reread_pending();
