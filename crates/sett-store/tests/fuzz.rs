@@ -106,13 +106,7 @@ fn arbitrary_events_decode_or_fail_cleanly() {
         .run(&strategy, |entries| {
             rt.block_on(async {
                 let store = sett_testkit::store().await;
-                let raw = fred::clients::Client::new(
-                    fred::types::config::Config::from_url(&sett_testkit::redis_url()).unwrap(),
-                    None,
-                    None,
-                    None,
-                );
-                raw.init().await.unwrap();
+                let raw = raw_client().await;
                 for (kind, ts, data) in &entries {
                     let mut f: Vec<(&str, String)> = Vec::new();
                     if let Some(k) = kind {
