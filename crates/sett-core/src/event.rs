@@ -197,6 +197,11 @@ pub struct ClaimCreated {
     pub claim_id: ClaimId,
     #[serde(default)]
     pub rework_of: Option<ClaimId>,
+    /// The standing bids of live cubs (design.md §5) the orchestrator recorded with the claim's
+    /// creation, by agent. Absent when none were (and in events written before issue 29, when
+    /// each had its own `bid_submitted` marked `standing`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub standing_bids: std::collections::BTreeMap<AgentName, BidType>,
     pub status: ClaimStatus,
 }
 
@@ -207,6 +212,7 @@ impl ClaimCreated {
             artifact_id: c.artifact_id,
             claim_id: c.id,
             rework_of: c.rework_of,
+            standing_bids: Default::default(),
             status: c.status,
         }
     }
@@ -219,7 +225,9 @@ pub struct BidSubmitted {
     pub bid: BidType,
     pub claim_id: ClaimId,
     /// Recorded by the orchestrator, with the claim's creation, from the standing bid the
-    /// agent's live cub offers (design.md §5), rather than submitted by the cub on this claim.
+    /// agent's live cub offers, rather than submitted by the cub on this claim: written before
+    /// issue 29 only; standing bids are now listed by the claim's `claim_created`
+    /// ([`ClaimCreated::standing_bids`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standing: bool,
 }

@@ -25,7 +25,9 @@ use sett_store::{CreateOutcome, StoreError};
 
 pub use bidding::{bid_on_claim, decide_bid, guard_own_output, static_bid};
 pub use context::{ArtifactLookup, MAX_CONTEXT_DEPTH, context_chain, select_context};
-pub use execute::{ExecutionOutcome, execute_grant, execute_grant_stoppable, stop_when_cancelled};
+pub use execute::{
+    ExecutionOutcome, execute_announced_grant, execute_grant, execute_grant_stoppable, stop_when_cancelled,
+};
 pub use runtime::{Cub, RunOptions};
 
 /// What a cub needs to know about itself.

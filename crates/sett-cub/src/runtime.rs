@@ -381,7 +381,8 @@ enum Work {
     /// An orchestrator started: read whether it records standing bids.
     OrchestratorStarted,
     Bid(ClaimId),
-    Execute(ClaimId, u64),
+    /// Run grant `(claim, seq)` on the claim's artifact.
+    Execute(ClaimId, u64, ArtifactId),
     /// Stop the tools running for these claims: their workflow was cancelled.
     Stop(Vec<ClaimId>),
     Nothing,
@@ -395,10 +396,18 @@ fn classify(event: &Event, agent: &AgentName) -> Work {
             artifact_type: a.artifact_type.clone(),
             produced_by_role: a.produced_by_role.clone(),
         }),
+        // Written before issue 29 (standing bids are now listed by `claim_created`).
         EventData::BidSubmitted(b) if b.standing && &b.agent == agent => Work::StandingBidRecorded(b.claim_id),
         EventData::InstanceStarted(_) => Work::OrchestratorStarted,
-        EventData::ClaimCreated(c) if c.status == ClaimStatus::PendingConsensus => Work::Bid(c.claim_id),
-        EventData::ClaimGranted(g) if &g.agent == agent && !g.via_worker => Work::Execute(g.claim_id, g.seq),
+        // Created with this agent's standing bid: it is bid on.
+        EventData::ClaimCreated(c)
+            if c.status == ClaimStatus::PendingConsensus && !c.standing_bids.contains_key(agent) =>
+        {
+            Work::Bid(c.claim_id)
+        }
+        EventData::ClaimGranted(g) if &g.agent == agent && !g.via_worker => {
+            Work::Execute(g.claim_id, g.seq, g.artifact_id)
+        }
         EventData::WorkflowCancelled(c) if !c.claims.is_empty() => Work::Stop(c.claims.clone()),
         _ => Work::Nothing,
     }
@@ -523,8 +532,8 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                 }
                 done.push(event.id);
             }
-            Work::Execute(claim, seq) => {
-                let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = event.data.artifact_id().map(|a| a.to_string()).unwrap_or_default());
+            Work::Execute(claim, seq, artifact) => {
+                let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = %artifact);
                 let shared = shared.clone();
                 // Registered before the task starts, so a cancellation read after this grant
                 // (the stream's order) always finds it.
@@ -538,11 +547,12 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                 tracker.spawn(
                     async move {
                         let outcome = with_retries(&shared.kill, || {
-                            execute::execute_grant_stoppable(
+                            execute::execute_announced_grant(
                                 &shared.store,
                                 &shared.settings,
                                 claim,
                                 seq,
+                                artifact,
                                 shared.kill.child_token(),
                                 stop.clone(),
                             )
@@ -632,17 +642,25 @@ mod tests {
         let me = AgentName::parse("Coder").unwrap();
         let c = sett_store::new_claim_id();
         let a = sett_store::new_artifact_id();
-        let created = |status: ClaimStatus| {
+        let created_with = |status: ClaimStatus, standing: &[&str]| {
             event(EventData::ClaimCreated(ClaimCreated {
                 agent: None,
                 artifact_id: a,
                 claim_id: c,
                 rework_of: None,
+                standing_bids: standing
+                    .iter()
+                    .map(|s| (AgentName::parse(s).unwrap(), sett_core::BidType::Exclusive))
+                    .collect(),
                 status,
             }))
         };
+        let created = |status: ClaimStatus| created_with(status, &[]);
         assert_eq!(classify(&created(ClaimStatus::PendingConsensus), &me), Work::Bid(c));
         assert_eq!(classify(&created(ClaimStatus::PendingAssignment), &me), Work::Nothing);
+        // Created with this agent's standing bid (and waiting for another agent's): no bid.
+        assert_eq!(classify(&created_with(ClaimStatus::PendingConsensus, &["Coder"]), &me), Work::Nothing);
+        assert_eq!(classify(&created_with(ClaimStatus::PendingConsensus, &["Other"]), &me), Work::Bid(c));
         let granted = |agent: &str, via_worker: bool| {
             event(EventData::ClaimGranted(ClaimGranted {
                 agent: AgentName::parse(agent).unwrap(),
@@ -654,7 +672,7 @@ mod tests {
                 via_worker,
             }))
         };
-        assert_eq!(classify(&granted("Coder", false), &me), Work::Execute(c, 3));
+        assert_eq!(classify(&granted("Coder", false), &me), Work::Execute(c, 3, a));
         assert_eq!(classify(&granted("Coder", true), &me), Work::Nothing);
         assert_eq!(classify(&granted("Other", false), &me), Work::Nothing);
         let stopped = EventData::InstanceStopped(InstanceStopped { run_id: "r".into() });

@@ -13,7 +13,7 @@ use sett_core::event::{ClaimCreated, EventData, EventKind};
 use sett_core::machine::new_claim;
 use sett_core::tool::ToolInput;
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimStatus, ClaimType, StructuralType};
-use sett_cub::{ExecutionOutcome, execute_grant};
+use sett_cub::{ExecutionOutcome, execute_announced_grant, execute_grant};
 use sett_store::{GroupStart, new_artifact_id, new_claim_id, now_ms};
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -152,6 +152,52 @@ async fn a_grant_runs_once_across_redelivery_and_restarts() {
         execute_grant(&store, &settings(coder, dir.path()), claim.id, 1, CancellationToken::new()).await.unwrap();
     assert!(matches!(again, ExecutionOutcome::Skipped { .. }), "{again:?}");
     crashed.quit().await;
+}
+
+#[tokio::test]
+async fn an_announced_grant_runs_on_its_claims_artifact_whatever_the_event_named() {
+    let store = sett_testkit::store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tool = script(
+        dir.path(),
+        "tool.sh",
+        r#"cat > "$(dirname "$0")/stdin-$$.json"; echo '{"artifact_type":"Code","artifact_payload":"done"}'"#,
+    );
+    let cfg = agents(&format!("  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"));
+    let s = settings(&cfg[&name("Coder")], dir.path());
+    let targets_read = |dir: &Path| -> Vec<ArtifactId> {
+        let mut ids = Vec::new();
+        for f in std::fs::read_dir(dir).unwrap().flatten() {
+            if f.file_name().to_string_lossy().starts_with("stdin-") {
+                let input: ToolInput = serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
+                ids.push(input.target_artifact.id);
+                std::fs::remove_file(f.path()).unwrap();
+            }
+        }
+        ids
+    };
+    // The event's artifact, read with the claim, is the target.
+    let goal = new_goal(&store, "g").await;
+    let claim = exclusive_grant(&store, &goal, "Coder", false).await;
+    let outcome =
+        execute_announced_grant(&store, &s, claim.id, 1, goal.id, CancellationToken::new(), CancellationToken::new())
+            .await
+            .unwrap();
+    assert!(matches!(outcome, ExecutionOutcome::Produced { .. }), "{outcome:?}");
+    assert_eq!(targets_read(dir.path()), vec![goal.id]);
+    // An event naming another artifact (which exists) or none that exists changes nothing: the
+    // claim's own artifact is read instead.
+    for named in [new_goal(&store, "other").await.id, new_artifact_id()] {
+        let goal = new_goal(&store, "g").await;
+        let claim = exclusive_grant(&store, &goal, "Coder", false).await;
+        let outcome =
+            execute_announced_grant(&store, &s, claim.id, 1, named, CancellationToken::new(), CancellationToken::new())
+                .await
+                .unwrap();
+        assert!(matches!(outcome, ExecutionOutcome::Produced { .. }), "{outcome:?}");
+        assert_eq!(targets_read(dir.path()), vec![goal.id]);
+        assert_eq!(wait_for_output(&store, &claim).await.source_artifacts, vec![goal.id]);
+    }
 }
 
 #[tokio::test]

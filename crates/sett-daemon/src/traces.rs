@@ -139,7 +139,8 @@ impl SpanBook {
                             artifact: c.artifact_id,
                             rework_of: c.rework_of,
                             agent: c.agent.clone(),
-                            bids: 0,
+                            // The standing bids it was created with; cubs' own bids follow.
+                            bids: c.standing_bids.len() as u32,
                             missing: Vec::new(),
                             bidding_open: true,
                             grants: HashMap::new(),
@@ -514,6 +515,28 @@ mod tests {
         assert!(spans[0].attributes.contains(&("sett.bids_missing", "A".to_owned())));
         assert!(spans[2].attributes.contains(&("sett.outcome", "stopped".to_owned())));
         assert_eq!(book.open(), (0, 0, 0), "nothing is kept after the workflow ended");
+    }
+
+    #[test]
+    fn the_standing_bids_a_claim_was_created_with_count_as_its_bids() {
+        let (g, c) = (aid("g"), cid("c"));
+        let mut book = SpanBook::new();
+        let events = [
+            artifact(10, g, "Standard", &[], None),
+            ev(
+                EventKind::ClaimCreated,
+                11,
+                json!({"artifact_id": g, "claim_id": c, "standing_bids": {"A": "exclusive", "B": "ignore"}, "status": "pending_exclusive"}),
+            ),
+            ev(
+                EventKind::ClaimGranted,
+                11,
+                json!({"agent": "A", "artifact_id": g, "claim_id": c, "claim_type": "exclusive", "seq": 1, "via_worker": false}),
+            ),
+        ];
+        let spans: Vec<SpanRecord> = events.iter().flat_map(|e| book.observe(e)).collect();
+        assert_eq!(names(&spans), ["bidding"]);
+        assert!(spans[0].attributes.contains(&("sett.bids", "2".to_owned())), "{:?}", spans[0].attributes);
     }
 
     #[test]

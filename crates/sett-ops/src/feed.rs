@@ -45,6 +45,11 @@ pub fn event_line(e: &Event) -> String {
             if let Some(a) = &c.agent {
                 out.push_str(&format!(" for {a}"));
             }
+            if !c.standing_bids.is_empty() {
+                // Recorded by the orchestrator for the agents' live cubs (design.md §5).
+                let bids: Vec<String> = c.standing_bids.iter().map(|(a, b)| format!("{a} {b}")).collect();
+                out.push_str(&format!(", standing bids: {}", bids.join(", ")));
+            }
             out
         }
         EventData::BidSubmitted(b) => {
@@ -289,13 +294,17 @@ impl EventFilter {
     }
 }
 
-/// Whether `agent` is the event's agent, the artifact's producer or the answer's author, or
-/// among the agents that did not bid.
+/// Whether `agent` is the event's agent, the artifact's producer or the answer's author, among
+/// the agents that did not bid, or among those whose standing bids a claim was created with.
 fn names_agent(data: &EventData, agent: &str) -> bool {
     match data {
         EventData::ArtifactCreated(a) => a.produced_by_role == agent || a.answered_by.as_deref() == Some(agent),
         EventData::QuestionAnswered(a) => a.answered_by == agent,
         EventData::BidsMissing(m) => m.agents.iter().any(|a| a.as_str() == agent),
+        // A rework claim's assignee, or an agent whose standing bid it was created with.
+        EventData::ClaimCreated(c) => {
+            c.agent.as_ref().is_some_and(|a| a.as_str() == agent) || c.standing_bids.keys().any(|a| a.as_str() == agent)
+        }
         other => other.agent().is_some_and(|a| a.as_str() == agent),
     }
 }
@@ -399,6 +408,17 @@ mod tests {
 
         let by_agent = EventFilter::new(None, Some("Rev".into()));
         assert_eq!(by_agent.check(&bid), Ok(true));
+        let with_standing = ev(
+            EventKind::ClaimCreated,
+            json!({"claim_id": C, "artifact_id": A, "status": "pending_exclusive", "standing_bids": {"Rev": "review"}}),
+        );
+        assert_eq!(by_agent.check(&with_standing), Ok(true));
+        assert_eq!(by_agent.check(&claim), Ok(false));
+        assert!(
+            event_line(&with_standing).ends_with("pending_exclusive, standing bids: Rev review"),
+            "{}",
+            event_line(&with_standing)
+        );
         assert_eq!(by_agent.check(&created), Ok(false));
         let missing = ev(EventKind::BidsMissing, json!({"claim_id": C, "artifact_id": A, "agents": ["Rev"]}));
         assert_eq!(by_agent.check(&missing), Ok(true));

@@ -536,6 +536,7 @@ mod tests {
             artifact_id: aid(artifact),
             claim_id: cid(id),
             rework_of: rework_of.map(cid),
+            standing_bids: Default::default(),
             status: ClaimStatus::PendingConsensus,
         }))
     }

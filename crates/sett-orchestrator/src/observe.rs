@@ -75,7 +75,11 @@ impl Engine {
                 }
                 metrics::counter!(m::BIDS, "bid" => bid.as_str()).increment(1);
             }
-            info!(claim_id = %new.id, artifact_id = %new.artifact_id, status = %new.status, "consensus reached");
+            // A consensus that grants is told by its `granted` lines, which carry the status
+            // (issue 29: a log line less per lifecycle).
+            if !t.effects.iter().any(|e| matches!(e, Effect::Grant(_))) {
+                info!(claim_id = %new.id, artifact_id = %new.artifact_id, status = %new.status, "consensus reached");
+            }
         }
         if let Some(phase) = old.status.phase()
             && old.status != new.status
@@ -87,7 +91,7 @@ impl Engine {
             match e {
                 Effect::Grant(GrantOrder { agent, claim_type, seq, via_worker, .. }) => {
                     metrics::counter!(m::GRANTS, "claim_type" => claim_type.as_str()).increment(1);
-                    info!(claim_id = %new.id, artifact_id = %new.artifact_id, agent = %agent, claim_type = %claim_type, seq, via_worker, "granted");
+                    info!(claim_id = %new.id, artifact_id = %new.artifact_id, status = %new.status, agent = %agent, claim_type = %claim_type, seq, via_worker, "granted");
                 }
                 Effect::BidsMissing { agents } => {
                     metrics::counter!(m::BIDS_MISSING).increment(agents.len() as u64);

@@ -18,22 +18,23 @@
 -- ARGV[8] outbox entry (JSON follow-up effects, stored under "<claim id>:<new revision>"), or ""
 -- ARGV[9] the claim's artifact id (checked against the cancel fence on a create)
 -- ARGV[10] "1" when the write grants (a `claim_granted` among its events), else "0"
--- ARGV[11] "1": return the claim's bids after "ok" (create with KEYS[12] only)
+-- ARGV[11] "1": return the claim's bids after "ok" (create with KEYS[12] only); "2": do not, but
+--          a cub bid before the claim existed (its bids hash is in the key registry); else "0"
 -- ARGV[12] standing bids to record with a create (KEYS[12]): JSON list of
---          [agent, bid, bid_submitted data-json, content digest, presence channel], or "". The
---          writer decided the claim with them: each agent's cub must still be subscribed to its
---          presence channel (presence.rs; else nothing is written: "offer_gone"), and a bid the
---          cub recorded already must be the same (then it is kept and not recorded twice), else
---          nothing is written ("bids_changed").
+--          [agent, bid, presence channel], or "". The writer decided the claim with them and
+--          lists them in its `claim_created` (the ledger's record of them): each agent's cub must
+--          still be subscribed to its presence channel (presence.rs; else nothing is written:
+--          "offer_gone"), and no cub may have recorded a bid of its own already: a different one
+--          refuses the write ("bids_changed"), the same one too ("bid_held": the writer creates
+--          the claim again without that standing bid, since the cub's bid and its event stand).
 -- ARGV[13] "1" when the stored record (at the expected revision) has no field the new one lacks,
 --          so it is overwritten in place (one DEL less; issue 29); else "" (it is deleted first)
 -- ARGV[14..] field, value pairs (the full record: the hash is replaced)
 -- Returns {"ok"} (with ARGV[11] = "1": {"ok", agent, bid, ...}) | {"exists", other_claim_id}
 --   | {"conflict", current_revision} | {"cancelled", fence entry} | {"paused", scope}
---   | {"bids_changed", agent, bid held} | {"offer_gone", agent}
--- The standing bids still to record (create only), and whether the bids hash was registered.
+--   | {"bids_changed", agent, bid held} | {"bid_held", agent} | {"offer_gone", agent}
+-- The standing bids to record (create only).
 local standing
-local bids_registered = false
 -- Most instances are never paused and never cancel a workflow, and a lifted pause leaves no key
 -- behind (its hashes empty out): one EXISTS over the fence keys this write would read spares
 -- those reads (two or three commands less in a write that creates and grants; issue 29).
@@ -77,7 +78,7 @@ if creates then
     local agents, channels = {}, {}
     for i, s in ipairs(standing) do
       agents[i] = s[1]
-      channels[i] = s[5]
+      channels[i] = s[3]
     end
     -- The cubs that offered these bids still run: a dead cub's connection, and with it its
     -- subscription, is gone. A refused count (an ACL without `pubsub|shardnumsub`) counts as
@@ -89,19 +90,14 @@ if creates then
       end
     end
     local held = redis.call('HMGET', KEYS[12], unpack(agents))
-    local fresh = {}
     for i, s in ipairs(standing) do
       if held[i] then
         if held[i] ~= s[2] then
           return {'bids_changed', s[1], held[i]}
         end
-        -- The cub bid first, on the artifact's event: the bids hash may be in the registry.
-        bids_registered = true
-      else
-        fresh[#fresh + 1] = s
+        return {'bid_held', s[1]}
       end
     end
-    standing = fresh
   end
   if ARGV[7] ~= '' then
     if redis.call('HSETNX', KEYS[5], ARGV[7], ARGV[1]) == 0 then
@@ -142,7 +138,6 @@ if standing and #standing > 0 then
   for _, s in ipairs(standing) do
     bids[#bids + 1] = s[1]
     bids[#bids + 1] = s[2]
-    ledger_append(KEYS[3], KEYS[8], 'bid_submitted', ARGV[4], s[3], s[4], '')
   end
   redis.call('HSET', KEYS[12], unpack(bids))
 end
@@ -168,7 +163,7 @@ if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[7], ARGV[1] .. ':' .. (revision or redis.call('HGET', KEYS[1], 'revision')), ARGV[8])
 end
 if KEYS[12] and ARGV[2] == '0' then
-  if ARGV[11] == '1' or bids_registered then
+  if ARGV[11] ~= '0' then
     redis.call('SREM', KEYS[13], string.sub(KEYS[12], #KEYS[13] - 9))
   end
   if ARGV[11] == '1' then

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use fred::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sett_core::event::{BidSubmitted, ClaimUpdated, EventData, EventKind};
+use sett_core::event::{BidSubmitted, ClaimCreated, ClaimUpdated, EventData, EventKind};
 use sett_core::ledger;
 use sett_core::record::ExecutionRecord;
 use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId};
@@ -82,27 +82,32 @@ fn parse_bids<'a>(pairs: impl Iterator<Item = &'a [String]>) -> BTreeMap<AgentNa
         .collect()
 }
 
-/// `write_claim.lua`'s ARGV[12]: each standing bid with its `bid_submitted` event (data and
-/// content digest, no claim binding, as a cub's own bid has), or "" for none.
-fn standing_bids_arg(keys: &crate::Keys, claim: &ClaimId, standing: &StandingBids, ts: &str) -> String {
+/// `write_claim.lua`'s ARGV[12]: each standing bid with its cub's presence channel, or "" for
+/// none. The bids themselves are in the claim's `claim_created` ([`with_standing_bids`]).
+fn standing_bids_arg(keys: &crate::Keys, standing: &StandingBids) -> String {
     if standing.is_empty() {
         return String::new();
     }
     let items: Vec<serde_json::Value> = standing
         .iter()
-        .map(|(agent, bid)| {
-            let data = EventData::BidSubmitted(BidSubmitted {
-                agent: agent.clone(),
-                bid: *bid,
-                claim_id: *claim,
-                standing: true,
-            });
-            let (kind, data) = (data.kind(), data.to_json());
-            let digest = ledger::event_digest(kind.as_str(), ts, &data, None);
-            serde_json::json!([agent, bid.to_string(), data, digest, keys.presence_channel(agent)])
-        })
+        .map(|(agent, bid)| serde_json::json!([agent, bid.to_string(), keys.presence_channel(agent)]))
         .collect();
     serde_json::Value::Array(items).to_string()
+}
+
+/// `events` with the `standing` bids listed in the `claim_created` of `claim` among them: the
+/// ledger records the standing bids a claim was created with in its creation event (one stream
+/// entry instead of one `bid_submitted` per bid; issue 29).
+fn with_standing_bids(events: &[EventData], claim: &ClaimId, standing: &StandingBids) -> Vec<EventData> {
+    events
+        .iter()
+        .map(|e| match e {
+            EventData::ClaimCreated(c) if c.claim_id == *claim && !standing.is_empty() => {
+                EventData::ClaimCreated(ClaimCreated { standing_bids: standing.iter().cloned().collect(), ..c.clone() })
+            }
+            other => other.clone(),
+        })
+        .collect()
 }
 
 /// Whether `previous`'s stored record (as this version encodes it, plus the `event` field every
@@ -196,9 +201,11 @@ impl Store {
     }
 
     /// Creates `claim` (indexed under its artifact) as [`Store::write_claim_with_outbox`] does,
-    /// recording the `standing` bids it was decided with (each with its `bid_submitted` event,
-    /// before the claim's own events) in the same atomic step. Refused with
-    /// [`WriteOutcome::BidsChanged`] when an agent's cub recorded another bid meanwhile.
+    /// recording the `standing` bids it was decided with in the same atomic step (in the bids
+    /// hash, and listed by its `claim_created` among `events`). Refused with
+    /// [`WriteOutcome::BidsChanged`] when an agent's cub recorded another bid meanwhile; a cub
+    /// that recorded the same bid keeps its own (and its own event), and the claim is created
+    /// without that standing bid.
     pub async fn create_claim_with_standing_bids<O: Serialize + ?Sized>(
         &self,
         claim: &Claim,
@@ -225,7 +232,7 @@ impl Store {
     /// revision) and returns, with the outcome, the bids recorded on it at that moment, read in
     /// the same atomic step: cubs may bid before the claim exists, and the creator decides with
     /// those bids without another round trip. The bids are empty unless the claim was written.
-    /// The `standing` bids are recorded first, as [`Store::create_claim_with_standing_bids`] does.
+    /// The `standing` bids are recorded with it, as [`Store::create_claim_with_standing_bids`] does.
     pub async fn create_claim_reading_bids(
         &self,
         claim: &Claim,
@@ -293,15 +300,6 @@ impl Store {
         } else {
             events
         };
-        let events_json: Vec<serde_json::Value> = events
-            .iter()
-            .map(|data| {
-                let kind = data.kind().as_str();
-                let data = data.to_json();
-                let digest = ledger::event_digest(kind, &ts, &data, Some(&binding));
-                serde_json::json!([kind, data, digest, binding])
-            })
-            .collect();
         // Through a `Value` (sorted keys), as the outbox was always written.
         let outbox = outbox.map(|o| serde_json::to_value(o).expect("serialisable").to_string());
         let ops: Vec<serde_json::Value> = question_ops
@@ -311,38 +309,70 @@ impl Store {
                 QuestionOp::Close { question } => serde_json::json!(["rem", question]),
             })
             .collect();
-        let standing_arg = if creating { standing_bids_arg(k, &claim.id, standing, &ts) } else { String::new() };
-        let mut args = vec![
-            claim.id.to_string(),
-            expected_revision.map_or_else(|| "0".to_owned(), |r| r.to_string()),
-            claim.next_deadline_ms().map(|d| d.to_string()).unwrap_or_default(),
-            ts,
-            serde_json::Value::Array(events_json).to_string(),
-            serde_json::Value::Array(ops).to_string(),
-            if index_artifact && expected_revision.is_none() { claim.artifact_id.to_string() } else { String::new() },
-            outbox.unwrap_or_default(),
-            claim.artifact_id.to_string(),
-            if events.iter().any(|e| e.kind() == EventKind::ClaimGranted) { "1" } else { "0" }.to_owned(),
-            if creating && read_bids { "1" } else { "0" }.to_owned(),
-            standing_arg,
-            if previous.is_some_and(|p| overwrites_in_place(p, &fields)) { "1" } else { "" }.to_owned(),
-        ];
-        for (f, v) in fields {
-            args.push(f);
-            args.push(v);
-        }
-        let (reply, rewritten): (Vec<String>, bool) = self
-            .durable(|| async { Ok(WRITE_CLAIM.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?) })
-            .await?;
-        if rewritten && reply.first().map(String::as_str) != Some("ok") {
-            // The first write survived the failover: the stored claim is ours, not a rival's.
-            let stored = self.get_claim(&claim.id).await?;
-            if stored.as_ref().map(encode_claim) == Some(encode_claim(claim)) {
-                // The bids the first write read are lost with its reply; their events still
-                // come.
-                return Ok((WriteOutcome::Written, BTreeMap::new()));
+        let grants = events.iter().any(|e| e.kind() == EventKind::ClaimGranted);
+        let in_place = previous.is_some_and(|p| overwrites_in_place(p, &fields));
+        let flat: Vec<String> = fields.into_iter().flat_map(|(f, v)| [f, v]).collect();
+        // A standing bid whose cub recorded the same bid itself meanwhile is refused
+        // ("bid_held"): that bid and its event are the cub's, and the claim is created without
+        // the standing one (the decision is the same). Each refusal drops one, so this ends.
+        let mut standing: Vec<(AgentName, BidType)> = if creating { standing.to_vec() } else { Vec::new() };
+        let mut held = false;
+        let reply = loop {
+            let events = with_standing_bids(events, &claim.id, &standing);
+            let events_json: Vec<serde_json::Value> = events
+                .iter()
+                .map(|data| {
+                    let kind = data.kind().as_str();
+                    let data = data.to_json();
+                    let digest = ledger::event_digest(kind, &ts, &data, Some(&binding));
+                    serde_json::json!([kind, data, digest, binding])
+                })
+                .collect();
+            let mut args = vec![
+                claim.id.to_string(),
+                expected_revision.map_or_else(|| "0".to_owned(), |r| r.to_string()),
+                claim.next_deadline_ms().map(|d| d.to_string()).unwrap_or_default(),
+                ts.clone(),
+                serde_json::Value::Array(events_json).to_string(),
+                serde_json::Value::Array(ops.clone()).to_string(),
+                if index_artifact && creating { claim.artifact_id.to_string() } else { String::new() },
+                outbox.clone().unwrap_or_default(),
+                claim.artifact_id.to_string(),
+                if grants { "1" } else { "0" }.to_owned(),
+                if creating && read_bids {
+                    "1"
+                } else if held {
+                    "2"
+                } else {
+                    "0"
+                }
+                .to_owned(),
+                standing_bids_arg(k, &standing),
+                if in_place { "1" } else { "" }.to_owned(),
+            ];
+            args.extend(flat.iter().cloned());
+            let (reply, rewritten): (Vec<String>, bool) = self
+                .durable(|| async {
+                    Ok(WRITE_CLAIM.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?)
+                })
+                .await?;
+            if rewritten && reply.first().map(String::as_str) != Some("ok") {
+                // The first write survived the failover: the stored claim is ours, not a rival's.
+                let stored = self.get_claim(&claim.id).await?;
+                if stored.as_ref().map(encode_claim) == Some(encode_claim(claim)) {
+                    // The bids the first write read are lost with its reply; their events still
+                    // come.
+                    return Ok((WriteOutcome::Written, BTreeMap::new()));
+                }
             }
-        }
+            match (reply.first().map(String::as_str), reply.get(1)) {
+                (Some("bid_held"), Some(agent)) if standing.iter().any(|(a, _)| a.as_str() == agent) => {
+                    standing.retain(|(a, _)| a.as_str() != agent);
+                    held = true;
+                }
+                _ => break reply,
+            }
+        };
         let outcome = match reply.first().map(String::as_str) {
             Some("ok") => WriteOutcome::Written,
             Some("exists") => WriteOutcome::Exists(reply.get(1).cloned().unwrap_or_default()),

@@ -101,9 +101,9 @@ async fn artifact_hashes_cover_their_sources() {
     assert_eq!(store.event_count().await.unwrap(), 2);
 }
 
-/// Standing bids (design.md §5) are recorded by the write that creates their claim, each with a
-/// `bid_submitted` event marked `standing`, before the claim's own event and chained like any
-/// other; a bid the agent's cub recorded first stands and is not recorded twice; a cub's bid
+/// Standing bids (design.md §5) are recorded by the write that creates their claim and listed
+/// by its `claim_created` (no `bid_submitted` each; issue 29), chained like any other event; a
+/// bid the agent's cub recorded first stands with its own event and is not listed; a cub's bid
 /// that differs, or a cub that is gone (no presence subscription), refuses the whole write.
 #[tokio::test]
 async fn standing_bids_are_recorded_and_chained_by_the_creating_write() {
@@ -152,32 +152,19 @@ async fn standing_bids_are_recorded_and_chained_by_the_creating_write() {
 
     // The same bid as the cub's stands; B's and C's are recorded with the claim.
     let standing = [(name("A"), BidType::Exclusive), (name("B"), BidType::Ignore), (name("C"), BidType::Review)];
-    let (outcome, bids) = store.create_claim_reading_bids(&claim, &[created], &standing, now_ms()).await.unwrap();
+    let outcome =
+        store.create_claim_with_standing_bids(&claim, &[], &[created], None::<&()>, &standing, now_ms()).await.unwrap();
     assert_eq!(outcome, WriteOutcome::Written);
-    assert_eq!(bids, standing.iter().cloned().collect::<BTreeMap<_, _>>());
-    assert_eq!(store.bids(&claim.id).await.unwrap(), bids);
+    assert_eq!(store.bids(&claim.id).await.unwrap(), standing.iter().cloned().collect::<BTreeMap<_, _>>());
     let events = store.events_after(None, 100).await.unwrap();
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
-    assert_eq!(
-        kinds,
-        [
-            EventKind::ArtifactCreated,
-            EventKind::BidSubmitted,
-            EventKind::BidSubmitted,
-            EventKind::BidSubmitted,
-            EventKind::ClaimCreated
-        ]
-    );
-    let recorded: Vec<(String, bool)> = events
-        .iter()
-        .filter_map(|e| match &e.data {
-            EventData::BidSubmitted(b) => Some((b.agent.to_string(), b.standing)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(recorded, [("A".to_owned(), false), ("B".to_owned(), true), ("C".to_owned(), true)]);
+    assert_eq!(kinds, [EventKind::ArtifactCreated, EventKind::BidSubmitted, EventKind::ClaimCreated]);
+    let EventData::BidSubmitted(own) = &events[1].data else { unreachable!() };
+    assert_eq!((own.agent.as_str(), own.standing), ("A", false));
+    let EventData::ClaimCreated(listed) = &events[2].data else { unreachable!() };
+    assert_eq!(listed.standing_bids, standing[1..].iter().cloned().collect::<BTreeMap<_, _>>());
     let (seq, hash) = recompute(&store).await;
-    assert_eq!(seq, 5);
+    assert_eq!(seq, 3);
     assert_eq!(store.ledger_head().await.unwrap(), Some(ledger::Head { seq, hash }));
     // The bids hash left the key registry (A's early bid put it there): the claims index
     // reaches it now.

@@ -30,18 +30,22 @@ async fn init_up_forage_reaches_terminal_and_the_trail_is_complete() {
     let hoard: serde_json::Value = serde_json::from_str(&env.ok(&["hoard", "-o", "json"])).unwrap();
     assert_eq!(hoard.as_array().map(Vec::len), Some(2), "{hoard}");
     let trail = env.ok(&["watch", "--since", "1h", "--exit-on-completion", "-o", "jsonl", "--timeout", "10s"]);
-    let kinds: Vec<String> = trail
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let lines: Vec<serde_json::Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<String> = lines.iter().map(|l| l["kind"].as_str().unwrap_or("").to_owned()).collect();
     let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or_else(|| panic!("{k} missing from {kinds:?}"));
     assert!(pos("artifact_created") < pos("claim_created"));
-    // A cub bids from the artifact's event, so its bid may be recorded before the claim is
-    // created (early bids); both come before the grant.
-    assert!(pos("artifact_created") < pos("bid_submitted"));
     assert!(pos("claim_created") < pos("claim_granted"));
-    assert!(pos("bid_submitted") < pos("claim_granted"));
     assert!(pos("claim_granted") < pos("claim_completed"));
+    // The Scribe's bid comes before the grant: its cub's own `bid_submitted` (made from the
+    // artifact's event, so possibly before the claim is created), or the standing bid its live
+    // cub offers, listed by `claim_created` (design.md §5).
+    let standing = &lines[pos("claim_created")]["data"]["standing_bids"]["Scribe"];
+    if standing.is_null() {
+        assert!(pos("artifact_created") < pos("bid_submitted"));
+        assert!(pos("bid_submitted") < pos("claim_granted"));
+    } else {
+        assert_eq!(standing, "exclusive", "{trail}");
+    }
     env.down();
 }
 

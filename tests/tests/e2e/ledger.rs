@@ -165,7 +165,12 @@ async fn every_tampering_is_caught_and_the_untouched_workflow_verifies() {
     assert_broken(&env, &["--file", f.to_str().unwrap()], &format!("artifact {}", commit.id), "payload changed");
     let f = sed("s/\"answered_by\":\"test-operator\"/\"answered_by\":\"mallory\"/");
     assert_broken(&env, &["--file", f.to_str().unwrap()], &format!("artifact {}", answer.id), "answered_by changed");
-    let f = sed("s/\\\\\"bid\\\\\":\\\\\"exclusive\\\\\"/\\\\\"bid\\\\\":\\\\\"review\\\\\"/");
+    // A bid rewritten: a cub's own (`bid_submitted`), or a standing one listed by its claim's
+    // `claim_created` (its agent).
+    let f = sed(concat!(
+        "s/\\\\\"bid\\\\\":\\\\\"exclusive\\\\\"/\\\\\"bid\\\\\":\\\\\"review\\\\\"/;",
+        "s/\\\\\"standing_bids\\\\\":{\\\\\"/\\\\\"standing_bids\\\\\":{\\\\\"Mallory/"
+    ));
     assert_broken(&env, &["--file", f.to_str().unwrap()], "event", "content changed");
     let f = sed(&format!("s/\"seq\":\"{}\"/\"seq\":\"99999\"/", 3));
     assert_broken(&env, &["--file", f.to_str().unwrap()], "event", "seq");
@@ -181,8 +186,12 @@ async fn rewrite_chain(env: &Env, name: &str) {
     let mut prev = ledger::GENESIS.to_owned();
     let mut forged = false;
     for (id, mut f) in entries {
+        // A bid: a cub's own, or a standing one listed by its claim's creation.
         if !forged && f["kind"] == "bid_submitted" {
             f.insert("data".into(), f["data"].replace("\"agent\":\"", "\"agent\":\"Mallory"));
+            forged = true;
+        } else if !forged && f["kind"] == "claim_created" && f["data"].contains("\"standing_bids\":{\"") {
+            f.insert("data".into(), f["data"].replace("\"standing_bids\":{\"", "\"standing_bids\":{\"Mallory"));
             forged = true;
         }
         let seq: u64 = f["seq"].parse().unwrap();

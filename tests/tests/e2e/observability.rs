@@ -592,14 +592,25 @@ async fn observability_metrics_logs_and_export_after_the_demo_workflow() {
     assert_eq!(by_label(&s, m::CLAIMS_CREATED, "kind"), map(&[("initial", 4), ("rework", 1)]));
     assert_eq!(value(&s, &format!("{}_count", m::CLAIM_SECONDS), &no_labels()), Some(5.0));
     // Bids by type: four agents on four claims (the rework claim is assigned, not bid on).
-    let bid_events = env.events_of(EventKind::BidSubmitted).await;
     let bids = by_label(&s, m::BIDS, "bid");
     assert_eq!(bids, map(&[("exclusive", 3), ("review", 2), ("claim", 2), ("ignore", 9)]));
-    let bid_of = |e: &sett_core::event::Event| match &e.data {
-        EventData::BidSubmitted(b) => b.bid.as_str(),
-        _ => "?",
-    };
-    assert_eq!(bids, counts(bid_events.iter().map(bid_of)));
+    // Each counted bid is in the ledger: a cub's own `bid_submitted`, or a standing bid listed
+    // by its claim's `claim_created`.
+    let mut recorded: Vec<&'static str> = env
+        .events_of(EventKind::BidSubmitted)
+        .await
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::BidSubmitted(b) => Some(b.bid.as_str()),
+            _ => None,
+        })
+        .collect();
+    for e in env.events_of(EventKind::ClaimCreated).await {
+        if let EventData::ClaimCreated(c) = &e.data {
+            recorded.extend(c.standing_bids.values().map(|b| b.as_str()));
+        }
+    }
+    assert_eq!(bids, counts(recorded.into_iter()));
     assert_eq!(value(&s, m::BIDS_MISSING, &no_labels()), None);
     assert_eq!(value(&s, m::OPEN_QUESTIONS, &no_labels()), Some(0.0));
     // Grants by claim type, one per claim_granted event.

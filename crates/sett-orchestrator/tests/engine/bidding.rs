@@ -110,23 +110,16 @@ async fn standing_bids_of_live_cubs_grant_the_claim_in_the_write_that_creates_it
     let claim = sett_core::machine::initial_claim_id(&goal.id);
     let grant = scribe.granted(&claim, 1).await;
     assert_eq!((grant.claim_type, grant.seq), (ClaimType::Exclusive, 1));
-    // One write: the standing bids, the claim's creation and its grant, in a row.
+    // One write: the claim's creation, listing the standing bids, and its grant, in a row; no
+    // `bid_submitted` (issue 29: one stream entry for the bids instead of one each).
     let events: Vec<_> = h.all_events().await.into_iter().filter(|e| e.data.claim_id() == Some(claim)).collect();
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
-    assert_eq!(
-        kinds[..4],
-        [EventKind::BidSubmitted, EventKind::BidSubmitted, EventKind::ClaimCreated, EventKind::ClaimGranted],
-        "{kinds:?}"
-    );
-    assert!(events[..4].iter().all(|e| e.ts_ms == events[0].ts_ms), "written together: {events:#?}");
-    let bids: Vec<(String, BidType, bool)> = events
-        .iter()
-        .filter_map(|e| match &e.data {
-            EventData::BidSubmitted(b) => Some((b.agent.to_string(), b.bid, b.standing)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(bids, [("Other".to_owned(), BidType::Ignore, true), ("Scribe".to_owned(), BidType::Exclusive, true)]);
+    assert_eq!(kinds[..2], [EventKind::ClaimCreated, EventKind::ClaimGranted], "{kinds:?}");
+    assert!(events[..2].iter().all(|e| e.ts_ms == events[0].ts_ms), "written together: {events:#?}");
+    assert!(!kinds.contains(&EventKind::BidSubmitted), "{kinds:?}");
+    let EventData::ClaimCreated(created) = &events[0].data else { unreachable!() };
+    let standing: Vec<(String, BidType)> = created.standing_bids.iter().map(|(a, b)| (a.to_string(), *b)).collect();
+    assert_eq!(standing, [("Other".to_owned(), BidType::Ignore), ("Scribe".to_owned(), BidType::Exclusive)]);
     assert_eq!(h.store.bids(&claim).await.unwrap().len(), 2);
     scribe.complete(&grant, StructuralType::Terminal, "Done", "written").await;
     assert_eq!(h.ended(&claim).await.status, ClaimStatus::Complete);
