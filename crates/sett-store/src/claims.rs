@@ -98,11 +98,18 @@ fn standing_bids_arg(keys: &crate::Keys, standing: &StandingBids) -> String {
 /// `events` with the `standing` bids listed in the `claim_created` of `claim` among them: the
 /// ledger records the standing bids a claim was created with in its creation event (one stream
 /// entry instead of one `bid_submitted` per bid; issue 29).
-fn with_standing_bids(events: &[EventData], claim: &ClaimId, standing: &StandingBids) -> Vec<EventData> {
+fn with_standing_bids<'a>(
+    events: &'a [EventData],
+    claim: &ClaimId,
+    standing: &StandingBids,
+) -> std::borrow::Cow<'a, [EventData]> {
+    if standing.is_empty() {
+        return std::borrow::Cow::Borrowed(events);
+    }
     events
         .iter()
         .map(|e| match e {
-            EventData::ClaimCreated(c) if c.claim_id == *claim && !standing.is_empty() => {
+            EventData::ClaimCreated(c) if c.claim_id == *claim => {
                 EventData::ClaimCreated(ClaimCreated { standing_bids: standing.iter().cloned().collect(), ..c.clone() })
             }
             other => other.clone(),
@@ -309,6 +316,7 @@ impl Store {
                 QuestionOp::Close { question } => serde_json::json!(["rem", question]),
             })
             .collect();
+        let ops = serde_json::Value::Array(ops).to_string();
         let grants = events.iter().any(|e| e.kind() == EventKind::ClaimGranted);
         let in_place = previous.is_some_and(|p| overwrites_in_place(p, &fields));
         let flat: Vec<String> = fields.into_iter().flat_map(|(f, v)| [f, v]).collect();
@@ -334,7 +342,7 @@ impl Store {
                 claim.next_deadline_ms().map(|d| d.to_string()).unwrap_or_default(),
                 ts.clone(),
                 serde_json::Value::Array(events_json).to_string(),
-                serde_json::Value::Array(ops.clone()).to_string(),
+                ops.clone(),
                 if index_artifact && creating { claim.artifact_id.to_string() } else { String::new() },
                 outbox.clone().unwrap_or_default(),
                 claim.artifact_id.to_string(),
