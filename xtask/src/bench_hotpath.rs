@@ -6,7 +6,8 @@
 //! commands inside Lua included), Redis `used_memory` per completed lifecycle, the claim
 //! latency artifact written → grant taken, and each process's CPU per lifecycle, also as a share
 //! of Redis's (Redis does the same work on both sides, so the share holds when the machine's
-//! speed drifts between rounds, which lifecycles/s does not).
+//! speed drifts between rounds, which lifecycles/s does not), and the share of the machine's CPU
+//! left idle meanwhile (whether the run was bound by CPU or by one process's loop).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +27,9 @@ struct Round {
     grant_taken_p50_ms: f64,
     /// CPU µs per lifecycle of each process (Linux `/proc`; empty elsewhere).
     cpu_us: BTreeMap<String, f64>,
+    /// The share of the machine's CPU time left idle during the throughput run (Linux
+    /// `/proc/stat`): near 0 when the run is bound by CPU, higher when one process's loop is.
+    idle_share: Option<f64>,
 }
 
 /// The processes of instance `name`: its daemons (found by `--instance <name>` on their
@@ -81,6 +85,16 @@ fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
     Some(sum / ticks)
 }
 
+/// The machine's CPU time so far, idle (idle and iowait) and in all: the first line of
+/// `/proc/stat`, in clock ticks.
+fn machine_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    // guest and guest_nice (the 9th and 10th) are already counted in user and nice.
+    Some((idle, ticks.iter().take(8).sum()))
+}
+
 fn round(b: &Bench, ws: &Path, name: &str, count: u64, latency_claims: u64) -> Result<Round> {
     let (code, err) = sett_in(b, ws, name, &["up"])?;
     if code != 0 {
@@ -90,7 +104,12 @@ fn round(b: &Bench, ws: &Path, name: &str, count: u64, latency_claims: u64) -> R
         let before = used_memory(b)?;
         let (procs, ticks) = (processes(b, name), clock_ticks());
         let cpu_before: Vec<Option<f64>> = procs.iter().map(|(_, pid)| cpu_seconds(*pid, ticks)).collect();
+        let machine_before = machine_cpu_ticks();
         let (rate, commands) = lifecycles(b, name, count, name)?;
+        let idle_share = machine_before.zip(machine_cpu_ticks()).and_then(|((idle0, all0), (idle1, all1))| {
+            let all = all1.checked_sub(all0).filter(|a| *a > 0)?;
+            Some(idle1.saturating_sub(idle0) as f64 / all as f64)
+        });
         let cpu_us = procs
             .iter()
             .zip(cpu_before)
@@ -110,6 +129,7 @@ fn round(b: &Bench, ws: &Path, name: &str, count: u64, latency_claims: u64) -> R
             bytes: after.saturating_sub(before) as f64 / count as f64,
             grant_taken_p50_ms: latency["artifact_to_grant_taken"]["p50_ms"].as_f64().unwrap_or(0.0),
             cpu_us,
+            idle_share,
         })
     })();
     let _ = sett_in(b, ws, name, &["down"]);
@@ -129,8 +149,9 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
         for (i, (label, bench)) in sides.iter().enumerate() {
             let r = round(bench, ws, &format!("bench-hotpath-{label}-{run}"), count, latency_claims)?;
             let cpu: Vec<String> = r.cpu_us.iter().map(|(p, us)| format!("{p} {us:.0}")).collect();
+            let idle = r.idle_share.map_or_else(|| "?".to_owned(), |i| format!("{:.0} %", i * 100.0));
             eprintln!(
-                "hotpath round {run} {label}: {:.0} lifecycles/s, {:.1} commands, {:.0} bytes, p50 {:.2} ms, CPU µs per lifecycle: {}",
+                "hotpath round {run} {label}: {:.0} lifecycles/s, {:.1} commands, {:.0} bytes, p50 {:.2} ms, machine idle {idle}, CPU µs per lifecycle: {}",
                 r.lifecycles_per_second,
                 r.commands,
                 r.bytes,
@@ -165,6 +186,7 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
             "used_memory_bytes_per_lifecycle_runs": col(|r| r.bytes),
             "artifact_to_grant_taken_p50_ms": median(col(|r| r.grant_taken_p50_ms)),
             "artifact_to_grant_taken_p50_ms_runs": col(|r| r.grant_taken_p50_ms),
+            "machine_idle_share_runs": rs.iter().map(|r| r.idle_share).collect::<Vec<Option<f64>>>(),
             "commands_per_lifecycle_by_command_last_run": rs.last().map(|r| r.by_command.clone()).unwrap_or_default(),
         })
     };
