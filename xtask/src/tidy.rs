@@ -10,10 +10,12 @@
 //! Times are formatted in one place (sett_store::time). The Python demo team is a twin of the
 //! shell one (same agents in `examples/`), and the Python SDK declares no dependency. No HTML is
 //! escaped or built by hand outside the console's maud templates (`sett-console/src/html/`).
+//! Daemon code does not log `instance` or `component` again (`tidy/log_fields.rs`).
 
 use std::path::{Path, PathBuf};
 
 mod derive;
+mod log_fields;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     };
     run_daemon(identity, |daemon| {
         // Created here, after logging started (a span made before is disabled).
-        let span = tracing::info_span!("sett-cub", instance = %setup.instance, agent = %setup.settings.agent.name);
+        let span = tracing::info_span!("sett-cub", agent = %setup.settings.agent.name);
         async move {
             match setup.worker {
                 Some((claim, seq)) => {

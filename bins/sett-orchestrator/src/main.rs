@@ -126,7 +126,7 @@ async fn run(daemon: Daemon, setup: Setup) -> Result<ExitCode> {
     let retention = settings.config.retention.clone();
     let orchestrator = Orchestrator::new(store.clone(), settings, launcher);
     let health = listener.serve(&redis, orchestrator.ready_flag());
-    info!(instance = %instance, health_addr = %health.addr(), redis = %sett_store::redact_url(&args.daemon.redis_url), "orchestrator starting");
+    info!(health_addr = %health.addr(), redis = %sett_store::redact_url(&args.daemon.redis_url), "orchestrator starting");
     let signals = daemon.stop_signal();
     // The notifier stops with the engine, whatever stopped the engine (a signal, a lost lock).
     let stop = signals.token().child_token();

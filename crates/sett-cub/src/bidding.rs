@@ -141,7 +141,7 @@ pub async fn bid_on_claim_of(
     let bid = match artifact {
         Some(artifact) => decide_bid(cub, store.instance(), claim, &artifact, kill).await,
         None => {
-            tracing::warn!(artifact_id = %record.artifact_id, "the claim's artifact does not exist; bidding ignore");
+            tracing::warn!(missing_artifact_id = %record.artifact_id, "the claim's artifact does not exist; bidding ignore");
             BidType::Ignore
         }
     };
@@ -182,7 +182,7 @@ pub async fn bid_on_new_artifact(
         match store.get_artifact(&artifact.id).await? {
             Some(stored) => decide_bid(cub, store.instance(), &claim, &stored, kill).await,
             None => {
-                tracing::warn!(artifact_id = %artifact.id, "the new artifact does not exist; bidding ignore");
+                tracing::warn!(missing_artifact_id = %artifact.id, "the new artifact does not exist; bidding ignore");
                 BidType::Ignore
             }
         }

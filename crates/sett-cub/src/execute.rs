@@ -248,7 +248,7 @@ async fn execute(
             .await
             {
                 Ok(structural_type) => {
-                    tracing::info!(artifact_id = %output_id, %structural_type, elapsed_ms = started.elapsed().as_millis() as u64, "tool output written");
+                    tracing::info!(output_artifact_id = %output_id, %structural_type, elapsed_ms = started.elapsed().as_millis() as u64, "tool output written");
                     return Ok(ExecutionOutcome::Produced { artifact_id: output_id, structural_type });
                 }
                 Err(e) => Failure::plain(format!("the tool's output could not be written: {e}")),
@@ -536,7 +536,7 @@ async fn tool_input(
         match a {
             Some(a) => additional_context.push(a),
             None => {
-                tracing::warn!(artifact_id = %id, "an additional-context artifact does not exist; leaving it out")
+                tracing::warn!(context_artifact_id = %id, "an additional-context artifact does not exist; leaving it out")
             }
         }
     }
@@ -605,7 +605,7 @@ async fn write_output(
         match store.create_artifact(&a).await? {
             CreateOutcome::Created { .. } => return Ok(a.structural_type),
             CreateOutcome::IdExists => {
-                tracing::info!(artifact_id = %id, "the output was written by an earlier attempt");
+                tracing::info!(output_artifact_id = %id, "the output was written by an earlier attempt");
                 return Ok(a.structural_type);
             }
             CreateOutcome::VersionTaken { existing } if versioned => {

@@ -160,7 +160,7 @@ impl Cub {
     /// Runs until `options.shutdown` is cancelled and running work has finished (or was killed
     /// after the grace period). Errors only when the stream cannot be attached at start.
     pub async fn run(&self, options: RunOptions) -> Result<(), CubError> {
-        let span = tracing::info_span!("cub", instance = %self.store.instance(), agent = %self.settings.agent.name);
+        let span = tracing::info_span!("cub", agent = %self.settings.agent.name);
         self.run_inner(options).instrument(span).await
     }
 

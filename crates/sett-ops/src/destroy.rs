@@ -277,7 +277,7 @@ impl Destroyer {
                 store.release_lock(&current.run_id).await?;
                 match store.acquire_lock(&holder, ttl).await? {
                     Ok(()) => {
-                        tracing::warn!(instance = %instance, previous_run_id = %current.run_id, previous_pid = current.pid,
+                        tracing::warn!(destroyed_instance = %instance, previous_run_id = %current.run_id, previous_pid = current.pid,
                             "took over the destroy lock of a destroy that died on this host");
                         acquired = Acquired::TookOver(current);
                     }
@@ -466,7 +466,7 @@ impl Destroyer {
         self.renewer.abort();
         if let Err(e) = self.store.release_lock(&self.run_id).await {
             // The lock lapses by itself within DESTROY_LOCK_TTL.
-            tracing::warn!(instance = %self.store.instance(), error = %e, "could not release the destroy lock; it expires on its own");
+            tracing::warn!(destroyed_instance = %self.store.instance(), error = %e, "could not release the destroy lock; it expires on its own");
         }
     }
 }

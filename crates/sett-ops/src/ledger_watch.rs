@@ -117,16 +117,16 @@ pub async fn pause_for(store: &Store, record: &RegressionRecord) {
     );
     match crate::pause::pause(store, None, REGRESSION_OPERATOR, Some(&reason)).await {
         Ok(done) => tracing::error!(
-            instance = %store.instance(),
+            watched_instance = %store.instance(),
             action = %done.action_id,
             "the instance is paused because its ledger went back (ledger.on_regression: pause); nothing new is granted until 'sett resume -n {}'",
             store.instance()
         ),
         Err(crate::pause::PauseError::AlreadyPaused { .. }) => {
-            tracing::warn!(instance = %store.instance(), "the ledger went back; the instance was already paused and stays so")
+            tracing::warn!(watched_instance = %store.instance(), "the ledger went back; the instance was already paused and stays so")
         }
         Err(e) => tracing::error!(
-            instance = %store.instance(),
+            watched_instance = %store.instance(),
             error = %e,
             "the ledger went back and ledger.on_regression is pause, but the instance could not be paused"
         ),
@@ -205,7 +205,7 @@ impl LedgerWatch {
         };
         if let Some(reason) = self.replaced_on_purpose(&seen).await? {
             tracing::info!(
-                component = %self.component,
+                watcher = %self.component,
                 seen = %seen,
                 found = ?found.as_ref().map(ToString::to_string),
                 "the ledger was replaced on purpose ({reason}); following the new one"
@@ -215,8 +215,8 @@ impl LedgerWatch {
         }
         let record = RegressionRecord::new(&regression, &self.component, now_ms());
         tracing::error!(
-            component = %self.component,
-            instance = %self.store.instance(),
+            watcher = %self.component,
+            watched_instance = %self.store.instance(),
             seen = %seen,
             found = ?found.as_ref().map(ToString::to_string),
             lost_at_least = regression.lost_at_least,
@@ -317,7 +317,7 @@ impl LedgerWatch {
         }
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tracing::info!(component = %self.component, seen = ?self.seen().map(ToString::to_string), every = ?CHECK_EVERY, "watching the ledger head for regressions");
+        tracing::info!(watcher = %self.component, seen = ?self.seen().map(ToString::to_string), every = ?CHECK_EVERY, "watching the ledger head for regressions");
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -332,7 +332,7 @@ impl LedgerWatch {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::debug!(component = %self.component, error = %e, "ledger check failed; retrying at the next tick")
+                    tracing::debug!(watcher = %self.component, error = %e, "ledger check failed; retrying at the next tick")
                 }
             }
         }

@@ -45,7 +45,7 @@ impl Engine {
         self.refresh_open_questions_gauge().await;
         self.refresh_pause_gauges().await;
         self.ready.store(true, Ordering::SeqCst);
-        info!(instance = %self.settings.instance, run_id = %self.settings.run_id, "orchestrator ready");
+        info!(run_id = %self.settings.run_id, "orchestrator ready");
         driver.run(stop, move |events| self.handle_batch(acks, events)).await;
         Ok(())
     }

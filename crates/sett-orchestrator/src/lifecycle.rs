@@ -35,7 +35,7 @@ impl Engine {
                 Ok(()) => return Ok(()),
                 Err(current) if current.purpose == LockPurpose::Run && (s.holder_is_gone)(&current) => {
                     warn!(
-                        instance = %s.instance, previous_run = %current.run_id, previous_pid = current.pid,
+                        previous_run = %current.run_id, previous_pid = current.pid,
                         "taking over the lock of an orchestrator that is gone"
                     );
                     self.store.release_lock(&current.run_id).await?;
@@ -68,10 +68,10 @@ impl Engine {
                     // if nobody else did, otherwise stop.
                     match self.acquire_lock().await {
                         Ok(()) => {
-                            warn!(instance = %self.settings.instance, "the instance lock had expired; re-acquired it")
+                            warn!("the instance lock had expired; re-acquired it")
                         }
                         Err(e) => {
-                            error!(instance = %self.settings.instance, error = %e, "lost the instance lock; stopping");
+                            error!(error = %e, "lost the instance lock; stopping");
                             metrics::counter!(m::LOCK_LOST).increment(1);
                             lost.store(true, Ordering::SeqCst);
                             stop_all.cancel();
@@ -81,7 +81,7 @@ impl Engine {
                 }
                 Err(e) => {
                     metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
-                    warn!(instance = %self.settings.instance, error = %e, "cannot renew the instance lock; retrying");
+                    warn!(error = %e, "cannot renew the instance lock; retrying");
                 }
             }
         }
@@ -181,9 +181,9 @@ impl Engine {
         let redis = self.store.redis();
         let _ = redis.mark_instance_stopped(&s.instance, Some(&s.run_id), now).await;
         match self.store.release_lock(&s.run_id).await {
-            Ok(_) => info!(instance = %s.instance, "orchestrator stopped; lock released"),
+            Ok(_) => info!("orchestrator stopped; lock released"),
             Err(e) => {
-                warn!(instance = %s.instance, error = %e, "could not release the lock; it expires on its own")
+                warn!(error = %e, "could not release the lock; it expires on its own")
             }
         }
     }

@@ -150,7 +150,7 @@ impl ConsumerDriver {
                 break;
             }
             tracing::info!(
-                component = self.component,
+                consumer = self.component,
                 count = events.len(),
                 "re-reading events received before a restart"
             );
@@ -175,7 +175,7 @@ impl ConsumerDriver {
         while !stop.is_cancelled() {
             if self.redeliver.take() {
                 let pause = pauses.next().unwrap_or(RETRY_LONGEST);
-                tracing::info!(component = self.component, retry_in = ?pause, "an event was not handled; reading the pending events again");
+                tracing::info!(consumer = self.component, retry_in = ?pause, "an event was not handled; reading the pending events again");
                 if pause_or_stop(stop, pause).await {
                     break;
                 }
@@ -203,7 +203,7 @@ impl ConsumerDriver {
                     let pause = pauses.next().unwrap_or(RETRY_LONGEST);
                     // The next read recreates the group (the stream may have been deleted) and
                     // takes the pending entries first.
-                    tracing::warn!(component = self.component, error = %e, retry_in = ?pause, "reading the event stream failed; retrying");
+                    tracing::warn!(consumer = self.component, error = %e, retry_in = ?pause, "reading the event stream failed; retrying");
                     if pause_or_stop(stop, pause).await {
                         break;
                     }

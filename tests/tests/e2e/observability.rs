@@ -674,6 +674,30 @@ async fn observability_metrics_logs_and_export_after_the_demo_workflow() {
     check_daemon_logs(&env.log_dir(), env.name.as_str(), &claims.iter().map(|c| c.id).collect::<Vec<_>>());
 }
 
+/// The keys a JSON object line repeats: serde_json keeps the last of two values under one name
+/// without a word, other log tools the first, so a daemon's line must have one of each.
+fn repeated_keys(line: &str) -> Vec<String> {
+    struct Repeated;
+    impl<'de> serde::de::Visitor<'de> for Repeated {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let (mut seen, mut repeated) = (std::collections::HashSet::new(), Vec::new());
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if !seen.insert(key.clone()) {
+                    repeated.push(key);
+                }
+            }
+            Ok(repeated)
+        }
+    }
+    serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_str(line), Repeated)
+        .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"))
+}
+
 fn check_daemon_logs(dir: &Path, instance: &str, claims: &[ClaimId]) {
     let mut files = 0;
     let mut claim_ids_logged = std::collections::HashSet::new();
@@ -697,6 +721,8 @@ fn check_daemon_logs(dir: &Path, instance: &str, claims: &[ClaimId]) {
             let v: serde_json::Value =
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("{file}: not JSON ({e}): {line}"));
             assert!(v.is_object(), "{file}: {line}");
+            let repeated = repeated_keys(line);
+            assert!(repeated.is_empty(), "{file}: a line repeats {repeated:?}: {line}");
             assert_eq!(v["instance"], instance, "{file}: {line}");
             assert_eq!(v["component"], expected_component.as_str(), "{file}: {line}");
             assert!(v["msg"].is_string() && v["level"].is_number() && v["time"].is_string(), "{file}: {line}");
