@@ -2,10 +2,13 @@
 //! `max_concurrent` at once, launched in the order they were granted; a slot taken by an offer
 //! whose reply was lost still launches its grant.
 
+use std::collections::VecDeque;
+
 use sett_core::event::{EventData, EventKind};
 use sett_core::machine::initial_claim_id;
-use sett_core::{Artifact, BidType, ClaimStatus, StructuralType};
+use sett_core::{Artifact, BidType, ClaimId, ClaimStatus, StructuralType};
 use sett_store::{WorkerOffer, WorkerRecord, new_artifact_id, now_ms, worker_grant_key};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::harness::{Harness, Launched, next_launch, pool_team};
 
@@ -19,26 +22,37 @@ async fn work(h: &Harness, launched: Launched) {
 }
 
 /// Moved from the end-to-end suite (`controller_workers_respect_max_concurrent_and_fifo`).
+///
+/// The order is the durable queue's: grants are offered to the pool in the order they are made,
+/// and every freed slot goes to the queue's head. So that "the order they are made" is one order,
+/// the goals come one at a time (a grant's offer is carried out in the batch that grants it, and
+/// the next goal exists only after that grant); and so that "launched" is one order, slots are
+/// freed one at a time: two slots freed at once start two workers side by side, and their
+/// launches may be recorded either way round (the earlier version of this test, which freed two
+/// slots at once, failed 6 runs in 150 over it).
 #[tokio::test(flavor = "multi_thread")]
 async fn controller_workers_respect_max_concurrent_and_fifo() {
     let (h, mut launches) = Harness::with_workers(&pool_team()).await;
     let boss = h.cub("Boss");
     let mut claims = Vec::new();
+    let mut running = VecDeque::new();
     for i in 0..5 {
         let goal = h.forage(&format!("goal {i}")).await;
-        claims.push(boss.bid_on(&goal, BidType::Exclusive).await);
+        let claim = boss.bid_on(&goal, BidType::Exclusive).await;
+        assert!(boss.granted(&claim, 1).await.via_worker);
+        if running.len() < 2 {
+            // A free slot: the worker starts at once (and is recorded before the next goal).
+            running.push_back(launched(&h, &mut launches, &claim).await);
+        }
+        claims.push(claim);
     }
-    // Every goal is granted; two workers run and hold their slots until the test lets them go.
-    h.events("five grants", 5, |e| e.kind() == EventKind::ClaimGranted).await;
-    let first = next_launch(&mut launches).await;
-    let second = next_launch(&mut launches).await;
-    let queued = h.claim(&claims[0]).await;
-    assert!(queued.grants.values().all(|g| g.via_worker), "{queued:?}");
-    work(&h, first).await;
-    work(&h, second).await;
-    for _ in 2..5 {
-        let next = next_launch(&mut launches).await;
-        work(&h, next).await;
+    // Two workers run and hold their slots until the test lets them go; three grants wait.
+    for waiting in &claims[2..] {
+        work(&h, running.pop_front().expect("a running worker")).await;
+        running.push_back(launched(&h, &mut launches, waiting).await);
+    }
+    while let Some(worker) = running.pop_front() {
+        work(&h, worker).await;
     }
     for claim in &claims {
         assert_eq!(h.ended(claim).await.status, ClaimStatus::Complete);
@@ -62,9 +76,19 @@ async fn controller_workers_respect_max_concurrent_and_fifo() {
     assert_eq!(peak, 2, "the pool is used, never beyond max_concurrent");
     let grant_order: Vec<_> =
         events.iter().filter(|e| e.kind() == EventKind::ClaimGranted).filter_map(|e| e.data.claim_id()).collect();
+    assert_eq!(grant_order, claims);
     assert_eq!(launch_order, grant_order);
     assert!(launches.try_recv().is_err(), "no grant was launched twice");
     h.stop().await.expect("a clean stop");
+}
+
+/// Waits for the next worker launch, which must be `claim`'s, and for its `worker_launched`.
+async fn launched(h: &Harness, launches: &mut UnboundedReceiver<Launched>, claim: &ClaimId) -> Launched {
+    let next = next_launch(launches).await;
+    assert_eq!(next.req.claim, *claim, "the slot goes to the grant that waited longest");
+    h.events("the worker's launch", 1, |e| matches!(&e.data, EventData::WorkerLaunched(w) if w.claim_id == *claim))
+        .await;
+    next
 }
 
 /// Moved from the end-to-end suite: a Redis connection that dropped after the orchestrator's
