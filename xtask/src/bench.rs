@@ -131,8 +131,11 @@ impl Bench {
     }
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+pub fn run(mut args: BenchArgs) -> Result<()> {
     let root = crate::project_root();
+    if let Some(dir) = &args.baseline_bin {
+        args.baseline_bin = Some(baseline_dir(dir)?);
+    }
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| name.contains(o.as_str()));
     // The ledger scenario's baseline binaries are built first, so the normal build below leaves
     // target/release as users get it.
@@ -387,6 +390,24 @@ agents:
 "#;
 
 /// A git repository under `target/bench/` holding `sett.yml`.
+/// The `--baseline-bin` directory as an absolute path (the old binaries run from the bench's
+/// workspace, so a relative one would name nothing there), checked to hold every binary the
+/// hotpath scenario runs.
+fn baseline_dir(dir: &std::path::Path) -> Result<PathBuf> {
+    let abs = std::fs::canonicalize(dir)
+        .with_context(|| format!("--baseline-bin {}: give the old side's release directory", dir.display()))?;
+    for bin in ["sett", "sett-orchestrator", "sett-cub", "sett-bench"] {
+        if !abs.join(bin).is_file() {
+            bail!(
+                "--baseline-bin {}: no `{bin}` there; build the old side with `cargo build --release --locked -p sett \
+                 -p sett-orchestrator-bin -p sett-cub-bin -p sett-bench` and pass its target/release",
+                abs.display()
+            );
+        }
+    }
+    Ok(abs)
+}
+
 pub(crate) fn workspace(root: &std::path::Path, name: &str, yml: &str) -> Result<PathBuf> {
     let dir = root.join("target").join("bench").join(format!("ws-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
