@@ -389,7 +389,6 @@ agents:
     timeout: 1m
 "#;
 
-/// A git repository under `target/bench/` holding `sett.yml`.
 /// The `--baseline-bin` directory as an absolute path (the old binaries run from the bench's
 /// workspace, so a relative one would name nothing there), checked to hold every binary the
 /// hotpath scenario runs.
@@ -408,6 +407,7 @@ fn baseline_dir(dir: &std::path::Path) -> Result<PathBuf> {
     Ok(abs)
 }
 
+/// A git repository under `target/bench/` holding `sett.yml`.
 pub(crate) fn workspace(root: &std::path::Path, name: &str, yml: &str) -> Result<PathBuf> {
     let dir = root.join("target").join("bench").join(format!("ws-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
