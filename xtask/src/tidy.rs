@@ -471,6 +471,35 @@ fn workspace_members(root: &Path) -> Vec<PathBuf> {
     members
 }
 
+#[test]
+fn only_sett_spawn_may_use_unsafe() {
+    // The workspace forbids `unsafe` code; a crate keeps that by inheriting the workspace's lints.
+    // sett-spawn alone opts out (raw clone3 and the child's system calls), with its own lints
+    // denying undocumented unsafe blocks.
+    let root = crate::project_root();
+    let exempt = root.join("crates").join("sett-spawn");
+    let mut opted_out = Vec::new();
+    for member in workspace_members(&root) {
+        let manifest = std::fs::read_to_string(member.join("Cargo.toml")).expect("a member's Cargo.toml");
+        let inherits = manifest.split("\n[").any(|section| {
+            section.starts_with("lints]") && section.lines().skip(1).any(|l| l.replace(' ', "") == "workspace=true")
+        });
+        if member == exempt {
+            assert!(!inherits, "sett-spawn is expected to declare its own lints");
+            assert!(
+                manifest.contains("undocumented_unsafe_blocks = \"deny\""),
+                "sett-spawn must deny undocumented unsafe"
+            );
+        } else if !inherits {
+            opted_out.push(member.strip_prefix(&root).unwrap_or(&member).display().to_string());
+        }
+    }
+    assert!(
+        opted_out.is_empty(),
+        "these crates do not inherit the workspace's lints (which forbid unsafe code); add `[lints]\\nworkspace = true`: {opted_out:?}"
+    );
+}
+
 /// The dependencies a manifest declares (in `[dependencies]`, `[dev-dependencies]`,
 /// `[build-dependencies]`, target-specific ones included), by the name the code uses: the key
 /// (a `package = …` rename keeps it), with `-` as `_`.

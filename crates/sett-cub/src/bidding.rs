@@ -74,8 +74,15 @@ async fn run_bid_script(
         |name| std::env::var(name).ok(),
     );
     let stdin = serde_json::to_vec(artifact).map_err(|e| format!("cannot encode the artifact: {e}"))?;
-    let spec =
-        process::RunSpec { argv, cwd: &cub.workspace, env, stdin, timeout: BID_SCRIPT_TIMEOUT, cap: BID_SCRIPT_CAP };
+    let spec = process::RunSpec {
+        argv,
+        cwd: &cub.workspace,
+        env,
+        stdin,
+        timeout: BID_SCRIPT_TIMEOUT,
+        cap: BID_SCRIPT_CAP,
+        spawner: process::Spawner::Auto,
+    };
     let result = process::run(spec, kill).await;
     if !result.stderr.data.is_empty() {
         tracing::info!(stderr = %result.stderr.tail(4096), "bid script stderr");

@@ -425,6 +425,7 @@ async fn run_tool(
         stdin,
         timeout,
         cap: OUTPUT_CAP,
+        spawner: process::Spawner::Auto,
     };
     let r = process::run_stoppable(spec, cancel, stop).await;
     // Debug only: the grant's closing line ("tool output written", or the failure's warning)
@@ -494,8 +495,15 @@ async fn verify_commit(
         ));
     }
     let argv = ["git".to_owned(), "cat-file".to_owned(), "-e".to_owned(), format!("{hash}^{{commit}}")];
-    let spec =
-        process::RunSpec { argv: &argv, cwd: &cub.workspace, env, stdin: Vec::new(), timeout: GIT_TIMEOUT, cap: TAIL };
+    let spec = process::RunSpec {
+        argv: &argv,
+        cwd: &cub.workspace,
+        env,
+        stdin: Vec::new(),
+        timeout: GIT_TIMEOUT,
+        cap: TAIL,
+        spawner: process::Spawner::Auto,
+    };
     let r = process::run(spec, cancel).await;
     match r.ended {
         Ended::Exited(Some(0)) => Ok(()),

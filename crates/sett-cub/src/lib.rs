@@ -3,7 +3,8 @@
 //! It talks to the orchestrator and to other cubs only through the store.
 //!
 //! Layout:
-//! - [`process`]: running a program in its own process group (filtered env, caps, timeout, kill).
+//! - [`process`]: running a program in its own process group (filtered env, caps, timeout, kill),
+//!   started by `sett_spawn` so the event loop is not suspended while it execs.
 //! - [`context`]: context-chain assembly (breadth-first over provenance, deterministic order),
 //!   which lives in sett-store so the orchestrator shows an approver the same chain.
 //! - [`bidding`]: one agent's bid on one claim (static strategy, bid script, self-output guard).

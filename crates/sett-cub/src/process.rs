@@ -1,6 +1,7 @@
 //! Running an agent's program (a tool or a bid script): its own process group, a filtered
 //! environment, stdin written then closed, stdout and stderr drained concurrently under a byte
-//! cap, a timeout and an external kill signal that both end the whole group.
+//! cap, a timeout and an external kill signal that both end the whole group. Started by
+//! `sett_spawn` where the kernel allows clone3, else by the standard library's `posix_spawn`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,19 @@ pub(crate) struct RunSpec<'a> {
     pub stdin: Vec<u8>,
     pub timeout: Duration,
     pub cap: usize,
+    pub spawner: Spawner,
+}
+
+/// How a program is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spawner {
+    /// With `sett_spawn` where the kernel allows it (the event loop is never suspended), else
+    /// with the standard library's `posix_spawn`.
+    Auto,
+    /// With the standard library's `posix_spawn`: what a cub gets where clone3 is refused;
+    /// tests ask for it to cover that path.
+    #[cfg(test)]
+    PosixSpawn,
 }
 
 /// How a run ended.
@@ -165,25 +179,112 @@ pub(crate) struct RunResult {
     pub elapsed: Duration,
 }
 
+/// A started program, whichever way it was started.
+enum Started {
+    /// By `sett_spawn` (clone3, the event loop never suspended).
+    Cloned(sett_spawn::Child),
+    /// By the standard library's `posix_spawn` (where clone3 is refused, or asked for).
+    Spawned(Box<dyn ChildWrapper>),
+}
+
+type Pipes = (
+    Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    Option<Box<dyn AsyncRead + Send + Unpin>>,
+    Option<Box<dyn AsyncRead + Send + Unpin>>,
+);
+
+impl Started {
+    async fn start(spec: &RunSpec<'_>, program: &str) -> std::io::Result<Started> {
+        let resolved = resolve_program(program, spec.cwd);
+        if spec.spawner == Spawner::Auto {
+            let launch =
+                sett_spawn::Launch { program: &resolved, args: &spec.argv[1..], env: &spec.env, cwd: spec.cwd };
+            if let Some(child) = sett_spawn::spawn(launch).await? {
+                return Ok(Started::Cloned(child));
+            }
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::info!(
+                    "clone3 is refused here (a seccomp profile, as Docker's default, or a kernel before 5.5): \
+                     programs start through posix_spawn, which suspends the event loop while each one execs"
+                );
+            });
+        }
+        let mut cmd = tokio::process::Command::new(resolved);
+        cmd.args(&spec.argv[1..])
+            .current_dir(spec.cwd)
+            .env_clear()
+            .envs(&spec.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut wrap = CommandWrap::from(cmd);
+        wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+        Ok(Started::Spawned(wrap.spawn()?))
+    }
+
+    fn pipes(&mut self) -> Pipes {
+        match self {
+            Started::Cloned(c) => (
+                c.stdin.take().map(|p| Box::new(p) as _),
+                c.stdout.take().map(|p| Box::new(p) as _),
+                c.stderr.take().map(|p| Box::new(p) as _),
+            ),
+            Started::Spawned(c) => (
+                c.stdin().take().map(|p| Box::new(p) as _),
+                c.stdout().take().map(|p| Box::new(p) as _),
+                c.stderr().take().map(|p| Box::new(p) as _),
+            ),
+        }
+    }
+
+    /// The program's pid, which is its process group's id.
+    fn id(&self) -> Option<u32> {
+        match self {
+            Started::Cloned(c) => Some(c.id()),
+            Started::Spawned(c) => c.id(),
+        }
+    }
+
+    /// Its exit code once reaped, `None` when a signal ended it. Cancel-safe; may be called
+    /// again after it was dropped.
+    async fn wait(&mut self) -> std::io::Result<Option<i32>> {
+        match self {
+            Started::Cloned(c) => c.wait().await,
+            Started::Spawned(c) => Ok(c.wait().await?.code()),
+        }
+    }
+
+    /// SIGKILL to the whole process group.
+    fn kill_group(&mut self) {
+        let _ = match self {
+            Started::Cloned(c) => c.kill_group(),
+            Started::Spawned(c) => c.start_kill(),
+        };
+    }
+}
+
 /// Kills the process group if the run is abandoned (its task dropped) before the program was
 /// reaped. `KillOnDrop` alone would only kill the group leader.
 struct GroupGuard {
-    child: Box<dyn ChildWrapper>,
+    child: Started,
     reaped: bool,
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if !self.reaped {
-            let _ = self.child.start_kill();
+            self.child.kill_group();
         }
     }
 }
 
 async fn read_capped(mut from: impl AsyncRead + Unpin, cap: usize, into: Arc<Mutex<Captured>>) {
-    let mut chunk = vec![0u8; 64 * 1024];
+    // Not zeroed (128 KiB a run for two streams): `read_buf` only fills the spare capacity.
+    let mut chunk = Vec::with_capacity(64 * 1024);
     loop {
-        match from.read(&mut chunk).await {
+        chunk.clear();
+        match from.read_buf(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 // Keep draining past the cap so the program never blocks on a full pipe.
@@ -220,17 +321,7 @@ pub(crate) async fn run_stoppable(spec: RunSpec<'_>, kill: &CancellationToken, s
             elapsed: started.elapsed(),
         };
     };
-    let mut cmd = tokio::process::Command::new(resolve_program(program, spec.cwd));
-    cmd.args(&spec.argv[1..])
-        .current_dir(spec.cwd)
-        .env_clear()
-        .envs(&spec.env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut wrap = CommandWrap::from(cmd);
-    wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-    let child = match wrap.spawn() {
+    let child = match Started::start(&spec, program).await {
         Ok(c) => c,
         Err(e) => {
             return RunResult {
@@ -242,9 +333,7 @@ pub(crate) async fn run_stoppable(spec: RunSpec<'_>, kill: &CancellationToken, s
         }
     };
     let mut guard = GroupGuard { child, reaped: false };
-    let stdin = guard.child.stdin().take();
-    let stdout = guard.child.stdout().take();
-    let stderr = guard.child.stderr().take();
+    let (stdin, stdout, stderr) = guard.child.pipes();
     let out_buf = Arc::new(Mutex::new(Captured::default()));
     let err_buf = Arc::new(Mutex::new(Captured::default()));
     let cap = spec.cap;
@@ -294,16 +383,16 @@ pub(crate) async fn run_stoppable(spec: RunSpec<'_>, kill: &CancellationToken, s
         waited
     };
     let ended = match waited {
-        Some(Ok(status)) => {
+        Some(Ok(code)) => {
             // The run is over, so nothing it started may outlive it (a background `sleep &`
             // included). Done right after the leader is reaped: the group id stays reserved
             // while any member lives, and the window in which it could be reused is tiny.
-            let _ = guard.child.start_kill();
-            Ended::Exited(status.code())
+            guard.child.kill_group();
+            Ended::Exited(code)
         }
         Some(Err(e)) => {
             tracing::warn!(error = %e, "waiting for the program failed; killing its process group");
-            let _ = guard.child.start_kill();
+            guard.child.kill_group();
             let _ = guard.child.wait().await;
             Ended::Exited(None)
         }
@@ -311,7 +400,7 @@ pub(crate) async fn run_stoppable(spec: RunSpec<'_>, kill: &CancellationToken, s
             let timed_out = !kill.is_cancelled() && !stopped;
             // SIGKILL to the group: whatever is left of it (after a stop, the members that
             // ignored SIGTERM, and children of a leader that already exited).
-            let _ = guard.child.start_kill();
+            guard.child.kill_group();
             let _ = guard.child.wait().await;
             if stopped {
                 Ended::Stopped
@@ -348,44 +437,120 @@ mod tests {
         vec!["bash".into(), "-c".into(), script.into()]
     }
 
-    fn spec<'a>(argv: &'a [String], cwd: &'a Path, stdin: Vec<u8>, timeout: Duration, cap: usize) -> RunSpec<'a> {
+    /// Both ways of starting a program: what a cub uses here, and what it falls back to where
+    /// clone3 is refused (a container's seccomp profile).
+    const SPAWNERS: [Spawner; 2] = [Spawner::Auto, Spawner::PosixSpawn];
+
+    fn spec<'a>(
+        argv: &'a [String],
+        cwd: &'a Path,
+        stdin: Vec<u8>,
+        timeout: Duration,
+        cap: usize,
+        spawner: Spawner,
+    ) -> RunSpec<'a> {
         let env = BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())]);
-        RunSpec { argv, cwd, env, stdin, timeout, cap }
+        RunSpec { argv, cwd, env, stdin, timeout, cap, spawner }
     }
 
     #[tokio::test]
     async fn output_is_capped_but_drained_and_unread_stdin_never_blocks() {
         let cwd = std::env::temp_dir();
         let argv = sh("head -c 300000 /dev/zero; head -c 5000 /dev/zero >&2");
-        // 4 MiB of stdin the program never reads: the writer must not block the run.
-        let r =
-            run(spec(&argv, &cwd, vec![b'x'; 4 << 20], Duration::from_secs(20), 1000), &CancellationToken::new()).await;
-        assert_eq!(r.ended, Ended::Exited(Some(0)));
-        assert_eq!((r.stdout.data.len(), r.stdout.total), (1000, 300_000));
-        assert!(r.stdout.truncated());
-        assert_eq!((r.stderr.data.len(), r.stderr.total), (1000, 5000));
+        for spawner in SPAWNERS {
+            // 4 MiB of stdin the program never reads: the writer must not block the run.
+            let input = vec![b'x'; 4 << 20];
+            let r =
+                run(spec(&argv, &cwd, input, Duration::from_secs(20), 1000, spawner), &CancellationToken::new()).await;
+            assert_eq!(r.ended, Ended::Exited(Some(0)), "{spawner:?}");
+            assert_eq!((r.stdout.data.len(), r.stdout.total), (1000, 300_000), "{spawner:?}");
+            assert!(r.stdout.truncated());
+            assert_eq!((r.stderr.data.len(), r.stderr.total), (1000, 5000), "{spawner:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn stdin_arrives_whole_and_the_exit_code_and_signals_are_reported() {
+        let cwd = std::env::temp_dir();
+        for spawner in SPAWNERS {
+            let argv = sh("wc -c; echo to-stderr >&2; exit 7");
+            let r = run(
+                spec(&argv, &cwd, vec![b'y'; 300_000], Duration::from_secs(20), 1000, spawner),
+                &CancellationToken::new(),
+            )
+            .await;
+            assert_eq!(r.ended, Ended::Exited(Some(7)), "{spawner:?}");
+            assert_eq!(r.stdout.text().trim(), "300000", "{spawner:?}");
+            assert_eq!(r.stderr.text(), "to-stderr\n", "{spawner:?}");
+
+            let argv = sh("kill -9 $$");
+            let r =
+                run(spec(&argv, &cwd, Vec::new(), Duration::from_secs(20), 1000, spawner), &CancellationToken::new())
+                    .await;
+            assert_eq!(r.ended, Ended::Exited(None), "{spawner:?}: ended by a signal");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timeout_and_a_stop_end_the_run() {
+        let cwd = std::env::temp_dir();
+        for spawner in SPAWNERS {
+            let argv = sh("sleep 300 & wait");
+            let r = run(
+                spec(&argv, &cwd, Vec::new(), Duration::from_millis(300), 1000, spawner),
+                &CancellationToken::new(),
+            )
+            .await;
+            assert_eq!(r.ended, Ended::TimedOut, "{spawner:?}");
+
+            let stop = CancellationToken::new();
+            let stopper = stop.clone();
+            let stopping = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                stopper.cancel();
+            });
+            let argv = sh("sleep 300 & wait");
+            let r = run_stoppable(
+                spec(&argv, &cwd, Vec::new(), Duration::from_secs(60), 1000, spawner),
+                &CancellationToken::new(),
+                &stop,
+            )
+            .await;
+            stopping.await.unwrap();
+            assert_eq!(r.ended, Ended::Stopped, "{spawner:?}");
+        }
     }
 
     #[tokio::test]
     async fn the_kill_token_and_spawn_errors_end_a_run() {
         let cwd = std::env::temp_dir();
         let argv = sh("echo before; sleep 100");
-        let kill = CancellationToken::new();
-        let killer = kill.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            killer.cancel();
-        });
-        let r = run(spec(&argv, &cwd, Vec::new(), Duration::from_secs(60), 1000), &kill).await;
-        assert_eq!(r.ended, Ended::Killed);
-        assert_eq!(r.stdout.text(), "before\n");
-        assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
+        for spawner in SPAWNERS {
+            let kill = CancellationToken::new();
+            let killer = kill.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                killer.cancel();
+            });
+            let r = run(spec(&argv, &cwd, Vec::new(), Duration::from_secs(60), 1000, spawner), &kill).await;
+            assert_eq!(r.ended, Ended::Killed, "{spawner:?}");
+            assert_eq!(r.stdout.text(), "before\n", "{spawner:?}");
+            assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
 
-        let argv = vec!["/does/not/exist".to_owned()];
-        let r = run(spec(&argv, &cwd, Vec::new(), Duration::from_secs(1), 10), &CancellationToken::new()).await;
-        assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{:?}", r.ended);
-        let r = run(spec(&[], &cwd, Vec::new(), Duration::from_secs(1), 10), &CancellationToken::new()).await;
-        assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{:?}", r.ended);
+            let argv = vec!["/does/not/exist".to_owned()];
+            let r = run(spec(&argv, &cwd, Vec::new(), Duration::from_secs(1), 10, spawner), &CancellationToken::new())
+                .await;
+            let Ended::SpawnFailed(e) = &r.ended else { panic!("{spawner:?}: {:?}", r.ended) };
+            assert!(e.contains("/does/not/exist") && e.contains("No such file or directory"), "{spawner:?}: {e}");
+            let argv = vec!["true".to_owned()];
+            let gone = cwd.join("sett-no-such-directory");
+            let r = run(spec(&argv, &gone, Vec::new(), Duration::from_secs(1), 10, spawner), &CancellationToken::new())
+                .await;
+            assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{spawner:?}: {:?}", r.ended);
+            let r =
+                run(spec(&[], &cwd, Vec::new(), Duration::from_secs(1), 10, spawner), &CancellationToken::new()).await;
+            assert!(matches!(r.ended, Ended::SpawnFailed(_)), "{spawner:?}: {:?}", r.ended);
+        }
     }
 
     #[test]
