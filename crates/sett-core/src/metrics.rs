@@ -26,6 +26,8 @@ pub const GRANTS: &str = "sett_grants_total";
 pub const TOOL_EXECUTIONS: &str = "sett_tool_executions_total";
 /// Histogram (seconds), label `agent`: tool run duration.
 pub const TOOL_SECONDS: &str = "sett_tool_execution_duration_seconds";
+/// Counter, label `method` (`clone3` | `posix_spawn`): programs (tools, bid scripts) a cub started.
+pub const PROGRAM_STARTS: &str = "sett_program_starts_total";
 /// Gauge: questions waiting for an answer.
 pub const OPEN_QUESTIONS: &str = "sett_open_questions";
 /// Histogram (seconds): question asked to answered.
@@ -188,6 +190,11 @@ pub const ALL: &[Metric] = &[
     Metric { name: GRANTS, kind: Kind::Counter, help: "Grants issued (including grants to controller workers)." },
     Metric { name: TOOL_EXECUTIONS, kind: Kind::Counter, help: "Tool runs by the cub of agent, by how they ended." },
     Metric { name: TOOL_SECONDS, kind: Kind::Histogram, help: "Tool run duration (process start to exit)." },
+    Metric {
+        name: PROGRAM_STARTS,
+        kind: Kind::Counter,
+        help: "Programs a cub started, by how: clone3 leaves its event loop running; posix_spawn (where clone3 is refused) suspends it while each one execs.",
+    },
     Metric {
         name: LATE_OUTPUTS,
         kind: Kind::Counter,

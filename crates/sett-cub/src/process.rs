@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
 use sett_core::config::{AgentConfig, EnvEntry};
+use sett_core::metrics::PROGRAM_STARTS;
 use sett_core::{ClaimId, ClaimType, InstanceName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -200,6 +201,7 @@ impl Started {
             let launch =
                 sett_spawn::Launch { program: &resolved, args: &spec.argv[1..], env: &spec.env, cwd: spec.cwd };
             if let Some(child) = sett_spawn::spawn(launch).await? {
+                metrics::counter!(PROGRAM_STARTS, "method" => "clone3").increment(1);
                 return Ok(Started::Cloned(child));
             }
             static SAID: std::sync::Once = std::sync::Once::new();
@@ -220,7 +222,9 @@ impl Started {
             .stderr(Stdio::piped());
         let mut wrap = CommandWrap::from(cmd);
         wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-        Ok(Started::Spawned(wrap.spawn()?))
+        let child = wrap.spawn()?;
+        metrics::counter!(PROGRAM_STARTS, "method" => "posix_spawn").increment(1);
+        Ok(Started::Spawned(child))
     }
 
     fn pipes(&mut self) -> Pipes {

@@ -650,6 +650,10 @@ async fn observability_metrics_logs_and_export_after_the_demo_workflow() {
         assert_eq!(runs_metric, expected, "{agent}");
         let timed = value(&s, &format!("{}_count", m::TOOL_SECONDS), &[("agent".to_owned(), agent.to_owned())].into());
         assert_eq!(timed.unwrap_or(0.0) as u64, runs, "{agent} tool durations");
+        // Programs started (tools, bid scripts, git), all by clone3 here: no seccomp refuses it.
+        let starts = by_label(&s, m::PROGRAM_STARTS, "method");
+        assert!(starts.keys().all(|k| k == "clone3"), "{agent}: {starts:?}");
+        assert!(starts.get("clone3").copied().unwrap_or(0) >= runs, "{agent}: {starts:?}");
         // Every event a cub handled was timed for lag.
         let handled: f64 = s.iter().filter(|x| x.name == m::EVENTS_HANDLED).map(|x| x.value).sum();
         let lag =
