@@ -38,6 +38,9 @@ const READ_COUNT: u64 = 100;
 const PENDING_COUNT: u64 = 10_000;
 /// How often the component record's heartbeat is refreshed.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How long each closing write of a stopping cub may wait for Redis.
+const CLOSING_WRITE_BOUND: Duration = Duration::from_secs(3);
+
 /// How often the orchestrator's record is read while it does not record standing bids yet.
 const ORCHESTRATOR_WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Bid decisions running at once (a late cub may find thousands of claims in the history).
@@ -255,8 +258,13 @@ impl Cub {
             presence.withdraw().await;
         }
         let record = component_record(&agent, options.health_addr, started_at_ms, None);
-        if let Err(e) = self.store.put_component(&group, &record).await {
-            tracing::warn!(error = %e, "cannot withdraw the standing bid; it lapses with the heartbeat");
+        // Closing writes are bounded: with Redis gone each would wait out the command timeout.
+        match tokio::time::timeout(CLOSING_WRITE_BOUND, self.store.put_component(&group, &record)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot withdraw the standing bid; it lapses with the heartbeat"),
+            Err(_) => {
+                tracing::warn!(bound = ?CLOSING_WRITE_BOUND, "cannot withdraw the standing bid in time; it lapses with the heartbeat")
+            }
         }
 
         tracker.close();
@@ -277,9 +285,19 @@ impl Cub {
             tracing::warn!("some acknowledgements were not sent; those events are read again at the next start");
         }
         drop(stop_heartbeat);
-        let _ = heartbeat.await;
-        if let Err(e) = self.store.remove_component(&group).await {
-            tracing::warn!(error = %e, "cannot remove the component record");
+        let mut heartbeat = heartbeat;
+        if tokio::time::timeout(CLOSING_WRITE_BOUND, &mut heartbeat).await.is_err() {
+            // In the middle of a write Redis does not answer: abandoned, as the record expires.
+            heartbeat.abort();
+        }
+        match tokio::time::timeout(CLOSING_WRITE_BOUND, self.store.remove_component(&group)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot remove the component record; it expires with the heartbeat")
+            }
+            Err(_) => {
+                tracing::warn!(bound = ?CLOSING_WRITE_BOUND, "cannot remove the component record in time; it expires with the heartbeat")
+            }
         }
         // The reader's connection may still sit in the XREADGROUP abandoned at shutdown (up to
         // READ_BLOCK); QUIT would queue behind it, so close it in the background.

@@ -520,6 +520,27 @@ esac"#,
     assert!(store.components().await.unwrap().is_empty());
 }
 
+/// A cub told to stop while its Redis is gone stops: its presence, its closing writes and its
+/// heartbeat do not wait for a Redis that may never come back.
+#[tokio::test]
+async fn a_cub_stops_while_redis_is_gone() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = sett_testkit::RedisServer::start(data.path(), &[]);
+    let store = sett_testkit::redis_at(&server.url()).await.instance(&sett_testkit::instance_name());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = agents("  Coder:\n    command: [\"true\"]\n    bidding_strategy: exclusive\n");
+    let cub = start(&store, settings(&cfg[&name("Coder")], dir.path()), Duration::from_secs(2));
+    // Running, with its presence subscribed (its component record offers the standing bid).
+    sett_testkit::eventually(WAIT, "the cub's component record", async || {
+        store.components().await.ok().and_then(|c| c.get("cub:Coder").and_then(|r| r.standing_bid.clone()))
+    })
+    .await;
+    server.stop();
+    // The clients know it is gone (this read waits out the command timeout).
+    assert!(store.artifact_count().await.is_err());
+    cub.stop().await;
+}
+
 /// With an orchestrator that records standing bids (design.md §5), a cub offers its agent's in
 /// its component record and leaves new artifacts to the orchestrator; a claim created without
 /// its bid (the orchestrator had not seen the offer yet) still gets one; a stopping cub

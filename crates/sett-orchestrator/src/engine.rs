@@ -134,6 +134,9 @@ impl Default for UsageLabels {
     }
 }
 
+/// How long a stopping background loop may take to reach its next wait.
+const BACKGROUND_STOP_BOUND: Duration = Duration::from_secs(2);
+
 /// A background loop owned by its guard: dropping the guard (any early return of its owner)
 /// cancels the loop; [`Background::stop`] cancels it and waits until it has finished.
 pub(crate) struct Background {
@@ -152,9 +155,18 @@ impl Background {
         Self { cancel: token.drop_guard(), handle }
     }
 
+    /// Cancels the loop and waits for it, up to [`BACKGROUND_STOP_BOUND`]: a loop stops at its
+    /// next wait, but one in the middle of a pass with Redis gone would first wait out the command
+    /// timeout of each call left in the pass. Then it is aborted where it is, as a crash would
+    /// stop it (every write is one atomic script, and what a pass leaves undone the next start's
+    /// sweeps do).
     pub(crate) async fn stop(self) {
         drop(self.cancel);
-        let _ = self.handle.await;
+        let mut handle = self.handle;
+        if tokio::time::timeout(BACKGROUND_STOP_BOUND, &mut handle).await.is_err() {
+            handle.abort();
+            let _ = handle.await;
+        }
     }
 }
 

@@ -16,6 +16,10 @@ use tracing::{debug, error, info, warn};
 use crate::OrchestratorError;
 use crate::engine::Engine;
 
+/// How long the closing writes of a stopping orchestrator may take in all (one command timeout
+/// each would add up while Redis is gone).
+const CLOSING_WRITES_BOUND: Duration = Duration::from_secs(5);
+
 /// How often the component record's heartbeat is refreshed.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
@@ -175,16 +179,26 @@ impl Engine {
     pub(crate) async fn stopped(&self) {
         let s = &self.settings;
         let now = now_ms();
-        let stopped = EventData::InstanceStopped(InstanceStopped { run_id: s.run_id.clone() });
-        let _ = self.store.append_event(&stopped, now).await;
-        let _ = self.store.remove_component(ORCHESTRATOR_COMPONENT).await;
-        let redis = self.store.redis();
-        let _ = redis.mark_instance_stopped(&s.instance, Some(&s.run_id), now).await;
-        match self.store.release_lock(&s.run_id).await {
-            Ok(_) => info!("orchestrator stopped; lock released"),
-            Err(e) => {
+        let closing = async {
+            let stopped = EventData::InstanceStopped(InstanceStopped { run_id: s.run_id.clone() });
+            let _ = self.store.append_event(&stopped, now).await;
+            let _ = self.store.remove_component(ORCHESTRATOR_COMPONENT).await;
+            let redis = self.store.redis();
+            let _ = redis.mark_instance_stopped(&s.instance, Some(&s.run_id), now).await;
+            self.store.release_lock(&s.run_id).await
+        };
+        // Bounded: with Redis gone each write would wait out the command timeout in turn. What
+        // is not written is told anyway: the component record and the lock expire, and the
+        // registry shows the instance's components gone.
+        match tokio::time::timeout(CLOSING_WRITES_BOUND, closing).await {
+            Ok(Ok(_)) => info!("orchestrator stopped; lock released"),
+            Ok(Err(e)) => {
                 warn!(error = %e, "could not release the lock; it expires on its own")
             }
+            Err(_) => warn!(
+                bound = ?CLOSING_WRITES_BOUND,
+                "Redis did not take the closing writes in time; the lock and the component record expire on their own"
+            ),
         }
     }
 }

@@ -12,6 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::{Result, Store};
 
+/// How long withdrawing a presence may wait for Redis.
+const WITHDRAW_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A cub's subscription to its presence channel; [`Presence::withdraw`] ends it (so does
 /// dropping it, when the process ends).
 pub struct Presence {
@@ -58,10 +61,18 @@ impl Store {
 
 impl Presence {
     /// Ends the subscription: from now on no standing bid is recorded for this cub.
+    /// Bounded by [`WITHDRAW_BOUND`]: with Redis gone, the subscriber client queues its
+    /// SUNSUBSCRIBE and QUIT until it has reconnected, which may be never, and a cub told to stop
+    /// would not exit; a subscription ends with its connection anyway.
     pub async fn withdraw(self) {
         self.resubscribe.abort();
-        let _ = self.client.sunsubscribe(self.channel.as_str()).await;
-        let _ = self.client.quit().await;
+        let close = async {
+            let _ = self.client.sunsubscribe(self.channel.as_str()).await;
+            let _ = self.client.quit().await;
+        };
+        if tokio::time::timeout(WITHDRAW_BOUND, close).await.is_err() {
+            tracing::warn!(bound = ?WITHDRAW_BOUND, "Redis did not answer the presence unsubscribe; closing without it");
+        }
     }
 }
 

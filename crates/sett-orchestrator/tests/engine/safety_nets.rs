@@ -92,3 +92,18 @@ async fn an_artifact_whose_event_the_orchestrator_never_received_is_still_claime
     assert_eq!(done.source_artifacts, vec![goal.id]);
     h.stop().await.expect("a clean stop");
 }
+
+/// A stop while Redis is gone ends the engine: no loop or closing write waits for a Redis that
+/// may never come back (each would otherwise wait out the command timeout, one after another).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_stops_while_redis_is_gone() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = sett_testkit::RedisServer::start(data.path(), &[]);
+    let store = sett_testkit::redis_at(&server.url()).await.instance(&sett_testkit::instance_name());
+    let h = Harness::start_with(store.clone(), &pool_team(), Arc::new(NoWorkers)).await;
+    server.stop();
+    // The clients know it is gone (this read waits out the command timeout).
+    assert!(store.artifact_count().await.is_err());
+    // Within the harness's bound (the engine's ends with its closing writes abandoned).
+    let _ = h.stop().await;
+}
