@@ -353,6 +353,14 @@ async fn check_nothing_lost(env: &Env, goals: &[sett_core::ArtifactId], artifact
     }
     let ids: std::collections::HashSet<_> = all.iter().map(|a| (a.logical_id, a.version)).collect();
     assert_eq!(ids.len(), all.len(), "an artifact was duplicated");
+    // A claim completes when the orchestrator handles its Terminal's `artifact_created`, a moment
+    // after the Terminal exists (later while it reconnects to the new primary): wait for that, not
+    // only for the Terminals. A completion that was lost never comes: the checks below name it.
+    let _ = sett_testkit::wait::try_eventually(MINUTE, "every claim to end", async || {
+        let claims = env.claims().await;
+        claims.len() == GOALS && claims.iter().all(|c| c.status.is_final())
+    })
+    .await;
     let claims = env.claims().await;
     assert_eq!(claims.len(), GOALS);
     for c in &claims {
