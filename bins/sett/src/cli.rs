@@ -21,8 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Redis URL (redis://, rediss:// for TLS, user:password@ for ACL users). Default: the
-    /// workspace's managed Redis started by `sett up`.
+    /// Redis URL (redis://, rediss:// for TLS, user:password@ for ACL users,
+    /// redis+unix:///path/to/redis.sock for a Redis on this host). Default: the workspace's
+    /// managed Redis started by `sett up`.
     #[arg(long, env = "SETT_REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Instance name. Default: the instance registered for this workspace.

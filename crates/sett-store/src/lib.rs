@@ -115,7 +115,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// How to connect. `Debug` redacts the URL's password.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL), or
+    /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL),
+    /// `redis+unix:///path/to/redis.sock` (a Redis on this host, by its Unix socket), or
     /// `redis-cluster://` / `redis-sentinel://`.
     pub url: String,
     /// Per-command timeout; a command that takes longer fails instead of hanging.
@@ -155,6 +156,12 @@ impl std::fmt::Debug for Redis {
         // Never print the URL: it may carry a password.
         f.debug_struct("Redis").field("url", &redact_url(&self.options.url)).finish()
     }
+}
+
+/// Whether `url` reaches Redis by a Unix socket (`redis+unix:///path`): only processes on the
+/// same host (and outside containers that do not mount the socket) can use it.
+pub fn is_unix_socket_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| scheme.ends_with("+unix"))
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`, for messages and logs. Query
@@ -396,7 +403,7 @@ pub fn new_claim_id() -> sett_core::ClaimId {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{is_unix_socket_url, redact_url};
 
     #[test]
     fn urls_are_redacted() {
@@ -404,5 +411,8 @@ mod tests {
         assert_eq!(redact_url("rediss://:secret@h"), "rediss://:***@h");
         assert_eq!(redact_url("redis://token@h"), "redis://***@h");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(redact_url("redis+unix://u:secret@h/run/redis.sock"), "redis+unix://u:***@h/run/redis.sock");
+        assert!(is_unix_socket_url("redis+unix:///run/redis.sock") && is_unix_socket_url("valkey+unix:///r.sock"));
+        assert!(!is_unix_socket_url("redis://127.0.0.1:6379") && !is_unix_socket_url("/run/redis.sock"));
     }
 }

@@ -26,4 +26,5 @@ mod security;
 mod steer;
 mod steer_branches;
 mod traces;
+mod unix_socket;
 mod usage;

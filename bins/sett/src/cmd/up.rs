@@ -29,6 +29,7 @@ pub(crate) fn load_config(ctx: &Ctx) -> Result<SettConfig> {
 
 pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
     let config = load_config(ctx)?;
+    refuse_host_socket_for_containers(ctx, &config)?;
     // Before anything starts: a container whose user cannot read its workspace dies at once.
     sett_runtime::check_workspace_access(&config, &ctx.workspace.root, &ctx.workspace.config_path())?;
     let url = resolve_redis(ctx, config.runtime).await?;
@@ -75,6 +76,27 @@ pub(crate) async fn run(ctx: &Ctx, args: UpArgs) -> Result<ExitCode> {
         eprintln!("WARNING: {w}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A Unix socket is this host's alone: `runtime: docker` with a `redis+unix://` URL (the
+/// configured one, or a component's own) is refused before anything starts, with the fix.
+fn refuse_host_socket_for_containers(ctx: &Ctx, config: &SettConfig) -> Result<()> {
+    let Some(url) = ctx.global.redis_url.as_deref().filter(|_| config.runtime == RuntimeKind::Docker) else {
+        return Ok(());
+    };
+    let own = ["SETT_ORCHESTRATOR_REDIS_URL", "SETT_CUB_REDIS_URL"]
+        .map(|var| std::env::var(var).ok().filter(|u| !u.is_empty()));
+    if let Some(socket) =
+        std::iter::once(url).chain(own.iter().flatten().map(String::as_str)).find(|u| sett_store::is_unix_socket_url(u))
+    {
+        bail!(
+            "runtime: docker cannot use the Redis URL {}: its containers cannot reach a Unix socket on this host; \
+             pass --redis-url / SETT_REDIS_URL (and SETT_ORCHESTRATOR_REDIS_URL / SETT_CUB_REDIS_URL, if set) as a redis:// URL \
+             on an address the Docker bridge reaches, or use runtime: local",
+            sett_store::redact_url(socket)
+        );
+    }
+    Ok(())
 }
 
 /// The configured Redis URL; without one, the workspace's own Redis in the instance's runtime
