@@ -2,7 +2,8 @@
 //! `orchestrator`, driven by the store's [`ConsumerDriver`] (pending entries first, again after
 //! a reconnection or a failed handler, with the one backoff), handles a batch with events about
 //! one claim in stream order and different claims concurrently, turns each event into a
-//! state-machine input, and acknowledges an event only after it was handled.
+//! state-machine input, and acknowledges an event only after it was handled (in the background,
+//! the acknowledgements of a few milliseconds in one command: [`BatchedAcks`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -12,7 +13,7 @@ use futures::future::join_all;
 use sett_core::event::{ArtifactCreated, Event, EventData, EventKind};
 use sett_core::machine::{Input, StepContext, initial_claim_id, new_claim, step};
 use sett_core::{AgentName, Artifact, ArtifactId, BidType, ClaimId, StructuralType, metrics as m};
-use sett_store::{ConsumerDriver, Fenced, GroupAcks, WriteOutcome, now_ms};
+use sett_store::{BatchedAcks, ConsumerDriver, Fenced, WriteOutcome, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -26,6 +27,10 @@ pub(crate) const CONSUMER: &str = "orchestrator";
 pub(crate) const BATCH: u64 = 256;
 /// How long one blocking read waits before the loop looks at its shutdown token again.
 pub(crate) const BLOCK: Duration = Duration::from_secs(2);
+/// How long a stopping engine waits for its queued acknowledgements to be sent; those not sent
+/// are read again at the next start (every handler is idempotent), and with Redis gone the
+/// stop does not wait out the command timeout.
+const ACKS_FLUSH_BOUND: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Reads and handles events until `stop`, with the store's failure policy
@@ -37,22 +42,36 @@ impl Engine {
         driver: &mut ConsumerDriver,
         stop: &CancellationToken,
     ) -> Result<(), OrchestratorError> {
-        let acks = driver.acks();
-        let acks = &acks;
-        self.cancel_fence_possible.store(self.store.any_cancel_fence().await?, Ordering::SeqCst);
-        driver.drain_pending(BATCH, stop, move |events| self.handle_batch(acks, events)).await?;
-        // Exposed from the start (0 included), not only after the first question.
-        self.refresh_open_questions_gauge().await;
-        self.refresh_pause_gauges().await;
-        self.ready.store(true, Ordering::SeqCst);
-        info!(run_id = %self.settings.run_id, "orchestrator ready");
-        driver.run(stop, move |events| self.handle_batch(acks, events)).await;
-        Ok(())
+        // Sent in the background (issue 29: a round trip less after every batch, which in a
+        // lifecycle's critical moments competed for a CPU with the cub taking its grant). One
+        // that fails is logged; its events stay pending and are read again after the next
+        // reconnection or failed batch, or at the next start, and handled again harmlessly.
+        let (acks, mut acks_sent) = driver.acks().batched();
+        let consumed = async {
+            let acks = &acks;
+            self.cancel_fence_possible.store(self.store.any_cancel_fence().await?, Ordering::SeqCst);
+            driver.drain_pending(BATCH, stop, move |events| self.handle_batch(acks, events)).await?;
+            // Exposed from the start (0 included), not only after the first question.
+            self.refresh_open_questions_gauge().await;
+            self.refresh_pause_gauges().await;
+            self.ready.store(true, Ordering::SeqCst);
+            info!(run_id = %self.settings.run_id, "orchestrator ready");
+            driver.run(stop, move |events| self.handle_batch(acks, events)).await;
+            Ok(())
+        }
+        .await;
+        // The sending task ends once the last handle is gone, having sent what was queued.
+        drop(acks);
+        if tokio::time::timeout(ACKS_FLUSH_BOUND, &mut acks_sent).await.is_err() {
+            warn!("some acknowledgements were not sent; those events are read again at the next start");
+            acks_sent.abort();
+        }
+        consumed
     }
 
     /// Handles a batch: events about the same claim in order, different claims concurrently.
-    /// Acknowledges the events that were handled; returns whether all were (and acknowledged).
-    async fn handle_batch(&self, acks: &GroupAcks, events: Vec<Event>) -> bool {
+    /// Queues the acknowledgements of the events that were handled; returns whether all were.
+    async fn handle_batch(&self, acks: &BatchedAcks, events: Vec<Event>) -> bool {
         let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         if events.iter().any(|ev| ev.kind() == EventKind::WorkflowCancelled) {
             // Before any event is handled: one of this batch's artifacts may be fenced by it.
@@ -112,14 +131,7 @@ impl Engine {
         }))
         .await;
         let all_handled = results.iter().all(|(_, ok)| *ok);
-        let done: Vec<String> = results.into_iter().flat_map(|(done, _)| done).collect();
-        if let Err(e) = acks.ack(&done).await {
-            // Handled but not acknowledged: they are re-read as pending and handled again, which
-            // is harmless (every handler is idempotent). Never stop over it.
-            metrics::counter!(m::REDIS_ERRORS, "component" => "orchestrator").increment(1);
-            warn!(error = %e, "cannot acknowledge handled events; they will be re-read");
-            return false;
-        }
+        acks.ack(results.into_iter().flat_map(|(done, _)| done));
         all_handled
     }
 
@@ -305,7 +317,9 @@ impl Engine {
             WriteOutcome::Written => {
                 metrics::counter!(m::CLAIMS_CREATED, "kind" => "initial").increment(1);
                 info!(claim_id = %claim.id, artifact_id = %a.id, artifact_type = %a.artifact_type, "claim created");
-                self.wake.notify_one();
+                if let Some(at) = claim.next_deadline_ms() {
+                    self.deadline_written(at);
+                }
                 if !later_bids.is_empty() {
                     self.decide(&claim, &later_bids).await?;
                 }

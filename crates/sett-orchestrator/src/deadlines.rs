@@ -20,6 +20,18 @@ use crate::engine::Engine;
 /// The deadline loop never sleeps longer than this (a safety net: writes wake it earlier).
 const MAX_DEADLINE_SLEEP: Duration = Duration::from_secs(5);
 
+/// [`Shared::deadline_wake_at_ms`](crate::engine::Shared) while the deadline loop is awake: it
+/// may have read the index before a write that is setting a deadline now.
+pub(crate) const LOOP_AWAKE: i64 = 0;
+
+/// Whether a deadline at `at_ms`, just written, must wake the deadline loop whose planned
+/// wake-up is `planned_ms`: when it is awake (its read of the index may have come before the
+/// write; the notification then waits for its next sleep, which ends at once), or sleeps past
+/// the new deadline. A deadline at or after the planned wake-up is found by that read.
+fn wakes_the_loop(planned_ms: i64, at_ms: i64) -> bool {
+    planned_ms == LOOP_AWAKE || at_ms < planned_ms
+}
+
 /// How often the deadline loop carries out what the outbox holds and moves the worker pools'
 /// queues on (see `sweep_worker_pools`): a safety net for steps whose reply was lost.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -35,12 +47,26 @@ const UNCLAIMED_AFTER_MS: i64 = 10_000;
 const UNCLAIMED_PAGE: usize = 1_000;
 
 impl Engine {
+    /// A write just set a deadline at `at_ms` (a claim's [`next_deadline_ms`]): wakes the
+    /// deadline loop only when it would otherwise read the index too late (issue 29: a woken loop
+    /// reads the index at once, and with every claim written that was a round trip, and a
+    /// process woken, beside the cub taking the grant).
+    ///
+    /// [`next_deadline_ms`]: sett_core::Claim::next_deadline_ms
+    pub(crate) fn deadline_written(&self, at_ms: i64) {
+        if wakes_the_loop(self.deadline_wake_at_ms.load(Ordering::SeqCst), at_ms) {
+            self.wake.notify_one();
+        }
+    }
+
     /// Applies due deadlines; sleeps until the next one or until a write wakes it.
     pub(crate) async fn deadline_loop(&self, token: &CancellationToken) {
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
         // The creation time from which the index has not been swept yet.
         let mut unswept_from_ms = 0;
         loop {
+            // Before the index is read: a deadline written from now on wakes the loop again.
+            self.deadline_wake_at_ms.store(LOOP_AWAKE, Ordering::SeqCst);
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + SWEEP_EVERY;
                 // A transition whose reply was lost (the connection dropped after the script
@@ -93,6 +119,12 @@ impl Engine {
                     Duration::from_millis(500)
                 }
             };
+            // A deadline written before this is in what the index read returned, or it woke the
+            // loop (a permit the `notified()` below takes at once); one written from now on and
+            // earlier than this wakes it. The margin covers the timer's rounding up to the next
+            // millisecond, so the loop never sleeps past a deadline it was not told of.
+            let planned = now_ms() + sleep.as_millis() as i64 + 2;
+            self.deadline_wake_at_ms.store(planned, Ordering::SeqCst);
             // Cancel-safe: a token, a sleep, and a notification (a `notify_one` that reaches a
             // dropped `notified()` is passed on to the next wait, so no wake-up is lost).
             tokio::select! {
@@ -184,5 +216,20 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_wakes_the_loop_only_when_it_would_be_read_too_late() {
+        // Awake: the loop may have read the index before the write.
+        assert!(wakes_the_loop(LOOP_AWAKE, 1_000));
+        // Asleep until 5_000: an earlier deadline wakes it, a later one waits for that read.
+        assert!(wakes_the_loop(5_000, 4_999));
+        assert!(!wakes_the_loop(5_000, 5_000));
+        assert!(!wakes_the_loop(5_000, 65_000));
     }
 }

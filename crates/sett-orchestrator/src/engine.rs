@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +45,7 @@ impl Orchestrator {
             launcher,
             ready: Arc::new(AtomicBool::new(false)),
             wake: Notify::new(),
+            deadline_wake_at_ms: AtomicI64::new(crate::deadlines::LOOP_AWAKE),
             tasks: TaskTracker::new(),
             outbox_left: AtomicBool::new(false),
             cancel_fence_possible: AtomicBool::new(true),
@@ -94,8 +95,12 @@ pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) launcher: Arc<dyn WorkerLauncher>,
     pub(crate) ready: Arc<AtomicBool>,
-    /// Woken whenever a write may have created an earlier deadline.
+    /// Woken when a write set a deadline earlier than the deadline loop's planned wake-up
+    /// ([`Engine::deadline_written`]), or left follow-ups in the outbox.
     pub(crate) wake: Notify,
+    /// When the sleeping deadline loop reads the index again (ms), or
+    /// [`crate::deadlines::LOOP_AWAKE`] while it reads it or applies deadlines.
+    pub(crate) deadline_wake_at_ms: AtomicI64,
     /// The worker tasks (waited for, with the launcher's grace, when the engine stops).
     pub(crate) tasks: TaskTracker,
     /// Set when follow-ups were left in the outbox after their retries (Redis failing over):

@@ -133,6 +133,8 @@ impl Engine {
             if attempt >= 5 {
                 error!(claim_id = %claim, %entry, "follow-ups keep failing; they stay in the outbox and are retried shortly");
                 self.outbox_left.store(true, Ordering::SeqCst);
+                // Carried out by the deadline loop's next pass, which this starts now.
+                self.wake.notify_one();
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
@@ -184,7 +186,9 @@ impl Engine {
                             metrics::counter!(m::GRANTS, "claim_type" => g.claim_type.as_str()).increment(1);
                         }
                         info!(claim_id = %claim.id, rework_of = %claim_id, agent = ?claim.assigned_agent.as_ref().map(AgentName::as_str), "rework claim created");
-                        self.wake.notify_one();
+                        if let Some(at) = claim.next_deadline_ms() {
+                            self.deadline_written(at);
+                        }
                         if !launches.is_empty() {
                             let entry = OutboxEntry::new(&claim.id, claim.revision);
                             Box::pin(self.carry_out(claim.id, &entry, launches)).await;

@@ -40,7 +40,9 @@ impl Engine {
                 self.written.wrote(&claim);
                 metrics::counter!(m::CLAIMS_CREATED, "kind" => "retry").increment(1);
                 info!(claim_id = %claim.id, failed_claim = %r.failed_claim, operator = %r.operator, "retry claim created");
-                self.wake.notify_one();
+                if let Some(at) = claim.next_deadline_ms() {
+                    self.deadline_written(at);
+                }
                 Ok(())
             }
             // Handled again (a restart, a failed batch): bids may have come meanwhile.

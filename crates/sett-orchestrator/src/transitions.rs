@@ -172,8 +172,8 @@ impl Engine {
             if !ops.is_empty() {
                 self.refresh_open_questions_gauge().await;
             }
-            if t.claim.next_deadline_ms().is_some() {
-                self.wake.notify_one();
+            if let Some(at) = t.claim.next_deadline_ms() {
+                self.deadline_written(at);
             }
             if !follow.is_empty() {
                 let entry = sett_store::OutboxEntry::new(&t.claim.id, t.claim.revision);
