@@ -60,6 +60,8 @@ pub(crate) struct Bench {
     /// Shared so a scenario can run a second set of binaries against the same server.
     pub redis: std::rc::Rc<TempRedis>,
     pub runs: usize,
+    /// The binaries connect by the server's Unix socket instead of loopback TCP.
+    pub unix: bool,
 }
 
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
@@ -106,8 +108,16 @@ pub(crate) fn timed(cmd: &mut Command) -> Result<(f64, u64)> {
 impl Bench {
     pub fn sett(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.bin.join("sett"));
-        c.args(args).args(["--redis-url", &self.redis.url()]);
+        c.args(args).args(["--redis-url", &self.url()]);
         c
+    }
+
+    /// The URL the benchmarked binaries connect with: loopback TCP, or the Unix socket.
+    pub fn url(&self) -> String {
+        match self.redis.unix_url().filter(|_| self.unix) {
+            Some(url) => url,
+            None => self.redis.url(),
+        }
     }
 
     pub fn redis_cli(&self, args: &[&str]) -> Result<String> {
@@ -120,7 +130,7 @@ impl Bench {
 
     pub fn bench_bin(&self, instance: &str, args: &[&str]) -> Result<Value> {
         let out = Command::new(self.bin.join("sett-bench"))
-            .args(["--redis-url", &self.redis.url(), "--instance", instance])
+            .args(["--redis-url", &self.url(), "--instance", instance])
             .args(args)
             .stderr(Stdio::inherit())
             .output()?;
@@ -160,6 +170,7 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
         bin: root.join("target").join(if args.dev { "debug" } else { "release" }),
         redis: std::rc::Rc::new(redis),
         runs: args.runs.max(1),
+        unix: false,
     };
 
     let mut results = serde_json::Map::new();

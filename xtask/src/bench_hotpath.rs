@@ -7,7 +7,8 @@
 //! latency artifact written → grant taken, and each process's CPU per lifecycle, also as a share
 //! of Redis's (Redis does the same work on both sides, so the share holds when the machine's
 //! speed drifts between rounds, which lifecycles/s does not), and the share of the machine's CPU
-//! left idle meanwhile (whether the run was bound by CPU or by one process's loop).
+//! left idle meanwhile (whether the run was bound by CPU or by one process's loop). A third side
+//! runs the new binaries by the same server's Unix socket (the old ones cannot use one).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -142,9 +143,14 @@ fn round(b: &Bench, ws: &Path, name: &str, count: u64, latency_claims: u64) -> R
 pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<Value> {
     let count = if quick { 1000 } else { 3000 };
     let latency_claims = if quick { 100 } else { 300 };
-    let old = Bench { bin: baseline.to_path_buf(), redis: b.redis.clone(), runs: b.runs };
-    let sides: [(&str, &Bench); 2] = [("old", &old), ("new", b)];
-    let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    let old = Bench { bin: baseline.to_path_buf(), redis: b.redis.clone(), runs: b.runs, unix: false };
+    // The new binaries a third time, by the server's Unix socket (the old ones cannot use it).
+    let by_socket = Bench { bin: b.bin.clone(), redis: b.redis.clone(), runs: b.runs, unix: true };
+    let mut sides: Vec<(&str, &Bench)> = vec![("old", &old), ("new", b)];
+    if b.redis.unix_url().is_some() {
+        sides.push(("new-unix-socket", &by_socket));
+    }
+    let mut rounds: Vec<Vec<Round>> = sides.iter().map(|_| Vec::new()).collect();
     for run in 0..b.runs {
         for (i, (label, bench)) in sides.iter().enumerate() {
             let r = round(bench, ws, &format!("bench-hotpath-{label}-{run}"), count, latency_claims)?;
@@ -191,7 +197,10 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
         })
     };
     let (o, n) = (side(&rounds[0]), side(&rounds[1]));
+    let by_socket = rounds.get(2).map(|rs| side(rs));
     let ratio = |k: &str| n[k].as_f64().unwrap_or(0.0) / o[k].as_f64().unwrap_or(0.0).max(1e-9);
+    let socket_ratio =
+        |k: &str| by_socket.as_ref().map(|u| u[k].as_f64().unwrap_or(0.0) / o[k].as_f64().unwrap_or(0.0).max(1e-9));
     // Each process's CPU as a share of Redis's, new over old: the comparison a drifting machine
     // leaves standing.
     let share_ratios: serde_json::Map<String, Value> = n["cpu_share_of_redis"]
@@ -210,6 +219,11 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
         "baseline_bin": baseline.display().to_string(),
         "old": o,
         "new": n,
+        "new_by_unix_socket": by_socket,
+        "new_by_unix_socket_over_old": {
+            "lifecycles_per_second": socket_ratio("lifecycles_per_second"),
+            "artifact_to_grant_taken_p50_ms": socket_ratio("artifact_to_grant_taken_p50_ms"),
+        },
         "new_over_old": {
             "lifecycles_per_second": ratio("lifecycles_per_second"),
             "redis_commands_per_lifecycle": ratio("redis_commands_per_lifecycle"),
@@ -218,6 +232,7 @@ pub(crate) fn ab(b: &Bench, baseline: &Path, ws: &Path, quick: bool) -> Result<V
             "cpu_share_of_redis": share_ratios,
         },
         "redis_baseline": redis_baseline(b)?,
+        "transport": "old and new by loopback TCP; new_by_unix_socket: the new binaries by the same server's Unix socket",
         "command": "cargo xtask bench --only hotpath --baseline-bin DIR",
     }))
 }

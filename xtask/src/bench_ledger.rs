@@ -37,7 +37,7 @@ pub(crate) fn build_unchained(root: &Path) -> Result<PathBuf> {
 /// Redis commands per lifecycle for each side.
 pub(crate) fn chain_cost(b: &Bench, unchained: &Path, ws: &Path, quick: bool) -> Result<Value> {
     let count = if quick { 1000 } else { 3000 };
-    let base = Bench { bin: unchained.to_path_buf(), redis: b.redis.clone(), runs: b.runs };
+    let base = Bench { bin: unchained.to_path_buf(), redis: b.redis.clone(), runs: b.runs, unix: false };
     let sides: [(&str, &Bench); 2] = [("unchained", &base), ("chained", b)];
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut cmds: [Vec<f64>; 2] = [Vec::new(), Vec::new()];

@@ -154,6 +154,7 @@ pub(crate) fn tracing_cost(b: &Bench, root: &Path, ws: &Path, quick: bool) -> Re
         bin: dir.into(),
         redis: b.redis.clone(),
         runs: b.runs,
+        unix: false,
     });
     let mut result = sides_cost(b, base.as_ref(), root, ws, quick)?;
     result["command"] = json!("cargo xtask bench --only traces");

@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 
 pub struct TempRedis {
     pub port: u16,
+    /// Its Unix socket (`<dir>/redis.sock`), when the path is short enough for one.
+    pub socket: Option<std::path::PathBuf>,
     child: Child,
 }
 
@@ -16,6 +18,7 @@ impl TempRedis {
     pub fn start(dir: &Path, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let socket = Some(dir.join("redis.sock")).filter(|p| p.is_absolute() && p.as_os_str().len() < 100);
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -23,6 +26,9 @@ impl TempRedis {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(path) = &socket {
+            cmd.arg("--unixsocket").arg(path).args(["--unixsocketperm", "700"]);
+        }
         let child = cmd.spawn().context("cannot start redis-server: install it with `apt-get install redis-server`")?;
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -31,11 +37,16 @@ impl TempRedis {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Self { port, child })
+        Ok(Self { port, socket, child })
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The same server by its Unix socket (`redis+unix://`), if it has one.
+    pub fn unix_url(&self) -> Option<String> {
+        self.socket.as_ref().map(|p| format!("redis+unix://{}", p.display()))
     }
 }
 
