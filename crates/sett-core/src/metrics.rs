@@ -290,7 +290,7 @@ pub const ALL: &[Metric] = &[
     Metric {
         name: REDIS_ERRORS,
         kind: Kind::Counter,
-        help: "Redis calls that failed (event reads, lock renewals, heartbeats, handler calls retried).",
+        help: "Redis calls that failed (event reads, acknowledgements, lock renewals, heartbeats, handler calls retried).",
     },
     Metric {
         name: REDIS_RECONNECTS,

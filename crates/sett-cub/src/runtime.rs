@@ -212,7 +212,7 @@ impl Cub {
             .in_current_span(),
         );
 
-        let (acks, acks_sent) = driver.acks().batched();
+        let (acks, acks_sent) = driver.batched_acks();
         let shared = Arc::new(Shared {
             store: self.store.clone(),
             settings: self.settings.clone(),

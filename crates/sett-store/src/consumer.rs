@@ -13,6 +13,7 @@ use backon::Retryable;
 use fred::prelude::*;
 use fred::types::Value;
 use sett_core::event::Event;
+use sett_core::metrics::REDIS_ERRORS;
 
 use crate::events::{bounded, decode_raw, xread_entries};
 use crate::{Result, Store, StoreError};
@@ -109,8 +110,9 @@ impl GroupAcks {
     }
 
     /// A [`BatchedAcks`] handle and the task that sends its acknowledgements; the task ends,
-    /// having sent everything queued, once every handle is dropped.
-    pub fn batched(&self) -> (BatchedAcks, tokio::task::JoinHandle<()>) {
+    /// having sent everything queued, once every handle is dropped. A failed acknowledgement
+    /// counts as a Redis error of `component` (`sett_redis_errors_total`).
+    pub fn batched(&self, component: &'static str) -> (BatchedAcks, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let acks = self.clone();
         let task = tokio::spawn(async move {
@@ -127,6 +129,7 @@ impl GroupAcks {
                     }
                 }
                 if let Err(e) = acks.ack(&ids).await {
+                    metrics::counter!(REDIS_ERRORS, "component" => component).increment(1);
                     tracing::warn!(group = %acks.group, error = %e, count = ids.len(), "cannot acknowledge events; they will be re-read");
                 }
                 ids.clear();

@@ -118,6 +118,12 @@ impl ConsumerDriver {
         self.stream.acks()
     }
 
+    /// Acknowledgements sent in the background ([`GroupAcks::batched`]), a failed one counted
+    /// as a Redis error of this consumer's component; the task ends once every handle is dropped.
+    pub fn batched_acks(&self) -> (crate::BatchedAcks, tokio::task::JoinHandle<()>) {
+        self.stream.acks().batched(self.component)
+    }
+
     /// Reports handler failures that happen after the handler returned.
     pub fn redeliver(&self) -> Redeliver {
         self.redeliver.clone()
