@@ -44,8 +44,9 @@ impl Engine {
     ) -> Result<(), OrchestratorError> {
         // Sent in the background (issue 29: a round trip less after every batch, which in a
         // lifecycle's critical moments competed for a CPU with the cub taking its grant). One
-        // that fails is logged and counted in `sett_redis_errors_total`; its events stay pending and are read again after the next
-        // reconnection or failed batch, or at the next start, and handled again harmlessly.
+        // that fails is logged and counted in `sett_redis_errors_total`; its events stay
+        // pending and are read again after the next reconnection or failed batch, or at the
+        // next start, and handled again harmlessly.
         let (acks, mut acks_sent) = driver.batched_acks();
         let consumed = async {
             let acks = &acks;
