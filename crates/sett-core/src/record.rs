@@ -54,6 +54,12 @@ pub struct ComponentRecord {
     /// new artifact themselves.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub records_standing_bids: bool,
+    /// The orchestrator's: its claim writes ring the bell of each cub they grant to, and every
+    /// cub's bell when a claim waits for bids (sett-store presence.rs), so a cub whose standing
+    /// bid it records may wait on its bell instead of reading every event as it comes. False
+    /// when its Redis user may not publish to the instance's channels.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rings_bells: bool,
 }
 
 /// Who took grant `(claim, seq)` for execution, and when (`executions` hash). Unique to one

@@ -9,6 +9,11 @@
 //! `claim_granted` (to this agent, not via a worker) to one grant execution; all run in their
 //! own tasks, so bidding never waits for a tool. An event is acknowledged once handled; every
 //! handler is idempotent, so redelivery is harmless.
+//!
+//! While its standing bid is recorded by an orchestrator that rings bells, the cub has nothing
+//! to do with most events (new artifacts, other agents' grants), so it waits on its bell
+//! (sett-store presence.rs) instead of being woken by every entry: rung by a grant to its agent
+//! or an event any cub may act on, and reading at least once a second anyway.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -98,6 +103,11 @@ struct StandingOffer {
     /// Whether the orchestrator records standing bids (its component record says so, read with
     /// each heartbeat): otherwise the cub bids on new artifacts itself.
     recorded: AtomicBool,
+    /// Whether the orchestrator rings the cubs' bells (its record, read with `recorded`).
+    rings: AtomicBool,
+    /// Set while the event loop waits on the bell instead of reading every event as it comes:
+    /// the offer is in effect and the orchestrator rings ([`StandingOffer::refresh_bell`]).
+    bell_armed: Arc<AtomicBool>,
 }
 
 impl StandingOffer {
@@ -105,7 +115,21 @@ impl StandingOffer {
     /// orchestrator records no standing bid without it).
     fn new(agent: &sett_core::config::AgentConfig, present: bool) -> Self {
         let terms = if present { agent.standing_bid_terms() } else { None };
-        Self { terms, withdrawn: AtomicBool::new(false), recorded: AtomicBool::new(false) }
+        Self {
+            terms,
+            withdrawn: AtomicBool::new(false),
+            recorded: AtomicBool::new(false),
+            rings: AtomicBool::new(false),
+            bell_armed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Arms the bell when nothing but a ring can concern this cub: its standing bid is recorded
+    /// (so new artifacts need nothing from it) and the orchestrator rings it for its grants and
+    /// for claims waiting for bids. Disarmed otherwise, e.g. once withdrawn.
+    fn refresh_bell(&self) {
+        let armed = self.in_effect() && self.rings.load(Ordering::SeqCst);
+        self.bell_armed.store(armed, Ordering::SeqCst);
     }
 
     /// The terms to publish now.
@@ -248,12 +272,16 @@ impl Cub {
         // The store's failure policy (a failed read or task: the pending entries again after the
         // backoff); a shutdown during the backlog ends it at once.
         let mut driver = driver.with_ready(options.ready.clone());
+        if let Some(presence) = &presence {
+            driver = driver.with_bell(presence.bell(), offer.bell_armed.clone());
+        }
         driver.run(&options.shutdown, handle).await;
         options.ready.store(false, Ordering::SeqCst);
         // No standing bid is recorded for a cub that stops: its presence goes first (the
         // orchestrator's creating write checks it), then its offer (the heartbeat publishes the
         // withdrawal too, should it race with this write).
         offer.withdrawn.store(true, Ordering::SeqCst);
+        offer.refresh_bell();
         if let Some(presence) = presence {
             presence.withdraw().await;
         }
@@ -358,7 +386,10 @@ async fn heartbeat(
 async fn read_orchestrator_record(store: &Store, offer: &StandingOffer) {
     match store.component(ORCHESTRATOR_COMPONENT).await {
         Ok(record) => {
-            offer.recorded.store(record.is_some_and(|r| r.records_standing_bids), Ordering::SeqCst);
+            let (records, rings) = record.map_or((false, false), |r| (r.records_standing_bids, r.rings_bells));
+            offer.recorded.store(records, Ordering::SeqCst);
+            offer.rings.store(rings, Ordering::SeqCst);
+            offer.refresh_bell();
         }
         Err(e) => tracing::debug!(error = %e, "cannot read the orchestrator's record"),
     }
@@ -450,8 +481,6 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
             // Re-read while a task still works on it: that task acknowledges or reports it.
             continue;
         }
-        let lag_ms = (sett_store::now_ms() - event.ts_ms).max(0);
-        metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
         metrics::counter!(EVENTS_HANDLED, "component" => "cub", "kind" => event.kind().as_str()).increment(1);
         let work = match classify(&event, agent) {
             // The orchestrator records this agent's bid with the claim.
@@ -480,6 +509,12 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
             }
             other => other,
         };
+        if !matches!(work, Work::Nothing | Work::StandingBidRecorded(_) | Work::OrchestratorStarted) {
+            // The lag of what this cub acts on: an event that needs nothing from it may be read up
+            // to the bell's fallback late, by design.
+            let lag_ms = (sett_store::now_ms() - event.ts_ms).max(0);
+            metrics::histogram!(EVENT_LAG_SECONDS, "component" => "cub").record(lag_ms as f64 / 1000.0);
+        }
         match work {
             // Handled above.
             Work::Nothing | Work::StandingBidRecorded(_) | Work::OrchestratorStarted => done.push(event.id),
@@ -728,5 +763,28 @@ mod tests {
         assert_eq!(classify(&bid("Other", true), &me), Work::Nothing);
         let started = EventData::InstanceStarted(InstanceStarted { host: "h".into(), pid: 1, run_id: "r".into() });
         assert_eq!(classify(&event(started), &me), Work::OrchestratorStarted);
+    }
+
+    /// The bell is armed only while nothing but a ring can concern the cub: its standing bid
+    /// offered and recorded, and the orchestrator ringing; never once withdrawn.
+    #[test]
+    fn the_bell_is_armed_only_while_the_offer_is_recorded_by_an_orchestrator_that_rings() {
+        let text = "version: \"1.0\"\nagents:\n  Coder:\n    command: [x]\n    bidding_strategy: exclusive\n";
+        let agent = sett_core::config::SettConfig::parse("t.yml", text).unwrap().agents.into_values().next().unwrap();
+        let armed = |recorded: bool, rings: bool, present: bool| {
+            let offer = StandingOffer::new(&agent, present);
+            offer.recorded.store(recorded, Ordering::SeqCst);
+            offer.rings.store(rings, Ordering::SeqCst);
+            offer.refresh_bell();
+            offer
+        };
+        assert!(armed(true, true, true).bell_armed.load(Ordering::SeqCst));
+        assert!(!armed(false, true, true).bell_armed.load(Ordering::SeqCst), "bids on new artifacts itself");
+        assert!(!armed(true, false, true).bell_armed.load(Ordering::SeqCst), "nobody would ring it");
+        assert!(!armed(true, true, false).bell_armed.load(Ordering::SeqCst), "no presence, no offer");
+        let offer = armed(true, true, true);
+        offer.withdrawn.store(true, Ordering::SeqCst);
+        offer.refresh_bell();
+        assert!(!offer.bell_armed.load(Ordering::SeqCst), "withdrawn");
     }
 }

@@ -590,3 +590,64 @@ async fn a_cub_offers_a_standing_bid_and_bids_only_where_it_was_not_recorded() {
     assert_eq!(store.components().await.unwrap().keys().collect::<Vec<_>>(), [ORCHESTRATOR_COMPONENT]);
     assert!(!store.is_present(&coder).await.unwrap(), "a stopped cub withdrew its presence");
 }
+
+/// With an orchestrator that records standing bids and rings bells, a cub waits on its bell
+/// (sett-store presence.rs) instead of reading every event as it comes, and still does all its
+/// work: a rung grant runs, a claim created waiting for bids without its standing bid (rung to
+/// every cub) gets its bid, and a grant event nobody rang for (written as an older orchestrator
+/// would, by a plain append) runs too, read by the bell's fallback.
+#[tokio::test]
+async fn a_cub_waiting_on_its_bell_misses_nothing() {
+    use sett_core::record::{ComponentRecord, ORCHESTRATOR_COMPONENT};
+
+    let store = sett_testkit::store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tool = script(dir.path(), "tool.sh", OK_TOOL);
+    let cfg = agents(&format!("  Coder:\n    command: [\"{tool}\"]\n    bidding_strategy: exclusive\n"));
+    let orchestrator = ComponentRecord {
+        records_standing_bids: true,
+        rings_bells: true,
+        heartbeat_ms: Some(now_ms()),
+        ..Default::default()
+    };
+    store.put_component(ORCHESTRATOR_COMPONENT, &orchestrator).await.unwrap();
+    let cub = start(&store, settings(&cfg[&name("Coder")], dir.path()), Duration::from_secs(5));
+    sett_testkit::eventually(WAIT, "the cub's standing bid", async || {
+        store.components().await.ok().and_then(|c| c.get("cub:Coder").and_then(|r| r.standing_bid.clone()))
+    })
+    .await;
+
+    // Rung: the grant's write publishes on the cub's presence channel.
+    let goal = new_goal(&store, "rung").await;
+    let claim = exclusive_grant(&store, &goal, "Coder", false).await;
+    wait_for_output(&store, &claim).await;
+    // Rung to every cub: a claim waiting for bids that lists no standing bid of Coder's.
+    let waiting = new_goal(&store, "waiting").await;
+    let waiting_claim = create_claim(&store, &waiting).await;
+    assert_eq!(wait_for_bid(&store, &waiting_claim, "Coder").await, BidType::Exclusive);
+    // Not rung: the grant event appended alone, as a writer without bells would.
+    let quiet = new_goal(&store, "not rung").await;
+    let created = create_claim(&store, &quiet).await;
+    let mut granted = created.clone();
+    granted.status = ClaimStatus::PendingExclusive;
+    granted.revision += 1;
+    granted.grant_seq = 1;
+    granted.grants.insert(
+        name("Coder"),
+        sett_core::claim::Grant {
+            claim_type: ClaimType::Exclusive,
+            seq: 1,
+            granted_at_ms: now_ms(),
+            deadline_ms: Some(now_ms() + 600_000),
+            via_worker: false,
+        },
+    );
+    // The record as granted, with an event that names no grant (so nothing is rung), then the
+    // grant's event on its own.
+    let written = store.write_claim(&granted, Some(created.revision), false, &[], &[], now_ms()).await.unwrap();
+    assert_eq!(written, sett_store::WriteOutcome::Written);
+    regrant_event(&store, &granted, "Coder").await;
+    wait_for_output(&store, &granted).await;
+    cub.stop().await;
+    assert_eq!(lines(&dir.path().join("runs")), 2, "one run per grant");
+}

@@ -49,6 +49,7 @@ impl Orchestrator {
             tasks: TaskTracker::new(),
             outbox_left: AtomicBool::new(false),
             cancel_fence_possible: AtomicBool::new(true),
+            rings_bells: AtomicBool::new(false),
             decided: DecidedClaims::default(),
             written: WrittenClaims::default(),
             standing: StandingOffers::default(),
@@ -111,6 +112,9 @@ pub(crate) struct Shared {
     /// before the first event is read, and by every `workflow_cancelled` read (a cancellation
     /// that fences an artifact is written before any event of that artifact read after it).
     pub(crate) cancel_fence_possible: AtomicBool,
+    /// Whether this orchestrator's Redis user may ring the cubs' bells (probed at start): its
+    /// component record says so, and cubs wait on their bells only then.
+    pub(crate) rings_bells: AtomicBool,
     /// Claims moved out of `pending_consensus` by this orchestrator: their bid events are
     /// dropped without a read.
     pub(crate) decided: DecidedClaims,

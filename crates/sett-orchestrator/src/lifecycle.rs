@@ -97,9 +97,22 @@ impl Engine {
         let redis = self.store.redis();
         let now = now_ms();
         redis.mark_instance_running(&s.instance, s.config.runtime, &s.run_id, now).await?;
+        // A ring now is harmless (a cub reads the stream and finds nothing new), and tells whether
+        // this Redis user may ring at all; the record says so before `instance_started`.
+        let rings = self.store.ring_cubs().await?;
+        if !rings {
+            warn!(
+                "this Redis user may not publish to the instance's channels (spublish on &sett:{{<instance>}}:*); cubs read every event as it comes instead of when rung"
+            );
+        }
+        self.rings_bells.store(rings, Ordering::SeqCst);
         self.publish_component(now).await?;
         let started = InstanceStarted { host: s.host.clone(), pid: s.pid, run_id: s.run_id.clone() };
         self.store.append_event(&EventData::InstanceStarted(started), now).await?;
+        // Cubs waiting on their bells read the orchestrator's record again at this event.
+        if rings && let Err(e) = self.store.ring_cubs().await {
+            debug!(error = %e, "cannot ring the cubs' bell after instance_started");
+        }
         Ok(())
     }
 
@@ -118,6 +131,7 @@ impl Engine {
                     started_at_ms: Some(started_at_ms),
                     standing_bid: None,
                     records_standing_bids: true,
+                    rings_bells: self.rings_bells.load(Ordering::SeqCst),
                 },
             )
             .await

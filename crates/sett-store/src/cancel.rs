@@ -136,6 +136,13 @@ impl Store {
                 Ok(CANCEL_WORKFLOW.evalsha_with_reload(self.client(), keys.clone(), args.clone()).await?)
             })
             .await?;
+        if reply.first().map(String::as_str) == Some("ok") && !c.claims.is_empty() {
+            // The cubs running its grants stop their tools when they read the event; a ring that
+            // fails only delays that to their bell's fallback.
+            if let Err(e) = self.ring_cubs().await {
+                tracing::debug!(error = %e, "cannot ring the cubs' bell after a cancellation");
+            }
+        }
         Ok(match reply.first().map(String::as_str) {
             Some("ok") => CancelOutcome::Cancelled { event_id: reply.get(1).cloned().unwrap_or_default() },
             // The first write survived a failover and this is its repetition: ours.

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use sett_core::event::{BidSubmitted, ClaimCreated, ClaimUpdated, EventData, EventKind};
 use sett_core::ledger;
 use sett_core::record::ExecutionRecord;
-use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId};
+use sett_core::{AgentName, ArtifactId, BidType, Claim, ClaimId, ClaimStatus};
 
 use crate::codec::{claim_binding, decode_claim, encode_claim};
 use crate::scripts::{SUBMIT_BID, WRITE_CLAIM};
@@ -93,6 +93,29 @@ fn standing_bids_arg(keys: &crate::Keys, standing: &StandingBids) -> String {
         .map(|(agent, bid)| serde_json::json!([agent, bid.to_string(), keys.presence_channel(agent)]))
         .collect();
     serde_json::Value::Array(items).to_string()
+}
+
+/// `write_claim.lua`'s ARGV[14]: the bells its events ring (presence.rs), or "" for none. A grant
+/// rings its agent's cub (not a worker's grant: a worker is started for it); a claim created
+/// waiting for bids, and not granted by the same write, rings every cub, since any of them may
+/// have to bid (one whose standing bid it lists finds nothing to do).
+fn bells_arg(keys: &crate::Keys, events: &[EventData]) -> String {
+    let granted =
+        |claim: &ClaimId| events.iter().any(|e| matches!(e, EventData::ClaimGranted(g) if g.claim_id == *claim));
+    let mut bells: Vec<String> = Vec::new();
+    for e in events {
+        let bell = match e {
+            EventData::ClaimGranted(g) if !g.via_worker => keys.presence_channel(&g.agent),
+            EventData::ClaimCreated(c) if c.status == ClaimStatus::PendingConsensus && !granted(&c.claim_id) => {
+                keys.cubs_bell_channel()
+            }
+            _ => continue,
+        };
+        if !bells.contains(&bell) {
+            bells.push(bell);
+        }
+    }
+    if bells.is_empty() { String::new() } else { serde_json::to_string(&bells).expect("strings serialise") }
 }
 
 /// `events` with the `standing` bids listed in the `claim_created` of `claim` among them: the
@@ -357,6 +380,7 @@ impl Store {
                 .to_owned(),
                 standing_bids_arg(k, &standing),
                 if in_place { "1" } else { "" }.to_owned(),
+                bells_arg(k, &events),
             ];
             args.extend(flat.iter().cloned());
             let (reply, rewritten): (Vec<String>, bool) = self

@@ -250,6 +250,16 @@ impl GroupConsumer {
     /// cancelled read was served stay pending for this consumer and are re-read at its next
     /// start.
     pub async fn read(&mut self, count: u64, block: Duration) -> Result<Vec<Event>> {
+        self.read_or_wait(count, Some(block)).await
+    }
+
+    /// [`GroupConsumer::read`] without waiting: the entries there are now, maybe none (a
+    /// consumer woken by its bell, [`crate::Bell`]).
+    pub async fn read_now(&mut self, count: u64) -> Result<Vec<Event>> {
+        self.read_or_wait(count, None).await
+    }
+
+    async fn read_or_wait(&mut self, count: u64, block: Option<Duration>) -> Result<Vec<Event>> {
         match self.read_inner(count, block).await {
             Ok(events) => Ok(events),
             Err(e) => {
@@ -262,7 +272,7 @@ impl GroupConsumer {
         }
     }
 
-    async fn read_inner(&mut self, count: u64, block: Duration) -> Result<Vec<Event>> {
+    async fn read_inner(&mut self, count: u64, block: Option<Duration>) -> Result<Vec<Event>> {
         if self.recreate_group {
             self.ensure_group().await?;
             self.recreate_group = false;
@@ -277,14 +287,16 @@ impl GroupConsumer {
                 return Ok(pending);
             }
         }
-        Ok(self.read_once(">", count, Some(block)).await?.0)
+        Ok(self.read_once(">", count, block).await?.0)
     }
 
-    /// One XREADGROUP from `id` (`">"`: new entries, blocking up to `block`): the events, and
-    /// the id of the last entry read (malformed ones included, so a pending pass steps past them).
+    /// One XREADGROUP from `id` (`">"`: new entries, blocking up to `block` when given; a
+    /// pending pass never blocks): the events, and the id of the last entry read (malformed ones
+    /// included, so a pending pass steps past them).
     async fn read_once(&self, id: &str, count: u64, block: Option<Duration>) -> Result<(Vec<Event>, Option<String>)> {
+        // `BLOCK 0` would wait forever: a read that must not wait sends no BLOCK at all.
+        let block_ms = block.filter(|_| id == ">").map(|b| b.as_millis() as u64);
         let block = block.unwrap_or(Duration::ZERO);
-        let block_ms = (id == ">").then_some(block.as_millis() as u64);
         let call = self.client.xreadgroup::<Value, _, _, _, _>(
             self.group.as_str(),
             self.consumer.as_str(),

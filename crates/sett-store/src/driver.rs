@@ -13,6 +13,10 @@
 //!   still working on.
 //! - **Every handler is idempotent**: delivery is at least once.
 //!
+//! A consumer given a [`Bell`] ([`ConsumerDriver::with_bell`]) waits on it while it is armed
+//! instead of blocking on the stream: it reads what is there when rung, and at least every
+//! [`BELL_FALLBACK`], so an event whose writer rang nobody is handled late, never lost.
+//!
 //! Calls inside a handler that may fail for a moment retry with the same [`backoff`] (through
 //! `backon`, bounded by the caller's own limit: a deadline, a number of attempts, a shutdown).
 
@@ -27,14 +31,20 @@ use sett_core::event::Event;
 use sett_core::metrics::REDIS_ERRORS;
 use tokio_util::sync::CancellationToken;
 
-use crate::Result;
 use crate::consumer::{GroupAcks, GroupConsumer};
+use crate::{Bell, Result};
 
 /// The first pause of a retry.
 pub const RETRY_FIRST: Duration = Duration::from_millis(100);
 /// The longest pause between two reads of the event stream (or two passes over the pending
 /// entries) while they fail.
 pub const RETRY_LONGEST: Duration = Duration::from_secs(5);
+
+/// The longest a consumer waiting on its bell goes without reading the stream: the delay of an
+/// event nobody rang for (a writer without `spublish` permission, a ring lost in a
+/// reconnection). Such a consumer reads once a second when idle, one command, where a blocking
+/// read costs one every [`ConsumerDriver::new`]'s `block`.
+pub const BELL_FALLBACK: Duration = Duration::from_secs(1);
 
 /// The backoff of every retry in Sett: [`RETRY_FIRST`], doubling up to `longest`, jittered (so
 /// components that lost Redis together do not come back in step), with no limit on attempts:
@@ -98,13 +108,23 @@ pub struct ConsumerDriver {
     block: Duration,
     redeliver: Redeliver,
     ready: Option<Arc<AtomicBool>>,
+    /// Waited on instead of a blocking read while its flag is set ([`ConsumerDriver::with_bell`]).
+    bell: Option<(Bell, Arc<AtomicBool>)>,
 }
 
 impl ConsumerDriver {
     /// Drives `stream`, reading up to `count` events at a time and blocking up to `block` for
     /// new ones (the driver looks at its stop token at least that often).
     pub fn new(stream: GroupConsumer, component: &'static str, count: u64, block: Duration) -> Self {
-        Self { stream, component, count, block, redeliver: Redeliver::default(), ready: None }
+        Self { stream, component, count, block, redeliver: Redeliver::default(), ready: None, bell: None }
+    }
+
+    /// While `armed` is set, waits for `bell` (or [`BELL_FALLBACK`]) and then reads what is
+    /// there, instead of blocking on the stream: for a consumer that most events do not concern,
+    /// and whose writers ring it for the ones that do.
+    pub fn with_bell(mut self, bell: Bell, armed: Arc<AtomicBool>) -> Self {
+        self.bell = Some((bell, armed));
+        self
     }
 
     /// Sets `ready` while the last read of the stream succeeded, clears it while reads fail.
@@ -178,6 +198,8 @@ impl ConsumerDriver {
     {
         let policy = backoff(RETRY_LONGEST);
         let mut pauses = policy.build();
+        // The last read returned a full batch: read again before waiting for the bell.
+        let mut more = false;
         while !stop.is_cancelled() {
             if self.redeliver.take() {
                 let pause = pauses.next().unwrap_or(RETRY_LONGEST);
@@ -189,11 +211,31 @@ impl ConsumerDriver {
             }
             // Cancel-safe: a read abandoned at shutdown loses nothing (what Redis served it stays
             // pending for this consumer and is re-read at the next start).
-            let read = tokio::select! {
-                biased;
-                () = stop.cancelled() => break,
-                r = self.stream.read(self.count, self.block) => r,
+            let bell = self.bell.as_ref().filter(|(_, armed)| armed.load(Ordering::SeqCst)).map(|(b, _)| b.clone());
+            let read = match bell {
+                Some(bell) => {
+                    if !more {
+                        // Cancel-safe: a token, a ring kept for the next wait, and a sleep.
+                        tokio::select! {
+                            biased;
+                            () = stop.cancelled() => break,
+                            () = bell.rung() => {}
+                            () = tokio::time::sleep(BELL_FALLBACK) => {}
+                        }
+                    }
+                    tokio::select! {
+                        biased;
+                        () = stop.cancelled() => break,
+                        r = self.stream.read_now(self.count) => r,
+                    }
+                }
+                None => tokio::select! {
+                    biased;
+                    () = stop.cancelled() => break,
+                    r = self.stream.read(self.count, self.block) => r,
+                },
             };
+            more = matches!(&read, Ok(events) if events.len() as u64 >= self.count);
             match read {
                 Ok(events) => {
                     self.set_ready(true);

@@ -140,6 +140,13 @@ impl Keys {
     pub fn presence_channel(&self, agent: &AgentName) -> String {
         format!("{}cub:{agent}:presence", self.prefix)
     }
+    /// Not a key: the sharded Pub/Sub channel every cub's presence connection also listens on,
+    /// rung after an event any cub may have to act on (a claim waiting for bids, a cancelled
+    /// workflow, an orchestrator started; presence.rs, bells). In the instance's slot, like the
+    /// presence channels, so a script on that node may publish to it.
+    pub fn cubs_bell_channel(&self) -> String {
+        format!("{}cubs:bell", self.prefix)
+    }
     pub fn worker_queue(&self, agent: &AgentName) -> String {
         format!("{}workers:{agent}:queue", self.prefix)
     }
@@ -407,7 +414,7 @@ mod tests {
         let k = Keys::new(&InstanceName::parse("myproject").unwrap());
         let fixed = k.fixed();
         let src = include_str!("keys.rs");
-        let not_keys = ["prefix", "scan_pattern"];
+        let not_keys = ["prefix", "scan_pattern", "cubs_bell_channel"];
         let mut builders = 0;
         for line in src.lines() {
             let Some(rest) = line.trim().strip_prefix("pub fn ") else { continue };

@@ -4,10 +4,26 @@
 //! it dies, so a script that counts the channel's subscribers (`PUBSUB SHARDNUMSUB`, in
 //! lua/write_claim.lua) knows in the same atomic step whether the cub still runs: no standing
 //! bid is recorded for a cub that is gone.
+//!
+//! The same connection is the cub's [`Bell`]: the claim write that grants to its agent
+//! publishes on the presence channel, and the writes any cub may have to act on (a claim
+//! waiting for bids, a cancelled workflow, an orchestrator started) on the instance's
+//! `cubs:bell` channel, which every presence connection also listens on. A cub whose standing
+//! bid is recorded has nothing to do with the other events, so it reads the stream when rung
+//! (and at least every [`crate::driver::BELL_FALLBACK`]) instead of being woken by every entry:
+//! the stream stays the one source of events, and a ring is only a hint that is never needed
+//! for correctness (issue 29: five readers woken per entry took the CPU from the one cub that
+//! had to take the grant).
+
+use std::sync::Arc;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
+use fred::types::Message;
 use sett_core::AgentName;
+use tokio::sync::Notify;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::{Result, Store};
@@ -19,31 +35,72 @@ const WITHDRAW_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 /// dropping it, when the process ends).
 pub struct Presence {
     client: SubscriberClient,
-    channel: String,
+    /// The presence channel and the instance's bell channel.
+    channels: Vec<String>,
     /// Subscribes again after a reconnection (a Redis restart or failover drops every
     /// subscription).
     resubscribe: JoinHandle<()>,
+    bell: Bell,
+    /// Rings the bell on every message and reconnection.
+    listen: JoinHandle<()>,
+}
+
+/// Rung when a message arrives on a cub's presence connection: an event it may have to act on
+/// was written (see the module's docs). Cheap to clone. A ring that comes while nobody waits is
+/// kept for the next wait, so one that arrives between a read of the stream and the next wait
+/// is not lost.
+#[derive(Debug, Clone, Default)]
+pub struct Bell(Arc<Notify>);
+
+impl Bell {
+    /// Rings: the next (or current) [`Bell::rung`] returns.
+    pub fn ring(&self) {
+        self.0.notify_one();
+    }
+
+    /// Returns once rung (at once if it was rung since the last return). Cancel-safe.
+    pub async fn rung(&self) {
+        self.0.notified().await;
+    }
 }
 
 impl std::fmt::Debug for Presence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Presence").field("channel", &self.channel).finish_non_exhaustive()
+        f.debug_struct("Presence").field("channels", &self.channels).finish_non_exhaustive()
     }
 }
 
 impl Store {
     /// Subscribes to `agent`'s presence channel on a connection of its own, for as long as the
     /// returned [`Presence`] lives.
+    /// It listens on the instance's bell channel too: [`Presence::bell`] is rung by what is
+    /// published on either.
     pub async fn announce_presence(&self, agent: &AgentName) -> Result<Presence> {
         let client = self.redis.subscriber().await?;
+        // Listening before subscribing: no message is published to a channel before it is.
+        let bell = Bell::default();
+        let listen = tokio::spawn(ring_on_messages(client.message_rx(), client.reconnect_rx(), bell.clone()));
         let resubscribe = client.manage_subscriptions();
-        let channel = self.keys.presence_channel(agent);
-        if let Err(e) = client.ssubscribe(channel.as_str()).await {
+        let channels = vec![self.keys.presence_channel(agent), self.keys.cubs_bell_channel()];
+        if let Err(e) = client.ssubscribe(channels.clone()).await {
             resubscribe.abort();
+            listen.abort();
             let _ = client.quit().await;
             return Err(e.into());
         }
-        Ok(Presence { client, channel, resubscribe })
+        Ok(Presence { client, channels, resubscribe, bell, listen })
+    }
+
+    /// Rings every cub's bell (the instance's `cubs:bell` channel), after writing an event any
+    /// of them may have to act on. `Ok(false)` when this Redis user may not publish there (an
+    /// ACL without `spublish` on the instance's channels): then nobody is rung, and cubs find
+    /// the event within their bell's fallback.
+    pub async fn ring_cubs(&self) -> Result<bool> {
+        match self.client().spublish::<i64, _, _>(self.keys.cubs_bell_channel(), "ring").await {
+            Ok(_) => Ok(true),
+            Err(e) if e.details().starts_with("NOPERM") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether a cub of `agent` is subscribed to its presence channel now.
@@ -59,15 +116,42 @@ impl Store {
     }
 }
 
+/// Rings `bell` for every message, and after every reconnection (what was published while the
+/// connection was down is lost). Ends when the client is gone.
+async fn ring_on_messages(
+    mut messages: Receiver<Message>,
+    mut reconnects: Receiver<fred::types::config::Server>,
+    bell: Bell,
+) {
+    loop {
+        // Cancel-safe: two channel receives.
+        let received = tokio::select! {
+            m = messages.recv() => m.map(drop),
+            r = reconnects.recv() => r.map(drop),
+        };
+        match received {
+            // A lagging receiver lost messages: one ring stands for all of them.
+            Ok(()) | Err(RecvError::Lagged(_)) => bell.ring(),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 impl Presence {
+    /// Rung when an event this cub may have to act on was written (see the module's docs).
+    pub fn bell(&self) -> Bell {
+        self.bell.clone()
+    }
+
     /// Ends the subscription: from now on no standing bid is recorded for this cub.
     /// Bounded by [`WITHDRAW_BOUND`]: with Redis gone, the subscriber client queues its
     /// SUNSUBSCRIBE and QUIT until it has reconnected, which may be never, and a cub told to stop
     /// would not exit; a subscription ends with its connection anyway.
     pub async fn withdraw(self) {
         self.resubscribe.abort();
+        self.listen.abort();
         let close = async {
-            let _ = self.client.sunsubscribe(self.channel.as_str()).await;
+            let _ = self.client.sunsubscribe(self.channels.clone()).await;
             let _ = self.client.quit().await;
         };
         if tokio::time::timeout(WITHDRAW_BOUND, close).await.is_err() {
@@ -79,5 +163,6 @@ impl Presence {
 impl Drop for Presence {
     fn drop(&mut self) {
         self.resubscribe.abort();
+        self.listen.abort();
     }
 }

@@ -31,7 +31,9 @@ fn acl_users(i: &str) -> Vec<(String, &'static str, String)> {
         (
             format!("sett-{i}-orchestrator"),
             ORCH_PASS,
-            format!("resetkeys ~sett:{{{i}}}:* ~sett:instances resetchannels {CONNECTION} {DATA} +pubsub|shardnumsub"),
+            format!(
+                "resetkeys ~sett:{{{i}}}:* ~sett:instances resetchannels &sett:{{{i}}}:* {CONNECTION} {DATA} +pubsub|shardnumsub +spublish"
+            ),
         ),
         (
             format!("sett-{i}-cub"),
@@ -44,7 +46,7 @@ fn acl_users(i: &str) -> Vec<(String, &'static str, String)> {
             "sett-operator".to_owned(),
             OP_PASS,
             format!(
-                "resetkeys ~sett:* resetchannels {CONNECTION} {DATA} +scan +sscan +unlink +incr +cluster|countkeysinslot +cluster|getkeysinslot"
+                "resetkeys ~sett:* resetchannels &sett:* {CONNECTION} {DATA} +spublish +scan +sscan +unlink +incr +cluster|countkeysinslot +cluster|getkeysinslot"
             ),
         ),
     ]
