@@ -300,7 +300,7 @@ pub const ALL: &[Metric] = &[
     Metric {
         name: EVENT_LAG_SECONDS,
         kind: Kind::Histogram,
-        help: "Event written to the ledger → event handled by this daemon.",
+        help: "Event written to the ledger → event handled by this daemon (a cub's: the events it acts on, its bids, grants and cancellations; the others a cub waiting on its bell reads up to a second late, by design).",
     },
     Metric { name: EVENTS_HANDLED, kind: Kind::Counter, help: "Ledger events handled by this daemon." },
     Metric {

@@ -26,7 +26,7 @@ use sett_core::machine::initial_claim_id;
 use sett_core::metrics::{EVENT_LAG_SECONDS, EVENTS_HANDLED, REDIS_ERRORS};
 use sett_core::record::{ComponentRecord, ORCHESTRATOR_COMPONENT, cub_component};
 use sett_core::{AgentName, ArtifactId, ClaimId, ClaimStatus};
-use sett_store::{BatchedAcks, ConsumerDriver, GroupStart, Redeliver, Store};
+use sett_store::{BatchedAcks, ConsumerDriver, GroupStart, Presence, Redeliver, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -169,9 +169,27 @@ struct Shared {
     bid_early: std::sync::Mutex<HashSet<ClaimId>>,
     /// This cub's standing bid.
     offer: Arc<StandingOffer>,
-    /// The stop token of each grant being executed here, by claim and seq: a `workflow_cancelled` naming
-    /// the claim stops its tool.
-    running: std::sync::Mutex<HashMap<(ClaimId, u64), CancellationToken>>,
+    /// The grants executed here, announced by their event or rung (`start_grant`).
+    grants: std::sync::Mutex<Grants>,
+}
+
+/// The grants this cub executes, whether their event or their ring came first.
+#[derive(Default)]
+struct Grants {
+    /// Running here, by claim and seq.
+    running: HashMap<(ClaimId, u64), RunningGrant>,
+    /// Started from their ring and ended well before their event was read: that event needs
+    /// nothing more. Emptied beyond [`EARLY_BIDS_REMEMBERED`]: such an event then finds the
+    /// grant taken, as a redelivered one does.
+    rung_done: HashSet<(ClaimId, u64)>,
+}
+
+struct RunningGrant {
+    /// A `workflow_cancelled` naming the claim stops its tool.
+    stop: CancellationToken,
+    /// The events that announced it (none yet when it was started from its ring), acknowledged
+    /// when it ends.
+    events: Vec<String>,
 }
 
 impl Cub {
@@ -205,7 +223,7 @@ impl Cub {
 
         let started_at_ms = sett_store::now_ms();
         // A standing bid is recorded only while this cub's presence subscription lives.
-        let presence = match self.settings.agent.standing_bid_terms() {
+        let mut presence = match self.settings.agent.standing_bid_terms() {
             None => None,
             Some(_) => match self.store.announce_presence(&agent).await {
                 Ok(presence) => Some(presence),
@@ -248,9 +266,27 @@ impl Cub {
             stopping: options.shutdown.clone(),
             bid_early: std::sync::Mutex::new(HashSet::new()),
             offer: offer.clone(),
-            running: std::sync::Mutex::new(HashMap::new()),
+            grants: std::sync::Mutex::new(Grants::default()),
         });
         let tracker = TaskTracker::new();
+        // A grant rung for this agent is taken at once, before its event is read.
+        let rung_grants = presence.as_mut().and_then(Presence::take_rung_grants).map(|mut rung| {
+            let (shared, tracker, stop) = (shared.clone(), tracker.clone(), options.shutdown.clone());
+            tokio::spawn(
+                async move {
+                    loop {
+                        // Cancel-safe: a token and a channel receive.
+                        let grant = tokio::select! {
+                            () = stop.cancelled() => return,
+                            g = rung.recv() => g,
+                        };
+                        let Some(g) = grant else { return };
+                        start_grant(&shared, &tracker, g.claim, g.seq, g.artifact, None);
+                    }
+                }
+                .in_current_span(),
+            )
+        });
 
         // The backlog: entries delivered to this consumer before a restart, never acknowledged
         // (paged with a cursor, so an entry dispatched but not acknowledged yet is not handed
@@ -277,6 +313,9 @@ impl Cub {
         }
         driver.run(&options.shutdown, handle).await;
         options.ready.store(false, Ordering::SeqCst);
+        if let Some(rung_grants) = rung_grants {
+            rung_grants.abort();
+        }
         // No standing bid is recorded for a cub that stops: its presence goes first (the
         // orchestrator's creating write checks it), then its offer (the heartbeat publishes the
         // withdrawal too, should it race with this write).
@@ -578,54 +617,105 @@ async fn dispatch(shared: &Arc<Shared>, tracker: &TaskTracker, events: Vec<Event
                 );
             }
             Work::Stop(claims) => {
-                let running = shared.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                for ((claim, seq), stop) in running.iter().filter(|((c, _), _)| claims.contains(c)) {
+                let grants = shared.grants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for ((claim, seq), running) in grants.running.iter().filter(|((c, _), _)| claims.contains(c)) {
                     tracing::info!(claim_id = %claim, seq, "the workflow was cancelled; stopping the tool");
-                    stop.cancel();
+                    running.stop.cancel();
                 }
                 done.push(event.id);
             }
             Work::Execute(claim, seq, artifact) => {
-                let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = %artifact);
-                let shared = shared.clone();
-                // Registered before the task starts, so a cancellation read after this grant
-                // (the stream's order) always finds it.
-                let stop = CancellationToken::new();
-                shared
-                    .running
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert((claim, seq), stop.clone());
-                shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(event.id.clone());
-                tracker.spawn(
-                    async move {
-                        let outcome = with_retries(&shared.kill, || {
-                            execute::execute_announced_grant(
-                                &shared.store,
-                                &shared.settings,
-                                claim,
-                                seq,
-                                artifact,
-                                shared.kill.child_token(),
-                                stop.clone(),
-                            )
-                        })
-                        .await;
-                        shared.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(claim, seq));
-                        match outcome {
-                            Ok(_) => ack(&shared, event.id),
-                            Err(e) => {
-                                tracing::error!(error = %e, "executing the grant failed; the event will be read again");
-                                gave_up(&shared, &event.id);
-                            }
-                        }
-                    }
-                    .instrument(span),
-                );
+                if let Some(id) = start_grant(shared, tracker, claim, seq, artifact, Some(event.id)) {
+                    done.push(id);
+                }
             }
         }
     }
     shared.acks.ack(done);
+}
+
+/// Executes grant `(claim, seq)` on `artifact` in a task of its own, announced by its event
+/// `event`, or by its ring (`None`; the event comes just after). The grant runs once: an event of
+/// a grant already running is acknowledged when it ends, and one of a grant its ring ran already
+/// is returned, to be acknowledged now.
+fn start_grant(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    claim: ClaimId,
+    seq: u64,
+    artifact: ArtifactId,
+    event: Option<String>,
+) -> Option<String> {
+    let mut grants = shared.grants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(running) = grants.running.get_mut(&(claim, seq)) {
+        if let Some(id) = event {
+            shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
+            running.events.push(id);
+        }
+        return None;
+    }
+    if grants.rung_done.contains(&(claim, seq)) {
+        if event.is_some() {
+            grants.rung_done.remove(&(claim, seq));
+        }
+        return event;
+    }
+    if event.is_none() && shared.stopping.is_cancelled() {
+        // Rung while stopping: its event stays for the next start.
+        return None;
+    }
+    let span = tracing::info_span!("grant", claim_id = %claim, seq, artifact_id = %artifact, rung = event.is_none());
+    // Registered before the task starts, so a cancellation read after this grant (the stream's
+    // order) always finds it.
+    let stop = CancellationToken::new();
+    if let Some(id) = &event {
+        shared.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
+    }
+    grants.running.insert((claim, seq), RunningGrant { stop: stop.clone(), events: event.into_iter().collect() });
+    drop(grants);
+    let shared = shared.clone();
+    tracker.spawn(
+        async move {
+            let outcome = with_retries(&shared.kill, || {
+                execute::execute_announced_grant(
+                    &shared.store,
+                    &shared.settings,
+                    claim,
+                    seq,
+                    artifact,
+                    shared.kill.child_token(),
+                    stop.clone(),
+                )
+            })
+            .await;
+            let mut grants = shared.grants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let events = grants.running.remove(&(claim, seq)).map(|r| r.events).unwrap_or_default();
+            match outcome {
+                Ok(_) => {
+                    if events.is_empty() {
+                        if grants.rung_done.len() >= EARLY_BIDS_REMEMBERED {
+                            grants.rung_done.clear();
+                        }
+                        grants.rung_done.insert((claim, seq));
+                    }
+                    drop(grants);
+                    for id in events {
+                        ack(&shared, id);
+                    }
+                }
+                Err(e) => {
+                    drop(grants);
+                    // A rung grant whose event was not read yet: that event runs it again.
+                    tracing::error!(error = %e, "executing the grant failed; the event will be read again");
+                    for id in events {
+                        gave_up(&shared, &id);
+                    }
+                }
+            }
+        }
+        .instrument(span),
+    );
+    None
 }
 
 /// A task's event left pending: read again (with the pending entries after it) after the backoff.

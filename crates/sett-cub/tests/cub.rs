@@ -593,7 +593,7 @@ async fn a_cub_offers_a_standing_bid_and_bids_only_where_it_was_not_recorded() {
 
 /// With an orchestrator that records standing bids and rings bells, a cub waits on its bell
 /// (sett-store presence.rs) instead of reading every event as it comes, and still does all its
-/// work: a rung grant runs, a claim created waiting for bids without its standing bid (rung to
+/// work: a rung grant runs (taken from its ring, its event acknowledged as the same grant), a claim created waiting for bids without its standing bid (rung to
 /// every cub) gets its bid, and a grant event nobody rang for (written as an older orchestrator
 /// would, by a plain append) runs too, read by the bell's fallback.
 #[tokio::test]
@@ -650,4 +650,9 @@ async fn a_cub_waiting_on_its_bell_misses_nothing() {
     wait_for_output(&store, &granted).await;
     cub.stop().await;
     assert_eq!(lines(&dir.path().join("runs")), 2, "one run per grant");
+    // The rung grant was taken from its ring, and its event, read after, acknowledged as the
+    // same grant: nothing is left pending.
+    let mut group = store.group_consumer("cub:Coder", "Coder", GroupStart::Beginning).await.unwrap();
+    assert_eq!(group.read_pending(1000).await.unwrap(), Vec::new());
+    group.quit().await;
 }

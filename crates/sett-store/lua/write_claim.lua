@@ -29,10 +29,11 @@
 --          the claim again without that standing bid, since the cub's bid and its event stand).
 -- ARGV[13] "1" when the stored record (at the expected revision) has no field the new one lacks,
 --          so it is overwritten in place (one DEL less; issue 29); else "" (it is deleted first)
--- ARGV[14] the bells to ring once written: JSON list of sharded channels (presence.rs: the
---          presence channel of each agent granted to, the instance's `cubs:bell` after a claim
---          that waits for bids), or "". A refused publish (an ACL without `spublish`) is ignored:
---          a ring is a hint, and cubs read the stream within their fallback anyway.
+-- ARGV[14] the bells to ring once written: JSON list of [sharded channel, message] (presence.rs:
+--          the presence channel of each agent granted to, with the grant; the instance's
+--          `cubs:bell` after a claim that waits for bids), or "". A refused publish (an ACL
+--          without `spublish`) is ignored: a ring is a hint, and cubs read the stream within
+--          their fallback anyway.
 -- ARGV[15..] field, value pairs (the full record: the hash is replaced)
 -- Returns {"ok"} (with ARGV[11] = "1": {"ok", agent, bid, ...}) | {"exists", other_claim_id}
 --   | {"conflict", current_revision} | {"cancelled", fence entry} | {"paused", scope}
@@ -168,8 +169,8 @@ if ARGV[8] ~= '' then
 end
 -- After the events: a cub woken by its bell reads them with its next command.
 if ARGV[14] ~= '' then
-  for _, channel in ipairs(cjson.decode(ARGV[14])) do
-    redis.pcall('SPUBLISH', channel, ARGV[1])
+  for _, bell in ipairs(cjson.decode(ARGV[14])) do
+    redis.pcall('SPUBLISH', bell[1], bell[2])
   end
 end
 if KEYS[12] and ARGV[2] == '0' then

@@ -96,18 +96,22 @@ fn standing_bids_arg(keys: &crate::Keys, standing: &StandingBids) -> String {
 }
 
 /// `write_claim.lua`'s ARGV[14]: the bells its events ring (presence.rs), or "" for none. A grant
-/// rings its agent's cub (not a worker's grant: a worker is started for it); a claim created
-/// waiting for bids, and not granted by the same write, rings every cub, since any of them may
-/// have to bid (one whose standing bid it lists finds nothing to do).
+/// rings its agent's cub with the grant itself ([`crate::RungGrant`]; not a worker's grant: a
+/// worker is started for it); a claim created waiting for bids, and not granted by the same
+/// write, rings every cub, since any of them may have to bid (one whose standing bid it lists
+/// finds nothing to do).
 fn bells_arg(keys: &crate::Keys, events: &[EventData]) -> String {
     let granted =
         |claim: &ClaimId| events.iter().any(|e| matches!(e, EventData::ClaimGranted(g) if g.claim_id == *claim));
-    let mut bells: Vec<String> = Vec::new();
+    let mut bells: Vec<(String, String)> = Vec::new();
     for e in events {
         let bell = match e {
-            EventData::ClaimGranted(g) if !g.via_worker => keys.presence_channel(&g.agent),
+            EventData::ClaimGranted(g) if !g.via_worker => (
+                keys.presence_channel(&g.agent),
+                crate::RungGrant { claim: g.claim_id, seq: g.seq, artifact: g.artifact_id }.to_message(),
+            ),
             EventData::ClaimCreated(c) if c.status == ClaimStatus::PendingConsensus && !granted(&c.claim_id) => {
-                keys.cubs_bell_channel()
+                (keys.cubs_bell_channel(), format!("claim {}", c.claim_id))
             }
             _ => continue,
         };

@@ -63,7 +63,7 @@ pub use ledger::SourceState;
 pub use lock::{LockHolder, LockPurpose};
 pub use notify::{DeliveryRecord, DeliveryStatus, EndpointState, NewDelivery};
 pub use pause::{ActionRecord, PauseOutcome, PauseRecord, PauseScope, PauseWrite, ResumeOutcome, ResumeWrite};
-pub use presence::{Bell, Presence};
+pub use presence::{Bell, Presence, RungGrant};
 pub use purge::KeyIndexing;
 pub use questions::OpenQuestionRef;
 pub use registry::{AuditEntry, InstanceRecord, InstanceStatus, RegisteredRuntime};

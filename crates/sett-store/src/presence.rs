@@ -6,7 +6,8 @@
 //! bid is recorded for a cub that is gone.
 //!
 //! The same connection is the cub's [`Bell`]: the claim write that grants to its agent
-//! publishes on the presence channel, and the writes any cub may have to act on (a claim
+//! publishes the grant on the presence channel ([`RungGrant`]: the cub may take it before it
+//! reads the grant's event, one round trip sooner), and the writes any cub may have to act on (a claim
 //! waiting for bids, a cancelled workflow, an orchestrator started) on the instance's
 //! `cubs:bell` channel, which every presence connection also listens on. A cub whose standing
 //! bid is recorded has nothing to do with the other events, so it reads the stream when rung
@@ -20,10 +21,10 @@ use std::sync::Arc;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::Message;
-use sett_core::AgentName;
-use tokio::sync::Notify;
+use sett_core::{AgentName, ArtifactId, ClaimId};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::{Result, Store};
@@ -41,8 +42,39 @@ pub struct Presence {
     /// subscription).
     resubscribe: JoinHandle<()>,
     bell: Bell,
-    /// Rings the bell on every message and reconnection.
+    /// Rings the bell on every message and reconnection, and passes the grants on.
     listen: JoinHandle<()>,
+    grants: Option<mpsc::Receiver<RungGrant>>,
+}
+
+/// Grants rung but not taken by the cub yet, at most: beyond, a ring only rings the bell, and
+/// the grant is taken from its event.
+const RUNG_GRANTS_QUEUED: usize = 1024;
+
+/// A grant as its claim write rings the granted agent's cub: what the grant's `claim_granted`
+/// says about it, so the cub takes it at once (and handles the event, read just after, as the
+/// same grant). Published by the same writes as the event, so trusted as much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RungGrant {
+    pub claim: ClaimId,
+    pub seq: u64,
+    pub artifact: ArtifactId,
+}
+
+impl RungGrant {
+    /// The message: `grant <claim> <seq> <artifact>`.
+    pub(crate) fn to_message(self) -> String {
+        format!("grant {} {} {}", self.claim, self.seq, self.artifact)
+    }
+
+    /// A grant message, or `None` for any other ring.
+    fn parse(message: &str) -> Option<Self> {
+        let mut words = message.strip_prefix("grant ")?.split(' ');
+        let claim = ClaimId::parse(words.next()?).ok()?;
+        let seq = words.next()?.parse().ok()?;
+        let artifact = ArtifactId::parse(words.next()?).ok()?;
+        words.next().is_none().then_some(Self { claim, seq, artifact })
+    }
 }
 
 /// Rung when a message arrives on a cub's presence connection: an event it may have to act on
@@ -79,7 +111,9 @@ impl Store {
         let client = self.redis.subscriber().await?;
         // Listening before subscribing: no message is published to a channel before it is.
         let bell = Bell::default();
-        let listen = tokio::spawn(ring_on_messages(client.message_rx(), client.reconnect_rx(), bell.clone()));
+        let (grants_tx, grants) = mpsc::channel(RUNG_GRANTS_QUEUED);
+        let listen =
+            tokio::spawn(ring_on_messages(client.message_rx(), client.reconnect_rx(), bell.clone(), grants_tx));
         let resubscribe = client.manage_subscriptions();
         let channels = vec![self.keys.presence_channel(agent), self.keys.cubs_bell_channel()];
         if let Err(e) = client.ssubscribe(channels.clone()).await {
@@ -88,7 +122,7 @@ impl Store {
             let _ = client.quit().await;
             return Err(e.into());
         }
-        Ok(Presence { client, channels, resubscribe, bell, listen })
+        Ok(Presence { client, channels, resubscribe, bell, listen, grants: Some(grants) })
     }
 
     /// Rings every cub's bell (the instance's `cubs:bell` channel), after writing an event any
@@ -117,21 +151,30 @@ impl Store {
 }
 
 /// Rings `bell` for every message, and after every reconnection (what was published while the
-/// connection was down is lost). Ends when the client is gone.
+/// connection was down is lost); passes the grants rung on to `grants` (dropped when the cub is
+/// that far behind: it reads them from the stream). Ends when the client is gone.
 async fn ring_on_messages(
     mut messages: Receiver<Message>,
     mut reconnects: Receiver<fred::types::config::Server>,
     bell: Bell,
+    grants: mpsc::Sender<RungGrant>,
 ) {
     loop {
         // Cancel-safe: two channel receives.
         let received = tokio::select! {
-            m = messages.recv() => m.map(drop),
-            r = reconnects.recv() => r.map(drop),
+            m = messages.recv() => m.map(Some),
+            r = reconnects.recv() => r.map(|_| None),
         };
         match received {
+            Ok(message) => {
+                if let Some(grant) = message.as_ref().and_then(|m| m.value.as_str()).and_then(|s| RungGrant::parse(&s))
+                {
+                    let _ = grants.try_send(grant);
+                }
+                bell.ring();
+            }
             // A lagging receiver lost messages: one ring stands for all of them.
-            Ok(()) | Err(RecvError::Lagged(_)) => bell.ring(),
+            Err(RecvError::Lagged(_)) => bell.ring(),
             Err(RecvError::Closed) => return,
         }
     }
@@ -141,6 +184,12 @@ impl Presence {
     /// Rung when an event this cub may have to act on was written (see the module's docs).
     pub fn bell(&self) -> Bell {
         self.bell.clone()
+    }
+
+    /// The grants rung for this cub's agent, in the order rung (once: later calls return
+    /// `None`). Each is also in the stream, as its `claim_granted`.
+    pub fn take_rung_grants(&mut self) -> Option<mpsc::Receiver<RungGrant>> {
+        self.grants.take()
     }
 
     /// Ends the subscription: from now on no standing bid is recorded for this cub.
@@ -164,5 +213,19 @@ impl Drop for Presence {
     fn drop(&mut self) {
         self.resubscribe.abort();
         self.listen.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_ring_is_read_back_and_anything_else_is_not_a_grant() {
+        let grant = RungGrant { claim: crate::new_claim_id(), seq: 7, artifact: crate::new_artifact_id() };
+        assert_eq!(RungGrant::parse(&grant.to_message()), Some(grant));
+        for other in ["ring", "claim x", "grant", "grant a 1 b", &format!("{} extra", grant.to_message())] {
+            assert_eq!(RungGrant::parse(other), None, "{other}");
+        }
     }
 }

@@ -108,10 +108,10 @@ async fn claim_writes_ring_the_cubs_they_concern_and_no_other() {
     assert_eq!(
         rung,
         [
-            (bell.clone(), waiting.id.to_string()),
-            (bell.clone(), other.id.to_string()),
-            (bell.clone(), to_a.id.to_string()),
-            (a, to_a.id.to_string()),
+            (bell.clone(), format!("claim {}", waiting.id)),
+            (bell.clone(), format!("claim {}", other.id)),
+            (bell.clone(), format!("claim {}", to_a.id)),
+            (a, format!("grant {} 1 {}", to_a.id, to_a.artifact_id)),
             (bell, "ring".to_owned()),
         ],
         "the grant to B ({}), the worker's grant and the decided claim rang nobody here",
@@ -120,17 +120,21 @@ async fn claim_writes_ring_the_cubs_they_concern_and_no_other() {
     let _ = subscriber.quit().await;
 }
 
-/// A cub's presence is its bell: a grant to its agent rings it, and a ring that came while
-/// nobody waited is kept for the next wait.
+/// A cub's presence is its bell: a grant to its agent rings it, with the grant, and a ring that
+/// came while nobody waited is kept for the next wait.
 #[tokio::test]
-async fn a_grant_rings_the_bell_of_its_agents_cub() {
+async fn a_grant_rings_the_bell_of_its_agents_cub_with_the_grant() {
     let store = sett_testkit::store().await;
-    let presence = store.announce_presence(&agent("A")).await.unwrap();
+    let mut presence = store.announce_presence(&agent("A")).await.unwrap();
     let bell = presence.bell();
+    let mut grants = presence.take_rung_grants().unwrap();
+    assert!(presence.take_rung_grants().is_none(), "taken once");
     let claim = goal_and_claim(&store).await;
     grant(&store, &claim, "A", false).await;
     // Nobody was waiting while it was rung: the ring is kept.
     tokio::time::timeout(LIMIT, bell.rung()).await.expect("rung by the grant");
+    let rung = tokio::time::timeout(LIMIT, grants.recv()).await.expect("the grant rung").unwrap();
+    assert_eq!(rung, sett_store::RungGrant { claim: claim.id, seq: 1, artifact: claim.artifact_id });
     presence.withdraw().await;
 }
 
