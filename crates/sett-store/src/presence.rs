@@ -7,9 +7,9 @@
 //!
 //! The same connection is the cub's [`Bell`]: the claim write that grants to its agent
 //! publishes the grant on the presence channel ([`RungGrant`]: the cub may take it before it
-//! reads the grant's event, one round trip sooner), and the writes any cub may have to act on (a claim
-//! waiting for bids, a cancelled workflow, an orchestrator started) on the instance's
-//! `cubs:bell` channel, which every presence connection also listens on. A cub whose standing
+//! reads the grant's event, one round trip sooner), and the writes any cub may have to act on
+//! (a claim waiting for bids, a cancelled workflow, an orchestrator started) publish on the
+//! instance's `cubs:bell` channel, which every presence connection also listens on. A cub whose standing
 //! bid is recorded has nothing to do with the other events, so it reads the stream when rung
 //! (and at least every [`crate::driver::BELL_FALLBACK`]) instead of being woken by every entry:
 //! the stream stays the one source of events, and a ring is only a hint that is never needed
@@ -104,9 +104,8 @@ impl std::fmt::Debug for Presence {
 
 impl Store {
     /// Subscribes to `agent`'s presence channel on a connection of its own, for as long as the
-    /// returned [`Presence`] lives.
-    /// It listens on the instance's bell channel too: [`Presence::bell`] is rung by what is
-    /// published on either.
+    /// returned [`Presence`] lives, and to the instance's bell channel: [`Presence::bell`] is
+    /// rung by what is published on either.
     pub async fn announce_presence(&self, agent: &AgentName) -> Result<Presence> {
         let client = self.redis.subscriber().await?;
         // Listening before subscribing: no message is published to a channel before it is.
